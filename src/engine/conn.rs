@@ -1,0 +1,329 @@
+//! One connection: its socket, its transport (plain TCP or rustls as a pipe over it), its read
+//! buffer, its response framing and SSE state, and the request in flight. I/O methods drain until
+//! `WouldBlock` and return small `Copy` results; the worker decides what they mean for the run.
+
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use mio::net::TcpStream;
+use rustls::ClientConnection;
+
+use super::outcome::Failure;
+use super::tls;
+use crate::http1::{Body, Framing, MAX_HEAD_BYTES};
+use crate::llm::SseParser;
+
+/// Initial read buffer; it grows (up to the head cap) only while a large response head arrives.
+pub const READ_BUF: usize = 16 * 1024;
+/// A single drain loop never reads more than this many times before yielding to other connections.
+pub const MAX_READS_PER_EVENT: usize = 64;
+
+pub enum Transport {
+    Plain,
+    Tls(Box<ClientConnection>),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnState {
+    /// Non-blocking connect in progress.
+    Connecting,
+    /// Connected (TLS may still be handshaking; rustls buffers the request until it is done).
+    Open,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteResult {
+    Done,
+    WouldBlock,
+    Failed(Failure),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadResult {
+    /// `n` new bytes at `buf[filled..filled + n]`.
+    Data(usize),
+    WouldBlock,
+    Eof,
+    Failed(Failure),
+}
+
+/// The request a connection is carrying, and everything measured about it so far.
+#[derive(Clone, Copy, Debug)]
+pub struct InFlight {
+    pub index: u64,
+    pub serial: u64,
+    pub intended: Instant,
+    pub dispatch: Instant,
+    pub written: usize,
+    /// Whether it already went out once on a reused connection the server had closed.
+    pub retried: bool,
+    /// Bytes of response seen (any part), to tell "closed before response" from a cut response.
+    pub got_bytes: bool,
+    pub status: Option<u16>,
+    pub keep_alive: bool,
+    pub head_at: Option<Instant>,
+    pub first_body_at: Option<Instant>,
+    pub first_token_at: Option<Instant>,
+    pub last_token_at: Option<Instant>,
+    pub token_events: u64,
+    pub usage_tokens: Option<u64>,
+    pub server_ttft: Option<f64>,
+    pub stream_done: bool,
+    pub stream_failure: Option<Failure>,
+    /// The body is fed to the SSE parser (a streaming LLM run with a 2xx status).
+    pub sse_active: bool,
+    pub last_byte_at: Option<Instant>,
+}
+
+impl InFlight {
+    pub fn new(
+        index: u64,
+        serial: u64,
+        intended: Instant,
+        dispatch: Instant,
+        retried: bool,
+    ) -> InFlight {
+        InFlight {
+            index,
+            serial,
+            intended,
+            dispatch,
+            written: 0,
+            retried,
+            got_bytes: false,
+            status: None,
+            keep_alive: true,
+            head_at: None,
+            first_body_at: None,
+            first_token_at: None,
+            last_token_at: None,
+            token_events: 0,
+            usage_tokens: None,
+            server_ttft: None,
+            stream_done: false,
+            stream_failure: None,
+            sse_active: false,
+            last_byte_at: None,
+        }
+    }
+}
+
+pub struct Conn {
+    pub id: u64,
+    pub sock: TcpStream,
+    pub addr_index: usize,
+    pub addr_attempts: usize,
+    pub transport: Transport,
+    pub state: ConnState,
+    /// Responses completed on this connection: a reused connection the server closed gets one retry.
+    pub served: u64,
+    pub buf: Vec<u8>,
+    pub filled: usize,
+    pub body: Body,
+    pub sse: Option<SseParser>,
+    /// Whole body of a non-streaming LLM response (capped), for its `usage`.
+    pub body_copy: Option<Vec<u8>>,
+    pub req: Option<InFlight>,
+}
+
+impl Conn {
+    pub fn new(id: u64, sock: TcpStream, addr_index: usize, transport: Transport) -> Conn {
+        Conn {
+            id,
+            sock,
+            addr_index,
+            addr_attempts: 1,
+            transport,
+            state: ConnState::Connecting,
+            served: 0,
+            buf: vec![0; READ_BUF],
+            filled: 0,
+            body: Body::new(Framing::Empty),
+            sse: None,
+            body_copy: None,
+            req: None,
+        }
+    }
+
+    pub fn is_idle(&self) -> bool {
+        self.state == ConnState::Open && self.req.is_none()
+    }
+
+    /// Checks a non-blocking connect: `Ok(true)` connected, `Ok(false)` still in progress.
+    pub fn connect_done(&mut self) -> Result<bool, Failure> {
+        if let Ok(Some(e)) | Err(e) = self.sock.take_error() {
+            return Err(Failure::from_io(&e));
+        }
+        match self.sock.peer_addr() {
+            Ok(_) => {
+                self.state = ConnState::Open;
+                // Requests are small and latency is what we measure: never wait for Nagle.
+                let _ = self.sock.set_nodelay(true);
+                Ok(true)
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
+            Err(e) if e.raw_os_error() == Some(115) => Ok(false), // EINPROGRESS
+            Err(e) => Err(Failure::from_io(&e)),
+        }
+    }
+
+    /// Writes what is left of `request` (and any TLS records rustls wants out).
+    pub fn write(&mut self, request: &[u8]) -> WriteResult {
+        let Some(req) = self.req.as_mut() else {
+            return WriteResult::Done;
+        };
+        match &mut self.transport {
+            Transport::Plain => {
+                while req.written < request.len() {
+                    match self.sock.write(&request[req.written..]) {
+                        Ok(0) => return WriteResult::Failed(Failure::Reset),
+                        Ok(n) => req.written += n,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            return WriteResult::WouldBlock;
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => return WriteResult::Failed(Failure::from_io(&e)),
+                    }
+                }
+                WriteResult::Done
+            }
+            Transport::Tls(tls) => {
+                // rustls keeps plaintext written before the handshake ends and sends it after.
+                while req.written < request.len() {
+                    match tls.writer().write(&request[req.written..]) {
+                        Ok(0) => break, // its buffer is full: flush first
+                        Ok(n) => req.written += n,
+                        Err(_) => return WriteResult::Failed(Failure::Tls("write failed")),
+                    }
+                }
+                match flush_tls(tls, &mut self.sock) {
+                    WriteResult::Done if req.written < request.len() => WriteResult::WouldBlock,
+                    r => r,
+                }
+            }
+        }
+    }
+
+    /// Reads once into `buf[filled..]` (draining TLS records as needed).
+    pub fn read(&mut self) -> ReadResult {
+        if self.filled == self.buf.len() {
+            // Only a response head accumulates in the buffer; the parser caps it before this.
+            if self.buf.len() >= MAX_HEAD_BYTES + READ_BUF {
+                return ReadResult::Failed(Failure::Invalid("headers too large"));
+            }
+            let new_len = (self.buf.len() * 2).min(MAX_HEAD_BYTES + READ_BUF);
+            self.buf.resize(new_len, 0);
+        }
+        let dst = &mut self.buf[self.filled..];
+        match &mut self.transport {
+            Transport::Plain => loop {
+                match self.sock.read(dst) {
+                    Ok(0) => return ReadResult::Eof,
+                    Ok(n) => return ReadResult::Data(n),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        return ReadResult::WouldBlock;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return ReadResult::Failed(Failure::from_io(&e)),
+                }
+            },
+            Transport::Tls(tls) => {
+                // Bounded: each turn either returns or consumes socket bytes; the socket runs dry.
+                for _ in 0..MAX_READS_PER_EVENT {
+                    match tls.reader().read(dst) {
+                        Ok(0) => return ReadResult::Eof,
+                        Ok(n) => return ReadResult::Data(n),
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                        // Closed without close_notify: for us the same as a TCP close.
+                        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                            return ReadResult::Eof;
+                        }
+                        Err(_) => return ReadResult::Failed(Failure::Tls("read failed")),
+                    }
+                    match tls.read_tls(&mut self.sock) {
+                        Ok(0) => {
+                            if let Err(e) = tls.process_new_packets() {
+                                return ReadResult::Failed(Failure::Tls(tls::reason(&e)));
+                            }
+                            // Hand over what is left; the next read reports the end.
+                            return match tls.reader().read(dst) {
+                                Ok(n) if n > 0 => ReadResult::Data(n),
+                                _ if tls.is_handshaking() => ReadResult::Failed(Failure::Tls(
+                                    "connection closed during handshake",
+                                )),
+                                _ => ReadResult::Eof,
+                            };
+                        }
+                        Ok(_) => {
+                            if let Err(e) = tls.process_new_packets() {
+                                // Tell the server why, best effort.
+                                let _ = tls.write_tls(&mut self.sock);
+                                return ReadResult::Failed(Failure::Tls(tls::reason(&e)));
+                            }
+                            if tls.wants_write() {
+                                if let WriteResult::Failed(f) = flush_tls(tls, &mut self.sock) {
+                                    return ReadResult::Failed(f);
+                                }
+                            }
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            return ReadResult::WouldBlock;
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => {
+                            if tls.is_handshaking() && e.kind() == io::ErrorKind::ConnectionReset {
+                                return ReadResult::Failed(Failure::Tls(
+                                    "connection reset during handshake",
+                                ));
+                            }
+                            return ReadResult::Failed(Failure::from_io(&e));
+                        }
+                    }
+                }
+                ReadResult::WouldBlock
+            }
+        }
+    }
+
+    /// Whether TLS records are waiting to go out (the handshake, or the buffered request).
+    pub fn wants_write(&self) -> bool {
+        match &self.transport {
+            Transport::Plain => false,
+            Transport::Tls(tls) => tls.wants_write(),
+        }
+    }
+
+    pub fn flush(&mut self) -> WriteResult {
+        match &mut self.transport {
+            Transport::Plain => WriteResult::Done,
+            Transport::Tls(tls) => flush_tls(tls, &mut self.sock),
+        }
+    }
+
+    /// A new socket for the same connection slot (the next resolved address after a refusal).
+    pub fn replace_socket(&mut self, sock: TcpStream, addr_index: usize, transport: Transport) {
+        self.sock = sock;
+        self.addr_index = addr_index;
+        self.addr_attempts += 1;
+        self.transport = transport;
+        self.state = ConnState::Connecting;
+    }
+
+    pub fn peer(&self) -> Option<SocketAddr> {
+        self.sock.peer_addr().ok()
+    }
+}
+
+fn flush_tls(tls: &mut ClientConnection, sock: &mut TcpStream) -> WriteResult {
+    while tls.wants_write() {
+        match tls.write_tls(sock) {
+            Ok(0) => return WriteResult::Failed(Failure::Reset),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return WriteResult::WouldBlock,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return WriteResult::Failed(Failure::from_io(&e)),
+        }
+    }
+    WriteResult::Done
+}
