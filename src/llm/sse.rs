@@ -422,6 +422,31 @@ mod tests {
     }
 
     #[test]
+    fn warmed_up_parser_does_not_reallocate() {
+        // Events split mid-line so both buffers are used.
+        let stream = b"data: {\"choices\":[{\"text\":\"abc\"}]}\ndata: x\n\n: ping\n\n".repeat(20);
+        let mut parser = SseParser::new();
+        let pieces: Vec<&[u8]> = stream.chunks(7).collect();
+        for piece in &pieces {
+            parser.feed(piece, |_| ()).unwrap();
+        }
+        let before = (parser.line.as_ptr(), parser.data.as_ptr());
+        for _ in 0..3 {
+            parser.reset();
+            let mut n = 0;
+            for piece in &pieces {
+                parser.feed(piece, |_| n += 1).unwrap();
+            }
+            assert_eq!(n, 20);
+            assert_eq!(
+                (parser.line.as_ptr(), parser.data.as_ptr()),
+                before,
+                "buffers were reallocated"
+            );
+        }
+    }
+
+    #[test]
     fn reset_keeps_capacity() {
         let mut parser = SseParser::new();
         parser.feed(b"data: 0123456789\ndata: abc", |_| ()).unwrap();
