@@ -15,6 +15,32 @@
 //!                 Body::new(head.framing) ── feed(rest, on_data) ... ── done ──> keep-alive or close
 //!                                            eof() when the peer closes
 //! ```
+//!
+//! ```
+//! use pacer::http1::{Body, parse_head};
+//!
+//! // One read that happened to hold a whole response; any split works the same way.
+//! let read = b"HTTP/1.1 100 Continue\r\n\r\n\
+//!              HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
+//!              5\r\nhello\r\n0\r\n\r\n";
+//! let mut buf = &read[..];
+//! let head = loop {
+//!     match parse_head(buf, false) {
+//!         Ok(Some(head)) if head.interim => buf = &buf[head.len..],
+//!         Ok(Some(head)) => break head,
+//!         Ok(None) => unreachable!("the engine would read more here"),
+//!         Err(e) => panic!("{e}"),
+//!     }
+//! };
+//! assert_eq!(head.status, 200);
+//! let mut body = Body::new(head.framing);
+//! let mut data = Vec::new();
+//! let fed = body.feed(&buf[head.len..], |piece| data.extend_from_slice(piece))?;
+//! assert!(fed.done);
+//! assert_eq!(fed.consumed, buf.len() - head.len); // nothing left over: no pipelining
+//! assert_eq!(data, b"hello");
+//! # Ok::<(), pacer::http1::ResponseError>(())
+//! ```
 
 mod body;
 mod chunked;
