@@ -1,6 +1,8 @@
 //! A fixed log-scale histogram of timings for the text report: 10 buckets per decade from 1 µs to
 //! 1000 s, plus one bucket below (including 0) and one at or above. Fixed bounds make it mergeable by
-//! adding counts, and a bucket index is one `log10`, so recording stays O(1).
+//! adding counts, and finding a bucket is a few compares, so recording stays O(1).
+
+use std::sync::LazyLock;
 
 /// Buckets per decade of the log-scale part.
 pub const BUCKETS_PER_DECADE: usize = 10;
@@ -16,16 +18,17 @@ pub const BUCKETS: usize = LOG_BUCKETS + 2;
 #[derive(Clone, Debug, PartialEq)]
 pub struct Histogram {
     counts: [u64; BUCKETS],
-    min: Option<f64>,
-    max: Option<f64>,
+    /// +inf / -inf while empty; plain floats keep `record` free of branches on Option.
+    min: f64,
+    max: f64,
 }
 
 impl Default for Histogram {
     fn default() -> Self {
         Histogram {
             counts: [0; BUCKETS],
-            min: None,
-            max: None,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
         }
     }
 }
@@ -38,24 +41,51 @@ pub struct HistRow {
     pub count: u64,
 }
 
-/// The bucket of a non-negative finite value.
-fn bucket_of(secs: f64) -> usize {
-    let low = 10f64.powi(LOW_DECADE);
-    let high = 10f64.powi(HIGH_DECADE);
-    if secs < low {
-        0
-    } else if secs >= high {
-        BUCKETS - 1
-    } else {
-        // In range, so the product is in [0, LOG_BUCKETS]; `min` absorbs rounding at the top edge.
-        let i = ((secs.log10() - f64::from(LOW_DECADE)) * BUCKETS_PER_DECADE as f64) as usize;
-        1 + i.min(LOG_BUCKETS - 1)
+/// The log-scale edges, `EDGES[i] = 10^(i/10 − 6)`, computed once so every bucket test is a compare.
+static EDGES: LazyLock<[f64; LOG_BUCKETS + 1]> = LazyLock::new(|| {
+    // Decade edges as literals so 1 ms is exactly the float 1e-3, not a rounding of powf.
+    const DECADES: [f64; (HIGH_DECADE - LOW_DECADE) as usize + 1] =
+        [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 1e1, 1e2, 1e3];
+    let mut e = [0.0; LOG_BUCKETS + 1];
+    for (i, x) in e.iter_mut().enumerate() {
+        let (d, j) = (i / BUCKETS_PER_DECADE, i % BUCKETS_PER_DECADE);
+        *x = DECADES[d] * 10f64.powf(j as f64 / BUCKETS_PER_DECADE as f64);
     }
+    e
+});
+
+/// The bucket of a non-negative finite value. A `log10` per sample costs more than the rest of a
+/// record together, so the index is estimated from the float's exponent and mantissa bits (log2 of
+/// the mantissa taken as linear, off by < 0.3 bucket) and then corrected against the edges.
+#[inline]
+fn bucket_of(secs: f64) -> usize {
+    let edges = &*EDGES;
+    if secs < edges[0] {
+        return 0;
+    }
+    if secs >= edges[LOG_BUCKETS] {
+        return BUCKETS - 1;
+    }
+    let bits = secs.to_bits();
+    let exp = ((bits >> 52) & 0x7ff) as f64 - 1023.0;
+    let frac = (bits & ((1u64 << 52) - 1)) as f64 / (1u64 << 52) as f64;
+    let est = (exp + frac) * std::f64::consts::LOG10_2 * BUCKETS_PER_DECADE as f64
+        - f64::from(LOW_DECADE) * BUCKETS_PER_DECADE as f64;
+    // `secs` is within the edges, so est is in about [-1, LOG_BUCKETS]; clamp, then walk at most a
+    // step or two to the bucket whose edges hold `secs`.
+    let mut i = (est.max(0.0) as usize).min(LOG_BUCKETS - 1);
+    while i > 0 && secs < edges[i] {
+        i -= 1;
+    }
+    while i + 1 < LOG_BUCKETS && secs >= edges[i + 1] {
+        i += 1;
+    }
+    1 + i
 }
 
-/// The lower edge of log-scale boundary `i` (0 = 1 µs, LOG_BUCKETS = 1000 s).
+/// Log-scale boundary `i` (0 = 1 µs, LOG_BUCKETS = 1000 s).
 fn edge(i: usize) -> f64 {
-    10f64.powf(f64::from(LOW_DECADE) + i as f64 / BUCKETS_PER_DECADE as f64)
+    EDGES[i]
 }
 
 impl Histogram {
@@ -67,8 +97,8 @@ impl Histogram {
     #[inline]
     pub(crate) fn record(&mut self, secs: f64) {
         self.counts[bucket_of(secs)] += 1;
-        self.min = Some(self.min.map_or(secs, |m| m.min(secs)));
-        self.max = Some(self.max.map_or(secs, |m| m.max(secs)));
+        self.min = self.min.min(secs);
+        self.max = self.max.max(secs);
     }
 
     /// Adds another histogram's counts.
@@ -76,14 +106,8 @@ impl Histogram {
         for (a, b) in self.counts.iter_mut().zip(other.counts.iter()) {
             *a += b;
         }
-        self.min = match (self.min, other.min) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        self.max = match (self.max, other.max) {
-            (Some(a), Some(b)) => Some(a.max(b)),
-            (a, b) => a.or(b),
-        };
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
     }
 
     /// Total number of samples counted.
@@ -91,12 +115,14 @@ impl Histogram {
         self.counts.iter().sum()
     }
 
+    /// Smallest value counted; None while empty.
     pub fn min(&self) -> Option<f64> {
-        self.min
+        (self.min <= self.max).then_some(self.min)
     }
 
+    /// Largest value counted; None while empty.
     pub fn max(&self) -> Option<f64> {
-        self.max
+        (self.min <= self.max).then_some(self.max)
     }
 
     /// The bounds of bucket `i`: `[0, 1 µs)`, the log-scale buckets, then `[1000 s, inf)`.
@@ -126,7 +152,7 @@ impl Histogram {
     /// joining an equal run of adjacent buckets; the outer edges are clamped to the min and max so
     /// the report does not show a range nothing fell in. Empty when nothing was counted or `k == 0`.
     pub fn rows(&self, k: usize) -> Vec<HistRow> {
-        let (Some(min), Some(max)) = (self.min, self.max) else {
+        let (Some(min), Some(max)) = (self.min(), self.max()) else {
             return Vec::new();
         };
         if k == 0 {

@@ -375,12 +375,18 @@ mod tests {
         assert_eq!(s.max, Some(1.0));
     }
 
-    /// Prints the cost of `record` in each mode; run with
+    /// Thread CPU time in ns, so the measurement below is not skewed by a busy machine.
+    fn cpu_ns() -> f64 {
+        let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+        t.tv_sec as f64 * 1e9 + t.tv_nsec as f64
+    }
+
+    /// Prints the CPU cost of `record` in each mode and of its parts; run with
     /// `cargo test --release -- --ignored --nocapture record_cost`. No assertion on time.
     #[test]
     #[ignore]
     fn record_cost() {
-        let n = 3_000_000u64;
+        let n = 3_000_000usize;
         let mut x = 0x1234_5678u64;
         let vals: Vec<f64> = (0..n)
             .map(|_| {
@@ -390,24 +396,39 @@ mod tests {
                 0.001 + (x >> 11) as f64 / (1u64 << 53) as f64 * 0.2
             })
             .collect();
+        let per = |t0: f64, k: usize| (cpu_ns() - t0) / k as f64;
+        let mut h = Histogram::new();
+        let t = cpu_ns();
+        for &v in &vals {
+            h.record(v);
+        }
+        let hist = per(t, n);
         let mut r = Recorder::new();
-        let t = std::time::Instant::now();
+        let t = cpu_ns();
         for &v in &vals[..EXACT_LIMIT] {
             r.record(v);
         }
-        let exact = t.elapsed().as_nanos() as f64 / EXACT_LIMIT as f64;
+        let exact = per(t, EXACT_LIMIT);
         r.record(0.5); // switch
-        let t = std::time::Instant::now();
+        let t = cpu_ns();
         for &v in &vals[EXACT_LIMIT..] {
             r.record(v);
         }
-        let sk = t.elapsed().as_nanos() as f64 / (n as usize - EXACT_LIMIT) as f64;
-        let t = std::time::Instant::now();
-        let s = r.summary();
+        let sk = per(t, n - EXACT_LIMIT);
+        let mut s = Sketch::new();
+        let t = cpu_ns();
+        for &v in &vals {
+            s.insert(v);
+        }
+        let sketch_only = per(t, n);
+        let t = cpu_ns();
+        let summary = r.summary();
         println!(
-            "record: exact {exact:.1} ns, sketch {sk:.1} ns; summary {:?}; retained {}; {s:?}",
-            t.elapsed(),
-            r.sketch_retained()
+            "record: exact {exact:.1} ns, sketch {sk:.1} ns (histogram alone {hist:.1}, sketch insert \
+             alone {sketch_only:.1}); summary {:.0} us; retained {}; {summary:?}",
+            (cpu_ns() - t) / 1e3,
+            r.sketch_retained(),
         );
+        assert_eq!(h.total(), n as u64);
     }
 }

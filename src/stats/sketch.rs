@@ -5,7 +5,7 @@
 //! up one level), which keeps the total weight exactly equal to the count and adds an unbiased
 //! rank error of at most `2^h` per compaction. Capacities shrink geometrically (factor 2/3) going
 //! down from the top level, so memory is about `3 × K` items whatever the run's length, plus a few
-//! tiny levels at the bottom (one per doubling of the count, `MIN_CAP` items each).
+//! tiny levels (one per doubling of the count, `MIN_CAP` items each) and a fixed intake buffer.
 //!
 //! Why not `quantiles::ckms::CKMS` (0.7.1), which was the first choice: measured here on 300,000
 //! skewed samples at error 0.0005 it costs ~3 µs per insert, keeps ~72,000 entries (growing with
@@ -17,6 +17,10 @@
 pub const K: usize = 4096;
 /// Smallest capacity of any level.
 const MIN_CAP: usize = 8;
+/// Smallest capacity of level 0, the unsorted intake: sorting it in big batches keeps `insert` to a
+/// push plus ~log2(BUFFER) compares amortized, where KLL's tiny bottom levels would compact every 8
+/// inserts. A larger level only lowers the error.
+const BUFFER: usize = 2048;
 /// Capacity shrink factor per level going down.
 const SHRINK: f64 = 2.0 / 3.0;
 
@@ -29,6 +33,8 @@ pub struct Sketch {
     n: u64,
     /// splitmix64 state for the compaction offsets; fixed seed so runs are repeatable.
     rng: u64,
+    /// Reused by the level-0 sort.
+    scratch: Vec<u64>,
 }
 
 impl Default for Sketch {
@@ -38,6 +44,7 @@ impl Default for Sketch {
             cap0: K,
             n: 0,
             rng: 0x9E37_79B9_7F4A_7C15,
+            scratch: Vec::new(),
         }
     }
 }
@@ -75,13 +82,20 @@ impl Sketch {
     fn compress(&mut self) {
         // Each compaction halves a level, so this ends; the bound only guards against a logic error.
         for _ in 0..10_000 {
-            let full = (0..self.levels.len()).find(|&h| self.levels[h].len() >= self.cap(h));
+            let full = (0..self.levels.len()).find(|&h| {
+                let cap = if h == 0 {
+                    self.cap(0).max(BUFFER)
+                } else {
+                    self.cap(h)
+                };
+                self.levels[h].len() >= cap
+            });
             match full {
                 Some(h) => self.compact(h),
                 None => break,
             }
         }
-        self.cap0 = self.cap(0);
+        self.cap0 = self.cap(0).max(BUFFER);
     }
 
     fn next_bit(&mut self) -> usize {
@@ -100,7 +114,7 @@ impl Sketch {
         let (lower, upper) = self.levels.split_at_mut(h + 1);
         let src = &mut lower[h];
         if h == 0 {
-            src.sort_unstable_by(f64::total_cmp);
+            radix_sort(src, &mut self.scratch);
         }
         // An odd item out stays behind so the total weight stays exactly the count.
         let leftover = if src.len() % 2 == 1 { src.pop() } else { None };
@@ -137,6 +151,41 @@ impl Sketch {
         }
         out.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
         out
+    }
+}
+
+/// Sorts non-negative finite floats (all the sketch ever holds) ascending. Their bit patterns order
+/// like the values, so this is an LSD radix sort on bytes, skipping bytes every key shares (timings
+/// mostly differ in a few mantissa bytes); it measured several times faster than a comparison sort
+/// on level 0's batches.
+fn radix_sort(xs: &mut [f64], scratch: &mut Vec<u64>) {
+    let mut keys: Vec<u64> = xs.iter().map(|x| x.to_bits()).collect();
+    scratch.clear();
+    scratch.resize(keys.len(), 0);
+    let (mut from, mut to) = (&mut keys, scratch);
+    for shift in (0..64).step_by(8) {
+        let mut counts = [0usize; 256];
+        for &k in from.iter() {
+            counts[((k >> shift) & 0xff) as usize] += 1;
+        }
+        if counts.iter().any(|&c| c == from.len()) {
+            continue;
+        }
+        let mut pos = 0;
+        for c in counts.iter_mut() {
+            let here = *c;
+            *c = pos;
+            pos += here;
+        }
+        for &k in from.iter() {
+            let b = ((k >> shift) & 0xff) as usize;
+            to[counts[b]] = k;
+            counts[b] += 1;
+        }
+        std::mem::swap(&mut from, &mut to);
+    }
+    for (x, k) in xs.iter_mut().zip(from.iter()) {
+        *x = f64::from_bits(*k);
     }
 }
 
@@ -197,10 +246,37 @@ mod tests {
         assert_eq!(s.count(), 1_000_000);
         assert_eq!(s.weighted().iter().map(|x| x.1).sum::<u64>(), 1_000_000);
         // 3K for the geometric levels plus MIN_CAP per level.
-        assert!(s.retained() <= 3 * K + MIN_CAP * 40, "{}", s.retained());
+        assert!(
+            s.retained() <= 3 * K + BUFFER + MIN_CAP * 40,
+            "{}",
+            s.retained()
+        );
         for h in 1..s.levels.len() {
             assert!(s.levels[h].is_sorted_by(|a, b| a <= b));
         }
+    }
+
+    #[test]
+    fn radix_sort_sorts() {
+        let mut x = 7u64;
+        let mut v: Vec<f64> = (0..5000)
+            .map(|i| {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+                if i % 7 == 0 {
+                    0.0
+                } else {
+                    (x >> 11) as f64 * 1e-12
+                }
+            })
+            .collect();
+        v.extend([1e-300, 5e-324, 1e300, 0.5, 0.5]);
+        let mut want = v.clone();
+        want.sort_by(f64::total_cmp);
+        radix_sort(&mut v, &mut Vec::new());
+        assert_eq!(v, want);
+        let mut same = vec![0.25; 10];
+        radix_sort(&mut same, &mut Vec::new());
+        assert_eq!(same, vec![0.25; 10]);
     }
 
     #[test]
