@@ -168,7 +168,7 @@ fn radix_sort(xs: &mut [f64], scratch: &mut Vec<u64>) {
         for &k in from.iter() {
             counts[((k >> shift) & 0xff) as usize] += 1;
         }
-        if counts.iter().any(|&c| c == from.len()) {
+        if counts.contains(&from.len()) {
             continue;
         }
         let mut pos = 0;
