@@ -27,7 +27,9 @@ fn recorder_of(xs: &[f64]) -> Recorder {
 }
 
 /// `(name, samples, np.mean, np.std(ddof=1), np.percentile(.., [50, 90, 97, 99]))`.
-fn numpy_cases() -> Vec<(&'static str, Vec<f64>, f64, f64, [f64; 4])> {
+type NumpyCase = (&'static str, Vec<f64>, f64, f64, [f64; 4]);
+
+fn numpy_cases() -> Vec<NumpyCase> {
     vec![
         (
             "1..10",

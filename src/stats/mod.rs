@@ -28,7 +28,8 @@ pub struct Recorder {
     /// Present once the count has passed [`EXACT_LIMIT`].
     sketch: Option<Box<Sketch>>,
     n: u64,
-    /// Welford running mean and sum of squared deviations.
+    /// Welford running mean and sum of squared deviations, kept only in sketch mode: while exact,
+    /// the samples give them two-pass (as numpy does), and `record` skips a dependent division.
     mean: f64,
     m2: f64,
     hist: Histogram,
@@ -63,15 +64,18 @@ impl Recorder {
         // Also turns -0.0 into 0.0, so sorting by total order equals sorting by value.
         let secs = if secs > 0.0 { secs } else { 0.0 };
         self.n += 1;
-        let d = secs - self.mean;
-        self.mean += d / self.n as f64;
-        self.m2 += d * (secs - self.mean);
         self.hist.record(secs);
         match &mut self.sketch {
-            Some(s) => s.insert(secs),
+            Some(s) => {
+                let d = secs - self.mean;
+                self.mean += d / self.n as f64;
+                self.m2 += d * (secs - self.mean);
+                s.insert(secs);
+            }
             None => {
                 self.samples.push(secs);
                 if self.samples.len() > EXACT_LIMIT {
+                    (self.mean, self.m2) = self.moments();
                     self.switch_to_sketch();
                 }
             }
@@ -80,6 +84,7 @@ impl Recorder {
 
     /// Moves the exact samples into a new sketch and frees them. Called at most once per recorder,
     /// since nothing ever leaves sketch mode.
+    /// The caller sets the running moments first (they are only kept in sketch mode).
     fn switch_to_sketch(&mut self) {
         let mut s = Box::new(Sketch::new());
         for &x in &self.samples {
@@ -95,11 +100,22 @@ impl Recorder {
         if other.n == 0 {
             return;
         }
+        if self.is_exact()
+            && other.is_exact()
+            && self.samples.len() + other.samples.len() <= EXACT_LIMIT
+        {
+            self.samples.extend_from_slice(&other.samples);
+            self.n += other.n;
+            self.hist.merge(&other.hist);
+            return;
+        }
+        // From here the result is a sketch, so it needs running moments: Chan's combination.
+        let ((ma, m2a), (mb, m2b)) = (self.moments(), other.moments());
         let (na, nb) = (self.n as f64, other.n as f64);
         let n = na + nb;
-        let d = other.mean - self.mean;
-        self.mean += d * (nb / n);
-        self.m2 += other.m2 + d * d * (na * nb / n);
+        let d = mb - ma;
+        self.mean = ma + d * (nb / n);
+        self.m2 = m2a + m2b + d * d * (na * nb / n);
         self.n += other.n;
         self.hist.merge(&other.hist);
 
@@ -112,13 +128,9 @@ impl Recorder {
                 self.sketch = Some(o);
             }
             (None, None) => {
-                if self.samples.len() + other.samples.len() <= EXACT_LIMIT {
-                    self.samples.extend_from_slice(&other.samples);
-                } else {
-                    self.switch_to_sketch();
-                    if let Some(s) = self.sketch.as_mut() {
-                        other.samples.iter().for_each(|&x| s.insert(x));
-                    }
+                self.switch_to_sketch();
+                if let Some(s) = self.sketch.as_mut() {
+                    other.samples.iter().for_each(|&x| s.insert(x));
                 }
             }
         }
@@ -126,6 +138,24 @@ impl Recorder {
 
     pub fn count(&self) -> u64 {
         self.n
+    }
+
+    /// Mean and sum of squared deviations: two-pass from the samples while exact, else running.
+    fn moments(&self) -> (f64, f64) {
+        if self.is_exact() {
+            if self.samples.is_empty() {
+                return (0.0, 0.0);
+            }
+            let (mean, var) = exact_mean_var(&self.samples);
+            let m2 = if self.samples.len() < 2 {
+                0.0
+            } else {
+                var * (self.samples.len() - 1) as f64
+            };
+            (mean, m2)
+        } else {
+            (self.mean, self.m2)
+        }
     }
 
     pub fn is_exact(&self) -> bool {

@@ -13,8 +13,9 @@
 //! two halves put the reported median at rank 0.28. `greenwald_khanna::Stream` has neither `Clone`
 //! nor a merge.
 
-/// Capacity of the top level; the rank error scales like 1/K. 4096 measured well under 0.1%.
-pub const K: usize = 4096;
+/// Capacity of the top level; the rank error scales like 1/K. Measured worst rank error over 120
+/// seeded runs (150k–1M samples, merged from two recorders): 0.069% with 4096, 0.037% with 8192.
+pub const K: usize = 8192;
 /// Smallest capacity of any level.
 const MIN_CAP: usize = 8;
 /// Smallest capacity of level 0, the unsorted intake: sorting it in big batches keeps `insert` to a
@@ -160,27 +161,31 @@ impl Sketch {
 /// on level 0's batches.
 fn radix_sort(xs: &mut [f64], scratch: &mut Vec<u64>) {
     let mut keys: Vec<u64> = xs.iter().map(|x| x.to_bits()).collect();
+    // Every byte's counts in one read of the keys, rather than one read per byte.
+    let mut counts = [[0usize; 256]; 8];
+    for &k in &keys {
+        for (byte, c) in counts.iter_mut().enumerate() {
+            c[((k >> (8 * byte)) & 0xff) as usize] += 1;
+        }
+    }
     scratch.clear();
     scratch.resize(keys.len(), 0);
     let (mut from, mut to) = (&mut keys, scratch);
-    for shift in (0..64).step_by(8) {
-        let mut counts = [0usize; 256];
-        for &k in from.iter() {
-            counts[((k >> shift) & 0xff) as usize] += 1;
-        }
-        if counts.contains(&from.len()) {
+    for (byte, c) in counts.iter_mut().enumerate() {
+        if c.contains(&from.len()) {
             continue;
         }
         let mut pos = 0;
-        for c in counts.iter_mut() {
-            let here = *c;
-            *c = pos;
+        for slot in c.iter_mut() {
+            let here = *slot;
+            *slot = pos;
             pos += here;
         }
+        let shift = 8 * byte;
         for &k in from.iter() {
             let b = ((k >> shift) & 0xff) as usize;
-            to[counts[b]] = k;
-            counts[b] += 1;
+            to[c[b]] = k;
+            c[b] += 1;
         }
         std::mem::swap(&mut from, &mut to);
     }
