@@ -227,7 +227,20 @@ impl Conn {
         let route = Route::of(&req.path);
         if route == Route::Counters {
             let json = serde_json::to_vec(&self.shared.counters.snapshot()).unwrap_or_default();
-            self.respond(200, "application/json", &json, req.keep_alive, &[]);
+            // Not counted: reading the counters must not change them.
+            self.out.clear();
+            write_head(
+                &mut self.out,
+                200,
+                "application/json",
+                Some(json.len()),
+                req.keep_alive,
+                &[],
+            );
+            self.out.extend_from_slice(&json);
+            if !self.send_out() {
+                return Next::Abort;
+            }
             return keep_or_close(req.keep_alive);
         }
         let counters = &self.shared.counters;
