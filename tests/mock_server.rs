@@ -633,3 +633,49 @@ fn expect_continue_gets_100_before_the_body() {
     c.send(b"{}");
     assert_eq!(c.response().status, 200);
 }
+
+#[test]
+fn many_keep_alive_clients_at_once() {
+    let server = start(MockConfig::default());
+    let addr = server.addr();
+    let begun = Instant::now();
+    let clients: Vec<_> = (0..8)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let s = TcpStream::connect(addr).unwrap();
+                s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+                s.set_nodelay(true).unwrap();
+                let mut c = Reader::new(s);
+                let mut statuses = [0u64; 2];
+                for _ in 0..500 {
+                    c.send(&get("/"));
+                    match c.response().status {
+                        200 => statuses[0] += 1,
+                        _ => statuses[1] += 1,
+                    }
+                }
+                statuses
+            })
+        })
+        .collect();
+    let mut total = [0u64; 2];
+    for t in clients {
+        let s = t.join().unwrap();
+        total[0] += s[0];
+        total[1] += s[1];
+    }
+    let elapsed = begun.elapsed();
+    eprintln!(
+        "4000 requests in {elapsed:?} ({:.0}/s)",
+        4000.0 / elapsed.as_secs_f64()
+    );
+    let cfg = MockConfig::default();
+    let want_400 = (0..4000).filter(|&i| cfg.status_for(i) == 400).count() as u64;
+    assert_eq!(total, [4000 - want_400, want_400]);
+    let counters = server.counters();
+    assert_eq!((counters.connections, counters.requests), (8, 4000));
+    assert_eq!(
+        (counters.status_200, counters.status_400),
+        (total[0], total[1])
+    );
+}

@@ -259,6 +259,8 @@ struct Shared {
     /// Next ordinal of the plain route, for the seeded mix.
     plain_ordinal: AtomicU64,
     tls: Option<Arc<rustls::ServerConfig>>,
+    /// Whether a connection thread is spinning to the last microseconds of a deadline.
+    spinner: AtomicBool,
 }
 
 impl Shared {
@@ -297,6 +299,7 @@ impl MockServer {
             counters: AtomicCounters::default(),
             plain_ordinal: AtomicU64::new(0),
             tls,
+            spinner: AtomicBool::new(false),
         });
         let accept_shared = Arc::clone(&shared);
         let accept = thread::Builder::new()
