@@ -184,7 +184,7 @@ fn plain_route_keeps_the_connection_alive() {
         assert_eq!(r.status, 200);
         assert_eq!(r.body, br#"{"message":"ok"}"#);
         assert_eq!(r.header("content-type"), Some("application/json"));
-        assert_eq!(r.header("connection"), None);
+        assert_eq!(r.header("connection"), Some("keep-alive"));
     }
     // Two pipelined requests in one write are both answered.
     let mut two = get("/a?x=1");
@@ -192,6 +192,9 @@ fn plain_route_keeps_the_connection_alive() {
     c.send(&two);
     assert_eq!(c.response().status, 200);
     assert_eq!(c.response().status, 200);
+    // HTTP/1.0 keeps the connection only when asked, and is told so.
+    c.send(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    assert_eq!(c.response().header("connection"), Some("keep-alive"));
     c.send(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n");
     let r = c.response();
     assert_eq!((r.status, r.header("connection")), (200, Some("close")));
@@ -200,8 +203,8 @@ fn plain_route_keeps_the_connection_alive() {
         server.counters(),
         Counters {
             connections: 1,
-            requests: 8,
-            status_200: 8,
+            requests: 9,
+            status_200: 9,
             ..Counters::default()
         }
     );

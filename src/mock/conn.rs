@@ -290,7 +290,10 @@ impl Conn {
     pub(super) fn plain(&mut self, req: &Request) -> Next {
         let ordinal = self.shared.plain_ordinal.fetch_add(1, Ordering::Relaxed);
         let status = self.shared.cfg.status_for(ordinal);
-        if !self.sleep_until(req.end + self.shared.cfg.delay) {
+        let Some(due) = req.end.checked_add(self.shared.cfg.delay) else {
+            return Next::Abort;
+        };
+        if !self.sleep_until(due) {
             return Next::Abort;
         }
         let shared = Arc::clone(&self.shared);
@@ -491,9 +494,12 @@ pub(super) fn write_head(
         }
         None => head.push_str("Transfer-Encoding: chunked\r\n"),
     }
-    if !keep_alive {
-        head.push_str("Connection: close\r\n");
-    }
+    // Said even when HTTP/1.1 implies it: HTTP/1.0 clients (ab -k) keep the connection only then.
+    head.push_str(if keep_alive {
+        "Connection: keep-alive\r\n"
+    } else {
+        "Connection: close\r\n"
+    });
     for (name, value) in extra {
         let _ = write!(head, "{name}: {value}\r\n");
     }
