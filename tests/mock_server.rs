@@ -435,11 +435,22 @@ fn serves_tls_to_a_client_trusting_the_ca() {
             );
         }
     }
+    // Faults reach TLS clients too: a cut body is an EOF without close_notify, a reset a reset.
+    for (path, kind) in [
+        ("/fault/short-body", io::ErrorKind::UnexpectedEof),
+        ("/fault/reset", io::ErrorKind::ConnectionReset),
+    ] {
+        let name = ServerName::try_from("localhost").unwrap();
+        let conn = rustls::ClientConnection::new(Arc::clone(&config), name).unwrap();
+        let mut c = Reader::new(rustls::StreamOwned::new(conn, connect(&server)));
+        c.send(&get(path));
+        assert_eq!(c.read_to_end().1.map(|e| e.kind()), Some(kind), "{path}");
+    }
     let dir = std::env::temp_dir().join(format!("pacer-mock-ca-{}.pem", std::process::id()));
     server.write_ca_cert_pem(&dir).unwrap();
     assert_eq!(std::fs::read_to_string(&dir).unwrap(), pem);
     let _ = std::fs::remove_file(&dir);
-    assert_eq!(server.counters().requests, 6);
+    assert_eq!(server.counters().requests, 8);
 }
 
 fn fault_reply(server: &MockServer, path: &str) -> (Vec<u8>, Option<io::Error>) {

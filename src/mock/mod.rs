@@ -11,7 +11,7 @@
 //! - `/v1/completions`, `/v1/chat/completions`: OpenAI-compatible answers, streamed as SSE with set
 //!   time to first token, inter-token gap and token count (module `llm`);
 //! - `/fault/<name>`: that [`Fault`] for that request (module `fault`);
-//! - `GET /__counters`: the [`Counters`] as JSON (not counted).
+//! - `GET /__counters`: the [`Counters`] as JSON (not counted, and spared by a configured fault).
 //!
 //! Shutdown is prompt because every blocking call has a short timeout and every loop checks the stop
 //! flag: sockets have 100 ms read and write timeouts, and sleeps are cut into slices.
