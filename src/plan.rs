@@ -517,7 +517,10 @@ impl Plan {
                     "completions"
                 }),
             );
-            config.insert("stream".into(), json!(llm_plan.as_ref().is_some_and(|p| p.stream)));
+            config.insert(
+                "stream".into(),
+                json!(llm_plan.as_ref().is_some_and(|p| p.stream)),
+            );
         }
         if let Some(ca) = &input.ca_cert {
             config.insert("ca_cert".into(), json!(ca));
