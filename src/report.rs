@@ -99,6 +99,12 @@ pub fn to_json(plan: &Plan, stats: &RunStats) -> Value {
     }
     m.insert("bytes_received".into(), json!(stats.bytes_received));
     m.insert("connections_opened".into(), json!(stats.connections_opened));
+    if plan.target.tls {
+        m.insert(
+            "tls_handshakes".into(),
+            json!({"full": stats.tls_full, "resumed": stats.tls_resumed}),
+        );
+    }
     Value::Object(m)
 }
 
@@ -174,6 +180,13 @@ pub fn to_text(plan: &Plan, stats: &RunStats) -> String {
         "  connections opened {}   bytes received {}",
         stats.connections_opened, stats.bytes_received
     );
+    if plan.target.tls {
+        let _ = writeln!(
+            out,
+            "  TLS handshakes: {} full, {} resumed",
+            stats.tls_full, stats.tls_resumed
+        );
+    }
     if plan.llm.is_some() {
         let secs = stats.elapsed.as_secs_f64().max(1e-9);
         let _ = writeln!(

@@ -125,3 +125,34 @@ fn non_streaming_counts_usage_tokens() {
     assert_eq!(s.successes, 5, "{:?}", s.errors);
     assert_eq!(s.output_tokens, 35);
 }
+
+#[test]
+fn tls_sessions_resume_across_reconnects() {
+    // The mock closes after reading each request: every request needs a new connection, and all
+    // but the first handshakes can resume the session of an earlier one.
+    let m = mock(MockConfig {
+        tls: true,
+        fault: Some(pacer::mock::Fault::CloseBeforeResponse),
+        ..MockConfig::default()
+    });
+    let ca = write_ca(&m, "resume");
+    let mut i = input(&format!("{}/", m.url()), 20.0, 0.5);
+    i.ca_cert = Some(ca.to_string_lossy().into_owned());
+    i.threads = Some(1);
+    let s = run(&i);
+    assert_accounted(&s, 10);
+    assert_eq!(
+        named(&s, "connection closed before response"),
+        10,
+        "{:?}",
+        s.errors
+    );
+    assert_eq!(s.tls_full + s.tls_resumed, 10);
+    assert!(
+        s.tls_resumed >= 8,
+        "full {} resumed {}",
+        s.tls_full,
+        s.tls_resumed
+    );
+    let _ = std::fs::remove_file(ca);
+}

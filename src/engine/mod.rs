@@ -76,6 +76,9 @@ pub struct RunStats {
     /// Requests sent per second over the span from the first send to the last (fixed rate), or
     /// completed per second of the duration (saturation, as wrk reports it).
     pub achieved_qps: f64,
+    /// TLS handshakes done in full, and resumed from an earlier connection's session.
+    pub tls_full: u64,
+    pub tls_resumed: u64,
 }
 
 impl RunStats {
@@ -244,6 +247,8 @@ fn merge_worker(mut a: WorkerStats, b: WorkerStats) -> WorkerStats {
     a.connections_opened += b.connections_opened;
     a.output_tokens += b.output_tokens;
     a.dispatched += b.dispatched;
+    a.tls_full += b.tls_full;
+    a.tls_resumed += b.tls_resumed;
     a.first_dispatch = [a.first_dispatch, b.first_dispatch]
         .into_iter()
         .flatten()
@@ -273,6 +278,8 @@ fn finish(plan: &Plan, w: WorkerStats, elapsed: Duration) -> RunStats {
     };
     RunStats {
         achieved_qps,
+        tls_full: w.tls_full,
+        tls_resumed: w.tls_resumed,
         timings: w.timings,
         total_requests: w.total,
         successes: w.successes,

@@ -49,6 +49,9 @@ pub struct WorkerStats {
     pub output_tokens: u64,
     /// Requests handed to a connection, and the first and last moments that happened.
     pub dispatched: u64,
+    /// TLS handshakes completed in full and resumed (session tickets shared by the run's config).
+    pub tls_full: u64,
+    pub tls_resumed: u64,
     pub first_dispatch: Option<Instant>,
     pub last_dispatch: Option<Instant>,
 }
@@ -228,6 +231,12 @@ impl<'a> Worker<'a> {
                     self.read(key);
                 }
             }
+        }
+        // Close what is left so its TLS handshake is counted (in-flight saturation requests are
+        // dropped uncounted, as documented).
+        let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+        for key in keys {
+            self.close(key);
         }
         self.progress.fetch_add(self.unreported, Ordering::Relaxed);
         self.stats
@@ -592,6 +601,13 @@ impl<'a> Worker<'a> {
     fn close(&mut self, key: usize) {
         if let Some(mut conn) = self.conns.try_remove(key) {
             let _ = self.poll.registry().deregister(&mut conn.sock);
+            if let Transport::Tls(tls) = &conn.transport {
+                match tls.handshake_kind() {
+                    Some(rustls::HandshakeKind::Resumed) => self.stats.tls_resumed += 1,
+                    Some(_) => self.stats.tls_full += 1,
+                    None => {}
+                }
+            }
             self.open -= 1;
             if conn.req.is_some() {
                 self.busy -= 1;
