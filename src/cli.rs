@@ -1,1 +1,438 @@
-//! cli
+//! The command line: clap definitions, turned into the same [`Input`] the API builds, validated by
+//! the same [`Plan::new`]; then the run, its report, and the exit code. `main` only wires.
+
+use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::api::{self, ApiConfig};
+use crate::engine::{self, Progress};
+use crate::llm::{Api, DEFAULT_URL};
+use crate::mock::{Fault, MockConfig, MockServer};
+use crate::plan::{Input, Limits, LlmInput, Plan, Rate};
+use crate::report;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "pacer",
+    version,
+    about = "HTTP load generator with precise pacing and exact LLM timings"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Serve the JSON API (POST /benchmark, POST /fireworks_benchmark).
+    Serve(ServeArgs),
+    /// Benchmark a URL at a fixed rate (or `--qps max` for closed-loop saturation).
+    Bench(BenchArgs),
+    /// Benchmark an OpenAI-compatible completions or chat API (Fireworks, vLLM, ...).
+    #[command(alias = "llm")]
+    Fireworks(LlmArgs),
+    /// Run the built-in mock targets on loopback.
+    Mock(MockArgs),
+    /// Start the mock and benchmark it: a real report, no network needed.
+    Demo(DemoArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8000")]
+    pub addr: String,
+    /// Benchmark runs allowed at once; more get 429.
+    #[arg(long, default_value_t = 2)]
+    pub max_runs: usize,
+    /// Highest qps a request may ask for.
+    #[arg(long, default_value_t = 1_000_000.0)]
+    pub max_qps: f64,
+    /// Longest duration (seconds) a request may ask for.
+    #[arg(long, default_value_t = 3600.0)]
+    pub max_duration: f64,
+    /// Most workers (connections) a request may ask for.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_workers: usize,
+    /// Require `Authorization: Bearer KEY` (or `X-API-Key: KEY`) on every route but /health.
+    #[arg(long, env = "PACER_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+}
+
+/// Flags every run shares (SPEC §2, §3).
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Seconds to run.
+    #[arg(long)]
+    pub duration: Option<f64>,
+    /// Maximum simultaneous connections (= requests in flight).
+    #[arg(long = "num_workers", alias = "num-workers", short = 'c')]
+    pub num_workers: Option<i64>,
+    /// Per-request timeout in seconds.
+    #[arg(long)]
+    pub timeout: Option<f64>,
+    /// HTTP method.
+    #[arg(long, short = 'X')]
+    pub method: Option<String>,
+    /// Extra header, `Name: value` (repeatable).
+    #[arg(long = "header", short = 'H')]
+    pub headers: Vec<String>,
+    /// Request body.
+    #[arg(long)]
+    pub body: Option<String>,
+    /// Arrival process: constant spacing or Poisson.
+    #[arg(long, value_parser = ["constant", "poisson"], default_value = "constant")]
+    pub arrival: String,
+    /// Seed for Poisson arrivals.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// OS threads (default: cores, at most num_workers).
+    #[arg(long, short = 't')]
+    pub threads: Option<usize>,
+    /// Extra trusted CA certificate (PEM file).
+    #[arg(long = "ca-cert", alias = "ca_cert")]
+    pub ca_cert: Option<String>,
+    /// Do not verify TLS certificates (named in the report).
+    #[arg(long)]
+    pub insecure: bool,
+    /// Print the API's JSON instead of the text report.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Target URL (http:// or https://).
+    #[arg(long)]
+    pub url: String,
+    /// Requests per second, or `max`.
+    #[arg(long, default_value = "20", value_parser = parse_rate)]
+    pub qps: Rate,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct LlmArgs {
+    /// API token (or FIREWORKS_API_KEY).
+    #[arg(long, env = "FIREWORKS_API_KEY", hide_env_values = true)]
+    pub token: Option<String>,
+    #[arg(
+        long,
+        default_value = "accounts/fireworks/models/llama-v3-8b-instruct-hf"
+    )]
+    pub model: String,
+    #[arg(long, default_value = "Snow is white")]
+    pub prompt: String,
+    #[arg(long = "max_tokens", alias = "max-tokens", default_value_t = 25)]
+    pub max_tokens: i64,
+    /// Stream the response (Server-Sent Events): true/false.
+    #[arg(long, default_value = "true", value_parser = parse_bool)]
+    pub stream: bool,
+    #[arg(long, default_value = DEFAULT_URL)]
+    pub url: String,
+    /// `completions` or `chat` (/v1/chat/completions with a user message).
+    #[arg(long, value_parser = ["completions", "chat"], default_value = "completions")]
+    pub api: String,
+    /// JSON object merged over the default payload (`null` removes a key).
+    #[arg(long)]
+    pub payload: Option<String>,
+    #[arg(long, default_value = "10", value_parser = parse_rate)]
+    pub qps: Rate,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct MockArgs {
+    #[arg(long, default_value_t = 8081)]
+    pub port: u16,
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Share of `/` requests answered 400 (the original dummy API's mix).
+    #[arg(long, default_value_t = 0.2)]
+    pub error_rate: f64,
+    /// Answer every `/` request with 200.
+    #[arg(long)]
+    pub all_200: bool,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Delay before answering `/`, in milliseconds.
+    #[arg(long, default_value_t = 0.0)]
+    pub delay_ms: f64,
+    /// LLM routes: time to first token, milliseconds.
+    #[arg(long, default_value_t = 50.0)]
+    pub ttft_ms: f64,
+    /// LLM routes: gap between tokens, milliseconds.
+    #[arg(long, default_value_t = 10.0)]
+    pub itl_ms: f64,
+    /// LLM routes: tokens per response.
+    #[arg(long, default_value_t = 20)]
+    pub tokens: u32,
+    /// LLM routes: never send the usage event.
+    #[arg(long)]
+    pub no_usage: bool,
+    /// Serve HTTPS with a fresh self-signed CA.
+    #[arg(long)]
+    pub tls: bool,
+    /// Where to write the CA certificate (PEM) with --tls.
+    #[arg(long, default_value = "pacer-mock-ca.pem")]
+    pub ca_out: String,
+    /// Misbehave on every request (reset, close, short-body, garbage, huge-headers, bad-chunk,
+    /// endless, drip, stall, continue, 429, 503, sse-broken-json, sse-error, sse-no-done).
+    #[arg(long)]
+    pub fault: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Requests per second of the plain benchmark.
+    #[arg(long, default_value_t = 200.0)]
+    pub qps: f64,
+    /// Seconds each benchmark runs.
+    #[arg(long, default_value_t = 3.0)]
+    pub duration: f64,
+}
+
+fn parse_rate(s: &str) -> Result<Rate, String> {
+    if s.eq_ignore_ascii_case("max") {
+        return Ok(Rate::Max);
+    }
+    s.parse::<f64>()
+        .map(Rate::PerSecond)
+        .map_err(|_| format!("{s:?} is not a number or `max`"))
+}
+
+fn parse_bool(s: &str) -> Result<bool, String> {
+    match s {
+        "true" | "True" | "1" | "yes" => Ok(true),
+        "false" | "False" | "0" | "no" => Ok(false),
+        _ => Err(format!("{s:?} is not true or false")),
+    }
+}
+
+/// What went wrong, for `main` to print in one line and exit with `code`.
+#[derive(Debug)]
+pub struct CliError {
+    pub code: i32,
+    pub msg: String,
+}
+
+fn err(code: i32, msg: impl Into<String>) -> CliError {
+    CliError {
+        code,
+        msg: msg.into(),
+    }
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<(), CliError> {
+    match cli.command {
+        Command::Serve(a) => {
+            let cfg = ApiConfig {
+                addr: a.addr,
+                limits: Limits {
+                    max_qps: a.max_qps,
+                    max_duration: a.max_duration,
+                    max_workers: a.max_workers,
+                },
+                max_runs: a.max_runs,
+                api_key: a.api_key,
+            };
+            api::serve(cfg).map_err(|e| err(1, format!("serve: {e}")))
+        }
+        Command::Bench(a) => {
+            let input = run_input(a.url, a.qps, &a.run, None)?;
+            bench(&input, a.run.json)
+        }
+        Command::Fireworks(a) => {
+            let token = a.token.clone().unwrap_or_default();
+            let payload = match &a.payload {
+                None => None,
+                Some(p) => match serde_json::from_str::<serde_json::Value>(p) {
+                    Ok(serde_json::Value::Object(m)) => Some(m),
+                    _ => return Err(err(2, "--payload must be a JSON object")),
+                },
+            };
+            let llm = LlmInput {
+                token,
+                model: a.model,
+                prompt: a.prompt,
+                max_tokens: a.max_tokens,
+                stream: a.stream,
+                api: if a.api == "chat" {
+                    Api::Chat
+                } else {
+                    Api::Completions
+                },
+                payload,
+            };
+            let mut run = a.run.clone();
+            run.duration = run.duration.or(Some(5.0));
+            run.num_workers = run.num_workers.or(Some(10));
+            run.timeout = run.timeout.or(Some(3.0));
+            let input = run_input(a.url, a.qps, &run, Some(llm))?;
+            bench(&input, a.run.json)
+        }
+        Command::Mock(a) => mock(a),
+        Command::Demo(a) => demo(a),
+    }
+}
+
+fn run_input(
+    url: String,
+    qps: Rate,
+    r: &RunArgs,
+    llm: Option<LlmInput>,
+) -> Result<Input, CliError> {
+    let mut input = Input::new(url, qps, r.duration.unwrap_or(5.0));
+    input.num_workers = r.num_workers;
+    input.timeout = r.timeout;
+    input.method = r.method.clone();
+    for h in &r.headers {
+        let (name, value) = h
+            .split_once(':')
+            .ok_or_else(|| err(2, format!("header {h:?} must be `Name: value`")))?;
+        input
+            .headers
+            .push((name.trim().to_string(), value.trim().to_string()));
+    }
+    input.body = r.body.clone();
+    input.poisson = r.arrival == "poisson";
+    input.seed = r.seed;
+    input.threads = r.threads;
+    input.ca_cert = r.ca_cert.clone();
+    input.insecure = r.insecure;
+    input.llm = llm;
+    Ok(input)
+}
+
+/// Validates, runs and prints one benchmark.
+pub fn bench(input: &Input, json: bool) -> Result<(), CliError> {
+    let plan = Plan::new(input, &Limits::default()).map_err(|e| err(2, e.to_string()))?;
+    let stats = run_with_progress(&plan)?;
+    let mut stdout = std::io::stdout().lock();
+    let text = if json {
+        serde_json::to_string_pretty(&report::to_json(&plan, &stats))
+            .map_err(|e| err(1, e.to_string()))?
+    } else {
+        report::to_text(&plan, &stats)
+    };
+    let _ = writeln!(stdout, "{text}");
+    Ok(())
+}
+
+fn run_with_progress(plan: &Plan) -> Result<engine::RunStats, CliError> {
+    let show = std::io::stderr().is_terminal();
+    let tick = |p: &Progress, elapsed: Duration| {
+        if show && elapsed >= Duration::from_secs(1) {
+            let done = engine::done(p);
+            let line = if p.total > 0 {
+                format!(
+                    "\r  {:6.1}s  {done}/{} requests",
+                    elapsed.as_secs_f64(),
+                    p.total
+                )
+            } else {
+                format!("\r  {:6.1}s  {done} requests", elapsed.as_secs_f64())
+            };
+            let _ = std::io::stderr().write_all(line.as_bytes());
+        }
+    };
+    let stats = engine::run(plan, Some(&tick)).map_err(|e| err(1, e.to_string()));
+    if show {
+        let _ = std::io::stderr().write_all(b"\r\x1b[K");
+    }
+    stats
+}
+
+fn mock(a: MockArgs) -> Result<(), CliError> {
+    let cfg = MockConfig {
+        error_rate: if a.all_200 { 0.0 } else { a.error_rate },
+        seed: a.seed,
+        delay: secs_ms(a.delay_ms)?,
+        ttft: secs_ms(a.ttft_ms)?,
+        itl: secs_ms(a.itl_ms)?,
+        tokens: a.tokens,
+        usage: !a.no_usage,
+        tls: a.tls,
+        fault: match &a.fault {
+            Some(f) => Some(f.parse::<Fault>().map_err(|e| err(2, e))?),
+            None => None,
+        },
+        ..MockConfig::default()
+    };
+    if !(0.0..=1.0).contains(&cfg.error_rate) {
+        return Err(err(2, "--error-rate must be between 0 and 1"));
+    }
+    let ip: std::net::IpAddr = a
+        .host
+        .parse()
+        .map_err(|_| err(2, format!("--host {:?} is not an IP address", a.host)))?;
+    let server = MockServer::start(SocketAddr::new(ip, a.port), cfg)
+        .map_err(|e| err(1, format!("mock: {e}")))?;
+    if let Some(pem) = server.ca_cert_pem() {
+        std::fs::write(&a.ca_out, pem).map_err(|e| err(1, format!("writing {}: {e}", a.ca_out)))?;
+        eprintln!("pacer mock: CA certificate written to {}", a.ca_out);
+    }
+    eprintln!(
+        "pacer mock: serving {} (/ , /v1/completions, /v1/chat/completions, /fault/<name>, /__counters); Ctrl-C to stop",
+        server.url()
+    );
+    loop {
+        std::thread::sleep(Duration::from_secs(3600));
+    }
+}
+
+fn secs_ms(ms: f64) -> Result<Duration, CliError> {
+    if ms.is_finite() && ms >= 0.0 {
+        Ok(Duration::from_secs_f64(ms / 1000.0))
+    } else {
+        Err(err(
+            2,
+            format!("{ms} is not a non-negative number of milliseconds"),
+        ))
+    }
+}
+
+fn demo(a: DemoArgs) -> Result<(), CliError> {
+    let cfg = MockConfig::default();
+    let server = MockServer::start(SocketAddr::from(([127, 0, 0, 1], 0)), cfg.clone())
+        .map_err(|e| err(1, format!("mock: {e}")))?;
+    let base = server.url();
+    println!(
+        "pacer demo: mock target at {base} ({}% of `/` answered 400, like the original's dummy API)\n",
+        cfg.error_rate * 100.0
+    );
+    let mut input = Input::new(format!("{base}/"), Rate::PerSecond(a.qps), a.duration);
+    input.num_workers = Some(20);
+    bench(&input, false)?;
+    println!(
+        "pacer demo: streaming completions, mock time to first token {} ms, {} ms between {} tokens\n",
+        cfg.ttft.as_millis(),
+        cfg.itl.as_millis(),
+        cfg.tokens
+    );
+    let mut input = Input::new(
+        format!("{base}/v1/completions"),
+        Rate::PerSecond(10.0),
+        a.duration,
+    );
+    input.num_workers = Some(10);
+    input.timeout = Some(3.0);
+    input.llm = Some(LlmInput {
+        token: "demo-token".into(),
+        model: "mock-model".into(),
+        prompt: "Snow is white".into(),
+        max_tokens: 25,
+        stream: true,
+        api: Api::Completions,
+        payload: None,
+    });
+    bench(&input, false)?;
+    server.shutdown();
+    Ok(())
+}

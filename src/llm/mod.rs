@@ -1,74 +1,82 @@
-//! STUB (replaced by the llm branch): signatures only, so the rest compiles.
-#![allow(unused_variables, dead_code)]
-use serde_json::{Map, Value};
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Api {
-    Completions,
-    Chat,
-}
-pub struct PayloadInput<'a> {
-    pub model: &'a str,
-    pub prompt: &'a str,
-    pub max_tokens: i64,
-    pub stream: bool,
-    pub api: Api,
-    pub overrides: Option<&'a Map<String, Value>>,
-}
-pub fn build_payload(input: &PayloadInput) -> Map<String, Value> {
-    let mut m = Map::new();
-    m.insert("model".into(), input.model.into());
-    m.insert("prompt".into(), input.prompt.into());
-    m
-}
-pub fn parse_stream_flag(v: &Value) -> Option<bool> {
-    todo!()
-}
-pub const DEFAULT_URL: &str = "https://api.fireworks.ai/inference/v1/completions";
-pub struct SseParser;
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SseError {
-    EventTooLarge,
-}
-impl SseError {
-    pub fn reason(self) -> &'static str {
-        todo!()
+//! The LLM side of a benchmark: framing Server-Sent Events ([`sse`]), reading what each event
+//! means ([`event`]: token, usage, error, done), and building the OpenAI-compatible request
+//! payload ([`payload`]).
+//!
+//! Everything here is pure: no I/O, no clocks. The engine feeds body bytes (already de-chunked by
+//! `http1`) to an [`SseParser`], classifies each event's data with [`classify`], and stamps the
+//! times itself.
+
+pub mod event;
+pub mod payload;
+pub mod sse;
+
+pub use event::{ChunkInfo, Event, EventError, classify, classify_body};
+pub use payload::{Api, DEFAULT_URL, PayloadInput, build_payload, parse_stream_flag};
+pub use sse::{MAX_EVENT_BYTES, SseError, SseParser};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FIXTURE: &[u8] = include_bytes!("../../tests/fixtures/completions_stream_chunked.http");
+
+    /// Test-only de-chunker for a well-formed fixture (the real one lives in `http1`): skips the
+    /// head, then copies each chunk's data until the zero-size chunk.
+    fn dechunk(response: &[u8]) -> Vec<u8> {
+        let head_end = response
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("fixture has a head")
+            + 4;
+        let mut rest = &response[head_end..];
+        let mut body = Vec::new();
+        loop {
+            let line_end = rest
+                .windows(2)
+                .position(|w| w == b"\r\n")
+                .expect("chunk size line");
+            let size_text = std::str::from_utf8(&rest[..line_end]).expect("ASCII size");
+            let size = usize::from_str_radix(size_text.trim(), 16).expect("hex size");
+            rest = &rest[line_end + 2..];
+            if size == 0 {
+                return body;
+            }
+            body.extend_from_slice(&rest[..size]);
+            assert_eq!(&rest[size..size + 2], b"\r\n", "chunk data ends in CRLF");
+            rest = &rest[size + 2..];
+        }
     }
-}
-impl SseParser {
-    pub fn new() -> Self {
-        todo!()
+
+    fn classify_all(pieces: &[&[u8]]) -> Vec<Event> {
+        let mut parser = SseParser::new();
+        let mut events = Vec::new();
+        for piece in pieces {
+            parser
+                .feed(piece, |data| {
+                    events.push(classify(data).expect("fixture events are JSON"))
+                })
+                .expect("fixture events are small");
+        }
+        events
     }
-    pub fn reset(&mut self) {
-        todo!()
+
+    #[test]
+    fn real_completions_stream_at_every_split() {
+        let body = dechunk(FIXTURE);
+        let token = Event::Chunk(ChunkInfo {
+            token: true,
+            ..ChunkInfo::default()
+        });
+        let last = Event::Chunk(ChunkInfo::default());
+        let mut expected = vec![token; 20];
+        expected.extend([last, Event::Done]);
+
+        assert_eq!(classify_all(&[&body]), expected);
+        for at in 0..=body.len() {
+            let (a, b) = body.split_at(at);
+            assert_eq!(classify_all(&[a, b]), expected, "split at {at}");
+        }
+        let bytes: Vec<&[u8]> = body.chunks(1).collect();
+        assert_eq!(classify_all(&bytes), expected, "byte by byte");
     }
-    pub fn feed(&mut self, input: &[u8], on_event: impl FnMut(&[u8])) -> Result<(), SseError> {
-        todo!()
-    }
-}
-#[derive(Debug, Clone, PartialEq)]
-pub enum Event {
-    Done,
-    Chunk(ChunkInfo),
-    Error(String),
-}
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub struct ChunkInfo {
-    pub token: bool,
-    pub completion_tokens: Option<u64>,
-    pub server_ttft: Option<f64>,
-}
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventError {
-    InvalidJson,
-}
-impl EventError {
-    pub fn reason(self) -> &'static str {
-        todo!()
-    }
-}
-pub fn classify(data: &[u8]) -> Result<Event, EventError> {
-    todo!()
-}
-pub fn classify_body(body: &[u8]) -> Result<Event, EventError> {
-    todo!()
 }

@@ -1,0 +1,654 @@
+//! The response head: status line and headers (httparse underneath), reduced to what the engine
+//! needs: the status, where the body starts, how it is framed and whether the connection stays open.
+
+use super::ResponseError;
+use std::mem::MaybeUninit;
+
+/// A head that has not ended within this many bytes is [`ResponseError::HeadersTooLarge`].
+/// The engine's read buffer must hold at least this much for the cap to be reached.
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// More header fields than this is [`ResponseError::TooManyHeaders`].
+pub const MAX_HEADERS: usize = 128;
+/// Fireworks reports its own time to first token (seconds) in this response header.
+pub const SERVER_TTFT_HEADER: &str = "fireworks-server-time-to-first-token";
+
+/// How the body of a response is delimited (RFC 9112 §6.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Framing {
+    /// Exactly this many bytes follow the head.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`: see [`super::ChunkedDecoder`].
+    Chunked,
+    /// The body runs until the server closes the connection.
+    Close,
+    /// No body at all (HEAD requests, 1xx, 204, 304).
+    Empty,
+}
+
+/// A parsed response head.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Head {
+    pub status: u16,
+    /// Bytes of the head including the blank line: the body starts at `buf[len..]`.
+    pub len: usize,
+    pub framing: Framing,
+    /// False for `Connection: close`, HTTP/1.0 without `Connection: keep-alive`, close-delimited
+    /// bodies, and framing that RFC 9112 calls faulty (Transfer-Encoding together with
+    /// Content-Length, or in an HTTP/1.0 response): the connection is not reused after this response.
+    pub keep_alive: bool,
+    /// A 1xx other than 101: the caller drops `len` bytes and parses the next head.
+    pub interim: bool,
+    /// The [`SERVER_TTFT_HEADER`] value in seconds, when present, finite and not negative.
+    pub server_ttft: Option<f64>,
+}
+
+/// Parses a response head from the start of `buf`, which holds everything read so far.
+///
+/// `Ok(None)`: the head is incomplete, read more and call again with the longer buffer.
+/// `Err(HeadersTooLarge)` once `buf` holds [`MAX_HEAD_BYTES`] bytes without the head's end.
+/// Framing follows RFC 9112 §6.3: a HEAD request, 1xx, 204 and 304 have an empty body; a
+/// Transfer-Encoding whose final coding is chunked is chunked (it wins over Content-Length); any
+/// other Transfer-Encoding is close-delimited; Content-Length (several equal values are fine,
+/// differing or unparsable ones are an error) gives the length; otherwise the body runs to close.
+/// `101 Switching Protocols` is an error: pacer never asks to upgrade.
+pub fn parse_head(buf: &[u8], method_is_head: bool) -> Result<Option<Head>, ResponseError> {
+    let window = &buf[..buf.len().min(MAX_HEAD_BYTES)];
+    // Uninitialised storage: httparse only reads the slots it has written, and this skips
+    // zeroing 4 KiB of headers per response.
+    let mut storage = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut []);
+    let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut response,
+        window,
+        &mut storage,
+    );
+    match parsed {
+        Ok(httparse::Status::Complete(len)) => interpret(&response, len, method_is_head).map(Some),
+        Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD_BYTES => {
+            Err(ResponseError::HeadersTooLarge)
+        }
+        Ok(httparse::Status::Partial) => Ok(None),
+        Err(httparse::Error::TooManyHeaders) => {
+            // Wait for the head's end before choosing between the two size errors, so the error
+            // name does not depend on how the bytes were split into reads.
+            if has_blank_line(window) {
+                Err(ResponseError::TooManyHeaders)
+            } else if buf.len() >= MAX_HEAD_BYTES {
+                Err(ResponseError::HeadersTooLarge)
+            } else {
+                Ok(None)
+            }
+        }
+        Err(httparse::Error::HeaderName | httparse::Error::HeaderValue) => {
+            Err(ResponseError::BadHeader)
+        }
+        Err(httparse::Error::NewLine) if status_line_is_valid(window) => {
+            Err(ResponseError::BadHeader)
+        }
+        Err(_) => Err(ResponseError::MalformedStatusLine),
+    }
+}
+
+/// httparse reports a bad line ending the same way in the status line and in a header; parsing
+/// again with no header storage tells them apart (only on the error path).
+fn status_line_is_valid(window: &[u8]) -> bool {
+    let mut response = httparse::Response::new(&mut []);
+    !matches!(
+        response.parse(window),
+        Err(httparse::Error::NewLine
+            | httparse::Error::Status
+            | httparse::Error::Version
+            | httparse::Error::Token)
+    )
+}
+
+fn has_blank_line(window: &[u8]) -> bool {
+    window
+        .windows(2)
+        .enumerate()
+        .any(|(i, w)| w == b"\n\n" || (w == b"\n\r" && window.get(i + 2) == Some(&b'\n')))
+}
+
+fn interpret(
+    response: &httparse::Response<'_, '_>,
+    len: usize,
+    method_is_head: bool,
+) -> Result<Head, ResponseError> {
+    let status = match response.code {
+        Some(code @ 100..=999) => code,
+        _ => return Err(ResponseError::MalformedStatusLine),
+    };
+    if status == 101 {
+        return Err(ResponseError::UnexpectedUpgrade);
+    }
+    let http10 = response.version == Some(0);
+
+    let mut content_length: Option<u64> = None;
+    let mut content_length_bad = false;
+    let mut te_seen = false;
+    let mut te_final_chunked = false;
+    let mut conn_close = false;
+    let mut conn_keep_alive = false;
+    let mut server_ttft = None;
+    for header in response.headers.iter() {
+        let name = header.name;
+        if name.eq_ignore_ascii_case("content-length") {
+            content_length_bad |= merge_content_length(header.value, &mut content_length).is_err();
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            for coding in list_items(header.value) {
+                te_seen = true;
+                te_final_chunked = coding.eq_ignore_ascii_case(b"chunked");
+            }
+        } else if name.eq_ignore_ascii_case("connection") {
+            for option in list_items(header.value) {
+                conn_close |= option.eq_ignore_ascii_case(b"close");
+                conn_keep_alive |= option.eq_ignore_ascii_case(b"keep-alive");
+            }
+        } else if name.eq_ignore_ascii_case(SERVER_TTFT_HEADER) {
+            server_ttft = std::str::from_utf8(header.value)
+                .ok()
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .filter(|v| v.is_finite() && *v >= 0.0);
+        }
+    }
+
+    let interim = status < 200;
+    let framing = if method_is_head || interim || status == 204 || status == 304 {
+        Framing::Empty
+    } else if te_seen {
+        if te_final_chunked {
+            Framing::Chunked
+        } else {
+            Framing::Close
+        }
+    } else if content_length_bad {
+        return Err(ResponseError::BadContentLength);
+    } else if let Some(n) = content_length {
+        Framing::Length(n)
+    } else {
+        Framing::Close
+    };
+
+    let faulty_framing = te_seen && (http10 || content_length.is_some() || content_length_bad);
+    let keep_alive = if http10 {
+        conn_keep_alive && !conn_close
+    } else {
+        !conn_close
+    } && framing != Framing::Close
+        && !faulty_framing;
+
+    Ok(Head {
+        status,
+        len,
+        framing,
+        keep_alive,
+        interim,
+        server_ttft,
+    })
+}
+
+/// Folds one Content-Length field value (possibly a list, RFC 9110 §8.6) into `seen`; every value
+/// must be digits only and equal to the others.
+fn merge_content_length(value: &[u8], seen: &mut Option<u64>) -> Result<(), ()> {
+    let mut any = false;
+    for item in value.split(|&b| b == b',') {
+        let item = trim_ows(item);
+        if item.is_empty() || item.len() > 20 {
+            return Err(());
+        }
+        let mut n: u64 = 0;
+        for &b in item {
+            if !b.is_ascii_digit() {
+                return Err(());
+            }
+            n = n
+                .checked_mul(10)
+                .and_then(|n| n.checked_add(u64::from(b - b'0')))
+                .ok_or(())?;
+        }
+        match *seen {
+            Some(prev) if prev != n => return Err(()),
+            _ => *seen = Some(n),
+        }
+        any = true;
+    }
+    if any { Ok(()) } else { Err(()) }
+}
+
+/// The non-empty elements of a comma-separated header list, whitespace trimmed.
+fn list_items(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value
+        .split(|&b| b == b',')
+        .map(trim_ows)
+        .filter(|item| !item.is_empty())
+}
+
+fn trim_ows(mut s: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = s {
+        s = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = s {
+        s = rest;
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ResponseError as E;
+
+    /// (status, framing, keep_alive, interim) of a complete head.
+    type Summary = (u16, Framing, bool, bool);
+
+    type Outcome = Result<Option<Summary>, ResponseError>;
+
+    fn summary(buf: &[u8], method_is_head: bool) -> Outcome {
+        parse_head(buf, method_is_head)
+            .map(|h| h.map(|h| (h.status, h.framing, h.keep_alive, h.interim)))
+    }
+
+    #[test]
+    fn table() {
+        use Framing::*;
+        let cases: &[(&str, &[u8], bool, Outcome)] = &[
+            (
+                "200 CL",
+                b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n",
+                false,
+                Ok(Some((200, Length(5), true, false))),
+            ),
+            (
+                "CL 0",
+                b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+                false,
+                Ok(Some((200, Length(0), true, false))),
+            ),
+            (
+                "404 CL",
+                b"HTTP/1.1 404 Not Found\r\ncontent-length: 9\r\n\r\n",
+                false,
+                Ok(Some((404, Length(9), true, false))),
+            ),
+            (
+                "599 no reason",
+                b"HTTP/1.1 599\r\nContent-Length: 1\r\n\r\n",
+                false,
+                Ok(Some((599, Length(1), true, false))),
+            ),
+            (
+                "no framing => close",
+                b"HTTP/1.1 200 OK\r\n\r\n",
+                false,
+                Ok(Some((200, Close, false, false))),
+            ),
+            (
+                "bare LF lines",
+                b"HTTP/1.1 200 OK\nContent-Length: 2\n\n",
+                false,
+                Ok(Some((200, Length(2), true, false))),
+            ),
+            (
+                "1.1 Connection: close",
+                b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\n",
+                false,
+                Ok(Some((200, Length(1), false, false))),
+            ),
+            (
+                "1.1 Connection list",
+                b"HTTP/1.1 200 OK\r\nConnection: Upgrade, CLOSE\r\nContent-Length: 1\r\n\r\n",
+                false,
+                Ok(Some((200, Length(1), false, false))),
+            ),
+            (
+                "1.0 default close",
+                b"HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n",
+                false,
+                Ok(Some((200, Length(1), false, false))),
+            ),
+            (
+                "1.0 keep-alive",
+                b"HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 1\r\n\r\n",
+                false,
+                Ok(Some((200, Length(1), true, false))),
+            ),
+            (
+                "1.0 keep-alive but close framing",
+                b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\n\r\n",
+                false,
+                Ok(Some((200, Close, false, false))),
+            ),
+            (
+                "chunked",
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+                false,
+                Ok(Some((200, Chunked, true, false))),
+            ),
+            (
+                "TE wins over CL",
+                b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\nTransfer-Encoding: chunked\r\n\r\n",
+                false,
+                Ok(Some((200, Chunked, false, false))),
+            ),
+            (
+                "TE wins over bad CL",
+                b"HTTP/1.1 200 OK\r\nContent-Length: x\r\nTransfer-Encoding: chunked\r\n\r\n",
+                false,
+                Ok(Some((200, Chunked, false, false))),
+            ),
+            (
+                "gzip, chunked",
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, Chunked\r\n\r\n",
+                false,
+                Ok(Some((200, Chunked, true, false))),
+            ),
+            (
+                "TE split over fields",
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n",
+                false,
+                Ok(Some((200, Chunked, true, false))),
+            ),
+            (
+                "chunked not final",
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+                false,
+                Ok(Some((200, Close, false, false))),
+            ),
+            (
+                "TE in 1.0 is faulty",
+                b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n",
+                false,
+                Ok(Some((200, Chunked, false, false))),
+            ),
+            (
+                "equal CLs",
+                b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\nContent-Length: 7\r\n\r\n",
+                false,
+                Ok(Some((200, Length(7), true, false))),
+            ),
+            (
+                "equal CL list",
+                b"HTTP/1.1 200 OK\r\nContent-Length: 7, 7\r\n\r\n",
+                false,
+                Ok(Some((200, Length(7), true, false))),
+            ),
+            (
+                "differing CLs",
+                b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\nContent-Length: 8\r\n\r\n",
+                false,
+                Err(E::BadContentLength),
+            ),
+            (
+                "differing CL list",
+                b"HTTP/1.1 200 OK\r\nContent-Length: 7,8\r\n\r\n",
+                false,
+                Err(E::BadContentLength),
+            ),
+            (
+                "CL not a number",
+                b"HTTP/1.1 200 OK\r\nContent-Length: abc\r\n\r\n",
+                false,
+                Err(E::BadContentLength),
+            ),
+            (
+                "CL negative",
+                b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+                false,
+                Err(E::BadContentLength),
+            ),
+            (
+                "CL plus sign",
+                b"HTTP/1.1 200 OK\r\nContent-Length: +1\r\n\r\n",
+                false,
+                Err(E::BadContentLength),
+            ),
+            (
+                "CL empty",
+                b"HTTP/1.1 200 OK\r\nContent-Length: \r\n\r\n",
+                false,
+                Err(E::BadContentLength),
+            ),
+            (
+                "CL overflow",
+                b"HTTP/1.1 200 OK\r\nContent-Length: 18446744073709551616\r\n\r\n",
+                false,
+                Err(E::BadContentLength),
+            ),
+            (
+                "CL max",
+                b"HTTP/1.1 200 OK\r\nContent-Length: 18446744073709551615\r\n\r\n",
+                false,
+                Ok(Some((200, Length(u64::MAX), true, false))),
+            ),
+            (
+                "204 ignores CL",
+                b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n",
+                false,
+                Ok(Some((204, Empty, true, false))),
+            ),
+            (
+                "304 ignores bad CL",
+                b"HTTP/1.1 304 Not Modified\r\nContent-Length: x\r\n\r\n",
+                false,
+                Ok(Some((304, Empty, true, false))),
+            ),
+            (
+                "HEAD",
+                b"HTTP/1.1 200 OK\r\nContent-Length: 500\r\n\r\n",
+                true,
+                Ok(Some((200, Empty, true, false))),
+            ),
+            (
+                "HEAD chunked",
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+                true,
+                Ok(Some((200, Empty, true, false))),
+            ),
+            (
+                "100 Continue",
+                b"HTTP/1.1 100 Continue\r\n\r\n",
+                false,
+                Ok(Some((100, Empty, true, true))),
+            ),
+            (
+                "103 Early Hints",
+                b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n",
+                false,
+                Ok(Some((103, Empty, true, true))),
+            ),
+            (
+                "101 upgrade",
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n",
+                false,
+                Err(E::UnexpectedUpgrade),
+            ),
+            (
+                "status 099",
+                b"HTTP/1.1 099 Low\r\n\r\n",
+                false,
+                Err(E::MalformedStatusLine),
+            ),
+            (
+                "garbage",
+                b"garbage\r\n\r\n",
+                false,
+                Err(E::MalformedStatusLine),
+            ),
+            (
+                "HTTP/2 line",
+                b"HTTP/2 200\r\n\r\n",
+                false,
+                Err(E::MalformedStatusLine),
+            ),
+            (
+                "status letters",
+                b"HTTP/1.1 2xx OK\r\n\r\n",
+                false,
+                Err(E::MalformedStatusLine),
+            ),
+            (
+                "status two digits",
+                b"HTTP/1.1 20 OK\r\n\r\n",
+                false,
+                Err(E::MalformedStatusLine),
+            ),
+            (
+                "CR without LF in status",
+                b"HTTP/1.1 200\rX\r\n\r\n",
+                false,
+                Err(E::MalformedStatusLine),
+            ),
+            (
+                "bad header name",
+                b"HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n",
+                false,
+                Err(E::BadHeader),
+            ),
+            (
+                "bad header value",
+                b"HTTP/1.1 200 OK\r\nName: a\x01b\r\n\r\n",
+                false,
+                Err(E::BadHeader),
+            ),
+            (
+                "CR without LF in header",
+                b"HTTP/1.1 200 OK\r\nA: b\rC: d\r\n\r\n",
+                false,
+                Err(E::BadHeader),
+            ),
+            ("empty", b"", false, Ok(None)),
+            ("partial status", b"HTTP/1.1 20", false, Ok(None)),
+            (
+                "partial headers",
+                b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n",
+                false,
+                Ok(None),
+            ),
+            (
+                "partial blank line",
+                b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r",
+                false,
+                Ok(None),
+            ),
+        ];
+        for (name, input, head, want) in cases {
+            assert_eq!(summary(input, *head), *want, "case {name}");
+        }
+    }
+
+    #[test]
+    fn every_prefix_of_a_valid_head_is_incomplete() {
+        let buf = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: b\r\n\r\nhello";
+        let head_len = buf.len() - 5;
+        for end in 0..head_len {
+            assert_eq!(parse_head(&buf[..end], false), Ok(None), "prefix {end}");
+        }
+        let head = parse_head(buf, false).unwrap().unwrap(); // complete per the loop above
+        assert_eq!(head.len, head_len);
+        assert_eq!(head.framing, Framing::Length(5));
+    }
+
+    #[test]
+    fn fireworks_server_ttft() {
+        let parse = |value: &str| {
+            let buf = format!(
+                "HTTP/1.1 200 OK\r\nFireworks-Server-Time-To-First-Token: {value}\r\nContent-Length: 0\r\n\r\n"
+            );
+            parse_head(buf.as_bytes(), false)
+                .unwrap()
+                .unwrap()
+                .server_ttft
+        };
+        assert_eq!(parse("0.0425"), Some(0.0425));
+        assert_eq!(parse("1"), Some(1.0));
+        assert_eq!(parse(" 2.5 "), Some(2.5));
+        assert_eq!(parse("soon"), None);
+        assert_eq!(parse("-1"), None);
+        assert_eq!(parse("NaN"), None);
+        let none = parse_head(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", false);
+        assert_eq!(none.unwrap().unwrap().server_ttft, None);
+    }
+
+    fn huge_head(value_bytes: usize, complete: bool) -> Vec<u8> {
+        let mut buf = b"HTTP/1.1 200 OK\r\nX-Big: ".to_vec();
+        buf.resize(buf.len() + value_bytes, b'a');
+        if complete {
+            buf.extend_from_slice(b"\r\nContent-Length: 0\r\n\r\n");
+        }
+        buf
+    }
+
+    #[test]
+    fn oversized_heads() {
+        // 100 KiB in one header, complete and incomplete.
+        assert_eq!(
+            parse_head(&huge_head(100 * 1024, true), false),
+            Err(E::HeadersTooLarge)
+        );
+        assert_eq!(
+            parse_head(&huge_head(100 * 1024, false), false),
+            Err(E::HeadersTooLarge)
+        );
+        // Incomplete just under the cap: still waiting.
+        let under = huge_head(MAX_HEAD_BYTES - 100, false);
+        assert!(under.len() < MAX_HEAD_BYTES);
+        assert_eq!(parse_head(&under, false), Ok(None));
+        // A head of exactly MAX_HEAD_BYTES is accepted.
+        let fixed = huge_head(0, true).len();
+        let exact = huge_head(MAX_HEAD_BYTES - fixed, true);
+        assert_eq!(exact.len(), MAX_HEAD_BYTES);
+        assert_eq!(
+            parse_head(&exact, false).unwrap().unwrap().len,
+            MAX_HEAD_BYTES
+        );
+        let over = huge_head(MAX_HEAD_BYTES - fixed + 1, true);
+        assert_eq!(parse_head(&over, false), Err(E::HeadersTooLarge));
+    }
+
+    fn many_headers(count: usize, value_bytes: usize, complete: bool) -> Vec<u8> {
+        let mut buf = b"HTTP/1.1 200 OK\r\n".to_vec();
+        for i in 0..count {
+            buf.extend_from_slice(format!("X-H{i}: ").as_bytes());
+            buf.resize(buf.len() + value_bytes, b'v');
+            buf.extend_from_slice(b"\r\n");
+        }
+        if complete {
+            buf.extend_from_slice(b"\r\n");
+        }
+        buf
+    }
+
+    #[test]
+    fn header_count_cap() {
+        assert!(
+            parse_head(&many_headers(MAX_HEADERS, 4, true), false)
+                .unwrap()
+                .is_some()
+        );
+        assert_eq!(
+            parse_head(&many_headers(MAX_HEADERS + 1, 4, true), false),
+            Err(E::TooManyHeaders)
+        );
+        // Too many so far but no end yet: wait, so the error does not depend on the read split.
+        assert_eq!(
+            parse_head(&many_headers(MAX_HEADERS + 1, 4, false), false),
+            Ok(None)
+        );
+        // 100 KiB made of many small headers: the size is what is reported, complete or not.
+        assert_eq!(
+            parse_head(&many_headers(1000, 100, true), false),
+            Err(E::HeadersTooLarge)
+        );
+        assert_eq!(
+            parse_head(&many_headers(1000, 100, false), false),
+            Err(E::HeadersTooLarge)
+        );
+    }
+
+    #[test]
+    fn head_len_leaves_the_body() {
+        let buf = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
+        let head = parse_head(buf, false).unwrap().unwrap();
+        assert_eq!(&buf[head.len..head.len + 3], b"5\r\n");
+    }
+}

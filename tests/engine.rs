@@ -1,0 +1,134 @@
+//! The engine end to end against the project's own mock targets on loopback.
+
+mod util;
+
+use std::time::Instant;
+
+use pacer::mock::MockConfig;
+use pacer::plan::Rate;
+use util::*;
+
+#[test]
+fn seeded_mix_counts_every_400_the_mock_sent() {
+    let m = mock(MockConfig { error_rate: 0.3, seed: 7, ..MockConfig::default() });
+    let mut i = input(&format!("{}/", m.url()), 100.0, 1.0);
+    i.num_workers = Some(5);
+    let s = run(&i);
+    assert_accounted(&s, 100);
+    let c = m.counters();
+    assert_eq!(c.requests, 100);
+    assert_eq!(status(&s, 400), c.status_400);
+    assert_eq!(s.successes, c.status_200);
+    assert!(c.status_400 > 10 && c.status_400 < 60, "{c:?}");
+    assert_eq!(s.errors.len(), 1, "only 400s: {:?}", s.errors);
+    // Every complete response is timed, errors included.
+    assert_eq!(s.timings.response_time.count(), 100);
+    assert_eq!(s.timings.latency.count(), 100);
+    assert_eq!(s.timings.dispatch_delay.count(), 100);
+    assert!(s.connections_opened >= 1 && s.connections_opened <= 5);
+}
+
+#[test]
+fn keep_alive_reuses_connections() {
+    let m = mock_ok();
+    let mut i = input(&format!("{}/", m.url()), 400.0, 1.0);
+    i.num_workers = Some(4);
+    let s = run(&i);
+    assert_accounted(&s, 400);
+    assert_eq!(s.successes, 400);
+    assert!(s.connections_opened <= 4, "opened {}", s.connections_opened);
+    assert_eq!(m.counters().connections, s.connections_opened);
+    // Open loop: 400 sends spread over one second.
+    assert!((s.achieved_qps - 400.0).abs() < 8.0, "achieved {}", s.achieved_qps);
+    let body = br#"{"message":"ok"}"#.len() as u64;
+    assert!(s.bytes_received > 400 * body);
+}
+
+#[test]
+fn closed_port_gives_connection_refused_for_every_request() {
+    let port = closed_port();
+    let s = run(&input(&format!("http://127.0.0.1:{port}/"), 50.0, 1.0));
+    assert_accounted(&s, 50);
+    assert_eq!(named(&s, "connection refused"), 50, "{:?}", s.errors);
+    assert_eq!(s.connections_opened, 0);
+    assert_eq!(s.timings.response_time.count(), 0, "transport failures are not timed");
+}
+
+#[test]
+fn slow_target_gives_timeouts_within_the_bound() {
+    let m = mock(MockConfig { error_rate: 0.0, delay: ms(1000.0), ..MockConfig::default() });
+    let mut i = input(&format!("{}/", m.url()), 20.0, 1.0);
+    i.timeout = Some(0.2);
+    let start = Instant::now();
+    let s = run(&i);
+    assert!(start.elapsed().as_secs_f64() < 1.0 + 2.0 * 0.2 + 1.0);
+    assert_accounted(&s, 20);
+    assert_eq!(named(&s, "timeout"), 20, "{:?}", s.errors);
+}
+
+#[test]
+fn too_few_workers_gives_not_sent() {
+    let m = mock(MockConfig { error_rate: 0.0, delay: ms(300.0), ..MockConfig::default() });
+    let mut i = input(&format!("{}/", m.url()), 50.0, 1.0);
+    i.num_workers = Some(1);
+    i.timeout = Some(0.5);
+    let s = run(&i);
+    assert_accounted(&s, 50);
+    let not_sent = named(&s, "not sent: all 1 workers busy");
+    assert!(not_sent >= 40, "{:?}", s.errors);
+    assert!(s.successes >= 1);
+    // Those that waited in the queue show it.
+    assert!(s.timings.dispatch_delay.summary().max.unwrap() > 0.2);
+}
+
+#[test]
+fn saturation_runs_closed_loop_for_the_duration() {
+    let m = mock_ok();
+    let mut i = input(&format!("{}/", m.url()), 1.0, 0.5);
+    i.qps = Rate::Max;
+    i.num_workers = Some(4);
+    let s = run(&i);
+    assert!(s.total_requests > 100, "{}", s.total_requests);
+    assert_eq!(s.successes, s.total_requests);
+    assert!(s.connections_opened <= 4);
+    assert!((s.elapsed.as_secs_f64() - 0.5).abs() < 1e-9);
+}
+
+#[test]
+fn poisson_arrivals_keep_the_count() {
+    let m = mock_ok();
+    let mut i = input(&format!("{}/", m.url()), 200.0, 1.0);
+    i.poisson = true;
+    i.seed = Some(3);
+    let s = run(&i);
+    assert_accounted(&s, 200);
+    assert_eq!(s.successes, 200);
+}
+
+#[test]
+fn unresolvable_host_is_a_named_dns_error() {
+    let s = run(&input("http://nonexistent.invalid/", 30.0, 1.0));
+    assert_accounted(&s, 30);
+    assert_eq!(named(&s, "dns: nonexistent.invalid"), 30);
+}
+
+#[test]
+fn localhost_falls_back_across_addresses() {
+    // The mock listens on 127.0.0.1 only; `localhost` may resolve to ::1 first.
+    let m = mock_ok();
+    let url = format!("http://localhost:{}/", m.addr().port());
+    let s = run(&input(&url, 20.0, 0.5));
+    assert_accounted(&s, 10);
+    assert_eq!(s.successes, 10, "{:?}", s.errors);
+}
+
+#[test]
+fn post_with_headers_and_body() {
+    let m = mock_ok();
+    let mut i = input(&format!("{}/", m.url()), 20.0, 0.5);
+    i.method = Some("POST".into());
+    i.headers = vec![("X-Test".into(), "1".into())];
+    i.body = Some("{\"a\":1}".into());
+    let s = run(&i);
+    assert_eq!(s.successes, 10, "{:?}", s.errors);
+}
