@@ -360,7 +360,7 @@ fn mock(a: MockArgs) -> Result<(), CliError> {
         usage: !a.no_usage,
         tls: a.tls,
         fault: match &a.fault {
-            Some(f) => Some(f.parse::<Fault>().map_err(|e| err(2, e))?),
+            Some(f) => Some(f.parse::<Fault>().map_err(|e| err(2, e.to_string()))?),
             None => None,
         },
         ..MockConfig::default()

@@ -313,19 +313,19 @@ impl Plan {
             Rate::PerSecond(q) => q.is_finite() && q > 0.0,
             Rate::Max => true,
         };
-        if !qps_ok || !(input.duration.is_finite() && input.duration > 0.0) {
+        if !(qps_ok && input.duration.is_finite() && input.duration > 0.0) {
             return Err(PlanError::BadRequest(positive_msg));
         }
         if !(timeout.is_finite() && timeout > 0.0) {
             return Err(PlanError::BadRequest(positive_msg));
         }
-        if let Rate::PerSecond(q) = input.qps {
-            if q > limits.max_qps {
-                return Err(invalid(
-                    "qps",
-                    format!("qps must be <= {} (--max-qps)", limits.max_qps),
-                ));
-            }
+        if let Rate::PerSecond(q) = input.qps
+            && q > limits.max_qps
+        {
+            return Err(invalid(
+                "qps",
+                format!("qps must be <= {} (--max-qps)", limits.max_qps),
+            ));
         }
         if input.duration > limits.max_duration {
             return Err(invalid(
@@ -371,10 +371,10 @@ impl Plan {
             Rate::PerSecond(q) => (q * input.duration).round() as u64,
             Rate::Max => 0,
         };
-        if let Rate::PerSecond(_) = input.qps {
-            if count == 0 {
-                return Err(invalid("qps", "qps × duration rounds to 0 requests".into()));
-            }
+        if let Rate::PerSecond(_) = input.qps
+            && count == 0
+        {
+            return Err(invalid("qps", "qps × duration rounds to 0 requests".into()));
         }
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
@@ -517,7 +517,10 @@ impl Plan {
                     "completions"
                 }),
             );
-            config.insert("stream".into(), json!(l.stream));
+            config.insert(
+                "stream".into(),
+                json!(llm_plan.as_ref().is_some_and(|p| p.stream)),
+            );
         }
         if let Some(ca) = &input.ca_cert {
             config.insert("ca_cert".into(), json!(ca));

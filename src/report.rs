@@ -251,12 +251,13 @@ fn method_of(plan: &Plan) -> &str {
 /// A text histogram of a recorder's samples in `rows` rows between its min and max.
 fn histogram_lines(rec: &Recorder, rows: usize, width: usize) -> String {
     let mut out = String::new();
-    let bars = rec.histogram().compact(rows);
-    let most = bars.iter().map(|b| b.2).max().unwrap_or(0);
+    let bars = rec.histogram().rows(rows);
+    let most = bars.iter().map(|b| b.count).max().unwrap_or(0);
     if most == 0 {
         return out;
     }
-    for (lo, hi, n) in bars {
+    for r in bars {
+        let (lo, hi, n) = (r.lower, r.upper, r.count);
         let len = ((n as f64 / most as f64) * width as f64).round() as usize;
         let _ = writeln!(
             out,

@@ -10,7 +10,11 @@ use util::*;
 
 #[test]
 fn seeded_mix_counts_every_400_the_mock_sent() {
-    let m = mock(MockConfig { error_rate: 0.3, seed: 7, ..MockConfig::default() });
+    let m = mock(MockConfig {
+        error_rate: 0.3,
+        seed: 7,
+        ..MockConfig::default()
+    });
     let mut i = input(&format!("{}/", m.url()), 100.0, 1.0);
     i.num_workers = Some(5);
     let s = run(&i);
@@ -39,7 +43,11 @@ fn keep_alive_reuses_connections() {
     assert!(s.connections_opened <= 4, "opened {}", s.connections_opened);
     assert_eq!(m.counters().connections, s.connections_opened);
     // Open loop: 400 sends spread over one second.
-    assert!((s.achieved_qps - 400.0).abs() < 8.0, "achieved {}", s.achieved_qps);
+    assert!(
+        (s.achieved_qps - 400.0).abs() < 8.0,
+        "achieved {}",
+        s.achieved_qps
+    );
     let body = br#"{"message":"ok"}"#.len() as u64;
     assert!(s.bytes_received > 400 * body);
 }
@@ -51,12 +59,20 @@ fn closed_port_gives_connection_refused_for_every_request() {
     assert_accounted(&s, 50);
     assert_eq!(named(&s, "connection refused"), 50, "{:?}", s.errors);
     assert_eq!(s.connections_opened, 0);
-    assert_eq!(s.timings.response_time.count(), 0, "transport failures are not timed");
+    assert_eq!(
+        s.timings.response_time.count(),
+        0,
+        "transport failures are not timed"
+    );
 }
 
 #[test]
 fn slow_target_gives_timeouts_within_the_bound() {
-    let m = mock(MockConfig { error_rate: 0.0, delay: ms(1000.0), ..MockConfig::default() });
+    let m = mock(MockConfig {
+        error_rate: 0.0,
+        delay: ms(1000.0),
+        ..MockConfig::default()
+    });
     let mut i = input(&format!("{}/", m.url()), 20.0, 1.0);
     i.timeout = Some(0.2);
     let start = Instant::now();
@@ -68,7 +84,11 @@ fn slow_target_gives_timeouts_within_the_bound() {
 
 #[test]
 fn too_few_workers_gives_not_sent() {
-    let m = mock(MockConfig { error_rate: 0.0, delay: ms(300.0), ..MockConfig::default() });
+    let m = mock(MockConfig {
+        error_rate: 0.0,
+        delay: ms(300.0),
+        ..MockConfig::default()
+    });
     let mut i = input(&format!("{}/", m.url()), 50.0, 1.0);
     i.num_workers = Some(1);
     i.timeout = Some(0.5);

@@ -9,7 +9,13 @@ use pacer::report;
 use util::*;
 
 fn llm_mock(tls: bool) -> pacer::mock::MockServer {
-    mock(MockConfig { ttft: ms(50.0), itl: ms(10.0), tokens: 20, tls, ..MockConfig::default() })
+    mock(MockConfig {
+        ttft: ms(50.0),
+        itl: ms(10.0),
+        tokens: 20,
+        tls,
+        ..MockConfig::default()
+    })
 }
 
 fn write_ca(m: &pacer::mock::MockServer, name: &str) -> std::path::PathBuf {
@@ -25,10 +31,18 @@ fn check_timings(s: &pacer::engine::RunStats) {
     assert!(ttft.min.unwrap() >= 0.050, "ttft min {:?}", ttft.min);
     assert!(ttft.p50.unwrap() < 0.050 + 0.015, "ttft p50 {:?}", ttft.p50);
     let itl = t.inter_token_latency.summary();
-    assert!((itl.p50.unwrap() - 0.010).abs() < 0.003, "itl p50 {:?}", itl.p50);
+    assert!(
+        (itl.p50.unwrap() - 0.010).abs() < 0.003,
+        "itl p50 {:?}",
+        itl.p50
+    );
     assert_eq!(t.inter_token_latency.count(), 19 * s.successes);
     let tpot = t.time_per_output_token.summary();
-    assert!((tpot.mean.unwrap() - 0.010).abs() < 0.003, "tpot {:?}", tpot.mean);
+    assert!(
+        (tpot.mean.unwrap() - 0.010).abs() < 0.003,
+        "tpot {:?}",
+        tpot.mean
+    );
     assert_eq!(s.output_tokens, 20 * s.successes);
 }
 
@@ -75,7 +89,12 @@ fn tls_without_the_ca_fails_every_request_by_name() {
     let i = llm_input(&format!("{}/v1/completions", m.url()), 10.0, 1.0);
     let s = run(&i);
     assert_accounted(&s, 10);
-    assert_eq!(named(&s, "tls: invalid certificate: unknown issuer"), 10, "{:?}", s.errors);
+    assert_eq!(
+        named(&s, "tls: invalid certificate: unknown issuer"),
+        10,
+        "{:?}",
+        s.errors
+    );
 }
 
 #[test]
@@ -92,7 +111,12 @@ fn insecure_skips_verification_and_says_so() {
 
 #[test]
 fn non_streaming_counts_usage_tokens() {
-    let m = mock(MockConfig { ttft: ms(5.0), itl: ms(1.0), tokens: 7, ..MockConfig::default() });
+    let m = mock(MockConfig {
+        ttft: ms(5.0),
+        itl: ms(1.0),
+        tokens: 7,
+        ..MockConfig::default()
+    });
     let mut i = llm_input(&format!("{}/v1/completions", m.url()), 10.0, 0.5);
     if let Some(l) = i.llm.as_mut() {
         l.stream = false;

@@ -261,10 +261,10 @@ impl Conn {
                                 let _ = tls.write_tls(&mut self.sock);
                                 return ReadResult::Failed(Failure::Tls(tls::reason(&e)));
                             }
-                            if tls.wants_write() {
-                                if let WriteResult::Failed(f) = flush_tls(tls, &mut self.sock) {
-                                    return ReadResult::Failed(f);
-                                }
+                            if tls.wants_write()
+                                && let WriteResult::Failed(f) = flush_tls(tls, &mut self.sock)
+                            {
+                                return ReadResult::Failed(f);
                             }
                         }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {

@@ -104,12 +104,12 @@ pub struct Progress {
     pub total: u64,
 }
 
+/// Called about every 200 ms while a run lasts, with the time since its start.
+pub type OnTick<'a> = &'a dyn Fn(&Progress, Duration);
+
 /// Runs `plan` to the end. `on_tick` is called about every 200 ms from the calling thread while
 /// the run lasts.
-pub fn run(
-    plan: &Plan,
-    on_tick: Option<&dyn Fn(&Progress, Duration)>,
-) -> Result<RunStats, EngineError> {
+pub fn run(plan: &Plan, on_tick: Option<OnTick<'_>>) -> Result<RunStats, EngineError> {
     let addrs = match resolve(&plan.target.host, plan.target.port) {
         Some(a) => a,
         None => return Ok(dns_failure(plan)),

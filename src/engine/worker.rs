@@ -201,12 +201,12 @@ impl<'a> Worker<'a> {
                 break;
             }
             let timeout = self.poll_timeout();
-            if let Err(e) = self.poll.poll(&mut self.events, timeout) {
-                if e.kind() != io::ErrorKind::Interrupted {
-                    // The poller itself failed: nothing more can be measured. Count what is left.
-                    self.abandon(Failure::Connect("poll failed"));
-                    break;
-                }
+            if let Err(e) = self.poll.poll(&mut self.events, timeout)
+                && e.kind() != io::ErrorKind::Interrupted
+            {
+                // The poller itself failed: nothing more can be measured. Count what is left.
+                self.abandon(Failure::Connect("poll failed"));
+                break;
             }
             let events = std::mem::replace(&mut self.events, Events::with_capacity(0));
             for ev in events.iter() {
@@ -277,11 +277,11 @@ impl<'a> Worker<'a> {
                 self.fail_conn(key, Failure::Timeout);
             }
         }
-        if let Some(end) = self.saturation_end {
-            if now >= end {
-                // Closed loop ends at the deadline, as wrk does: what is in flight is not counted.
-                self.queue.clear();
-            }
+        if let Some(end) = self.saturation_end
+            && now >= end
+        {
+            // Closed loop ends at the deadline, as wrk does: what is in flight is not counted.
+            self.queue.clear();
         }
     }
 
@@ -570,12 +570,12 @@ impl<'a> Worker<'a> {
     }
 
     fn fail_conn(&mut self, key: usize, f: Failure) {
-        if let Some(conn) = self.conns.get_mut(key) {
-            if conn.req.take().is_some() {
-                self.busy -= 1;
-                self.stats.fail(f);
-                self.unreported += 1;
-            }
+        if let Some(conn) = self.conns.get_mut(key)
+            && conn.req.take().is_some()
+        {
+            self.busy -= 1;
+            self.stats.fail(f);
+            self.unreported += 1;
         }
         self.close(key);
     }
@@ -693,10 +693,8 @@ impl<'a> Worker<'a> {
         let mut next: Option<Instant> = None;
         let mut consider = |t: Instant| next = Some(next.map_or(t, |n: Instant| n.min(t)));
         if self.queue.is_empty() {
-            if let Some(s) = self.schedule.as_mut() {
-                if let Some((_, t)) = s.peek() {
-                    consider(t);
-                }
+            if let Some((_, t)) = self.schedule.as_mut().and_then(Schedule::peek) {
+                consider(t);
             }
         } else if let Some(p) = self.queue.iter().find(|p| p.dispatch.is_none()) {
             consider(p.intended + self.sh.plan.timeout);
@@ -793,21 +791,22 @@ fn process(
     let mut sse_error = None;
     let fed = body.feed(data, |chunk| {
         if req.sse_active {
-            if let Some(parser) = sse.as_mut() {
-                if let Err(e) = parser.feed(chunk, |event| on_event(req, stats, event, now)) {
-                    sse_error = Some(e);
-                }
+            if let Some(parser) = sse.as_mut()
+                && let Err(e) = parser.feed(chunk, |event| on_event(req, stats, event, now))
+            {
+                sse_error = Some(e);
             }
-        } else if let Some(copy) = body_copy.as_mut() {
-            if llm_body && copy.len() + chunk.len() <= BODY_COPY_CAP {
-                copy.extend_from_slice(chunk);
-            }
+        } else if let Some(copy) = body_copy.as_mut()
+            && llm_body
+            && copy.len() + chunk.len() <= BODY_COPY_CAP
+        {
+            copy.extend_from_slice(chunk);
         }
     });
-    if let Some(e) = sse_error {
-        if req.stream_failure.is_none() {
-            req.stream_failure = Some(Failure::Stream(e.reason()));
-        }
+    if let Some(e) = sse_error
+        && req.stream_failure.is_none()
+    {
+        req.stream_failure = Some(Failure::Stream(e.reason()));
     }
     match fed {
         Err(e) => Step::Fail(Failure::Invalid(e.reason())),

@@ -19,7 +19,10 @@ pub fn mock(cfg: MockConfig) -> MockServer {
 
 /// A mock that answers every `/` with 200.
 pub fn mock_ok() -> MockServer {
-    mock(MockConfig { error_rate: 0.0, ..MockConfig::default() })
+    mock(MockConfig {
+        error_rate: 0.0,
+        ..MockConfig::default()
+    })
 }
 
 /// A loopback port with nothing listening (bound, then released).
@@ -58,17 +61,30 @@ pub fn run(i: &Input) -> RunStats {
 
 /// Count of one named error bucket.
 pub fn named(stats: &RunStats, name: &str) -> u64 {
-    stats.errors.get(&ErrorKey::Name(name.to_string())).copied().unwrap_or(0)
+    stats
+        .errors
+        .get(&ErrorKey::Name(name.to_string()))
+        .copied()
+        .unwrap_or(0)
 }
 
 pub fn status(stats: &RunStats, code: u16) -> u64 {
-    stats.errors.get(&ErrorKey::Status(code)).copied().unwrap_or(0)
+    stats
+        .errors
+        .get(&ErrorKey::Status(code))
+        .copied()
+        .unwrap_or(0)
 }
 
 /// Every request in exactly one bucket.
 pub fn assert_accounted(stats: &RunStats, n: u64) {
     assert_eq!(stats.total_requests, n, "total_requests");
-    assert_eq!(stats.successes + stats.error_count(), n, "buckets add up: {:?}", stats.errors);
+    assert_eq!(
+        stats.successes + stats.error_count(),
+        n,
+        "buckets add up: {:?}",
+        stats.errors
+    );
 }
 
 pub fn ms(d: f64) -> Duration {

@@ -1,0 +1,441 @@
+//! The OpenAI-compatible routes: `/v1/completions` and `/v1/chat/completions`, streamed as SSE with
+//! set timings (or answered in one JSON body), and the broken streams of the `sse-*` faults.
+//!
+//! Every token event is scheduled at `request end + ttft + k × itl` from one `Instant`, so sleep
+//! overshoot never accumulates along a stream.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+
+use super::conn::{Conn, Next, Request, keep_or_close, write_head};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Api {
+    Completions,
+    Chat,
+}
+
+/// How an `sse-*` fault breaks the stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum SseFault {
+    /// The second token event is cut JSON.
+    BrokenJson,
+    /// The second token event is an `error` object; the stream then ends with `[DONE]`.
+    Error,
+    /// Tokens and the final event, then the last chunk without `[DONE]`.
+    NoDone,
+}
+
+/// The text of token `k`: a fixed sentence, so streams are the same from run to run.
+const WORDS: [&str; 12] = [
+    "The", " quick", " mock", " streams", " tokens", " at", " a", " steady", " pace", " for",
+    " pacer", ".",
+];
+
+/// The parts of an OpenAI request the mock acts on.
+#[derive(Debug, PartialEq)]
+struct Ask {
+    stream: bool,
+    max_tokens: Option<u64>,
+    include_usage: bool,
+    model: String,
+    prompt_tokens: u64,
+}
+
+impl Default for Ask {
+    fn default() -> Self {
+        Ask {
+            stream: false,
+            max_tokens: None,
+            include_usage: false,
+            model: "mock-model".to_string(),
+            prompt_tokens: 1,
+        }
+    }
+}
+
+fn words(v: &Value) -> u64 {
+    match v {
+        Value::String(s) => s.split_whitespace().count() as u64,
+        Value::Array(items) => items.iter().map(words).sum(),
+        Value::Object(map) => map.get("content").map_or(0, words),
+        _ => 0,
+    }
+}
+
+fn parse_ask(body: &[u8], api: Api) -> Result<Ask, &'static str> {
+    let v: Value = serde_json::from_slice(body).map_err(|_| "request body is not JSON")?;
+    let Value::Object(map) = v else {
+        return Err("request body is not a JSON object");
+    };
+    let stream = match map.get("stream") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => true,
+        Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => false,
+        Some(_) => return Err("stream must be a boolean"),
+    };
+    let max_tokens = map
+        .get("max_tokens")
+        .or_else(|| map.get("max_completion_tokens"))
+        .and_then(Value::as_u64)
+        .filter(|&n| n > 0);
+    let include_usage = map
+        .get("stream_options")
+        .and_then(|o| o.get("include_usage"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let model = map
+        .get("model")
+        .and_then(Value::as_str)
+        .unwrap_or("mock-model")
+        .to_string();
+    let prompt = match api {
+        Api::Completions => map.get("prompt"),
+        Api::Chat => map.get("messages"),
+    };
+    let prompt_tokens = prompt.map_or(0, words).max(1);
+    Ok(Ask {
+        stream,
+        max_tokens,
+        include_usage,
+        model,
+        prompt_tokens,
+    })
+}
+
+/// The fields every event of one response repeats.
+struct Stamp {
+    id: String,
+    created: u64,
+    model: String,
+    api: Api,
+}
+
+impl Stamp {
+    fn event(&self, choices: Value) -> Value {
+        let object = match self.api {
+            Api::Completions => "text_completion",
+            Api::Chat => "chat.completion.chunk",
+        };
+        json!({"id": self.id, "object": object, "created": self.created, "model": self.model, "choices": choices})
+    }
+
+    fn token(&self, text: &str, finish: Option<&str>) -> Value {
+        let choice = match self.api {
+            Api::Completions => {
+                json!({"text": text, "index": 0, "logprobs": null, "finish_reason": finish})
+            }
+            Api::Chat if finish.is_some() => {
+                json!({"index": 0, "delta": {}, "finish_reason": finish})
+            }
+            Api::Chat => json!({"index": 0, "delta": {"content": text}, "finish_reason": null}),
+        };
+        self.event(json!([choice]))
+    }
+
+    fn usage(prompt: u64, completion: u64) -> Value {
+        json!({"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion})
+    }
+}
+
+/// One SSE event in one HTTP chunk.
+fn push_event(out: &mut Vec<u8>, data: &str) {
+    let len = "data: ".len() + data.len() + 2;
+    out.extend_from_slice(format!("{len:x}\r\ndata: ").as_bytes());
+    out.extend_from_slice(data.as_bytes());
+    out.extend_from_slice(b"\n\n\r\n");
+}
+
+/// Answers an LLM request, or rehearses an `sse-*` fault on it.
+pub(super) fn answer(conn: &mut Conn, req: &Request, api: Api, fault: Option<SseFault>) -> Next {
+    let ask = match (parse_ask(&req.body, api), fault) {
+        (Ok(ask), _) => ask,
+        // A fault rehearses the broken stream whatever the request says.
+        (Err(_), Some(_)) => Ask::default(),
+        (Err(detail), None) => {
+            let body = json!({"error": {"message": detail, "type": "invalid_request_error"}});
+            let body = body.to_string();
+            if !conn.respond(
+                400,
+                "application/json",
+                body.as_bytes(),
+                req.keep_alive,
+                &[],
+            ) {
+                return Next::Abort;
+            }
+            return keep_or_close(req.keep_alive);
+        }
+    };
+    let cfg = &conn.shared.cfg;
+    let mut tokens = u64::from(cfg.tokens);
+    if let Some(cap) = ask.max_tokens {
+        tokens = tokens.min(cap);
+    }
+    let stream = ask.stream || fault.is_some();
+    if fault.is_some() {
+        // The fault needs a second token to break.
+        tokens = tokens.max(2);
+    }
+    let stamp = Stamp {
+        id: format!(
+            "cmpl-mock-{}",
+            conn.shared
+                .counters
+                .requests
+                .load(std::sync::atomic::Ordering::Relaxed)
+        ),
+        created: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        model: ask.model.clone(),
+        api,
+    };
+    let ttft = cfg.ttft;
+    let itl = cfg.itl;
+    let usage = cfg.usage && ask.include_usage;
+    if stream {
+        stream_answer(conn, req, &stamp, &ask, tokens, ttft, itl, usage, fault)
+    } else {
+        whole_answer(conn, req, &stamp, &ask, tokens, ttft, itl)
+    }
+}
+
+/// `start + k × itl`, or None past what an `Instant` can hold.
+fn deadline(start: Instant, itl: Duration, k: u64) -> Option<Instant> {
+    let k = u32::try_from(k).ok()?;
+    start.checked_add(itl.checked_mul(k)?)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn stream_answer(
+    conn: &mut Conn,
+    req: &Request,
+    stamp: &Stamp,
+    ask: &Ask,
+    tokens: u64,
+    ttft: Duration,
+    itl: Duration,
+    usage: bool,
+    fault: Option<SseFault>,
+) -> Next {
+    conn.out.clear();
+    let extra = [("Cache-Control", "no-cache")];
+    write_head(
+        &mut conn.out,
+        200,
+        "text/event-stream",
+        None,
+        req.keep_alive,
+        &extra,
+    );
+    if stamp.api == Api::Chat {
+        let role = json!([{"index": 0, "delta": {"role": "assistant"}, "finish_reason": null}]);
+        push_event(&mut conn.out, &stamp.event(role).to_string());
+    }
+    conn.shared.counters.count_status(200);
+    if !conn.send_out() {
+        return Next::Abort;
+    }
+    let Some(first) = req.end.checked_add(ttft) else {
+        return Next::Abort;
+    };
+    // Bounded by `tokens` (a u32 from the config) and the stop flag inside sleep_until.
+    for k in 0..tokens {
+        let Some(at) = deadline(first, itl, k) else {
+            return Next::Abort;
+        };
+        if !conn.sleep_until(at) {
+            return Next::Abort;
+        }
+        conn.out.clear();
+        match (fault, k) {
+            (Some(SseFault::BrokenJson), 1) => {
+                push_event(
+                    &mut conn.out,
+                    r#"{"id":"cmpl-mock","choices":[{"text":" bro"#,
+                );
+            }
+            (Some(SseFault::Error), 1) => {
+                let error =
+                    json!({"error": {"message": "mock overloaded", "type": "server_error"}});
+                push_event(&mut conn.out, &error.to_string());
+                push_event(&mut conn.out, "[DONE]");
+                conn.out.extend_from_slice(b"0\r\n\r\n");
+                return if conn.send_out() {
+                    keep_or_close(req.keep_alive)
+                } else {
+                    Next::Abort
+                };
+            }
+            _ => {
+                let text = WORDS[(k % WORDS.len() as u64) as usize];
+                push_event(&mut conn.out, &stamp.token(text, None).to_string());
+            }
+        }
+        if !conn.send_out() {
+            return Next::Abort;
+        }
+    }
+    conn.out.clear();
+    push_event(&mut conn.out, &stamp.token("", Some("stop")).to_string());
+    if usage {
+        let mut event = stamp.event(json!([]));
+        event["usage"] = Stamp::usage(ask.prompt_tokens, tokens);
+        push_event(&mut conn.out, &event.to_string());
+    }
+    if fault != Some(SseFault::NoDone) {
+        push_event(&mut conn.out, "[DONE]");
+    }
+    conn.out.extend_from_slice(b"0\r\n\r\n");
+    if !conn.send_out() {
+        return Next::Abort;
+    }
+    keep_or_close(req.keep_alive)
+}
+
+fn whole_answer(
+    conn: &mut Conn,
+    req: &Request,
+    stamp: &Stamp,
+    ask: &Ask,
+    tokens: u64,
+    ttft: Duration,
+    itl: Duration,
+) -> Next {
+    let Some(done) = req
+        .end
+        .checked_add(ttft)
+        .and_then(|first| deadline(first, itl, tokens.saturating_sub(1)))
+    else {
+        return Next::Abort;
+    };
+    if !conn.sleep_until(done) {
+        return Next::Abort;
+    }
+    let text: String = (0..tokens)
+        .map(|k| WORDS[(k % WORDS.len() as u64) as usize])
+        .collect();
+    let choice = match stamp.api {
+        Api::Completions => {
+            json!({"text": text, "index": 0, "logprobs": null, "finish_reason": "stop"})
+        }
+        Api::Chat => json!({
+            "index": 0,
+            "message": {"role": "assistant", "content": text},
+            "finish_reason": "stop"
+        }),
+    };
+    let object = match stamp.api {
+        Api::Completions => "text_completion",
+        Api::Chat => "chat.completion",
+    };
+    let body = json!({
+        "id": stamp.id,
+        "object": object,
+        "created": stamp.created,
+        "model": stamp.model,
+        "choices": [choice],
+        "usage": Stamp::usage(ask.prompt_tokens, tokens),
+    });
+    let body = body.to_string();
+    if !conn.respond(
+        200,
+        "application/json",
+        body.as_bytes(),
+        req.keep_alive,
+        &[],
+    ) {
+        return Next::Abort;
+    }
+    keep_or_close(req.keep_alive)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_completions_requests() {
+        let body = br#"{"model":"m","prompt":"a b c","max_tokens":5,"stream":true,
+                        "stream_options":{"include_usage":true}}"#;
+        let ask = parse_ask(body, Api::Completions).unwrap();
+        assert_eq!(
+            ask,
+            Ask {
+                stream: true,
+                max_tokens: Some(5),
+                include_usage: true,
+                model: "m".to_string(),
+                prompt_tokens: 3,
+            }
+        );
+        let ask = parse_ask(br#"{"stream":"True"}"#, Api::Completions).unwrap();
+        assert!(ask.stream);
+        assert_eq!(ask.prompt_tokens, 1);
+    }
+
+    #[test]
+    fn parses_chat_requests() {
+        let body = br#"{"messages":[{"role":"user","content":"hello there"}],"max_tokens":0}"#;
+        let ask = parse_ask(body, Api::Chat).unwrap();
+        assert_eq!(
+            (ask.stream, ask.max_tokens, ask.prompt_tokens),
+            (false, None, 2)
+        );
+    }
+
+    #[test]
+    fn rejects_bad_requests() {
+        assert!(parse_ask(b"", Api::Completions).is_err());
+        assert!(parse_ask(b"[1]", Api::Completions).is_err());
+        assert!(parse_ask(br#"{"stream":3}"#, Api::Completions).is_err());
+    }
+
+    #[test]
+    fn events_are_chunks() {
+        let mut out = Vec::new();
+        push_event(&mut out, "[DONE]");
+        assert_eq!(out, b"e\r\ndata: [DONE]\n\n\r\n");
+    }
+
+    #[test]
+    fn event_shapes() {
+        let chat = Stamp {
+            id: "x".to_string(),
+            created: 1,
+            model: "m".to_string(),
+            api: Api::Chat,
+        };
+        assert_eq!(
+            chat.token("hi", None)["choices"][0]["delta"]["content"],
+            "hi"
+        );
+        assert_eq!(
+            chat.token("", Some("stop"))["choices"][0]["delta"],
+            json!({})
+        );
+        let completions = Stamp {
+            api: Api::Completions,
+            ..chat
+        };
+        let stop = completions.token("", Some("stop"));
+        assert_eq!(stop["choices"][0]["text"], "");
+        assert_eq!(stop["choices"][0]["finish_reason"], "stop");
+        assert_eq!(stop["object"], "text_completion");
+    }
+
+    #[test]
+    fn deadlines_come_from_one_origin() {
+        let start = Instant::now();
+        let itl = Duration::from_millis(10);
+        assert_eq!(deadline(start, itl, 0), Some(start));
+        assert_eq!(
+            deadline(start, itl, 7),
+            Some(start + Duration::from_millis(70))
+        );
+        assert_eq!(deadline(start, Duration::MAX, 2), None);
+    }
+}

@@ -1,0 +1,239 @@
+//! A fixed log-scale histogram of timings for the text report: 10 buckets per decade from 1 µs to
+//! 1000 s, plus one bucket below (including 0) and one at or above. Fixed bounds make it mergeable by
+//! adding counts, and finding a bucket is a few compares, so recording stays O(1).
+
+use std::sync::LazyLock;
+
+/// Buckets per decade of the log-scale part.
+pub const BUCKETS_PER_DECADE: usize = 10;
+/// log10 of the lower edge of the first log-scale bucket (1 µs).
+const LOW_DECADE: i32 = -6;
+/// log10 of the upper edge of the last log-scale bucket (1000 s).
+const HIGH_DECADE: i32 = 3;
+const LOG_BUCKETS: usize = (HIGH_DECADE - LOW_DECADE) as usize * BUCKETS_PER_DECADE;
+/// All buckets: underflow, the log-scale ones, overflow.
+pub const BUCKETS: usize = LOG_BUCKETS + 2;
+
+/// Bucket counts plus the min and max observed (which bound the display rows).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Histogram {
+    counts: [u64; BUCKETS],
+    /// +inf / -inf while empty; plain floats keep `record` free of branches on Option.
+    min: f64,
+    max: f64,
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Histogram {
+            counts: [0; BUCKETS],
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+        }
+    }
+}
+
+/// One row of a histogram: samples in `[lower, upper)` (the last bucket's upper is infinite).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct HistRow {
+    pub lower: f64,
+    pub upper: f64,
+    pub count: u64,
+}
+
+/// The log-scale edges, `EDGES[i] = 10^(i/10 − 6)`, computed once so every bucket test is a compare.
+static EDGES: LazyLock<[f64; LOG_BUCKETS + 1]> = LazyLock::new(|| {
+    // Decade edges as literals so 1 ms is exactly the float 1e-3, not a rounding of powf.
+    const DECADES: [f64; (HIGH_DECADE - LOW_DECADE) as usize + 1] =
+        [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 1e1, 1e2, 1e3];
+    let mut e = [0.0; LOG_BUCKETS + 1];
+    for (i, x) in e.iter_mut().enumerate() {
+        let (d, j) = (i / BUCKETS_PER_DECADE, i % BUCKETS_PER_DECADE);
+        *x = DECADES[d] * 10f64.powf(j as f64 / BUCKETS_PER_DECADE as f64);
+    }
+    e
+});
+
+/// The bucket of a non-negative finite value. A `log10` per sample costs more than the rest of a
+/// record together, so the index is estimated from the float's exponent and mantissa bits (log2 of
+/// the mantissa `1 + f` as `f + 0.3466·f·(1 − f)`, off by < 0.008, i.e. < 0.03 bucket, so the
+/// correction below rarely runs and its branches predict well) and then checked against the edges.
+#[inline]
+fn bucket_of(secs: f64) -> usize {
+    let edges = &*EDGES;
+    if secs < edges[0] {
+        return 0;
+    }
+    if secs >= edges[LOG_BUCKETS] {
+        return BUCKETS - 1;
+    }
+    let bits = secs.to_bits();
+    let exp = ((bits >> 52) & 0x7ff) as f64 - 1023.0;
+    let frac = (bits & ((1u64 << 52) - 1)) as f64 / (1u64 << 52) as f64;
+    let log2 = exp + frac + 0.3466 * frac * (1.0 - frac);
+    let est = log2 * std::f64::consts::LOG10_2 * BUCKETS_PER_DECADE as f64
+        - f64::from(LOW_DECADE) * BUCKETS_PER_DECADE as f64;
+    // `secs` is within the edges, so est is in about [-1, LOG_BUCKETS]; clamp, then walk at most a
+    // step or two to the bucket whose edges hold `secs`.
+    let mut i = (est.max(0.0) as usize).min(LOG_BUCKETS - 1);
+    while i > 0 && secs < edges[i] {
+        i -= 1;
+    }
+    while i + 1 < LOG_BUCKETS && secs >= edges[i + 1] {
+        i += 1;
+    }
+    1 + i
+}
+
+/// Log-scale boundary `i` (0 = 1 µs, LOG_BUCKETS = 1000 s).
+fn edge(i: usize) -> f64 {
+    EDGES[i]
+}
+
+impl Histogram {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Counts one value; the caller has already dropped NaN and clamped negatives.
+    #[inline]
+    pub(crate) fn record(&mut self, secs: f64) {
+        self.counts[bucket_of(secs)] += 1;
+        self.min = self.min.min(secs);
+        self.max = self.max.max(secs);
+    }
+
+    /// Adds another histogram's counts.
+    pub fn merge(&mut self, other: &Histogram) {
+        for (a, b) in self.counts.iter_mut().zip(other.counts.iter()) {
+            *a += b;
+        }
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
+    }
+
+    /// Total number of samples counted.
+    pub fn total(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+
+    /// Smallest value counted; None while empty.
+    pub fn min(&self) -> Option<f64> {
+        (self.min <= self.max).then_some(self.min)
+    }
+
+    /// Largest value counted; None while empty.
+    pub fn max(&self) -> Option<f64> {
+        (self.min <= self.max).then_some(self.max)
+    }
+
+    /// The bounds of bucket `i`: `[0, 1 µs)`, the log-scale buckets, then `[1000 s, inf)`.
+    pub fn bounds(i: usize) -> (f64, f64) {
+        if i == 0 {
+            (0.0, edge(0))
+        } else if i >= BUCKETS - 1 {
+            (edge(LOG_BUCKETS), f64::INFINITY)
+        } else {
+            (edge(i - 1), edge(i))
+        }
+    }
+
+    /// Every bucket as `(lower, upper, count)`, in ascending order, empty ones included.
+    pub fn iter(&self) -> impl Iterator<Item = HistRow> + '_ {
+        self.counts.iter().enumerate().map(|(i, &count)| {
+            let (lower, upper) = Self::bounds(i);
+            HistRow {
+                lower,
+                upper,
+                count,
+            }
+        })
+    }
+
+    /// At most `k` display rows covering the buckets from the min to the max observed, each row
+    /// joining an equal run of adjacent buckets; the outer edges are clamped to the min and max so
+    /// the report does not show a range nothing fell in. Empty when nothing was counted or `k == 0`.
+    pub fn rows(&self, k: usize) -> Vec<HistRow> {
+        let (Some(min), Some(max)) = (self.min(), self.max()) else {
+            return Vec::new();
+        };
+        if k == 0 {
+            return Vec::new();
+        }
+        let first = bucket_of(min);
+        let last = bucket_of(max);
+        let span = last - first + 1;
+        let per_row = span.div_ceil(k);
+        let mut rows = Vec::with_capacity(span.div_ceil(per_row));
+        let mut start = first;
+        while start <= last {
+            let end = (start + per_row - 1).min(last);
+            let count = self.counts[start..=end].iter().sum();
+            rows.push(HistRow {
+                lower: Self::bounds(start).0.max(min),
+                upper: Self::bounds(end).1.min(max),
+                count,
+            });
+            start = end + 1;
+        }
+        rows
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_are_ordered_and_decade_aligned() {
+        assert_eq!(BUCKETS, 92);
+        assert_eq!(bucket_of(0.0), 0);
+        assert_eq!(bucket_of(0.9e-6), 0);
+        assert_eq!(bucket_of(1e-6), 1);
+        assert_eq!(bucket_of(1.3e-6), 2);
+        assert_eq!(bucket_of(0.0105), 41);
+        assert_eq!(bucket_of(999.9), BUCKETS - 2);
+        assert_eq!(bucket_of(1000.0), BUCKETS - 1);
+        assert_eq!(bucket_of(1e12), BUCKETS - 1);
+        let (lo, hi) = Histogram::bounds(41);
+        assert!((lo - 0.01).abs() < 1e-15 && (hi - 10f64.powf(-1.9)).abs() < 1e-15);
+        let mut prev = 0.0;
+        for row in Histogram::new().iter() {
+            assert!(row.lower >= prev && row.upper > row.lower);
+            prev = row.upper;
+        }
+        // Every value lands in a bucket whose bounds contain it (up to log10 rounding at edges).
+        for &x in &[2e-6, 3.3e-5, 0.00042, 0.05, 0.7, 8.0, 99.0, 512.0] {
+            let (lo, hi) = Histogram::bounds(bucket_of(x));
+            assert!(
+                lo <= x * (1.0 + 1e-12) && x < hi * (1.0 + 1e-12),
+                "{x} {lo} {hi}"
+            );
+        }
+    }
+
+    #[test]
+    fn merge_adds_counts_and_rows_cover_all() {
+        let mut a = Histogram::new();
+        let mut b = Histogram::new();
+        for i in 0..1000 {
+            a.record(0.001 + i as f64 * 1e-5);
+            b.record(0.5 + i as f64 * 1e-3);
+        }
+        a.merge(&b);
+        assert_eq!(a.total(), 2000);
+        assert_eq!(a.min(), Some(0.001));
+        assert_eq!(a.max(), Some(0.5 + 999.0 * 1e-3));
+        let rows = a.rows(8);
+        assert!(rows.len() <= 8 && !rows.is_empty());
+        assert_eq!(rows.iter().map(|r| r.count).sum::<u64>(), 2000);
+        assert_eq!(rows[0].lower, 0.001);
+        assert_eq!(rows[rows.len() - 1].upper, 0.5 + 999.0 * 1e-3);
+        assert!(Histogram::new().rows(8).is_empty());
+        assert!(a.rows(0).is_empty());
+        // One distinct value: one row.
+        let mut one = Histogram::new();
+        one.record(0.02);
+        assert_eq!(one.rows(10).len(), 1);
+    }
+}
