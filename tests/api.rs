@@ -377,6 +377,23 @@ fn bad_benchmark_bodies() {
     raw.extend_from_slice(b"0\r\n\r\n");
     assert_eq!(exchange(a, &raw).status, 413);
 
+    // A run that cannot start (its CA file does not exist) is a 500, and the server goes on.
+    let body = format!(
+        r#"{{"url": "https://127.0.0.1:{}/", "qps": 1, "duration": 1,
+            "ca_cert": "/nonexistent/ca.pem"}}"#,
+        closed_port()
+    );
+    let r = post(a, "/benchmark", &body);
+    assert_eq!(r.status, 500, "{}", r.raw);
+    assert!(
+        r.body["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("run failed: "),
+        "{}",
+        r.raw
+    );
+
     // Still serving after all of it.
     assert_eq!(get(a, "/").status, 200);
     api.shutdown();

@@ -585,6 +585,30 @@ mod tests {
     }
 
     #[test]
+    fn stream_flags() {
+        for (v, want) in [
+            (json!("True"), true),
+            (json!("true"), true),
+            (json!(true), true),
+            (json!("False"), false),
+            (json!(false), false),
+        ] {
+            let i = fireworks_input(&json!({"token": "t", "stream": v})).unwrap();
+            assert_eq!(i.llm.unwrap().stream, want, "{v}");
+        }
+        let e = fireworks_input(&json!({"token": "t", "stream": "maybe"})).unwrap_err();
+        assert_eq!(
+            errs(e),
+            vec![(json!(["body", "stream"]), "bool_parsing".into())]
+        );
+        let e = fireworks_input(&json!({"token": "t", "stream": null})).unwrap_err();
+        assert_eq!(
+            errs(e),
+            vec![(json!(["body", "stream"]), "bool_type".into())]
+        );
+    }
+
+    #[test]
     fn fireworks_defaults_and_errors() {
         let i = fireworks_input(&json!({"token": "t0k"})).unwrap();
         let l = i.llm.as_ref().unwrap();

@@ -41,9 +41,11 @@ pub struct ApiConfig {
 pub const MAX_BODY: usize = 1 << 20;
 
 /// tiny_http drains an unread body when the request is dropped, allocating the *declared* length
-/// in one piece first; a declared length past this would abort the process on a failed
-/// allocation, so such a request is abandoned unanswered instead (see [`Reply::abandon`]).
-const UNDRAINABLE_BODY: usize = 1 << 30;
+/// in one piece first (`vec![0; remaining]`): a declared terabyte fails that allocation and aborts
+/// the whole process. Up to this size the allocation is only address space, touched as far as the
+/// client really sends; past it the request is abandoned unanswered instead (see
+/// [`Reply::abandon`]), which leaks its connection but keeps the server alive.
+const UNDRAINABLE_BODY: usize = 256 << 20;
 
 /// Binds `cfg.addr` and serves until the listener fails.
 pub fn serve(cfg: ApiConfig) -> io::Result<()> {
