@@ -495,6 +495,7 @@ impl<'a> Worker<'a> {
             let Some(conn) = self.conns.get_mut(key) else {
                 return;
             };
+            let room = conn.buf.len() - conn.filled;
             match conn.read() {
                 ReadResult::Data(n) => {
                     let now = Instant::now();
@@ -510,7 +511,15 @@ impl<'a> Worker<'a> {
                     );
                     match step {
                         Step::More => {}
-                        Step::Complete { reuse } => self.complete(key, now, reuse),
+                        Step::Complete { reuse } => {
+                            self.complete(key, now, reuse);
+                            // The response is whole and the read did not fill the buffer: nothing
+                            // more is due on this connection, so skip the read that would only say
+                            // WouldBlock. Linux signals an edge for every later arrival (or close).
+                            if reuse && n < room {
+                                return;
+                            }
+                        }
                         Step::Fail(f) => return self.fail_conn(key, f),
                         Step::Close => return self.close(key),
                     }
