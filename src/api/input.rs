@@ -1,0 +1,644 @@
+//! Request JSON to [`Input`], with the type checks the original's pydantic models made and the
+//! FastAPI error shapes they produced: every field error is collected into one 422 list of
+//! `{loc, msg, type}`. Range checks (positive rates, limits, URLs) are left to [`Plan::new`],
+//! so the API and the CLI share them. Errors never carry the offending input: a request may
+//! hold a bearer token.
+//!
+//! [`Plan::new`]: crate::plan::Plan::new
+
+use serde_json::{Map, Value, json};
+
+use crate::llm::{self, Api};
+use crate::plan::{Input, LlmInput, PlanError, Rate};
+
+/// An API error: the HTTP status and the value of the `detail` member of the body.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ApiError {
+    pub status: u16,
+    pub detail: Value,
+}
+
+impl ApiError {
+    /// An error whose detail is a plain message, as `HTTPException(status, msg)` writes it.
+    pub fn message(status: u16, msg: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            detail: Value::String(msg.into()),
+        }
+    }
+
+    /// A 422 with one FastAPI validation entry.
+    pub fn invalid(loc: Vec<Value>, msg: &str, kind: &str) -> ApiError {
+        ApiError {
+            status: 422,
+            detail: json!([{ "loc": loc, "msg": msg, "type": kind }]),
+        }
+    }
+
+    /// The response body: `{"detail": ...}`.
+    pub fn body(&self) -> Value {
+        json!({ "detail": self.detail })
+    }
+}
+
+impl From<PlanError> for ApiError {
+    fn from(e: PlanError) -> ApiError {
+        match e {
+            PlanError::BadRequest(msg) => ApiError::message(400, msg),
+            PlanError::Invalid { field, msg } => {
+                ApiError::invalid(vec![json!("body"), json!(field)], &msg, "value_error")
+            }
+        }
+    }
+}
+
+/// The default model of the original `/fireworks_benchmark`.
+pub const DEFAULT_MODEL: &str = "accounts/fireworks/models/llama-v3-8b-instruct-hf";
+pub const DEFAULT_MAX_TOKENS: i64 = 25;
+pub const DEFAULT_LLM_QPS: f64 = 10.0;
+pub const DEFAULT_LLM_DURATION: f64 = 5.0;
+pub const DEFAULT_LLM_WORKERS: i64 = 10;
+pub const DEFAULT_LLM_TIMEOUT: f64 = 3.0;
+
+/// Parses a request body as FastAPI does for a JSON body: an empty body is a missing body, bad
+/// JSON is `json_invalid` at the byte where parsing stopped.
+pub fn parse_json(bytes: &[u8]) -> Result<Value, ApiError> {
+    if bytes.is_empty() {
+        return Err(ApiError::invalid(
+            vec![json!("body")],
+            "Field required",
+            "missing",
+        ));
+    }
+    serde_json::from_slice(bytes).map_err(|e| {
+        let pos = byte_offset(bytes, e.line(), e.column());
+        ApiError {
+            status: 422,
+            // serde_json's messages describe syntax only, never the input itself.
+            detail: json!([{
+                "loc": ["body", pos],
+                "msg": "JSON decode error",
+                "type": "json_invalid",
+                "ctx": { "error": e.to_string() },
+            }]),
+        }
+    })
+}
+
+/// serde_json reports 1-based line and byte column; FastAPI reports an offset.
+fn byte_offset(bytes: &[u8], line: usize, column: usize) -> usize {
+    let mut start = 0;
+    for _ in 1..line {
+        match bytes[start..].iter().position(|&b| b == b'\n') {
+            Some(i) => start += i + 1,
+            None => break,
+        }
+    }
+    (start + column.saturating_sub(1)).min(bytes.len())
+}
+
+/// `POST /benchmark`'s body (SPEC §3) to an [`Input`].
+pub fn benchmark_input(body: &Value) -> Result<Input, ApiError> {
+    let mut f = Fields::new(body)?;
+    let url = f.field("url", Presence::Required, string);
+    let qps = f.field("qps", Presence::Required, rate);
+    let duration = f.field("duration", Presence::Required, number);
+    let input = f.run_extensions(url, qps, duration);
+    f.finish()?;
+    input.ok_or_else(unreachable_missing)
+}
+
+/// `POST /fireworks_benchmark`'s body (SPEC §4) to an [`Input`] with its [`LlmInput`].
+pub fn fireworks_input(body: &Value) -> Result<Input, ApiError> {
+    let mut f = Fields::new(body)?;
+    let token = f.field("token", Presence::Required, string);
+    let model = f.field("model", Presence::Defaulted, string);
+    let prompt = f.field("prompt", Presence::Defaulted, string);
+    let max_tokens = f.field("max_tokens", Presence::Defaulted, integer);
+    let url = f.field("url", Presence::Defaulted, string);
+    let stream = f.field("stream", Presence::Defaulted, stream_flag);
+    let api = f.field("api", Presence::Defaulted, api_kind);
+    let payload = f.field("payload", Presence::Nullable, object);
+    let qps = f.field("qps", Presence::Defaulted, rate);
+    let duration = f.field("duration", Presence::Defaulted, number);
+    let mut input = f.run_extensions(
+        Some(url.unwrap_or_else(|| llm::DEFAULT_URL.to_string())),
+        Some(qps.unwrap_or(Rate::PerSecond(DEFAULT_LLM_QPS))),
+        Some(duration.unwrap_or(DEFAULT_LLM_DURATION)),
+    );
+    // The original's defaults differ from /benchmark's for these two.
+    if let Some(i) = input.as_mut() {
+        if !f.present("num_workers") {
+            i.num_workers = Some(DEFAULT_LLM_WORKERS);
+        }
+        if !f.present("timeout") {
+            i.timeout = Some(DEFAULT_LLM_TIMEOUT);
+        }
+    }
+    f.finish()?;
+    let (Some(mut input), Some(token)) = (input, token) else {
+        return Err(unreachable_missing());
+    };
+    input.llm = Some(LlmInput {
+        token,
+        model: model.unwrap_or_else(|| DEFAULT_MODEL.to_string()),
+        prompt: prompt.unwrap_or_default(),
+        max_tokens: max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
+        stream: stream.unwrap_or(true),
+        api: api.unwrap_or(Api::Completions),
+        payload: payload.cloned(),
+    });
+    Ok(input)
+}
+
+/// A required field that parsed without error is always present; this answers if that ever breaks
+/// rather than panicking on a request.
+fn unreachable_missing() -> ApiError {
+    ApiError::message(500, "internal error: a validated field is missing")
+}
+
+/// What an absent or `null` field means.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Presence {
+    /// Absent is `missing`; `null` is a type error.
+    Required,
+    /// Absent takes the default; `null` is a type error (pydantic's `x: T = default`).
+    Defaulted,
+    /// Absent or `null` take the default (`Optional[T] = None`).
+    Nullable,
+}
+
+/// A field-level failure: pydantic's error type and message.
+type FieldError = (&'static str, &'static str);
+
+struct Fields<'a> {
+    obj: &'a Map<String, Value>,
+    errors: Vec<Value>,
+}
+
+impl<'a> Fields<'a> {
+    fn new(body: &'a Value) -> Result<Fields<'a>, ApiError> {
+        match body {
+            Value::Object(obj) => Ok(Fields {
+                obj,
+                errors: Vec::new(),
+            }),
+            _ => Err(ApiError::invalid(
+                vec![json!("body")],
+                "Input should be a valid dictionary or object to extract fields from",
+                "model_attributes_type",
+            )),
+        }
+    }
+
+    fn present(&self, name: &str) -> bool {
+        self.obj.get(name).is_some_and(|v| !v.is_null())
+    }
+
+    fn error(&mut self, loc: &[&str], (kind, msg): FieldError) {
+        let mut l = vec![json!("body")];
+        l.extend(loc.iter().map(|s| json!(s)));
+        self.errors
+            .push(json!({ "loc": l, "msg": msg, "type": kind }));
+    }
+
+    fn field<T>(
+        &mut self,
+        name: &'static str,
+        presence: Presence,
+        parse: impl Fn(&'a Value) -> Result<T, FieldError>,
+    ) -> Option<T> {
+        match self.obj.get(name) {
+            None if presence == Presence::Required => {
+                self.error(&[name], ("missing", "Field required"));
+                None
+            }
+            None => None,
+            Some(Value::Null) if presence == Presence::Nullable => None,
+            Some(v) => match parse(v) {
+                Ok(x) => Some(x),
+                Err(e) => {
+                    self.error(&[name], e);
+                    None
+                }
+            },
+        }
+    }
+
+    /// The fields both endpoints share (SPEC §3's extensions). `None` when a required field failed.
+    fn run_extensions(
+        &mut self,
+        url: Option<String>,
+        qps: Option<Rate>,
+        duration: Option<f64>,
+    ) -> Option<Input> {
+        let num_workers = self.field("num_workers", Presence::Nullable, integer);
+        let timeout = self.field("timeout", Presence::Nullable, number);
+        let method = self.field("method", Presence::Nullable, string);
+        let headers = self.headers();
+        let body = self.field("body", Presence::Nullable, string);
+        let poisson = self.field("arrival", Presence::Nullable, arrival);
+        let seed = self.field("seed", Presence::Nullable, seed);
+        let threads = self.field("threads", Presence::Nullable, threads);
+        let ca_cert = self.field("ca_cert", Presence::Nullable, string);
+        let insecure = self.field("insecure", Presence::Nullable, boolean);
+        let mut input = Input::new(url?, qps?, duration?);
+        input.num_workers = num_workers;
+        input.timeout = timeout;
+        input.method = method;
+        input.headers = headers;
+        input.body = body;
+        input.poisson = poisson.unwrap_or(false);
+        input.seed = seed;
+        input.threads = threads;
+        input.ca_cert = ca_cert;
+        input.insecure = insecure.unwrap_or(false);
+        Some(input)
+    }
+
+    fn headers(&mut self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        match self.obj.get("headers") {
+            None | Some(Value::Null) => {}
+            Some(Value::Object(m)) => {
+                for (name, value) in m {
+                    match value {
+                        Value::String(v) => out.push((name.clone(), v.clone())),
+                        _ => self.error(&["headers", name], STRING_TYPE),
+                    }
+                }
+            }
+            Some(_) => self.error(&["headers"], DICT_TYPE),
+        }
+        out
+    }
+
+    fn finish(self) -> Result<(), ApiError> {
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError {
+                status: 422,
+                detail: Value::Array(self.errors),
+            })
+        }
+    }
+}
+
+const STRING_TYPE: FieldError = ("string_type", "Input should be a valid string");
+const DICT_TYPE: FieldError = ("dict_type", "Input should be a valid dictionary");
+const FLOAT_TYPE: FieldError = ("float_type", "Input should be a valid number");
+const FLOAT_PARSING: FieldError = (
+    "float_parsing",
+    "Input should be a valid number, unable to parse string as a number",
+);
+const FINITE: FieldError = ("finite_number", "Input should be a finite number");
+const INT_TYPE: FieldError = ("int_type", "Input should be a valid integer");
+const INT_PARSING: FieldError = (
+    "int_parsing",
+    "Input should be a valid integer, unable to parse string as an integer",
+);
+const INT_FROM_FLOAT: FieldError = (
+    "int_from_float",
+    "Input should be a valid integer, got a number with a fractional part",
+);
+const BOOL_TYPE: FieldError = ("bool_type", "Input should be a valid boolean");
+const BOOL_PARSING: FieldError = (
+    "bool_parsing",
+    "Input should be a valid boolean, unable to interpret input",
+);
+
+fn string(v: &Value) -> Result<String, FieldError> {
+    v.as_str().map(str::to_string).ok_or(STRING_TYPE)
+}
+
+fn object(v: &Value) -> Result<&Map<String, Value>, FieldError> {
+    v.as_object().ok_or(DICT_TYPE)
+}
+
+/// A number, or a string holding one (pydantic's lax mode). Never NaN or infinite.
+fn number(v: &Value) -> Result<f64, FieldError> {
+    let x = match v {
+        Value::Number(n) => n.as_f64().ok_or(FLOAT_TYPE)?,
+        Value::String(s) => s.trim().parse::<f64>().map_err(|_| FLOAT_PARSING)?,
+        _ => return Err(FLOAT_TYPE),
+    };
+    if x.is_finite() { Ok(x) } else { Err(FINITE) }
+}
+
+fn rate(v: &Value) -> Result<Rate, FieldError> {
+    match v {
+        Value::String(s) if s.trim().eq_ignore_ascii_case("max") => Ok(Rate::Max),
+        Value::String(_) => number(v)
+            .map_err(|_| {
+                (
+                    "float_parsing",
+                    "Input should be a valid number or \"max\", unable to parse string as a number",
+                )
+            })
+            .map(Rate::PerSecond),
+        _ => number(v).map(Rate::PerSecond),
+    }
+}
+
+/// An integer; integral floats and integer strings are accepted, as pydantic's lax mode does.
+/// Values past the range of i64 saturate: every integer field has a limit far below that.
+fn integer(v: &Value) -> Result<i64, FieldError> {
+    match v {
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                Ok(i)
+            } else if n.as_u64().is_some() {
+                Ok(i64::MAX)
+            } else {
+                let x = n.as_f64().ok_or(INT_TYPE)?;
+                if !x.is_finite() {
+                    Err(FINITE)
+                } else if x.fract() != 0.0 {
+                    Err(INT_FROM_FLOAT)
+                } else {
+                    // `as` saturates at the ends of i64.
+                    Ok(x as i64)
+                }
+            }
+        }
+        Value::String(s) => {
+            let s = s.trim();
+            let digits = s.strip_prefix(['-', '+']).unwrap_or(s);
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(INT_PARSING);
+            }
+            Ok(s.parse::<i64>().unwrap_or(if s.starts_with('-') {
+                i64::MIN
+            } else {
+                i64::MAX
+            }))
+        }
+        _ => Err(INT_TYPE),
+    }
+}
+
+fn seed(v: &Value) -> Result<u64, FieldError> {
+    if let Some(s) = v.as_u64() {
+        return Ok(s);
+    }
+    let i = integer(v)?;
+    u64::try_from(i).map_err(|_| {
+        (
+            "greater_than_equal",
+            "Input should be greater than or equal to 0",
+        )
+    })
+}
+
+fn threads(v: &Value) -> Result<usize, FieldError> {
+    let i = integer(v)?;
+    if i < 1 {
+        return Err((
+            "greater_than_equal",
+            "Input should be greater than or equal to 1",
+        ));
+    }
+    Ok(usize::try_from(i).unwrap_or(usize::MAX))
+}
+
+/// pydantic's lax booleans.
+fn boolean(v: &Value) -> Result<bool, FieldError> {
+    match v {
+        Value::Bool(b) => Ok(*b),
+        Value::Number(n) => match n.as_f64() {
+            Some(0.0) => Ok(false),
+            Some(1.0) => Ok(true),
+            _ => Err(BOOL_PARSING),
+        },
+        Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+            "0" | "off" | "f" | "false" | "n" | "no" => Ok(false),
+            "1" | "on" | "t" | "true" | "y" | "yes" => Ok(true),
+            _ => Err(BOOL_PARSING),
+        },
+        _ => Err(BOOL_TYPE),
+    }
+}
+
+fn stream_flag(v: &Value) -> Result<bool, FieldError> {
+    llm::parse_stream_flag(v).ok_or(match v {
+        Value::String(_) | Value::Bool(_) | Value::Number(_) => BOOL_PARSING,
+        _ => BOOL_TYPE,
+    })
+}
+
+fn arrival(v: &Value) -> Result<bool, FieldError> {
+    match v.as_str() {
+        Some("constant") => Ok(false),
+        Some("poisson") => Ok(true),
+        _ => Err(("literal_error", "Input should be 'constant' or 'poisson'")),
+    }
+}
+
+fn api_kind(v: &Value) -> Result<Api, FieldError> {
+    match v.as_str() {
+        Some("completions") => Ok(Api::Completions),
+        Some("chat") => Ok(Api::Chat),
+        _ => Err(("literal_error", "Input should be 'completions' or 'chat'")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bench(v: Value) -> Result<Input, ApiError> {
+        benchmark_input(&v)
+    }
+
+    /// The `(loc, type)` pairs of a 422.
+    fn errs(e: ApiError) -> Vec<(Value, String)> {
+        assert_eq!(e.status, 422, "{e:?}");
+        e.detail
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| (d["loc"].clone(), d["type"].as_str().unwrap().to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn benchmark_fields_and_defaults() {
+        let i = bench(json!({"url": "http://h/", "qps": 20, "duration": 5, "extra": [1]})).unwrap();
+        assert_eq!(i.url, "http://h/");
+        assert_eq!(i.qps, Rate::PerSecond(20.0));
+        assert_eq!(i.duration, 5.0);
+        assert_eq!(
+            (i.num_workers, i.timeout, i.llm.is_none()),
+            (None, None, true)
+        );
+        let i = bench(json!({
+            "url": "http://h/", "qps": "max", "duration": "2.5", "num_workers": null,
+            "timeout": "3", "method": "post", "headers": {"X-A": "1"}, "body": "b",
+            "arrival": "poisson", "seed": 7, "threads": "2", "insecure": "true", "ca_cert": "/c.pem"
+        }))
+        .unwrap();
+        assert_eq!(i.qps, Rate::Max);
+        assert_eq!((i.duration, i.timeout), (2.5, Some(3.0)));
+        assert_eq!(i.headers, vec![("X-A".to_string(), "1".to_string())]);
+        assert_eq!(
+            (i.poisson, i.seed, i.threads, i.insecure),
+            (true, Some(7), Some(2), true)
+        );
+        assert_eq!(i.ca_cert.as_deref(), Some("/c.pem"));
+        let i = bench(json!({"url": "u", "qps": 1.5, "duration": 1, "num_workers": 4.0})).unwrap();
+        assert_eq!((i.qps, i.num_workers), (Rate::PerSecond(1.5), Some(4)));
+    }
+
+    #[test]
+    fn benchmark_type_errors_are_all_reported() {
+        let e = bench(json!({"qps": "abc", "duration": null, "num_workers": 1.5})).unwrap_err();
+        assert_eq!(
+            errs(e),
+            vec![
+                (json!(["body", "url"]), "missing".into()),
+                (json!(["body", "qps"]), "float_parsing".into()),
+                (json!(["body", "duration"]), "float_type".into()),
+                (json!(["body", "num_workers"]), "int_from_float".into()),
+            ]
+        );
+        let e = bench(json!({"url": null, "qps": "inf", "duration": true})).unwrap_err();
+        assert_eq!(
+            errs(e),
+            vec![
+                (json!(["body", "url"]), "string_type".into()),
+                (json!(["body", "qps"]), "float_parsing".into()),
+                (json!(["body", "duration"]), "float_type".into()),
+            ]
+        );
+        let e = bench(
+            json!({"url": "u", "qps": 1, "duration": 1, "headers": {"A": 1},
+            "arrival": "burst", "seed": -1, "threads": 0, "insecure": "maybe", "timeout": "x",
+            "num_workers": "two"}),
+        )
+        .unwrap_err();
+        assert_eq!(
+            errs(e),
+            vec![
+                (json!(["body", "num_workers"]), "int_parsing".into()),
+                (json!(["body", "timeout"]), "float_parsing".into()),
+                (json!(["body", "headers", "A"]), "string_type".into()),
+                (json!(["body", "arrival"]), "literal_error".into()),
+                (json!(["body", "seed"]), "greater_than_equal".into()),
+                (json!(["body", "threads"]), "greater_than_equal".into()),
+                (json!(["body", "insecure"]), "bool_parsing".into()),
+            ]
+        );
+        for body in [json!([1]), json!("x"), json!(null), json!(3)] {
+            assert_eq!(
+                errs(bench(body).unwrap_err()),
+                vec![(json!(["body"]), "model_attributes_type".into())]
+            );
+        }
+    }
+
+    #[test]
+    fn json_errors_point_at_the_byte() {
+        let e = parse_json(b"").unwrap_err();
+        assert_eq!(errs(e), vec![(json!(["body"]), "missing".into())]);
+        let e = parse_json(b"{\n  \"url\": ").unwrap_err();
+        assert_eq!(e.detail[0]["loc"], json!(["body", 10]));
+        assert_eq!(e.detail[0]["type"], "json_invalid");
+        let e = parse_json(b"{x}").unwrap_err();
+        assert_eq!(e.detail[0]["loc"], json!(["body", 1]));
+        // Out of f64 range: serde_json refuses it, so no infinity gets through.
+        let e = parse_json(br#"{"qps": 1e309}"#).unwrap_err();
+        assert_eq!(e.detail[0]["type"], "json_invalid");
+        assert!(parse_json(b"{\"a\": 1}").is_ok());
+    }
+
+    #[test]
+    fn integers_saturate_and_parse_strings() {
+        assert_eq!(integer(&json!("  12 ")), Ok(12));
+        assert_eq!(integer(&json!("-3")), Ok(-3));
+        assert_eq!(integer(&json!(u64::MAX)), Ok(i64::MAX));
+        assert_eq!(integer(&json!("99999999999999999999999")), Ok(i64::MAX));
+        assert_eq!(integer(&json!(1e30)), Ok(i64::MAX));
+        assert_eq!(integer(&json!("1.0")), Err(INT_PARSING));
+        assert_eq!(integer(&json!(true)), Err(INT_TYPE));
+        assert_eq!(number(&json!(" 2.5")), Ok(2.5));
+        assert_eq!(number(&json!("nan")), Err(FINITE));
+        assert_eq!(number(&json!([])), Err(FLOAT_TYPE));
+        assert_eq!(seed(&json!(u64::MAX)), Ok(u64::MAX));
+    }
+
+    #[test]
+    fn plan_errors_map_to_fastapi_shapes() {
+        let e: ApiError = PlanError::BadRequest("nope").into();
+        assert_eq!(e.body(), json!({"detail": "nope"}));
+        assert_eq!(e.status, 400);
+        let e: ApiError = PlanError::Invalid {
+            field: "qps",
+            msg: "too big".into(),
+        }
+        .into();
+        assert_eq!(e.status, 422);
+        assert_eq!(
+            e.body(),
+            json!({"detail": [{"loc": ["body", "qps"], "msg": "too big", "type": "value_error"}]})
+        );
+    }
+
+    #[test]
+    fn stream_flags() {
+        for (v, want) in [
+            (json!("True"), true),
+            (json!("true"), true),
+            (json!(true), true),
+            (json!("False"), false),
+            (json!(false), false),
+        ] {
+            let i = fireworks_input(&json!({"token": "t", "stream": v})).unwrap();
+            assert_eq!(i.llm.unwrap().stream, want, "{v}");
+        }
+        let e = fireworks_input(&json!({"token": "t", "stream": "maybe"})).unwrap_err();
+        assert_eq!(
+            errs(e),
+            vec![(json!(["body", "stream"]), "bool_parsing".into())]
+        );
+        let e = fireworks_input(&json!({"token": "t", "stream": null})).unwrap_err();
+        assert_eq!(
+            errs(e),
+            vec![(json!(["body", "stream"]), "bool_type".into())]
+        );
+    }
+
+    #[test]
+    fn fireworks_defaults_and_errors() {
+        let i = fireworks_input(&json!({"token": "t0k"})).unwrap();
+        let l = i.llm.as_ref().unwrap();
+        assert_eq!(i.url, llm::DEFAULT_URL);
+        assert_eq!((i.qps, i.duration), (Rate::PerSecond(10.0), 5.0));
+        assert_eq!((i.num_workers, i.timeout), (Some(10), Some(3.0)));
+        assert_eq!(
+            (l.model.as_str(), l.prompt.as_str(), l.max_tokens),
+            (DEFAULT_MODEL, "", 25)
+        );
+        assert_eq!(l.api, Api::Completions);
+        let i = fireworks_input(&json!({"token": "t", "api": "chat", "payload": {"n": 2},
+            "num_workers": 3, "timeout": 1}))
+        .unwrap();
+        assert_eq!((i.num_workers, i.timeout), (Some(3), Some(1.0)));
+        let l = i.llm.unwrap();
+        assert_eq!(l.api, Api::Chat);
+        assert_eq!(l.payload.unwrap()["n"], json!(2));
+        let e = fireworks_input(&json!({"model": null, "max_tokens": "x", "api": "x",
+            "payload": [1]}))
+        .unwrap_err();
+        assert_eq!(
+            errs(e),
+            vec![
+                (json!(["body", "token"]), "missing".into()),
+                (json!(["body", "model"]), "string_type".into()),
+                (json!(["body", "max_tokens"]), "int_parsing".into()),
+                (json!(["body", "api"]), "literal_error".into()),
+                (json!(["body", "payload"]), "dict_type".into()),
+            ]
+        );
+    }
+}

@@ -1,0 +1,554 @@
+//! The OpenAPI 3.0 description served at `GET /openapi.json`: every route, both request bodies
+//! (each field with its type, default and constraints), the report of SPEC §3/§4 and every error
+//! response. Hand-written here, next to the code it describes; `tests/api.rs` checks it names every
+//! route the server answers.
+
+use serde_json::{Map, Value, json};
+
+use super::input::{
+    DEFAULT_LLM_DURATION, DEFAULT_LLM_QPS, DEFAULT_LLM_TIMEOUT, DEFAULT_LLM_WORKERS,
+    DEFAULT_MAX_TOKENS, DEFAULT_MODEL,
+};
+use crate::llm;
+use crate::plan::{DEFAULT_TIMEOUT, Limits};
+
+/// The timings of SPEC §2 reported for every run.
+const RUN_TIMINGS: [&str; 4] = [
+    "response_time",
+    "latency",
+    "corrected_response_time",
+    "dispatch_delay",
+];
+
+/// The timings added by a streaming LLM run (SPEC §4).
+const STREAM_TIMINGS: [&str; 5] = [
+    "time_to_first_token",
+    "time_to_first_byte",
+    "inter_token_latency",
+    "time_per_output_token",
+    "server_time_to_first_token",
+];
+
+/// The whole document.
+pub fn document() -> Value {
+    let limits = Limits::default();
+    json!({
+        "openapi": "3.0.3",
+        "info": {
+            "title": "pacer",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Load-tests an HTTP endpoint at a precise request rate and reports \
+                response-time statistics. Errors are `{\"detail\": ...}` as FastAPI writes them; \
+                an unknown path answers 404 `{\"detail\": \"Not Found\"}`. When the server runs \
+                with --api-key, every route but GET /health needs `Authorization: Bearer <key>` \
+                or `X-API-Key: <key>`. Limits (--max-qps, --max-duration, --max-workers) default \
+                to the values shown in the field descriptions; a value past one is a 422 naming it."
+        },
+        "paths": {
+            "/": {
+                "get": {
+                    "operationId": "root",
+                    "summary": "Greeting",
+                    "responses": merge(
+                        json!({"200": ok("A greeting", schema_ref("Message"))}),
+                        common_errors(),
+                    ),
+                }
+            },
+            "/health": {
+                "get": {
+                    "operationId": "health",
+                    "summary": "Liveness check; never needs the API key",
+                    "security": [],
+                    "responses": merge(
+                        json!({"200": ok("The server is up", schema_ref("Health"))}),
+                        json!({"405": error("Method Not Allowed", "HTTPError")}),
+                    ),
+                }
+            },
+            "/openapi.json": {
+                "get": {
+                    "operationId": "openapi",
+                    "summary": "This document",
+                    "responses": merge(
+                        json!({"200": ok("OpenAPI 3.0 document", json!({"type": "object"}))}),
+                        common_errors(),
+                    ),
+                }
+            },
+            "/benchmark": {
+                "post": {
+                    "operationId": "benchmark",
+                    "summary": "Load-test an HTTP endpoint",
+                    "description": "Schedules round(qps × duration) requests at the given rate \
+                        (or runs closed-loop for `duration` seconds with qps \"max\") and answers \
+                        when the run is over.",
+                    "requestBody": body("BenchmarkRequest"),
+                    "responses": merge(
+                        json!({"200": ok("The run's report", schema_ref("BenchmarkReport"))}),
+                        run_errors("QPS, duration and timeout must be positive integers"),
+                    ),
+                }
+            },
+            "/fireworks_benchmark": {
+                "post": {
+                    "operationId": "fireworks_benchmark",
+                    "summary": "Load-test an OpenAI-compatible completions API",
+                    "description": "Sends the original's Fireworks payload (or a chat payload) \
+                        with `Authorization: Bearer <token>` and measures time to first token \
+                        when streaming. The token never appears in a response.",
+                    "requestBody": body("FireworksRequest"),
+                    "responses": merge(
+                        json!({"200": ok("The run's report", schema_ref("FireworksReport"))}),
+                        run_errors(
+                            "QPS and duration must be positive integers | Please pass an auth \
+                             token for FireworksAI API request | Max tokens should be > 0 | \
+                             Please enter a prompt with length > 0",
+                        ),
+                    ),
+                }
+            }
+        },
+        "security": [{"bearer": []}, {"apiKey": []}],
+        "components": {
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer",
+                    "description": "Only when the server runs with --api-key."},
+                "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key",
+                    "description": "Only when the server runs with --api-key."}
+            },
+            "schemas": {
+                "Message": {
+                    "type": "object", "required": ["message"],
+                    "properties": {"message": {"type": "string", "example": "Hello, World!"}}
+                },
+                "Health": {
+                    "type": "object", "required": ["status"],
+                    "properties": {"status": {"type": "string", "enum": ["ok"]}}
+                },
+                "HTTPError": {
+                    "type": "object", "required": ["detail"],
+                    "properties": {"detail": {"type": "string"}}
+                },
+                "ValidationError": {
+                    "type": "object", "required": ["loc", "msg", "type"],
+                    "properties": {
+                        "loc": {"type": "array", "description": "\"body\", then the field name \
+                            (or, for json_invalid, the byte offset where parsing stopped)",
+                            "items": {"oneOf": [{"type": "string"}, {"type": "integer"}]}},
+                        "msg": {"type": "string"},
+                        "type": {"type": "string", "description": "pydantic's error type: \
+                            missing, json_invalid, model_attributes_type, string_type, \
+                            float_type, float_parsing, finite_number, int_type, int_parsing, \
+                            int_from_float, bool_type, bool_parsing, dict_type, literal_error, \
+                            greater_than_equal, or value_error for a range or limit"},
+                        "ctx": {"type": "object"}
+                    }
+                },
+                "HTTPValidationError": {
+                    "type": "object", "required": ["detail"],
+                    "properties": {"detail": {"type": "array",
+                        "items": schema_ref("ValidationError")}}
+                },
+                "BenchmarkRequest": benchmark_request(&limits),
+                "FireworksRequest": fireworks_request(&limits),
+                "Config": config_schema(),
+                "BenchmarkReport": report_schema(false),
+                "FireworksReport": report_schema(true),
+            }
+        }
+    })
+}
+
+fn schema_ref(name: &str) -> Value {
+    json!({"$ref": format!("#/components/schemas/{name}")})
+}
+
+fn ok(description: &str, schema: Value) -> Value {
+    json!({"description": description, "content": {"application/json": {"schema": schema}}})
+}
+
+fn error(description: &str, schema: &str) -> Value {
+    ok(description, schema_ref(schema))
+}
+
+fn body(schema: &str) -> Value {
+    json!({"required": true, "content": {"application/json": {"schema": schema_ref(schema)}}})
+}
+
+fn merge(a: Value, b: Value) -> Value {
+    let mut m = match a {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    };
+    if let Value::Object(b) = b {
+        m.extend(b);
+    }
+    Value::Object(m)
+}
+
+/// Errors any route but /health may answer.
+fn common_errors() -> Value {
+    json!({
+        "401": error("Not authenticated (only with --api-key)", "HTTPError"),
+        "405": error("Method Not Allowed", "HTTPError"),
+    })
+}
+
+fn run_errors(messages_400: &str) -> Value {
+    merge(
+        common_errors(),
+        json!({
+            "400": error(&format!("The original service's checks: {messages_400}"), "HTTPError"),
+            "413": error("Request body over 1 MiB", "HTTPError"),
+            "422": error("Malformed JSON, a body that is not an object or not sent as JSON, \
+                a missing field, a wrong type, a non-finite number, an invalid URL, or a value \
+                past a server limit", "HTTPValidationError"),
+            "429": error("--max-runs runs are already in progress", "HTTPError"),
+            "500": error("The run could not start or failed inside the server", "HTTPError"),
+        }),
+    )
+}
+
+/// A number > 0; strings holding numbers are accepted too (pydantic's lax mode).
+fn positive(description: &str) -> Value {
+    json!({"type": "number", "minimum": 0, "exclusiveMinimum": true,
+        "description": format!("{description} Strings holding a number are accepted.")})
+}
+
+fn qps(description: &str) -> Value {
+    json!({"oneOf": [
+        positive(description),
+        {"type": "string", "enum": ["max"],
+            "description": "Saturation: every worker sends as soon as its previous request \
+                completes, for `duration` seconds."}
+    ]})
+}
+
+/// The run extensions both requests share (SPEC §3).
+fn run_fields(limits: &Limits, workers_default: Value, timeout_default: f64) -> Map<String, Value> {
+    let v = json!({
+        "num_workers": {"type": "integer", "nullable": true, "default": workers_default,
+            "maximum": limits.max_workers,
+            "description": format!("Maximum simultaneous connections. 0, negative or null mean \
+                the default. At most --max-workers (default {}).", limits.max_workers)},
+        "timeout": {"type": "number", "nullable": true, "default": timeout_default,
+            "minimum": 0, "exclusiveMinimum": true,
+            "description": "Seconds per request; also how long a due request may wait for a free \
+                worker before it counts as `not sent`."},
+        "method": {"type": "string", "nullable": true, "default": "GET",
+            "description": "HTTP method (a token such as GET or POST)."},
+        "headers": {"type": "object", "nullable": true, "additionalProperties": {"type": "string"},
+            "description": "Extra request headers; only their names are echoed in `config`."},
+        "body": {"type": "string", "nullable": true, "description": "Request body."},
+        "arrival": {"type": "string", "nullable": true, "enum": ["constant", "poisson"],
+            "default": "constant"},
+        "seed": {"type": "integer", "nullable": true, "minimum": 0,
+            "description": "Seed of Poisson arrivals; random when absent."},
+        "threads": {"type": "integer", "nullable": true, "minimum": 1, "maximum": 1024,
+            "description": "OS threads; default the number of cores, never more than num_workers."},
+        "ca_cert": {"type": "string", "nullable": true,
+            "description": "Path of a PEM file with an extra trusted CA."},
+        "insecure": {"type": "boolean", "nullable": true, "default": false,
+            "description": "Skip TLS certificate verification."},
+    });
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+fn url_field(default: Option<&str>) -> Value {
+    let mut v = json!({"type": "string", "pattern": "^[hH][tT][tT][pP][sS]?://",
+        "description": "http:// or https:// URL with a host."});
+    if let Some(d) = default {
+        v["default"] = json!(d);
+    }
+    v
+}
+
+fn benchmark_request(limits: &Limits) -> Value {
+    let mut props = Map::new();
+    props.insert("url".into(), url_field(None));
+    props.insert(
+        "qps".into(),
+        qps(&format!(
+            "Requests per second, may be fractional. At most --max-qps (default {}).",
+            limits.max_qps
+        )),
+    );
+    props.insert(
+        "duration".into(),
+        positive(&format!(
+            "Seconds. At most --max-duration (default {}).",
+            limits.max_duration
+        )),
+    );
+    props.extend(run_fields(
+        limits,
+        json!("min(qps, --max-workers); 50 with qps \"max\""),
+        DEFAULT_TIMEOUT,
+    ));
+    json!({
+        "type": "object",
+        "required": ["url", "qps", "duration"],
+        "additionalProperties": true,
+        "properties": props,
+        "example": {"url": "http://localhost:8081", "qps": 20, "duration": 5, "num_workers": 5}
+    })
+}
+
+fn fireworks_request(limits: &Limits) -> Value {
+    let mut props = Map::new();
+    props.insert(
+        "token".into(),
+        json!({"type": "string", "minLength": 1, "writeOnly": true,
+            "description": "Bearer token of the API; never echoed."}),
+    );
+    props.insert(
+        "model".into(),
+        json!({"type": "string", "default": DEFAULT_MODEL}),
+    );
+    props.insert(
+        "prompt".into(),
+        json!({"type": "string", "default": "", "minLength": 1,
+            "description": "Required in effect: an empty prompt is a 400."}),
+    );
+    props.insert(
+        "max_tokens".into(),
+        json!({"type": "integer", "default": DEFAULT_MAX_TOKENS, "minimum": 1}),
+    );
+    props.insert("url".into(), url_field(Some(llm::DEFAULT_URL)));
+    props.insert(
+        "stream".into(),
+        json!({"oneOf": [{"type": "boolean"},
+            {"type": "string", "enum": ["True", "true", "False", "false"]}],
+            "default": true}),
+    );
+    let mut q = qps(&format!(
+        "Requests per second. At most --max-qps (default {}).",
+        limits.max_qps
+    ));
+    q["default"] = json!(DEFAULT_LLM_QPS);
+    props.insert("qps".into(), q);
+    let mut d = positive(&format!(
+        "Seconds. At most --max-duration (default {}).",
+        limits.max_duration
+    ));
+    d["default"] = json!(DEFAULT_LLM_DURATION);
+    props.insert("duration".into(), d);
+    props.insert(
+        "api".into(),
+        json!({"type": "string", "enum": ["completions", "chat"], "default": "completions",
+            "description": "chat sends `messages` to /v1/chat/completions."}),
+    );
+    props.insert(
+        "payload".into(),
+        json!({"type": "object", "nullable": true, "additionalProperties": true,
+            "description": "Merged over the default payload; a null member removes that field."}),
+    );
+    props.extend(run_fields(
+        limits,
+        json!(DEFAULT_LLM_WORKERS),
+        DEFAULT_LLM_TIMEOUT,
+    ));
+    json!({
+        "type": "object",
+        "required": ["token"],
+        "additionalProperties": true,
+        "properties": props,
+        "example": {"token": "<token>", "prompt": "Snow is white", "max_tokens": 25,
+            "stream": "True", "qps": 10, "duration": 5}
+    })
+}
+
+fn config_schema() -> Value {
+    json!({
+        "type": "object",
+        "description": "The effective inputs of the run (never the token).",
+        "additionalProperties": true,
+        "properties": {
+            "url": {"type": "string"},
+            "qps": {"oneOf": [{"type": "number"}, {"type": "string", "enum": ["max"]}]},
+            "duration": {"type": "number"},
+            "num_workers": {"type": "integer"},
+            "timeout": {"type": "number"},
+            "method": {"type": "string"},
+            "headers": {"type": "array", "items": {"type": "string"},
+                "description": "Header names only."},
+            "body_bytes": {"type": "integer"},
+            "arrival": {"type": "string", "enum": ["constant", "poisson"]},
+            "seed": {"type": "integer"},
+            "threads": {"type": "integer"},
+            "api": {"type": "string", "enum": ["completions", "chat"]},
+            "stream": {"type": "boolean"},
+            "ca_cert": {"type": "string"},
+            "insecure": {"type": "boolean"},
+            "warning": {"type": "string"},
+            "fireworks_payload": {"type": "object", "additionalProperties": true}
+        }
+    })
+}
+
+fn seconds(description: &str) -> Value {
+    json!({"type": "number", "nullable": true, "description": description})
+}
+
+/// `mean_X`, `std_X`, `X_p50/p90/p97/p99` for one timing.
+fn family(props: &mut Map<String, Value>, name: &str) {
+    props.insert(
+        format!("mean_{name}"),
+        seconds("Seconds; null with no samples."),
+    );
+    props.insert(
+        format!("std_{name}"),
+        seconds("Sample standard deviation (n−1); null with fewer than 2 samples."),
+    );
+    for p in ["p50", "p90", "p97", "p99"] {
+        props.insert(
+            format!("{name}_{p}"),
+            seconds("Seconds, numpy's linear interpolation; null with fewer than 2 samples."),
+        );
+    }
+}
+
+fn report_schema(llm: bool) -> Value {
+    let mut props = Map::new();
+    props.insert("config".into(), schema_ref("Config"));
+    props.insert("total_requests".into(), json!({"type": "integer"}));
+    props.insert("errors".into(), json!({"type": "integer"}));
+    props.insert(
+        "errors_status".into(),
+        json!({"type": "array", "description": "Distinct errors, sorted: HTTP statuses, then \
+            named failures. Present only when errors > 0.",
+            "items": {"oneOf": [{"type": "integer"}, {"type": "string"}]}}),
+    );
+    props.insert("successes".into(), json!({"type": "integer"}));
+    props.insert(
+        "error_counts".into(),
+        json!({"type": "object", "additionalProperties": {"type": "integer"},
+            "description": "Count of each error, keyed by status or name."}),
+    );
+    props.insert(
+        "elapsed".into(),
+        json!({"type": "number", "description": "Wall seconds of the run."}),
+    );
+    props.insert("achieved_qps".into(), json!({"type": "number"}));
+    props.insert("bytes_received".into(), json!({"type": "integer"}));
+    props.insert("connections_opened".into(), json!({"type": "integer"}));
+    for t in RUN_TIMINGS {
+        family(&mut props, t);
+    }
+    let mut required: Vec<Value> = [
+        "config",
+        "total_requests",
+        "errors",
+        "successes",
+        "error_counts",
+        "elapsed",
+        "achieved_qps",
+        "bytes_received",
+        "connections_opened",
+    ]
+    .iter()
+    .map(|s| json!(s))
+    .collect();
+    for t in RUN_TIMINGS {
+        required.push(json!(format!("mean_{t}")));
+    }
+    if llm {
+        for t in STREAM_TIMINGS {
+            family(&mut props, t);
+        }
+        props.insert(
+            "output_tokens".into(),
+            json!({"type": "integer", "description": "From usage.completion_tokens when sent, \
+                else the count of token events."}),
+        );
+        props.insert(
+            "output_tokens_per_second".into(),
+            json!({"type": "number", "description": "Streaming only."}),
+        );
+        props.insert(
+            "mean_output_tokens".into(),
+            json!({"type": "number", "nullable": true, "description": "Streaming only."}),
+        );
+        required.push(json!("output_tokens"));
+    }
+    json!({
+        "type": "object",
+        "description": if llm {
+            "The /benchmark report plus, when streaming, the time-to-first-token family and \
+             the token extensions (server_time_to_first_token only when the server reports it)."
+        } else {
+            "The original's fields, then the extensions."
+        },
+        "required": required,
+        "properties": props,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every `$ref` points at a schema that exists.
+    fn refs(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => {
+                if let Some(Value::String(r)) = m.get("$ref") {
+                    out.push(r.clone());
+                }
+                m.values().for_each(|x| refs(x, out));
+            }
+            Value::Array(a) => a.iter().for_each(|x| refs(x, out)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn references_resolve_and_fields_are_described() {
+        let d = document();
+        let mut all = Vec::new();
+        refs(&d, &mut all);
+        assert!(all.len() > 10);
+        for r in all {
+            let name = r.strip_prefix("#/components/schemas/").unwrap();
+            assert!(d["components"]["schemas"][name].is_object(), "{r}");
+        }
+        let b = &d["components"]["schemas"]["BenchmarkRequest"]["properties"];
+        for f in [
+            "url",
+            "qps",
+            "duration",
+            "num_workers",
+            "timeout",
+            "method",
+            "headers",
+            "body",
+            "arrival",
+            "seed",
+            "threads",
+            "ca_cert",
+            "insecure",
+        ] {
+            assert!(b[f].is_object(), "{f}");
+        }
+        let f = &d["components"]["schemas"]["FireworksRequest"]["properties"];
+        assert_eq!(f["max_tokens"]["default"], json!(25));
+        assert_eq!(f["url"]["default"], json!(llm::DEFAULT_URL));
+        let r = &d["components"]["schemas"]["FireworksReport"]["properties"];
+        assert!(r["time_to_first_token_p99"].is_object());
+        assert!(r["mean_inter_token_latency"].is_object());
+        assert_eq!(
+            d["paths"]["/benchmark"]["post"]["responses"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .len(),
+            8
+        );
+    }
+}
