@@ -626,3 +626,30 @@ fn shutdown_is_prompt_and_frees_the_port() {
         .unwrap_or(false);
     assert!(!answered);
 }
+
+#[test]
+fn ipv6_literal_urls_and_unknown_fields_are_accepted() {
+    let server = start(config());
+    let a = server.addr();
+    // A valid request against a closed port: 200 with every request counted as refused.
+    // Unknown fields are ignored, as FastAPI does.
+    let port = closed_port();
+    let body = format!(
+        r#"{{"url": "http://[::1]:{port}/", "qps": 10, "duration": 0.3, "timeout": 1, "colour": "blue"}}"#
+    );
+    let r = post(a, "/benchmark", &body);
+    assert_eq!(r.status, 200, "{}", r.raw);
+    assert_eq!(r.body["total_requests"], json!(3));
+    assert_eq!(
+        r.body["config"]["url"],
+        json!(format!("http://[::1]:{port}/"))
+    );
+    assert!(r.body.get("colour").is_none() && r.body["config"].get("colour").is_none());
+    let counted: u64 = r.body["error_counts"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(counted + r.body["successes"].as_u64().unwrap(), 3);
+}

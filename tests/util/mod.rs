@@ -90,3 +90,48 @@ pub fn assert_accounted(stats: &RunStats, n: u64) {
 pub fn ms(d: f64) -> Duration {
     Duration::from_secs_f64(d / 1000.0)
 }
+
+/// POSTs a JSON body to the API at `addr` and returns the status and the parsed JSON answer.
+pub fn post_json(addr: SocketAddr, path: &str, body: &str) -> (u16, serde_json::Value) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let raw = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(raw.as_bytes()).unwrap();
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (
+        status,
+        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// Every field of the original service's response is present in ours with the same JSON type
+/// (a number may be null where the original had one, as the original writes None then).
+pub fn assert_superset(ours: &serde_json::Value, original: &serde_json::Value, path: &str) {
+    use serde_json::Value;
+    let (Value::Object(o), Value::Object(want)) = (ours, original) else {
+        panic!("{path}: not an object")
+    };
+    for (k, v) in want {
+        let got = o.get(k).unwrap_or_else(|| panic!("{path}.{k} missing"));
+        match (got, v) {
+            (Value::Object(_), Value::Object(_)) => assert_superset(got, v, &format!("{path}.{k}")),
+            (Value::Number(_), Value::Number(_))
+            | (Value::String(_), Value::String(_))
+            | (Value::Bool(_), Value::Bool(_)) => {}
+            (Value::Array(_), Value::Array(_)) => {}
+            _ => panic!("{path}.{k}: {got} has another type than the original's {v}"),
+        }
+    }
+}
