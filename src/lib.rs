@@ -24,4 +24,5 @@ pub mod llm;
 pub mod mock;
 pub mod plan;
 pub mod report;
+pub mod rng;
 pub mod stats;

@@ -7,22 +7,19 @@ use pacer::http1::{Body, ChunkedDecoder, Framing, MAX_HEAD_BYTES, ResponseError,
 const CASES: u64 = 20_000;
 
 /// SplitMix64: tiny, good enough to drive tests, and no new crate.
-struct Rng(u64);
+/// The crate's splitmix64 with the picking helpers these tests want.
+struct Rng(pacer::rng::SplitMix64);
 
 impl Rng {
     fn new(seed: u64) -> Self {
-        Rng(seed)
+        Rng(pacer::rng::SplitMix64::new(seed))
     }
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
-    /// Uniform in `0..n` (n > 0); the modulo bias is irrelevant here.
+    /// Uniform in `0..n` (n > 0).
     fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
+        self.0.below(n)
     }
     fn chance(&mut self, one_in: usize) -> bool {
         self.below(one_in) == 0

@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use crate::plan::Arrival;
+use crate::rng::SplitMix64;
 
 /// One thread's share of the schedule.
 #[derive(Clone, Debug)]
@@ -86,25 +87,6 @@ impl Schedule {
         } else {
             (self.count - self.next).div_ceil(self.step)
         }
-    }
-}
-
-/// A small, fast, seedable generator (Steele, Lea & Flood's SplitMix64): enough for arrival gaps.
-#[derive(Clone, Debug)]
-pub struct SplitMix64(pub u64);
-
-impl SplitMix64 {
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    pub fn next_f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 }
 

@@ -31,6 +31,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
+use crate::rng::SplitMix64;
+
 /// What the mock answers and how fast.
 #[derive(Clone, Debug)]
 pub struct MockConfig {
@@ -78,18 +80,9 @@ impl MockConfig {
     /// connections): a pure function of `seed`, `error_rate` and `ordinal`, so a run of N requests
     /// always sees the same number of 400s whatever the interleaving.
     pub fn status_for(&self, ordinal: u64) -> u16 {
-        let bits = splitmix64(self.seed ^ ordinal.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        // 53 random bits as a float in [0, 1).
-        let u = (bits >> 11) as f64 / (1u64 << 53) as f64;
+        let u = SplitMix64::new(self.seed ^ ordinal.wrapping_mul(0x9E37_79B9_7F4A_7C15)).next_f64();
         if u < self.error_rate { 400 } else { 200 }
     }
-}
-
-fn splitmix64(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 /// A misbehaviour of the target, to rehearse how the client names it.
