@@ -24,7 +24,7 @@ for arg in "$@"; do
         --full) MODE=full ;;
         --no-oha) USE_OHA=0 ;;
         -h | --help)
-            sed -n '2,17p' "$0"
+            sed -n '2,16p' "$0"
             exit 0
             ;;
         *)
