@@ -1,0 +1,394 @@
+#!/usr/bin/env bash
+# Side-by-side comparison of pacer with wrk (and oha when it builds) against the same nginx on
+# loopback, printed as one table:
+#   1. saturation, 1 and 2 threads, 50 connections: requests/s, ratio to wrk, CPU per 100k requests;
+#   2. a fixed 20,000 qps for 10 s on 50 connections: achieved rate, dispatch delay, response time,
+#      CPU per 100k requests (pacer and oha; wrk has no fixed rate);
+#   3. scale: max RSS of 1M requests at saturation and of a long scheduled run (flat memory), and
+#      10,000 connections open at once.
+#
+# Usage: benches/compare.sh [--quick | --full] [--no-oha]
+#   --quick (default) 1M at saturation, 2M scheduled: about 3 minutes once the tools are installed.
+#   --full            the issue's sizes: 1M at saturation, 10M scheduled (several minutes longer).
+#   --no-oha          do not try to install or run oha.
+# Installs wrk, nginx and GNU time with apt-get when missing (as root, or with sudo), and tries
+# `cargo install oha --locked` once (about 10 minutes on 2 cores; the run goes on without oha if it
+# fails). Everything it starts binds 127.0.0.1 and is stopped on exit.
+set -euo pipefail
+
+MODE=quick
+USE_OHA=1
+for arg in "$@"; do
+    case "$arg" in
+        --quick) MODE=quick ;;
+        --full) MODE=full ;;
+        --no-oha) USE_OHA=0 ;;
+        -h | --help)
+            sed -n '2,16p' "$0"
+            exit 0
+            ;;
+        *)
+            echo "unknown argument: $arg (see --help)" >&2
+            exit 2
+            ;;
+    esac
+done
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+WORK=$(mktemp -d /tmp/pacer-compare.XXXXXX)
+NGINX_PID=
+cleanup() {
+    if [ -n "$NGINX_PID" ] && kill -0 "$NGINX_PID" 2>/dev/null; then
+        kill "$NGINX_PID" 2>/dev/null || true
+        wait "$NGINX_PID" 2>/dev/null || true
+    fi
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log() { printf '[compare] %s\n' "$*" >&2; }
+NOTES=()
+note() {
+    NOTES+=("$*")
+    log "$*"
+}
+
+# ---------------------------------------------------------------------------------------- tools
+SUDO=
+if [ "$(id -u)" != 0 ]; then
+    if command -v sudo >/dev/null; then SUDO=sudo; fi
+fi
+need=()
+command -v wrk >/dev/null || need+=(wrk)
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx)
+[ -x /usr/bin/time ] || need+=(time)
+command -v python3 >/dev/null || need+=(python3)
+if [ ${#need[@]} -gt 0 ]; then
+    log "installing ${need[*]} with apt-get"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+OHA=
+if [ "$USE_OHA" = 1 ]; then
+    OHA=$(command -v oha || true)
+    [ -z "$OHA" ] && [ -x "$HOME/.cargo/bin/oha" ] && OHA=$HOME/.cargo/bin/oha
+    if [ -z "$OHA" ]; then
+        log "installing oha with cargo install oha --locked (about 10 minutes on 2 cores, once)"
+        if cargo install oha --locked >"$WORK/oha-install.log" 2>&1; then
+            OHA=$HOME/.cargo/bin/oha
+        else
+            note "oha: cargo install oha --locked failed (last lines below); running without oha"
+            tail -5 "$WORK/oha-install.log" >&2 || true
+        fi
+    fi
+else
+    note "oha: skipped (--no-oha)"
+fi
+
+# 10,000 connections need 10,000+ descriptors for pacer and for nginx.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+# (nginx raises its own limit with worker_rlimit_nofile when run as root.)
+if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt 10100 ]; then
+    note "ulimit -n is only $(ulimit -n): the 10,000-connection row may fail for that reason"
+fi
+
+log "building pacer (cargo build --release)"
+(cd "$ROOT" && cargo build --release --quiet)
+PACER=$ROOT/target/release/pacer
+
+# ---------------------------------------------------------------------------------------- nginx
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+mkdir -p "$WORK/nginx/tmp"
+cat >"$WORK/nginx/nginx.conf" <<EOF
+worker_processes 1;
+worker_rlimit_nofile 30000;
+daemon off;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log warn;
+events {
+    worker_connections 20000;
+    multi_accept on;
+}
+http {
+    access_log off;
+    client_body_temp_path $WORK/nginx/tmp/body;
+    proxy_temp_path $WORK/nginx/tmp/proxy;
+    fastcgi_temp_path $WORK/nginx/tmp/fastcgi;
+    uwsgi_temp_path $WORK/nginx/tmp/uwsgi;
+    scgi_temp_path $WORK/nginx/tmp/scgi;
+    keepalive_requests 1000000000;
+    keepalive_timeout 3600s;
+    server {
+        listen 127.0.0.1:$PORT backlog=16384;
+        location / {
+            default_type text/plain;
+            return 200 "Hello, world!";
+        }
+    }
+}
+EOF
+"$NGINX" -p "$WORK/nginx" -e "$WORK/nginx/error.log" -c "$WORK/nginx/nginx.conf" &
+NGINX_PID=$!
+URL=http://127.0.0.1:$PORT/
+for _ in $(seq 50); do
+    python3 -c "import socket; socket.create_connection(('127.0.0.1',$PORT),0.2).close()" 2>/dev/null && break
+    sleep 0.1
+done
+BODY=$(python3 -c "import urllib.request; print(urllib.request.urlopen('$URL').read().decode())")
+[ "$BODY" = "Hello, world!" ] || {
+    echo "nginx did not answer on $URL" >&2
+    cat "$WORK/nginx/error.log" >&2
+    exit 1
+}
+log "nginx $("$NGINX" -v 2>&1 | sed 's/.*\///') on $URL (1 worker, keep-alive unlimited)"
+
+# ---------------------------------------------------------------------------------------- helpers
+# Every measurement appends one JSON line to RESULTS; the table is printed from them at the end.
+RESULTS=$WORK/results.jsonl
+cat >"$WORK/parse.py" <<'PY'
+import json, re, sys
+
+def timev(path):
+    """user+sys seconds and max RSS (MB) from /usr/bin/time -v."""
+    t = {}
+    for line in open(path, errors="replace"):
+        k, _, v = line.strip().rpartition(": ")
+        t[k] = v
+    cpu = float(t.get("User time (seconds)", "nan")) + float(t.get("System time (seconds)", "nan"))
+    rss = float(t.get("Maximum resident set size (kbytes)", "nan")) / 1024
+    return cpu, rss
+
+def main():
+    kind, section, label, out, tfile, rc = sys.argv[1:7]
+    extra = json.loads(sys.argv[7]) if len(sys.argv) > 7 else {}
+    r = {"section": section, "label": label, "kind": kind, "rc": int(rc)}
+    r.update(extra)
+    try:
+        r["cpu"], r["rss"] = timev(tfile)
+    except OSError:
+        pass
+    text = open(out, errors="replace").read()
+    try:
+        if kind == "pacer":
+            d = json.loads(text)
+            r.update(
+                requests=d["total_requests"], rate=d["achieved_qps"], errors=d["errors"],
+                error_counts=d.get("error_counts", {}), conns=d.get("connections_opened"),
+                dd50=d.get("dispatch_delay_p50"), dd99=d.get("dispatch_delay_p99"),
+                rt50=d.get("response_time_p50"), rt99=d.get("response_time_p99"),
+                crt99=d.get("corrected_response_time_p99"), elapsed=d.get("elapsed"))
+        elif kind == "wrk":
+            m = re.search(r"(\d+) requests in ([\d.]+)(\w+)", text)
+            r["requests"] = int(m.group(1))
+            r["rate"] = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+            errs = 0
+            m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+            if m:
+                errs += sum(int(x) for x in m.groups())
+            m = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+            if m:
+                errs += int(m.group(1))
+            r["errors"] = errs
+        elif kind == "oha":
+            d = json.loads(text)
+            s = d["summary"]
+            codes = d.get("statusCodeDistribution", {})
+            errd = d.get("errorDistribution", {})
+            ok = sum(v for k, v in codes.items() if k.startswith("2"))
+            r["requests"] = sum(codes.values()) + sum(errd.values())
+            r["rate"] = s["requestsPerSec"]
+            # oha aborts the requests in flight at the deadline: not errors of the target.
+            r["errors"] = sum(codes.values()) - ok + sum(
+                v for k, v in errd.items() if "deadline" not in k)
+            r["aborted_at_deadline"] = sum(v for k, v in errd.items() if "deadline" in k)
+            p = d.get("latencyPercentiles", {})
+            r["rt50"], r["rt99"] = p.get("p50"), p.get("p99")
+    except Exception as e:  # a tool that crashed or printed something else: keep the row, say so
+        r["parse_error"] = f"{type(e).__name__}: {e}"
+        r["output_tail"] = text[-400:]
+    print(json.dumps(r))
+
+main()
+PY
+
+# run KIND SECTION LABEL EXTRA_JSON -- CMD...: runs CMD under /usr/bin/time -v, records one row.
+N=0
+run() {
+    local kind=$1 section=$2 label=$3 extra=$4
+    shift 5
+    N=$((N + 1))
+    local out=$WORK/$N.out tfile=$WORK/$N.time rc=0
+    log "$section | $label: $*"
+    /usr/bin/time -v -o "$tfile" "$@" >"$out" 2>"$WORK/$N.err" || rc=$?
+    if [ "$rc" != 0 ]; then
+        note "$label exited with $rc: $* ; stderr: $(tail -c 300 "$WORK/$N.err" | tr '\n' ' ')"
+    fi
+    python3 "$WORK/parse.py" "$kind" "$section" "$label" "$out" "$tfile" "$rc" "$extra" >>"$RESULTS"
+    # Let TIME_WAIT sockets and nginx settle between tools.
+    sleep 1
+}
+rate_of() { # label -> the rate measured for that label
+    python3 - "$RESULTS" "$1" <<'PY'
+import json, sys
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    if r["label"] == sys.argv[2] and r.get("rate"):
+        print(int(r["rate"]))
+        break
+else:
+    print(0)
+PY
+}
+
+# ---------------------------------------------------------------------------------------- runs
+SAT_SECS=10
+FIXED_QPS=20000
+FIXED_SECS=10
+SAT_COUNT=1000000
+if [ "$MODE" = full ]; then SCHED_COUNT=10000000; else SCHED_COUNT=2000000; fi
+
+# 1. Saturation, tools alternating within each thread count (and the order flipped for 2 threads).
+for t in 1 2; do
+    wrk_run() { run wrk sat "wrk t=$t" "{\"threads\":$t}" -- wrk -t$t -c50 -d${SAT_SECS}s "$URL"; }
+    pacer_run() {
+        run pacer sat "pacer t=$t" "{\"threads\":$t}" -- "$PACER" bench --url "$URL" --qps max \
+            --threads $t --num_workers 50 --duration $SAT_SECS --json
+    }
+    oha_run() {
+        [ -n "$OHA" ] || return 0
+        run oha sat "oha t=$t" "{\"threads\":$t}" -- "$OHA" -c 50 -z ${SAT_SECS}s --no-tui \
+            --worker-threads $t --output-format json "$URL"
+    }
+    if [ $t = 1 ]; then
+        wrk_run; pacer_run; oha_run
+    else
+        pacer_run; wrk_run; oha_run
+    fi
+done
+
+# 2. Fixed rate: 20,000 qps for 10 s on 50 connections, one thread each.
+run pacer fixed "pacer" "{\"asked\":$FIXED_QPS}" -- "$PACER" bench --url "$URL" --qps $FIXED_QPS \
+    --duration $FIXED_SECS --num_workers 50 --threads 1 --json
+if [ -n "$OHA" ]; then
+    run oha fixed "oha" "{\"asked\":$FIXED_QPS}" -- "$OHA" -c 50 -q $FIXED_QPS -z ${FIXED_SECS}s \
+        --no-tui --worker-threads 1 --output-format json "$URL"
+fi
+
+# 3. Scale. Saturation long enough for 1M requests at the 2-thread rate measured above (+20%).
+SAT2=$(rate_of "pacer t=2")
+[ "$SAT2" -gt 0 ] || SAT2=50000
+SAT_LONG=$(python3 -c "import math; print(max(1, math.ceil($SAT_COUNT * 1.2 / $SAT2)))")
+run pacer scale "pacer 1M at saturation" "{\"asked_requests\":$SAT_COUNT}" -- "$PACER" bench \
+    --url "$URL" --qps max --threads 2 --num_workers 50 --duration "$SAT_LONG" --json
+# Scheduled: a rate this machine sustains (70% of the 2-thread saturation, at most 100k qps).
+SCHED_QPS=$(python3 -c "print(min(100000, int($SAT2 * 0.7) // 1000 * 1000))")
+[ "$SCHED_QPS" -ge 1000 ] || SCHED_QPS=1000
+SCHED_SECS=$(python3 -c "import math; print(math.ceil($SCHED_COUNT / $SCHED_QPS))")
+run pacer scale "pacer $((SCHED_COUNT / 1000000))M scheduled" \
+    "{\"asked_requests\":$((SCHED_QPS * SCHED_SECS)),\"asked\":$SCHED_QPS}" -- "$PACER" bench \
+    --url "$URL" --qps "$SCHED_QPS" --duration "$SCHED_SECS" --threads 2 --num_workers 200 --json
+run pacer conns "pacer 10k connections" "{\"workers\":10000}" -- "$PACER" bench --url "$URL" \
+    --qps max --threads 2 --num_workers 10000 --duration 5 --timeout 10 --json
+
+# ---------------------------------------------------------------------------------------- table
+echo
+echo "== pacer vs wrk$([ -n "$OHA" ] && echo ' vs oha') on nginx (1 worker, loopback), mode: $MODE =="
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), kernel $(uname -r)"
+echo "tools: $("$NGINX" -v 2>&1 | sed 's/^nginx version: //'), $(wrk -v 2>&1 | head -1 | awk '{print "wrk " $2}')$([ -n "$OHA" ] && echo ", $("$OHA" --version)"), pacer $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')"
+# How late this machine wakes a sleeping thread: the floor under any dispatch_delay.
+python3 - <<'PY'
+import time
+ov = []
+for _ in range(2000):
+    t = time.perf_counter()
+    time.sleep(0.0005)
+    ov.append((time.perf_counter() - t - 0.0005) * 1e6)
+ov.sort()
+print("timer: sleep(500 µs) wakes late by p50 %.0f µs, p99 %.0f µs (the floor under dispatch_delay)"
+      % (ov[len(ov) // 2], ov[int(len(ov) * 0.99)]))
+PY
+python3 - "$RESULTS" "$SCHED_SECS" "$SAT_LONG" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+sched_secs, sat_long = sys.argv[2], sys.argv[3]
+
+def f(x, fmt="{:,.0f}"):
+    return "-" if x is None or x != x else fmt.format(x)
+
+def us(x):
+    return "-" if x is None else f"{x * 1e6:,.0f}"
+
+def per100k(r):
+    if r.get("cpu") is None or not r.get("requests"):
+        return None
+    return r["cpu"] / r["requests"] * 1e5
+
+def table(head, body):
+    w = [max(len(str(c)) for c in col) for col in zip(head, *body)]
+    line = lambda cells: "  ".join(str(c).rjust(n) if i else str(c).ljust(n) for i, (c, n) in enumerate(zip(cells, w)))
+    print(line(head))
+    print("  ".join("-" * n for n in w))
+    for b in body:
+        print(line(b))
+
+def problems(r):
+    out = []
+    if r.get("parse_error"):
+        out.append(f"{r['label']}: could not read its output ({r['parse_error']}): {r.get('output_tail', '')!r}")
+    if r.get("error_counts"):
+        out.append(f"{r['label']}: errors {r['error_counts']}")
+    return out
+
+issues = []
+print("\n1. Saturation: 50 connections, 10 s (wrk -t T -c50 -d10s | pacer --qps max --threads T --num_workers 50 | oha -c 50 -z 10s)")
+body = []
+for t in (1, 2):
+    wrk = next((r for r in rows if r["section"] == "sat" and r["label"] == f"wrk t={t}"), {})
+    for r in [r for r in rows if r["section"] == "sat" and r.get("threads") == t]:
+        ratio = r["rate"] / wrk["rate"] if r.get("rate") and wrk.get("rate") else None
+        body.append([r["label"].split()[0], t, f(r.get("rate")), f(ratio, "{:.2f}"), f(r.get("requests")),
+                     f(r.get("errors")), f(per100k(r), "{:.2f}"), f(r.get("rss"), "{:.1f}")])
+        issues += problems(r)
+table(["tool", "threads", "requests/s", "vs wrk", "requests", "errors", "CPU s/100k req", "max RSS MB"], body)
+
+print("\n2. Fixed rate: 20,000 qps for 10 s, 50 connections, 1 thread (pacer --qps 20000 | oha -q 20000 --worker-threads 1; wrk has no fixed rate)")
+body = []
+for r in [r for r in rows if r["section"] == "fixed"]:
+    body.append([r["label"], f(r.get("rate")), f(r.get("requests")), f(r.get("errors")),
+                 us(r.get("dd50")), us(r.get("dd99")), us(r.get("rt50")), us(r.get("rt99")),
+                 f(per100k(r), "{:.2f}"), f(r.get("rss"), "{:.1f}")])
+    issues += problems(r)
+table(["tool", "achieved/s", "requests", "errors", "dispatch p50 µs", "dispatch p99 µs",
+       "response p50 µs", "response p99 µs", "CPU s/100k req", "max RSS MB"], body)
+
+print("\n3. Scale (pacer; the last three rows 2 threads): max RSS must stay flat as runs grow")
+body = []
+base = [r for r in rows if r["kind"] == "pacer" and r["section"] in ("sat", "fixed")]
+for r in base:
+    body.append([f"{r['label']} ({r['section']})", f(r.get("requests")), f(r.get("rate")), f(r.get("errors")),
+                 f(r.get("conns")), f(r.get("rss"), "{:.1f}")])
+for r in [r for r in rows if r["section"] in ("scale", "conns")]:
+    label = r["label"]
+    if r["section"] == "scale" and r.get("asked") is None:
+        label += f" ({sat_long} s)"
+    elif r.get("asked"):
+        label += f" ({r['asked']:,} qps x {sched_secs} s)"
+    elif r["section"] == "conns":
+        label += " (--qps max, 5 s)"
+    body.append([label, f(r.get("requests")), f(r.get("rate")), f(r.get("errors")), f(r.get("conns")),
+                 f(r.get("rss"), "{:.1f}")])
+    issues += problems(r)
+table(["run", "requests", "rate/s", "errors", "connections_opened", "max RSS MB"], body)
+if issues:
+    print("\nproblems seen:")
+    for i in issues:
+        print("  - " + i)
+PY
+if [ ${#NOTES[@]} -gt 0 ]; then
+    echo
+    echo "notes:"
+    for n in "${NOTES[@]}"; do echo "  - $n"; done
+fi
