@@ -6,7 +6,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use pacer::engine::pacing::SplitMix64;
+use pacer::rng::SplitMix64;
 use pacer::stats::{EXACT_LIMIT, Recorder};
 
 /// Samples recorded per measured batch.

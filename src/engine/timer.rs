@@ -57,11 +57,9 @@ impl Timer {
         Ok(())
     }
 
-    /// Called when the timer's fd is readable: clears its expiry count so it can fire again.
+    /// Called when the timer's fd is readable. Its expiry count is not read: mio registers it
+    /// edge-triggered and every expiry wakes epoll again, so the read would be a wasted syscall.
     pub fn fired(&mut self) {
-        let mut buf = [0u8; 8];
-        // EAGAIN (already read) and short reads are harmless here.
-        let _ = rustix::io::read(self.fd.as_fd(), &mut buf);
         self.armed = None;
     }
 }

@@ -125,7 +125,18 @@ pub struct Worker<'a> {
     stats: WorkerStats,
     progress: &'a AtomicU64,
     unreported: u64,
+    /// Wake this much before a deadline and busy-poll the rest (see `SPIN`).
+    spin: Duration,
 }
+
+/// How early the timerfd is armed before a send deadline, the rest of the way being busy-polled.
+/// A sleeping thread wakes tens of microseconds late (measured: p50 ≈ 27 µs on the 2-core VM);
+/// busy-polling the last stretch takes `dispatch_delay` p50 from ≈ 27 µs to ≈ 1 µs. It costs
+/// about this much CPU per request, so it is used only up to `SPIN_MAX_RATE` requests/s per
+/// thread: above that the loop rarely sleeps anyway (p50 ≈ 7 µs at 20k/s) and CPU per request
+/// is what counts.
+const SPIN: Duration = Duration::from_micros(25);
+const SPIN_MAX_RATE: f64 = 5000.0;
 
 impl<'a> Worker<'a> {
     /// Thread `thread` of `threads`, with at most `cap` connections.
@@ -161,6 +172,10 @@ impl<'a> Worker<'a> {
             ),
             Rate::Max => (None, Some(sh.t0 + plan.duration)),
         };
+        let spin = match plan.rate {
+            Rate::PerSecond(qps) if qps / threads as f64 <= SPIN_MAX_RATE => SPIN,
+            _ => Duration::ZERO,
+        };
         let llm_stream = plan.llm.as_ref().is_some_and(|l| l.stream);
         let llm_body = plan.llm.as_ref().is_some_and(|l| !l.stream);
         Ok(Worker {
@@ -187,6 +202,7 @@ impl<'a> Worker<'a> {
             stats: WorkerStats::default(),
             progress,
             unreported: 0,
+            spin,
         })
     }
 
@@ -732,13 +748,13 @@ impl<'a> Worker<'a> {
         }
         let deadline = next?;
         let now = Instant::now();
-        if deadline <= now {
+        if deadline <= now || deadline - now <= self.spin {
             return Some(Duration::ZERO);
         }
         let armed = self
             .timer
             .as_mut()
-            .is_some_and(|t| t.arm(deadline, now).is_ok());
+            .is_some_and(|t| t.arm(deadline - self.spin, now).is_ok());
         if armed {
             // The timerfd wakes us; the poll timeout is only a safety net.
             Some(deadline - now + Duration::from_millis(10))
