@@ -535,8 +535,9 @@ fn a_slow_client_does_not_block_others() {
 
 #[test]
 fn max_runs_answers_429_while_a_run_is_going() {
+    // N = 2 runs allowed; N + 1 = 3 go at once: exactly one 429, the other two complete.
     let api = start(ApiConfig {
-        max_runs: 1,
+        max_runs: 2,
         ..config()
     });
     let a = api.addr();
@@ -544,20 +545,30 @@ fn max_runs_answers_429_while_a_run_is_going() {
         r#"{{"url": "http://127.0.0.1:{}/", "qps": 5, "duration": 2, "timeout": 1}}"#,
         closed_port()
     );
-    let b2 = body.clone();
-    let first = thread::spawn(move || post(a, "/benchmark", &b2));
-    thread::sleep(Duration::from_millis(500));
-    let r = post(a, "/benchmark", &body);
+    let runs: Vec<_> = (0..3)
+        .map(|i| {
+            let b = body.clone();
+            thread::spawn(move || {
+                // Staggered so the third surely arrives while the first two run.
+                thread::sleep(Duration::from_millis(300 * i));
+                post(a, "/benchmark", &b)
+            })
+        })
+        .collect();
+    let answers: Vec<Resp> = runs.into_iter().map(|t| t.join().unwrap()).collect();
+    let busy: Vec<&Resp> = answers.iter().filter(|r| r.status == 429).collect();
+    assert_eq!(busy.len(), 1, "exactly one 429");
     assert_eq!(
-        (r.status, r.body),
-        (429, json!({"detail": "too many runs in progress (max 1)"}))
+        busy[0].body,
+        json!({"detail": "too many runs in progress (max 2)"})
     );
-    let r = first.join().unwrap();
-    assert_eq!(r.status, 200, "{}", r.raw);
-    assert_eq!(r.body["total_requests"], json!(10));
-    assert_eq!(r.body["errors"], json!(10));
-    assert_eq!(r.body["errors_status"], json!(["connection refused"]));
-    // The slot is given back.
+    for r in answers.iter().filter(|r| r.status != 429) {
+        assert_eq!(r.status, 200, "{}", r.raw);
+        assert_eq!(r.body["total_requests"], json!(10));
+        assert_eq!(r.body["errors"], json!(10));
+        assert_eq!(r.body["errors_status"], json!(["connection refused"]));
+    }
+    // The slots are given back.
     let quick = format!(
         r#"{{"url": "http://127.0.0.1:{}/", "qps": 10, "duration": 0.1}}"#,
         closed_port()
