@@ -401,9 +401,19 @@ impl<'a> Worker<'a> {
 
     fn open_and_dispatch(&mut self, p: Pending) {
         let req = self.start(p);
-        let index = self.addr_index;
-        let conn = match self.connect(index) {
-            Ok((sock, transport)) => Conn::new(self.next_conn_id, sock, index, transport),
+        // An address family the host cannot use (say ::1 without IPv6) fails at once: try the
+        // next resolved address before giving up on this request.
+        let n = self.sh.addrs.len();
+        let mut attempt = self.connect(self.addr_index).map(|c| (c, self.addr_index));
+        for k in 1..n {
+            if attempt.is_ok() {
+                break;
+            }
+            let index = (self.addr_index + k) % n;
+            attempt = self.connect(index).map(|c| (c, index));
+        }
+        let conn = match attempt {
+            Ok(((sock, transport), index)) => Conn::new(self.next_conn_id, sock, index, transport),
             Err(f) => {
                 self.busy -= 1;
                 self.stats.fail(f);
@@ -461,7 +471,8 @@ impl<'a> Worker<'a> {
                 Err(f) => {
                     // `localhost` may resolve to ::1 while the target listens on 127.0.0.1 only.
                     let next = conn.addr_attempts;
-                    if f == Failure::Refused && next < self.sh.addrs.len() {
+                    let retryable = matches!(f, Failure::Refused | Failure::Connect(_));
+                    if retryable && next < self.sh.addrs.len() {
                         let index = (conn.addr_index + 1) % self.sh.addrs.len();
                         match self.connect(index) {
                             Ok((mut sock, transport)) => {
