@@ -44,6 +44,16 @@ fn check_timings(s: &pacer::engine::RunStats) {
         tpot.mean
     );
     assert_eq!(s.output_tokens, 20 * s.successes);
+    // The mock reports its own time to first token in Fireworks' header; ours includes the
+    // network and client side, so it is never below it.
+    let server = t.server_time_to_first_token.summary();
+    assert_eq!(server.count, s.successes);
+    assert!(
+        (server.mean.unwrap() - 0.050).abs() < 1e-6,
+        "server ttft {:?}",
+        server.mean
+    );
+    assert!(ttft.min.unwrap() >= server.max.unwrap());
 }
 
 #[test]

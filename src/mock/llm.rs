@@ -222,7 +222,13 @@ fn stream_answer(
     fault: Option<SseFault>,
 ) -> Next {
     conn.out.clear();
-    let extra = [("Cache-Control", "no-cache")];
+    // As Fireworks does: the server's own time to first token, in seconds, so clients can tell
+    // network and client time from server time. The mock's is the configured `ttft`.
+    let server_ttft = format!("{:.6}", ttft.as_secs_f64());
+    let extra = [
+        ("Cache-Control", "no-cache"),
+        ("fireworks-server-time-to-first-token", server_ttft.as_str()),
+    ];
     write_head(
         &mut conn.out,
         200,
