@@ -17,7 +17,7 @@ use crate::llm::SseParser;
 /// Initial read buffer; it grows (up to the head cap) only while a large response head arrives.
 pub const READ_BUF: usize = 16 * 1024;
 /// A single drain loop never reads more than this many times before yielding to other connections.
-pub const MAX_READS_PER_EVENT: usize = 64;
+pub const MAX_READS_PER_EVENT: usize = 16;
 
 pub enum Transport {
     Plain,
