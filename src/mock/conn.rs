@@ -321,6 +321,20 @@ impl Conn {
         keep_or_close(req.keep_alive)
     }
 
+    /// Answers `req` with a whole JSON response, then keeps or closes the connection as asked.
+    pub(super) fn answer_json(
+        &mut self,
+        req: &Request,
+        status: u16,
+        body: &[u8],
+        extra: &[(&str, &str)],
+    ) -> Next {
+        if !self.respond(status, "application/json", body, req.keep_alive, extra) {
+            return Next::Abort;
+        }
+        keep_or_close(req.keep_alive)
+    }
+
     /// Writes a whole response with a Content-Length body, and counts its status.
     pub(super) fn respond(
         &mut self,

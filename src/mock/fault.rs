@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::Fault;
-use super::conn::{Conn, Next, Request, keep_or_close, write_head};
+use super::conn::{Conn, Next, Request, write_head};
 use super::llm::{self, Api, SseFault};
 
 /// Drip: one byte per this.
@@ -71,16 +71,7 @@ pub(super) fn apply(conn: &mut Conn, req: &Request, fault: Fault, api: Api) -> N
                 return Next::Abort;
             }
             let body = conn.shared.cfg.body.clone();
-            if !conn.respond(
-                200,
-                "application/json",
-                body.as_bytes(),
-                req.keep_alive,
-                &[],
-            ) {
-                return Next::Abort;
-            }
-            keep_or_close(req.keep_alive)
+            conn.answer_json(req, 200, body.as_bytes(), &[])
         }
         Fault::TooManyRequests | Fault::Unavailable => {
             let (status, body): (u16, &[u8]) = if fault == Fault::TooManyRequests {
@@ -95,10 +86,7 @@ pub(super) fn apply(conn: &mut Conn, req: &Request, fault: Fault, api: Api) -> N
                 )
             };
             let extra = [("Retry-After", "1")];
-            if !conn.respond(status, "application/json", body, req.keep_alive, &extra) {
-                return Next::Abort;
-            }
-            keep_or_close(req.keep_alive)
+            conn.answer_json(req, status, body, &extra)
         }
         Fault::SseBrokenJson => llm::answer(conn, req, api, Some(SseFault::BrokenJson)),
         Fault::SseError => llm::answer(conn, req, api, Some(SseFault::Error)),

@@ -157,16 +157,7 @@ pub(super) fn answer(conn: &mut Conn, req: &Request, api: Api, fault: Option<Sse
         (Err(detail), None) => {
             let body = json!({"error": {"message": detail, "type": "invalid_request_error"}});
             let body = body.to_string();
-            if !conn.respond(
-                400,
-                "application/json",
-                body.as_bytes(),
-                req.keep_alive,
-                &[],
-            ) {
-                return Next::Abort;
-            }
-            return keep_or_close(req.keep_alive);
+            return conn.answer_json(req, 400, body.as_bytes(), &[]);
         }
     };
     let cfg = &conn.shared.cfg;
@@ -347,16 +338,7 @@ fn whole_answer(
         "usage": Stamp::usage(ask.prompt_tokens, tokens),
     });
     let body = body.to_string();
-    if !conn.respond(
-        200,
-        "application/json",
-        body.as_bytes(),
-        req.keep_alive,
-        &[],
-    ) {
-        return Next::Abort;
-    }
-    keep_or_close(req.keep_alive)
+    conn.answer_json(req, 200, body.as_bytes(), &[])
 }
 
 #[cfg(test)]
