@@ -20,7 +20,7 @@ use rustls::pki_types::ServerName;
 use slab::Slab;
 
 use super::conn::{
-    Conn, ConnState, InFlight, MAX_READS_PER_EVENT, ReadResult, Transport, WriteResult,
+    Conn, ConnState, InFlight, MAX_READS_PER_EVENT, READ_BUF, ReadResult, Transport, WriteResult,
 };
 use super::outcome::Failure;
 use super::pacing::Schedule;
@@ -546,7 +546,12 @@ impl<'a> Worker<'a> {
                         self.llm_body,
                     );
                     match step {
-                        Step::More => {}
+                        Step::More => {
+                            // A read that filled the buffer means a big body: read it in larger pieces.
+                            if n == room && conn.buf.len() < READ_BUF {
+                                conn.buf.resize(READ_BUF, 0);
+                            }
+                        }
                         Step::Complete { reuse } => {
                             self.complete(key, now, reuse);
                             // The response is whole and the read did not fill the buffer: nothing
