@@ -44,16 +44,20 @@ fn check_timings(s: &pacer::engine::RunStats) {
         tpot.mean
     );
     assert_eq!(s.output_tokens, 20 * s.successes);
-    // The mock reports its own time to first token in Fireworks' header; ours includes the
-    // network and client side, so it is never below it.
+    // The mock reports when its first token really left (Fireworks' perf_metrics in the final
+    // event, which overrides the header's configured value); ours adds the network and client.
     let server = t.server_time_to_first_token.summary();
     assert_eq!(server.count, s.successes);
+    assert!(server.min.unwrap() >= 0.050, "server ttft {:?}", server.min);
     assert!(
-        (server.mean.unwrap() - 0.050).abs() < 1e-6,
+        server.max.unwrap() < 0.050 + 0.015,
         "server ttft {:?}",
-        server.mean
+        server.max
     );
-    assert!(ttft.min.unwrap() >= server.max.unwrap());
+    assert!(
+        ttft.mean.unwrap() >= server.mean.unwrap(),
+        "{ttft:?} vs {server:?}"
+    );
 }
 
 #[test]

@@ -239,6 +239,9 @@ fn stream_answer(
     let Some(first) = req.end.checked_add(ttft) else {
         return Next::Abort;
     };
+    // When the first token really left, measured here: sent in the final event as Fireworks'
+    // `perf_metrics`, so a client can tell its own share of the time to first token.
+    let mut first_sent: Option<Duration> = None;
     // Bounded by `tokens` (a u32 from the config) and the stop flag inside sleep_until.
     for k in 0..tokens {
         let Some(at) = deadline(first, itl, k) else {
@@ -275,9 +278,16 @@ fn stream_answer(
         if !conn.send_out() {
             return Next::Abort;
         }
+        if k == 0 {
+            first_sent = Some(req.end.elapsed());
+        }
     }
     conn.out.clear();
-    push_event(&mut conn.out, &stamp.token("", Some("stop")).to_string());
+    let mut stop = stamp.token("", Some("stop"));
+    if let Some(t) = first_sent {
+        stop["perf_metrics"] = json!({"fireworks-server-time-to-first-token": t.as_secs_f64()});
+    }
+    push_event(&mut conn.out, &stop.to_string());
     if usage {
         let mut event = stamp.event(json!([]));
         event["usage"] = Stamp::usage(ask.prompt_tokens, tokens);
