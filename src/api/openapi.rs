@@ -436,6 +436,11 @@ fn report_schema(llm: bool) -> Value {
     props.insert("achieved_qps".into(), json!({"type": "number"}));
     props.insert("bytes_received".into(), json!({"type": "integer"}));
     props.insert("connections_opened".into(), json!({"type": "integer"}));
+    props.insert(
+        "tls_handshakes".into(),
+        json!({"type": "object", "description": "https targets only: handshakes done in full and resumed.",
+            "properties": {"full": {"type": "integer"}, "resumed": {"type": "integer"}}}),
+    );
     for t in RUN_TIMINGS {
         family(&mut props, t);
     }
