@@ -130,13 +130,12 @@ pub struct Worker<'a> {
 }
 
 /// How early the timerfd is armed before a send deadline, the rest of the way being busy-polled.
-/// A sleeping thread wakes tens of microseconds late (measured: p50 ≈ 27 µs on the 2-core VM);
-/// busy-polling the last stretch takes `dispatch_delay` p50 from ≈ 27 µs to ≈ 1 µs. It costs
-/// about this much CPU per request, so it is used only up to `SPIN_MAX_RATE` requests/s per
-/// thread: above that the loop rarely sleeps anyway (p50 ≈ 7 µs at 20k/s) and CPU per request
-/// is what counts.
-const SPIN: Duration = Duration::from_micros(25);
-const SPIN_MAX_RATE: f64 = 5000.0;
+/// A sleeping thread wakes tens of microseconds late, more when the core has gone idle (measured
+/// on the 2-core VM: p50 ≈ 27 µs at 2,000 qps, ≈ 57 µs at 10 qps). Busy-polling costs CPU, so the
+/// window is sized to spend at most `SPIN_CPU_SHARE` of a core: `SPIN_CPU_SHARE / rate`, capped
+/// at `SPIN_MAX` (150 µs at 10 req/s per thread, 50 µs at 1,000, 10 µs at 5,000, ~0 above).
+const SPIN_CPU_SHARE: f64 = 0.05;
+const SPIN_MAX: Duration = Duration::from_micros(150);
 
 impl<'a> Worker<'a> {
     /// Thread `thread` of `threads`, with at most `cap` connections.
@@ -173,8 +172,10 @@ impl<'a> Worker<'a> {
             Rate::Max => (None, Some(sh.t0 + plan.duration)),
         };
         let spin = match plan.rate {
-            Rate::PerSecond(qps) if qps / threads as f64 <= SPIN_MAX_RATE => SPIN,
-            _ => Duration::ZERO,
+            Rate::PerSecond(qps) => {
+                Duration::from_secs_f64(SPIN_CPU_SHARE * threads as f64 / qps).min(SPIN_MAX)
+            }
+            Rate::Max => Duration::ZERO,
         };
         let llm_stream = plan.llm.as_ref().is_some_and(|l| l.stream);
         let llm_body = plan.llm.as_ref().is_some_and(|l| !l.stream);
