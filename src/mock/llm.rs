@@ -184,14 +184,25 @@ pub(super) fn answer(conn: &mut Conn, req: &Request, api: Api, fault: Option<Sse
         model: ask.model.clone(),
         api,
     };
-    let ttft = cfg.ttft;
-    let itl = cfg.itl;
+    let timing = Timing {
+        tokens,
+        ttft: cfg.ttft,
+        itl: cfg.itl,
+    };
     let usage = cfg.usage && ask.include_usage;
     if stream {
-        stream_answer(conn, req, &stamp, &ask, tokens, ttft, itl, usage, fault)
+        stream_answer(conn, req, &stamp, &ask, timing, usage, fault)
     } else {
-        whole_answer(conn, req, &stamp, &ask, tokens, ttft, itl)
+        whole_answer(conn, req, &stamp, &ask, timing)
     }
+}
+
+/// How many tokens an answer has and when they are due, for both answer shapes.
+#[derive(Clone, Copy)]
+struct Timing {
+    tokens: u64,
+    ttft: Duration,
+    itl: Duration,
 }
 
 /// `start + k × itl`, or None past what an `Instant` can hold.
@@ -200,15 +211,12 @@ fn deadline(start: Instant, itl: Duration, k: u64) -> Option<Instant> {
     start.checked_add(itl.checked_mul(k)?)
 }
 
-#[allow(clippy::too_many_arguments)]
 fn stream_answer(
     conn: &mut Conn,
     req: &Request,
     stamp: &Stamp,
     ask: &Ask,
-    tokens: u64,
-    ttft: Duration,
-    itl: Duration,
+    Timing { tokens, ttft, itl }: Timing,
     usage: bool,
     fault: Option<SseFault>,
 ) -> Next {
@@ -308,9 +316,7 @@ fn whole_answer(
     req: &Request,
     stamp: &Stamp,
     ask: &Ask,
-    tokens: u64,
-    ttft: Duration,
-    itl: Duration,
+    Timing { tokens, ttft, itl }: Timing,
 ) -> Next {
     let Some(done) = req
         .end
