@@ -152,3 +152,55 @@ fn post_with_headers_and_body() {
     let s = run(&i);
     assert_eq!(s.successes, 10, "{:?}", s.errors);
 }
+
+/// A keep-alive connection the target closed after its first answer is found stale when the next
+/// request goes out on it; that request is sent again on a new connection, and its timeout still
+/// counts from its first dispatch.
+#[test]
+fn a_retried_request_times_out_from_its_first_dispatch() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind(loopback()).unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    let server = std::thread::spawn(move || {
+        listener.set_nonblocking(true).unwrap();
+        let until = Instant::now() + std::time::Duration::from_secs(5);
+        let mut held = Vec::new();
+        let mut accepted = 0;
+        while Instant::now() < until && accepted < 2 {
+            let Ok((mut c, _)) = listener.accept() else {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+                continue;
+            };
+            accepted += 1;
+            c.set_nonblocking(false).unwrap();
+            c.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+                .unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = c.read(&mut buf);
+            if accepted == 1 {
+                // Answer keep-alive, then hang up: the client only finds out on its next send.
+                c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                    .unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            } else {
+                held.push(c); // the retry: never answered
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        accepted
+    });
+    // Two requests, 0.4 s apart, one worker: the second goes out on the closed connection.
+    let mut i = input(&url, 2.5, 0.8);
+    i.num_workers = Some(1);
+    i.timeout = Some(0.3);
+    let start = Instant::now();
+    let s = run(&i);
+    let took = start.elapsed().as_secs_f64();
+    assert_accounted(&s, 2);
+    assert_eq!(s.successes, 1, "{:?}", s.errors);
+    assert_eq!(named(&s, "timeout"), 1, "{:?}", s.errors);
+    assert_eq!(s.connections_opened, 2);
+    // Second send at 0.4 s, timeout 0.3 s from that send: the run ends near 0.7 s.
+    assert!((0.69..1.5).contains(&took), "took {took}");
+    assert_eq!(server.join().unwrap(), 2);
+}

@@ -33,9 +33,12 @@ impl Timer {
         self.fd.as_raw_fd()
     }
 
-    /// Makes the timer fire at `deadline` (or at once if it is past). A no-op when already armed for it.
+    /// Makes the timer fire at `deadline` (or at once if it is past). A no-op when it is already
+    /// armed for that moment or an earlier one: the early wake-up re-arms it then. At saturation
+    /// the next deadline (the oldest request's timeout) moves on with every response, and this
+    /// keeps that from costing a `timerfd_settime` per loop.
     pub fn arm(&mut self, deadline: Instant, now: Instant) -> io::Result<()> {
-        if self.armed == Some(deadline) {
+        if self.armed.is_some_and(|a| a <= deadline) {
             return Ok(());
         }
         // A zero it_value would disarm the timer, so a past deadline becomes the smallest delay.

@@ -4,8 +4,7 @@
 //! Every request this thread is given ends in exactly one bucket: a success, an HTTP status, a named
 //! failure, or "not sent". Timestamps are taken right after the read that carried the bytes.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -118,7 +117,11 @@ pub struct Worker<'a> {
     saturation_end: Option<Instant>,
     saturation_index: u64,
     queue: VecDeque<Pending>,
-    deadlines: BinaryHeap<Reverse<(Instant, usize, u64)>>,
+    /// `(dispatch + timeout, connection, request serial)` in the order they fall due. The timeout
+    /// is the same for every request and dispatch times only grow, so a push at the back keeps
+    /// the order (a retry keeps its first dispatch time and is put in its place): no heap, and
+    /// no entry per request beyond the oldest one still in flight.
+    deadlines: VecDeque<(Instant, usize, u64)>,
     revisit: Vec<usize>,
     llm_stream: bool,
     llm_body: bool,
@@ -196,7 +199,7 @@ impl<'a> Worker<'a> {
             saturation_end,
             saturation_index: thread as u64,
             queue: VecDeque::new(),
-            deadlines: BinaryHeap::new(),
+            deadlines: VecDeque::new(),
             revisit: Vec::new(),
             llm_stream,
             llm_body,
@@ -289,17 +292,19 @@ impl<'a> Worker<'a> {
             self.stats.fail(Failure::NotSent);
             self.unreported += 1;
         }
-        while let Some(Reverse((deadline, key, serial))) = self.deadlines.peek().copied() {
-            if deadline > now {
-                break;
-            }
-            self.deadlines.pop();
-            if self
+        // Entries of requests that already ended are dropped as they reach the front, so after
+        // this the front is the oldest request still in flight.
+        while let Some(&(deadline, key, serial)) = self.deadlines.front() {
+            let live = self
                 .conns
                 .get(key)
                 .and_then(|c| c.req)
-                .is_some_and(|r| r.serial == serial)
-            {
+                .is_some_and(|r| r.serial == serial);
+            if live && deadline > now {
+                break;
+            }
+            self.deadlines.pop_front();
+            if live {
                 self.fail_conn(key, Failure::Timeout);
             }
         }
@@ -389,15 +394,21 @@ impl<'a> Worker<'a> {
 
     fn dispatch_on(&mut self, key: usize, p: Pending) {
         let req = self.start(p);
-        self.deadlines.push(Reverse((
-            req.dispatch + self.sh.plan.timeout,
-            key,
-            req.serial,
-        )));
+        self.track_deadline(key, &req);
         let conn = &mut self.conns[key];
         conn.req = Some(req);
         conn.filled = 0;
         self.write(key);
+    }
+
+    fn track_deadline(&mut self, key: usize, req: &InFlight) {
+        let entry = (req.dispatch + self.sh.plan.timeout, key, req.serial);
+        if self.deadlines.back().is_none_or(|b| b.0 <= entry.0) {
+            self.deadlines.push_back(entry);
+        } else {
+            let at = self.deadlines.partition_point(|d| d.0 <= entry.0);
+            self.deadlines.insert(at, entry);
+        }
     }
 
     fn open_and_dispatch(&mut self, p: Pending) {
@@ -439,11 +450,7 @@ impl<'a> Worker<'a> {
         }
         self.open += 1;
         self.conns[key].req = Some(req);
-        self.deadlines.push(Reverse((
-            req.dispatch + self.sh.plan.timeout,
-            key,
-            req.serial,
-        )));
+        self.track_deadline(key, &req);
     }
 
     fn connect(&self, index: usize) -> Result<(TcpStream, Transport), Failure> {
@@ -757,7 +764,7 @@ impl<'a> Worker<'a> {
         } else if let Some(p) = self.queue.iter().find(|p| p.dispatch.is_none()) {
             consider(p.intended + self.sh.plan.timeout);
         }
-        if let Some(Reverse((d, _, _))) = self.deadlines.peek() {
+        if let Some((d, _, _)) = self.deadlines.front() {
             consider(*d);
         }
         if let Some(end) = self.saturation_end {
