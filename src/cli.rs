@@ -98,6 +98,10 @@ pub struct RunArgs {
     /// Do not verify TLS certificates (named in the report).
     #[arg(long)]
     pub insecure: bool,
+    /// Run the worker threads as SCHED_FIFO (needs root or CAP_SYS_NICE; fixed rate only): a due
+    /// send then never waits for another task's time slice. The report says if it was refused.
+    #[arg(long)]
+    pub realtime: bool,
     /// Print the API's JSON instead of the text report.
     #[arg(long)]
     pub json: bool,
@@ -306,6 +310,7 @@ fn run_input(
     input.threads = r.threads;
     input.ca_cert = r.ca_cert.clone();
     input.insecure = r.insecure;
+    input.realtime = r.realtime;
     input.llm = llm;
     Ok(input)
 }

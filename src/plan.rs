@@ -45,6 +45,8 @@ pub struct Input {
     pub threads: Option<usize>,
     pub ca_cert: Option<String>,
     pub insecure: bool,
+    /// Run the workers under `SCHED_FIFO` (fixed-rate runs only; see `engine::sched`).
+    pub realtime: bool,
     pub llm: Option<LlmInput>,
 }
 
@@ -65,6 +67,7 @@ impl Input {
             threads: None,
             ca_cert: None,
             insecure: false,
+            realtime: false,
             llm: None,
         }
     }
@@ -279,10 +282,16 @@ pub struct Plan {
     pub arrival: Arrival,
     pub ca_cert: Option<PathBuf>,
     pub insecure: bool,
+    /// Ask for `SCHED_FIFO` workers (only ever set with a fixed rate).
+    pub realtime: bool,
     pub llm: Option<LlmPlan>,
     /// The effective inputs, echoed as the report's `config` (never the token).
     pub config: Map<String, Value>,
 }
+
+/// A saturating worker never sleeps; under `SCHED_FIFO` it would starve the rest of its core.
+pub const MSG_REALTIME_MAX: &str =
+    "needs a fixed qps: a saturating real-time worker would starve everything else on its core";
 
 /// Default `num_workers` in saturation mode, where there is no rate to derive it from (wrk's `-c` habit).
 pub const DEFAULT_MAX_WORKERS: usize = 50;
@@ -440,6 +449,10 @@ impl Plan {
             }
         }
 
+        if input.realtime && input.qps == Rate::Max {
+            return Err(invalid("realtime", MSG_REALTIME_MAX.into()));
+        }
+
         let mut config = Map::new();
         let mut target = target;
         let mut llm_plan = None;
@@ -528,6 +541,9 @@ impl Plan {
         if target.tls || input.insecure {
             config.insert("insecure".into(), json!(input.insecure));
         }
+        if input.realtime {
+            config.insert("realtime".into(), json!(true));
+        }
         if input.insecure {
             config.insert(
                 "warning".into(),
@@ -550,6 +566,7 @@ impl Plan {
             arrival,
             ca_cert: input.ca_cert.as_ref().map(PathBuf::from),
             insecure: input.insecure,
+            realtime: input.realtime,
             llm: llm_plan,
             config,
         })

@@ -99,6 +99,7 @@ pub fn to_json(plan: &Plan, stats: &RunStats) -> Value {
     }
     m.insert("bytes_received".into(), json!(stats.bytes_received));
     m.insert("connections_opened".into(), json!(stats.connections_opened));
+    m.insert("scheduling".into(), json!(stats.scheduling.describe()));
     if plan.target.tls {
         m.insert(
             "tls_handshakes".into(),
@@ -180,6 +181,9 @@ pub fn to_text(plan: &Plan, stats: &RunStats) -> String {
         "  connections opened {}   bytes received {}",
         stats.connections_opened, stats.bytes_received
     );
+    if stats.scheduling != crate::engine::Scheduling::Normal {
+        let _ = writeln!(out, "  scheduling: {}", stats.scheduling.describe());
+    }
     if plan.target.tls {
         let _ = writeln!(
             out,

@@ -4,8 +4,9 @@ mod util;
 
 use std::time::Instant;
 
+use pacer::engine::Scheduling;
 use pacer::mock::MockConfig;
-use pacer::plan::Rate;
+use pacer::plan::{Limits, Plan, Rate};
 use util::*;
 
 #[test]
@@ -151,6 +152,45 @@ fn post_with_headers_and_body() {
     i.body = Some("{\"a\":1}".into());
     let s = run(&i);
     assert_eq!(s.successes, 10, "{:?}", s.errors);
+}
+
+#[test]
+fn realtime_runs_paced_and_says_what_it_got() {
+    let m = mock_ok();
+    let mut i = input(&format!("{}/", m.url()), 200.0, 0.5);
+    i.realtime = true;
+    let p = plan(&i);
+    assert_eq!(p.config["realtime"], serde_json::json!(true));
+    let s = run(&i);
+    assert_accounted(&s, 100);
+    assert_eq!(s.successes, 100);
+    // Root (or CAP_SYS_NICE) gets SCHED_FIFO; anyone else is told it was refused, never silence.
+    match &s.scheduling {
+        Scheduling::Realtime => {
+            assert_eq!(s.scheduling.describe(), "realtime (SCHED_FIFO priority 1)")
+        }
+        Scheduling::RealtimeDenied(e) => assert!(!e.is_empty()),
+        Scheduling::Normal => panic!("--realtime was asked for, the report says normal"),
+    }
+    let r = pacer::report::to_json(&p, &s);
+    assert_eq!(r["scheduling"], serde_json::json!(s.scheduling.describe()));
+
+    let normal = run(&input(&format!("{}/", m.url()), 200.0, 0.2));
+    assert_eq!(normal.scheduling, Scheduling::Normal);
+}
+
+#[test]
+fn realtime_is_refused_for_saturation() {
+    let mut i = input("http://127.0.0.1:9/", 1.0, 1.0);
+    i.qps = Rate::Max;
+    i.realtime = true;
+    let Err(e) = Plan::new(&i, &Limits::default()) else {
+        panic!("realtime with --qps max must be refused");
+    };
+    assert_eq!(
+        e.to_string(),
+        format!("realtime: {}", pacer::plan::MSG_REALTIME_MAX)
+    );
 }
 
 /// A keep-alive connection the target closed after its first answer is found stale when the next

@@ -242,6 +242,7 @@ impl<'a> Fields<'a> {
         let threads = self.field("threads", Presence::Nullable, threads);
         let ca_cert = self.field("ca_cert", Presence::Nullable, string);
         let insecure = self.field("insecure", Presence::Nullable, boolean);
+        let realtime = self.field("realtime", Presence::Nullable, boolean);
         let mut input = Input::new(url?, qps?, duration?);
         input.num_workers = num_workers;
         input.timeout = timeout;
@@ -253,6 +254,7 @@ impl<'a> Fields<'a> {
         input.threads = threads;
         input.ca_cert = ca_cert;
         input.insecure = insecure.unwrap_or(false);
+        input.realtime = realtime.unwrap_or(false);
         Some(input)
     }
 
@@ -475,7 +477,8 @@ mod tests {
         let i = bench(json!({
             "url": "http://h/", "qps": "max", "duration": "2.5", "num_workers": null,
             "timeout": "3", "method": "post", "headers": {"X-A": "1"}, "body": "b",
-            "arrival": "poisson", "seed": 7, "threads": "2", "insecure": "true", "ca_cert": "/c.pem"
+            "arrival": "poisson", "seed": 7, "threads": "2", "insecure": "true", "ca_cert": "/c.pem",
+            "realtime": true
         }))
         .unwrap();
         assert_eq!(i.qps, Rate::Max);
@@ -486,6 +489,7 @@ mod tests {
             (true, Some(7), Some(2), true)
         );
         assert_eq!(i.ca_cert.as_deref(), Some("/c.pem"));
+        assert!(i.realtime);
         let i = bench(json!({"url": "u", "qps": 1.5, "duration": 1, "num_workers": 4.0})).unwrap();
         assert_eq!((i.qps, i.num_workers), (Rate::PerSecond(1.5), Some(4)));
     }

@@ -251,6 +251,8 @@ fn run_fields(limits: &Limits, workers_default: Value, timeout_default: f64) -> 
             "description": "Path of a PEM file with an extra trusted CA."},
         "insecure": {"type": "boolean", "nullable": true, "default": false,
             "description": "Skip TLS certificate verification."},
+        "realtime": {"type": "boolean", "nullable": true, "default": false,
+            "description": "Run the workers as SCHED_FIFO (needs root or CAP_SYS_NICE; fixed qps only). The report's scheduling field says what the run got."},
     });
     match v {
         Value::Object(m) => m,
@@ -384,6 +386,7 @@ fn config_schema() -> Value {
             "stream": {"type": "boolean"},
             "ca_cert": {"type": "string"},
             "insecure": {"type": "boolean"},
+            "realtime": {"type": "boolean"},
             "warning": {"type": "string"},
             "fireworks_payload": {"type": "object", "additionalProperties": true}
         }
@@ -436,6 +439,10 @@ fn report_schema(llm: bool) -> Value {
     props.insert("achieved_qps".into(), json!({"type": "number"}));
     props.insert("bytes_received".into(), json!({"type": "integer"}));
     props.insert("connections_opened".into(), json!({"type": "integer"}));
+    props.insert(
+        "scheduling".into(),
+        json!({"type": "string", "description": "How the worker threads were scheduled: `normal`, `realtime (SCHED_FIFO priority 1)`, or `normal: realtime was refused (...)`."}),
+    );
     props.insert(
         "tls_handshakes".into(),
         json!({"type": "object", "description": "https targets only: handshakes done in full and resumed.",
@@ -536,6 +543,7 @@ mod tests {
             "threads",
             "ca_cert",
             "insecure",
+            "realtime",
         ] {
             assert!(b[f].is_object(), "{f}");
         }

@@ -10,6 +10,7 @@
 pub mod conn;
 pub mod outcome;
 pub mod pacing;
+pub mod sched;
 pub mod timer;
 pub mod tls;
 pub mod worker;
@@ -23,6 +24,7 @@ use std::time::{Duration, Instant};
 use crate::plan::{Plan, Rate};
 use crate::stats::Recorder;
 pub use outcome::Failure;
+pub use sched::Scheduling;
 use worker::{Shared, Worker, WorkerStats};
 
 /// Every timing of SPEC §2 and §4, one recorder each.
@@ -79,6 +81,8 @@ pub struct RunStats {
     /// TLS handshakes done in full, and resumed from an earlier connection's session.
     pub tls_full: u64,
     pub tls_resumed: u64,
+    /// How the worker threads were scheduled (`--realtime`, or its refusal).
+    pub scheduling: Scheduling,
 }
 
 impl RunStats {
@@ -141,6 +145,11 @@ pub fn run(plan: &Plan, on_tick: Option<OnTick<'_>>) -> Result<RunStats, EngineE
             let spawned = std::thread::Builder::new()
                 .name(format!("pacer-worker-{thread}"))
                 .spawn_scoped(scope, move || {
+                    let scheduling = if plan.realtime {
+                        sched::make_current_thread_realtime()
+                    } else {
+                        Scheduling::Normal
+                    };
                     barrier.wait();
                     let t0 = *t0_cell.get().unwrap_or(&Instant::now());
                     let shared = Shared {
@@ -151,6 +160,10 @@ pub fn run(plan: &Plan, on_tick: Option<OnTick<'_>>) -> Result<RunStats, EngineE
                     };
                     let stats = Worker::new(&shared, thread, threads, cap, &progress.done)
                         .map(Worker::run)
+                        .map(|mut s| {
+                            s.scheduling = scheduling;
+                            s
+                        })
                         .map_err(|e| format!("worker setup: {e}"));
                     let _ = tx.send(stats);
                 });
@@ -249,6 +262,7 @@ fn merge_worker(mut a: WorkerStats, b: WorkerStats) -> WorkerStats {
     a.dispatched += b.dispatched;
     a.tls_full += b.tls_full;
     a.tls_resumed += b.tls_resumed;
+    a.scheduling = a.scheduling.worst(b.scheduling);
     a.first_dispatch = [a.first_dispatch, b.first_dispatch]
         .into_iter()
         .flatten()
@@ -280,6 +294,7 @@ fn finish(plan: &Plan, w: WorkerStats, elapsed: Duration) -> RunStats {
         achieved_qps,
         tls_full: w.tls_full,
         tls_resumed: w.tls_resumed,
+        scheduling: w.scheduling,
         timings: w.timings,
         total_requests: w.total,
         successes: w.successes,

@@ -51,6 +51,7 @@ pub struct WorkerStats {
     /// TLS handshakes completed in full and resumed (session tickets shared by the run's config).
     pub tls_full: u64,
     pub tls_resumed: u64,
+    pub scheduling: super::Scheduling,
     pub first_dispatch: Option<Instant>,
     pub last_dispatch: Option<Instant>,
 }
