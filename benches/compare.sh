@@ -2,8 +2,9 @@
 # Side-by-side comparison of pacer with wrk (and oha when it builds) against the same nginx on
 # loopback, printed as one table:
 #   1. saturation, 1 and 2 threads, 50 connections: requests/s, ratio to wrk, CPU per 100k requests;
-#   2. a fixed 20,000 qps for 10 s on 50 connections: achieved rate, dispatch delay, response time,
-#      CPU per 100k requests (pacer and oha; wrk has no fixed rate);
+#   2. a fixed 20,000 qps for 10 s on 50 connections, three rounds: achieved rate, dispatch delay,
+#      response time, CPU per 100k requests and involuntary context switches (pacer, pacer
+#      --realtime when the OS allows it, and oha; wrk has no fixed rate);
 #   3. scale: max RSS of 1M requests at saturation and of a long scheduled run (flat memory), and
 #      10,000 connections open at once.
 #
@@ -144,6 +145,7 @@ BODY=$(python3 -c "import urllib.request; print(urllib.request.urlopen('$URL').r
     exit 1
 }
 log "nginx $("$NGINX" -v 2>&1 | sed 's/.*\///') on $URL (1 worker, keep-alive unlimited)"
+NGINX_WORKER=$(pgrep -P "$NGINX_PID" | head -1 || true)
 
 # ---------------------------------------------------------------------------------------- helpers
 # Every measurement appends one JSON line to RESULTS; the table is printed from them at the end.
@@ -152,22 +154,25 @@ cat >"$WORK/parse.py" <<'PY'
 import json, re, sys
 
 def timev(path):
-    """user+sys seconds and max RSS (MB) from /usr/bin/time -v."""
+    """user+sys seconds, max RSS (MB) and involuntary context switches from /usr/bin/time -v."""
     t = {}
     for line in open(path, errors="replace"):
         k, _, v = line.strip().rpartition(": ")
         t[k] = v
     cpu = float(t.get("User time (seconds)", "nan")) + float(t.get("System time (seconds)", "nan"))
     rss = float(t.get("Maximum resident set size (kbytes)", "nan")) / 1024
-    return cpu, rss
+    invol = int(t.get("Involuntary context switches", "0") or 0)
+    return cpu, rss, invol
 
 def main():
-    kind, section, label, out, tfile, rc = sys.argv[1:7]
-    extra = json.loads(sys.argv[7]) if len(sys.argv) > 7 else {}
+    kind, section, label, out, tfile, rc, extra, nginx_cpu, wall = sys.argv[1:10]
     r = {"section": section, "label": label, "kind": kind, "rc": int(rc)}
-    r.update(extra)
+    r.update(json.loads(extra))
+    # The target's own CPU over the run: at 100% of its one worker, the target is the ceiling.
+    if float(wall) > 0 and float(nginx_cpu) >= 0:
+        r["nginx_cpu_pct"] = 100.0 * float(nginx_cpu) / float(wall)
     try:
-        r["cpu"], r["rss"] = timev(tfile)
+        r["cpu"], r["rss"], r["invol"] = timev(tfile)
     except OSError:
         pass
     text = open(out, errors="replace").read()
@@ -179,7 +184,8 @@ def main():
                 error_counts=d.get("error_counts", {}), conns=d.get("connections_opened"),
                 dd50=d.get("dispatch_delay_p50"), dd99=d.get("dispatch_delay_p99"),
                 rt50=d.get("response_time_p50"), rt99=d.get("response_time_p99"),
-                crt99=d.get("corrected_response_time_p99"), elapsed=d.get("elapsed"))
+                crt99=d.get("corrected_response_time_p99"), elapsed=d.get("elapsed"),
+                scheduling=d.get("scheduling"))
         elif kind == "wrk":
             m = re.search(r"(\d+) requests in ([\d.]+)(\w+)", text)
             r["requests"] = int(m.group(1))
@@ -214,19 +220,34 @@ def main():
 main()
 PY
 
+# CPU seconds (user+sys) nginx's worker has used so far; -1 when it cannot be read.
+nginx_cpu() {
+    local f
+    f=$(cut -d' ' -f14,15 "/proc/$NGINX_WORKER/stat" 2>/dev/null) || { echo -1; return; }
+    python3 -c "import os, sys; u, s = map(int, sys.argv[1:]); print((u + s) / os.sysconf('SC_CLK_TCK'))" $f
+}
+
 # run KIND SECTION LABEL EXTRA_JSON -- CMD...: runs CMD under /usr/bin/time -v, records one row.
 N=0
 run() {
     local kind=$1 section=$2 label=$3 extra=$4
     shift 5
     N=$((N + 1))
-    local out=$WORK/$N.out tfile=$WORK/$N.time rc=0
+    local out=$WORK/$N.out tfile=$WORK/$N.time rc=0 c0 c1 t0 t1
     log "$section | $label: $*"
+    c0=$(nginx_cpu)
+    t0=$(date +%s.%N)
     /usr/bin/time -v -o "$tfile" "$@" >"$out" 2>"$WORK/$N.err" || rc=$?
+    t1=$(date +%s.%N)
+    c1=$(nginx_cpu)
     if [ "$rc" != 0 ]; then
         note "$label exited with $rc: $* ; stderr: $(tail -c 300 "$WORK/$N.err" | tr '\n' ' ')"
     fi
-    python3 "$WORK/parse.py" "$kind" "$section" "$label" "$out" "$tfile" "$rc" "$extra" >>"$RESULTS"
+    local ncpu wall
+    ncpu=$(python3 -c "a, b = $c0, $c1; print(b - a if a >= 0 and b >= 0 else -1)")
+    wall=$(python3 -c "print($t1 - $t0)")
+    python3 "$WORK/parse.py" "$kind" "$section" "$label" "$out" "$tfile" "$rc" "$extra" \
+        "$ncpu" "$wall" >>"$RESULTS"
     # Let TIME_WAIT sockets and nginx settle between tools.
     sleep 1
 }
@@ -269,13 +290,20 @@ for t in 1 2; do
     fi
 done
 
-# 2. Fixed rate: 20,000 qps for 10 s on 50 connections, one thread each.
-run pacer fixed "pacer" "{\"asked\":$FIXED_QPS}" -- "$PACER" bench --url "$URL" --qps $FIXED_QPS \
-    --duration $FIXED_SECS --num_workers 50 --threads 1 --json
-if [ -n "$OHA" ]; then
-    run oha fixed "oha" "{\"asked\":$FIXED_QPS}" -- "$OHA" -c 50 -q $FIXED_QPS -z ${FIXED_SECS}s \
-        --no-tui --worker-threads 1 --output-format json "$URL"
-fi
+# 2. Fixed rate: 20,000 qps for 10 s on 50 connections, one thread each, three rounds (the tail of
+# dispatch_delay moves with the machine's noise from one minute to the next).
+for round in 1 2 3; do
+    run pacer fixed "pacer" "{\"asked\":$FIXED_QPS,\"round\":$round}" -- "$PACER" bench \
+        --url "$URL" --qps $FIXED_QPS --duration $FIXED_SECS --num_workers 50 --threads 1 --json
+    # SCHED_FIFO workers (needs root or CAP_SYS_NICE; the row says when it was refused).
+    run pacer fixed "pacer --realtime" "{\"asked\":$FIXED_QPS,\"round\":$round}" -- "$PACER" bench \
+        --url "$URL" --qps $FIXED_QPS --duration $FIXED_SECS --num_workers 50 --threads 1 \
+        --realtime --json
+    if [ -n "$OHA" ]; then
+        run oha fixed "oha" "{\"asked\":$FIXED_QPS,\"round\":$round}" -- "$OHA" -c 50 \
+            -q $FIXED_QPS -z ${FIXED_SECS}s --no-tui --worker-threads 1 --output-format json "$URL"
+    fi
+done
 
 # 3. Scale. Saturation long enough for 1M requests at the 2-thread rate measured above (+20%).
 SAT2=$(rate_of "pacer t=2")
@@ -350,23 +378,43 @@ for t in (1, 2):
     for r in [r for r in rows if r["section"] == "sat" and r.get("threads") == t]:
         ratio = r["rate"] / wrk["rate"] if r.get("rate") and wrk.get("rate") else None
         body.append([r["label"].split()[0], t, f(r.get("rate")), f(ratio, "{:.2f}"), f(r.get("requests")),
-                     f(r.get("errors")), f(per100k(r), "{:.2f}"), f(r.get("rss"), "{:.1f}")])
+                     f(r.get("errors")), f(per100k(r), "{:.2f}"), f(r.get("rss"), "{:.1f}"),
+                     f(r.get("nginx_cpu_pct"))])
         issues += problems(r)
-table(["tool", "threads", "requests/s", "vs wrk", "requests", "errors", "CPU s/100k req", "max RSS MB"], body)
+table(["tool", "threads", "requests/s", "vs wrk", "requests", "errors", "CPU s/100k req", "max RSS MB",
+       "nginx CPU %"], body)
+# When nginx's one worker is near 100% of a core, it is the ceiling for every tool, and requests/s
+# cannot show how much faster one generator is than another. CPU per request still can: it is the
+# rate each generator would reach on a core of its own against a target that is never the limit.
+for t in (1, 2):
+    sat = {r["label"].split()[0]: r for r in rows if r["section"] == "sat" and r.get("threads") == t}
+    pp, oo, ww = (per100k(sat.get(k, {})) for k in ("pacer", "oha", "wrk"))
+    if pp:
+        parts = []
+        if oo:
+            parts.append(f"{oo / pp:.2f}x less than oha's")
+        if ww:
+            parts.append(f"{ww / pp:.2f}x less than wrk's")
+        if parts:
+            print(f"   t={t}: pacer's CPU per request is " + ", ".join(parts))
 
-print("\n2. Fixed rate: 20,000 qps for 10 s, 50 connections, 1 thread (pacer --qps 20000 | oha -q 20000 --worker-threads 1; wrk has no fixed rate)")
+print("\n2. Fixed rate: 20,000 qps for 10 s, 50 connections, 1 thread, 3 rounds (pacer --qps 20000 [--realtime] | oha -q 20000 --worker-threads 1; wrk has no fixed rate)")
 body = []
 for r in [r for r in rows if r["section"] == "fixed"]:
-    body.append([r["label"], f(r.get("rate")), f(r.get("requests")), f(r.get("errors")),
+    body.append([r["label"], r.get("round", ""), f(r.get("rate")), f(r.get("requests")), f(r.get("errors")),
                  us(r.get("dd50")), us(r.get("dd99")), us(r.get("rt50")), us(r.get("rt99")),
-                 f(per100k(r), "{:.2f}"), f(r.get("rss"), "{:.1f}")])
+                 f(per100k(r), "{:.2f}"), f(r.get("invol")), f(r.get("rss"), "{:.1f}")])
     issues += problems(r)
-table(["tool", "achieved/s", "requests", "errors", "dispatch p50 µs", "dispatch p99 µs",
-       "response p50 µs", "response p99 µs", "CPU s/100k req", "max RSS MB"], body)
+    if r.get("scheduling") and r["label"].endswith("--realtime") and not r["scheduling"].startswith("realtime"):
+        issues.append(f"{r['label']} round {r.get('round')}: {r['scheduling']}")
+table(["tool", "round", "achieved/s", "requests", "errors", "dispatch p50 µs", "dispatch p99 µs",
+       "response p50 µs", "response p99 µs", "CPU s/100k req", "preempted", "max RSS MB"], body)
+print("   preempted: involuntary context switches of the generator over the run (/usr/bin/time -v)")
 
 print("\n3. Scale (pacer; the last three rows 2 threads): max RSS must stay flat as runs grow")
 body = []
-base = [r for r in rows if r["kind"] == "pacer" and r["section"] in ("sat", "fixed")]
+base = [r for r in rows if r["kind"] == "pacer" and (r["section"] == "sat" or (
+    r["section"] == "fixed" and r["label"] == "pacer" and r.get("round") == 1))]
 for r in base:
     body.append([f"{r['label']} ({r['section']})", f(r.get("requests")), f(r.get("rate")), f(r.get("errors")),
                  f(r.get("conns")), f(r.get("rss"), "{:.1f}")])
