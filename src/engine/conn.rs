@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use mio::net::TcpStream;
+use rustix::io::Errno;
 use rustls::ClientConnection;
 
 use super::outcome::Failure;
@@ -179,14 +180,15 @@ impl Conn {
         match &mut self.transport {
             Transport::Plain => {
                 while req.written < request.len() {
-                    match self.sock.write(&request[req.written..]) {
+                    // rustix makes the syscall itself: libc's `send` is a pthread cancellation
+                    // point and pays for that on every call (0.85% of a saturation profile).
+                    let flags = rustix::net::SendFlags::NOSIGNAL;
+                    match rustix::net::send(&self.sock, &request[req.written..], flags) {
                         Ok(0) => return WriteResult::Failed(Failure::Reset),
                         Ok(n) => req.written += n,
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                            return WriteResult::WouldBlock;
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(e) => return WriteResult::Failed(Failure::from_io(&e)),
+                        Err(Errno::WOULDBLOCK) => return WriteResult::WouldBlock,
+                        Err(Errno::INTR) => {}
+                        Err(e) => return WriteResult::Failed(Failure::from_io(&e.into())),
                     }
                 }
                 WriteResult::Done
@@ -221,14 +223,13 @@ impl Conn {
         let dst = &mut self.buf[self.filled..];
         match &mut self.transport {
             Transport::Plain => loop {
-                match self.sock.read(dst) {
-                    Ok(0) => return ReadResult::Eof,
-                    Ok(n) => return ReadResult::Data(n),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        return ReadResult::WouldBlock;
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return ReadResult::Failed(Failure::from_io(&e)),
+                // As in `write`: the syscall without libc's cancellation-point wrapper.
+                match rustix::net::recv(&self.sock, &mut *dst, rustix::net::RecvFlags::empty()) {
+                    Ok((0, _)) => return ReadResult::Eof,
+                    Ok((n, _)) => return ReadResult::Data(n),
+                    Err(Errno::WOULDBLOCK) => return ReadResult::WouldBlock,
+                    Err(Errno::INTR) => {}
+                    Err(e) => return ReadResult::Failed(Failure::from_io(&e.into())),
                 }
             },
             Transport::Tls(tls) => {
