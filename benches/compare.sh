@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Side-by-side comparison of pacer with wrk (and oha when it builds) against the same nginx on
 # loopback, printed as one table:
-#   1. saturation, 1 and 2 threads, 50 connections: requests/s, ratio to wrk, CPU per 100k requests;
+#   1. saturation, 1 and 2 threads, 50 connections, three rounds: requests/s, ratios to wrk and
+#      oha, CPU per 100k requests, and nginx's own CPU (at ~100% it is the ceiling);
 #   2. a fixed 20,000 qps for 10 s on 50 connections, three rounds: achieved rate, dispatch delay,
 #      response time, CPU per 100k requests and involuntary context switches (pacer, pacer
 #      --realtime when the OS allows it, and oha; wrk has no fixed rate);
@@ -9,8 +10,8 @@
 #      10,000 connections open at once.
 #
 # Usage: benches/compare.sh [--quick | --full] [--no-oha]
-#   --quick (default) 1M at saturation, 2M scheduled: about 3 minutes once the tools are installed.
-#   --full            the issue's sizes: 1M at saturation, 10M scheduled (several minutes longer).
+#   --quick (default) 1M at saturation, 2M scheduled: about 7 minutes once the tools are installed.
+#   --full            the issue's sizes: 1M at saturation, 10M scheduled (about 10 minutes).
 #   --no-oha          do not try to install or run oha.
 # Installs wrk, nginx and GNU time with apt-get when missing (as root, or with sudo), and tries
 # `cargo install oha --locked` once (about 10 minutes on 2 cores; the run goes on without oha if it
@@ -165,9 +166,12 @@ def timev(path):
     return cpu, rss, invol
 
 def main():
-    kind, section, label, out, tfile, rc, extra, nginx_cpu, wall = sys.argv[1:10]
+    kind, section, label, out, tfile, rc, extra, nginx_cpu, wall, steal = sys.argv[1:11]
     r = {"section": section, "label": label, "kind": kind, "rc": int(rc)}
     r.update(json.loads(extra))
+    # Time the hypervisor ran something else on this VM's CPUs during the run (all CPUs summed).
+    if float(steal) >= 0:
+        r["steal_ms"] = float(steal) * 1000
     # The target's own CPU over the run: at 100% of its one worker, the target is the ceiling.
     if float(wall) > 0 and float(nginx_cpu) >= 0:
         r["nginx_cpu_pct"] = 100.0 * float(nginx_cpu) / float(wall)
@@ -227,27 +231,35 @@ nginx_cpu() {
     python3 -c "import os, sys; u, s = map(int, sys.argv[1:]); print((u + s) / os.sysconf('SC_CLK_TCK'))" $f
 }
 
+# Seconds of CPU time the hypervisor has taken from this machine so far (steal, all CPUs).
+steal() {
+    python3 -c "import os; f = open('/proc/stat').readline().split(); print(int(f[8]) / os.sysconf('SC_CLK_TCK') if len(f) > 8 else -1)" 2>/dev/null || echo -1
+}
+
 # run KIND SECTION LABEL EXTRA_JSON -- CMD...: runs CMD under /usr/bin/time -v, records one row.
 N=0
 run() {
     local kind=$1 section=$2 label=$3 extra=$4
     shift 5
     N=$((N + 1))
-    local out=$WORK/$N.out tfile=$WORK/$N.time rc=0 c0 c1 t0 t1
+    local out=$WORK/$N.out tfile=$WORK/$N.time rc=0 c0 c1 t0 t1 s0 s1
     log "$section | $label: $*"
+    s0=$(steal)
     c0=$(nginx_cpu)
     t0=$(date +%s.%N)
     /usr/bin/time -v -o "$tfile" "$@" >"$out" 2>"$WORK/$N.err" || rc=$?
     t1=$(date +%s.%N)
     c1=$(nginx_cpu)
+    s1=$(steal)
     if [ "$rc" != 0 ]; then
         note "$label exited with $rc: $* ; stderr: $(tail -c 300 "$WORK/$N.err" | tr '\n' ' ')"
     fi
-    local ncpu wall
+    local ncpu wall stolen
     ncpu=$(python3 -c "a, b = $c0, $c1; print(b - a if a >= 0 and b >= 0 else -1)")
+    stolen=$(python3 -c "a, b = $s0, $s1; print(b - a if a >= 0 and b >= 0 else -1)")
     wall=$(python3 -c "print($t1 - $t0)")
     python3 "$WORK/parse.py" "$kind" "$section" "$label" "$out" "$tfile" "$rc" "$extra" \
-        "$ncpu" "$wall" >>"$RESULTS"
+        "$ncpu" "$wall" "$stolen" >>"$RESULTS"
     # Let TIME_WAIT sockets and nginx settle between tools.
     sleep 1
 }
@@ -271,23 +283,31 @@ FIXED_SECS=10
 SAT_COUNT=1000000
 if [ "$MODE" = full ]; then SCHED_COUNT=10000000; else SCHED_COUNT=2000000; fi
 
-# 1. Saturation, tools alternating within each thread count (and the order flipped for 2 threads).
-for t in 1 2; do
-    wrk_run() { run wrk sat "wrk t=$t" "{\"threads\":$t}" -- wrk -t$t -c50 -d${SAT_SECS}s "$URL"; }
-    pacer_run() {
-        run pacer sat "pacer t=$t" "{\"threads\":$t}" -- "$PACER" bench --url "$URL" --qps max \
-            --threads $t --num_workers 50 --duration $SAT_SECS --json
-    }
-    oha_run() {
-        [ -n "$OHA" ] || return 0
-        run oha sat "oha t=$t" "{\"threads\":$t}" -- "$OHA" -c 50 -z ${SAT_SECS}s --no-tui \
-            --worker-threads $t --output-format json "$URL"
-    }
-    if [ $t = 1 ]; then
-        wrk_run; pacer_run; oha_run
-    else
-        pacer_run; wrk_run; oha_run
-    fi
+# 1. Saturation, three rounds; within a round the tools alternate, in an order that rotates from
+# round to round. On a shared machine one tool's run can land in a noisy minute: the table keeps
+# every run and compares medians, and each round's pacer/wrk ratio is taken within the round.
+SAT_ROUNDS=3
+for round in $(seq $SAT_ROUNDS); do
+    for t in 1 2; do
+        wrk_run() {
+            run wrk sat "wrk t=$t" "{\"threads\":$t,\"round\":$round}" -- wrk -t$t -c50 \
+                -d${SAT_SECS}s "$URL"
+        }
+        pacer_run() {
+            run pacer sat "pacer t=$t" "{\"threads\":$t,\"round\":$round}" -- "$PACER" bench \
+                --url "$URL" --qps max --threads $t --num_workers 50 --duration $SAT_SECS --json
+        }
+        oha_run() {
+            [ -n "$OHA" ] || return 0
+            run oha sat "oha t=$t" "{\"threads\":$t,\"round\":$round}" -- "$OHA" -c 50 \
+                -z ${SAT_SECS}s --no-tui --worker-threads $t --output-format json "$URL"
+        }
+        case $(((round + t) % 3)) in
+            0) wrk_run; pacer_run; oha_run ;;
+            1) pacer_run; oha_run; wrk_run ;;
+            *) oha_run; wrk_run; pacer_run ;;
+        esac
+    done
 done
 
 # 2. Fixed rate: 20,000 qps for 10 s on 50 connections, one thread each, three rounds (the tail of
@@ -371,24 +391,46 @@ def problems(r):
     return out
 
 issues = []
-print("\n1. Saturation: 50 connections, 10 s (wrk -t T -c50 -d10s | pacer --qps max --threads T --num_workers 50 | oha -c 50 -z 10s)")
+print("\n1. Saturation: 50 connections, 10 s, 3 rounds (wrk -t T -c50 -d10s | pacer --qps max --threads T --num_workers 50 | oha -c 50 -z 10s --worker-threads T)")
+from statistics import median
+
+def med(xs):
+    xs = [x for x in xs if x is not None and x == x]
+    return median(xs) if xs else None
+
 body = []
+summary = {}
 for t in (1, 2):
-    wrk = next((r for r in rows if r["section"] == "sat" and r["label"] == f"wrk t={t}"), {})
-    for r in [r for r in rows if r["section"] == "sat" and r.get("threads") == t]:
-        ratio = r["rate"] / wrk["rate"] if r.get("rate") and wrk.get("rate") else None
-        body.append([r["label"].split()[0], t, f(r.get("rate")), f(ratio, "{:.2f}"), f(r.get("requests")),
-                     f(r.get("errors")), f(per100k(r), "{:.2f}"), f(r.get("rss"), "{:.1f}"),
-                     f(r.get("nginx_cpu_pct"))])
-        issues += problems(r)
-table(["tool", "threads", "requests/s", "vs wrk", "requests", "errors", "CPU s/100k req", "max RSS MB",
-       "nginx CPU %"], body)
+    sat = [r for r in rows if r["section"] == "sat" and r.get("threads") == t]
+    wrk_by_round = {r.get("round"): r for r in sat if r["label"].startswith("wrk")}
+    oha_by_round = {r.get("round"): r for r in sat if r["label"].startswith("oha")}
+    for tool in ("wrk", "pacer", "oha"):
+        runs = [r for r in sat if r["label"].split()[0] == tool]
+        if not runs:
+            continue
+        for r in runs:
+            issues += problems(r)
+        rates = [r.get("rate") for r in runs]
+        ratio_wrk = med([r["rate"] / wrk_by_round[r.get("round")]["rate"] for r in runs
+                         if r.get("rate") and wrk_by_round.get(r.get("round"), {}).get("rate")])
+        ratio_oha = med([r["rate"] / oha_by_round[r.get("round")]["rate"] for r in runs
+                         if r.get("rate") and oha_by_round.get(r.get("round"), {}).get("rate")])
+        cpu = med([per100k(r) for r in runs])
+        summary[(tool, t)] = cpu
+        lo, hi = min(x for x in rates if x), max(x for x in rates if x)
+        body.append([tool, t, f(med(rates)), f"{f(lo)}-{f(hi)}", f(ratio_wrk, "{:.2f}"), f(ratio_oha, "{:.2f}"),
+                     f(sum(r.get("errors") or 0 for r in runs)), f(cpu, "{:.2f}"),
+                     f(max(r.get("rss") or 0 for r in runs), "{:.1f}"),
+                     f(med([r.get("nginx_cpu_pct") for r in runs])),
+                     f(sum(r.get("steal_ms") or 0 for r in runs))])
+table(["tool", "threads", "median req/s", "range", "vs wrk", "vs oha", "errors", "CPU s/100k req",
+       "max RSS MB", "nginx CPU %", "steal ms"], body)
+print("   medians over the rounds; vs wrk / vs oha: the median of each round's ratio; steal: summed")
 # When nginx's one worker is near 100% of a core, it is the ceiling for every tool, and requests/s
 # cannot show how much faster one generator is than another. CPU per request still can: it is the
 # rate each generator would reach on a core of its own against a target that is never the limit.
 for t in (1, 2):
-    sat = {r["label"].split()[0]: r for r in rows if r["section"] == "sat" and r.get("threads") == t}
-    pp, oo, ww = (per100k(sat.get(k, {})) for k in ("pacer", "oha", "wrk"))
+    pp, oo, ww = (summary.get((k, t)) for k in ("pacer", "oha", "wrk"))
     if pp:
         parts = []
         if oo:
@@ -396,25 +438,26 @@ for t in (1, 2):
         if ww:
             parts.append(f"{ww / pp:.2f}x less than wrk's")
         if parts:
-            print(f"   t={t}: pacer's CPU per request is " + ", ".join(parts))
+            print(f"   t={t}: pacer's median CPU per request is " + ", ".join(parts))
 
 print("\n2. Fixed rate: 20,000 qps for 10 s, 50 connections, 1 thread, 3 rounds (pacer --qps 20000 [--realtime] | oha -q 20000 --worker-threads 1; wrk has no fixed rate)")
 body = []
 for r in [r for r in rows if r["section"] == "fixed"]:
     body.append([r["label"], r.get("round", ""), f(r.get("rate")), f(r.get("requests")), f(r.get("errors")),
                  us(r.get("dd50")), us(r.get("dd99")), us(r.get("rt50")), us(r.get("rt99")),
-                 f(per100k(r), "{:.2f}"), f(r.get("invol")), f(r.get("rss"), "{:.1f}")])
+                 f(per100k(r), "{:.2f}"), f(r.get("invol")), f(r.get("steal_ms")), f(r.get("rss"), "{:.1f}")])
     issues += problems(r)
     if r.get("scheduling") and r["label"].endswith("--realtime") and not r["scheduling"].startswith("realtime"):
         issues.append(f"{r['label']} round {r.get('round')}: {r['scheduling']}")
 table(["tool", "round", "achieved/s", "requests", "errors", "dispatch p50 µs", "dispatch p99 µs",
-       "response p50 µs", "response p99 µs", "CPU s/100k req", "preempted", "max RSS MB"], body)
+       "response p50 µs", "response p99 µs", "CPU s/100k req", "preempted", "steal ms", "max RSS MB"], body)
 print("   preempted: involuntary context switches of the generator over the run (/usr/bin/time -v)")
+print("   steal ms: CPU time the hypervisor took from this VM during the run (/proc/stat, both cores)")
 
 print("\n3. Scale (pacer; the last three rows 2 threads): max RSS must stay flat as runs grow")
 body = []
-base = [r for r in rows if r["kind"] == "pacer" and (r["section"] == "sat" or (
-    r["section"] == "fixed" and r["label"] == "pacer" and r.get("round") == 1))]
+base = [r for r in rows if r["kind"] == "pacer" and r.get("round") == 1 and (
+    r["section"] == "sat" or (r["section"] == "fixed" and r["label"] == "pacer"))]
 for r in base:
     body.append([f"{r['label']} ({r['section']})", f(r.get("requests")), f(r.get("rate")), f(r.get("errors")),
                  f(r.get("conns")), f(r.get("rss"), "{:.1f}")])
