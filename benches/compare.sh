@@ -263,16 +263,12 @@ run() {
     # Let TIME_WAIT sockets and nginx settle between tools.
     sleep 1
 }
-rate_of() { # label -> the rate measured for that label
+rate_of() { # label -> the lowest rate measured for that label (0 if none)
     python3 - "$RESULTS" "$1" <<'PY'
 import json, sys
-for line in open(sys.argv[1]):
-    r = json.loads(line)
-    if r["label"] == sys.argv[2] and r.get("rate"):
-        print(int(r["rate"]))
-        break
-else:
-    print(0)
+rates = [r["rate"] for r in map(json.loads, open(sys.argv[1]))
+         if r["label"] == sys.argv[2] and r.get("rate")]
+print(int(min(rates)) if rates else 0)
 PY
 }
 
@@ -325,14 +321,16 @@ for round in 1 2 3; do
     fi
 done
 
-# 3. Scale. Saturation long enough for 1M requests at the 2-thread rate measured above (+20%).
+# 3. Scale. Saturation long enough for 1M requests at the slowest 2-thread round above (+20%).
 SAT2=$(rate_of "pacer t=2")
 [ "$SAT2" -gt 0 ] || SAT2=50000
 SAT_LONG=$(python3 -c "import math; print(max(1, math.ceil($SAT_COUNT * 1.2 / $SAT2)))")
 run pacer scale "pacer 1M at saturation" "{\"asked_requests\":$SAT_COUNT}" -- "$PACER" bench \
     --url "$URL" --qps max --threads 2 --num_workers 50 --duration "$SAT_LONG" --json
-# Scheduled: a rate this machine sustains (70% of the 2-thread saturation, at most 100k qps).
-SCHED_QPS=$(python3 -c "print(min(100000, int($SAT2 * 0.7) // 1000 * 1000))")
+# Scheduled: a rate this machine sustains for minutes, noisy ones included (60% of the slowest
+# 2-thread saturation round, at most 100k qps). At 70% of the fastest round, a --full run left
+# 22% of the 10M requests "not sent": correctly counted, but not the memory test asked for.
+SCHED_QPS=$(python3 -c "print(min(100000, int($SAT2 * 0.6) // 1000 * 1000))")
 [ "$SCHED_QPS" -ge 1000 ] || SCHED_QPS=1000
 SCHED_SECS=$(python3 -c "import math; print(math.ceil($SCHED_COUNT / $SCHED_QPS))")
 run pacer scale "pacer $((SCHED_COUNT / 1000000))M scheduled" \
