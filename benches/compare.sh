@@ -415,7 +415,9 @@ for t in (1, 2):
                          if r.get("rate") and oha_by_round.get(r.get("round"), {}).get("rate")])
         cpu = med([per100k(r) for r in runs])
         summary[(tool, t)] = cpu
-        lo, hi = min(x for x in rates if x), max(x for x in rates if x)
+        # A tool whose every round failed still gets its row (with "-"), not a crash here.
+        lo = min((x for x in rates if x), default=None)
+        hi = max((x for x in rates if x), default=None)
         body.append([tool, t, f(med(rates)), f"{f(lo)}-{f(hi)}", f(ratio_wrk, "{:.2f}"), f(ratio_oha, "{:.2f}"),
                      f(sum(r.get("errors") or 0 for r in runs)), f(cpu, "{:.2f}"),
                      f(max(r.get("rss") or 0 for r in runs), "{:.1f}"),

@@ -65,30 +65,27 @@ fn record(c: &mut Criterion) {
 
 fn merge(c: &mut Criterion) {
     let mut g = c.benchmark_group("stats_merge");
+    let mut bench = |name: &str, a: Recorder, b_: Recorder| {
+        g.bench_function(name, |b| {
+            b.iter_batched(
+                || (a.clone(), b_.clone()),
+                |(mut x, y)| {
+                    x.merge(y);
+                    black_box(x.count())
+                },
+                BatchSize::SmallInput,
+            )
+        });
+    };
     // Two threads' worth that still fit the exact window together.
-    let (a, b_) = (filled(EXACT_LIMIT / 2, 3), filled(EXACT_LIMIT / 2, 4));
-    g.bench_function("exact_2x50k", |b| {
-        b.iter_batched(
-            || (a.clone(), b_.clone()),
-            |(mut x, y)| {
-                x.merge(y);
-                black_box(x.count())
-            },
-            BatchSize::SmallInput,
-        )
-    });
+    bench(
+        "exact_2x50k",
+        filled(EXACT_LIMIT / 2, 3),
+        filled(EXACT_LIMIT / 2, 4),
+    );
     let (a, b_) = (filled(4 * EXACT_LIMIT, 5), filled(4 * EXACT_LIMIT, 6));
     assert!(!a.is_exact() && !b_.is_exact());
-    g.bench_function("sketch_2x400k", |b| {
-        b.iter_batched(
-            || (a.clone(), b_.clone()),
-            |(mut x, y)| {
-                x.merge(y);
-                black_box(x.count())
-            },
-            BatchSize::SmallInput,
-        )
-    });
+    bench("sketch_2x400k", a, b_);
     g.finish();
 }
 
