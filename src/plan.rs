@@ -258,6 +258,18 @@ impl fmt::Debug for RequestBytes {
     }
 }
 
+/// How response bodies are read, decided once here from the request the plan sends, and consumed
+/// by the engine without re-deriving it from flags.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyMode {
+    /// Framing only: the body is read to its end and counted, not interpreted.
+    Plain,
+    /// A streaming LLM response: Server-Sent Events, timed per token event.
+    Sse,
+    /// A non-streaming LLM response: one JSON body, kept (capped) for its `usage` and `error`.
+    WholeJson,
+}
+
 /// The LLM mode of a plan.
 #[derive(Clone, Debug)]
 pub struct LlmPlan {
@@ -285,6 +297,8 @@ pub struct Plan {
     /// Ask for `SCHED_FIFO` workers (only ever set with a fixed rate).
     pub realtime: bool,
     pub llm: Option<LlmPlan>,
+    /// How the engine reads response bodies.
+    pub body_mode: BodyMode,
     /// The effective inputs, echoed as the report's `config` (never the token).
     pub config: Map<String, Value>,
 }
@@ -567,6 +581,11 @@ impl Plan {
             ca_cert: input.ca_cert.as_ref().map(PathBuf::from),
             insecure: input.insecure,
             realtime: input.realtime,
+            body_mode: match &llm_plan {
+                None => BodyMode::Plain,
+                Some(l) if l.stream => BodyMode::Sse,
+                Some(_) => BodyMode::WholeJson,
+            },
             llm: llm_plan,
             config,
         })

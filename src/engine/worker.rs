@@ -26,7 +26,7 @@ use super::pacing::Schedule;
 use super::{Timings, tls};
 use crate::http1::parse_head;
 use crate::llm::{Event, SseParser, classify, classify_body};
-use crate::plan::{Plan, Rate};
+use crate::plan::{BodyMode, Plan, Rate};
 
 const TIMER: Token = Token(usize::MAX);
 /// The largest non-streaming LLM body kept to read its `usage`; past it the count falls back to 0.
@@ -181,8 +181,8 @@ impl<'a> Worker<'a> {
             }
             Rate::Max => Duration::ZERO,
         };
-        let llm_stream = plan.llm.as_ref().is_some_and(|l| l.stream);
-        let llm_body = plan.llm.as_ref().is_some_and(|l| !l.stream);
+        let llm_stream = plan.body_mode == BodyMode::Sse;
+        let llm_body = plan.body_mode == BodyMode::WholeJson;
         Ok(Worker {
             sh,
             poll,
