@@ -5,13 +5,14 @@ use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::{ArgAction, Args, Parser, Subcommand};
 
 use crate::api::{self, ApiConfig};
 use crate::engine::{self, Progress};
-use crate::llm::{Api, DEFAULT_URL};
+use crate::llm::Api;
 use crate::mock::{Fault, MockConfig, MockServer};
-use crate::plan::{Input, Limits, LlmInput, Plan, Rate};
+use crate::plan::{Input, Limits, LlmInput, Plan, Rate, defaults, parse_bool};
 use crate::report;
 
 #[derive(Parser, Debug)]
@@ -49,31 +50,31 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 2)]
     pub max_runs: usize,
     /// Highest qps a request may ask for.
-    #[arg(long, default_value_t = 1_000_000.0)]
+    #[arg(long, default_value_t = defaults::MAX_QPS)]
     pub max_qps: f64,
     /// Longest duration (seconds) a request may ask for.
-    #[arg(long, default_value_t = 3600.0)]
+    #[arg(long, default_value_t = defaults::MAX_DURATION)]
     pub max_duration: f64,
     /// Most workers (connections) a request may ask for.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = defaults::MAX_WORKERS)]
     pub max_workers: usize,
     /// Require `Authorization: Bearer KEY` (or `X-API-Key: KEY`) on every route but /health.
     #[arg(long, env = "PACER_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
 }
 
-/// Flags every run shares (SPEC §2, §3).
+/// Flags every run shares (SPEC §2, §3). The defaults shown are `pacer bench`'s; `pacer
+/// fireworks` sets its own (see [`LlmArgs`]).
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
     /// Seconds to run.
-    #[arg(long)]
-    pub duration: Option<f64>,
-    /// Maximum simultaneous connections (= requests in flight).
-    #[arg(long = "num_workers", alias = "num-workers", short = 'c')]
+    #[arg(long, default_value_t = defaults::BENCH_DURATION)]
+    pub duration: f64,
+    #[arg(long = "num_workers", alias = "num-workers", short = 'c', help = workers_help())]
     pub num_workers: Option<i64>,
     /// Per-request timeout in seconds.
-    #[arg(long)]
-    pub timeout: Option<f64>,
+    #[arg(long, default_value_t = defaults::TIMEOUT)]
+    pub timeout: f64,
     /// HTTP method.
     #[arg(long, short = 'X')]
     pub method: Option<String>,
@@ -113,38 +114,72 @@ pub struct BenchArgs {
     #[arg(long)]
     pub url: String,
     /// Requests per second, or `max`.
-    #[arg(long, default_value = "20", value_parser = parse_rate)]
+    #[arg(long, default_value_t = Rate::PerSecond(defaults::BENCH_QPS), value_parser = parse_rate)]
     pub qps: Rate,
     #[command(flatten)]
     pub run: RunArgs,
 }
 
+/// `--num_workers`' default is computed from the rate: say how, with the numbers it uses.
+fn workers_help() -> String {
+    format!(
+        "Maximum simultaneous connections (= requests in flight) [default: the qps rounded up, at \
+         most {}; {} with `--qps max`]",
+        defaults::MAX_WORKERS,
+        defaults::SATURATION_WORKERS
+    )
+}
+
+/// clap keeps a default's text as a `&'static str`; the defaults are numbers. One text per call
+/// site, made once (what `default_value_t` does inside).
+macro_rules! shown {
+    ($value:expr) => {{
+        static TEXT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        TEXT.get_or_init(|| $value.to_string()).as_str()
+    }};
+}
+
+/// The original `fireworks_ai_benchmark.py`'s defaults replace `pacer bench`'s for the shared
+/// run flags.
 #[derive(Args, Debug)]
+#[command(
+    mut_arg("duration", |a| a.default_value(shown!(defaults::LLM_DURATION))),
+    mut_arg("timeout", |a| a.default_value(shown!(defaults::LLM_TIMEOUT))),
+    mut_arg("num_workers", |a| a
+        .default_value(shown!(defaults::LLM_WORKERS))
+        .help("Maximum simultaneous connections (= requests in flight)")),
+)]
 pub struct LlmArgs {
     /// API token (or FIREWORKS_API_KEY).
     #[arg(long, env = "FIREWORKS_API_KEY", hide_env_values = true)]
     pub token: Option<String>,
+    #[arg(long, default_value = defaults::LLM_MODEL)]
+    pub model: String,
+    #[arg(long, default_value = defaults::LLM_PROMPT)]
+    pub prompt: String,
+    #[arg(long = "max_tokens", alias = "max-tokens", default_value_t = defaults::LLM_MAX_TOKENS)]
+    pub max_tokens: i64,
+    /// Stream the response (Server-Sent Events): true or false (also True, False). A `stream`
+    /// in --payload wins.
     #[arg(
         long,
-        default_value = "accounts/fireworks/models/llama-v3-8b-instruct-hf"
+        action = ArgAction::Set,
+        value_name = "BOOL",
+        num_args = 0..=1,
+        default_value_t = defaults::LLM_STREAM,
+        default_missing_value = "true",
+        value_parser = parse_bool_arg,
     )]
-    pub model: String,
-    #[arg(long, default_value = "Snow is white")]
-    pub prompt: String,
-    #[arg(long = "max_tokens", alias = "max-tokens", default_value_t = 25)]
-    pub max_tokens: i64,
-    /// Stream the response (Server-Sent Events): true/false.
-    #[arg(long, default_value = "true", value_parser = parse_bool)]
     pub stream: bool,
-    #[arg(long, default_value = DEFAULT_URL)]
+    #[arg(long, default_value = defaults::LLM_URL)]
     pub url: String,
     /// `completions` or `chat` (/v1/chat/completions with a user message).
-    #[arg(long, value_parser = ["completions", "chat"], default_value = "completions")]
-    pub api: String,
+    #[arg(long, default_value = "completions", value_parser = api_parser())]
+    pub api: Api,
     /// JSON object merged over the default payload (`null` removes a key).
     #[arg(long)]
     pub payload: Option<String>,
-    #[arg(long, default_value = "10", value_parser = parse_rate)]
+    #[arg(long, default_value_t = Rate::PerSecond(defaults::LLM_QPS), value_parser = parse_rate)]
     pub qps: Rate,
     #[command(flatten)]
     pub run: RunArgs,
@@ -202,20 +237,19 @@ pub struct DemoArgs {
 }
 
 fn parse_rate(s: &str) -> Result<Rate, String> {
-    if s.eq_ignore_ascii_case("max") {
-        return Ok(Rate::Max);
-    }
-    s.parse::<f64>()
-        .map(Rate::PerSecond)
-        .map_err(|_| format!("{s:?} is not a number or `max`"))
+    s.parse()
 }
 
-fn parse_bool(s: &str) -> Result<bool, String> {
-    match s {
-        "true" | "True" | "1" | "yes" => Ok(true),
-        "false" | "False" | "0" | "no" => Ok(false),
-        _ => Err(format!("{s:?} is not true or false")),
-    }
+/// The API's boolean words ([`parse_bool`]), so a flag and a request field read alike.
+fn parse_bool_arg(s: &str) -> Result<bool, String> {
+    parse_bool(s).ok_or_else(|| format!("{s:?} is not true or false"))
+}
+
+/// Lists the names in `--help` and in the error for any other.
+fn api_parser() -> impl TypedValueParser<Value = Api> {
+    let names = [Api::Completions.name(), Api::Chat.name()];
+    PossibleValuesParser::new(names)
+        .try_map(|s: String| Api::from_name(&s).ok_or_else(|| format!("{s:?} is not an API")))
 }
 
 /// What went wrong, for `main` to print in one line and exit with `code`.
@@ -267,18 +301,10 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 prompt: a.prompt,
                 max_tokens: a.max_tokens,
                 stream: a.stream,
-                api: if a.api == "chat" {
-                    Api::Chat
-                } else {
-                    Api::Completions
-                },
+                api: a.api,
                 payload,
             };
-            let mut run = a.run.clone();
-            run.duration = run.duration.or(Some(5.0));
-            run.num_workers = run.num_workers.or(Some(10));
-            run.timeout = run.timeout.or(Some(3.0));
-            let input = run_input(a.url, a.qps, &run, Some(llm))?;
+            let input = run_input(a.url, a.qps, &a.run, Some(llm))?;
             bench(&input, a.run.json)
         }
         Command::Mock(a) => mock(a),
@@ -292,9 +318,9 @@ fn run_input(
     r: &RunArgs,
     llm: Option<LlmInput>,
 ) -> Result<Input, CliError> {
-    let mut input = Input::new(url, qps, r.duration.unwrap_or(5.0));
+    let mut input = Input::new(url, qps, r.duration);
     input.num_workers = r.num_workers;
-    input.timeout = r.timeout;
+    input.timeout = Some(r.timeout);
     input.method = r.method.clone();
     for h in &r.headers {
         let (name, value) = h
@@ -421,23 +447,99 @@ fn demo(a: DemoArgs) -> Result<(), CliError> {
         cfg.itl.as_millis(),
         cfg.tokens
     );
+    // The streaming benchmark as `pacer fireworks` runs it by default, but for the duration.
     let mut input = Input::new(
         format!("{base}/v1/completions"),
-        Rate::PerSecond(10.0),
+        Rate::PerSecond(defaults::LLM_QPS),
         a.duration,
     );
-    input.num_workers = Some(10);
-    input.timeout = Some(3.0);
+    input.num_workers = Some(defaults::LLM_WORKERS);
+    input.timeout = Some(defaults::LLM_TIMEOUT);
     input.llm = Some(LlmInput {
         token: "demo-token".into(),
         model: "mock-model".into(),
-        prompt: "Snow is white".into(),
-        max_tokens: 25,
-        stream: true,
+        prompt: defaults::LLM_PROMPT.into(),
+        max_tokens: defaults::LLM_MAX_TOKENS,
+        stream: defaults::LLM_STREAM,
         api: Api::Completions,
         payload: None,
     });
     bench(&input, false)?;
     server.shutdown();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Command {
+        let mut argv = vec!["pacer"];
+        argv.extend_from_slice(args);
+        Cli::try_parse_from(argv).unwrap().command
+    }
+
+    #[test]
+    fn each_command_has_its_originals_defaults() {
+        let Command::Bench(b) = parse(&["bench", "--url", "http://h/"]) else {
+            panic!("not bench")
+        };
+        assert_eq!(b.qps, Rate::PerSecond(defaults::BENCH_QPS));
+        assert_eq!(
+            (b.run.duration, b.run.timeout, b.run.num_workers),
+            (defaults::BENCH_DURATION, defaults::TIMEOUT, None)
+        );
+        let Command::Fireworks(f) = parse(&["llm"]) else {
+            panic!("not fireworks")
+        };
+        assert_eq!(f.qps, Rate::PerSecond(defaults::LLM_QPS));
+        assert_eq!(
+            (f.run.duration, f.run.timeout, f.run.num_workers),
+            (
+                defaults::LLM_DURATION,
+                defaults::LLM_TIMEOUT,
+                Some(defaults::LLM_WORKERS)
+            )
+        );
+        assert_eq!(
+            (f.model.as_str(), f.prompt.as_str(), f.url.as_str()),
+            (defaults::LLM_MODEL, defaults::LLM_PROMPT, defaults::LLM_URL)
+        );
+        assert_eq!(
+            (f.max_tokens, f.stream, f.api),
+            (defaults::LLM_MAX_TOKENS, true, Api::Completions)
+        );
+        let Command::Serve(s) = parse(&["serve"]) else {
+            panic!("not serve")
+        };
+        let limits = Limits::default();
+        assert_eq!(
+            (s.max_qps, s.max_duration, s.max_workers),
+            (limits.max_qps, limits.max_duration, limits.max_workers)
+        );
+    }
+
+    #[test]
+    fn stream_takes_the_apis_words() {
+        for (args, want) in [
+            (&["--stream", "false"][..], false),
+            (&["--stream", "False"], false),
+            (&["--stream=true"], true),
+            (&["--stream", "True"], true),
+            // The bare flag of earlier versions still means true.
+            (&["--stream"], true),
+            (&["--stream", "--api", "chat"], true),
+        ] {
+            let mut argv = vec!["fireworks"];
+            argv.extend_from_slice(args);
+            let Command::Fireworks(f) = parse(&argv) else {
+                panic!("not fireworks")
+            };
+            assert_eq!(f.stream, want, "{args:?}");
+        }
+        for word in ["yes", "1", "TRUE", "no"] {
+            let e = Cli::try_parse_from(["pacer", "fireworks", "--stream", word]).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{word}");
+        }
+    }
 }

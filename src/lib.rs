@@ -16,7 +16,8 @@
 //! [`engine::RunStats`], and [`report`] turns those into the JSON of the contract and the text report.
 //!
 //! Modules:
-//! - [`plan`]: `Input` → validated `Plan` (request bytes built once, schedule, workers, TLS, LLM mode).
+//! - [`plan`]: `Input` → validated `Plan` (request bytes built once, schedule, workers, TLS, LLM mode);
+//!   [`plan::defaults`] holds every default and server limit both fronts read.
 //! - [`engine`]: `run(plan)`; per thread a mio loop ([`engine::worker`]) over a slab of
 //!   [`engine::conn`] connections, a timerfd ([`engine::timer`]) and a deadline heap; pacing is pure
 //!   arithmetic ([`engine::pacing`]); failures are `Copy` values with stable names ([`engine::outcome`]).
@@ -24,7 +25,7 @@
 //!   allocation.
 //! - [`llm`]: the SSE framer, event classification (token / usage / error / done), payloads.
 //! - [`stats`]: numpy-exact recorders up to 100,000 samples, a mergeable KLL sketch beyond.
-//! - [`report`]: JSON and text. [`api`]: tiny_http front. [`cli`]: clap front. [`mock`]: built-in
+//! - [`report`]: JSON and text, from the one list of timing families ([`report::TIMINGS`]). [`api`]: tiny_http front. [`cli`]: clap front. [`mock`]: built-in
 //!   targets, including every fault mode. [`rng`]: the one seedable generator.
 //!
 //! The quantiles crate is not used for the streaming percentiles, although the design named it:

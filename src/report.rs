@@ -1,14 +1,177 @@
 //! Turns a plan and its [`RunStats`] into the contract's JSON (SPEC §3 and §4: the original's
 //! fields first, in the original's order, then the extensions) and into the text report a person
-//! reads in a terminal.
+//! reads in a terminal. [`TIMINGS`] is the one list of the timing families: this module reports
+//! them, the OpenAPI document (`api::openapi`) describes them.
 
 use std::fmt::Write as _;
 
 use serde_json::{Map, Value, json};
 
-use crate::engine::{ErrorKey, RunStats};
-use crate::plan::Plan;
+use crate::engine::{ErrorKey, RunStats, Timings};
+use crate::plan::{BodyMode, Plan};
 use crate::stats::{Recorder, Summary};
+
+/// Which runs report a timing family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// Every run (SPEC §2).
+    Every,
+    /// Streaming LLM runs (SPEC §4).
+    Stream,
+    /// Streaming LLM runs whose server reports the figure (Fireworks' header or `perf_metrics`).
+    StreamWhenReported,
+}
+
+/// One timing family: `mean_X`, `std_X`, `X_p50` ... in the JSON, a row in the text report.
+#[derive(Clone, Copy)]
+pub struct Timing {
+    /// `X` in the field names.
+    pub name: &'static str,
+    /// The row's label in the text report.
+    pub label: &'static str,
+    pub scope: Scope,
+    /// One of the original service's fields: reported before the extensions, in this order.
+    pub original: bool,
+    /// Where the engine keeps its samples.
+    pub samples: fn(&Timings) -> &Recorder,
+}
+
+/// Every timing family, in the text report's order. The JSON reports the `original` ones first
+/// (`response_time`, `latency`, then `time_to_first_token`, as the original did), then the rest.
+pub const TIMINGS: [Timing; 9] = [
+    Timing {
+        name: "response_time",
+        label: "response_time",
+        scope: Scope::Every,
+        original: true,
+        samples: |t| &t.response_time,
+    },
+    Timing {
+        name: "latency",
+        label: "latency (headers)",
+        scope: Scope::Every,
+        original: true,
+        samples: |t| &t.latency,
+    },
+    Timing {
+        name: "corrected_response_time",
+        label: "corrected_response_time",
+        scope: Scope::Every,
+        original: false,
+        samples: |t| &t.corrected_response_time,
+    },
+    Timing {
+        name: "dispatch_delay",
+        label: "dispatch_delay",
+        scope: Scope::Every,
+        original: false,
+        samples: |t| &t.dispatch_delay,
+    },
+    Timing {
+        name: "time_to_first_byte",
+        label: "time_to_first_byte",
+        scope: Scope::Stream,
+        original: false,
+        samples: |t| &t.time_to_first_byte,
+    },
+    Timing {
+        name: "time_to_first_token",
+        label: "time_to_first_token",
+        scope: Scope::Stream,
+        original: true,
+        samples: |t| &t.time_to_first_token,
+    },
+    Timing {
+        name: "inter_token_latency",
+        label: "inter_token_latency",
+        scope: Scope::Stream,
+        original: false,
+        samples: |t| &t.inter_token_latency,
+    },
+    Timing {
+        name: "time_per_output_token",
+        label: "time_per_output_token",
+        scope: Scope::Stream,
+        original: false,
+        samples: |t| &t.time_per_output_token,
+    },
+    Timing {
+        name: "server_time_to_first_token",
+        label: "server_time_to_first_token",
+        scope: Scope::StreamWhenReported,
+        original: false,
+        samples: |t| &t.server_time_to_first_token,
+    },
+];
+
+/// [`TIMINGS`] in the JSON report's order: the original's families first, then the extensions.
+pub fn timings_in_json_order() -> impl Iterator<Item = &'static Timing> {
+    let (original, extensions): (Vec<_>, Vec<_>) = TIMINGS.iter().partition(|t| t.original);
+    original.into_iter().chain(extensions)
+}
+
+/// One field of a timing family: its suffix role, as the original names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stat {
+    Mean,
+    Std,
+    P50,
+    P90,
+    P97,
+    P99,
+}
+
+impl Stat {
+    pub const ALL: [Stat; 6] = [
+        Stat::Mean,
+        Stat::Std,
+        Stat::P50,
+        Stat::P90,
+        Stat::P97,
+        Stat::P99,
+    ];
+
+    /// The field's name for timing `name`: `mean_X`, `std_X`, `X_p50`, ... (so the original's
+    /// `mean_time_to_first_token` for `time_to_first_token`).
+    pub fn field(self, name: &str) -> String {
+        match self {
+            Stat::Mean => format!("mean_{name}"),
+            Stat::Std => format!("std_{name}"),
+            Stat::P50 => format!("{name}_p50"),
+            Stat::P90 => format!("{name}_p90"),
+            Stat::P97 => format!("{name}_p97"),
+            Stat::P99 => format!("{name}_p99"),
+        }
+    }
+
+    fn of(self, s: &Summary) -> Option<f64> {
+        match self {
+            Stat::Mean => s.mean,
+            Stat::Std => s.std,
+            Stat::P50 => s.p50,
+            Stat::P90 => s.p90,
+            Stat::P97 => s.p97,
+            Stat::P99 => s.p99,
+        }
+    }
+}
+
+/// The timing families this run reports, in the text report's order.
+fn reported<'a>(
+    plan: &Plan,
+    t: &'a Timings,
+) -> impl Iterator<Item = (&'static Timing, &'a Recorder)> {
+    let stream = plan.body_mode == BodyMode::Sse;
+    TIMINGS.iter().filter_map(move |timing| {
+        let rec = (timing.samples)(t);
+        let shown = match timing.scope {
+            Scope::Every => true,
+            Scope::Stream => stream,
+            Scope::StreamWhenReported => stream && rec.count() > 0,
+        };
+        shown.then_some((timing, rec))
+    })
+}
 
 /// The JSON report of a run.
 pub fn to_json(plan: &Plan, stats: &RunStats) -> Value {
@@ -18,15 +181,8 @@ pub fn to_json(plan: &Plan, stats: &RunStats) -> Value {
     m.insert("config".into(), Value::Object(plan.config.clone()));
     m.insert("total_requests".into(), json!(stats.total_requests));
     m.insert("errors".into(), json!(errors));
-    family(&mut m, "response_time", &t.response_time.summary());
-    family(&mut m, "latency", &t.latency.summary());
-    let stream = plan.llm.as_ref().is_some_and(|l| l.stream);
-    if stream {
-        family(
-            &mut m,
-            "time_to_first_token",
-            &t.time_to_first_token.summary(),
-        );
+    for (timing, rec) in reported(plan, t).filter(|(timing, _)| timing.original) {
+        family(&mut m, timing.name, &rec.summary());
     }
     if errors > 0 {
         let statuses: Vec<Value> = stats
@@ -49,40 +205,13 @@ pub fn to_json(plan: &Plan, stats: &RunStats) -> Value {
     m.insert("error_counts".into(), Value::Object(counts));
     m.insert("elapsed".into(), json!(stats.elapsed.as_secs_f64()));
     m.insert("achieved_qps".into(), json!(stats.achieved_qps));
-    family(
-        &mut m,
-        "corrected_response_time",
-        &t.corrected_response_time.summary(),
-    );
-    family(&mut m, "dispatch_delay", &t.dispatch_delay.summary());
-    if stream {
-        family(
-            &mut m,
-            "time_to_first_byte",
-            &t.time_to_first_byte.summary(),
-        );
-        family(
-            &mut m,
-            "inter_token_latency",
-            &t.inter_token_latency.summary(),
-        );
-        family(
-            &mut m,
-            "time_per_output_token",
-            &t.time_per_output_token.summary(),
-        );
-        if t.server_time_to_first_token.count() > 0 {
-            family(
-                &mut m,
-                "server_time_to_first_token",
-                &t.server_time_to_first_token.summary(),
-            );
-        }
+    for (timing, rec) in reported(plan, t).filter(|(timing, _)| !timing.original) {
+        family(&mut m, timing.name, &rec.summary());
     }
     if plan.llm.is_some() {
         m.insert("output_tokens".into(), json!(stats.output_tokens));
     }
-    if stream {
+    if plan.body_mode == BodyMode::Sse {
         let mean = if stats.successes > 0 {
             Some(stats.output_tokens as f64 / stats.successes as f64)
         } else {
@@ -117,14 +246,11 @@ pub fn key_name(k: &ErrorKey) -> String {
     }
 }
 
-/// `mean_X`, `std_X`, `X_p50`, `X_p90`, `X_p97`, `X_p99`, as the original names them.
+/// The six fields of one timing family (see [`Stat::field`]).
 fn family(m: &mut Map<String, Value>, name: &str, s: &Summary) {
-    m.insert(format!("mean_{name}"), json!(s.mean));
-    m.insert(format!("std_{name}"), json!(s.std));
-    m.insert(format!("{name}_p50"), json!(s.p50));
-    m.insert(format!("{name}_p90"), json!(s.p90));
-    m.insert(format!("{name}_p97"), json!(s.p97));
-    m.insert(format!("{name}_p99"), json!(s.p99));
+    for stat in Stat::ALL {
+        m.insert(stat.field(name), json!(stat.of(s)));
+    }
 }
 
 /// Seconds in the unit a person reads best.
@@ -206,29 +332,12 @@ pub fn to_text(plan: &Plan, stats: &RunStats) -> String {
         "  {:<26} {:>9} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
         "timing", "count", "mean", "std", "p50", "p90", "p97", "p99", "max"
     );
-    let mut rows: Vec<(&str, &Recorder)> = vec![
-        ("response_time", &t.response_time),
-        ("latency (headers)", &t.latency),
-        ("corrected_response_time", &t.corrected_response_time),
-        ("dispatch_delay", &t.dispatch_delay),
-    ];
-    if plan.llm.as_ref().is_some_and(|l| l.stream) {
-        rows.extend([
-            ("time_to_first_byte", &t.time_to_first_byte),
-            ("time_to_first_token", &t.time_to_first_token),
-            ("inter_token_latency", &t.inter_token_latency),
-            ("time_per_output_token", &t.time_per_output_token),
-        ]);
-        if t.server_time_to_first_token.count() > 0 {
-            rows.push(("server_time_to_first_token", &t.server_time_to_first_token));
-        }
-    }
-    for (name, rec) in rows {
+    for (timing, rec) in reported(plan, t) {
         let s = rec.summary();
         let _ = writeln!(
             out,
             "  {:<26} {:>9} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
-            name,
+            timing.label,
             s.count,
             opt(s.mean),
             opt(s.std),

@@ -664,3 +664,64 @@ fn ipv6_literal_urls_and_unknown_fields_are_accepted() {
         .sum();
     assert_eq!(counted + r.body["successes"].as_u64().unwrap(), 3);
 }
+
+/// The payload's final `stream` decides how the answer is read, so a non-streaming request
+/// against an OpenAI-compatible server succeeds instead of waiting for a `[DONE]` that never
+/// comes; `config.stream` says what was sent.
+#[test]
+fn the_payloads_stream_decides_how_the_answer_is_read() {
+    let api = start(config());
+    let m = pacer::mock::MockServer::start(
+        "127.0.0.1:0".parse().unwrap(),
+        pacer::mock::MockConfig {
+            ttft: Duration::from_millis(5),
+            itl: Duration::from_millis(1),
+            tokens: 4,
+            ..pacer::mock::MockConfig::default()
+        },
+    )
+    .expect("mock starts");
+    for (fields, stream) in [
+        (r#""payload": {"stream": false}"#, false),
+        (r#""stream": "False""#, false),
+        (r#""stream": false, "payload": {"stream": "True"}"#, true),
+    ] {
+        let body = format!(
+            r#"{{"token": "{TOKEN}", "prompt": "Snow is white", "url": "{}/v1/completions",
+                "qps": 20, "duration": 0.2, {fields}}}"#,
+            m.url()
+        );
+        let r = post(api.addr(), "/fireworks_benchmark", &body);
+        assert_eq!(r.status, 200, "{fields}: {}", r.raw);
+        assert_eq!(r.body["total_requests"], json!(4), "{fields}");
+        assert_eq!(r.body["successes"], json!(4), "{fields}: {}", r.raw);
+        assert_eq!(r.body["config"]["stream"], json!(stream), "{fields}");
+        assert_eq!(r.body["output_tokens"], json!(16), "{fields}");
+        assert_eq!(
+            r.body.get("mean_time_to_first_token").is_some(),
+            stream,
+            "{fields}"
+        );
+    }
+    api.shutdown();
+}
+
+/// A header value with a control character never reaches the wire: 422 naming the header.
+#[test]
+fn a_control_character_in_a_header_value_is_a_422() {
+    let api = start(config());
+    let port = closed_port();
+    let body = format!(
+        r#"{{"url": "http://127.0.0.1:{port}/", "qps": 1, "duration": 1,
+            "headers": {{"X-Ok": "fine", "X-Bell": "ring\u0007"}}}}"#
+    );
+    let r = post(api.addr(), "/benchmark", &body);
+    assert_eq!(r.status, 422, "{}", r.raw);
+    assert_eq!(
+        r.body,
+        json!({"detail": [{"loc": ["body", "headers"],
+            "msg": "header \"X-Bell\" has a control character in its value",
+            "type": "value_error"}]})
+    );
+    api.shutdown();
+}

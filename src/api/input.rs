@@ -8,8 +8,8 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::llm::{self, Api};
-use crate::plan::{Input, LlmInput, PlanError, Rate};
+use crate::llm::Api;
+use crate::plan::{Input, LlmInput, PlanError, Rate, defaults, json_bool};
 
 /// An API error: the HTTP status and the value of the `detail` member of the body.
 #[derive(Clone, Debug, PartialEq)]
@@ -51,14 +51,6 @@ impl From<PlanError> for ApiError {
         }
     }
 }
-
-/// The default model of the original `/fireworks_benchmark`.
-pub const DEFAULT_MODEL: &str = "accounts/fireworks/models/llama-v3-8b-instruct-hf";
-pub const DEFAULT_MAX_TOKENS: i64 = 25;
-pub const DEFAULT_LLM_QPS: f64 = 10.0;
-pub const DEFAULT_LLM_DURATION: f64 = 5.0;
-pub const DEFAULT_LLM_WORKERS: i64 = 10;
-pub const DEFAULT_LLM_TIMEOUT: f64 = 3.0;
 
 /// Parses a request body as FastAPI does for a JSON body: an empty body is a missing body, bad
 /// JSON is `json_invalid` at the byte where parsing stopped.
@@ -116,23 +108,23 @@ pub fn fireworks_input(body: &Value) -> Result<Input, ApiError> {
     let prompt = f.field("prompt", Presence::Defaulted, string);
     let max_tokens = f.field("max_tokens", Presence::Defaulted, integer);
     let url = f.field("url", Presence::Defaulted, string);
-    let stream = f.field("stream", Presence::Defaulted, stream_flag);
+    let stream = f.field("stream", Presence::Defaulted, boolean);
     let api = f.field("api", Presence::Defaulted, api_kind);
     let payload = f.field("payload", Presence::Nullable, object);
     let qps = f.field("qps", Presence::Defaulted, rate);
     let duration = f.field("duration", Presence::Defaulted, number);
     let mut input = f.run_extensions(
-        Some(url.unwrap_or_else(|| llm::DEFAULT_URL.to_string())),
-        Some(qps.unwrap_or(Rate::PerSecond(DEFAULT_LLM_QPS))),
-        Some(duration.unwrap_or(DEFAULT_LLM_DURATION)),
+        Some(url.unwrap_or_else(|| defaults::LLM_URL.to_string())),
+        Some(qps.unwrap_or(Rate::PerSecond(defaults::LLM_QPS))),
+        Some(duration.unwrap_or(defaults::LLM_DURATION)),
     );
     // The original's defaults differ from /benchmark's for these two.
     if let Some(i) = input.as_mut() {
         if !f.present("num_workers") {
-            i.num_workers = Some(DEFAULT_LLM_WORKERS);
+            i.num_workers = Some(defaults::LLM_WORKERS);
         }
         if !f.present("timeout") {
-            i.timeout = Some(DEFAULT_LLM_TIMEOUT);
+            i.timeout = Some(defaults::LLM_TIMEOUT);
         }
     }
     f.finish()?;
@@ -141,10 +133,11 @@ pub fn fireworks_input(body: &Value) -> Result<Input, ApiError> {
     };
     input.llm = Some(LlmInput {
         token,
-        model: model.unwrap_or_else(|| DEFAULT_MODEL.to_string()),
+        model: model.unwrap_or_else(|| defaults::LLM_MODEL.to_string()),
+        // The original's prompt defaults to empty, which its own check then refuses.
         prompt: prompt.unwrap_or_default(),
-        max_tokens: max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
-        stream: stream.unwrap_or(true),
+        max_tokens: max_tokens.unwrap_or(defaults::LLM_MAX_TOKENS),
+        stream: stream.unwrap_or(defaults::LLM_STREAM),
         api: api.unwrap_or(Api::Completions),
         payload: payload.cloned(),
     });
@@ -404,26 +397,10 @@ fn threads(v: &Value) -> Result<usize, FieldError> {
     Ok(usize::try_from(i).unwrap_or(usize::MAX))
 }
 
-/// pydantic's lax booleans.
+/// A boolean as the original's `stream` takes it (JSON `true`/`false`, or `"True"`, `"true"`,
+/// `"False"`, `"false"`): the same words for every boolean field, and on the command line.
 fn boolean(v: &Value) -> Result<bool, FieldError> {
-    match v {
-        Value::Bool(b) => Ok(*b),
-        Value::Number(n) => match n.as_f64() {
-            Some(0.0) => Ok(false),
-            Some(1.0) => Ok(true),
-            _ => Err(BOOL_PARSING),
-        },
-        Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
-            "0" | "off" | "f" | "false" | "n" | "no" => Ok(false),
-            "1" | "on" | "t" | "true" | "y" | "yes" => Ok(true),
-            _ => Err(BOOL_PARSING),
-        },
-        _ => Err(BOOL_TYPE),
-    }
-}
-
-fn stream_flag(v: &Value) -> Result<bool, FieldError> {
-    llm::parse_stream_flag(v).ok_or(match v {
+    json_bool(v).ok_or(match v {
         Value::String(_) | Value::Bool(_) | Value::Number(_) => BOOL_PARSING,
         _ => BOOL_TYPE,
     })
@@ -438,11 +415,9 @@ fn arrival(v: &Value) -> Result<bool, FieldError> {
 }
 
 fn api_kind(v: &Value) -> Result<Api, FieldError> {
-    match v.as_str() {
-        Some("completions") => Ok(Api::Completions),
-        Some("chat") => Ok(Api::Chat),
-        _ => Err(("literal_error", "Input should be 'completions' or 'chat'")),
-    }
+    v.as_str()
+        .and_then(Api::from_name)
+        .ok_or(("literal_error", "Input should be 'completions' or 'chat'"))
 }
 
 #[cfg(test)]
@@ -612,16 +587,116 @@ mod tests {
         );
     }
 
+    /// Every boolean field takes the words `stream` takes, and no others.
+    #[test]
+    fn every_boolean_takes_the_same_words() {
+        let ok = r#"{"url": "http://h/", "qps": 1, "duration": 1"#;
+        for (word, want) in [
+            ("true", true),
+            ("\"True\"", true),
+            ("\"false\"", false),
+            ("\"False\"", false),
+        ] {
+            let body = format!(r#"{ok}, "insecure": {word}, "realtime": {word}}}"#);
+            let i = benchmark_input(&serde_json::from_str(&body).unwrap()).unwrap();
+            assert_eq!((i.insecure, i.realtime), (want, want), "{word}");
+        }
+        for word in ["\"yes\"", "1", "\"TRUE\"", "\"on\""] {
+            let body = format!(r#"{ok}, "insecure": {word}, "realtime": {word}}}"#);
+            let e = benchmark_input(&serde_json::from_str(&body).unwrap()).unwrap_err();
+            assert_eq!(
+                errs(e),
+                vec![
+                    (json!(["body", "insecure"]), "bool_parsing".into()),
+                    (json!(["body", "realtime"]), "bool_parsing".into()),
+                ],
+                "{word}"
+            );
+        }
+    }
+
+    /// A header value the request writer would refuse is a 422 naming the header (not its value,
+    /// which may be a credential).
+    #[test]
+    fn control_characters_in_header_values_answer_422() {
+        use crate::plan::{Limits, Plan};
+        for (value, why) in [
+            ("s3cret\u{7}", "a control character"),
+            ("s3cret\u{1b}[0m", "a control character"),
+            ("s3cret\r\nX-Injected: 1", "a line break"),
+        ] {
+            let body = json!({"url": "http://h/", "qps": 1, "duration": 1,
+                "headers": {"X-Token": value}});
+            let input = benchmark_input(&body).unwrap();
+            let e: ApiError = Plan::new(&input, &Limits::default()).unwrap_err().into();
+            assert_eq!(e.status, 422);
+            assert_eq!(
+                e.body(),
+                json!({"detail": [{"loc": ["body", "headers"],
+                    "msg": format!("header \"X-Token\" has {why} in its value"),
+                    "type": "value_error"}]}),
+                "{value:?}"
+            );
+            assert!(!e.body().to_string().contains("s3cret"));
+        }
+    }
+
+    /// The payload's `stream` decides how the answer is read, and `config.stream` says so.
+    #[test]
+    fn the_payloads_stream_decides_the_body_mode() {
+        use crate::plan::{BodyMode, Limits, Plan};
+        for (body, mode, stream) in [
+            (
+                json!({"payload": {"stream": false}}),
+                BodyMode::WholeJson,
+                false,
+            ),
+            (
+                json!({"stream": "False", "payload": {"stream": true}}),
+                BodyMode::Sse,
+                true,
+            ),
+            (
+                json!({"payload": {"stream": null}}),
+                BodyMode::WholeJson,
+                false,
+            ),
+            (json!({"stream": false}), BodyMode::WholeJson, false),
+            (json!({}), BodyMode::Sse, true),
+        ] {
+            let mut body = body;
+            body["token"] = json!("t");
+            body["prompt"] = json!("p");
+            body["url"] = json!("http://h/v1/completions");
+            let p = Plan::new(&fireworks_input(&body).unwrap(), &Limits::default()).unwrap();
+            assert_eq!(p.body_mode, mode, "{body}");
+            assert_eq!(p.config["stream"], json!(stream), "{body}");
+            assert_eq!(
+                p.config["fireworks_payload"]
+                    .get("stream_options")
+                    .is_some(),
+                stream,
+                "{body}"
+            );
+        }
+        let body = json!({"token": "t", "prompt": "p", "payload": {"stream": 1}});
+        let e: ApiError = Plan::new(&fireworks_input(&body).unwrap(), &Limits::default())
+            .unwrap_err()
+            .into();
+        assert_eq!(e.status, 422);
+        assert_eq!(e.detail[0]["loc"], json!(["body", "payload"]));
+    }
+
     #[test]
     fn fireworks_defaults_and_errors() {
         let i = fireworks_input(&json!({"token": "t0k"})).unwrap();
         let l = i.llm.as_ref().unwrap();
-        assert_eq!(i.url, llm::DEFAULT_URL);
+        assert_eq!(i.url, defaults::LLM_URL);
         assert_eq!((i.qps, i.duration), (Rate::PerSecond(10.0), 5.0));
         assert_eq!((i.num_workers, i.timeout), (Some(10), Some(3.0)));
         assert_eq!(
             (l.model.as_str(), l.prompt.as_str(), l.max_tokens),
-            (DEFAULT_MODEL, "", 25)
+            (defaults::LLM_MODEL, "", 25)
         );
         assert_eq!(l.api, Api::Completions);
         let i = fireworks_input(&json!({"token": "t", "api": "chat", "payload": {"n": 2},

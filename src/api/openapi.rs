@@ -5,29 +5,8 @@
 
 use serde_json::{Map, Value, json};
 
-use super::input::{
-    DEFAULT_LLM_DURATION, DEFAULT_LLM_QPS, DEFAULT_LLM_TIMEOUT, DEFAULT_LLM_WORKERS,
-    DEFAULT_MAX_TOKENS, DEFAULT_MODEL,
-};
-use crate::llm;
-use crate::plan::{DEFAULT_TIMEOUT, Limits};
-
-/// The timings of SPEC §2 reported for every run.
-const RUN_TIMINGS: [&str; 4] = [
-    "response_time",
-    "latency",
-    "corrected_response_time",
-    "dispatch_delay",
-];
-
-/// The timings added by a streaming LLM run (SPEC §4).
-const STREAM_TIMINGS: [&str; 5] = [
-    "time_to_first_token",
-    "time_to_first_byte",
-    "inter_token_latency",
-    "time_per_output_token",
-    "server_time_to_first_token",
-];
+use crate::plan::{Limits, defaults};
+use crate::report::{Scope, Stat, timings_in_json_order};
 
 /// The whole document.
 pub fn document() -> Value {
@@ -288,8 +267,11 @@ fn benchmark_request(limits: &Limits) -> Value {
     );
     props.extend(run_fields(
         limits,
-        json!("min(qps, --max-workers); 50 with qps \"max\""),
-        DEFAULT_TIMEOUT,
+        json!(format!(
+            "min(qps, --max-workers); {} with qps \"max\"",
+            defaults::SATURATION_WORKERS
+        )),
+        defaults::TIMEOUT,
     ));
     json!({
         "type": "object",
@@ -309,7 +291,7 @@ fn fireworks_request(limits: &Limits) -> Value {
     );
     props.insert(
         "model".into(),
-        json!({"type": "string", "default": DEFAULT_MODEL}),
+        json!({"type": "string", "default": defaults::LLM_MODEL}),
     );
     props.insert(
         "prompt".into(),
@@ -318,26 +300,26 @@ fn fireworks_request(limits: &Limits) -> Value {
     );
     props.insert(
         "max_tokens".into(),
-        json!({"type": "integer", "default": DEFAULT_MAX_TOKENS, "minimum": 1}),
+        json!({"type": "integer", "default": defaults::LLM_MAX_TOKENS, "minimum": 1}),
     );
-    props.insert("url".into(), url_field(Some(llm::DEFAULT_URL)));
+    props.insert("url".into(), url_field(Some(defaults::LLM_URL)));
     props.insert(
         "stream".into(),
         json!({"oneOf": [{"type": "boolean"},
             {"type": "string", "enum": ["True", "true", "False", "false"]}],
-            "default": true}),
+            "default": defaults::LLM_STREAM}),
     );
     let mut q = qps(&format!(
         "Requests per second. At most --max-qps (default {}).",
         limits.max_qps
     ));
-    q["default"] = json!(DEFAULT_LLM_QPS);
+    q["default"] = json!(defaults::LLM_QPS);
     props.insert("qps".into(), q);
     let mut d = positive(&format!(
         "Seconds. At most --max-duration (default {}).",
         limits.max_duration
     ));
-    d["default"] = json!(DEFAULT_LLM_DURATION);
+    d["default"] = json!(defaults::LLM_DURATION);
     props.insert("duration".into(), d);
     props.insert(
         "api".into(),
@@ -351,8 +333,8 @@ fn fireworks_request(limits: &Limits) -> Value {
     );
     props.extend(run_fields(
         limits,
-        json!(DEFAULT_LLM_WORKERS),
-        DEFAULT_LLM_TIMEOUT,
+        json!(defaults::LLM_WORKERS),
+        defaults::LLM_TIMEOUT,
     ));
     json!({
         "type": "object",
@@ -397,21 +379,15 @@ fn seconds(description: &str) -> Value {
     json!({"type": "number", "nullable": true, "description": description})
 }
 
-/// `mean_X`, `std_X`, `X_p50/p90/p97/p99` for one timing.
+/// The six fields of one timing family, named as the report names them.
 fn family(props: &mut Map<String, Value>, name: &str) {
-    props.insert(
-        format!("mean_{name}"),
-        seconds("Seconds; null with no samples."),
-    );
-    props.insert(
-        format!("std_{name}"),
-        seconds("Sample standard deviation (n−1); null with fewer than 2 samples."),
-    );
-    for p in ["p50", "p90", "p97", "p99"] {
-        props.insert(
-            format!("{name}_{p}"),
-            seconds("Seconds, numpy's linear interpolation; null with fewer than 2 samples."),
-        );
+    for stat in Stat::ALL {
+        let description = match stat {
+            Stat::Mean => "Seconds; null with no samples.",
+            Stat::Std => "Sample standard deviation (n−1); null with fewer than 2 samples.",
+            _ => "Seconds, numpy's linear interpolation; null with fewer than 2 samples.",
+        };
+        props.insert(stat.field(name), seconds(description));
     }
 }
 
@@ -448,8 +424,8 @@ fn report_schema(llm: bool) -> Value {
         json!({"type": "object", "description": "https targets only: handshakes done in full and resumed.",
             "properties": {"full": {"type": "integer"}, "resumed": {"type": "integer"}}}),
     );
-    for t in RUN_TIMINGS {
-        family(&mut props, t);
+    for t in timings_in_json_order().filter(|t| t.scope == Scope::Every) {
+        family(&mut props, t.name);
     }
     let mut required: Vec<Value> = [
         "config",
@@ -465,12 +441,12 @@ fn report_schema(llm: bool) -> Value {
     .iter()
     .map(|s| json!(s))
     .collect();
-    for t in RUN_TIMINGS {
-        required.push(json!(format!("mean_{t}")));
+    for t in timings_in_json_order().filter(|t| t.scope == Scope::Every) {
+        required.push(json!(Stat::Mean.field(t.name)));
     }
     if llm {
-        for t in STREAM_TIMINGS {
-            family(&mut props, t);
+        for t in timings_in_json_order().filter(|t| t.scope != Scope::Every) {
+            family(&mut props, t.name);
         }
         props.insert(
             "output_tokens".into(),
@@ -549,7 +525,7 @@ mod tests {
         }
         let f = &d["components"]["schemas"]["FireworksRequest"]["properties"];
         assert_eq!(f["max_tokens"]["default"], json!(25));
-        assert_eq!(f["url"]["default"], json!(llm::DEFAULT_URL));
+        assert_eq!(f["url"]["default"], json!(defaults::LLM_URL));
         let r = &d["components"]["schemas"]["FireworksReport"]["properties"];
         assert!(r["time_to_first_token_p99"].is_object());
         assert!(r["mean_inter_token_latency"].is_object());

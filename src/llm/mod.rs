@@ -11,7 +11,7 @@ pub mod payload;
 pub mod sse;
 
 pub use event::{ChunkInfo, Event, EventError, classify, classify_body};
-pub use payload::{Api, DEFAULT_URL, PayloadInput, build_payload, parse_stream_flag};
+pub use payload::{Api, PayloadInput, build_payload};
 pub use sse::{MAX_EVENT_BYTES, SseError, SseParser};
 
 #[cfg(test)]

@@ -1,7 +1,9 @@
 //! The JSON body of an OpenAI-compatible completions or chat request, built once per run.
 //!
 //! It owns the original's default payload and the `payload` overrides merged over it. Turning the
-//! result into request bytes (headers, `Authorization`) is `http1`'s and the plan's job.
+//! result into request bytes (headers, `Authorization`) is `http1`'s and the plan's job, and so is
+//! deciding which `stream` the payload carries (an override may change it). The defaults of the
+//! fields (model, max_tokens, URL) are `plan::defaults`'.
 //!
 //! For chat the payload keeps the completions defaults except where a chat server would read them
 //! differently or refuse them: `prompt` becomes `messages: [{"role": "user", "content": prompt}]`
@@ -13,9 +15,6 @@
 //! for a strict server remove them with `"payload": {"top_k": null, ...}`.
 
 use serde_json::{Map, Value, json};
-
-/// Where the original sent its requests.
-pub const DEFAULT_URL: &str = "https://api.fireworks.ai/inference/v1/completions";
 
 /// Which OpenAI-compatible API the payload is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,20 +103,6 @@ pub fn build_payload(input: &PayloadInput) -> Map<String, Value> {
         }
     }
     p
-}
-
-/// Parses the `stream` field as the original accepts it: JSON `true`/`false`, or the strings
-/// `"True"`, `"true"`, `"False"`, `"false"`. Anything else is `None` (the API answers 422).
-pub fn parse_stream_flag(v: &Value) -> Option<bool> {
-    match v {
-        Value::Bool(b) => Some(*b),
-        Value::String(s) => match s.as_str() {
-            "True" | "true" => Some(true),
-            "False" | "false" => Some(false),
-            _ => None,
-        },
-        _ => None,
-    }
 }
 
 #[cfg(test)]
@@ -249,30 +234,10 @@ mod tests {
     }
 
     #[test]
-    fn stream_flag_forms() {
-        for (v, expected) in [
-            (json!(true), Some(true)),
-            (json!(false), Some(false)),
-            (json!("True"), Some(true)),
-            (json!("true"), Some(true)),
-            (json!("False"), Some(false)),
-            (json!("false"), Some(false)),
-            (json!("maybe"), None),
-            (json!("TRUE"), None),
-            (json!(1), None),
-            (json!(null), None),
-            (json!([true]), None),
-        ] {
-            assert_eq!(parse_stream_flag(&v), expected, "{v}");
-        }
-    }
-
-    #[test]
     fn api_names_round_trip() {
         for api in [Api::Completions, Api::Chat] {
             assert_eq!(Api::from_name(api.name()), Some(api));
         }
         assert_eq!(Api::from_name("embeddings"), None);
-        assert!(DEFAULT_URL.starts_with("https://") && DEFAULT_URL.ends_with("/v1/completions"));
     }
 }

@@ -1,0 +1,239 @@
+//! The rate and limit checks of a run, and the counts decided from them: the original service's
+//! 400s (positive rates, the LLM fields), the server limits (422 naming the limit), and the worker,
+//! request and thread counts. Pure arithmetic on the input; what goes on the wire is
+//! [`request`](super::request)'s.
+
+use super::defaults;
+use super::input::{Input, Rate};
+use super::{
+    Arrival, MSG_BENCH_POSITIVE, MSG_EMPTY_PROMPT, MSG_LLM_POSITIVE, MSG_MAX_TOKENS, MSG_NO_TOKEN,
+    MSG_REALTIME_MAX, PlanError, invalid,
+};
+
+/// Server-side ceilings on what one run may ask for (SPEC §5).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Limits {
+    pub max_qps: f64,
+    pub max_duration: f64,
+    pub max_workers: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_qps: defaults::MAX_QPS,
+            max_duration: defaults::MAX_DURATION,
+            max_workers: defaults::MAX_WORKERS,
+        }
+    }
+}
+
+/// The original `/fireworks_benchmark`'s own checks, in its order.
+pub(super) fn llm_fields(input: &Input) -> Result<(), PlanError> {
+    let Some(l) = &input.llm else { return Ok(()) };
+    if l.token.trim().is_empty() {
+        return Err(PlanError::BadRequest(MSG_NO_TOKEN));
+    }
+    if l.max_tokens <= 0 {
+        return Err(PlanError::BadRequest(MSG_MAX_TOKENS));
+    }
+    if l.prompt.is_empty() {
+        return Err(PlanError::BadRequest(MSG_EMPTY_PROMPT));
+    }
+    Ok(())
+}
+
+/// Positive, finite qps, duration and timeout (the original's 400), then the limits. Returns the
+/// effective timeout in seconds.
+pub(super) fn rates(input: &Input, limits: &Limits) -> Result<f64, PlanError> {
+    let positive_msg = if input.llm.is_some() {
+        MSG_LLM_POSITIVE
+    } else {
+        MSG_BENCH_POSITIVE
+    };
+    let timeout = input.timeout.unwrap_or(defaults::TIMEOUT);
+    let positive = |x: f64| x.is_finite() && x > 0.0;
+    let qps_ok = match input.qps {
+        Rate::PerSecond(q) => positive(q),
+        Rate::Max => true,
+    };
+    if !(qps_ok && positive(input.duration) && positive(timeout)) {
+        return Err(PlanError::BadRequest(positive_msg));
+    }
+    if let Rate::PerSecond(q) = input.qps
+        && q > limits.max_qps
+    {
+        return Err(invalid(
+            "qps",
+            format!("qps must be <= {} (--max-qps)", limits.max_qps),
+        ));
+    }
+    for (field, value) in [("duration", input.duration), ("timeout", timeout)] {
+        if value > limits.max_duration {
+            return Err(invalid(
+                field,
+                format!(
+                    "{field} must be <= {} seconds (--max-duration)",
+                    limits.max_duration
+                ),
+            ));
+        }
+    }
+    Ok(timeout)
+}
+
+/// The connection cap: as asked, or `ceil(qps)` (saturation: [`defaults::SATURATION_WORKERS`]),
+/// never past the limit.
+pub(super) fn num_workers(input: &Input, limits: &Limits) -> Result<usize, PlanError> {
+    match input.num_workers {
+        Some(n) if n > 0 => {
+            let n = usize::try_from(n).unwrap_or(usize::MAX);
+            if n > limits.max_workers {
+                return Err(invalid(
+                    "num_workers",
+                    format!(
+                        "num_workers must be <= {} (--max-workers)",
+                        limits.max_workers
+                    ),
+                ));
+            }
+            Ok(n)
+        }
+        _ => Ok(match input.qps {
+            // ceil keeps a fractional rate from getting 0 workers; the limit caps a huge one.
+            Rate::PerSecond(q) => (q.ceil() as usize).clamp(1, limits.max_workers),
+            Rate::Max => defaults::SATURATION_WORKERS.min(limits.max_workers),
+        }),
+    }
+}
+
+/// `round(qps × duration)` requests for a fixed rate; 0 (not known in advance) for saturation.
+pub(super) fn count(qps: Rate, duration: f64) -> Result<u64, PlanError> {
+    match qps {
+        Rate::PerSecond(q) => match (q * duration).round() as u64 {
+            0 => Err(invalid("qps", "qps × duration rounds to 0 requests".into())),
+            n => Ok(n),
+        },
+        Rate::Max => Ok(0),
+    }
+}
+
+/// As asked (default: the cores), but never more threads than connections, nor than requests:
+/// an idle thread would only add noise.
+pub(super) fn threads(
+    asked: Option<usize>,
+    num_workers: usize,
+    count: u64,
+) -> Result<usize, PlanError> {
+    let threads = match asked {
+        Some(0) => return Err(invalid("threads", "threads must be >= 1".into())),
+        Some(t) if t > defaults::MAX_THREADS => {
+            return Err(invalid(
+                "threads",
+                format!("threads must be <= {}", defaults::MAX_THREADS),
+            ));
+        }
+        Some(t) => t,
+        None => std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+    };
+    let mut threads = threads.min(num_workers);
+    if count > 0 {
+        threads = threads.min(usize::try_from(count).unwrap_or(usize::MAX));
+    }
+    Ok(threads.max(1))
+}
+
+/// Constant spacing, or Poisson (which needs a rate) with the given or a random seed.
+pub(super) fn arrival(input: &Input) -> Result<Arrival, PlanError> {
+    if !input.poisson {
+        return Ok(Arrival::Constant);
+    }
+    if input.qps == Rate::Max {
+        return Err(invalid(
+            "arrival",
+            "poisson arrivals need a numeric qps".into(),
+        ));
+    }
+    Ok(Arrival::Poisson {
+        seed: input.seed.unwrap_or_else(random_seed),
+    })
+}
+
+/// A saturating worker never sleeps; under `SCHED_FIFO` it would starve the rest of its core.
+pub(super) fn realtime(input: &Input) -> Result<(), PlanError> {
+    if input.realtime && input.qps == Rate::Max {
+        return Err(invalid("realtime", MSG_REALTIME_MAX.into()));
+    }
+    Ok(())
+}
+
+fn random_seed() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one(std::time::SystemTime::now())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_default_to_the_shared_values() {
+        let l = Limits::default();
+        assert_eq!(
+            (l.max_qps, l.max_duration, l.max_workers),
+            (1_000_000.0, 3600.0, 10_000)
+        );
+    }
+
+    #[test]
+    fn limits_name_the_field_and_the_flag() {
+        let limits = Limits {
+            max_qps: 100.0,
+            max_duration: 60.0,
+            max_workers: 8,
+        };
+        let mut i = Input::new("http://h/", Rate::PerSecond(101.0), 1.0);
+        assert_eq!(
+            rates(&i, &limits),
+            Err(invalid("qps", "qps must be <= 100 (--max-qps)".into()))
+        );
+        i.qps = Rate::PerSecond(100.0);
+        assert_eq!(rates(&i, &limits), Ok(defaults::TIMEOUT));
+        i.timeout = Some(61.0);
+        assert_eq!(
+            rates(&i, &limits),
+            Err(invalid(
+                "timeout",
+                "timeout must be <= 60 seconds (--max-duration)".into()
+            ))
+        );
+        i.duration = 61.0;
+        assert!(matches!(
+            rates(&i, &limits),
+            Err(PlanError::Invalid {
+                field: "duration",
+                ..
+            })
+        ));
+        assert_eq!(num_workers(&i, &limits), Ok(8), "ceil(100) capped at 8");
+        i.qps = Rate::PerSecond(2.5);
+        assert_eq!(num_workers(&i, &limits), Ok(3));
+        i.qps = Rate::Max;
+        assert_eq!(num_workers(&i, &limits), Ok(8));
+        i.num_workers = Some(9);
+        assert!(num_workers(&i, &limits).is_err());
+    }
+
+    #[test]
+    fn counts_round_and_refuse_zero() {
+        assert_eq!(count(Rate::PerSecond(10.0), 0.25), Ok(3));
+        assert_eq!(count(Rate::Max, 5.0), Ok(0));
+        assert!(count(Rate::PerSecond(0.1), 1.0).is_err());
+        assert_eq!(threads(Some(8), 3, 0), Ok(3));
+        assert_eq!(threads(Some(8), 20, 2), Ok(2));
+        assert!(threads(Some(0), 1, 1).is_err());
+        assert!(threads(Some(1025), 2000, 0).is_err());
+    }
+}

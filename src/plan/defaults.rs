@@ -1,0 +1,39 @@
+//! Every default value of a run and every server limit, in one place: clap reads them for the
+//! command line's flags (and its `--help`), the API's `input` for absent fields, the OpenAPI
+//! document for its `default`s, and [`Plan::new`](super::Plan::new) for what neither front fills.
+//!
+//! The values are the original service's and scripts' where they had one (`benchmark.py`,
+//! `fireworks_ai_benchmark.py`, the FastAPI models); the limits are SPEC §5's.
+
+/// `/benchmark` and `pacer bench`: seconds per request when `timeout` is absent (the original's).
+pub const TIMEOUT: f64 = 2.0;
+/// `pacer bench`: requests per second when `--qps` is absent (the API requires `qps`).
+pub const BENCH_QPS: f64 = 20.0;
+/// `pacer bench`: seconds to run when `--duration` is absent (the API requires `duration`).
+pub const BENCH_DURATION: f64 = 5.0;
+/// `num_workers` in saturation mode, where there is no rate to derive it from (wrk's `-c` habit).
+/// With a rate, the default is `ceil(qps)`, at most `--max-workers`.
+pub const SATURATION_WORKERS: usize = 50;
+/// Most OS threads a run may ask for.
+pub const MAX_THREADS: usize = 1024;
+
+/// The LLM benchmark (`/fireworks_benchmark`, `pacer fireworks`): where the original sent its
+/// requests.
+pub const LLM_URL: &str = "https://api.fireworks.ai/inference/v1/completions";
+pub const LLM_MODEL: &str = "accounts/fireworks/models/llama-v3-8b-instruct-hf";
+/// The command line's prompt (the original script's). The API's `prompt` has no useful default:
+/// absent, it is empty, which the original answers with a 400.
+pub const LLM_PROMPT: &str = "Snow is white";
+pub const LLM_MAX_TOKENS: i64 = 25;
+pub const LLM_STREAM: bool = true;
+pub const LLM_QPS: f64 = 10.0;
+pub const LLM_DURATION: f64 = 5.0;
+pub const LLM_WORKERS: i64 = 10;
+pub const LLM_TIMEOUT: f64 = 3.0;
+
+/// `pacer serve --max-qps`: the highest rate a request may ask for.
+pub const MAX_QPS: f64 = 1_000_000.0;
+/// `pacer serve --max-duration`: the longest run (and timeout), seconds.
+pub const MAX_DURATION: f64 = 3600.0;
+/// `pacer serve --max-workers`: the most connections a run may ask for.
+pub const MAX_WORKERS: usize = 10_000;

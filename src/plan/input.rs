@@ -1,0 +1,181 @@
+//! What the user asked for, before validation: the [`Input`] both front doors fill (the API from
+//! request JSON after its type checks, the CLI from flags), and the words both accept for a rate
+//! and a boolean, so `"max"` or `"True"` mean the same wherever they are typed.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde_json::{Map, Value};
+
+use crate::llm::Api;
+
+/// Requests per second, or closed-loop saturation.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Rate {
+    PerSecond(f64),
+    Max,
+}
+
+/// `max`, or the number as typed (`10`, not `10.0`): clap shows it as a default and reads it back.
+impl fmt::Display for Rate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Rate::PerSecond(q) => write!(f, "{q}"),
+            Rate::Max => f.write_str("max"),
+        }
+    }
+}
+
+impl FromStr for Rate {
+    type Err = String;
+
+    /// A number, or `max` in any case. Range checks are [`Plan::new`](super::Plan::new)'s.
+    fn from_str(s: &str) -> Result<Rate, String> {
+        if s.trim().eq_ignore_ascii_case("max") {
+            return Ok(Rate::Max);
+        }
+        s.trim()
+            .parse::<f64>()
+            .map(Rate::PerSecond)
+            .map_err(|_| format!("{s:?} is not a number or `max`"))
+    }
+}
+
+/// The boolean words pacer accepts anywhere: the original API's for `stream` (its curl example
+/// sends `"True"`), and nothing looser, so a typo is an error rather than a guess.
+pub fn parse_bool(s: &str) -> Option<bool> {
+    match s {
+        "true" | "True" => Some(true),
+        "false" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+/// A boolean in request JSON: `true`/`false`, or a string [`parse_bool`] accepts.
+pub fn json_bool(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) => parse_bool(s),
+        _ => None,
+    }
+}
+
+/// What the user asked for, before validation. `None` means "use the default".
+#[derive(Clone, Debug)]
+pub struct Input {
+    pub url: String,
+    pub qps: Rate,
+    pub duration: f64,
+    /// 0, negative or absent mean the default, as in the original.
+    pub num_workers: Option<i64>,
+    pub timeout: Option<f64>,
+    pub method: Option<String>,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<String>,
+    /// `Some(true)` for Poisson arrivals.
+    pub poisson: bool,
+    pub seed: Option<u64>,
+    pub threads: Option<usize>,
+    pub ca_cert: Option<String>,
+    pub insecure: bool,
+    /// Run the workers under `SCHED_FIFO` (fixed-rate runs only; see `engine::sched`).
+    pub realtime: bool,
+    pub llm: Option<LlmInput>,
+}
+
+impl Input {
+    /// An input with every optional field at its default.
+    pub fn new(url: impl Into<String>, qps: Rate, duration: f64) -> Input {
+        Input {
+            url: url.into(),
+            qps,
+            duration,
+            num_workers: None,
+            timeout: None,
+            method: None,
+            headers: Vec::new(),
+            body: None,
+            poisson: false,
+            seed: None,
+            threads: None,
+            ca_cert: None,
+            insecure: false,
+            realtime: false,
+            llm: None,
+        }
+    }
+}
+
+/// The LLM benchmark's own inputs (SPEC §4).
+#[derive(Clone)]
+pub struct LlmInput {
+    pub token: String,
+    pub model: String,
+    pub prompt: String,
+    pub max_tokens: i64,
+    /// Asked-for streaming; a `stream` in `payload` overrides it (see `Plan::new`).
+    pub stream: bool,
+    pub api: Api,
+    pub payload: Option<Map<String, Value>>,
+}
+
+// The token is a secret: never printed, not even in debug output.
+impl fmt::Debug for LlmInput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LlmInput")
+            .field("token", &"<redacted>")
+            .field("model", &self.model)
+            .field("max_tokens", &self.max_tokens)
+            .field("stream", &self.stream)
+            .field("api", &self.api)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn bool_words_are_the_apis() {
+        for (s, want) in [
+            ("true", Some(true)),
+            ("True", Some(true)),
+            ("false", Some(false)),
+            ("False", Some(false)),
+            ("TRUE", None),
+            ("yes", None),
+            ("1", None),
+            (" true", None),
+            ("", None),
+        ] {
+            assert_eq!(parse_bool(s), want, "{s:?}");
+        }
+        for (v, want) in [
+            (json!(true), Some(true)),
+            (json!(false), Some(false)),
+            (json!("True"), Some(true)),
+            (json!("false"), Some(false)),
+            (json!("maybe"), None),
+            (json!(1), None),
+            (json!(null), None),
+            (json!([true]), None),
+        ] {
+            assert_eq!(json_bool(&v), want, "{v}");
+        }
+    }
+
+    #[test]
+    fn rates_print_as_typed_and_read_back() {
+        for r in [Rate::PerSecond(10.0), Rate::PerSecond(0.5), Rate::Max] {
+            assert_eq!(r.to_string().parse::<Rate>(), Ok(r));
+        }
+        assert_eq!(Rate::PerSecond(20.0).to_string(), "20");
+        assert_eq!("MAX".parse::<Rate>(), Ok(Rate::Max));
+        assert_eq!(
+            "ten".parse::<Rate>(),
+            Err("\"ten\" is not a number or `max`".into())
+        );
+    }
+}

@@ -1,0 +1,353 @@
+//! The validated description of one run, built in exactly one place ([`Plan::new`]) from an
+//! [`Input`] that both front doors fill: the API from request JSON (after its type checks), the CLI
+//! from flags. Everything the engine needs is decided here: the target, the request bytes (built
+//! once), the schedule, the worker and thread counts, TLS options, the LLM mode and how response
+//! bodies are read. The checks keep the original service's 400 messages; limits answer 422 naming
+//! the limit. Running the plan is the engine's; reporting it is `report`'s.
+//!
+//! - `input`: what the user asked for, and the words (rates, booleans) both fronts accept.
+//! - [`defaults`]: every default and server limit, read by clap, the API and the OpenAPI document.
+//! - `checks`: rates and limits, and the worker, request and thread counts.
+//! - `target`: the URL parsed into host, port, `Host` header and path.
+//! - `request`: method and header checks, LLM request shaping, the request bytes, the body mode.
+//! - `config`: the effective inputs echoed as the report's `config`.
+
+mod checks;
+mod config;
+pub mod defaults;
+mod input;
+mod request;
+mod target;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use crate::llm::Api;
+pub use checks::Limits;
+pub use input::{Input, LlmInput, Rate, json_bool, parse_bool};
+pub use target::Target;
+
+/// How intended send times are spaced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arrival {
+    Constant,
+    Poisson { seed: u64 },
+}
+
+/// Why an input cannot become a plan. `BadRequest` carries the original service's 400 messages;
+/// `Invalid` is a FastAPI-style 422 on one field.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PlanError {
+    BadRequest(&'static str),
+    Invalid { field: &'static str, msg: String },
+}
+
+impl fmt::Display for PlanError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PlanError::BadRequest(msg) => f.write_str(msg),
+            PlanError::Invalid { field, msg } => write!(f, "{field}: {msg}"),
+        }
+    }
+}
+
+impl std::error::Error for PlanError {}
+
+fn invalid(field: &'static str, msg: String) -> PlanError {
+    PlanError::Invalid { field, msg }
+}
+
+pub const MSG_BENCH_POSITIVE: &str = "QPS, duration and timeout must be positive integers";
+pub const MSG_LLM_POSITIVE: &str = "QPS and duration must be positive integers";
+pub const MSG_NO_TOKEN: &str = "Please pass an auth token for FireworksAI API request";
+pub const MSG_MAX_TOKENS: &str = "Max tokens should be > 0";
+pub const MSG_EMPTY_PROMPT: &str = "Please enter a prompt with length > 0";
+/// A saturating worker never sleeps; under `SCHED_FIFO` it would starve the rest of its core.
+pub const MSG_REALTIME_MAX: &str =
+    "needs a fixed qps: a saturating real-time worker would starve everything else on its core";
+
+/// The request bytes of a run. Debug prints only the length: they may carry a bearer token.
+#[derive(Clone)]
+pub struct RequestBytes(pub Vec<u8>);
+
+impl fmt::Debug for RequestBytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RequestBytes({} bytes)", self.0.len())
+    }
+}
+
+/// How response bodies are read, decided once here from the request the plan sends, and consumed
+/// by the engine without re-deriving it from flags.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyMode {
+    /// Framing only: the body is read to its end and counted, not interpreted.
+    Plain,
+    /// A streaming LLM response: Server-Sent Events, timed per token event.
+    Sse,
+    /// A non-streaming LLM response: one JSON body, kept (capped) for its `usage` and `error`.
+    WholeJson,
+}
+
+/// The LLM mode of a plan.
+#[derive(Clone, Debug)]
+pub struct LlmPlan {
+    /// The `stream` the payload finally carries (the `payload` override wins over the field).
+    pub stream: bool,
+    pub api: Api,
+}
+
+/// A validated run.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub url: String,
+    pub target: Target,
+    pub request: RequestBytes,
+    pub method_is_head: bool,
+    pub rate: Rate,
+    pub duration: Duration,
+    /// `round(qps × duration)` for a fixed rate; 0 (unknown in advance) for saturation.
+    pub count: u64,
+    pub num_workers: usize,
+    pub threads: usize,
+    pub timeout: Duration,
+    pub arrival: Arrival,
+    pub ca_cert: Option<PathBuf>,
+    pub insecure: bool,
+    /// Ask for `SCHED_FIFO` workers (only ever set with a fixed rate).
+    pub realtime: bool,
+    pub llm: Option<LlmPlan>,
+    /// How the engine reads response bodies.
+    pub body_mode: BodyMode,
+    /// The effective inputs, echoed as the report's `config` (never the token).
+    pub config: Map<String, Value>,
+}
+
+impl Plan {
+    /// Validates `input` against `limits` and builds the plan. The only way to make one.
+    ///
+    /// The checks run in the original service's order (its 400s first), so the same bad request
+    /// gets the same answer.
+    pub fn new(input: &Input, limits: &Limits) -> Result<Plan, PlanError> {
+        checks::llm_fields(input)?;
+        let timeout = checks::rates(input, limits)?;
+        let target = Target::parse(&input.url).map_err(|msg| invalid("url", msg))?;
+        let num_workers = checks::num_workers(input, limits)?;
+        let count = checks::count(input.qps, input.duration)?;
+        let threads = checks::threads(input.threads, num_workers, count)?;
+        let arrival = checks::arrival(input)?;
+        checks::realtime(input)?;
+        let shaped = request::shape(input, target)?;
+
+        let mut plan = Plan {
+            // An LLM URL may have had its path rewritten for chat: echo where requests really go.
+            url: if input.llm.is_some() {
+                shaped.target.url()
+            } else {
+                input.url.trim().to_string()
+            },
+            target: shaped.target.clone(),
+            request: shaped.request.clone(),
+            method_is_head: shaped.method == "HEAD",
+            rate: input.qps,
+            duration: Duration::from_secs_f64(input.duration),
+            count,
+            num_workers,
+            threads,
+            timeout: Duration::from_secs_f64(timeout),
+            arrival,
+            ca_cert: input.ca_cert.as_ref().map(PathBuf::from),
+            insecure: input.insecure,
+            realtime: input.realtime,
+            llm: shaped.llm.as_ref().map(|(l, _)| l.clone()),
+            body_mode: shaped.body_mode,
+            config: Map::new(),
+        };
+        plan.config = config::echo(input, &plan, &shaped, timeout);
+        Ok(plan)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn plan(input: &Input) -> Result<Plan, PlanError> {
+        Plan::new(input, &Limits::default())
+    }
+
+    #[test]
+    fn original_messages_and_defaults() {
+        let mut i = Input::new("http://localhost:8081", Rate::PerSecond(20.0), 5.0);
+        let p = plan(&i).unwrap();
+        assert_eq!(
+            (p.count, p.num_workers, p.timeout),
+            (100, 20, Duration::from_secs(2))
+        );
+        i.num_workers = Some(5);
+        i.timeout = Some(2.0);
+        let p = plan(&i).unwrap();
+        assert_eq!(p.num_workers, 5);
+        assert_eq!(p.config["qps"], json!(20));
+        assert_eq!(p.config["timeout"], json!(2.0));
+        i.qps = Rate::PerSecond(0.0);
+        assert_eq!(
+            plan(&i).unwrap_err(),
+            PlanError::BadRequest(MSG_BENCH_POSITIVE)
+        );
+        i.qps = Rate::PerSecond(-1.0);
+        assert_eq!(
+            plan(&i).unwrap_err(),
+            PlanError::BadRequest(MSG_BENCH_POSITIVE)
+        );
+        i.qps = Rate::PerSecond(10.0);
+        i.timeout = Some(0.0);
+        assert_eq!(
+            plan(&i).unwrap_err(),
+            PlanError::BadRequest(MSG_BENCH_POSITIVE)
+        );
+        i.timeout = None;
+        i.num_workers = Some(20_000);
+        assert!(matches!(
+            plan(&i).unwrap_err(),
+            PlanError::Invalid {
+                field: "num_workers",
+                ..
+            }
+        ));
+        i.num_workers = Some(0);
+        assert_eq!(plan(&i).unwrap().num_workers, 10);
+    }
+
+    #[test]
+    fn llm_checks_and_token_stays_secret() {
+        let mut i = Input::new(
+            "http://127.0.0.1:1/v1/completions",
+            Rate::PerSecond(10.0),
+            5.0,
+        );
+        let mut l = LlmInput {
+            token: "sekrit-token".into(),
+            model: "m".into(),
+            prompt: "Snow is white".into(),
+            max_tokens: 25,
+            stream: true,
+            api: Api::Chat,
+            payload: None,
+        };
+        i.llm = Some(l.clone());
+        let p = plan(&i).unwrap();
+        assert_eq!(p.target.path, "/v1/chat/completions");
+        let req = String::from_utf8(p.request.0.clone()).unwrap();
+        assert!(
+            req.starts_with("POST /v1/chat/completions HTTP/1.1\r\n"),
+            "{req}"
+        );
+        assert!(req.contains("Bearer sekrit-token"));
+        assert!(!format!("{p:?}").contains("sekrit"));
+        assert!(!serde_json::to_string(&p.config).unwrap().contains("sekrit"));
+        l.token = String::new();
+        i.llm = Some(l.clone());
+        assert_eq!(plan(&i).unwrap_err(), PlanError::BadRequest(MSG_NO_TOKEN));
+        l.token = "t".into();
+        l.max_tokens = 0;
+        i.llm = Some(l.clone());
+        assert_eq!(plan(&i).unwrap_err(), PlanError::BadRequest(MSG_MAX_TOKENS));
+        l.max_tokens = 5;
+        l.prompt = String::new();
+        i.llm = Some(l.clone());
+        assert_eq!(
+            plan(&i).unwrap_err(),
+            PlanError::BadRequest(MSG_EMPTY_PROMPT)
+        );
+        l.prompt = "p".into();
+        i.llm = Some(l);
+        i.duration = 0.0;
+        assert_eq!(
+            plan(&i).unwrap_err(),
+            PlanError::BadRequest(MSG_LLM_POSITIVE)
+        );
+    }
+
+    #[test]
+    fn threads_are_capped_by_workers_and_requests() {
+        let mut i = Input::new("http://h/", Rate::PerSecond(1.0), 1.0);
+        i.threads = Some(8);
+        assert_eq!(plan(&i).unwrap().threads, 1);
+        i.qps = Rate::Max;
+        i.num_workers = Some(3);
+        assert_eq!(plan(&i).unwrap().threads, 3);
+    }
+
+    /// The `config` echo, key order included, as the API has always answered it.
+    #[test]
+    fn config_echo_is_unchanged() {
+        let mut i = Input::new(" http://h:8081/x ", Rate::PerSecond(2.5), 2.0);
+        i.method = Some("post".into());
+        i.headers = vec![("X-Secret".into(), "v4lue".into())];
+        i.body = Some("abc".into());
+        i.poisson = true;
+        i.seed = Some(7);
+        i.threads = Some(1);
+        i.realtime = true;
+        let p = plan(&i).unwrap();
+        assert_eq!(
+            serde_json::to_string(&p.config).unwrap(),
+            r#"{"url":"http://h:8081/x","qps":2.5,"duration":2,"num_workers":3,"timeout":2.0,"method":"POST","headers":["X-Secret"],"body_bytes":3,"arrival":"poisson","seed":7,"threads":1,"realtime":true}"#
+        );
+        assert!(!p.method_is_head && p.body_mode == BodyMode::Plain);
+
+        let mut i = Input::new("https://h/v1/completions", Rate::Max, 1.0);
+        i.insecure = true;
+        i.threads = Some(2);
+        i.llm = Some(LlmInput {
+            token: "tok".into(),
+            model: "m".into(),
+            prompt: "p".into(),
+            max_tokens: 3,
+            stream: true,
+            api: Api::Chat,
+            payload: json!({"top_k": null, "stream": "False"})
+                .as_object()
+                .cloned(),
+        });
+        let p = plan(&i).unwrap();
+        assert_eq!(
+            serde_json::to_string(&p.config).unwrap(),
+            concat!(
+                r#"{"fireworks_payload":{"model":"m","messages":[{"role":"user","content":"p"}],"#,
+                r#""max_tokens":3,"temperature":1,"top_p":1,"frequency_penalty":0,"#,
+                r#""presence_penalty":0,"n":1,"stop":"<string>","stream":"False","#,
+                r#""context_length_exceeded_behavior":"truncate","user":"<string>"},"#,
+                r#""url":"https://h/v1/chat/completions","qps":"max","duration":1,"#,
+                r#""num_workers":50,"timeout":2.0,"method":"POST","arrival":"constant","#,
+                r#""threads":2,"api":"chat","stream":false,"insecure":true,"#,
+                r#""warning":"TLS certificate verification is DISABLED (insecure): the target's identity was not checked"}"#
+            )
+        );
+        assert_eq!(p.body_mode, BodyMode::WholeJson);
+        assert_eq!(p.url, "https://h/v1/chat/completions");
+    }
+
+    #[test]
+    fn control_characters_in_header_values_are_refused() {
+        let mut i = Input::new("http://h/", Rate::PerSecond(1.0), 1.0);
+        i.headers = vec![("X-Bell".into(), "a\u{7}b".into())];
+        assert_eq!(
+            plan(&i).unwrap_err(),
+            invalid(
+                "headers",
+                "header \"X-Bell\" has a control character in its value".into()
+            )
+        );
+        // The message the API has always given for a line break stays as it was.
+        i.headers = vec![("X-A".into(), "a\r\nB: c".into())];
+        assert_eq!(
+            plan(&i).unwrap_err().to_string(),
+            "headers: header \"X-A\" has a line break in its value"
+        );
+    }
+}
