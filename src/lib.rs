@@ -27,6 +27,7 @@
 //! - [`stats`]: numpy-exact recorders up to 100,000 samples, a mergeable KLL sketch beyond.
 //! - [`report`]: JSON and text, from the one list of timing families ([`report::TIMINGS`]). [`api`]: tiny_http front. [`cli`]: clap front. [`mock`]: built-in
 //!   targets, including every fault mode. [`rng`]: the one seedable generator.
+//! - [`html`]: the self-contained HTML page (inline SVG charts, no network) drawn from a report's JSON.
 //!
 //! The quantiles crate is not used for the streaming percentiles, although the design named it:
 //! its CKMS merge re-inserts kept values as single samples (a merged p50 landed at rank 0.28–0.30
@@ -39,6 +40,7 @@
 pub mod api;
 pub mod cli;
 pub mod engine;
+pub mod html;
 pub mod http1;
 pub mod llm;
 pub mod mock;
