@@ -39,6 +39,17 @@ pub enum Command {
     Mock(MockArgs),
     /// Start the mock and benchmark it: a real report, no network needed.
     Demo(DemoArgs),
+    /// Render a saved JSON report (`bench --json > run.json`) as one self-contained HTML page.
+    Html(HtmlArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct HtmlArgs {
+    /// The JSON report, as `--json` prints it or the API returns it.
+    pub report: std::path::PathBuf,
+    /// The HTML file to write.
+    #[arg(long, short = 'o')]
+    pub output: std::path::PathBuf,
 }
 
 #[derive(Args, Debug)]
@@ -309,6 +320,9 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Mock(a) => mock(a),
         Command::Demo(a) => demo(a),
+        Command::Html(a) => {
+            crate::html::render_file(&a.report, &a.output).map_err(|e| err(2, e.to_string()))
+        }
     }
 }
 
