@@ -1,0 +1,887 @@
+//! The HTML report in a real browser. Each test renders a report (fixtures in the report's
+//! JSON shape, and one real run), loads the page in headless Debian chromium with `--dump-dom`
+//! and reads back what the page's script recorded: `data-rendered` and `data-script-error` on
+//! `<body>`, and on each chart `data-state`, `data-points` (one per timeline interval) or
+//! `data-bars` (one per histogram bucket), checked against the elements actually drawn.
+//!
+//! Chromium must be at /usr/bin/chromium (`.ci/run` installs it); without it these tests fail,
+//! they do not skip.
+
+mod util;
+
+use std::fs::File;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use pacer::report::human;
+use serde_json::{Value, json};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const BROWSER_TIMEOUT: Duration = Duration::from_secs(60);
+
+// ---- scaffolding ----------------------------------------------------------------------------
+
+/// A fresh directory under the system temp dir, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let p =
+            std::env::temp_dir().join(format!("pacer-html-{name}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs headless chromium on `page` with `extra` flags in its own profile directory, killing its
+/// whole process group if it takes longer than [`BROWSER_TIMEOUT`]; returns its stdout.
+fn chromium(dir: &Path, page: &Path, extra: &[String]) -> String {
+    assert!(
+        Path::new(CHROMIUM).exists(),
+        "{CHROMIUM} not found: the HTML report tests need Debian's chromium package. \
+         Run .ci/run (it installs it), or `apt-get update && apt-get install -y chromium` as root."
+    );
+    let (out, err) = (dir.join("stdout"), dir.join("stderr"));
+    let mut child = Command::new(CHROMIUM)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ])
+        .arg(format!("--user-data-dir={}", dir.join("profile").display()))
+        .args(extra)
+        .arg(format!("file://{}", page.display()))
+        .stdin(Stdio::null())
+        .stdout(File::create(&out).unwrap())
+        .stderr(File::create(&err).unwrap())
+        // Its own process group, so a timeout can kill the renderer and GPU children too.
+        .process_group(0)
+        .spawn()
+        .expect("chromium starts");
+    let deadline = Instant::now() + BROWSER_TIMEOUT;
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", child.id())])
+                .status();
+            let _ = child.wait();
+            panic!(
+                "chromium did not finish within {BROWSER_TIMEOUT:?}; stderr:\n{}",
+                tail(&err)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        status.success(),
+        "chromium failed ({status}); stderr:\n{}",
+        tail(&err)
+    );
+    std::fs::read_to_string(&out).unwrap()
+}
+
+fn tail(p: &Path) -> String {
+    let s = std::fs::read_to_string(p).unwrap_or_default();
+    let start = s.len().saturating_sub(3000);
+    s[s.char_indices()
+        .map(|(i, _)| i)
+        .find(|&i| i >= start)
+        .unwrap_or(0)..]
+        .to_string()
+}
+
+/// Renders `report`, loads it in chromium and returns the DOM after the page's script ran.
+fn browse(name: &str, report: &Value) -> Dom {
+    let dir = TempDir::new(name);
+    let page = dir.0.join("report.html");
+    std::fs::write(&page, pacer::html::render(report).unwrap()).unwrap();
+    let dom = Dom(chromium(&dir.0, &page, &["--dump-dom".into()]));
+    dom.assert_clean();
+    dom
+}
+
+/// The serialized DOM chromium dumps, and the few questions the tests ask of it.
+struct Dom(String);
+
+impl Dom {
+    /// The script ran to its end, raised nothing, and wrote no NaN or undefined into the page.
+    fn assert_clean(&self) {
+        let body = self.open_tag("<body");
+        assert!(
+            !body.contains("data-script-error"),
+            "script error: {body}\n{}",
+            self.0
+        );
+        assert!(
+            body.contains("data-rendered=\"ok\""),
+            "the script did not finish: {body}"
+        );
+        let main = self.between("<main id=\"report\">", "</main>");
+        for bad in ["NaN", "undefined", "Infinity", "[object Object]"] {
+            assert!(!main.contains(bad), "the page shows {bad}:\n{main}");
+        }
+    }
+
+    fn between(&self, start: &str, end: &str) -> &str {
+        let i = self
+            .0
+            .find(start)
+            .unwrap_or_else(|| panic!("{start} not in the DOM:\n{}", self.0));
+        let j = self.0[i..].find(end).expect("element ends") + i;
+        &self.0[i..j]
+    }
+
+    fn open_tag(&self, start: &str) -> &str {
+        self.between(start, ">")
+    }
+
+    fn has_chart(&self, id: &str) -> bool {
+        self.0.contains(&format!("data-chart=\"{id}\""))
+    }
+
+    /// The chart's `<figure>`, from its opening tag to its end.
+    fn chart(&self, id: &str) -> Chart<'_> {
+        let key = format!("data-chart=\"{id}\"");
+        let at = self.0.find(&key).unwrap_or_else(|| panic!("no chart {id}"));
+        let start = self.0[..at].rfind("<figure").unwrap();
+        let end = self.0[start..].find("</figure>").unwrap() + start;
+        Chart {
+            id: id.to_string(),
+            html: &self.0[start..end],
+        }
+    }
+
+    /// The section the page marks with `data-table="name"`.
+    fn table(&self, name: &str) -> &str {
+        let key = format!("data-table=\"{name}\"");
+        let start = self.0.find(&key).unwrap_or_else(|| panic!("no {name}"));
+        let end = self.0[start..].find("</table>").unwrap_or(0) + start;
+        &self.0[start..end]
+    }
+}
+
+struct Chart<'a> {
+    id: String,
+    html: &'a str,
+}
+
+impl Chart<'_> {
+    fn attr(&self, name: &str) -> Option<&str> {
+        let tag = &self.html[..self.html.find('>').unwrap()];
+        let key = format!(" {name}=\"");
+        let i = tag.find(&key)? + key.len();
+        Some(&tag[i..i + tag[i..].find('"').unwrap()])
+    }
+
+    fn count(&self, needle: &str) -> usize {
+        self.html.matches(needle).count()
+    }
+
+    /// A timeline chart that drew one hover column per interval.
+    fn assert_points(&self, n: usize) {
+        assert_eq!(self.attr("data-state"), Some("drawn"), "{}", self.html);
+        assert_eq!(
+            self.attr("data-points"),
+            Some(n.to_string().as_str()),
+            "{}: {}",
+            self.id,
+            self.html
+        );
+        assert_eq!(self.count("class=\"hit\""), n, "{}: hover columns", self.id);
+    }
+
+    /// A histogram that drew one bar per bucket.
+    fn assert_bars(&self, n: usize) {
+        assert_eq!(self.attr("data-state"), Some("drawn"), "{}", self.html);
+        assert_eq!(
+            self.attr("data-bars"),
+            Some(n.to_string().as_str()),
+            "{}",
+            self.id
+        );
+        assert_eq!(self.count("class=\"bar\""), n, "{}: bars", self.id);
+    }
+
+    fn assert_no_data(&self, why: &str) {
+        assert_eq!(
+            self.attr("data-state"),
+            Some("no-data"),
+            "{}: {}",
+            self.id,
+            self.html
+        );
+        assert!(self.html.contains(">no data<"), "{}", self.html);
+        assert!(
+            self.html.contains(why),
+            "{} should say {why}: {}",
+            self.id,
+            self.html
+        );
+        assert!(
+            !self.html.contains("<svg"),
+            "{} drew an empty axis",
+            self.id
+        );
+    }
+
+    /// The vertices of each line (`M`/`L` commands of every `<path d>`), per path.
+    fn line_vertices(&self) -> Vec<(usize, usize)> {
+        self.html
+            .split("<path d=\"")
+            .skip(1)
+            .map(|rest| {
+                let d = &rest[..rest.find('"').unwrap()];
+                (d.matches('M').count(), d.matches('L').count())
+            })
+            .collect()
+    }
+
+    /// The hover titles, in drawing order.
+    fn titles(&self) -> Vec<&str> {
+        self.html
+            .split("<title>")
+            .skip(1)
+            .map(|t| &t[..t.find("</title>").unwrap()])
+            .collect()
+    }
+}
+
+// ---- fixtures, in the report's JSON shape ---------------------------------------------------
+
+fn family(r: &mut Value, name: &str, v: [Option<f64>; 6]) {
+    let keys = [
+        format!("mean_{name}"),
+        format!("std_{name}"),
+        format!("{name}_p50"),
+        format!("{name}_p90"),
+        format!("{name}_p97"),
+        format!("{name}_p99"),
+    ];
+    for (k, x) in keys.into_iter().zip(v) {
+        r[k] = json!(x);
+    }
+}
+
+/// Log-scale buckets (10 per decade) from `first`, with the given counts; a zero count leaves
+/// the bucket out, as the report does.
+fn buckets(first: f64, counts: &[u64]) -> Value {
+    let step = 10f64.powf(0.1);
+    let mut out = Vec::new();
+    for (i, &n) in counts.iter().enumerate() {
+        let from = first * step.powi(i as i32);
+        if n > 0 {
+            out.push(json!({"from": from, "to": from * step, "count": n}));
+        }
+    }
+    Value::Array(out)
+}
+
+/// A plain run of 7 one-second intervals at 100 req/s. Interval 4 sent nothing (its
+/// percentiles are null) and the last left 10 requests unsent.
+fn plain_report() -> Value {
+    let mut timeline = Vec::new();
+    for i in 0..7u64 {
+        let quiet = i == 4;
+        let sent: u64 = if quiet {
+            0
+        } else if i == 6 {
+            90
+        } else {
+            100
+        };
+        let p = |base: f64| {
+            if quiet {
+                Value::Null
+            } else {
+                json!(base + 0.001 * i as f64)
+            }
+        };
+        timeline.push(json!({
+            "start": i as f64, "duration": 1.0, "scheduled": 100, "sent": sent, "completed": sent,
+            "successes": sent.saturating_sub(i), "errors": if quiet { 0 } else { i },
+            "not_sent": 100 - sent, "achieved_qps": sent as f64,
+            "response_time_p50": p(0.010), "response_time_p90": p(0.020),
+            "response_time_p99": p(0.050), "dispatch_delay_p99": p(0.0001),
+        }));
+    }
+    let mut r = json!({
+        "config": {"url": "http://127.0.0.1:8081/api", "qps": 100, "duration": 7, "num_workers": 20,
+                   "timeout": 2.0, "arrival": "constant", "threads": 2, "interval": 1.0,
+                   "method": "POST", "headers": ["Content-Type"]},
+        "total_requests": 700, "errors": 21,
+    });
+    family(
+        &mut r,
+        "response_time",
+        [
+            Some(0.0123),
+            Some(0.0041),
+            Some(0.011),
+            Some(0.021),
+            Some(0.034),
+            Some(0.0523),
+        ],
+    );
+    family(
+        &mut r,
+        "latency",
+        [
+            Some(0.0101),
+            Some(0.003),
+            Some(0.009),
+            Some(0.019),
+            Some(0.03),
+            Some(0.05),
+        ],
+    );
+    r["errors_status"] = json!([400, "timeout"]);
+    r["successes"] = json!(679);
+    r["error_counts"] = json!({"400": 15, "timeout": 6});
+    r["elapsed"] = json!(7.01);
+    r["achieved_qps"] = json!(98.6);
+    family(
+        &mut r,
+        "corrected_response_time",
+        [
+            Some(0.013),
+            Some(0.005),
+            Some(0.0111),
+            Some(0.022),
+            Some(0.036),
+            Some(0.0601),
+        ],
+    );
+    family(
+        &mut r,
+        "dispatch_delay",
+        [
+            Some(2.1e-6),
+            Some(1e-6),
+            Some(1.5e-6),
+            Some(3e-6),
+            Some(8e-6),
+            Some(0.00012),
+        ],
+    );
+    r["max_response_time"] = json!(1.25);
+    r["bytes_received"] = json!(194_360);
+    r["connections_opened"] = json!(20);
+    r["scheduling"] = json!("normal");
+    r["some_future_field"] = json!("hello-from-the-future");
+    r["timeline"] = Value::Array(timeline);
+    // 13 buckets from 5 ms, the 10th empty: 12 bars.
+    r["histograms"] = json!({"response_time": buckets(0.005, &[3, 40, 120, 160, 150, 90, 60, 30, 12, 0, 4, 2, 1])});
+    r
+}
+
+/// A streaming LLM run of 5 intervals, with every histogram family.
+fn llm_report() -> Value {
+    let timeline: Vec<Value> = (0..5)
+        .map(|i| {
+            json!({
+                "start": i as f64 * 2.0, "duration": 2.0, "scheduled": 20, "sent": 20, "completed": 20,
+                "successes": 20, "errors": 0, "not_sent": 0, "achieved_qps": 10.0,
+                "response_time_p50": 0.24, "response_time_p90": 0.241, "response_time_p99": 0.243,
+                "dispatch_delay_p99": 0.00002,
+                "time_to_first_token_p50": 0.050 + 0.002 * i as f64, "time_to_first_token_p99": 0.06,
+                "output_tokens": 400,
+            })
+        })
+        .collect();
+    let mut r = json!({
+        "config": {"url": "http://127.0.0.1:8081/v1/completions", "qps": 10, "duration": 10,
+                   "num_workers": 10, "timeout": 3.0, "method": "POST", "interval": 2.0,
+                   "api": "completions", "stream": true,
+                   "fireworks_payload": {"model": "mock-model", "prompt": "Snow is white", "stream": true}},
+        "total_requests": 100, "errors": 0,
+    });
+    family(
+        &mut r,
+        "response_time",
+        [
+            Some(0.2405),
+            Some(0.0008),
+            Some(0.2403),
+            Some(0.2406),
+            Some(0.2431),
+            Some(0.2432),
+        ],
+    );
+    family(
+        &mut r,
+        "latency",
+        [
+            Some(0.0002),
+            Some(0.00007),
+            Some(0.00019),
+            Some(0.00025),
+            Some(0.00038),
+            Some(0.00049),
+        ],
+    );
+    family(
+        &mut r,
+        "time_to_first_token",
+        [
+            Some(0.0503),
+            Some(0.0006),
+            Some(0.0502),
+            Some(0.0503),
+            Some(0.0505),
+            Some(0.0519),
+        ],
+    );
+    r["successes"] = json!(100);
+    r["error_counts"] = json!({});
+    r["elapsed"] = json!(10.1);
+    r["achieved_qps"] = json!(10.0);
+    family(
+        &mut r,
+        "inter_token_latency",
+        [
+            Some(0.0100),
+            Some(0.0008),
+            Some(0.0100),
+            Some(0.0101),
+            Some(0.0116),
+            Some(0.0129),
+        ],
+    );
+    family(
+        &mut r,
+        "time_per_output_token",
+        [
+            Some(0.0100),
+            Some(0.00005),
+            Some(0.0100),
+            Some(0.01001),
+            Some(0.01015),
+            Some(0.01016),
+        ],
+    );
+    r["output_tokens"] = json!(2000);
+    r["mean_output_tokens"] = json!(20.0);
+    r["output_tokens_per_second"] = json!(198.0);
+    r["timeline"] = Value::Array(timeline);
+    r["histograms"] = json!({
+        "response_time": buckets(0.2, &[80, 15, 5]),
+        "time_to_first_token": buckets(0.04, &[10, 60, 25, 5]),
+        "inter_token_latency": buckets(0.002, &[5, 2, 0, 1, 30, 40, 900, 950, 60, 12]),
+        "time_per_output_token": buckets(0.008, &[30, 40, 20, 9, 1]),
+    });
+    r
+}
+
+/// Every request refused: no timing has a sample, the timeline has 4 intervals with nothing
+/// completed, and the response-time histogram is empty.
+fn no_samples_report() -> Value {
+    let timeline: Vec<Value> = (0..4)
+        .map(|i| {
+            json!({
+                "start": i as f64, "duration": 1.0, "scheduled": 5, "sent": 5, "completed": 0,
+                "successes": 0, "errors": 5, "not_sent": 0, "achieved_qps": 5.0,
+                "response_time_p50": null, "response_time_p90": null, "response_time_p99": null,
+                "dispatch_delay_p99": null,
+            })
+        })
+        .collect();
+    let mut r = json!({
+        "config": {"url": "http://127.0.0.1:9/", "qps": 5, "duration": 4, "num_workers": 5, "timeout": 1.0,
+                   "interval": 1.0},
+        "total_requests": 20, "errors": 20,
+    });
+    for f in [
+        "response_time",
+        "latency",
+        "corrected_response_time",
+        "dispatch_delay",
+    ] {
+        family(&mut r, f, [None; 6]);
+    }
+    r["errors_status"] = json!(["connection refused"]);
+    r["successes"] = json!(0);
+    r["error_counts"] = json!({"connection refused": 20});
+    r["elapsed"] = json!(4.0);
+    r["achieved_qps"] = json!(0.0);
+    r["timeline"] = Value::Array(timeline);
+    r["histograms"] = json!({"response_time": []});
+    r
+}
+
+const HOSTILE: &str = "stream error: </script><script>document.body.dataset.pwned=1</script>\
+                       <img src=x onerror=\"document.body.dataset.pwned=2\"><b>bold</b>";
+
+/// Server-written strings that try to break out of the data element and into the page; no
+/// timeline and no histograms at all (a report from before they existed).
+fn hostile_report() -> Value {
+    let mut r = json!({
+        "config": {"url": "http://x/</title><script>document.body.dataset.pwned=3</script>",
+                   "qps": 1, "duration": 1, "num_workers": 1, "timeout": 1.0,
+                   "headers": ["X-<!--<script>", "</SCRIPT >"]},
+        "total_requests": 4, "errors": 4, "successes": 0,
+    });
+    family(&mut r, "response_time", [None; 6]);
+    r["error_counts"] = json!({ HOSTILE: 3, "<!--<script>": 1 });
+    r
+}
+
+// ---- the tests ------------------------------------------------------------------------------
+
+#[test]
+fn plain_run_draws_every_chart_and_table() {
+    let report = plain_report();
+    let dom = browse("plain", &report);
+
+    for id in ["response-time", "rate", "errors", "dispatch-delay"] {
+        dom.chart(id).assert_points(7);
+    }
+    // Three percentile lines; interval 4 has no value, so each line is two runs (M) of 4 and 2
+    // points: a gap, not a zero.
+    let rt = dom.chart("response-time");
+    assert_eq!(rt.line_vertices(), vec![(2, 4); 3], "{}", rt.html);
+    let first = rt.titles()[0];
+    assert!(
+        first.contains("0s – 1s")
+            && first.contains("p50: 10.00ms")
+            && first.contains("p99: 50.00ms"),
+        "{first}"
+    );
+    assert!(rt.titles()[4].contains("p50: –"), "{}", rt.titles()[4]);
+    // Achieved and scheduled, every interval has both (achieved 0 in the quiet one).
+    assert_eq!(dom.chart("rate").line_vertices(), vec![(1, 6); 2]);
+    // Errors: a bar for each interval with errors (1..=6 but not the quiet one), plus not sent
+    // in the quiet interval and the last.
+    let errors = dom.chart("errors");
+    assert_eq!(errors.count("<rect x="), 5 + 2, "{}", errors.html);
+    assert!(
+        errors.titles()[6].contains("not sent: 10"),
+        "{:?}",
+        errors.titles()
+    );
+
+    let hist = dom.chart("hist-response-time");
+    hist.assert_bars(12);
+    assert!(hist.html.contains("672 in all, log scale"), "{}", hist.html);
+    assert!(
+        hist.titles()
+            .iter()
+            .any(|t| t.contains("5.00ms – 6.29ms: 3 (0.4%)")),
+        "{:?}",
+        hist.titles()
+    );
+    // p50 and p99 of the summary are marked on it.
+    assert!(hist.html.contains("p50 11.00ms") && hist.html.contains("p99 52.30ms"));
+
+    for id in ["ttft", "tokens", "hist-inter-token-latency"] {
+        assert!(!dom.has_chart(id), "a plain run has no {id} chart");
+    }
+
+    // Every family, every column present (max too, since the report has one), in human units.
+    let timings = dom.table("timings");
+    for cell in [
+        "<th>p97</th>",
+        "<th>max</th>",
+        "<td>response time</td>",
+        "<td>12.30ms</td>",
+        "<td>4.10ms</td>",
+        "<td>11.00ms</td>",
+        "<td>21.00ms</td>",
+        "<td>34.00ms</td>",
+        "<td>52.30ms</td>",
+        "<td>1.250s</td>",
+        "<td>latency</td>",
+        "<td>corrected response time</td>",
+        "<td>60.10ms</td>",
+        "<td>dispatch delay</td>",
+        "<td>2.1µs</td>",
+        "<td>120.0µs</td>",
+    ] {
+        assert!(timings.contains(cell), "timings lack {cell}: {timings}");
+    }
+    let errors = dom.table("errors");
+    assert!(
+        errors.contains("HTTP 400</span></td><td>15</td><td>2.1%</td>"),
+        "{errors}"
+    );
+    assert!(
+        errors.contains("timeout</span></td><td>6</td><td>0.9%</td>"),
+        "{errors}"
+    );
+    assert!(
+        errors.find("HTTP 400") < errors.find("timeout"),
+        "most frequent first"
+    );
+    let counts = dom.table("counts");
+    for cell in [
+        "<td>700</td>",
+        "<td>679</td>",
+        "<td>98.6 /s</td>",
+        "<td>189.8 KiB</td>",
+        "hello-from-the-future",
+    ] {
+        assert!(counts.contains(cell), "counts lack {cell}: {counts}");
+    }
+    let settings = dom.table("settings");
+    for cell in ["http://127.0.0.1:8081/api", "constant", "Content-Type"] {
+        assert!(settings.contains(cell), "settings lack {cell}: {settings}");
+    }
+}
+
+#[test]
+fn llm_run_draws_first_token_and_token_distributions() {
+    let report = llm_report();
+    let dom = browse("llm", &report);
+    for id in [
+        "response-time",
+        "rate",
+        "errors",
+        "dispatch-delay",
+        "ttft",
+        "tokens",
+    ] {
+        dom.chart(id).assert_points(5);
+    }
+    let ttft = dom.chart("ttft");
+    assert_eq!(ttft.line_vertices(), vec![(1, 4); 2]);
+    assert!(
+        ttft.titles()[1].contains("2s – 4s") && ttft.titles()[1].contains("p50: 52.00ms"),
+        "{:?}",
+        ttft.titles()
+    );
+    // 400 tokens in 2 s intervals.
+    assert!(dom.chart("tokens").titles()[0].contains("output tokens /s: 200.0 /s"));
+    dom.chart("hist-response-time").assert_bars(3);
+    dom.chart("hist-time-to-first-token").assert_bars(4);
+    dom.chart("hist-inter-token-latency").assert_bars(9);
+    dom.chart("hist-time-per-output-token").assert_bars(5);
+    assert!(
+        dom.chart("hist-inter-token-latency")
+            .html
+            .contains("log scale")
+    );
+    // No errors: the errors chart is drawn (zero is data) and says so.
+    assert!(dom.chart("errors").html.contains("None in any interval."));
+    let timings = dom.table("timings");
+    for cell in [
+        "<td>time to first token</td>",
+        "<td>50.30ms</td>",
+        "<td>inter token latency</td>",
+        "<td>time per output token</td>",
+        "<td>10.16ms</td>",
+    ] {
+        assert!(timings.contains(cell), "timings lack {cell}: {timings}");
+    }
+    assert!(dom.table("errors").contains("No errors."));
+    assert!(dom.table("counts").contains("<td>2,000</td>"));
+}
+
+#[test]
+fn a_run_with_no_samples_says_no_data_instead_of_drawing_nothing() {
+    let dom = browse("empty", &no_samples_report());
+    dom.chart("response-time")
+        .assert_no_data("no interval has a value");
+    dom.chart("dispatch-delay")
+        .assert_no_data("no interval has a value");
+    dom.chart("hist-response-time").assert_no_data("no samples");
+    // Requests were sent and failed: that is data.
+    dom.chart("errors").assert_points(4);
+    dom.chart("rate").assert_points(4);
+    assert_eq!(dom.chart("errors").count("<rect x="), 4);
+    let timings = dom.table("timings");
+    assert!(
+        timings.contains("<td>response time</td><td>–</td><td>–</td>"),
+        "{timings}"
+    );
+    assert!(
+        dom.table("errors")
+            .contains("connection refused</span></td><td>20</td><td>100.0%</td>")
+    );
+}
+
+#[test]
+fn hostile_strings_stay_text_and_no_timeline_means_no_data() {
+    let dom = browse("hostile", &hostile_report());
+    let html = &dom.0;
+    // Nothing injected ran or exists: only the page's three scripts, no image, no bold.
+    assert!(!html.contains("data-pwned"), "injected script ran:\n{html}");
+    assert_eq!(html.matches("<script").count(), 3, "{html}");
+    for tag in ["<img", "<b>", "<!--"] {
+        assert!(!html.contains(tag), "{tag} in the DOM:\n{html}");
+    }
+    // The strings are on the page, as text.
+    let errors = dom.table("errors");
+    assert!(
+        errors.contains("stream error: &lt;/script&gt;&lt;script&gt;document.body.dataset.pwned=1&lt;/script&gt;&lt;img src=x onerror=\"document.body.dataset.pwned=2\"&gt;&lt;b&gt;bold&lt;/b&gt;"),
+        "{errors}"
+    );
+    assert!(errors.contains("&lt;!--&lt;script&gt;"), "{errors}");
+    assert!(dom.table("settings").contains("X-&lt;!--&lt;script&gt;"));
+    let title = dom.between("<title>", "</title>");
+    assert_eq!(
+        title,
+        "<title>pacer report: http://x/&lt;/title&gt;&lt;script&gt;document.body.dataset.pwned=3&lt;/script&gt;"
+    );
+    for id in ["response-time", "rate", "errors", "dispatch-delay"] {
+        dom.chart(id).assert_no_data("this report has no timeline");
+    }
+    dom.chart("hist-response-time")
+        .assert_no_data("this report has no histograms");
+}
+
+/// A report the engine made today, through `report::to_json`: the page reads every field it has,
+/// and formats its times as the text report does.
+#[test]
+fn a_real_run_renders_with_the_text_reports_units() {
+    let server = util::mock(pacer::mock::MockConfig::default());
+    let input = util::input(&format!("{}/", server.url()), 100.0, 1.0);
+    let plan = util::plan(&input);
+    let stats = pacer::engine::run(&plan, None).unwrap();
+    let report = pacer::report::to_json(&plan, &stats);
+    server.shutdown();
+    let dom = browse("real", &report);
+    let timings = dom.table("timings");
+    for key in [
+        "mean_response_time",
+        "response_time_p50",
+        "response_time_p99",
+        "dispatch_delay_p99",
+    ] {
+        let cell = format!("<td>{}</td>", human(report[key].as_f64().unwrap()));
+        assert!(timings.contains(&cell), "{key}: {cell} not in {timings}");
+    }
+    assert!(
+        dom.table("errors").contains("HTTP 400"),
+        "the mock answers some 400s"
+    );
+    // The timeline is drawn once the report has one; until then the charts say so.
+    match report["timeline"].as_array() {
+        Some(t) => dom.chart("response-time").assert_points(t.len()),
+        None => dom
+            .chart("response-time")
+            .assert_no_data("this report has no timeline"),
+    }
+}
+
+#[test]
+fn screenshot_shows_a_drawn_page() {
+    let dir = TempDir::new("shot");
+    let page = dir.0.join("report.html");
+    std::fs::write(&page, pacer::html::render(&llm_report()).unwrap()).unwrap();
+    let png = dir.0.join("shot.png");
+    chromium(
+        &dir.0,
+        &page,
+        &[
+            format!("--screenshot={}", png.display()),
+            "--window-size=1200,2000".into(),
+        ],
+    );
+    let bytes = std::fs::read(&png).expect("chromium wrote the screenshot");
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+    assert_eq!(&bytes[12..16], b"IHDR");
+    let width = u32::from_be_bytes(bytes[16..20].try_into().unwrap());
+    let height = u32::from_be_bytes(bytes[20..24].try_into().unwrap());
+    assert_eq!((width, height), (1200, 2000));
+    // A blank page of that size compresses to about 11 KB; charts, text and tables do not.
+    assert!(
+        bytes.len() > 60_000,
+        "screenshot is {} bytes: a blank page?",
+        bytes.len()
+    );
+}
+
+// ---- `pacer html` ---------------------------------------------------------------------------
+
+fn pacer_html(input: &Path, output: &Path) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_pacer"))
+        .arg("html")
+        .arg(input)
+        .arg("-o")
+        .arg(output)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn pacer_html_renders_a_saved_report_and_refuses_anything_else() {
+    let dir = TempDir::new("cli");
+    let d = &dir.0;
+    let report = plain_report();
+    let saved = d.join("run.json");
+    let text = serde_json::to_string_pretty(&report).unwrap();
+    std::fs::write(&saved, &text).unwrap();
+    let page = d.join("run.html");
+    assert_eq!(pacer_html(&saved, &page), (0, String::new()));
+    // The page of the report as read back (serde_json may round a float's last bit on reading).
+    let read_back: Value = serde_json::from_str(&text).unwrap();
+    let written = std::fs::read_to_string(&page).unwrap();
+    assert!(
+        written == pacer::html::render(&read_back).unwrap(),
+        "{written}"
+    );
+
+    let text = d.join("notes.txt");
+    std::fs::write(&text, "hello").unwrap();
+    let (code, err) = pacer_html(&text, &d.join("x.html"));
+    assert_eq!(code, 2);
+    assert!(
+        err.contains(&format!(
+            "{} is not a pacer report: not JSON",
+            text.display()
+        )),
+        "{err}"
+    );
+
+    let other = d.join("other.json");
+    std::fs::write(&other, r#"{"name": "not a report", "config": {}}"#).unwrap();
+    let (code, err) = pacer_html(&other, &d.join("x.html"));
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("is not a pacer report") && err.contains("total_requests"),
+        "{err}"
+    );
+
+    let missing = d.join("missing.json");
+    let (code, err) = pacer_html(&missing, &d.join("x.html"));
+    assert_eq!(code, 2);
+    assert!(
+        err.contains(&format!("cannot read {}", missing.display())),
+        "{err}"
+    );
+
+    let unwritable = d.join("no-such-dir").join("run.html");
+    let (code, err) = pacer_html(&saved, &unwritable);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains(&format!("cannot write {}", unwritable.display())),
+        "{err}"
+    );
+    assert!(
+        !d.join("x.html").exists(),
+        "nothing written for a refused input"
+    );
+}
