@@ -171,6 +171,14 @@ impl Dom {
         }
     }
 
+    /// The section `name` shows each of `cells` (as serialized HTML).
+    fn assert_shows(&self, name: &str, cells: &[&str]) {
+        let t = self.table(name);
+        for c in cells {
+            assert!(t.contains(c), "{name} lacks {c}: {t}");
+        }
+    }
+
     /// The section the page marks with `data-table="name"`.
     fn table(&self, name: &str) -> &str {
         let key = format!("data-table=\"{name}\"");
@@ -268,7 +276,14 @@ impl Chart<'_> {
 
 // ---- fixtures, in the report's JSON shape ---------------------------------------------------
 
-fn family(r: &mut Value, name: &str, v: [Option<f64>; 6]) {
+/// Families of `(name, [mean, std, p50, p90, p97, p99])`, as the report writes them.
+fn families(r: &mut Value, fs: &[(&str, [f64; 6])]) {
+    for (name, v) in fs {
+        set_family(r, name, v.map(Some));
+    }
+}
+
+fn set_family(r: &mut Value, name: &str, v: [Option<f64>; 6]) {
     let keys = [
         format!("mean_{name}"),
         format!("std_{name}"),
@@ -330,28 +345,22 @@ fn plain_report() -> Value {
                    "method": "POST", "headers": ["Content-Type"]},
         "total_requests": 700, "errors": 21,
     });
-    family(
+    families(
         &mut r,
-        "response_time",
-        [
-            Some(0.0123),
-            Some(0.0041),
-            Some(0.011),
-            Some(0.021),
-            Some(0.034),
-            Some(0.0523),
-        ],
-    );
-    family(
-        &mut r,
-        "latency",
-        [
-            Some(0.0101),
-            Some(0.003),
-            Some(0.009),
-            Some(0.019),
-            Some(0.03),
-            Some(0.05),
+        &[
+            (
+                "response_time",
+                [0.0123, 0.0041, 0.011, 0.021, 0.034, 0.0523],
+            ),
+            ("latency", [0.0101, 0.003, 0.009, 0.019, 0.03, 0.05]),
+            (
+                "corrected_response_time",
+                [0.013, 0.005, 0.0111, 0.022, 0.036, 0.0601],
+            ),
+            (
+                "dispatch_delay",
+                [2.1e-6, 1e-6, 1.5e-6, 3e-6, 8e-6, 0.00012],
+            ),
         ],
     );
     r["errors_status"] = json!([400, "timeout"]);
@@ -359,30 +368,6 @@ fn plain_report() -> Value {
     r["error_counts"] = json!({"400": 15, "timeout": 6});
     r["elapsed"] = json!(7.01);
     r["achieved_qps"] = json!(98.6);
-    family(
-        &mut r,
-        "corrected_response_time",
-        [
-            Some(0.013),
-            Some(0.005),
-            Some(0.0111),
-            Some(0.022),
-            Some(0.036),
-            Some(0.0601),
-        ],
-    );
-    family(
-        &mut r,
-        "dispatch_delay",
-        [
-            Some(2.1e-6),
-            Some(1e-6),
-            Some(1.5e-6),
-            Some(3e-6),
-            Some(8e-6),
-            Some(0.00012),
-        ],
-    );
     r["max_response_time"] = json!(1.25);
     r["bytes_received"] = json!(194_360);
     r["connections_opened"] = json!(20);
@@ -415,70 +400,35 @@ fn llm_report() -> Value {
                    "fireworks_payload": {"model": "mock-model", "prompt": "Snow is white", "stream": true}},
         "total_requests": 100, "errors": 0,
     });
-    family(
+    families(
         &mut r,
-        "response_time",
-        [
-            Some(0.2405),
-            Some(0.0008),
-            Some(0.2403),
-            Some(0.2406),
-            Some(0.2431),
-            Some(0.2432),
-        ],
-    );
-    family(
-        &mut r,
-        "latency",
-        [
-            Some(0.0002),
-            Some(0.00007),
-            Some(0.00019),
-            Some(0.00025),
-            Some(0.00038),
-            Some(0.00049),
-        ],
-    );
-    family(
-        &mut r,
-        "time_to_first_token",
-        [
-            Some(0.0503),
-            Some(0.0006),
-            Some(0.0502),
-            Some(0.0503),
-            Some(0.0505),
-            Some(0.0519),
+        &[
+            (
+                "response_time",
+                [0.2405, 0.0008, 0.2403, 0.2406, 0.2431, 0.2432],
+            ),
+            (
+                "latency",
+                [0.0002, 0.00007, 0.00019, 0.00025, 0.00038, 0.00049],
+            ),
+            (
+                "time_to_first_token",
+                [0.0503, 0.0006, 0.0502, 0.0503, 0.0505, 0.0519],
+            ),
+            (
+                "inter_token_latency",
+                [0.0100, 0.0008, 0.0100, 0.0101, 0.0116, 0.0129],
+            ),
+            (
+                "time_per_output_token",
+                [0.0100, 0.00005, 0.0100, 0.01001, 0.01015, 0.01016],
+            ),
         ],
     );
     r["successes"] = json!(100);
     r["error_counts"] = json!({});
     r["elapsed"] = json!(10.1);
     r["achieved_qps"] = json!(10.0);
-    family(
-        &mut r,
-        "inter_token_latency",
-        [
-            Some(0.0100),
-            Some(0.0008),
-            Some(0.0100),
-            Some(0.0101),
-            Some(0.0116),
-            Some(0.0129),
-        ],
-    );
-    family(
-        &mut r,
-        "time_per_output_token",
-        [
-            Some(0.0100),
-            Some(0.00005),
-            Some(0.0100),
-            Some(0.01001),
-            Some(0.01015),
-            Some(0.01016),
-        ],
-    );
     r["output_tokens"] = json!(2000);
     r["mean_output_tokens"] = json!(20.0);
     r["output_tokens_per_second"] = json!(198.0);
@@ -516,7 +466,7 @@ fn no_samples_report() -> Value {
         "corrected_response_time",
         "dispatch_delay",
     ] {
-        family(&mut r, f, [None; 6]);
+        set_family(&mut r, f, [None; 6]);
     }
     r["errors_status"] = json!(["connection refused"]);
     r["successes"] = json!(0);
@@ -540,7 +490,7 @@ fn hostile_report() -> Value {
                    "headers": ["X-<!--<script>", "</SCRIPT >"]},
         "total_requests": 4, "errors": 4, "successes": 0,
     });
-    family(&mut r, "response_time", [None; 6]);
+    set_family(&mut r, "response_time", [None; 6]);
     r["error_counts"] = json!({ HOSTILE: 3, "<!--<script>": 1 });
     r
 }
@@ -597,54 +547,53 @@ fn plain_run_draws_every_chart_and_table() {
     }
 
     // Every family, every column present (max too, since the report has one), in human units.
-    let timings = dom.table("timings");
-    for cell in [
-        "<th>p97</th>",
-        "<th>max</th>",
-        "<td>response time</td>",
-        "<td>12.30ms</td>",
-        "<td>4.10ms</td>",
-        "<td>11.00ms</td>",
-        "<td>21.00ms</td>",
-        "<td>34.00ms</td>",
-        "<td>52.30ms</td>",
-        "<td>1.250s</td>",
-        "<td>latency</td>",
-        "<td>corrected response time</td>",
-        "<td>60.10ms</td>",
-        "<td>dispatch delay</td>",
-        "<td>2.1µs</td>",
-        "<td>120.0µs</td>",
-    ] {
-        assert!(timings.contains(cell), "timings lack {cell}: {timings}");
-    }
+    dom.assert_shows(
+        "timings",
+        &[
+            "<th>p97</th>",
+            "<th>max</th>",
+            "<td>response time</td>",
+            "<td>12.30ms</td>",
+            "<td>4.10ms</td>",
+            "<td>11.00ms</td>",
+            "<td>21.00ms</td>",
+            "<td>34.00ms</td>",
+            "<td>52.30ms</td>",
+            "<td>1.250s</td>",
+            "<td>latency</td>",
+            "<td>corrected response time</td>",
+            "<td>60.10ms</td>",
+            "<td>dispatch delay</td>",
+            "<td>2.1µs</td>",
+            "<td>120.0µs</td>",
+        ],
+    );
+    dom.assert_shows(
+        "errors",
+        &[
+            "HTTP 400</span></td><td>15</td><td>2.1%</td>",
+            "timeout</span></td><td>6</td><td>0.9%</td>",
+        ],
+    );
     let errors = dom.table("errors");
-    assert!(
-        errors.contains("HTTP 400</span></td><td>15</td><td>2.1%</td>"),
-        "{errors}"
-    );
-    assert!(
-        errors.contains("timeout</span></td><td>6</td><td>0.9%</td>"),
-        "{errors}"
-    );
     assert!(
         errors.find("HTTP 400") < errors.find("timeout"),
         "most frequent first"
     );
-    let counts = dom.table("counts");
-    for cell in [
-        "<td>700</td>",
-        "<td>679</td>",
-        "<td>98.6 /s</td>",
-        "<td>189.8 KiB</td>",
-        "hello-from-the-future",
-    ] {
-        assert!(counts.contains(cell), "counts lack {cell}: {counts}");
-    }
-    let settings = dom.table("settings");
-    for cell in ["http://127.0.0.1:8081/api", "constant", "Content-Type"] {
-        assert!(settings.contains(cell), "settings lack {cell}: {settings}");
-    }
+    dom.assert_shows(
+        "counts",
+        &[
+            "<td>700</td>",
+            "<td>679</td>",
+            "<td>98.6 /s</td>",
+            "<td>189.8 KiB</td>",
+            "hello-from-the-future",
+        ],
+    );
+    dom.assert_shows(
+        "settings",
+        &["http://127.0.0.1:8081/api", "constant", "Content-Type"],
+    );
 }
 
 #[test]
@@ -681,18 +630,18 @@ fn llm_run_draws_first_token_and_token_distributions() {
     );
     // No errors: the errors chart is drawn (zero is data) and says so.
     assert!(dom.chart("errors").html.contains("None in any interval."));
-    let timings = dom.table("timings");
-    for cell in [
-        "<td>time to first token</td>",
-        "<td>50.30ms</td>",
-        "<td>inter token latency</td>",
-        "<td>time per output token</td>",
-        "<td>10.16ms</td>",
-    ] {
-        assert!(timings.contains(cell), "timings lack {cell}: {timings}");
-    }
-    assert!(dom.table("errors").contains("No errors."));
-    assert!(dom.table("counts").contains("<td>2,000</td>"));
+    dom.assert_shows(
+        "timings",
+        &[
+            "<td>time to first token</td>",
+            "<td>50.30ms</td>",
+            "<td>inter token latency</td>",
+            "<td>time per output token</td>",
+            "<td>10.16ms</td>",
+        ],
+    );
+    dom.assert_shows("errors", &["No errors."]);
+    dom.assert_shows("counts", &["<td>2,000</td>"]);
 }
 
 #[test]
@@ -707,14 +656,10 @@ fn a_run_with_no_samples_says_no_data_instead_of_drawing_nothing() {
     dom.chart("errors").assert_points(4);
     dom.chart("rate").assert_points(4);
     assert_eq!(dom.chart("errors").count("<rect x="), 4);
-    let timings = dom.table("timings");
-    assert!(
-        timings.contains("<td>response time</td><td>–</td><td>–</td>"),
-        "{timings}"
-    );
-    assert!(
-        dom.table("errors")
-            .contains("connection refused</span></td><td>20</td><td>100.0%</td>")
+    dom.assert_shows("timings", &["<td>response time</td><td>–</td><td>–</td>"]);
+    dom.assert_shows(
+        "errors",
+        &["connection refused</span></td><td>20</td><td>100.0%</td>"],
     );
 }
 
@@ -729,13 +674,15 @@ fn hostile_strings_stay_text_and_no_timeline_means_no_data() {
         assert!(!html.contains(tag), "{tag} in the DOM:\n{html}");
     }
     // The strings are on the page, as text.
-    let errors = dom.table("errors");
-    assert!(
-        errors.contains("stream error: &lt;/script&gt;&lt;script&gt;document.body.dataset.pwned=1&lt;/script&gt;&lt;img src=x onerror=\"document.body.dataset.pwned=2\"&gt;&lt;b&gt;bold&lt;/b&gt;"),
-        "{errors}"
+    dom.assert_shows(
+        "errors",
+        &[
+            "stream error: &lt;/script&gt;&lt;script&gt;document.body.dataset.pwned=1&lt;/script&gt;\
+             &lt;img src=x onerror=\"document.body.dataset.pwned=2\"&gt;&lt;b&gt;bold&lt;/b&gt;",
+            "&lt;!--&lt;script&gt;",
+        ],
     );
-    assert!(errors.contains("&lt;!--&lt;script&gt;"), "{errors}");
-    assert!(dom.table("settings").contains("X-&lt;!--&lt;script&gt;"));
+    dom.assert_shows("settings", &["X-&lt;!--&lt;script&gt;"]);
     let title = dom.between("<title>", "</title>");
     assert_eq!(
         title,
@@ -759,20 +706,19 @@ fn a_real_run_renders_with_the_text_reports_units() {
     let report = pacer::report::to_json(&plan, &stats);
     server.shutdown();
     let dom = browse("real", &report);
-    let timings = dom.table("timings");
-    for key in [
+    let cells: Vec<String> = [
         "mean_response_time",
         "response_time_p50",
         "response_time_p99",
         "dispatch_delay_p99",
-    ] {
-        let cell = format!("<td>{}</td>", human(report[key].as_f64().unwrap()));
-        assert!(timings.contains(&cell), "{key}: {cell} not in {timings}");
-    }
-    assert!(
-        dom.table("errors").contains("HTTP 400"),
-        "the mock answers some 400s"
-    );
+    ]
+    .iter()
+    .map(|key| format!("<td>{}</td>", human(report[key].as_f64().unwrap())))
+    .collect();
+    let cells: Vec<&str> = cells.iter().map(String::as_str).collect();
+    dom.assert_shows("timings", &cells);
+    // The mock answers a fifth of its requests with 400.
+    dom.assert_shows("errors", &["HTTP 400"]);
     // The timeline is drawn once the report has one; until then the charts say so.
     match report["timeline"].as_array() {
         Some(t) => dom.chart("response-time").assert_points(t.len()),
