@@ -63,8 +63,12 @@
   function table(head, rows, cls) {
     return el('div', { class: 'scroll' }, el('table', cls ? { class: cls } : {},
       head ? el('thead', {}, el('tr', {}, ...head.map((h) => el('th', {}, h)))) : null,
-      el('tbody', {}, ...rows.map((r) => el('tr', {}, ...r.map((c) => (c instanceof Node ? el('td', { class: 'text' }, c) : el('td', {}, c))))))));
+      el('tbody', {}, ...rows.map((r) => el('tr', {}, ...r.map(cell))))));
   }
+  // A string cell is a number-like right-aligned value; an element cell is text that may wrap.
+  const cell = (c) => (c instanceof Node ? el('td', { class: 'text' }, c) : el('td', {}, c));
+  // A report value as a cell: objects and lists as indented JSON.
+  const value = (v) => (obj(v) || Array.isArray(v) ? el('pre', {}, JSON.stringify(v, null, 2)) : el('span', {}, scalar(v)));
 
   // ---- scales -------------------------------------------------------------------------------
   // Ticks at 1, 2 or 5 × 10^k covering [lo, hi], about n of them; `integer` for counts.
@@ -242,7 +246,9 @@
   function histChart(fig, buckets, noun, marks) {
     if (!obj(R.histograms)) { noData(fig, 'this report has no histograms'); return; }
     const bs = (Array.isArray(buckets) ? buckets : []).filter((b) => obj(b) && num(b.from) && num(b.count) && b.count > 0)
-      .map((b) => ({ from: b.from, to: num(b.to) && b.to > b.from ? b.to : (b.from > 0 ? b.from * 1.26 : 1e-6), count: b.count }));
+      // An open-ended last bucket (no finite `to`) is drawn one bucket wide.
+      .map((b) => ({ from: b.from, count: b.count,
+        to: num(b.to) && b.to > b.from ? b.to : (b.from > 0 ? b.from * 1.26 : 1e-6) }));
     if (!bs.length) { noData(fig, 'no samples'); return; }
     const total = sumOf(bs.map((b) => b.count));
     const left = (b) => (b.from > 0 ? b.from : b.to / 1.26);
@@ -250,7 +256,8 @@
     const log = hi / lo >= 9.99; // a decade, give or take the rounding of its edges
     const xs = log ? logAxis(lo, hi) : linear(Math.min(...bs.map((b) => b.from)), hi, 'time', 5);
     const shown = marks.filter(([, v]) => num(v) && v >= xs.min && v <= xs.max);
-    fig.plot.append(legend([{ name: `${noun} per bucket (${int(total)} in all${log ? ', log scale' : ''})`, color: C.sky, box: true },
+    const what = `${noun} per bucket (${int(total)} in all${log ? ', log scale' : ''})`;
+    fig.plot.append(legend([{ name: what, color: C.sky, box: true },
       ...shown.map(([n]) => ({ name: n, color: 'currentColor', dash: true }))]));
     const f = frame(fig.plot, xs, linear(0, maxOf(bs.map((b) => b.count)), 'count', 4));
     const g = sv('g', {}, f.svg);
@@ -285,9 +292,12 @@
     const bits = [rate, `${scalar(cfg.duration)} s`, `${scalar(cfg.num_workers)} workers`,
       `timeout ${scalar(cfg.timeout)} s`];
     if (cfg.arrival) bits.push(`${scalar(cfg.arrival)} arrivals`);
-    if (llm && cfg.fireworks_payload && cfg.fireworks_payload.model) bits.push(`model ${scalar(cfg.fireworks_payload.model)}`);
+    const model = obj(cfg.fireworks_payload) ? cfg.fireworks_payload.model : null;
+    if (model) bits.push(`model ${scalar(model)}`);
     out.push(el('p', { class: 'meta' }, bits.join(' · ')));
-    if (R.interrupted) out.push(el('p', { class: 'banner' }, 'This run was interrupted: the report covers what ran before the signal.'));
+    if (R.interrupted) {
+      out.push(el('p', { class: 'banner' }, 'This run was interrupted: the report covers what ran before the signal.'));
+    }
     if (cfg.warning) out.push(el('p', { class: 'banner' }, scalar(cfg.warning)));
     if (typeof R.scheduling === 'string' && R.scheduling !== 'normal' && !R.scheduling.startsWith('realtime')) {
       out.push(el('p', { class: 'banner' }, 'Scheduling: ' + R.scheduling));
@@ -306,8 +316,10 @@
       tile('Response time', human(R.response_time_p50), `p50 · p99 ${human(R.response_time_p99)}`),
     ];
     if (llm) {
-      t.push(tile('Time to first token', human(R.time_to_first_token_p50), `p50 · p99 ${human(R.time_to_first_token_p99)}`));
-      t.push(tile('Output tokens', int(R.output_tokens), num(R.output_tokens_per_second) ? perSec(R.output_tokens_per_second) : null));
+      t.push(tile('Time to first token', human(R.time_to_first_token_p50),
+        `p50 · p99 ${human(R.time_to_first_token_p99)}`));
+      t.push(tile('Output tokens', int(R.output_tokens),
+        num(R.output_tokens_per_second) ? perSec(R.output_tokens_per_second) : null));
     }
     return el('div', { class: 'tiles' }, ...t);
   }
@@ -330,13 +342,17 @@
         (f) => lineChart(f, pcts('response_time', [['p50', C.blue], ['p90', C.orange], ['p99', C.red]]), 'time', human)),
       chart('rate', 'Request rate', 'achieved (sent per second) against scheduled',
         // Scheduled last, so its dashes show where achieved lies on it.
-        (f) => lineChart(f, [{ name: 'achieved', color: C.blue, get: (e, t) => (num(e.achieved_qps) ? e.achieved_qps : rateOf(e.sent, t)) },
-          { name: 'scheduled', color: C.grey, dash: true, get: (e, t) => rateOf(e.scheduled, t) }],
-        'rate', perSec)),
+        (f) => lineChart(f, [
+          { name: 'achieved', color: C.blue, get: (e, t) => (num(e.achieved_qps) ? e.achieved_qps : rateOf(e.sent, t)) },
+          { name: 'scheduled', color: C.grey, dash: true, get: (e, t) => rateOf(e.scheduled, t) },
+        ], 'rate', perSec)),
       chart('errors', 'Errors over time', 'requests that ended in an error, and requests never sent, per interval',
-        (f) => barChart(f, [{ name: 'errors', color: C.red, get: (e) => e.errors }, { name: 'not sent', color: C.grey, get: (e) => e.not_sent }],
-          (e) => [`completed: ${int(e.completed)}`, `successes: ${int(e.successes)}`])),
-      chart('dispatch-delay', 'Dispatch delay over time', 'p99 of intended send time to actual send: how well the schedule was kept',
+        (f) => barChart(f, [
+          { name: 'errors', color: C.red, get: (e) => e.errors },
+          { name: 'not sent', color: C.grey, get: (e) => e.not_sent },
+        ], (e) => [`completed: ${int(e.completed)}`, `successes: ${int(e.successes)}`])),
+      chart('dispatch-delay', 'Dispatch delay over time',
+        'p99 of intended send time to actual send: how well the schedule was kept',
         (f) => lineChart(f, pcts('dispatch_delay', [['p99', C.pink]]), 'time', human)),
     ];
     if (llm) {
@@ -352,8 +368,11 @@
   function distributions() {
     const h = obj(R.histograms) ? R.histograms : {};
     const families = [['response_time', 'Response time', 'responses']];
-    if (llm) families.push(['time_to_first_token', 'Time to first token', 'streams'],
-      ['inter_token_latency', 'Inter-token latency', 'token gaps'], ['time_per_output_token', 'Time per output token', 'streams']);
+    if (llm) {
+      families.push(['time_to_first_token', 'Time to first token', 'streams'],
+        ['inter_token_latency', 'Inter-token latency', 'token gaps'],
+        ['time_per_output_token', 'Time per output token', 'streams']);
+    }
     const c = families.map(([key, title, noun]) => chart(`hist-${key.replace(/_/g, '-')}`, `${title} distribution`, null,
       (f) => histChart(f, h[key], noun, [['p50', R[`${key}_p50`]], ['p99', R[`${key}_p99`]]])));
     return [H2('Distributions'), el('div', { class: 'charts' }, ...c)];
@@ -364,43 +383,52 @@
     'time_to_first_token', 'inter_token_latency', 'time_per_output_token', 'server_time_to_first_token'];
   const families = Object.keys(R).filter((k) => k.startsWith('mean_') && k !== 'mean_output_tokens').map((k) => k.slice(5))
     .sort((a, b) => (ORDER.indexOf(a) + 1 || 99) - (ORDER.indexOf(b) + 1 || 99));
+  const first = (keys) => keys.find((k) => k in R) || keys[0];
   function timings() {
     const cols = [['mean', (f) => `mean_${f}`], ['std', (f) => `std_${f}`], ['p50', (f) => `${f}_p50`],
       ['p90', (f) => `${f}_p90`], ['p97', (f) => `${f}_p97`], ['p99', (f) => `${f}_p99`],
-      ['p99.9', (f) => (`${f}_p99_9` in R ? `${f}_p99_9` : `${f}_p999`)],
-      ['max', (f) => (`max_${f}` in R ? `max_${f}` : `${f}_max`)]]
+      // Names a report may give these two (the first present wins).
+      ['p99.9', (f) => first([`${f}_p99_9`, `${f}_p999`, `${f}_p99.9`])],
+      ['max', (f) => first([`max_${f}`, `${f}_max`])]]
       .filter(([, key]) => families.some((f) => key(f) in R));
     const rows = families.map((f) => [f.replace(/_/g, ' '), ...cols.map(([, key]) => human(R[key(f)]))]);
     if (!rows.length) return [H2('Timings'), el('p', { class: 'note' }, 'no data')];
     return [H2('Timings'), el('div', { 'data-table': 'timings' }, table(['timing', ...cols.map(([n]) => n)], rows, 'wide')),
-      el('p', { class: 'note' }, 'Response time runs from dispatch to the last byte; corrected response time from the intended send time, so it includes any wait for the schedule or a free connection.')];
+      el('p', { class: 'note' }, 'Response time runs from dispatch to the last byte; corrected response time '
+        + 'from the intended send time, so it includes any wait for the schedule or a free connection.')];
   }
 
-  const SHOWN = new Set(['config', 'timeline', 'histograms', 'error_counts', 'errors_status', 'interrupted', 'total_requests',
-    'successes', 'errors', 'elapsed', 'achieved_qps', 'output_tokens', 'mean_output_tokens', 'output_tokens_per_second',
-    'bytes_received', 'connections_opened', 'scheduling', 'tls_handshakes']);
-  const inFamily = (k) => families.some((f) => k === `mean_${f}` || k === `std_${f}` || k.startsWith(`${f}_p`) || k === `max_${f}` || k === `${f}_max`);
+  const SHOWN = new Set(['config', 'timeline', 'histograms', 'error_counts', 'errors_status', 'interrupted',
+    'total_requests', 'successes', 'errors', 'elapsed', 'achieved_qps', 'output_tokens', 'mean_output_tokens',
+    'output_tokens_per_second', 'bytes_received', 'connections_opened', 'scheduling', 'tls_handshakes']);
+  const inFamily = (k) => families.some((f) => k === `mean_${f}` || k === `std_${f}` || k.startsWith(`${f}_p`)
+    || k === `max_${f}` || k === `${f}_max`);
   function counts() {
     const rows = [['requests', int(R.total_requests)], ['successes', int(R.successes)], ['errors', int(R.errors)],
       ['elapsed', num(R.elapsed) ? R.elapsed.toFixed(3) + ' s' : '–'], ['achieved rate', perSec(R.achieved_qps)],
       ['connections opened', int(R.connections_opened)], ['bytes received', bytes(R.bytes_received)]];
-    if (obj(R.tls_handshakes)) rows.push(['TLS handshakes', `${int(R.tls_handshakes.full)} full, ${int(R.tls_handshakes.resumed)} resumed`]);
+    const tls = R.tls_handshakes;
+    if (obj(tls)) rows.push(['TLS handshakes', `${int(tls.full)} full, ${int(tls.resumed)} resumed`]);
     if (llm) rows.push(['output tokens', int(R.output_tokens)], ['mean output tokens', fixed(R.mean_output_tokens, 1)],
       ['output tokens per second', fixed(R.output_tokens_per_second, 1)]);
     if ('scheduling' in R) rows.push(['scheduling', scalar(R.scheduling)]);
     // Fields this page does not know (a newer pacer's) are still shown, as they are.
-    for (const [k, v] of Object.entries(R)) if (!SHOWN.has(k) && !inFamily(k)) rows.push([k, obj(v) || Array.isArray(v) ? el('pre', {}, JSON.stringify(v, null, 2)) : scalar(v)]);
+    for (const [k, v] of Object.entries(R)) if (!SHOWN.has(k) && !inFamily(k)) rows.push([k, value(v)]);
 
-    const errs = obj(R.error_counts) ? Object.entries(R.error_counts).filter(([, n]) => num(n)).sort((a, b) => b[1] - a[1]) : [];
+    const errs = Object.entries(obj(R.error_counts) ? R.error_counts : {})
+      .filter(([, n]) => num(n)).sort((a, b) => b[1] - a[1]);
+    const errRows = errs.map(([k, n]) => [el('span', {}, errorLabel(k)), int(n), pct(n, R.total_requests)]);
     const errBox = el('div', { 'data-table': 'errors' }, H2('Errors by kind'), errs.length
-      ? table(['kind', 'count', 'share'], errs.map(([k, n]) => [el('span', {}, errorLabel(k)), int(n), pct(n, R.total_requests)]), 'wide')
+      ? table(['kind', 'count', 'share'], errRows, 'wide')
       : el('p', { class: 'note' }, R.errors > 0 ? 'The report does not break the errors down.' : 'No errors.'));
-    return el('div', { class: 'cols' }, el('div', { 'data-table': 'counts' }, H2('Requests'), table(null, rows, 'kv wide')), errBox);
+    const countBox = el('div', { 'data-table': 'counts' }, H2('Requests'), table(null, rows, 'kv wide'));
+    return el('div', { class: 'cols' }, countBox, errBox);
   }
 
   function settings() {
-    const rows = Object.entries(cfg).map(([k, v]) => [k, obj(v) || Array.isArray(v) ? el('pre', {}, JSON.stringify(v, null, 2)) : el('span', {}, scalar(v))]);
-    return [H2('Settings'), el('div', { 'data-table': 'settings' }, rows.length ? table(null, rows, 'kv wide') : el('p', { class: 'note' }, 'no data'))];
+    const rows = Object.entries(cfg).map(([k, v]) => [k, value(v)]);
+    const body = rows.length ? table(null, rows, 'kv wide') : el('p', { class: 'note' }, 'no data');
+    return [H2('Settings'), el('div', { 'data-table': 'settings' }, body)];
   }
 
   const root = document.getElementById('report');
