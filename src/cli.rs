@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{ArgAction, Args, Parser, Subcommand};
 
-use crate::api::{self, ApiConfig};
+use crate::api::{self, AllowTarget, ApiConfig};
 use crate::engine::{self, Progress};
 use crate::llm::Api;
 use crate::mock::{Fault, MockConfig, MockServer};
@@ -54,11 +54,12 @@ pub struct HtmlArgs {
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:8000")]
+    /// Address to listen on. Off loopback, set --api-key: anyone who can reach the server can
+    /// direct load with it.
+    #[arg(long, default_value = api::DEFAULT_ADDR)]
     pub addr: String,
     /// Benchmark runs allowed at once; more get 429.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = api::DEFAULT_MAX_RUNS)]
     pub max_runs: usize,
     /// Highest qps a request may ask for.
     #[arg(long, default_value_t = defaults::MAX_QPS)]
@@ -72,6 +73,39 @@ pub struct ServeArgs {
     /// Require `Authorization: Bearer KEY` (or `X-API-Key: KEY`) on every route but /health.
     #[arg(long, env = "PACER_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
+    /// Only benchmark these targets (repeatable): HOST, HOST:PORT, an IP, [IPv6]:PORT, or a CIDR
+    /// such as 10.0.0.0/8. Every address a target resolves to must be allowed; a HOST allows
+    /// itself and the addresses it resolves to at start. Others get 403. Default: any target.
+    #[arg(long = "allow-target", value_name = "HOST|HOST:PORT|CIDR")]
+    pub allow_target: Vec<AllowTarget>,
+    /// Accept `"realtime": true`, which runs a benchmark's threads as SCHED_FIFO on this
+    /// server's CPUs (otherwise 422).
+    #[arg(long)]
+    pub allow_realtime: bool,
+    /// Most connections held at once (waiting for a request or being served). At the cap, the
+    /// connection that has waited longest for its request head is closed for the new one.
+    #[arg(long, default_value_t = api::DEFAULT_MAX_CONNECTIONS, value_parser = parse_at_least_one)]
+    pub max_connections: usize,
+    /// Seconds a connection may take to send a request head (from connecting, or from the
+    /// previous response), and then its body; slower ones are closed (408).
+    #[arg(long, default_value_t = api::DEFAULT_HEAD_TIMEOUT, value_parser = parse_seconds)]
+    pub head_timeout: f64,
+}
+
+fn parse_at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("{s:?} is not a whole number of at least 1")),
+    }
+}
+
+fn parse_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if x.is_finite() && x > 0.0 && x <= 86_400.0 => Ok(x),
+        _ => Err(format!(
+            "{s:?} is not a number of seconds above 0 (at most a day)"
+        )),
+    }
 }
 
 /// Flags every run shares (SPEC §2, §3). The defaults shown are `pacer bench`'s; `pacer
@@ -281,6 +315,9 @@ fn err(code: i32, msg: impl Into<String>) -> CliError {
 pub fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Serve(a) => {
+            if a.api_key.as_deref().is_some_and(|k| k.trim().is_empty()) {
+                return Err(err(2, "--api-key (or PACER_API_KEY) is empty"));
+            }
             let cfg = ApiConfig {
                 addr: a.addr,
                 limits: Limits {
@@ -290,6 +327,10 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 },
                 max_runs: a.max_runs,
                 api_key: a.api_key,
+                allow_realtime: a.allow_realtime,
+                allow_targets: a.allow_target,
+                max_connections: a.max_connections,
+                head_timeout: Duration::from_secs_f64(a.head_timeout),
             };
             api::serve(cfg).map_err(|e| err(1, format!("serve: {e}")))
         }

@@ -21,7 +21,7 @@ fn config() -> ApiConfig {
             max_workers: 100,
         },
         max_runs: 2,
-        api_key: None,
+        ..ApiConfig::default()
     }
 }
 

@@ -15,6 +15,7 @@ fn api() -> ApiServer {
         limits: Limits::default(),
         max_runs: 2,
         api_key: None,
+        ..ApiConfig::default()
     })
     .expect("api starts")
 }

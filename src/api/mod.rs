@@ -1,32 +1,50 @@
-//! The JSON HTTP API (SPEC §5): a tiny_http server that mirrors the original FastAPI service.
+//! The JSON HTTP API (SPEC §5): a small HTTP/1.1 server that mirrors the original FastAPI
+//! service.
 //!
-//! This module owns routing, authentication, body limits, the run slots (`--max-runs`) and the
-//! error shapes; [`input`] owns request JSON to [`Input`] with FastAPI-style errors, and
-//! [`openapi`] the description of all of it. Validation of values is [`Plan::new`]'s, running is
-//! [`engine::run`]'s, the report is [`report::to_json`]'s.
+//! This module owns routing, authentication, body limits, the run slots (`--max-runs`), the
+//! target allow-list and `realtime` gate, and the error shapes; [`gate`] owns accepting
+//! connections and reading request heads under a connection cap and a head timeout, [`http`] the
+//! bytes of one request and its response, [`allow`] `--allow-target`, [`input`] request JSON to
+//! [`Input`] with FastAPI-style errors, and [`openapi`] the description of all of it. Validation
+//! of values is [`Plan::new`]'s, running is [`engine::run_resolved`]'s, the report is
+//! [`report::to_json`]'s.
 //!
-//! One thread receives requests and hands each to a thread of its own at once, so a client that
+//! Every connection whose head has arrived gets a thread of its own at once, so a client that
 //! sends its body slowly, or a run that lasts a minute, never holds up another request. Request
 //! bodies never reach a log line or an error detail: they may carry a bearer token.
 
+pub mod allow;
+pub mod gate;
+pub mod http;
 pub mod input;
 pub mod openapi;
 
-use std::io::{self, Read};
+use std::io;
 use std::net::SocketAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::thread::{self, JoinHandle};
-use std::time::Instant;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tiny_http::{Header, Method, Request, Response, Server};
 
 use crate::engine;
 use crate::plan::{Input, Limits, Plan};
 use crate::report;
+pub use allow::{AllowTarget, Allowlist};
+use gate::{Gate, GateLimits};
+use http::{BodyError, Conn, Request};
 pub use input::{ApiError, benchmark_input, fireworks_input, parse_json};
+
+/// Default `--addr`.
+pub const DEFAULT_ADDR: &str = "127.0.0.1:8000";
+/// Default `--max-runs`.
+pub const DEFAULT_MAX_RUNS: usize = 2;
+/// Default `--max-connections`: far above what API clients need, far below the descriptors
+/// the runs themselves may want.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// Default `--head-timeout`, seconds.
+pub const DEFAULT_HEAD_TIMEOUT: f64 = 10.0;
 
 /// What `pacer serve` was asked to do.
 #[derive(Clone, Debug)]
@@ -35,67 +53,121 @@ pub struct ApiConfig {
     pub limits: Limits,
     pub max_runs: usize,
     pub api_key: Option<String>,
+    /// Accept `"realtime": true` (SCHED_FIFO run threads on the server's own CPUs).
+    pub allow_realtime: bool,
+    /// `--allow-target`: empty means every target is allowed.
+    pub allow_targets: Vec<AllowTarget>,
+    /// Connections held at once, waiting for a head or being served.
+    pub max_connections: usize,
+    /// How long a connection may take to send a request head, and then its body.
+    pub head_timeout: Duration,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            addr: DEFAULT_ADDR.into(),
+            limits: Limits::default(),
+            max_runs: DEFAULT_MAX_RUNS,
+            api_key: None,
+            allow_realtime: false,
+            allow_targets: Vec::new(),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            head_timeout: Duration::from_secs_f64(DEFAULT_HEAD_TIMEOUT),
+        }
+    }
 }
 
 /// The largest request body read (1 MiB); one more byte is a 413.
 pub const MAX_BODY: usize = 1 << 20;
 
-/// tiny_http drains an unread body when the request is dropped, allocating the *declared* length
-/// in one piece first (`vec![0; remaining]`): a declared terabyte fails that allocation and aborts
-/// the whole process. Up to this size the allocation is only address space, touched as far as the
-/// client really sends; past it the request is abandoned unanswered instead (see
-/// [`Reply::abandon`]), which leaks its connection but keeps the server alive.
-const UNDRAINABLE_BODY: usize = 256 << 20;
-
-/// Binds `cfg.addr` and serves until the listener fails.
+/// Binds `cfg.addr` and serves until the process ends. Raises the open-file limit first and warns
+/// when the server is reachable from elsewhere without a key.
 pub fn serve(cfg: ApiConfig) -> io::Result<()> {
-    let mut server = ApiServer::start(cfg)?;
+    let fds = gate::raise_fd_limit();
+    let server = ApiServer::start(cfg)?;
     eprintln!("pacer api: listening on http://{}", server.addr());
-    match server.thread.take().map(JoinHandle::join) {
-        Some(Ok(result)) => result,
-        Some(Err(_)) => Err(io::Error::other("the API's receive loop panicked")),
-        None => Ok(()),
+    let cfg = &server.state.cfg;
+    if let Some(w) = exposure_warning(server.addr(), cfg) {
+        eprintln!("pacer api: warning: {w}");
     }
+    if let Some(n) = fds
+        && n < cfg.max_connections as u64 + 64
+    {
+        eprintln!(
+            "pacer api: warning: the open-file limit ({n}) is below --max-connections ({}) plus \
+             what runs need; out of descriptors, the oldest connections waiting for a request \
+             are closed first",
+            cfg.max_connections
+        );
+    }
+    server.wait();
+    Ok(())
 }
 
-/// A running API server. Stops on [`ApiServer::shutdown`] or drop; runs already going finish on
-/// their own threads.
+/// The start-up warning for a server others can reach without a key.
+fn exposure_warning(addr: SocketAddr, cfg: &ApiConfig) -> Option<String> {
+    if addr.ip().is_loopback() || cfg.api_key.is_some() {
+        return None;
+    }
+    let reach = if cfg.allow_targets.is_empty() {
+        "anywhere".to_string()
+    } else {
+        "at any --allow-target target".to_string()
+    };
+    Some(format!(
+        "listening on {addr} without --api-key (or PACER_API_KEY): anyone who can reach it can \
+         direct load {reach}"
+    ))
+}
+
+/// A running API server. Stops on [`ApiServer::shutdown`] or drop; requests already being
+/// served (runs included) finish on their own threads.
 pub struct ApiServer {
-    server: Arc<Server>,
+    gate: Option<Gate>,
     addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<io::Result<()>>>,
+    state: Arc<State>,
 }
 
 impl ApiServer {
-    /// Binds `cfg.addr` (port 0 picks a free port) and serves on a background thread.
+    /// Binds `cfg.addr` (port 0 picks a free port), resolves the `--allow-target` names once, and
+    /// serves on a background thread.
     pub fn start(cfg: ApiConfig) -> io::Result<ApiServer> {
-        let server = Server::http(cfg.addr.as_str()).map_err(|e| {
-            io::Error::new(
-                io::ErrorKind::AddrNotAvailable,
-                format!("cannot listen on {}: {e}", cfg.addr),
-            )
-        })?;
-        let addr = server
-            .server_addr()
-            .to_ip()
-            .ok_or_else(|| io::Error::other("the API listener has no IP address"))?;
-        let server = Arc::new(server);
-        let stop = Arc::new(AtomicBool::new(false));
+        let listener = std::net::TcpListener::bind(cfg.addr.as_str())
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {}: {e}", cfg.addr)))?;
+        let addr = listener.local_addr()?;
+        let allow = if cfg.allow_targets.is_empty() {
+            None
+        } else {
+            let (list, unresolved) = Allowlist::resolve(&cfg.allow_targets);
+            for name in unresolved {
+                eprintln!(
+                    "pacer api: warning: --allow-target {name} does not resolve now; only \
+                     targets spelled {name} are allowed by it"
+                );
+            }
+            Some(list)
+        };
+        let limits = GateLimits {
+            max_connections: cfg.max_connections.max(1),
+            head_timeout: cfg.head_timeout,
+        };
         let state = Arc::new(State {
             openapi: serde_json::to_vec(&openapi::document()).unwrap_or_default(),
             cfg,
+            allow,
             running: AtomicUsize::new(0),
         });
-        let (s, st) = (Arc::clone(&server), Arc::clone(&stop));
-        let thread = thread::Builder::new()
-            .name("api-recv".into())
-            .spawn(move || receive_loop(&s, &state, &st))?;
+        let st = Arc::clone(&state);
+        let gate = Gate::start(
+            listener,
+            limits,
+            Arc::new(move |req: Request, conn: &mut Conn| handle(&st, &req, conn)),
+        )?;
         Ok(ApiServer {
-            server,
+            gate: Some(gate),
             addr,
-            stop,
-            thread: Some(thread),
+            state,
         })
     }
 
@@ -103,50 +175,25 @@ impl ApiServer {
         self.addr
     }
 
-    /// Stops receiving requests and closes the listener.
+    /// Stops accepting and closes the listener.
     pub fn shutdown(self) {
         drop(self);
     }
-}
 
-impl Drop for ApiServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        self.server.unblock();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+    /// Serves until the process ends.
+    fn wait(mut self) {
+        if let Some(g) = self.gate.take() {
+            g.join();
         }
-        // The listener closes when the last `Arc<Server>`, this one, drops.
     }
 }
 
 struct State {
     cfg: ApiConfig,
+    /// `None`: no `--allow-target`, every target allowed.
+    allow: Option<Allowlist>,
     running: AtomicUsize,
     openapi: Vec<u8>,
-}
-
-fn receive_loop(server: &Server, state: &Arc<State>, stop: &AtomicBool) -> io::Result<()> {
-    loop {
-        let rq = match server.recv() {
-            Ok(rq) => rq,
-            Err(_) if stop.load(Ordering::SeqCst) => return Ok(()),
-            // tiny_http's accept thread has ended (e.g. out of file descriptors): nothing more
-            // will arrive.
-            Err(e) => {
-                eprintln!("pacer api: listener failed: {e}");
-                return Err(e);
-            }
-        };
-        let state = Arc::clone(state);
-        let spawned = thread::Builder::new()
-            .name("api-req".into())
-            .spawn(move || handle(&state, rq));
-        if let Err(e) = spawned {
-            // The request was dropped with the closure; tiny_http answers it with an empty 500.
-            eprintln!("pacer api: cannot start a request thread: {e}");
-        }
-    }
 }
 
 /// A response to send.
@@ -154,8 +201,6 @@ struct Reply {
     status: u16,
     body: Vec<u8>,
     headers: Vec<(&'static str, &'static str)>,
-    /// Do not answer, and leak the request rather than let tiny_http drain a huge declared body.
-    abandon: bool,
 }
 
 impl Reply {
@@ -165,7 +210,6 @@ impl Reply {
             // Serializing a `Value` cannot fail: its keys are strings.
             body: serde_json::to_vec(v).unwrap_or_default(),
             headers: Vec::new(),
-            abandon: false,
         }
     }
 
@@ -178,43 +222,28 @@ impl Reply {
     }
 }
 
-fn handle(state: &State, mut rq: Request) {
+/// Serves one request on its own thread; true keeps the connection for another.
+fn handle(state: &State, req: &Request, conn: &mut Conn) -> bool {
     let started = Instant::now();
-    let method = rq.method().clone();
-    let path = rq.url().split('?').next().unwrap_or("").to_string();
-    let reply = catch_unwind(AssertUnwindSafe(|| route(state, &method, &path, &mut rq)))
+    let path = req.path();
+    let reply = catch_unwind(AssertUnwindSafe(|| route(state, req, conn)))
         .unwrap_or_else(|_| Reply::error(&ApiError::message(500, "internal error")));
+    let keep = conn.reusable(req);
     let status = reply.status;
-    let outcome = if reply.abandon {
-        std::mem::forget(rq);
-        "abandoned".to_string()
-    } else {
-        let mut resp = Response::from_data(reply.body)
-            .with_status_code(status)
-            .with_chunked_threshold(usize::MAX)
-            .with_header(header("Content-Type", "application/json"));
-        for (n, v) in reply.headers {
-            resp.add_header(header(n, v));
-        }
-        match rq.respond(resp) {
-            Ok(()) => status.to_string(),
-            Err(e) => format!("{status} (not delivered: {e})"),
-        }
+    let (outcome, delivered) = match conn.respond(req, status, &reply.headers, &reply.body, keep) {
+        Ok(()) => (status.to_string(), true),
+        Err(e) => (format!("{status} (not delivered: {e})"), false),
     };
     eprintln!(
-        "pacer api: {method} {} {outcome} {:.1} ms",
-        printable(&path),
+        "pacer api: {} {} {outcome} {:.1} ms",
+        printable(&req.method),
+        printable(path),
         started.elapsed().as_secs_f64() * 1e3
     );
+    keep && delivered
 }
 
-fn header(name: &'static str, value: &'static str) -> Header {
-    // Both are static ASCII without line breaks, so the conversion cannot fail.
-    Header::from_bytes(name.as_bytes(), value.as_bytes())
-        .unwrap_or_else(|_| unreachable!("static header {name}"))
-}
-
-/// A path as it may appear in a log line: no control characters, bounded length.
+/// A method or path as it may appear in a log line: no control characters, bounded length.
 fn printable(path: &str) -> String {
     path.chars()
         .take(200)
@@ -223,35 +252,29 @@ fn printable(path: &str) -> String {
 }
 
 /// The routes and the one method each answers.
-const ROUTES: [(&str, Method); 5] = [
-    ("/", Method::Get),
-    ("/health", Method::Get),
-    ("/openapi.json", Method::Get),
-    ("/benchmark", Method::Post),
-    ("/fireworks_benchmark", Method::Post),
+const ROUTES: [(&str, &str); 5] = [
+    ("/", "GET"),
+    ("/health", "GET"),
+    ("/openapi.json", "GET"),
+    ("/benchmark", "POST"),
+    ("/fireworks_benchmark", "POST"),
 ];
 
-fn route(state: &State, method: &Method, path: &str, rq: &mut Request) -> Reply {
-    let open = *method == Method::Get && path == "/health";
+fn route(state: &State, req: &Request, conn: &mut Conn) -> Reply {
+    let (method, path) = (req.method.as_str(), req.path());
+    let open = method == "GET" && path == "/health";
     if let Some(key) = &state.cfg.api_key
         && !open
-        && !authorized(rq.headers(), key)
+        && !authorized(&req.headers, key)
     {
         return Reply::error(&ApiError::message(401, "Not authenticated"));
     }
-    let Some((_, allowed)) = ROUTES.iter().find(|(p, _)| *p == path) else {
+    let Some(&(_, allowed)) = ROUTES.iter().find(|(p, _)| *p == path) else {
         return Reply::error(&ApiError::message(404, "Not Found"));
     };
     if method != allowed {
         let mut r = Reply::error(&ApiError::message(405, "Method Not Allowed"));
-        r.headers.push((
-            "Allow",
-            if *allowed == Method::Post {
-                "POST"
-            } else {
-                "GET"
-            },
-        ));
+        r.headers.push(("Allow", allowed));
         return r;
     }
     match path {
@@ -261,26 +284,21 @@ fn route(state: &State, method: &Method, path: &str, rq: &mut Request) -> Reply 
             status: 200,
             body: state.openapi.clone(),
             headers: Vec::new(),
-            abandon: false,
         },
-        "/benchmark" => benchmark(state, rq, benchmark_input),
-        _ => benchmark(state, rq, fireworks_input),
+        "/benchmark" => benchmark(state, req, conn, benchmark_input),
+        _ => benchmark(state, req, conn, fireworks_input),
     }
 }
 
 /// Reads, checks and runs one benchmark request.
 fn benchmark(
     state: &State,
-    rq: &mut Request,
+    req: &Request,
+    conn: &mut Conn,
     to_input: fn(&Value) -> Result<Input, ApiError>,
 ) -> Reply {
-    if rq.body_length().is_some_and(|n| n > MAX_BODY) {
-        let mut r = Reply::error(&too_large());
-        r.abandon = rq.body_length().is_some_and(|n| n > UNDRAINABLE_BODY);
-        return r;
-    }
-    let json_body = json_content_type(rq.headers());
-    let result = read_body(rq)
+    let json_body = json_content_type(req.header("Content-Type"));
+    let result = read_body(req, conn)
         .and_then(|bytes| {
             if !json_body && !bytes.is_empty() {
                 // FastAPI does not parse a body sent as another media type; the model then
@@ -294,6 +312,7 @@ fn benchmark(
             parse_json(&bytes)
         })
         .and_then(|v| to_input(&v))
+        .and_then(|input| realtime_allowed(state, &input).map(|()| input))
         .and_then(|input| Plan::new(&input, &state.cfg.limits).map_err(ApiError::from))
         .and_then(|plan| run(state, &plan));
     match result {
@@ -302,29 +321,36 @@ fn benchmark(
     }
 }
 
-fn too_large() -> ApiError {
-    ApiError::message(413, "Request body too large (max 1 MiB)")
+/// Why `"realtime": true` needs the operator's consent.
+pub const MSG_REALTIME_OFF: &str = "realtime is off on this server: it runs the benchmark's \
+    threads as SCHED_FIFO on the server's own CPUs, where a busy run can starve everything else \
+    on them; start pacer serve with --allow-realtime to allow it";
+
+fn realtime_allowed(state: &State, input: &Input) -> Result<(), ApiError> {
+    if input.realtime && !state.cfg.allow_realtime {
+        return Err(ApiError::invalid(
+            vec![json!("body"), json!("realtime")],
+            MSG_REALTIME_OFF,
+            "value_error",
+        ));
+    }
+    Ok(())
 }
 
-fn read_body(rq: &mut Request) -> Result<Vec<u8>, ApiError> {
-    let mut bytes = Vec::new();
-    rq.as_reader()
-        .take(MAX_BODY as u64 + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|_| ApiError::message(400, "There was an error parsing the body"))?;
-    if bytes.len() > MAX_BODY {
-        return Err(too_large());
-    }
-    Ok(bytes)
+fn read_body(req: &Request, conn: &mut Conn) -> Result<Vec<u8>, ApiError> {
+    conn.read_body(req, MAX_BODY).map_err(|e| match e {
+        BodyError::TooLarge => ApiError::message(413, "Request body too large (max 1 MiB)"),
+        BodyError::TimedOut => ApiError::message(408, "Request body not received in time"),
+        BodyError::Malformed => ApiError::message(400, "There was an error parsing the body"),
+    })
 }
 
 /// True when the body is to be parsed as JSON: no `Content-Type`, `application/json` or
 /// `application/*+json`, as FastAPI decides.
-fn json_content_type(headers: &[Header]) -> bool {
-    let Some(h) = headers.iter().find(|h| h.field.equiv("Content-Type")) else {
+fn json_content_type(value: Option<&str>) -> bool {
+    let Some(v) = value.map(str::trim) else {
         return true;
     };
-    let v = h.value.as_str().trim();
     if v.is_empty() {
         return true;
     }
@@ -340,8 +366,19 @@ fn json_content_type(headers: &[Header]) -> bool {
     }
 }
 
-/// Takes a run slot, runs the plan and turns the outcome into the report or a 500.
+/// Resolves the target once and checks it against `--allow-target`, takes a run slot, runs the
+/// plan on exactly the checked addresses, and turns the outcome into the report or an error.
 fn run(state: &State, plan: &Plan) -> Result<Value, ApiError> {
+    let addrs = engine::resolve(&plan.target.host, plan.target.port);
+    if let Some(allow) = &state.allow {
+        allow
+            .check(
+                &plan.target.host,
+                plan.target.port,
+                addrs.as_deref().unwrap_or(&[]),
+            )
+            .map_err(|msg| ApiError::message(403, msg))?;
+    }
     let max = state.cfg.max_runs;
     let Some(_slot) = RunSlot::acquire(&state.running, max) else {
         return Err(ApiError::message(
@@ -349,7 +386,7 @@ fn run(state: &State, plan: &Plan) -> Result<Value, ApiError> {
             format!("too many runs in progress (max {max})"),
         ));
     };
-    match catch_unwind(AssertUnwindSafe(|| engine::run(plan, None))) {
+    match catch_unwind(AssertUnwindSafe(|| engine::run_resolved(plan, addrs, None))) {
         Ok(Ok(stats)) => Ok(report::to_json(plan, &stats)),
         Ok(Err(e)) => Err(ApiError::message(500, format!("run failed: {e}"))),
         Err(_) => Err(ApiError::message(500, "run failed: internal error")),
@@ -377,17 +414,17 @@ impl Drop for RunSlot<'_> {
 }
 
 /// `Authorization: Bearer <key>` or `X-API-Key: <key>`.
-fn authorized(headers: &[Header], key: &str) -> bool {
+fn authorized(headers: &[(String, String)], key: &str) -> bool {
     let mut ok = false;
-    for h in headers {
-        let v = h.value.as_str().trim();
-        if h.field.equiv("Authorization") {
+    for (name, v) in headers {
+        let v = v.trim();
+        if name.eq_ignore_ascii_case("Authorization") {
             if let Some((scheme, token)) = v.split_once(' ')
                 && scheme.eq_ignore_ascii_case("bearer")
             {
                 ok |= ct_eq(token.trim().as_bytes(), key.as_bytes());
             }
-        } else if h.field.equiv("X-API-Key") {
+        } else if name.eq_ignore_ascii_case("X-API-Key") {
             ok |= ct_eq(v.as_bytes(), key.as_bytes());
         }
     }
@@ -408,8 +445,8 @@ fn ct_eq(given: &[u8], expected: &[u8]) -> bool {
 mod tests {
     use super::*;
 
-    fn hdr(n: &str, v: &str) -> Header {
-        Header::from_bytes(n.as_bytes(), v.as_bytes()).unwrap()
+    fn hdr(n: &str, v: &str) -> (String, String) {
+        (n.to_string(), v.to_string())
     }
 
     #[test]
@@ -434,20 +471,43 @@ mod tests {
 
     #[test]
     fn content_types() {
-        assert!(json_content_type(&[]));
-        assert!(json_content_type(&[hdr(
-            "Content-Type",
-            "application/json; charset=utf-8"
-        )]));
-        assert!(json_content_type(&[hdr(
-            "content-type",
-            "Application/vnd.api+json"
-        )]));
-        assert!(!json_content_type(&[hdr("Content-Type", "text/plain")]));
-        assert!(!json_content_type(&[hdr(
-            "Content-Type",
+        assert!(json_content_type(None));
+        assert!(json_content_type(Some(" ")));
+        assert!(json_content_type(Some("application/json; charset=utf-8")));
+        assert!(json_content_type(Some("Application/vnd.api+json")));
+        assert!(!json_content_type(Some("text/plain")));
+        assert!(!json_content_type(Some(
             "application/x-www-form-urlencoded"
-        )]));
+        )));
+    }
+
+    #[test]
+    fn exposure_is_warned_off_loopback_without_a_key() {
+        let cfg = ApiConfig::default();
+        let at = |s: &str| s.parse::<SocketAddr>().unwrap();
+        assert_eq!(exposure_warning(at("127.0.0.1:8000"), &cfg), None);
+        assert_eq!(exposure_warning(at("[::1]:8000"), &cfg), None);
+        let w = exposure_warning(at("0.0.0.0:80"), &cfg).unwrap();
+        assert!(
+            w.contains("0.0.0.0:80")
+                && w.ends_with("anyone who can reach it can direct load anywhere"),
+            "{w}"
+        );
+        assert!(exposure_warning(at("[::]:80"), &cfg).is_some());
+        let keyed = ApiConfig {
+            api_key: Some("k".into()),
+            ..ApiConfig::default()
+        };
+        assert_eq!(exposure_warning(at("0.0.0.0:80"), &keyed), None);
+        let fenced = ApiConfig {
+            allow_targets: vec!["10.0.0.0/8".parse().unwrap()],
+            ..ApiConfig::default()
+        };
+        let w = exposure_warning(at("10.1.1.1:80"), &fenced).unwrap();
+        assert!(
+            w.ends_with("direct load at any --allow-target target"),
+            "{w}"
+        );
     }
 
     #[test]

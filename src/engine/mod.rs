@@ -117,9 +117,19 @@ pub type OnTick<'a> = &'a dyn Fn(&Progress, Duration);
 /// Runs `plan` to the end. `on_tick` is called about every 200 ms from the calling thread while
 /// the run lasts.
 pub fn run(plan: &Plan, on_tick: Option<OnTick<'_>>) -> Result<RunStats, EngineError> {
-    let addrs = match resolve(&plan.target.host, plan.target.port) {
-        Some(a) => a,
-        None => return Ok(dns_failure(plan)),
+    run_resolved(plan, resolve(&plan.target.host, plan.target.port), on_tick)
+}
+
+/// [`run`] on addresses the caller resolved with [`resolve`] (`None`: the name did not resolve),
+/// so a caller that checked them (the API's `--allow-target`) runs on exactly what it checked.
+pub fn run_resolved(
+    plan: &Plan,
+    addrs: Option<Vec<SocketAddr>>,
+    on_tick: Option<OnTick<'_>>,
+) -> Result<RunStats, EngineError> {
+    let addrs = match addrs {
+        Some(a) if !a.is_empty() => a,
+        _ => return Ok(dns_failure(plan)),
     };
     let tls = if plan.target.tls {
         let config =
@@ -308,7 +318,7 @@ fn finish(plan: &Plan, w: WorkerStats, elapsed: Duration) -> RunStats {
 
 /// Resolves the target once per run. `.invalid` names fail at once, as RFC 6761 §6.4 asks of
 /// resolver libraries, so a run against one never waits on the network.
-fn resolve(host: &str, port: u16) -> Option<Vec<SocketAddr>> {
+pub fn resolve(host: &str, port: u16) -> Option<Vec<SocketAddr>> {
     if host.eq_ignore_ascii_case("invalid") || host.to_ascii_lowercase().ends_with(".invalid") {
         return None;
     }
