@@ -6,6 +6,8 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 
+mod util;
+
 use pacer::api::{ApiConfig, ApiServer};
 use pacer::plan::Limits;
 use serde_json::{Value, json};
@@ -724,4 +726,762 @@ fn a_control_character_in_a_header_value_is_a_422() {
             "type": "value_error"}]})
     );
     api.shutdown();
+}
+
+#[test]
+fn realtime_is_refused_unless_the_server_allows_it() {
+    let api = start(config());
+    let a = api.addr();
+    let port = closed_port();
+    let body = format!(
+        r#"{{"url": "http://127.0.0.1:{port}/", "qps": 5, "duration": 0.2, "realtime": true}}"#
+    );
+    let r = post(a, "/benchmark", &body);
+    assert_eq!(r.status, 422, "{}", r.raw);
+    let d = &r.body["detail"][0];
+    assert_eq!(d["loc"], json!(["body", "realtime"]));
+    assert_eq!(d["type"], json!("value_error"));
+    let msg = d["msg"].as_str().unwrap();
+    assert!(
+        msg.contains("server's own CPUs") && msg.contains("--allow-realtime"),
+        "{msg}"
+    );
+    // The LLM route too.
+    let llm = format!(
+        r#"{{"token": "{TOKEN}", "prompt": "hi", "url": "http://127.0.0.1:{port}/v1/completions",
+            "qps": 5, "duration": 0.2, "realtime": true}}"#
+    );
+    let r = post(a, "/fireworks_benchmark", &llm);
+    assert_eq!(
+        (r.status, &r.body["detail"][0]["loc"]),
+        (422, &json!(["body", "realtime"]))
+    );
+    // Not asking is fine.
+    let off = body.replace("true", "false");
+    assert_eq!(post(a, "/benchmark", &off).status, 200);
+    api.shutdown();
+
+    let api = start(ApiConfig {
+        allow_realtime: true,
+        ..config()
+    });
+    let r = post(api.addr(), "/benchmark", &body);
+    assert_eq!(r.status, 200, "{}", r.raw);
+    assert_eq!(r.body["config"]["realtime"], json!(true));
+    assert_eq!(r.body["total_requests"], json!(1));
+    // Granted or refused by the OS, the report says which.
+    let sched = r.body["scheduling"].as_str().unwrap();
+    assert!(
+        sched.starts_with("realtime") || sched.contains("refused"),
+        "{sched}"
+    );
+}
+
+fn bench_body(url: &str) -> String {
+    format!(r#"{{"url": "{url}", "qps": 10, "duration": 0.2, "timeout": 1}}"#)
+}
+
+/// What `host` resolves to here, computed with std alone.
+fn resolved(host: &str) -> Vec<std::net::IpAddr> {
+    use std::net::ToSocketAddrs;
+    (host, 0)
+        .to_socket_addrs()
+        .map(|it| it.map(|a| a.ip().to_canonical()).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn allow_target_refuses_other_targets_by_their_addresses() {
+    let (open, other) = (closed_port(), closed_port());
+    let allowed = [
+        format!("127.0.0.1:{open}"),
+        "::1".into(),
+        "10.0.0.0/8".into(),
+    ];
+    let api = start(ApiConfig {
+        allow_targets: allowed.iter().map(|s| s.parse().unwrap()).collect(),
+        ..config()
+    });
+    let a = api.addr();
+
+    let r = post(
+        a,
+        "/benchmark",
+        &bench_body(&format!("http://127.0.0.1:{open}/")),
+    );
+    assert_eq!(r.status, 200, "{}", r.raw);
+    assert_eq!(r.body["total_requests"], json!(2));
+    assert_eq!(r.body["errors_status"], json!(["connection refused"]));
+
+    let refused = [
+        (
+            format!("http://127.0.0.1:{other}/"),
+            format!("target 127.0.0.1:{other} is not allowed by --allow-target"),
+        ),
+        (
+            format!("http://[::2]:{other}/"),
+            format!("target [::2]:{other} is not allowed by --allow-target"),
+        ),
+        (
+            format!("http://nowhere.invalid:{open}/"),
+            format!(
+                "target nowhere.invalid:{open} is not allowed by --allow-target \
+                 (its name does not resolve)"
+            ),
+        ),
+    ];
+    for (url, detail) in &refused {
+        let r = post(a, "/benchmark", &bench_body(url));
+        assert_eq!(
+            (r.status, &r.body),
+            (403, &json!({ "detail": detail })),
+            "{url}"
+        );
+    }
+    // An IPv6 literal entry allows every port of it.
+    let r = post(
+        a,
+        "/benchmark",
+        &bench_body(&format!("http://[::1]:{other}/")),
+    );
+    assert_eq!(r.status, 200, "{}", r.raw);
+
+    // A name is judged by what it resolves to: `localhost` passes only if every one of its
+    // addresses is 127.0.0.1 (on the allowed port) or ::1.
+    let want = if resolved("localhost")
+        .iter()
+        .all(|ip| ip.is_loopback() && (ip.is_ipv6() || ip.to_string() == "127.0.0.1"))
+    {
+        200
+    } else {
+        403
+    };
+    let r = post(
+        a,
+        "/benchmark",
+        &bench_body(&format!("http://localhost:{open}/")),
+    );
+    assert_eq!(r.status, want, "{}", r.raw);
+
+    // The LLM route is checked the same way, and the refusal never carries the token.
+    let llm = format!(
+        r#"{{"token": "{TOKEN}", "prompt": "hi", "url": "http://127.0.0.1:{other}/v1/completions",
+            "qps": 5, "duration": 0.2}}"#
+    );
+    let r = post(a, "/fireworks_benchmark", &llm);
+    assert_eq!(r.status, 403, "{}", r.raw);
+    assert!(!r.raw.contains(TOKEN));
+    // Bad input is still a 422 first.
+    assert_eq!(post(a, "/benchmark", r#"{"url": "http://h/"}"#).status, 422);
+    api.shutdown();
+
+    // A name that resolves elsewhere than the allowed block is refused, naming what it resolved to.
+    let api = start(ApiConfig {
+        allow_targets: vec!["10.0.0.0/8".parse().unwrap()],
+        ..config()
+    });
+    let r = post(
+        api.addr(),
+        "/benchmark",
+        &bench_body(&format!("http://localhost:{open}/")),
+    );
+    assert_eq!(r.status, 403, "{}", r.raw);
+    let d = r.body["detail"].as_str().unwrap();
+    assert!(
+        d.starts_with(&format!("target localhost:{open} is not allowed"))
+            && d.contains("resolves to"),
+        "{d}"
+    );
+    api.shutdown();
+
+    // A host name entry allows that name, and the addresses it resolved to at start.
+    let api = start(ApiConfig {
+        allow_targets: vec!["localhost".parse().unwrap()],
+        ..config()
+    });
+    let r = post(
+        api.addr(),
+        "/benchmark",
+        &bench_body(&format!("http://localhost:{other}/")),
+    );
+    assert_eq!(r.status, 200, "{}", r.raw);
+    let via_ip = post(
+        api.addr(),
+        "/benchmark",
+        &bench_body(&format!("http://127.0.0.1:{other}/")),
+    );
+    let want = if resolved("localhost").contains(&"127.0.0.1".parse().unwrap()) {
+        200
+    } else {
+        403
+    };
+    assert_eq!(via_ip.status, want, "{}", via_ip.raw);
+}
+
+/// Reads one response from a stream that may carry more: the head, then `Content-Length` bytes.
+fn read_response(r: &mut BufReader<TcpStream>) -> Resp {
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).unwrap_or(0) == 0 {
+            break;
+        }
+        head.push_str(&line);
+        if line == "\r\n" {
+            break;
+        }
+    }
+    let len: usize = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().parse().unwrap())
+        })
+        .unwrap_or(0);
+    let mut body = vec![0; len];
+    r.read_exact(&mut body).unwrap();
+    let mut raw = head.into_bytes();
+    raw.extend_from_slice(&body);
+    parse(&raw)
+}
+
+#[test]
+fn keep_alive_pipelining_and_expect_continue() {
+    let api = start(config());
+    let a = api.addr();
+    let connect = || {
+        let s = TcpStream::connect(a).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s
+    };
+
+    // Two requests in one write, answered in order on the same connection.
+    let mut s = connect();
+    s.write_all(
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let mut r = BufReader::new(s);
+    let first = read_response(&mut r);
+    assert_eq!(first.body, json!({"message": "Hello, World!"}));
+    assert!(
+        first.head.contains("Connection: keep-alive"),
+        "{}",
+        first.head
+    );
+    let second = read_response(&mut r);
+    assert_eq!(second.body, json!({"status": "ok"}));
+    assert!(second.head.contains("Connection: close"), "{}", second.head);
+    let mut rest = Vec::new();
+    assert_eq!(r.read_to_end(&mut rest).unwrap(), 0, "closed after `close`");
+
+    // A kept-alive connection serves a POST after a GET.
+    let mut s = connect();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    assert_eq!(read_response(&mut r).status, 200);
+    s.write_all(b"POST /benchmark HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
+        .unwrap();
+    let resp = read_response(&mut r);
+    assert_eq!(resp.status, 422);
+    assert_eq!(resp.body["detail"][0]["loc"], json!(["body", "url"]));
+
+    // `Expect: 100-continue`: the interim answer comes before the body is sent.
+    let mut s = connect();
+    s.write_all(
+        b"POST /benchmark HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\
+          Content-Type: application/json\r\nExpect: 100-continue\r\n\r\n",
+    )
+    .unwrap();
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    assert_eq!(line, "HTTP/1.1 100 Continue\r\n");
+    r.read_line(&mut line).unwrap();
+    s.write_all(b"{}").unwrap();
+    assert_eq!(read_response(&mut r).status, 422);
+
+    // A chunked body is read whole.
+    let chunked = b"POST /benchmark HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+        Transfer-Encoding: chunked\r\n\r\n3\r\n{\"u\r\n5\r\nrl\": \r\n1\r\n1\r\n1\r\n}\r\n0\r\n\r\n";
+    let resp = exchange(a, chunked);
+    assert_eq!(resp.status, 422, "{}", resp.raw);
+    assert_eq!(
+        resp.body["detail"][0]["type"],
+        json!("string_type"),
+        "{}",
+        resp.raw
+    );
+
+    // A body the route did not read is not drained: the connection closes after the answer.
+    let mut s = connect();
+    s.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
+        .unwrap();
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    let resp = parse(&buf);
+    assert_eq!(resp.status, 405);
+    assert!(resp.head.contains("Connection: close"), "{}", resp.head);
+
+    // Framing two servers could read differently is refused.
+    let resp = exchange(
+        a,
+        b"POST /benchmark HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+    );
+    assert_eq!(
+        (resp.status, resp.body),
+        (400, json!({"detail": "Ambiguous request body length"}))
+    );
+    // A HEAD answer has no body.
+    let resp = exchange(
+        a,
+        b"HEAD / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(resp.status, 405);
+    assert!(resp.raw.ends_with("\r\n\r\n"), "{}", resp.raw);
+}
+
+/// How a connection ended from the client's side.
+struct Cut {
+    after: Duration,
+    /// What the server said before closing (empty when it closed silently).
+    said: String,
+}
+
+/// Sends `first`, then `drip` one byte every 100 ms (never ending a head), until the server
+/// closes the connection; gives up after 30 s.
+fn until_cut(addr: SocketAddr, first: &[u8], drip: bool) -> Cut {
+    let t = Instant::now();
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    s.write_all(first).unwrap();
+    let mut said = Vec::new();
+    while t.elapsed() < Duration::from_secs(30) {
+        let mut b = [0u8; 1024];
+        match s.read(&mut b) {
+            Ok(0) => break,
+            Ok(n) => said.extend_from_slice(&b[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                if drip {
+                    // After the server has closed, this fails or resets: that ends it too.
+                    let _ = s.write_all(b"a");
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    Cut {
+        after: t.elapsed(),
+        said: String::from_utf8_lossy(&said).to_string(),
+    }
+}
+
+#[test]
+fn slow_and_idle_heads_are_cut_after_the_head_timeout() {
+    let timeout = Duration::from_secs(1);
+    let api = start(ApiConfig {
+        head_timeout: timeout,
+        ..config()
+    });
+    let a = api.addr();
+    let (partial, dripping, idle, kept) = thread::scope(|s| {
+        let partial = s.spawn(|| until_cut(a, b"GET / HT", false));
+        let dripping = s.spawn(|| until_cut(a, b"GET / HTTP/1.1\r\nX-Slow: ", true));
+        let idle = s.spawn(|| until_cut(a, b"", false));
+        // A kept-alive connection after its answer waits for its next head as long.
+        let kept = s.spawn(|| until_cut(a, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", false));
+        (
+            partial.join().unwrap(),
+            dripping.join().unwrap(),
+            idle.join().unwrap(),
+            kept.join().unwrap(),
+        )
+    });
+    for (what, cut) in [
+        ("partial", &partial),
+        ("dripping", &dripping),
+        ("idle", &idle),
+        ("kept", &kept),
+    ] {
+        assert!(
+            cut.after >= timeout && cut.after < Duration::from_secs(20),
+            "{what} cut after {:?}",
+            cut.after
+        );
+    }
+    let late = json!({"detail": "Request head not received within 1 s"});
+    assert_eq!(
+        parse(partial.said.as_bytes()).status,
+        408,
+        "{}",
+        partial.said
+    );
+    assert_eq!(parse(partial.said.as_bytes()).body, late);
+    // The dripping client may see a reset instead of the 408 (it keeps writing after the close).
+    assert!(
+        dripping.said.is_empty() || dripping.said.starts_with("HTTP/1.1 408 "),
+        "{}",
+        dripping.said
+    );
+    assert_eq!(
+        idle.said, "",
+        "a connection that never started a request is closed silently"
+    );
+    assert_eq!(parse(kept.said.as_bytes()).status, 200);
+    assert!(
+        kept.said.ends_with("{\"message\":\"Hello, World!\"}"),
+        "{}",
+        kept.said
+    );
+    // Still serving.
+    assert_eq!(get(a, "/").status, 200);
+}
+
+// ---- `pacer serve`, the binary ----------------------------------------------------------------
+
+/// A `pacer serve` process, killed on drop, with its stderr collected line by line.
+struct Served {
+    child: std::process::Child,
+    addr: SocketAddr,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Served {
+    /// Starts `pacer serve ARGS`, under `sh -c 'ulimit LIMIT'` when given, with `env` set (and
+    /// `PACER_API_KEY` otherwise unset); returns once it says where it listens.
+    fn start(args: &[&str], env: &[(&str, &str)], ulimit: Option<&str>) -> Served {
+        use std::process::{Command, Stdio};
+        let bin = env!("CARGO_BIN_EXE_pacer");
+        let mut cmd = match ulimit {
+            Some(l) => {
+                let mut c = Command::new("sh");
+                c.arg("-c")
+                    .arg(format!("ulimit {l} && exec \"$0\" serve \"$@\""))
+                    .arg(bin);
+                c
+            }
+            None => {
+                let mut c = Command::new(bin);
+                c.arg("serve");
+                c
+            }
+        };
+        cmd.args(args)
+            .env_remove("PACER_API_KEY")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("pacer serve starts");
+        let stderr = child.stderr.take().unwrap();
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let l = std::sync::Arc::clone(&lines);
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                l.lock().unwrap().push(line);
+            }
+        });
+        let mut served = Served {
+            child,
+            addr: "127.0.0.1:0".parse().unwrap(),
+            lines,
+        };
+        let line = served.wait_for("listening on http://");
+        let at: SocketAddr = line.rsplit("http://").next().unwrap().parse().unwrap();
+        served.addr = SocketAddr::from(([127, 0, 0, 1], at.port()));
+        served
+    }
+
+    /// The first stderr line containing `text`, waiting up to 30 s for it.
+    fn wait_for(&mut self, text: &str) -> String {
+        let t = Instant::now();
+        loop {
+            if let Some(l) = self.lines.lock().unwrap().iter().find(|l| l.contains(text)) {
+                return l.clone();
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "pacer serve exited ({status}): {:?}",
+                    self.lines.lock().unwrap()
+                );
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(30),
+                "no {text:?} on stderr: {:?}",
+                self.lines.lock().unwrap()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn stderr(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Descriptors the server process holds now.
+    fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const EXPOSED: &str = "without --api-key (or PACER_API_KEY): anyone who can reach it can \
+    direct load anywhere";
+
+#[test]
+fn serve_warns_when_reachable_without_a_key() {
+    let mut open = Served::start(&["--addr", "0.0.0.0:0"], &[], None);
+    // The warning is printed before the listening line, so it is there now.
+    let warning = open.wait_for("warning:");
+    assert!(warning.contains(EXPOSED), "{warning}");
+    assert!(warning.contains("0.0.0.0:"), "{warning}");
+    assert_eq!(get(open.addr, "/").status, 200);
+
+    let local = Served::start(&["--addr", "127.0.0.1:0"], &[], None);
+    assert!(
+        local.stderr().iter().all(|l| !l.contains("warning")),
+        "{:?}",
+        local.stderr()
+    );
+}
+
+#[test]
+fn serve_takes_the_key_from_pacer_api_key() {
+    let keyed = Served::start(&["--addr", "0.0.0.0:0"], &[("PACER_API_KEY", "k3y")], None);
+    assert!(
+        keyed.stderr().iter().all(|l| !l.contains("warning")),
+        "{:?}",
+        keyed.stderr()
+    );
+    let a = keyed.addr;
+    assert_eq!(get(a, "/").status, 401);
+    assert_eq!(
+        request(a, "GET", "/", &[("X-API-Key", "k3y")], b"").status,
+        200
+    );
+    assert_eq!(
+        request(a, "GET", "/", &[("Authorization", "Bearer k3y")], b"").status,
+        200
+    );
+    assert_eq!(get(a, "/health").status, 200);
+
+    // An empty key would let anyone in who sends an empty header: refused at start.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pacer"))
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .env("PACER_API_KEY", "")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("PACER_API_KEY) is empty"));
+}
+
+/// `Max open files` soft and hard limits of a process.
+fn fd_limits(pid: u32) -> (String, String) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let mut f = line["Max open files".len()..].split_whitespace();
+    (f.next().unwrap().into(), f.next().unwrap().into())
+}
+
+#[test]
+fn serve_raises_the_soft_open_file_limit_to_the_hard_one() {
+    let s = Served::start(&["--addr", "127.0.0.1:0"], &[], Some("-S -n 64"));
+    let (soft, hard) = fd_limits(s.child.id());
+    assert_eq!(soft, hard, "the soft limit was 64");
+}
+
+/// A GET / on a fresh connection: its status (0 if none came) and how long the answer took.
+fn probe(addr: SocketAddr) -> (u16, Duration) {
+    let t = Instant::now();
+    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(10)) else {
+        return (0, t.elapsed());
+    };
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let _ = s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    (parse(&buf).status, t.elapsed())
+}
+
+#[test]
+fn out_of_file_descriptors_the_server_sheds_and_keeps_answering() {
+    // Hard and soft limit 48, and a cap far above it: accepting fails with EMFILE.
+    let mut s = Served::start(
+        &["--addr", "127.0.0.1:0", "--max-connections", "1000"],
+        &[],
+        Some("-n 48"),
+    );
+    s.wait_for("open-file limit (48) is below --max-connections (1000)");
+    let idle: Vec<TcpStream> = (0..80)
+        .filter_map(|_| TcpStream::connect_timeout(&s.addr, Duration::from_secs(5)).ok())
+        .collect();
+    let answered = (0..5).filter(|_| probe(s.addr).0 == 200).count();
+    assert_eq!(answered, 5, "{:?}", s.stderr());
+    s.wait_for("Too many open files");
+    drop(idle);
+    assert_eq!(probe(s.addr).0, 200);
+    assert!(s.alive());
+}
+
+/// A flood of `idle` connections that send nothing and `drip` ones that send a request head a
+/// byte every 100 ms, never ending it; a connection the server closes is opened again at once.
+struct Flood {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Set once every connection has been opened once.
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: thread::JoinHandle<usize>,
+}
+
+impl Flood {
+    fn start(addr: SocketAddr, idle: usize, drip: usize) -> Flood {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let up = std::sync::Arc::new(AtomicBool::new(false));
+        let (st, u) = (stop.clone(), up.clone());
+        let thread = thread::spawn(move || {
+            const HEAD: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\nX-Drip: ";
+            let open = || {
+                let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).ok()?;
+                s.set_nonblocking(true).ok()?;
+                Some(s)
+            };
+            // (socket, bytes dripped so far, drips?)
+            let mut conns: Vec<(Option<TcpStream>, usize, bool)> =
+                (0..idle + drip).map(|i| (open(), 0, i >= idle)).collect();
+            u.store(true, Ordering::SeqCst);
+            let mut closed_by_server = 0;
+            while !st.load(Ordering::SeqCst) {
+                for (sock, sent, drips) in conns.iter_mut() {
+                    let alive = match sock {
+                        None => false,
+                        Some(s) => {
+                            let mut b = [0u8; 512];
+                            let read_ok = matches!(
+                                s.read(&mut b),
+                                Err(ref e) if e.kind() == std::io::ErrorKind::WouldBlock
+                            );
+                            let byte = [*HEAD.get(*sent).unwrap_or(&b'a')];
+                            let write_ok = !*drips
+                                || match s.write(&byte) {
+                                    Ok(_) => {
+                                        *sent += 1;
+                                        true
+                                    }
+                                    Err(e) => e.kind() == std::io::ErrorKind::WouldBlock,
+                                };
+                            read_ok && write_ok
+                        }
+                    };
+                    if !alive {
+                        if sock.is_some() {
+                            closed_by_server += 1;
+                        }
+                        *sock = open();
+                        *sent = 0;
+                    }
+                }
+                thread::sleep(Duration::from_millis(100));
+            }
+            closed_by_server
+        });
+        Flood { stop, up, thread }
+    }
+
+    fn wait_up(&self) {
+        let t = Instant::now();
+        while !self.up.load(std::sync::atomic::Ordering::SeqCst) {
+            assert!(
+                t.elapsed() < Duration::from_secs(60),
+                "the flood never opened"
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stops it; how many of its connections the server closed.
+    fn stop(self) -> usize {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.thread.join().unwrap()
+    }
+}
+
+#[test]
+fn a_connection_flood_does_not_stop_the_server() {
+    let cap = 64;
+    let mut s = Served::start(
+        &[
+            "--addr",
+            "127.0.0.1:0",
+            "--max-connections",
+            &cap.to_string(),
+            "--head-timeout",
+            "1",
+        ],
+        &[],
+        None,
+    );
+    let (idle, drip) = (150, 150);
+    let flood = Flood::start(s.addr, idle, drip);
+    flood.wait_up();
+    let mut answers = Vec::new();
+    let mut most_fds = 0;
+    for _ in 0..10 {
+        answers.push(probe(s.addr));
+        most_fds = most_fds.max(s.open_fds());
+        thread::sleep(Duration::from_millis(200));
+    }
+    // The flood has outlived the head timeout: every first-wave connection was closed by now.
+    thread::sleep(Duration::from_millis(1500));
+    most_fds = most_fds.max(s.open_fds());
+    let closed = flood.stop();
+    let ok = answers.iter().filter(|(status, _)| *status == 200).count();
+    assert!(ok >= 8, "answers during the flood: {answers:?}");
+    // Held connections never pass the cap: the listener, poll, waker and stdio come on top
+    // (and a newcomer for the moment before the oldest is closed).
+    assert!(
+        most_fds <= cap + 16,
+        "{most_fds} descriptors with a cap of {cap}"
+    );
+    assert!(
+        closed >= idle + drip - cap,
+        "the server closed only {closed} flood connections"
+    );
+
+    // A benchmark after the flood works.
+    let target = util::mock_ok();
+    let body = format!(
+        r#"{{"url": "{}/", "qps": 20, "duration": 0.5}}"#,
+        target.url()
+    );
+    let r = post(s.addr, "/benchmark", &body);
+    assert_eq!(r.status, 200, "{}", r.raw);
+    assert_eq!(
+        (&r.body["total_requests"], &r.body["successes"]),
+        (&json!(10), &json!(10))
+    );
+    assert!(s.alive());
 }

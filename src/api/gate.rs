@@ -40,7 +40,9 @@ use super::http::{self, Conn, Request};
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX);
-/// Accepts per loop turn, so reading the heads that arrived is never starved by a connect flood.
+/// Accepts per loop turn at most, so reading the heads that arrived is never starved by a
+/// connect flood. Never more than half the cap either: a connection accepted in one turn has its
+/// head read in the next, before enough newer ones can arrive to make it the oldest and shed it.
 const ACCEPT_BATCH: usize = 256;
 /// How long accepting pauses when out of descriptors with nothing to close.
 pub const BACKOFF: Duration = Duration::from_millis(100);
@@ -160,7 +162,11 @@ enum Close {
 /// Counts logged at most once per [`LOG_EVERY`], so a flood does not become a log flood.
 #[derive(Default)]
 struct Tally {
-    shed: u64,
+    /// Waiting connections closed for a newcomer at the cap.
+    shed_at_cap: u64,
+    /// Waiting connections closed because accepting ran out of descriptors or memory.
+    shed_for_resources: u64,
+    /// Newcomers answered 503: the cap was full of connections being served.
     refused: u64,
     accept_errors: u64,
     last_error: String,
@@ -168,35 +174,35 @@ struct Tally {
 }
 
 impl Tally {
+    fn pending(&self) -> bool {
+        self.shed_at_cap + self.shed_for_resources + self.refused + self.accept_errors > 0
+    }
+
     fn flush(&mut self, now: Instant, max: usize) {
-        if self.shed + self.refused + self.accept_errors == 0
-            || self.last.is_some_and(|t| now < t + LOG_EVERY)
-        {
+        if !self.pending() || self.last.is_some_and(|t| now < t + LOG_EVERY) {
             return;
         }
         let mut parts = Vec::new();
-        if self.shed > 0 {
+        if self.shed_at_cap > 0 {
             parts.push(format!(
-                "closed {} connections still waiting for a request head to make room",
-                self.shed
+                "closed {} connections that had not sent a request head, for newer ones \
+                 (--max-connections {max})",
+                self.shed_at_cap
             ));
         }
         if self.refused > 0 {
             parts.push(format!(
-                "refused {} (503: {max} requests in progress)",
+                "answered {} new connections 503 ({max} connections are being served)",
                 self.refused
             ));
         }
         if self.accept_errors > 0 {
             parts.push(format!(
-                "accept failed {} times ({})",
-                self.accept_errors, self.last_error
+                "accepting failed {} times ({}); closed {} waiting connections to make room",
+                self.accept_errors, self.last_error, self.shed_for_resources
             ));
         }
-        eprintln!(
-            "pacer api: at --max-connections {max} or out of resources: {}",
-            parts.join("; ")
-        );
+        eprintln!("pacer api: shedding load: {}", parts.join("; "));
         *self = Tally {
             last: Some(now),
             ..Tally::default()
@@ -261,7 +267,7 @@ impl Loop {
             let resume = self.paused_until.unwrap_or(now);
             wake = Some(wake.map_or(resume, |w| w.min(resume)));
         }
-        if self.log.shed + self.log.refused + self.log.accept_errors > 0 {
+        if self.log.pending() {
             let at = self.log.last.map_or(now, |t| t + LOG_EVERY);
             wake = Some(wake.map_or(at, |w| w.min(at)));
         }
@@ -269,7 +275,8 @@ impl Loop {
     }
 
     fn accept(&mut self) {
-        for _ in 0..ACCEPT_BATCH {
+        let batch = (self.limits.max_connections / 2).clamp(1, ACCEPT_BATCH);
+        for _ in 0..batch {
             if !self.accept_ready {
                 return;
             }
@@ -291,7 +298,7 @@ impl Loop {
                     );
                     // Out of descriptors: free one of ours for the newcomer. Otherwise (a
                     // connection aborted before it was accepted, a firewall's EPERM) go on.
-                    if out_of_resources && !self.shed_oldest() {
+                    if out_of_resources && !self.shed_oldest(false) {
                         self.paused_until = Some(now + BACKOFF);
                         return;
                     }
@@ -305,7 +312,7 @@ impl Loop {
     fn admit(&mut self, mut stream: TcpStream, buf: Vec<u8>, now: Instant) {
         if buf.is_empty()
             && self.waiting.len() + self.busy >= self.limits.max_connections
-            && !self.shed_oldest()
+            && !self.shed_oldest(true)
         {
             self.log.refused += 1;
             let msg = "Server busy: every connection is serving a request";
@@ -425,14 +432,18 @@ impl Loop {
     }
 
     /// Lets go of the connection that has waited longest for its head; false if none waits.
-    fn shed_oldest(&mut self) -> bool {
+    fn shed_oldest(&mut self, at_cap: bool) -> bool {
         while let Some((_, key, generation)) = self.order.pop_front() {
             if self
                 .waiting
                 .get(key)
                 .is_some_and(|w| w.generation == generation)
             {
-                self.log.shed += 1;
+                if at_cap {
+                    self.log.shed_at_cap += 1;
+                } else {
+                    self.log.shed_for_resources += 1;
+                }
                 self.close(key, Close::Shed);
                 return true;
             }

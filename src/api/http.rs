@@ -262,7 +262,10 @@ impl Conn {
             if done {
                 return Ok(body);
             }
-            self.fill(deadline)?;
+            // One chunk per call, and progress on any input: read only when all is used.
+            if self.buf.is_empty() {
+                self.fill(deadline)?;
+            }
         }
     }
 

@@ -86,7 +86,7 @@ pub const MAX_BODY: usize = 1 << 20;
 pub fn serve(cfg: ApiConfig) -> io::Result<()> {
     let fds = gate::raise_fd_limit();
     let server = ApiServer::start(cfg)?;
-    eprintln!("pacer api: listening on http://{}", server.addr());
+    // Warnings first: whoever sees the listening line has seen them.
     let cfg = &server.state.cfg;
     if let Some(w) = exposure_warning(server.addr(), cfg) {
         eprintln!("pacer api: warning: {w}");
@@ -101,6 +101,7 @@ pub fn serve(cfg: ApiConfig) -> io::Result<()> {
             cfg.max_connections
         );
     }
+    eprintln!("pacer api: listening on http://{}", server.addr());
     server.wait();
     Ok(())
 }
