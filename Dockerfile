@@ -10,4 +10,10 @@ RUN cargo build --release --locked --bin pacer
 FROM debian:bookworm-slim
 COPY --from=build /src/target/release/pacer /usr/local/bin/pacer
 EXPOSE 80
-CMD ["pacer", "serve", "--addr", "0.0.0.0:80"]
+# The API on every interface: anyone who can reach the published port can direct load with it,
+# so give it a key, from the environment or as a flag (without one, it warns at start):
+#   docker run -p 8000:80 -e PACER_API_KEY=change-me pacer
+#   docker run -p 8000:80 pacer serve --addr 0.0.0.0:80 --api-key change-me --allow-target 10.0.0.0/8
+# Arguments after the image name replace the default command (`docker run --rm pacer demo`).
+ENTRYPOINT ["pacer"]
+CMD ["serve", "--addr", "0.0.0.0:80"]

@@ -73,7 +73,7 @@ pub struct ServeArgs {
     /// Require `Authorization: Bearer KEY` (or `X-API-Key: KEY`) on every route but /health.
     #[arg(long, env = "PACER_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
-    /// Only benchmark these targets (repeatable): HOST, HOST:PORT, an IP, [IPv6]:PORT, or a CIDR
+    /// Only benchmark these targets (repeatable): HOST, HOST:PORT, an IP, `[IPv6]:PORT`, or a CIDR
     /// such as 10.0.0.0/8. Every address a target resolves to must be allowed; a HOST allows
     /// itself and the addresses it resolves to at start. Others get 403. Default: any target.
     #[arg(long = "allow-target", value_name = "HOST|HOST:PORT|CIDR")]

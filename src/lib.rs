@@ -2,7 +2,7 @@
 //! down to the first token of a streaming LLM response.
 //!
 //! ```text
-//!  curl ──HTTP──> api (tiny_http, a thread per run) ─┐
+//!  curl ──HTTP──> api (own HTTP, a thread per call) ─┐
 //!                                                    ├─ Plan ──> engine::run(plan) ──> RunStats ──> report (JSON / text)
 //!  shell ──argv─> cli (clap) ────────────────────────┘              │
 //!                                  spawns T worker threads, each: mio Poll + Slab<Conn>
@@ -25,8 +25,9 @@
 //!   allocation.
 //! - [`llm`]: the SSE framer, event classification (token / usage / error / done), payloads.
 //! - [`stats`]: numpy-exact recorders up to 100,000 samples, a mergeable KLL sketch beyond.
-//! - [`report`]: JSON and text, from the one list of timing families ([`report::TIMINGS`]). [`api`]: tiny_http front. [`cli`]: clap front. [`mock`]: built-in
-//!   targets, including every fault mode. [`rng`]: the one seedable generator.
+//! - [`report`]: JSON and text, from the one list of timing families ([`report::TIMINGS`]).
+//!   [`api`]: the HTTP front (accept gate, requests, routes). [`cli`]: clap front. [`mock`]:
+//!   built-in targets, including every fault mode. [`rng`]: the one seedable generator.
 //! - [`html`]: the self-contained HTML page (inline SVG charts, no network) drawn from a report's JSON.
 //!
 //! The quantiles crate is not used for the streaming percentiles, although the design named it:

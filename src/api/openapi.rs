@@ -179,10 +179,12 @@ fn run_errors(messages_400: &str) -> Value {
         common_errors(),
         json!({
             "400": error(&format!("The original service's checks: {messages_400}"), "HTTPError"),
+            "403": error("The target is not allowed by the server's --allow-target", "HTTPError"),
             "413": error("Request body over 1 MiB", "HTTPError"),
             "422": error("Malformed JSON, a body that is not an object or not sent as JSON, \
-                a missing field, a wrong type, a non-finite number, an invalid URL, or a value \
-                past a server limit", "HTTPValidationError"),
+                a missing field, a wrong type, a non-finite number, an invalid URL, a value \
+                past a server limit, or realtime on a server without --allow-realtime",
+                "HTTPValidationError"),
             "429": error("--max-runs runs are already in progress", "HTTPError"),
             "500": error("The run could not start or failed inside the server", "HTTPError"),
         }),
@@ -537,7 +539,7 @@ mod tests {
                 .cloned()
                 .collect::<Vec<_>>()
                 .len(),
-            8
+            9
         );
     }
 }
