@@ -286,7 +286,7 @@ impl Loop {
             }
             self.paused_until = None;
             match self.listener.accept() {
-                Ok((stream, _)) => self.admit(stream, Vec::new(), now),
+                Ok((stream, _)) => self.admit(stream, Vec::new(), false, now),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.accept_ready = false,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
@@ -307,10 +307,10 @@ impl Loop {
         }
     }
 
-    /// Takes a connection in: a new one (`buf` empty) or one back from a request thread (`buf`
-    /// holding any pipelined bytes).
-    fn admit(&mut self, mut stream: TcpStream, buf: Vec<u8>, now: Instant) {
-        if buf.is_empty()
+    /// Takes a connection in: a new one, or one back from a request thread (`returning`, with
+    /// any pipelined bytes in `buf`), which already had its place under the cap.
+    fn admit(&mut self, mut stream: TcpStream, buf: Vec<u8>, returning: bool, now: Instant) {
+        if !returning
             && self.waiting.len() + self.busy >= self.limits.max_connections
             && !self.shed_oldest(true)
         {
@@ -421,11 +421,12 @@ impl Loop {
 
     fn take_back(&mut self) {
         while let Ok(back) = self.back_rx.try_recv() {
+            // Its place moves from `busy` to `waiting`: the count under the cap stays the same.
             self.busy = self.busy.saturating_sub(1);
             if let Back::KeepAlive(conn) = back {
                 let (stream, rest) = conn.into_parts();
                 if stream.set_nonblocking(true).is_ok() {
-                    self.admit(TcpStream::from_std(stream), rest, Instant::now());
+                    self.admit(TcpStream::from_std(stream), rest, true, Instant::now());
                 }
             }
         }
