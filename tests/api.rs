@@ -777,8 +777,18 @@ fn realtime_is_refused_unless_the_server_allows_it() {
     );
 }
 
-fn bench_body(url: &str) -> String {
-    format!(r#"{{"url": "{url}", "qps": 10, "duration": 0.2, "timeout": 1}}"#)
+/// A short benchmark of `url` through the API at `api`.
+fn bench(api: SocketAddr, url: &str) -> Resp {
+    let body = format!(r#"{{"url": "{url}", "qps": 10, "duration": 0.2, "timeout": 1}}"#);
+    post(api, "/benchmark", &body)
+}
+
+/// An API server with these `--allow-target` entries.
+fn fenced(entries: &[&str]) -> ApiServer {
+    start(ApiConfig {
+        allow_targets: entries.iter().map(|e| e.parse().unwrap()).collect(),
+        ..config()
+    })
 }
 
 /// What `host` resolves to here, computed with std alone.
@@ -804,11 +814,7 @@ fn allow_target_refuses_other_targets_by_their_addresses() {
     });
     let a = api.addr();
 
-    let r = post(
-        a,
-        "/benchmark",
-        &bench_body(&format!("http://127.0.0.1:{open}/")),
-    );
+    let r = bench(a, &format!("http://127.0.0.1:{open}/"));
     assert_eq!(r.status, 200, "{}", r.raw);
     assert_eq!(r.body["total_requests"], json!(2));
     assert_eq!(r.body["errors_status"], json!(["connection refused"]));
@@ -831,7 +837,7 @@ fn allow_target_refuses_other_targets_by_their_addresses() {
         ),
     ];
     for (url, detail) in &refused {
-        let r = post(a, "/benchmark", &bench_body(url));
+        let r = bench(a, url);
         assert_eq!(
             (r.status, &r.body),
             (403, &json!({ "detail": detail })),
@@ -839,11 +845,7 @@ fn allow_target_refuses_other_targets_by_their_addresses() {
         );
     }
     // An IPv6 literal entry allows every port of it.
-    let r = post(
-        a,
-        "/benchmark",
-        &bench_body(&format!("http://[::1]:{other}/")),
-    );
+    let r = bench(a, &format!("http://[::1]:{other}/"));
     assert_eq!(r.status, 200, "{}", r.raw);
 
     // A name is judged by what it resolves to: `localhost` passes only if every one of its
@@ -856,11 +858,7 @@ fn allow_target_refuses_other_targets_by_their_addresses() {
     } else {
         403
     };
-    let r = post(
-        a,
-        "/benchmark",
-        &bench_body(&format!("http://localhost:{open}/")),
-    );
+    let r = bench(a, &format!("http://localhost:{open}/"));
     assert_eq!(r.status, want, "{}", r.raw);
 
     // The LLM route is checked the same way, and the refusal never carries the token.
@@ -876,15 +874,8 @@ fn allow_target_refuses_other_targets_by_their_addresses() {
     api.shutdown();
 
     // A name that resolves elsewhere than the allowed block is refused, naming what it resolved to.
-    let api = start(ApiConfig {
-        allow_targets: vec!["10.0.0.0/8".parse().unwrap()],
-        ..config()
-    });
-    let r = post(
-        api.addr(),
-        "/benchmark",
-        &bench_body(&format!("http://localhost:{open}/")),
-    );
+    let api = fenced(&["10.0.0.0/8"]);
+    let r = bench(api.addr(), &format!("http://localhost:{open}/"));
     assert_eq!(r.status, 403, "{}", r.raw);
     let d = r.body["detail"].as_str().unwrap();
     assert!(
@@ -895,21 +886,10 @@ fn allow_target_refuses_other_targets_by_their_addresses() {
     api.shutdown();
 
     // A host name entry allows that name, and the addresses it resolved to at start.
-    let api = start(ApiConfig {
-        allow_targets: vec!["localhost".parse().unwrap()],
-        ..config()
-    });
-    let r = post(
-        api.addr(),
-        "/benchmark",
-        &bench_body(&format!("http://localhost:{other}/")),
-    );
+    let api = fenced(&["localhost"]);
+    let r = bench(api.addr(), &format!("http://localhost:{other}/"));
     assert_eq!(r.status, 200, "{}", r.raw);
-    let via_ip = post(
-        api.addr(),
-        "/benchmark",
-        &bench_body(&format!("http://127.0.0.1:{other}/")),
-    );
+    let via_ip = bench(api.addr(), &format!("http://127.0.0.1:{other}/"));
     let want = if resolved("localhost").contains(&"127.0.0.1".parse().unwrap()) {
         200
     } else {
