@@ -9,258 +9,41 @@
 //! Routes (the query string is ignored):
 //! - `/` and any other path: 200 or 400 by a seeded mix, after a fixed delay ([`MockConfig`]);
 //! - `/v1/completions`, `/v1/chat/completions`: OpenAI-compatible answers, streamed as SSE with set
-//!   time to first token, inter-token gap and token count (module `llm`);
-//! - `/fault/<name>`: that [`Fault`] for that request (module `fault`);
+//!   time to first token, inter-token gap and token count (module `routes::llm`);
+//! - `/fault/<name>`: that [`Fault`] for that request (module `routes::fault`);
 //! - `GET /__counters`: the [`Counters`] as JSON (not counted, and spared by a configured fault).
+//!
+//! Modules, each importing only those listed after it (no circle):
+//! - this one: [`MockServer`] (bind, the accept thread, shutdown); it joins the wire to the routes;
+//! - `routes`: what a request gets, by path and config (`/`, `/__counters`, the 404 of an unknown
+//!   fault), with `routes::fault` (the misbehaviours) importing `routes::llm` (the OpenAI answers,
+//!   which the `sse-*` faults break);
+//! - `wire`: one connection's transport, request reading, head writing, timed sleeps and
+//!   keep-alive; it calls the routes only through the handler it is given;
+//! - `tls`: the CA and certificate generated at start;
+//! - `state`: what the threads share (stop flag, counters); `config`: [`MockConfig`], [`Fault`].
 //!
 //! Shutdown is prompt because every blocking call has a short timeout and every loop checks the stop
 //! flag: sockets have 100 ms read and write timeouts, and sleeps are cut into slices.
 
-mod conn;
-mod fault;
-mod llm;
+mod config;
+mod routes;
+mod state;
 mod tls;
+mod wire;
 
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
-use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use crate::rng::SplitMix64;
-
-/// What the mock answers and how fast.
-#[derive(Clone, Debug)]
-pub struct MockConfig {
-    /// Share of `/` requests answered 400 instead of 200, like the original's dummy API.
-    pub error_rate: f64,
-    /// Seed of the 200/400 mix, which is deterministic per request ordinal.
-    pub seed: u64,
-    /// Fixed delay before answering `/`.
-    pub delay: Duration,
-    /// The 200 body of `/` (served as JSON).
-    pub body: String,
-    /// LLM: time from the end of the request to the first token event.
-    pub ttft: Duration,
-    /// LLM: gap between token events.
-    pub itl: Duration,
-    /// LLM: number of token events (capped by the request's `max_tokens` when smaller).
-    pub tokens: u32,
-    /// LLM: send a final usage event when the request asks `stream_options.include_usage`.
-    pub usage: bool,
-    /// Serve HTTPS with a certificate signed by a CA generated at start.
-    pub tls: bool,
-    /// Apply this fault to every request, whatever the path.
-    pub fault: Option<Fault>,
-}
-
-impl Default for MockConfig {
-    fn default() -> Self {
-        MockConfig {
-            error_rate: 0.2,
-            seed: 42,
-            delay: Duration::ZERO,
-            body: r#"{"message":"ok"}"#.to_string(),
-            ttft: Duration::from_millis(50),
-            itl: Duration::from_millis(10),
-            tokens: 20,
-            usage: true,
-            tls: false,
-            fault: None,
-        }
-    }
-}
-
-impl MockConfig {
-    /// The status the plain route gives its `ordinal`-th request (0-based, counted over all
-    /// connections): a pure function of `seed`, `error_rate` and `ordinal`, so a run of N requests
-    /// always sees the same number of 400s whatever the interleaving.
-    pub fn status_for(&self, ordinal: u64) -> u16 {
-        let u = SplitMix64::new(self.seed ^ ordinal.wrapping_mul(0x9E37_79B9_7F4A_7C15)).next_f64();
-        if u < self.error_rate { 400 } else { 200 }
-    }
-}
-
-/// A misbehaviour of the target, to rehearse how the client names it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Fault {
-    /// Read the request, then close with SO_LINGER 0: the client gets a TCP RST.
-    Reset,
-    /// Read the request, then close without writing a byte.
-    CloseBeforeResponse,
-    /// Announce `Content-Length: 100`, send 10 bytes, close.
-    ShortBody,
-    /// A malformed status line, then close.
-    Garbage,
-    /// A status line, then 100 KiB of headers.
-    HugeHeaders,
-    /// Chunked headers, then an invalid chunk size.
-    BadChunk,
-    /// A 200 with a chunked body that never ends (until the client leaves or shutdown).
-    EndlessBody,
-    /// The response one byte every 100 ms.
-    Drip,
-    /// Read the request, never answer.
-    Stall,
-    /// `100 Continue`, then a normal 200.
-    Continue,
-    /// 429 with `Retry-After: 1`.
-    TooManyRequests,
-    /// 503 with `Retry-After: 1`.
-    Unavailable,
-    /// An SSE stream whose second token event is broken JSON.
-    SseBrokenJson,
-    /// An SSE stream whose second token event is an `error` object.
-    SseError,
-    /// An SSE stream that ends the body without `data: [DONE]`.
-    SseNoDone,
-}
-
-impl Fault {
-    /// Every fault, in the order of the docs.
-    pub const ALL: [Fault; 15] = [
-        Fault::Reset,
-        Fault::CloseBeforeResponse,
-        Fault::ShortBody,
-        Fault::Garbage,
-        Fault::HugeHeaders,
-        Fault::BadChunk,
-        Fault::EndlessBody,
-        Fault::Drip,
-        Fault::Stall,
-        Fault::Continue,
-        Fault::TooManyRequests,
-        Fault::Unavailable,
-        Fault::SseBrokenJson,
-        Fault::SseError,
-        Fault::SseNoDone,
-    ];
-
-    /// The kebab-case name used by `--fault` and `/fault/<name>`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Fault::Reset => "reset",
-            Fault::CloseBeforeResponse => "close",
-            Fault::ShortBody => "short-body",
-            Fault::Garbage => "garbage",
-            Fault::HugeHeaders => "huge-headers",
-            Fault::BadChunk => "bad-chunk",
-            Fault::EndlessBody => "endless",
-            Fault::Drip => "drip",
-            Fault::Stall => "stall",
-            Fault::Continue => "continue",
-            Fault::TooManyRequests => "429",
-            Fault::Unavailable => "503",
-            Fault::SseBrokenJson => "sse-broken-json",
-            Fault::SseError => "sse-error",
-            Fault::SseNoDone => "sse-no-done",
-        }
-    }
-}
-
-impl fmt::Display for Fault {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// A fault name that is not one of [`Fault::ALL`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct UnknownFault(pub String);
-
-impl fmt::Display for UnknownFault {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "unknown fault {:?}; expected one of:", self.0)?;
-        for fault in Fault::ALL {
-            write!(f, " {fault}")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for UnknownFault {}
-
-impl FromStr for Fault {
-    type Err = UnknownFault;
-
-    fn from_str(s: &str) -> Result<Fault, UnknownFault> {
-        Fault::ALL
-            .into_iter()
-            .find(|fault| fault.name().eq_ignore_ascii_case(s))
-            .ok_or_else(|| UnknownFault(s.to_string()))
-    }
-}
-
-/// What the mock has seen so far (a snapshot).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
-pub struct Counters {
-    /// Connections accepted.
-    pub connections: u64,
-    /// Requests read (all routes but `/__counters`).
-    pub requests: u64,
-    /// Responses with status 200 (including streams and faults that start a 200).
-    pub status_200: u64,
-    /// Responses with status 400 (the seeded mix and malformed requests).
-    pub status_400: u64,
-    /// Responses with any other status.
-    pub other_status: u64,
-    /// Requests on `/v1/completions` and `/v1/chat/completions`.
-    pub llm_requests: u64,
-}
-
-#[derive(Default)]
-struct AtomicCounters {
-    connections: AtomicU64,
-    requests: AtomicU64,
-    status_200: AtomicU64,
-    status_400: AtomicU64,
-    other_status: AtomicU64,
-    llm_requests: AtomicU64,
-}
-
-impl AtomicCounters {
-    fn snapshot(&self) -> Counters {
-        Counters {
-            connections: self.connections.load(Ordering::Relaxed),
-            requests: self.requests.load(Ordering::Relaxed),
-            status_200: self.status_200.load(Ordering::Relaxed),
-            status_400: self.status_400.load(Ordering::Relaxed),
-            other_status: self.other_status.load(Ordering::Relaxed),
-            llm_requests: self.llm_requests.load(Ordering::Relaxed),
-        }
-    }
-
-    fn count_status(&self, status: u16) {
-        let counter = match status {
-            200 => &self.status_200,
-            400 => &self.status_400,
-            _ => &self.other_status,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-/// State shared by the accept thread and every connection thread.
-struct Shared {
-    cfg: MockConfig,
-    stop: AtomicBool,
-    counters: AtomicCounters,
-    /// Next ordinal of the plain route, for the seeded mix.
-    plain_ordinal: AtomicU64,
-    tls: Option<Arc<rustls::ServerConfig>>,
-    /// Whether a connection thread is spinning to the last microseconds of a deadline.
-    spinner: AtomicBool,
-}
-
-impl Shared {
-    fn stopped(&self) -> bool {
-        self.stop.load(Ordering::Acquire)
-    }
-}
+pub use config::{Fault, MockConfig, UnknownFault};
+pub use state::Counters;
+use state::Shared;
 
 /// A running mock target. Dropping it shuts it down.
 pub struct MockServer {
@@ -286,14 +69,7 @@ impl MockServer {
         let listener = TcpListener::bind(addr)?;
         let addr = listener.local_addr()?;
         let url = server_url(addr, cfg.tls);
-        let shared = Arc::new(Shared {
-            cfg,
-            stop: AtomicBool::new(false),
-            counters: AtomicCounters::default(),
-            plain_ordinal: AtomicU64::new(0),
-            tls,
-            spinner: AtomicBool::new(false),
-        });
+        let shared = Arc::new(Shared::new(cfg, tls));
         let accept_shared = Arc::clone(&shared);
         let accept = thread::Builder::new()
             .name("pacer-mock-accept".to_string())
@@ -418,7 +194,7 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         let spawned = thread::Builder::new()
             .name("pacer-mock-conn".to_string())
             .stack_size(CONN_STACK)
-            .spawn(move || conn::serve(stream, conn_shared));
+            .spawn(move || wire::serve(stream, conn_shared, routes::handle));
         // A failed spawn drops the stream: the client sees the connection closed.
         if let Ok(handle) = spawned {
             threads.push(handle);
@@ -436,47 +212,6 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn fault_names_round_trip() {
-        for fault in Fault::ALL {
-            assert_eq!(fault.name().parse::<Fault>(), Ok(fault));
-        }
-        assert_eq!("SHORT-BODY".parse::<Fault>(), Ok(Fault::ShortBody));
-        let err = "nope".parse::<Fault>().unwrap_err();
-        assert_eq!(err, UnknownFault("nope".to_string()));
-        assert!(err.to_string().contains("sse-no-done"));
-    }
-
-    #[test]
-    fn mix_is_deterministic_and_near_the_rate() {
-        let cfg = MockConfig::default();
-        let a: Vec<u16> = (0..10_000).map(|i| cfg.status_for(i)).collect();
-        let b: Vec<u16> = (0..10_000).map(|i| cfg.status_for(i)).collect();
-        assert_eq!(a, b);
-        let errors = a.iter().filter(|&&s| s == 400).count();
-        assert!((1800..2200).contains(&errors), "{errors} 400s in 10000");
-        let other_seed = MockConfig {
-            seed: 7,
-            ..MockConfig::default()
-        };
-        let c: Vec<u16> = (0..10_000).map(|i| other_seed.status_for(i)).collect();
-        assert_ne!(a, c);
-    }
-
-    #[test]
-    fn mix_extremes() {
-        let none = MockConfig {
-            error_rate: 0.0,
-            ..MockConfig::default()
-        };
-        let all = MockConfig {
-            error_rate: 1.0,
-            ..MockConfig::default()
-        };
-        assert!((0..1000).all(|i| none.status_for(i) == 200));
-        assert!((0..1000).all(|i| all.status_for(i) == 400));
-    }
 
     #[test]
     fn urls() {

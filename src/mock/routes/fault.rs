@@ -1,10 +1,12 @@
 //! The fault modes: what each [`Fault`] puts on the wire, so clients can rehearse naming it.
+//! The wire does the writing and the sleeping; the `sse-*` faults are the LLM answers of `llm`
+//! broken on purpose.
 
 use std::time::Duration;
 
-use super::Fault;
-use super::conn::{Conn, Next, Request, write_head};
 use super::llm::{self, Api, SseFault};
+use crate::mock::config::Fault;
+use crate::mock::wire::{Conn, Next, Request, write_head};
 
 /// Drip: one byte per this.
 const DRIP_GAP: Duration = Duration::from_millis(100);

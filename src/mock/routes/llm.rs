@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 
-use super::conn::{Conn, Next, Request, keep_or_close, write_head};
+use crate::mock::wire::{Conn, Next, Request, keep_or_close, write_head};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Api {

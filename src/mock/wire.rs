@@ -1,6 +1,7 @@
-//! One mock connection: its transport (plain or TLS), reading request heads (httparse) and
-//! Content-Length bodies, keep-alive, routing, and the plain `/` and `/__counters` answers.
-//! The LLM routes live in `llm`, the faults in `fault`.
+//! The mock's wire: one connection's transport (plain or TLS), reading request heads (httparse)
+//! and Content-Length bodies, writing response heads and bodies, timed sleeps, keep-alive and the
+//! four ways a connection ends ([`Next`]). It knows nothing of paths: [`serve`] hands each request
+//! to the handler it is given (the routes), and the routes call back only through [`Conn`].
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
@@ -11,8 +12,7 @@ use std::time::{Duration, Instant};
 
 use rustls::{ServerConnection, StreamOwned};
 
-use super::llm::{self, Api};
-use super::{Fault, Shared, fault};
+use super::state::Shared;
 
 /// How long a blocking read or write waits before the stop flag is checked again.
 const POLL: Duration = Duration::from_millis(100);
@@ -26,13 +26,13 @@ const MAX_HEADERS: usize = 64;
 /// show as time-to-first-token error in the client.
 const SPIN: Duration = Duration::from_micros(150);
 
-pub(super) enum Transport {
+enum Transport {
     Plain(TcpStream),
     Tls(Box<StreamOwned<ServerConnection, TcpStream>>),
 }
 
 impl Transport {
-    pub(super) fn tcp(&self) -> &TcpStream {
+    fn tcp(&self) -> &TcpStream {
         match self {
             Transport::Plain(s) => s,
             Transport::Tls(s) => &s.sock,
@@ -110,7 +110,7 @@ enum ReadEnd {
 }
 
 pub(super) struct Conn {
-    pub(super) io: Transport,
+    io: Transport,
     pub(super) shared: Arc<Shared>,
     /// Bytes received and not yet consumed (the start of a pipelined request, say).
     buf: Vec<u8>,
@@ -118,7 +118,12 @@ pub(super) struct Conn {
     pub(super) out: Vec<u8>,
 }
 
-pub(super) fn serve(stream: TcpStream, shared: Arc<Shared>) {
+/// What answers a request: the routes. Its [`Next`] says how the connection goes on.
+pub(super) type Handler = fn(&mut Conn, Request) -> Next;
+
+/// Serves one accepted connection until it ends, handing every well-formed request to `handle`;
+/// a malformed one is answered here (400, 411, 413 or 431) and the connection closed.
+pub(super) fn serve(stream: TcpStream, shared: Arc<Shared>, handle: Handler) {
     // Token events must leave when written, not when Nagle decides.
     let setup = stream
         .set_nodelay(true)
@@ -143,7 +148,7 @@ pub(super) fn serve(stream: TcpStream, shared: Arc<Shared>) {
     // Bounded: each turn consumes one request, and reads give up on shutdown.
     let next = loop {
         let next = match conn.read_request() {
-            Ok(req) => conn.handle(req),
+            Ok(req) => handle(&mut conn, req),
             Err(ReadEnd::Closed) => Next::Abort,
             Err(ReadEnd::Malformed(status, detail)) => {
                 conn.shared
@@ -225,100 +230,6 @@ impl Conn {
             body,
             end: Instant::now(),
         })
-    }
-
-    fn handle(&mut self, req: Request) -> Next {
-        let route = Route::of(&req.path);
-        if route == Route::Counters {
-            let json = serde_json::to_vec(&self.shared.counters.snapshot()).unwrap_or_default();
-            // Not counted: reading the counters must not change them.
-            self.out.clear();
-            write_head(
-                &mut self.out,
-                200,
-                "application/json",
-                Some(json.len()),
-                req.keep_alive,
-                &[],
-            );
-            self.out.extend_from_slice(&json);
-            if !self.send_out() {
-                return Next::Abort;
-            }
-            return keep_or_close(req.keep_alive);
-        }
-        let counters = &self.shared.counters;
-        counters.requests.fetch_add(1, Ordering::Relaxed);
-        let api = match route {
-            Route::Llm(api) => {
-                counters.llm_requests.fetch_add(1, Ordering::Relaxed);
-                Some(api)
-            }
-            _ => None,
-        };
-        let fault = match (self.shared.cfg.fault, route) {
-            (Some(fault), _) | (None, Route::Fault(Ok(fault))) => Some(fault),
-            _ => None,
-        };
-        if let Some(fault) = fault {
-            return fault::apply(self, &req, fault, api.unwrap_or(Api::Completions));
-        }
-        match route {
-            Route::Llm(api) => llm::answer(self, &req, api, None),
-            Route::Fault(Err(())) => {
-                let mut body =
-                    String::from("{\"error\":{\"message\":\"unknown fault; expected one of:");
-                for fault in Fault::ALL {
-                    body.push(' ');
-                    body.push_str(fault.name());
-                }
-                body.push_str("\"}}");
-                self.respond(
-                    404,
-                    "application/json",
-                    body.as_bytes(),
-                    req.keep_alive,
-                    &[],
-                );
-                keep_or_close(req.keep_alive)
-            }
-            _ => self.plain(&req),
-        }
-    }
-
-    /// `/`: the seeded 200/400 mix after the configured delay.
-    pub(super) fn plain(&mut self, req: &Request) -> Next {
-        let ordinal = self.shared.plain_ordinal.fetch_add(1, Ordering::Relaxed);
-        let status = self.shared.cfg.status_for(ordinal);
-        let Some(due) = req.end.checked_add(self.shared.cfg.delay) else {
-            return Next::Abort;
-        };
-        if !self.sleep_until(due) {
-            return Next::Abort;
-        }
-        let shared = Arc::clone(&self.shared);
-        let body: &[u8] = if status == 200 {
-            shared.cfg.body.as_bytes()
-        } else {
-            br#"{"error":{"message":"mock error (seeded mix)"}}"#
-        };
-        self.out.clear();
-        write_head(
-            &mut self.out,
-            status,
-            "application/json",
-            Some(body.len()),
-            req.keep_alive,
-            &[],
-        );
-        if req.method != Method::Head {
-            self.out.extend_from_slice(body);
-        }
-        self.shared.counters.count_status(status);
-        if !self.send_out() {
-            return Next::Abort;
-        }
-        keep_or_close(req.keep_alive)
     }
 
     /// Answers `req` with a whole JSON response, then keeps or closes the connection as asked.
@@ -469,7 +380,7 @@ fn flush_all(io: &mut Transport, shared: &Shared) -> bool {
     }
 }
 
-pub(super) fn reason(status: u16) -> &'static str {
+fn reason(status: u16) -> &'static str {
     match status {
         100 => "Continue",
         200 => "OK",
@@ -519,28 +430,6 @@ pub(super) fn write_head(
     }
     head.push_str("\r\n");
     out.extend_from_slice(head.as_bytes());
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Route {
-    Counters,
-    Llm(Api),
-    Fault(Result<Fault, ()>),
-    Plain,
-}
-
-impl Route {
-    fn of(path: &str) -> Route {
-        match path {
-            "/__counters" => Route::Counters,
-            "/v1/completions" => Route::Llm(Api::Completions),
-            "/v1/chat/completions" => Route::Llm(Api::Chat),
-            _ => match path.strip_prefix("/fault/") {
-                Some(name) => Route::Fault(name.parse().map_err(|_| ())),
-                None => Route::Plain,
-            },
-        }
-    }
 }
 
 /// The parts of a request head the mock acts on.
@@ -694,19 +583,6 @@ mod tests {
         }
         many.extend_from_slice(b"\r\n");
         assert_eq!(rejected(&many), 431);
-    }
-
-    #[test]
-    fn routes() {
-        assert_eq!(Route::of("/"), Route::Plain);
-        assert_eq!(Route::of("/anything"), Route::Plain);
-        assert_eq!(Route::of("/__counters"), Route::Counters);
-        assert_eq!(Route::of("/v1/chat/completions"), Route::Llm(Api::Chat));
-        assert_eq!(
-            Route::of("/fault/429"),
-            Route::Fault(Ok(Fault::TooManyRequests))
-        );
-        assert_eq!(Route::of("/fault/nope"), Route::Fault(Err(())));
     }
 
     #[test]

@@ -1,0 +1,216 @@
+//! What a mock serves: [`MockConfig`] and the [`Fault`] modes, with the pure rules over them (the
+//! seeded 200/400 mix). No I/O here; the wire and the routes read these values.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::rng::SplitMix64;
+
+/// What the mock answers and how fast.
+#[derive(Clone, Debug)]
+pub struct MockConfig {
+    /// Share of `/` requests answered 400 instead of 200, like the original's dummy API.
+    pub error_rate: f64,
+    /// Seed of the 200/400 mix, which is deterministic per request ordinal.
+    pub seed: u64,
+    /// Fixed delay before answering `/`.
+    pub delay: Duration,
+    /// The 200 body of `/` (served as JSON).
+    pub body: String,
+    /// LLM: time from the end of the request to the first token event.
+    pub ttft: Duration,
+    /// LLM: gap between token events.
+    pub itl: Duration,
+    /// LLM: number of token events (capped by the request's `max_tokens` when smaller).
+    pub tokens: u32,
+    /// LLM: send a final usage event when the request asks `stream_options.include_usage`.
+    pub usage: bool,
+    /// Serve HTTPS with a certificate signed by a CA generated at start.
+    pub tls: bool,
+    /// Apply this fault to every request, whatever the path.
+    pub fault: Option<Fault>,
+}
+
+impl Default for MockConfig {
+    fn default() -> Self {
+        MockConfig {
+            error_rate: 0.2,
+            seed: 42,
+            delay: Duration::ZERO,
+            body: r#"{"message":"ok"}"#.to_string(),
+            ttft: Duration::from_millis(50),
+            itl: Duration::from_millis(10),
+            tokens: 20,
+            usage: true,
+            tls: false,
+            fault: None,
+        }
+    }
+}
+
+impl MockConfig {
+    /// The status the plain route gives its `ordinal`-th request (0-based, counted over all
+    /// connections): a pure function of `seed`, `error_rate` and `ordinal`, so a run of N requests
+    /// always sees the same number of 400s whatever the interleaving.
+    pub fn status_for(&self, ordinal: u64) -> u16 {
+        let u = SplitMix64::new(self.seed ^ ordinal.wrapping_mul(0x9E37_79B9_7F4A_7C15)).next_f64();
+        if u < self.error_rate { 400 } else { 200 }
+    }
+}
+
+/// A misbehaviour of the target, to rehearse how the client names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Read the request, then close with SO_LINGER 0: the client gets a TCP RST.
+    Reset,
+    /// Read the request, then close without writing a byte.
+    CloseBeforeResponse,
+    /// Announce `Content-Length: 100`, send 10 bytes, close.
+    ShortBody,
+    /// A malformed status line, then close.
+    Garbage,
+    /// A status line, then 100 KiB of headers.
+    HugeHeaders,
+    /// Chunked headers, then an invalid chunk size.
+    BadChunk,
+    /// A 200 with a chunked body that never ends (until the client leaves or shutdown).
+    EndlessBody,
+    /// The response one byte every 100 ms.
+    Drip,
+    /// Read the request, never answer.
+    Stall,
+    /// `100 Continue`, then a normal 200.
+    Continue,
+    /// 429 with `Retry-After: 1`.
+    TooManyRequests,
+    /// 503 with `Retry-After: 1`.
+    Unavailable,
+    /// An SSE stream whose second token event is broken JSON.
+    SseBrokenJson,
+    /// An SSE stream whose second token event is an `error` object.
+    SseError,
+    /// An SSE stream that ends the body without `data: [DONE]`.
+    SseNoDone,
+}
+
+impl Fault {
+    /// Every fault, in the order of the docs.
+    pub const ALL: [Fault; 15] = [
+        Fault::Reset,
+        Fault::CloseBeforeResponse,
+        Fault::ShortBody,
+        Fault::Garbage,
+        Fault::HugeHeaders,
+        Fault::BadChunk,
+        Fault::EndlessBody,
+        Fault::Drip,
+        Fault::Stall,
+        Fault::Continue,
+        Fault::TooManyRequests,
+        Fault::Unavailable,
+        Fault::SseBrokenJson,
+        Fault::SseError,
+        Fault::SseNoDone,
+    ];
+
+    /// The kebab-case name used by `--fault` and `/fault/<name>`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::Reset => "reset",
+            Fault::CloseBeforeResponse => "close",
+            Fault::ShortBody => "short-body",
+            Fault::Garbage => "garbage",
+            Fault::HugeHeaders => "huge-headers",
+            Fault::BadChunk => "bad-chunk",
+            Fault::EndlessBody => "endless",
+            Fault::Drip => "drip",
+            Fault::Stall => "stall",
+            Fault::Continue => "continue",
+            Fault::TooManyRequests => "429",
+            Fault::Unavailable => "503",
+            Fault::SseBrokenJson => "sse-broken-json",
+            Fault::SseError => "sse-error",
+            Fault::SseNoDone => "sse-no-done",
+        }
+    }
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A fault name that is not one of [`Fault::ALL`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnknownFault(pub String);
+
+impl fmt::Display for UnknownFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "unknown fault {:?}; expected one of:", self.0)?;
+        for fault in Fault::ALL {
+            write!(f, " {fault}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for UnknownFault {}
+
+impl FromStr for Fault {
+    type Err = UnknownFault;
+
+    fn from_str(s: &str) -> Result<Fault, UnknownFault> {
+        Fault::ALL
+            .into_iter()
+            .find(|fault| fault.name().eq_ignore_ascii_case(s))
+            .ok_or_else(|| UnknownFault(s.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fault_names_round_trip() {
+        for fault in Fault::ALL {
+            assert_eq!(fault.name().parse::<Fault>(), Ok(fault));
+        }
+        assert_eq!("SHORT-BODY".parse::<Fault>(), Ok(Fault::ShortBody));
+        let err = "nope".parse::<Fault>().unwrap_err();
+        assert_eq!(err, UnknownFault("nope".to_string()));
+        assert!(err.to_string().contains("sse-no-done"));
+    }
+
+    #[test]
+    fn mix_is_deterministic_and_near_the_rate() {
+        let cfg = MockConfig::default();
+        let a: Vec<u16> = (0..10_000).map(|i| cfg.status_for(i)).collect();
+        let b: Vec<u16> = (0..10_000).map(|i| cfg.status_for(i)).collect();
+        assert_eq!(a, b);
+        let errors = a.iter().filter(|&&s| s == 400).count();
+        assert!((1800..2200).contains(&errors), "{errors} 400s in 10000");
+        let other_seed = MockConfig {
+            seed: 7,
+            ..MockConfig::default()
+        };
+        let c: Vec<u16> = (0..10_000).map(|i| other_seed.status_for(i)).collect();
+        assert_ne!(a, c);
+    }
+
+    #[test]
+    fn mix_extremes() {
+        let none = MockConfig {
+            error_rate: 0.0,
+            ..MockConfig::default()
+        };
+        let all = MockConfig {
+            error_rate: 1.0,
+            ..MockConfig::default()
+        };
+        assert!((0..1000).all(|i| none.status_for(i) == 200));
+        assert!((0..1000).all(|i| all.status_for(i) == 400));
+    }
+}
