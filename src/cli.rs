@@ -256,6 +256,10 @@ pub struct MockArgs {
     /// LLM routes: tokens per response.
     #[arg(long, default_value_t = 20)]
     pub tokens: u32,
+    /// LLM routes: tokens per streamed content event (the last one carries the remainder); each
+    /// event then follows the one before by its tokens × --itl-ms.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub tokens_per_chunk: u32,
     /// LLM routes: never send the usage event.
     #[arg(long)]
     pub no_usage: bool,
@@ -443,6 +447,7 @@ fn mock(a: MockArgs) -> Result<(), CliError> {
         ttft: secs_ms(a.ttft_ms)?,
         itl: secs_ms(a.itl_ms)?,
         tokens: a.tokens,
+        tokens_per_chunk: a.tokens_per_chunk,
         usage: !a.no_usage,
         tls: a.tls,
         fault: match &a.fault {

@@ -22,8 +22,11 @@ pub struct MockConfig {
     pub ttft: Duration,
     /// LLM: gap between token events.
     pub itl: Duration,
-    /// LLM: number of token events (capped by the request's `max_tokens` when smaller).
+    /// LLM: number of completion tokens (capped by the request's `max_tokens` when smaller).
     pub tokens: u32,
+    /// LLM: tokens carried by each streamed content event (the last one carries the remainder), as
+    /// a server that batches deltas or decodes speculatively sends them. 0 is taken as 1.
+    pub tokens_per_chunk: u32,
     /// LLM: send a final usage event when the request asks `stream_options.include_usage`.
     pub usage: bool,
     /// Serve HTTPS with a certificate signed by a CA generated at start.
@@ -42,6 +45,7 @@ impl Default for MockConfig {
             ttft: Duration::from_millis(50),
             itl: Duration::from_millis(10),
             tokens: 20,
+            tokens_per_chunk: 1,
             usage: true,
             tls: false,
             fault: None,

@@ -9,7 +9,8 @@
 //! Routes (the query string is ignored):
 //! - `/` and any other path: 200 or 400 by a seeded mix, after a fixed delay ([`MockConfig`]);
 //! - `/v1/completions`, `/v1/chat/completions`: OpenAI-compatible answers, streamed as SSE with set
-//!   time to first token, inter-token gap and token count (module `routes::llm`);
+//!   time to first token, inter-token gap, token count and tokens per event; usage counts the
+//!   prompt's words, and the request's `max_tokens` caps the answer (module `routes::llm`);
 //! - `/fault/<name>`: that [`Fault`] for that request (module `routes::fault`);
 //! - `GET /__counters`: the [`Counters`] as JSON (not counted, and spared by a configured fault).
 //!

@@ -1,8 +1,24 @@
 //! The OpenAI-compatible routes: `/v1/completions` and `/v1/chat/completions`, streamed as SSE with
 //! set timings (or answered in one JSON body), and the broken streams of the `sse-*` faults.
 //!
-//! Every token event is scheduled at `request end + ttft + k × itl` from one `Instant`, so sleep
-//! overshoot never accumulates along a stream.
+//! What an answer holds:
+//! - completion tokens: `min(tokens, max_tokens)` (`max_tokens`, or `max_completion_tokens`, from
+//!   the request body when positive). Every token is one whitespace-separated word of a fixed
+//!   sentence, so a client can count them in the text;
+//! - usage: `prompt_tokens` is the number of words of the prompt (completions `prompt`, a string
+//!   or an array of strings; chat `messages[*].content`, a string or text parts), and
+//!   `completion_tokens` the count above. Streams send usage when the request asks
+//!   `stream_options.include_usage` (and the config allows); whole answers always do;
+//! - chunks: each streamed content event carries `tokens_per_chunk` tokens (K), the last one the
+//!   remainder. The first content event leaves `ttft` after the request's end; each later one
+//!   leaves `n × itl` after the one before, n the tokens it carries: the mock behaves like a
+//!   server decoding one token per `itl` that sends a batch when its last token is decoded,
+//!   counted from the first batch. So the gap before an event, divided by its tokens, is `itl`
+//!   whatever K; with K = 1 event k leaves at `ttft + k × itl`.
+//!
+//! Every event is scheduled from one `Instant` (the request's end), so sleep overshoot never
+//! accumulates along a stream. A whole (non-streamed) answer is sent when the stream's last event
+//! would have been.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -27,11 +43,19 @@ pub(super) enum SseFault {
     NoDone,
 }
 
-/// The text of token `k`: a fixed sentence, so streams are the same from run to run.
+/// The text of token `k`: a fixed sentence, so streams are the same from run to run. Each token
+/// is one word with its leading space, so the words of any text are its tokens.
 const WORDS: [&str; 12] = [
-    "The", " quick", " mock", " streams", " tokens", " at", " a", " steady", " pace", " for",
-    " pacer", ".",
+    " The", " quick", " mock", " streams", " tokens", " at", " a", " steady", " pace", " for",
+    " the", " client.",
 ];
+
+/// The text of tokens `first..first + n`.
+fn text(first: u64, n: u64) -> String {
+    (first..first.saturating_add(n))
+        .map(|k| WORDS[(k % WORDS.len() as u64) as usize])
+        .collect()
+}
 
 /// The parts of an OpenAI request the mock acts on.
 #[derive(Debug, PartialEq)]
@@ -50,16 +74,21 @@ impl Default for Ask {
             max_tokens: None,
             include_usage: false,
             model: "mock-model".to_string(),
-            prompt_tokens: 1,
+            prompt_tokens: 0,
         }
     }
 }
 
+/// The words of a prompt: a string, an array of them, chat messages (their `content`) or content
+/// parts (their `text`).
 fn words(v: &Value) -> u64 {
     match v {
         Value::String(s) => s.split_whitespace().count() as u64,
         Value::Array(items) => items.iter().map(words).sum(),
-        Value::Object(map) => map.get("content").map_or(0, words),
+        Value::Object(map) => map
+            .get("content")
+            .or_else(|| map.get("text"))
+            .map_or(0, words),
         _ => 0,
     }
 }
@@ -95,7 +124,7 @@ fn parse_ask(body: &[u8], api: Api) -> Result<Ask, &'static str> {
         Api::Completions => map.get("prompt"),
         Api::Chat => map.get("messages"),
     };
-    let prompt_tokens = prompt.map_or(0, words).max(1);
+    let prompt_tokens = prompt.map_or(0, words);
     Ok(Ask {
         stream,
         max_tokens,
@@ -166,9 +195,10 @@ pub(super) fn answer(conn: &mut Conn, req: &Request, api: Api, fault: Option<Sse
         tokens = tokens.min(cap);
     }
     let stream = ask.stream || fault.is_some();
+    let per_chunk = u64::from(cfg.tokens_per_chunk.max(1));
     if fault.is_some() {
-        // The fault needs a second token to break.
-        tokens = tokens.max(2);
+        // The fault needs a second content event to break.
+        tokens = tokens.max(per_chunk + 1);
     }
     let stamp = Stamp {
         id: format!(
@@ -186,6 +216,7 @@ pub(super) fn answer(conn: &mut Conn, req: &Request, api: Api, fault: Option<Sse
     };
     let timing = Timing {
         tokens,
+        per_chunk,
         ttft: cfg.ttft,
         itl: cfg.itl,
     };
@@ -201,8 +232,38 @@ pub(super) fn answer(conn: &mut Conn, req: &Request, api: Api, fault: Option<Sse
 #[derive(Clone, Copy)]
 struct Timing {
     tokens: u64,
+    /// Tokens per content event, at least 1.
+    per_chunk: u64,
     ttft: Duration,
     itl: Duration,
+}
+
+/// One streamed content event: the tokens it carries and when it is due.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Chunk {
+    /// Index of its first token.
+    first: u64,
+    /// Tokens it carries, at least 1.
+    tokens: u64,
+    /// When it is due after the first content event, in inter-token gaps.
+    gaps: u64,
+}
+
+/// The content events of `tokens` tokens sent `per_chunk` at a time (see the module docs): event
+/// j carries tokens `j·K .. min((j+1)·K, tokens)` and is due when its last token is, counted from
+/// the first event's last token.
+fn chunks(tokens: u64, per_chunk: u64) -> impl Iterator<Item = Chunk> {
+    let per = per_chunk.max(1);
+    let lead = per.min(tokens);
+    (0..tokens.div_ceil(per)).map(move |j| {
+        let first = j * per;
+        let n = per.min(tokens - first);
+        Chunk {
+            first,
+            tokens: n,
+            gaps: first + n - lead,
+        }
+    })
 }
 
 /// `start + k × itl`, or None past what an `Instant` can hold.
@@ -216,7 +277,12 @@ fn stream_answer(
     req: &Request,
     stamp: &Stamp,
     ask: &Ask,
-    Timing { tokens, ttft, itl }: Timing,
+    Timing {
+        tokens,
+        per_chunk,
+        ttft,
+        itl,
+    }: Timing,
     usage: bool,
     fault: Option<SseFault>,
 ) -> Next {
@@ -251,15 +317,15 @@ fn stream_answer(
     // `perf_metrics`, so a client can tell its own share of the time to first token.
     let mut first_sent: Option<Duration> = None;
     // Bounded by `tokens` (a u32 from the config) and the stop flag inside sleep_until.
-    for k in 0..tokens {
-        let Some(at) = deadline(first, itl, k) else {
+    for (j, chunk) in chunks(tokens, per_chunk).enumerate() {
+        let Some(at) = deadline(first, itl, chunk.gaps) else {
             return Next::Abort;
         };
         if !conn.sleep_until(at) {
             return Next::Abort;
         }
         conn.out.clear();
-        match (fault, k) {
+        match (fault, j) {
             (Some(SseFault::BrokenJson), 1) => {
                 push_event(
                     &mut conn.out,
@@ -279,14 +345,14 @@ fn stream_answer(
                 };
             }
             _ => {
-                let text = WORDS[(k % WORDS.len() as u64) as usize];
-                push_event(&mut conn.out, &stamp.token(text, None).to_string());
+                let text = text(chunk.first, chunk.tokens);
+                push_event(&mut conn.out, &stamp.token(&text, None).to_string());
             }
         }
         if !conn.send_out() {
             return Next::Abort;
         }
-        if k == 0 {
+        if j == 0 {
             first_sent = Some(req.end.elapsed());
         }
     }
@@ -316,21 +382,25 @@ fn whole_answer(
     req: &Request,
     stamp: &Stamp,
     ask: &Ask,
-    Timing { tokens, ttft, itl }: Timing,
+    Timing {
+        tokens,
+        per_chunk,
+        ttft,
+        itl,
+    }: Timing,
 ) -> Next {
+    let last = chunks(tokens, per_chunk).last().map_or(0, |c| c.gaps);
     let Some(done) = req
         .end
         .checked_add(ttft)
-        .and_then(|first| deadline(first, itl, tokens.saturating_sub(1)))
+        .and_then(|first| deadline(first, itl, last))
     else {
         return Next::Abort;
     };
     if !conn.sleep_until(done) {
         return Next::Abort;
     }
-    let text: String = (0..tokens)
-        .map(|k| WORDS[(k % WORDS.len() as u64) as usize])
-        .collect();
+    let text = text(0, tokens);
     let choice = match stamp.api {
         Api::Completions => {
             json!({"text": text, "index": 0, "logprobs": null, "finish_reason": "stop"})
@@ -378,7 +448,9 @@ mod tests {
         );
         let ask = parse_ask(br#"{"stream":"True"}"#, Api::Completions).unwrap();
         assert!(ask.stream);
-        assert_eq!(ask.prompt_tokens, 1);
+        assert_eq!(ask.prompt_tokens, 0);
+        let ask = parse_ask(br#"{"prompt":["a b", " c  d\ne "]}"#, Api::Completions).unwrap();
+        assert_eq!(ask.prompt_tokens, 5);
     }
 
     #[test]
@@ -389,6 +461,12 @@ mod tests {
             (ask.stream, ask.max_tokens, ask.prompt_tokens),
             (false, None, 2)
         );
+        // Every message counts, roles do not; content may come as text parts.
+        let body = br#"{"messages":[{"role":"system","content":"be brief"},
+            {"role":"user","content":[{"type":"text","text":"one two three"}]}],
+            "max_completion_tokens":4}"#;
+        let ask = parse_ask(body, Api::Chat).unwrap();
+        assert_eq!((ask.max_tokens, ask.prompt_tokens), (Some(4), 5));
     }
 
     #[test]
@@ -429,6 +507,49 @@ mod tests {
         assert_eq!(stop["choices"][0]["text"], "");
         assert_eq!(stop["choices"][0]["finish_reason"], "stop");
         assert_eq!(stop["object"], "text_completion");
+    }
+
+    fn chunk_list(tokens: u64, per_chunk: u64) -> Vec<(u64, u64, u64)> {
+        chunks(tokens, per_chunk)
+            .map(|c| (c.first, c.tokens, c.gaps))
+            .collect()
+    }
+
+    #[test]
+    fn chunks_carry_k_tokens_and_the_remainder_last() {
+        // (first token, tokens, gaps after the first event): each event is due when its last
+        // token is, so the gap before it is its own tokens × itl.
+        assert_eq!(
+            chunk_list(10, 3),
+            [(0, 3, 0), (3, 3, 3), (6, 3, 6), (9, 1, 7)]
+        );
+        assert_eq!(
+            chunk_list(4, 1),
+            [(0, 1, 0), (1, 1, 1), (2, 1, 2), (3, 1, 3)]
+        );
+        assert_eq!(chunk_list(6, 3), [(0, 3, 0), (3, 3, 3)]);
+        assert_eq!(chunk_list(2, 5), [(0, 2, 0)]);
+        assert_eq!(chunk_list(0, 3), []);
+        // 0 is taken as 1.
+        assert_eq!(chunk_list(2, 0), [(0, 1, 0), (1, 1, 1)]);
+        for (tokens, per) in [(1, 1), (7, 2), (20, 4), (13, 13), (100, 7)] {
+            let list = chunk_list(tokens, per);
+            assert_eq!(list.iter().map(|c| c.1).sum::<u64>(), tokens);
+            for pair in list.windows(2) {
+                assert_eq!(pair[0].0 + pair[0].1, pair[1].0, "contiguous");
+                assert_eq!(pair[1].2 - pair[0].2, pair[1].1, "gap = its tokens");
+            }
+        }
+    }
+
+    #[test]
+    fn every_token_is_one_word() {
+        for (first, n) in [(0, 1), (0, 12), (5, 30), (11, 2)] {
+            let t = text(first, n);
+            assert_eq!(t.split_whitespace().count() as u64, n, "{t:?}");
+        }
+        assert_eq!(text(0, 3), " The quick mock");
+        assert_eq!(text(11, 2), " client. The");
     }
 
     #[test]
