@@ -8,11 +8,26 @@ use pacer::mock::MockConfig;
 use pacer::report;
 use util::*;
 
+/// The mock's timings in these tests: loose enough that requests never pile up on a loaded
+/// machine, long enough that the physics bounds below mean something.
+const TTFT: f64 = 0.050;
+const ITL: f64 = 0.010;
+const TOKENS: u64 = 20;
+/// Generous: a success ends within it, and nothing here comes near it on an idle machine.
+const TIMEOUT: f64 = 5.0;
+
+/// A streaming completions run with the generous timeout.
+fn stream_input(url: &str, qps: f64, duration: f64) -> pacer::plan::Input {
+    let mut i = llm_input(url, qps, duration);
+    i.timeout = Some(TIMEOUT);
+    i
+}
+
 fn llm_mock(tls: bool) -> pacer::mock::MockServer {
     mock(MockConfig {
-        ttft: ms(50.0),
-        itl: ms(10.0),
-        tokens: 20,
+        ttft: ms(TTFT * 1000.0),
+        itl: ms(ITL * 1000.0),
+        tokens: TOKENS as u32,
         tls,
         ..MockConfig::default()
     })
@@ -24,57 +39,79 @@ fn write_ca(m: &pacer::mock::MockServer, name: &str) -> std::path::PathBuf {
     path
 }
 
-fn check_timings(s: &pacer::engine::RunStats) {
+/// What holds for a stream of `TOKENS` tokens from a mock with `TTFT` and `ITL`, however loaded
+/// the machine: exact counts, lower bounds from physics (the mock sends nothing before its
+/// deadlines, which run from the end of the request, after the dispatch), the order of the events
+/// of one request, and the accounting between the families. How close the figures come to the
+/// configured ones is measured in `benches/`, not here.
+fn check_timings(s: &pacer::engine::RunStats, timeout: f64) {
     let t = &s.timings;
+    let n = s.successes;
+    assert_eq!(s.output_tokens, TOKENS * n);
+    assert_eq!(t.time_to_first_token.count(), n);
+    assert_eq!(t.inter_token_latency.count(), (TOKENS - 1) * n);
+    assert_eq!(t.time_per_output_token.count(), n);
+    // Dispatch < end of head <= first body byte <= first token <= last byte, for every request.
+    assert_not_before(&t.time_to_first_byte, &t.latency, "ttfb vs latency");
+    assert_not_before(
+        &t.time_to_first_token,
+        &t.time_to_first_byte,
+        "ttft vs ttfb",
+    );
+    assert_not_before(&t.response_time, &t.time_to_first_token, "response vs ttft");
     let ttft = t.time_to_first_token.summary();
-    // The mock sends the first token 50 ms after the request; loopback adds little.
-    assert!(ttft.min.unwrap() >= 0.050, "ttft min {:?}", ttft.min);
-    assert!(ttft.p50.unwrap() < 0.050 + 0.015, "ttft p50 {:?}", ttft.p50);
-    let itl = t.inter_token_latency.summary();
+    let rt = t.response_time.summary();
+    assert!(ttft.min.unwrap() >= TTFT, "ttft min {:?}", ttft.min);
+    // The last token is due TTFT + (TOKENS - 1) × ITL after the request's end.
+    let last_due = TTFT + (TOKENS - 1) as f64 * ITL;
+    assert!(rt.min.unwrap() >= last_due, "response min {:?}", rt.min);
+    // A success ended within the timeout.
+    assert!(rt.max.unwrap() <= timeout, "response max {:?}", rt.max);
+    // Per request the gaps add up to (last token − first token) <= (response − ttft), and the
+    // first token plus the gaps reach the last token's deadline.
+    let (ttft_mean, rt_mean) = (ttft.mean.unwrap(), rt.mean.unwrap());
+    let itl_mean = t.inter_token_latency.summary().mean.unwrap();
+    let gaps = (TOKENS - 1) as f64 * itl_mean;
     assert!(
-        (itl.p50.unwrap() - 0.010).abs() < 0.003,
-        "itl p50 {:?}",
-        itl.p50
+        ttft_mean + gaps <= rt_mean + 1e-9,
+        "{ttft_mean} + {gaps} > {rt_mean}"
     );
-    assert_eq!(t.inter_token_latency.count(), 19 * s.successes);
-    let tpot = t.time_per_output_token.summary();
     assert!(
-        (tpot.mean.unwrap() - 0.010).abs() < 0.003,
-        "tpot {:?}",
-        tpot.mean
+        ttft_mean + gaps >= last_due - 1e-9,
+        "{ttft_mean} + {gaps} < {last_due}"
     );
-    assert_eq!(s.output_tokens, 20 * s.successes);
+    // TPOT is (response − ttft) / (tokens − 1) per request, so its mean is that of the means.
+    let tpot = t.time_per_output_token.summary().mean.unwrap();
+    let want = (rt_mean - ttft_mean) / (TOKENS - 1) as f64;
+    assert!((tpot - want).abs() < 1e-9, "tpot {tpot}, want {want}");
     // The mock reports when its first token really left (Fireworks' perf_metrics in the final
-    // event, which overrides the header's configured value); ours adds the network and client.
+    // event, which overrides the header's configured value): never before its deadline, and in
+    // seconds (a value in milliseconds would be far past any timeout).
     let server = t.server_time_to_first_token.summary();
-    assert_eq!(server.count, s.successes);
-    assert!(server.min.unwrap() >= 0.050, "server ttft {:?}", server.min);
+    assert_eq!(server.count, n);
+    assert!(server.min.unwrap() >= TTFT, "server ttft {:?}", server.min);
     assert!(
-        server.max.unwrap() < 0.050 + 0.015,
+        server.max.unwrap() <= timeout,
         "server ttft {:?}",
         server.max
-    );
-    assert!(
-        ttft.mean.unwrap() >= server.mean.unwrap(),
-        "{ttft:?} vs {server:?}"
     );
 }
 
 #[test]
 fn completions_stream_over_plain_http() {
     let m = llm_mock(false);
-    let i = llm_input(&format!("{}/v1/completions", m.url()), 10.0, 1.0);
+    let i = stream_input(&format!("{}/v1/completions", m.url()), 10.0, 1.0);
     let s = run(&i);
     assert_accounted(&s, 10);
     assert_eq!(s.successes, 10, "{:?}", s.errors);
-    check_timings(&s);
+    check_timings(&s, TIMEOUT);
 }
 
 #[test]
 fn chat_stream_over_tls_with_the_mock_ca() {
     let m = llm_mock(true);
     let ca = write_ca(&m, "chat");
-    let mut i = llm_input(&format!("{}/v1/completions", m.url()), 10.0, 1.0);
+    let mut i = stream_input(&format!("{}/v1/completions", m.url()), 10.0, 1.0);
     i.ca_cert = Some(ca.to_string_lossy().into_owned());
     if let Some(l) = i.llm.as_mut() {
         l.api = Api::Chat;
@@ -84,17 +121,68 @@ fn chat_stream_over_tls_with_the_mock_ca() {
     let s = pacer::engine::run(&p, None).unwrap();
     assert_accounted(&s, 10);
     assert_eq!(s.successes, 10, "{:?}", s.errors);
-    check_timings(&s);
-    // The chat mock sends a role-only event at once: first byte well before the first token.
-    let ttfb = s.timings.time_to_first_byte.summary().p50.unwrap();
-    assert!(ttfb < 0.040, "ttfb {ttfb}");
+    check_timings(&s, TIMEOUT);
     let json = report::to_json(&p, &s);
-    assert!(json["mean_time_to_first_token"].as_f64().unwrap() >= 0.050);
+    assert!(json["mean_time_to_first_token"].as_f64().unwrap() >= TTFT);
     assert_eq!(json["output_tokens"], serde_json::json!(200));
     assert!(json["config"]["fireworks_payload"]["messages"].is_array());
     let text = serde_json::to_string(&json).unwrap();
     assert!(!text.contains("test-secret-token-123"));
     let _ = std::fs::remove_file(ca);
+}
+
+#[test]
+fn chat_first_byte_is_the_role_event_not_the_first_token() {
+    // The chat mock sends a role-only event with the head, the first token TTFT later: with a
+    // TTFT of two seconds, a first byte timed at the first token (or later) cannot pass, and a
+    // loaded machine has two seconds to deliver the role event.
+    let ttft = 2.0;
+    let m = mock(MockConfig {
+        ttft: ms(ttft * 1000.0),
+        itl: ms(1.0),
+        tokens: 2,
+        ..MockConfig::default()
+    });
+    let mut i = llm_input(&format!("{}/v1/chat/completions", m.url()), 4.0, 0.5);
+    i.timeout = Some(30.0);
+    if let Some(l) = i.llm.as_mut() {
+        l.api = Api::Chat;
+    }
+    let s = run(&i);
+    assert_eq!(s.successes, 2, "{:?}", s.errors);
+    let t = &s.timings;
+    let ttfb = t.time_to_first_byte.summary();
+    let first = t.time_to_first_token.summary();
+    assert_eq!((ttfb.count, first.count), (2, 2));
+    assert!(ttfb.max.unwrap() < ttft, "ttfb {:?}", ttfb.max);
+    assert!(first.min.unwrap() >= ttft, "ttft {:?}", first.min);
+}
+
+#[test]
+fn several_tokens_per_event_are_counted_by_usage() {
+    // 10 tokens, 3 per event: 4 content events (3, 3, 3, 1), due 0, 3, 6 and 7 gaps after the
+    // first; usage says 10.
+    let m = mock(MockConfig {
+        ttft: ms(20.0),
+        itl: ms(5.0),
+        tokens: 10,
+        tokens_per_chunk: 3,
+        ..MockConfig::default()
+    });
+    let i = stream_input(&format!("{}/v1/completions", m.url()), 10.0, 0.5);
+    let s = run(&i);
+    assert_eq!(s.successes, 5, "{:?}", s.errors);
+    assert_eq!(s.output_tokens, 50);
+    let t = &s.timings;
+    assert!(t.time_to_first_token.summary().min.unwrap() >= 0.020);
+    assert!(t.response_time.summary().min.unwrap() >= 0.020 + 7.0 * 0.005);
+    // TPOT divides by the usage count, not by the events.
+    let tpot = t.time_per_output_token.summary().mean.unwrap();
+    let (rt, ttft) = (
+        t.response_time.summary().mean.unwrap(),
+        t.time_to_first_token.summary().mean.unwrap(),
+    );
+    assert!((tpot - (rt - ttft) / 9.0).abs() < 1e-9, "tpot {tpot}");
 }
 
 #[test]
@@ -114,7 +202,7 @@ fn tls_without_the_ca_fails_every_request_by_name() {
 #[test]
 fn insecure_skips_verification_and_says_so() {
     let m = llm_mock(true);
-    let mut i = llm_input(&format!("{}/v1/completions", m.url()), 10.0, 0.5);
+    let mut i = stream_input(&format!("{}/v1/completions", m.url()), 10.0, 0.5);
     i.insecure = true;
     let p = plan(&i);
     let s = pacer::engine::run(&p, None).unwrap();
@@ -131,7 +219,7 @@ fn non_streaming_counts_usage_tokens() {
         tokens: 7,
         ..MockConfig::default()
     });
-    let mut i = llm_input(&format!("{}/v1/completions", m.url()), 10.0, 0.5);
+    let mut i = stream_input(&format!("{}/v1/completions", m.url()), 10.0, 0.5);
     if let Some(l) = i.llm.as_mut() {
         l.stream = false;
     }
@@ -142,8 +230,9 @@ fn non_streaming_counts_usage_tokens() {
 
 #[test]
 fn tls_sessions_resume_across_reconnects() {
-    // The mock closes after reading each request: every request needs a new connection, and all
-    // but the first handshakes can resume the session of an earlier one.
+    // The mock closes after reading each request: every request needs a new connection. With one
+    // connection at a time, each handshake after the first finds the ticket the one before got
+    // (the mock sends it before it reads the request, so before it closes): exactly 1 full.
     let m = mock(MockConfig {
         tls: true,
         fault: Some(pacer::mock::Fault::CloseBeforeResponse),
@@ -153,6 +242,7 @@ fn tls_sessions_resume_across_reconnects() {
     let mut i = input(&format!("{}/", m.url()), 20.0, 0.5);
     i.ca_cert = Some(ca.to_string_lossy().into_owned());
     i.threads = Some(1);
+    i.num_workers = Some(1);
     let s = run(&i);
     assert_accounted(&s, 10);
     assert_eq!(
@@ -161,12 +251,6 @@ fn tls_sessions_resume_across_reconnects() {
         "{:?}",
         s.errors
     );
-    assert_eq!(s.tls_full + s.tls_resumed, 10);
-    assert!(
-        s.tls_resumed >= 8,
-        "full {} resumed {}",
-        s.tls_full,
-        s.tls_resumed
-    );
+    assert_eq!((s.tls_full, s.tls_resumed), (1, 9));
     let _ = std::fs::remove_file(ca);
 }

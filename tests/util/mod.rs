@@ -2,11 +2,13 @@
 #![allow(dead_code)]
 
 use std::net::{SocketAddr, TcpListener};
-use std::time::Duration;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use pacer::engine::{self, ErrorKey, RunStats};
 use pacer::mock::{MockConfig, MockServer};
 use pacer::plan::{Input, Limits, LlmInput, Plan, Rate};
+use pacer::stats::Recorder;
 
 pub fn loopback() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 0))
@@ -57,6 +59,43 @@ pub fn plan(i: &Input) -> Plan {
 
 pub fn run(i: &Input) -> RunStats {
     engine::run(&plan(i), None).expect("run completes")
+}
+
+/// Runs `i` on a thread of its own and fails the test (rather than hang it) when the run has not
+/// ended within `bound`; the run's stats and its wall time.
+pub fn run_within(i: &Input, bound: Duration) -> (RunStats, Duration) {
+    let p = plan(i);
+    let (tx, rx) = mpsc::channel();
+    let start = Instant::now();
+    std::thread::spawn(move || {
+        let _ = tx.send(engine::run(&p, None).expect("run completes"));
+    });
+    match rx.recv_timeout(bound) {
+        Ok(stats) => (stats, start.elapsed()),
+        Err(e) => panic!("{}: the run did not end within {bound:?} ({e})", i.url),
+    }
+}
+
+/// Asserts that every sample of `later` is at least its sample of `earlier` (the same requests,
+/// each timed from its own dispatch to two events, the second never before the first), through
+/// what the summaries show: equal counts, and min, mean, percentiles and max in order. When each
+/// sample dominates its partner, each order statistic does too, and so do interpolated
+/// percentiles and means (the mean up to rounding).
+pub fn assert_not_before(later: &Recorder, earlier: &Recorder, what: &str) {
+    let (l, e) = (later.summary(), earlier.summary());
+    assert_eq!(l.count, e.count, "{what}: counts");
+    let pairs = [
+        ("min", l.min, e.min),
+        ("p50", l.p50, e.p50),
+        ("p90", l.p90, e.p90),
+        ("p99", l.p99, e.p99),
+        ("max", l.max, e.max),
+    ];
+    for (name, a, b) in pairs {
+        assert!(a >= b, "{what}: {name} {a:?} < {b:?}");
+    }
+    let (a, b) = (l.mean.unwrap_or(0.0), e.mean.unwrap_or(0.0));
+    assert!(a >= b - 1e-9, "{what}: mean {a} < {b}");
 }
 
 /// Count of one named error bucket.
