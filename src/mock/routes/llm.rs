@@ -238,6 +238,18 @@ struct Timing {
     itl: Duration,
 }
 
+impl Timing {
+    fn chunks(self) -> impl Iterator<Item = Chunk> {
+        chunks(self.tokens, self.per_chunk)
+    }
+
+    /// When the event `gaps` inter-token gaps after the first is due, for a request that ended
+    /// at `end`; None past what an `Instant` can hold.
+    fn due(self, end: Instant, gaps: u64) -> Option<Instant> {
+        deadline(end.checked_add(self.ttft)?, self.itl, gaps)
+    }
+}
+
 /// One streamed content event: the tokens it carries and when it is due.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Chunk {
@@ -277,19 +289,14 @@ fn stream_answer(
     req: &Request,
     stamp: &Stamp,
     ask: &Ask,
-    Timing {
-        tokens,
-        per_chunk,
-        ttft,
-        itl,
-    }: Timing,
+    timing: Timing,
     usage: bool,
     fault: Option<SseFault>,
 ) -> Next {
     conn.out.clear();
     // As Fireworks does: the server's own time to first token, in seconds, so clients can tell
     // network and client time from server time. The mock's is the configured `ttft`.
-    let server_ttft = format!("{:.6}", ttft.as_secs_f64());
+    let server_ttft = format!("{:.6}", timing.ttft.as_secs_f64());
     let extra = [
         ("Cache-Control", "no-cache"),
         ("fireworks-server-time-to-first-token", server_ttft.as_str()),
@@ -310,15 +317,12 @@ fn stream_answer(
     if !conn.send_out() {
         return Next::Abort;
     }
-    let Some(first) = req.end.checked_add(ttft) else {
-        return Next::Abort;
-    };
     // When the first token really left, measured here: sent in the final event as Fireworks'
     // `perf_metrics`, so a client can tell its own share of the time to first token.
     let mut first_sent: Option<Duration> = None;
     // Bounded by `tokens` (a u32 from the config) and the stop flag inside sleep_until.
-    for (j, chunk) in chunks(tokens, per_chunk).enumerate() {
-        let Some(at) = deadline(first, itl, chunk.gaps) else {
+    for (j, chunk) in timing.chunks().enumerate() {
+        let Some(at) = timing.due(req.end, chunk.gaps) else {
             return Next::Abort;
         };
         if !conn.sleep_until(at) {
@@ -364,7 +368,7 @@ fn stream_answer(
     push_event(&mut conn.out, &stop.to_string());
     if usage {
         let mut event = stamp.event(json!([]));
-        event["usage"] = Stamp::usage(ask.prompt_tokens, tokens);
+        event["usage"] = Stamp::usage(ask.prompt_tokens, timing.tokens);
         push_event(&mut conn.out, &event.to_string());
     }
     if fault != Some(SseFault::NoDone) {
@@ -377,30 +381,15 @@ fn stream_answer(
     keep_or_close(req.keep_alive)
 }
 
-fn whole_answer(
-    conn: &mut Conn,
-    req: &Request,
-    stamp: &Stamp,
-    ask: &Ask,
-    Timing {
-        tokens,
-        per_chunk,
-        ttft,
-        itl,
-    }: Timing,
-) -> Next {
-    let last = chunks(tokens, per_chunk).last().map_or(0, |c| c.gaps);
-    let Some(done) = req
-        .end
-        .checked_add(ttft)
-        .and_then(|first| deadline(first, itl, last))
-    else {
+fn whole_answer(conn: &mut Conn, req: &Request, stamp: &Stamp, ask: &Ask, timing: Timing) -> Next {
+    let last = timing.chunks().last().map_or(0, |c| c.gaps);
+    let Some(done) = timing.due(req.end, last) else {
         return Next::Abort;
     };
     if !conn.sleep_until(done) {
         return Next::Abort;
     }
-    let text = text(0, tokens);
+    let text = text(0, timing.tokens);
     let choice = match stamp.api {
         Api::Completions => {
             json!({"text": text, "index": 0, "logprobs": null, "finish_reason": "stop"})
@@ -421,7 +410,7 @@ fn whole_answer(
         "created": stamp.created,
         "model": stamp.model,
         "choices": [choice],
-        "usage": Stamp::usage(ask.prompt_tokens, tokens),
+        "usage": Stamp::usage(ask.prompt_tokens, timing.tokens),
     });
     let body = body.to_string();
     conn.answer_json(req, 200, body.as_bytes(), &[])
