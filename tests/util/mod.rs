@@ -72,7 +72,12 @@ pub fn run_within(i: &Input, bound: Duration) -> (RunStats, Duration) {
     });
     match rx.recv_timeout(bound) {
         Ok(stats) => (stats, start.elapsed()),
-        Err(e) => panic!("{}: the run did not end within {bound:?} ({e})", i.url),
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            panic!("{}: the run did not end within {bound:?}", i.url)
+        }
+        Err(mpsc::RecvTimeoutError::Disconnected) => {
+            panic!("{}: the run failed (its thread's panic is above)", i.url)
+        }
     }
 }
 
