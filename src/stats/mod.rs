@@ -1,5 +1,5 @@
 //! Timing statistics: a per-thread [`Recorder`] per timing, merged once at the end of a run, and its
-//! [`Summary`] (mean, sample std, p50/p90/p97/p99, min, max) plus a log-scale [`Histogram`].
+//! [`Summary`] (mean, sample std, p50/p90/p97/p99/p99.9, min, max) plus a log-scale [`Histogram`].
 //!
 //! Up to [`EXACT_LIMIT`] samples a recorder keeps every sample, and its summary equals numpy's
 //! (`np.mean`, `np.std(ddof=1)`, `np.percentile` with the default linear method) on the same samples,
@@ -47,6 +47,8 @@ pub struct Summary {
     pub p90: Option<f64>,
     pub p97: Option<f64>,
     pub p99: Option<f64>,
+    /// p99.9.
+    pub p999: Option<f64>,
     pub min: Option<f64>,
     pub max: Option<f64>,
 }
@@ -230,13 +232,55 @@ impl Recorder {
             return s;
         }
         s.std = Some(var.max(0.0).sqrt());
-        let mut p = [0.0; 4];
-        self.percentiles(&[50.0, 90.0, 97.0, 99.0], &mut p);
+        let mut p = [0.0; 5];
+        self.percentiles(&[50.0, 90.0, 97.0, 99.0, 99.9], &mut p);
         s.p50 = Some(p[0]);
         s.p90 = Some(p[1]);
         s.p97 = Some(p[2]);
         s.p99 = Some(p[3]);
+        s.p999 = Some(p[4]);
         s
+    }
+
+    /// At most `k` equal-width rows from the smallest sample to the largest: finer than the
+    /// log-scale [`Histogram`] (whose buckets are 26% wide) where the samples are close together,
+    /// as an LLM mock's fixed timings are. Counts are exact while the recorder is; past
+    /// [`EXACT_LIMIT`] they come from the sketch's weighted items, within its rank error. Empty
+    /// with no samples or `k == 0`; one row when every sample is the same value.
+    pub fn linear_rows(&self, k: usize) -> Vec<HistRow> {
+        let (Some(min), Some(max)) = (self.hist.min(), self.hist.max()) else {
+            return Vec::new();
+        };
+        if k == 0 {
+            return Vec::new();
+        }
+        let k = if max > min { k } else { 1 };
+        let width = (max - min) / k as f64;
+        let mut rows: Vec<HistRow> = (0..k)
+            .map(|i| HistRow {
+                lower: min + width * i as f64,
+                upper: if i + 1 == k {
+                    max
+                } else {
+                    min + width * (i + 1) as f64
+                },
+                count: 0,
+            })
+            .collect();
+        let mut add = |x: f64, w: u64| {
+            // The last row is closed at `max`, so the largest sample lands in it.
+            let i = if width > 0.0 {
+                (((x - min) / width) as usize).min(k - 1)
+            } else {
+                0
+            };
+            rows[i].count += w;
+        };
+        match &self.sketch {
+            None => self.samples.iter().for_each(|&x| add(x, 1)),
+            Some(s) => s.weighted().into_iter().for_each(|(x, w)| add(x, w)),
+        }
+        rows
     }
 }
 
@@ -374,6 +418,52 @@ mod tests {
             let s = pairwise_sum(0, n, &|i| i as f64);
             assert_eq!(s, (n * n.saturating_sub(1) / 2) as f64, "n={n}");
         }
+    }
+
+    #[test]
+    fn linear_rows_split_min_to_max_evenly() {
+        let mut r = Recorder::new();
+        assert!(r.linear_rows(4).is_empty());
+        // Ten samples between 240.0 and 240.9 ms: one log bucket, four linear rows.
+        for i in 0..10 {
+            r.record(0.240 + i as f64 * 1e-4);
+        }
+        assert_eq!(r.histogram().rows(12).len(), 1);
+        let rows = r.linear_rows(4);
+        assert_eq!(rows.len(), 4);
+        assert_eq!(
+            rows.iter().map(|r| r.count).collect::<Vec<_>>(),
+            [3, 2, 2, 3]
+        );
+        assert_eq!(rows[0].lower, 0.240);
+        assert_eq!(rows[3].upper, 0.240 + 9.0 * 1e-4);
+        for w in rows.windows(2) {
+            assert!((w[0].upper - w[1].lower).abs() < 1e-15);
+        }
+        assert!(r.linear_rows(0).is_empty());
+        // One distinct value: one row with every sample.
+        let mut one = Recorder::new();
+        (0..5).for_each(|_| one.record(0.05));
+        assert_eq!(
+            one.linear_rows(8),
+            [HistRow {
+                lower: 0.05,
+                upper: 0.05,
+                count: 5
+            }]
+        );
+    }
+
+    #[test]
+    fn p999_is_numpys() {
+        let mut r = Recorder::new();
+        (1..=2000).for_each(|i| r.record(f64::from(i)));
+        // numpy: np.percentile(np.arange(1, 2001), 99.9) == 1998.001
+        let p = r.summary().p999.unwrap();
+        assert!((p - 1998.001).abs() < 1e-9, "{p}");
+        let mut one = Recorder::new();
+        one.record(1.0);
+        assert_eq!(one.summary().p999, None);
     }
 
     #[test]
