@@ -1,14 +1,20 @@
 //! Turns a plan and its [`RunStats`] into the contract's JSON (SPEC §3 and §4: the original's
 //! fields first, in the original's order, then the extensions) and into the text report a person
-//! reads in a terminal. [`TIMINGS`] is the one list of the timing families: this module reports
-//! them, the OpenAPI document (`api::openapi`) describes them.
+//! reads in a terminal; [`settings`] is the run's settings in words, for the report's head and for
+//! the command line to print before a run starts. [`TIMINGS`] is the one list of the timing
+//! families: this module reports them, the OpenAPI document (`api::openapi`) describes them.
+//!
+//! The JSON carries everything the text shows: per family the text's max and p99.9
+//! (`max_X`, `X_p999`) and, under `histograms`, the log-scale buckets its histograms are drawn
+//! from (`histograms.X` = `[{"from", "to", "count"}, ...]`, the non-empty buckets ascending, in
+//! seconds; the counts add up to the family's sample count).
 
 use std::fmt::Write as _;
 
 use serde_json::{Map, Value, json};
 
 use crate::engine::{ErrorKey, RunStats, Timings};
-use crate::plan::{BodyMode, Plan};
+use crate::plan::{Arrival, BodyMode, Plan, Rate};
 use crate::stats::{Recorder, Summary};
 
 /// Which runs report a timing family.
@@ -29,6 +35,8 @@ pub struct Timing {
     pub name: &'static str,
     /// The row's label in the text report.
     pub label: &'static str,
+    /// What the timing spans, one line under the text report's table.
+    pub note: &'static str,
     pub scope: Scope,
     /// One of the original service's fields: reported before the extensions, in this order.
     pub original: bool,
@@ -38,10 +46,13 @@ pub struct Timing {
 
 /// Every timing family, in the text report's order. The JSON reports the `original` ones first
 /// (`response_time`, `latency`, then `time_to_first_token`, as the original did), then the rest.
+/// `time_to_first_token` comes before `time_to_first_byte` so that, where the two are the same,
+/// the text report keeps the row LLM users look for.
 pub const TIMINGS: [Timing; 9] = [
     Timing {
         name: "response_time",
         label: "response_time",
+        note: "dispatch (the request handed to a connection; connect and TLS included) to the last byte",
         scope: Scope::Every,
         original: true,
         samples: |t| &t.response_time,
@@ -49,6 +60,7 @@ pub const TIMINGS: [Timing; 9] = [
     Timing {
         name: "latency",
         label: "latency (headers)",
+        note: "dispatch to the end of the response headers",
         scope: Scope::Every,
         original: true,
         samples: |t| &t.latency,
@@ -56,6 +68,7 @@ pub const TIMINGS: [Timing; 9] = [
     Timing {
         name: "corrected_response_time",
         label: "corrected_response_time",
+        note: "intended send time to the last byte: waits behind the schedule count (wrk2's correction)",
         scope: Scope::Every,
         original: false,
         samples: |t| &t.corrected_response_time,
@@ -63,27 +76,31 @@ pub const TIMINGS: [Timing; 9] = [
     Timing {
         name: "dispatch_delay",
         label: "dispatch_delay",
+        note: "intended send time to dispatch: pacer's own lateness, or a wait for a free connection",
         scope: Scope::Every,
         original: false,
         samples: |t| &t.dispatch_delay,
     },
     Timing {
-        name: "time_to_first_byte",
-        label: "time_to_first_byte",
-        scope: Scope::Stream,
-        original: false,
-        samples: |t| &t.time_to_first_byte,
-    },
-    Timing {
         name: "time_to_first_token",
         label: "time_to_first_token",
+        note: "dispatch to the first SSE event that carries a token",
         scope: Scope::Stream,
         original: true,
         samples: |t| &t.time_to_first_token,
     },
     Timing {
+        name: "time_to_first_byte",
+        label: "time_to_first_byte",
+        note: "dispatch to the first body byte (what the original called time to first token)",
+        scope: Scope::Stream,
+        original: false,
+        samples: |t| &t.time_to_first_byte,
+    },
+    Timing {
         name: "inter_token_latency",
         label: "inter_token_latency",
+        note: "every gap between two successive token events",
         scope: Scope::Stream,
         original: false,
         samples: |t| &t.inter_token_latency,
@@ -91,6 +108,7 @@ pub const TIMINGS: [Timing; 9] = [
     Timing {
         name: "time_per_output_token",
         label: "time_per_output_token",
+        note: "per request: (response_time - time_to_first_token) / (output tokens - 1)",
         scope: Scope::Stream,
         original: false,
         samples: |t| &t.time_per_output_token,
@@ -98,6 +116,7 @@ pub const TIMINGS: [Timing; 9] = [
     Timing {
         name: "server_time_to_first_token",
         label: "server_time_to_first_token",
+        note: "the server's own figure (its fireworks-server-time-to-first-token header or perf_metrics)",
         scope: Scope::StreamWhenReported,
         original: false,
         samples: |t| &t.server_time_to_first_token,
@@ -119,20 +138,26 @@ pub enum Stat {
     P90,
     P97,
     P99,
+    /// p99.9 (an extension).
+    P999,
+    /// The largest sample (an extension); null with no samples.
+    Max,
 }
 
 impl Stat {
-    pub const ALL: [Stat; 6] = [
+    pub const ALL: [Stat; 8] = [
         Stat::Mean,
         Stat::Std,
         Stat::P50,
         Stat::P90,
         Stat::P97,
         Stat::P99,
+        Stat::P999,
+        Stat::Max,
     ];
 
-    /// The field's name for timing `name`: `mean_X`, `std_X`, `X_p50`, ... (so the original's
-    /// `mean_time_to_first_token` for `time_to_first_token`).
+    /// The field's name for timing `name`: `mean_X`, `std_X`, `X_p50`, ..., `X_p999`, `max_X`
+    /// (so the original's `mean_time_to_first_token` for `time_to_first_token`).
     pub fn field(self, name: &str) -> String {
         match self {
             Stat::Mean => format!("mean_{name}"),
@@ -141,6 +166,8 @@ impl Stat {
             Stat::P90 => format!("{name}_p90"),
             Stat::P97 => format!("{name}_p97"),
             Stat::P99 => format!("{name}_p99"),
+            Stat::P999 => format!("{name}_p999"),
+            Stat::Max => format!("max_{name}"),
         }
     }
 
@@ -152,6 +179,22 @@ impl Stat {
             Stat::P90 => s.p90,
             Stat::P97 => s.p97,
             Stat::P99 => s.p99,
+            Stat::P999 => s.p999,
+            Stat::Max => s.max,
+        }
+    }
+
+    /// The text report's column heading.
+    fn heading(self) -> &'static str {
+        match self {
+            Stat::Mean => "mean",
+            Stat::Std => "std",
+            Stat::P50 => "p50",
+            Stat::P90 => "p90",
+            Stat::P97 => "p97",
+            Stat::P99 => "p99",
+            Stat::P999 => "p99.9",
+            Stat::Max => "max",
         }
     }
 }
@@ -235,7 +278,27 @@ pub fn to_json(plan: &Plan, stats: &RunStats) -> Value {
             json!({"full": stats.tls_full, "resumed": stats.tls_resumed}),
         );
     }
+    let histograms: Map<String, Value> = reported(plan, t)
+        .map(|(timing, rec)| (timing.name.to_string(), buckets(rec)))
+        .collect();
+    m.insert("histograms".into(), Value::Object(histograms));
     Value::Object(m)
+}
+
+/// The non-empty log-scale buckets of a recorder, ascending, as `{"from", "to", "count"}` in
+/// seconds. The last bucket (1000 s and up) has no upper edge: its `to` is the largest sample.
+fn buckets(rec: &Recorder) -> Value {
+    let hist = rec.histogram();
+    let max = hist.max().unwrap_or(0.0);
+    let rows: Vec<Value> = hist
+        .iter()
+        .filter(|b| b.count > 0)
+        .map(|b| {
+            let to = if b.upper.is_finite() { b.upper } else { max };
+            json!({"from": b.lower, "to": to, "count": b.count})
+        })
+        .collect();
+    Value::Array(rows)
 }
 
 /// `error_counts` keys: statuses as their number in a string, names as they are.
@@ -246,7 +309,7 @@ pub fn key_name(k: &ErrorKey) -> String {
     }
 }
 
-/// The six fields of one timing family (see [`Stat::field`]).
+/// The fields of one timing family (see [`Stat::field`]).
 fn family(m: &mut Map<String, Value>, name: &str, s: &Summary) {
     for stat in Stat::ALL {
         m.insert(stat.field(name), json!(stat.of(s)));
@@ -269,29 +332,112 @@ fn opt(v: Option<f64>) -> String {
     v.map(human).unwrap_or_else(|| "-".into())
 }
 
-/// The terminal report: a summary, a table of every timing, the error buckets and a histogram.
-pub fn to_text(plan: &Plan, stats: &RunStats) -> String {
+/// Seconds as a person types a duration: `250ms`, `1.5s`, `90s` → `1m30s`, `7200s` → `2h`.
+pub fn secs_text(secs: f64) -> String {
+    if secs.fract() != 0.0 || !(60.0..1e12).contains(&secs) {
+        return if secs != 0.0 && secs.abs() < 1.0 {
+            format!("{}ms", round_digits(secs * 1e3))
+        } else {
+            format!("{}s", round_digits(secs))
+        };
+    }
+    let whole = secs as u64;
+    let (h, m, s) = (whole / 3600, whole / 60 % 60, whole % 60);
     let mut out = String::new();
-    let t = &stats.timings;
+    for (n, unit) in [(h, "h"), (m, "m"), (s, "s")] {
+        if n > 0 {
+            let _ = write!(out, "{n}{unit}");
+        }
+    }
+    out
+}
+
+/// At most 6 significant decimals, without trailing zeros: floats as typed, not `0.30000000000000004`.
+fn round_digits(x: f64) -> String {
+    let s = format!("{x:.6}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    s.to_string()
+}
+
+/// The run's settings in words: the request line, then the rate, length and limits (and the LLM
+/// mode, TLS verification, real-time scheduling when they apply). The text report starts with it,
+/// and the command line prints it before the run starts.
+pub fn settings(plan: &Plan) -> String {
+    let mut out = String::new();
     let _ = writeln!(out, "pacer: {} {}", method_of(plan), plan.url);
-    let rate = match plan.rate {
-        crate::plan::Rate::PerSecond(q) => format!("{q} req/s"),
-        crate::plan::Rate::Max => "max (closed loop)".into(),
+    let duration = secs_text(plan.duration.as_secs_f64());
+    let pace = match plan.rate {
+        Rate::PerSecond(q) => {
+            let arrival = match plan.arrival {
+                Arrival::Constant => "evenly spaced".to_string(),
+                Arrival::Poisson { seed } => format!("Poisson arrivals, seed {seed}"),
+            };
+            let s = if plan.count == 1 { "" } else { "s" };
+            format!(
+                "{q} req/s for {duration} ({} request{s}, {arrival})",
+                plan.count
+            )
+        }
+        Rate::Max => format!("as fast as responses come (closed loop) for {duration}"),
     };
     let _ = writeln!(
         out,
-        "  rate {rate}, duration {}s, {} workers, {} threads, timeout {}s",
-        plan.duration.as_secs_f64(),
+        "  {pace}, up to {} connections, {} threads, timeout {}",
         plan.num_workers,
         plan.threads,
-        plan.timeout.as_secs_f64()
+        secs_text(plan.timeout.as_secs_f64())
     );
+    if let Some(l) = &plan.llm {
+        let payload = plan.config.get("fireworks_payload");
+        let field = |k: &str| {
+            payload.and_then(|p| p.get(k)).map(|v| match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            })
+        };
+        let _ = writeln!(
+            out,
+            "  {} {}, model {}, max_tokens {}",
+            if l.stream {
+                "streaming"
+            } else {
+                "non-streaming"
+            },
+            l.api.name(),
+            field("model").unwrap_or_else(|| "-".into()),
+            field("max_tokens").unwrap_or_else(|| "-".into()),
+        );
+    }
     if plan.insecure {
         let _ = writeln!(
             out,
-            "  WARNING: TLS certificate verification was disabled (--insecure)"
+            "  WARNING: TLS certificate verification is disabled (--insecure)"
         );
     }
+    if plan.realtime {
+        let _ = writeln!(out, "  real-time scheduling asked for (SCHED_FIFO)");
+    }
+    out
+}
+
+/// Why two timing families can show the same figures, for the one line the text report prints
+/// instead of the second row.
+fn same_because(shown: &str, dropped: &str) -> &'static str {
+    match (shown, dropped) {
+        ("response_time", "latency") => ": every body came with its headers (or there was none)",
+        ("time_to_first_token", "time_to_first_byte") => {
+            ": the first body byte carried the first token"
+        }
+        _ => "",
+    }
+}
+
+/// The terminal report: the settings, a summary, a table of every timing with one line on what
+/// each spans, the error buckets and histograms (response time; time to first token when
+/// streaming). A family whose figures equal an earlier row's is said in one line, not a row.
+pub fn to_text(plan: &Plan, stats: &RunStats) -> String {
+    let mut out = settings(plan);
+    let t = &stats.timings;
     let _ = writeln!(out);
     let _ = writeln!(
         out,
@@ -327,27 +473,7 @@ pub fn to_text(plan: &Plan, stats: &RunStats) -> String {
         );
     }
     let _ = writeln!(out);
-    let _ = writeln!(
-        out,
-        "  {:<26} {:>9} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
-        "timing", "count", "mean", "std", "p50", "p90", "p97", "p99", "max"
-    );
-    for (timing, rec) in reported(plan, t) {
-        let s = rec.summary();
-        let _ = writeln!(
-            out,
-            "  {:<26} {:>9} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
-            timing.label,
-            s.count,
-            opt(s.mean),
-            opt(s.std),
-            opt(s.p50),
-            opt(s.p90),
-            opt(s.p97),
-            opt(s.p99),
-            opt(s.max)
-        );
-    }
+    out.push_str(&table(plan, t));
     if !stats.errors.is_empty() {
         let _ = writeln!(out);
         let _ = writeln!(out, "  errors:");
@@ -359,11 +485,84 @@ pub fn to_text(plan: &Plan, stats: &RunStats) -> String {
             let _ = writeln!(out, "    {n:>9}  {label}");
         }
     }
-    let hist = histogram_lines(&t.response_time, 12, 40);
-    if !hist.is_empty() {
+    let mut hists = vec![("response time", &t.response_time)];
+    if plan.body_mode == BodyMode::Sse {
+        hists.push(("time to first token", &t.time_to_first_token));
+    }
+    for (what, rec) in hists {
+        let (hist, finer) = histogram_lines(rec, 12, 40);
+        if !hist.is_empty() {
+            let _ = writeln!(out);
+            let how = if finer {
+                " (equal-width rows: the samples fell in too few log-scale buckets)"
+            } else {
+                ""
+            };
+            let _ = writeln!(out, "  {what} histogram{how}:");
+            out.push_str(&hist);
+        }
+    }
+    out
+}
+
+/// The timing table, then one line per row on what it spans, and one line per family left out
+/// because its figures equal a row's.
+fn table(plan: &Plan, t: &Timings) -> String {
+    let mut rows: Vec<(&Timing, Summary)> = Vec::new();
+    let mut same: Vec<(&Timing, &Timing)> = Vec::new();
+    for (timing, rec) in reported(plan, t) {
+        let s = rec.summary();
+        match rows.iter().find(|(_, r)| s.count > 0 && *r == s) {
+            Some((earlier, _)) => same.push((timing, *earlier)),
+            None => rows.push((timing, s)),
+        }
+    }
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|(timing, s)| {
+            let mut row = vec![timing.label.to_string(), s.count.to_string()];
+            row.extend(Stat::ALL.iter().map(|stat| opt(stat.of(s))));
+            row
+        })
+        .collect();
+    let mut head = vec!["timing".to_string(), "count".to_string()];
+    head.extend(Stat::ALL.iter().map(|s| s.heading().to_string()));
+    let widths: Vec<usize> = (0..head.len())
+        .map(|i| {
+            std::iter::once(&head)
+                .chain(&cells)
+                .map(|r| r[i].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for row in std::iter::once(&head).chain(&cells) {
+        let _ = write!(out, "  {:<w$}", row[0], w = widths[0]);
+        for (cell, w) in row.iter().zip(&widths).skip(1) {
+            let _ = write!(out, "  {cell:>w$}");
+        }
         let _ = writeln!(out);
-        let _ = writeln!(out, "  response time histogram:");
-        out.push_str(&hist);
+    }
+    let _ = writeln!(out);
+    let label_w = rows
+        .iter()
+        .map(|(t, _)| t.label)
+        .chain(same.iter().map(|(t, _)| t.label))
+        .map(str::len)
+        .max()
+        .unwrap_or(0);
+    for (timing, _) in &rows {
+        let _ = writeln!(out, "  {:<label_w$}  {}", timing.label, timing.note);
+    }
+    for (dropped, shown) in same {
+        let _ = writeln!(
+            out,
+            "  {:<label_w$}  = {} on every figure{}",
+            dropped.label,
+            shown.label,
+            same_because(shown.name, dropped.name)
+        );
     }
     out
 }
@@ -374,25 +573,246 @@ fn method_of(plan: &Plan) -> &str {
     std::str::from_utf8(&req[..end]).unwrap_or("?")
 }
 
-/// A text histogram of a recorder's samples in `rows` rows between its min and max.
-fn histogram_lines(rec: &Recorder, rows: usize, width: usize) -> String {
+/// Fewer log-scale rows than this, over samples that differ, draw equal-width rows instead.
+const FINER_BELOW: usize = 4;
+
+/// A text histogram of a recorder's samples in at most `rows` rows between its min and max, and
+/// whether it had to use equal-width rows: when the samples fall in one log-scale bucket or two
+/// (an LLM mock's fixed timings do), one or two rows 26% wide would say nothing.
+fn histogram_lines(rec: &Recorder, rows: usize, width: usize) -> (String, bool) {
     let mut out = String::new();
-    let bars = rec.histogram().rows(rows);
+    let mut bars = rec.histogram().rows(rows);
+    let finer = bars.len() < FINER_BELOW && bars.first().is_some_and(|b| b.lower < b.upper);
+    if finer {
+        let k = rows
+            .min(usize::try_from(rec.count()).unwrap_or(rows))
+            .max(2);
+        bars = rec.linear_rows(k);
+    }
     let most = bars.iter().map(|b| b.count).max().unwrap_or(0);
     if most == 0 {
-        return out;
+        return (out, false);
     }
+    // Fine rows may be microseconds apart in a 240 ms range: enough digits to tell them apart.
+    let step = bars
+        .iter()
+        .map(|b| b.upper - b.lower)
+        .fold(f64::INFINITY, f64::min);
     for r in bars {
         let (lo, hi, n) = (r.lower, r.upper, r.count);
         let len = ((n as f64 / most as f64) * width as f64).round() as usize;
         let _ = writeln!(
             out,
             "    {:>10} - {:<10} {:>9} |{}",
-            human(lo),
-            human(hi),
+            human_to(lo, step),
+            human_to(hi, step),
             n,
             "■".repeat(len)
         );
     }
-    out
+    (out, finer)
+}
+
+/// [`human`], with more decimals when needed to show differences of `step` seconds (at most 6).
+fn human_to(secs: f64, step: f64) -> String {
+    let a = secs.abs();
+    let (scale, unit, decimals) = if a < 1e-3 {
+        (1e6, "µs", 1)
+    } else if a < 1.0 {
+        (1e3, "ms", 2)
+    } else {
+        (1.0, "s", 3)
+    };
+    let step = step * scale;
+    // One digit past the step's first significant one, so row edges read evenly spaced.
+    let needed = if step > 0.0 && step < 1.0 {
+        (-step.log10()).ceil() as usize + 1
+    } else {
+        0
+    };
+    let d = needed.clamp(decimals, 6);
+    format!("{:.d$}{unit}", secs * scale)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{Input, Limits};
+
+    fn plan() -> Plan {
+        let input = Input::new("http://h:8081/", Rate::PerSecond(10.0), 1.0);
+        Plan::new(&input, &Limits::default()).unwrap()
+    }
+
+    /// A run of 10 responses, 10..=19 ms; headers at the same instants when `bodies_with_heads`.
+    fn stats(bodies_with_heads: bool) -> RunStats {
+        let mut s = RunStats {
+            total_requests: 10,
+            successes: 10,
+            ..RunStats::default()
+        };
+        for i in 0..10 {
+            let rt = 0.010 + f64::from(i) * 1e-3;
+            s.timings.response_time.record(rt);
+            s.timings
+                .latency
+                .record(if bodies_with_heads { rt } else { rt / 2.0 });
+            s.timings.corrected_response_time.record(rt + 1e-4);
+            s.timings.dispatch_delay.record(1e-4);
+        }
+        s
+    }
+
+    #[test]
+    fn json_carries_max_p999_and_the_histograms() {
+        let r = to_json(&plan(), &stats(false));
+        let keys: Vec<&str> = r.as_object().unwrap().keys().map(String::as_str).collect();
+        // The original's fields first, in its order; the new ones join each family.
+        assert_eq!(
+            keys[..12],
+            [
+                "config",
+                "total_requests",
+                "errors",
+                "mean_response_time",
+                "std_response_time",
+                "response_time_p50",
+                "response_time_p90",
+                "response_time_p97",
+                "response_time_p99",
+                "response_time_p999",
+                "max_response_time",
+                "mean_latency",
+            ]
+        );
+        assert_eq!(r["max_response_time"], json!(0.010 + 9.0 * 1e-3));
+        // numpy: np.percentile(np.arange(10, 20) / 1000, 99.9) == 0.018991
+        let p999 = r["response_time_p999"].as_f64().unwrap();
+        assert!((p999 - 0.018991).abs() < 1e-12, "{p999}");
+        assert_eq!(r["max_dispatch_delay"], json!(1e-4));
+        let hist = r["histograms"]["response_time"].as_array().unwrap();
+        let total: u64 = hist.iter().map(|b| b["count"].as_u64().unwrap()).sum();
+        assert_eq!(total, 10);
+        let mut prev_to = 0.0;
+        for b in hist {
+            let (from, to) = (b["from"].as_f64().unwrap(), b["to"].as_f64().unwrap());
+            assert!(
+                from >= prev_to && to > from && b["count"].as_u64() > Some(0),
+                "{b}"
+            );
+            prev_to = to;
+        }
+        assert!(hist[0]["from"].as_f64() <= Some(0.010));
+        assert!(hist[hist.len() - 1]["to"].as_f64() > Some(0.019));
+        let families: Vec<&str> = r["histograms"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            families,
+            [
+                "response_time",
+                "latency",
+                "corrected_response_time",
+                "dispatch_delay"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_bucket_past_1000s_ends_at_the_largest_sample() {
+        let mut s = RunStats::default();
+        s.timings.response_time.record(1500.0);
+        let r = to_json(&plan(), &s);
+        assert_eq!(
+            r["histograms"]["response_time"],
+            json!([{"from": 1000.0, "to": 1500.0, "count": 1}])
+        );
+        assert_eq!(r["histograms"]["latency"], json!([]));
+    }
+
+    #[test]
+    fn identical_rows_are_said_once() {
+        let text = to_text(&plan(), &stats(true));
+        let rows: Vec<&str> = text
+            .lines()
+            .filter(|l| l.trim_start().starts_with("latency (headers)"))
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                "  latency (headers)        = response_time on every figure: every body came \
+              with its headers (or there was none)"
+            ]
+        );
+        let text = to_text(&plan(), &stats(false));
+        let rows: Vec<&str> = text
+            .lines()
+            .filter(|l| l.trim_start().starts_with("latency (headers)"))
+            .collect();
+        assert_eq!(rows.len(), 2, "a row and its note:\n{text}");
+        assert!(rows[1].ends_with("dispatch to the end of the response headers"));
+    }
+
+    #[test]
+    fn the_text_starts_with_the_settings_and_shows_p999_and_max() {
+        let text = to_text(&plan(), &stats(false));
+        assert!(text.starts_with(&settings(&plan())), "{text}");
+        assert!(
+            settings(&plan())
+                .contains("10 req/s for 1s (10 requests, evenly spaced), up to 10 connections")
+        );
+        let head = text.lines().find(|l| l.contains("timing")).unwrap();
+        let cols: Vec<&str> = head.split_whitespace().collect();
+        assert_eq!(
+            cols,
+            [
+                "timing", "count", "mean", "std", "p50", "p90", "p97", "p99", "p99.9", "max"
+            ]
+        );
+        let row = text
+            .lines()
+            .find(|l| l.trim_start().starts_with("response_time "))
+            .unwrap();
+        assert!(row.trim_end().ends_with("19.00ms"), "{row}");
+        assert!(text.contains("corrected_response_time  intended send time to the last byte"));
+    }
+
+    #[test]
+    fn close_samples_get_finer_rows() {
+        let mut rec = Recorder::new();
+        for i in 0..10 {
+            rec.record(0.2402 + f64::from(i) * 2e-5);
+        }
+        let (lines, finer) = histogram_lines(&rec, 12, 40);
+        assert!(finer);
+        assert_eq!(lines.lines().count(), 10, "{lines}");
+        // Rows 20 µs apart need three decimals of milliseconds.
+        assert!(lines.starts_with("     240.200ms - 240.218ms"), "{lines}");
+        let mut spread = Recorder::new();
+        for i in 1..=100 {
+            spread.record(f64::from(i) * 1e-3);
+        }
+        let (lines, finer) = histogram_lines(&spread, 12, 40);
+        assert!(!finer && lines.lines().count() > 4, "{lines}");
+    }
+
+    #[test]
+    fn durations_read_as_typed() {
+        for (secs, text) in [
+            (5.0, "5s"),
+            (0.25, "250ms"),
+            (1.5, "1.5s"),
+            (90.0, "1m30s"),
+            (7200.0, "2h"),
+            (86_400.0, "24h"),
+            (0.0, "0s"),
+            (-1.0, "-1s"),
+            (0.3, "300ms"),
+        ] {
+            assert_eq!(secs_text(secs), text);
+        }
+    }
 }

@@ -381,11 +381,12 @@ fn seconds(description: &str) -> Value {
     json!({"type": "number", "nullable": true, "description": description})
 }
 
-/// The six fields of one timing family, named as the report names them.
+/// The fields of one timing family, named as the report names them.
 fn family(props: &mut Map<String, Value>, name: &str) {
     for stat in Stat::ALL {
         let description = match stat {
             Stat::Mean => "Seconds; null with no samples.",
+            Stat::Max => "Seconds, the largest sample; null with no samples.",
             Stat::Std => "Sample standard deviation (n−1); null with fewer than 2 samples.",
             _ => "Seconds, numpy's linear interpolation; null with fewer than 2 samples.",
         };
@@ -425,6 +426,15 @@ fn report_schema(llm: bool) -> Value {
         "tls_handshakes".into(),
         json!({"type": "object", "description": "https targets only: handshakes done in full and resumed.",
             "properties": {"full": {"type": "integer"}, "resumed": {"type": "integer"}}}),
+    );
+    props.insert(
+        "histograms".into(),
+        json!({"type": "object", "description": "Per timing family reported, the non-empty \
+            log-scale buckets (10 per decade) ascending, in seconds; the counts add up to the \
+            family's samples.",
+            "additionalProperties": {"type": "array", "items": {"type": "object",
+                "properties": {"from": {"type": "number"}, "to": {"type": "number"},
+                    "count": {"type": "integer"}}}}}),
     );
     for t in timings_in_json_order().filter(|t| t.scope == Scope::Every) {
         family(&mut props, t.name);
