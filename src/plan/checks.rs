@@ -28,6 +28,17 @@ impl Default for Limits {
     }
 }
 
+impl Limits {
+    /// The command line's: only nonsense and overflow are refused (see `defaults::CLI_MAX_QPS`).
+    pub fn command_line() -> Limits {
+        Limits {
+            max_qps: defaults::CLI_MAX_QPS,
+            max_duration: defaults::CLI_MAX_DURATION,
+            max_workers: defaults::CLI_MAX_WORKERS,
+        }
+    }
+}
+
 /// The original `/fireworks_benchmark`'s own checks, in its order.
 pub(super) fn llm_fields(input: &Input) -> Result<(), PlanError> {
     let Some(l) = &input.llm else { return Ok(()) };
@@ -99,11 +110,18 @@ pub(super) fn num_workers(input: &Input, limits: &Limits) -> Result<usize, PlanE
             }
             Ok(n)
         }
-        _ => Ok(match input.qps {
-            // ceil keeps a fractional rate from getting 0 workers; the limit caps a huge one.
-            Rate::PerSecond(q) => (q.ceil() as usize).clamp(1, limits.max_workers),
-            Rate::Max => defaults::SATURATION_WORKERS.min(limits.max_workers),
-        }),
+        _ => Ok(default_num_workers(input.qps, limits.max_workers)),
+    }
+}
+
+/// `num_workers` when none is asked for: `ceil(qps)`, at least 1 and at most `cap`;
+/// [`defaults::SATURATION_WORKERS`] (at most `cap`) in saturation. The API's cap is its
+/// `--max-workers`; the command line's is [`defaults::MAX_WORKERS`], whatever it allows when asked.
+pub fn default_num_workers(qps: Rate, cap: usize) -> usize {
+    match qps {
+        // ceil keeps a fractional rate from getting 0 workers; the cap limits a huge one.
+        Rate::PerSecond(q) => (q.ceil() as usize).clamp(1, cap.max(1)),
+        Rate::Max => defaults::SATURATION_WORKERS.min(cap),
     }
 }
 

@@ -12,7 +12,8 @@ pub const BENCH_QPS: f64 = 20.0;
 /// `pacer bench`: seconds to run when `--duration` is absent (the API requires `duration`).
 pub const BENCH_DURATION: f64 = 5.0;
 /// `num_workers` in saturation mode, where there is no rate to derive it from (wrk's `-c` habit).
-/// With a rate, the default is `ceil(qps)`, at most `--max-workers`.
+/// With a rate, the default is `ceil(qps)`, at least 1 and at most `--max-workers` (the command
+/// line: at most [`MAX_WORKERS`]).
 pub const SATURATION_WORKERS: usize = 50;
 /// Most OS threads a run may ask for.
 pub const MAX_THREADS: usize = 1024;
@@ -37,3 +38,15 @@ pub const MAX_QPS: f64 = 1_000_000.0;
 pub const MAX_DURATION: f64 = 3600.0;
 /// `pacer serve --max-workers`: the most connections a run may ask for.
 pub const MAX_WORKERS: usize = 10_000;
+
+/// The command line's ceilings. The server limits above protect a shared service; a person at
+/// their own terminal may run a day-long soak or open many connections, so these only refuse
+/// what is nonsense or would overflow: a run longer than a year, a rate past what any clock
+/// could pace, more connections than file descriptors could ever hold.
+pub const CLI_MAX_QPS: f64 = 1e9;
+/// Seconds in 365 days.
+pub const CLI_MAX_DURATION: f64 = 365.0 * 86_400.0;
+pub const CLI_MAX_WORKERS: usize = 1_000_000;
+/// Most requests one run may schedule: past 2^53 a request's index, and so its intended time
+/// `i / qps`, is no longer exact in a float.
+pub const MAX_REQUESTS: f64 = 9_007_199_254_740_992.0;

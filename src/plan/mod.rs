@@ -26,7 +26,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use crate::llm::Api;
-pub use checks::Limits;
+pub use checks::{Limits, default_num_workers};
 pub use input::{Input, LlmInput, Rate, json_bool, parse_bool};
 pub use target::Target;
 
