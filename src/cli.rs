@@ -1,25 +1,59 @@
-//! The command line: clap definitions, turned into the same [`Input`] the API builds, validated by
-//! the same [`Plan::new`]; then the run, its report, and the exit code. `main` only wires.
+//! The command line: the clap definitions of every command, and what each does. The commands
+//! that run a benchmark share their flags ([`flags`]) and one path from flags to report
+//! ([`bench`]: the same [`Input`](crate::plan::Input) the API builds, the same
+//! [`Plan::new`](crate::plan::Plan::new)); durations are read by [`duration`]. This file keeps
+//! the command list, the server and mock commands, the demo and the exit codes. `main` only wires.
 
-use std::io::{IsTerminal, Write};
+mod bench;
+pub mod duration;
+mod flags;
+
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::builder::{PossibleValuesParser, TypedValueParser};
-use clap::{ArgAction, Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 use crate::api::{self, AllowTarget, ApiConfig};
-use crate::engine::{self, Progress};
 use crate::llm::Api;
 use crate::mock::{Fault, MockConfig, MockServer};
-use crate::plan::{Input, Limits, LlmInput, Plan, Rate, defaults, parse_bool};
-use crate::report;
+use crate::plan::{Input, Limits, LlmInput, Plan, Rate, defaults};
+pub use bench::{Output, no_response};
+pub use flags::{BenchArgs, DemoArgs, LlmArgs, RunArgs};
+
+/// The process's exit codes (README "Exit codes"; [`EXIT_CODES`] in `--help`).
+pub mod exit {
+    /// The run completed; its failed requests are in the report.
+    pub const OK: i32 = 0;
+    /// The run could not start, or no request got a response (DNS failure, connection refused
+    /// everywhere, ...), with the reason on stderr.
+    pub const RUN_FAILED: i32 = 1;
+    /// Bad usage: an unknown flag, a bad value (the message names the flag), a missing URL, an
+    /// `--output` that cannot be written. clap's own usage errors exit 2 too.
+    pub const USAGE: i32 = 2;
+    /// A threshold failed. Reserved: thresholds come with the capacity work.
+    pub const THRESHOLD: i32 = 3;
+    /// Interrupted (Ctrl-C, as shells report a SIGINT). Reserved for the partial report an
+    /// interrupted run will print.
+    pub const INTERRUPTED: i32 = 130;
+}
+
+/// `--help`'s account of [`exit`].
+pub const EXIT_CODES: &str = "\
+Exit codes:
+  0    the run completed (its failed requests are in the report)
+  1    the run could not start, or no request got a response (DNS failure, connection
+       refused, ...): the reason is on stderr
+  2    bad usage: an unknown flag, a bad value, a missing URL, an --output that cannot be written
+  3    a threshold failed (reserved: there are no thresholds yet)
+  130  interrupted (Ctrl-C)";
 
 #[derive(Parser, Debug)]
 #[command(
     name = "pacer",
     version,
-    about = "HTTP load generator with precise pacing and exact LLM timings"
+    about = "HTTP load generator with precise pacing and exact LLM timings",
+    after_help = EXIT_CODES
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -33,7 +67,7 @@ pub enum Command {
     /// Benchmark a URL at a fixed rate (or `--qps max` for closed-loop saturation).
     Bench(BenchArgs),
     /// Benchmark an OpenAI-compatible completions or chat API (Fireworks, vLLM, ...).
-    #[command(alias = "llm")]
+    #[command(visible_alias = "llm")]
     Fireworks(LlmArgs),
     /// Run the built-in mock targets on loopback.
     Mock(MockArgs),
@@ -108,128 +142,6 @@ fn parse_seconds(s: &str) -> Result<f64, String> {
     }
 }
 
-/// Flags every run shares (SPEC §2, §3). The defaults shown are `pacer bench`'s; `pacer
-/// fireworks` sets its own (see [`LlmArgs`]).
-#[derive(Args, Debug, Clone)]
-pub struct RunArgs {
-    /// Seconds to run.
-    #[arg(long, default_value_t = defaults::BENCH_DURATION)]
-    pub duration: f64,
-    #[arg(long = "num_workers", alias = "num-workers", short = 'c', help = workers_help())]
-    pub num_workers: Option<i64>,
-    /// Per-request timeout in seconds.
-    #[arg(long, default_value_t = defaults::TIMEOUT)]
-    pub timeout: f64,
-    /// HTTP method.
-    #[arg(long, short = 'X')]
-    pub method: Option<String>,
-    /// Extra header, `Name: value` (repeatable).
-    #[arg(long = "header", short = 'H')]
-    pub headers: Vec<String>,
-    /// Request body.
-    #[arg(long)]
-    pub body: Option<String>,
-    /// Arrival process: constant spacing or Poisson.
-    #[arg(long, value_parser = ["constant", "poisson"], default_value = "constant")]
-    pub arrival: String,
-    /// Seed for Poisson arrivals.
-    #[arg(long)]
-    pub seed: Option<u64>,
-    /// OS threads (default: cores, at most num_workers).
-    #[arg(long, short = 't')]
-    pub threads: Option<usize>,
-    /// Extra trusted CA certificate (PEM file).
-    #[arg(long = "ca-cert", alias = "ca_cert")]
-    pub ca_cert: Option<String>,
-    /// Do not verify TLS certificates (named in the report).
-    #[arg(long)]
-    pub insecure: bool,
-    /// Run the worker threads as SCHED_FIFO (needs root or CAP_SYS_NICE; fixed rate only): a due
-    /// send then never waits for another task's time slice. The report says if it was refused.
-    #[arg(long)]
-    pub realtime: bool,
-    /// Print the API's JSON instead of the text report.
-    #[arg(long)]
-    pub json: bool,
-}
-
-#[derive(Args, Debug)]
-pub struct BenchArgs {
-    /// Target URL (http:// or https://).
-    #[arg(long)]
-    pub url: String,
-    /// Requests per second, or `max`.
-    #[arg(long, default_value_t = Rate::PerSecond(defaults::BENCH_QPS), value_parser = parse_rate)]
-    pub qps: Rate,
-    #[command(flatten)]
-    pub run: RunArgs,
-}
-
-/// `--num_workers`' default is computed from the rate: say how, with the numbers it uses.
-fn workers_help() -> String {
-    format!(
-        "Maximum simultaneous connections (= requests in flight) [default: the qps rounded up, at \
-         most {}; {} with `--qps max`]",
-        defaults::MAX_WORKERS,
-        defaults::SATURATION_WORKERS
-    )
-}
-
-/// clap keeps a default's text as a `&'static str`; the defaults are numbers. One text per call
-/// site, made once (what `default_value_t` does inside).
-macro_rules! shown {
-    ($value:expr) => {{
-        static TEXT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-        TEXT.get_or_init(|| $value.to_string()).as_str()
-    }};
-}
-
-/// The original `fireworks_ai_benchmark.py`'s defaults replace `pacer bench`'s for the shared
-/// run flags.
-#[derive(Args, Debug)]
-#[command(
-    mut_arg("duration", |a| a.default_value(shown!(defaults::LLM_DURATION))),
-    mut_arg("timeout", |a| a.default_value(shown!(defaults::LLM_TIMEOUT))),
-    mut_arg("num_workers", |a| a
-        .default_value(shown!(defaults::LLM_WORKERS))
-        .help("Maximum simultaneous connections (= requests in flight)")),
-)]
-pub struct LlmArgs {
-    /// API token (or FIREWORKS_API_KEY).
-    #[arg(long, env = "FIREWORKS_API_KEY", hide_env_values = true)]
-    pub token: Option<String>,
-    #[arg(long, default_value = defaults::LLM_MODEL)]
-    pub model: String,
-    #[arg(long, default_value = defaults::LLM_PROMPT)]
-    pub prompt: String,
-    #[arg(long = "max_tokens", alias = "max-tokens", default_value_t = defaults::LLM_MAX_TOKENS)]
-    pub max_tokens: i64,
-    /// Stream the response (Server-Sent Events): true or false (also True, False). A `stream`
-    /// in --payload wins.
-    #[arg(
-        long,
-        action = ArgAction::Set,
-        value_name = "BOOL",
-        num_args = 0..=1,
-        default_value_t = defaults::LLM_STREAM,
-        default_missing_value = "true",
-        value_parser = parse_bool_arg,
-    )]
-    pub stream: bool,
-    #[arg(long, default_value = defaults::LLM_URL)]
-    pub url: String,
-    /// `completions` or `chat` (/v1/chat/completions with a user message).
-    #[arg(long, default_value = "completions", value_parser = api_parser())]
-    pub api: Api,
-    /// JSON object merged over the default payload (`null` removes a key).
-    #[arg(long)]
-    pub payload: Option<String>,
-    #[arg(long, default_value_t = Rate::PerSecond(defaults::LLM_QPS), value_parser = parse_rate)]
-    pub qps: Rate,
-    #[command(flatten)]
-    pub run: RunArgs,
-}
-
 #[derive(Args, Debug)]
 pub struct MockArgs {
     #[arg(long, default_value_t = 8081)]
@@ -266,42 +178,17 @@ pub struct MockArgs {
     /// Serve HTTPS with a fresh self-signed CA.
     #[arg(long)]
     pub tls: bool,
-    /// Where to write the CA certificate (PEM) with --tls.
-    #[arg(long, default_value = "pacer-mock-ca.pem")]
-    pub ca_out: String,
+    /// Where to write the CA certificate (PEM) with --tls [default: a file in the temporary
+    /// directory, printed at start]
+    #[arg(long)]
+    pub ca_out: Option<PathBuf>,
     /// Misbehave on every request (reset, close, short-body, garbage, huge-headers, bad-chunk,
     /// endless, drip, stall, continue, 429, 503, sse-broken-json, sse-error, sse-no-done).
     #[arg(long)]
     pub fault: Option<String>,
 }
 
-#[derive(Args, Debug)]
-pub struct DemoArgs {
-    /// Requests per second of the plain benchmark.
-    #[arg(long, default_value_t = 200.0)]
-    pub qps: f64,
-    /// Seconds each benchmark runs.
-    #[arg(long, default_value_t = 3.0)]
-    pub duration: f64,
-}
-
-fn parse_rate(s: &str) -> Result<Rate, String> {
-    s.parse()
-}
-
-/// The API's boolean words ([`parse_bool`]), so a flag and a request field read alike.
-fn parse_bool_arg(s: &str) -> Result<bool, String> {
-    parse_bool(s).ok_or_else(|| format!("{s:?} is not true or false"))
-}
-
-/// Lists the names in `--help` and in the error for any other.
-fn api_parser() -> impl TypedValueParser<Value = Api> {
-    let names = [Api::Completions.name(), Api::Chat.name()];
-    PossibleValuesParser::new(names)
-        .try_map(|s: String| Api::from_name(&s).ok_or_else(|| format!("{s:?} is not an API")))
-}
-
-/// What went wrong, for `main` to print in one line and exit with `code`.
+/// What went wrong, for `main` to print in one line and exit with `code` (one of [`exit`]).
 #[derive(Debug)]
 pub struct CliError {
     pub code: i32,
@@ -320,8 +207,10 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Serve(a) => {
             if a.api_key.as_deref().is_some_and(|k| k.trim().is_empty()) {
-                return Err(err(2, "--api-key (or PACER_API_KEY) is empty"));
+                return Err(err(exit::USAGE, "--api-key (or PACER_API_KEY) is empty"));
             }
+            check_listen_addr(&a.addr)?;
+            let addr = a.addr.clone();
             let cfg = ApiConfig {
                 addr: a.addr,
                 limits: Limits {
@@ -336,107 +225,97 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 max_connections: a.max_connections,
                 head_timeout: Duration::from_secs_f64(a.head_timeout),
             };
-            api::serve(cfg).map_err(|e| err(1, format!("serve: {e}")))
+            api::serve(cfg).map_err(|e| {
+                use std::io::ErrorKind as K;
+                let msg = match e.kind() {
+                    K::AddrInUse | K::PermissionDenied | K::AddrNotAvailable => {
+                        listen_error(&addr, &e)
+                    }
+                    _ => format!("serve: {e}"),
+                };
+                err(exit::RUN_FAILED, msg)
+            })
         }
-        Command::Bench(a) => {
-            let input = run_input(a.url, a.qps, &a.run, None)?;
-            bench(&input, a.run.json)
-        }
-        Command::Fireworks(a) => {
-            let token = a.token.clone().unwrap_or_default();
-            let payload = match &a.payload {
-                None => None,
-                Some(p) => match serde_json::from_str::<serde_json::Value>(p) {
-                    Ok(serde_json::Value::Object(m)) => Some(m),
-                    _ => return Err(err(2, "--payload must be a JSON object")),
-                },
-            };
-            let llm = LlmInput {
-                token,
-                model: a.model,
-                prompt: a.prompt,
-                max_tokens: a.max_tokens,
-                stream: a.stream,
-                api: a.api,
-                payload,
-            };
-            let input = run_input(a.url, a.qps, &a.run, Some(llm))?;
-            bench(&input, a.run.json)
-        }
+        Command::Bench(a) => bench::bench(&bench_input(&a)?, &Output::of(&a.run)),
+        Command::Fireworks(a) => bench::bench(&llm_input(&a)?, &Output::of(&a.run)),
         Command::Mock(a) => mock(a),
         Command::Demo(a) => demo(a),
-        Command::Html(a) => {
-            crate::html::render_file(&a.report, &a.output).map_err(|e| err(2, e.to_string()))
-        }
+        Command::Html(a) => crate::html::render_file(&a.report, &a.output)
+            .map_err(|e| err(exit::USAGE, e.to_string())),
     }
 }
 
-fn run_input(
-    url: String,
-    qps: Rate,
-    r: &RunArgs,
-    llm: Option<LlmInput>,
-) -> Result<Input, CliError> {
-    let mut input = Input::new(url, qps, r.duration);
-    input.num_workers = r.num_workers;
-    input.timeout = Some(r.timeout);
-    input.method = r.method.clone();
-    for h in &r.headers {
-        let (name, value) = h
-            .split_once(':')
-            .ok_or_else(|| err(2, format!("header {h:?} must be `Name: value`")))?;
-        input
-            .headers
-            .push((name.trim().to_string(), value.trim().to_string()));
-    }
-    input.body = r.body.clone();
-    input.poisson = r.arrival == "poisson";
-    input.seed = r.seed;
-    input.threads = r.threads;
-    input.ca_cert = r.ca_cert.clone();
-    input.insecure = r.insecure;
-    input.realtime = r.realtime;
-    input.llm = llm;
-    Ok(input)
-}
-
-/// Validates, runs and prints one benchmark.
-pub fn bench(input: &Input, json: bool) -> Result<(), CliError> {
-    let plan = Plan::new(input, &Limits::default()).map_err(|e| err(2, e.to_string()))?;
-    let stats = run_with_progress(&plan)?;
-    let mut stdout = std::io::stdout().lock();
-    let text = if json {
-        serde_json::to_string_pretty(&report::to_json(&plan, &stats))
-            .map_err(|e| err(1, e.to_string()))?
-    } else {
-        report::to_text(&plan, &stats)
+/// Validates the flags of `bench` or `fireworks` into the run's plan without running it: the
+/// command line's own limits and messages. Tests and tools check a command line this way.
+pub fn plan_of(cli: &Cli) -> Result<Plan, CliError> {
+    let input = match &cli.command {
+        Command::Bench(a) => bench_input(a)?,
+        Command::Fireworks(a) => llm_input(a)?,
+        _ => return Err(err(exit::USAGE, "only bench and fireworks run a benchmark")),
     };
-    let _ = writeln!(stdout, "{text}");
+    bench::plan(&input)
+}
+
+fn bench_input(a: &BenchArgs) -> Result<Input, CliError> {
+    // clap lets exactly one of the two through.
+    let url = a
+        .target
+        .clone()
+        .or_else(|| a.url.clone())
+        .unwrap_or_default();
+    bench::input(url, a.qps, &a.run, None)
+}
+
+fn llm_input(a: &LlmArgs) -> Result<Input, CliError> {
+    let payload = match &a.payload {
+        None => None,
+        Some(p) => match serde_json::from_str::<serde_json::Value>(p) {
+            Ok(serde_json::Value::Object(m)) => Some(m),
+            _ => return Err(err(exit::USAGE, "--payload must be a JSON object")),
+        },
+    };
+    let llm = LlmInput {
+        token: a.token.clone().unwrap_or_default(),
+        model: a.model.clone(),
+        prompt: a.prompt.clone(),
+        max_tokens: a.max_tokens,
+        stream: a.stream,
+        api: a.api,
+        payload,
+    };
+    let url = a.target.clone().unwrap_or_else(|| a.url.clone());
+    bench::input(url, a.qps, &a.run, Some(llm))
+}
+
+/// `--addr` must be `host:port`; a bare port is the likeliest slip, so say what was meant.
+fn check_listen_addr(addr: &str) -> Result<(), CliError> {
+    if addr.trim().parse::<u16>().is_ok() {
+        return Err(err(
+            exit::USAGE,
+            format!(
+                "--addr {addr} is a port; the address is host:port (e.g. --addr 127.0.0.1:{addr})"
+            ),
+        ));
+    }
+    if !addr.contains(':') {
+        return Err(err(
+            exit::USAGE,
+            format!("--addr {addr:?} is not host:port (e.g. 127.0.0.1:8000)"),
+        ));
+    }
     Ok(())
 }
 
-fn run_with_progress(plan: &Plan) -> Result<engine::RunStats, CliError> {
-    let show = std::io::stderr().is_terminal();
-    let tick = |p: &Progress, elapsed: Duration| {
-        if show && elapsed >= Duration::from_secs(1) {
-            let done = engine::done(p);
-            let line = if p.total > 0 {
-                format!(
-                    "\r  {:6.1}s  {done}/{} requests",
-                    elapsed.as_secs_f64(),
-                    p.total
-                )
-            } else {
-                format!("\r  {:6.1}s  {done} requests", elapsed.as_secs_f64())
-            };
-            let _ = std::io::stderr().write_all(line.as_bytes());
-        }
+/// `cannot listen on 127.0.0.1:8081: address in use`, in words rather than an errno.
+fn listen_error(addr: &str, e: &std::io::Error) -> String {
+    use std::io::ErrorKind as K;
+    let why = match e.kind() {
+        K::AddrInUse => "address in use".to_string(),
+        K::PermissionDenied => "permission denied (ports below 1024 need privileges)".into(),
+        K::AddrNotAvailable => "no such address on this machine".into(),
+        _ => e.to_string(),
     };
-    let stats = engine::run(plan, Some(&tick)).map_err(|e| err(1, e.to_string()));
-    if show {
-        let _ = std::io::stderr().write_all(b"\r\x1b[K");
-    }
-    stats
+    format!("cannot listen on {addr}: {why}")
 }
 
 fn mock(a: MockArgs) -> Result<(), CliError> {
@@ -451,23 +330,40 @@ fn mock(a: MockArgs) -> Result<(), CliError> {
         usage: !a.no_usage,
         tls: a.tls,
         fault: match &a.fault {
-            Some(f) => Some(f.parse::<Fault>().map_err(|e| err(2, e.to_string()))?),
+            Some(f) => Some(
+                f.parse::<Fault>()
+                    .map_err(|e| err(exit::USAGE, e.to_string()))?,
+            ),
             None => None,
         },
         ..MockConfig::default()
     };
     if !(0.0..=1.0).contains(&cfg.error_rate) {
-        return Err(err(2, "--error-rate must be between 0 and 1"));
+        return Err(err(exit::USAGE, "--error-rate must be between 0 and 1"));
     }
-    let ip: std::net::IpAddr = a
-        .host
-        .parse()
-        .map_err(|_| err(2, format!("--host {:?} is not an IP address", a.host)))?;
-    let server = MockServer::start(SocketAddr::new(ip, a.port), cfg)
-        .map_err(|e| err(1, format!("mock: {e}")))?;
+    let ip: std::net::IpAddr = a.host.parse().map_err(|_| {
+        err(
+            exit::USAGE,
+            format!("--host {:?} is not an IP address", a.host),
+        )
+    })?;
+    let addr = SocketAddr::new(ip, a.port);
+    let server = MockServer::start(addr, cfg).map_err(|e| {
+        err(
+            exit::RUN_FAILED,
+            format!("mock: {}", listen_error(&addr.to_string(), &e)),
+        )
+    })?;
     if let Some(pem) = server.ca_cert_pem() {
-        std::fs::write(&a.ca_out, pem).map_err(|e| err(1, format!("writing {}: {e}", a.ca_out)))?;
-        eprintln!("pacer mock: CA certificate written to {}", a.ca_out);
+        let path = a.ca_out.clone().unwrap_or_else(|| {
+            std::env::temp_dir().join(format!("pacer-mock-ca-{}.pem", std::process::id()))
+        });
+        std::fs::write(&path, pem)
+            .map_err(|e| err(exit::RUN_FAILED, format!("writing {}: {e}", path.display())))?;
+        eprintln!(
+            "pacer mock: CA certificate written to {} (pass it to --ca-cert)",
+            path.display()
+        );
     }
     eprintln!(
         "pacer mock: serving {} (/ , /v1/completions, /v1/chat/completions, /fault/<name>, /__counters); Ctrl-C to stop",
@@ -483,7 +379,7 @@ fn secs_ms(ms: f64) -> Result<Duration, CliError> {
         Ok(Duration::from_secs_f64(ms / 1000.0))
     } else {
         Err(err(
-            2,
+            exit::USAGE,
             format!("{ms} is not a non-negative number of milliseconds"),
         ))
     }
@@ -492,7 +388,7 @@ fn secs_ms(ms: f64) -> Result<Duration, CliError> {
 fn demo(a: DemoArgs) -> Result<(), CliError> {
     let cfg = MockConfig::default();
     let server = MockServer::start(SocketAddr::from(([127, 0, 0, 1], 0)), cfg.clone())
-        .map_err(|e| err(1, format!("mock: {e}")))?;
+        .map_err(|e| err(exit::RUN_FAILED, format!("mock: {e}")))?;
     let base = server.url();
     println!(
         "pacer demo: mock target at {base} ({}% of `/` answered 400, like the original's dummy API)\n",
@@ -500,7 +396,7 @@ fn demo(a: DemoArgs) -> Result<(), CliError> {
     );
     let mut input = Input::new(format!("{base}/"), Rate::PerSecond(a.qps), a.duration);
     input.num_workers = Some(20);
-    bench(&input, false)?;
+    bench::bench(&input, &Output::default())?;
     println!(
         "pacer demo: streaming completions, mock time to first token {} ms, {} ms between {} tokens\n",
         cfg.ttft.as_millis(),
@@ -524,7 +420,7 @@ fn demo(a: DemoArgs) -> Result<(), CliError> {
         api: Api::Completions,
         payload: None,
     });
-    bench(&input, false)?;
+    bench::bench(&input, &Output::default())?;
     server.shutdown();
     Ok(())
 }
@@ -532,6 +428,7 @@ fn demo(a: DemoArgs) -> Result<(), CliError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::CommandFactory;
 
     fn parse(args: &[&str]) -> Command {
         let mut argv = vec!["pacer"];
@@ -576,6 +473,160 @@ mod tests {
         assert_eq!(
             (s.max_qps, s.max_duration, s.max_workers),
             (limits.max_qps, limits.max_duration, limits.max_workers)
+        );
+    }
+
+    fn bench(args: &[&str]) -> BenchArgs {
+        let mut argv = vec!["bench"];
+        argv.extend_from_slice(args);
+        match parse(&argv) {
+            Command::Bench(b) => b,
+            other => panic!("not bench: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_flags_people_already_type() {
+        // wrk, hey and oha: a positional URL, short flags, durations with units.
+        let b = bench(&[
+            "http://h/",
+            "-c",
+            "8",
+            "-z",
+            "250ms",
+            "-q",
+            "100",
+            "-t",
+            "2",
+        ]);
+        assert_eq!(b.target.as_deref(), Some("http://h/"));
+        assert_eq!(
+            (b.run.num_workers, b.run.duration, b.qps, b.run.threads),
+            (Some(8), 0.25, Rate::PerSecond(100.0), Some(2))
+        );
+        let b = bench(&[
+            "-d",
+            "1m30s",
+            "http://h/",
+            "-m",
+            "POST",
+            "-H",
+            "A: b",
+            "-o",
+            "r.json",
+        ]);
+        assert_eq!(b.run.duration, 90.0);
+        assert_eq!(b.run.method.as_deref(), Some("POST"));
+        assert_eq!(b.run.headers, ["A: b"]);
+        assert_eq!(b.run.output, Some(PathBuf::from("r.json")));
+        let b = bench(&["--url", "http://h/", "-X", "PUT", "--timeout", "1.5s", "-j"]);
+        assert_eq!((b.url.as_deref(), b.target), (Some("http://h/"), None));
+        assert_eq!(
+            (b.run.method.as_deref(), b.run.timeout, b.run.json),
+            (Some("PUT"), 1.5, true)
+        );
+        // A bare number stays seconds, as the original's flags were.
+        assert_eq!(bench(&["http://h/", "--duration", "7"]).run.duration, 7.0);
+        assert_eq!(
+            bench(&["http://h/", "--duration", "2h"]).run.duration,
+            7200.0
+        );
+    }
+
+    #[test]
+    fn the_originals_underscore_names_still_work() {
+        let b = bench(&[
+            "--url",
+            "http://h/",
+            "--num_workers",
+            "5",
+            "--ca_cert",
+            "ca.pem",
+        ]);
+        assert_eq!(
+            (b.run.num_workers, b.run.ca_cert.as_deref()),
+            (Some(5), Some("ca.pem"))
+        );
+        let b = bench(&["http://h/", "--num-workers", "6", "--ca-cert", "x.pem"]);
+        assert_eq!(
+            (b.run.num_workers, b.run.ca_cert.as_deref()),
+            (Some(6), Some("x.pem"))
+        );
+        for flag in ["--max_tokens", "--max-tokens"] {
+            let Command::Fireworks(f) = parse(&["llm", flag, "7"]) else {
+                panic!("not fireworks")
+            };
+            assert_eq!(f.max_tokens, 7, "{flag}");
+        }
+        // Hidden: --help shows the hyphenated names only.
+        let help = Cli::command()
+            .find_subcommand_mut("bench")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        assert!(
+            help.contains("--num-workers") && !help.contains("--num_workers"),
+            "{help}"
+        );
+    }
+
+    #[test]
+    fn the_url_is_positional_or_a_flag_never_both() {
+        let Command::Fireworks(f) = parse(&["llm", "http://127.0.0.1:9/v1/completions"]) else {
+            panic!("not fireworks")
+        };
+        assert_eq!(
+            f.target.as_deref(),
+            Some("http://127.0.0.1:9/v1/completions")
+        );
+        let Command::Fireworks(f) = parse(&["fireworks"]) else {
+            panic!("not fireworks")
+        };
+        assert_eq!((f.target, f.url.as_str()), (None, defaults::LLM_URL));
+        for argv in [
+            &["pacer", "bench"][..],
+            &["pacer", "bench", "http://a/", "--url", "http://b/"],
+            &["pacer", "llm", "http://a/", "--url", "http://b/"],
+        ] {
+            let e = Cli::try_parse_from(argv).unwrap_err();
+            assert_eq!(e.exit_code(), exit::USAGE, "{argv:?}");
+        }
+    }
+
+    #[test]
+    fn a_day_long_soak_is_a_valid_plan() {
+        let cli =
+            Cli::try_parse_from(["pacer", "bench", "http://h/", "-z", "24h", "-q", "10"]).unwrap();
+        let p = plan_of(&cli).unwrap();
+        assert_eq!(
+            (p.duration, p.count),
+            (Duration::from_secs(86_400), 864_000)
+        );
+        let cli =
+            Cli::try_parse_from(["pacer", "llm", "http://h/v1/completions", "-z", "2h"]).unwrap();
+        assert_eq!(
+            plan_of(&cli).unwrap_err().msg,
+            "--token is required (or set FIREWORKS_API_KEY)"
+        );
+    }
+
+    #[test]
+    fn listen_addresses_are_host_and_port() {
+        let e = check_listen_addr("28006").unwrap_err();
+        assert_eq!(e.code, exit::USAGE);
+        assert_eq!(
+            e.msg,
+            "--addr 28006 is a port; the address is host:port (e.g. --addr 127.0.0.1:28006)"
+        );
+        assert_eq!(
+            check_listen_addr("localhost").unwrap_err().code,
+            exit::USAGE
+        );
+        assert!(check_listen_addr("localhost:8000").is_ok());
+        let in_use = std::io::Error::from(std::io::ErrorKind::AddrInUse);
+        assert_eq!(
+            listen_error("127.0.0.1:8081", &in_use),
+            "cannot listen on 127.0.0.1:8081: address in use"
         );
     }
 

@@ -136,3 +136,489 @@ fn a_control_character_in_a_header_value_is_bad_usage() {
         assert!(o.stdout.is_empty(), "no report for a refused plan");
     }
 }
+
+/// A path in the temporary directory no other test (or run) uses.
+fn temp_path(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("pacer-cli-test-{}-{name}", std::process::id()))
+}
+
+fn json_of(o: &Output) -> Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}): {}",
+            String::from_utf8_lossy(&o.stdout)
+        )
+    })
+}
+
+#[test]
+fn a_positional_url_and_durations_with_units() {
+    let m = mock_ok();
+    let url = format!("{}/", m.url());
+    let o = pacer(&["bench", &url, "-z", "300ms", "-q", "20", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let r = json_of(&o);
+    assert_eq!(r["config"]["url"], url.as_str());
+    assert_eq!(r["config"]["duration"], 0.3);
+    assert_eq!(r["total_requests"], 6);
+    assert_eq!(r["successes"], 6, "{}", r["error_counts"]);
+    assert_eq!(m.counters().requests, 6);
+    // The settings come first, on stderr, so stdout stays JSON.
+    let err = stderr(&o);
+    assert!(
+        err.starts_with(&format!(
+            "pacer: GET {url}\n  20 req/s for 300ms (6 requests"
+        )),
+        "{err}"
+    );
+    // `-d` (wrk's) and minutes-and-seconds read the same way.
+    let o = pacer(&["bench", &url, "-d", "0m0.2s", "-q", "10", "-j"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(json_of(&o)["total_requests"], 2);
+}
+
+#[test]
+fn the_originals_underscore_flags_still_work() {
+    let m = mock_ok();
+    let url = format!("{}/", m.url());
+    let o = pacer(&[
+        "bench",
+        "--url",
+        &url,
+        "--qps",
+        "10",
+        "--duration",
+        "0.3",
+        "--num_workers",
+        "2",
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let r = json_of(&o);
+    assert_eq!(
+        (
+            r["config"]["num_workers"].as_u64(),
+            r["total_requests"].as_u64()
+        ),
+        (Some(2), Some(3))
+    );
+    // --ca_cert is read as --ca-cert: a missing file is refused by that name.
+    let missing = temp_path("no-such-ca.pem");
+    let o = pacer(&["bench", &url, "--ca_cert", missing.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!("cannot read --ca-cert {}", missing.display())),
+        "{}",
+        stderr(&o)
+    );
+    let llm = llm_mock();
+    let r = fireworks_json(&llm, &["--max_tokens", "3"]);
+    assert_eq!(r["config"]["fireworks_payload"]["max_tokens"], 3);
+}
+
+#[test]
+fn refused_everywhere_exits_1_with_the_address() {
+    let port = closed_port();
+    let url = format!("http://127.0.0.1:{port}/");
+    let o = pacer(&["bench", &url, "-z", "300ms", "-q", "10"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!(
+            "pacer: no request got a response: connection refused by 127.0.0.1:{port}"
+        )),
+        "{err}"
+    );
+    // The report still says what happened.
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("3  connection refused"), "{out}");
+}
+
+#[test]
+fn a_name_that_does_not_resolve_exits_1_with_the_reason() {
+    let o = pacer(&[
+        "bench",
+        "http://no-such-host.invalid:8080/",
+        "-z",
+        "300ms",
+        "-q",
+        "10",
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(
+            "no request got a response: cannot resolve no-such-host.invalid: names under \
+             .invalid never resolve (RFC 6761)"
+        ),
+        "{}",
+        stderr(&o)
+    );
+    let r = json_of(&o);
+    assert_eq!(r["error_counts"]["dns: no-such-host.invalid"], 3);
+}
+
+#[test]
+fn a_run_that_cannot_start_exits_1() {
+    // A CA file that is not PEM: the TLS set-up fails before any request.
+    let ca = temp_path("not-a-ca.pem");
+    std::fs::write(&ca, "not a certificate").unwrap();
+    let url = format!("https://127.0.0.1:{}/", closed_port());
+    let o = pacer(&[
+        "bench",
+        &url,
+        "-z",
+        "300ms",
+        "--ca-cert",
+        ca.to_str().unwrap(),
+    ]);
+    let _ = std::fs::remove_file(&ca);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).starts_with("pacer: "), "{}", stderr(&o));
+    assert!(
+        o.stdout.is_empty(),
+        "no report for a run that did not start"
+    );
+}
+
+#[test]
+fn bad_usage_exits_2_naming_the_flag_and_the_value() {
+    let m = mock_ok();
+    let url = format!("{}/", m.url());
+    for (args, says) in [
+        (&["-q", "0"][..], "--qps must be > 0 (got 0)"),
+        (&["--duration", "0"], "--duration must be > 0 (got 0s)"),
+        (&["--timeout=-1s"], "--timeout must be > 0 (got -1s)"),
+        (&["-c", "0"], "--num-workers must be at least 1 (got 0)"),
+        (&["-t", "0"], "--threads must be at least 1 (got 0)"),
+        (
+            &["-z", "5x"],
+            "invalid value '5x' for '--duration <DURATION>'",
+        ),
+        (&["-c", "2.5"], "\"2.5\" is not a whole number"),
+        (
+            &["-q", "0.1", "-z", "1s"],
+            "--qps × --duration must make at least 1 request",
+        ),
+        (
+            &["--arrival", "poisson", "-q", "max"],
+            "--arrival poisson needs a numeric --qps",
+        ),
+        (
+            &["-H", "no colon"],
+            "-H/--header \"no colon\" must be `Name: value`",
+        ),
+        (&["--no-such-flag"], "unexpected argument '--no-such-flag'"),
+    ] {
+        let mut argv = vec!["bench", url.as_str()];
+        argv.extend_from_slice(args);
+        let o = pacer(&argv);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(says), "{args:?}: {}", stderr(&o));
+        assert!(!stderr(&o).contains("integers"), "{args:?}: {}", stderr(&o));
+        assert!(o.stdout.is_empty(), "{args:?}");
+    }
+    let o = pacer(&["bench"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("<URL>"), "{}", stderr(&o));
+    let o = pacer(&["fireworks", &url, "--max-tokens", "0", "--token", "t"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("--max-tokens must be > 0 (got 0)"),
+        "{}",
+        stderr(&o)
+    );
+    // Nothing reached the target.
+    assert_eq!(m.counters().requests, 0);
+}
+
+#[test]
+fn output_writes_the_json_while_the_text_goes_to_the_terminal() {
+    let m = mock_ok();
+    let url = format!("{}/", m.url());
+    let file = temp_path("report.json");
+    let o = pacer(&[
+        "bench",
+        &url,
+        "-z",
+        "300ms",
+        "-q",
+        "20",
+        "-o",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.starts_with(&format!("pacer: GET {url}")), "{text}");
+    assert!(text.contains("response time histogram"), "{text}");
+    let saved: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(saved["total_requests"], 6);
+
+    // The same fields as --json; with both, the file and stdout are the same report.
+    let o = pacer(&[
+        "bench",
+        &url,
+        "-z",
+        "300ms",
+        "-q",
+        "20",
+        "--json",
+        "-o",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let printed = json_of(&o);
+    let again: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&file);
+    assert_eq!(printed, again);
+    let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    assert_eq!(keys(&saved), keys(&printed));
+    assert_eq!(keys(&saved["histograms"]), keys(&printed["histograms"]));
+}
+
+#[test]
+fn an_output_that_cannot_be_written_fails_before_the_run() {
+    let m = mock_ok();
+    let url = format!("{}/", m.url());
+    let missing_dir = temp_path("no-such-dir").join("report.json");
+    let dir = std::env::temp_dir();
+    for path in [missing_dir.to_str().unwrap(), dir.to_str().unwrap()] {
+        let o = pacer(&["bench", &url, "-z", "300ms", "-o", path]);
+        assert_eq!(o.status.code(), Some(2), "{path}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains(&format!("cannot write --output {path}: ")),
+            "{}",
+            stderr(&o)
+        );
+    }
+    assert_eq!(m.counters().requests, 0, "the run never started");
+}
+
+/// The fields of a timing family that the text report shows too.
+fn assert_family(r: &Value, name: &str) {
+    let num = |k: String| {
+        r[&k]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{k} is not a number: {}", r[&k]))
+    };
+    let (p99, p999, max) = (
+        num(format!("{name}_p99")),
+        num(format!("{name}_p999")),
+        num(format!("max_{name}")),
+    );
+    assert!(p99 <= p999 && p999 <= max, "{name}: {p99} {p999} {max}");
+}
+
+/// The histogram of `family`: buckets ascending, none empty; returns the sum of their counts.
+fn histogram_total(r: &Value, family: &str) -> u64 {
+    let buckets = r["histograms"][family]
+        .as_array()
+        .unwrap_or_else(|| panic!("no histograms.{family}: {}", r["histograms"]));
+    let mut prev = 0.0;
+    let mut total = 0;
+    for b in buckets {
+        let (from, to, n) = (
+            b["from"].as_f64().unwrap(),
+            b["to"].as_f64().unwrap(),
+            b["count"].as_u64().unwrap(),
+        );
+        assert!(from >= prev && to > from && n > 0, "{family}: {b}");
+        prev = to;
+        total += n;
+    }
+    total
+}
+
+#[test]
+fn json_carries_max_p999_and_histograms() {
+    let m = mock(MockConfig::default()); // 20% answered 400: timed responses too
+    let url = format!("{}/", m.url());
+    let o = pacer(&["bench", &url, "-z", "500ms", "-q", "40", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let r = json_of(&o);
+    for family in [
+        "response_time",
+        "latency",
+        "corrected_response_time",
+        "dispatch_delay",
+    ] {
+        assert_family(&r, family);
+    }
+    assert_eq!(r["total_requests"], 20);
+    // Every request got a response (a 200 or a 400), and each was timed once.
+    assert_eq!(histogram_total(&r, "response_time"), 20);
+    assert_eq!(histogram_total(&r, "dispatch_delay"), 20);
+    assert!(r["max_response_time"].as_f64() >= r["response_time_p99"].as_f64());
+
+    let llm = llm_mock();
+    let r = fireworks_json(&llm, &[]);
+    assert_all_succeeded(&r);
+    for family in [
+        "time_to_first_token",
+        "inter_token_latency",
+        "time_per_output_token",
+    ] {
+        assert_family(&r, family);
+    }
+    assert_eq!(histogram_total(&r, "time_to_first_token"), 5);
+    assert_eq!(histogram_total(&r, "time_per_output_token"), 5);
+    // 5 tokens per answer: 4 gaps each.
+    assert_eq!(histogram_total(&r, "inter_token_latency"), 20);
+}
+
+#[test]
+fn the_llm_alias_takes_a_positional_url() {
+    let m = llm_mock();
+    let url = format!("{}/v1/completions", m.url());
+    let o = pacer(&[
+        "llm", &url, "--token", "t", "-z", "300ms", "-q", "10", "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let r = json_of(&o);
+    assert_eq!(r["config"]["url"], url.as_str());
+    assert_eq!(r["successes"], 3, "{}", r["error_counts"]);
+}
+
+#[test]
+fn help_lists_every_flag_with_its_default() {
+    use clap::CommandFactory;
+    let o = pacer(&["--help"]);
+    let top = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(top.contains("[alias: llm]"), "{top}");
+    for code in ["0 ", "1 ", "2 ", "3 ", "130 "] {
+        assert!(
+            top.contains(&format!("\n  {code}")),
+            "exit code {code}: {top}"
+        );
+    }
+    let mut cli = pacer::cli::Cli::command();
+    for name in ["bench", "fireworks"] {
+        let o = pacer(&[name, "--help"]);
+        assert_eq!(o.status.code(), Some(0));
+        let help = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert!(help.contains("Exit codes:"), "{help}");
+        let sub = cli.find_subcommand_mut(name).unwrap();
+        for arg in sub.get_arguments() {
+            let takes_value = arg.get_action().takes_values();
+            let Some(long) = arg.get_long() else { continue };
+            if arg.is_hide_set() || !takes_value {
+                continue;
+            }
+            let line = help
+                .lines()
+                .find(|l| {
+                    let l = l.trim_start();
+                    l.starts_with(&format!("--{long} ")) || l.contains(&format!(", --{long} "))
+                })
+                .unwrap_or_else(|| panic!("{name}: --{long} is not in --help:\n{help}"));
+            assert!(
+                line.contains("[default: ") || line.contains("(required"),
+                "{name} --{long} has no default in --help: {line}"
+            );
+        }
+    }
+    let o = pacer(&["bench", "--help"]);
+    let help = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        help.contains(
+            "[default: the qps rounded up, at least 1 and at most 10000; 50 with --qps max]"
+        ),
+        "{help}"
+    );
+    assert!(
+        !help.contains("num_workers"),
+        "underscore aliases stay hidden: {help}"
+    );
+}
+
+#[test]
+fn a_two_hour_run_passes_validation() {
+    use clap::Parser;
+    // Past the API's 3600 s limit: the command line is a person's own machine.
+    let cli = pacer::cli::Cli::try_parse_from([
+        "pacer",
+        "bench",
+        "http://127.0.0.1:9/",
+        "--duration",
+        "2h",
+        "-q",
+        "5",
+    ])
+    .unwrap();
+    let plan = pacer::cli::plan_of(&cli).unwrap();
+    assert_eq!(plan.duration, std::time::Duration::from_secs(7200));
+    assert_eq!(plan.count, 36_000);
+    assert!(
+        pacer::plan::Plan::new(
+            &input("http://127.0.0.1:9/", 5.0, 7200.0),
+            &pacer::plan::Limits::default()
+        )
+        .is_err(),
+        "the API's limits would refuse it"
+    );
+}
+
+#[test]
+fn listen_errors_name_the_address() {
+    let taken = std::net::TcpListener::bind(loopback()).unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let o = pacer(&["mock", "--port", &port]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!(
+            "cannot listen on 127.0.0.1:{port}: address in use"
+        )),
+        "{}",
+        stderr(&o)
+    );
+    let o = pacer(&["serve", "--addr", &format!("127.0.0.1:{port}")]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!(
+            "cannot listen on 127.0.0.1:{port}: address in use"
+        )),
+        "{}",
+        stderr(&o)
+    );
+    let o = pacer(&["serve", "--addr", "28006"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("host:port (e.g. --addr 127.0.0.1:28006)"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn mock_tls_writes_its_ca_to_a_temporary_file_and_says_where() {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pacer"))
+        .args(["mock", "--port", "0", "--tls"])
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // Generous: the key is generated at start-up on a busy machine.
+    let line = rx.recv_timeout(std::time::Duration::from_secs(60));
+    let _ = child.kill();
+    let _ = child.wait();
+    let line = line.expect("the mock says where its CA is");
+    let path = line
+        .strip_prefix("pacer mock: CA certificate written to ")
+        .and_then(|rest| rest.strip_suffix(" (pass it to --ca-cert)"))
+        .unwrap_or_else(|| panic!("{line}"));
+    let path = std::path::Path::new(path);
+    assert!(path.starts_with(std::env::temp_dir()), "{}", path.display());
+    let pem = std::fs::read_to_string(path).unwrap();
+    let _ = std::fs::remove_file(path);
+    assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"), "{pem}");
+}

@@ -1,0 +1,554 @@
+//! One benchmark from the command line: flags become the same [`Input`] the API builds, checked
+//! here first with messages that name the flag and the value (`--qps must be > 0 (got 0)`) and
+//! the command line's own ceilings ([`Limits::command_line`]: a person at their terminal may run
+//! a day-long soak), then validated by the shared [`Plan::new`]. Before the run: the settings on
+//! stderr and the `--output` file opened, so a bad path fails at once. After it: the report, and
+//! exit code 1 with the reason when no request got any response.
+
+use std::fs::{File, OpenOptions};
+use std::io::{IsTerminal, Write};
+use std::net::ToSocketAddrs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::flags::RunArgs;
+use super::{CliError, err, exit};
+use crate::engine::{self, ErrorKey, Progress, RunStats};
+use crate::plan::{Input, Limits, LlmInput, Plan, PlanError, Rate, default_num_workers, defaults};
+use crate::report::{self, secs_text};
+
+/// Where the report goes.
+#[derive(Clone, Debug, Default)]
+pub struct Output {
+    /// The JSON report on stdout instead of the text one.
+    pub json: bool,
+    /// Also the JSON report in this file.
+    pub file: Option<PathBuf>,
+}
+
+impl Output {
+    pub fn of(r: &RunArgs) -> Output {
+        Output {
+            json: r.json,
+            file: r.output.clone(),
+        }
+    }
+}
+
+/// The [`Input`] of `bench` or `fireworks` flags. The URL is the positional one or `--url`
+/// (clap lets only one through).
+pub fn input(
+    url: String,
+    qps: Rate,
+    r: &RunArgs,
+    llm: Option<LlmInput>,
+) -> Result<Input, CliError> {
+    let mut input = Input::new(url, qps, r.duration);
+    input.num_workers = r.num_workers;
+    input.timeout = Some(r.timeout);
+    input.method = r.method.clone();
+    for h in &r.headers {
+        let (name, value) = h.split_once(':').ok_or_else(|| {
+            err(
+                exit::USAGE,
+                format!("-H/--header {h:?} must be `Name: value`"),
+            )
+        })?;
+        input
+            .headers
+            .push((name.trim().to_string(), value.trim().to_string()));
+    }
+    if llm.is_some() && r.body.is_some() {
+        return Err(err(
+            exit::USAGE,
+            "--body does not apply to an LLM benchmark: the body is the JSON payload (change it \
+             with --payload)",
+        ));
+    }
+    input.body = r.body.clone();
+    input.poisson = r.arrival == "poisson";
+    input.seed = r.seed;
+    input.threads = r.threads;
+    input.ca_cert = r.ca_cert.clone();
+    input.insecure = r.insecure;
+    input.realtime = r.realtime;
+    input.llm = llm;
+    Ok(input)
+}
+
+/// Validates, runs and reports one benchmark.
+pub fn bench(input: &Input, out: &Output) -> Result<(), CliError> {
+    let plan = plan(input)?;
+    let file = out.file.as_deref().map(OutputFile::open).transpose()?;
+    eprint!("{}", report::settings(&plan));
+    if let Some(f) = &file {
+        eprintln!("  JSON report to {}", f.path.display());
+    }
+    let stats = match run_with_progress(&plan) {
+        Ok(s) => s,
+        Err(e) => {
+            if let Some(f) = file {
+                f.discard();
+            }
+            return Err(e);
+        }
+    };
+    let json = report::to_json(&plan, &stats);
+    let text = if out.json {
+        pretty(&json)
+    } else {
+        report::to_text(&plan, &stats)
+    };
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
+    if let Some(f) = file {
+        f.write(&pretty(&json))?;
+    }
+    match no_response(&plan, &stats) {
+        Some(why) => Err(err(exit::RUN_FAILED, why)),
+        None => Ok(()),
+    }
+}
+
+fn pretty(json: &Value) -> String {
+    // A Value always serializes: its keys are strings and its numbers finite.
+    serde_json::to_string_pretty(json).unwrap_or_default()
+}
+
+/// The command line's checks, then [`Plan::new`] with its ceilings. Every refusal names the flag.
+pub fn plan(input: &Input) -> Result<Plan, CliError> {
+    check(input).map_err(|m| err(exit::USAGE, m))?;
+    let mut input = input.clone();
+    // The command line allows many connections when asked, but its default stays the API's.
+    input.num_workers = Some(
+        input
+            .num_workers
+            .unwrap_or(default_num_workers(input.qps, defaults::MAX_WORKERS) as i64),
+    );
+    Plan::new(&input, &Limits::command_line()).map_err(|e| err(exit::USAGE, plan_error(&input, e)))
+}
+
+/// What [`Plan::new`] would refuse with the original's wording, said with the flag and the value.
+fn check(i: &Input) -> Result<(), String> {
+    let limits = Limits::command_line();
+    if let Some(l) = &i.llm {
+        if l.token.trim().is_empty() {
+            return Err("--token is required (or set FIREWORKS_API_KEY)".into());
+        }
+        if l.max_tokens <= 0 {
+            return Err(format!("--max-tokens must be > 0 (got {})", l.max_tokens));
+        }
+        if l.prompt.is_empty() {
+            return Err("--prompt must not be empty".into());
+        }
+    }
+    if let Rate::PerSecond(q) = i.qps {
+        if q.is_nan() || q <= 0.0 {
+            return Err(format!("--qps must be > 0 (got {q})"));
+        }
+        if q > limits.max_qps {
+            return Err(format!(
+                "--qps must be at most {} (got {q})",
+                limits.max_qps
+            ));
+        }
+    }
+    let timeout = i.timeout.unwrap_or(defaults::TIMEOUT);
+    for (flag, secs) in [("--duration", i.duration), ("--timeout", timeout)] {
+        if secs.is_nan() || secs <= 0.0 {
+            return Err(format!("{flag} must be > 0 (got {})", secs_text(secs)));
+        }
+        if secs > limits.max_duration {
+            return Err(format!(
+                "{flag} must be at most {} days (got {})",
+                limits.max_duration / 86_400.0,
+                secs_text(secs)
+            ));
+        }
+    }
+    if let Some(n) = i.num_workers {
+        if n < 1 {
+            return Err(format!("--num-workers must be at least 1 (got {n})"));
+        }
+        if n as u64 > limits.max_workers as u64 {
+            return Err(format!(
+                "--num-workers must be at most {} (got {n})",
+                limits.max_workers
+            ));
+        }
+    }
+    if let Rate::PerSecond(q) = i.qps {
+        let n = (q * i.duration).round();
+        let both = format!("{q} req/s × {}", secs_text(i.duration));
+        if n < 1.0 {
+            return Err(format!(
+                "--qps × --duration must make at least 1 request (got {both} = {})",
+                q * i.duration
+            ));
+        }
+        if n > defaults::MAX_REQUESTS {
+            return Err(format!(
+                "--qps × --duration must make at most 2^53 requests (got {both})"
+            ));
+        }
+    }
+    match i.threads {
+        Some(0) => return Err("--threads must be at least 1 (got 0)".into()),
+        Some(t) if t > defaults::MAX_THREADS => {
+            return Err(format!(
+                "--threads must be at most {} (got {t})",
+                defaults::MAX_THREADS
+            ));
+        }
+        _ => {}
+    }
+    if i.qps == Rate::Max && i.poisson {
+        return Err("--arrival poisson needs a numeric --qps (got max)".into());
+    }
+    if i.qps == Rate::Max && i.realtime {
+        return Err(format!("--realtime {}", crate::plan::MSG_REALTIME_MAX));
+    }
+    if let Some(ca) = &i.ca_cert
+        && let Err(e) = File::open(ca)
+    {
+        return Err(format!("cannot read --ca-cert {ca}: {e}"));
+    }
+    Ok(())
+}
+
+/// A refusal [`check`] did not foresee, with the flag of the field it names.
+fn plan_error(input: &Input, e: PlanError) -> String {
+    match e {
+        PlanError::BadRequest(msg) => msg.to_string(),
+        PlanError::Invalid { field: "url", msg } => {
+            let url = input.url.trim();
+            let hint = if url.contains("://") {
+                String::new()
+            } else {
+                format!(" (did you mean http://{url}?)")
+            };
+            format!("URL {url:?}: {msg}{hint}")
+        }
+        PlanError::Invalid { field, msg } => {
+            let flag = match field {
+                "headers" => "-H/--header",
+                "num_workers" => "--num-workers",
+                "max_tokens" => "--max-tokens",
+                "ca_cert" => "--ca-cert",
+                other => return format!("--{other}: {msg}"),
+            };
+            format!("{flag}: {msg}")
+        }
+    }
+}
+
+/// The `--output` file, opened before the run so that a path that cannot be written fails at
+/// once (exit 2), and written only at the end. Opened without truncating: a run that cannot start
+/// leaves an existing file as it was, and removes one it created.
+struct OutputFile {
+    path: PathBuf,
+    file: File,
+    created: bool,
+}
+
+impl OutputFile {
+    fn open(path: &Path) -> Result<OutputFile, CliError> {
+        let created = !path.exists();
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(|e| {
+                err(
+                    exit::USAGE,
+                    format!("cannot write --output {}: {e}", path.display()),
+                )
+            })?;
+        Ok(OutputFile {
+            path: path.to_path_buf(),
+            file,
+            created,
+        })
+    }
+
+    fn write(mut self, text: &str) -> Result<(), CliError> {
+        let mut write = || -> std::io::Result<()> {
+            self.file.set_len(0)?;
+            self.file.write_all(text.as_bytes())?;
+            self.file.write_all(b"\n")?;
+            self.file.sync_all()
+        };
+        write().map_err(|e| {
+            err(
+                exit::RUN_FAILED,
+                format!("writing --output {}: {e}", self.path.display()),
+            )
+        })
+    }
+
+    fn discard(self) {
+        if self.created {
+            drop(self.file);
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Why a finished run measured nothing about its target: None when any request got a response
+/// (a success or any HTTP status); else every error bucket with its reason, e.g. `connection
+/// refused by 127.0.0.1:1` or the resolver's message for a name that does not resolve.
+pub fn no_response(plan: &Plan, stats: &RunStats) -> Option<String> {
+    let responded = stats.successes > 0
+        || stats.timings.response_time.count() > 0
+        || stats
+            .errors
+            .keys()
+            .any(|k| matches!(k, ErrorKey::Status(_)));
+    if responded || stats.total_requests == 0 {
+        return None;
+    }
+    let total = stats.total_requests;
+    let reasons: Vec<String> = stats
+        .errors
+        .iter()
+        .map(|(k, &n)| {
+            let why = reason(plan, &report::key_name(k));
+            if n == total {
+                why
+            } else {
+                format!("{why} ({n} of {total} requests)")
+            }
+        })
+        .collect();
+    Some(format!("no request got a response: {}", reasons.join("; ")))
+}
+
+/// One error bucket of a run without responses, said with the target's address.
+fn reason(plan: &Plan, name: &str) -> String {
+    let t = &plan.target;
+    let addr = if t.host.contains(':') {
+        format!("[{}]:{}", t.host, t.port)
+    } else {
+        format!("{}:{}", t.host, t.port)
+    };
+    match name {
+        "connection refused" => format!("connection refused by {addr}"),
+        "timeout" => format!(
+            "no answer from {addr} within the timeout ({})",
+            secs_text(plan.timeout.as_secs_f64())
+        ),
+        n if n.starts_with("dns: ") => {
+            format!(
+                "cannot resolve {}: {}",
+                t.host,
+                resolver_says(&t.host, t.port)
+            )
+        }
+        n => format!("{n} ({addr})"),
+    }
+}
+
+/// The resolver's own words for a host that did not resolve. The engine refuses `.invalid`
+/// names without asking (RFC 6761 §6.4), so they are not asked here either.
+fn resolver_says(host: &str, port: u16) -> String {
+    let lower = host.to_ascii_lowercase();
+    if lower == "invalid" || lower.ends_with(".invalid") {
+        return "names under .invalid never resolve (RFC 6761)".into();
+    }
+    match (host, port).to_socket_addrs() {
+        Err(e) => e.to_string(),
+        Ok(addrs) if addrs.as_slice().is_empty() => "the resolver returned no address".into(),
+        Ok(_) => "it did not resolve when the run started".into(),
+    }
+}
+
+fn run_with_progress(plan: &Plan) -> Result<RunStats, CliError> {
+    let show = std::io::stderr().is_terminal();
+    let tick = |p: &Progress, elapsed: Duration| {
+        if show && elapsed >= Duration::from_secs(1) {
+            let done = engine::done(p);
+            let line = if p.total > 0 {
+                format!(
+                    "\r  {:6.1}s  {done}/{} requests",
+                    elapsed.as_secs_f64(),
+                    p.total
+                )
+            } else {
+                format!("\r  {:6.1}s  {done} requests", elapsed.as_secs_f64())
+            };
+            let _ = std::io::stderr().write_all(line.as_bytes());
+        }
+    };
+    let stats = engine::run(plan, Some(&tick)).map_err(|e| err(exit::RUN_FAILED, e.to_string()));
+    if show {
+        let _ = std::io::stderr().write_all(b"\r\x1b[K");
+    }
+    stats
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn bench_input(qps: Rate, duration: f64) -> Input {
+        Input::new("http://127.0.0.1:1/", qps, duration)
+    }
+
+    fn refusal(i: &Input) -> String {
+        plan(i).unwrap_err().msg
+    }
+
+    #[test]
+    fn refusals_name_the_flag_and_the_value() {
+        let mut i = bench_input(Rate::PerSecond(0.0), 5.0);
+        assert_eq!(refusal(&i), "--qps must be > 0 (got 0)");
+        i.qps = Rate::PerSecond(-2.5);
+        assert_eq!(refusal(&i), "--qps must be > 0 (got -2.5)");
+        i.qps = Rate::PerSecond(10.0);
+        i.duration = 0.0;
+        assert_eq!(refusal(&i), "--duration must be > 0 (got 0s)");
+        i.duration = 1.0;
+        i.timeout = Some(-0.25);
+        assert_eq!(refusal(&i), "--timeout must be > 0 (got -250ms)");
+        i.timeout = None;
+        i.num_workers = Some(0);
+        assert_eq!(refusal(&i), "--num-workers must be at least 1 (got 0)");
+        i.num_workers = None;
+        i.threads = Some(0);
+        assert_eq!(refusal(&i), "--threads must be at least 1 (got 0)");
+        i.threads = None;
+        i.qps = Rate::PerSecond(0.1);
+        assert_eq!(
+            refusal(&i),
+            "--qps × --duration must make at least 1 request (got 0.1 req/s × 1s = 0.1)"
+        );
+        i.qps = Rate::Max;
+        i.poisson = true;
+        assert_eq!(
+            refusal(&i),
+            "--arrival poisson needs a numeric --qps (got max)"
+        );
+        i.poisson = false;
+        i.url = "localhost:8080".into();
+        assert_eq!(
+            refusal(&i),
+            "URL \"localhost:8080\": URL scheme should be 'http' or 'https' (did you mean \
+             http://localhost:8080?)"
+        );
+        i.url = "http://h/".into();
+        i.headers = vec![("X A".into(), "b".into())];
+        assert_eq!(refusal(&i), "-H/--header: invalid header name \"X A\"");
+        for m in [
+            "--qps",
+            "--duration",
+            "--timeout",
+            "--num-workers",
+            "--threads",
+        ] {
+            assert!(!m.contains("integers"));
+        }
+        assert_eq!(plan(&i).unwrap_err().code, exit::USAGE);
+    }
+
+    #[test]
+    fn the_api_limits_do_not_bind_the_command_line() {
+        // A 24-hour soak, a 2-hour run, a long timeout, many connections: all accepted.
+        let mut i = bench_input(Rate::PerSecond(100.0), 24.0 * 3600.0);
+        i.timeout = Some(2.0 * 3600.0);
+        i.num_workers = Some(50_000);
+        let p = plan(&i).unwrap();
+        assert_eq!(p.count, 8_640_000);
+        assert_eq!(p.duration, Duration::from_secs(86_400));
+        assert_eq!(p.num_workers, 50_000);
+        // The default connection count is still the API's, capped at 10,000.
+        let p = plan(&bench_input(Rate::PerSecond(50_000.0), 1.0)).unwrap();
+        assert_eq!(p.num_workers, defaults::MAX_WORKERS);
+        let p = plan(&bench_input(Rate::PerSecond(2.5), 2.0)).unwrap();
+        assert_eq!(p.num_workers, 3);
+        // Only nonsense is refused.
+        let i = bench_input(Rate::PerSecond(1.0), 400.0 * 86_400.0);
+        assert_eq!(
+            refusal(&i),
+            "--duration must be at most 365 days (got 9600h)"
+        );
+        let i = bench_input(Rate::PerSecond(1e9), 300.0 * 86_400.0);
+        assert!(
+            refusal(&i).contains("at most 2^53 requests"),
+            "{}",
+            refusal(&i)
+        );
+    }
+
+    #[test]
+    fn llm_refusals_name_the_flag() {
+        let mut i = bench_input(Rate::PerSecond(1.0), 1.0);
+        let mut l = LlmInput {
+            token: " ".into(),
+            model: "m".into(),
+            prompt: "p".into(),
+            max_tokens: 5,
+            stream: true,
+            api: crate::llm::Api::Completions,
+            payload: None,
+        };
+        i.llm = Some(l.clone());
+        assert_eq!(
+            refusal(&i),
+            "--token is required (or set FIREWORKS_API_KEY)"
+        );
+        l.token = "t".into();
+        l.max_tokens = 0;
+        i.llm = Some(l.clone());
+        assert_eq!(refusal(&i), "--max-tokens must be > 0 (got 0)");
+        l.max_tokens = 1;
+        l.prompt = String::new();
+        i.llm = Some(l);
+        assert_eq!(refusal(&i), "--prompt must not be empty");
+    }
+
+    fn stats_with(errors: &[(ErrorKey, u64)]) -> RunStats {
+        let errors: BTreeMap<ErrorKey, u64> = errors.iter().cloned().collect();
+        RunStats {
+            total_requests: errors.values().sum(),
+            errors,
+            ..RunStats::default()
+        }
+    }
+
+    #[test]
+    fn a_run_without_responses_says_why() {
+        let p = plan(&bench_input(Rate::PerSecond(4.0), 1.0)).unwrap();
+        let name = |s: &str| ErrorKey::Name(s.into());
+        let s = stats_with(&[(name("connection refused"), 4)]);
+        assert_eq!(
+            no_response(&p, &s).unwrap(),
+            "no request got a response: connection refused by 127.0.0.1:1"
+        );
+        let s = stats_with(&[(name("connection refused"), 3), (name("timeout"), 1)]);
+        assert_eq!(
+            no_response(&p, &s).unwrap(),
+            "no request got a response: connection refused by 127.0.0.1:1 (3 of 4 requests); \
+             no answer from 127.0.0.1:1 within the timeout (2s) (1 of 4 requests)"
+        );
+        // Any HTTP status is a response, even an error one.
+        let s = stats_with(&[(name("connection refused"), 3), (ErrorKey::Status(500), 1)]);
+        assert_eq!(no_response(&p, &s), None);
+        let mut ok = stats_with(&[]);
+        ok.total_requests = 4;
+        ok.successes = 4;
+        assert_eq!(no_response(&p, &ok), None);
+
+        let mut i = bench_input(Rate::PerSecond(1.0), 1.0);
+        i.url = "http://no-such-host.invalid:8080/".into();
+        let p = plan(&i).unwrap();
+        let s = stats_with(&[(name("dns: no-such-host.invalid"), 1)]);
+        assert_eq!(
+            no_response(&p, &s).unwrap(),
+            "no request got a response: cannot resolve no-such-host.invalid: names under \
+             .invalid never resolve (RFC 6761)"
+        );
+    }
+}

@@ -1,0 +1,254 @@
+//! The flags of the commands that run a benchmark (`bench`, `fireworks`/`llm`, `demo`), named as
+//! wrk, hey, oha, vegeta and k6 users type them: the URL positional, durations with units,
+//! hyphenated long names first (the original's underscore names still work, hidden), and short
+//! flags only where one of those tools has the habit (`-c`, `-z`/`-d`, `-q`, `-t`, `-H`, `-X`/`-m`,
+//! `-o`, `-j`). Every flag that takes a value shows its default in `--help`, computed ones
+//! included. Turning the flags into an `Input` and checking them is `bench`'s.
+
+use std::path::PathBuf;
+
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::{ArgAction, Args};
+
+use super::EXIT_CODES;
+use super::duration::parse_secs;
+use crate::llm::Api;
+use crate::plan::{Rate, defaults, parse_bool};
+use crate::report::secs_text;
+
+/// clap keeps a default's text as a `&'static str`; the defaults are numbers. One text per call
+/// site, made once (what `default_value_t` does inside).
+macro_rules! shown {
+    ($value:expr) => {{
+        static TEXT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        TEXT.get_or_init(|| $value.to_string()).as_str()
+    }};
+}
+
+/// Flags every run shares (SPEC §2, §3). The defaults shown are `pacer bench`'s; `pacer
+/// fireworks` sets its own (see [`LlmArgs`]).
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// How long to send requests: 250ms, 5s, 1m30s, 2h (a bare number is seconds)
+    #[arg(
+        long,
+        short = 'z',
+        visible_short_alias = 'd',
+        value_name = "DURATION",
+        default_value = shown!(secs_text(defaults::BENCH_DURATION)),
+        value_parser = parse_secs,
+        allow_negative_numbers = true,
+    )]
+    pub duration: f64,
+    #[arg(
+        long = "num-workers",
+        alias = "num_workers",
+        short = 'c',
+        value_name = "N",
+        value_parser = parse_whole::<i64>,
+        allow_negative_numbers = true,
+        help = workers_help(),
+    )]
+    pub num_workers: Option<i64>,
+    /// Longest wait for a response, and for a free connection before a request is given up as
+    /// not sent; units as --duration
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = shown!(secs_text(defaults::TIMEOUT)),
+        value_parser = parse_secs,
+        allow_negative_numbers = true,
+    )]
+    pub timeout: f64,
+    /// HTTP method [default: GET]
+    #[arg(long, short = 'X', visible_short_alias = 'm')]
+    pub method: Option<String>,
+    /// Extra request header, repeat for more [default: none]
+    #[arg(long = "header", short = 'H', value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
+    /// Request body [default: none]
+    #[arg(long, value_name = "TEXT")]
+    pub body: Option<String>,
+    /// How send times are spaced: evenly, or as a Poisson process of the same mean rate
+    #[arg(long, value_parser = ["constant", "poisson"], default_value = "constant")]
+    pub arrival: String,
+    /// Seed of the Poisson arrivals, to repeat a run [default: random, echoed in the report's
+    /// config]
+    #[arg(long)]
+    pub seed: Option<u64>,
+    #[arg(long, short = 't', value_name = "N", value_parser = parse_whole::<usize>, help = threads_help())]
+    pub threads: Option<usize>,
+    /// Extra trusted CA certificate, a PEM file [default: none]
+    #[arg(long = "ca-cert", alias = "ca_cert", value_name = "FILE")]
+    pub ca_cert: Option<String>,
+    /// Do not verify TLS certificates (the report says so)
+    #[arg(long)]
+    pub insecure: bool,
+    /// Run the worker threads as SCHED_FIFO (needs root or CAP_SYS_NICE; fixed rate only): a due
+    /// send then never waits for another task's time slice. The report says if it was refused
+    #[arg(long)]
+    pub realtime: bool,
+    /// Also write the JSON report to FILE; the text report still goes to the terminal
+    /// [default: none]
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Print the JSON report on stdout instead of the text report
+    #[arg(long, short = 'j')]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+#[command(after_help = EXIT_CODES)]
+pub struct BenchArgs {
+    /// Target URL, http:// or https:// (required, here or as --url)
+    #[arg(value_name = "URL", required_unless_present = "url")]
+    pub target: Option<String>,
+    /// Target URL, as the positional URL (required, one or the other)
+    #[arg(long, value_name = "URL", conflicts_with = "target")]
+    pub url: Option<String>,
+    /// Requests per second (fractions allowed), or `max`: each connection sends its next request
+    /// as soon as the last one ends (closed loop, as wrk)
+    #[arg(
+        long,
+        short = 'q',
+        value_name = "QPS",
+        default_value_t = Rate::PerSecond(defaults::BENCH_QPS),
+        value_parser = parse_rate,
+        allow_negative_numbers = true,
+    )]
+    pub qps: Rate,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// `--num-workers`' default is computed from the rate: say how, with the numbers it uses
+/// (`plan::default_num_workers`, capped at [`defaults::MAX_WORKERS`] on the command line).
+fn workers_help() -> String {
+    format!(
+        "Most connections open at once, which is also the most requests in flight [default: \
+         the qps rounded up, at least 1 and at most {}; {} with --qps max]",
+        defaults::MAX_WORKERS,
+        defaults::SATURATION_WORKERS
+    )
+}
+
+/// `--threads`' default, as `plan::checks::threads` decides it, with this machine's core count.
+fn threads_help() -> String {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    format!(
+        "OS threads, each with its own event loop [default: the cores ({cores} here), at most \
+         --num-workers and the number of requests]"
+    )
+}
+
+/// The original `fireworks_ai_benchmark.py`'s defaults replace `pacer bench`'s for the shared
+/// run flags; the body is the JSON payload, so `--body` is not offered.
+#[derive(Args, Debug)]
+#[command(
+    after_help = EXIT_CODES,
+    mut_arg("duration", |a| a.default_value(shown!(secs_text(defaults::LLM_DURATION)))),
+    mut_arg("timeout", |a| a.default_value(shown!(secs_text(defaults::LLM_TIMEOUT)))),
+    mut_arg("num_workers", |a| a
+        .default_value(shown!(defaults::LLM_WORKERS))
+        .help("Most connections open at once, which is also the most requests in flight")),
+    mut_arg("method", |a| a.help("HTTP method [default: POST]")),
+    mut_arg("body", |a| a.hide(true)),
+)]
+pub struct LlmArgs {
+    /// Completions (or chat) URL of an OpenAI-compatible API (or --url)
+    #[arg(value_name = "URL")]
+    pub target: Option<String>,
+    /// The API's URL, as the positional URL
+    #[arg(long, value_name = "URL", default_value = defaults::LLM_URL, conflicts_with = "target")]
+    pub url: String,
+    /// API token, sent as `Authorization: Bearer TOKEN` (required)
+    #[arg(long, env = "FIREWORKS_API_KEY", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Model name, the payload's `model`
+    #[arg(long, default_value = defaults::LLM_MODEL)]
+    pub model: String,
+    /// Prompt, the payload's `prompt` (chat: the user message)
+    #[arg(long, default_value = defaults::LLM_PROMPT)]
+    pub prompt: String,
+    /// Most tokens per answer, the payload's `max_tokens`
+    #[arg(
+        long = "max-tokens",
+        alias = "max_tokens",
+        value_name = "N",
+        default_value_t = defaults::LLM_MAX_TOKENS,
+        value_parser = parse_whole::<i64>,
+        allow_negative_numbers = true,
+    )]
+    pub max_tokens: i64,
+    /// Stream the response (Server-Sent Events): true or false (also True, False); a bare
+    /// --stream means true. A `stream` in --payload wins
+    #[arg(
+        long,
+        action = ArgAction::Set,
+        value_name = "BOOL",
+        num_args = 0..=1,
+        default_value_t = defaults::LLM_STREAM,
+        default_missing_value = "true",
+        value_parser = parse_bool_arg,
+    )]
+    pub stream: bool,
+    /// `completions`, or `chat` (/v1/chat/completions with one user message)
+    #[arg(long, default_value = "completions", value_parser = api_parser())]
+    pub api: Api,
+    /// JSON object merged over the default payload; a `null` value removes the key
+    /// [default: none]
+    #[arg(long, value_name = "JSON")]
+    pub payload: Option<String>,
+    /// Requests per second (fractions allowed), or `max` (closed loop)
+    #[arg(
+        long,
+        short = 'q',
+        value_name = "QPS",
+        default_value_t = Rate::PerSecond(defaults::LLM_QPS),
+        value_parser = parse_rate,
+        allow_negative_numbers = true,
+    )]
+    pub qps: Rate,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Requests per second of the plain benchmark
+    #[arg(long, short = 'q', default_value_t = 200.0)]
+    pub qps: f64,
+    /// How long each benchmark runs; units as `bench --duration`
+    #[arg(
+        long,
+        short = 'z',
+        visible_short_alias = 'd',
+        value_name = "DURATION",
+        default_value = "3s",
+        value_parser = parse_secs
+    )]
+    pub duration: f64,
+}
+
+fn parse_rate(s: &str) -> Result<Rate, String> {
+    s.parse()
+}
+
+/// A whole number. Range checks are `bench`'s, which names the flag and the value.
+fn parse_whole<T: std::str::FromStr>(s: &str) -> Result<T, String> {
+    s.trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a whole number"))
+}
+
+/// The API's boolean words ([`parse_bool`]), so a flag and a request field read alike.
+fn parse_bool_arg(s: &str) -> Result<bool, String> {
+    parse_bool(s).ok_or_else(|| format!("{s:?} is not true or false"))
+}
+
+/// Lists the names in `--help` and in the error for any other.
+fn api_parser() -> impl TypedValueParser<Value = Api> {
+    let names = [Api::Completions.name(), Api::Chat.name()];
+    PossibleValuesParser::new(names)
+        .try_map(|s: String| Api::from_name(&s).ok_or_else(|| format!("{s:?} is not an API")))
+}
