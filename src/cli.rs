@@ -263,7 +263,7 @@ fn bench_input(a: &BenchArgs) -> Result<Input, CliError> {
         .clone()
         .or_else(|| a.url.clone())
         .unwrap_or_default();
-    bench::input(url, a.qps, &a.run, None)
+    bench::input(url, &a.run, None)
 }
 
 fn llm_input(a: &LlmArgs) -> Result<Input, CliError> {
@@ -284,7 +284,7 @@ fn llm_input(a: &LlmArgs) -> Result<Input, CliError> {
         payload,
     };
     let url = a.target.clone().unwrap_or_else(|| a.url.clone());
-    bench::input(url, a.qps, &a.run, Some(llm))
+    bench::input(url, &a.run, Some(llm))
 }
 
 /// `--addr` must be `host:port`; a bare port is the likeliest slip, so say what was meant.
@@ -441,7 +441,7 @@ mod tests {
         let Command::Bench(b) = parse(&["bench", "--url", "http://h/"]) else {
             panic!("not bench")
         };
-        assert_eq!(b.qps, Rate::PerSecond(defaults::BENCH_QPS));
+        assert_eq!(b.run.qps, Rate::PerSecond(defaults::BENCH_QPS));
         assert_eq!(
             (b.run.duration, b.run.timeout, b.run.num_workers),
             (defaults::BENCH_DURATION, defaults::TIMEOUT, None)
@@ -449,7 +449,7 @@ mod tests {
         let Command::Fireworks(f) = parse(&["llm"]) else {
             panic!("not fireworks")
         };
-        assert_eq!(f.qps, Rate::PerSecond(defaults::LLM_QPS));
+        assert_eq!(f.run.qps, Rate::PerSecond(defaults::LLM_QPS));
         assert_eq!(
             (f.run.duration, f.run.timeout, f.run.num_workers),
             (
@@ -501,7 +501,7 @@ mod tests {
         ]);
         assert_eq!(b.target.as_deref(), Some("http://h/"));
         assert_eq!(
-            (b.run.num_workers, b.run.duration, b.qps, b.run.threads),
+            (b.run.num_workers, b.run.duration, b.run.qps, b.run.threads),
             (Some(8), 0.25, Rate::PerSecond(100.0), Some(2))
         );
         let b = bench(&[

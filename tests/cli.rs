@@ -337,16 +337,13 @@ fn output_writes_the_json_while_the_text_goes_to_the_terminal() {
     let m = mock_ok();
     let url = format!("{}/", m.url());
     let file = temp_path("report.json");
-    let o = pacer(&[
-        "bench",
-        &url,
-        "-z",
-        "300ms",
-        "-q",
-        "20",
-        "-o",
-        file.to_str().unwrap(),
-    ]);
+    let run = |extra: &[&str]| {
+        let mut argv = vec!["bench", &url, "-z", "300ms", "-q", "20", "-o"];
+        argv.push(file.to_str().unwrap());
+        argv.extend_from_slice(extra);
+        pacer(&argv)
+    };
+    let o = run(&[]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(text.starts_with(&format!("pacer: GET {url}")), "{text}");
@@ -355,17 +352,7 @@ fn output_writes_the_json_while_the_text_goes_to_the_terminal() {
     assert_eq!(saved["total_requests"], 6);
 
     // The same fields as --json; with both, the file and stdout are the same report.
-    let o = pacer(&[
-        "bench",
-        &url,
-        "-z",
-        "300ms",
-        "-q",
-        "20",
-        "--json",
-        "-o",
-        file.to_str().unwrap(),
-    ]);
+    let o = run(&["--json"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let printed = json_of(&o);
     let again: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
@@ -562,24 +549,15 @@ fn a_two_hour_run_passes_validation() {
 fn listen_errors_name_the_address() {
     let taken = std::net::TcpListener::bind(loopback()).unwrap();
     let port = taken.local_addr().unwrap().port().to_string();
-    let o = pacer(&["mock", "--port", &port]);
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains(&format!(
-            "cannot listen on 127.0.0.1:{port}: address in use"
-        )),
-        "{}",
-        stderr(&o)
-    );
-    let o = pacer(&["serve", "--addr", &format!("127.0.0.1:{port}")]);
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains(&format!(
-            "cannot listen on 127.0.0.1:{port}: address in use"
-        )),
-        "{}",
-        stderr(&o)
-    );
+    let in_use = format!("cannot listen on 127.0.0.1:{port}: address in use");
+    for argv in [
+        ["mock", "--port", &port],
+        ["serve", "--addr", &format!("127.0.0.1:{port}")],
+    ] {
+        let o = pacer(&argv);
+        assert_eq!(o.status.code(), Some(1), "{argv:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(&in_use), "{argv:?}: {}", stderr(&o));
+    }
     let o = pacer(&["serve", "--addr", "28006"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(

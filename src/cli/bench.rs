@@ -39,13 +39,8 @@ impl Output {
 
 /// The [`Input`] of `bench` or `fireworks` flags. The URL is the positional one or `--url`
 /// (clap lets only one through).
-pub fn input(
-    url: String,
-    qps: Rate,
-    r: &RunArgs,
-    llm: Option<LlmInput>,
-) -> Result<Input, CliError> {
-    let mut input = Input::new(url, qps, r.duration);
+pub fn input(url: String, r: &RunArgs, llm: Option<LlmInput>) -> Result<Input, CliError> {
+    let mut input = Input::new(url, r.qps, r.duration);
     input.num_workers = r.num_workers;
     input.timeout = Some(r.timeout);
     input.method = r.method.clone();

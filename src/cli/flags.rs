@@ -29,6 +29,17 @@ macro_rules! shown {
 /// fireworks` sets its own (see [`LlmArgs`]).
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
+    /// Requests per second (fractions allowed), or `max`: each connection sends its next request
+    /// as soon as the last one ends (closed loop, as wrk)
+    #[arg(
+        long,
+        short = 'q',
+        value_name = "QPS",
+        default_value_t = Rate::PerSecond(defaults::BENCH_QPS),
+        value_parser = parse_rate,
+        allow_negative_numbers = true,
+    )]
+    pub qps: Rate,
     /// How long to send requests: 250ms, 5s, 1m30s, 2h (a bare number is seconds)
     #[arg(
         long,
@@ -106,17 +117,6 @@ pub struct BenchArgs {
     /// Target URL, as the positional URL (required, one or the other)
     #[arg(long, value_name = "URL", conflicts_with = "target")]
     pub url: Option<String>,
-    /// Requests per second (fractions allowed), or `max`: each connection sends its next request
-    /// as soon as the last one ends (closed loop, as wrk)
-    #[arg(
-        long,
-        short = 'q',
-        value_name = "QPS",
-        default_value_t = Rate::PerSecond(defaults::BENCH_QPS),
-        value_parser = parse_rate,
-        allow_negative_numbers = true,
-    )]
-    pub qps: Rate,
     #[command(flatten)]
     pub run: RunArgs,
 }
@@ -146,6 +146,7 @@ fn threads_help() -> String {
 #[derive(Args, Debug)]
 #[command(
     after_help = EXIT_CODES,
+    mut_arg("qps", |a| a.default_value(shown!(Rate::PerSecond(defaults::LLM_QPS)))),
     mut_arg("duration", |a| a.default_value(shown!(secs_text(defaults::LLM_DURATION)))),
     mut_arg("timeout", |a| a.default_value(shown!(secs_text(defaults::LLM_TIMEOUT)))),
     mut_arg("num_workers", |a| a
@@ -199,16 +200,6 @@ pub struct LlmArgs {
     /// [default: none]
     #[arg(long, value_name = "JSON")]
     pub payload: Option<String>,
-    /// Requests per second (fractions allowed), or `max` (closed loop)
-    #[arg(
-        long,
-        short = 'q',
-        value_name = "QPS",
-        default_value_t = Rate::PerSecond(defaults::LLM_QPS),
-        value_parser = parse_rate,
-        allow_negative_numbers = true,
-    )]
-    pub qps: Rate,
     #[command(flatten)]
     pub run: RunArgs,
 }
