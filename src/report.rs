@@ -593,11 +593,15 @@ fn histogram_lines(rec: &Recorder, rows: usize, width: usize) -> (String, bool) 
     if most == 0 {
         return (out, false);
     }
-    // Fine rows may be microseconds apart in a 240 ms range: enough digits to tell them apart.
-    let step = bars
-        .iter()
-        .map(|b| b.upper - b.lower)
-        .fold(f64::INFINITY, f64::min);
+    // Equal-width rows may be microseconds apart in a 240 ms range: enough digits to tell them
+    // apart. Log-scale rows differ by 26% at least, and `human`'s digits do.
+    let step = if finer {
+        bars.iter()
+            .map(|b| b.upper - b.lower)
+            .fold(f64::INFINITY, f64::min)
+    } else {
+        f64::INFINITY
+    };
     for r in bars {
         let (lo, hi, n) = (r.lower, r.upper, r.count);
         let len = ((n as f64 / most as f64) * width as f64).round() as usize;
@@ -797,6 +801,10 @@ mod tests {
         }
         let (lines, finer) = histogram_lines(&spread, 12, 40);
         assert!(!finer && lines.lines().count() > 4, "{lines}");
+        // Log-scale rows keep `human`'s digits, even next to a last row clamped narrow.
+        spread.record(0.10001);
+        let (lines, _) = histogram_lines(&spread, 12, 40);
+        assert!(lines.contains(" 100.00ms - 100.01ms "), "{lines}");
     }
 
     #[test]
