@@ -35,6 +35,8 @@ pub struct ChunkInfo {
     pub token: bool,
     /// `usage.completion_tokens` when present (the trailing usage event has `"choices": []`).
     pub completion_tokens: Option<u64>,
+    /// `usage.prompt_tokens` when present: the server's count of the prompt.
+    pub prompt_tokens: Option<u64>,
     /// `perf_metrics["fireworks-server-time-to-first-token"]` in seconds, when present (a number or
     /// a numeric string).
     pub server_ttft: Option<f64>,
@@ -80,7 +82,8 @@ pub fn classify(data: &[u8]) -> Result<Event, EventError> {
     classify_object(trimmed)
 }
 
-/// Classifies a whole non-streaming response body: `usage.completion_tokens`, whether
+/// Classifies a whole non-streaming response body: `usage.completion_tokens` and
+/// `usage.prompt_tokens`, whether
 /// `choices[0]` carries text, and an `error` member's message. An empty body is
 /// [`EventError::InvalidJson`].
 pub fn classify_body(body: &[u8]) -> Result<Event, EventError> {
@@ -101,7 +104,11 @@ fn classify_object(json: &[u8]) -> Result<Event, EventError> {
         |d: Option<Delta>| d.is_some_and(|d| d.content.0 || d.reasoning_content.0 || d.reasoning.0);
     Ok(Event::Chunk(ChunkInfo {
         token: choice.text.0 || carries(choice.delta) || carries(choice.message),
-        completion_tokens: raw.usage.and_then(|u| u.completion_tokens.as_count()),
+        completion_tokens: raw
+            .usage
+            .as_ref()
+            .and_then(|u| u.completion_tokens.as_count()),
+        prompt_tokens: raw.usage.and_then(|u| u.prompt_tokens.as_count()),
         server_ttft: raw.perf_metrics.and_then(|p| p.server_ttft.as_seconds()),
     }))
 }
@@ -143,6 +150,8 @@ struct Delta {
 struct Usage {
     #[serde(default)]
     completion_tokens: Number,
+    #[serde(default)]
+    prompt_tokens: Number,
 }
 
 #[derive(Deserialize)]
@@ -428,8 +437,20 @@ mod tests {
         Event::Chunk(ChunkInfo {
             token,
             completion_tokens,
+            prompt_tokens: None,
             server_ttft,
         })
+    }
+
+    /// A chunk that also carries `usage.prompt_tokens`.
+    fn with_prompt(event: Event, prompt_tokens: u64) -> Event {
+        match event {
+            Event::Chunk(c) => Event::Chunk(ChunkInfo {
+                prompt_tokens: Some(prompt_tokens),
+                ..c
+            }),
+            other => other,
+        }
     }
 
     fn ok(data: &str) -> Event {
@@ -502,7 +523,20 @@ mod tests {
     #[test]
     fn usage_event() {
         let data = r#"{"id":"c","object":"chat.completion.chunk","choices":[],"usage":{"prompt_tokens":5,"total_tokens":25,"completion_tokens":20}}"#;
-        assert_eq!(ok(data), chunk(false, Some(20), None));
+        assert_eq!(ok(data), with_prompt(chunk(false, Some(20), None), 5));
+        // Prompt tokens alone (some servers send usage before the completion is counted).
+        assert_eq!(
+            ok(r#"{"choices":[{"text":"a"}],"usage":{"prompt_tokens":"12"}}"#),
+            with_prompt(chunk(true, None, None), 12)
+        );
+        assert_eq!(
+            ok(r#"{"choices":[],"usage":{"prompt_tokens":1.5,"completion_tokens":2}}"#),
+            chunk(false, Some(2), None)
+        );
+        assert_eq!(
+            ok(r#"{"choices":[],"usage":{"prompt_tokens":null,"completion_tokens":0}}"#),
+            chunk(false, Some(0), None)
+        );
         // OpenAI sends "usage": null on every chunk when include_usage is on.
         assert_eq!(
             ok(r#"{"choices":[{"text":"a"}],"usage":null}"#),
@@ -621,7 +655,7 @@ mod tests {
         let completions = r#"{"id":"cmpl-1","object":"text_completion","choices":[{"text":"Snow is white because","index":0,"logprobs":{"tokens":["a"],"token_logprobs":[-0.1]},"finish_reason":"length"}],"usage":{"prompt_tokens":4,"total_tokens":29,"completion_tokens":25}}"#;
         assert_eq!(
             classify_body(completions.as_bytes()),
-            Ok(chunk(true, Some(25), None))
+            Ok(with_prompt(chunk(true, Some(25), None), 4))
         );
         let chat = r#"
             {"choices":[{"index":0,"message":{"role":"assistant","content":"Hello"}}],"usage":{"completion_tokens":1}}
