@@ -1,16 +1,20 @@
 //! The LLM side of a benchmark: framing Server-Sent Events ([`sse`]), reading what each event
-//! means ([`event`]: token, usage, error, done), and building the OpenAI-compatible request
-//! payload ([`payload`]).
+//! means ([`event`]: token, usage, error, done), building the OpenAI-compatible request
+//! payload ([`payload`]), and the workload a run sends: token lengths drawn per request
+//! ([`lengths`]).
 //!
-//! Everything here is pure: no I/O, no clocks. The engine feeds body bytes (already de-chunked by
-//! `http1`) to an [`SseParser`], classifies each event's data with [`classify`], and stamps the
-//! times itself.
+//! The response side is pure: no I/O, no clocks. The engine feeds body bytes (already de-chunked
+//! by `http1`) to an [`SseParser`], classifies each event's data with [`classify`], and stamps
+//! the times itself. The workload side runs once, before a run: it reads files (a data set, a
+//! `tokenizer.json`) and builds everything the run sends, so nothing is serialized per request.
 
 pub mod event;
+pub mod lengths;
 pub mod payload;
 pub mod sse;
 
 pub use event::{ChunkInfo, Event, EventError, classify, classify_body};
+pub use lengths::{LengthDist, LengthError};
 pub use payload::{Api, PayloadInput, build_payload};
 pub use sse::{MAX_EVENT_BYTES, SseError, SseParser};
 
