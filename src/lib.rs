@@ -23,7 +23,9 @@
 //!   arithmetic ([`engine::pacing`]); failures are `Copy` values with stable names ([`engine::outcome`]).
 //! - [`http1`]: request bytes; response head (httparse), chunked and body framing: incremental, no
 //!   allocation.
-//! - [`llm`]: the SSE framer, event classification (token / usage / error / done), payloads.
+//! - [`llm`]: the SSE framer, event classification (token / usage / error / done), payloads; and
+//!   the workload, built before a run: data sets, token lengths, synthetic prompts cut to exact
+//!   counts by a Hugging Face tokenizer, one request body per distinct prompt.
 //! - [`stats`]: numpy-exact recorders up to 100,000 samples, a mergeable KLL sketch beyond.
 //! - [`report`]: JSON and text, from the one list of timing families ([`report::TIMINGS`]).
 //!   [`api`]: the HTTP front (accept gate, requests, routes). [`cli`]: clap front. [`mock`]:

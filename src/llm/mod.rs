@@ -1,22 +1,33 @@
 //! The LLM side of a benchmark: framing Server-Sent Events ([`sse`]), reading what each event
 //! means ([`event`]: token, usage, error, done), building the OpenAI-compatible request
-//! payload ([`payload`]), and the workload a run sends: token lengths drawn per request
-//! ([`lengths`]).
+//! payload ([`payload`]), and the workload a run sends: prompts from a data set ([`dataset`]) or
+//! made to a length ([`synth`], [`lengths`]), counted by the model's tokenizer ([`tokenizer`]),
+//! and turned into one request body per distinct prompt ([`bodies`]).
 //!
 //! The response side is pure: no I/O, no clocks. The engine feeds body bytes (already de-chunked
 //! by `http1`) to an [`SseParser`], classifies each event's data with [`classify`], and stamps
 //! the times itself. The workload side runs once, before a run: it reads files (a data set, a
 //! `tokenizer.json`) and builds everything the run sends, so nothing is serialized per request.
 
+pub mod bodies;
+pub mod dataset;
 pub mod event;
 pub mod lengths;
 pub mod payload;
 pub mod sse;
+pub mod synth;
+pub mod tokenizer;
 
+pub use bodies::{Bodies, BodyError, BodyTemplate};
+pub use dataset::{
+    DEFAULT_MAX_DATASET_BYTES, Dataset, DatasetError, Entry, LoadOptions, Message, Order, Prompt,
+};
 pub use event::{ChunkInfo, Event, EventError, classify, classify_body};
 pub use lengths::{LengthDist, LengthError};
 pub use payload::{Api, PayloadInput, build_payload};
 pub use sse::{MAX_EVENT_BYTES, SseError, SseParser};
+pub use synth::{SynthError, SynthPrompt, Synthesizer, approx_tokens};
+pub use tokenizer::{Tokenizer, TokenizerError};
 
 #[cfg(test)]
 mod tests {

@@ -1,0 +1,323 @@
+//! Synthetic prompts of a chosen length, cut from a few kilobytes of plain prose shipped in the
+//! crate (`corpus.txt`, written for pacer), optionally all starting with one shared prefix.
+//!
+//! With a [`Tokenizer`] the lengths are exact: a prompt of `n` tokens is one that the tokenizer
+//! counts as `n` with its special tokens ([`Tokenizer::count_prompt`], what a completions server
+//! reports as `usage.prompt_tokens`, the way vLLM's benchmark counts its `--random-input-len`).
+//! The cut takes token ids from the corpus, decodes them, and re-encodes the text to check: some
+//! id sequences decode to text that tokenizes differently (GPT-2 turns `Ġcalls` `here` into
+//! `Ġcall` `sh` `ere`), so the re-encoded ids are cut or topped up again until they agree, and
+//! another place in the corpus is tried if they never do.
+//!
+//! Without one the lengths are approximate, by the rule of thumb for English prose with today's
+//! BPE vocabularies: [`WORDS_PER_TOKEN`] = 0.75 words per token (100 tokens are about 75 words).
+//! The run's `config` then says `"token_lengths": "approximate"`.
+//!
+//! Prompt `i` of a run starts its body at its own word of the corpus (consecutive prompts far
+//! apart), so prompts differ and a server's prefix cache finds nothing shared but the asked
+//! prefix; once every word has been a start (the corpus has about 1,000), bodies also begin with
+//! the round number (`"2. "`), so they still differ. Bodies start at a word, never mid-word, so
+//! the body's first token cannot merge with the end of the prefix. With `prefix_tokens` = P, every prompt starts with the same P tokens (the corpus's
+//! first P), then its body of at least one token: a prompt is never shorter than the special
+//! tokens, the prefix and one token of body.
+
+use std::fmt;
+
+use super::tokenizer::{Tokenizer, TokenizerError};
+
+/// The prose synthetic prompts are cut from.
+pub const CORPUS: &str = include_str!("corpus.txt");
+
+/// Words per token when no tokenizer counts them: 100 tokens are about 75 English words.
+pub const WORDS_PER_TOKEN: f64 = 0.75;
+
+/// How many other places in the corpus a prompt tries when a cut never agrees with its
+/// re-encoding; each try decodes and encodes the prompt a few times.
+const PLACES_TRIED: u64 = 8;
+
+/// Rounds of cut, decode, re-encode at one place before moving on. Real tokenizers agree after
+/// one or two.
+const ROUNDS: usize = 8;
+
+/// A text's approximate token count without a tokenizer: its words divided by
+/// [`WORDS_PER_TOKEN`], rounded; 0 for a text without words.
+pub fn approx_tokens(text: &str) -> usize {
+    (text.split_whitespace().count() as f64 / WORDS_PER_TOKEN).round() as usize
+}
+
+/// Words for `tokens` tokens by [`WORDS_PER_TOKEN`], at least one.
+fn approx_words(tokens: usize) -> usize {
+    ((tokens as f64 * WORDS_PER_TOKEN).round() as usize).max(1)
+}
+
+/// One synthetic prompt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SynthPrompt {
+    pub text: String,
+    /// Its length: exact (counted by the tokenizer, special tokens included) or the asked one
+    /// when approximate. It can exceed the asked length only to fit the prefix and one body token.
+    pub tokens: usize,
+}
+
+/// Why a prompt could not be made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SynthError {
+    Tokenizer(TokenizerError),
+    /// The tokenizer's decode and encode never agreed on this length at any place tried (a
+    /// tokenizer whose decoding loses text, such as one mapping most words to an unknown token).
+    NoExactCut {
+        tokens: usize,
+    },
+}
+
+impl fmt::Display for SynthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SynthError::Tokenizer(e) => e.fmt(f),
+            SynthError::NoExactCut { tokens } => write!(
+                f,
+                "cannot cut a prompt of exactly {tokens} tokens: the tokenizer's decoding and \
+                 encoding of the corpus do not agree"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for SynthError {}
+
+impl From<TokenizerError> for SynthError {
+    fn from(e: TokenizerError) -> Self {
+        SynthError::Tokenizer(e)
+    }
+}
+
+/// Makes synthetic prompts; built once per run (it tokenizes the corpus and the prefix).
+pub struct Synthesizer<'t> {
+    mode: Mode<'t>,
+    /// The shared prefix's text (empty without one).
+    prefix: String,
+    prefix_tokens: usize,
+}
+
+enum Mode<'t> {
+    Exact {
+        tokenizer: &'t Tokenizer,
+        corpus: Vec<u32>,
+        /// Positions in `corpus` where a word starts: bodies start there, so the first body
+        /// token never merges with the end of the prefix.
+        starts: Vec<usize>,
+        prefix_ids: Vec<u32>,
+    },
+    Approximate {
+        words: Vec<&'static str>,
+        prefix_words: usize,
+    },
+}
+
+impl<'t> Synthesizer<'t> {
+    /// A synthesizer; exact with a tokenizer, approximate without. `prefix_tokens` may be 0.
+    pub fn new(
+        tokenizer: Option<&'t Tokenizer>,
+        prefix_tokens: usize,
+    ) -> Result<Synthesizer<'t>, SynthError> {
+        let Some(tokenizer) = tokenizer else {
+            let words: Vec<&'static str> = CORPUS.split_whitespace().collect();
+            let prefix_words = if prefix_tokens == 0 {
+                0
+            } else {
+                approx_words(prefix_tokens)
+            };
+            let prefix = Cycle::new(&words, 0).take(prefix_words).collect::<Vec<_>>();
+            return Ok(Synthesizer {
+                prefix: prefix.join(" "),
+                mode: Mode::Approximate {
+                    words,
+                    prefix_words,
+                },
+                prefix_tokens,
+            });
+        };
+        let corpus = tokenizer.encode(CORPUS)?;
+        let starts = tokenizer.word_starts(CORPUS)?;
+        if corpus.is_empty() || starts.is_empty() {
+            return Err(SynthError::NoExactCut {
+                tokens: prefix_tokens,
+            });
+        }
+        let mut prefix_ids = Vec::new();
+        let mut prefix = String::new();
+        if prefix_tokens > 0 {
+            let found = (0..PLACES_TRIED).find_map(|place| {
+                let source = Cycle::new(&corpus, offset(place, corpus.len()));
+                fit(tokenizer, &[], "", source, prefix_tokens).transpose()
+            });
+            (prefix, prefix_ids) = found.ok_or(SynthError::NoExactCut {
+                tokens: prefix_tokens,
+            })??;
+        }
+        Ok(Synthesizer {
+            mode: Mode::Exact {
+                tokenizer,
+                corpus,
+                starts,
+                prefix_ids,
+            },
+            prefix,
+            prefix_tokens,
+        })
+    }
+
+    /// True when lengths are counted by a tokenizer.
+    pub fn is_exact(&self) -> bool {
+        matches!(self.mode, Mode::Exact { .. })
+    }
+
+    /// The shared prefix every prompt starts with (empty without one).
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The smallest prompt this synthesizer makes: special tokens, the prefix, one body token.
+    pub fn min_tokens(&self) -> usize {
+        let special = match &self.mode {
+            Mode::Exact { tokenizer, .. } => tokenizer.special_tokens(),
+            Mode::Approximate { .. } => 0,
+        };
+        special + self.prefix_tokens + 1
+    }
+
+    /// Prompt number `index` of the run, `tokens` long (raised to [`Synthesizer::min_tokens`]).
+    /// The same index and length give the same text.
+    pub fn prompt(&self, index: u64, tokens: usize) -> Result<SynthPrompt, SynthError> {
+        let tokens = tokens.max(self.min_tokens());
+        match &self.mode {
+            Mode::Approximate {
+                words,
+                prefix_words,
+            } => {
+                let body_words = approx_words(tokens - self.prefix_tokens);
+                let round = index / words.len() as u64;
+                let marker = (round > 0).then(|| format!("{round}."));
+                let body = marker
+                    .as_deref()
+                    .into_iter()
+                    .chain(Cycle::new(words, offset(index, words.len())))
+                    .take(body_words);
+                let text: Vec<&str> = Cycle::new(words, 0)
+                    .take(*prefix_words)
+                    .chain(body)
+                    .collect();
+                Ok(SynthPrompt {
+                    text: text.join(" "),
+                    tokens,
+                })
+            }
+            Mode::Exact {
+                tokenizer,
+                corpus,
+                starts,
+                prefix_ids,
+            } => {
+                let text_tokens = tokens - tokenizer.special_tokens();
+                let round = index / starts.len() as u64;
+                let marker = if round > 0 {
+                    tokenizer.encode(&format!("{round}. "))?
+                } else {
+                    Vec::new()
+                };
+                for place in 0..PLACES_TRIED {
+                    let start = starts[offset(index.wrapping_add(place), starts.len())];
+                    let source = marker.iter().copied().chain(Cycle::new(corpus, start));
+                    if let Some((text, _)) =
+                        fit(tokenizer, prefix_ids, &self.prefix, source, text_tokens)?
+                    {
+                        let tokens = tokenizer.count_prompt(&text)?;
+                        return Ok(SynthPrompt { text, tokens });
+                    }
+                }
+                Err(SynthError::NoExactCut { tokens })
+            }
+        }
+    }
+}
+
+/// Where body `index` starts in a corpus of `len` pieces: steps of about 0.618 × `len` (coprime
+/// with it), so consecutive prompts start far apart and the first `len` prompts all differ.
+fn offset(index: u64, len: usize) -> usize {
+    let len = len.max(1) as u64;
+    let mut step = ((len as f64 * 0.618_034) as u64).max(1);
+    while gcd(step, len) != 1 {
+        step += 1;
+    }
+    ((index % len) * step % len) as usize
+}
+
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+/// The corpus from `start`, round and round.
+struct Cycle<'a, T> {
+    items: &'a [T],
+    at: usize,
+}
+
+impl<'a, T> Cycle<'a, T> {
+    fn new(items: &'a [T], start: usize) -> Self {
+        Cycle {
+            items,
+            at: start % items.len().max(1),
+        }
+    }
+}
+
+impl<T: Copy> Iterator for Cycle<'_, T> {
+    type Item = T;
+
+    fn next(&mut self) -> Option<T> {
+        let item = *self.items.get(self.at)?;
+        self.at = (self.at + 1) % self.items.len();
+        Some(item)
+    }
+}
+
+/// Text of exactly `target` tokens (without special tokens) that starts with the prefix's ids and
+/// text, the rest taken from `source`; `None` when decode and encode never agree here.
+fn fit(
+    tokenizer: &Tokenizer,
+    prefix_ids: &[u32],
+    prefix_text: &str,
+    mut source: impl Iterator<Item = u32>,
+    target: usize,
+) -> Result<Option<(String, Vec<u32>)>, TokenizerError> {
+    let mut ids = prefix_ids.to_vec();
+    ids.extend(source.by_ref().take(target - prefix_ids.len()));
+    for _ in 0..ROUNDS {
+        let text = tokenizer.decode(&ids)?;
+        if !text.starts_with(prefix_text) {
+            return Ok(None);
+        }
+        let again = tokenizer.encode(&text)?;
+        if !again.starts_with(prefix_ids) {
+            return Ok(None);
+        }
+        if again.len() == target {
+            return Ok(Some((text, again)));
+        }
+        ids = again;
+        if ids.len() > target {
+            ids.truncate(target);
+        } else {
+            let missing = target - ids.len();
+            let before = ids.len();
+            ids.extend(source.by_ref().take(missing));
+            if ids.len() == before {
+                return Ok(None);
+            }
+        }
+    }
+    Ok(None)
+}
