@@ -17,12 +17,27 @@ use tokenizers::Model;
 use tokenizers::models::TrainerWrapper;
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 
-/// A fresh directory for one test's files.
-fn temp_dir(name: &str) -> PathBuf {
+/// A fresh directory for one test's files, removed when the test ends.
+struct TempDir(PathBuf);
+
+impl std::ops::Deref for TempDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn temp_dir(name: &str) -> TempDir {
     let dir = std::env::temp_dir().join(format!("pacer-workload-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    TempDir(dir)
 }
 
 fn write(dir: &Path, name: &str, contents: &str) -> PathBuf {
@@ -318,7 +333,7 @@ fn tokenizer_files_that_cannot_be_used_are_refused_with_their_path() {
             "{name}: {text}"
         );
     }
-    let e = Tokenizer::from_file(&dir).unwrap_err();
+    let e = Tokenizer::from_file(&*dir).unwrap_err();
     assert!(e.to_string().contains(&*dir.to_string_lossy()), "{e}");
 }
 
@@ -590,7 +605,7 @@ fn empty_missing_and_oversized_files_are_refused_with_their_path() {
     let e = Dataset::load(&missing, &options()).unwrap_err();
     assert!(matches!(e, DatasetError::Io { .. }), "{e}");
     assert!(e.to_string().contains(&*missing.to_string_lossy()), "{e}");
-    let e = Dataset::load(&dir, &options()).unwrap_err();
+    let e = Dataset::load(&*dir, &options()).unwrap_err();
     assert!(e.to_string().contains(&*dir.to_string_lossy()), "{e}");
 
     let contents = "{\"prompt\": \"0123456789\"}\n".repeat(10);
