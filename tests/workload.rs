@@ -9,7 +9,7 @@ use std::str::FromStr;
 use pacer::llm::synth::CORPUS;
 use pacer::llm::{
     Api, Bodies, BodyTemplate, Dataset, DatasetError, LengthDist, LoadOptions, Order, Prompt,
-    Synthesizer, Tokenizer, approx_tokens,
+    Synthesizer, Tokenizer, approx_tokens, draw_max_tokens,
 };
 use pacer::rng::SplitMix64;
 use serde_json::{Value, json};
@@ -751,20 +751,15 @@ fn synthetic_workload_end_to_end() {
     let input: LengthDist = "120:30".parse().unwrap();
     let output: LengthDist = "uniform:16:64".parse().unwrap();
     let synth = Synthesizer::new(Some(&tokenizer), 20).unwrap();
-    let (mut in_rng, mut out_rng) = (SplitMix64::new(1), SplitMix64::new(2));
-    let mut entries = Vec::new();
-    let mut asked = Vec::new();
-    for i in 0..200u64 {
-        let n = input.draw(&mut in_rng) as usize;
-        let p = synth.prompt(i, n).unwrap();
-        assert_eq!(p.tokens, n.max(synth.min_tokens()));
-        asked.push(p.tokens);
-        entries.push(pacer::llm::Entry {
-            prompt: Prompt::Text(p.text.into()),
-            max_tokens: Some(output.draw(&mut out_rng)),
-            line: i as usize + 1,
-        });
+    let (mut entries, asked) = synth.entries(200, &input, 1).unwrap();
+    // The lengths are the seed's draws (raised to the minimum), and repeat with it.
+    let mut rng = SplitMix64::new(1);
+    for (i, &n) in asked.iter().enumerate() {
+        let drawn = input.draw(&mut rng) as usize;
+        assert_eq!(n as usize, drawn.max(synth.min_tokens()), "entry {i}");
     }
+    assert_eq!(synth.entries(200, &input, 1).unwrap().1, asked);
+    draw_max_tokens(&mut entries, &output, 2);
     let bodies = Bodies::build(
         &entries,
         &BodyTemplate {
@@ -780,9 +775,33 @@ fn synthetic_workload_end_to_end() {
     for (i, entry) in entries.iter().enumerate() {
         let sent: Value = serde_json::from_slice(bodies.of(i)).unwrap();
         let content = sent["messages"][0]["content"].as_str().unwrap();
-        assert_eq!(tokenizer.count_prompt(content).unwrap(), asked[i]);
-        assert_eq!(entry.prompt.count_tokens(&tokenizer).unwrap(), asked[i]);
+        assert_eq!(tokenizer.count_prompt(content).unwrap(), asked[i] as usize);
+        assert_eq!(
+            entry.prompt.count_tokens(&tokenizer).unwrap(),
+            asked[i] as usize
+        );
         let m = sent["max_tokens"].as_u64().unwrap();
         assert!((16..=64).contains(&m));
+        assert_eq!(entry.max_tokens, Some(m as u32));
     }
+}
+
+#[test]
+fn drawn_max_tokens_fill_only_the_entries_without_one() {
+    let mut entries: Vec<pacer::llm::Entry> = Dataset::from_prompts(&["a", "b", "c", "d"])
+        .unwrap()
+        .entries;
+    entries[1].max_tokens = Some(7);
+    let output: LengthDist = "uniform:100:200".parse().unwrap();
+    let mut again = entries.clone();
+    draw_max_tokens(&mut entries, &output, 9);
+    draw_max_tokens(&mut again, &output, 9);
+    assert_eq!(entries, again, "seeded");
+    let mut rng = SplitMix64::new(9);
+    let draws: Vec<u32> = (0..3).map(|_| output.draw(&mut rng)).collect();
+    let max: Vec<Option<u32>> = entries.iter().map(|e| e.max_tokens).collect();
+    assert_eq!(
+        max,
+        [Some(draws[0]), Some(7), Some(draws[1]), Some(draws[2])]
+    );
 }

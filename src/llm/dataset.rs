@@ -32,6 +32,7 @@ use std::path::Path;
 use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, SeqAccess, Visitor};
 
+use super::lengths::LengthDist;
 use super::synth::approx_tokens;
 use super::tokenizer::Tokenizer;
 use crate::rng::SplitMix64;
@@ -627,6 +628,16 @@ impl<'de> Deserialize<'de> for ShareGpt {
             }
         }
         d.deserialize_seq(V)
+    }
+}
+
+/// Gives every entry without a `max_tokens` one drawn from `output` with `SplitMix64::new(seed)`,
+/// in entry order (the `i`-th entry without one takes the `i`-th draw), so the same data set and
+/// seed give the same lengths. Entries that have one (their line's, or a ShareGPT reply's) keep it.
+pub fn draw_max_tokens(entries: &mut [Entry], output: &LengthDist, seed: u64) {
+    let mut rng = SplitMix64::new(seed);
+    for entry in entries.iter_mut().filter(|e| e.max_tokens.is_none()) {
+        entry.max_tokens = Some(output.draw(&mut rng));
     }
 }
 

@@ -21,6 +21,7 @@ pub mod tokenizer;
 pub use bodies::{Bodies, BodyError, BodyTemplate};
 pub use dataset::{
     DEFAULT_MAX_DATASET_BYTES, Dataset, DatasetError, Entry, LoadOptions, Message, Order, Prompt,
+    draw_max_tokens,
 };
 pub use event::{ChunkInfo, Event, EventError, classify, classify_body};
 pub use lengths::{LengthDist, LengthError};

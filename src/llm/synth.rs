@@ -23,7 +23,10 @@
 
 use std::fmt;
 
+use super::dataset::{Entry, Prompt};
+use super::lengths::LengthDist;
 use super::tokenizer::{Tokenizer, TokenizerError};
+use crate::rng::SplitMix64;
 
 /// The prose synthetic prompts are cut from.
 pub const CORPUS: &str = include_str!("corpus.txt");
@@ -238,6 +241,33 @@ impl<'t> Synthesizer<'t> {
                 Err(SynthError::NoExactCut { tokens })
             }
         }
+    }
+}
+
+impl Synthesizer<'_> {
+    /// A synthetic data set: `count` prompts, prompt `i` of the `i`-th length drawn from `input`
+    /// with `SplitMix64::new(seed)`, as entries without `max_tokens` (see
+    /// [`super::dataset::draw_max_tokens`]). Each entry's `line` is its 1-based index. With the
+    /// lengths, the prompt tokens (exact, or asked when approximate), in entry order.
+    pub fn entries(
+        &self,
+        count: usize,
+        input: &LengthDist,
+        seed: u64,
+    ) -> Result<(Vec<Entry>, Vec<u32>), SynthError> {
+        let mut rng = SplitMix64::new(seed);
+        let mut entries = Vec::with_capacity(count);
+        let mut tokens = Vec::with_capacity(count);
+        for i in 0..count {
+            let p = self.prompt(i as u64, input.draw(&mut rng) as usize)?;
+            tokens.push(p.tokens.min(u32::MAX as usize) as u32);
+            entries.push(Entry {
+                prompt: Prompt::Text(p.text.into()),
+                max_tokens: None,
+                line: i + 1,
+            });
+        }
+        Ok((entries, tokens))
     }
 }
 
