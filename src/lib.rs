@@ -19,7 +19,7 @@
 //! - [`plan`]: `Input` → validated `Plan` (request bytes built once, schedule, workers, TLS, LLM mode);
 //!   [`plan::defaults`] holds every default and server limit both fronts read.
 //! - [`engine`]: `run(plan)`; per thread a mio loop ([`engine::worker`]) over a slab of
-//!   [`engine::conn`] connections, a timerfd ([`engine::timer`]) and a deadline heap; pacing is pure
+//!   [`engine::conn`] connections, a timerfd ([`engine::sys`]) and a deadline heap; pacing is pure
 //!   arithmetic ([`engine::pacing`]); failures are `Copy` values with stable names ([`engine::outcome`]).
 //! - [`http1`]: request bytes; response head (httparse), chunked and body framing: incremental, no
 //!   allocation.
@@ -36,8 +36,9 @@
 //! its CKMS merge re-inserts kept values as single samples (a merged p50 landed at rank 0.28–0.30
 //! in our measurement) and its memory grows with the run; `stats::sketch` explains the choice.
 //!
-//! `unsafe` is denied everywhere but `engine::sched`, which asks the OS for real-time scheduling
-//! of the workers (`--realtime`; rustix has no `sched_setscheduler`), with a `// SAFETY:` note.
+//! `unsafe` is denied everywhere but [`engine::sys`], the one module of Linux calls, which asks
+//! the OS for real-time scheduling of the workers (`--realtime`; rustix has no
+//! `sched_setscheduler`), with a `// SAFETY:` note on each block.
 #![deny(unsafe_code)]
 
 pub mod api;

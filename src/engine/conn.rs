@@ -7,10 +7,10 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use mio::net::TcpStream;
-use rustix::io::Errno;
 use rustls::ClientConnection;
 
 use super::outcome::Failure;
+use super::sys::{self, Io};
 use super::tls;
 use crate::http1::{Body, Framing, MAX_HEAD_BYTES};
 use crate::llm::SseParser;
@@ -167,7 +167,7 @@ impl Conn {
                 Ok(true)
             }
             Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
-            Err(e) if e.raw_os_error() == Some(115) => Ok(false), // EINPROGRESS
+            Err(e) if e.raw_os_error() == Some(sys::EINPROGRESS) => Ok(false),
             Err(e) => Err(Failure::from_io(&e)),
         }
     }
@@ -180,15 +180,11 @@ impl Conn {
         match &mut self.transport {
             Transport::Plain => {
                 while req.written < request.len() {
-                    // rustix makes the syscall itself: libc's `send` is a pthread cancellation
-                    // point and pays for that on every call (0.85% of a saturation profile).
-                    let flags = rustix::net::SendFlags::NOSIGNAL;
-                    match rustix::net::send(&self.sock, &request[req.written..], flags) {
-                        Ok(0) => return WriteResult::Failed(Failure::Reset),
-                        Ok(n) => req.written += n,
-                        Err(Errno::WOULDBLOCK) => return WriteResult::WouldBlock,
-                        Err(Errno::INTR) => {}
-                        Err(e) => return WriteResult::Failed(Failure::from_io(&e.into())),
+                    match sys::send(&self.sock, &request[req.written..]) {
+                        Io::Done(0) => return WriteResult::Failed(Failure::Reset),
+                        Io::Done(n) => req.written += n,
+                        Io::WouldBlock => return WriteResult::WouldBlock,
+                        Io::Failed(e) => return WriteResult::Failed(Failure::from_io(&e)),
                     }
                 }
                 WriteResult::Done
@@ -222,15 +218,11 @@ impl Conn {
         }
         let dst = &mut self.buf[self.filled..];
         match &mut self.transport {
-            Transport::Plain => loop {
-                // As in `write`: the syscall without libc's cancellation-point wrapper.
-                match rustix::net::recv(&self.sock, &mut *dst, rustix::net::RecvFlags::empty()) {
-                    Ok((0, _)) => return ReadResult::Eof,
-                    Ok((n, _)) => return ReadResult::Data(n),
-                    Err(Errno::WOULDBLOCK) => return ReadResult::WouldBlock,
-                    Err(Errno::INTR) => {}
-                    Err(e) => return ReadResult::Failed(Failure::from_io(&e.into())),
-                }
+            Transport::Plain => match sys::recv(&self.sock, dst) {
+                Io::Done(0) => ReadResult::Eof,
+                Io::Done(n) => ReadResult::Data(n),
+                Io::WouldBlock => ReadResult::WouldBlock,
+                Io::Failed(e) => ReadResult::Failed(Failure::from_io(&e)),
             },
             Transport::Tls(tls) => {
                 // Bounded: each turn either returns or consumes socket bytes; the socket runs dry.

@@ -11,7 +11,7 @@ pub mod conn;
 pub mod outcome;
 pub mod pacing;
 pub mod sched;
-pub mod timer;
+pub mod sys;
 pub mod tls;
 pub mod worker;
 

@@ -1,7 +1,12 @@
-//! How a request ended, as small `Copy` values with static names: the worker counts them in a map
-//! without allocating, and the report turns them into the contract's error names once, at the end.
+//! How a request ended. [`Failure`] is a small `Copy` value with a static name: the lane counts
+//! failures in a map without allocating, and the report turns them into the contract's error
+//! names once, at the end. [`Completed`] is the one record every scheduled request ends as,
+//! whatever its fate; the thread's statistics take nothing else.
 
 use std::io;
+use std::time::Instant;
+
+use super::sys;
 
 /// A request that did not get a usable response. `name` gives the report's stable text.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -14,17 +19,23 @@ pub enum Failure {
     Dns,
     /// Waited `timeout` past its intended time for a free worker; the name carries the worker count.
     NotSent,
+    /// Still waiting to be sent when the run was stopped early.
+    Interrupted,
     Tls(&'static str),
     Invalid(&'static str),
     Stream(&'static str),
-    /// A server's own error message in the stream, interned per worker (index into its table).
+    /// A server's own error message in the stream, interned per thread (index into its table).
     StreamMessage(u16),
     Connect(&'static str),
 }
 
+/// A TLS peer closed without `close_notify` while the body was delimited by the close: its end
+/// cannot be told from a cut, so the response is not counted as whole.
+pub const TLS_TRUNCATED: Failure = Failure::Tls("truncated");
+
 impl Failure {
     /// The report's name. `host` and `workers` fill the two names that carry them; `messages` is the
-    /// worker's table of interned stream error messages.
+    /// thread's table of interned stream error messages.
     pub fn name(self, host: &str, workers: usize, messages: &[Box<str>]) -> String {
         match self {
             Failure::Timeout => "timeout".into(),
@@ -33,6 +44,7 @@ impl Failure {
             Failure::ClosedBeforeResponse => "connection closed before response".into(),
             Failure::Dns => format!("dns: {host}"),
             Failure::NotSent => format!("not sent: all {workers} workers busy"),
+            Failure::Interrupted => "not sent: interrupted".into(),
             Failure::Tls(reason) => format!("tls: {reason}"),
             Failure::Invalid(reason) => format!("invalid response: {reason}"),
             Failure::Stream(reason) => format!("stream error: {reason}"),
@@ -56,10 +68,79 @@ impl Failure {
             K::NetworkUnreachable => Failure::Connect("network unreachable"),
             K::HostUnreachable => Failure::Connect("host unreachable"),
             K::PermissionDenied => Failure::Connect("permission denied"),
-            _ if e.raw_os_error() == Some(24) => {
+            _ if sys::is_out_of_files(e) => {
                 Failure::Connect("too many open files (raise ulimit -n)")
             }
             _ => Failure::Connect("i/o error"),
+        }
+    }
+}
+
+/// Which bucket a request ends in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// A complete 2xx response (and, for an LLM run, a stream or body without an error).
+    Success,
+    /// A complete response with another status.
+    Status(u16),
+    /// A named failure: transport, protocol, stream error, timeout or not sent.
+    Failed(Failure),
+}
+
+/// Everything measured about one scheduled request, built once when it ends. Every request of a
+/// run becomes exactly one of these, and the thread's statistics are kept from them alone.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Completed {
+    /// The request's global index (its place in the schedule; in closed loop, a count).
+    pub index: u64,
+    /// The engine thread that carried it.
+    pub thread: u32,
+    /// The connection it last went out on (a serial per thread, from 1); 0 if never sent.
+    pub conn: u64,
+    pub intended: Instant,
+    /// When it was first handed to a connection (a retry keeps this); None if never sent.
+    pub dispatch: Option<Instant>,
+    /// The final (non-1xx) response head parsed complete.
+    pub head_at: Option<Instant>,
+    /// The first byte after the head.
+    pub first_byte_at: Option<Instant>,
+    /// The first SSE event carrying a token.
+    pub first_token_at: Option<Instant>,
+    /// The last byte of a complete response; None when no complete response came, and then no
+    /// timing of the request is recorded (transport failures are not timed).
+    pub end_at: Option<Instant>,
+    /// The final status, when a head came.
+    pub status: Option<u16>,
+    pub outcome: Outcome,
+    /// Response bytes received (heads and body, after TLS).
+    pub bytes: u64,
+    /// Output tokens of a successful LLM response (usage when sent, else token events).
+    pub output_tokens: u64,
+    /// The server's own time to first token, seconds (streaming runs).
+    pub server_ttft: Option<f64>,
+    /// It was sent a second time after a stale keep-alive connection.
+    pub retried: bool,
+}
+
+impl Completed {
+    /// A request that never left: no connection, no timings.
+    pub fn unsent(index: u64, intended: Instant, thread: u32, why: Failure) -> Completed {
+        Completed {
+            index,
+            thread,
+            conn: 0,
+            intended,
+            dispatch: None,
+            head_at: None,
+            first_byte_at: None,
+            first_token_at: None,
+            end_at: None,
+            status: None,
+            outcome: Outcome::Failed(why),
+            bytes: 0,
+            output_tokens: 0,
+            server_ttft: None,
+            retried: false,
         }
     }
 }
@@ -81,6 +162,8 @@ mod tests {
         );
         assert_eq!(n(Failure::Dns), "dns: example.invalid");
         assert_eq!(n(Failure::NotSent), "not sent: all 5 workers busy");
+        assert_eq!(n(Failure::Interrupted), "not sent: interrupted");
+        assert_eq!(n(TLS_TRUNCATED), "tls: truncated");
         assert_eq!(
             n(Failure::Tls("invalid certificate: unknown issuer")),
             "tls: invalid certificate: unknown issuer"
@@ -95,5 +178,11 @@ mod tests {
         );
         let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
         assert_eq!(Failure::from_io(&refused), Failure::Refused);
+        for errno in [sys::EMFILE, sys::ENFILE] {
+            assert_eq!(
+                Failure::from_io(&io::Error::from_raw_os_error(errno)),
+                Failure::Connect("too many open files (raise ulimit -n)")
+            );
+        }
     }
 }

@@ -1,4 +1,5 @@
-//! How the OS schedules a worker thread: the one place with `unsafe` in the crate.
+//! How the OS schedules an engine thread, and what the report says about it. The call itself
+//! (`sched_setscheduler`, the crate's one `unsafe`) is in [`super::sys`].
 //!
 //! A sleeping worker wakes for every due send. Under the default policy that wake-up waits while
 //! another ordinary task (often the target itself, on a shared machine) finishes its slice. On the
@@ -13,7 +14,7 @@
 //! So it is applied to fixed-rate runs only: a paced worker sleeps between sends, a saturating one
 //! would not. When the OS refuses, the run goes on with normal scheduling and the report says so.
 
-use std::io;
+use super::sys;
 
 /// `SCHED_FIFO` priority of a real-time worker: the lowest, above every ordinary task.
 pub const REALTIME_PRIORITY: i32 = 1;
@@ -55,26 +56,11 @@ impl Scheduling {
 }
 
 /// Moves the calling thread to `SCHED_FIFO` at [`REALTIME_PRIORITY`].
-#[allow(unsafe_code)]
 pub fn make_current_thread_realtime() -> Scheduling {
-    let param = libc::sched_param {
-        sched_priority: REALTIME_PRIORITY,
-    };
-    // SAFETY: `sched_setscheduler` reads one `sched_param` through the pointer, which points at a
-    // live, initialised local for the whole call; pid 0 names the calling thread only.
-    let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
-    if rc == 0 {
-        Scheduling::Realtime
-    } else {
-        Scheduling::RealtimeDenied(io::Error::last_os_error().to_string())
+    match sys::set_fifo(REALTIME_PRIORITY) {
+        Ok(()) => Scheduling::Realtime,
+        Err(e) => Scheduling::RealtimeDenied(e.to_string()),
     }
-}
-
-/// The calling thread's policy, as the OS reports it (`libc::SCHED_*`); -1 if it cannot say.
-#[allow(unsafe_code)]
-pub fn current_policy() -> i32 {
-    // SAFETY: no pointers; pid 0 names the calling thread.
-    unsafe { libc::sched_getscheduler(0) }
 }
 
 #[cfg(test)]
@@ -85,13 +71,13 @@ mod tests {
     fn realtime_is_applied_or_the_refusal_named() {
         // In a fresh thread so the test harness's own threads keep their policy.
         let (got, policy) =
-            std::thread::spawn(|| (make_current_thread_realtime(), current_policy()))
+            std::thread::spawn(|| (make_current_thread_realtime(), sys::current_policy()))
                 .join()
                 .unwrap();
         match got {
-            Scheduling::Realtime => assert_eq!(policy, libc::SCHED_FIFO),
+            Scheduling::Realtime => assert_eq!(policy, sys::SCHED_FIFO),
             Scheduling::RealtimeDenied(e) => {
-                assert_eq!(policy, libc::SCHED_OTHER);
+                assert_eq!(policy, sys::SCHED_OTHER);
                 assert!(!e.is_empty());
             }
             Scheduling::Normal => panic!("asking for realtime cannot leave it unsaid"),

@@ -105,7 +105,7 @@ pub struct Worker<'a> {
     sh: &'a Shared<'a>,
     poll: Poll,
     events: Events,
-    timer: Option<super::timer::Timer>,
+    timer: Option<super::sys::Timer>,
     conns: Slab<Conn>,
     idle: Vec<(usize, u64)>,
     open: usize,
@@ -151,7 +151,7 @@ impl<'a> Worker<'a> {
         progress: &'a AtomicU64,
     ) -> io::Result<Self> {
         let poll = Poll::new()?;
-        let timer = match super::timer::Timer::new() {
+        let timer = match super::sys::Timer::new() {
             Ok(t) => {
                 poll.registry()
                     .register(&mut SourceFd(&t.raw_fd()), TIMER, Interest::READABLE)?;
