@@ -3,23 +3,15 @@
 //! `WouldBlock` and return small `Copy` results; the worker decides what they mean for the run.
 
 use std::io::{self, Read, Write};
-use std::net::SocketAddr;
-use std::time::Instant;
 
 use mio::net::TcpStream;
 use rustls::ClientConnection;
 
+use super::exchange::{Exchange, Scratch};
 use super::outcome::Failure;
 use super::sys::{self, Io};
 use super::tls;
-use crate::http1::{Body, Framing, MAX_HEAD_BYTES};
-use crate::llm::SseParser;
 
-/// Read buffer of a new connection: enough for a typical response, small enough that 10,000
-/// connections stay cheap. It grows to `READ_BUF` once a read fills it (big bodies), and up to
-/// the head cap while a large response head arrives.
-pub const INITIAL_READ_BUF: usize = 4 * 1024;
-pub const READ_BUF: usize = 16 * 1024;
 /// A single drain loop never reads more than this many times before yielding to other connections.
 pub const MAX_READS_PER_EVENT: usize = 16;
 
@@ -45,72 +37,14 @@ pub enum WriteResult {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReadResult {
-    /// `n` new bytes at `buf[filled..filled + n]`.
-    Data(usize),
+    /// `n` new bytes in the scratch buffer's space; `full`: they filled it.
+    Data {
+        n: usize,
+        full: bool,
+    },
     WouldBlock,
     Eof,
     Failed(Failure),
-}
-
-/// The request a connection is carrying, and everything measured about it so far.
-#[derive(Clone, Copy, Debug)]
-pub struct InFlight {
-    pub index: u64,
-    pub serial: u64,
-    pub intended: Instant,
-    pub dispatch: Instant,
-    pub written: usize,
-    /// Whether it already went out once on a reused connection the server had closed.
-    pub retried: bool,
-    /// Bytes of response seen (any part), to tell "closed before response" from a cut response.
-    pub got_bytes: bool,
-    pub status: Option<u16>,
-    pub keep_alive: bool,
-    pub head_at: Option<Instant>,
-    pub first_body_at: Option<Instant>,
-    pub first_token_at: Option<Instant>,
-    pub last_token_at: Option<Instant>,
-    pub token_events: u64,
-    pub usage_tokens: Option<u64>,
-    pub server_ttft: Option<f64>,
-    pub stream_done: bool,
-    pub stream_failure: Option<Failure>,
-    /// The body is fed to the SSE parser (a streaming LLM run with a 2xx status).
-    pub sse_active: bool,
-    pub last_byte_at: Option<Instant>,
-}
-
-impl InFlight {
-    pub fn new(
-        index: u64,
-        serial: u64,
-        intended: Instant,
-        dispatch: Instant,
-        retried: bool,
-    ) -> InFlight {
-        InFlight {
-            index,
-            serial,
-            intended,
-            dispatch,
-            written: 0,
-            retried,
-            got_bytes: false,
-            status: None,
-            keep_alive: true,
-            head_at: None,
-            first_body_at: None,
-            first_token_at: None,
-            last_token_at: None,
-            token_events: 0,
-            usage_tokens: None,
-            server_ttft: None,
-            stream_done: false,
-            stream_failure: None,
-            sse_active: false,
-            last_byte_at: None,
-        }
-    }
 }
 
 pub struct Conn {
@@ -122,13 +56,9 @@ pub struct Conn {
     pub state: ConnState,
     /// Responses completed on this connection: a reused connection the server closed gets one retry.
     pub served: u64,
-    pub buf: Vec<u8>,
-    pub filled: usize,
-    pub body: Body,
-    pub sse: Option<SseParser>,
-    /// Whole body of a non-streaming LLM response (capped), for its `usage`.
-    pub body_copy: Option<Vec<u8>>,
-    pub req: Option<InFlight>,
+    /// Read buffer and parser memory, lent to each exchange.
+    pub scratch: Scratch,
+    pub exchange: Option<Exchange>,
 }
 
 impl Conn {
@@ -141,17 +71,13 @@ impl Conn {
             transport,
             state: ConnState::Connecting,
             served: 0,
-            buf: vec![0; INITIAL_READ_BUF],
-            filled: 0,
-            body: Body::new(Framing::Empty),
-            sse: None,
-            body_copy: None,
-            req: None,
+            scratch: Scratch::new(),
+            exchange: None,
         }
     }
 
     pub fn is_idle(&self) -> bool {
-        self.state == ConnState::Open && self.req.is_none()
+        self.state == ConnState::Open && self.exchange.is_none()
     }
 
     /// Checks a non-blocking connect: `Ok(true)` connected, `Ok(false)` still in progress.
@@ -174,7 +100,7 @@ impl Conn {
 
     /// Writes what is left of `request` (and any TLS records rustls wants out).
     pub fn write(&mut self, request: &[u8]) -> WriteResult {
-        let Some(req) = self.req.as_mut() else {
+        let Some(req) = self.exchange.as_mut() else {
             return WriteResult::Done;
         };
         match &mut self.transport {
@@ -206,21 +132,18 @@ impl Conn {
         }
     }
 
-    /// Reads once into `buf[filled..]` (draining TLS records as needed).
+    /// Reads once into the scratch buffer's free space (draining TLS records as needed).
     pub fn read(&mut self) -> ReadResult {
-        if self.filled == self.buf.len() {
-            // Only a response head accumulates in the buffer; the parser caps it before this.
-            if self.buf.len() >= MAX_HEAD_BYTES + READ_BUF {
-                return ReadResult::Failed(Failure::Invalid("headers too large"));
-            }
-            let new_len = (self.buf.len() * 2).min(MAX_HEAD_BYTES + READ_BUF);
-            self.buf.resize(new_len, 0);
-        }
-        let dst = &mut self.buf[self.filled..];
+        // Only a response head accumulates in the buffer; the parser caps it before this.
+        let Some(dst) = self.scratch.space() else {
+            return ReadResult::Failed(Failure::Invalid("headers too large"));
+        };
+        let room = dst.len();
+        let data = |n: usize| ReadResult::Data { n, full: n == room };
         match &mut self.transport {
             Transport::Plain => match sys::recv(&self.sock, dst) {
                 Io::Done(0) => ReadResult::Eof,
-                Io::Done(n) => ReadResult::Data(n),
+                Io::Done(n) => data(n),
                 Io::WouldBlock => ReadResult::WouldBlock,
                 Io::Failed(e) => ReadResult::Failed(Failure::from_io(&e)),
             },
@@ -229,7 +152,7 @@ impl Conn {
                 for _ in 0..MAX_READS_PER_EVENT {
                     match tls.reader().read(dst) {
                         Ok(0) => return ReadResult::Eof,
-                        Ok(n) => return ReadResult::Data(n),
+                        Ok(n) => return data(n),
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                         // Closed without close_notify: for us the same as a TCP close.
                         Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
@@ -244,7 +167,7 @@ impl Conn {
                             }
                             // Hand over what is left; the next read reports the end.
                             return match tls.reader().read(dst) {
-                                Ok(n) if n > 0 => ReadResult::Data(n),
+                                Ok(n) if n > 0 => data(n),
                                 _ if tls.is_handshaking() => ReadResult::Failed(Failure::Tls(
                                     "connection closed during handshake",
                                 )),
@@ -304,10 +227,6 @@ impl Conn {
         self.addr_attempts += 1;
         self.transport = transport;
         self.state = ConnState::Connecting;
-    }
-
-    pub fn peer(&self) -> Option<SocketAddr> {
-        self.sock.peer_addr().ok()
     }
 }
 

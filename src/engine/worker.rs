@@ -18,19 +18,14 @@ use rustls::ClientConnection;
 use rustls::pki_types::ServerName;
 use slab::Slab;
 
-use super::conn::{
-    Conn, ConnState, InFlight, MAX_READS_PER_EVENT, READ_BUF, ReadResult, Transport, WriteResult,
-};
-use super::outcome::Failure;
+use super::conn::{Conn, ConnState, MAX_READS_PER_EVENT, ReadResult, Transport, WriteResult};
+use super::exchange::{Close, Exchange, Sink, Step, Ticket};
+use super::outcome::{Completed, Failure, Outcome};
 use super::pacing::Schedule;
 use super::{Timings, tls};
-use crate::http1::parse_head;
-use crate::llm::{Event, SseParser, classify, classify_body};
-use crate::plan::{BodyMode, Plan, Rate};
+use crate::plan::{Plan, Rate};
 
 const TIMER: Token = Token(usize::MAX);
-/// The largest non-streaming LLM body kept to read its `usage`; past it the count falls back to 0.
-const BODY_COPY_CAP: usize = 1 << 20;
 /// Distinct server error messages kept per worker; more share one name so the map stays bounded.
 const MAX_MESSAGES: usize = 64;
 
@@ -57,9 +52,52 @@ pub struct WorkerStats {
 }
 
 impl WorkerStats {
-    fn fail(&mut self, f: Failure) {
-        *self.failures.entry(f).or_insert(0) += 1;
+    /// Accounts for one request that ended: the only way a request reaches a bucket.
+    pub fn record(&mut self, c: &Completed) {
         self.total += 1;
+        self.bytes_received += c.bytes;
+        let t = &mut self.timings;
+        if let Some(d) = c.dispatch {
+            t.dispatch_delay
+                .record(d.saturating_duration_since(c.intended).as_secs_f64());
+            self.dispatched += 1;
+            self.first_dispatch = Some(self.first_dispatch.map_or(d, |f| f.min(d)));
+            self.last_dispatch = Some(self.last_dispatch.map_or(d, |l| l.max(d)));
+        }
+        let mut response_time = 0.0;
+        if let (Some(end), Some(d)) = (c.end_at, c.dispatch) {
+            response_time = end.saturating_duration_since(d).as_secs_f64();
+            t.response_time.record(response_time);
+            t.corrected_response_time
+                .record(end.saturating_duration_since(c.intended).as_secs_f64());
+            if let Some(h) = c.head_at {
+                t.latency
+                    .record(h.saturating_duration_since(d).as_secs_f64());
+            }
+            if let Some(b) = c.first_byte_at {
+                t.time_to_first_byte
+                    .record(b.saturating_duration_since(d).as_secs_f64());
+            }
+        }
+        match c.outcome {
+            Outcome::Success => {
+                self.successes += 1;
+                self.output_tokens += c.output_tokens;
+                if let (Some(ft), Some(d)) = (c.first_token_at, c.dispatch) {
+                    let ttft = ft.saturating_duration_since(d).as_secs_f64();
+                    t.time_to_first_token.record(ttft);
+                    if c.output_tokens >= 2 {
+                        t.time_per_output_token
+                            .record((response_time - ttft) / (c.output_tokens - 1) as f64);
+                    }
+                }
+                if let Some(s) = c.server_ttft {
+                    t.server_time_to_first_token.record(s);
+                }
+            }
+            Outcome::Status(s) => *self.statuses.entry(s).or_insert(0) += 1,
+            Outcome::Failed(f) => *self.failures.entry(f).or_insert(0) += 1,
+        }
     }
 
     fn intern(&mut self, msg: String) -> Failure {
@@ -71,6 +109,16 @@ impl WorkerStats {
         }
         self.messages.push(msg.into_boxed_str());
         Failure::StreamMessage((self.messages.len() - 1) as u16)
+    }
+}
+
+impl Sink for WorkerStats {
+    fn token_gap(&mut self, gap: Duration) {
+        self.timings.inter_token_latency.record(gap.as_secs_f64());
+    }
+
+    fn server_error(&mut self, message: String) -> Failure {
+        self.intern(message)
     }
 }
 
@@ -90,19 +138,9 @@ struct Pending {
     dispatch: Option<Instant>,
 }
 
-/// What to do after a chunk of bytes was processed.
-enum Step {
-    More,
-    Complete {
-        reuse: bool,
-    },
-    Fail(Failure),
-    /// Bytes arrived on a connection with no request: close it.
-    Close,
-}
-
 pub struct Worker<'a> {
     sh: &'a Shared<'a>,
+    thread: u32,
     poll: Poll,
     events: Events,
     timer: Option<super::sys::Timer>,
@@ -124,8 +162,6 @@ pub struct Worker<'a> {
     /// no entry per request beyond the oldest one still in flight.
     deadlines: VecDeque<(Instant, usize, u64)>,
     revisit: Vec<usize>,
-    llm_stream: bool,
-    llm_body: bool,
     stats: WorkerStats,
     progress: &'a AtomicU64,
     unreported: u64,
@@ -181,10 +217,9 @@ impl<'a> Worker<'a> {
             }
             Rate::Max => Duration::ZERO,
         };
-        let llm_stream = plan.body_mode == BodyMode::Sse;
-        let llm_body = plan.body_mode == BodyMode::WholeJson;
         Ok(Worker {
             sh,
+            thread: thread as u32,
             poll,
             events: Events::with_capacity(1024),
             timer,
@@ -202,8 +237,6 @@ impl<'a> Worker<'a> {
             queue: VecDeque::new(),
             deadlines: VecDeque::new(),
             revisit: Vec::new(),
-            llm_stream,
-            llm_body,
             stats: WorkerStats::default(),
             progress,
             unreported: 0,
@@ -289,9 +322,14 @@ impl<'a> Worker<'a> {
             if p.dispatch.is_some() || now < p.intended + timeout {
                 break;
             }
-            self.queue.pop_front();
-            self.stats.fail(Failure::NotSent);
-            self.unreported += 1;
+            if let Some(p) = self.queue.pop_front() {
+                self.record(&Completed::unsent(
+                    p.index,
+                    p.intended,
+                    self.thread,
+                    Failure::NotSent,
+                ));
+            }
         }
         // Entries of requests that already ended are dropped as they reach the front, so after
         // this the front is the oldest request still in flight.
@@ -299,14 +337,14 @@ impl<'a> Worker<'a> {
             let live = self
                 .conns
                 .get(key)
-                .and_then(|c| c.req)
-                .is_some_and(|r| r.serial == serial);
+                .and_then(|c| c.exchange.as_ref())
+                .is_some_and(|e| e.ticket().serial == serial);
             if live && deadline > now {
                 break;
             }
             self.deadlines.pop_front();
             if live {
-                self.fail_conn(key, Failure::Timeout);
+                self.fail(key, Failure::Timeout);
             }
         }
         if let Some(end) = self.saturation_end
@@ -367,43 +405,34 @@ impl<'a> Worker<'a> {
         None
     }
 
-    fn start(&mut self, p: Pending) -> InFlight {
-        let dispatch = match p.dispatch {
-            Some(d) => d,
-            None => {
-                let d = Instant::now();
-                self.stats
-                    .timings
-                    .dispatch_delay
-                    .record(d.saturating_duration_since(p.intended).as_secs_f64());
-                self.stats.dispatched += 1;
-                self.stats.first_dispatch.get_or_insert(d);
-                self.stats.last_dispatch = Some(d);
-                d
-            }
-        };
+    fn start(&mut self, p: Pending) -> Ticket {
+        let dispatch = p.dispatch.unwrap_or_else(Instant::now);
         self.serial += 1;
         self.busy += 1;
-        InFlight::new(
-            p.index,
-            self.serial,
-            p.intended,
+        Ticket {
+            index: p.index,
+            serial: self.serial,
+            intended: p.intended,
             dispatch,
-            p.dispatch.is_some(),
-        )
+            retried: p.dispatch.is_some(),
+        }
+    }
+
+    fn exchange(&self, ticket: Ticket, conn: u64) -> Exchange {
+        let plan = self.sh.plan;
+        Exchange::new(ticket, conn, plan.body_mode, plan.method_is_head)
     }
 
     fn dispatch_on(&mut self, key: usize, p: Pending) {
-        let req = self.start(p);
-        self.track_deadline(key, &req);
-        let conn = &mut self.conns[key];
-        conn.req = Some(req);
-        conn.filled = 0;
+        let ticket = self.start(p);
+        self.track_deadline(key, &ticket);
+        let ex = self.exchange(ticket, self.conns[key].id);
+        self.conns[key].exchange = Some(ex);
         self.write(key);
     }
 
-    fn track_deadline(&mut self, key: usize, req: &InFlight) {
-        let entry = (req.dispatch + self.sh.plan.timeout, key, req.serial);
+    fn track_deadline(&mut self, key: usize, t: &Ticket) {
+        let entry = (t.dispatch + self.sh.plan.timeout, key, t.serial);
         if self.deadlines.back().is_none_or(|b| b.0 <= entry.0) {
             self.deadlines.push_back(entry);
         } else {
@@ -413,7 +442,7 @@ impl<'a> Worker<'a> {
     }
 
     fn open_and_dispatch(&mut self, p: Pending) {
-        let req = self.start(p);
+        let ticket = self.start(p);
         // An address family the host cannot use (say ::1 without IPv6) fails at once: try the
         // next resolved address before giving up on this request.
         let n = self.sh.addrs.len();
@@ -425,16 +454,16 @@ impl<'a> Worker<'a> {
             let index = (self.addr_index + k) % n;
             attempt = self.connect(index).map(|c| (c, index));
         }
+        self.next_conn_id += 1;
+        let id = self.next_conn_id;
+        let ex = self.exchange(ticket, id);
         let conn = match attempt {
-            Ok(((sock, transport), index)) => Conn::new(self.next_conn_id, sock, index, transport),
+            Ok(((sock, transport), index)) => Conn::new(id, sock, index, transport),
             Err(f) => {
                 self.busy -= 1;
-                self.stats.fail(f);
-                self.unreported += 1;
-                return;
+                return self.record(&ex.failed(f, self.thread));
             }
         };
-        self.next_conn_id += 1;
         let entry = self.conns.vacant_entry();
         let key = entry.key();
         let conn = entry.insert(conn);
@@ -445,13 +474,11 @@ impl<'a> Worker<'a> {
         ) {
             self.conns.remove(key);
             self.busy -= 1;
-            self.stats.fail(Failure::from_io(&e));
-            self.unreported += 1;
-            return;
+            return self.record(&ex.failed(Failure::from_io(&e), self.thread));
         }
         self.open += 1;
-        self.conns[key].req = Some(req);
-        self.track_deadline(key, &req);
+        self.track_deadline(key, ex.ticket());
+        self.conns[key].exchange = Some(ex);
     }
 
     fn connect(&self, index: usize) -> Result<(TcpStream, Transport), Failure> {
@@ -493,13 +520,13 @@ impl<'a> Worker<'a> {
                                 let conn = &mut self.conns[key];
                                 conn.replace_socket(sock, index, transport);
                                 if let Err(e) = reg {
-                                    self.fail_conn(key, Failure::from_io(&e));
+                                    self.fail(key, Failure::from_io(&e));
                                 }
                             }
-                            Err(f) => self.fail_conn(key, f),
+                            Err(f) => self.fail(key, f),
                         }
                     } else {
-                        self.fail_conn(key, f);
+                        self.fail(key, f);
                     }
                     return;
                 }
@@ -520,18 +547,19 @@ impl<'a> Worker<'a> {
     }
 
     fn write(&mut self, key: usize) {
-        let request = &self.sh.plan.request.0;
         let conn = &mut self.conns[key];
         if conn.state != ConnState::Open {
             return;
         }
-        let result = if conn.req.is_some() {
-            conn.write(request)
-        } else {
-            conn.flush()
+        let result = match &conn.exchange {
+            Some(ex) => {
+                let request = self.sh.plan.request_for(ex.ticket().index);
+                conn.write(request)
+            }
+            None => conn.flush(),
         };
         if let WriteResult::Failed(f) = result {
-            self.on_io_failure(key, f);
+            self.fail(key, f);
         }
     }
 
@@ -540,101 +568,69 @@ impl<'a> Worker<'a> {
             let Some(conn) = self.conns.get_mut(key) else {
                 return;
             };
-            let room = conn.buf.len() - conn.filled;
             match conn.read() {
-                ReadResult::Data(n) => {
+                ReadResult::Data { n, full } => {
                     let now = Instant::now();
-                    self.stats.bytes_received += n as u64;
-                    let step = process(
-                        conn,
-                        n,
-                        now,
-                        &mut self.stats,
-                        self.sh.plan.method_is_head,
-                        self.llm_stream,
-                        self.llm_body,
-                    );
-                    match step {
-                        Step::More => {
-                            // A read that filled the buffer means a big body: read it in larger pieces.
-                            if n == room && conn.buf.len() < READ_BUF {
-                                conn.buf.resize(READ_BUF, 0);
-                            }
-                        }
+                    let Some(ex) = conn.exchange.as_mut() else {
+                        // Bytes on a connection with no request: nothing asked for them.
+                        return self.close(key);
+                    };
+                    match ex.feed(&mut conn.scratch, n, now, &mut self.stats) {
+                        // A read that filled the buffer means a big body: read it in larger pieces.
+                        Step::More if full => conn.scratch.grow_for_body(),
+                        Step::More => {}
                         Step::Complete { reuse } => {
-                            self.complete(key, now, reuse);
+                            self.complete(key, reuse);
                             // The response is whole and the read did not fill the buffer: nothing
                             // more is due on this connection, so skip the read that would only say
                             // WouldBlock. Linux signals an edge for every later arrival (or close).
-                            if reuse && n < room {
+                            if reuse && !full {
                                 return;
                             }
                         }
-                        Step::Fail(f) => return self.fail_conn(key, f),
-                        Step::Close => return self.close(key),
+                        Step::Fail(f) => return self.fail(key, f),
                     }
                 }
                 ReadResult::WouldBlock => return,
-                ReadResult::Eof => return self.on_eof(key),
-                ReadResult::Failed(f) => return self.on_io_failure(key, f),
+                ReadResult::Eof => return self.on_close(key, Close::Clean),
+                ReadResult::Failed(f) => return self.fail(key, f),
             }
         }
         // More may be waiting; edge-triggered readiness will not say so again.
         self.revisit.push(key);
     }
 
-    fn on_eof(&mut self, key: usize) {
+    fn on_close(&mut self, key: usize, close: Close) {
         let conn = &mut self.conns[key];
-        let Some(req) = conn.req else {
+        let Some(ex) = conn.exchange.as_mut() else {
             return self.close(key);
         };
-        if req.status.is_none() {
-            if !req.got_bytes {
-                return self.on_io_failure(key, Failure::ClosedBeforeResponse);
-            }
-            return self.fail_conn(
-                key,
-                Failure::Invalid("connection closed inside the response head"),
-            );
-        }
-        match conn.body.eof() {
-            // A close-delimited body ends with the connection; its last byte came with the last read.
-            Ok(()) => {
-                let at = req.last_byte_at.unwrap_or_else(Instant::now);
-                self.complete(key, at, false)
-            }
-            Err(e) => self.fail_conn(key, Failure::Invalid(e.reason())),
+        match ex.finish(close, &mut conn.scratch, &mut self.stats) {
+            Ok(()) => self.complete(key, false),
+            Err(f) => self.fail(key, f),
         }
     }
 
-    /// A connection failed. A request that went out on a reused keep-alive connection and got
-    /// nothing back hit a server-side close race: it is sent again once, on a fresh connection.
-    fn on_io_failure(&mut self, key: usize, f: Failure) {
-        let conn = &self.conns[key];
-        if let Some(req) = conn.req {
-            let stale = matches!(f, Failure::Reset | Failure::ClosedBeforeResponse);
-            if stale && !req.got_bytes && conn.served > 0 && !req.retried {
-                self.conns[key].req = None;
-                self.busy -= 1;
-                self.close(key);
-                self.queue.push_front(Pending {
-                    index: req.index,
-                    intended: req.intended,
-                    dispatch: Some(req.dispatch),
-                });
-                return;
-            }
-        }
-        self.fail_conn(key, f);
-    }
-
-    fn fail_conn(&mut self, key: usize, f: Failure) {
-        if let Some(conn) = self.conns.get_mut(key)
-            && conn.req.take().is_some()
-        {
+    /// The connection's exchange failed with `f`. A request that went out on a reused keep-alive
+    /// connection and got nothing back hit a server-side close race: it is sent again once, on a
+    /// fresh connection, keeping its first dispatch time.
+    fn fail(&mut self, key: usize, f: Failure) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        if let Some(ex) = conn.exchange.take() {
             self.busy -= 1;
-            self.stats.fail(f);
-            self.unreported += 1;
+            let stale = matches!(f, Failure::Reset | Failure::ClosedBeforeResponse);
+            if stale && !ex.got_bytes() && conn.served > 0 && !ex.ticket().retried {
+                let t = ex.into_ticket();
+                self.queue.push_front(Pending {
+                    index: t.index,
+                    intended: t.intended,
+                    dispatch: Some(t.dispatch),
+                });
+            } else {
+                self.record(&ex.failed(f, self.thread));
+            }
         }
         self.close(key);
     }
@@ -650,81 +646,33 @@ impl<'a> Worker<'a> {
                 }
             }
             self.open -= 1;
-            if conn.req.is_some() {
+            if conn.exchange.is_some() {
                 self.busy -= 1;
             }
         }
     }
 
-    /// The response of the connection's request ended at `now`.
-    fn complete(&mut self, key: usize, now: Instant, reuse: bool) {
+    /// The response of the connection's exchange is complete.
+    fn complete(&mut self, key: usize, reuse: bool) {
         let conn = &mut self.conns[key];
-        let Some(req) = conn.req.take() else { return };
+        let Some(ex) = conn.exchange.take() else {
+            return;
+        };
         self.busy -= 1;
         conn.served += 1;
-        let body_copy = conn.body_copy.as_deref();
-        let st = &mut self.stats;
-        let t = &mut st.timings;
-        let response_time = now.saturating_duration_since(req.dispatch).as_secs_f64();
-        t.response_time.record(response_time);
-        t.corrected_response_time
-            .record(now.saturating_duration_since(req.intended).as_secs_f64());
-        if let Some(h) = req.head_at {
-            t.latency
-                .record(h.saturating_duration_since(req.dispatch).as_secs_f64());
+        if reuse {
+            self.idle.push((key, conn.id));
         }
-        if let Some(b) = req.first_body_at {
-            t.time_to_first_byte
-                .record(b.saturating_duration_since(req.dispatch).as_secs_f64());
-        }
-        st.total += 1;
-        self.unreported += 1;
-        let status = req.status.unwrap_or(0);
-        if !(200..300).contains(&status) {
-            *st.statuses.entry(status).or_insert(0) += 1;
-        } else if self.llm_stream {
-            if let Some(f) = req.stream_failure {
-                *st.failures.entry(f).or_insert(0) += 1;
-            } else if !req.stream_done {
-                *st.failures
-                    .entry(Failure::Stream("stream ended without [DONE]"))
-                    .or_insert(0) += 1;
-            } else {
-                st.successes += 1;
-                let output = req.usage_tokens.unwrap_or(req.token_events);
-                st.output_tokens += output;
-                if let Some(ft) = req.first_token_at {
-                    let ttft = ft.saturating_duration_since(req.dispatch).as_secs_f64();
-                    t.time_to_first_token.record(ttft);
-                    if output >= 2 {
-                        t.time_per_output_token
-                            .record((response_time - ttft) / (output - 1) as f64);
-                    }
-                }
-                if let Some(s) = req.server_ttft {
-                    t.server_time_to_first_token.record(s);
-                }
-            }
-        } else if self.llm_body {
-            match body_copy.map(classify_body) {
-                Some(Ok(Event::Error(msg))) => {
-                    let f = st.intern(msg);
-                    *st.failures.entry(f).or_insert(0) += 1;
-                }
-                Some(Ok(Event::Chunk(c))) => {
-                    st.successes += 1;
-                    st.output_tokens += c.completion_tokens.unwrap_or(0);
-                }
-                _ => st.successes += 1,
-            }
-        } else {
-            st.successes += 1;
-        }
-        if reuse && req.keep_alive {
-            self.idle.push((key, self.conns[key].id));
-        } else {
+        let c = ex.completed(self.thread);
+        self.record(&c);
+        if !reuse {
             self.close(key);
         }
+    }
+
+    fn record(&mut self, c: &Completed) {
+        self.stats.record(c);
+        self.unreported += 1;
     }
 
     fn finished(&self, now: Instant) -> bool {
@@ -738,17 +686,26 @@ impl<'a> Worker<'a> {
         }
     }
 
-    /// Counts every request not yet in a bucket as `f` (only when the loop cannot go on).
+    /// Ends every request not yet in a bucket as `f` (only when the loop cannot go on).
     fn abandon(&mut self, f: Failure) {
-        let left = self.busy as u64
-            + self.queue.len() as u64
-            + self.schedule.as_ref().map_or(0, |s| s.remaining());
-        for _ in 0..left {
-            self.stats.fail(f);
+        let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+        for key in keys {
+            if let Some(ex) = self.conns[key].exchange.take() {
+                self.busy -= 1;
+                self.record(&ex.failed(f, self.thread));
+            }
         }
-        self.unreported += left;
-        self.busy = 0;
-        self.queue.clear();
+        for p in std::mem::take(&mut self.queue) {
+            self.record(&Completed::unsent(p.index, p.intended, self.thread, f));
+        }
+        if let Some(s) = self.schedule.as_mut() {
+            while let Some((index, intended)) = s.peek() {
+                s.advance();
+                let c = Completed::unsent(index, intended, self.thread, f);
+                self.stats.record(&c);
+                self.unreported += 1;
+            }
+        }
     }
 
     /// How long to sleep: until the next intended send, queue expiry, request deadline or run end.
@@ -785,137 +742,6 @@ impl<'a> Worker<'a> {
             Some(deadline - now + Duration::from_millis(10))
         } else {
             Some(deadline - now)
-        }
-    }
-}
-
-/// Handles `n` new bytes at `conn.buf[conn.filled..]`, read at `now`.
-fn process(
-    conn: &mut Conn,
-    n: usize,
-    now: Instant,
-    stats: &mut WorkerStats,
-    method_is_head: bool,
-    llm_stream: bool,
-    llm_body: bool,
-) -> Step {
-    let Conn {
-        buf,
-        filled,
-        body,
-        sse,
-        body_copy,
-        req,
-        ..
-    } = conn;
-    let Some(req) = req.as_mut() else {
-        return Step::Close;
-    };
-    req.got_bytes = true;
-    req.last_byte_at = Some(now);
-    let start;
-    let end;
-    if req.status.is_none() {
-        *filled += n;
-        loop {
-            match parse_head(&buf[..*filled], method_is_head) {
-                Ok(None) => return Step::More,
-                Err(e) => return Step::Fail(Failure::Invalid(e.reason())),
-                Ok(Some(h)) if h.interim => {
-                    // 100 Continue and friends: the final response follows.
-                    buf.copy_within(h.len..*filled, 0);
-                    *filled -= h.len;
-                }
-                Ok(Some(h)) => {
-                    req.status = Some(h.status);
-                    req.keep_alive = h.keep_alive;
-                    req.head_at = Some(now);
-                    req.server_ttft = h.server_ttft;
-                    body.reset(h.framing);
-                    req.sse_active = llm_stream && (200..300).contains(&h.status);
-                    if req.sse_active {
-                        sse.get_or_insert_with(SseParser::new).reset();
-                    }
-                    if llm_body {
-                        body_copy.get_or_insert_with(Vec::new).clear();
-                    }
-                    start = h.len;
-                    end = *filled;
-                    *filled = 0;
-                    break;
-                }
-            }
-        }
-    } else {
-        start = 0;
-        end = n;
-    }
-    let data = &buf[start..end];
-    if !data.is_empty() && req.first_body_at.is_none() {
-        req.first_body_at = Some(now);
-    }
-    let mut sse_error = None;
-    let fed = body.feed(data, |chunk| {
-        if req.sse_active {
-            if let Some(parser) = sse.as_mut()
-                && let Err(e) = parser.feed(chunk, |event| on_event(req, stats, event, now))
-            {
-                sse_error = Some(e);
-            }
-        } else if let Some(copy) = body_copy.as_mut()
-            && llm_body
-            && copy.len() + chunk.len() <= BODY_COPY_CAP
-        {
-            copy.extend_from_slice(chunk);
-        }
-    });
-    if let Some(e) = sse_error
-        && req.stream_failure.is_none()
-    {
-        req.stream_failure = Some(Failure::Stream(e.reason()));
-    }
-    match fed {
-        Err(e) => Step::Fail(Failure::Invalid(e.reason())),
-        // Bytes after a complete response were never asked for: finish it, then drop the connection.
-        Ok(f) if f.done => Step::Complete {
-            reuse: f.consumed == data.len(),
-        },
-        Ok(_) => Step::More,
-    }
-}
-
-/// One complete SSE event of a streaming LLM response, seen in the read at `now`.
-fn on_event(req: &mut InFlight, stats: &mut WorkerStats, data: &[u8], now: Instant) {
-    match classify(data) {
-        Ok(Event::Done) => req.stream_done = true,
-        Ok(Event::Chunk(c)) => {
-            if c.token {
-                match req.last_token_at {
-                    Some(last) => stats
-                        .timings
-                        .inter_token_latency
-                        .record(now.saturating_duration_since(last).as_secs_f64()),
-                    None => req.first_token_at = Some(now),
-                }
-                req.last_token_at = Some(now);
-                req.token_events += 1;
-            }
-            if c.completion_tokens.is_some() {
-                req.usage_tokens = c.completion_tokens;
-            }
-            if c.server_ttft.is_some() {
-                req.server_ttft = c.server_ttft;
-            }
-        }
-        Ok(Event::Error(msg)) => {
-            if req.stream_failure.is_none() {
-                req.stream_failure = Some(stats.intern(msg));
-            }
-        }
-        Err(e) => {
-            if req.stream_failure.is_none() {
-                req.stream_failure = Some(Failure::Stream(e.reason()));
-            }
         }
     }
 }

@@ -168,6 +168,12 @@ impl Plan {
         plan.config = config::echo(input, &plan, &shaped, timeout);
         Ok(plan)
     }
+
+    /// The bytes of request `index`. Every request of a run carries the same bytes today; the
+    /// engine asks per request so that requests may differ later without it changing.
+    pub fn request_for(&self, _index: u64) -> &[u8] {
+        &self.request.0
+    }
 }
 
 #[cfg(test)]

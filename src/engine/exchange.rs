@@ -1,0 +1,963 @@
+//! One request/response exchange as a pure state machine: the request it carries (a [`Ticket`]),
+//! the response read so far, and what that response means for the run.
+//!
+//! ```text
+//!  feed(n bytes, now) ──> Head ── parse_head: 1xx? drop it, parse on ──> Body ── framing done ──> Done
+//!                          │                                              │  (Content-Length,
+//!  finish(now, close) ─────┴─ no byte: closed before response             │   chunked, close)
+//!                             else: closed inside the head                └─ SSE events, body copy
+//! ```
+//!
+//! It owns the in-flight record (timestamps, status, token counts), the body framing
+//! ([`http1::Body`](crate::http1::Body)) and the interpretation of the body by
+//! [`BodyMode`]: SSE events timed as they complete, or a whole JSON body kept (capped) for its
+//! `usage` and `error`. It never touches a socket or a clock: bytes and the instant they were read
+//! come in, a [`Step`] goes out, and the lane acts on it. So every case here is tested by feeding
+//! byte slices at made-up instants.
+//!
+//! The memory it works in belongs to the connection and is lent to each call ([`Scratch`]): the
+//! read buffer (a response head is parsed where it was read, body bytes are handed on from there,
+//! never copied), the SSE parser's line buffers and the kept body. So starting an exchange
+//! allocates nothing. Per-token gaps and server error messages go to a [`Sink`] (the thread's
+//! statistics) as they are seen; everything else ends up in one [`Completed`] record.
+
+use std::time::{Duration, Instant};
+
+use super::outcome::{Completed, Failure, Outcome, TLS_TRUNCATED};
+use crate::http1::{Body, Framing, MAX_HEAD_BYTES, parse_head};
+use crate::llm::{Event, SseParser, classify, classify_body};
+use crate::plan::BodyMode;
+
+/// Read buffer of a new connection: enough for a typical response, small enough that 10,000
+/// connections stay cheap. It grows to `READ_BUF` once a read fills it (big bodies), and up to
+/// the head cap while a large response head arrives.
+pub const INITIAL_READ_BUF: usize = 4 * 1024;
+pub const READ_BUF: usize = 16 * 1024;
+/// The largest non-streaming LLM body kept to read its `usage`; past it the count is 0.
+pub const BODY_COPY_CAP: usize = 1 << 20;
+
+/// The request an exchange carries. Dispatch makes one per hand-over to a connection and takes it
+/// back when the exchange ends; it is not `Clone`, so a request cannot end twice.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Ticket {
+    /// Global request index.
+    pub index: u64,
+    /// Unique per hand-over within a thread, so a late deadline for an earlier request on the
+    /// same connection slot is recognised as stale.
+    pub serial: u64,
+    pub intended: Instant,
+    /// The first hand-over: a retry keeps it, so the timeout and the timings count from it.
+    pub dispatch: Instant,
+    /// This is the second hand-over, after a stale keep-alive connection.
+    pub retried: bool,
+}
+
+/// Where an exchange stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Waiting for (the rest of) the final response head; 1xx heads are skipped here.
+    Head,
+    /// Reading the body to the end its framing gives.
+    Body,
+    /// The response is complete; the lane takes the exchange off its connection.
+    Done,
+}
+
+/// What the lane does next with the connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// The response is not complete: read more.
+    More,
+    /// The response is complete. `reuse`: the connection may carry the next request (keep-alive,
+    /// and no byte beyond this response: pacer never pipelines, so extra bytes mean close).
+    Complete { reuse: bool },
+    /// The exchange failed with this name: close the connection.
+    Fail(Failure),
+}
+
+/// How the peer ended the connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Close {
+    /// A TCP FIN, or a TLS `close_notify`.
+    Clean,
+    /// TLS closed without `close_notify` (rustls' `UnexpectedEof`): data may have been cut off.
+    Truncated,
+}
+
+/// Where the exchange reports what it sees as it sees it: the thread's statistics in the lane, a
+/// recorder in tests. Called on the token path, so implementations must not allocate.
+pub trait Sink {
+    /// A token event arrived `gap` after the previous token event of the same response.
+    fn token_gap(&mut self, gap: Duration);
+    /// A server's own error message (error path only): the failure that names it.
+    fn server_error(&mut self, message: String) -> Failure;
+}
+
+/// The memory a connection lends to each exchange it carries, reused from one request to the next.
+#[derive(Debug)]
+pub struct Scratch {
+    buf: Vec<u8>,
+    /// Bytes of a response head not complete yet, at `buf[..kept]`; 0 while reading a body.
+    kept: usize,
+    sse: SseParser,
+    copy: Vec<u8>,
+}
+
+impl Default for Scratch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Scratch {
+    pub fn new() -> Scratch {
+        Scratch {
+            buf: vec![0; INITIAL_READ_BUF],
+            kept: 0,
+            sse: SseParser::new(),
+            copy: Vec::new(),
+        }
+    }
+
+    /// Where the next read goes: after the head bytes kept from earlier reads. A head that fills
+    /// the buffer grows it, up to the head cap plus a read; None past that (the head parser's
+    /// own cap normally speaks first).
+    pub fn space(&mut self) -> Option<&mut [u8]> {
+        if self.kept == self.buf.len() {
+            if self.buf.len() >= MAX_HEAD_BYTES + READ_BUF {
+                return None;
+            }
+            let new_len = (self.buf.len() * 2).min(MAX_HEAD_BYTES + READ_BUF);
+            self.buf.resize(new_len, 0);
+        }
+        Some(&mut self.buf[self.kept..])
+    }
+
+    /// A read filled the buffer: a big body is coming, so read it in larger pieces.
+    pub fn grow_for_body(&mut self) {
+        if self.buf.len() < READ_BUF {
+            self.buf.resize(READ_BUF, 0);
+        }
+    }
+
+    /// The read buffer's size (for tests of the growth rule).
+    pub fn capacity(&self) -> usize {
+        self.buf.len()
+    }
+}
+
+/// What a streaming response's events said so far.
+#[derive(Debug, Default)]
+struct Stream {
+    first_token_at: Option<Instant>,
+    last_token_at: Option<Instant>,
+    token_events: u64,
+    usage_tokens: Option<u64>,
+    server_ttft: Option<f64>,
+    done: bool,
+    failure: Option<Failure>,
+}
+
+impl Stream {
+    /// One complete SSE event, seen in the read at `now`.
+    fn on_event(&mut self, data: &[u8], now: Instant, sink: &mut impl Sink) {
+        match classify(data) {
+            Ok(Event::Done) => self.done = true,
+            Ok(Event::Chunk(c)) => {
+                if c.token {
+                    match self.last_token_at {
+                        Some(last) => sink.token_gap(now.saturating_duration_since(last)),
+                        None => self.first_token_at = Some(now),
+                    }
+                    self.last_token_at = Some(now);
+                    self.token_events += 1;
+                }
+                if c.completion_tokens.is_some() {
+                    self.usage_tokens = c.completion_tokens;
+                }
+                if c.server_ttft.is_some() {
+                    self.server_ttft = c.server_ttft;
+                }
+            }
+            Ok(Event::Error(msg)) => {
+                if self.failure.is_none() {
+                    self.failure = Some(sink.server_error(msg));
+                }
+            }
+            Err(e) => {
+                if self.failure.is_none() {
+                    self.failure = Some(Failure::Stream(e.reason()));
+                }
+            }
+        }
+    }
+}
+
+/// Whether a whole-JSON body is being kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Copying {
+    Off,
+    On,
+    /// Past [`BODY_COPY_CAP`]: dropped, and the response counts no tokens.
+    Overflowed,
+}
+
+/// One request/response exchange. See the module docs.
+#[derive(Debug)]
+pub struct Exchange {
+    ticket: Ticket,
+    /// The connection carrying it (a serial per thread), for the record.
+    conn: u64,
+    mode: BodyMode,
+    head_request: bool,
+    /// Bytes of the request written so far (the connection writes, the count lives here).
+    pub written: usize,
+    phase: Phase,
+    body: Body,
+    status: Option<u16>,
+    keep_alive: bool,
+    bytes: u64,
+    head_at: Option<Instant>,
+    first_byte_at: Option<Instant>,
+    last_byte_at: Option<Instant>,
+    end_at: Option<Instant>,
+    /// The body goes through the SSE parser (a streaming run and a 2xx head).
+    sse: bool,
+    copying: Copying,
+    stream: Stream,
+    outcome: Outcome,
+    output_tokens: u64,
+}
+
+impl Exchange {
+    /// The exchange of `ticket` on connection `conn`; `head_request`: the request is a HEAD, so
+    /// the response has no body whatever its headers say.
+    pub fn new(ticket: Ticket, conn: u64, mode: BodyMode, head_request: bool) -> Exchange {
+        Exchange {
+            ticket,
+            conn,
+            mode,
+            head_request,
+            written: 0,
+            phase: Phase::Head,
+            body: Body::new(Framing::Empty),
+            status: None,
+            keep_alive: true,
+            bytes: 0,
+            head_at: None,
+            first_byte_at: None,
+            last_byte_at: None,
+            end_at: None,
+            sse: false,
+            copying: Copying::Off,
+            stream: Stream::default(),
+            outcome: Outcome::Success,
+            output_tokens: 0,
+        }
+    }
+
+    pub fn ticket(&self) -> &Ticket {
+        &self.ticket
+    }
+
+    /// Ends the exchange, giving its ticket back to dispatch.
+    pub fn into_ticket(self) -> Ticket {
+        self.ticket
+    }
+
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// Whether any byte of a response came back (a request that got none may be retried).
+    pub fn got_bytes(&self) -> bool {
+        self.bytes > 0
+    }
+
+    /// Takes the `n` bytes just read into `mem.space()`, read at `now`.
+    pub fn feed(
+        &mut self,
+        mem: &mut Scratch,
+        n: usize,
+        now: Instant,
+        sink: &mut impl Sink,
+    ) -> Step {
+        self.bytes += n as u64;
+        self.last_byte_at = Some(now);
+        let (start, end) = match self.phase {
+            Phase::Head => {
+                mem.kept += n;
+                match self.parse_heads(mem, now) {
+                    Ok(Some(start)) => {
+                        let end = mem.kept;
+                        mem.kept = 0;
+                        (start, end)
+                    }
+                    Ok(None) => return Step::More,
+                    Err(f) => return Step::Fail(f),
+                }
+            }
+            Phase::Body => (0, n),
+            // The lane takes a complete exchange off its connection, so this is never reached;
+            // if it were, the bytes would be as unasked-for as any after a response.
+            Phase::Done => return Step::Fail(Failure::Invalid("data after the response")),
+        };
+        self.feed_body(mem, start, end, now, sink)
+    }
+
+    /// The peer closed the connection (`close` says how): `Ok` if that completed the response
+    /// (a close-delimited body), else the failure that names the cut. A close carries no byte, so
+    /// it takes no timestamp: a close-delimited body ends at the read that brought its last byte.
+    pub fn finish(
+        &mut self,
+        close: Close,
+        mem: &mut Scratch,
+        sink: &mut impl Sink,
+    ) -> Result<(), Failure> {
+        match self.phase {
+            Phase::Head if self.bytes == 0 => Err(Failure::ClosedBeforeResponse),
+            Phase::Head => Err(Failure::Invalid(
+                "connection closed inside the response head",
+            )),
+            Phase::Body => match (self.body.eof(), self.last_byte_at) {
+                (Err(e), _) => Err(Failure::Invalid(e.reason())),
+                // Only a close-delimited body gets here, and its end is the close itself: a
+                // close that TLS cannot vouch for may have cut it.
+                (Ok(()), _) if close == Close::Truncated => Err(TLS_TRUNCATED),
+                (Ok(()), Some(end)) => {
+                    self.complete(end, mem, sink);
+                    Ok(())
+                }
+                // The body phase follows a head, so some byte came; were it not so, there would
+                // be no response to time.
+                (Ok(()), None) => Err(Failure::ClosedBeforeResponse),
+            },
+            Phase::Done => Err(Failure::Invalid("data after the response")),
+        }
+    }
+
+    /// The record of the response this exchange completed (after [`Step::Complete`]).
+    pub fn completed(&self, thread: u32) -> Completed {
+        self.record(thread, self.outcome, self.end_at)
+    }
+
+    /// The record of this exchange failing with `f` (a [`Step::Fail`], a timeout, a write error):
+    /// no complete response, so no timings are recorded from it.
+    pub fn failed(&self, f: Failure, thread: u32) -> Completed {
+        self.record(thread, Outcome::Failed(f), None)
+    }
+
+    fn record(&self, thread: u32, outcome: Outcome, end_at: Option<Instant>) -> Completed {
+        let t = &self.ticket;
+        let success = outcome == Outcome::Success;
+        Completed {
+            index: t.index,
+            thread,
+            conn: self.conn,
+            intended: t.intended,
+            dispatch: Some(t.dispatch),
+            head_at: self.head_at,
+            first_byte_at: self.first_byte_at,
+            first_token_at: self.stream.first_token_at,
+            end_at,
+            status: self.status,
+            outcome,
+            bytes: self.bytes,
+            output_tokens: if success { self.output_tokens } else { 0 },
+            server_ttft: if self.mode == BodyMode::Sse {
+                self.stream.server_ttft
+            } else {
+                None
+            },
+            retried: t.retried,
+        }
+    }
+
+    /// Parses heads at the start of `mem.buf[..mem.kept]`, skipping 1xx ones. `Some(len)`: the
+    /// final head is complete and the body starts at `len`.
+    fn parse_heads(&mut self, mem: &mut Scratch, now: Instant) -> Result<Option<usize>, Failure> {
+        loop {
+            match parse_head(&mem.buf[..mem.kept], self.head_request) {
+                Ok(None) => return Ok(None),
+                Err(e) => return Err(Failure::Invalid(e.reason())),
+                Ok(Some(h)) if h.interim => {
+                    // 100 Continue and friends: the final response follows.
+                    mem.buf.copy_within(h.len..mem.kept, 0);
+                    mem.kept -= h.len;
+                }
+                Ok(Some(h)) => {
+                    self.phase = Phase::Body;
+                    self.status = Some(h.status);
+                    self.keep_alive = h.keep_alive;
+                    self.head_at = Some(now);
+                    self.stream.server_ttft = h.server_ttft;
+                    self.body.reset(h.framing);
+                    let ok = (200..300).contains(&h.status);
+                    match self.mode {
+                        BodyMode::Plain => {}
+                        BodyMode::Sse => {
+                            self.sse = ok;
+                            if ok {
+                                mem.sse.reset();
+                            }
+                        }
+                        BodyMode::WholeJson => {
+                            self.copying = Copying::On;
+                            mem.copy.clear();
+                        }
+                    }
+                    return Ok(Some(h.len));
+                }
+            }
+        }
+    }
+
+    /// Body bytes at `mem.buf[start..end]`, read at `now`.
+    fn feed_body(
+        &mut self,
+        mem: &mut Scratch,
+        start: usize,
+        end: usize,
+        now: Instant,
+        sink: &mut impl Sink,
+    ) -> Step {
+        let Scratch {
+            buf,
+            sse: parser,
+            copy,
+            ..
+        } = mem;
+        let data = &buf[start..end];
+        if !data.is_empty() && self.first_byte_at.is_none() {
+            self.first_byte_at = Some(now);
+        }
+        let Exchange {
+            body,
+            sse,
+            copying,
+            stream,
+            ..
+        } = self;
+        let mut sse_error = None;
+        let fed = body.feed(data, |chunk| {
+            if *sse {
+                if let Err(e) = parser.feed(chunk, |event| stream.on_event(event, now, sink)) {
+                    sse_error = Some(e);
+                }
+            } else if *copying == Copying::On {
+                if copy.len() + chunk.len() <= BODY_COPY_CAP {
+                    copy.extend_from_slice(chunk);
+                } else {
+                    // A gap would leave JSON that might still parse into something wrong.
+                    *copying = Copying::Overflowed;
+                    copy.clear();
+                }
+            }
+        });
+        if let Some(e) = sse_error
+            && stream.failure.is_none()
+        {
+            stream.failure = Some(Failure::Stream(e.reason()));
+        }
+        match fed {
+            Err(e) => Step::Fail(Failure::Invalid(e.reason())),
+            Ok(f) if f.done => {
+                let reuse = self.keep_alive && f.consumed == end - start;
+                self.complete(now, mem, sink);
+                Step::Complete { reuse }
+            }
+            Ok(_) => Step::More,
+        }
+    }
+
+    /// The response ended at `end`: decide its outcome.
+    fn complete(&mut self, end: Instant, mem: &Scratch, sink: &mut impl Sink) {
+        self.phase = Phase::Done;
+        self.end_at = Some(end);
+        let status = self.status.unwrap_or(0);
+        self.outcome = if !(200..300).contains(&status) {
+            Outcome::Status(status)
+        } else {
+            match self.mode {
+                BodyMode::Plain => Outcome::Success,
+                BodyMode::Sse => match self.stream.failure {
+                    Some(f) => Outcome::Failed(f),
+                    // Without [DONE] a stream cannot be told from a truncated one.
+                    None if !self.stream.done => {
+                        Outcome::Failed(Failure::Stream("stream ended without [DONE]"))
+                    }
+                    None => {
+                        let s = &self.stream;
+                        self.output_tokens = s.usage_tokens.unwrap_or(s.token_events);
+                        Outcome::Success
+                    }
+                },
+                BodyMode::WholeJson if self.copying == Copying::On => {
+                    match classify_body(&mem.copy) {
+                        Ok(Event::Error(msg)) => Outcome::Failed(sink.server_error(msg)),
+                        Ok(Event::Chunk(c)) => {
+                            self.output_tokens = c.completion_tokens.unwrap_or(0);
+                            Outcome::Success
+                        }
+                        // Not JSON, or [DONE]: a 2xx all the same, without a token count.
+                        _ => Outcome::Success,
+                    }
+                }
+                BodyMode::WholeJson => Outcome::Success,
+            }
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FIXTURE: &[u8] = include_bytes!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/completions_stream_chunked.http"
+    ));
+
+    /// Records what the exchange reports as it goes.
+    #[derive(Default)]
+    struct Seen {
+        gaps: Vec<Duration>,
+        messages: Vec<String>,
+    }
+
+    impl Sink for Seen {
+        fn token_gap(&mut self, gap: Duration) {
+            self.gaps.push(gap);
+        }
+        fn server_error(&mut self, message: String) -> Failure {
+            self.messages.push(message);
+            Failure::StreamMessage((self.messages.len() - 1) as u16)
+        }
+    }
+
+    /// An exchange with its scratch memory and sink, on a made-up clock starting at `t0`.
+    struct Run {
+        ex: Exchange,
+        mem: Scratch,
+        seen: Seen,
+        t0: Instant,
+    }
+
+    impl Run {
+        fn new(mode: BodyMode, head_request: bool) -> Run {
+            let t0 = Instant::now();
+            let ticket = Ticket {
+                index: 7,
+                serial: 1,
+                intended: t0,
+                dispatch: t0,
+                retried: false,
+            };
+            Run {
+                ex: Exchange::new(ticket, 3, mode, head_request),
+                mem: Scratch::new(),
+                seen: Seen::default(),
+                t0,
+            }
+        }
+
+        fn at(&self, us: u64) -> Instant {
+            self.t0 + Duration::from_micros(us)
+        }
+
+        /// One socket read of `bytes` at `t0 + us`. Reads are as large as the buffer's room, as
+        /// on a socket, so a longer slice arrives as several reads at the same instant.
+        fn read(&mut self, bytes: &[u8], us: u64) -> Step {
+            let now = self.at(us);
+            let mut rest = bytes;
+            loop {
+                let space = self.mem.space().expect("room to read");
+                let n = rest.len().min(space.len());
+                space[..n].copy_from_slice(&rest[..n]);
+                rest = &rest[n..];
+                let step = self.ex.feed(&mut self.mem, n, now, &mut self.seen);
+                if rest.is_empty() || step != Step::More {
+                    return step;
+                }
+            }
+        }
+
+        fn close(&mut self, close: Close) -> Result<(), Failure> {
+            self.ex.finish(close, &mut self.mem, &mut self.seen)
+        }
+
+        fn record(&self) -> Completed {
+            self.ex.completed(0)
+        }
+    }
+
+    /// Offsets (in the fixture) of the byte that completes each SSE event: the second `\n` of
+    /// its blank line. Chunk framing uses CRLF, so `\n\n` only ends events.
+    fn event_ends(wire: &[u8]) -> Vec<usize> {
+        wire.windows(2)
+            .enumerate()
+            .filter(|(_, w)| *w == b"\n\n")
+            .map(|(i, _)| i + 1)
+            .collect()
+    }
+
+    fn head_len(wire: &[u8]) -> usize {
+        wire.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4
+    }
+
+    #[test]
+    fn fixture_at_every_split_point_records_exact_times() {
+        let ends = event_ends(FIXTURE);
+        assert_eq!(ends.len(), 22, "21 JSON events and [DONE]");
+        let tokens = &ends[..20];
+        let head = head_len(FIXTURE);
+        for k in 1..FIXTURE.len() {
+            let mut r = Run::new(BodyMode::Sse, false);
+            // The first read at t0 + 1 ms, the second at t0 + 2 ms.
+            assert_eq!(r.read(&FIXTURE[..k], 1000), Step::More, "split {k}");
+            let step = r.read(&FIXTURE[k..], 2000);
+            assert_eq!(step, Step::Complete { reuse: false }, "split {k}");
+            let at = |offset: usize| r.at(if offset < k { 1000 } else { 2000 });
+            let c = r.record();
+            assert_eq!(c.outcome, Outcome::Success, "split {k}");
+            assert_eq!(c.status, Some(200));
+            assert_eq!(c.head_at, Some(at(head - 1)), "split {k}");
+            assert_eq!(c.first_byte_at, Some(at(head)), "split {k}");
+            assert_eq!(c.first_token_at, Some(at(tokens[0])), "split {k}");
+            let gaps: Vec<Duration> = tokens.windows(2).map(|w| at(w[1]) - at(w[0])).collect();
+            assert_eq!(r.seen.gaps, gaps, "split {k}");
+            assert_eq!(c.end_at, Some(r.at(2000)));
+            assert_eq!(
+                c.output_tokens, 20,
+                "no usage event: the token events count"
+            );
+            assert_eq!(c.bytes, FIXTURE.len() as u64);
+            assert_eq!((c.index, c.conn, c.dispatch), (7, 3, Some(r.t0)));
+        }
+    }
+
+    #[test]
+    fn fixture_byte_by_byte_times_every_token_at_its_own_byte() {
+        let mut r = Run::new(BodyMode::Sse, false);
+        let (last, rest) = FIXTURE.split_last().unwrap();
+        for (i, b) in rest.iter().enumerate() {
+            assert_eq!(r.read(&[*b], i as u64), Step::More, "byte {i}");
+        }
+        let end = rest.len() as u64;
+        assert_eq!(r.read(&[*last], end), Step::Complete { reuse: false });
+        let ends = event_ends(FIXTURE);
+        let c = r.record();
+        assert_eq!(c.head_at, Some(r.at(head_len(FIXTURE) as u64 - 1)));
+        assert_eq!(c.first_byte_at, Some(r.at(head_len(FIXTURE) as u64)));
+        assert_eq!(c.first_token_at, Some(r.at(ends[0] as u64)));
+        let gaps: Vec<Duration> = ends[..20]
+            .windows(2)
+            .map(|w| Duration::from_micros((w[1] - w[0]) as u64))
+            .collect();
+        assert_eq!(r.seen.gaps, gaps);
+        assert_eq!(c.end_at, Some(r.at(end)));
+    }
+
+    #[test]
+    fn interim_heads_are_skipped_at_every_split() {
+        let wire = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n\
+                     HTTP/1.1 201 Created\r\nContent-Length: 5\r\n\r\nhello";
+        let final_head_end = wire.len() - 5;
+        for k in 1..wire.len() {
+            let mut r = Run::new(BodyMode::Plain, false);
+            assert_eq!(r.read(&wire[..k], 10), Step::More, "split {k}");
+            assert_eq!(r.read(&wire[k..], 20), Step::Complete { reuse: true });
+            let c = r.record();
+            assert_eq!((c.status, c.outcome), (Some(201), Outcome::Success));
+            let head_at = if final_head_end <= k { 10 } else { 20 };
+            assert_eq!(c.head_at, Some(r.at(head_at)), "split {k}");
+            assert_eq!(c.end_at, Some(r.at(20)));
+        }
+    }
+
+    #[test]
+    fn head_response_has_no_body_whatever_its_length_says() {
+        let mut r = Run::new(BodyMode::Plain, true);
+        let step = r.read(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n", 5);
+        assert_eq!(step, Step::Complete { reuse: true });
+        let c = r.record();
+        assert_eq!((c.head_at, c.end_at), (Some(r.at(5)), Some(r.at(5))));
+        assert_eq!(c.first_byte_at, None);
+    }
+
+    #[test]
+    fn close_delimited_body_ends_at_its_last_read() {
+        let mut r = Run::new(BodyMode::Plain, false);
+        assert_eq!(r.read(b"HTTP/1.1 200 OK\r\n\r\nab", 10), Step::More);
+        assert_eq!(r.read(b"c", 20), Step::More);
+        assert_eq!(r.close(Close::Clean), Ok(()));
+        let c = r.record();
+        assert_eq!(c.outcome, Outcome::Success);
+        assert_eq!(c.first_byte_at, Some(r.at(10)));
+        assert_eq!(c.end_at, Some(r.at(20)));
+    }
+
+    #[test]
+    fn close_delimited_body_closed_without_close_notify_is_truncated() {
+        let mut r = Run::new(BodyMode::Plain, false);
+        assert_eq!(r.read(b"HTTP/1.1 200 OK\r\n\r\nabc", 10), Step::More);
+        assert_eq!(r.close(Close::Truncated), Err(TLS_TRUNCATED));
+        let c = r.ex.failed(TLS_TRUNCATED, 0);
+        assert_eq!(c.end_at, None, "a failure is not timed");
+        assert_eq!(c.head_at, Some(r.at(10)));
+    }
+
+    #[test]
+    fn framed_bodies_cut_by_a_close_ended_early_however_the_close() {
+        for close in [Close::Clean, Close::Truncated] {
+            let mut r = Run::new(BodyMode::Plain, false);
+            r.read(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", 10);
+            let early = Err(Failure::Invalid("body ended early"));
+            assert_eq!(r.close(close), early);
+            let mut r = Run::new(BodyMode::Plain, false);
+            r.read(
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc",
+                10,
+            );
+            assert_eq!(r.close(close), early);
+        }
+    }
+
+    #[test]
+    fn a_close_before_or_inside_the_head_is_named() {
+        for close in [Close::Clean, Close::Truncated] {
+            let mut r = Run::new(BodyMode::Plain, false);
+            assert!(!r.ex.got_bytes());
+            assert_eq!(r.close(close), Err(Failure::ClosedBeforeResponse));
+            let mut r = Run::new(BodyMode::Plain, false);
+            r.read(b"HTTP/1.1 200", 5);
+            assert!(r.ex.got_bytes());
+            assert_eq!(
+                r.close(close),
+                Err(Failure::Invalid(
+                    "connection closed inside the response head"
+                ))
+            );
+        }
+    }
+
+    #[test]
+    fn chunked_with_trailers_at_every_split() {
+        let wire = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
+                     5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Checksum: 1\r\nX-More: 2\r\n\r\n";
+        for k in 1..wire.len() {
+            let mut r = Run::new(BodyMode::Plain, false);
+            assert_eq!(r.read(&wire[..k], 10), Step::More, "split {k}");
+            assert_eq!(r.read(&wire[k..], 20), Step::Complete { reuse: true });
+            assert_eq!(r.record().end_at, Some(r.at(20)));
+            assert_eq!(r.record().bytes, wire.len() as u64);
+        }
+    }
+
+    #[test]
+    fn bytes_after_a_complete_response_close_the_connection() {
+        let mut r = Run::new(BodyMode::Plain, false);
+        let step = r.read(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200",
+            5,
+        );
+        assert_eq!(step, Step::Complete { reuse: false });
+        assert_eq!(r.record().outcome, Outcome::Success);
+        // Connection: close also ends the connection after a whole response.
+        let mut r = Run::new(BodyMode::Plain, false);
+        let step = r.read(
+            b"HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+            5,
+        );
+        assert_eq!(step, Step::Complete { reuse: false });
+        assert_eq!(r.record().outcome, Outcome::Status(404));
+    }
+
+    #[test]
+    fn malformed_heads_are_invalid_responses() {
+        let mut r = Run::new(BodyMode::Plain, false);
+        assert_eq!(
+            r.read(b"HTPT/1.1 200 OK\r\n\r\n", 5),
+            Step::Fail(Failure::Invalid("malformed status line"))
+        );
+    }
+
+    #[test]
+    fn a_large_head_grows_the_buffer_across_reads() {
+        let mut wire = b"HTTP/1.1 200 OK\r\n".to_vec();
+        for i in 0..100 {
+            wire.extend_from_slice(format!("X-Header-{i}: {}\r\n", "v".repeat(90)).as_bytes());
+        }
+        wire.extend_from_slice(b"Content-Length: 2\r\n\r\nok");
+        assert!(wire.len() > 2 * INITIAL_READ_BUF);
+        let mut r = Run::new(BodyMode::Plain, false);
+        assert_eq!(r.read(&wire, 5), Step::Complete { reuse: true });
+        assert!(r.mem.capacity() > INITIAL_READ_BUF);
+    }
+
+    /// A streaming body in one Content-Length-framed response, so the SSE tests below do not
+    /// depend on chunking (the fixture test covers that).
+    fn sse_response(events: &str) -> Vec<u8> {
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: {}\r\n\r\n{events}",
+            events.len()
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn sse_events_split_across_reads_are_timed_when_they_complete() {
+        let wire = sse_response(concat!(
+            "data: {\"choices\":[{\"text\":\"a\"}]}\n\n",
+            ": ping\n\n",
+            "data: {\"choices\":[{\"text\":\"b\"}]}\r\n\r\n",
+            "data: {\"choices\":[{\"text\":\"\"}]}\n\n",
+            "data: {\"choices\":[{\"text\":\"c\"}]}\n\n",
+            "data: [DONE]\n\n",
+        ));
+        let body = head_len(&wire);
+        let first = wire.windows(2).position(|w| w == b"\n\n").unwrap() + 1;
+        // Cut inside the second token event, then inside the third.
+        let find = |pat: &[u8]| wire.windows(pat.len()).position(|w| w == pat).unwrap();
+        let b_at = find(b"\"text\":\"b");
+        let c_at = find(b"\"text\":\"c");
+        let mut r = Run::new(BodyMode::Sse, false);
+        assert_eq!(r.read(&wire[..b_at], 100), Step::More);
+        assert_eq!(r.read(&wire[b_at..c_at], 250), Step::More);
+        assert_eq!(r.read(&wire[c_at..], 600), Step::Complete { reuse: true });
+        assert!(first < b_at && body < first);
+        let c = r.record();
+        assert_eq!(c.first_token_at, Some(r.at(100)));
+        assert_eq!(
+            r.seen.gaps,
+            vec![Duration::from_micros(150), Duration::from_micros(350)]
+        );
+        assert_eq!((c.outcome, c.output_tokens), (Outcome::Success, 3));
+    }
+
+    #[test]
+    fn usage_event_gives_the_token_count_and_server_time() {
+        let wire = sse_response(concat!(
+            "data: {\"choices\":[{\"delta\":{\"role\":\"assistant\"}}]}\n\n",
+            "data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\n",
+            "data: {\"choices\":[],\"usage\":{\"completion_tokens\":7},",
+            "\"perf_metrics\":{\"fireworks-server-time-to-first-token\":0.25}}\n\n",
+            "data: [DONE]\n\n",
+        ));
+        let mut r = Run::new(BodyMode::Sse, false);
+        assert_eq!(r.read(&wire, 9), Step::Complete { reuse: true });
+        let c = r.record();
+        assert_eq!(c.outcome, Outcome::Success);
+        assert_eq!(c.output_tokens, 7, "usage wins over the one token event");
+        assert_eq!(c.server_ttft, Some(0.25));
+        assert_eq!(c.first_token_at, Some(r.at(9)));
+        assert!(r.seen.gaps.is_empty());
+    }
+
+    #[test]
+    fn an_error_event_under_200_names_the_servers_message() {
+        let wire = sse_response(concat!(
+            "data: {\"choices\":[{\"text\":\"a\"}]}\n\n",
+            "data: {\"error\":{\"message\":\"mock overloaded\"}}\n\n",
+            "data: {\"error\":{\"message\":\"second\"}}\n\n",
+            "data: [DONE]\n\n",
+        ));
+        let mut r = Run::new(BodyMode::Sse, false);
+        assert_eq!(r.read(&wire, 9), Step::Complete { reuse: true });
+        let c = r.record();
+        assert_eq!(c.outcome, Outcome::Failed(Failure::StreamMessage(0)));
+        assert_eq!(r.seen.messages, vec!["mock overloaded".to_string()]);
+        assert_eq!(c.output_tokens, 0);
+        assert_eq!(c.end_at, Some(r.at(9)), "a complete response is timed");
+    }
+
+    #[test]
+    fn a_stream_without_done_is_an_error() {
+        let wire = sse_response("data: {\"choices\":[{\"text\":\"a\"}]}\n\n");
+        let mut r = Run::new(BodyMode::Sse, false);
+        assert_eq!(r.read(&wire, 9), Step::Complete { reuse: true });
+        assert_eq!(
+            r.record().outcome,
+            Outcome::Failed(Failure::Stream("stream ended without [DONE]"))
+        );
+        let mut r = Run::new(BodyMode::Sse, false);
+        r.read(&sse_response("data: {not json}\n\ndata: [DONE]\n\n"), 9);
+        assert_eq!(
+            r.record().outcome,
+            Outcome::Failed(Failure::Stream("invalid JSON in event"))
+        );
+    }
+
+    #[test]
+    fn a_non_2xx_stream_is_its_status_and_not_parsed() {
+        let wire = b"HTTP/1.1 429 Too Many Requests\r\nContent-Length: 10\r\n\r\ndata: x\n\n\n";
+        let mut r = Run::new(BodyMode::Sse, false);
+        assert_eq!(r.read(wire, 9), Step::Complete { reuse: true });
+        let c = r.record();
+        assert_eq!((c.outcome, c.status), (Outcome::Status(429), Some(429)));
+        assert_eq!(c.first_token_at, None);
+    }
+
+    fn json_response(body: &[u8]) -> Vec<u8> {
+        let mut wire =
+            format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
+        wire.extend_from_slice(body);
+        wire
+    }
+
+    #[test]
+    fn whole_json_bodies_give_usage_or_the_servers_error() {
+        let mut r = Run::new(BodyMode::WholeJson, false);
+        let body = br#"{"choices":[{"text":"hi"}],"usage":{"completion_tokens":12}}"#;
+        let wire = json_response(body);
+        // Split inside the body: the copy joins the reads.
+        assert_eq!(r.read(&wire[..wire.len() - 9], 3), Step::More);
+        assert_eq!(
+            r.read(&wire[wire.len() - 9..], 4),
+            Step::Complete { reuse: true }
+        );
+        assert_eq!(
+            (r.record().outcome, r.record().output_tokens),
+            (Outcome::Success, 12)
+        );
+
+        let mut r = Run::new(BodyMode::WholeJson, false);
+        r.read(&json_response(br#"{"error":"quota exceeded"}"#), 3);
+        assert_eq!(
+            r.record().outcome,
+            Outcome::Failed(Failure::StreamMessage(0))
+        );
+        assert_eq!(r.seen.messages, vec!["quota exceeded".to_string()]);
+    }
+
+    #[test]
+    fn a_body_past_the_copy_cap_is_a_success_without_a_count() {
+        // Valid JSON with a usage member at the end, one byte past the cap.
+        let head = br#"{"usage":{"completion_tokens":5},"pad":""#;
+        let mut body = head.to_vec();
+        body.resize(BODY_COPY_CAP - 1, b'x');
+        body.extend_from_slice(b"\"}");
+        assert_eq!(body.len(), BODY_COPY_CAP + 1);
+        let mut r = Run::new(BodyMode::WholeJson, false);
+        assert_eq!(
+            r.read(&json_response(&body), 3),
+            Step::Complete { reuse: true }
+        );
+        let c = r.record();
+        assert_eq!((c.outcome, c.output_tokens), (Outcome::Success, 0));
+        // The same body at the cap is read.
+        body.truncate(BODY_COPY_CAP - 2);
+        body.extend_from_slice(b"\"}");
+        let mut r = Run::new(BodyMode::WholeJson, false);
+        r.read(&json_response(&body), 3);
+        assert_eq!(r.record().output_tokens, 5);
+    }
+
+    #[test]
+    fn plain_mode_does_not_look_inside_the_body() {
+        let mut r = Run::new(BodyMode::Plain, false);
+        r.read(&json_response(br#"{"error":"x"}"#), 3);
+        assert_eq!(r.record().outcome, Outcome::Success);
+        assert!(r.seen.messages.is_empty());
+    }
+}
