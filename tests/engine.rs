@@ -255,3 +255,123 @@ fn a_retried_request_times_out_from_its_first_dispatch() {
     assert!((0.69..0.85).contains(&took), "took {took}");
     assert!(server.join().unwrap(), "the retry never reached the server");
 }
+
+/// How the test's TLS server ends each response (chosen by the request path).
+fn tls_answer(path: &str) -> (&'static [u8], bool) {
+    match path {
+        // Close-delimited body, then the TCP close without close_notify: possibly cut.
+        "/cut" => (b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nhello", false),
+        // The same body, ended properly: the close is vouched for.
+        "/notify" => (b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nhello", true),
+        // Complete by its length before the unannounced close.
+        _ => (
+            b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 5\r\n\r\nhello",
+            false,
+        ),
+    }
+}
+
+/// A TLS server on loopback (rcgen certificate) answering one request per connection as
+/// `tls_answer` says, for at most 20 s or until `stop`. Returns its address.
+fn tls_server(
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> (std::net::SocketAddr, std::thread::JoinHandle<u64>) {
+    use std::io::{Read, Write};
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
+    use std::time::Duration;
+    let key = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    let der = rustls::pki_types::PrivatePkcs8KeyDer::from(key.signing_key.serialize_der());
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![key.cert.der().clone()], der.into())
+    .unwrap();
+    let config = Arc::new(config);
+    let listener = std::net::TcpListener::bind(loopback()).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let until = Instant::now() + Duration::from_secs(20);
+        let mut served = 0;
+        while !stop.load(Ordering::SeqCst) && Instant::now() < until {
+            let tcp = match listener.accept() {
+                Ok((tcp, _)) => tcp,
+                Err(_) => {
+                    std::thread::sleep(Duration::from_millis(2));
+                    continue;
+                }
+            };
+            tcp.set_nonblocking(false).unwrap();
+            tcp.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+            let conn = rustls::ServerConnection::new(config.clone()).unwrap();
+            let mut tls = rustls::StreamOwned::new(conn, tcp);
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match tls.read(&mut buf) {
+                    Ok(n) if n > 0 => head.extend_from_slice(&buf[..n]),
+                    _ => break,
+                }
+            }
+            let path = String::from_utf8_lossy(&head)
+                .split(' ')
+                .nth(1)
+                .unwrap_or("")
+                .to_string();
+            let (answer, notify) = tls_answer(&path);
+            if tls.write_all(answer).is_err() {
+                continue;
+            }
+            if notify {
+                tls.conn.send_close_notify();
+            }
+            let _ = tls.flush();
+            served += 1;
+            // Dropping the stream closes TCP; rustls sends nothing on drop.
+        }
+        served
+    });
+    (addr, server)
+}
+
+/// Over TLS, a close without close_notify cannot end a close-delimited body as if it were whole
+/// (rustls says `UnexpectedEof`): the response is `tls: truncated`, not a success. A body that
+/// its framing already completed, and one ended by close_notify, stay successes.
+#[test]
+fn a_tls_close_without_close_notify_does_not_complete_a_close_delimited_body() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let stop = Arc::new(AtomicBool::new(false));
+    let (addr, server) = tls_server(stop.clone());
+    let run_path = |path: &str| {
+        let mut i = input(&format!("https://{addr}{path}"), 10.0, 0.5);
+        i.insecure = true;
+        i.num_workers = Some(2);
+        run(&i)
+    };
+    let cut = run_path("/cut");
+    let notified = run_path("/notify");
+    let framed = run_path("/framed");
+    stop.store(true, Ordering::SeqCst);
+    assert_eq!(
+        server.join().unwrap(),
+        15,
+        "the server answered every request"
+    );
+    assert_accounted(&cut, 5);
+    assert_eq!(named(&cut, "tls: truncated"), 5, "{:?}", cut.errors);
+    assert_eq!(cut.successes, 0);
+    assert_eq!(
+        cut.timings.response_time.count(),
+        0,
+        "a cut response is not timed"
+    );
+    assert_accounted(&notified, 5);
+    assert_eq!(notified.successes, 5, "{:?}", notified.errors);
+    assert_accounted(&framed, 5);
+    assert_eq!(framed.successes, 5, "{:?}", framed.errors);
+}

@@ -7,7 +7,7 @@ use std::io::{self, Read, Write};
 use mio::net::TcpStream;
 use rustls::ClientConnection;
 
-use super::exchange::{Exchange, Scratch};
+use super::exchange::{Close, Exchange, Scratch};
 use super::outcome::Failure;
 use super::sys::{self, Io};
 use super::tls;
@@ -43,7 +43,9 @@ pub enum ReadResult {
         full: bool,
     },
     WouldBlock,
-    Eof,
+    /// The peer closed the connection: cleanly (TCP FIN, TLS close_notify) or not (TLS without
+    /// close_notify).
+    Closed(Close),
     Failed(Failure),
 }
 
@@ -142,7 +144,7 @@ impl Conn {
         let data = |n: usize| ReadResult::Data { n, full: n == room };
         match &mut self.transport {
             Transport::Plain => match sys::recv(&self.sock, dst) {
-                Io::Done(0) => ReadResult::Eof,
+                Io::Done(0) => ReadResult::Closed(Close::Clean),
                 Io::Done(n) => data(n),
                 Io::WouldBlock => ReadResult::WouldBlock,
                 Io::Failed(e) => ReadResult::Failed(Failure::from_io(&e)),
@@ -151,12 +153,14 @@ impl Conn {
                 // Bounded: each turn either returns or consumes socket bytes; the socket runs dry.
                 for _ in 0..MAX_READS_PER_EVENT {
                     match tls.reader().read(dst) {
-                        Ok(0) => return ReadResult::Eof,
+                        // close_notify: the peer vouches that nothing was cut.
+                        Ok(0) => return ReadResult::Closed(Close::Clean),
                         Ok(n) => return data(n),
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                        // Closed without close_notify: for us the same as a TCP close.
+                        // TCP closed without close_notify: whatever came may have been cut, and
+                        // a body delimited by the close cannot be called whole.
                         Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-                            return ReadResult::Eof;
+                            return ReadResult::Closed(Close::Truncated);
                         }
                         Err(_) => return ReadResult::Failed(Failure::Tls("read failed")),
                     }
@@ -171,7 +175,9 @@ impl Conn {
                                 _ if tls.is_handshaking() => ReadResult::Failed(Failure::Tls(
                                     "connection closed during handshake",
                                 )),
-                                _ => ReadResult::Eof,
+                                Ok(_) => ReadResult::Closed(Close::Clean),
+                                // UnexpectedEof: no close_notify came before the TCP close.
+                                Err(_) => ReadResult::Closed(Close::Truncated),
                             };
                         }
                         Ok(_) => {

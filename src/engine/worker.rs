@@ -592,7 +592,7 @@ impl<'a> Worker<'a> {
                     }
                 }
                 ReadResult::WouldBlock => return,
-                ReadResult::Eof => return self.on_close(key, Close::Clean),
+                ReadResult::Closed(close) => return self.on_close(key, close),
                 ReadResult::Failed(f) => return self.fail(key, f),
             }
         }
