@@ -1,11 +1,11 @@
-//! One request/response exchange as a pure state machine: the request it carries (a [`Ticket`]),
-//! the response read so far, and what that response means for the run.
+//! One request/response exchange as a pure state machine: the request it carries (a [`Ticket`]
+//! from dispatch), the response read so far, and what that response means for the run.
 //!
 //! ```text
-//!  feed(n bytes, now) ──> Head ── parse_head: 1xx? drop it, parse on ──> Body ── framing done ──> Done
-//!                          │                                              │  (Content-Length,
-//!  finish(now, close) ─────┴─ no byte: closed before response             │   chunked, close)
-//!                             else: closed inside the head                └─ SSE events, body copy
+//!  feed(n, now) ──> Head ── parse_head: 1xx? drop it, parse on ──> Body ── framing done ──> Done
+//!                    │                                              │  (Content-Length,
+//!  finish(close) ────┴─ no byte: closed before response             │   chunked, or the close)
+//!                       else: closed inside the head                └─ SSE events, body copy
 //! ```
 //!
 //! It owns the in-flight record (timestamps, status, token counts), the body framing
@@ -23,6 +23,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::dispatch::Ticket;
 use super::outcome::{Completed, Failure, Outcome, TLS_TRUNCATED};
 use crate::http1::{Body, Framing, MAX_HEAD_BYTES, parse_head};
 use crate::llm::{Event, SseParser, classify, classify_body};
@@ -35,22 +36,6 @@ pub const INITIAL_READ_BUF: usize = 4 * 1024;
 pub const READ_BUF: usize = 16 * 1024;
 /// The largest non-streaming LLM body kept to read its `usage`; past it the count is 0.
 pub const BODY_COPY_CAP: usize = 1 << 20;
-
-/// The request an exchange carries. Dispatch makes one per hand-over to a connection and takes it
-/// back when the exchange ends; it is not `Clone`, so a request cannot end twice.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Ticket {
-    /// Global request index.
-    pub index: u64,
-    /// Unique per hand-over within a thread, so a late deadline for an earlier request on the
-    /// same connection slot is recognised as stale.
-    pub serial: u64,
-    pub intended: Instant,
-    /// The first hand-over: a retry keeps it, so the timeout and the timings count from it.
-    pub dispatch: Instant,
-    /// This is the second hand-over, after a stale keep-alive connection.
-    pub retried: bool,
-}
 
 /// Where an exchange stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -8,6 +8,7 @@
 //! counter the caller may poll. Nothing here knows about JSON or terminals.
 
 pub mod conn;
+pub mod dispatch;
 pub mod exchange;
 pub mod outcome;
 pub mod pacing;

@@ -4,7 +4,7 @@
 //! Every request this thread is given ends in exactly one bucket: a success, an HTTP status, a named
 //! failure, or "not sent". Timestamps are taken right after the read that carried the bytes.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,7 +19,8 @@ use rustls::pki_types::ServerName;
 use slab::Slab;
 
 use super::conn::{Conn, ConnState, MAX_READS_PER_EVENT, ReadResult, Transport, WriteResult};
-use super::exchange::{Close, Exchange, Sink, Step, Ticket};
+use super::dispatch::{Dispatch, Pending, Ticket};
+use super::exchange::{Close, Exchange, Sink, Step};
 use super::outcome::{Completed, Failure, Outcome};
 use super::pacing::Schedule;
 use super::{Timings, tls};
@@ -130,14 +131,6 @@ pub struct Shared<'a> {
     pub t0: Instant,
 }
 
-#[derive(Clone, Copy, Debug)]
-struct Pending {
-    index: u64,
-    intended: Instant,
-    /// Set for a request already dispatched once (a retry after a stale keep-alive connection).
-    dispatch: Option<Instant>,
-}
-
 pub struct Worker<'a> {
     sh: &'a Shared<'a>,
     thread: u32,
@@ -146,21 +139,12 @@ pub struct Worker<'a> {
     timer: Option<super::sys::Timer>,
     conns: Slab<Conn>,
     idle: Vec<(usize, u64)>,
-    open: usize,
-    busy: usize,
-    cap: usize,
+    dispatch: Dispatch,
     next_conn_id: u64,
-    serial: u64,
     addr_index: usize,
     schedule: Option<Schedule>,
     saturation_end: Option<Instant>,
     saturation_index: u64,
-    queue: VecDeque<Pending>,
-    /// `(dispatch + timeout, connection, request serial)` in the order they fall due. The timeout
-    /// is the same for every request and dispatch times only grow, so a push at the back keeps
-    /// the order (a retry keeps its first dispatch time and is put in its place): no heap, and
-    /// no entry per request beyond the oldest one still in flight.
-    deadlines: VecDeque<(Instant, usize, u64)>,
     revisit: Vec<usize>,
     stats: WorkerStats,
     progress: &'a AtomicU64,
@@ -225,17 +209,12 @@ impl<'a> Worker<'a> {
             timer,
             conns: Slab::with_capacity(cap),
             idle: Vec::with_capacity(cap),
-            open: 0,
-            busy: 0,
-            cap,
+            dispatch: Dispatch::new(cap, plan.timeout),
             next_conn_id: 0,
-            serial: 0,
             addr_index: 0,
             schedule,
             saturation_end,
             saturation_index: thread as u64,
-            queue: VecDeque::new(),
-            deadlines: VecDeque::new(),
             revisit: Vec::new(),
             stats: WorkerStats::default(),
             progress,
@@ -305,11 +284,7 @@ impl<'a> Worker<'a> {
             if intended > now {
                 break;
             }
-            self.queue.push_back(Pending {
-                index,
-                intended,
-                dispatch: None,
-            });
+            self.dispatch.due(index, intended);
             s.advance();
         }
     }
@@ -317,55 +292,43 @@ impl<'a> Worker<'a> {
     /// Requests that waited `timeout` for a worker become "not sent"; requests past their deadline
     /// become timeouts (their connection is closed: its state is unknown).
     fn expire(&mut self, now: Instant) {
-        let timeout = self.sh.plan.timeout;
-        while let Some(p) = self.queue.front() {
-            if p.dispatch.is_some() || now < p.intended + timeout {
-                break;
-            }
-            if let Some(p) = self.queue.pop_front() {
-                self.record(&Completed::unsent(
-                    p.index,
-                    p.intended,
-                    self.thread,
-                    Failure::NotSent,
-                ));
-            }
+        while let Some(p) = self.dispatch.expire_unsent(now) {
+            let c = Completed::unsent(p.index, p.intended, self.thread, Failure::NotSent);
+            self.record(&c);
         }
-        // Entries of requests that already ended are dropped as they reach the front, so after
-        // this the front is the oldest request still in flight.
-        while let Some(&(deadline, key, serial)) = self.deadlines.front() {
-            let live = self
-                .conns
-                .get(key)
-                .and_then(|c| c.exchange.as_ref())
-                .is_some_and(|e| e.ticket().serial == serial);
-            if live && deadline > now {
+        loop {
+            let conns = &self.conns;
+            let live = |key: usize, serial: u64| {
+                conns
+                    .get(key)
+                    .and_then(|c| c.exchange.as_ref())
+                    .is_some_and(|e| e.ticket().serial == serial)
+            };
+            let Some(key) = self.dispatch.expire_sent(now, live) else {
                 break;
-            }
-            self.deadlines.pop_front();
-            if live {
-                self.fail(key, Failure::Timeout);
-            }
+            };
+            self.fail(key, Failure::Timeout);
         }
         if let Some(end) = self.saturation_end
             && now >= end
         {
             // Closed loop ends at the deadline, as wrk does: what is in flight is not counted.
-            self.queue.clear();
+            self.dispatch.clear();
         }
     }
 
     /// Hands queued (or, in saturation, new) requests to idle connections or new ones.
     fn assign(&mut self) {
         // Bounded: a connection that fails at once frees its slot again, which must not spin here.
-        let mut budget = self.cap + self.queue.len();
+        let mut budget = self.dispatch.cap() + self.dispatch.queued();
         while budget > 0 {
             budget -= 1;
-            let pending = if let Some(p) = self.queue.front().copied() {
+            let queued = self.dispatch.peek();
+            let pending = if let Some(p) = queued {
                 p
             } else if let Some(end) = self.saturation_end {
                 let now = Instant::now();
-                if now >= end || self.busy >= self.cap {
+                if now >= end || self.dispatch.busy() >= self.dispatch.cap() {
                     return;
                 }
                 Pending {
@@ -377,11 +340,11 @@ impl<'a> Worker<'a> {
                 return;
             };
             let idle = self.pop_idle();
-            if idle.is_none() && self.open >= self.cap {
+            if idle.is_none() && !self.dispatch.may_open() {
                 return;
             }
-            if self.queue.front().is_some() {
-                self.queue.pop_front();
+            if queued.is_some() {
+                self.dispatch.pop();
             } else {
                 self.saturation_index += self.sh.plan.threads as u64;
             }
@@ -406,16 +369,12 @@ impl<'a> Worker<'a> {
     }
 
     fn start(&mut self, p: Pending) -> Ticket {
-        let dispatch = p.dispatch.unwrap_or_else(Instant::now);
-        self.serial += 1;
-        self.busy += 1;
-        Ticket {
-            index: p.index,
-            serial: self.serial,
-            intended: p.intended,
-            dispatch,
-            retried: p.dispatch.is_some(),
-        }
+        // A retry keeps its first dispatch time; only a first hand-over reads the clock.
+        let now = match p.dispatch {
+            Some(d) => d,
+            None => Instant::now(),
+        };
+        self.dispatch.start(p, now)
     }
 
     fn exchange(&self, ticket: Ticket, conn: u64) -> Exchange {
@@ -425,20 +384,10 @@ impl<'a> Worker<'a> {
 
     fn dispatch_on(&mut self, key: usize, p: Pending) {
         let ticket = self.start(p);
-        self.track_deadline(key, &ticket);
+        self.dispatch.track(key, &ticket);
         let ex = self.exchange(ticket, self.conns[key].id);
         self.conns[key].exchange = Some(ex);
         self.write(key);
-    }
-
-    fn track_deadline(&mut self, key: usize, t: &Ticket) {
-        let entry = (t.dispatch + self.sh.plan.timeout, key, t.serial);
-        if self.deadlines.back().is_none_or(|b| b.0 <= entry.0) {
-            self.deadlines.push_back(entry);
-        } else {
-            let at = self.deadlines.partition_point(|d| d.0 <= entry.0);
-            self.deadlines.insert(at, entry);
-        }
     }
 
     fn open_and_dispatch(&mut self, p: Pending) {
@@ -459,10 +408,7 @@ impl<'a> Worker<'a> {
         let ex = self.exchange(ticket, id);
         let conn = match attempt {
             Ok(((sock, transport), index)) => Conn::new(id, sock, index, transport),
-            Err(f) => {
-                self.busy -= 1;
-                return self.record(&ex.failed(f, self.thread));
-            }
+            Err(f) => return self.end(ex, f),
         };
         let entry = self.conns.vacant_entry();
         let key = entry.key();
@@ -473,11 +419,10 @@ impl<'a> Worker<'a> {
             Interest::READABLE | Interest::WRITABLE,
         ) {
             self.conns.remove(key);
-            self.busy -= 1;
-            return self.record(&ex.failed(Failure::from_io(&e), self.thread));
+            return self.end(ex, Failure::from_io(&e));
         }
-        self.open += 1;
-        self.track_deadline(key, ex.ticket());
+        self.dispatch.opened();
+        self.dispatch.track(key, ex.ticket());
         self.conns[key].exchange = Some(ex);
     }
 
@@ -619,17 +564,10 @@ impl<'a> Worker<'a> {
             return;
         };
         if let Some(ex) = conn.exchange.take() {
-            self.busy -= 1;
-            let stale = matches!(f, Failure::Reset | Failure::ClosedBeforeResponse);
-            if stale && !ex.got_bytes() && conn.served > 0 && !ex.ticket().retried {
-                let t = ex.into_ticket();
-                self.queue.push_front(Pending {
-                    index: t.index,
-                    intended: t.intended,
-                    dispatch: Some(t.dispatch),
-                });
+            if Dispatch::retryable(f, ex.got_bytes(), conn.served, ex.ticket()) {
+                self.dispatch.retry(ex.into_ticket());
             } else {
-                self.record(&ex.failed(f, self.thread));
+                self.end(ex, f);
             }
         }
         self.close(key);
@@ -645,9 +583,10 @@ impl<'a> Worker<'a> {
                     None => {}
                 }
             }
-            self.open -= 1;
-            if conn.exchange.is_some() {
-                self.busy -= 1;
+            self.dispatch.closed();
+            if let Some(ex) = conn.exchange {
+                // Only at a closed loop's end: what is in flight is not counted.
+                self.dispatch.end(ex.into_ticket());
             }
         }
     }
@@ -658,16 +597,23 @@ impl<'a> Worker<'a> {
         let Some(ex) = conn.exchange.take() else {
             return;
         };
-        self.busy -= 1;
         conn.served += 1;
         if reuse {
             self.idle.push((key, conn.id));
         }
         let c = ex.completed(self.thread);
+        self.dispatch.end(ex.into_ticket());
         self.record(&c);
         if !reuse {
             self.close(key);
         }
+    }
+
+    /// The exchange failed with `f`; its connection is the caller's to close.
+    fn end(&mut self, ex: Exchange, f: Failure) {
+        let c = ex.failed(f, self.thread);
+        self.dispatch.end(ex.into_ticket());
+        self.record(&c);
     }
 
     fn record(&mut self, c: &Completed) {
@@ -679,9 +625,7 @@ impl<'a> Worker<'a> {
         match self.saturation_end {
             Some(end) => now >= end,
             None => {
-                self.busy == 0
-                    && self.queue.is_empty()
-                    && self.schedule.as_ref().is_none_or(|s| s.remaining() == 0)
+                self.dispatch.quiet() && self.schedule.as_ref().is_none_or(|s| s.remaining() == 0)
             }
         }
     }
@@ -691,11 +635,10 @@ impl<'a> Worker<'a> {
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
         for key in keys {
             if let Some(ex) = self.conns[key].exchange.take() {
-                self.busy -= 1;
-                self.record(&ex.failed(f, self.thread));
+                self.end(ex, f);
             }
         }
-        for p in std::mem::take(&mut self.queue) {
+        for p in self.dispatch.take_all() {
             self.record(&Completed::unsent(p.index, p.intended, self.thread, f));
         }
         if let Some(s) = self.schedule.as_mut() {
@@ -715,15 +658,14 @@ impl<'a> Worker<'a> {
         }
         let mut next: Option<Instant> = None;
         let mut consider = |t: Instant| next = Some(next.map_or(t, |n: Instant| n.min(t)));
-        if self.queue.is_empty() {
-            if let Some((_, t)) = self.schedule.as_mut().and_then(Schedule::peek) {
-                consider(t);
-            }
-        } else if let Some(p) = self.queue.iter().find(|p| p.dispatch.is_none()) {
-            consider(p.intended + self.sh.plan.timeout);
+        // Requests due while others wait only queue behind them: no need to wake for those.
+        if self.dispatch.queued() == 0
+            && let Some((_, t)) = self.schedule.as_mut().and_then(Schedule::peek)
+        {
+            consider(t);
         }
-        if let Some((d, _, _)) = self.deadlines.front() {
-            consider(*d);
+        if let Some(t) = self.dispatch.next_wake() {
+            consider(t);
         }
         if let Some(end) = self.saturation_end {
             consider(end);
