@@ -13,6 +13,7 @@ pub mod exchange;
 pub mod outcome;
 pub mod pacing;
 pub mod sched;
+pub mod stats;
 pub mod sys;
 pub mod tls;
 pub mod worker;
@@ -24,40 +25,10 @@ use std::sync::{Barrier, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::plan::{Plan, Rate};
-use crate::stats::Recorder;
 pub use outcome::Failure;
 pub use sched::Scheduling;
-use worker::{Shared, Worker, WorkerStats};
-
-/// Every timing of SPEC §2 and §4, one recorder each.
-#[derive(Clone, Debug, Default)]
-pub struct Timings {
-    pub response_time: Recorder,
-    pub latency: Recorder,
-    pub corrected_response_time: Recorder,
-    pub dispatch_delay: Recorder,
-    pub time_to_first_byte: Recorder,
-    pub time_to_first_token: Recorder,
-    pub inter_token_latency: Recorder,
-    pub time_per_output_token: Recorder,
-    pub server_time_to_first_token: Recorder,
-}
-
-impl Timings {
-    pub fn merge(&mut self, o: Timings) {
-        self.response_time.merge(o.response_time);
-        self.latency.merge(o.latency);
-        self.corrected_response_time
-            .merge(o.corrected_response_time);
-        self.dispatch_delay.merge(o.dispatch_delay);
-        self.time_to_first_byte.merge(o.time_to_first_byte);
-        self.time_to_first_token.merge(o.time_to_first_token);
-        self.inter_token_latency.merge(o.inter_token_latency);
-        self.time_per_output_token.merge(o.time_per_output_token);
-        self.server_time_to_first_token
-            .merge(o.server_time_to_first_token);
-    }
-}
+pub use stats::{LaneStats, Timings};
+use worker::{Shared, Worker};
 
 /// An error bucket of the report: an HTTP status or a named failure. Statuses sort before names.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -148,7 +119,7 @@ pub fn run_resolved(
     };
     let barrier = Barrier::new(threads + 1);
     let t0_cell: OnceLock<Instant> = OnceLock::new();
-    let (tx, rx) = crossbeam_channel::unbounded::<Result<WorkerStats, String>>();
+    let (tx, rx) = crossbeam_channel::unbounded::<Result<LaneStats, String>>();
     let result = std::thread::scope(|scope| {
         for thread in 0..threads {
             let (tx, barrier, t0_cell, progress, addrs, tls) =
@@ -190,17 +161,17 @@ pub fn run_resolved(
         let _ = t0_cell.set(t0);
         barrier.wait();
         let started = t0;
-        let mut merged: Option<WorkerStats> = None;
+        let mut merged: Option<LaneStats> = None;
         let mut got = 0;
         let mut failure = None;
         while got < threads {
             match rx.recv_timeout(Duration::from_millis(200)) {
                 Ok(Ok(stats)) => {
                     got += 1;
-                    merged = Some(match merged {
-                        None => stats,
-                        Some(m) => merge_worker(m, stats),
-                    });
+                    match merged.as_mut() {
+                        None => merged = Some(stats),
+                        Some(m) => *m += stats,
+                    }
                 }
                 Ok(Err(e)) => {
                     got += 1;
@@ -240,59 +211,13 @@ pub fn run_resolved(
     Ok(stats)
 }
 
-fn merge_worker(mut a: WorkerStats, b: WorkerStats) -> WorkerStats {
-    // Names are resolved per worker in `finish`; merging raw failures needs equal message tables,
-    // so interned messages from `b` are re-interned into `a`.
-    a.timings.merge(b.timings);
-    a.total += b.total;
-    a.successes += b.successes;
-    for (s, n) in b.statuses {
-        *a.statuses.entry(s).or_insert(0) += n;
-    }
-    for (f, n) in b.failures {
-        let f = match f {
-            Failure::StreamMessage(i) => match b.messages.get(usize::from(i)) {
-                Some(m) => {
-                    let pos = a.messages.iter().position(|x| x == m);
-                    match pos {
-                        Some(p) => Failure::StreamMessage(p as u16),
-                        None => {
-                            a.messages.push(m.clone());
-                            Failure::StreamMessage((a.messages.len() - 1) as u16)
-                        }
-                    }
-                }
-                None => f,
-            },
-            f => f,
-        };
-        *a.failures.entry(f).or_insert(0) += n;
-    }
-    a.bytes_received += b.bytes_received;
-    a.connections_opened += b.connections_opened;
-    a.output_tokens += b.output_tokens;
-    a.dispatched += b.dispatched;
-    a.tls_full += b.tls_full;
-    a.tls_resumed += b.tls_resumed;
-    a.scheduling = a.scheduling.worst(b.scheduling);
-    a.first_dispatch = [a.first_dispatch, b.first_dispatch]
-        .into_iter()
-        .flatten()
-        .min();
-    a.last_dispatch = [a.last_dispatch, b.last_dispatch]
-        .into_iter()
-        .flatten()
-        .max();
-    a
-}
-
-fn finish(plan: &Plan, w: WorkerStats, elapsed: Duration) -> RunStats {
+fn finish(plan: &Plan, w: LaneStats, elapsed: Duration) -> RunStats {
     let mut errors = BTreeMap::new();
     for (s, n) in w.statuses {
         *errors.entry(ErrorKey::Status(s)).or_insert(0) += n;
     }
     for (f, n) in w.failures {
-        let name = f.name(&plan.target.host, plan.num_workers, &w.messages);
+        let name = f.name(&plan.target.host, plan.num_workers, w.messages.as_slice());
         *errors.entry(ErrorKey::Name(name)).or_insert(0) += n;
     }
     let achieved_qps = match (plan.rate, w.first_dispatch, w.last_dispatch) {

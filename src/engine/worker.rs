@@ -4,7 +4,6 @@
 //! Every request this thread is given ends in exactly one bucket: a success, an HTTP status, a named
 //! failure, or "not sent". Timestamps are taken right after the read that carried the bytes.
 
-use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,109 +19,14 @@ use slab::Slab;
 
 use super::conn::{Conn, ConnState, MAX_READS_PER_EVENT, ReadResult, Transport, WriteResult};
 use super::dispatch::{Dispatch, Pending, Ticket};
-use super::exchange::{Close, Exchange, Sink, Step};
-use super::outcome::{Completed, Failure, Outcome};
+use super::exchange::{Close, Exchange, Step};
+use super::outcome::{Completed, Failure};
 use super::pacing::Schedule;
-use super::{Timings, tls};
+use super::stats::LaneStats;
+use super::tls;
 use crate::plan::{Plan, Rate};
 
 const TIMER: Token = Token(usize::MAX);
-/// Distinct server error messages kept per worker; more share one name so the map stays bounded.
-const MAX_MESSAGES: usize = 64;
-
-/// What one worker thread measured.
-#[derive(Debug, Default)]
-pub struct WorkerStats {
-    pub timings: Timings,
-    pub total: u64,
-    pub successes: u64,
-    pub statuses: HashMap<u16, u64>,
-    pub failures: HashMap<Failure, u64>,
-    pub messages: Vec<Box<str>>,
-    pub bytes_received: u64,
-    pub connections_opened: u64,
-    pub output_tokens: u64,
-    /// Requests handed to a connection, and the first and last moments that happened.
-    pub dispatched: u64,
-    /// TLS handshakes completed in full and resumed (session tickets shared by the run's config).
-    pub tls_full: u64,
-    pub tls_resumed: u64,
-    pub scheduling: super::Scheduling,
-    pub first_dispatch: Option<Instant>,
-    pub last_dispatch: Option<Instant>,
-}
-
-impl WorkerStats {
-    /// Accounts for one request that ended: the only way a request reaches a bucket.
-    pub fn record(&mut self, c: &Completed) {
-        self.total += 1;
-        self.bytes_received += c.bytes;
-        let t = &mut self.timings;
-        if let Some(d) = c.dispatch {
-            t.dispatch_delay
-                .record(d.saturating_duration_since(c.intended).as_secs_f64());
-            self.dispatched += 1;
-            self.first_dispatch = Some(self.first_dispatch.map_or(d, |f| f.min(d)));
-            self.last_dispatch = Some(self.last_dispatch.map_or(d, |l| l.max(d)));
-        }
-        let mut response_time = 0.0;
-        if let (Some(end), Some(d)) = (c.end_at, c.dispatch) {
-            response_time = end.saturating_duration_since(d).as_secs_f64();
-            t.response_time.record(response_time);
-            t.corrected_response_time
-                .record(end.saturating_duration_since(c.intended).as_secs_f64());
-            if let Some(h) = c.head_at {
-                t.latency
-                    .record(h.saturating_duration_since(d).as_secs_f64());
-            }
-            if let Some(b) = c.first_byte_at {
-                t.time_to_first_byte
-                    .record(b.saturating_duration_since(d).as_secs_f64());
-            }
-        }
-        match c.outcome {
-            Outcome::Success => {
-                self.successes += 1;
-                self.output_tokens += c.output_tokens;
-                if let (Some(ft), Some(d)) = (c.first_token_at, c.dispatch) {
-                    let ttft = ft.saturating_duration_since(d).as_secs_f64();
-                    t.time_to_first_token.record(ttft);
-                    if c.output_tokens >= 2 {
-                        t.time_per_output_token
-                            .record((response_time - ttft) / (c.output_tokens - 1) as f64);
-                    }
-                }
-                if let Some(s) = c.server_ttft {
-                    t.server_time_to_first_token.record(s);
-                }
-            }
-            Outcome::Status(s) => *self.statuses.entry(s).or_insert(0) += 1,
-            Outcome::Failed(f) => *self.failures.entry(f).or_insert(0) += 1,
-        }
-    }
-
-    fn intern(&mut self, msg: String) -> Failure {
-        if let Some(i) = self.messages.iter().position(|m| **m == *msg) {
-            return Failure::StreamMessage(i as u16);
-        }
-        if self.messages.len() >= MAX_MESSAGES {
-            return Failure::Stream("(other server error messages)");
-        }
-        self.messages.push(msg.into_boxed_str());
-        Failure::StreamMessage((self.messages.len() - 1) as u16)
-    }
-}
-
-impl Sink for WorkerStats {
-    fn token_gap(&mut self, gap: Duration) {
-        self.timings.inter_token_latency.record(gap.as_secs_f64());
-    }
-
-    fn server_error(&mut self, message: String) -> Failure {
-        self.intern(message)
-    }
-}
-
 /// What every worker of a run shares (read-only).
 pub struct Shared<'a> {
     pub plan: &'a Plan,
@@ -146,7 +50,7 @@ pub struct Worker<'a> {
     saturation_end: Option<Instant>,
     saturation_index: u64,
     revisit: Vec<usize>,
-    stats: WorkerStats,
+    stats: LaneStats,
     progress: &'a AtomicU64,
     unreported: u64,
     /// Wake this much before a deadline and busy-poll the rest (see `SPIN`).
@@ -216,14 +120,14 @@ impl<'a> Worker<'a> {
             saturation_end,
             saturation_index: thread as u64,
             revisit: Vec::new(),
-            stats: WorkerStats::default(),
+            stats: LaneStats::default(),
             progress,
             unreported: 0,
             spin,
         })
     }
 
-    pub fn run(mut self) -> WorkerStats {
+    pub fn run(mut self) -> LaneStats {
         loop {
             let now = Instant::now();
             self.release_due(now);
