@@ -1,13 +1,26 @@
-//! One connection: its socket, its transport (plain TCP or rustls as a pipe over it), its read
-//! buffer, its response framing and SSE state, and the request in flight. I/O methods drain until
-//! `WouldBlock` and return small `Copy` results; the worker decides what they mean for the run.
+//! One connection: its socket, its transport underneath (plain TCP, or rustls as a pipe over the
+//! socket), where it stands ([`State`]) and the memory its exchanges read into ([`Scratch`]).
+//!
+//! ```text
+//!  Connecting(ex) ──connected──> Handshaking(ex) ──TLS done──> Busy(ex) ──complete──> Idle
+//!        └─────────── plain ───────────────────────────────────┘  ^                   │
+//!                                                                  └───── carry(ex) ───┘
+//! ```
+//!
+//! A connection is opened for a request, so it carries that request's exchange from the start:
+//! the request is written as soon as the socket takes it (over TLS, rustls keeps it until the
+//! handshake is done). I/O methods drain until `WouldBlock` (reads capped per event) and return
+//! small `Copy` results; what a failure means for the request, and whether the connection is
+//! reused, is the lane's to decide.
 
 use std::io::{self, Read, Write};
+use std::time::Instant;
 
 use mio::net::TcpStream;
-use rustls::ClientConnection;
+use rustls::{ClientConnection, HandshakeKind};
 
-use super::exchange::{Close, Exchange, Scratch};
+use super::dispatch::Ticket;
+use super::exchange::{Close, Exchange, Scratch, Sink, Step};
 use super::outcome::Failure;
 use super::sys::{self, Io};
 use super::tls;
@@ -15,17 +28,23 @@ use super::tls;
 /// A single drain loop never reads more than this many times before yielding to other connections.
 pub const MAX_READS_PER_EVENT: usize = 16;
 
+/// Where a connection stands. See the module docs.
+#[derive(Debug)]
+pub enum State {
+    /// Non-blocking connect in progress.
+    Connecting(Exchange),
+    /// TLS handshake in progress; the request waits inside rustls.
+    Handshaking(Exchange),
+    /// Open, with nothing in flight: may carry the next request.
+    Idle,
+    /// Open, carrying a request.
+    Busy(Exchange),
+}
+
+/// How bytes cross the socket.
 pub enum Transport {
     Plain,
     Tls(Box<ClientConnection>),
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ConnState {
-    /// Non-blocking connect in progress.
-    Connecting,
-    /// Connected (TLS may still be handshaking; rustls buffers the request until it is done).
-    Open,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,36 +69,86 @@ pub enum ReadResult {
 }
 
 pub struct Conn {
+    /// A serial per thread (from 1): tells a reused slab slot from the connection that held it.
     pub id: u64,
-    pub sock: TcpStream,
+    sock: TcpStream,
+    transport: Transport,
+    state: State,
+    /// Which resolved address it uses, and how many it has tried (refusals move to the next).
     pub addr_index: usize,
     pub addr_attempts: usize,
-    pub transport: Transport,
-    pub state: ConnState,
     /// Responses completed on this connection: a reused connection the server closed gets one retry.
     pub served: u64,
     /// Read buffer and parser memory, lent to each exchange.
-    pub scratch: Scratch,
-    pub exchange: Option<Exchange>,
+    scratch: Scratch,
 }
 
 impl Conn {
-    pub fn new(id: u64, sock: TcpStream, addr_index: usize, transport: Transport) -> Conn {
+    /// A connection being opened on `sock` for the request of `ex`.
+    pub fn new(
+        id: u64,
+        sock: TcpStream,
+        addr_index: usize,
+        transport: Transport,
+        ex: Exchange,
+    ) -> Conn {
         Conn {
             id,
             sock,
+            transport,
+            state: State::Connecting(ex),
             addr_index,
             addr_attempts: 1,
-            transport,
-            state: ConnState::Connecting,
             served: 0,
             scratch: Scratch::new(),
-            exchange: None,
         }
     }
 
+    /// The socket, for (de)registration with the poller.
+    pub fn socket(&mut self) -> &mut TcpStream {
+        &mut self.sock
+    }
+
     pub fn is_idle(&self) -> bool {
-        self.state == ConnState::Open && self.exchange.is_none()
+        matches!(self.state, State::Idle)
+    }
+
+    pub fn is_connecting(&self) -> bool {
+        matches!(self.state, State::Connecting(_))
+    }
+
+    /// The exchange in flight, in whatever state the connection is.
+    #[inline]
+    pub fn exchange(&self) -> Option<&Exchange> {
+        match &self.state {
+            State::Connecting(ex) | State::Handshaking(ex) | State::Busy(ex) => Some(ex),
+            State::Idle => None,
+        }
+    }
+
+    #[inline]
+    fn exchange_mut(&mut self) -> Option<&mut Exchange> {
+        match &mut self.state {
+            State::Connecting(ex) | State::Handshaking(ex) | State::Busy(ex) => Some(ex),
+            State::Idle => None,
+        }
+    }
+
+    /// An idle connection takes the next request.
+    pub fn carry(&mut self, ex: Exchange) {
+        debug_assert!(self.is_idle(), "a connection carries one request at a time");
+        self.state = State::Busy(ex);
+    }
+
+    /// Ends the exchange in flight where it lies (read what it measured first), leaving the
+    /// connection idle, and gives back its ticket: the one way a ticket goes back to dispatch.
+    /// Only a completed exchange leaves a connection fit for reuse; after a failure the lane
+    /// closes it.
+    #[inline]
+    pub fn release(&mut self) -> Option<Ticket> {
+        let t = *self.exchange()?.ticket();
+        self.state = State::Idle;
+        Some(t)
     }
 
     /// Checks a non-blocking connect: `Ok(true)` connected, `Ok(false)` still in progress.
@@ -89,9 +158,14 @@ impl Conn {
         }
         match self.sock.peer_addr() {
             Ok(_) => {
-                self.state = ConnState::Open;
                 // Requests are small and latency is what we measure: never wait for Nagle.
                 let _ = self.sock.set_nodelay(true);
+                let state = std::mem::replace(&mut self.state, State::Idle);
+                self.state = match (state, &self.transport) {
+                    (State::Connecting(ex), Transport::Tls(_)) => State::Handshaking(ex),
+                    (State::Connecting(ex), Transport::Plain) => State::Busy(ex),
+                    (other, _) => other,
+                };
                 Ok(true)
             }
             Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
@@ -100,17 +174,145 @@ impl Conn {
         }
     }
 
-    /// Writes what is left of `request` (and any TLS records rustls wants out).
-    pub fn write(&mut self, request: &[u8]) -> WriteResult {
-        let Some(req) = self.exchange.as_mut() else {
-            return WriteResult::Done;
+    /// Writes what is left of the request in flight (`request(index)` gives its bytes), and any
+    /// TLS records rustls wants out. Nothing before the connect completes.
+    pub fn write<'r>(&mut self, request: impl FnOnce(u64) -> &'r [u8]) -> WriteResult {
+        let Conn {
+            sock,
+            transport,
+            state,
+            ..
+        } = self;
+        let result = match state {
+            State::Connecting(_) => return WriteResult::Done,
+            State::Idle => transport.flush(sock),
+            State::Handshaking(ex) | State::Busy(ex) => {
+                let bytes = request(ex.ticket().index);
+                transport.write(sock, bytes, &mut ex.written)
+            }
         };
-        match &mut self.transport {
+        self.settle();
+        result
+    }
+
+    /// Reads once into the scratch buffer's free space (draining TLS records as needed).
+    #[inline]
+    pub fn read(&mut self) -> ReadResult {
+        // Only a response head accumulates in the buffer; the parser caps it before this.
+        let Some(dst) = self.scratch.space() else {
+            return ReadResult::Failed(Failure::Invalid("headers too large"));
+        };
+        let result = self.transport.read(&mut self.sock, dst);
+        if let State::Handshaking(_) = self.state {
+            self.settle();
+        }
+        result
+    }
+
+    /// Hands the `n` bytes just read, at `now`, to the exchange in flight. None when there is
+    /// none: the bytes were never asked for.
+    #[inline]
+    pub fn feed(&mut self, n: usize, now: Instant, sink: &mut impl Sink) -> Option<Step> {
+        let Conn { state, scratch, .. } = self;
+        match state {
+            State::Handshaking(ex) | State::Busy(ex) => Some(ex.feed(scratch, n, now, sink)),
+            State::Connecting(_) | State::Idle => None,
+        }
+    }
+
+    /// The peer closed: what that means for the exchange in flight (None when there is none).
+    pub fn finish(&mut self, close: Close, sink: &mut impl Sink) -> Option<Result<(), Failure>> {
+        let Conn { state, scratch, .. } = self;
+        match state {
+            State::Connecting(ex) | State::Handshaking(ex) | State::Busy(ex) => {
+                Some(ex.finish(close, scratch, sink))
+            }
+            State::Idle => None,
+        }
+    }
+
+    /// A read filled the buffer: a big body is coming, so read it in larger pieces.
+    pub fn grow_for_body(&mut self) {
+        self.scratch.grow_for_body();
+    }
+
+    /// Whether the request in flight still has bytes to go out (`len(index)`: its length).
+    #[inline]
+    pub fn request_pending(&self, len: impl FnOnce(u64) -> usize) -> bool {
+        self.exchange()
+            .is_some_and(|ex| ex.written < len(ex.ticket().index))
+    }
+
+    /// Whether TLS records are waiting to go out (the handshake, or the buffered request).
+    #[inline]
+    pub fn wants_write(&self) -> bool {
+        self.transport.wants_write()
+    }
+
+    /// How the TLS handshake went, once it has (None for plain connections).
+    pub fn handshake_kind(&self) -> Option<HandshakeKind> {
+        match &self.transport {
+            Transport::Plain => None,
+            Transport::Tls(tls) => tls.handshake_kind(),
+        }
+    }
+
+    /// A new socket for the same connection slot (the next resolved address after a refusal).
+    pub fn replace_socket(&mut self, sock: TcpStream, addr_index: usize, transport: Transport) {
+        self.sock = sock;
+        self.addr_index = addr_index;
+        self.addr_attempts += 1;
+        self.transport = transport;
+        let state = std::mem::replace(&mut self.state, State::Idle);
+        self.state = match state {
+            State::Handshaking(ex) | State::Busy(ex) | State::Connecting(ex) => {
+                State::Connecting(ex)
+            }
+            State::Idle => State::Idle,
+        };
+        // The request starts over on the new socket.
+        if let Some(ex) = self.exchange_mut() {
+            ex.written = 0;
+        }
+    }
+
+    /// A finished TLS handshake moves the connection on to carrying its request.
+    fn settle(&mut self) {
+        if let State::Handshaking(_) = self.state
+            && !self.transport.handshaking()
+            && let State::Handshaking(ex) = std::mem::replace(&mut self.state, State::Idle)
+        {
+            self.state = State::Busy(ex);
+        }
+    }
+}
+
+impl Transport {
+    #[inline]
+    fn handshaking(&self) -> bool {
+        match self {
+            Transport::Plain => false,
+            Transport::Tls(tls) => tls.is_handshaking(),
+        }
+    }
+
+    #[inline]
+    fn wants_write(&self) -> bool {
+        match self {
+            Transport::Plain => false,
+            Transport::Tls(tls) => tls.wants_write(),
+        }
+    }
+
+    /// Writes `bytes[*written..]`, advancing `written`.
+    #[inline]
+    fn write(&mut self, sock: &mut TcpStream, bytes: &[u8], written: &mut usize) -> WriteResult {
+        match self {
             Transport::Plain => {
-                while req.written < request.len() {
-                    match sys::send(&self.sock, &request[req.written..]) {
+                while *written < bytes.len() {
+                    match sys::send(&*sock, &bytes[*written..]) {
                         Io::Done(0) => return WriteResult::Failed(Failure::Reset),
-                        Io::Done(n) => req.written += n,
+                        Io::Done(n) => *written += n,
                         Io::WouldBlock => return WriteResult::WouldBlock,
                         Io::Failed(e) => return WriteResult::Failed(Failure::from_io(&e)),
                     }
@@ -119,31 +321,35 @@ impl Conn {
             }
             Transport::Tls(tls) => {
                 // rustls keeps plaintext written before the handshake ends and sends it after.
-                while req.written < request.len() {
-                    match tls.writer().write(&request[req.written..]) {
+                while *written < bytes.len() {
+                    match tls.writer().write(&bytes[*written..]) {
                         Ok(0) => break, // its buffer is full: flush first
-                        Ok(n) => req.written += n,
+                        Ok(n) => *written += n,
                         Err(_) => return WriteResult::Failed(Failure::Tls("write failed")),
                     }
                 }
-                match flush_tls(tls, &mut self.sock) {
-                    WriteResult::Done if req.written < request.len() => WriteResult::WouldBlock,
+                match flush_tls(tls, sock) {
+                    WriteResult::Done if *written < bytes.len() => WriteResult::WouldBlock,
                     r => r,
                 }
             }
         }
     }
 
-    /// Reads once into the scratch buffer's free space (draining TLS records as needed).
-    pub fn read(&mut self) -> ReadResult {
-        // Only a response head accumulates in the buffer; the parser caps it before this.
-        let Some(dst) = self.scratch.space() else {
-            return ReadResult::Failed(Failure::Invalid("headers too large"));
-        };
+    fn flush(&mut self, sock: &mut TcpStream) -> WriteResult {
+        match self {
+            Transport::Plain => WriteResult::Done,
+            Transport::Tls(tls) => flush_tls(tls, sock),
+        }
+    }
+
+    /// Reads once into `dst`.
+    #[inline]
+    fn read(&mut self, sock: &mut TcpStream, dst: &mut [u8]) -> ReadResult {
         let room = dst.len();
         let data = |n: usize| ReadResult::Data { n, full: n == room };
-        match &mut self.transport {
-            Transport::Plain => match sys::recv(&self.sock, dst) {
+        match self {
+            Transport::Plain => match sys::recv(&*sock, dst) {
                 Io::Done(0) => ReadResult::Closed(Close::Clean),
                 Io::Done(n) => data(n),
                 Io::WouldBlock => ReadResult::WouldBlock,
@@ -164,7 +370,7 @@ impl Conn {
                         }
                         Err(_) => return ReadResult::Failed(Failure::Tls("read failed")),
                     }
-                    match tls.read_tls(&mut self.sock) {
+                    match tls.read_tls(sock) {
                         Ok(0) => {
                             if let Err(e) = tls.process_new_packets() {
                                 return ReadResult::Failed(Failure::Tls(tls::reason(&e)));
@@ -183,11 +389,11 @@ impl Conn {
                         Ok(_) => {
                             if let Err(e) = tls.process_new_packets() {
                                 // Tell the server why, best effort.
-                                let _ = tls.write_tls(&mut self.sock);
+                                let _ = tls.write_tls(sock);
                                 return ReadResult::Failed(Failure::Tls(tls::reason(&e)));
                             }
                             if tls.wants_write()
-                                && let WriteResult::Failed(f) = flush_tls(tls, &mut self.sock)
+                                && let WriteResult::Failed(f) = flush_tls(tls, sock)
                             {
                                 return ReadResult::Failed(f);
                             }
@@ -209,30 +415,6 @@ impl Conn {
                 ReadResult::WouldBlock
             }
         }
-    }
-
-    /// Whether TLS records are waiting to go out (the handshake, or the buffered request).
-    pub fn wants_write(&self) -> bool {
-        match &self.transport {
-            Transport::Plain => false,
-            Transport::Tls(tls) => tls.wants_write(),
-        }
-    }
-
-    pub fn flush(&mut self) -> WriteResult {
-        match &mut self.transport {
-            Transport::Plain => WriteResult::Done,
-            Transport::Tls(tls) => flush_tls(tls, &mut self.sock),
-        }
-    }
-
-    /// A new socket for the same connection slot (the next resolved address after a refusal).
-    pub fn replace_socket(&mut self, sock: TcpStream, addr_index: usize, transport: Transport) {
-        self.sock = sock;
-        self.addr_index = addr_index;
-        self.addr_attempts += 1;
-        self.transport = transport;
-        self.state = ConnState::Connecting;
     }
 }
 

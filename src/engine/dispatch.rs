@@ -6,8 +6,9 @@
 //! It knows connections only as slab keys and counts; which connection is idle, and the sockets,
 //! belong to the lane. When requests fall due belongs to [`super::pacing`].
 //!
-//! Every request handed out comes with a [`Ticket`] that is not `Clone`: it goes back through
-//! [`Dispatch::end`] or [`Dispatch::retry`] exactly once, so the busy count cannot drift.
+//! Every request handed out comes with a [`Ticket`]; its connection gives it back through
+//! [`Dispatch::end`] or [`Dispatch::retry`] exactly once, when the connection's state leaves
+//! carrying it (`Conn::release`), so the busy count cannot drift.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -23,8 +24,9 @@ pub struct Pending {
     pub dispatch: Option<Instant>,
 }
 
-/// The request an exchange carries, from its hand-over to a connection until it ends.
-#[derive(Debug, PartialEq, Eq)]
+/// The request an exchange carries, from its hand-over to a connection until it ends. `Copy`, so
+/// that ending an exchange reads it where it lies instead of moving the exchange out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Ticket {
     /// Global request index.
     pub index: u64,
@@ -132,6 +134,7 @@ impl Dispatch {
     }
 
     /// Hands `p` to a connection at `now` (a retry keeps its first dispatch time).
+    #[inline]
     pub fn start(&mut self, p: Pending, now: Instant) -> Ticket {
         self.serial += 1;
         self.busy += 1;
@@ -145,6 +148,7 @@ impl Dispatch {
     }
 
     /// The request of `t` is on connection `key`: it times out `timeout` after its first dispatch.
+    #[inline(always)]
     pub fn track(&mut self, key: usize, t: &Ticket) {
         let entry = Deadline {
             at: t.dispatch + self.timeout,
@@ -160,6 +164,7 @@ impl Dispatch {
     }
 
     /// The request of `t` ended (any outcome).
+    #[inline]
     pub fn end(&mut self, t: Ticket) {
         let _ = t;
         debug_assert!(self.busy > 0, "a ticket ended that was never started");

@@ -245,11 +245,6 @@ impl Exchange {
         &self.ticket
     }
 
-    /// Ends the exchange, giving its ticket back to dispatch.
-    pub fn into_ticket(self) -> Ticket {
-        self.ticket
-    }
-
     pub fn phase(&self) -> Phase {
         self.phase
     }
@@ -322,6 +317,7 @@ impl Exchange {
     }
 
     /// The record of the response this exchange completed (after [`Step::Complete`]).
+    #[inline]
     pub fn completed(&self, thread: u32) -> Completed {
         self.record(thread, self.outcome, self.end_at)
     }
@@ -332,6 +328,7 @@ impl Exchange {
         self.record(thread, Outcome::Failed(f), None)
     }
 
+    #[inline]
     fn record(&self, thread: u32, outcome: Outcome, end_at: Option<Instant>) -> Completed {
         let t = &self.ticket;
         let success = outcome == Outcome::Success;
@@ -360,6 +357,7 @@ impl Exchange {
 
     /// Parses heads at the start of `mem.buf[..mem.kept]`, skipping 1xx ones. `Some(len)`: the
     /// final head is complete and the body starts at `len`.
+    #[inline(always)]
     fn parse_heads(&mut self, mem: &mut Scratch, now: Instant) -> Result<Option<usize>, Failure> {
         loop {
             match parse_head(&mem.buf[..mem.kept], self.head_request) {
@@ -456,6 +454,7 @@ impl Exchange {
     }
 
     /// The response ended at `end`: decide its outcome.
+    #[inline(always)]
     fn complete(&mut self, end: Instant, mem: &Scratch, sink: &mut impl Sink) {
         self.phase = Phase::Done;
         self.end_at = Some(end);

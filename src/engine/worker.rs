@@ -17,7 +17,7 @@ use rustls::ClientConnection;
 use rustls::pki_types::ServerName;
 use slab::Slab;
 
-use super::conn::{Conn, ConnState, MAX_READS_PER_EVENT, ReadResult, Transport, WriteResult};
+use super::conn::{Conn, MAX_READS_PER_EVENT, ReadResult, Transport, WriteResult};
 use super::dispatch::{Dispatch, Pending, Ticket};
 use super::exchange::{Close, Exchange, Step};
 use super::outcome::{Completed, Failure};
@@ -205,7 +205,7 @@ impl<'a> Worker<'a> {
             let live = |key: usize, serial: u64| {
                 conns
                     .get(key)
-                    .and_then(|c| c.exchange.as_ref())
+                    .and_then(Conn::exchange)
                     .is_some_and(|e| e.ticket().serial == serial)
             };
             let Some(key) = self.dispatch.expire_sent(now, live) else {
@@ -290,7 +290,7 @@ impl<'a> Worker<'a> {
         let ticket = self.start(p);
         self.dispatch.track(key, &ticket);
         let ex = self.exchange(ticket, self.conns[key].id);
-        self.conns[key].exchange = Some(ex);
+        self.conns[key].carry(ex);
         self.write(key);
     }
 
@@ -310,24 +310,27 @@ impl<'a> Worker<'a> {
         self.next_conn_id += 1;
         let id = self.next_conn_id;
         let ex = self.exchange(ticket, id);
-        let conn = match attempt {
-            Ok(((sock, transport), index)) => Conn::new(id, sock, index, transport),
-            Err(f) => return self.end(ex, f),
+        let ((sock, transport), index) = match attempt {
+            Ok(a) => a,
+            Err(f) => return self.end(&ex, f),
         };
         let entry = self.conns.vacant_entry();
         let key = entry.key();
-        let conn = entry.insert(conn);
+        // Tracked before the connection exists: should registering fail, the entry is stale.
+        self.dispatch.track(key, ex.ticket());
+        let conn = entry.insert(Conn::new(id, sock, index, transport, ex));
         if let Err(e) = self.poll.registry().register(
-            &mut conn.sock,
+            conn.socket(),
             Token(key),
             Interest::READABLE | Interest::WRITABLE,
         ) {
-            self.conns.remove(key);
-            return self.end(ex, Failure::from_io(&e));
+            let conn = self.conns.remove(key);
+            if let Some(ex) = conn.exchange() {
+                self.end(ex, Failure::from_io(&e));
+            }
+            return;
         }
         self.dispatch.opened();
-        self.dispatch.track(key, ex.ticket());
-        self.conns[key].exchange = Some(ex);
     }
 
     fn connect(&self, index: usize) -> Result<(TcpStream, Transport), Failure> {
@@ -343,10 +346,11 @@ impl<'a> Worker<'a> {
     }
 
     fn on_event(&mut self, key: usize, readable: bool, writable: bool) {
+        let plan = self.sh.plan;
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
-        if conn.state == ConnState::Connecting {
+        if conn.is_connecting() {
             match conn.connect_done() {
                 Ok(false) => return,
                 Ok(true) => {
@@ -384,7 +388,11 @@ impl<'a> Worker<'a> {
             if !self.conns.contains(key) {
                 return;
             }
-        } else if writable || self.conns[key].wants_write() {
+        } else if self.conns[key].wants_write()
+            || (writable && self.conns[key].request_pending(|i| plan.request_for(i).len()))
+        {
+            // Edge-triggered readiness reports "writable" with every response that arrives;
+            // only a request not yet all out (or TLS records waiting) needs the write call.
             self.write(key);
             if !self.conns.contains(key) {
                 return;
@@ -396,18 +404,8 @@ impl<'a> Worker<'a> {
     }
 
     fn write(&mut self, key: usize) {
-        let conn = &mut self.conns[key];
-        if conn.state != ConnState::Open {
-            return;
-        }
-        let result = match &conn.exchange {
-            Some(ex) => {
-                let request = self.sh.plan.request_for(ex.ticket().index);
-                conn.write(request)
-            }
-            None => conn.flush(),
-        };
-        if let WriteResult::Failed(f) = result {
+        let plan = self.sh.plan;
+        if let WriteResult::Failed(f) = self.conns[key].write(|index| plan.request_for(index)) {
             self.fail(key, f);
         }
     }
@@ -420,13 +418,13 @@ impl<'a> Worker<'a> {
             match conn.read() {
                 ReadResult::Data { n, full } => {
                     let now = Instant::now();
-                    let Some(ex) = conn.exchange.as_mut() else {
+                    let Some(step) = conn.feed(n, now, &mut self.stats) else {
                         // Bytes on a connection with no request: nothing asked for them.
                         return self.close(key);
                     };
-                    match ex.feed(&mut conn.scratch, n, now, &mut self.stats) {
+                    match step {
                         // A read that filled the buffer means a big body: read it in larger pieces.
-                        Step::More if full => conn.scratch.grow_for_body(),
+                        Step::More if full => conn.grow_for_body(),
                         Step::More => {}
                         Step::Complete { reuse } => {
                             self.complete(key, reuse);
@@ -450,13 +448,10 @@ impl<'a> Worker<'a> {
     }
 
     fn on_close(&mut self, key: usize, close: Close) {
-        let conn = &mut self.conns[key];
-        let Some(ex) = conn.exchange.as_mut() else {
-            return self.close(key);
-        };
-        match ex.finish(close, &mut conn.scratch, &mut self.stats) {
-            Ok(()) => self.complete(key, false),
-            Err(f) => self.fail(key, f),
+        match self.conns[key].finish(close, &mut self.stats) {
+            None => self.close(key),
+            Some(Ok(())) => self.complete(key, false),
+            Some(Err(f)) => self.fail(key, f),
         }
     }
 
@@ -467,11 +462,17 @@ impl<'a> Worker<'a> {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
-        if let Some(ex) = conn.exchange.take() {
+        if let Some(ex) = conn.exchange() {
             if Dispatch::retryable(f, ex.got_bytes(), conn.served, ex.ticket()) {
-                self.dispatch.retry(ex.into_ticket());
+                if let Some(t) = conn.release() {
+                    self.dispatch.retry(t);
+                }
             } else {
-                self.end(ex, f);
+                let c = ex.failed(f, self.thread);
+                if let Some(t) = conn.release() {
+                    self.dispatch.end(t);
+                }
+                self.record(&c);
             }
         }
         self.close(key);
@@ -479,44 +480,44 @@ impl<'a> Worker<'a> {
 
     fn close(&mut self, key: usize) {
         if let Some(mut conn) = self.conns.try_remove(key) {
-            let _ = self.poll.registry().deregister(&mut conn.sock);
-            if let Transport::Tls(tls) = &conn.transport {
-                match tls.handshake_kind() {
-                    Some(rustls::HandshakeKind::Resumed) => self.stats.tls_resumed += 1,
-                    Some(_) => self.stats.tls_full += 1,
-                    None => {}
-                }
+            let _ = self.poll.registry().deregister(conn.socket());
+            match conn.handshake_kind() {
+                Some(rustls::HandshakeKind::Resumed) => self.stats.tls_resumed += 1,
+                Some(_) => self.stats.tls_full += 1,
+                None => {}
             }
             self.dispatch.closed();
-            if let Some(ex) = conn.exchange {
+            if let Some(t) = conn.release() {
                 // Only at a closed loop's end: what is in flight is not counted.
-                self.dispatch.end(ex.into_ticket());
+                self.dispatch.end(t);
             }
         }
     }
 
     /// The response of the connection's exchange is complete.
+    #[inline(always)]
     fn complete(&mut self, key: usize, reuse: bool) {
         let conn = &mut self.conns[key];
-        let Some(ex) = conn.exchange.take() else {
+        let Some(c) = conn.exchange().map(|ex| ex.completed(self.thread)) else {
             return;
         };
+        if let Some(t) = conn.release() {
+            self.dispatch.end(t);
+        }
         conn.served += 1;
         if reuse {
             self.idle.push((key, conn.id));
         }
-        let c = ex.completed(self.thread);
-        self.dispatch.end(ex.into_ticket());
         self.record(&c);
         if !reuse {
             self.close(key);
         }
     }
 
-    /// The exchange failed with `f`; its connection is the caller's to close.
-    fn end(&mut self, ex: Exchange, f: Failure) {
+    /// The exchange of a connection that never came to be failed with `f`.
+    fn end(&mut self, ex: &Exchange, f: Failure) {
         let c = ex.failed(f, self.thread);
-        self.dispatch.end(ex.into_ticket());
+        self.dispatch.end(*ex.ticket());
         self.record(&c);
     }
 
@@ -538,8 +539,12 @@ impl<'a> Worker<'a> {
     fn abandon(&mut self, f: Failure) {
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
         for key in keys {
-            if let Some(ex) = self.conns[key].exchange.take() {
-                self.end(ex, f);
+            let conn = &mut self.conns[key];
+            if let Some(c) = conn.exchange().map(|ex| ex.failed(f, self.thread))
+                && let Some(t) = conn.release()
+            {
+                self.dispatch.end(t);
+                self.record(&c);
             }
         }
         for p in self.dispatch.take_all() {
