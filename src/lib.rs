@@ -5,10 +5,11 @@
 //!  curl ──HTTP──> api (own HTTP, a thread per call) ─┐
 //!                                                    ├─ Plan ──> engine::run(plan) ──> RunStats ──> report (JSON / text)
 //!  shell ──argv─> cli (clap) ────────────────────────┘              │
-//!                                  spawns T worker threads, each: mio Poll + Slab<Conn>
-//!                                  + its share of the schedule + deadline queues;
-//!                                  workers send progress ticks and, at the end, their
-//!                                  stats over crossbeam-channel; the engine merges them.
+//!                                  spawns T engine threads ("lanes"), each: mio Poll + Slab<Conn>
+//!                                  + its share of the schedule + a deadline FIFO + a timerfd;
+//!                                  lanes publish progress counters (relaxed atomics), read a
+//!                                  stop switch once per loop turn and, at the end, send their
+//!                                  stats over crossbeam-channel; the engine merges them with +=.
 //! ```
 //!
 //! Data flows one way: inputs become a validated [`plan::Plan`] in exactly one place
@@ -18,9 +19,13 @@
 //! Modules:
 //! - [`plan`]: `Input` → validated `Plan` (request bytes built once, schedule, workers, TLS, LLM mode);
 //!   [`plan::defaults`] holds every default and server limit both fronts read.
-//! - [`engine`]: `run(plan)`; per thread a mio loop ([`engine::worker`]) over a slab of
-//!   [`engine::conn`] connections, a timerfd ([`engine::sys`]) and a deadline heap; pacing is pure
-//!   arithmetic ([`engine::pacing`]); failures are `Copy` values with stable names ([`engine::outcome`]).
+//! - [`engine`]: `run(plan)` / `run_with(plan, controls)`. Inside, one direction per request:
+//!   socket → [`engine::conn`] (state enum over plain TCP or rustls) → [`engine::exchange`] (one
+//!   request/response as a pure state machine over `http1` and `llm`) → the lane
+//!   ([`engine::lane`], the loop and only the loop) builds one [`engine::outcome::Completed`] per
+//!   request → [`engine::stats`] (`LaneStats::record`, merged with `+=`). When requests fall due
+//!   is [`engine::pacing`]'s (pure arithmetic), which goes next and when one waited too long is
+//!   [`engine::dispatch`]'s (pure, `now` passed in), the Linux calls are [`engine::sys`]'s.
 //! - [`http1`]: request bytes; response head (httparse), chunked and body framing: incremental, no
 //!   allocation.
 //! - [`llm`]: the SSE framer, event classification (token / usage / error / done), payloads; and
@@ -36,9 +41,10 @@
 //! its CKMS merge re-inserts kept values as single samples (a merged p50 landed at rank 0.28–0.30
 //! in our measurement) and its memory grows with the run; `stats::sketch` explains the choice.
 //!
-//! `unsafe` is denied everywhere but [`engine::sys`], the one module of Linux calls, which asks
-//! the OS for real-time scheduling of the workers (`--realtime`; rustix has no
-//! `sched_setscheduler`), with a `// SAFETY:` note on each block.
+//! pacer runs on Linux only (`engine::sys` says so at compile time elsewhere). `unsafe` is denied
+//! everywhere but [`engine::sys`], the one module of Linux calls, which asks the OS for real-time
+//! scheduling of the engine threads (`--realtime`; rustix has no `sched_setscheduler`), with a
+//! `// SAFETY:` note on each block.
 #![deny(unsafe_code)]
 
 pub mod api;

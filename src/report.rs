@@ -272,6 +272,9 @@ pub fn to_json(plan: &Plan, stats: &RunStats) -> Value {
     m.insert("bytes_received".into(), json!(stats.bytes_received));
     m.insert("connections_opened".into(), json!(stats.connections_opened));
     m.insert("scheduling".into(), json!(stats.scheduling.describe()));
+    if stats.interrupted {
+        m.insert("interrupted".into(), json!(true));
+    }
     if plan.target.tls {
         m.insert(
             "tls_handshakes".into(),
@@ -455,6 +458,12 @@ pub fn to_text(plan: &Plan, stats: &RunStats) -> String {
     );
     if stats.scheduling != crate::engine::Scheduling::Normal {
         let _ = writeln!(out, "  scheduling: {}", stats.scheduling.describe());
+    }
+    if stats.interrupted {
+        let _ = writeln!(
+            out,
+            "  INTERRUPTED: stopped before its end; requests not yet sent are counted as \"not sent: interrupted\""
+        );
     }
     if plan.target.tls {
         let _ = writeln!(

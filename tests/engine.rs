@@ -4,7 +4,7 @@ mod util;
 
 use std::time::Instant;
 
-use pacer::engine::Scheduling;
+use pacer::engine::{self, Controls, Progress, Scheduling, Stop};
 use pacer::mock::MockConfig;
 use pacer::plan::{Limits, Plan, Rate};
 use util::*;
@@ -43,9 +43,11 @@ fn keep_alive_reuses_connections() {
     assert_eq!(s.successes, 400);
     assert!(s.connections_opened <= 4, "opened {}", s.connections_opened);
     assert_eq!(m.counters().connections, s.connections_opened);
-    // Open loop: 400 sends spread over one second.
+    // Open loop: the last of 400 sends is due at 399/400 s and none goes early. How close the
+    // rate comes to 400/s is measured in benches, not asserted here.
+    assert!(s.elapsed.as_secs_f64() >= 399.0 / 400.0, "{:?}", s.elapsed);
     assert!(
-        (s.achieved_qps - 400.0).abs() < 8.0,
+        s.achieved_qps > 100.0 && s.achieved_qps < 1600.0,
         "achieved {}",
         s.achieved_qps
     );
@@ -78,7 +80,11 @@ fn slow_target_gives_timeouts_within_the_bound() {
     i.timeout = Some(0.2);
     let start = Instant::now();
     let s = run(&i);
-    assert!(start.elapsed().as_secs_f64() < 1.0 + 2.0 * 0.2 + 1.0);
+    let took = start.elapsed().as_secs_f64();
+    // The last request is due at 0.95 s and times out 0.2 s after it went; the bound is
+    // duration + 2 × timeout, and a second more for a loaded machine.
+    assert!(took >= 0.95 + 0.2, "took {took}");
+    assert!(took < 1.0 + 2.0 * 0.2 + 1.0, "took {took}");
     assert_accounted(&s, 20);
     assert_eq!(named(&s, "timeout"), 20, "{:?}", s.errors);
 }
@@ -103,16 +109,45 @@ fn too_few_workers_gives_not_sent() {
 }
 
 #[test]
-fn saturation_runs_closed_loop_for_the_duration() {
+fn saturation_runs_closed_loop_and_every_completion_is_timed() {
     let m = mock_ok();
     let mut i = input(&format!("{}/", m.url()), 1.0, 0.5);
     i.qps = Rate::Max;
     i.num_workers = Some(4);
-    let s = run(&i);
-    assert!(s.total_requests > 100, "{}", s.total_requests);
-    assert_eq!(s.successes, s.total_requests);
-    assert!(s.connections_opened <= 4);
-    assert!((s.elapsed.as_secs_f64() - 0.5).abs() < 1e-9);
+    let p = plan(&i);
+    let progress = Progress::new(&p);
+    let controls = Controls {
+        progress: Some(&progress),
+        ..Controls::default()
+    };
+    let s = engine::run_with(&p, controls).unwrap();
+    assert!(s.total_requests > 0, "{}", s.total_requests);
+    assert_eq!(s.successes, s.total_requests, "{:?}", s.errors);
+    assert_eq!(s.successes + s.error_count(), s.total_requests);
+    // Every request that counts got a whole response, and each was timed once.
+    assert_eq!(s.timings.response_time.count(), s.total_requests);
+    assert_eq!(s.timings.latency.count(), s.total_requests);
+    assert!(s.timings.response_time.summary().min.unwrap() > 0.0);
+    // The mock saw them all, plus at most one in flight per connection when the loop ended.
+    let served = m.counters().requests;
+    assert!(
+        served >= s.total_requests && served <= s.total_requests + 4,
+        "served {served}, counted {}",
+        s.total_requests
+    );
+    assert!(s.connections_opened >= 1 && s.connections_opened <= 4);
+    assert_eq!(
+        s.achieved_qps,
+        s.total_requests as f64 / s.elapsed.as_secs_f64()
+    );
+    assert!(!s.interrupted);
+    // The progress counters end at the run's totals.
+    let c = progress.counts();
+    assert_eq!(
+        (c.done, c.completed, c.errors),
+        (s.total_requests, s.total_requests, 0)
+    );
+    assert!(c.sent >= c.done);
 }
 
 #[test]
@@ -242,6 +277,8 @@ fn a_retried_request_times_out_from_its_first_dispatch() {
     });
     // Two requests, 0.4 s apart, one worker: the second goes out on connection 1 at 0.4 s, is
     // retried at about 0.6 s, and must time out at 0.4 + 0.3 = 0.7 s (0.9 s if timed from the retry).
+    // That the timeout counts from the first dispatch is checked on made-up instants in
+    // engine::dispatch's tests; here the sockets: one retry, on a second connection.
     let mut i = input(&url, 2.5, 0.8);
     i.num_workers = Some(1);
     i.timeout = Some(0.3);
@@ -252,7 +289,8 @@ fn a_retried_request_times_out_from_its_first_dispatch() {
     assert_eq!(s.successes, 1, "{:?}", s.errors);
     assert_eq!(named(&s, "timeout"), 1, "{:?}", s.errors);
     assert_eq!(s.connections_opened, 2);
-    assert!((0.69..0.85).contains(&took), "took {took}");
+    assert!(took >= 0.4 + 0.3, "took {took}");
+    assert!(took < 5.0, "took {took}");
     assert!(server.join().unwrap(), "the retry never reached the server");
 }
 
@@ -374,4 +412,100 @@ fn a_tls_close_without_close_notify_does_not_complete_a_close_delimited_body() {
     assert_eq!(notified.successes, 5, "{:?}", notified.errors);
     assert_accounted(&framed, 5);
     assert_eq!(framed.successes, 5, "{:?}", framed.errors);
+}
+
+/// Waits (bounded) until `progress` shows `n` complete responses; false if it never does.
+fn wait_for_completions(progress: &Progress, n: u64) -> bool {
+    let until = Instant::now() + std::time::Duration::from_secs(20);
+    while Instant::now() < until {
+        if progress.counts().completed >= n {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    false
+}
+
+/// Stopping a fixed-rate run: nothing more goes out, each request not yet sent ends as a failure
+/// of its own, those in flight end normally, and the report says so. Stopped from another thread
+/// once the progress counters show 20 responses, long before the 2,000th request is due.
+#[test]
+fn a_stopped_run_counts_every_unsent_request_as_interrupted() {
+    let m = mock_ok();
+    let i = input(&format!("{}/", m.url()), 200.0, 10.0);
+    let p = plan(&i);
+    let progress = Progress::new(&p);
+    let stop = Stop::new();
+    let controls = Controls {
+        progress: Some(&progress),
+        stop: Some(&stop),
+        ..Controls::default()
+    };
+    let s = std::thread::scope(|scope| {
+        let run = scope.spawn(|| engine::run_with(&p, controls).unwrap());
+        let seen = wait_for_completions(&progress, 20);
+        stop.stop();
+        assert!(seen, "20 responses never came");
+        run.join().unwrap()
+    });
+    assert_accounted(&s, 2000);
+    assert!(s.interrupted);
+    let interrupted = named(&s, "not sent: interrupted");
+    assert!(s.successes >= 20, "{}", s.successes);
+    assert!(interrupted > 0, "{:?}", s.errors);
+    assert_eq!(
+        s.successes + interrupted,
+        2000,
+        "only successes and interrupted: {:?}",
+        s.errors
+    );
+    // What went out is what the mock saw; what did not, it never saw.
+    assert_eq!(m.counters().requests, s.successes);
+    assert_eq!(s.timings.dispatch_delay.count(), s.successes);
+    let c = progress.counts();
+    assert_eq!((c.done, c.errors, c.sent), (2000, interrupted, s.successes));
+    let json = pacer::report::to_json(&p, &s);
+    assert_eq!(json["interrupted"], serde_json::json!(true));
+    assert_eq!(json["total_requests"], serde_json::json!(2000));
+    // A run that was not stopped says nothing about it.
+    let whole = run(&input(&format!("{}/", m.url()), 50.0, 0.1));
+    assert!(!whole.interrupted);
+    assert!(
+        pacer::report::to_json(&p, &whole)
+            .get("interrupted")
+            .is_none()
+    );
+}
+
+/// Stopping a closed-loop run ends it at once, as its duration would have.
+#[test]
+fn a_stopped_saturation_run_ends_early() {
+    let m = mock_ok();
+    let mut i = input(&format!("{}/", m.url()), 1.0, 60.0);
+    i.qps = Rate::Max;
+    i.num_workers = Some(4);
+    let p = plan(&i);
+    let progress = Progress::new(&p);
+    let stop = Stop::new();
+    let controls = Controls {
+        progress: Some(&progress),
+        stop: Some(&stop),
+        ..Controls::default()
+    };
+    let s = std::thread::scope(|scope| {
+        let run = scope.spawn(|| engine::run_with(&p, controls).unwrap());
+        let seen = wait_for_completions(&progress, 50);
+        stop.stop();
+        assert!(seen, "50 responses never came");
+        run.join().unwrap()
+    });
+    assert!(s.interrupted);
+    assert!(s.total_requests >= 50, "{}", s.total_requests);
+    assert_eq!(s.successes, s.total_requests, "{:?}", s.errors);
+    // Had the stop not worked, the run would have lasted its 60 s.
+    assert!(s.elapsed < p.duration, "{:?}", s.elapsed);
+    assert_eq!(
+        s.achieved_qps,
+        s.total_requests as f64 / s.elapsed.as_secs_f64()
+    );
 }

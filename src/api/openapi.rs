@@ -423,6 +423,10 @@ fn report_schema(llm: bool) -> Value {
         json!({"type": "string", "description": "How the worker threads were scheduled: `normal`, `realtime (SCHED_FIFO priority 1)`, or `normal: realtime was refused (...)`."}),
     );
     props.insert(
+        "interrupted".into(),
+        json!({"type": "boolean", "description": "Present (true) only when the run was stopped before its end; requests not yet sent then count as `not sent: interrupted`."}),
+    );
+    props.insert(
         "tls_handshakes".into(),
         json!({"type": "object", "description": "https targets only: handshakes done in full and resumed.",
             "properties": {"full": {"type": "integer"}, "resumed": {"type": "integer"}}}),

@@ -255,6 +255,7 @@ impl Exchange {
     }
 
     /// Takes the `n` bytes just read into `mem.space()`, read at `now`.
+    #[inline(always)]
     pub fn feed(
         &mut self,
         mem: &mut Scratch,
@@ -396,6 +397,7 @@ impl Exchange {
     }
 
     /// Body bytes at `mem.buf[start..end]`, read at `now`.
+    #[inline(always)]
     fn feed_body(
         &mut self,
         mem: &mut Scratch,

@@ -1,34 +1,46 @@
 //! The engine: turns a [`Plan`] into merged [`RunStats`].
 //!
+//! ```text
+//!  run(plan) ─ resolve, TLS config ─┬─> lane 0: Poll + Slab<Conn> + Pacing + Dispatch ─┐
+//!                                   ├─> lane 1 ...                                      ├─ LaneStats ─> += ─> finish ─> RunStats
+//!  caller: Progress (atomics) <─────┴── published once per loop turn; Stop read there ─┘  (crossbeam channel)
+//! ```
+//!
 //! `run` resolves the target once, builds the TLS configuration once, then starts `plan.threads`
-//! worker threads ([`worker`]), each with its own mio `Poll`, its own share of the connections
+//! engine threads ([`lane`]), each with its own mio `Poll`, its own share of the connections
 //! (`num_workers` split as evenly as possible) and its own share of the schedule (request `i` to
 //! thread `i mod T`). The threads start together at `t0`; each sends its statistics back over a
-//! crossbeam channel when its share is done, and they are merged once. Progress is a relaxed atomic
-//! counter the caller may poll. Nothing here knows about JSON or terminals.
+//! crossbeam channel when its share is done, and they are merged once with `+=`. A caller may
+//! watch [`Progress`] (relaxed atomics, per thread) and stop the run early with [`Stop`].
+//! Nothing here knows about JSON or terminals.
+//!
+//! Inside a lane the first-token walk goes one way: socket → [`conn`] → [`exchange`] (→ `http1`,
+//! `llm`) → the lane records one [`outcome::Completed`] → [`stats`]. When requests fall due is
+//! [`pacing`]'s, which goes next and when one waited too long is [`dispatch`]'s, the Linux calls
+//! are [`sys`]'s.
 
 pub mod conn;
 pub mod dispatch;
 pub mod exchange;
+pub mod lane;
 pub mod outcome;
 pub mod pacing;
 pub mod sched;
 pub mod stats;
 pub mod sys;
 pub mod tls;
-pub mod worker;
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Barrier, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::plan::{Plan, Rate};
+use lane::{Lane, Shared};
 pub use outcome::Failure;
 pub use sched::Scheduling;
 pub use stats::{LaneStats, Timings};
-use worker::{Shared, Worker};
 
 /// An error bucket of the report: an HTTP status or a named failure. Statuses sort before names.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -54,8 +66,10 @@ pub struct RunStats {
     /// TLS handshakes done in full, and resumed from an earlier connection's session.
     pub tls_full: u64,
     pub tls_resumed: u64,
-    /// How the worker threads were scheduled (`--realtime`, or its refusal).
+    /// How the engine threads were scheduled (`--realtime`, or its refusal).
     pub scheduling: Scheduling,
+    /// The run was stopped early ([`Stop`]): requests not yet sent are `not sent: interrupted`.
+    pub interrupted: bool,
 }
 
 impl RunStats {
@@ -76,21 +90,155 @@ impl std::fmt::Display for EngineError {
 
 impl std::error::Error for EngineError {}
 
-/// A live view of a run for progress lines.
+/// A switch that stops a run early, from any thread (a Ctrl-C handler, an API call). The run
+/// then schedules nothing more, ends every request not yet sent as `not sent: interrupted`,
+/// gives those in flight up to their timeout, and says it was interrupted. Each engine thread
+/// looks at it once per loop turn (a relaxed load) and sleeps at most 100 ms between looks.
+#[derive(Debug, Default)]
+pub struct Stop(AtomicBool);
+
+impl Stop {
+    pub fn new() -> Stop {
+        Stop::default()
+    }
+
+    pub fn stop(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Counts one engine thread shows, or their sum.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Requests handed to a connection (a retry is not sent twice).
+    pub sent: u64,
+    /// Requests whose whole response came back (any status).
+    pub completed: u64,
+    /// Requests that ended in an error bucket: a status, a named failure, not sent.
+    pub errors: u64,
+    /// Requests that reached a bucket: successes and errors.
+    pub done: u64,
+}
+
+impl Counts {
+    fn since(self, before: Counts) -> Counts {
+        Counts {
+            sent: self.sent - before.sent,
+            completed: self.completed - before.completed,
+            errors: self.errors - before.errors,
+            done: self.done - before.done,
+        }
+    }
+}
+
+/// One engine thread's counters, on a cache line of their own so that threads publishing do not
+/// slow each other or a reader down.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+pub struct LaneProgress {
+    sent: AtomicU64,
+    completed: AtomicU64,
+    errors: AtomicU64,
+    done: AtomicU64,
+}
+
+impl LaneProgress {
+    /// Adds a thread's new counts (once per loop turn that changed them).
+    fn add(&self, d: Counts) {
+        self.sent.fetch_add(d.sent, Ordering::Relaxed);
+        self.completed.fetch_add(d.completed, Ordering::Relaxed);
+        self.errors.fetch_add(d.errors, Ordering::Relaxed);
+        self.done.fetch_add(d.done, Ordering::Relaxed);
+    }
+
+    fn read(&self) -> Counts {
+        Counts {
+            sent: self.sent.load(Ordering::Relaxed),
+            completed: self.completed.load(Ordering::Relaxed),
+            errors: self.errors.load(Ordering::Relaxed),
+            done: self.done.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// A live view of a run for progress lines, readable from any thread without locks. The counts
+/// lag the truth by at most one loop turn of each engine thread.
+#[derive(Debug)]
 pub struct Progress {
-    /// Requests that reached a bucket so far.
-    pub done: AtomicU64,
+    lanes: Box<[LaneProgress]>,
     /// Requests scheduled (0 in saturation mode).
     pub total: u64,
 }
 
+impl Progress {
+    /// Counters for a run of `plan` (one slot per engine thread).
+    pub fn new(plan: &Plan) -> Progress {
+        Progress {
+            lanes: (0..plan.threads.max(1))
+                .map(|_| LaneProgress::default())
+                .collect(),
+            total: plan.count,
+        }
+    }
+
+    /// The slot thread `thread` adds to (shared round-robin if there are fewer than threads).
+    fn lane(&self, thread: usize) -> &LaneProgress {
+        &self.lanes[thread % self.lanes.len()]
+    }
+
+    /// The sum over the threads.
+    pub fn counts(&self) -> Counts {
+        self.lanes
+            .iter()
+            .map(LaneProgress::read)
+            .fold(Counts::default(), |a, b| Counts {
+                sent: a.sent + b.sent,
+                completed: a.completed + b.completed,
+                errors: a.errors + b.errors,
+                done: a.done + b.done,
+            })
+    }
+
+    /// Requests that reached a bucket so far.
+    pub fn done(&self) -> u64 {
+        self.counts().done
+    }
+}
+
 /// Called about every 200 ms while a run lasts, with the time since its start.
-pub type OnTick<'a> = &'a dyn Fn(&Progress, Duration);
+pub type OnTick<'a> = &'a (dyn Fn(&Progress, Duration) + Sync);
+
+/// How a caller watches and steers a run; every part is optional.
+#[derive(Clone, Copy, Default)]
+pub struct Controls<'a> {
+    /// Called about every 200 ms from the calling thread while the run lasts.
+    pub on_tick: Option<OnTick<'a>>,
+    /// Counters to read from other threads (else the run keeps its own, shown to `on_tick`).
+    /// Make it with [`Progress::new`] for the same plan.
+    pub progress: Option<&'a Progress>,
+    /// Stops the run early when set.
+    pub stop: Option<&'a Stop>,
+}
 
 /// Runs `plan` to the end. `on_tick` is called about every 200 ms from the calling thread while
 /// the run lasts.
 pub fn run(plan: &Plan, on_tick: Option<OnTick<'_>>) -> Result<RunStats, EngineError> {
-    run_resolved(plan, resolve(&plan.target.host, plan.target.port), on_tick)
+    run_with(
+        plan,
+        Controls {
+            on_tick,
+            ..Controls::default()
+        },
+    )
+}
+
+/// Runs `plan` to its end or until `controls.stop` is set.
+pub fn run_with(plan: &Plan, controls: Controls<'_>) -> Result<RunStats, EngineError> {
+    run_resolved_with(plan, resolve(&plan.target.host, plan.target.port), controls)
 }
 
 /// [`run`] on addresses the caller resolved with [`resolve`] (`None`: the name did not resolve),
@@ -99,6 +247,22 @@ pub fn run_resolved(
     plan: &Plan,
     addrs: Option<Vec<SocketAddr>>,
     on_tick: Option<OnTick<'_>>,
+) -> Result<RunStats, EngineError> {
+    run_resolved_with(
+        plan,
+        addrs,
+        Controls {
+            on_tick,
+            ..Controls::default()
+        },
+    )
+}
+
+/// [`run_with`] on addresses the caller resolved (see [`run_resolved`]).
+pub fn run_resolved_with(
+    plan: &Plan,
+    addrs: Option<Vec<SocketAddr>>,
+    controls: Controls<'_>,
 ) -> Result<RunStats, EngineError> {
     let addrs = match addrs {
         Some(a) if !a.is_empty() => a,
@@ -113,20 +277,25 @@ pub fn run_resolved(
         None
     };
     let threads = plan.threads.max(1);
-    let progress = Progress {
-        done: AtomicU64::new(0),
-        total: plan.count,
+    let own_progress;
+    let progress = match controls.progress {
+        Some(p) => p,
+        None => {
+            own_progress = Progress::new(plan);
+            &own_progress
+        }
     };
+    let no_stop = Stop::new();
+    let stop = controls.stop.unwrap_or(&no_stop);
     let barrier = Barrier::new(threads + 1);
     let t0_cell: OnceLock<Instant> = OnceLock::new();
     let (tx, rx) = crossbeam_channel::unbounded::<Result<LaneStats, String>>();
     let result = std::thread::scope(|scope| {
         for thread in 0..threads {
-            let (tx, barrier, t0_cell, progress, addrs, tls) =
-                (tx.clone(), &barrier, &t0_cell, &progress, &addrs, &tls);
+            let (tx, barrier, t0_cell, addrs, tls) = (tx.clone(), &barrier, &t0_cell, &addrs, &tls);
             let cap = plan.num_workers / threads + usize::from(thread < plan.num_workers % threads);
             let spawned = std::thread::Builder::new()
-                .name(format!("pacer-worker-{thread}"))
+                .name(format!("pacer-lane-{thread}"))
                 .spawn_scoped(scope, move || {
                     let scheduling = if plan.realtime {
                         sched::make_current_thread_realtime()
@@ -140,23 +309,24 @@ pub fn run_resolved(
                         addrs,
                         tls: tls.clone(),
                         t0,
+                        stop,
                     };
-                    let stats = Worker::new(&shared, thread, threads, cap, &progress.done)
-                        .map(Worker::run)
+                    let stats = Lane::new(&shared, thread, threads, cap, progress.lane(thread))
+                        .map(Lane::run)
                         .map(|mut s| {
                             s.scheduling = scheduling;
                             s
                         })
-                        .map_err(|e| format!("worker setup: {e}"));
+                        .map_err(|e| format!("engine thread setup: {e}"));
                     let _ = tx.send(stats);
                 });
             if let Err(e) = spawned {
                 // The threads already started wait at the barrier forever otherwise.
-                return Err(EngineError(format!("cannot start worker thread: {e}")));
+                return Err(EngineError(format!("cannot start engine thread: {e}")));
             }
         }
         drop(tx);
-        // Every worker is ready: start the clock a moment ahead so all see the same t0.
+        // Every thread is ready: start the clock a moment ahead so all see the same t0.
         let t0 = Instant::now() + Duration::from_millis(1);
         let _ = t0_cell.set(t0);
         barrier.wait();
@@ -178,8 +348,8 @@ pub fn run_resolved(
                     failure = Some(e);
                 }
                 Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
-                    if let Some(tick) = on_tick {
-                        tick(&progress, started.elapsed());
+                    if let Some(tick) = controls.on_tick {
+                        tick(progress, started.elapsed());
                     }
                 }
                 Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
@@ -188,12 +358,13 @@ pub fn run_resolved(
         if let Some(e) = failure {
             return Err(EngineError(e));
         }
-        merged.ok_or_else(|| EngineError("no worker reported".into()))
+        merged.ok_or_else(|| EngineError("no engine thread reported".into()))
     });
     let merged = result?;
     let started = t0_cell.get().copied().unwrap_or_else(Instant::now);
     let elapsed = match plan.rate {
-        // wrk's convention: a closed-loop run lasts exactly its duration.
+        // wrk's convention: a closed-loop run lasts exactly its duration (or until stopped).
+        Rate::Max if merged.interrupted => started.elapsed().min(plan.duration),
         Rate::Max => plan.duration,
         Rate::PerSecond(_) => started.elapsed(),
     };
@@ -240,6 +411,7 @@ fn finish(plan: &Plan, w: LaneStats, elapsed: Duration) -> RunStats {
         bytes_received: w.bytes_received,
         connections_opened: w.connections_opened,
         output_tokens: w.output_tokens,
+        interrupted: w.interrupted,
     }
 }
 
@@ -257,7 +429,7 @@ pub fn resolve(host: &str, port: u16) -> Option<Vec<SocketAddr>> {
 fn dns_failure(plan: &Plan) -> RunStats {
     let n = match plan.rate {
         Rate::PerSecond(_) => plan.count,
-        // No schedule to count in closed loop: one failed attempt per worker.
+        // No schedule to count in closed loop: one failed attempt per connection.
         Rate::Max => plan.num_workers as u64,
     };
     let mut errors = BTreeMap::new();
@@ -274,5 +446,5 @@ fn dns_failure(plan: &Plan) -> RunStats {
 
 /// Reads the progress counter (for callers that hold a `Progress`).
 pub fn done(p: &Progress) -> u64 {
-    p.done.load(Ordering::Relaxed)
+    p.done()
 }

@@ -1,11 +1,114 @@
-//! Intended send times. Pure arithmetic: request `i` is due at `t0 + i/qps` (constant) or at the
-//! `i`-th arrival of a seeded Poisson process; a thread walks only its share (`i ≡ k mod T`) so the
-//! global spacing holds however many threads there are. Nothing here reads the clock.
+//! Where a lane's requests come from ([`Pacing`], decided once from the plan's rate) and when
+//! they are due. Pure arithmetic: request `i` is due at `t0 + i/qps` (constant) or at the `i`-th
+//! arrival of a seeded Poisson process; a thread walks only its share (`i ≡ k mod T`) so the
+//! global spacing holds however many threads there are. Nothing here reads the clock: `now` is
+//! passed in.
 
 use std::time::{Duration, Instant};
 
-use crate::plan::Arrival;
+use crate::plan::{Arrival, Plan, Rate};
 use crate::rng::SplitMix64;
+
+/// The source of a lane's requests.
+#[derive(Clone, Debug)]
+pub enum Pacing {
+    /// Open loop: this thread's share of the schedule, each request due at its intended time
+    /// whatever the target does.
+    Paced(Schedule),
+    /// Closed loop until `end` (wrk's model): a free connection sends the next request at once.
+    /// Request indexes go `next`, `next + step`, ... so threads never share one.
+    Saturate { end: Instant, next: u64, step: u64 },
+}
+
+impl Pacing {
+    /// Thread `thread` of `threads` of `plan`, starting at `t0`.
+    pub fn new(plan: &Plan, t0: Instant, thread: u64, threads: u64) -> Pacing {
+        match plan.rate {
+            Rate::PerSecond(qps) => Pacing::Paced(Schedule::new(
+                t0,
+                qps,
+                plan.count,
+                plan.arrival,
+                thread,
+                threads,
+            )),
+            Rate::Max => Pacing::Saturate {
+                end: t0 + plan.duration,
+                next: thread,
+                step: threads.max(1),
+            },
+        }
+    }
+
+    /// The next scheduled request if it is due by `now`, moving past it (open loop only).
+    #[inline]
+    pub fn due(&mut self, now: Instant) -> Option<(u64, Instant)> {
+        let Pacing::Paced(s) = self else {
+            return None;
+        };
+        let (index, intended) = s.peek()?;
+        if intended > now {
+            return None;
+        }
+        s.advance();
+        Some((index, intended))
+    }
+
+    /// The index a free connection sends at `now` (closed loop, before its end); `advance` moves
+    /// past it once it is sent.
+    #[inline]
+    pub fn closed_loop(&self, now: Instant) -> Option<u64> {
+        match self {
+            Pacing::Saturate { end, next, .. } if now < *end => Some(*next),
+            _ => None,
+        }
+    }
+
+    #[inline]
+    pub fn advance(&mut self) {
+        if let Pacing::Saturate { next, step, .. } = self {
+            *next += *step;
+        }
+    }
+
+    /// The next moment to wake for: the next intended send (open loop; `queue_empty` false means
+    /// due requests only queue behind waiting ones, so none), or the closed loop's end.
+    pub fn wake_at(&mut self, queue_empty: bool) -> Option<Instant> {
+        match self {
+            Pacing::Paced(s) if queue_empty => s.peek().map(|(_, t)| t),
+            Pacing::Paced(_) => None,
+            Pacing::Saturate { end, .. } => Some(*end),
+        }
+    }
+
+    /// Whether nothing more will fall due: the schedule is walked (open loop), or the closed
+    /// loop's end has come.
+    pub fn over(&self, now: Instant) -> bool {
+        match self {
+            Pacing::Paced(s) => s.remaining() == 0,
+            Pacing::Saturate { end, .. } => now >= *end,
+        }
+    }
+
+    /// Stops early at `now`: a closed loop ends there; an open loop's remaining schedule is then
+    /// taken with [`Pacing::take_rest`].
+    pub fn stop(&mut self, now: Instant) {
+        if let Pacing::Saturate { end, .. } = self {
+            *end = (*end).min(now);
+        }
+    }
+
+    /// The next scheduled request whatever its time, moving past it (for requests that will
+    /// never be sent: a stopped run, a failed poller).
+    pub fn take_rest(&mut self) -> Option<(u64, Instant)> {
+        let Pacing::Paced(s) = self else {
+            return None;
+        };
+        let next = s.peek()?;
+        s.advance();
+        Some(next)
+    }
+}
 
 /// One thread's share of the schedule.
 #[derive(Clone, Debug)]
@@ -121,6 +224,40 @@ mod tests {
             Schedule::new(t0, 20.0, 100, Arrival::Constant, 1, 3).remaining(),
             33
         );
+    }
+
+    #[test]
+    fn paced_releases_requests_when_due_and_closed_loop_until_its_end() {
+        let t0 = Instant::now();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        let mut p = Pacing::Paced(Schedule::new(t0, 100.0, 4, Arrival::Constant, 0, 1));
+        assert_eq!(p.due(ms(0)), Some((0, t0)));
+        assert_eq!(p.due(ms(9)), None, "request 1 is due at 10 ms");
+        assert_eq!(p.wake_at(true), Some(ms(10)));
+        assert_eq!(p.wake_at(false), None);
+        assert_eq!(p.due(ms(10)), Some((1, ms(10))));
+        assert!(!p.over(ms(10)));
+        assert_eq!(p.closed_loop(ms(10)), None);
+        p.stop(ms(11));
+        assert_eq!(p.take_rest(), Some((2, ms(20))));
+        assert_eq!(p.take_rest(), Some((3, ms(30))));
+        assert_eq!(p.take_rest(), None);
+        assert!(p.over(ms(11)));
+
+        let mut c = Pacing::Saturate {
+            end: ms(500),
+            next: 1,
+            step: 2,
+        };
+        assert_eq!(c.closed_loop(ms(0)), Some(1));
+        c.advance();
+        assert_eq!(c.closed_loop(ms(499)), Some(3));
+        assert_eq!(c.closed_loop(ms(500)), None);
+        assert_eq!(c.due(ms(1000)), None, "a closed loop has no schedule");
+        assert_eq!(c.wake_at(true), Some(ms(500)));
+        c.stop(ms(200));
+        assert!(c.over(ms(200)));
+        assert_eq!(c.take_rest(), None);
     }
 
     #[test]

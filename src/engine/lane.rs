@@ -1,13 +1,24 @@
-//! The per-thread event loop: schedule → queue → dispatch → I/O → timeouts → poll, over one mio
-//! `Poll`, a slab of connections (slab index = mio token) and a timerfd for the next deadline.
+//! One engine thread's loop, and only the loop:
 //!
-//! Every request this thread is given ends in exactly one bucket: a success, an HTTP status, a named
-//! failure, or "not sent". Timestamps are taken right after the read that carried the bytes.
+//! ```text
+//!  wake ─> stop? ─> pacing: due requests ─> dispatch: expiries, hand-outs ─> progress ─> poll
+//!    ^                                                                                   │
+//!    └── record the outcome <── exchange steps <── hand bytes over <── socket I/O <──────┘
+//! ```
+//!
+//! It owns one mio `Poll`, a slab of connections (slab index = mio token), a timerfd for the next
+//! deadline, this thread's [`Pacing`], [`Dispatch`] and [`LaneStats`]. What a response means is
+//! the exchange's, what a connection's bytes are is the connection's, which request goes next and
+//! when one has waited too long is dispatch's; the lane reads the clock, moves bytes between
+//! them, and ends every request it was given in exactly one [`Completed`] record handed to
+//! [`LaneStats::record`]: a success, an HTTP status, a named failure, or not sent.
+//!
+//! The clock is read once per loop turn, once per read (that instant stamps everything the read
+//! carried), once per first hand-over of a request and once per new closed-loop request.
 
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
@@ -21,41 +32,14 @@ use super::conn::{Conn, MAX_READS_PER_EVENT, ReadResult, Transport, WriteResult}
 use super::dispatch::{Dispatch, Pending, Ticket};
 use super::exchange::{Close, Exchange, Step};
 use super::outcome::{Completed, Failure};
-use super::pacing::Schedule;
+use super::pacing::Pacing;
 use super::stats::LaneStats;
-use super::tls;
+use super::sys::Timer;
+use super::{Counts, LaneProgress, Stop, tls};
 use crate::plan::{Plan, Rate};
 
+/// The timerfd's token; every other token is a slab key.
 const TIMER: Token = Token(usize::MAX);
-/// What every worker of a run shares (read-only).
-pub struct Shared<'a> {
-    pub plan: &'a Plan,
-    pub addrs: &'a [SocketAddr],
-    pub tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
-    pub t0: Instant,
-}
-
-pub struct Worker<'a> {
-    sh: &'a Shared<'a>,
-    thread: u32,
-    poll: Poll,
-    events: Events,
-    timer: Option<super::sys::Timer>,
-    conns: Slab<Conn>,
-    idle: Vec<(usize, u64)>,
-    dispatch: Dispatch,
-    next_conn_id: u64,
-    addr_index: usize,
-    schedule: Option<Schedule>,
-    saturation_end: Option<Instant>,
-    saturation_index: u64,
-    revisit: Vec<usize>,
-    stats: LaneStats,
-    progress: &'a AtomicU64,
-    unreported: u64,
-    /// Wake this much before a deadline and busy-poll the rest (see `SPIN`).
-    spin: Duration,
-}
 
 /// How early the timerfd is armed before a send deadline, the rest of the way being busy-polled.
 /// A sleeping thread wakes tens of microseconds late, more when the core has gone idle (measured
@@ -65,17 +49,58 @@ pub struct Worker<'a> {
 const SPIN_CPU_SHARE: f64 = 0.05;
 const SPIN_MAX: Duration = Duration::from_micros(150);
 
-impl<'a> Worker<'a> {
+/// The longest a lane sleeps without looking at its stop switch: a stopped run notices within
+/// this even when nothing is due for much longer (a low rate, a long timeout).
+const STOP_CHECK: Duration = Duration::from_millis(100);
+
+/// What every lane of a run shares (read-only, or atomics).
+pub struct Shared<'a> {
+    pub plan: &'a Plan,
+    pub addrs: &'a [SocketAddr],
+    pub tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
+    pub t0: Instant,
+    pub stop: &'a Stop,
+}
+
+/// One engine thread. See the module docs.
+pub struct Lane<'a> {
+    sh: &'a Shared<'a>,
+    thread: u32,
+    poll: Poll,
+    events: Events,
+    timer: Option<Timer>,
+    conns: Slab<Conn>,
+    /// Connections that finished a response and may carry the next, with their ids (a slot
+    /// reused by another connection since is skipped).
+    idle: Vec<(usize, u64)>,
+    pacing: Pacing,
+    dispatch: Dispatch,
+    next_conn_id: u64,
+    /// The resolved address that last connected: new connections try it first.
+    addr_index: usize,
+    /// Connections whose drain loop hit its cap: read again before sleeping.
+    revisit: Vec<usize>,
+    stats: LaneStats,
+    /// Requests handed out for the first time (retries are not sent twice for progress).
+    sent: u64,
+    progress: &'a LaneProgress,
+    /// What `progress` shows already.
+    shown: Counts,
+    /// Wake this much before a deadline and busy-poll the rest (see `SPIN_CPU_SHARE`).
+    spin: Duration,
+}
+
+impl<'a> Lane<'a> {
     /// Thread `thread` of `threads`, with at most `cap` connections.
     pub fn new(
         sh: &'a Shared<'a>,
         thread: usize,
         threads: usize,
         cap: usize,
-        progress: &'a AtomicU64,
+        progress: &'a LaneProgress,
     ) -> io::Result<Self> {
         let poll = Poll::new()?;
-        let timer = match super::sys::Timer::new() {
+        let timer = match Timer::new() {
             Ok(t) => {
                 poll.registry()
                     .register(&mut SourceFd(&t.raw_fd()), TIMER, Interest::READABLE)?;
@@ -85,27 +110,13 @@ impl<'a> Worker<'a> {
             Err(_) => None,
         };
         let plan = sh.plan;
-        let (schedule, saturation_end) = match plan.rate {
-            Rate::PerSecond(qps) => (
-                Some(Schedule::new(
-                    sh.t0,
-                    qps,
-                    plan.count,
-                    plan.arrival,
-                    thread as u64,
-                    threads as u64,
-                )),
-                None,
-            ),
-            Rate::Max => (None, Some(sh.t0 + plan.duration)),
-        };
         let spin = match plan.rate {
             Rate::PerSecond(qps) => {
                 Duration::from_secs_f64(SPIN_CPU_SHARE * threads as f64 / qps).min(SPIN_MAX)
             }
             Rate::Max => Duration::ZERO,
         };
-        Ok(Worker {
+        Ok(Lane {
             sh,
             thread: thread as u32,
             poll,
@@ -113,16 +124,15 @@ impl<'a> Worker<'a> {
             timer,
             conns: Slab::with_capacity(cap),
             idle: Vec::with_capacity(cap),
+            pacing: Pacing::new(plan, sh.t0, thread as u64, threads as u64),
             dispatch: Dispatch::new(cap, plan.timeout),
             next_conn_id: 0,
             addr_index: 0,
-            schedule,
-            saturation_end,
-            saturation_index: thread as u64,
             revisit: Vec::new(),
             stats: LaneStats::default(),
+            sent: 0,
             progress,
-            unreported: 0,
+            shown: Counts::default(),
             spin,
         })
     }
@@ -130,13 +140,13 @@ impl<'a> Worker<'a> {
     pub fn run(mut self) -> LaneStats {
         loop {
             let now = Instant::now();
+            if !self.stats.interrupted && self.sh.stop.is_stopped() {
+                self.interrupt(now);
+            }
             self.release_due(now);
             self.expire(now);
             self.assign();
-            if self.unreported > 0 {
-                self.progress.fetch_add(self.unreported, Ordering::Relaxed);
-                self.unreported = 0;
-            }
+            self.publish();
             if self.finished(now) {
                 break;
             }
@@ -169,32 +179,49 @@ impl<'a> Worker<'a> {
                 }
             }
         }
-        // Close what is left so its TLS handshake is counted (in-flight saturation requests are
-        // dropped uncounted, as documented).
+        // Close what is left so its TLS handshake is counted (in-flight closed-loop requests are
+        // dropped uncounted, as wrk does).
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
         for key in keys {
             self.close(key);
         }
-        self.progress.fetch_add(self.unreported, Ordering::Relaxed);
+        self.publish();
         self.stats
+    }
+
+    /// The run was stopped: nothing more is scheduled. An open loop's requests not yet sent end
+    /// as `not sent: interrupted`, each a record of its own; those in flight get up to their
+    /// timeout. A closed loop ends now, as at its end.
+    fn interrupt(&mut self, now: Instant) {
+        self.stats.interrupted = true;
+        self.pacing.stop(now);
+        while let Some((index, intended)) = self.pacing.take_rest() {
+            self.record(&Completed::unsent(
+                index,
+                intended,
+                self.thread,
+                Failure::Interrupted,
+            ));
+        }
+        for p in self.dispatch.take_unsent() {
+            self.record(&Completed::unsent(
+                p.index,
+                p.intended,
+                self.thread,
+                Failure::Interrupted,
+            ));
+        }
     }
 
     /// Moves due requests from the schedule into the FIFO queue.
     fn release_due(&mut self, now: Instant) {
-        let Some(s) = self.schedule.as_mut() else {
-            return;
-        };
-        while let Some((index, intended)) = s.peek() {
-            if intended > now {
-                break;
-            }
+        while let Some((index, intended)) = self.pacing.due(now) {
             self.dispatch.due(index, intended);
-            s.advance();
         }
     }
 
-    /// Requests that waited `timeout` for a worker become "not sent"; requests past their deadline
-    /// become timeouts (their connection is closed: its state is unknown).
+    /// Requests that waited `timeout` for a connection become "not sent"; requests past their
+    /// deadline become timeouts (their connection is closed: its state is unknown).
     fn expire(&mut self, now: Instant) {
         while let Some(p) = self.dispatch.expire_unsent(now) {
             let c = Completed::unsent(p.index, p.intended, self.thread, Failure::NotSent);
@@ -213,7 +240,7 @@ impl<'a> Worker<'a> {
             };
             self.fail(key, Failure::Timeout);
         }
-        if let Some(end) = self.saturation_end
+        if let Pacing::Saturate { end, .. } = self.pacing
             && now >= end
         {
             // Closed loop ends at the deadline, as wrk does: what is in flight is not counted.
@@ -221,27 +248,33 @@ impl<'a> Worker<'a> {
         }
     }
 
-    /// Hands queued (or, in saturation, new) requests to idle connections or new ones.
+    /// Hands queued (or, in closed loop, new) requests to idle connections or new ones.
     fn assign(&mut self) {
         // Bounded: a connection that fails at once frees its slot again, which must not spin here.
         let mut budget = self.dispatch.cap() + self.dispatch.queued();
         while budget > 0 {
             budget -= 1;
             let queued = self.dispatch.peek();
-            let pending = if let Some(p) = queued {
-                p
-            } else if let Some(end) = self.saturation_end {
-                let now = Instant::now();
-                if now >= end || self.dispatch.busy() >= self.dispatch.cap() {
-                    return;
+            let pending = match queued {
+                Some(p) => p,
+                None => {
+                    // Only a closed loop makes requests on demand, and only for a free connection.
+                    let Pacing::Saturate { .. } = self.pacing else {
+                        return;
+                    };
+                    if self.dispatch.busy() >= self.dispatch.cap() {
+                        return;
+                    }
+                    let now = Instant::now();
+                    let Some(index) = self.pacing.closed_loop(now) else {
+                        return;
+                    };
+                    Pending {
+                        index,
+                        intended: now,
+                        dispatch: None,
+                    }
                 }
-                Pending {
-                    index: self.saturation_index,
-                    intended: now,
-                    dispatch: None,
-                }
-            } else {
-                return;
             };
             let idle = self.pop_idle();
             if idle.is_none() && !self.dispatch.may_open() {
@@ -250,7 +283,7 @@ impl<'a> Worker<'a> {
             if queued.is_some() {
                 self.dispatch.pop();
             } else {
-                self.saturation_index += self.sh.plan.threads as u64;
+                self.pacing.advance();
             }
             match idle {
                 Some(key) => self.dispatch_on(key, pending),
@@ -276,7 +309,10 @@ impl<'a> Worker<'a> {
         // A retry keeps its first dispatch time; only a first hand-over reads the clock.
         let now = match p.dispatch {
             Some(d) => d,
-            None => Instant::now(),
+            None => {
+                self.sent += 1;
+                Instant::now()
+            }
         };
         self.dispatch.start(p, now)
     }
@@ -357,32 +393,7 @@ impl<'a> Worker<'a> {
                     self.stats.connections_opened += 1;
                     self.addr_index = conn.addr_index;
                 }
-                Err(f) => {
-                    // `localhost` may resolve to ::1 while the target listens on 127.0.0.1 only.
-                    let next = conn.addr_attempts;
-                    let retryable = matches!(f, Failure::Refused | Failure::Connect(_));
-                    if retryable && next < self.sh.addrs.len() {
-                        let index = (conn.addr_index + 1) % self.sh.addrs.len();
-                        match self.connect(index) {
-                            Ok((mut sock, transport)) => {
-                                let reg = self.poll.registry().register(
-                                    &mut sock,
-                                    Token(key),
-                                    Interest::READABLE | Interest::WRITABLE,
-                                );
-                                let conn = &mut self.conns[key];
-                                conn.replace_socket(sock, index, transport);
-                                if let Err(e) = reg {
-                                    self.fail(key, Failure::from_io(&e));
-                                }
-                            }
-                            Err(f) => self.fail(key, f),
-                        }
-                    } else {
-                        self.fail(key, f);
-                    }
-                    return;
-                }
+                Err(f) => return self.connect_failed(key, f),
             }
             self.write(key);
             if !self.conns.contains(key) {
@@ -400,6 +411,32 @@ impl<'a> Worker<'a> {
         }
         if readable {
             self.read(key);
+        }
+    }
+
+    /// A connect failed with `f`: the next resolved address gets a try (`localhost` may resolve
+    /// to ::1 while the target listens on 127.0.0.1 only), else the request fails.
+    fn connect_failed(&mut self, key: usize, f: Failure) {
+        let conn = &self.conns[key];
+        let (tried, from) = (conn.addr_attempts, conn.addr_index);
+        let retryable = matches!(f, Failure::Refused | Failure::Connect(_));
+        if !retryable || tried >= self.sh.addrs.len() {
+            return self.fail(key, f);
+        }
+        let index = (from + 1) % self.sh.addrs.len();
+        match self.connect(index) {
+            Ok((mut sock, transport)) => {
+                let reg = self.poll.registry().register(
+                    &mut sock,
+                    Token(key),
+                    Interest::READABLE | Interest::WRITABLE,
+                );
+                self.conns[key].replace_socket(sock, index, transport);
+                if let Err(e) = reg {
+                    self.fail(key, Failure::from_io(&e));
+                }
+            }
+            Err(f) => self.fail(key, f),
         }
     }
 
@@ -521,17 +558,32 @@ impl<'a> Worker<'a> {
         self.record(&c);
     }
 
+    /// Every request of the lane ends here, once.
+    #[inline(always)]
     fn record(&mut self, c: &Completed) {
         self.stats.record(c);
-        self.unreported += 1;
+    }
+
+    /// Shows the counters to whoever watches the run (relaxed atomics, only when they moved).
+    fn publish(&mut self) {
+        let s = &self.stats;
+        if s.total == self.shown.done && self.sent == self.shown.sent {
+            return;
+        }
+        let now = Counts {
+            sent: self.sent,
+            completed: s.timings.response_time.count(),
+            errors: s.errors(),
+            done: s.total,
+        };
+        self.progress.add(now.since(self.shown));
+        self.shown = now;
     }
 
     fn finished(&self, now: Instant) -> bool {
-        match self.saturation_end {
-            Some(end) => now >= end,
-            None => {
-                self.dispatch.quiet() && self.schedule.as_ref().is_none_or(|s| s.remaining() == 0)
-            }
+        match self.pacing {
+            Pacing::Saturate { .. } => self.pacing.over(now),
+            Pacing::Paced(_) => self.dispatch.quiet() && self.pacing.over(now),
         }
     }
 
@@ -550,36 +602,28 @@ impl<'a> Worker<'a> {
         for p in self.dispatch.take_all() {
             self.record(&Completed::unsent(p.index, p.intended, self.thread, f));
         }
-        if let Some(s) = self.schedule.as_mut() {
-            while let Some((index, intended)) = s.peek() {
-                s.advance();
-                let c = Completed::unsent(index, intended, self.thread, f);
-                self.stats.record(&c);
-                self.unreported += 1;
-            }
+        while let Some((index, intended)) = self.pacing.take_rest() {
+            self.record(&Completed::unsent(index, intended, self.thread, f));
         }
     }
 
-    /// How long to sleep: until the next intended send, queue expiry, request deadline or run end.
+    /// How long to sleep: until the next intended send, queue expiry, request deadline or run end,
+    /// and never longer than `STOP_CHECK`.
     fn poll_timeout(&mut self) -> Option<Duration> {
         if !self.revisit.is_empty() {
             return Some(Duration::ZERO);
         }
         let mut next: Option<Instant> = None;
         let mut consider = |t: Instant| next = Some(next.map_or(t, |n: Instant| n.min(t)));
-        // Requests due while others wait only queue behind them: no need to wake for those.
-        if self.dispatch.queued() == 0
-            && let Some((_, t)) = self.schedule.as_mut().and_then(Schedule::peek)
-        {
+        if let Some(t) = self.pacing.wake_at(self.dispatch.queued() == 0) {
             consider(t);
         }
         if let Some(t) = self.dispatch.next_wake() {
             consider(t);
         }
-        if let Some(end) = self.saturation_end {
-            consider(end);
-        }
-        let deadline = next?;
+        let Some(deadline) = next else {
+            return Some(STOP_CHECK);
+        };
         let now = Instant::now();
         if deadline <= now || deadline - now <= self.spin {
             return Some(Duration::ZERO);
@@ -588,11 +632,12 @@ impl<'a> Worker<'a> {
             .timer
             .as_mut()
             .is_some_and(|t| t.arm(deadline - self.spin, now).is_ok());
-        if armed {
+        let wait = if armed {
             // The timerfd wakes us; the poll timeout is only a safety net.
-            Some(deadline - now + Duration::from_millis(10))
+            deadline - now + Duration::from_millis(10)
         } else {
-            Some(deadline - now)
-        }
+            deadline - now
+        };
+        Some(wait.min(STOP_CHECK))
     }
 }
