@@ -6,19 +6,28 @@
 //! Each criterion iteration is one request: `iter_custom` runs saturation plans until the asked
 //! number of requests has completed and returns their time scaled to exactly that many, so the
 //! throughput line reads as requests/s. A single 1-second run is printed first as a plain figure.
+//!
+//! The `exchange` group times the socket-free part of one request on its own: a response fed to a
+//! fresh `Exchange` from a connection's scratch memory and turned into its `Completed` record, for
+//! the 13-byte answer above and for the real streamed completion in `tests/fixtures` (22 SSE
+//! events over chunked framing, every token timed).
 
+use std::hint::black_box;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use pacer::engine;
-use pacer::plan::{Input, Limits, Plan, Rate};
+use pacer::engine::dispatch::Ticket;
+use pacer::engine::exchange::{Exchange, Scratch, Sink, Step};
+use pacer::engine::outcome::Failure;
+use pacer::plan::{BodyMode, Input, Limits, Plan, Rate};
 
 const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\nHello, world!";
 const LISTENER: Token = Token(usize::MAX);
@@ -218,6 +227,61 @@ fn loopback(c: &mut Criterion) {
     g.finish();
 }
 
+const SSE_FIXTURE: &[u8] = include_bytes!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/completions_stream_chunked.http"
+));
+
+/// Counts what a lane's statistics would record, without growing anything.
+#[derive(Default)]
+struct Tally {
+    gaps: u64,
+}
+
+impl Sink for Tally {
+    fn token_gap(&mut self, gap: Duration) {
+        self.gaps += u64::from(gap.subsec_nanos() > 0);
+    }
+    fn server_error(&mut self, _message: String) -> Failure {
+        Failure::Stream("bench")
+    }
+}
+
+/// One response through a fresh exchange, as a lane does it: the bytes already sit in the
+/// scratch buffer (a socket read put them there), the exchange is fed them and makes the record.
+fn exchange(c: &mut Criterion) {
+    let mut g = c.benchmark_group("exchange");
+    let t0 = Instant::now();
+    let ticket = Ticket {
+        index: 0,
+        serial: 1,
+        intended: t0,
+        dispatch: t0,
+        retried: false,
+    };
+    for (name, wire, mode) in [
+        ("plain_13_byte_response", RESPONSE, BodyMode::Plain),
+        ("sse_fixture_22_events", SSE_FIXTURE, BodyMode::Sse),
+    ] {
+        g.throughput(Throughput::Bytes(wire.len() as u64));
+        g.bench_function(name, |b| {
+            let mut mem = Scratch::new();
+            // A connection that has seen a big body reads 16 KiB at a time.
+            mem.grow_for_body();
+            let mut tally = Tally::default();
+            b.iter(|| {
+                let space = mem.space().expect("room for a response");
+                space[..wire.len()].copy_from_slice(wire);
+                let mut ex = Exchange::new(ticket, 1, mode, false);
+                let step = ex.feed(&mut mem, wire.len(), t0, &mut tally);
+                assert!(matches!(step, Step::Complete { .. }), "{step:?}");
+                black_box(ex.completed(0))
+            })
+        });
+    }
+    g.finish();
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .without_plots()
@@ -230,6 +294,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = loopback
+    targets = loopback, exchange
 }
 criterion_main!(benches);

@@ -1,11 +1,11 @@
-//! The schedule's cost per due request: `peek` (the intended time) then `advance`, as the worker
-//! calls them, for constant spacing and for seeded Poisson arrivals.
+//! The schedule's cost per due request: `Pacing::due(now)` (the intended time, moving past it) as
+//! a lane calls it, for constant spacing and for seeded Poisson arrivals.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use pacer::engine::pacing::Schedule;
+use pacer::engine::pacing::{Pacing, Schedule};
 use pacer::plan::Arrival;
 
 /// Requests walked per measured iteration.
@@ -22,15 +22,19 @@ fn walk(c: &mut Criterion) {
         // One thread of two, as a 2-thread run walks its share (Poisson replays the other's gaps).
         for (threads, suffix) in [(1u64, "1_thread"), (2, "2_threads")] {
             g.bench_function(format!("{name}_{suffix}"), |b| {
+                // Every request is due by then: the walk never waits.
+                let now = t0 + Duration::from_secs(1_000_000);
                 b.iter_batched_ref(
-                    || Schedule::new(t0, 100_000.0, u64::MAX, arrival, 0, threads),
-                    |s| {
+                    || {
+                        let s = Schedule::new(t0, 100_000.0, u64::MAX, arrival, 0, threads);
+                        Pacing::Paced(s)
+                    },
+                    |p| {
                         let mut last = t0;
                         for _ in 0..STEPS {
-                            if let Some((_, at)) = s.peek() {
+                            if let Some((_, at)) = p.due(now) {
                                 last = at;
                             }
-                            s.advance();
                         }
                         black_box(last)
                     },
