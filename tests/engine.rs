@@ -4,7 +4,7 @@ mod util;
 
 use std::time::Instant;
 
-use pacer::engine::{self, Controls, Progress, Scheduling, Stop};
+use pacer::engine::{self, Controls, Counts, Progress, Scheduling, Stop};
 use pacer::mock::MockConfig;
 use pacer::plan::{Limits, Plan, Rate};
 use util::*;
@@ -414,16 +414,28 @@ fn a_tls_close_without_close_notify_does_not_complete_a_close_delimited_body() {
     assert_eq!(framed.successes, 5, "{:?}", framed.errors);
 }
 
-/// Waits (bounded) until `progress` shows `n` complete responses; false if it never does.
-fn wait_for_completions(progress: &Progress, n: u64) -> bool {
-    let until = Instant::now() + std::time::Duration::from_secs(20);
-    while Instant::now() < until {
-        if progress.counts().completed >= n {
-            return true;
+/// Runs `p` on another thread and stops it once its progress counters show `n` complete
+/// responses (waiting at most 20 s for them). Returns the run's stats and its final counters.
+fn run_and_stop_after(p: &pacer::plan::Plan, n: u64) -> (pacer::engine::RunStats, Counts) {
+    let progress = Progress::new(p);
+    let stop = Stop::new();
+    let controls = Controls {
+        progress: Some(&progress),
+        stop: Some(&stop),
+        ..Controls::default()
+    };
+    let s = std::thread::scope(|scope| {
+        let run = scope.spawn(|| engine::run_with(p, controls).unwrap());
+        let until = Instant::now() + std::time::Duration::from_secs(20);
+        while progress.counts().completed < n && Instant::now() < until {
+            std::thread::sleep(std::time::Duration::from_millis(2));
         }
-        std::thread::sleep(std::time::Duration::from_millis(2));
-    }
-    false
+        let seen = progress.counts().completed;
+        stop.stop();
+        assert!(seen >= n, "{n} responses never came ({seen})");
+        run.join().unwrap()
+    });
+    (s, progress.counts())
 }
 
 /// Stopping a fixed-rate run: nothing more goes out, each request not yet sent ends as a failure
@@ -434,20 +446,7 @@ fn a_stopped_run_counts_every_unsent_request_as_interrupted() {
     let m = mock_ok();
     let i = input(&format!("{}/", m.url()), 200.0, 10.0);
     let p = plan(&i);
-    let progress = Progress::new(&p);
-    let stop = Stop::new();
-    let controls = Controls {
-        progress: Some(&progress),
-        stop: Some(&stop),
-        ..Controls::default()
-    };
-    let s = std::thread::scope(|scope| {
-        let run = scope.spawn(|| engine::run_with(&p, controls).unwrap());
-        let seen = wait_for_completions(&progress, 20);
-        stop.stop();
-        assert!(seen, "20 responses never came");
-        run.join().unwrap()
-    });
+    let (s, c) = run_and_stop_after(&p, 20);
     assert_accounted(&s, 2000);
     assert!(s.interrupted);
     let interrupted = named(&s, "not sent: interrupted");
@@ -462,7 +461,6 @@ fn a_stopped_run_counts_every_unsent_request_as_interrupted() {
     // What went out is what the mock saw; what did not, it never saw.
     assert_eq!(m.counters().requests, s.successes);
     assert_eq!(s.timings.dispatch_delay.count(), s.successes);
-    let c = progress.counts();
     assert_eq!((c.done, c.errors, c.sent), (2000, interrupted, s.successes));
     let json = pacer::report::to_json(&p, &s);
     assert_eq!(json["interrupted"], serde_json::json!(true));
@@ -485,21 +483,9 @@ fn a_stopped_saturation_run_ends_early() {
     i.qps = Rate::Max;
     i.num_workers = Some(4);
     let p = plan(&i);
-    let progress = Progress::new(&p);
-    let stop = Stop::new();
-    let controls = Controls {
-        progress: Some(&progress),
-        stop: Some(&stop),
-        ..Controls::default()
-    };
-    let s = std::thread::scope(|scope| {
-        let run = scope.spawn(|| engine::run_with(&p, controls).unwrap());
-        let seen = wait_for_completions(&progress, 50);
-        stop.stop();
-        assert!(seen, "50 responses never came");
-        run.join().unwrap()
-    });
+    let (s, c) = run_and_stop_after(&p, 50);
     assert!(s.interrupted);
+    assert_eq!((c.done, c.errors), (s.total_requests, 0));
     assert!(s.total_requests >= 50, "{}", s.total_requests);
     assert_eq!(s.successes, s.total_requests, "{:?}", s.errors);
     // Had the stop not worked, the run would have lasted its 60 s.
