@@ -17,7 +17,7 @@ pub enum Failure {
     ClosedBeforeResponse,
     /// The host did not resolve; the name carries the host.
     Dns,
-    /// Waited `timeout` past its intended time for a free worker; the name carries the worker count.
+    /// Waited `timeout` past its intended time for a free connection; the name carries `num_workers`.
     NotSent,
     /// Still waiting to be sent when the run was stopped early.
     Interrupted,

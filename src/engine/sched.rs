@@ -1,25 +1,25 @@
 //! How the OS schedules an engine thread, and what the report says about it. The call itself
 //! (`sched_setscheduler`, the crate's one `unsafe`) is in [`super::sys`].
 //!
-//! A sleeping worker wakes for every due send. Under the default policy that wake-up waits while
-//! another ordinary task (often the target itself, on a shared machine) finishes its slice. On the
-//! 2-core VM at 20,000 qps against nginx, the worker was preempted 465–1,514 times per 5 s run and
-//! `dispatch_delay` p99 was 80–310 µs in quiet minutes; under `SCHED_FIFO` it was preempted twice,
-//! with p99 11–39 µs in the same minutes (`benches/compare.sh` prints both rows). So `--realtime`
-//! asks for `SCHED_FIFO` at the lowest real-time priority: a due send preempts every ordinary task
-//! on its core, and nothing real-time that the machine already runs.
+//! A sleeping engine thread wakes for every due send. Under the default policy that wake-up waits
+//! while another ordinary task (often the target itself, on a shared machine) finishes its slice.
+//! On the 2-core VM at 20,000 qps against nginx, the thread was preempted 465–1,514 times per 5 s
+//! run and `dispatch_delay` p99 was 80–310 µs in quiet minutes; under `SCHED_FIFO` it was
+//! preempted twice, with p99 11–39 µs in the same minutes (`benches/compare.sh` prints both rows).
+//! So `--realtime` asks for `SCHED_FIFO` at the lowest real-time priority: a due send preempts
+//! every ordinary task on its core, and nothing real-time that the machine already runs.
 //!
 //! It is opt-in because it needs root or `CAP_SYS_NICE`, and because a real-time thread that never
 //! sleeps would starve the ordinary tasks on its core (the kernel keeps 5% of each second for them).
-//! So it is applied to fixed-rate runs only: a paced worker sleeps between sends, a saturating one
+//! So it is applied to fixed-rate runs only: a paced thread sleeps between sends, a saturating one
 //! would not. When the OS refuses, the run goes on with normal scheduling and the report says so.
 
 use super::sys;
 
-/// `SCHED_FIFO` priority of a real-time worker: the lowest, above every ordinary task.
+/// `SCHED_FIFO` priority of a real-time engine thread: the lowest, above every ordinary task.
 pub const REALTIME_PRIORITY: i32 = 1;
 
-/// How the worker threads of a run were scheduled; the report's `scheduling` field.
+/// How the engine threads of a run were scheduled; the report's `scheduling` field.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum Scheduling {
     /// The OS default (`SCHED_OTHER`).
