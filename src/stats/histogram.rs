@@ -112,6 +112,17 @@ impl Histogram {
         self.max = self.max.max(other.max);
     }
 
+    /// The bucket counts, for [`super::pack`].
+    pub(super) fn counts(&self) -> &[u64; BUCKETS] {
+        &self.counts
+    }
+
+    /// A histogram with these counts and extremes (`+inf`/`-inf` when empty), for
+    /// [`super::pack`], which checks them.
+    pub(super) fn from_parts(counts: [u64; BUCKETS], min: f64, max: f64) -> Histogram {
+        Histogram { counts, min, max }
+    }
+
     /// Total number of samples counted.
     pub fn total(&self) -> u64 {
         self.counts.iter().sum()

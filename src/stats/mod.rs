@@ -10,6 +10,7 @@
 //! summaries into JSON or text belongs to the report.
 
 pub mod histogram;
+pub mod pack;
 pub mod sketch;
 
 pub use histogram::{HistRow, Histogram};
