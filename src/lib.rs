@@ -57,4 +57,5 @@ pub mod mock;
 pub mod plan;
 pub mod report;
 pub mod rng;
+pub mod shard;
 pub mod stats;

@@ -1,0 +1,685 @@
+//! The merge: shard states in, one run out, as if one process had sent it; or a refusal that
+//! names the states at fault. Pure: no files, no clocks.
+//!
+//! - Counters and error counts add exactly.
+//! - Each timing family merges as [`Recorder::merge`] does: exact while all the shards' samples
+//!   together fit [`crate::stats::EXACT_LIMIT`], so the percentiles are numpy's on the union; past it, from the
+//!   merged sketch, whose rank error bound ([`RANK_ERROR`]) the merged run states. Shards are
+//!   folded in index order, so the result does not depend on the order the states were given in.
+//! - `elapsed` runs from the earliest shard's start to the latest shard's end (wall clock).
+//! - The start skew is the spread of the moments the shards really began: each shard's start, or
+//!   when it was ready if that was later.
+//!
+//! Refused, in this order: no states; a state newer than this pacer reads; states of different
+//! plans (fingerprints); states split into different numbers of shards; duplicate or missing
+//! shards; a timing family that does not unpack.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde_json::{Value, json};
+
+use super::ShardIndex;
+use super::state::{Counts, PlanEcho, STATE_VERSION, ShardState};
+use super::time::{UnixNanos, format_rfc3339, secs_between};
+use crate::stats::Recorder;
+use crate::stats::pack::{PackError, unpack_base64};
+use crate::stats::sketch::RANK_ERROR;
+
+/// The whole run, merged from its shards.
+#[derive(Clone, Debug)]
+pub struct Merged {
+    /// Shard 0's plan, with `config.shards` set and `threads` the total over the shards.
+    pub plan: PlanEcho,
+    pub fingerprint: String,
+    pub shards: u32,
+    pub counts: Counts,
+    pub statuses: BTreeMap<u16, u64>,
+    pub failures: BTreeMap<String, u64>,
+    /// Every timing family any shard reported, by name.
+    pub timings: BTreeMap<String, Recorder>,
+    pub start_unix_ns: UnixNanos,
+    pub end_unix_ns: UnixNanos,
+    /// Seconds from the earliest start to the latest end.
+    pub elapsed: f64,
+    pub achieved_qps: f64,
+    pub scheduling: String,
+    /// Seconds between the first and the last shard to really begin.
+    pub start_skew: f64,
+    pub per_shard: Vec<ShardLine>,
+    /// Set when any timing family's percentiles come from a sketch: their rank error bound.
+    pub percentile_rank_error: Option<f64>,
+}
+
+/// One shard as the merged report lists it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct ShardLine {
+    pub shard: ShardIndex,
+    /// Its schedule's start, RFC 3339.
+    pub start: String,
+    /// Seconds after the first shard to begin that this one began.
+    pub start_offset: f64,
+    pub start_late: f64,
+    /// Seconds from its start to its end.
+    pub elapsed: f64,
+    pub total_requests: u64,
+    pub errors: u64,
+}
+
+/// Why states cannot be merged. Every variant names the states (by their source) or shards at
+/// fault.
+#[derive(Clone, Debug, PartialEq)]
+pub enum MergeError {
+    NoStates,
+    NewerVersion {
+        source: String,
+        version: u32,
+    },
+    /// Fingerprints and the states that carry each.
+    DifferentPlans(Vec<(String, Vec<String>)>),
+    /// Numbers of shards and the states that say each.
+    DifferentSplits(Vec<(u32, Vec<String>)>),
+    Shards {
+        count: u32,
+        duplicates: Vec<(ShardIndex, Vec<String>)>,
+        missing: Vec<ShardIndex>,
+    },
+    Timing {
+        source: String,
+        family: String,
+        error: PackError,
+    },
+}
+
+impl fmt::Display for MergeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MergeError::NoStates => f.write_str("no shard states to merge"),
+            MergeError::NewerVersion { source, version } => write!(
+                f,
+                "{source} is a shard state of version {version}, newer than this pacer reads \
+                 ({STATE_VERSION}): merge with the pacer that wrote it"
+            ),
+            MergeError::DifferentPlans(groups) => {
+                f.write_str("the states come from different plans (fingerprints differ):")?;
+                for (fp, sources) in groups {
+                    write!(f, " plan {fp}: {};", sources.join(", "))?;
+                }
+                Ok(())
+            }
+            MergeError::DifferentSplits(groups) => {
+                f.write_str("the states split the run differently:")?;
+                for (n, sources) in groups {
+                    write!(f, " into {n} shards: {};", sources.join(", "))?;
+                }
+                Ok(())
+            }
+            MergeError::Shards {
+                count,
+                duplicates,
+                missing,
+            } => {
+                let mut parts = Vec::new();
+                for (shard, sources) in duplicates {
+                    parts.push(format!(
+                        "shard {shard} appears {} times ({})",
+                        sources.len(),
+                        sources.join(", ")
+                    ));
+                }
+                if !missing.is_empty() {
+                    const SHOWN: usize = 20;
+                    let mut names: Vec<String> =
+                        missing.iter().take(SHOWN).map(|s| s.to_string()).collect();
+                    if missing.len() > SHOWN {
+                        names.push(format!("and {} more", missing.len() - SHOWN));
+                    }
+                    parts.push(format!(
+                        "{} of {count} shards missing: {}",
+                        missing.len(),
+                        names.join(", ")
+                    ));
+                }
+                write!(f, "cannot merge: {}", parts.join("; "))
+            }
+            MergeError::Timing {
+                source,
+                family,
+                error,
+            } => write!(f, "{source}: {family}: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for MergeError {}
+
+/// Groups `items` by a key, keeping each group's sources, in key order.
+fn groups<K: Ord + Clone>(
+    items: &[(String, ShardState)],
+    key: impl Fn(&ShardState) -> K,
+) -> Vec<(K, Vec<String>)> {
+    let mut map: BTreeMap<K, Vec<String>> = BTreeMap::new();
+    for (source, s) in items {
+        map.entry(key(s)).or_default().push(source.clone());
+    }
+    map.into_iter().collect()
+}
+
+/// Merges the states of one run, each with the name of where it came from (a file, a log line).
+pub fn merge(mut states: Vec<(String, ShardState)>) -> Result<Merged, MergeError> {
+    if states.is_empty() {
+        return Err(MergeError::NoStates);
+    }
+    if let Some((source, s)) = states.iter().find(|(_, s)| s.pacer_state > STATE_VERSION) {
+        return Err(MergeError::NewerVersion {
+            source: source.clone(),
+            version: s.pacer_state,
+        });
+    }
+    let plans = groups(&states, |s| s.fingerprint.clone());
+    if plans.len() > 1 {
+        return Err(MergeError::DifferentPlans(plans));
+    }
+    let splits = groups(&states, |s| s.shard.count());
+    if splits.len() > 1 {
+        return Err(MergeError::DifferentSplits(splits));
+    }
+    let count = states[0].1.shard.count();
+    // Every index is below the count (a `ShardIndex` cannot be otherwise), so N distinct ones
+    // are exactly 0..N.
+    let by_index = groups(&states, |s| s.shard);
+    let duplicates: Vec<_> = by_index
+        .iter()
+        .filter(|(_, sources)| sources.len() > 1)
+        .map(|(shard, sources)| (*shard, sources.clone()))
+        .collect();
+    let missing: Vec<_> = (0..count)
+        .filter_map(|i| ShardIndex::new(i, count))
+        .filter(|shard| by_index.binary_search_by_key(shard, |(k, _)| *k).is_err())
+        .collect();
+    if !duplicates.is_empty() || !missing.is_empty() {
+        return Err(MergeError::Shards {
+            count,
+            duplicates,
+            missing,
+        });
+    }
+    states.sort_by_key(|(_, s)| s.shard);
+    fold(states)
+}
+
+/// Adds up states already checked to be the shards `0..N` of one plan, in index order.
+fn fold(states: Vec<(String, ShardState)>) -> Result<Merged, MergeError> {
+    let first = &states[0].1;
+    let shards = first.shard.count();
+    let mut plan = first.plan.clone();
+    let fingerprint = first.fingerprint.clone();
+    let effective = |s: &ShardState| s.start_unix_ns.max(s.ready_unix_ns);
+    let earliest = states.iter().map(|(_, s)| effective(s)).min().unwrap_or(0);
+    let latest = states.iter().map(|(_, s)| effective(s)).max().unwrap_or(0);
+    let start_unix_ns = states
+        .iter()
+        .map(|(_, s)| s.start_unix_ns)
+        .min()
+        .unwrap_or(0);
+    let end_unix_ns = states.iter().map(|(_, s)| s.end_unix_ns).max().unwrap_or(0);
+    let first_dispatch = states
+        .iter()
+        .filter_map(|(_, s)| s.first_dispatch_unix_ns)
+        .min();
+    let last_dispatch = states
+        .iter()
+        .filter_map(|(_, s)| s.last_dispatch_unix_ns)
+        .max();
+
+    let mut counts = Counts::default();
+    let mut statuses = BTreeMap::new();
+    let mut failures = BTreeMap::new();
+    let mut timings: BTreeMap<String, Recorder> = BTreeMap::new();
+    let mut scheduling: Vec<String> = Vec::new();
+    let mut per_shard = Vec::with_capacity(states.len());
+    let mut threads = 0;
+    for (source, s) in states {
+        let began = effective(&s);
+        counts += s.counts;
+        threads += s.plan.threads;
+        let mut errors = 0;
+        for (k, n) in s.statuses {
+            *statuses.entry(k).or_insert(0) += n;
+            errors += n;
+        }
+        for (k, n) in s.failures {
+            errors += n;
+            *failures.entry(k).or_insert(0) += n;
+        }
+        // One family unpacked at a time, then folded in and dropped.
+        for (family, packed) in s.timings {
+            let r = unpack_base64(&packed).map_err(|error| MergeError::Timing {
+                source: source.clone(),
+                family: family.clone(),
+                error,
+            })?;
+            timings.entry(family).or_default().merge(r);
+        }
+        if !scheduling.contains(&s.scheduling) {
+            scheduling.push(s.scheduling.clone());
+        }
+        per_shard.push(ShardLine {
+            shard: s.shard,
+            start: format_rfc3339(s.start_unix_ns),
+            start_offset: secs_between(earliest, began),
+            start_late: s.start_late,
+            elapsed: secs_between(s.start_unix_ns, s.end_unix_ns),
+            total_requests: s.counts.total_requests,
+            errors,
+        });
+    }
+    plan.threads = threads;
+    plan.config.remove("shard");
+    plan.config.insert("threads".into(), json!(threads));
+    plan.config.insert("shards".into(), json!(shards));
+
+    let elapsed = secs_between(start_unix_ns, end_unix_ns).max(0.0);
+    let achieved_qps = match (plan.qps, first_dispatch, last_dispatch) {
+        (None, _, _) => counts.total_requests as f64 / plan.duration.max(1e-9),
+        (Some(_), Some(a), Some(b)) if counts.dispatched >= 2 && b > a => {
+            (counts.dispatched - 1) as f64 / secs_between(a, b)
+        }
+        _ => 0.0,
+    };
+    let sketched = timings.values().any(|r| !r.is_exact());
+    Ok(Merged {
+        plan,
+        fingerprint,
+        shards,
+        counts,
+        statuses,
+        failures,
+        timings,
+        start_unix_ns,
+        end_unix_ns,
+        elapsed,
+        achieved_qps,
+        scheduling: scheduling.join("; "),
+        start_skew: secs_between(earliest, latest),
+        per_shard,
+        percentile_rank_error: sketched.then_some(RANK_ERROR),
+    })
+}
+
+impl Merged {
+    /// The fields a merged report has beyond a run's: `shards` (one line per shard),
+    /// `start_skew`, `fingerprint`, and `percentile_rank_error` when a sketch was read.
+    pub fn shard_fields(&self) -> Vec<(&'static str, Value)> {
+        let mut out = vec![
+            ("shards", json!(self.per_shard)),
+            ("start_skew", json!(self.start_skew)),
+            ("fingerprint", json!(self.fingerprint)),
+        ];
+        if let Some(e) = self.percentile_rank_error {
+            out.push(("percentile_rank_error", json!(e)));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::SplitMix64;
+    use crate::shard::state::{CLOCK, STATE_VERSION, StateError};
+    use crate::stats::EXACT_LIMIT;
+    use crate::stats::pack::pack_base64;
+    use crate::stats::percentile_linear;
+    use serde_json::Map;
+
+    const SEC: i64 = 1_000_000_000;
+    const T0: i64 = 1_767_225_600 * SEC;
+
+    fn plan_echo(threads: usize) -> PlanEcho {
+        let mut config = Map::new();
+        config.insert("url".into(), json!("http://127.0.0.1:9/"));
+        config.insert("threads".into(), json!(threads));
+        PlanEcho {
+            config,
+            url: "http://127.0.0.1:9/".into(),
+            method: "GET".into(),
+            qps: Some(1000.0),
+            duration: 10.0,
+            count: 10_000,
+            num_workers: 30,
+            threads,
+            timeout: 2.0,
+            insecure: false,
+            body_mode: "plain".into(),
+            llm: None,
+        }
+    }
+
+    /// Timings as the engine makes them (whole nanoseconds), with a long tail.
+    fn samples(seed: u64, n: usize) -> Vec<f64> {
+        let mut rng = SplitMix64::new(seed);
+        (0..n)
+            .map(|_| {
+                let u = rng.next_f64();
+                let ms = 1.0
+                    + 4.0 * u
+                    + if u > 0.98 {
+                        200.0 * rng.next_f64()
+                    } else {
+                        0.0
+                    };
+                std::time::Duration::from_nanos((ms * 1e6) as u64).as_secs_f64()
+            })
+            .collect()
+    }
+
+    fn recorder(xs: &[f64]) -> Recorder {
+        let mut r = Recorder::new();
+        xs.iter().for_each(|&x| r.record(x));
+        r
+    }
+
+    fn shard_samples(i: u32, k: usize) -> Vec<f64> {
+        samples(u64::from(i) * 1000 + k as u64, k)
+    }
+
+    /// Shard `i` of `n` with `k` response times of its own seed, started `late_ms` after `T0`.
+    fn state(i: u32, n: u32, k: usize, late_ms: i64) -> ShardState {
+        let xs = shard_samples(i, k);
+        let mut timings = BTreeMap::new();
+        timings.insert("response_time".into(), pack_base64(&recorder(&xs)));
+        timings.insert("latency".into(), pack_base64(&recorder(&xs[..k / 2])));
+        let mut statuses = BTreeMap::new();
+        statuses.insert(400, u64::from(i) + 1);
+        let mut failures = BTreeMap::new();
+        failures.insert("timeout".to_string(), 2);
+        let errors = u64::from(i) + 3;
+        ShardState {
+            pacer_state: STATE_VERSION,
+            pacer_version: "test".into(),
+            fingerprint: "f00d".into(),
+            shard: ShardIndex::new(i, n).unwrap(),
+            clock: CLOCK.into(),
+            start_unix_ns: T0,
+            ready_unix_ns: T0 + late_ms * 1_000_000 - 40_000_000,
+            end_unix_ns: T0 + 10 * SEC + i64::from(i) * 1_000_000,
+            start_late: (late_ms as f64 / 1000.0 - 0.04).max(0.0),
+            plan: plan_echo(2),
+            counts: Counts {
+                total_requests: k as u64 + errors,
+                successes: k as u64,
+                dispatched: k as u64 + errors - 2,
+                bytes_received: 100 * k as u64,
+                connections_opened: 5,
+                output_tokens: 0,
+                tls_full: 0,
+                tls_resumed: 0,
+            },
+            first_dispatch_unix_ns: Some(T0 + i64::from(i) * 1_000_000),
+            last_dispatch_unix_ns: Some(T0 + 9 * SEC + i64::from(i) * 1_000_000),
+            scheduling: "normal".into(),
+            statuses,
+            failures,
+            timings,
+        }
+    }
+
+    fn named(states: Vec<ShardState>) -> Vec<(String, ShardState)> {
+        states
+            .into_iter()
+            .map(|s| (format!("shard-{}.json", s.shard.index()), s))
+            .collect()
+    }
+
+    /// Every response time of the states' shards (regenerated from their seeds), ascending.
+    fn union(states: &[ShardState]) -> Vec<f64> {
+        let mut all: Vec<f64> = states
+            .iter()
+            .flat_map(|s| shard_samples(s.shard.index(), s.counts.successes as usize))
+            .collect();
+        all.sort_by(f64::total_cmp);
+        all
+    }
+
+    #[test]
+    fn counts_add_and_times_span_the_run() {
+        let states: Vec<_> = (0..3)
+            .map(|i| state(i, 3, 1000, i64::from(i) * 10))
+            .collect();
+        let m = merge(named(states.clone())).unwrap();
+        assert_eq!(m.shards, 3);
+        assert_eq!(m.counts.total_requests, 3000 + 3 + 4 + 5);
+        assert_eq!(m.counts.successes, 3000);
+        assert_eq!(m.counts.bytes_received, 300_000);
+        assert_eq!(m.statuses[&400], 1 + 2 + 3);
+        assert_eq!(m.failures["timeout"], 6);
+        assert_eq!(m.timings["response_time"].count(), 3000);
+        assert_eq!(m.timings["latency"].count(), 1500);
+        // Earliest start to latest end: shard 2 ends 2 ms after 10 s.
+        assert!((m.elapsed - 10.002).abs() < 1e-9, "{}", m.elapsed);
+        // Shard 0 and 1 were ready before the start (on time); shard 2 began 20 − 40 < 0 ms,
+        // also on time: no skew. Then make shard 1 late by 150 ms.
+        assert_eq!(m.start_skew, 0.0);
+        let mut late = states.clone();
+        late[1].ready_unix_ns = T0 + 150_000_000;
+        late[1].start_late = 0.15;
+        let m = merge(named(late)).unwrap();
+        assert!((m.start_skew - 0.15).abs() < 1e-9, "{}", m.start_skew);
+        assert_eq!(m.per_shard[1].start_offset, m.start_skew);
+        assert_eq!(m.per_shard[1].start_late, 0.15);
+        assert_eq!(m.per_shard[0].start, "2026-01-01T00:00:00.000000Z");
+        assert_eq!(m.per_shard[2].errors, 5);
+        // Dispatches from T0 to T0 + 9.002 s.
+        let dispatched = m.counts.dispatched as f64;
+        assert!((m.achieved_qps - (dispatched - 1.0) / 9.002).abs() < 1e-6);
+        assert_eq!(m.plan.config["shards"], json!(3));
+        assert_eq!(m.plan.config["threads"], json!(6));
+        assert_eq!(m.percentile_rank_error, None);
+        let fields: Map<String, Value> = m
+            .shard_fields()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        assert_eq!(fields["shards"][1]["shard"], json!("1/3"));
+        assert!(!fields.contains_key("percentile_rank_error"));
+    }
+
+    #[test]
+    fn exact_while_the_union_fits_and_independent_of_order() {
+        let states: Vec<_> = (0..7).map(|i| state(i, 7, 9000 + i as usize, 0)).collect();
+        let m = merge(named(states.clone())).unwrap();
+        let rt = &m.timings["response_time"];
+        assert!(rt.is_exact() && rt.count() < EXACT_LIMIT as u64);
+        let all = union(&states);
+        let s = rt.summary();
+        for (q, got) in [(50.0, s.p50), (90.0, s.p90), (97.0, s.p97), (99.0, s.p99)] {
+            assert_eq!(got, Some(percentile_linear(&all, q)), "p{q}");
+        }
+        assert_eq!(s.min, all.first().copied());
+        assert_eq!(s.max, all.last().copied());
+        // The states in another order merge to the very same recorders.
+        let mut shuffled = named(states);
+        shuffled.reverse();
+        shuffled.swap(1, 4);
+        let again = merge(shuffled).unwrap();
+        for (family, r) in &m.timings {
+            assert_eq!(
+                crate::stats::pack::pack(r),
+                crate::stats::pack::pack(&again.timings[family]),
+                "{family}"
+            );
+        }
+    }
+
+    /// Past the exact limit the merged percentiles come from the sketch, within the rank error
+    /// the merged run states, however many shards fold into it.
+    #[test]
+    fn past_the_exact_limit_percentiles_stay_within_the_stated_rank_error() {
+        for (n, k) in [(3u32, 40_000usize), (7, 30_000), (50, 20_000), (4, 150_000)] {
+            let states: Vec<_> = (0..n).map(|i| state(i, n, k, 0)).collect();
+            let m = merge(named(states.clone())).unwrap();
+            let rt = &m.timings["response_time"];
+            assert!(!rt.is_exact(), "{n}x{k}");
+            let bound = m.percentile_rank_error.expect("a sketch was read");
+            assert_eq!(bound, RANK_ERROR);
+            let all = union(&states);
+            let total = all.len() as f64;
+            let s = rt.summary();
+            for (q, got) in [(50.0, s.p50), (90.0, s.p90), (97.0, s.p97), (99.0, s.p99)] {
+                let v = got.unwrap();
+                let below = all.partition_point(|&x| x < v) as f64;
+                let upto = all.partition_point(|&x| x <= v) as f64;
+                let want = q / 100.0 * (total - 1.0);
+                // v stands at the ranks [below, upto); an interpolated v between two samples at
+                // the rank between them.
+                let miss = (below - 1.0 - want).max(want - upto).max(0.0);
+                assert!(
+                    miss / total <= bound,
+                    "{n}x{k} p{q}: rank error {:.5}% > {}%",
+                    miss / total * 100.0,
+                    bound * 100.0
+                );
+            }
+            assert_eq!(s.count, all.len() as u64);
+            assert_eq!(s.min, all.first().copied());
+            assert_eq!(s.max, all.last().copied());
+            let mean = all.iter().sum::<f64>() / total;
+            assert!((s.mean.unwrap() - mean).abs() < 1e-12, "mean");
+        }
+    }
+
+    #[test]
+    fn refusals_name_what_is_wrong() {
+        let three = || (0..3).map(|i| state(i, 3, 10, 0)).collect::<Vec<_>>();
+        assert_eq!(merge(Vec::new()).unwrap_err(), MergeError::NoStates);
+
+        let mut other = three();
+        other[2].fingerprint = "beef".into();
+        let e = merge(named(other)).unwrap_err();
+        assert_eq!(
+            e,
+            MergeError::DifferentPlans(vec![
+                ("beef".into(), vec!["shard-2.json".into()]),
+                (
+                    "f00d".into(),
+                    vec!["shard-0.json".into(), "shard-1.json".into()]
+                ),
+            ])
+        );
+        let text = e.to_string();
+        assert!(
+            text.contains("different plans") && text.contains("plan beef: shard-2.json"),
+            "{text}"
+        );
+
+        let mut dup = three();
+        dup[2] = state(1, 3, 10, 0);
+        let e = merge(named(dup)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "cannot merge: shard 1/3 appears 2 times (shard-1.json, shard-1.json); \
+             1 of 3 shards missing: 2/3"
+        );
+        let mut missing = three();
+        missing.remove(0);
+        assert_eq!(
+            merge(named(missing)).unwrap_err().to_string(),
+            "cannot merge: 1 of 3 shards missing: 0/3"
+        );
+        let many: Vec<_> = (0..3).map(|i| state(i, 100, 10, 0)).collect();
+        let text = merge(named(many)).unwrap_err().to_string();
+        assert!(
+            text.contains("97 of 100 shards missing: 3/100, 4/100") && text.contains("and 77 more"),
+            "{text}"
+        );
+
+        let mut split = three();
+        split.push(state(3, 4, 10, 0));
+        let e = merge(named(split)).unwrap_err();
+        assert!(matches!(&e, MergeError::DifferentSplits(g) if g.len() == 2));
+        assert!(e.to_string().contains("into 4 shards: shard-3.json"), "{e}");
+
+        let mut newer = three();
+        newer[1].pacer_state = STATE_VERSION + 1;
+        assert_eq!(
+            merge(named(newer)).unwrap_err(),
+            MergeError::NewerVersion {
+                source: "shard-1.json".into(),
+                version: STATE_VERSION + 1
+            }
+        );
+
+        let mut broken = three();
+        broken[0].timings.insert("latency".into(), "AQ==".into());
+        let e = merge(named(broken)).unwrap_err();
+        assert!(
+            matches!(&e, MergeError::Timing { source, family, error: PackError::Truncated }
+                if source == "shard-0.json" && family == "latency"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn states_round_trip_through_lines_and_logs() {
+        let s = state(1, 2, 500, 0);
+        let line = s.to_line();
+        assert!(line.starts_with("{\"pacer_state\":1,") && !line.contains('\n'));
+        assert_eq!(ShardState::parse(&line, "x").unwrap(), s);
+
+        // `kubectl logs --prefix` of two pods, with their text reports around the states.
+        let s0 = state(0, 2, 300, 0);
+        let log = format!(
+            "pacer: GET http://x/\n  requests 300\n[pod/run-0-abc/pacer] {}\n[pod/run-1-def/pacer] requests 500\n[pod/run-1-def/pacer] {line}\n",
+            s0.to_line()
+        );
+        let got = ShardState::read_lines(log.as_bytes(), "stdin").unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].0, "stdin line 3");
+        assert_eq!((&got[0].1, &got[1].1), (&s0, &s));
+        let e = ShardState::read_lines("nothing here\n".as_bytes(), "stdin").unwrap_err();
+        assert_eq!(
+            e,
+            StateError::NoneFound {
+                source: "stdin".into()
+            }
+        );
+
+        let newer = line.replacen("{\"pacer_state\":1,", "{\"pacer_state\":2,", 1);
+        assert_eq!(
+            ShardState::parse(&newer, "b.json").unwrap_err(),
+            StateError::NewerVersion {
+                source: "b.json".into(),
+                version: 2
+            }
+        );
+        // A newer state is refused by its version even when the rest is unreadable to us.
+        assert!(matches!(
+            ShardState::parse("{\"pacer_state\":9,\"x\":[]}", "c").unwrap_err(),
+            StateError::NewerVersion { version: 9, .. }
+        ));
+        let e = ShardState::parse("{\"hello\":1}", "d.json").unwrap_err();
+        assert!(
+            e.to_string().contains("d.json is not a pacer shard state"),
+            "{e}"
+        );
+        let bad_shard = line.replacen("\"shard\":\"1/2\"", "\"shard\":\"2/2\"", 1);
+        assert!(ShardState::parse(&bad_shard, "e").is_err());
+
+        // Files: one line, pretty-printed, or a saved log.
+        let dir = std::env::temp_dir().join(format!("pacer-state-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let one = dir.join("one.json");
+        std::fs::write(&one, format!("{line}\n")).unwrap();
+        assert_eq!(ShardState::read_file(&one).unwrap()[0].1, s);
+        let pretty = dir.join("pretty.json");
+        std::fs::write(&pretty, serde_json::to_string_pretty(&s).unwrap()).unwrap();
+        assert_eq!(ShardState::read_file(&pretty).unwrap()[0].1, s);
+        let log_file = dir.join("pods.log");
+        std::fs::write(&log_file, &log).unwrap();
+        assert_eq!(ShardState::read_file(&log_file).unwrap().len(), 2);
+        let e = ShardState::read_file(&dir.join("absent.json")).unwrap_err();
+        assert!(matches!(e, StateError::Read { .. }));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
