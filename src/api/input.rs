@@ -10,6 +10,8 @@ use serde_json::{Map, Value, json};
 
 use crate::llm::Api;
 use crate::plan::{Input, LlmInput, PlanError, Rate, defaults, json_bool};
+use crate::shard::ShardIndex;
+use crate::shard::time::{UnixNanos, parse_time};
 
 /// An API error: the HTTP status and the value of the `detail` member of the body.
 #[derive(Clone, Debug, PartialEq)]
@@ -236,6 +238,8 @@ impl<'a> Fields<'a> {
         let ca_cert = self.field("ca_cert", Presence::Nullable, string);
         let insecure = self.field("insecure", Presence::Nullable, boolean);
         let realtime = self.field("realtime", Presence::Nullable, boolean);
+        let shard = self.field("shard", Presence::Nullable, shard);
+        let start_at = self.field("start_at", Presence::Nullable, start_at);
         let mut input = Input::new(url?, qps?, duration?);
         input.num_workers = num_workers;
         input.timeout = timeout;
@@ -248,6 +252,8 @@ impl<'a> Fields<'a> {
         input.ca_cert = ca_cert;
         input.insecure = insecure.unwrap_or(false);
         input.realtime = realtime.unwrap_or(false);
+        input.shard = shard.unwrap_or(ShardIndex::WHOLE);
+        input.start_at = start_at;
         Some(input)
     }
 
@@ -406,6 +412,37 @@ fn boolean(v: &Value) -> Result<bool, FieldError> {
     })
 }
 
+/// `"i/N"` with `0 <= i < N`. The server's environment does not choose a run's shard, so `env/N`
+/// is not taken here.
+fn shard(v: &Value) -> Result<ShardIndex, FieldError> {
+    let s = v.as_str().ok_or(STRING_TYPE)?;
+    ShardIndex::parse(s, |_| None).map_err(|_| {
+        (
+            "value_error",
+            "Input should be a shard \"i/N\" with 0 <= i < N, such as \"0/4\"",
+        )
+    })
+}
+
+/// Unix seconds (a number, or a string of one), or an RFC 3339 time with its offset.
+fn start_at(v: &Value) -> Result<UnixNanos, FieldError> {
+    const TIME: FieldError = (
+        "value_error",
+        "Input should be unix seconds or an RFC 3339 time with an offset, such as \"2026-01-01T00:00:00Z\"",
+    );
+    match v {
+        Value::String(s) => parse_time(s).map_err(|_| TIME),
+        Value::Number(_) => {
+            let secs = number(v)?;
+            if !(0.0..9e9).contains(&secs) {
+                return Err(TIME);
+            }
+            Ok((secs * 1e9).round() as UnixNanos)
+        }
+        _ => Err(TIME),
+    }
+}
+
 fn arrival(v: &Value) -> Result<bool, FieldError> {
     match v.as_str() {
         Some("constant") => Ok(false),
@@ -513,6 +550,36 @@ mod tests {
                 errs(bench(body).unwrap_err()),
                 vec![(json!(["body"]), "model_attributes_type".into())]
             );
+        }
+    }
+
+    #[test]
+    fn shard_and_start_at() {
+        let i = bench(json!({"url": "http://h/", "qps": 20, "duration": 5,
+            "shard": "1/4", "start_at": "2026-01-01T00:00:00Z"}))
+        .unwrap();
+        assert_eq!(i.shard, ShardIndex::new(1, 4).unwrap());
+        assert_eq!(i.start_at, Some(1_767_225_600_000_000_000));
+        let i = bench(json!({"url": "http://h/", "qps": 20, "duration": 5,
+            "shard": null, "start_at": 1767225600.5}))
+        .unwrap();
+        assert_eq!(i.shard, ShardIndex::WHOLE);
+        assert_eq!(i.start_at, Some(1_767_225_600_500_000_000));
+        let e = bench(json!({"url": "http://h/", "qps": 20, "duration": 5,
+            "shard": "4/4", "start_at": "tomorrow"}))
+        .unwrap_err();
+        assert_eq!(
+            errs(e),
+            vec![
+                (json!(["body", "shard"]), "value_error".into()),
+                (json!(["body", "start_at"]), "value_error".into()),
+            ]
+        );
+        for bad in [json!("env/4"), json!(3), json!("1/0")] {
+            assert!(shard(&bad).is_err(), "{bad}");
+        }
+        for bad in [json!(-1), json!(true), json!(1e12)] {
+            assert!(start_at(&bad).is_err(), "{bad}");
         }
     }
 

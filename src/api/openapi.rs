@@ -234,6 +234,17 @@ fn run_fields(limits: &Limits, workers_default: Value, timeout_default: f64) -> 
             "description": "Skip TLS certificate verification."},
         "realtime": {"type": "boolean", "nullable": true, "default": false,
             "description": "Run the workers as SCHED_FIFO (needs root or CAP_SYS_NICE; fixed qps only). The report's scheduling field says what the run got."},
+        "shard": {"type": "string", "nullable": true, "pattern": "^[0-9]+/[0-9]+$",
+            "description": "Send only shard i of N of the run (`\"i/N\"`, 0 <= i < N): the requests \
+                j of the whole plan with j mod N = i, over num_workers/N of the connections. \
+                Merge the shards' states (`\"state\": true`) with `pacer merge`."},
+        "start_at": {"oneOf": [{"type": "number"}, {"type": "string"}], "nullable": true,
+            "description": "Wall-clock start of the schedule: unix seconds, or RFC 3339 with an \
+                offset (`2026-01-01T00:00:00Z`). The run waits until then; one that starts \
+                late still sends every request, timed from its intended time, and reports \
+                `start_late`."},
+        "state": {"type": "boolean", "nullable": true, "default": false,
+            "description": "Add the run's mergeable state to the report as `state` (for `pacer merge`)."},
     });
     match v {
         Value::Object(m) => m,
@@ -371,6 +382,9 @@ fn config_schema() -> Value {
             "ca_cert": {"type": "string"},
             "insecure": {"type": "boolean"},
             "realtime": {"type": "boolean"},
+            "shard": {"type": "string", "description": "This run's shard, i/N."},
+            "shards": {"type": "integer", "description": "A merged report: how many shards."},
+            "start_at": {"type": "string", "description": "The wall-clock start asked for, RFC 3339."},
             "warning": {"type": "string"},
             "fireworks_payload": {"type": "object", "additionalProperties": true}
         }
@@ -536,6 +550,9 @@ mod tests {
             "ca_cert",
             "insecure",
             "realtime",
+            "shard",
+            "start_at",
+            "state",
         ] {
             assert!(b[f].is_object(), "{f}");
         }

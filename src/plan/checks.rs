@@ -136,6 +136,40 @@ pub(super) fn count(qps: Rate, duration: f64) -> Result<u64, PlanError> {
     }
 }
 
+/// A run split into shards: every shard gets at least one connection and, at a fixed rate, at
+/// least one request, and Poisson arrivals have a seed, so that every shard draws the same
+/// arrival times and keeps its own.
+pub(super) fn shard(input: &Input, num_workers: usize, count: u64) -> Result<(), PlanError> {
+    let n = input.shard.count();
+    if n == 1 {
+        return Ok(());
+    }
+    if (num_workers as u64) < u64::from(n) {
+        return Err(invalid(
+            "num_workers",
+            format!(
+                "num_workers ({num_workers}) must be at least the number of shards ({n}): the \
+                 shards split the connections"
+            ),
+        ));
+    }
+    if input.qps != Rate::Max && count < u64::from(n) {
+        return Err(invalid(
+            "shard",
+            format!("the run's {count} requests cannot be split over {n} shards"),
+        ));
+    }
+    if input.poisson && input.seed.is_none() {
+        return Err(invalid(
+            "seed",
+            "a run split into shards with Poisson arrivals needs a seed, so that every shard \
+             draws the same arrival times"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
 /// As asked (default: the cores), but never more threads than connections, nor than requests:
 /// an idle thread would only add noise.
 pub(super) fn threads(

@@ -6,6 +6,7 @@ use serde_json::{Map, Value, json};
 use super::input::{Input, Rate};
 use super::request::Shaped;
 use super::{Arrival, Plan};
+use crate::shard::time::format_rfc3339;
 
 /// `plan` is complete but for its `config`; `shaped` is what [`Plan::new`] built the request
 /// from, `timeout` the effective one in seconds as given.
@@ -62,6 +63,12 @@ pub(super) fn echo(
     }
     if input.realtime {
         config.insert("realtime".into(), json!(true));
+    }
+    if plan.shard.count() > 1 {
+        config.insert("shard".into(), json!(plan.shard.to_string()));
+    }
+    if let Some(t) = plan.start_at {
+        config.insert("start_at".into(), json!(format_rfc3339(t)));
     }
     if input.insecure {
         config.insert(

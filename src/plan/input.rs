@@ -8,6 +8,8 @@ use std::str::FromStr;
 use serde_json::{Map, Value};
 
 use crate::llm::Api;
+use crate::shard::ShardIndex;
+use crate::shard::time::UnixNanos;
 
 /// Requests per second, or closed-loop saturation.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -81,6 +83,10 @@ pub struct Input {
     /// Run the workers under `SCHED_FIFO` (fixed-rate runs only; see `engine::sched`).
     pub realtime: bool,
     pub llm: Option<LlmInput>,
+    /// The part of the run this process sends (`--shard i/N`); the whole run by default.
+    pub shard: ShardIndex,
+    /// When the schedule starts, on the wall clock (`--start-at`); as soon as ready by default.
+    pub start_at: Option<UnixNanos>,
 }
 
 impl Input {
@@ -102,6 +108,8 @@ impl Input {
             insecure: false,
             realtime: false,
             llm: None,
+            shard: ShardIndex::WHOLE,
+            start_at: None,
         }
     }
 }

@@ -26,6 +26,8 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use crate::llm::Api;
+use crate::shard::ShardIndex;
+use crate::shard::time::UnixNanos;
 pub use checks::{Limits, default_num_workers};
 pub use input::{Input, LlmInput, Rate, json_bool, parse_bool};
 pub use target::Target;
@@ -123,6 +125,13 @@ pub struct Plan {
     pub body_mode: BodyMode,
     /// The effective inputs, echoed as the report's `config` (never the token).
     pub config: Map<String, Value>,
+    /// The part of the run this process sends: request `j` of the whole plan is shard
+    /// `j mod N`'s; the connections are split the same way ([`Plan::shard_workers`]).
+    pub shard: ShardIndex,
+    /// When the schedule starts on the wall clock; `None`: as soon as the threads are ready.
+    pub start_at: Option<UnixNanos>,
+    /// What shards of one run share and other plans do not ([`crate::shard::fingerprint`]).
+    pub fingerprint: String,
 }
 
 impl Plan {
@@ -136,7 +145,12 @@ impl Plan {
         let target = Target::parse(&input.url).map_err(|msg| invalid("url", msg))?;
         let num_workers = checks::num_workers(input, limits)?;
         let count = checks::count(input.qps, input.duration)?;
-        let threads = checks::threads(input.threads, num_workers, count)?;
+        checks::shard(input, num_workers, count)?;
+        let threads = checks::threads(
+            input.threads,
+            input.shard.share_of(num_workers as u64) as usize,
+            input.shard.share_of(count),
+        )?;
         let arrival = checks::arrival(input)?;
         checks::realtime(input)?;
         let shaped = request::shape(input, target)?;
@@ -164,8 +178,13 @@ impl Plan {
             llm: shaped.llm.as_ref().map(|(l, _)| l.clone()),
             body_mode: shaped.body_mode,
             config: Map::new(),
+            shard: input.shard,
+            start_at: input.start_at,
+            fingerprint: String::new(),
         };
         plan.config = config::echo(input, &plan, &shaped, timeout);
+        let token = input.llm.as_ref().map(|l| l.token.as_str());
+        plan.fingerprint = crate::shard::fingerprint(&plan, token);
         Ok(plan)
     }
 
@@ -173,6 +192,17 @@ impl Plan {
     /// engine asks per request so that requests may differ later without it changing.
     pub fn request_for(&self, _index: u64) -> &[u8] {
         &self.request.0
+    }
+
+    /// The requests this process sends: its shard's share of `count` (0 in saturation).
+    pub fn shard_requests(&self) -> u64 {
+        self.shard.share_of(self.count)
+    }
+
+    /// The connections this process may open: its shard's share of `num_workers`, so that the
+    /// whole run never has more than `num_workers` requests in flight, as one process would.
+    pub fn shard_workers(&self) -> usize {
+        self.shard.share_of(self.num_workers as u64) as usize
     }
 }
 
@@ -336,6 +366,60 @@ mod tests {
         );
         assert_eq!(p.body_mode, BodyMode::WholeJson);
         assert_eq!(p.url, "https://h/v1/chat/completions");
+    }
+
+    #[test]
+    fn a_shard_gets_its_share_of_requests_connections_and_threads() {
+        let mut i = Input::new("http://h/", Rate::PerSecond(100.0), 1.0);
+        i.num_workers = Some(10);
+        i.threads = Some(4);
+        i.shard = ShardIndex::new(2, 3).unwrap();
+        i.start_at = Some(1_767_225_600_000_000_000);
+        let p = plan(&i).unwrap();
+        // 100 requests and 10 connections over 3 shards: 34/33/33 and 4/3/3.
+        assert_eq!((p.count, p.num_workers), (100, 10));
+        assert_eq!(
+            (p.shard_requests(), p.shard_workers(), p.threads),
+            (33, 3, 3)
+        );
+        assert_eq!(p.config["shard"], json!("2/3"));
+        assert_eq!(p.config["start_at"], json!("2026-01-01T00:00:00.000000Z"));
+        // Shards of one plan share its fingerprint; the whole plan run alone does too.
+        let mut other = i.clone();
+        other.shard = ShardIndex::new(0, 3).unwrap();
+        other.threads = Some(1);
+        other.start_at = None;
+        assert_eq!(plan(&other).unwrap().fingerprint, p.fingerprint);
+        let whole = Input {
+            shard: ShardIndex::WHOLE,
+            ..i.clone()
+        };
+        let w = plan(&whole).unwrap();
+        assert_eq!((w.shard_requests(), w.shard_workers()), (100, 10));
+        assert!(!w.config.contains_key("shard"));
+
+        let refused = |i: &Input| match plan(i).unwrap_err() {
+            PlanError::Invalid { field, msg } => format!("{field}: {msg}"),
+            e => panic!("{e:?}"),
+        };
+        let mut few = i.clone();
+        few.num_workers = Some(2);
+        assert_eq!(
+            refused(&few),
+            "num_workers: num_workers (2) must be at least the number of shards (3): the shards \
+             split the connections"
+        );
+        let mut short = i.clone();
+        short.qps = Rate::PerSecond(2.0);
+        assert_eq!(
+            refused(&short),
+            "shard: the run's 2 requests cannot be split over 3 shards"
+        );
+        let mut poisson = i.clone();
+        poisson.poisson = true;
+        assert!(refused(&poisson).starts_with("seed: a run split into shards with Poisson"));
+        poisson.seed = Some(1);
+        assert!(plan(&poisson).is_ok());
     }
 
     #[test]
