@@ -43,7 +43,8 @@ pub struct Merged {
     /// Seconds from the earliest start to the latest end.
     pub elapsed: f64,
     pub achieved_qps: f64,
-    pub scheduling: String,
+    /// How the shards' threads were scheduled, each way once (see [`ShardState::scheduling`]).
+    pub scheduling: Vec<String>,
     /// Seconds between the first and the last shard to really begin.
     pub start_skew: f64,
     pub per_shard: Vec<ShardLine>,
@@ -300,7 +301,7 @@ fn fold(states: Vec<(String, ShardState)>) -> Result<Merged, MergeError> {
         end_unix_ns,
         elapsed,
         achieved_qps,
-        scheduling: scheduling.join("; "),
+        scheduling,
         start_skew: secs_between(earliest, latest),
         per_shard,
         percentile_rank_error: sketched.then_some(RANK_ERROR),
@@ -350,7 +351,9 @@ mod tests {
             num_workers: 30,
             threads,
             timeout: 2.0,
+            seed: None,
             insecure: false,
+            realtime: false,
             body_mode: "plain".into(),
             llm: None,
         }

@@ -8,12 +8,15 @@
 //!   different plans are never merged.
 //! - [`state`]: the [`ShardState`] a shard writes (`--state`), versioned, one JSON line.
 //! - [`merge`]: states in, one merged run out, or a refusal that names the problem.
+//! - [`report`]: a run's state, and a merged run as the report writes it (the same JSON and text
+//!   as one process's run, plus `shards`, `start_skew` and `percentile_rank_error`).
 //! - [`time`]: `--start-at` times (unix seconds, RFC 3339) and their display.
 //!
-//! Splitting the schedule and waiting for the start belong to the engine; turning a merged run
-//! into the report's JSON and text belongs to the report.
+//! Splitting the schedule and waiting for the start belong to the engine; the report's fields and
+//! layout belong to `crate::report`, which writes a merged run as it writes any.
 
 pub mod merge;
+pub mod report;
 pub mod state;
 pub mod time;
 
@@ -23,6 +26,7 @@ use ring::digest::{SHA256, digest};
 
 use crate::plan::{Arrival, BodyMode, Plan, Rate};
 pub use merge::{MergeError, Merged, ShardLine, merge};
+pub use report::WallTimes;
 pub use state::{Counts, LlmEcho, PlanEcho, STATE_VERSION, ShardState, StateError};
 
 /// The environment variable Kubernetes sets to a pod's index in an Indexed Job.

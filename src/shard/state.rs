@@ -56,7 +56,7 @@ pub struct ShardState {
     pub counts: Counts,
     pub first_dispatch_unix_ns: Option<UnixNanos>,
     pub last_dispatch_unix_ns: Option<UnixNanos>,
-    /// How the worker threads were scheduled, as the report says it.
+    /// How the worker threads were scheduled: `normal`, `realtime`, or `realtime refused: <why>`.
     pub scheduling: String,
     /// Error responses by HTTP status.
     pub statuses: BTreeMap<u16, u64>,
@@ -86,7 +86,11 @@ pub struct PlanEcho {
     pub threads: usize,
     /// Seconds.
     pub timeout: f64,
+    /// The Poisson arrivals' seed; `None` for constant spacing.
+    pub seed: Option<u64>,
     pub insecure: bool,
+    /// Real-time scheduling was asked for.
+    pub realtime: bool,
     /// `plain`, `sse` or `whole_json`: how response bodies were read.
     pub body_mode: String,
     /// For LLM runs: whether the payload streamed, and the API (`completions` or `chat`).
