@@ -168,6 +168,23 @@ fn groups<K: Ord + Clone>(
 
 /// Merges the states of one run, each with the name of where it came from (a file, a log line).
 pub fn merge(mut states: Vec<(String, ShardState)>) -> Result<Merged, MergeError> {
+    check(&states)?;
+    states.sort_by_key(|(_, s)| s.shard);
+    let mut states = states.into_iter();
+    let Some((source, first)) = states.next() else {
+        return Err(MergeError::NoStates);
+    };
+    let mut fold = Fold::new(&first);
+    fold.add(&source, first)?;
+    for (source, s) in states {
+        fold.add(&source, s)?;
+    }
+    Ok(fold.finish())
+}
+
+/// Whether `states` can be merged: some, none newer than this pacer, one plan, one split, every
+/// shard once. Reads no timings, so it may be given states whose timings are not loaded yet.
+pub fn check(states: &[(String, ShardState)]) -> Result<(), MergeError> {
     if states.is_empty() {
         return Err(MergeError::NoStates);
     }
@@ -177,18 +194,18 @@ pub fn merge(mut states: Vec<(String, ShardState)>) -> Result<Merged, MergeError
             version: s.pacer_state,
         });
     }
-    let plans = groups(&states, |s| s.fingerprint.clone());
+    let plans = groups(states, |s| s.fingerprint.clone());
     if plans.len() > 1 {
         return Err(MergeError::DifferentPlans(plans));
     }
-    let splits = groups(&states, |s| s.shard.count());
+    let splits = groups(states, |s| s.shard.count());
     if splits.len() > 1 {
         return Err(MergeError::DifferentSplits(splits));
     }
     let count = states[0].1.shard.count();
     // Every index is below the count (a `ShardIndex` cannot be otherwise), so N distinct ones
     // are exactly 0..N.
-    let by_index = groups(&states, |s| s.shard);
+    let by_index = groups(states, |s| s.shard);
     let duplicates: Vec<_> = by_index
         .iter()
         .filter(|(_, sources)| sources.len() > 1)
@@ -205,107 +222,141 @@ pub fn merge(mut states: Vec<(String, ShardState)>) -> Result<Merged, MergeError
             missing,
         });
     }
-    states.sort_by_key(|(_, s)| s.shard);
-    fold(states)
+    Ok(())
 }
 
-/// Adds up states already checked to be the shards `0..N` of one plan, in index order.
-fn fold(states: Vec<(String, ShardState)>) -> Result<Merged, MergeError> {
-    let first = &states[0].1;
-    let shards = first.shard.count();
-    let mut plan = first.plan.clone();
-    let fingerprint = first.fingerprint.clone();
-    let effective = |s: &ShardState| s.start_unix_ns.max(s.ready_unix_ns);
-    let earliest = states.iter().map(|(_, s)| effective(s)).min().unwrap_or(0);
-    let latest = states.iter().map(|(_, s)| effective(s)).max().unwrap_or(0);
-    let start_unix_ns = states
-        .iter()
-        .map(|(_, s)| s.start_unix_ns)
-        .min()
-        .unwrap_or(0);
-    let end_unix_ns = states.iter().map(|(_, s)| s.end_unix_ns).max().unwrap_or(0);
-    let first_dispatch = states
-        .iter()
-        .filter_map(|(_, s)| s.first_dispatch_unix_ns)
-        .min();
-    let last_dispatch = states
-        .iter()
-        .filter_map(|(_, s)| s.last_dispatch_unix_ns)
-        .max();
+/// The merge under way: states [`check`]ed together are added one at a time, in shard order (so
+/// the result does not depend on the order they were given in), each dropped once added. Holds
+/// the merged recorders and one line per shard, nothing that grows with the requests.
+pub struct Fold {
+    plan: PlanEcho,
+    fingerprint: String,
+    shards: u32,
+    counts: Counts,
+    statuses: BTreeMap<u16, u64>,
+    failures: BTreeMap<String, u64>,
+    timings: BTreeMap<String, Recorder>,
+    scheduling: Vec<String>,
+    threads: usize,
+    /// Per shard: its line, and its effective start (the later of its start and its readiness).
+    lines: Vec<(ShardLine, UnixNanos)>,
+    start: Option<UnixNanos>,
+    end: Option<UnixNanos>,
+    first_dispatch: Option<UnixNanos>,
+    last_dispatch: Option<UnixNanos>,
+}
 
-    let mut counts = Counts::default();
-    let mut statuses = BTreeMap::new();
-    let mut failures = BTreeMap::new();
-    let mut timings: BTreeMap<String, Recorder> = BTreeMap::new();
-    let mut scheduling: Vec<String> = Vec::new();
-    let mut per_shard = Vec::with_capacity(states.len());
-    let mut threads = 0;
-    for (source, s) in states {
-        let began = effective(&s);
-        counts += s.counts;
-        threads += s.plan.threads;
-        let mut errors = 0;
-        for (k, n) in s.statuses {
-            *statuses.entry(k).or_insert(0) += n;
-            errors += n;
+impl Fold {
+    /// A merge whose plan is `first`'s (the states were checked to share it).
+    pub fn new(first: &ShardState) -> Fold {
+        Fold {
+            plan: first.plan.clone(),
+            fingerprint: first.fingerprint.clone(),
+            shards: first.shard.count(),
+            counts: Counts::default(),
+            statuses: BTreeMap::new(),
+            failures: BTreeMap::new(),
+            timings: BTreeMap::new(),
+            scheduling: Vec::new(),
+            threads: 0,
+            lines: Vec::new(),
+            start: None,
+            end: None,
+            first_dispatch: None,
+            last_dispatch: None,
         }
-        for (k, n) in s.failures {
-            errors += n;
-            *failures.entry(k).or_insert(0) += n;
-        }
-        // One family unpacked at a time, then folded in and dropped.
-        for (family, packed) in s.timings {
-            let r = unpack_base64(&packed).map_err(|error| MergeError::Timing {
-                source: source.clone(),
+    }
+
+    /// Adds one shard; `source` names it if a timing family does not unpack.
+    pub fn add(&mut self, source: &str, s: ShardState) -> Result<(), MergeError> {
+        // One family unpacked at a time, folded in and dropped.
+        for (family, packed) in &s.timings {
+            let r = unpack_base64(packed).map_err(|error| MergeError::Timing {
+                source: source.to_string(),
                 family: family.clone(),
                 error,
             })?;
-            timings.entry(family).or_default().merge(r);
+            self.timings.entry(family.clone()).or_default().merge(r);
         }
-        if !scheduling.contains(&s.scheduling) {
-            scheduling.push(s.scheduling.clone());
+        self.counts += s.counts;
+        self.threads += s.plan.threads;
+        let mut errors = 0;
+        for (&k, &n) in &s.statuses {
+            *self.statuses.entry(k).or_insert(0) += n;
+            errors += n;
         }
-        per_shard.push(ShardLine {
+        for (k, &n) in &s.failures {
+            *self.failures.entry(k.clone()).or_insert(0) += n;
+            errors += n;
+        }
+        if !self.scheduling.contains(&s.scheduling) {
+            self.scheduling.push(s.scheduling.clone());
+        }
+        let min = |a: Option<i64>, b: Option<i64>| a.into_iter().chain(b).min();
+        let max = |a: Option<i64>, b: Option<i64>| a.into_iter().chain(b).max();
+        self.start = min(self.start, Some(s.start_unix_ns));
+        self.end = max(self.end, Some(s.end_unix_ns));
+        self.first_dispatch = min(self.first_dispatch, s.first_dispatch_unix_ns);
+        self.last_dispatch = max(self.last_dispatch, s.last_dispatch_unix_ns);
+        let line = ShardLine {
             shard: s.shard,
             start: format_rfc3339(s.start_unix_ns),
-            start_offset: secs_between(earliest, began),
+            start_offset: 0.0,
             start_late: s.start_late,
             elapsed: secs_between(s.start_unix_ns, s.end_unix_ns),
             total_requests: s.counts.total_requests,
             errors,
-        });
+        };
+        self.lines
+            .push((line, s.start_unix_ns.max(s.ready_unix_ns)));
+        Ok(())
     }
-    plan.threads = threads;
-    plan.config.remove("shard");
-    plan.config.insert("threads".into(), json!(threads));
-    plan.config.insert("shards".into(), json!(shards));
 
-    let elapsed = secs_between(start_unix_ns, end_unix_ns).max(0.0);
-    let achieved_qps = match (plan.qps, first_dispatch, last_dispatch) {
-        (None, _, _) => counts.total_requests as f64 / plan.duration.max(1e-9),
-        (Some(_), Some(a), Some(b)) if counts.dispatched >= 2 && b > a => {
-            (counts.dispatched - 1) as f64 / secs_between(a, b)
+    /// The merged run.
+    pub fn finish(self) -> Merged {
+        let mut plan = self.plan;
+        plan.threads = self.threads;
+        plan.config.remove("shard");
+        plan.config.insert("threads".into(), json!(self.threads));
+        plan.config.insert("shards".into(), json!(self.shards));
+        let earliest = self.lines.iter().map(|(_, t)| *t).min().unwrap_or(0);
+        let latest = self.lines.iter().map(|(_, t)| *t).max().unwrap_or(0);
+        let per_shard = self
+            .lines
+            .into_iter()
+            .map(|(mut line, began)| {
+                line.start_offset = secs_between(earliest, began);
+                line
+            })
+            .collect();
+        let (start, end) = (self.start.unwrap_or(0), self.end.unwrap_or(0));
+        let counts = self.counts;
+        let achieved_qps = match (plan.qps, self.first_dispatch, self.last_dispatch) {
+            (None, _, _) => counts.total_requests as f64 / plan.duration.max(1e-9),
+            (Some(_), Some(a), Some(b)) if counts.dispatched >= 2 && b > a => {
+                (counts.dispatched - 1) as f64 / secs_between(a, b)
+            }
+            _ => 0.0,
+        };
+        let sketched = self.timings.values().any(|r| !r.is_exact());
+        Merged {
+            plan,
+            fingerprint: self.fingerprint,
+            shards: self.shards,
+            counts,
+            statuses: self.statuses,
+            failures: self.failures,
+            timings: self.timings,
+            start_unix_ns: start,
+            end_unix_ns: end,
+            elapsed: secs_between(start, end).max(0.0),
+            achieved_qps,
+            scheduling: self.scheduling,
+            start_skew: secs_between(earliest, latest),
+            per_shard,
+            percentile_rank_error: sketched.then_some(RANK_ERROR),
         }
-        _ => 0.0,
-    };
-    let sketched = timings.values().any(|r| !r.is_exact());
-    Ok(Merged {
-        plan,
-        fingerprint,
-        shards,
-        counts,
-        statuses,
-        failures,
-        timings,
-        start_unix_ns,
-        end_unix_ns,
-        elapsed,
-        achieved_qps,
-        scheduling,
-        start_skew: secs_between(earliest, latest),
-        per_shard,
-        percentile_rank_error: sketched.then_some(RANK_ERROR),
-    })
+    }
 }
 
 impl Merged {
@@ -325,7 +376,7 @@ impl Merged {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::rng::SplitMix64;
     use crate::shard::state::{CLOCK, STATE_VERSION, StateError};
@@ -388,7 +439,7 @@ mod tests {
     }
 
     /// Shard `i` of `n` with `k` response times of its own seed, started `late_ms` after `T0`.
-    fn state(i: u32, n: u32, k: usize, late_ms: i64) -> ShardState {
+    pub(in crate::shard) fn state(i: u32, n: u32, k: usize, late_ms: i64) -> ShardState {
         let xs = shard_samples(i, k);
         let mut timings = BTreeMap::new();
         timings.insert("response_time".into(), pack_base64(&recorder(&xs)));

@@ -8,6 +8,8 @@
 //!   different plans are never merged.
 //! - [`state`]: the [`ShardState`] a shard writes (`--state`), versioned, one JSON line.
 //! - [`merge`]: states in, one merged run out, or a refusal that names the problem.
+//! - [`sources`]: `pacer merge`'s inputs (files, directories, standard input) merged in two
+//!   passes, so memory stays flat.
 //! - [`report`]: a run's state, and a merged run as the report writes it (the same JSON and text
 //!   as one process's run, plus `shards`, `start_skew` and `percentile_rank_error`).
 //! - [`time`]: `--start-at` times (unix seconds, RFC 3339) and their display.
@@ -17,6 +19,7 @@
 
 pub mod merge;
 pub mod report;
+pub mod sources;
 pub mod state;
 pub mod time;
 
@@ -27,6 +30,7 @@ use ring::digest::{SHA256, digest};
 use crate::plan::{Arrival, BodyMode, Plan, Rate};
 pub use merge::{MergeError, Merged, ShardLine, merge};
 pub use report::WallTimes;
+pub use sources::{LoadError, merge_sources};
 pub use state::{Counts, LlmEcho, PlanEcho, STATE_VERSION, ShardState, StateError};
 
 /// The environment variable Kubernetes sets to a pod's index in an Indexed Job.
