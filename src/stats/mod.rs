@@ -166,6 +166,12 @@ impl Recorder {
         self.sketch.is_none()
     }
 
+    /// Every sample in recording order while the recorder is exact; None once it is a sketch.
+    /// For checks against numpy on the same samples (a merged run against its shards').
+    pub fn exact_samples(&self) -> Option<&[f64]> {
+        self.is_exact().then_some(self.samples.as_slice())
+    }
+
     /// Capacity of the exact sample store; 0 once the recorder has switched to the sketch.
     pub fn exact_capacity(&self) -> usize {
         self.samples.capacity()
