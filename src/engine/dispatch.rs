@@ -57,6 +57,9 @@ pub struct Dispatch {
     /// ended are dropped when they reach the front.
     deadlines: VecDeque<Deadline>,
     timeout: Duration,
+    /// No request is given up as not sent before `floor + timeout`: a run that started late
+    /// (its t0 in the past) had no chance to send its past-due requests before it was ready.
+    floor: Option<Instant>,
     cap: usize,
     open: usize,
     busy: usize,
@@ -71,11 +74,24 @@ impl Dispatch {
             queue: VecDeque::new(),
             deadlines: VecDeque::new(),
             timeout,
+            floor: None,
             cap,
             open: 0,
             busy: 0,
             serial: 0,
         }
+    }
+
+    /// Waiting for a connection counts from `ready` for a request intended before it (a run
+    /// that starts late still sends every request, each timed from its intended time).
+    pub fn waiting_from(mut self, ready: Instant) -> Dispatch {
+        self.floor = Some(ready);
+        self
+    }
+
+    /// When a request intended at `intended` that has not gone out is given up.
+    fn unsent_expiry(&self, intended: Instant) -> Instant {
+        self.floor.map_or(intended, |f| f.max(intended)) + self.timeout
     }
 
     pub fn cap(&self) -> usize {
@@ -196,11 +212,12 @@ impl Dispatch {
     }
 
     /// The oldest request that has waited `timeout` past its intended time without going out,
-    /// taken off the queue: it is not sent. Expiry is at exactly `intended + timeout`.
+    /// taken off the queue: it is not sent. Expiry is at exactly `intended + timeout` (for a late
+    /// start, the later of `intended` and the moment the run was ready, plus `timeout`).
     pub fn expire_unsent(&mut self, now: Instant) -> Option<Pending> {
         let p = self.queue.front()?;
         // A retry at the front is in flight as far as the user is concerned: its deadline rules.
-        if p.dispatch.is_some() || now < p.intended + self.timeout {
+        if p.dispatch.is_some() || now < self.unsent_expiry(p.intended) {
             return None;
         }
         self.queue.pop_front()
@@ -233,7 +250,7 @@ impl Dispatch {
             .queue
             .iter()
             .find(|p| p.dispatch.is_none())
-            .map(|p| p.intended + self.timeout);
+            .map(|p| self.unsent_expiry(p.intended));
         let sent = self.deadlines.front().map(|d| d.at);
         match (unsent, sent) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -307,6 +324,25 @@ mod tests {
         assert_eq!(d.expire_unsent(at), None, "the next one is not due yet");
         assert_eq!(d.next_wake(), Some(ms(t0, 5) + TIMEOUT));
         assert_eq!(d.queued(), 1);
+    }
+
+    /// A run that was ready only after its start: requests intended before that wait from the
+    /// moment it was ready; later ones from their intended time, as always.
+    #[test]
+    fn a_late_start_waits_from_readiness() {
+        let t0 = Instant::now();
+        let ready = ms(t0, 5000);
+        let mut d = Dispatch::new(1, TIMEOUT).waiting_from(ready);
+        d.due(0, t0);
+        d.due(1, ready + TIMEOUT);
+        assert_eq!(
+            d.expire_unsent(t0 + TIMEOUT),
+            None,
+            "not before it could be sent"
+        );
+        assert_eq!(d.next_wake(), Some(ready + TIMEOUT));
+        assert_eq!(d.expire_unsent(ready + TIMEOUT).map(|p| p.index), Some(0));
+        assert_eq!(d.next_wake(), Some(ready + TIMEOUT + TIMEOUT));
     }
 
     #[test]

@@ -59,6 +59,9 @@ pub struct Shared<'a> {
     pub addrs: &'a [SocketAddr],
     pub tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
     pub t0: Instant,
+    /// When the threads were ready. Before `t0` but for a late start (`start_at` passed), when
+    /// a request due before it waits for a connection from here, not from its intended time.
+    pub ready: Instant,
     pub stop: &'a Stop,
 }
 
@@ -125,7 +128,7 @@ impl<'a> Lane<'a> {
             conns: Slab::with_capacity(cap),
             idle: Vec::with_capacity(cap),
             pacing: Pacing::new(plan, sh.t0, thread as u64, threads as u64),
-            dispatch: Dispatch::new(cap, plan.timeout),
+            dispatch: Dispatch::new(cap, plan.timeout).waiting_from(sh.ready),
             next_conn_id: 0,
             addr_index: 0,
             revisit: Vec::new(),

@@ -37,6 +37,8 @@ use std::sync::{Barrier, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::plan::{Plan, Rate};
+use crate::shard::WallTimes;
+use crate::shard::time::{UnixNanos, now_unix_ns};
 use lane::{Lane, Shared};
 pub use outcome::Failure;
 pub use sched::Scheduling;
@@ -70,6 +72,9 @@ pub struct RunStats {
     pub scheduling: Scheduling,
     /// The run was stopped early ([`Stop`]): requests not yet sent are `not sent: interrupted`.
     pub interrupted: bool,
+    /// Where the run sat on the wall clock (start, readiness, end, first and last send), for a
+    /// shard's state and `start_late`.
+    pub wall: WallTimes,
 }
 
 impl RunStats {
@@ -181,7 +186,7 @@ impl Progress {
             lanes: (0..plan.threads.max(1))
                 .map(|_| LaneProgress::default())
                 .collect(),
-            total: plan.count,
+            total: plan.shard_requests(),
         }
     }
 
@@ -289,11 +294,14 @@ pub fn run_resolved_with(
     let stop = controls.stop.unwrap_or(&no_stop);
     let barrier = Barrier::new(threads + 1);
     let t0_cell: OnceLock<Instant> = OnceLock::new();
+    let anchor_cell: OnceLock<(Anchor, UnixNanos)> = OnceLock::new();
     let (tx, rx) = crossbeam_channel::unbounded::<Result<LaneStats, String>>();
     let result = std::thread::scope(|scope| {
         for thread in 0..threads {
-            let (tx, barrier, t0_cell, addrs, tls) = (tx.clone(), &barrier, &t0_cell, &addrs, &tls);
-            let cap = plan.num_workers / threads + usize::from(thread < plan.num_workers % threads);
+            let (tx, barrier, t0_cell, anchor_cell, addrs, tls) =
+                (tx.clone(), &barrier, &t0_cell, &anchor_cell, &addrs, &tls);
+            let workers = plan.shard_workers();
+            let cap = workers / threads + usize::from(thread < workers % threads);
             let spawned = std::thread::Builder::new()
                 .name(format!("pacer-lane-{thread}"))
                 .spawn_scoped(scope, move || {
@@ -304,11 +312,13 @@ pub fn run_resolved_with(
                     };
                     barrier.wait();
                     let t0 = *t0_cell.get().unwrap_or(&Instant::now());
+                    let ready = anchor_cell.get().map_or(t0, |(a, _)| a.mono);
                     let shared = Shared {
                         plan,
                         addrs,
                         tls: tls.clone(),
                         t0,
+                        ready,
                         stop,
                     };
                     let stats = Lane::new(&shared, thread, threads, cap, progress.lane(thread))
@@ -326,8 +336,11 @@ pub fn run_resolved_with(
             }
         }
         drop(tx);
-        // Every thread is ready: start the clock a moment ahead so all see the same t0.
-        let t0 = Instant::now() + Duration::from_millis(1);
+        // Every thread is ready: read the wall clock once, and start the clock a moment ahead
+        // (or at `start_at`) so all see the same t0.
+        let anchor = Anchor::now();
+        let (t0, start) = anchor.t0(plan.start_at);
+        let _ = anchor_cell.set((anchor, start));
         let _ = t0_cell.set(t0);
         barrier.wait();
         let started = t0;
@@ -368,15 +381,30 @@ pub fn run_resolved_with(
         Rate::Max => plan.duration,
         Rate::PerSecond(_) => started.elapsed(),
     };
-    let stats = finish(plan, merged, elapsed);
+    let end = Instant::now();
+    let (anchor, start) = anchor_cell
+        .get()
+        .copied()
+        .unwrap_or_else(|| (Anchor::now(), now_unix_ns()));
+    let wall = WallTimes {
+        start,
+        ready: anchor.wall,
+        end: anchor.wall_of(end),
+        first_dispatch: merged.first_dispatch.map(|t| anchor.wall_of(t)),
+        last_dispatch: merged.last_dispatch.map(|t| anchor.wall_of(t)),
+        dispatched: merged.dispatched,
+    };
+    let mut stats = finish(plan, merged, elapsed);
+    stats.wall = wall;
+    let scheduled = plan.shard_requests();
     debug_assert!(
-        plan.count == 0 || stats.total_requests == plan.count,
+        scheduled == 0 || stats.total_requests == scheduled,
         "lost requests"
     );
-    if plan.count > 0 && stats.total_requests != plan.count {
+    if scheduled > 0 && stats.total_requests != scheduled {
         return Err(EngineError(format!(
-            "internal error: {} requests scheduled but {} accounted for",
-            plan.count, stats.total_requests
+            "internal error: {scheduled} requests scheduled but {} accounted for",
+            stats.total_requests
         )));
     }
     Ok(stats)
@@ -412,6 +440,52 @@ fn finish(plan: &Plan, w: LaneStats, elapsed: Duration) -> RunStats {
         connections_opened: w.connections_opened,
         output_tokens: w.output_tokens,
         interrupted: w.interrupted,
+        wall: WallTimes::default(),
+    }
+}
+
+/// One reading of both clocks, taken when every engine thread is ready: the wall clock is read
+/// only here, and every wall time of the run is this reading plus monotonic time since.
+#[derive(Clone, Copy, Debug)]
+struct Anchor {
+    mono: Instant,
+    wall: UnixNanos,
+}
+
+impl Anchor {
+    fn now() -> Anchor {
+        Anchor {
+            mono: Instant::now(),
+            wall: now_unix_ns(),
+        }
+    }
+
+    /// The wall time of monotonic instant `t`.
+    fn wall_of(&self, t: Instant) -> UnixNanos {
+        let nanos = |d: Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
+        match t.checked_duration_since(self.mono) {
+            Some(d) => self.wall.saturating_add(nanos(d)),
+            None => self.wall.saturating_sub(nanos(self.mono - t)),
+        }
+    }
+
+    /// The run's t0 and the wall time it stands for: `start_at` mapped onto the monotonic clock
+    /// (in the past for a late start, so every request keeps its intended time), or a moment
+    /// from now.
+    fn t0(&self, start_at: Option<UnixNanos>) -> (Instant, UnixNanos) {
+        let soon = Duration::from_millis(1);
+        let Some(start) = start_at else {
+            return (self.mono + soon, self.wall_of(self.mono + soon));
+        };
+        let ahead = i128::from(start) - i128::from(self.wall);
+        let by = Duration::from_nanos(u64::try_from(ahead.unsigned_abs()).unwrap_or(u64::MAX));
+        let t0 = if ahead >= 0 {
+            self.mono.checked_add(by)
+        } else {
+            self.mono.checked_sub(by)
+        };
+        // A start beyond what the monotonic clock can hold (before boot): start now.
+        (t0.unwrap_or(self.mono), start)
     }
 }
 
@@ -428,9 +502,9 @@ pub fn resolve(host: &str, port: u16) -> Option<Vec<SocketAddr>> {
 /// Every request of a run whose host does not resolve ends as `dns: <host>`.
 fn dns_failure(plan: &Plan) -> RunStats {
     let n = match plan.rate {
-        Rate::PerSecond(_) => plan.count,
+        Rate::PerSecond(_) => plan.shard_requests(),
         // No schedule to count in closed loop: one failed attempt per connection.
-        Rate::Max => plan.num_workers as u64,
+        Rate::Max => plan.shard_workers() as u64,
     };
     let mut errors = BTreeMap::new();
     errors.insert(

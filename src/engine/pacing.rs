@@ -1,7 +1,8 @@
 //! Where a lane's requests come from ([`Pacing`], decided once from the plan's rate) and when
 //! they are due. Pure arithmetic: request `i` is due at `t0 + i/qps` (constant) or at the `i`-th
-//! arrival of a seeded Poisson process; a thread walks only its share (`i ≡ k mod T`) so the
-//! global spacing holds however many threads there are. Nothing here reads the clock: `now` is
+//! arrival of a seeded Poisson process; a thread walks only its share (`i ≡ k mod T`, and of a
+//! shard `i/N`, its share of the shard's) so the global spacing holds however many threads and
+//! shards there are: every one generates the whole seeded sequence and keeps its own requests. Nothing here reads the clock: `now` is
 //! passed in.
 
 use std::time::{Duration, Instant};
@@ -21,21 +22,26 @@ pub enum Pacing {
 }
 
 impl Pacing {
-    /// Thread `thread` of `threads` of `plan`, starting at `t0`.
+    /// Thread `thread` of `threads` of `plan`, starting at `t0`. Of a shard `i/N` of the plan,
+    /// the threads share the shard's requests (`j ≡ i mod N`) in turn: thread `k` takes
+    /// `i + N·k`, then every `N·T`-th, so each keeps the whole plan's intended times.
     pub fn new(plan: &Plan, t0: Instant, thread: u64, threads: u64) -> Pacing {
+        let n = u64::from(plan.shard.count());
+        let first = u64::from(plan.shard.index()) + n * thread;
+        let step = n * threads.max(1);
         match plan.rate {
             Rate::PerSecond(qps) => Pacing::Paced(Schedule::new(
                 t0,
                 qps,
                 plan.count,
                 plan.arrival,
-                thread,
-                threads,
+                first,
+                step,
             )),
             Rate::Max => Pacing::Saturate {
                 end: t0 + plan.duration,
-                next: thread,
-                step: threads.max(1),
+                next: first,
+                step,
             },
         }
     }
@@ -131,14 +137,15 @@ struct Poisson {
 }
 
 impl Schedule {
-    /// Thread `thread` of `threads` over `count` requests at `qps`, starting at `t0`.
+    /// The requests `first`, `first + step`, ... below `count` of a plan at `qps` starting at
+    /// `t0`: thread `k` of `T` is `(k, T)`.
     pub fn new(
         t0: Instant,
         qps: f64,
         count: u64,
         arrival: Arrival,
-        thread: u64,
-        threads: u64,
+        first: u64,
+        step: u64,
     ) -> Schedule {
         let poisson = match arrival {
             Arrival::Constant => None,
@@ -151,8 +158,8 @@ impl Schedule {
         Schedule {
             t0,
             qps,
-            next: thread,
-            step: threads.max(1),
+            next: first,
+            step: step.max(1),
             count,
             poisson,
         }
@@ -258,6 +265,53 @@ mod tests {
         c.stop(ms(200));
         assert!(c.over(ms(200)));
         assert_eq!(c.take_rest(), None);
+    }
+
+    /// Shards of a plan, each split over its threads, send exactly the plan's requests at the
+    /// plan's intended times, Poisson included, and never one twice.
+    #[test]
+    fn shards_and_threads_together_are_the_plan() {
+        use crate::plan::{Input, Limits};
+        use crate::shard::ShardIndex;
+        let t0 = Instant::now();
+        for poisson in [false, true] {
+            let mut input = Input::new("http://h/", Rate::PerSecond(500.0), 2.0);
+            input.num_workers = Some(21);
+            input.poisson = poisson;
+            input.seed = Some(5);
+            let whole = Plan::new(&input, &Limits::default()).unwrap();
+            let mut want = Vec::new();
+            let Pacing::Paced(s) = Pacing::new(&whole, t0, 0, 1) else {
+                panic!("paced")
+            };
+            want.extend(drain(s));
+            assert_eq!(want.len(), 1000);
+            for n in [1u32, 2, 3, 7] {
+                for threads in [1u64, 2, 3] {
+                    let mut got = Vec::new();
+                    for i in 0..n {
+                        input.shard = ShardIndex::new(i, n).unwrap();
+                        let plan = Plan::new(&input, &Limits::default()).unwrap();
+                        let mut mine = 0;
+                        for k in 0..threads {
+                            let Pacing::Paced(s) = Pacing::new(&plan, t0, k, threads) else {
+                                panic!("paced")
+                            };
+                            let share = drain(s);
+                            assert!(share.iter().all(|(j, _)| j % u64::from(n) == u64::from(i)));
+                            mine += share.len() as u64;
+                            got.extend(share);
+                        }
+                        assert_eq!(mine, plan.shard_requests(), "{n} shards, shard {i}");
+                    }
+                    got.sort();
+                    assert_eq!(
+                        got, want,
+                        "{n} shards x {threads} threads, poisson {poisson}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

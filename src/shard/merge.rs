@@ -50,6 +50,8 @@ pub struct Merged {
     pub per_shard: Vec<ShardLine>,
     /// Set when any timing family's percentiles come from a sketch: their rank error bound.
     pub percentile_rank_error: Option<f64>,
+    /// Some shard was stopped before its end.
+    pub interrupted: bool,
 }
 
 /// One shard as the merged report lists it.
@@ -238,6 +240,7 @@ pub struct Fold {
     timings: BTreeMap<String, Recorder>,
     scheduling: Vec<String>,
     threads: usize,
+    interrupted: bool,
     /// Per shard: its line, and its effective start (the later of its start and its readiness).
     lines: Vec<(ShardLine, UnixNanos)>,
     start: Option<UnixNanos>,
@@ -259,6 +262,7 @@ impl Fold {
             timings: BTreeMap::new(),
             scheduling: Vec::new(),
             threads: 0,
+            interrupted: false,
             lines: Vec::new(),
             start: None,
             end: None,
@@ -280,6 +284,7 @@ impl Fold {
         }
         self.counts += s.counts;
         self.threads += s.plan.threads;
+        self.interrupted |= s.interrupted;
         let mut errors = 0;
         for (&k, &n) in &s.statuses {
             *self.statuses.entry(k).or_insert(0) += n;
@@ -355,6 +360,7 @@ impl Fold {
             start_skew: secs_between(earliest, latest),
             per_shard,
             percentile_rank_error: sketched.then_some(RANK_ERROR),
+            interrupted: self.interrupted,
         }
     }
 }
@@ -473,6 +479,7 @@ pub(super) mod tests {
             first_dispatch_unix_ns: Some(T0 + i64::from(i) * 1_000_000),
             last_dispatch_unix_ns: Some(T0 + 9 * SEC + i64::from(i) * 1_000_000),
             scheduling: "normal".into(),
+            interrupted: false,
             statuses,
             failures,
             timings,

@@ -199,10 +199,24 @@ impl ShardState {
             first_dispatch_unix_ns: times.first_dispatch,
             last_dispatch_unix_ns: times.last_dispatch,
             scheduling: scheduling_word(&stats.scheduling),
+            interrupted: stats.interrupted,
             statuses,
             failures,
             timings,
         }
+    }
+}
+
+/// What a run's report says about its start when it was given one (`--start-at`): how late it
+/// was ready, in seconds (0 when on time).
+pub fn add_start_late(plan: &Plan, stats: &RunStats, report: &mut Value) {
+    if plan.start_at.is_some()
+        && let Value::Object(m) = report
+    {
+        m.insert(
+            "start_late".into(),
+            serde_json::json!(stats.wall.start_late()),
+        );
     }
 }
 
@@ -239,6 +253,8 @@ impl Merged {
                 .iter()
                 .map(|w| scheduling_of(w))
                 .fold(Scheduling::Normal, Scheduling::worst),
+            interrupted: self.interrupted,
+            ..RunStats::default()
         }
     }
 

@@ -58,6 +58,8 @@ pub struct ShardState {
     pub last_dispatch_unix_ns: Option<UnixNanos>,
     /// How the worker threads were scheduled: `normal`, `realtime`, or `realtime refused: <why>`.
     pub scheduling: String,
+    /// The shard was stopped before its end (its unsent requests are `not sent: interrupted`).
+    pub interrupted: bool,
     /// Error responses by HTTP status.
     pub statuses: BTreeMap<u16, u64>,
     /// Other errors by name (`timeout`, `connection refused`, ...).
