@@ -8,6 +8,7 @@ mod bench;
 pub mod duration;
 mod flags;
 
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -75,6 +76,27 @@ pub enum Command {
     Demo(DemoArgs),
     /// Render a saved JSON report (`bench --json > run.json`) as one self-contained HTML page.
     Html(HtmlArgs),
+    /// Merge the states of a run's shards (`--shard i/N --state FILE`) into one report, as if
+    /// one process had sent the whole run.
+    Merge(MergeArgs),
+}
+
+#[derive(Args, Debug)]
+#[command(after_help = EXIT_CODES)]
+pub struct MergeArgs {
+    /// State files (`--state FILE`), directories (every *.json in them), or `-`: standard input
+    /// read as lines, any line holding a state (`kubectl logs ... | pacer merge -`)
+    #[arg(value_name = "STATE", required = true)]
+    pub states: Vec<PathBuf>,
+    /// Print the JSON report on stdout instead of the text report
+    #[arg(long, short = 'j')]
+    pub json: bool,
+    /// Also write the JSON report to FILE [default: none]
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Also write the report as an HTML page to FILE [default: none]
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -242,7 +264,34 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Demo(a) => demo(a),
         Command::Html(a) => crate::html::render_file(&a.report, &a.output)
             .map_err(|e| err(exit::USAGE, e.to_string())),
+        Command::Merge(a) => merge(a),
     }
+}
+
+/// `pacer merge`: states that cannot be read or merged are bad input (exit 2), named.
+fn merge(a: MergeArgs) -> Result<(), CliError> {
+    let merged = crate::shard::merge_sources(&a.states, std::io::stdin().lock())
+        .map_err(|e| err(exit::USAGE, e.to_string()))?;
+    let json = merged.to_json().map_err(|e| err(exit::USAGE, e))?;
+    let pretty = serde_json::to_string_pretty(&json).unwrap_or_default();
+    if let Some(path) = &a.output {
+        std::fs::write(path, format!("{pretty}\n")).map_err(|e| {
+            err(
+                exit::USAGE,
+                format!("cannot write --output {}: {e}", path.display()),
+            )
+        })?;
+    }
+    if let Some(path) = &a.html {
+        crate::html::write(&json, path).map_err(|e| err(exit::USAGE, e.to_string()))?;
+    }
+    let text = if a.json {
+        pretty
+    } else {
+        merged.to_text().map_err(|e| err(exit::USAGE, e))?
+    };
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
+    Ok(())
 }
 
 /// Validates the flags of `bench` or `fireworks` into the run's plan without running it: the

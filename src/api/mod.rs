@@ -31,6 +31,8 @@ use serde_json::{Value, json};
 use crate::engine;
 use crate::plan::{Input, Limits, Plan};
 use crate::report;
+use crate::shard::ShardState;
+use crate::shard::report::add_start_late;
 pub use allow::{AllowTarget, Allowlist};
 use gate::{Gate, GateLimits};
 use http::{BodyError, Conn, Request};
@@ -312,10 +314,13 @@ fn benchmark(
             }
             parse_json(&bytes)
         })
-        .and_then(|v| to_input(&v))
-        .and_then(|input| realtime_allowed(state, &input).map(|()| input))
-        .and_then(|input| Plan::new(&input, &state.cfg.limits).map_err(ApiError::from))
-        .and_then(|plan| run(state, &plan));
+        .and_then(|v| Ok((to_input(&v)?, wants_state(&v)?)))
+        .and_then(|(input, st)| realtime_allowed(state, &input).map(|()| (input, st)))
+        .and_then(|(input, st)| {
+            let plan = Plan::new(&input, &state.cfg.limits).map_err(ApiError::from)?;
+            Ok((plan, st))
+        })
+        .and_then(|(plan, st)| run(state, &plan, st));
     match result {
         Ok(report) => Reply::json(200, &report),
         Err(e) => Reply::error(&e),
@@ -369,7 +374,21 @@ fn json_content_type(value: Option<&str>) -> bool {
 
 /// Resolves the target once and checks it against `--allow-target`, takes a run slot, runs the
 /// plan on exactly the checked addresses, and turns the outcome into the report or an error.
-fn run(state: &State, plan: &Plan) -> Result<Value, ApiError> {
+/// The request's `"state"`: whether the answer carries the run's mergeable state (`pacer merge`).
+fn wants_state(body: &Value) -> Result<bool, ApiError> {
+    match body.get("state") {
+        None | Some(Value::Null) => Ok(false),
+        Some(v) => crate::plan::json_bool(v).ok_or_else(|| {
+            ApiError::invalid(
+                vec![json!("body"), json!("state")],
+                "Input should be a valid boolean, unable to interpret input",
+                "bool_parsing",
+            )
+        }),
+    }
+}
+
+fn run(state: &State, plan: &Plan, with_state: bool) -> Result<Value, ApiError> {
     let addrs = engine::resolve(&plan.target.host, plan.target.port);
     if let Some(allow) = &state.allow {
         allow
@@ -388,7 +407,15 @@ fn run(state: &State, plan: &Plan) -> Result<Value, ApiError> {
         ));
     };
     match catch_unwind(AssertUnwindSafe(|| engine::run_resolved(plan, addrs, None))) {
-        Ok(Ok(stats)) => Ok(report::to_json(plan, &stats)),
+        Ok(Ok(stats)) => {
+            let mut report = report::to_json(plan, &stats);
+            add_start_late(plan, &stats, &mut report);
+            if with_state && let Value::Object(m) = &mut report {
+                let s = ShardState::of_run(plan, &stats, &stats.wall);
+                m.insert("state".into(), s.to_value());
+            }
+            Ok(report)
+        }
         Ok(Err(e)) => Err(ApiError::message(500, format!("run failed: {e}"))),
         Err(_) => Err(ApiError::message(500, "run failed: internal error")),
     }

@@ -454,6 +454,18 @@ fn report_schema(llm: bool) -> Value {
                 "properties": {"from": {"type": "number"}, "to": {"type": "number"},
                     "count": {"type": "integer"}}}}}),
     );
+    props.insert(
+        "start_late".into(),
+        json!({"type": "number", "description": "With `start_at`: seconds the run was ready \
+            after its start (0 when on time). Every request was still sent, timed from its \
+            intended time."}),
+    );
+    props.insert(
+        "state".into(),
+        json!({"type": "object", "additionalProperties": true, "description": "With \
+            `\"state\": true`: the run's mergeable state (a JSON object, version in \
+            `pacer_state`), for `pacer merge`."}),
+    );
     for t in timings_in_json_order().filter(|t| t.scope == Scope::Every) {
         family(&mut props, t.name);
     }

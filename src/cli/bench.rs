@@ -18,6 +18,9 @@ use super::{CliError, err, exit};
 use crate::engine::{self, ErrorKey, Progress, RunStats};
 use crate::plan::{Input, Limits, LlmInput, Plan, PlanError, Rate, default_num_workers, defaults};
 use crate::report::{self, secs_text};
+use crate::shard::report::add_start_late;
+use crate::shard::time::format_rfc3339;
+use crate::shard::{ShardIndex, ShardState};
 
 /// Where the report goes.
 #[derive(Clone, Debug, Default)]
@@ -26,6 +29,8 @@ pub struct Output {
     pub json: bool,
     /// Also the JSON report in this file.
     pub file: Option<PathBuf>,
+    /// The run's mergeable state to this file (`-`: stdout, after the report).
+    pub state: Option<PathBuf>,
 }
 
 impl Output {
@@ -33,6 +38,7 @@ impl Output {
         Output {
             json: r.json,
             file: r.output.clone(),
+            state: r.state.clone(),
         }
     }
 }
@@ -70,6 +76,8 @@ pub fn input(url: String, r: &RunArgs, llm: Option<LlmInput>) -> Result<Input, C
     input.insecure = r.insecure;
     input.realtime = r.realtime;
     input.llm = llm;
+    input.shard = r.shard.unwrap_or(ShardIndex::WHOLE);
+    input.start_at = r.start_at;
     Ok(input)
 }
 
@@ -77,28 +85,50 @@ pub fn input(url: String, r: &RunArgs, llm: Option<LlmInput>) -> Result<Input, C
 pub fn bench(input: &Input, out: &Output) -> Result<(), CliError> {
     let plan = plan(input)?;
     let file = out.file.as_deref().map(OutputFile::open).transpose()?;
+    let state_file = match out.state.as_deref() {
+        Some(p) if p.as_os_str() != "-" => Some(OutputFile::open_as(p, "--state")?),
+        _ => None,
+    };
     eprint!("{}", report::settings(&plan));
+    eprint!("{}", shard_settings(&plan));
     if let Some(f) = &file {
         eprintln!("  JSON report to {}", f.path.display());
     }
     let stats = match run_with_progress(&plan) {
         Ok(s) => s,
         Err(e) => {
-            if let Some(f) = file {
+            for f in [file, state_file].into_iter().flatten() {
                 f.discard();
             }
             return Err(e);
         }
     };
-    let json = report::to_json(&plan, &stats);
-    let text = if out.json {
+    let mut json = report::to_json(&plan, &stats);
+    add_start_late(&plan, &stats, &mut json);
+    let late = stats.wall.start_late();
+    let mut text = if out.json {
         pretty(&json)
     } else {
         report::to_text(&plan, &stats)
     };
+    if plan.start_at.is_some() && late > 0.0 {
+        eprintln!(
+            "pacer: started {} late (ready after --start-at); every request was still sent, \
+             timed from its intended time",
+            secs_text(late)
+        );
+    }
+    let state = ShardState::of_run(&plan, &stats, &stats.wall);
+    if out.state.as_deref().is_some_and(|p| p.as_os_str() == "-") {
+        text.push('\n');
+        text.push_str(&state.to_line());
+    }
     let _ = writeln!(std::io::stdout().lock(), "{text}");
     if let Some(f) = file {
         f.write(&pretty(&json))?;
+    }
+    if let Some(f) = state_file {
+        f.write(&state.to_line())?;
     }
     match no_response(&plan, &stats) {
         Some(why) => Err(err(exit::RUN_FAILED, why)),
@@ -243,12 +273,42 @@ fn plan_error(input: &Input, e: PlanError) -> String {
 /// leaves an existing file as it was, and removes one it created.
 struct OutputFile {
     path: PathBuf,
+    /// The flag that named it, for errors.
+    flag: &'static str,
     file: File,
     created: bool,
 }
 
+/// On stderr before a run: the shard and the start, when given.
+fn shard_settings(plan: &Plan) -> String {
+    let mut out = String::new();
+    if plan.shard.count() > 1 {
+        out.push_str(&format!(
+            "  shard {}: {} of the plan's requests, {} of its connections\n",
+            plan.shard,
+            plan.shard_requests(),
+            plan.shard_workers()
+        ));
+    }
+    if let Some(t) = plan.start_at {
+        let ahead = crate::shard::time::secs_between(crate::shard::time::now_unix_ns(), t);
+        let when = if ahead >= 0.0 {
+            format!("in {}", secs_text(ahead))
+        } else {
+            format!("{} ago: starting late", secs_text(-ahead))
+        };
+        out.push_str(&format!("  starts at {} ({when})\n", format_rfc3339(t)));
+    }
+    out
+}
+
 impl OutputFile {
     fn open(path: &Path) -> Result<OutputFile, CliError> {
+        Self::open_as(path, "--output")
+    }
+
+    /// Opens `path` for the file of `flag`, whose name the errors carry.
+    fn open_as(path: &Path, flag: &'static str) -> Result<OutputFile, CliError> {
         let created = !path.exists();
         let file = OpenOptions::new()
             .write(true)
@@ -258,11 +318,12 @@ impl OutputFile {
             .map_err(|e| {
                 err(
                     exit::USAGE,
-                    format!("cannot write --output {}: {e}", path.display()),
+                    format!("cannot write {flag} {}: {e}", path.display()),
                 )
             })?;
         Ok(OutputFile {
             path: path.to_path_buf(),
+            flag,
             file,
             created,
         })
@@ -278,7 +339,7 @@ impl OutputFile {
         write().map_err(|e| {
             err(
                 exit::RUN_FAILED,
-                format!("writing --output {}: {e}", self.path.display()),
+                format!("writing {} {}: {e}", self.flag, self.path.display()),
             )
         })
     }

@@ -15,6 +15,8 @@ use super::duration::parse_secs;
 use crate::llm::Api;
 use crate::plan::{Rate, defaults, parse_bool};
 use crate::report::secs_text;
+use crate::shard::ShardIndex;
+use crate::shard::time::{UnixNanos, parse_time};
 
 /// clap keeps a default's text as a `&'static str`; the defaults are numbers. One text per call
 /// site, made once (what `default_value_t` does inside).
@@ -106,6 +108,20 @@ pub struct RunArgs {
     /// Print the JSON report on stdout instead of the text report
     #[arg(long, short = 'j')]
     pub json: bool,
+    /// Send only shard I of N of the run: the requests j with j mod N = I, over its share of
+    /// the connections; `env/N` reads I from JOB_COMPLETION_INDEX (a Kubernetes Indexed Job).
+    /// Merge the shards' --state files with `pacer merge` [default: the whole run]
+    #[arg(long, value_name = "I/N", value_parser = parse_shard)]
+    pub shard: Option<ShardIndex>,
+    /// Start the schedule at this wall-clock time, unix seconds or RFC 3339 with Z or ±hh:mm
+    /// (2026-01-01T00:00:00Z), waiting until then: shards started together line up
+    /// [default: at once]
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub start_at: Option<UnixNanos>,
+    /// Write the run's mergeable state to FILE for `pacer merge`; `-` prints it on stdout, one
+    /// line after the report (for a pod's log) [default: none]
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -219,6 +235,11 @@ pub struct DemoArgs {
         value_parser = parse_secs
     )]
     pub duration: f64,
+}
+
+/// `I/N`, or `env/N` with I from the environment Kubernetes sets.
+fn parse_shard(s: &str) -> Result<ShardIndex, String> {
+    ShardIndex::parse(s, |name| std::env::var(name).ok())
 }
 
 fn parse_rate(s: &str) -> Result<Rate, String> {
