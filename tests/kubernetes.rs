@@ -157,3 +157,228 @@ fn shard_jobs_are_indexed_and_agree_on_n() {
     }
     assert_eq!(jobs, 2, "job.yaml and job-volume.yaml");
 }
+
+/// Kubernetes' `$(NAME)` substitution in a container's args: a defined variable is replaced, `$$`
+/// is a literal `$`, anything else stays as written.
+fn expand(arg: &str, env: &[(String, String)]) -> String {
+    let mut out = String::new();
+    let mut rest = arg;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let tail = &rest[at..];
+        if let Some(t) = tail.strip_prefix("$$") {
+            out.push('$');
+            rest = t;
+        } else if let Some(close) = tail.strip_prefix("$(").and_then(|t| t.find(')')) {
+            let name = &tail[2..2 + close];
+            match env.iter().find(|(k, _)| k == name) {
+                Some((_, v)) => out.push_str(v),
+                None => out.push_str(&tail[..close + 3]),
+            }
+            rest = &tail[close + 3..];
+        } else {
+            out.push('$');
+            rest = &tail[1..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[test]
+fn kubernetes_substitution_is_imitated() {
+    let env = vec![("A".to_string(), "1".to_string())];
+    assert_eq!(expand("x$(A)y$(B)$$(A)$", &env), "x1y$(B)$(A)$");
+}
+
+/// The first container of the Job named `name` in `file`: its args and env, with the values a
+/// user edits replaced by `edits`, and the `JOB_COMPLETION_INDEX` Kubernetes adds.
+fn container(file: &str, name: &str) -> (Vec<String>, Vec<(String, String)>, Option<u64>) {
+    let docs = load_yaml(&manifests_dir().join(file));
+    let job = docs
+        .iter()
+        .find(|d| d["kind"] == "Job" && d["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("{file}: no Job {name}"));
+    let c = &job["spec"]["template"]["spec"]["containers"][0];
+    let args = c["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect();
+    let env = c["env"]
+        .as_array()
+        .map(|e| {
+            e.iter()
+                .map(|v| {
+                    (
+                        v["name"].as_str().unwrap().to_string(),
+                        v["value"].as_str().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    (args, env, job["spec"]["completions"].as_u64())
+}
+
+const PACER: &str = env!("CARGO_BIN_EXE_pacer");
+
+/// The run a user would set in the manifest's env, small enough for a test.
+fn edits(url: &str, start: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("TARGET_URL", url.to_string()),
+        ("QPS", "100".into()),
+        ("DURATION", "2s".into()),
+        ("WORKERS", "8".into()),
+        ("START", start.to_string()),
+    ]
+}
+
+/// The pods of an Indexed Job, as N local processes: the container's args after Kubernetes'
+/// substitution, `JOB_COMPLETION_INDEX` set to each index, `mount` standing for the volume.
+fn run_pods(file: &str, url: &str, mount: Option<&Path>) -> Vec<std::process::Output> {
+    let (args, mut env, completions) = container(file, "pacer");
+    let n = completions.expect("completions");
+    let start =
+        pacer::shard::time::format_rfc3339(pacer::shard::time::now_unix_ns() + 1_500_000_000);
+    for (k, v) in edits(url, &start) {
+        let slot = env.iter_mut().find(|(name, _)| name == k);
+        slot.unwrap_or_else(|| panic!("{file} has no env {k}")).1 = v;
+    }
+    let children: Vec<_> = (0..n)
+        .map(|i| {
+            let mut env = env.clone();
+            env.push(("JOB_COMPLETION_INDEX".into(), i.to_string()));
+            let argv: Vec<String> = args
+                .iter()
+                .map(|a| expand(a, &env))
+                .map(|a| match mount {
+                    Some(m) => a.replace("/state", &m.display().to_string()),
+                    None => a,
+                })
+                .collect();
+            Command::new(PACER)
+                .args(&argv)
+                .envs(env.iter().map(|(k, v)| (k, v)))
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("pacer starts")
+        })
+        .collect();
+    children
+        .into_iter()
+        .map(|c| {
+            let out = wait_bounded(c, std::time::Duration::from_secs(60));
+            assert!(
+                out.status.success(),
+                "{file}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            out
+        })
+        .collect()
+}
+
+fn wait_bounded(
+    mut child: std::process::Child,
+    bound: std::time::Duration,
+) -> std::process::Output {
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > bound {
+            let _ = child.kill();
+            panic!("a pod's process did not end within {bound:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// job.yaml's pods, run here, print their states in their logs; `kubectl logs | pacer merge -`
+/// is their stdouts, one after the other, into `pacer merge -`.
+#[test]
+fn the_log_manifest_runs_and_merges_from_logs() {
+    require_validator();
+    let mock = pacer::mock::MockServer::start(
+        std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        pacer::mock::MockConfig {
+            error_rate: 0.0,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let url = format!("{}/", mock.url());
+    let pods = run_pods("job.yaml", &url, None);
+    let logs: Vec<u8> = pods.iter().flat_map(|o| o.stdout.clone()).collect();
+    let mut merge = Command::new(PACER)
+        .args(["merge", "-", "--json"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    merge.stdin.take().unwrap().write_all(&logs).unwrap();
+    let out = wait_bounded(merge, std::time::Duration::from_secs(60));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["total_requests"], 200);
+    assert_eq!(report["successes"], 200);
+    assert_eq!(report["config"]["shards"], 4);
+    assert_eq!(mock.counters().requests, 200);
+}
+
+/// job-volume.yaml's pods write their states to the volume; merge-volume.yaml's command merges
+/// them there.
+#[test]
+fn the_volume_manifests_run_and_merge_on_the_volume() {
+    require_validator();
+    let mock = pacer::mock::MockServer::start(
+        std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        pacer::mock::MockConfig::default(),
+    )
+    .unwrap();
+    let url = format!("{}/", mock.url());
+    let volume = std::env::temp_dir().join(format!("pacer-k8s-volume-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&volume);
+    std::fs::create_dir_all(volume.join("shards")).unwrap();
+    run_pods("job-volume.yaml", &url, Some(&volume));
+    let (args, _, _) = container("merge-volume.yaml", "pacer-merge");
+    let argv: Vec<String> = args
+        .iter()
+        .map(|a| a.replace("/state", &volume.display().to_string()))
+        .collect();
+    let out = wait_bounded(
+        Command::new(PACER)
+            .args(&argv)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+        std::time::Duration::from_secs(60),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(volume.join("report.json")).unwrap())
+            .unwrap();
+    let c = mock.counters();
+    assert_eq!(report["total_requests"], 200);
+    assert_eq!(report["successes"].as_u64(), Some(c.status_200));
+    assert_eq!(
+        report["error_counts"]["400"].as_u64().unwrap_or(0),
+        c.status_400
+    );
+    let html = std::fs::read_to_string(volume.join("report.html")).unwrap();
+    assert!(html.contains("<html"), "an HTML page");
+    std::fs::remove_dir_all(&volume).unwrap();
+}

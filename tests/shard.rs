@@ -1,0 +1,220 @@
+//! A run split over N local processes of the real binary (`--shard i/N --start-at T --state F`)
+//! against the mock, merged with `pacer merge`: the merged counts equal one process's run of the
+//! same plan and the mock's own counters, and the merged percentiles equal numpy's on the union
+//! of the shards' exact samples.
+
+mod util;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use pacer::mock::{MockConfig, MockServer};
+use pacer::shard::ShardState;
+use pacer::shard::time::{format_rfc3339, now_unix_ns};
+use pacer::stats::pack::unpack_base64;
+use pacer::stats::percentile_linear;
+use serde_json::Value;
+
+const PACER: &str = env!("CARGO_BIN_EXE_pacer");
+
+fn tempdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("pacer-shard-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Waits for `child` at most `bound`, killing it past that (the test then fails).
+fn wait_bounded(mut child: Child, bound: Duration, what: &str) -> Output {
+    let start = Instant::now();
+    loop {
+        match child.try_wait().unwrap() {
+            Some(_) => return child.wait_with_output().unwrap(),
+            None if start.elapsed() > bound => {
+                let _ = child.kill();
+                let out = child.wait_with_output().unwrap();
+                panic!(
+                    "{what} did not end within {bound:?}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            None => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
+
+fn spawn(args: &[String], env: &[(&str, String)]) -> Child {
+    let mut cmd = Command::new(PACER);
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.spawn().expect("pacer starts")
+}
+
+fn ok(out: &Output, what: &str) -> String {
+    assert!(
+        out.status.success(),
+        "{what}: {:?}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+/// A start time `secs` ahead, as RFC 3339.
+fn start_in(secs: f64) -> String {
+    format_rfc3339(now_unix_ns() + (secs * 1e9) as i64)
+}
+
+/// The plan every test sends: 240 requests at 120 req/s over 12 connections.
+fn plan_args(url: &str) -> Vec<String> {
+    [
+        "bench",
+        url,
+        "-q",
+        "120",
+        "-z",
+        "2s",
+        "-c",
+        "14",
+        "--timeout",
+        "5s",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// Runs the plan as `n` shard processes started together; their states.
+fn run_shards(url: &str, n: u32, dir: &Path) -> Vec<PathBuf> {
+    let start = start_in(1.5);
+    let children: Vec<(PathBuf, Child)> = (0..n)
+        .map(|i| {
+            let state = dir.join(format!("shard-{i}.json"));
+            let mut args = plan_args(url);
+            args.extend([
+                "--shard".into(),
+                format!("{i}/{n}"),
+                "--start-at".into(),
+                start.clone(),
+                "--state".into(),
+                state.display().to_string(),
+            ]);
+            (state, spawn(&args, &[]))
+        })
+        .collect();
+    children
+        .into_iter()
+        .map(|(state, child)| {
+            let out = wait_bounded(child, Duration::from_secs(60), "a shard");
+            ok(&out, "a shard");
+            state
+        })
+        .collect()
+}
+
+fn merge_json(states: &[PathBuf]) -> Value {
+    let mut args: Vec<String> = vec!["merge".into(), "--json".into()];
+    args.extend(states.iter().map(|p| p.display().to_string()));
+    let out = wait_bounded(spawn(&args, &[]), Duration::from_secs(60), "pacer merge");
+    serde_json::from_str(&ok(&out, "pacer merge")).expect("merge prints JSON")
+}
+
+fn states_of(paths: &[PathBuf]) -> Vec<ShardState> {
+    paths
+        .iter()
+        .flat_map(|p| ShardState::read_file(p).unwrap())
+        .map(|(_, s)| s)
+        .collect()
+}
+
+/// Every response time the shards recorded, from their states, ascending.
+fn union_response_times(states: &[ShardState]) -> Vec<f64> {
+    let mut all = Vec::new();
+    for s in states {
+        let r = unpack_base64(&s.timings["response_time"]).unwrap();
+        all.extend_from_slice(r.exact_samples().expect("exact"));
+    }
+    all.sort_by(f64::total_cmp);
+    all
+}
+
+#[test]
+fn shards_merge_to_one_process_run() {
+    let dir = tempdir("n");
+    // Every answer 200: one process's run and every split count the same.
+    let mock = util::mock_ok();
+    let url = format!("{}/", mock.url());
+    let before = mock.counters();
+    let single = wait_bounded(
+        spawn(&[plan_args(&url), vec!["--json".into()]].concat(), &[]),
+        Duration::from_secs(60),
+        "one process",
+    );
+    let one: Value = serde_json::from_str(&ok(&single, "one process")).unwrap();
+    assert_eq!(one["total_requests"], 240);
+    assert_eq!(mock.counters().requests - before.requests, 240);
+    for n in [1u32, 2, 3, 7] {
+        let sub = dir.join(format!("n{n}"));
+        std::fs::create_dir_all(&sub).unwrap();
+        let before = mock.counters();
+        let paths = run_shards(&url, n, &sub);
+        let after = mock.counters();
+        let merged = merge_json(&paths);
+        let what = format!("{n} shards");
+        for k in ["total_requests", "successes", "errors"] {
+            assert_eq!(merged[k], one[k], "{what}: {k}");
+        }
+        assert_eq!(merged["config"]["shards"], n, "{what}");
+        assert_eq!(merged["shards"].as_array().unwrap().len(), n as usize);
+        // The mock saw exactly the plan, once.
+        assert_eq!(after.requests - before.requests, 240, "{what}");
+        assert_eq!(after.status_200 - before.status_200, 240, "{what}");
+        // Percentiles are numpy's on the union of the shards' exact samples.
+        let states = states_of(&paths);
+        let all = union_response_times(&states);
+        assert_eq!(all.len(), 240, "{what}");
+        for (q, field) in [(50.0, "p50"), (90.0, "p90"), (99.0, "p99")] {
+            let got = merged[format!("response_time_{field}")].as_f64().unwrap();
+            assert_eq!(got, percentile_linear(&all, q), "{what}: {field}");
+        }
+        assert!(merged.get("percentile_rank_error").is_none());
+        // Started together: on time, so no shard reports being late by more than a slow start.
+        let skew = merged["start_skew"].as_f64().unwrap();
+        assert!((0.0..1.5).contains(&skew), "{what}: skew {skew}");
+        // Each shard sent its own requests: j mod n = i, and shares that add up.
+        let mut shares: Vec<u64> = states.iter().map(|s| s.counts.total_requests).collect();
+        shares.sort();
+        assert_eq!(shares.iter().sum::<u64>(), 240);
+        assert!(
+            shares[shares.len() - 1] - shares[0] <= 1,
+            "{what}: {shares:?}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// With the mock's seeded mix of 200 and 400, which request gets which depends on the order
+/// they reach it, so only the mock's own counts are exact: the merged report must equal them.
+#[test]
+fn merged_statuses_equal_the_mocks_counts() {
+    let dir = tempdir("mix");
+    let mock = MockServer::start(util::loopback(), MockConfig::default()).unwrap();
+    let url = format!("{}/", mock.url());
+    let paths = run_shards(&url, 3, &dir);
+    let c = mock.counters();
+    let merged = merge_json(&paths);
+    assert_eq!(merged["total_requests"], 240);
+    assert_eq!(merged["successes"].as_u64(), Some(c.status_200));
+    assert_eq!(
+        merged["error_counts"]["400"].as_u64().unwrap_or(0),
+        c.status_400
+    );
+    assert!(c.status_400 > 0, "the mix sends some 400s");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
