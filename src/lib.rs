@@ -31,7 +31,10 @@
 //! - [`llm`]: the SSE framer, event classification (token / usage / error / done), payloads; and
 //!   the workload, built before a run: data sets, token lengths, synthetic prompts cut to exact
 //!   counts by a Hugging Face tokenizer, one request body per distinct prompt.
-//! - [`stats`]: numpy-exact recorders up to 100,000 samples, a mergeable KLL sketch beyond.
+//! - [`stats`]: numpy-exact recorders up to 100,000 samples, a mergeable KLL sketch beyond;
+//!   [`stats::pack`] writes a recorder compactly so other processes can merge it exactly.
+//! - [`shard`]: one run split over N processes (`--shard i/N`, `--start-at`) and merged back
+//!   (`pacer merge`): the plan fingerprint, the versioned shard state, the merge.
 //! - [`report`]: JSON and text, from the one list of timing families ([`report::TIMINGS`]).
 //!   [`api`]: the HTTP front (accept gate, requests, routes). [`cli`]: clap front. [`mock`]:
 //!   built-in targets, including every fault mode. [`rng`]: the one seedable generator.
