@@ -17,6 +17,7 @@ mod config;
 pub mod defaults;
 mod input;
 mod request;
+pub mod stages;
 mod target;
 
 use std::fmt;
