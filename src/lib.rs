@@ -53,6 +53,7 @@
 pub mod api;
 pub mod cli;
 pub mod engine;
+pub mod health;
 pub mod html;
 pub mod http1;
 pub mod llm;
@@ -61,4 +62,5 @@ pub mod plan;
 pub mod report;
 pub mod rng;
 pub mod shard;
+pub mod slo;
 pub mod stats;
