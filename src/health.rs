@@ -1,0 +1,356 @@
+//! Is the result trustworthy? The verdict on the generator itself: whether pacer, not the target,
+//! limited what a run measured. It reads what the engine gathered about its own threads (CPU,
+//! preemptions, how late it was) and gives the report's `health`: one word, `ok` or
+//! `generator-limited`, with the reasons in numbers. Pure: the engine measures (`getrusage` per
+//! thread at its end, its own lateness per request), this module judges, the report prints.
+//!
+//! The rules (any one makes a run `generator-limited`):
+//! - **CPU**: a thread used [`CPU_SHARE_LIMIT`] (90%) of a core or more over its run. A thread that
+//!   busy cannot wake on time for its sends or read responses as they arrive; in closed loop it
+//!   means pacer, not the server, set the throughput.
+//! - **Lateness**: the p99 of the generator's own lateness (the intended time to the moment a
+//!   thread took the request off its schedule, before any wait for a free connection) is above
+//!   [`LATE_SHARE_LIMIT`] (25%) of the mean interval between sends, and above [`LATE_FLOOR`]
+//!   (100 µs, the design's dispatch precision target, below which no sleeping thread is to
+//!   blame). The target then saw another arrival pattern than the one asked for. Fixed-rate runs
+//!   only: closed loop has no schedule to be late for.
+//!
+//! Never the target's slowness: requests not sent because every connection was busy with a slow
+//! target are a note, not a verdict, unless the CPU rule also holds (then the generator was too
+//! busy to free its connections, and the reason says how many went unsent). Waits for a free
+//! connection are not in the lateness either.
+
+use std::fmt::Write as _;
+
+use serde_json::{Value, json};
+
+/// A thread using this share of a core or more is too busy to be on time.
+pub const CPU_SHARE_LIMIT: f64 = 0.90;
+/// The generator's lateness p99, as a share of the mean send interval, past which the arrival
+/// pattern is no longer the one asked for.
+pub const LATE_SHARE_LIMIT: f64 = 0.25;
+/// Lateness under this (seconds) is never blamed on the generator: the design's dispatch
+/// precision target.
+pub const LATE_FLOOR: f64 = 100e-6;
+
+/// What one engine thread used, measured by the thread itself at its end.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ThreadUsage {
+    /// User plus system CPU seconds.
+    pub cpu: f64,
+    /// Wall seconds the thread ran (from the run's start to its own end).
+    pub wall: f64,
+    /// Times the OS took the CPU away from it (`ru_nivcsw`).
+    pub involuntary_switches: u64,
+}
+
+impl ThreadUsage {
+    /// Share of one core: CPU over wall time (0 for a thread that did not run).
+    pub fn share(&self) -> f64 {
+        if self.wall > 0.0 {
+            self.cpu / self.wall
+        } else {
+            0.0
+        }
+    }
+}
+
+/// What the verdict is drawn from.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct HealthInput {
+    /// One entry per engine thread, in thread order.
+    pub threads: Vec<ThreadUsage>,
+    /// Requests handed to a connection.
+    pub sent: u64,
+    /// Requests not sent because every connection was busy.
+    pub not_sent: u64,
+    /// p99 of the generator's own lateness, seconds (None with no samples, or in closed loop).
+    pub late_p99: Option<f64>,
+    /// Mean interval between intended sends, seconds (None in closed loop).
+    pub send_interval: Option<f64>,
+    /// The connection cap, to name it in the not-sent note.
+    pub num_workers: usize,
+}
+
+/// The one-word verdict.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Ok,
+    GeneratorLimited,
+}
+
+impl Verdict {
+    pub fn word(self) -> &'static str {
+        match self {
+            Verdict::Ok => "ok",
+            Verdict::GeneratorLimited => "generator-limited",
+        }
+    }
+}
+
+/// The report's `health`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Health {
+    pub verdict: Verdict,
+    /// Why it is `generator-limited`, in numbers (empty when ok).
+    pub reasons: Vec<String>,
+    /// What is worth knowing but is not the generator's doing.
+    pub notes: Vec<String>,
+    pub input: HealthInput,
+}
+
+/// A duration in the unit a person reads best (as the report prints timings).
+fn time(secs: f64) -> String {
+    crate::report::human(secs)
+}
+
+fn percent(x: f64) -> String {
+    format!("{:.0}%", x * 100.0)
+}
+
+/// Judges a run by the rules in the module docs.
+pub fn judge(input: HealthInput) -> Health {
+    let mut reasons = Vec::new();
+    let mut notes = Vec::new();
+    let busiest = input
+        .threads
+        .iter()
+        .enumerate()
+        .max_by(|a, b| a.1.share().total_cmp(&b.1.share()));
+    let cpu_bound = busiest.is_some_and(|(_, t)| t.share() >= CPU_SHARE_LIMIT);
+    if let Some((k, t)) = busiest.filter(|_| cpu_bound) {
+        let mut r = if input.threads.len() == 1 {
+            format!("its one thread at {} of a core", percent(t.share()))
+        } else {
+            let over = input
+                .threads
+                .iter()
+                .filter(|t| t.share() >= CPU_SHARE_LIMIT)
+                .count();
+            let others = if over > 1 {
+                format!(
+                    " ({over} of {} threads past {})",
+                    input.threads.len(),
+                    percent(CPU_SHARE_LIMIT)
+                )
+            } else {
+                String::new()
+            };
+            format!("thread {k} at {} of a core{others}", percent(t.share()))
+        };
+        if input.not_sent > 0 {
+            let _ = write!(
+                r,
+                ", and {} requests not sent: a thread that busy is slow to free its connections",
+                input.not_sent
+            );
+        }
+        reasons.push(r);
+    }
+    if let (Some(late), Some(interval)) = (input.late_p99, input.send_interval)
+        && interval > 0.0
+        && late > LATE_FLOOR
+        && late > LATE_SHARE_LIMIT * interval
+    {
+        let switches: u64 = input.threads.iter().map(|t| t.involuntary_switches).sum();
+        let mut r = format!(
+            "dispatch delay p99 {} (the generator's own lateness, before any wait for a \
+             connection) is {} of the {} send interval",
+            time(late),
+            percent(late / interval),
+            time(interval)
+        );
+        if switches > 0 {
+            let _ = write!(
+                r,
+                "; its threads were preempted {switches} times (another task had their CPU)"
+            );
+        }
+        reasons.push(r);
+    }
+    if input.not_sent > 0 && !cpu_bound {
+        notes.push(format!(
+            "{} requests not sent: all {} connections were busy (the target's response time × \
+             the rate needs more connections than --num_workers allows, or the target was slow)",
+            input.not_sent, input.num_workers
+        ));
+    }
+    let verdict = if reasons.is_empty() {
+        Verdict::Ok
+    } else {
+        Verdict::GeneratorLimited
+    };
+    Health {
+        verdict,
+        reasons,
+        notes,
+        input,
+    }
+}
+
+impl Health {
+    /// The report's `health` object. Times in seconds, CPU shares as fractions of a core.
+    pub fn to_json(&self) -> Value {
+        let i = &self.input;
+        let cpu: f64 = i.threads.iter().map(|t| t.cpu).sum();
+        let per_request = (i.sent > 0).then(|| cpu / i.sent as f64);
+        let shares: Vec<f64> = i.threads.iter().map(ThreadUsage::share).collect();
+        let switches: u64 = i.threads.iter().map(|t| t.involuntary_switches).sum();
+        json!({
+            "verdict": self.verdict.word(),
+            "reasons": self.reasons,
+            "notes": self.notes,
+            "cpu_seconds": cpu,
+            "cpu_per_request": per_request,
+            "thread_cpu_share": shares,
+            "involuntary_context_switches": switches,
+            "generator_lateness_p99": i.late_p99,
+            "send_interval": i.send_interval,
+            "not_sent": i.not_sent,
+        })
+    }
+
+    /// The text report's lines: a warning when not ok, and the notes.
+    pub fn text_lines(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        if self.verdict != Verdict::Ok {
+            lines.push(format!(
+                "WARNING: {}: {}",
+                self.verdict.word(),
+                self.reasons.join("; ")
+            ));
+        }
+        lines.extend(self.notes.iter().map(|n| format!("note: {n}")));
+        lines
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn thread(cpu: f64, wall: f64) -> ThreadUsage {
+        ThreadUsage {
+            cpu,
+            wall,
+            involuntary_switches: 0,
+        }
+    }
+
+    fn paced(late_p99: f64, interval: f64) -> HealthInput {
+        HealthInput {
+            threads: vec![thread(0.2, 10.0), thread(0.3, 10.0)],
+            sent: 2000,
+            not_sent: 0,
+            late_p99: Some(late_p99),
+            send_interval: Some(interval),
+            num_workers: 20,
+        }
+    }
+
+    #[test]
+    fn a_light_punctual_run_is_ok() {
+        let h = judge(paced(40e-6, 5e-3));
+        assert_eq!(h.verdict, Verdict::Ok);
+        assert!(h.reasons.is_empty() && h.notes.is_empty());
+        assert!(h.text_lines().is_empty());
+        let j = h.to_json();
+        assert_eq!(j["verdict"], "ok");
+        assert_eq!(j["cpu_seconds"], 0.5);
+        assert_eq!(j["cpu_per_request"], 0.5 / 2000.0);
+        assert_eq!(j["thread_cpu_share"], json!([0.02, 0.03]));
+        assert_eq!(j["not_sent"], 0);
+    }
+
+    #[test]
+    fn lateness_past_a_quarter_of_the_interval_is_the_generators() {
+        // The issue's example: 1.4 ms late at p99 against a 5 ms interval.
+        let h = judge(paced(1.4e-3, 5e-3));
+        assert_eq!(h.verdict, Verdict::GeneratorLimited);
+        assert_eq!(
+            h.reasons,
+            [
+                "dispatch delay p99 1.40ms (the generator's own lateness, before any wait for a \
+              connection) is 28% of the 5.00ms send interval"
+            ]
+        );
+        assert_eq!(h.to_json()["verdict"], "generator-limited");
+        assert!(h.text_lines()[0].starts_with("WARNING: generator-limited: dispatch delay p99"));
+        // Just under a quarter: ok.
+        assert_eq!(judge(paced(1.2e-3, 5e-3)).verdict, Verdict::Ok);
+        // Past a quarter of a tiny interval but under the 100 µs floor: ok.
+        assert_eq!(judge(paced(90e-6, 50e-6)).verdict, Verdict::Ok);
+        assert_eq!(
+            judge(paced(150e-6, 50e-6)).verdict,
+            Verdict::GeneratorLimited
+        );
+        // Preemptions are named when they explain it.
+        let mut i = paced(2e-3, 5e-3);
+        i.threads[0].involuntary_switches = 700;
+        i.threads[1].involuntary_switches = 14;
+        let h = judge(i);
+        assert!(h.reasons[0].ends_with("preempted 714 times (another task had their CPU)"));
+        // Closed loop has no schedule: lateness is not judged.
+        let mut i = paced(1.0, 5e-3);
+        i.send_interval = None;
+        assert_eq!(judge(i).verdict, Verdict::Ok);
+    }
+
+    #[test]
+    fn a_thread_at_a_full_core_is_the_generators() {
+        let mut i = paced(10e-6, 5e-3);
+        i.threads = vec![thread(1.0, 10.0), thread(9.7, 10.0)];
+        let h = judge(i.clone());
+        assert_eq!(h.verdict, Verdict::GeneratorLimited);
+        assert_eq!(h.reasons, ["thread 1 at 97% of a core"]);
+        i.threads = vec![thread(9.5, 10.0), thread(9.7, 10.0)];
+        assert_eq!(
+            judge(i.clone()).reasons,
+            ["thread 1 at 97% of a core (2 of 2 threads past 90%)"]
+        );
+        i.threads = vec![thread(9.0, 10.0)];
+        assert_eq!(
+            judge(i.clone()).reasons,
+            ["its one thread at 90% of a core"]
+        );
+        i.threads = vec![thread(8.9, 10.0)];
+        assert_eq!(judge(i).verdict, Verdict::Ok);
+    }
+
+    /// A slow target leaves requests unsent; that is the target's doing unless the CPU says the
+    /// generator was the one too busy.
+    #[test]
+    fn unsent_requests_are_the_targets_unless_the_cpu_says_otherwise() {
+        let mut i = paced(10e-6, 5e-3);
+        i.not_sent = 120;
+        let h = judge(i.clone());
+        assert_eq!(h.verdict, Verdict::Ok);
+        assert_eq!(h.notes.len(), 1);
+        assert!(h.notes[0].starts_with("120 requests not sent: all 20 connections were busy"));
+        assert_eq!(h.text_lines(), [format!("note: {}", h.notes[0])]);
+        i.threads = vec![thread(9.8, 10.0)];
+        let h = judge(i);
+        assert_eq!(h.verdict, Verdict::GeneratorLimited);
+        assert_eq!(
+            h.reasons,
+            [
+                "its one thread at 98% of a core, and 120 requests not sent: a thread that busy is \
+              slow to free its connections"
+            ]
+        );
+        assert!(h.notes.is_empty());
+    }
+
+    #[test]
+    fn empty_and_degenerate_inputs_do_not_divide_by_zero() {
+        let h = judge(HealthInput::default());
+        assert_eq!(h.verdict, Verdict::Ok);
+        let j = h.to_json();
+        assert_eq!(j["cpu_per_request"], Value::Null);
+        assert_eq!(j["generator_lateness_p99"], Value::Null);
+        assert_eq!(thread(1.0, 0.0).share(), 0.0);
+        let mut i = paced(1.0, 0.0);
+        i.threads.clear();
+        assert_eq!(judge(i).verdict, Verdict::Ok);
+    }
+}
