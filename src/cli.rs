@@ -32,7 +32,7 @@ pub mod exit {
     /// Bad usage: an unknown flag, a bad value (the message names the flag), a missing URL, an
     /// `--output` that cannot be written. clap's own usage errors exit 2 too.
     pub const USAGE: i32 = 2;
-    /// A threshold failed. Reserved: thresholds come with the capacity work.
+    /// A `--threshold` did not hold (the report lists each with its value).
     pub const THRESHOLD: i32 = 3;
     /// Interrupted (Ctrl-C, as shells report a SIGINT). Reserved for the partial report an
     /// interrupted run will print.
@@ -46,7 +46,7 @@ Exit codes:
   1    the run could not start, or no request got a response (DNS failure, connection
        refused, ...): the reason is on stderr
   2    bad usage: an unknown flag, a bad value, a missing URL, an --output that cannot be written
-  3    a threshold failed (reserved: there are no thresholds yet)
+  3    a --threshold did not hold (the report lists each with its measured value)
   130  interrupted (Ctrl-C)";
 
 #[derive(Parser, Debug)]

@@ -15,6 +15,7 @@ use serde_json::{Map, Value, json};
 
 use crate::engine::{ErrorKey, RunStats, Timings};
 use crate::plan::{Arrival, BodyMode, Plan, Rate};
+use crate::slo::{self, Checked, Kind};
 use crate::stats::{Recorder, Summary};
 
 /// Which runs report a timing family.
@@ -225,7 +226,7 @@ pub fn to_json(plan: &Plan, stats: &RunStats) -> Value {
     m.insert("total_requests".into(), json!(stats.total_requests));
     m.insert("errors".into(), json!(errors));
     for (timing, rec) in reported(plan, t).filter(|(timing, _)| timing.original) {
-        family(&mut m, timing.name, &rec.summary());
+        family(&mut m, plan, timing.name, rec);
     }
     if errors > 0 {
         let statuses: Vec<Value> = stats
@@ -248,8 +249,11 @@ pub fn to_json(plan: &Plan, stats: &RunStats) -> Value {
     m.insert("error_counts".into(), Value::Object(counts));
     m.insert("elapsed".into(), json!(stats.elapsed.as_secs_f64()));
     m.insert("achieved_qps".into(), json!(stats.achieved_qps));
+    let error_rate =
+        (stats.total_requests > 0).then(|| errors as f64 / stats.total_requests as f64);
+    m.insert("error_rate".into(), json!(error_rate));
     for (timing, rec) in reported(plan, t).filter(|(timing, _)| !timing.original) {
-        family(&mut m, timing.name, &rec.summary());
+        family(&mut m, plan, timing.name, rec);
     }
     if plan.llm.is_some() {
         m.insert("output_tokens".into(), json!(stats.output_tokens));
@@ -281,11 +285,83 @@ pub fn to_json(plan: &Plan, stats: &RunStats) -> Value {
             json!({"full": stats.tls_full, "resumed": stats.tls_resumed}),
         );
     }
+    // Last but for the histograms: thresholds read every field above.
+    if !plan.thresholds.is_empty() {
+        let so_far = Value::Object(m);
+        let checked: Vec<Value> = slo::evaluate(&plan.thresholds, &so_far)
+            .iter()
+            .map(Checked::to_json)
+            .collect();
+        m = match so_far {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
+        m.insert("thresholds".into(), Value::Array(checked));
+    }
     let histograms: Map<String, Value> = reported(plan, t)
         .map(|(timing, rec)| (timing.name.to_string(), buckets(rec)))
         .collect();
     m.insert("histograms".into(), Value::Object(histograms));
     Value::Object(m)
+}
+
+/// The report's `thresholds` entries that did not hold (empty when all held, or none were set).
+pub fn failed_thresholds(report: &Value) -> Vec<&str> {
+    report
+        .get("thresholds")
+        .and_then(Value::as_array)
+        .map(|list| {
+            list.iter()
+                .filter(|c| c.get("pass") != Some(&Value::Bool(true)))
+                .map(|c| c.get("expression").and_then(Value::as_str).unwrap_or("?"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The text report's thresholds section: each with pass or FAIL and the value it read.
+fn thresholds_text(plan: &Plan, report: &Value) -> String {
+    let mut out = String::new();
+    let Some(list) = report.get("thresholds").and_then(Value::as_array) else {
+        return out;
+    };
+    let failed = failed_thresholds(report).len();
+    let _ = writeln!(out);
+    let _ = if failed == 0 {
+        writeln!(out, "  thresholds: all {} held", list.len())
+    } else {
+        writeln!(out, "  thresholds: {failed} of {} FAILED", list.len())
+    };
+    let width = list
+        .iter()
+        .filter_map(|c| c["expression"].as_str())
+        .map(|e| e.chars().count())
+        .max()
+        .unwrap_or(0);
+    for (c, t) in list.iter().zip(&plan.thresholds) {
+        let verdict = if c["pass"] == Value::Bool(true) {
+            "pass"
+        } else {
+            "FAIL"
+        };
+        let value = match (&c["value"], t.metric.kind()) {
+            (Value::Null, _) => "no value in this run".to_string(),
+            (Value::Number(n), Kind::Time) => n.as_f64().map(human).unwrap_or_default(),
+            (Value::Number(n), Kind::Ratio) => n
+                .as_f64()
+                .map(|x| format!("{:.2}%", x * 100.0))
+                .unwrap_or_default(),
+            (Value::String(w), _) => w.clone(),
+            (v, _) => v.to_string(),
+        };
+        let _ = writeln!(
+            out,
+            "    {verdict}  {:<width$}  {} = {value}",
+            t.text,
+            c["metric"].as_str().unwrap_or("?")
+        );
+    }
+    out
 }
 
 /// The non-empty log-scale buckets of a recorder, ascending, as `{"from", "to", "count"}` in
@@ -312,10 +388,22 @@ pub fn key_name(k: &ErrorKey) -> String {
     }
 }
 
-/// The fields of one timing family (see [`Stat::field`]).
-fn family(m: &mut Map<String, Value>, name: &str, s: &Summary) {
+/// The fields of one timing family (see [`Stat::field`]), and any other percentile of it a
+/// threshold reads (`X_p95` for `X_p95<=...`), null under 2 samples like the others.
+fn family(m: &mut Map<String, Value>, plan: &Plan, name: &str, rec: &Recorder) {
+    let s = rec.summary();
     for stat in Stat::ALL {
-        m.insert(stat.field(name), json!(stat.of(s)));
+        m.insert(stat.field(name), json!(stat.of(&s)));
+    }
+    for (f, q, key) in slo::percentiles_needed(&plan.thresholds) {
+        if f == name && !m.contains_key(&key) {
+            let v = if rec.count() >= 2 {
+                rec.quantile(q / 100.0)
+            } else {
+                None
+            };
+            m.insert(key, json!(v));
+        }
     }
 }
 
@@ -510,6 +598,9 @@ pub fn to_text(plan: &Plan, stats: &RunStats) -> String {
             let _ = writeln!(out, "  {what} histogram{how}:");
             out.push_str(&hist);
         }
+    }
+    if !plan.thresholds.is_empty() {
+        out.push_str(&thresholds_text(plan, &to_json(plan, stats)));
     }
     out
 }

@@ -240,6 +240,7 @@ impl<'a> Fields<'a> {
         let realtime = self.field("realtime", Presence::Nullable, boolean);
         let shard = self.field("shard", Presence::Nullable, shard);
         let start_at = self.field("start_at", Presence::Nullable, start_at);
+        let thresholds = self.field("thresholds", Presence::Nullable, strings);
         let mut input = Input::new(url?, qps?, duration?);
         input.num_workers = num_workers;
         input.timeout = timeout;
@@ -254,6 +255,7 @@ impl<'a> Fields<'a> {
         input.realtime = realtime.unwrap_or(false);
         input.shard = shard.unwrap_or(ShardIndex::WHOLE);
         input.start_at = start_at;
+        input.thresholds = thresholds.unwrap_or_default();
         Some(input)
     }
 
@@ -311,6 +313,13 @@ const BOOL_PARSING: FieldError = (
 
 fn string(v: &Value) -> Result<String, FieldError> {
     v.as_str().map(str::to_string).ok_or(STRING_TYPE)
+}
+
+const LIST_TYPE: FieldError = ("list_type", "Input should be a valid list");
+
+/// A list of strings (the expressions of `thresholds` and `goodput`).
+fn strings(v: &Value) -> Result<Vec<String>, FieldError> {
+    v.as_array().ok_or(LIST_TYPE)?.iter().map(string).collect()
 }
 
 fn object(v: &Value) -> Result<&Map<String, Value>, FieldError> {

@@ -245,6 +245,14 @@ fn run_fields(limits: &Limits, workers_default: Value, timeout_default: f64) -> 
                 `start_late`."},
         "state": {"type": "boolean", "nullable": true, "default": false,
             "description": "Add the run's mergeable state to the report as `state` (for `pacer merge`)."},
+        "thresholds": {"type": "array", "nullable": true, "items": {"type": "string"},
+            "example": ["response_time_p99<=200ms", "error_rate<=1%"],
+            "description": "Expressions METRIC OP VALUE (OP one of < <= > >= == !=; several \
+                per string with commas) over the report's fields: mean_X, std_X, max_X, X_pNN \
+                of a timing family X (times in s, ms, us or µs), error_rate (0.01 or 1%), \
+                achieved_qps, total_requests, successes, errors, elapsed, health (== ok). The \
+                report lists each with its value and pass; a malformed one is a 422 before the \
+                run, with its position and the metric names."},
     });
     match v {
         Value::Object(m) => m,
@@ -385,6 +393,8 @@ fn config_schema() -> Value {
             "shard": {"type": "string", "description": "This run's shard, i/N."},
             "shards": {"type": "integer", "description": "A merged report: how many shards."},
             "start_at": {"type": "string", "description": "The wall-clock start asked for, RFC 3339."},
+            "thresholds": {"type": "array", "items": {"type": "string"},
+                "description": "Each threshold expression, as given (comma lists split)."},
             "warning": {"type": "string"},
             "fireworks_payload": {"type": "object", "additionalProperties": true}
         }
@@ -430,6 +440,20 @@ fn report_schema(llm: bool) -> Value {
         json!({"type": "number", "description": "Wall seconds of the run."}),
     );
     props.insert("achieved_qps".into(), json!({"type": "number"}));
+    props.insert(
+        "error_rate".into(),
+        json!({"type": "number", "nullable": true,
+            "description": "errors / total_requests; null with no requests."}),
+    );
+    props.insert(
+        "thresholds".into(),
+        json!({"type": "array", "description": "With `thresholds` in the request: each \
+            threshold, the report field it read, that field's value (null when the run has \
+            none, which fails) and whether it held.",
+            "items": {"type": "object", "properties": {
+                "expression": {"type": "string"}, "metric": {"type": "string"},
+                "value": {"nullable": true}, "pass": {"type": "boolean"}}}}),
+    );
     props.insert("bytes_received".into(), json!({"type": "integer"}));
     props.insert("connections_opened".into(), json!({"type": "integer"}));
     props.insert(
@@ -477,6 +501,7 @@ fn report_schema(llm: bool) -> Value {
         "error_counts",
         "elapsed",
         "achieved_qps",
+        "error_rate",
         "bytes_received",
         "connections_opened",
     ]
@@ -565,6 +590,7 @@ mod tests {
             "shard",
             "start_at",
             "state",
+            "thresholds",
         ] {
             assert!(b[f].is_object(), "{f}");
         }

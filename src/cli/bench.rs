@@ -75,6 +75,7 @@ pub fn input(url: String, r: &RunArgs, llm: Option<LlmInput>) -> Result<Input, C
     input.ca_cert = r.ca_cert.clone();
     input.insecure = r.insecure;
     input.realtime = r.realtime;
+    input.thresholds = r.thresholds.clone();
     input.llm = llm;
     input.shard = r.shard.unwrap_or(ShardIndex::WHOLE);
     input.start_at = r.start_at;
@@ -130,10 +131,17 @@ pub fn bench(input: &Input, out: &Output) -> Result<(), CliError> {
     if let Some(f) = state_file {
         f.write(&state.to_line())?;
     }
-    match no_response(&plan, &stats) {
-        Some(why) => Err(err(exit::RUN_FAILED, why)),
-        None => Ok(()),
+    if let Some(why) = no_response(&plan, &stats) {
+        return Err(err(exit::RUN_FAILED, why));
     }
+    let failed = report::failed_thresholds(&json);
+    if !failed.is_empty() {
+        return Err(err(
+            exit::THRESHOLD,
+            format!("threshold failed: {}", failed.join(", ")),
+        ));
+    }
+    Ok(())
 }
 
 fn pretty(json: &Value) -> String {
@@ -261,6 +269,7 @@ fn plan_error(input: &Input, e: PlanError) -> String {
                 "num_workers" => "--num-workers",
                 "max_tokens" => "--max-tokens",
                 "ca_cert" => "--ca-cert",
+                "thresholds" => "--threshold",
                 other => return format!("--{other}: {msg}"),
             };
             format!("{flag}: {msg}")

@@ -17,6 +17,7 @@ use crate::plan::{Rate, defaults, parse_bool};
 use crate::report::secs_text;
 use crate::shard::ShardIndex;
 use crate::shard::time::{UnixNanos, parse_time};
+use crate::slo;
 
 /// clap keeps a default's text as a `&'static str`; the defaults are numbers. One text per call
 /// site, made once (what `default_value_t` does inside).
@@ -101,6 +102,11 @@ pub struct RunArgs {
     /// send then never waits for another task's time slice. The report says if it was refused
     #[arg(long)]
     pub realtime: bool,
+    /// Fail the run (exit 3) unless this holds, e.g. 'response_time_p99<=200ms',
+    /// 'error_rate<=1%', 'achieved_qps>=990', 'health==ok'; repeat for more. The report lists
+    /// each with its measured value [default: none]
+    #[arg(long = "threshold", value_name = "EXPR", value_parser = parse_threshold)]
+    pub thresholds: Vec<String>,
     /// Also write the JSON report to FILE; the text report still goes to the terminal
     /// [default: none]
     #[arg(long, short = 'o', value_name = "FILE")]
@@ -240,6 +246,14 @@ pub struct DemoArgs {
 /// `I/N`, or `env/N` with I from the environment Kubernetes sets.
 fn parse_shard(s: &str) -> Result<ShardIndex, String> {
     ShardIndex::parse(s, |name| std::env::var(name).ok())
+}
+
+/// Checked here so that a malformed expression is refused before the run, naming the flag; the
+/// plan parses it again (the API's way in).
+fn parse_threshold(s: &str) -> Result<String, String> {
+    slo::parse_thresholds(s)
+        .map(|_| s.trim().to_string())
+        .map_err(|e| e.to_string())
 }
 
 fn parse_rate(s: &str) -> Result<Rate, String> {

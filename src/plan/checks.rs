@@ -5,10 +5,13 @@
 
 use super::defaults;
 use super::input::{Input, Rate};
+use super::stages::{self, RateCurve};
 use super::{
-    Arrival, MSG_BENCH_POSITIVE, MSG_EMPTY_PROMPT, MSG_LLM_POSITIVE, MSG_MAX_TOKENS, MSG_NO_TOKEN,
-    MSG_REALTIME_MAX, PlanError, invalid,
+    Arrival, BodyMode, MSG_BENCH_POSITIVE, MSG_EMPTY_PROMPT, MSG_LLM_POSITIVE, MSG_MAX_TOKENS,
+    MSG_NO_TOKEN, MSG_REALTIME_MAX, PlanError, invalid,
 };
+use crate::report::{self, TIMINGS};
+use crate::slo::{self, Threshold, goodput::Objective};
 
 /// Server-side ceilings on what one run may ask for (SPEC §5).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -123,6 +126,128 @@ pub fn default_num_workers(qps: Rate, cap: usize) -> usize {
         Rate::PerSecond(q) => (q.ceil() as usize).clamp(1, cap.max(1)),
         Rate::Max => defaults::SATURATION_WORKERS.min(cap),
     }
+}
+
+/// A stage list that can run within the limits, and `ramp` only with one. Runs before the rate
+/// checks, which then read the peak rate and total length (see `Input::set_stages`), so a bad
+/// stage is named rather than answered with the original's generic 400.
+pub(super) fn stages(input: &Input, limits: &Limits) -> Result<(), PlanError> {
+    let Some(list) = &input.stages else {
+        if input.ramp {
+            return Err(invalid(
+                "ramp",
+                "ramp moves between the rates of stages: give stages too".into(),
+            ));
+        }
+        return Ok(());
+    };
+    stages::check(list, input.ramp).map_err(|e| invalid("stages", e.0))?;
+    if let Some((k, s)) = list
+        .iter()
+        .enumerate()
+        .find(|(_, s)| s.qps > limits.max_qps)
+    {
+        return Err(invalid(
+            "stages",
+            format!(
+                "stage {}: the rate must be <= {} (--max-qps), not {}",
+                k + 1,
+                limits.max_qps,
+                s.qps
+            ),
+        ));
+    }
+    let total: f64 = list.iter().map(|s| s.duration).sum();
+    if total > limits.max_duration {
+        return Err(invalid(
+            "stages",
+            format!(
+                "the stages last {total} seconds in all: at most {} (--max-duration)",
+                limits.max_duration
+            ),
+        ));
+    }
+    if RateCurve::new(list, input.ramp).area() > defaults::MAX_REQUESTS {
+        return Err(invalid(
+            "stages",
+            "the stages make more than 2^53 requests".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The rate function of a fixed-rate run: the stages', or one stage at `qps` for `duration`;
+/// None in saturation.
+pub(super) fn curve(input: &Input) -> Result<Option<RateCurve>, PlanError> {
+    if let Some(list) = &input.stages {
+        return Ok(Some(RateCurve::new(list, input.ramp)));
+    }
+    match input.qps {
+        Rate::PerSecond(q) => {
+            count(input.qps, input.duration)?;
+            Ok(Some(RateCurve::constant(q, input.duration)))
+        }
+        Rate::Max => Ok(None),
+    }
+}
+
+/// The thresholds and goodput objectives, parsed, and only on what this run measures: a
+/// streaming family needs a streaming run, goodput metrics need objectives.
+pub(super) fn slo(
+    input: &Input,
+    body_mode: BodyMode,
+) -> Result<(Vec<Threshold>, Vec<Objective>), PlanError> {
+    let thresholds =
+        slo::parse_all(&input.thresholds).map_err(|e| invalid("thresholds", e.to_string()))?;
+    let goodput =
+        slo::goodput::parse_all(&input.goodput).map_err(|e| invalid("goodput", e.to_string()))?;
+    let stream = body_mode == BodyMode::Sse;
+    for t in &thresholds {
+        let streaming_only = match t.metric.family() {
+            Some(f) => TIMINGS
+                .iter()
+                .any(|x| x.name == f && x.scope != report::Scope::Every),
+            None => matches!(
+                t.metric.key().as_str(),
+                "output_tokens_per_second" | "mean_output_tokens"
+            ),
+        };
+        if streaming_only && !stream {
+            return Err(invalid(
+                "thresholds",
+                format!(
+                    "{:?}: {} is measured on streaming LLM runs only",
+                    t.text,
+                    t.metric.key()
+                ),
+            ));
+        }
+        let on_goodput = matches!(
+            t.metric.key().as_str(),
+            "goodput" | "goodput_ratio" | "good_requests"
+        );
+        if on_goodput && goodput.is_empty() {
+            return Err(invalid(
+                "thresholds",
+                format!(
+                    "{:?}: {} needs goodput objectives (e.g. time_to_first_token<=200ms)",
+                    t.text,
+                    t.metric.key()
+                ),
+            ));
+        }
+    }
+    if let Some(o) = goodput.iter().find(|o| o.metric.needs_stream() && !stream) {
+        return Err(invalid(
+            "goodput",
+            format!(
+                "{:?}: {} is measured on streaming LLM runs only",
+                o.text,
+                o.metric.name()
+            ),
+        ));
+    }
+    Ok((thresholds, goodput))
 }
 
 /// `round(qps × duration)` requests for a fixed rate; 0 (not known in advance) for saturation.

@@ -22,13 +22,24 @@ pub(super) fn echo(
         config.insert("fireworks_payload".into(), Value::Object(payload.clone()));
     }
     config.insert("url".into(), json!(plan.url));
-    config.insert(
-        "qps".into(),
-        match input.qps {
-            Rate::PerSecond(q) => number(q),
-            Rate::Max => json!("max"),
-        },
-    );
+    if plan.stages.is_empty() {
+        config.insert(
+            "qps".into(),
+            match input.qps {
+                Rate::PerSecond(q) => number(q),
+                Rate::Max => json!("max"),
+            },
+        );
+    } else {
+        // The stages replace qps; duration is their total.
+        let stages: Vec<Value> = plan
+            .stages
+            .iter()
+            .map(|s| json!({"qps": number(s.qps), "duration": number(s.duration)}))
+            .collect();
+        config.insert("stages".into(), Value::Array(stages));
+        config.insert("ramp".into(), json!(plan.ramp));
+    }
     config.insert("duration".into(), number(input.duration));
     config.insert("num_workers".into(), json!(plan.num_workers));
     config.insert("timeout".into(), json!(timeout));
@@ -69,6 +80,14 @@ pub(super) fn echo(
     }
     if let Some(t) = plan.start_at {
         config.insert("start_at".into(), json!(format_rfc3339(t)));
+    }
+    if !plan.thresholds.is_empty() {
+        let texts: Vec<&str> = plan.thresholds.iter().map(|t| t.text.as_str()).collect();
+        config.insert("thresholds".into(), json!(texts));
+    }
+    if !plan.goodput.is_empty() {
+        let texts: Vec<&str> = plan.goodput.iter().map(|o| o.text.as_str()).collect();
+        config.insert("goodput".into(), json!(texts));
     }
     if input.insecure {
         config.insert(

@@ -7,6 +7,7 @@ use std::str::FromStr;
 
 use serde_json::{Map, Value};
 
+use super::stages::Stage;
 use crate::llm::Api;
 use crate::shard::ShardIndex;
 use crate::shard::time::UnixNanos;
@@ -87,6 +88,14 @@ pub struct Input {
     pub shard: ShardIndex,
     /// When the schedule starts, on the wall clock (`--start-at`); as soon as ready by default.
     pub start_at: Option<UnixNanos>,
+    /// Stages instead of one rate (see [`Input::set_stages`]); None for a plain run.
+    pub stages: Option<Vec<Stage>>,
+    /// Ramp between the stages' rates instead of stepping (needs `stages`).
+    pub ramp: bool,
+    /// Threshold expressions as given (`response_time_p99<=200ms`; each may be a comma list).
+    pub thresholds: Vec<String>,
+    /// Goodput objectives as given (`time_to_first_token<=200ms,...`).
+    pub goodput: Vec<String>,
 }
 
 impl Input {
@@ -110,7 +119,23 @@ impl Input {
             llm: None,
             shard: ShardIndex::WHOLE,
             start_at: None,
+            stages: None,
+            ramp: false,
+            thresholds: Vec::new(),
+            goodput: Vec::new(),
         }
+    }
+
+    /// Runs `stages` instead of one rate. `qps` and `duration` become the highest stage rate and
+    /// the stages' total length, which the shared limits and defaults (`num_workers`: the peak
+    /// rather than the mean) then read; the front has already refused a `qps` or `duration`
+    /// given beside the stages.
+    pub fn set_stages(&mut self, stages: Vec<Stage>, ramp: bool) {
+        let peak = stages.iter().map(|s| s.qps).fold(0.0, f64::max);
+        self.qps = Rate::PerSecond(peak);
+        self.duration = stages.iter().map(|s| s.duration).sum();
+        self.stages = Some(stages);
+        self.ramp = ramp;
     }
 }
 

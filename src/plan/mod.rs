@@ -29,8 +29,11 @@ use serde_json::{Map, Value};
 use crate::llm::Api;
 use crate::shard::ShardIndex;
 use crate::shard::time::UnixNanos;
+use crate::slo::Threshold;
+use crate::slo::goodput::Objective;
 pub use checks::{Limits, default_num_workers};
 pub use input::{Input, LlmInput, Rate, json_bool, parse_bool};
+use stages::{RateCurve, Stage};
 pub use target::Target;
 
 /// How intended send times are spaced.
@@ -124,6 +127,15 @@ pub struct Plan {
     pub llm: Option<LlmPlan>,
     /// How the engine reads response bodies.
     pub body_mode: BodyMode,
+    /// The stages as asked (empty for a plain run), and whether they ramp.
+    pub stages: Vec<Stage>,
+    pub ramp: bool,
+    /// The rate function of a fixed-rate run (a plain run is one stage); None in closed loop.
+    pub curve: Option<RateCurve>,
+    /// Checked against the report at the end (`--threshold`).
+    pub thresholds: Vec<Threshold>,
+    /// Per-request goodput objectives (`--goodput`); empty: no goodput is reported.
+    pub goodput: Vec<Objective>,
     /// The effective inputs, echoed as the report's `config` (never the token).
     pub config: Map<String, Value>,
     /// The part of the run this process sends: request `j` of the whole plan is shard
@@ -142,10 +154,12 @@ impl Plan {
     /// gets the same answer.
     pub fn new(input: &Input, limits: &Limits) -> Result<Plan, PlanError> {
         checks::llm_fields(input)?;
+        checks::stages(input, limits)?;
         let timeout = checks::rates(input, limits)?;
         let target = Target::parse(&input.url).map_err(|msg| invalid("url", msg))?;
         let num_workers = checks::num_workers(input, limits)?;
-        let count = checks::count(input.qps, input.duration)?;
+        let curve = checks::curve(input)?;
+        let count = curve.as_ref().map_or(0, RateCurve::count);
         checks::shard(input, num_workers, count)?;
         let threads = checks::threads(
             input.threads,
@@ -155,6 +169,7 @@ impl Plan {
         let arrival = checks::arrival(input)?;
         checks::realtime(input)?;
         let shaped = request::shape(input, target)?;
+        let (thresholds, goodput) = checks::slo(input, shaped.body_mode)?;
 
         let mut plan = Plan {
             // An LLM URL may have had its path rewritten for chat: echo where requests really go.
@@ -178,6 +193,11 @@ impl Plan {
             realtime: input.realtime,
             llm: shaped.llm.as_ref().map(|(l, _)| l.clone()),
             body_mode: shaped.body_mode,
+            stages: input.stages.clone().unwrap_or_default(),
+            ramp: input.ramp,
+            curve,
+            thresholds,
+            goodput,
             config: Map::new(),
             shard: input.shard,
             start_at: input.start_at,
@@ -440,5 +460,119 @@ mod tests {
             plan(&i).unwrap_err().to_string(),
             "headers: header \"X-A\" has a line break in its value"
         );
+    }
+
+    fn staged(stages: &[(f64, f64)], ramp: bool) -> Input {
+        let mut i = Input::new("http://h/", Rate::PerSecond(1.0), 1.0);
+        let list = stages
+            .iter()
+            .map(|&(qps, duration)| Stage { qps, duration })
+            .collect();
+        i.set_stages(list, ramp);
+        i
+    }
+
+    #[test]
+    fn stages_make_the_schedule_and_take_the_peak_for_defaults() {
+        let p = plan(&staged(&[(100.0, 0.0), (1000.0, 10.0)], true)).unwrap();
+        assert_eq!(p.count, 5500);
+        assert_eq!(p.duration, Duration::from_secs(10));
+        assert_eq!(p.num_workers, 1000, "ceil of the peak rate");
+        assert_eq!(p.rate, Rate::PerSecond(1000.0));
+        let c = p.curve.as_ref().unwrap();
+        assert_eq!((c.stages(), c.count()), (2, 5500));
+        assert_eq!(
+            serde_json::to_string(&p.config).unwrap(),
+            r#"{"url":"http://h/","stages":[{"qps":100,"duration":0},{"qps":1000,"duration":10}],"ramp":true,"duration":10,"num_workers":1000,"timeout":2.0,"arrival":"constant","threads":"#
+                .to_string()
+                + &p.threads.to_string()
+                + "}"
+        );
+        let p = plan(&staged(&[(10.0, 2.0), (30.5, 2.0)], false)).unwrap();
+        assert_eq!((p.count, p.num_workers), (81, 31));
+        assert!(p.stages.len() == 2 && !p.ramp);
+        // A plain run is one stage at its rate.
+        let p = plan(&Input::new("http://h/", Rate::PerSecond(20.0), 5.0)).unwrap();
+        assert!(p.stages.is_empty());
+        assert_eq!(
+            p.curve.as_ref().map(|c| (c.stages(), c.count())),
+            Some((1, 100))
+        );
+        let p = plan(&Input::new("http://h/", Rate::Max, 5.0)).unwrap();
+        assert!(p.curve.is_none());
+    }
+
+    #[test]
+    fn bad_stages_are_422s_naming_the_stage() {
+        let refusal = |i: &Input| match plan(i).unwrap_err() {
+            PlanError::Invalid { field, msg } => (field, msg),
+            e => panic!("{e:?}"),
+        };
+        assert_eq!(
+            refusal(&staged(&[(100.0, 30.0), (0.0, 10.0)], false)),
+            (
+                "stages",
+                "stage 2: the rate must be a number above 0, not 0".into()
+            )
+        );
+        assert_eq!(
+            refusal(&staged(&[(-1.0, 30.0)], false)).1,
+            "stage 1: the rate must be a number above 0, not -1"
+        );
+        assert_eq!(
+            refusal(&staged(&[(5.0, -1.0), (5.0, 2.0)], true)).1,
+            "stage 1: the duration must be a number of seconds above 0, not -1"
+        );
+        assert!(
+            refusal(&staged(&[(5.0, 0.0), (5.0, 2.0)], false))
+                .1
+                .starts_with("stage 1: a duration of 0 sends nothing without a ramp")
+        );
+        assert_eq!(
+            refusal(&staged(&[(2e6, 1.0)], false)).1,
+            "stage 1: the rate must be <= 1000000 (--max-qps), not 2000000"
+        );
+        assert_eq!(
+            refusal(&staged(&[(1.0, 3000.0), (1.0, 3000.0)], false)).1,
+            "the stages last 6000 seconds in all: at most 3600 (--max-duration)"
+        );
+        let mut i = Input::new("http://h/", Rate::PerSecond(1.0), 1.0);
+        i.ramp = true;
+        assert_eq!(refusal(&i).0, "ramp");
+    }
+
+    #[test]
+    fn thresholds_and_goodput_only_on_what_the_run_measures() {
+        let mut i = Input::new("http://h/", Rate::PerSecond(10.0), 1.0);
+        i.thresholds = vec!["response_time_p99<=200ms, error_rate<1%".into()];
+        let p = plan(&i).unwrap();
+        assert_eq!(p.thresholds.len(), 2);
+        assert_eq!(
+            p.config["thresholds"],
+            json!(["response_time_p99<=200ms", "error_rate<1%"])
+        );
+        let refusal = |i: &Input| plan(i).unwrap_err().to_string();
+        i.thresholds = vec!["mean_time_to_first_token<1s".into()];
+        assert_eq!(
+            refusal(&i),
+            "thresholds: \"mean_time_to_first_token<1s\": mean_time_to_first_token is measured on \
+             streaming LLM runs only"
+        );
+        i.thresholds = vec!["output_tokens_per_second>5".into()];
+        assert!(refusal(&i).contains("streaming LLM runs only"));
+        i.thresholds = vec!["goodput>=5".into()];
+        assert!(refusal(&i).contains("goodput needs goodput objectives"));
+        i.thresholds = vec!["response_tme_p99<1s".into()];
+        assert!(refusal(&i).starts_with("thresholds: \"response_tme_p99<1s\" at position 1"));
+        i.thresholds.clear();
+        i.goodput = vec!["time_to_first_token<=200ms".into()];
+        assert!(
+            refusal(&i).starts_with("goodput: \"time_to_first_token<=200ms\": time_to_first_token")
+        );
+        i.goodput = vec!["response_time<=200ms".into()];
+        i.thresholds = vec!["goodput_ratio>=0.9".into()];
+        let p = plan(&i).unwrap();
+        assert_eq!((p.goodput.len(), p.thresholds.len()), (1, 1));
+        assert_eq!(p.config["goodput"], json!(["response_time<=200ms"]));
     }
 }
