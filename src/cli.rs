@@ -7,6 +7,7 @@
 mod bench;
 pub mod duration;
 mod flags;
+mod stages;
 
 use std::io::Write as _;
 use std::net::SocketAddr;

@@ -228,3 +228,121 @@ fn the_api_reports_thresholds_and_refuses_malformed_ones_with_422() {
     assert_eq!(m.counters().requests, 5, "only the valid run sent requests");
     server.shutdown();
 }
+
+#[test]
+fn bad_stages_are_refused_before_the_run_with_exit_2() {
+    let url = format!("http://127.0.0.1:{}/", closed_port());
+    for (args, want) in [
+        (
+            vec!["--stages", "100:30s,0:10s"],
+            "--stages: stage 2: the rate must be a number above 0, not 0",
+        ),
+        (
+            vec!["--stages", "-5:10s"],
+            "--stages: stage 1: the rate must be a number above 0, not -5",
+        ),
+        (
+            vec!["--stages", "100:-1s"],
+            "--stages: stage 1: the duration must be a number of seconds above 0, not -1",
+        ),
+        (
+            vec!["--stages", "100:0s,200:10s"],
+            "--stages: stage 1: a duration of 0 sends nothing without a ramp",
+        ),
+        (
+            vec!["--stages", "100:10s,200:0s", "--ramp"],
+            "--stages: stage 2: the last stage needs a duration above 0",
+        ),
+        (
+            vec!["--stages", "100:10s,x:1s"],
+            "stage 2 (\"x:1s\"): \"x\" is not a rate",
+        ),
+        (
+            vec!["--stages", "100:10s,50"],
+            "stage 2 (\"50\"): no `:` between the rate and the duration",
+        ),
+        (
+            vec!["--stages", "100:10s", "-q", "50"],
+            "cannot be used with",
+        ),
+        (
+            vec!["--stages", "100:10s", "-z", "5s"],
+            "cannot be used with",
+        ),
+        (vec!["--ramp"], "--stages"),
+        (
+            vec!["--goodput", "ttft<=1s,tbt<1s"],
+            "at position 10: unknown per-request metric \"tbt\"",
+        ),
+        (
+            vec!["--goodput", "time_to_first_token<=1s"],
+            "--goodput: \"time_to_first_token<=1s\": time_to_first_token is measured on streaming LLM runs only",
+        ),
+    ] {
+        let mut all = vec!["bench", url.as_str()];
+        all.extend(&args);
+        let o = pacer(&all);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(want), "{args:?}: {}", stderr(&o));
+    }
+}
+
+#[test]
+fn the_api_refuses_bad_stages_with_422() {
+    let server = api();
+    let a = server.addr();
+    // Nothing listens at the target: every refusal must come before a connection is tried.
+    let url = format!("http://127.0.0.1:{}/", closed_port());
+    for (fields, loc, want) in [
+        (
+            r#""qps": 10, "stages": [{"qps": 10, "duration": 1}]"#,
+            "stages",
+            "stages replace qps and duration",
+        ),
+        (
+            r#""duration": 10, "stages": [{"qps": 10, "duration": 1}]"#,
+            "stages",
+            "stages replace qps and duration",
+        ),
+        (
+            r#""stages": [{"qps": 10, "duration": 1}, {"qps": 0, "duration": 1}]"#,
+            "stages",
+            "stage 2: the rate must be a number above 0, not 0",
+        ),
+        (
+            r#""stages": [{"qps": 10, "duration": -3}]"#,
+            "stages",
+            "stage 1: the duration must be a number of seconds above 0, not -3",
+        ),
+        (
+            r#""stages": [{"qps": 10, "duration": 0}, {"qps": 20, "duration": 1}]"#,
+            "stages",
+            "stage 1: a duration of 0 sends nothing without a ramp",
+        ),
+        (
+            r#""stages": [{"qps": 2000000, "duration": 1}]"#,
+            "stages",
+            "(--max-qps)",
+        ),
+        (r#""stages": []"#, "stages", "non-empty list"),
+        (r#""stages": [{"qps": 1}]"#, "stages", "non-empty list"),
+        (
+            r#""qps": 10, "duration": 1, "ramp": true"#,
+            "ramp",
+            "give stages too",
+        ),
+        (
+            r#""qps": 10, "duration": 1, "goodput": ["response_time<=1s,latency>1s"]"#,
+            "goodput",
+            "at position 26: an objective is an upper bound",
+        ),
+    ] {
+        let body = format!(r#"{{"url": "{url}", {fields}}}"#);
+        let (status, r) = post_json(a, "/benchmark", &body);
+        assert_eq!(status, 422, "{fields}: {r}");
+        let d = &r["detail"][0];
+        assert_eq!(d["loc"], serde_json::json!(["body", loc]), "{fields}: {r}");
+        assert!(d["msg"].as_str().unwrap().contains(want), "{fields}: {r}");
+    }
+    server.shutdown();
+}

@@ -9,6 +9,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::llm::Api;
+use crate::plan::stages::Stage;
 use crate::plan::{Input, LlmInput, PlanError, Rate, defaults, json_bool};
 use crate::shard::ShardIndex;
 use crate::shard::time::{UnixNanos, parse_time};
@@ -95,8 +96,19 @@ fn byte_offset(bytes: &[u8], line: usize, column: usize) -> usize {
 pub fn benchmark_input(body: &Value) -> Result<Input, ApiError> {
     let mut f = Fields::new(body)?;
     let url = f.field("url", Presence::Required, string);
-    let qps = f.field("qps", Presence::Required, rate);
-    let duration = f.field("duration", Presence::Required, number);
+    // Stages replace qps and duration (run_extensions refuses them together).
+    let needed = if f.present("stages") {
+        Presence::Nullable
+    } else {
+        Presence::Required
+    };
+    let qps = f.field("qps", needed, rate);
+    let duration = f.field("duration", needed, number);
+    let (qps, duration) = if f.present("stages") {
+        (Some(Rate::PerSecond(0.0)), Some(0.0))
+    } else {
+        (qps, duration)
+    };
     let input = f.run_extensions(url, qps, duration);
     f.finish()?;
     input.ok_or_else(unreachable_missing)
@@ -241,6 +253,12 @@ impl<'a> Fields<'a> {
         let shard = self.field("shard", Presence::Nullable, shard);
         let start_at = self.field("start_at", Presence::Nullable, start_at);
         let thresholds = self.field("thresholds", Presence::Nullable, strings);
+        let goodput = self.field("goodput", Presence::Nullable, strings);
+        let stages = self.field("stages", Presence::Nullable, stage_list);
+        let ramp = self.field("ramp", Presence::Nullable, boolean);
+        if stages.is_some() && (self.present("qps") || self.present("duration")) {
+            self.error(&["stages"], STAGES_OR_RATE);
+        }
         let mut input = Input::new(url?, qps?, duration?);
         input.num_workers = num_workers;
         input.timeout = timeout;
@@ -256,6 +274,11 @@ impl<'a> Fields<'a> {
         input.shard = shard.unwrap_or(ShardIndex::WHOLE);
         input.start_at = start_at;
         input.thresholds = thresholds.unwrap_or_default();
+        input.goodput = goodput.unwrap_or_default();
+        match stages {
+            Some(list) => input.set_stages(list, ramp.unwrap_or(false)),
+            None => input.ramp = ramp.unwrap_or(false),
+        }
         Some(input)
     }
 
@@ -313,6 +336,28 @@ const BOOL_PARSING: FieldError = (
 
 fn string(v: &Value) -> Result<String, FieldError> {
     v.as_str().map(str::to_string).ok_or(STRING_TYPE)
+}
+
+const STAGES_OR_RATE: FieldError = (
+    "value_error",
+    "stages replace qps and duration: send stages, or qps and duration, not both",
+);
+const STAGES_TYPE: FieldError = (
+    "list_type",
+    "Input should be a non-empty list of {\"qps\": number, \"duration\": number} objects",
+);
+
+/// `[{"qps": 100, "duration": 30}, ...]`: the types here; rates, durations and limits are the
+/// plan's checks, which name the stage.
+fn stage_list(v: &Value) -> Result<Vec<Stage>, FieldError> {
+    let list = v.as_array().filter(|l| !l.is_empty()).ok_or(STAGES_TYPE)?;
+    list.iter()
+        .map(|item| {
+            let qps = item.get("qps").ok_or(STAGES_TYPE).and_then(number)?;
+            let duration = item.get("duration").ok_or(STAGES_TYPE).and_then(number)?;
+            Ok(Stage { qps, duration })
+        })
+        .collect()
 }
 
 const LIST_TYPE: FieldError = ("list_type", "Input should be a valid list");

@@ -16,6 +16,7 @@ use serde_json::Value;
 use super::flags::RunArgs;
 use super::{CliError, err, exit};
 use crate::engine::{self, ErrorKey, Progress, RunStats};
+use crate::plan::stages;
 use crate::plan::{Input, Limits, LlmInput, Plan, PlanError, Rate, default_num_workers, defaults};
 use crate::report::{self, secs_text};
 use crate::shard::report::add_start_late;
@@ -75,7 +76,11 @@ pub fn input(url: String, r: &RunArgs, llm: Option<LlmInput>) -> Result<Input, C
     input.ca_cert = r.ca_cert.clone();
     input.insecure = r.insecure;
     input.realtime = r.realtime;
+    if let Some(s) = &r.stages {
+        input.set_stages(s.0.clone(), r.ramp);
+    }
     input.thresholds = r.thresholds.clone();
+    input.goodput = r.goodput.clone();
     input.llm = llm;
     input.shard = r.shard.unwrap_or(ShardIndex::WHOLE);
     input.start_at = r.start_at;
@@ -176,7 +181,11 @@ fn check(i: &Input) -> Result<(), String> {
             return Err("--prompt must not be empty".into());
         }
     }
-    if let Rate::PerSecond(q) = i.qps {
+    // Stages replace --qps and --duration (clap refuses them together); the plan then checks
+    // their limits, naming --stages.
+    if let Some(list) = &i.stages {
+        stages::check(list, i.ramp).map_err(|e| format!("--stages: {e}"))?;
+    } else if let Rate::PerSecond(q) = i.qps {
         if q.is_nan() || q <= 0.0 {
             return Err(format!("--qps must be > 0 (got {q})"));
         }
@@ -188,7 +197,8 @@ fn check(i: &Input) -> Result<(), String> {
         }
     }
     let timeout = i.timeout.unwrap_or(defaults::TIMEOUT);
-    for (flag, secs) in [("--duration", i.duration), ("--timeout", timeout)] {
+    let duration = i.stages.is_none().then_some(("--duration", i.duration));
+    for (flag, secs) in duration.into_iter().chain([("--timeout", timeout)]) {
         if secs.is_nan() || secs <= 0.0 {
             return Err(format!("{flag} must be > 0 (got {})", secs_text(secs)));
         }
@@ -211,7 +221,7 @@ fn check(i: &Input) -> Result<(), String> {
             ));
         }
     }
-    if let Rate::PerSecond(q) = i.qps {
+    if let (Rate::PerSecond(q), None) = (i.qps, &i.stages) {
         let n = (q * i.duration).round();
         let both = format!("{q} req/s × {}", secs_text(i.duration));
         if n < 1.0 {
@@ -270,6 +280,9 @@ fn plan_error(input: &Input, e: PlanError) -> String {
                 "max_tokens" => "--max-tokens",
                 "ca_cert" => "--ca-cert",
                 "thresholds" => "--threshold",
+                "stages" => "--stages",
+                "ramp" => "--ramp",
+                "goodput" => "--goodput",
                 other => return format!("--{other}: {msg}"),
             };
             format!("{flag}: {msg}")

@@ -12,6 +12,7 @@ use clap::{ArgAction, Args};
 
 use super::EXIT_CODES;
 use super::duration::parse_secs;
+use super::stages::{self, StageList};
 use crate::llm::Api;
 use crate::plan::{Rate, defaults, parse_bool};
 use crate::report::secs_text;
@@ -102,6 +103,26 @@ pub struct RunArgs {
     /// send then never waits for another task's time slice. The report says if it was refused
     #[arg(long)]
     pub realtime: bool,
+    /// Instead of --qps and --duration: stages run one after the other, RATE:DURATION,...
+    /// (e.g. 100:30s,200:30s,400:1m; durations as --duration) [default: none]
+    #[arg(
+        long,
+        value_name = "STAGES",
+        value_parser = stages::parse_list,
+        conflicts_with_all = ["qps", "duration"],
+        allow_hyphen_values = true,
+    )]
+    pub stages: Option<StageList>,
+    /// Move the rate linearly from each stage's rate to the next one's over the stage (k6's
+    /// ramping arrival rate) instead of stepping; a first stage of 0s sets the starting rate:
+    /// --stages 100:0s,1000:10s --ramp goes from 100 to 1000 req/s in 10 s
+    #[arg(long, requires = "stages")]
+    pub ramp: bool,
+    /// Count the requests that succeeded and met every objective, per second (goodput) and as a
+    /// share, as vLLM does, e.g. 'time_to_first_token<=200ms,time_per_output_token<=50ms'
+    /// [default: none]
+    #[arg(long, value_name = "OBJECTIVES", value_parser = parse_goodput)]
+    pub goodput: Vec<String>,
     /// Fail the run (exit 3) unless this holds, e.g. 'response_time_p99<=200ms',
     /// 'error_rate<=1%', 'achieved_qps>=990', 'health==ok'; repeat for more. The report lists
     /// each with its measured value [default: none]
@@ -252,6 +273,13 @@ fn parse_shard(s: &str) -> Result<ShardIndex, String> {
 /// plan parses it again (the API's way in).
 fn parse_threshold(s: &str) -> Result<String, String> {
     slo::parse_thresholds(s)
+        .map(|_| s.trim().to_string())
+        .map_err(|e| e.to_string())
+}
+
+/// Checked here for the same reason as `parse_threshold`.
+fn parse_goodput(s: &str) -> Result<String, String> {
+    slo::goodput::parse_objectives(s)
         .map(|_| s.trim().to_string())
         .map_err(|e| e.to_string())
 }

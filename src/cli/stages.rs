@@ -7,6 +7,15 @@
 use super::duration::parse_secs;
 use crate::plan::stages::Stage;
 
+/// The stages of `--stages`, as one value (clap reads an `Option<Vec<_>>` as a repeated flag).
+#[derive(Clone, Debug, PartialEq)]
+pub struct StageList(pub Vec<Stage>);
+
+/// `--stages`' value parser.
+pub fn parse_list(text: &str) -> Result<StageList, String> {
+    parse(text).map(StageList)
+}
+
 const FORM: &str = "a stage is RATE:DURATION, e.g. 100:30s; stages are separated by commas";
 
 /// The stages in `text`, in order.
@@ -69,7 +78,10 @@ mod tests {
             ]
         );
         // Zero and negative values parse; the plan refuses them, naming the stage.
-        assert_eq!(parse("0:0s,-5:-1s").unwrap(), [st(0.0, 0.0), st(-5.0, -1.0)]);
+        assert_eq!(
+            parse("0:0s,-5:-1s").unwrap(),
+            [st(0.0, 0.0), st(-5.0, -1.0)]
+        );
     }
 
     #[test]
