@@ -34,8 +34,9 @@ use super::exchange::{Close, Exchange, Step};
 use super::outcome::{Completed, Failure};
 use super::pacing::Pacing;
 use super::stats::LaneStats;
-use super::sys::Timer;
+use super::sys::{self, Timer};
 use super::{Counts, LaneProgress, Stop, tls};
+use crate::health::ThreadUsage;
 use crate::plan::{Plan, Rate};
 
 /// The timerfd's token; every other token is a slab key.
@@ -132,7 +133,7 @@ impl<'a> Lane<'a> {
             next_conn_id: 0,
             addr_index: 0,
             revisit: Vec::new(),
-            stats: LaneStats::default(),
+            stats: LaneStats::for_plan(plan, sh.t0),
             sent: 0,
             progress,
             shown: Counts::default(),
@@ -141,6 +142,8 @@ impl<'a> Lane<'a> {
     }
 
     pub fn run(mut self) -> LaneStats {
+        // The CPU the run itself costs, not the thread's setup: counted from here.
+        let before = sys::thread_usage().ok();
         loop {
             let now = Instant::now();
             if !self.stats.interrupted && self.sh.stop.is_stopped() {
@@ -189,6 +192,16 @@ impl<'a> Lane<'a> {
             self.close(key);
         }
         self.publish();
+        // The thread's own CPU over its run, for `health` (none if the OS will not say). The
+        // wall time it is a share of is the whole run's, which `engine::finish` knows.
+        if let (Some((cpu0, switches0)), Ok((cpu, switches))) = (before, sys::thread_usage()) {
+            let usage = ThreadUsage {
+                cpu: cpu.saturating_sub(cpu0).as_secs_f64(),
+                wall: 0.0,
+                involuntary_switches: switches.saturating_sub(switches0),
+            };
+            self.stats.usage.push((self.thread, usage));
+        }
         self.stats
     }
 
@@ -216,9 +229,18 @@ impl<'a> Lane<'a> {
         }
     }
 
-    /// Moves due requests from the schedule into the FIFO queue.
+    /// Moves due requests from the schedule into the FIFO queue, noting how late the thread took
+    /// them: the generator's own lateness, for the run's `health`. Requests that fall due while
+    /// others wait for a connection are left out: the lane does not wake for them (they would only
+    /// queue), so their lateness is the connections' wait.
     fn release_due(&mut self, now: Instant) {
+        let punctual = self.dispatch.queued() == 0;
         while let Some((index, intended)) = self.pacing.due(now) {
+            if punctual {
+                self.stats
+                    .lateness
+                    .record(now.saturating_duration_since(intended).as_secs_f64());
+            }
             self.dispatch.due(index, intended);
         }
     }

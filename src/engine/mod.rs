@@ -36,12 +36,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Barrier, OnceLock};
 use std::time::{Duration, Instant};
 
+use crate::health::{self, Health, HealthInput, ThreadUsage};
 use crate::plan::{Plan, Rate};
 use crate::shard::WallTimes;
 use crate::shard::time::{UnixNanos, now_unix_ns};
 use lane::{Lane, Shared};
 pub use outcome::Failure;
 pub use sched::Scheduling;
+use stats::Messages;
 pub use stats::{LaneStats, Timings};
 
 /// An error bucket of the report: an HTTP status or a named failure. Statuses sort before names.
@@ -75,6 +77,15 @@ pub struct RunStats {
     /// Where the run sat on the wall clock (start, readiness, end, first and last send), for a
     /// shard's state and `start_late`.
     pub wall: WallTimes,
+    /// Successes that met every goodput objective of the plan (0 without objectives).
+    pub good_requests: u64,
+    /// Requests handed to a connection.
+    pub sent: u64,
+    /// One per stage of a staged run (empty otherwise): the requests intended in that stage,
+    /// with `elapsed` the stage's duration.
+    pub stages: Vec<RunStats>,
+    /// Whether the generator limited the run (None for a run whose target did not resolve).
+    pub health: Option<Health>,
 }
 
 impl RunStats {
@@ -410,13 +421,56 @@ pub fn run_resolved_with(
     Ok(stats)
 }
 
-fn finish(plan: &Plan, w: LaneStats, elapsed: Duration) -> RunStats {
+fn finish(plan: &Plan, mut w: LaneStats, elapsed: Duration) -> RunStats {
+    let stages = std::mem::take(&mut w.stages);
+    let messages = std::mem::take(&mut w.messages);
+    let health = HealthInput {
+        // A thread's CPU is a share of the whole run: one that finished its share early was
+        // idle for the rest of it.
+        threads: std::mem::take(&mut w.usage)
+            .into_iter()
+            .map(|(_, u)| ThreadUsage {
+                wall: elapsed.as_secs_f64(),
+                ..u
+            })
+            .collect(),
+        sent: w.dispatched,
+        not_sent: w.failures.get(&Failure::NotSent).copied().unwrap_or(0),
+        late_p99: w.lateness.quantile(0.99),
+        // The mean interval between intended sends; closed loop has none.
+        send_interval: plan
+            .curve
+            .as_ref()
+            .filter(|_| plan.count > 0)
+            .map(|c| c.duration() / plan.count as f64),
+        num_workers: plan.num_workers,
+    };
+    let mut stats = summarize(plan, w, &messages, elapsed);
+    stats.stages = stages
+        .into_iter()
+        .enumerate()
+        .map(|(k, s)| {
+            let secs = plan
+                .curve
+                .as_ref()
+                .and_then(|c| c.span_of(k))
+                .map_or(0.0, |(_, d)| d);
+            summarize(plan, s, &messages, Duration::from_secs_f64(secs))
+        })
+        .collect();
+    stats.health = Some(health::judge(health));
+    stats
+}
+
+/// The counts of `w` (a run's, or one stage's) named and totalled; `messages` names the server
+/// error messages its failures point at.
+fn summarize(plan: &Plan, w: LaneStats, messages: &Messages, elapsed: Duration) -> RunStats {
     let mut errors = BTreeMap::new();
     for (s, n) in w.statuses {
         *errors.entry(ErrorKey::Status(s)).or_insert(0) += n;
     }
     for (f, n) in w.failures {
-        let name = f.name(&plan.target.host, plan.num_workers, w.messages.as_slice());
+        let name = f.name(&plan.target.host, plan.num_workers, messages.as_slice());
         *errors.entry(ErrorKey::Name(name)).or_insert(0) += n;
     }
     let achieved_qps = match (plan.rate, w.first_dispatch, w.last_dispatch) {
@@ -440,6 +494,10 @@ fn finish(plan: &Plan, w: LaneStats, elapsed: Duration) -> RunStats {
         connections_opened: w.connections_opened,
         output_tokens: w.output_tokens,
         interrupted: w.interrupted,
+        good_requests: w.good,
+        sent: w.dispatched,
+        stages: Vec::new(),
+        health: None,
         wall: WallTimes::default(),
     }
 }

@@ -1,14 +1,16 @@
 //! Where a lane's requests come from ([`Pacing`], decided once from the plan's rate) and when
-//! they are due. Pure arithmetic: request `i` is due at `t0 + i/qps` (constant) or at the `i`-th
-//! arrival of a seeded Poisson process; a thread walks only its share (`i ≡ k mod T`, and of a
-//! shard `i/N`, its share of the shard's) so the global spacing holds however many threads and
-//! shards there are: every one generates the whole seeded sequence and keeps its own requests. Nothing here reads the clock: `now` is
-//! passed in.
+//! they are due. Pure arithmetic over the plan's [`RateCurve`]: request `i` is due at `t0 + t`
+//! where the integral of the rate reaches `i` (`i/qps` for a plain run; the curve's closed-form
+//! inverse for stages and ramps), or, for Poisson arrivals, where it reaches the `i`-th arrival
+//! of a seeded unit-rate Poisson process (time-rescaling). A thread walks only its share
+//! (`i ≡ k mod T`, and of a shard `i/N`, its share of the shard's) so the global spacing holds
+//! however many threads and shards there are: every one generates the whole seeded sequence and
+//! keeps its own requests. Nothing here reads the clock: `now` is passed in.
 
 use std::time::{Duration, Instant};
 
-use crate::plan::{Arrival, Plan, Rate};
-use crate::rng::SplitMix64;
+use crate::plan::stages::{RateCurve, UnitArrivals};
+use crate::plan::{Arrival, Plan};
 
 /// The source of a lane's requests.
 #[derive(Clone, Debug)]
@@ -29,16 +31,17 @@ impl Pacing {
         let n = u64::from(plan.shard.count());
         let first = u64::from(plan.shard.index()) + n * thread;
         let step = n * threads.max(1);
-        match plan.rate {
-            Rate::PerSecond(qps) => Pacing::Paced(Schedule::new(
+        // A fixed-rate plan always has its curve (a plain run is one stage); saturation has none.
+        match &plan.curve {
+            Some(curve) => Pacing::Paced(Schedule::new(
                 t0,
-                qps,
+                curve.clone(),
                 plan.count,
                 plan.arrival,
                 first,
                 step,
             )),
-            Rate::Max => Pacing::Saturate {
+            None => Pacing::Saturate {
                 end: t0 + plan.duration,
                 next: first,
                 step,
@@ -120,28 +123,22 @@ impl Pacing {
 #[derive(Clone, Debug)]
 pub struct Schedule {
     t0: Instant,
-    qps: f64,
+    curve: RateCurve,
     /// Next global request index of this thread.
     next: u64,
     step: u64,
     count: u64,
-    poisson: Option<Poisson>,
-}
-
-#[derive(Clone, Debug)]
-struct Poisson {
-    rng: SplitMix64,
-    /// Arrival time (seconds after t0) of global request `at`.
-    time: f64,
-    at: u64,
+    /// Seeded unit-rate arrivals, for Poisson; every thread replays the same global sequence and
+    /// keeps its own indices.
+    poisson: Option<UnitArrivals>,
 }
 
 impl Schedule {
-    /// The requests `first`, `first + step`, ... below `count` of a plan at `qps` starting at
-    /// `t0`: thread `k` of `T` is `(k, T)`.
+    /// The requests `first`, `first + step`, ... below `count` of a plan following `curve`,
+    /// starting at `t0`: thread `k` of `T` is `(k, T)`.
     pub fn new(
         t0: Instant,
-        qps: f64,
+        curve: RateCurve,
         count: u64,
         arrival: Arrival,
         first: u64,
@@ -149,15 +146,11 @@ impl Schedule {
     ) -> Schedule {
         let poisson = match arrival {
             Arrival::Constant => None,
-            Arrival::Poisson { seed } => Some(Poisson {
-                rng: SplitMix64(seed),
-                time: 0.0,
-                at: 0,
-            }),
+            Arrival::Poisson { seed } => Some(UnitArrivals::new(seed)),
         };
         Schedule {
             t0,
-            qps,
+            curve,
             next: first,
             step: step.max(1),
             count,
@@ -170,18 +163,13 @@ impl Schedule {
         if self.next >= self.count {
             return None;
         }
-        let secs = match &mut self.poisson {
-            None => self.next as f64 / self.qps,
-            Some(p) => {
-                // Request 0 arrives at t0; every later gap is exponential with mean 1/qps. Every
-                // thread replays the same global sequence and keeps its own indices.
-                while p.at < self.next {
-                    p.time += -(1.0 - p.rng.next_f64()).ln() / self.qps;
-                    p.at += 1;
-                }
-                p.time
-            }
+        // Request 0 is due at t0; request i where the rate's integral reaches i (or the i-th
+        // unit-rate arrival, so Poisson gaps follow the curve's rate).
+        let due = match &mut self.poisson {
+            None => self.next as f64,
+            Some(p) => p.nth(self.next),
         };
+        let secs = self.curve.time_of(due);
         Some((self.next, self.t0 + Duration::from_secs_f64(secs)))
     }
 
@@ -216,9 +204,10 @@ mod tests {
     #[test]
     fn constant_shares_interleave_into_the_global_spacing() {
         let t0 = Instant::now();
-        let a = drain(Schedule::new(t0, 20.0, 100, Arrival::Constant, 0, 3));
-        let b = drain(Schedule::new(t0, 20.0, 100, Arrival::Constant, 1, 3));
-        let c = drain(Schedule::new(t0, 20.0, 100, Arrival::Constant, 2, 3));
+        let curve = || RateCurve::constant(20.0, 5.0);
+        let a = drain(Schedule::new(t0, curve(), 100, Arrival::Constant, 0, 3));
+        let b = drain(Schedule::new(t0, curve(), 100, Arrival::Constant, 1, 3));
+        let c = drain(Schedule::new(t0, curve(), 100, Arrival::Constant, 2, 3));
         assert_eq!(a.len() + b.len() + c.len(), 100);
         let mut all: Vec<_> = a.into_iter().chain(b).chain(c).collect();
         all.sort();
@@ -228,7 +217,7 @@ mod tests {
             assert!((t.duration_since(t0).as_secs_f64() - want.as_secs_f64()).abs() < 1e-9);
         }
         assert_eq!(
-            Schedule::new(t0, 20.0, 100, Arrival::Constant, 1, 3).remaining(),
+            Schedule::new(t0, curve(), 100, Arrival::Constant, 1, 3).remaining(),
             33
         );
     }
@@ -237,7 +226,8 @@ mod tests {
     fn paced_releases_requests_when_due_and_closed_loop_until_its_end() {
         let t0 = Instant::now();
         let ms = |n: u64| t0 + Duration::from_millis(n);
-        let mut p = Pacing::Paced(Schedule::new(t0, 100.0, 4, Arrival::Constant, 0, 1));
+        let curve = RateCurve::constant(100.0, 0.04);
+        let mut p = Pacing::Paced(Schedule::new(t0, curve, 4, Arrival::Constant, 0, 1));
         assert_eq!(p.due(ms(0)), Some((0, t0)));
         assert_eq!(p.due(ms(9)), None, "request 1 is due at 10 ms");
         assert_eq!(p.wake_at(true), Some(ms(10)));
@@ -318,9 +308,10 @@ mod tests {
     fn poisson_is_seeded_split_consistently_and_has_the_right_rate() {
         let t0 = Instant::now();
         let p = Arrival::Poisson { seed: 7 };
-        let one = drain(Schedule::new(t0, 1000.0, 20_000, p, 0, 1));
-        let mut two = drain(Schedule::new(t0, 1000.0, 20_000, p, 0, 2));
-        two.extend(drain(Schedule::new(t0, 1000.0, 20_000, p, 1, 2)));
+        let curve = || RateCurve::constant(1000.0, 20.0);
+        let one = drain(Schedule::new(t0, curve(), 20_000, p, 0, 1));
+        let mut two = drain(Schedule::new(t0, curve(), 20_000, p, 0, 2));
+        two.extend(drain(Schedule::new(t0, curve(), 20_000, p, 1, 2)));
         two.sort();
         assert_eq!(one, two);
         let last = one.last().unwrap().1.duration_since(t0).as_secs_f64();

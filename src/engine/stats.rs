@@ -3,8 +3,11 @@
 //! the end. The run's totals and the report's names are `engine::finish`'s; the summaries
 //! (means, percentiles) are `crate::stats`'.
 //!
-//! `record` is the hook for everything per request that comes later (a timeline, a per-request
-//! export, per-stage summaries, goodput): it sees each request once, whatever its fate.
+//! `record` is the hook for everything per request (a timeline, a per-request export later): it
+//! sees each request once, whatever its fate. Here it also decides goodput (a success that met
+//! every objective of `--goodput`) and files the request under its stage (the one its intended
+//! time falls in), whose own [`LaneStats`] keep the same counts and timings. The generator's own
+//! lateness and each thread's CPU are kept beside, for the run's `health`.
 
 use std::collections::HashMap;
 use std::ops::AddAssign;
@@ -13,6 +16,9 @@ use std::time::{Duration, Instant};
 use super::exchange::Sink;
 use super::outcome::{Completed, Failure, Outcome};
 use super::sched::Scheduling;
+use crate::health::ThreadUsage;
+use crate::plan::Plan;
+use crate::slo::goodput::{self, Objective, RequestMetric};
 use crate::stats::Recorder;
 
 /// Every timing of SPEC §2 and §4, one recorder each.
@@ -27,6 +33,10 @@ pub struct Timings {
     pub inter_token_latency: Recorder,
     pub time_per_output_token: Recorder,
     pub server_time_to_first_token: Recorder,
+    /// From the intended time, as `corrected_response_time`: a send the generator or a full
+    /// connection pool held back shows in them as a user would see it.
+    pub corrected_time_to_first_byte: Recorder,
+    pub corrected_time_to_first_token: Recorder,
 }
 
 impl AddAssign for Timings {
@@ -42,6 +52,10 @@ impl AddAssign for Timings {
         self.time_per_output_token.merge(o.time_per_output_token);
         self.server_time_to_first_token
             .merge(o.server_time_to_first_token);
+        self.corrected_time_to_first_byte
+            .merge(o.corrected_time_to_first_byte);
+        self.corrected_time_to_first_token
+            .merge(o.corrected_time_to_first_token);
     }
 }
 
@@ -83,14 +97,18 @@ impl Messages {
     }
 }
 
-/// What one engine thread measured.
+/// What one engine thread measured (or, in [`LaneStats::stages`], one stage of it).
 #[derive(Debug, Default)]
 pub struct LaneStats {
     pub timings: Timings,
     /// Requests that reached a bucket.
     pub total: u64,
     pub successes: u64,
+    /// Successes that met every goodput objective (0 without objectives).
+    pub good: u64,
     pub statuses: HashMap<u16, u64>,
+    /// Failures; a server's message is named by the thread's table (the top level's `messages`,
+    /// for a stage too).
     pub failures: HashMap<Failure, u64>,
     pub messages: Messages,
     pub bytes_received: u64,
@@ -106,12 +124,62 @@ pub struct LaneStats {
     pub scheduling: Scheduling,
     /// The run was stopped before its end.
     pub interrupted: bool,
+    /// One per stage of a staged run, in order (empty otherwise): the same counts and timings
+    /// for the requests intended in that stage.
+    pub stages: Vec<LaneStats>,
+    /// The generator's own lateness: from a request's intended time to the moment its thread
+    /// took it off the schedule, for requests that did not fall due behind others waiting for a
+    /// connection (that wait is the connections', not the generator's).
+    pub lateness: Recorder,
+    /// Each thread's CPU and preemptions, taken by the thread at its end (thread number, usage).
+    pub usage: Vec<(u32, ThreadUsage)>,
+    /// What `record` needs from the plan: the goodput objectives, and where each stage starts.
+    objectives: Vec<Objective>,
+    stage_starts: Vec<Instant>,
 }
 
 impl LaneStats {
+    /// Statistics for one thread of `plan`, whose run starts at `t0`: goodput objectives to
+    /// check, and a slot per stage with where it starts.
+    pub fn for_plan(plan: &Plan, t0: Instant) -> LaneStats {
+        let stage_starts: Vec<Instant> = match &plan.curve {
+            Some(c) if !plan.stages.is_empty() => c
+                .starts()
+                .map(|s| t0 + Duration::from_secs_f64(s))
+                .collect(),
+            _ => Vec::new(),
+        };
+        LaneStats {
+            stages: stage_starts.iter().map(|_| LaneStats::default()).collect(),
+            objectives: plan.goodput.clone(),
+            stage_starts,
+            ..LaneStats::default()
+        }
+    }
+
     /// Accounts for one request that ended: the only way a request reaches a bucket.
     pub fn record(&mut self, c: &Completed) {
+        let good = c.outcome == Outcome::Success
+            && !self.objectives.is_empty()
+            && goodput::met(&self.objectives, |m| request_timing(c, m));
+        self.tally(c, good);
+        if !self.stage_starts.is_empty() {
+            // The stage whose span holds the intended time (a 0 s stage starts where the next
+            // does, so the next one takes it).
+            let k = self
+                .stage_starts
+                .partition_point(|s| *s <= c.intended)
+                .saturating_sub(1);
+            if let Some(stage) = self.stages.get_mut(k) {
+                stage.tally(c, good);
+            }
+        }
+    }
+
+    /// Counts and times one request (see [`LaneStats::record`]).
+    fn tally(&mut self, c: &Completed, good: bool) {
         self.total += 1;
+        self.good += u64::from(good);
         self.bytes_received += c.bytes;
         let t = &mut self.timings;
         if let Some(d) = c.dispatch {
@@ -136,6 +204,8 @@ impl LaneStats {
             if let Some(b) = c.first_byte_at {
                 t.time_to_first_byte
                     .record(b.saturating_duration_since(d).as_secs_f64());
+                t.corrected_time_to_first_byte
+                    .record(b.saturating_duration_since(c.intended).as_secs_f64());
             }
         }
         match c.outcome {
@@ -145,6 +215,8 @@ impl LaneStats {
                 if let (Some(ft), Some(d)) = (c.first_token_at, c.dispatch) {
                     let ttft = ft.saturating_duration_since(d).as_secs_f64();
                     t.time_to_first_token.record(ttft);
+                    t.corrected_time_to_first_token
+                        .record(ft.saturating_duration_since(c.intended).as_secs_f64());
                     if c.output_tokens >= 2 {
                         t.time_per_output_token
                             .record((response_time - ttft) / (c.output_tokens - 1) as f64);
@@ -163,33 +235,19 @@ impl LaneStats {
     pub fn errors(&self) -> u64 {
         self.total - self.successes
     }
-}
 
-/// The lane hands its statistics to the exchange as the place for per-token gaps and server
-/// error messages.
-impl Sink for LaneStats {
-    #[inline]
-    fn token_gap(&mut self, gap: Duration) {
-        self.timings.inter_token_latency.record(gap.as_secs_f64());
-    }
-
-    fn server_error(&mut self, message: String) -> Failure {
-        self.messages.intern(&message)
-    }
-}
-
-impl AddAssign for LaneStats {
-    fn add_assign(&mut self, b: LaneStats) {
+    /// Merges `b` into this one, renaming b's server messages with `rename` (into the table of
+    /// the thread they are merged into). Everything but the message table itself.
+    fn absorb(&mut self, b: LaneStats, rename: &mut impl FnMut(Failure) -> Failure) {
         self.timings += b.timings;
         self.total += b.total;
         self.successes += b.successes;
+        self.good += b.good;
         for (s, n) in b.statuses {
             *self.statuses.entry(s).or_insert(0) += n;
         }
-        // Message numbers are per thread: rename b's into this table.
         for (f, n) in b.failures {
-            let f = self.messages.adopt(f, &b.messages);
-            *self.failures.entry(f).or_insert(0) += n;
+            *self.failures.entry(rename(f)).or_insert(0) += n;
         }
         self.bytes_received += b.bytes_received;
         self.connections_opened += b.connections_opened;
@@ -207,6 +265,64 @@ impl AddAssign for LaneStats {
         self.tls_resumed += b.tls_resumed;
         self.scheduling = std::mem::take(&mut self.scheduling).worst(b.scheduling);
         self.interrupted |= b.interrupted;
+        self.lateness.merge(b.lateness);
+        self.usage.extend(b.usage);
+        self.usage.sort_by_key(|(thread, _)| *thread);
+        if self.stages.len() < b.stages.len() {
+            self.stages.resize_with(b.stages.len(), LaneStats::default);
+        }
+        for (mine, theirs) in self.stages.iter_mut().zip(b.stages) {
+            mine.absorb(theirs, rename);
+        }
+    }
+}
+
+/// One request's timing for a goodput objective, in seconds (None when it has none).
+fn request_timing(c: &Completed, m: RequestMetric) -> Option<f64> {
+    let since = |from: Option<Instant>, to: Option<Instant>| {
+        Some(to?.saturating_duration_since(from?).as_secs_f64())
+    };
+    // Only complete responses have timings, as in `tally`.
+    c.end_at?;
+    let intended = Some(c.intended);
+    match m {
+        RequestMetric::ResponseTime => since(c.dispatch, c.end_at),
+        RequestMetric::Latency => since(c.dispatch, c.head_at),
+        RequestMetric::TimeToFirstByte => since(c.dispatch, c.first_byte_at),
+        RequestMetric::TimeToFirstToken => since(c.dispatch, c.first_token_at),
+        RequestMetric::TimePerOutputToken if c.output_tokens >= 2 => {
+            let ttft = since(c.dispatch, c.first_token_at)?;
+            let rt = since(c.dispatch, c.end_at)?;
+            Some((rt - ttft) / (c.output_tokens - 1) as f64)
+        }
+        RequestMetric::TimePerOutputToken => None,
+        RequestMetric::CorrectedResponseTime => since(intended, c.end_at),
+        RequestMetric::CorrectedTimeToFirstByte => since(intended, c.first_byte_at),
+        RequestMetric::CorrectedTimeToFirstToken => since(intended, c.first_token_at),
+        RequestMetric::DispatchDelay => since(intended, c.dispatch),
+    }
+}
+
+/// The lane hands its statistics to the exchange as the place for per-token gaps and server
+/// error messages.
+impl Sink for LaneStats {
+    #[inline]
+    fn token_gap(&mut self, gap: Duration) {
+        self.timings.inter_token_latency.record(gap.as_secs_f64());
+    }
+
+    fn server_error(&mut self, message: String) -> Failure {
+        self.messages.intern(&message)
+    }
+}
+
+impl AddAssign for LaneStats {
+    fn add_assign(&mut self, mut b: LaneStats) {
+        // Message numbers are per thread: rename b's (its stages' too) into this table.
+        let theirs = std::mem::take(&mut b.messages);
+        let mut mine = std::mem::take(&mut self.messages);
+        self.absorb(b, &mut |f| mine.adopt(f, &theirs));
+        self.messages = mine;
     }
 }
 
@@ -338,5 +454,155 @@ mod tests {
         assert_eq!(a.last_dispatch, Some(t0 + Duration::from_millis(30)));
         assert!(a.interrupted);
         assert!(matches!(a.scheduling, Scheduling::RealtimeDenied(_)));
+    }
+
+    /// A streaming LLM plan of two stepped stages (10 req/s for 1 s, then 20 for 1 s) with
+    /// these goodput objectives.
+    fn staged_plan(goodput: &str) -> Plan {
+        use crate::plan::stages::Stage;
+        use crate::plan::{Input, Limits, LlmInput, Rate};
+        let mut i = Input::new("http://h/v1/completions", Rate::PerSecond(1.0), 1.0);
+        i.llm = Some(LlmInput {
+            token: "t".into(),
+            model: "m".into(),
+            prompt: "p".into(),
+            max_tokens: 5,
+            stream: true,
+            api: crate::llm::Api::Completions,
+            payload: None,
+        });
+        i.set_stages(
+            vec![
+                Stage {
+                    qps: 10.0,
+                    duration: 1.0,
+                },
+                Stage {
+                    qps: 20.0,
+                    duration: 1.0,
+                },
+            ],
+            false,
+        );
+        i.goodput = vec![goodput.into()];
+        Plan::new(&i, &Limits::default()).unwrap()
+    }
+
+    #[test]
+    fn requests_are_filed_under_the_stage_of_their_intended_time() {
+        let t0 = Instant::now();
+        let mut s = LaneStats::for_plan(&staged_plan("response_time<=10ms"), t0);
+        assert_eq!(s.stages.len(), 2);
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let shift = |mut c: Completed, ms: u64| {
+            // Intended at t0 + ms, every other instant moved along with it.
+            let d = Duration::from_millis(ms);
+            c.intended += d;
+            c.dispatch = c.dispatch.map(|x| x + d);
+            c.head_at = c.head_at.map(|x| x + d);
+            c.first_byte_at = c.first_byte_at.map(|x| x + d);
+            c.end_at = c.end_at.map(|x| x + d);
+            c
+        };
+        // Stage 1: a success in 10 ms (meets the objective), one in 12 ms (does not).
+        s.record(&shift(done(t0, 0, Outcome::Success, Some(12)), 0));
+        s.record(&shift(done(t0, 1, Outcome::Success, Some(14)), 500));
+        // Stage 2 from exactly 1 s: a fast 503 (not a success, so not good), an unsent request.
+        s.record(&shift(done(t0, 2, Outcome::Status(503), Some(5)), 1000));
+        s.record(&Completed::unsent(3, at(1500), 0, Failure::NotSent));
+        assert_eq!((s.total, s.successes, s.good), (4, 2, 1));
+        let (a, b) = (&s.stages[0], &s.stages[1]);
+        assert_eq!((a.total, a.successes, a.good, a.errors()), (2, 2, 1, 0));
+        assert_eq!((b.total, b.successes, b.good, b.errors()), (2, 0, 0, 2));
+        assert_eq!(b.statuses[&503], 1);
+        assert_eq!(b.failures[&Failure::NotSent], 1);
+        assert_eq!(a.timings.response_time.count(), 2);
+        assert_eq!(b.timings.response_time.summary().max, Some(0.003));
+        assert_eq!(a.dispatched + b.dispatched, s.dispatched);
+        assert!(a.stages.is_empty(), "a stage has no stages of its own");
+    }
+
+    #[test]
+    fn goodput_checks_every_objective_on_each_success() {
+        let t0 = Instant::now();
+        let plan = staged_plan("ttft<=50ms, tpot<=10ms, dispatch_delay<=5ms");
+        let mut s = LaneStats::for_plan(&plan, t0);
+        let stream = |ttft_ms: u64, end_ms: u64, tokens: u64| {
+            let mut c = done(t0, 0, Outcome::Success, Some(end_ms));
+            c.first_token_at = Some(t0 + Duration::from_millis(ttft_ms));
+            c.output_tokens = tokens;
+            c
+        };
+        // Dispatched at 2 ms: ttft 48 ms, tpot (100 - 48) / 10 = 5.2 ms: good.
+        s.record(&stream(50, 102, 11));
+        // ttft 51 ms: not good.
+        s.record(&stream(53, 102, 11));
+        // tpot (200 - 48) / 10 = 15.2 ms: not good.
+        s.record(&stream(50, 202, 11));
+        // One token: no gap to be slow in, so tpot is met.
+        s.record(&stream(50, 500, 1));
+        // Dispatched 6 ms late: not good.
+        let mut late = stream(50, 102, 11);
+        late.dispatch = Some(t0 + Duration::from_millis(6));
+        s.record(&late);
+        // No first token at all: not good.
+        s.record(&done(t0, 0, Outcome::Success, Some(20)));
+        assert_eq!((s.total, s.successes, s.good), (6, 6, 2));
+        // Without objectives nothing is counted.
+        let mut plain = LaneStats::default();
+        plain.record(&stream(50, 102, 11));
+        assert_eq!(plain.good, 0);
+    }
+
+    #[test]
+    fn corrected_first_byte_and_token_count_from_the_intended_time() {
+        let t0 = Instant::now();
+        let mut c = done(t0, 0, Outcome::Success, Some(102));
+        c.first_token_at = Some(t0 + Duration::from_millis(52));
+        let mut s = LaneStats::default();
+        s.record(&c);
+        let t = &s.timings;
+        // Dispatched 2 ms after its intended time: the corrected figures carry those 2 ms.
+        assert_eq!(t.time_to_first_token.summary().mean, Some(0.050));
+        assert_eq!(t.corrected_time_to_first_token.summary().mean, Some(0.052));
+        assert_eq!(t.time_to_first_byte.summary().mean, Some(0.004));
+        assert_eq!(t.corrected_time_to_first_byte.summary().mean, Some(0.006));
+        // A failure after the first byte has a corrected first byte but no token timings.
+        let mut failed = c;
+        failed.outcome = Outcome::Failed(Failure::Stream("x"));
+        s.record(&failed);
+        assert_eq!(s.timings.corrected_time_to_first_byte.count(), 2);
+        assert_eq!(s.timings.corrected_time_to_first_token.count(), 1);
+    }
+
+    #[test]
+    fn stages_and_health_parts_merge_across_threads() {
+        let t0 = Instant::now();
+        let plan = staged_plan("response_time<=1s");
+        let mut a = LaneStats::for_plan(&plan, t0);
+        let mut b = LaneStats::for_plan(&plan, t0);
+        // A server message interned in b's table, filed in b's second stage.
+        let quota = b.server_error("quota".into());
+        let mut c = done(t0, 0, Outcome::Failed(quota), Some(9));
+        c.intended += Duration::from_millis(1200);
+        b.record(&c);
+        a.record(&done(t0, 1, Outcome::Success, Some(12)));
+        a.server_error("other".into());
+        a.lateness.record(0.001);
+        b.lateness.record(0.003);
+        b.usage.push((1, ThreadUsage::default()));
+        a.usage.push((0, ThreadUsage::default()));
+        a += b;
+        assert_eq!(a.stages[0].total, 1);
+        assert_eq!(a.stages[1].total, 1);
+        let named: Vec<String> = a.stages[1]
+            .failures
+            .keys()
+            .map(|f| f.name("h", 1, a.messages.as_slice()))
+            .collect();
+        assert_eq!(named, ["stream error: quota"]);
+        assert_eq!(a.lateness.count(), 2);
+        assert_eq!(a.usage.iter().map(|(t, _)| *t).collect::<Vec<_>>(), [0, 1]);
+        assert_eq!(a.good, 1);
     }
 }

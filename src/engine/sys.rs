@@ -1,15 +1,15 @@
 //! Every Linux-specific call the engine makes, behind one small module: the `timerfd` that wakes a
-//! lane between milliseconds, real-time scheduling (`sched_setscheduler`, the crate's only
-//! `unsafe`), `send`/`recv` without libc's cancellation-point wrappers, and the errno values the
-//! engine tells apart, by name. What the calls mean for a run (when to arm the timer, what a
+//! lane between milliseconds, real-time scheduling (`sched_setscheduler`) and a thread's own
+//! resource use (`getrusage`), the crate's only `unsafe`, `send`/`recv` without libc's
+//! cancellation-point wrappers, and the errno values the engine tells apart, by name. What the calls mean for a run (when to arm the timer, what a
 //! refused real-time request is reported as, what a socket error is called) is decided by the
 //! callers: `lane`, `sched`, `conn`, `outcome`.
 //!
 //! pacer runs on Linux only; anything else stops at compile time with the message below rather
 //! than at the first missing symbol.
 
-// The one place `unsafe` is allowed (lib.rs denies it everywhere else): `sched_setscheduler` has
-// no safe wrapper in rustix.
+// The one place `unsafe` is allowed (lib.rs denies it everywhere else): `sched_setscheduler` and
+// `getrusage` have no safe wrapper in rustix.
 #![allow(unsafe_code)]
 
 #[cfg(not(target_os = "linux"))]
@@ -105,6 +105,27 @@ pub fn current_policy() -> i32 {
     unsafe { libc::sched_getscheduler(0) }
 }
 
+/// What the calling thread has used so far: user plus system CPU time, and the times the OS took
+/// the CPU away from it while it could run (involuntary context switches).
+pub fn thread_usage() -> io::Result<(Duration, u64)> {
+    let mut ru = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: `getrusage` writes one `rusage` through the pointer, which points at a live local
+    // of that type; RUSAGE_THREAD names the calling thread only.
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_THREAD, ru.as_mut_ptr()) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: zeroed is a valid `rusage` (plain integers), and the call succeeded and filled it.
+    let ru = unsafe { ru.assume_init() };
+    let time = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec.max(0) as u64) + Duration::from_micros(t.tv_usec.max(0) as u64)
+    };
+    Ok((
+        time(ru.ru_utime) + time(ru.ru_stime),
+        ru.ru_nivcsw.max(0) as u64,
+    ))
+}
+
 /// A lane's wake-up clock. epoll (and so mio) rounds poll timeouts up to whole milliseconds,
 /// which would put up to a millisecond of error into every intended send time; a `timerfd` armed
 /// for the next deadline, registered with the lane's `Poll`, wakes it with nanosecond resolution.
@@ -191,6 +212,26 @@ mod tests {
             timer.fired();
             assert!(Instant::now() >= deadline);
         }
+    }
+
+    #[test]
+    fn a_threads_usage_grows_with_its_work() {
+        // In a fresh thread, so the figures are this work's alone.
+        let (before, after) = std::thread::spawn(|| {
+            let before = thread_usage().unwrap();
+            let t = Instant::now();
+            let mut x = 0u64;
+            while t.elapsed() < Duration::from_millis(30) {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+            }
+            (before, thread_usage().unwrap())
+        })
+        .join()
+        .unwrap();
+        assert!(after.0 > before.0, "{before:?} {after:?}");
+        assert!(after.1 >= before.1);
+        // A thread cannot use more CPU than the wall time it ran (plus the clock's granularity).
+        assert!(after.0 - before.0 < Duration::from_secs(5));
     }
 
     #[test]

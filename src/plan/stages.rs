@@ -131,6 +131,10 @@ impl Segment {
     fn inverse(&self, y: f64) -> f64 {
         let a = self.from;
         let c = self.slope_half();
+        if c == 0.0 {
+            // A step: the same value as the root below (2y / 2a), without the square root.
+            return (y / a).clamp(0.0, self.duration);
+        }
         let disc = (a * a + 4.0 * c * y).max(0.0);
         (2.0 * y / (a + disc.sqrt())).clamp(0.0, self.duration)
     }
