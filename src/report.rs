@@ -14,6 +14,7 @@ use std::fmt::Write as _;
 use serde_json::{Map, Value, json};
 
 use crate::engine::{ErrorKey, RunStats, Timings};
+use crate::health::Health;
 use crate::plan::{Arrival, BodyMode, Plan, Rate};
 use crate::slo::{self, Checked, Kind};
 use crate::stats::{Recorder, Summary};
@@ -49,7 +50,7 @@ pub struct Timing {
 /// (`response_time`, `latency`, then `time_to_first_token`, as the original did), then the rest.
 /// `time_to_first_token` comes before `time_to_first_byte` so that, where the two are the same,
 /// the text report keeps the row LLM users look for.
-pub const TIMINGS: [Timing; 9] = [
+pub const TIMINGS: [Timing; 11] = [
     Timing {
         name: "response_time",
         label: "response_time",
@@ -97,6 +98,22 @@ pub const TIMINGS: [Timing; 9] = [
         scope: Scope::Stream,
         original: false,
         samples: |t| &t.time_to_first_byte,
+    },
+    Timing {
+        name: "corrected_time_to_first_token",
+        label: "corrected_time_to_first_token",
+        note: "intended send time to the first token: a send held back by pacer or a full pool counts, as a user would see it",
+        scope: Scope::Stream,
+        original: false,
+        samples: |t| &t.corrected_time_to_first_token,
+    },
+    Timing {
+        name: "corrected_time_to_first_byte",
+        label: "corrected_time_to_first_byte",
+        note: "intended send time to the first body byte",
+        scope: Scope::Stream,
+        original: false,
+        samples: |t| &t.corrected_time_to_first_byte,
     },
     Timing {
         name: "inter_token_latency",
@@ -220,13 +237,58 @@ fn reported<'a>(
 /// The JSON report of a run.
 pub fn to_json(plan: &Plan, stats: &RunStats) -> Value {
     let t = &stats.timings;
-    let errors = stats.error_count();
     let mut m = Map::new();
     m.insert("config".into(), Value::Object(plan.config.clone()));
+    measured(&mut m, plan, stats);
+    m.insert("connections_opened".into(), json!(stats.connections_opened));
+    m.insert("scheduling".into(), json!(stats.scheduling.describe()));
+    if stats.interrupted {
+        m.insert("interrupted".into(), json!(true));
+    }
+    if plan.target.tls {
+        m.insert(
+            "tls_handshakes".into(),
+            json!({"full": stats.tls_full, "resumed": stats.tls_resumed}),
+        );
+    }
+    if let Some(h) = &stats.health {
+        m.insert("health".into(), h.to_json());
+    }
+    if !stats.stages.is_empty() {
+        let stages: Vec<Value> = (0..stats.stages.len())
+            .map(|k| stage_json(plan, k, &stats.stages[k]))
+            .collect();
+        m.insert("stages".into(), Value::Array(stages));
+    }
+    // Last but for the histograms: thresholds read every field above.
+    if !plan.thresholds.is_empty() {
+        let so_far = Value::Object(m);
+        let checked: Vec<Value> = slo::evaluate(&plan.thresholds, &so_far)
+            .iter()
+            .map(Checked::to_json)
+            .collect();
+        m = match so_far {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
+        m.insert("thresholds".into(), Value::Array(checked));
+    }
+    let histograms: Map<String, Value> = reported(plan, t)
+        .map(|(timing, rec)| (timing.name.to_string(), buckets(rec)))
+        .collect();
+    m.insert("histograms".into(), Value::Object(histograms));
+    Value::Object(m)
+}
+
+/// The counts and timings of a run, or of one of its stages, in the report's order: the
+/// original's fields first, then the extensions (goodput with objectives).
+fn measured(m: &mut Map<String, Value>, plan: &Plan, stats: &RunStats) {
+    let t = &stats.timings;
+    let errors = stats.error_count();
     m.insert("total_requests".into(), json!(stats.total_requests));
     m.insert("errors".into(), json!(errors));
     for (timing, rec) in reported(plan, t).filter(|(timing, _)| timing.original) {
-        family(&mut m, plan, timing.name, rec);
+        family(m, plan, timing.name, rec);
     }
     if errors > 0 {
         let statuses: Vec<Value> = stats
@@ -247,13 +309,20 @@ pub fn to_json(plan: &Plan, stats: &RunStats) -> Value {
         .map(|(k, n)| (key_name(k), json!(n)))
         .collect();
     m.insert("error_counts".into(), Value::Object(counts));
-    m.insert("elapsed".into(), json!(stats.elapsed.as_secs_f64()));
+    let secs = stats.elapsed.as_secs_f64();
+    m.insert("elapsed".into(), json!(secs));
     m.insert("achieved_qps".into(), json!(stats.achieved_qps));
-    let error_rate =
-        (stats.total_requests > 0).then(|| errors as f64 / stats.total_requests as f64);
-    m.insert("error_rate".into(), json!(error_rate));
+    let share = |n: u64| (stats.total_requests > 0).then(|| n as f64 / stats.total_requests as f64);
+    m.insert("error_rate".into(), json!(share(errors)));
+    if !plan.goodput.is_empty() {
+        // vLLM's goodput: requests that succeeded and met every objective, per second of the run.
+        let per_second = (secs > 0.0).then(|| stats.good_requests as f64 / secs);
+        m.insert("goodput".into(), json!(per_second));
+        m.insert("goodput_ratio".into(), json!(share(stats.good_requests)));
+        m.insert("good_requests".into(), json!(stats.good_requests));
+    }
     for (timing, rec) in reported(plan, t).filter(|(timing, _)| !timing.original) {
-        family(&mut m, plan, timing.name, rec);
+        family(m, plan, timing.name, rec);
     }
     if plan.llm.is_some() {
         m.insert("output_tokens".into(), json!(stats.output_tokens));
@@ -265,7 +334,6 @@ pub fn to_json(plan: &Plan, stats: &RunStats) -> Value {
             None
         };
         m.insert("mean_output_tokens".into(), json!(mean));
-        let secs = stats.elapsed.as_secs_f64();
         let rate = if secs > 0.0 {
             stats.output_tokens as f64 / secs
         } else {
@@ -274,35 +342,88 @@ pub fn to_json(plan: &Plan, stats: &RunStats) -> Value {
         m.insert("output_tokens_per_second".into(), json!(rate));
     }
     m.insert("bytes_received".into(), json!(stats.bytes_received));
-    m.insert("connections_opened".into(), json!(stats.connections_opened));
-    m.insert("scheduling".into(), json!(stats.scheduling.describe()));
-    if stats.interrupted {
-        m.insert("interrupted".into(), json!(true));
+}
+
+/// One entry of the report's `stages`: which stage (1-based, as asked: `qps`, `duration`, and
+/// with a ramp the rate it starts from), when it starts (seconds into the run), the mean rate
+/// its schedule asked for, then its own counts and timings as [`measured`] gives them (its
+/// `elapsed` is its duration).
+fn stage_json(plan: &Plan, k: usize, stats: &RunStats) -> Value {
+    let mut m = Map::new();
+    m.insert("stage".into(), json!(k + 1));
+    let asked = plan.stages.get(k);
+    m.insert("qps".into(), json!(asked.map(|s| s.qps)));
+    m.insert("duration".into(), json!(asked.map(|s| s.duration)));
+    let curve = plan.curve.as_ref();
+    if plan.ramp
+        && let Some((from, _)) = curve.and_then(|c| c.rates_of(k))
+    {
+        m.insert("from_qps".into(), json!(from));
     }
-    if plan.target.tls {
-        m.insert(
-            "tls_handshakes".into(),
-            json!({"full": stats.tls_full, "resumed": stats.tls_resumed}),
+    let start = curve.and_then(|c| c.span_of(k)).map(|(start, _)| start);
+    m.insert("start".into(), json!(start));
+    let secs = stats.elapsed.as_secs_f64();
+    let intended = (secs > 0.0).then(|| stats.total_requests as f64 / secs);
+    m.insert("intended_qps".into(), json!(intended));
+    measured(&mut m, plan, stats);
+    Value::Object(m)
+}
+
+/// The text report's stages: one row per stage with its rate, requests, achieved rate, errors
+/// and response-time p50/p99 (and goodput with objectives).
+fn stages_text(plan: &Plan, stats: &RunStats) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out);
+    let goodput = !plan.goodput.is_empty();
+    let _ = writeln!(
+        out,
+        "  {:>5}  {:>18} {:>9} {:>9} {:>10} {:>8} {:>10} {:>10}{}",
+        "stage",
+        "rate (req/s)",
+        "duration",
+        "requests",
+        "achieved",
+        "errors",
+        "p50",
+        "p99",
+        if goodput { "    goodput" } else { "" }
+    );
+    for (k, st) in stats.stages.iter().enumerate() {
+        let (from, to) = plan
+            .curve
+            .as_ref()
+            .and_then(|c| c.rates_of(k))
+            .unwrap_or_default();
+        let rate = if from == to {
+            format!("{to}")
+        } else {
+            format!("{from} → {to}")
+        };
+        let s = st.timings.response_time.summary();
+        let good = match (goodput, st.total_requests) {
+            (false, _) => String::new(),
+            (true, 0) => format!(" {:>10}", "-"),
+            (true, n) => format!(" {:>9.1}%", 100.0 * st.good_requests as f64 / n as f64),
+        };
+        let _ = writeln!(
+            out,
+            "  {:>5}  {:>18} {:>9} {:>9} {:>10.1} {:>8} {:>10} {:>10}{good}",
+            k + 1,
+            rate,
+            secs_text(st.elapsed.as_secs_f64()),
+            st.total_requests,
+            st.achieved_qps,
+            st.error_count(),
+            opt(s.p50),
+            opt(s.p99),
         );
     }
-    // Last but for the histograms: thresholds read every field above.
-    if !plan.thresholds.is_empty() {
-        let so_far = Value::Object(m);
-        let checked: Vec<Value> = slo::evaluate(&plan.thresholds, &so_far)
-            .iter()
-            .map(Checked::to_json)
-            .collect();
-        m = match so_far {
-            Value::Object(m) => m,
-            _ => Map::new(),
-        };
-        m.insert("thresholds".into(), Value::Array(checked));
-    }
-    let histograms: Map<String, Value> = reported(plan, t)
-        .map(|(timing, rec)| (timing.name.to_string(), buckets(rec)))
-        .collect();
-    m.insert("histograms".into(), Value::Object(histograms));
-    Value::Object(m)
+    let _ = writeln!(
+        out,
+        "  (each stage holds the requests intended in it; achieved is sent per second there, \
+         p50/p99 are response times)"
+    );
+    out
 }
 
 /// The report's `thresholds` entries that did not hold (empty when all held, or none were set).
@@ -464,10 +585,24 @@ pub fn settings(plan: &Plan) -> String {
                 Arrival::Poisson { seed } => format!("Poisson arrivals, seed {seed}"),
             };
             let s = if plan.count == 1 { "" } else { "s" };
-            format!(
-                "{q} req/s for {duration} ({} request{s}, {arrival})",
-                plan.count
-            )
+            if plan.stages.is_empty() {
+                format!(
+                    "{q} req/s for {duration} ({} request{s}, {arrival})",
+                    plan.count
+                )
+            } else {
+                let how = if plan.ramp { "ramped" } else { "stepped" };
+                let stages: Vec<String> = plan
+                    .stages
+                    .iter()
+                    .map(|st| format!("{}:{}", st.qps, secs_text(st.duration)))
+                    .collect();
+                format!(
+                    "stages {} {how}, {duration} ({} request{s}, {arrival})",
+                    stages.join(","),
+                    plan.count
+                )
+            }
         }
         Rate::Max => format!("as fast as responses come (closed loop) for {duration}"),
     };
@@ -516,7 +651,8 @@ pub fn settings(plan: &Plan) -> String {
 fn same_because(shown: &str, dropped: &str) -> &'static str {
     match (shown, dropped) {
         ("response_time", "latency") => ": every body came with its headers (or there was none)",
-        ("time_to_first_token", "time_to_first_byte") => {
+        ("time_to_first_token", "time_to_first_byte")
+        | ("corrected_time_to_first_token", "corrected_time_to_first_byte") => {
             ": the first body byte carried the first token"
         }
         _ => "",
@@ -553,6 +689,9 @@ pub fn to_text(plan: &Plan, stats: &RunStats) -> String {
             "  INTERRUPTED: stopped before its end; requests not yet sent are counted as \"not sent: interrupted\""
         );
     }
+    for line in stats.health.iter().flat_map(Health::text_lines) {
+        let _ = writeln!(out, "  {line}");
+    }
     if plan.target.tls {
         let _ = writeln!(
             out,
@@ -569,8 +708,24 @@ pub fn to_text(plan: &Plan, stats: &RunStats) -> String {
             stats.output_tokens as f64 / secs
         );
     }
+    if !plan.goodput.is_empty() {
+        let secs = stats.elapsed.as_secs_f64().max(1e-9);
+        let objectives: Vec<&str> = plan.goodput.iter().map(|o| o.text.as_str()).collect();
+        let _ = writeln!(
+            out,
+            "  goodput {:.1} req/s: {} of {} requests ({:.1}%) succeeded and met {}",
+            stats.good_requests as f64 / secs,
+            stats.good_requests,
+            stats.total_requests,
+            100.0 * stats.good_requests as f64 / stats.total_requests.max(1) as f64,
+            objectives.join(", ")
+        );
+    }
     let _ = writeln!(out);
     out.push_str(&table(plan, t));
+    if !stats.stages.is_empty() {
+        out.push_str(&stages_text(plan, stats));
+    }
     if !stats.errors.is_empty() {
         let _ = writeln!(out);
         let _ = writeln!(out, "  errors:");

@@ -346,3 +346,279 @@ fn the_api_refuses_bad_stages_with_422() {
     }
     server.shutdown();
 }
+
+/// The issue's ramp, 100 → 1,000 req/s over 10 s, written as ten ramped 1 s stages: the same
+/// rate function (the unit tests prove it request by request), with a summary per second. The
+/// schedule is exact (5,500 requests, 145 + 90·k in second k); what was achieved is checked
+/// loosely, the machine being shared.
+#[test]
+fn a_ramp_sends_its_integral_and_each_second_its_share() {
+    let m = mock_ok();
+    let url = format!("{}/", m.url());
+    let stages = "100:0s,190:1s,280:1s,370:1s,460:1s,550:1s,640:1s,730:1s,820:1s,910:1s,1000:1s";
+    let o = pacer(&[
+        "bench",
+        &url,
+        "--stages",
+        stages,
+        "--ramp",
+        "-c",
+        "200",
+        "--timeout",
+        "10s",
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let r = json_of(&o);
+    assert_eq!(r["total_requests"], 5500);
+    assert_eq!(r["successes"], 5500, "{}", r["error_counts"]);
+    assert_eq!(r["config"]["ramp"], true);
+    let s = r["stages"].as_array().expect("stages");
+    assert_eq!(s.len(), 11);
+    assert_eq!(
+        s[0]["total_requests"], 0,
+        "the 0 s stage only sets the start"
+    );
+    let mut sum = 0;
+    for (k, st) in s.iter().enumerate().skip(1) {
+        let want = 145 + 90 * (k as u64 - 1);
+        assert_eq!(st["stage"], k + 1);
+        assert_eq!(st["total_requests"], want, "second {k}");
+        assert_eq!(st["successes"], want, "second {k}");
+        assert_eq!(st["from_qps"], 100.0 + 90.0 * (k as f64 - 1.0));
+        assert_eq!(st["start"], k as f64 - 1.0);
+        assert_eq!(st["intended_qps"], want as f64);
+        // The rate at the middle of the second is its mean, within 1% (exactly, here).
+        let mid = 100.0 + 90.0 * (k as f64 - 0.5);
+        assert!((want as f64 - mid).abs() <= 0.01 * mid);
+        let achieved = st["achieved_qps"].as_f64().unwrap();
+        assert!(
+            (achieved - want as f64).abs() < 0.15 * want as f64,
+            "second {k}: achieved {achieved} for {want}"
+        );
+        sum += st["total_requests"].as_u64().unwrap();
+    }
+    assert_eq!(sum, 5500);
+    // The mock saw every request.
+    assert_eq!(m.counters().requests, 5500);
+}
+
+/// Goodput against an independent count: a mock that answers after 30 ms, and objectives on
+/// both sides of that (no response can be faster; every one is far within 10 s), so all or none
+/// meet them; the mock's own counter says how many it answered.
+#[test]
+fn goodput_counts_the_successes_that_met_every_objective() {
+    let m = slow_mock(30.0);
+    let url = format!("{}/", m.url());
+    let run = |objectives: &str| {
+        let o = pacer(&[
+            "bench",
+            &url,
+            "-q",
+            "20",
+            "-z",
+            "500ms",
+            "-c",
+            "20",
+            "--timeout",
+            "10s",
+            "--json",
+            "--goodput",
+            objectives,
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        json_of(&o)
+    };
+    let all = run("response_time<=10s, latency<=10s");
+    let answered = m.counters().status_200;
+    assert_eq!(answered, 10);
+    assert_eq!(all["good_requests"], answered);
+    assert_eq!(all["goodput_ratio"], 1.0);
+    let elapsed = all["elapsed"].as_f64().unwrap();
+    assert_eq!(all["goodput"].as_f64().unwrap(), 10.0 / elapsed);
+    assert_eq!(
+        all["config"]["goodput"],
+        serde_json::json!(["response_time<=10s", "latency<=10s"])
+    );
+    let none = run("response_time<=10s,latency<20ms");
+    assert_eq!(m.counters().status_200, 20);
+    assert_eq!(none["good_requests"], 0);
+    assert_eq!(none["goodput_ratio"], 0.0);
+    assert_eq!(none["goodput"], 0.0);
+}
+
+/// The LLM mock's first token comes 40 ms after the request: objectives on either side of it.
+/// Every request also queues behind the one connection, so its corrected time to first token
+/// (from its intended time) is its time to first token plus its dispatch delay, exactly.
+#[test]
+fn streaming_goodput_and_corrected_first_token() {
+    let m = mock(MockConfig {
+        ttft: ms(40.0),
+        itl: ms(2.0),
+        tokens: 5,
+        ..MockConfig::default()
+    });
+    let mut i = llm_input(&format!("{}/v1/completions", m.url()), 20.0, 0.5);
+    i.num_workers = Some(1);
+    i.timeout = Some(20.0);
+    i.goodput = vec!["time_to_first_token<=10s,time_per_output_token<=10s".into()];
+    let (s, _) = run_within(&i, std::time::Duration::from_secs(60));
+    assert_accounted(&s, 10);
+    assert_eq!(s.successes, 10);
+    assert_eq!(s.good_requests, m.counters().llm_requests);
+    let t = &s.timings;
+    assert_not_before(
+        &t.corrected_time_to_first_token,
+        &t.time_to_first_token,
+        "corrected ttft",
+    );
+    assert_not_before(
+        &t.corrected_time_to_first_byte,
+        &t.time_to_first_byte,
+        "corrected ttfb",
+    );
+    let mean = |r: &pacer::stats::Recorder| r.summary().mean.unwrap();
+    let sum = mean(&t.time_to_first_token) + mean(&t.dispatch_delay);
+    assert!(
+        (mean(&t.corrected_time_to_first_token) - sum).abs() < 1e-6,
+        "{} vs {sum}",
+        mean(&t.corrected_time_to_first_token)
+    );
+    // One connection, 50 ms apart, each taking over 40 ms: later requests queue, so the
+    // correction is not nothing.
+    assert!(mean(&t.dispatch_delay) > 0.0);
+
+    i.goodput = vec!["ttft<20ms".into()];
+    let (s, _) = run_within(&i, std::time::Duration::from_secs(60));
+    assert_eq!((s.successes, s.good_requests), (10, 0));
+    // The report carries the corrected families beside the others.
+    let r = pacer::report::to_json(&plan(&i), &s);
+    for f in [
+        "mean_corrected_time_to_first_token",
+        "corrected_time_to_first_token_p99",
+        "max_corrected_time_to_first_byte",
+    ] {
+        assert!(r[f].as_f64().is_some(), "{f}: {r}");
+    }
+}
+
+/// A light run is `ok`; its health figures are those of this run's threads.
+#[test]
+fn a_light_run_is_healthy() {
+    let m = mock_ok();
+    let url = format!("{}/", m.url());
+    // 4 req/s: 250 ms between sends, so only a lateness past 62 ms would count against it.
+    let o = pacer(&[
+        "bench", &url, "-q", "4", "-z", "1500ms", "-t", "2", "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let r = json_of(&o);
+    let h = &r["health"];
+    assert_eq!(h["verdict"], "ok", "{h}");
+    assert_eq!(h["reasons"], serde_json::json!([]));
+    assert_eq!(h["not_sent"], 0);
+    assert_eq!(h["send_interval"], 0.25);
+    let shares = h["thread_cpu_share"].as_array().unwrap();
+    assert_eq!(shares.len(), 2);
+    for x in shares {
+        let x = x.as_f64().unwrap();
+        assert!((0.0..0.9).contains(&x), "{h}");
+    }
+    assert!(h["cpu_seconds"].as_f64().unwrap() > 0.0);
+    assert!(h["cpu_per_request"].as_f64().unwrap() > 0.0);
+    assert!(h["generator_lateness_p99"].as_f64().unwrap() >= 0.0);
+    // The text report says nothing about health when it is ok.
+    let o = pacer(&[
+        "bench",
+        &url,
+        "-q",
+        "4",
+        "-z",
+        "500ms",
+        "--threshold",
+        "health==ok",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!stdout(&o).contains("generator-limited"), "{}", stdout(&o));
+}
+
+/// A slow target with one connection leaves requests unsent: that is the target's doing, a
+/// note, not a verdict against the generator.
+#[test]
+fn requests_left_unsent_by_a_slow_target_are_not_the_generators_fault() {
+    let m = slow_mock(300.0);
+    let url = format!("{}/", m.url());
+    let o = pacer(&[
+        "bench",
+        &url,
+        "-q",
+        "10",
+        "-z",
+        "1500ms",
+        "-c",
+        "1",
+        "--timeout",
+        "1s",
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let r = json_of(&o);
+    let h = &r["health"];
+    let not_sent = r["error_counts"]["not sent: all 1 workers busy"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(not_sent > 0, "{}", r["error_counts"]);
+    assert_eq!(h["not_sent"], not_sent);
+    assert_eq!(h["verdict"], "ok", "{h}");
+    let note = h["notes"][0].as_str().unwrap();
+    assert!(
+        note.starts_with(&format!(
+            "{not_sent} requests not sent: all 1 connections were busy"
+        )),
+        "{note}"
+    );
+}
+
+#[test]
+fn the_api_runs_stages_and_goodput() {
+    let m = slow_mock(5.0);
+    let server = api();
+    let body = format!(
+        r#"{{"url": "{}/", "stages": [{{"qps": 20, "duration": 0.25}}, {{"qps": 40, "duration": 0.25}}],
+            "num_workers": 10, "timeout": 10, "goodput": ["response_time<=10s"],
+            "thresholds": ["goodput_ratio>=100%", "health==ok,health!=generator-limited"]}}"#,
+        m.url()
+    );
+    let (status, r) = post_json(server.addr(), "/benchmark", &body);
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["total_requests"], 15);
+    assert_eq!(r["good_requests"], m.counters().status_200);
+    assert_eq!(
+        r["config"]["stages"][1],
+        serde_json::json!({"qps": 40, "duration": 0.25})
+    );
+    assert_eq!(r["config"]["ramp"], false);
+    assert!(r["config"].get("qps").is_none(), "{}", r["config"]);
+    let s = r["stages"].as_array().unwrap();
+    assert_eq!(s.len(), 2);
+    assert_eq!(
+        (
+            s[0]["total_requests"].as_u64(),
+            s[1]["total_requests"].as_u64()
+        ),
+        (Some(5), Some(10))
+    );
+    assert_eq!(s[1]["start"], 0.25);
+    assert_eq!(s[1]["good_requests"], 10);
+    assert!(s[1]["response_time_p50"].as_f64().unwrap() >= 0.005);
+    assert!(r["health"]["verdict"].is_string());
+    let checked: Vec<&str> = r["thresholds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["metric"].as_str().unwrap())
+        .collect();
+    assert_eq!(checked, ["goodput_ratio", "health", "health"]);
+    assert_eq!(r["thresholds"][0]["pass"], true);
+    server.shutdown();
+}

@@ -245,6 +245,26 @@ fn run_fields(limits: &Limits, workers_default: Value, timeout_default: f64) -> 
                 `start_late`."},
         "state": {"type": "boolean", "nullable": true, "default": false,
             "description": "Add the run's mergeable state to the report as `state` (for `pacer merge`)."},
+        "stages": {"type": "array", "nullable": true, "minItems": 1,
+            "items": {"type": "object", "required": ["qps", "duration"], "properties": {
+                "qps": {"type": "number", "minimum": 0, "exclusiveMinimum": true},
+                "duration": {"type": "number", "minimum": 0}}},
+            "example": [{"qps": 100, "duration": 30}, {"qps": 200, "duration": 30}],
+            "description": "Instead of qps and duration (422 with either): stages run one after \
+                the other, each at its rate for its seconds. Request i goes out where the \
+                integral of the rate reaches i; the report adds one summary per stage under \
+                `stages`. Rates above 0; durations above 0 (0 only with ramp, not last)."},
+        "ramp": {"type": "boolean", "nullable": true, "default": false,
+            "description": "With stages: the rate moves linearly from the previous stage's rate \
+                to each stage's over its duration (k6's ramping arrival rate); the first stage \
+                holds its rate, so a first stage of 0 seconds sets where the ramp starts."},
+        "goodput": {"type": "array", "nullable": true, "items": {"type": "string"},
+            "example": ["time_to_first_token<=200ms,time_per_output_token<=50ms"],
+            "description": "Per-request objectives, as vLLM's goodput: a request counts when it \
+                succeeded and met every one. Metrics: response_time, latency, \
+                time_to_first_byte, time_to_first_token, time_per_output_token, their \
+                corrected_ forms, dispatch_delay (ttft, tpot, e2el also); < or <= a time. The \
+                report adds goodput (per second), goodput_ratio and good_requests."},
         "thresholds": {"type": "array", "nullable": true, "items": {"type": "string"},
             "example": ["response_time_p99<=200ms", "error_rate<=1%"],
             "description": "Expressions METRIC OP VALUE (OP one of < <= > >= == !=; several \
@@ -296,7 +316,8 @@ fn benchmark_request(limits: &Limits) -> Value {
     ));
     json!({
         "type": "object",
-        "required": ["url", "qps", "duration"],
+        "required": ["url"],
+        "description": "qps and duration are required unless stages are given.",
         "additionalProperties": true,
         "properties": props,
         "example": {"url": "http://localhost:8081", "qps": 20, "duration": 5, "num_workers": 5}
@@ -395,6 +416,12 @@ fn config_schema() -> Value {
             "start_at": {"type": "string", "description": "The wall-clock start asked for, RFC 3339."},
             "thresholds": {"type": "array", "items": {"type": "string"},
                 "description": "Each threshold expression, as given (comma lists split)."},
+            "goodput": {"type": "array", "items": {"type": "string"},
+                "description": "Each goodput objective, as given (comma lists split)."},
+            "stages": {"type": "array", "items": {"type": "object", "properties": {
+                "qps": {"type": "number"}, "duration": {"type": "number"}}},
+                "description": "The stages as asked (in place of qps); duration is their total."},
+            "ramp": {"type": "boolean"},
             "warning": {"type": "string"},
             "fireworks_payload": {"type": "object", "additionalProperties": true}
         }
@@ -453,6 +480,53 @@ fn report_schema(llm: bool) -> Value {
             "items": {"type": "object", "properties": {
                 "expression": {"type": "string"}, "metric": {"type": "string"},
                 "value": {"nullable": true}, "pass": {"type": "boolean"}}}}),
+    );
+    props.insert(
+        "goodput".into(),
+        json!({"type": "number", "nullable": true, "description": "With goodput objectives: \
+            requests that succeeded and met every objective, per second of the run (vLLM's \
+            goodput)."}),
+    );
+    props.insert(
+        "goodput_ratio".into(),
+        json!({"type": "number", "nullable": true,
+            "description": "good_requests / total_requests."}),
+    );
+    props.insert(
+        "good_requests".into(),
+        json!({"type": "integer", "description": "With goodput objectives: requests that \
+            succeeded and met every one."}),
+    );
+    props.insert(
+        "health".into(),
+        json!({"type": "object", "description": "Whether the generator limited the run: \
+            `ok`, or `generator-limited` when a thread used 90% of a core, or half a core while \
+            preempted 1,000 times a second, or when the generator's own lateness p99 passed 25% \
+            of the mean send interval (and 100 µs). Requests left unsent by busy connections are \
+            a note (the target's doing) unless a CPU rule holds too.",
+            "properties": {
+                "verdict": {"type": "string", "enum": ["ok", "generator-limited"]},
+                "reasons": {"type": "array", "items": {"type": "string"}},
+                "notes": {"type": "array", "items": {"type": "string"}},
+                "cpu_seconds": {"type": "number", "description": "User + system CPU of the engine threads."},
+                "cpu_per_request": {"type": "number", "nullable": true},
+                "thread_cpu_share": {"type": "array", "items": {"type": "number"},
+                    "description": "Per engine thread, its CPU as a share of one core over the run."},
+                "involuntary_context_switches": {"type": "integer"},
+                "generator_lateness_p99": {"type": "number", "nullable": true,
+                    "description": "Seconds from intended time to the thread taking the request off \
+                        its schedule, for requests that did not queue behind others."},
+                "send_interval": {"type": "number", "nullable": true,
+                    "description": "Mean seconds between intended sends; null in closed loop."},
+                "not_sent": {"type": "integer"}}}),
+    );
+    props.insert(
+        "stages".into(),
+        json!({"type": "array", "description": "With stages: one summary per stage, for the \
+            requests intended in it: stage (1-based), qps and duration as asked, from_qps (with \
+            ramp), start (seconds into the run), intended_qps, then the same counts, timing \
+            families and goodput as the run's own fields, elapsed being the stage's duration.",
+            "items": {"type": "object", "additionalProperties": true}}),
     );
     props.insert("bytes_received".into(), json!({"type": "integer"}));
     props.insert("connections_opened".into(), json!({"type": "integer"}));
@@ -591,6 +665,9 @@ mod tests {
             "start_at",
             "state",
             "thresholds",
+            "stages",
+            "ramp",
+            "goodput",
         ] {
             assert!(b[f].is_object(), "{f}");
         }
