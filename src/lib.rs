@@ -18,7 +18,8 @@
 //!
 //! Modules:
 //! - [`plan`]: `Input` → validated `Plan` (request bytes built once, schedule, workers, TLS, LLM mode);
-//!   [`plan::defaults`] holds every default and server limit both fronts read.
+//!   [`plan::defaults`] holds every default and server limit both fronts read; [`plan::stages`]
+//!   the rate function of a run (stages, ramps) and its exact inverse, which the pacing reads.
 //! - [`engine`]: `run(plan)` / `run_with(plan, controls)`. Inside, one direction per request:
 //!   socket → [`engine::conn`] (state enum over plain TCP or rustls) → [`engine::exchange`] (one
 //!   request/response as a pure state machine over `http1` and `llm`) → the lane
@@ -39,6 +40,9 @@
 //!   [`api`]: the HTTP front (accept gate, requests, routes). [`cli`]: clap front. [`mock`]:
 //!   built-in targets, including every fault mode. [`rng`]: the one seedable generator.
 //! - [`html`]: the self-contained HTML page (inline SVG charts, no network) drawn from a report's JSON.
+//! - [`slo`] holds thresholds (checked against a report's JSON, so a run, a stage or a sweep step
+//!   alike) and goodput objectives (checked per request by `engine::stats`), parsed before a run.
+//!   [`health`]: the pure rules that judge whether the generator limited a run.
 //!
 //! The quantiles crate is not used for the streaming percentiles, although the design named it:
 //! its CKMS merge re-inserts kept values as single samples (a merged p50 landed at rank 0.28–0.30
@@ -46,8 +50,9 @@
 //!
 //! pacer runs on Linux only (`engine::sys` says so at compile time elsewhere). `unsafe` is denied
 //! everywhere but [`engine::sys`], the one module of Linux calls, which asks the OS for real-time
-//! scheduling of the engine threads (`--realtime`; rustix has no `sched_setscheduler`), with a
-//! `// SAFETY:` note on each block.
+//! scheduling of the engine threads (`--realtime`) and for a thread's own CPU use (`health`;
+//! rustix has neither `sched_setscheduler` nor `getrusage`), with a `// SAFETY:` note on each
+//! block.
 #![deny(unsafe_code)]
 
 pub mod api;

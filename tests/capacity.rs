@@ -4,31 +4,13 @@
 
 mod util;
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use pacer::mock::MockConfig;
-use serde_json::Value;
 use util::*;
-
-fn pacer(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pacer"))
-        .args(args)
-        .env_remove("FIREWORKS_API_KEY")
-        .output()
-        .expect("the pacer binary runs")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn json_of(o: &Output) -> Value {
-    serde_json::from_slice(&o.stdout)
-        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", stdout(o)))
 }
 
 /// A mock that answers every `/` with 200 after `delay_ms`.

@@ -3,23 +3,11 @@
 
 mod util;
 
-use std::process::{Command, Output};
+use std::process::Command;
 
 use pacer::mock::MockConfig;
 use serde_json::Value;
 use util::*;
-
-fn pacer(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pacer"))
-        .args(args)
-        .env_remove("FIREWORKS_API_KEY")
-        .output()
-        .expect("the pacer binary runs")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
 /// A mock LLM fast enough that a short run finishes well inside its timeout.
 fn llm_mock() -> pacer::mock::MockServer {
@@ -140,15 +128,6 @@ fn a_control_character_in_a_header_value_is_bad_usage() {
 /// A path in the temporary directory no other test (or run) uses.
 fn temp_path(name: &str) -> std::path::PathBuf {
     std::env::temp_dir().join(format!("pacer-cli-test-{}-{name}", std::process::id()))
-}
-
-fn json_of(o: &Output) -> Value {
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not JSON ({e}): {}",
-            String::from_utf8_lossy(&o.stdout)
-        )
-    })
 }
 
 #[test]

@@ -158,11 +158,7 @@ pub fn parse_objectives(text: &str) -> Result<Vec<Objective>, ExprError> {
 
 /// Parses every `--goodput` given (or the API's `goodput` list), in order.
 pub fn parse_all(texts: &[String]) -> Result<Vec<Objective>, ExprError> {
-    let mut all = Vec::new();
-    for t in texts {
-        all.extend(parse_objectives(t)?);
-    }
-    Ok(all)
+    super::each(texts, parse_objectives)
 }
 
 /// Whether a successful request meets every objective; `value` gives its timing for a metric

@@ -350,9 +350,17 @@ pub fn parse_thresholds(text: &str) -> Result<Vec<Threshold>, ExprError> {
 
 /// Parses every `--threshold` given (or the API's `thresholds` list), in order.
 pub fn parse_all(texts: &[String]) -> Result<Vec<Threshold>, ExprError> {
+    each(texts, parse_thresholds)
+}
+
+/// Every text parsed by `parse`, the items in order; the first error stops.
+pub(crate) fn each<T>(
+    texts: &[String],
+    parse: fn(&str) -> Result<Vec<T>, ExprError>,
+) -> Result<Vec<T>, ExprError> {
     let mut all = Vec::new();
     for t in texts {
-        all.extend(parse_thresholds(t)?);
+        all.extend(parse(t)?);
     }
     Ok(all)
 }

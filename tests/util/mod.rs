@@ -131,6 +131,29 @@ pub fn assert_accounted(stats: &RunStats, n: u64) {
     );
 }
 
+/// Runs the real `pacer` binary with `args` (without the environment's API key) to its end.
+pub fn pacer(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_pacer"))
+        .args(args)
+        .env_remove("FIREWORKS_API_KEY")
+        .output()
+        .expect("the pacer binary runs")
+}
+
+pub fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The JSON report a `--json` run printed.
+pub fn json_of(o: &std::process::Output) -> serde_json::Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}): {}",
+            String::from_utf8_lossy(&o.stdout)
+        )
+    })
+}
+
 pub fn ms(d: f64) -> Duration {
     Duration::from_secs_f64(d / 1000.0)
 }
