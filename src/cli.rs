@@ -292,6 +292,14 @@ fn merge(a: MergeArgs) -> Result<(), CliError> {
         merged.to_text().map_err(|e| err(exit::USAGE, e))?
     };
     let _ = writeln!(std::io::stdout().lock(), "{text}");
+    // The run's thresholds, checked on the merged report as one process's run checks them.
+    let failed = crate::report::failed_thresholds(&json);
+    if !failed.is_empty() {
+        return Err(err(
+            exit::THRESHOLD,
+            format!("threshold failed: {}", failed.join(", ")),
+        ));
+    }
     Ok(())
 }
 

@@ -43,7 +43,7 @@ pub const LATE_SHARE_LIMIT: f64 = 0.25;
 pub const LATE_FLOOR: f64 = 100e-6;
 
 /// What one engine thread used, measured by the thread itself at its end.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ThreadUsage {
     /// User plus system CPU seconds, from the run's start to the thread's end.
     pub cpu: f64,
@@ -77,8 +77,8 @@ impl ThreadUsage {
     }
 }
 
-/// What the verdict is drawn from.
-#[derive(Clone, Debug, Default, PartialEq)]
+/// What the verdict is drawn from (a shard's state carries it, so a merged run is judged too).
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct HealthInput {
     /// One entry per engine thread, in thread order.
     pub threads: Vec<ThreadUsage>,
@@ -234,6 +234,22 @@ pub fn judge(input: HealthInput) -> Health {
         reasons,
         notes,
         input,
+    }
+}
+
+impl HealthInput {
+    /// Folds another shard's input into this one: every thread, the counts added, the lateness
+    /// the larger of the two p99s (a bound on the union's p99, which the shards do not keep),
+    /// the connections added. The send interval is the whole plan's, the caller's to set.
+    pub fn add_shard(&mut self, o: HealthInput) {
+        self.threads.extend(o.threads);
+        self.sent += o.sent;
+        self.not_sent += o.not_sent;
+        self.late_p99 = match (self.late_p99, o.late_p99) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        self.num_workers += o.num_workers;
     }
 }
 

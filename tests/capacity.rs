@@ -604,3 +604,71 @@ fn the_api_runs_stages_and_goodput() {
     assert_eq!(r["thresholds"][0]["pass"], true);
     server.shutdown();
 }
+
+/// A staged run split over two shard processes and merged: the merged report has the whole
+/// schedule's count, the goodput the shards counted, a health verdict over both, and checks the
+/// run's thresholds, exiting 3 when one fails as one process's run would.
+#[test]
+fn merged_shards_keep_goodput_thresholds_and_health() {
+    let m = slow_mock(2.0);
+    let url = format!("{}/", m.url());
+    let dir = std::env::temp_dir().join(format!("pacer-capacity-merge-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let states: Vec<String> = (0..2)
+        .map(|i| {
+            let path = dir.join(format!("shard-{i}.json"));
+            let path_text = path.to_string_lossy().into_owned();
+            let shard = format!("{i}/2");
+            let o = pacer(&[
+                "bench",
+                &url,
+                "--stages",
+                "20:500ms,40:500ms",
+                "--shard",
+                &shard,
+                "--state",
+                &path_text,
+                "--goodput",
+                "response_time<=10s",
+                "--threshold",
+                "error_rate<=1%",
+                "--threshold",
+                "goodput_ratio>=100%",
+                "--threshold",
+                "response_time_p50<1us",
+                "--timeout",
+                "10s",
+                "-t",
+                "1",
+                "--json",
+            ]);
+            // One process's run: the impossible p50 fails it.
+            assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+            path_text
+        })
+        .collect();
+    let mut args = vec!["merge", "--json"];
+    args.extend(states.iter().map(String::as_str));
+    let o = pacer(&args);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("threshold failed: response_time_p50<1us"));
+    let r = json_of(&o);
+    assert_eq!(r["total_requests"], 30);
+    assert_eq!(r["good_requests"], m.counters().status_200);
+    assert_eq!(r["good_requests"], 30);
+    assert_eq!(r["goodput_ratio"], 1.0);
+    let passed: Vec<bool> = r["thresholds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["pass"].as_bool().unwrap())
+        .collect();
+    assert_eq!(passed, [true, true, false]);
+    let h = &r["health"];
+    assert!(h["verdict"].is_string(), "{r}");
+    assert_eq!(h["thread_cpu_share"].as_array().map(Vec::len), Some(2));
+    assert_eq!(h["send_interval"], 1.0 / 30.0);
+    assert_eq!(r["config"]["stages"][1]["qps"], 40);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -22,6 +22,7 @@ use serde_json::{Value, json};
 use super::ShardIndex;
 use super::state::{Counts, PlanEcho, STATE_VERSION, ShardState};
 use super::time::{UnixNanos, format_rfc3339, secs_between};
+use crate::health::HealthInput;
 use crate::stats::Recorder;
 use crate::stats::pack::{PackError, unpack_base64};
 use crate::stats::sketch::RANK_ERROR;
@@ -52,6 +53,9 @@ pub struct Merged {
     pub percentile_rank_error: Option<f64>,
     /// Some shard was stopped before its end.
     pub interrupted: bool,
+    /// What the whole run's `health` is judged from: every shard's threads and counts (None
+    /// when a state did not carry it).
+    pub health: Option<HealthInput>,
 }
 
 /// One shard as the merged report lists it.
@@ -247,6 +251,9 @@ pub struct Fold {
     end: Option<UnixNanos>,
     first_dispatch: Option<UnixNanos>,
     last_dispatch: Option<UnixNanos>,
+    /// None as soon as one state lacks it: a verdict on part of the run is not the run's.
+    health: Option<HealthInput>,
+    states: usize,
 }
 
 impl Fold {
@@ -268,6 +275,8 @@ impl Fold {
             end: None,
             first_dispatch: None,
             last_dispatch: None,
+            health: None,
+            states: 0,
         }
     }
 
@@ -282,6 +291,15 @@ impl Fold {
             })?;
             self.timings.entry(family.clone()).or_default().merge(r);
         }
+        self.health = match (self.states, self.health.take(), s.health) {
+            (0, _, h) => h,
+            (_, Some(mut h), Some(o)) => {
+                h.add_shard(o);
+                Some(h)
+            }
+            _ => None,
+        };
+        self.states += 1;
         self.counts += s.counts;
         self.threads += s.plan.threads;
         self.interrupted |= s.interrupted;
@@ -344,6 +362,15 @@ impl Fold {
             _ => 0.0,
         };
         let sketched = self.timings.values().any(|r| !r.is_exact());
+        let health = self.health.map(|mut h| {
+            // The whole plan's mean interval between sends, not one shard's.
+            h.send_interval = h
+                .send_interval
+                .and(plan.qps)
+                .filter(|_| plan.count > 0)
+                .map(|_| plan.duration / plan.count as f64);
+            h
+        });
         Merged {
             plan,
             fingerprint: self.fingerprint,
@@ -361,6 +388,7 @@ impl Fold {
             per_shard,
             percentile_rank_error: sketched.then_some(RANK_ERROR),
             interrupted: self.interrupted,
+            health,
         }
     }
 }
@@ -475,6 +503,7 @@ pub(super) mod tests {
                 output_tokens: 0,
                 tls_full: 0,
                 tls_resumed: 0,
+                good_requests: k as u64 / 2,
             },
             first_dispatch_unix_ns: Some(T0 + i64::from(i) * 1_000_000),
             last_dispatch_unix_ns: Some(T0 + 9 * SEC + i64::from(i) * 1_000_000),
@@ -483,6 +512,19 @@ pub(super) mod tests {
             statuses,
             failures,
             timings,
+            health: Some(HealthInput {
+                threads: vec![crate::health::ThreadUsage {
+                    cpu: 0.5 + f64::from(i),
+                    wall: 10.0,
+                    involuntary_switches: 3,
+                }],
+                sent: k as u64 + errors - 2,
+                not_sent: 2,
+                late_p99: Some(f64::from(i + 1) / 1e5),
+                // A shard's own view; the merge puts the whole plan's interval.
+                send_interval: Some(0.5),
+                num_workers: 10,
+            }),
         }
     }
 
@@ -544,6 +586,37 @@ pub(super) mod tests {
             .collect();
         assert_eq!(fields["shards"][1]["shard"], json!("1/3"));
         assert!(!fields.contains_key("percentile_rank_error"));
+        assert_eq!(m.counts.good_requests, 1500);
+    }
+
+    /// The whole run is judged from every shard's threads and counts; the lateness is bounded by
+    /// the largest shard p99. A state without health leaves the merged run without a verdict.
+    #[test]
+    fn health_is_judged_on_the_whole_run() {
+        let states: Vec<_> = (0..3).map(|i| state(i, 3, 1000, 0)).collect();
+        let m = merge(named(states.clone())).unwrap();
+        let h = m.health.clone().unwrap();
+        assert_eq!(h.threads.len(), 3);
+        assert_eq!(h.sent, m.counts.dispatched);
+        assert_eq!(h.not_sent, 6);
+        assert_eq!(h.late_p99, Some(3e-5));
+        assert_eq!(h.send_interval, Some(10.0 / 10_000.0));
+        assert_eq!(h.num_workers, 30);
+        // Shard 2 used 2.5 s of CPU in 10 s; none is past a rule.
+        assert_eq!(crate::health::judge(h).verdict, crate::health::Verdict::Ok);
+        let mut busy = states.clone();
+        if let Some(h) = busy[1].health.as_mut() {
+            h.threads[0].cpu = 9.5;
+        }
+        let h = merge(named(busy)).unwrap().health.unwrap();
+        assert_eq!(
+            crate::health::judge(h).reasons[0],
+            "thread 1 at 95% of a core, and 6 requests not sent: a thread that busy is slow to \
+             free its connections"
+        );
+        let mut old = states;
+        old[2].health = None;
+        assert!(merge(named(old)).unwrap().health.is_none());
     }
 
     #[test]

@@ -174,6 +174,17 @@ pub fn fingerprint(plan: &Plan, secret: Option<&str>) -> String {
         )
         .as_bytes(),
     );
+    // Stages decide when each request goes as much as the rate does (a plain run's fingerprint
+    // is unchanged: it has none).
+    if !plan.stages.is_empty() {
+        text.extend_from_slice(format!("ramp {}\nstages", plan.ramp).as_bytes());
+        for st in &plan.stages {
+            text.extend_from_slice(
+                format!(" {:016x}:{:016x}", st.qps.to_bits(), st.duration.to_bits()).as_bytes(),
+            );
+        }
+        text.push(b'\n');
+    }
     match secret.filter(|s| !s.is_empty()) {
         Some(s) => blank(&plan.request.0, s.as_bytes(), &mut text),
         None => text.extend_from_slice(&plan.request.0),
@@ -268,6 +279,12 @@ mod tests {
         Plan::new(i, &Limits::default()).unwrap()
     }
 
+    fn stages(list: &[(f64, f64)]) -> Vec<crate::plan::stages::Stage> {
+        list.iter()
+            .map(|&(qps, duration)| crate::plan::stages::Stage { qps, duration })
+            .collect()
+    }
+
     #[test]
     fn fingerprint_covers_the_schedule_and_request_only() {
         let mut base = Input::new("http://127.0.0.1:9/x", Rate::PerSecond(100.0), 2.0);
@@ -300,7 +317,30 @@ mod tests {
                 "header",
                 Box::new(|i| i.headers.push(("X-A".into(), "1".into()))),
             ),
+            // The same peak, length and count, as stages (stepped, then ramped the other way).
+            (
+                "stages",
+                Box::new(|i| i.set_stages(stages(&[(100.0, 1.0), (100.0, 1.0)]), false)),
+            ),
+            (
+                "ramp",
+                Box::new(|i| i.set_stages(stages(&[(100.0, 0.0), (100.0, 2.0)]), true)),
+            ),
         ];
+        let staged = |list: &[(f64, f64)], ramp: bool| {
+            let mut i = base.clone();
+            i.set_stages(stages(list), ramp);
+            fingerprint(&plan_of(&i), None)
+        };
+        assert_ne!(
+            staged(&[(50.0, 1.0), (150.0, 1.0)], false),
+            staged(&[(150.0, 1.0), (50.0, 1.0)], false),
+            "the same stages in another order"
+        );
+        assert_ne!(
+            staged(&[(100.0, 1.0), (100.0, 1.0)], false),
+            staged(&[(100.0, 1.0), (100.0, 1.0)], true)
+        );
         for (what, change) in changes {
             let mut i = base.clone();
             change(&mut i);

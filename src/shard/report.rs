@@ -14,6 +14,7 @@ use super::state::{CLOCK, Counts, LlmEcho, PlanEcho, STATE_VERSION, ShardState};
 use super::time::{UnixNanos, secs_between};
 use crate::engine::{ErrorKey, RunStats, Scheduling, Timings};
 use crate::llm::Api;
+use crate::plan::stages::Stage;
 use crate::plan::{Arrival, BodyMode, Input, Limits, LlmInput, Plan, Rate};
 use crate::report::{self, TIMINGS};
 use crate::stats::Recorder;
@@ -51,6 +52,8 @@ pub fn family_mut<'a>(t: &'a mut Timings, name: &str) -> Option<&'a mut Recorder
         "inter_token_latency" => &mut t.inter_token_latency,
         "time_per_output_token" => &mut t.time_per_output_token,
         "server_time_to_first_token" => &mut t.server_time_to_first_token,
+        "corrected_time_to_first_byte" => &mut t.corrected_time_to_first_byte,
+        "corrected_time_to_first_token" => &mut t.corrected_time_to_first_token,
         _ => return None,
     })
 }
@@ -125,6 +128,32 @@ impl PlanEcho {
         input.poisson = self.seed.is_some();
         input.seed = self.seed;
         input.insecure = self.insecure;
+        // What the shards' config echoed of stages, thresholds and goodput, so the merged report
+        // has the whole run's schedule, counts goodput and checks the thresholds.
+        let texts = |key: &str| -> Vec<String> {
+            self.config
+                .get(key)
+                .and_then(Value::as_array)
+                .map(|l| {
+                    l.iter()
+                        .filter_map(|t| t.as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        input.thresholds = texts("thresholds");
+        input.goodput = texts("goodput");
+        if let Some(list) = self.config.get("stages").and_then(Value::as_array) {
+            let stages = list
+                .iter()
+                .map(|s| Stage {
+                    qps: s["qps"].as_f64().unwrap_or(0.0),
+                    duration: s["duration"].as_f64().unwrap_or(0.0),
+                })
+                .collect();
+            let ramp = self.config.get("ramp").and_then(Value::as_bool) == Some(true);
+            input.set_stages(stages, ramp);
+        }
         input.llm = self.llm.as_ref().map(|l| LlmInput {
             token: "-".into(),
             model: "-".into(),
@@ -195,6 +224,7 @@ impl ShardState {
                 output_tokens: stats.output_tokens,
                 tls_full: stats.tls_full,
                 tls_resumed: stats.tls_resumed,
+                good_requests: stats.good_requests,
             },
             first_dispatch_unix_ns: times.first_dispatch,
             last_dispatch_unix_ns: times.last_dispatch,
@@ -203,6 +233,7 @@ impl ShardState {
             statuses,
             failures,
             timings,
+            health: stats.health.as_ref().map(|h| h.input.clone()),
         }
     }
 }
@@ -254,6 +285,8 @@ impl Merged {
                 .map(|w| scheduling_of(w))
                 .fold(Scheduling::Normal, Scheduling::worst),
             interrupted: self.interrupted,
+            good_requests: self.counts.good_requests,
+            health: self.health.clone().map(crate::health::judge),
             ..RunStats::default()
         }
     }

@@ -17,6 +17,7 @@ use serde_json::{Map, Value};
 
 use super::ShardIndex;
 use super::time::UnixNanos;
+use crate::health::HealthInput;
 
 /// The layout this pacer writes, and the newest it reads.
 pub const STATE_VERSION: u32 = 1;
@@ -67,6 +68,10 @@ pub struct ShardState {
     /// Every timing family by its report name, packed ([`crate::stats::pack::pack_base64`]).
     /// Kept packed until the merge folds it in, so a merge holds one family unpacked at a time.
     pub timings: BTreeMap<String, String>,
+    /// What this shard's `health` verdict was drawn from, so the merge judges the whole run
+    /// (absent from states written before it).
+    #[serde(default)]
+    pub health: Option<HealthInput>,
 }
 
 /// What the merged report needs of the plan to be written like a run's report.
@@ -117,6 +122,10 @@ pub struct Counts {
     pub output_tokens: u64,
     pub tls_full: u64,
     pub tls_resumed: u64,
+    /// Successes that met every goodput objective (0 without objectives; absent from states
+    /// written before goodput, which had none).
+    #[serde(default)]
+    pub good_requests: u64,
 }
 
 impl AddAssign for Counts {
@@ -129,6 +138,7 @@ impl AddAssign for Counts {
         self.output_tokens += o.output_tokens;
         self.tls_full += o.tls_full;
         self.tls_resumed += o.tls_resumed;
+        self.good_requests += o.good_requests;
     }
 }
 
