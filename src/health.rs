@@ -209,7 +209,8 @@ pub fn judge(input: HealthInput) -> Health {
             percent(late / interval),
             time(interval)
         );
-        if switches > 0 {
+        // Said once: the contention reason already names the preemptions.
+        if switches > 0 && !starved {
             let _ = write!(
                 r,
                 "; its threads were preempted {switches} times (another task had their CPU)"

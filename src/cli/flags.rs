@@ -113,9 +113,10 @@ pub struct RunArgs {
         allow_hyphen_values = true,
     )]
     pub stages: Option<StageList>,
-    /// Move the rate linearly from each stage's rate to the next one's over the stage (k6's
-    /// ramping arrival rate) instead of stepping; a first stage of 0s sets the starting rate:
-    /// --stages 100:0s,1000:10s --ramp goes from 100 to 1000 req/s in 10 s
+    /// Reach each stage's rate at its end, moving linearly from the previous stage's rate (k6's
+    /// ramping arrival rate), instead of stepping; the first stage holds its rate, so a first
+    /// stage of 0s sets where the ramp starts: --stages 100:0s,1000:10s --ramp goes from 100 to
+    /// 1000 req/s in 10 s
     #[arg(long, requires = "stages")]
     pub ramp: bool,
     /// Count the requests that succeeded and met every objective, per second (goodput) and as a
