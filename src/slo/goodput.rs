@@ -8,7 +8,7 @@
 //! it, except `time_per_output_token` for a response of fewer than 2 tokens, which has no gap to be
 //! slow in: vLLM counts its TPOT as 0, and so it meets the bound.
 
-use super::parse::{self, Op};
+use super::parse::Op;
 use super::{ExprError, Kind, Limit};
 
 /// A timing one request has, that an objective may bound.
@@ -111,49 +111,44 @@ impl Objective {
 
 /// Parses a `--goodput` list (or one entry of the API's `goodput`).
 pub fn parse_objectives(text: &str) -> Result<Vec<Objective>, ExprError> {
-    let err = |at: usize, msg: String| ExprError::at(text, at, msg, objective_metrics());
-    let items = parse::list(text).map_err(|e| ExprError::syntax(text, e, objective_metrics()))?;
-    items
-        .iter()
-        .map(|raw| {
-            let Some(&(_, metric)) = NAMES.iter().find(|(n, _)| *n == raw.metric) else {
-                let hint = if raw.metric.contains("_p") || raw.metric.starts_with("mean_") {
-                    " (goodput bounds each request's own timing, not a statistic: thresholds \
+    super::items(text, objective_metrics, |raw, err| {
+        let Some(&(_, metric)) = NAMES.iter().find(|(n, _)| *n == raw.metric) else {
+            let hint = if raw.metric.contains("_p") || raw.metric.starts_with("mean_") {
+                " (goodput bounds each request's own timing, not a statistic: thresholds \
                      take those)"
-                } else {
-                    ""
-                };
+            } else {
+                ""
+            };
+            return Err(err(
+                raw.metric_at,
+                format!("unknown per-request metric {:?}{hint}", raw.metric),
+            ));
+        };
+        let strict = match raw.op {
+            Op::Lt => true,
+            Op::Le => false,
+            other => {
                 return Err(err(
-                    raw.metric_at,
-                    format!("unknown per-request metric {:?}{hint}", raw.metric),
+                    raw.metric_at + raw.metric.len(),
+                    format!(
+                        "an objective is an upper bound: {} < or <= a time, not {other}",
+                        raw.metric
+                    ),
                 ));
-            };
-            let strict = match raw.op {
-                Op::Lt => true,
-                Op::Le => false,
-                other => {
-                    return Err(err(
-                        raw.metric_at + raw.metric.len(),
-                        format!(
-                            "an objective is an upper bound: {} < or <= a time, not {other}",
-                            raw.metric
-                        ),
-                    ));
-                }
-            };
-            let limit = match super::limit(raw.metric, Kind::Time, raw) {
-                Ok(Limit::Number(x)) => x,
-                Ok(Limit::Word(_)) => return Err(err(raw.value_at, "expected a time".into())),
-                Err((at, msg)) => return Err(err(at, msg)),
-            };
-            Ok(Objective {
-                text: raw.text.to_string(),
-                metric,
-                strict,
-                limit,
-            })
+            }
+        };
+        let limit = match super::limit(raw.metric, Kind::Time, raw) {
+            Ok(Limit::Number(x)) => x,
+            Ok(Limit::Word(_)) => return Err(err(raw.value_at, "expected a time".into())),
+            Err((at, msg)) => return Err(err(at, msg)),
+        };
+        Ok(Objective {
+            text: raw.text.to_string(),
+            metric,
+            strict,
+            limit,
         })
-        .collect()
+    })
 }
 
 /// Parses every `--goodput` given (or the API's `goodput` list), in order.

@@ -324,27 +324,37 @@ pub struct Threshold {
 /// Parses one `--threshold` (or one entry of the API's `thresholds`): one expression, or several
 /// separated by commas.
 pub fn parse_thresholds(text: &str) -> Result<Vec<Threshold>, ExprError> {
-    let err = |at: usize, msg: String| ExprError::at(text, at, msg, threshold_metrics());
-    let items = parse::list(text).map_err(|e| ExprError::syntax(text, e, threshold_metrics()))?;
-    items
-        .iter()
-        .map(|raw| {
-            let m = metric(raw.metric).map_err(|msg| err(raw.metric_at, msg))?;
-            let kind = m.kind();
-            if matches!(kind, Kind::Word(_)) && !matches!(raw.op, Op::Eq | Op::Ne) {
-                return Err(err(
-                    raw.metric_at + raw.metric.len(),
-                    format!("{} is a word: compare it with == or !=", raw.metric),
-                ));
-            }
-            let limit = limit(raw.metric, kind, raw).map_err(|(at, msg)| err(at, msg))?;
-            Ok(Threshold {
-                text: raw.text.to_string(),
-                metric: m,
-                op: raw.op,
-                limit,
-            })
+    items(text, threshold_metrics, |raw, err| {
+        let m = metric(raw.metric).map_err(|msg| err(raw.metric_at, msg))?;
+        let kind = m.kind();
+        if matches!(kind, Kind::Word(_)) && !matches!(raw.op, Op::Eq | Op::Ne) {
+            return Err(err(
+                raw.metric_at + raw.metric.len(),
+                format!("{} is a word: compare it with == or !=", raw.metric),
+            ));
+        }
+        let limit = limit(raw.metric, kind, raw).map_err(|(at, msg)| err(at, msg))?;
+        Ok(Threshold {
+            text: raw.text.to_string(),
+            metric: m,
+            op: raw.op,
+            limit,
         })
+    })
+}
+
+/// The items of `text`, each resolved by `resolve`, which reports a problem through the `err` it
+/// is given (a byte offset and a message, with `metrics` listed).
+pub(crate) fn items<T>(
+    text: &str,
+    metrics: fn() -> String,
+    resolve: impl Fn(&RawItem<'_>, &dyn Fn(usize, String) -> ExprError) -> Result<T, ExprError>,
+) -> Result<Vec<T>, ExprError> {
+    let err = |at: usize, msg: String| ExprError::at(text, at, msg, metrics());
+    parse::list(text)
+        .map_err(|e| ExprError::syntax(text, e, metrics()))?
+        .iter()
+        .map(|raw| resolve(raw, &err))
         .collect()
 }
 
