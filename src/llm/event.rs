@@ -5,10 +5,19 @@
 //! numbers: unknown fields are skipped (serde's `IgnoredAny`), strings are only looked at (a text's
 //! emptiness is all a token needs) and never copied, and no `serde_json::Value` is built. Only an
 //! error message is copied out, since it outlives the event's bytes.
+//!
+//! A run that counts streamed tokens with a tokenizer also needs the text an event carried:
+//! [`classify_text`] (and [`classify_body_text`]) return it beside the event, as [`ChunkText`],
+//! borrowed from the event's bytes (copied only when the JSON string has escapes, which serde
+//! must decode). Both read the same structs, generic over what a text field keeps; [`classify`]
+//! keeps the flag only, so a run without a tokenizer never copies text.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::marker::PhantomData;
 
 use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use std::fmt;
 
 /// Longest error message kept, in characters: enough to name the problem, short enough for a
 /// report's error table.
@@ -66,18 +75,54 @@ impl fmt::Display for EventError {
 
 impl std::error::Error for EventError {}
 
+/// The text one event carried in `choices[0]`: its `text` (completions), then `content`,
+/// `reasoning_content` and `reasoning` of its `delta` (chat) or `message` (a whole chat body).
+/// Borrowed from the event's bytes unless the JSON string had escapes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChunkText<'a> {
+    parts: [Option<Cow<'a, str>>; 4],
+}
+
+impl ChunkText<'_> {
+    /// The non-empty pieces, in the order above.
+    pub fn parts(&self) -> impl Iterator<Item = &str> {
+        self.parts
+            .iter()
+            .flatten()
+            .map(|p| &**p)
+            .filter(|p| !p.is_empty())
+    }
+
+    /// No text at all.
+    pub fn is_empty(&self) -> bool {
+        self.parts().next().is_none()
+    }
+}
+
 /// Classifies one SSE event's data.
 ///
 /// `[DONE]` is [`Event::Done`]. Data that is empty or only whitespace (a bare `data:` line, which
 /// some proxies send as a keep-alive) is a [`Event::Chunk`] carrying nothing. Anything else must
 /// be a JSON object.
 pub fn classify(data: &[u8]) -> Result<Event, EventError> {
+    classify_as::<NonEmpty>(data).map(|(event, _)| event)
+}
+
+/// [`classify`], with the text the event carried (for a tokenizer to count).
+pub fn classify_text(data: &[u8]) -> Result<(Event, ChunkText<'_>), EventError> {
+    let (event, choice) = classify_as::<Piece>(data)?;
+    Ok((event, choice.map(Choice::into_text).unwrap_or_default()))
+}
+
+fn classify_as<'a, T: TextField<'a>>(
+    data: &'a [u8],
+) -> Result<(Event, Option<Choice<T>>), EventError> {
     let trimmed = data.trim_ascii();
     if trimmed == b"[DONE]" {
-        return Ok(Event::Done);
+        return Ok((Event::Done, None));
     }
     if trimmed.is_empty() {
-        return Ok(Event::Chunk(ChunkInfo::default()));
+        return Ok((Event::Chunk(ChunkInfo::default()), None));
     }
     classify_object(trimmed)
 }
@@ -87,36 +132,59 @@ pub fn classify(data: &[u8]) -> Result<Event, EventError> {
 /// `choices[0]` carries text, and an `error` member's message. An empty body is
 /// [`EventError::InvalidJson`].
 pub fn classify_body(body: &[u8]) -> Result<Event, EventError> {
-    classify_object(body.trim_ascii())
+    classify_object::<NonEmpty>(body.trim_ascii()).map(|(event, _)| event)
 }
 
-fn classify_object(json: &[u8]) -> Result<Event, EventError> {
+/// [`classify_body`], with the answer's text (for a tokenizer to count).
+pub fn classify_body_text(body: &[u8]) -> Result<(Event, ChunkText<'_>), EventError> {
+    let (event, choice) = classify_object::<Piece>(body.trim_ascii())?;
+    Ok((event, choice.map(Choice::into_text).unwrap_or_default()))
+}
+
+fn classify_object<'a, T: TextField<'a>>(
+    json: &'a [u8],
+) -> Result<(Event, Option<Choice<T>>), EventError> {
     // A derived struct would also accept a JSON array (fields by position); events are objects.
     if json.first() != Some(&b'{') {
         return Err(EventError::InvalidJson);
     }
-    let raw: Raw = serde_json::from_slice(json).map_err(|_| EventError::InvalidJson)?;
+    let raw: Raw<T> = serde_json::from_slice(json).map_err(|_| EventError::InvalidJson)?;
     if let Some(ErrorMessage(message)) = raw.error {
-        return Ok(Event::Error(message));
+        return Ok((Event::Error(message), None));
     }
-    let choice = raw.choices.and_then(|c| c.0).unwrap_or_default();
-    let carries =
-        |d: Option<Delta>| d.is_some_and(|d| d.content.0 || d.reasoning_content.0 || d.reasoning.0);
-    Ok(Event::Chunk(ChunkInfo {
-        token: choice.text.0 || carries(choice.delta) || carries(choice.message),
+    let choice = raw.choices.and_then(|c| c.0);
+    let carries = |d: &Option<Delta<T>>| {
+        d.as_ref().is_some_and(|d| {
+            d.content.carries() || d.reasoning_content.carries() || d.reasoning.carries()
+        })
+    };
+    let token = choice
+        .as_ref()
+        .is_some_and(|c| c.text.carries() || carries(&c.delta) || carries(&c.message));
+    let event = Event::Chunk(ChunkInfo {
+        token,
         completion_tokens: raw
             .usage
             .as_ref()
             .and_then(|u| u.completion_tokens.as_count()),
         prompt_tokens: raw.usage.and_then(|u| u.prompt_tokens.as_count()),
         server_ttft: raw.perf_metrics.and_then(|p| p.server_ttft.as_seconds()),
-    }))
+    });
+    Ok((event, choice))
+}
+
+/// What a text field of a choice keeps: whether it is non-empty ([`NonEmpty`]), or the text
+/// itself ([`Piece`]).
+trait TextField<'de>: Deserialize<'de> + Default {
+    /// Non-empty text.
+    fn carries(&self) -> bool;
 }
 
 #[derive(Deserialize)]
-struct Raw {
+#[serde(bound(deserialize = "T: TextField<'de>"))]
+struct Raw<T> {
     #[serde(default)]
-    choices: Option<FirstChoice>,
+    choices: Option<FirstChoice<T>>,
     #[serde(default)]
     usage: Option<Usage>,
     #[serde(default)]
@@ -126,24 +194,39 @@ struct Raw {
 }
 
 #[derive(Deserialize, Default)]
-struct Choice {
+#[serde(bound(deserialize = "T: TextField<'de>"))]
+struct Choice<T> {
     #[serde(default)]
-    text: NonEmpty,
+    text: T,
     #[serde(default)]
-    delta: Option<Delta>,
+    delta: Option<Delta<T>>,
     /// Non-streaming chat responses carry the whole answer here.
     #[serde(default)]
-    message: Option<Delta>,
+    message: Option<Delta<T>>,
 }
 
-#[derive(Deserialize)]
-struct Delta {
+impl<'a> Choice<Piece<'a>> {
+    fn into_text(self) -> ChunkText<'a> {
+        let Delta {
+            content,
+            reasoning_content,
+            reasoning,
+        } = self.delta.or(self.message).unwrap_or_default();
+        ChunkText {
+            parts: [self.text.0, content.0, reasoning_content.0, reasoning.0],
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(bound(deserialize = "T: TextField<'de>"))]
+struct Delta<T> {
     #[serde(default)]
-    content: NonEmpty,
+    content: T,
     #[serde(default)]
-    reasoning_content: NonEmpty,
+    reasoning_content: T,
     #[serde(default)]
-    reasoning: NonEmpty,
+    reasoning: T,
 }
 
 #[derive(Deserialize)]
@@ -173,24 +256,23 @@ fn skip_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<(), A::Error> {
 }
 
 /// `choices[0]` only; the other choices (n > 1) are skipped, and nothing is collected.
-#[derive(Default)]
-struct FirstChoice(Option<Choice>);
+struct FirstChoice<T>(Option<Choice<T>>);
 
-impl<'de> Deserialize<'de> for FirstChoice {
+impl<'de, T: TextField<'de>> Deserialize<'de> for FirstChoice<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = FirstChoice;
+        struct V<T>(PhantomData<T>);
+        impl<'de, T: TextField<'de>> Visitor<'de> for V<T> {
+            type Value = FirstChoice<T>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("an array of choices")
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<FirstChoice, A::Error> {
-                let first = seq.next_element::<Choice>()?;
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<FirstChoice<T>, A::Error> {
+                let first = seq.next_element::<Choice<T>>()?;
                 skip_seq(seq)?;
                 Ok(FirstChoice(first))
             }
         }
-        d.deserialize_seq(V)
+        d.deserialize_seq(V(PhantomData))
     }
 }
 
@@ -230,6 +312,63 @@ impl<'de> Deserialize<'de> for NonEmpty {
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<NonEmpty, A::Error> {
                 skip_map(map).map(|()| NonEmpty(false))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl TextField<'_> for NonEmpty {
+    fn carries(&self) -> bool {
+        self.0
+    }
+}
+
+/// A string's text: borrowed from the input when it has no escapes, else decoded into a copy.
+/// Anything else (null, a number, an array, an object) is no text, as for [`NonEmpty`].
+#[derive(Default)]
+struct Piece<'a>(Option<Cow<'a, str>>);
+
+impl<'de> TextField<'de> for Piece<'de> {
+    fn carries(&self) -> bool {
+        self.0.as_ref().is_some_and(|t| !t.is_empty())
+    }
+}
+
+impl<'de> Deserialize<'de> for Piece<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Piece<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Piece<'de>, E> {
+                Ok(Piece(Some(Cow::Borrowed(v))))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Piece<'de>, E> {
+                Ok(Piece(Some(Cow::Owned(v.to_owned()))))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Piece<'de>, E> {
+                Ok(Piece(None))
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Piece<'de>, E> {
+                Ok(Piece(None))
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Piece<'de>, E> {
+                Ok(Piece(None))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Piece<'de>, E> {
+                Ok(Piece(None))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Piece<'de>, E> {
+                Ok(Piece(None))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Piece<'de>, A::Error> {
+                skip_seq(seq).map(|()| Piece(None))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Piece<'de>, A::Error> {
+                skip_map(map).map(|()| Piece(None))
             }
         }
         d.deserialize_any(V)
@@ -648,6 +787,55 @@ mod tests {
             ok(r#"{"choices":[],"perf_metrics":{}}"#),
             chunk(false, None, None)
         );
+    }
+
+    fn parts(t: &ChunkText) -> Vec<String> {
+        t.parts().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn text_comes_borrowed_unless_escaped() {
+        let data = br#"{"choices":[{"text":" quick","index":0}],"usage":null}"#;
+        let (event, text) = classify_text(data).unwrap();
+        assert_eq!(event, chunk(true, None, None));
+        assert_eq!(parts(&text), [" quick"]);
+        assert!(matches!(text.parts[0], Some(Cow::Borrowed(_))));
+        // An escape must be decoded: the text is then a copy.
+        let (_, text) = classify_text(br#"{"choices":[{"text":"a\nb \u00e9"}]}"#).unwrap();
+        assert_eq!(parts(&text), ["a\nb \u{e9}"]);
+        assert!(matches!(text.parts[0], Some(Cow::Owned(_))));
+        // Chat deltas: content and reasoning, in that order; a role-only delta has none.
+        let data = br#"{"choices":[{"delta":{"reasoning_content":"hmm","content":"Hi"}}]}"#;
+        let (event, text) = classify_text(data).unwrap();
+        assert_eq!(event, chunk(true, None, None));
+        assert_eq!(parts(&text), ["Hi", "hmm"]);
+        let (event, text) = classify_text(br#"{"choices":[{"delta":{"role":"x"}}]}"#).unwrap();
+        assert_eq!((event, text.is_empty()), (chunk(false, None, None), true));
+        // Usage, [DONE], keep-alives and errors carry no text; classify agrees on the event.
+        for data in [
+            &br#"{"choices":[],"usage":{"completion_tokens":3}}"#[..],
+            b"[DONE]",
+            b"",
+            br#"{"error":"x"}"#,
+        ] {
+            let (event, text) = classify_text(data).unwrap();
+            assert!(text.is_empty());
+            assert_eq!(Ok(event), classify(data));
+        }
+        assert_eq!(classify_text(b"{"), Err(EventError::InvalidJson));
+        // Non-text values are no text, as for classify.
+        let (event, text) = classify_text(br#"{"choices":[{"text":5}]}"#).unwrap();
+        assert_eq!((event, text.is_empty()), (chunk(false, None, None), true));
+    }
+
+    #[test]
+    fn whole_body_text() {
+        let chat = br#"{"choices":[{"message":{"role":"assistant","content":"Hello there"}}],"usage":{"prompt_tokens":2}}"#;
+        let (event, text) = classify_body_text(chat).unwrap();
+        assert_eq!(event, with_prompt(chunk(true, None, None), 2));
+        assert_eq!(parts(&text), ["Hello there"]);
+        let (_, text) = classify_body_text(br#"{"choices":[{"text":"a b"}]}"#).unwrap();
+        assert_eq!(parts(&text), ["a b"]);
     }
 
     #[test]

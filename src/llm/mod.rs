@@ -23,7 +23,10 @@ pub use dataset::{
     DEFAULT_MAX_DATASET_BYTES, Dataset, DatasetError, Entry, LoadOptions, Message, Order, Prompt,
     draw_max_tokens,
 };
-pub use event::{ChunkInfo, Event, EventError, classify, classify_body};
+pub use event::{
+    ChunkInfo, ChunkText, Event, EventError, classify, classify_body, classify_body_text,
+    classify_text,
+};
 pub use lengths::{LengthDist, LengthError};
 pub use payload::{Api, PayloadInput, build_payload};
 pub use sse::{MAX_EVENT_BYTES, SseError, SseParser};

@@ -8,7 +8,9 @@
 //! - usage: `prompt_tokens` is the number of words of the prompt (completions `prompt`, a string
 //!   or an array of strings; chat `messages[*].content`, a string or text parts), and
 //!   `completion_tokens` the count above. Streams send usage when the request asks
-//!   `stream_options.include_usage` (and the config allows); whole answers always do;
+//!   `stream_options.include_usage` (and the config allows); whole answers always do. With
+//!   `stream_options.continuous_usage_stats` as well (vLLM's option), every content event also
+//!   carries the usage so far, its `completion_tokens` counting the tokens sent up to it;
 //! - chunks: each streamed content event carries `tokens_per_chunk` tokens (K), the last one the
 //!   remainder. The first content event leaves `ttft` after the request's end; each later one
 //!   leaves `n × itl` after the one before, n the tokens it carries: the mock behaves like a
@@ -63,6 +65,8 @@ struct Ask {
     stream: bool,
     max_tokens: Option<u64>,
     include_usage: bool,
+    /// Usage in every content event too (vLLM's `continuous_usage_stats`).
+    continuous_usage: bool,
     model: String,
     prompt_tokens: u64,
 }
@@ -73,6 +77,7 @@ impl Default for Ask {
             stream: false,
             max_tokens: None,
             include_usage: false,
+            continuous_usage: false,
             model: "mock-model".to_string(),
             prompt_tokens: 0,
         }
@@ -110,11 +115,14 @@ fn parse_ask(body: &[u8], api: Api) -> Result<Ask, &'static str> {
         .or_else(|| map.get("max_completion_tokens"))
         .and_then(Value::as_u64)
         .filter(|&n| n > 0);
-    let include_usage = map
-        .get("stream_options")
-        .and_then(|o| o.get("include_usage"))
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
+    let option = |name: &str| {
+        map.get("stream_options")
+            .and_then(|o| o.get(name))
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    };
+    let include_usage = option("include_usage");
+    let continuous_usage = include_usage && option("continuous_usage_stats");
     let model = map
         .get("model")
         .and_then(Value::as_str)
@@ -129,6 +137,7 @@ fn parse_ask(body: &[u8], api: Api) -> Result<Ask, &'static str> {
         stream,
         max_tokens,
         include_usage,
+        continuous_usage,
         model,
         prompt_tokens,
     })
@@ -350,7 +359,12 @@ fn stream_answer(
             }
             _ => {
                 let text = text(chunk.first, chunk.tokens);
-                push_event(&mut conn.out, &stamp.token(&text, None).to_string());
+                let mut event = stamp.token(&text, None);
+                if usage && ask.continuous_usage {
+                    let sent = chunk.first + chunk.tokens;
+                    event["usage"] = Stamp::usage(ask.prompt_tokens, sent);
+                }
+                push_event(&mut conn.out, &event.to_string());
             }
         }
         if !conn.send_out() {
@@ -431,6 +445,7 @@ mod tests {
                 stream: true,
                 max_tokens: Some(5),
                 include_usage: true,
+                continuous_usage: false,
                 model: "m".to_string(),
                 prompt_tokens: 3,
             }
