@@ -239,8 +239,8 @@ struct Tally {
 }
 
 impl Sink for Tally {
-    fn token_gap(&mut self, gap: Duration) {
-        self.gaps += u64::from(gap.subsec_nanos() > 0);
+    fn chunk_gap(&mut self, gap: Duration, tokens: u64) {
+        self.gaps += u64::from(gap.subsec_nanos() > 0) * tokens;
     }
     fn server_error(&mut self, _message: String) -> Failure {
         Failure::Stream("bench")

@@ -19,9 +19,9 @@ use clap::{Args, Parser, Subcommand};
 use crate::api::{self, AllowTarget, ApiConfig};
 use crate::llm::Api;
 use crate::mock::{Fault, MockConfig, MockServer};
-use crate::plan::{Input, Limits, LlmInput, Plan, Rate, defaults};
+use crate::plan::{Input, Limits, LlmInput, Plan, Rate, WorkloadInput, defaults};
 pub use bench::{Output, no_response};
-pub use flags::{BenchArgs, DemoArgs, LlmArgs, RunArgs};
+pub use flags::{BenchArgs, DemoArgs, LlmArgs, RunArgs, WorkloadArgs, parse_bytes};
 
 /// The process's exit codes (README "Exit codes"; [`EXIT_CODES`] in `--help`).
 pub mod exit {
@@ -70,7 +70,7 @@ pub enum Command {
     Bench(BenchArgs),
     /// Benchmark an OpenAI-compatible completions or chat API (Fireworks, vLLM, ...).
     #[command(visible_alias = "llm")]
-    Fireworks(LlmArgs),
+    Fireworks(Box<LlmArgs>),
     /// Run the built-in mock targets on loopback.
     Mock(MockArgs),
     /// Start the mock and benchmark it: a real report, no network needed.
@@ -127,6 +127,10 @@ pub struct ServeArgs {
     /// Most workers (connections) a request may ask for.
     #[arg(long, default_value_t = defaults::MAX_WORKERS)]
     pub max_workers: usize,
+    /// Largest data set file (`"dataset"`, a path on this server) a request may read: bytes, or
+    /// with a unit (KB, MB, GB, KiB, MiB, GiB).
+    #[arg(long, default_value = "1GiB", value_parser = parse_bytes)]
+    pub max_dataset_bytes: u64,
     /// Require `Authorization: Bearer KEY` (or `X-API-Key: KEY`) on every route but /health.
     #[arg(long, env = "PACER_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
@@ -240,6 +244,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                     max_qps: a.max_qps,
                     max_duration: a.max_duration,
                     max_workers: a.max_workers,
+                    max_dataset_bytes: a.max_dataset_bytes,
                 },
                 max_runs: a.max_runs,
                 api_key: a.api_key,
@@ -342,7 +347,21 @@ fn llm_input(a: &LlmArgs) -> Result<Input, CliError> {
         payload,
     };
     let url = a.target.clone().unwrap_or_else(|| a.url.clone());
-    bench::input(url, &a.run, Some(llm))
+    let mut input = bench::input(url, &a.run, Some(llm))?;
+    let w = &a.workload;
+    input.workload = WorkloadInput {
+        dataset: w.dataset.clone(),
+        prompts: None,
+        max_dataset_bytes: Some(w.max_dataset_bytes),
+        output_len_from_dataset: w.output_len_from_dataset,
+        shuffle: w.shuffle,
+        input_tokens: w.input_tokens,
+        output_tokens: w.output_tokens,
+        ignore_eos: w.ignore_eos,
+        tokenizer: w.tokenizer.clone(),
+        prefix_tokens: w.prefix_tokens,
+    };
+    Ok(input)
 }
 
 /// `--addr` must be `host:port`; a bare port is the likeliest slip, so say what was meant.
@@ -666,6 +685,62 @@ mod tests {
             plan_of(&cli).unwrap_err().msg,
             "--token is required (or set FIREWORKS_API_KEY)"
         );
+    }
+
+    #[test]
+    fn workload_flags() {
+        let Command::Fireworks(f) = parse(&["llm"]) else {
+            panic!("not fireworks")
+        };
+        let w = &f.workload;
+        assert_eq!(w.max_dataset_bytes, 1 << 30);
+        assert!(w.dataset.is_none() && w.input_tokens.is_none() && !w.shuffle);
+        let Command::Fireworks(f) = parse(&[
+            "llm",
+            "--dataset",
+            "d.jsonl",
+            "--shuffle",
+            "--output-tokens",
+            "uniform:1:9",
+            "--ignore-eos",
+            "--tokenizer",
+            "t.json",
+            "--max-dataset-bytes",
+            "512MiB",
+            "--output-len-from-dataset",
+        ]) else {
+            panic!("not fireworks")
+        };
+        let w = &f.workload;
+        assert_eq!(w.dataset.as_deref(), Some(std::path::Path::new("d.jsonl")));
+        assert_eq!(
+            w.output_tokens,
+            Some(crate::llm::LengthDist::Uniform { min: 1, max: 9 })
+        );
+        assert!(w.shuffle && w.ignore_eos && w.output_len_from_dataset);
+        assert_eq!(w.max_dataset_bytes, 512 << 20);
+        for (text, want) in [
+            ("1000", Ok(1000)),
+            ("2KB", Ok(2000)),
+            ("3 kib", Ok(3072)),
+            ("1GB", Ok(1_000_000_000)),
+            ("0", Err(())),
+            ("5 TB", Err(())),
+            ("x", Err(())),
+            ("99999999999999999999", Err(())),
+        ] {
+            assert_eq!(parse_bytes(text).map_err(|_| ()), want, "{text}");
+        }
+        for bad in [
+            &["llm", "--input-tokens", "0"][..],
+            &["llm", "--output-tokens", "uniform:5"],
+            &["llm", "--prefix-tokens", "-1"],
+        ] {
+            let mut argv = vec!["pacer"];
+            argv.extend_from_slice(bad);
+            let e = Cli::try_parse_from(argv).unwrap_err();
+            assert_eq!(e.exit_code(), exit::USAGE, "{bad:?}");
+        }
     }
 
     #[test]

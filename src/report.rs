@@ -8,12 +8,18 @@
 //! (`max_X`, `X_p999`) and, under `histograms`, the log-scale buckets its histograms are drawn
 //! from (`histograms.X` = `[{"from", "to", "count"}, ...]`, the non-empty buckets ascending, in
 //! seconds; the counts add up to the family's sample count).
+//!
+//! An LLM run's token figures ([`tokens`]) say where each count came from: `output_tokens_source`
+//! is `usage` (the server's `usage.completion_tokens`), `tokenizer` (the run's `--tokenizer` over
+//! the streamed text), `events` (one per token event) or `none`, when every successful request
+//! counted its tokens the same way, else `mixed`, with the number of requests per source in
+//! `output_tokens_sources`; the same for the input side.
 
 use std::fmt::Write as _;
 
 use serde_json::{Map, Value, json};
 
-use crate::engine::{ErrorKey, RunStats, Timings};
+use crate::engine::{ErrorKey, RunStats, Timings, TokenSource, TokenSources};
 use crate::health::Health;
 use crate::plan::{Arrival, BodyMode, Plan, Rate};
 use crate::slo::{self, Checked, Kind};
@@ -50,7 +56,7 @@ pub struct Timing {
 /// (`response_time`, `latency`, then `time_to_first_token`, as the original did), then the rest.
 /// `time_to_first_token` comes before `time_to_first_byte` so that, where the two are the same,
 /// the text report keeps the row LLM users look for.
-pub const TIMINGS: [Timing; 11] = [
+pub const TIMINGS: [Timing; 12] = [
     Timing {
         name: "response_time",
         label: "response_time",
@@ -118,10 +124,18 @@ pub const TIMINGS: [Timing; 11] = [
     Timing {
         name: "inter_token_latency",
         label: "inter_token_latency",
-        note: "every gap between two successive token events",
+        note: "per token: the gap before its chunk divided by the tokens the chunk carried",
         scope: Scope::Stream,
         original: false,
         samples: |t| &t.inter_token_latency,
+    },
+    Timing {
+        name: "inter_chunk_latency",
+        label: "inter_chunk_latency",
+        note: "every gap between two successive content chunks (SSE events carrying tokens)",
+        scope: Scope::Stream,
+        original: false,
+        samples: |t| &t.inter_chunk_latency,
     },
     Timing {
         name: "time_per_output_token",
@@ -326,6 +340,7 @@ fn measured(m: &mut Map<String, Value>, plan: &Plan, stats: &RunStats) {
     }
     if plan.llm.is_some() {
         m.insert("output_tokens".into(), json!(stats.output_tokens));
+        tokens(m, stats);
     }
     if plan.body_mode == BodyMode::Sse {
         let mean = if stats.successes > 0 {
@@ -485,6 +500,81 @@ fn thresholds_text(plan: &Plan, report: &Value) -> String {
     out
 }
 
+/// `s`'s one source, `mixed`, or null when no request was counted.
+fn source_word(s: &TokenSources) -> Value {
+    match s.only() {
+        Some(one) => json!(one.name()),
+        None if TokenSource::ALL.iter().all(|&x| s.get(x) == 0) => Value::Null,
+        None => json!("mixed"),
+    }
+}
+
+fn source_counts(s: &TokenSources) -> Value {
+    let m: Map<String, Value> = TokenSource::ALL
+        .iter()
+        .map(|&x| (x.name().to_string(), json!(s.get(x))))
+        .collect();
+    Value::Object(m)
+}
+
+/// Successes whose prompt tokens were counted (by the server or the tokenizer).
+fn input_counted(stats: &RunStats) -> u64 {
+    stats.successes - stats.input_sources.get(TokenSource::None)
+}
+
+/// The token figures of an LLM run beyond `output_tokens` (see the module docs).
+fn tokens(m: &mut Map<String, Value>, stats: &RunStats) {
+    m.insert(
+        "output_tokens_source".into(),
+        source_word(&stats.output_sources),
+    );
+    m.insert(
+        "output_tokens_sources".into(),
+        source_counts(&stats.output_sources),
+    );
+    let counted = input_counted(stats);
+    let (total, mean) = if counted > 0 {
+        (
+            Some(stats.input_tokens),
+            Some(stats.input_tokens as f64 / counted as f64),
+        )
+    } else {
+        (None, None)
+    };
+    m.insert("input_tokens".into(), json!(total));
+    m.insert("mean_input_tokens".into(), json!(mean));
+    m.insert(
+        "input_tokens_source".into(),
+        source_word(&stats.input_sources),
+    );
+    m.insert(
+        "input_tokens_sources".into(),
+        source_counts(&stats.input_sources),
+    );
+    let secs = stats.elapsed.as_secs_f64();
+    let rate = if secs > 0.0 {
+        (stats.input_tokens + stats.output_tokens) as f64 / secs
+    } else {
+        0.0
+    };
+    m.insert("total_token_throughput".into(), json!(rate));
+}
+
+/// Where the counts came from, in words: `from usage`, `from usage for 8, events for 2`.
+fn source_text(s: &TokenSources) -> String {
+    let used: Vec<String> = TokenSource::ALL
+        .iter()
+        .filter(|&&x| s.get(x) > 0)
+        .map(|&x| (x, s.get(x)))
+        .map(|(x, n)| format!("{} for {n}", x.name()))
+        .collect();
+    match s.only() {
+        Some(one) => format!("from {}", one.name()),
+        None if used.is_empty() => "none counted".into(),
+        None => format!("from {}", used.join(", ")),
+    }
+}
+
 /// The non-empty log-scale buckets of a recorder, ascending, as `{"from", "to", "count"}` in
 /// seconds. The last bucket (1000 s and up) has no upper edge: its `to` is the largest sample.
 fn buckets(rec: &Recorder) -> Value {
@@ -621,9 +711,15 @@ pub fn settings(plan: &Plan) -> String {
                 other => other.to_string(),
             })
         };
+        let w = plan.workload.as_ref();
+        let max_tokens = match (w.and_then(|w| w.output_tokens), w) {
+            (Some(d), _) => format!("drawn from {d}"),
+            (None, Some(w)) if w.output_len_from_dataset => "from the data set's replies".into(),
+            _ => field("max_tokens").unwrap_or_else(|| "-".into()),
+        };
         let _ = writeln!(
             out,
-            "  {} {}, model {}, max_tokens {}",
+            "  {} {}, model {}, max_tokens {max_tokens}",
             if l.stream {
                 "streaming"
             } else {
@@ -631,8 +727,10 @@ pub fn settings(plan: &Plan) -> String {
             },
             l.api.name(),
             field("model").unwrap_or_else(|| "-".into()),
-            field("max_tokens").unwrap_or_else(|| "-".into()),
         );
+        if let Some(w) = w {
+            out.push_str(&workload_line(w));
+        }
     }
     if plan.insecure {
         let _ = writeln!(
@@ -646,6 +744,36 @@ pub fn settings(plan: &Plan) -> String {
     out
 }
 
+/// An LLM run's prompts in one line: how many, from where, in which order, how many distinct
+/// requests, and how their lengths were made.
+fn workload_line(w: &crate::plan::WorkloadInfo) -> String {
+    use crate::plan::PromptSource;
+    let from = match &w.source {
+        PromptSource::Dataset(path) => format!("from {}", path.display()),
+        PromptSource::Inline => "given inline".into(),
+        PromptSource::Synthetic => "synthetic".into(),
+        PromptSource::Prompt => "copies of --prompt".into(),
+    };
+    let mut notes = vec![if w.shuffled { "shuffled" } else { "in order" }.to_string()];
+    if w.skipped > 0 {
+        notes.push(format!("{} conversations skipped", w.skipped));
+    }
+    let mut out = format!(
+        "  prompts: {} {from} ({}), {} distinct requests",
+        w.entries,
+        notes.join(", "),
+        w.distinct_requests
+    );
+    if let Some(d) = w.input_tokens {
+        let _ = write!(out, "; input tokens {d}");
+        if w.prefix_tokens > 0 {
+            let _ = write!(out, " with a shared {}-token prefix", w.prefix_tokens);
+        }
+    }
+    let _ = writeln!(out, "; lengths {}", w.token_lengths());
+    out
+}
+
 /// Why two timing families can show the same figures, for the one line the text report prints
 /// instead of the second row.
 fn same_because(shown: &str, dropped: &str) -> &'static str {
@@ -655,6 +783,7 @@ fn same_because(shown: &str, dropped: &str) -> &'static str {
         | ("corrected_time_to_first_token", "corrected_time_to_first_byte") => {
             ": the first body byte carried the first token"
         }
+        ("inter_token_latency", "inter_chunk_latency") => ": every chunk counted as one token",
         _ => "",
     }
 }
@@ -703,10 +832,22 @@ pub fn to_text(plan: &Plan, stats: &RunStats) -> String {
         let secs = stats.elapsed.as_secs_f64().max(1e-9);
         let _ = writeln!(
             out,
-            "  output tokens {}   ({:.1} tokens/s)",
+            "  output tokens {}   ({:.1} tokens/s, {})",
             stats.output_tokens,
-            stats.output_tokens as f64 / secs
+            stats.output_tokens as f64 / secs,
+            source_text(&stats.output_sources)
         );
+        let counted = input_counted(stats);
+        if counted > 0 {
+            let _ = writeln!(
+                out,
+                "  input tokens {}   (mean {:.1}, {})   total {:.1} tokens/s",
+                stats.input_tokens,
+                stats.input_tokens as f64 / counted as f64,
+                source_text(&stats.input_sources),
+                (stats.input_tokens + stats.output_tokens) as f64 / secs
+            );
+        }
     }
     if !plan.goodput.is_empty() {
         let secs = stats.elapsed.as_secs_f64().max(1e-9);
@@ -823,7 +964,7 @@ fn table(plan: &Plan, t: &Timings) -> String {
 }
 
 fn method_of(plan: &Plan) -> &str {
-    let req = &plan.request.0;
+    let req = plan.requests.first();
     let end = req.iter().position(|&b| b == b' ').unwrap_or(0);
     std::str::from_utf8(&req[..end]).unwrap_or("?")
 }

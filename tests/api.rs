@@ -21,6 +21,7 @@ fn config() -> ApiConfig {
             max_qps: 1000.0,
             max_duration: 60.0,
             max_workers: 100,
+            ..Limits::default()
         },
         max_runs: 2,
         ..ApiConfig::default()

@@ -8,9 +8,9 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::llm::Api;
+use crate::llm::{Api, LengthDist};
 use crate::plan::stages::Stage;
-use crate::plan::{Input, LlmInput, PlanError, Rate, defaults, json_bool};
+use crate::plan::{Input, LlmInput, PlanError, Rate, WorkloadInput, defaults, json_bool};
 use crate::shard::ShardIndex;
 use crate::shard::time::{UnixNanos, parse_time};
 
@@ -125,6 +125,7 @@ pub fn fireworks_input(body: &Value) -> Result<Input, ApiError> {
     let stream = f.field("stream", Presence::Defaulted, boolean);
     let api = f.field("api", Presence::Defaulted, api_kind);
     let payload = f.field("payload", Presence::Nullable, object);
+    let workload = f.workload();
     let qps = f.field("qps", Presence::Defaulted, rate);
     let duration = f.field("duration", Presence::Defaulted, number);
     let mut input = f.run_extensions(
@@ -155,6 +156,7 @@ pub fn fireworks_input(body: &Value) -> Result<Input, ApiError> {
         api: api.unwrap_or(Api::Completions),
         payload: payload.cloned(),
     });
+    input.workload = workload;
     Ok(input)
 }
 
@@ -203,10 +205,83 @@ impl<'a> Fields<'a> {
     }
 
     fn error(&mut self, loc: &[&str], (kind, msg): FieldError) {
+        self.error_with(loc, kind, msg.to_string());
+    }
+
+    fn error_with(&mut self, loc: &[&str], kind: &str, msg: String) {
         let mut l = vec![json!("body")];
         l.extend(loc.iter().map(|s| json!(s)));
         self.errors
             .push(json!({ "loc": l, "msg": msg, "type": kind }));
+    }
+
+    /// The prompts of an LLM run and their lengths (see [`WorkloadInput`]). Paths are on the
+    /// server; whether they can be read is the plan's to say.
+    fn workload(&mut self) -> WorkloadInput {
+        let dataset = self.field("dataset", Presence::Nullable, string);
+        let prompts = self.prompts();
+        let max_dataset_bytes = self.field("max_dataset_bytes", Presence::Nullable, at_least_one);
+        let output_len_from_dataset =
+            self.field("output_len_from_dataset", Presence::Nullable, boolean);
+        let shuffle = self.field("shuffle", Presence::Nullable, boolean);
+        let input_tokens = self.lengths("input_tokens");
+        let output_tokens = self.lengths("output_tokens");
+        let ignore_eos = self.field("ignore_eos", Presence::Nullable, boolean);
+        let tokenizer = self.field("tokenizer", Presence::Nullable, string);
+        let prefix_tokens = self.field("prefix_tokens", Presence::Nullable, non_negative);
+        WorkloadInput {
+            dataset: dataset.map(Into::into),
+            prompts,
+            max_dataset_bytes,
+            output_len_from_dataset: output_len_from_dataset.unwrap_or(false),
+            shuffle: shuffle.unwrap_or(false),
+            input_tokens,
+            output_tokens,
+            ignore_eos: ignore_eos.unwrap_or(false),
+            tokenizer: tokenizer.map(Into::into),
+            prefix_tokens: prefix_tokens.map(|p| u32::try_from(p).unwrap_or(u32::MAX)),
+        }
+    }
+
+    /// `prompts`: a list of strings (each error at its index).
+    fn prompts(&mut self) -> Option<Vec<String>> {
+        match self.obj.get("prompts") {
+            None | Some(Value::Null) => None,
+            Some(Value::Array(items)) => {
+                let mut out = Vec::with_capacity(items.len());
+                for (i, item) in items.iter().enumerate() {
+                    match item {
+                        Value::String(s) => out.push(s.clone()),
+                        _ => self.error(&["prompts", &i.to_string()], STRING_TYPE),
+                    }
+                }
+                Some(out)
+            }
+            Some(_) => {
+                self.error(&["prompts"], LIST_TYPE);
+                None
+            }
+        }
+    }
+
+    /// A token length: a number (the mean), or a string `MEAN`, `MEAN:STDDEV`, `uniform:MIN:MAX`.
+    fn lengths(&mut self, name: &'static str) -> Option<LengthDist> {
+        let text = match self.obj.get(name)? {
+            Value::Null => return None,
+            Value::Number(n) => n.to_string(),
+            Value::String(s) => s.clone(),
+            _ => {
+                self.error(&[name], STRING_TYPE);
+                return None;
+            }
+        };
+        match text.parse::<LengthDist>() {
+            Ok(d) => Some(d),
+            Err(e) => {
+                self.error_with(&[name], "value_error", e.to_string());
+                None
+            }
+        }
     }
 
     fn field<T>(
@@ -444,6 +519,25 @@ fn seed(v: &Value) -> Result<u64, FieldError> {
             "Input should be greater than or equal to 0",
         )
     })
+}
+
+fn non_negative(v: &Value) -> Result<u64, FieldError> {
+    u64::try_from(integer(v)?).map_err(|_| {
+        (
+            "greater_than_equal",
+            "Input should be greater than or equal to 0",
+        )
+    })
+}
+
+fn at_least_one(v: &Value) -> Result<u64, FieldError> {
+    match non_negative(v)? {
+        0 => Err((
+            "greater_than_equal",
+            "Input should be greater than or equal to 1",
+        )),
+        n => Ok(n),
+    }
 }
 
 fn threads(v: &Value) -> Result<usize, FieldError> {
@@ -806,6 +900,70 @@ mod tests {
             .into();
         assert_eq!(e.status, 422);
         assert_eq!(e.detail[0]["loc"], json!(["body", "payload"]));
+    }
+
+    #[test]
+    fn workload_fields() {
+        let i = fireworks_input(&json!({"token": "t"})).unwrap();
+        assert_eq!(i.workload, WorkloadInput::default());
+        let i = fireworks_input(&json!({"token": "t", "dataset": "/data/d.jsonl",
+            "max_dataset_bytes": 1000, "output_len_from_dataset": true, "shuffle": "True",
+            "output_tokens": 128, "ignore_eos": true, "tokenizer": "/t/tokenizer.json"}))
+        .unwrap();
+        let w = &i.workload;
+        assert_eq!(
+            w.dataset.as_deref(),
+            Some(std::path::Path::new("/data/d.jsonl"))
+        );
+        assert_eq!(w.max_dataset_bytes, Some(1000));
+        assert!(w.output_len_from_dataset && w.shuffle && w.ignore_eos);
+        assert_eq!(w.output_tokens, Some(LengthDist::Fixed(128)));
+        assert_eq!(
+            w.tokenizer.as_deref(),
+            Some(std::path::Path::new("/t/tokenizer.json"))
+        );
+        let i = fireworks_input(&json!({"token": "t", "prompts": ["a", "b c"],
+            "input_tokens": "uniform:5:9", "prefix_tokens": 4}))
+        .unwrap();
+        let w = &i.workload;
+        assert_eq!(w.prompts, Some(vec!["a".to_string(), "b c".to_string()]));
+        assert_eq!(w.input_tokens, Some(LengthDist::Uniform { min: 5, max: 9 }));
+        assert_eq!(w.prefix_tokens, Some(4));
+
+        let e = fireworks_input(&json!({"token": "t", "prompts": ["a", 3], "dataset": 1,
+            "input_tokens": "5:x", "output_tokens": [1], "prefix_tokens": -1,
+            "max_dataset_bytes": 0, "shuffle": "maybe"}))
+        .unwrap_err();
+        assert_eq!(
+            errs(e.clone()),
+            vec![
+                (json!(["body", "dataset"]), "string_type".into()),
+                (json!(["body", "prompts", "1"]), "string_type".into()),
+                (
+                    json!(["body", "max_dataset_bytes"]),
+                    "greater_than_equal".into()
+                ),
+                (json!(["body", "shuffle"]), "bool_parsing".into()),
+                (json!(["body", "input_tokens"]), "value_error".into()),
+                (json!(["body", "output_tokens"]), "string_type".into()),
+                (
+                    json!(["body", "prefix_tokens"]),
+                    "greater_than_equal".into()
+                ),
+            ]
+        );
+        assert_eq!(
+            e.detail[4]["msg"],
+            json!(
+                "\"5:x\": at character 3, expected STDDEV, a number of tokens from 0 \
+                   (forms: MEAN, MEAN:STDDEV, uniform:MIN:MAX)"
+            )
+        );
+        let e = fireworks_input(&json!({"token": "t", "prompts": "a"})).unwrap_err();
+        assert_eq!(
+            errs(e),
+            vec![(json!(["body", "prompts"]), "list_type".into())]
+        );
     }
 
     #[test]

@@ -119,7 +119,7 @@ pub fn document() -> Value {
                         "type": {"type": "string", "description": "pydantic's error type: \
                             missing, json_invalid, model_attributes_type, string_type, \
                             float_type, float_parsing, finite_number, int_type, int_parsing, \
-                            int_from_float, bool_type, bool_parsing, dict_type, literal_error, \
+                            int_from_float, bool_type, bool_parsing, dict_type, list_type, literal_error, \
                             greater_than_equal, or value_error for a range or limit"},
                         "ctx": {"type": "object"}
                     }
@@ -183,7 +183,8 @@ fn run_errors(messages_400: &str) -> Value {
             "413": error("Request body over 1 MiB", "HTTPError"),
             "422": error("Malformed JSON, a body that is not an object or not sent as JSON, \
                 a missing field, a wrong type, a non-finite number, an invalid URL, a value \
-                past a server limit, or realtime on a server without --allow-realtime",
+                past a server limit, realtime on a server without --allow-realtime, or a data \
+                set or tokenizer that cannot be read or parsed (the path and line named)",
                 "HTTPValidationError"),
             "429": error("--max-runs runs are already in progress", "HTTPError"),
             "500": error("The run could not start or failed inside the server", "HTTPError"),
@@ -338,7 +339,8 @@ fn fireworks_request(limits: &Limits) -> Value {
     props.insert(
         "prompt".into(),
         json!({"type": "string", "default": "", "minLength": 1,
-            "description": "Required in effect: an empty prompt is a 400."}),
+            "description": "Required in effect: an empty prompt is a 400, unless `dataset`, \
+                `prompts` or `input_tokens` bring the prompts."}),
     );
     props.insert(
         "max_tokens".into(),
@@ -373,6 +375,7 @@ fn fireworks_request(limits: &Limits) -> Value {
         json!({"type": "object", "nullable": true, "additionalProperties": true,
             "description": "Merged over the default payload; a null member removes that field."}),
     );
+    props.extend(workload_fields(limits));
     props.extend(run_fields(
         limits,
         json!(defaults::LLM_WORKERS),
@@ -388,8 +391,51 @@ fn fireworks_request(limits: &Limits) -> Value {
     })
 }
 
+/// The prompts of an LLM run and their lengths (README "Prompts from a data set").
+fn workload_fields(limits: &Limits) -> Map<String, Value> {
+    let lengths = |what: &str| {
+        json!({"oneOf": [{"type": "string"}, {"type": "number", "minimum": 1}], "nullable": true,
+            "description": format!("{what}: `MEAN`, `MEAN:STDDEV` (a normal, rounded, \
+                truncated at 1) or `uniform:MIN:MAX`, in tokens; a number is a fixed MEAN. \
+                Drawn per entry with the run's seed.")})
+    };
+    let v = json!({
+        "dataset": {"type": "string", "nullable": true, "description": "Path of a data set \
+            file on the server: JSON lines with `prompt`, `messages` (chat) or ShareGPT \
+            `conversations` (optionally `max_tokens`), or a ShareGPT JSON array. Requests cycle \
+            through its entries. A malformed line is a 422 naming the line."},
+        "prompts": {"type": "array", "nullable": true, "items": {"type": "string", "minLength": 1},
+            "description": "Prompts given inline (for small sets; the request body is capped at \
+                1 MiB). Not with `dataset`."},
+        "max_dataset_bytes": {"type": "integer", "nullable": true, "minimum": 1,
+            "default": limits.max_dataset_bytes,
+            "description": format!("Largest data set file read; at most the server's \
+                --max-dataset-bytes (default {}).", limits.max_dataset_bytes)},
+        "output_len_from_dataset": {"type": "boolean", "nullable": true, "default": false,
+            "description": "ShareGPT: the length of the reply to each prompt sets its max_tokens."},
+        "shuffle": {"type": "boolean", "nullable": true, "default": false,
+            "description": "Take the entries in an order shuffled with `seed`; file order otherwise."},
+        "input_tokens": lengths("Synthetic prompts of these lengths (not with `dataset` or `prompts`)"),
+        "output_tokens": lengths("Each request's max_tokens (a data set line's own wins)"),
+        "ignore_eos": {"type": "boolean", "nullable": true, "default": false,
+            "description": "Adds `\"ignore_eos\": true` to the payload (vLLM-compatible \
+                servers then generate max_tokens tokens)."},
+        "tokenizer": {"type": "string", "nullable": true, "description": "Path of the model's \
+            Hugging Face tokenizer.json on the server: exact synthetic lengths, and token \
+            counts when the server sends no usage. Without it lengths are approximate \
+            (0.75 words per token)."},
+        "prefix_tokens": {"type": "integer", "nullable": true, "minimum": 0, "default": 0,
+            "description": "Every synthetic prompt starts with the same this many tokens \
+                (prefix caching); needs `input_tokens`."},
+    });
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
 fn config_schema() -> Value {
-    json!({
+    let mut schema = json!({
         "type": "object",
         "description": "The effective inputs of the run (never the token).",
         "additionalProperties": true,
@@ -423,9 +469,44 @@ fn config_schema() -> Value {
                 "description": "The stages as asked (in place of qps); duration is their total."},
             "ramp": {"type": "boolean"},
             "warning": {"type": "string"},
-            "fireworks_payload": {"type": "object", "additionalProperties": true}
+            "fireworks_payload": {"type": "object", "additionalProperties": true,
+                "description": "The payload sent; with many prompts, the first request's with \
+                    its prompt (or messages) replaced by where the prompts come from."}
         }
-    })
+    });
+    if let Some(props) = schema["properties"].as_object_mut() {
+        props.extend(workload_config());
+    }
+    schema
+}
+
+/// The `config` members an LLM run's workload adds.
+fn workload_config() -> Map<String, Value> {
+    let v = json!({
+            "ignore_eos": {"type": "boolean"},
+            "prompts": {"type": "string", "enum": ["dataset", "inline", "synthetic", "prompt"],
+                "description": "Where an LLM run's prompts come from (only with a workload)."},
+            "dataset": {"type": "string"},
+            "prompt_entries": {"type": "integer",
+                "description": "Entries the requests cycle through."},
+            "dataset_skipped": {"type": "integer",
+                "description": "ShareGPT conversations with nothing to send."},
+            "order": {"type": "string", "enum": ["sequential", "shuffled"]},
+            "distinct_requests": {"type": "integer",
+                "description": "Request bodies built before the run (one per distinct prompt \
+                    and max_tokens)."},
+            "input_tokens": {"type": "string"},
+            "output_tokens": {"type": "string"},
+            "output_len_from_dataset": {"type": "boolean"},
+            "prefix_tokens": {"type": "integer"},
+            "tokenizer": {"type": "string"},
+            "token_lengths": {"type": "string", "enum": ["exact", "approximate"],
+                "description": "exact with a tokenizer, else approximate (0.75 words per token)."}
+    });
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
 }
 
 fn seconds(description: &str) -> Value {
@@ -591,8 +672,38 @@ fn report_schema(llm: bool) -> Value {
         }
         props.insert(
             "output_tokens".into(),
-            json!({"type": "integer", "description": "From usage.completion_tokens when sent, \
-                else the count of token events."}),
+            json!({"type": "integer", "description": "Per successful request: \
+                usage.completion_tokens when sent, else the tokenizer's count of the streamed \
+                text (with `tokenizer`), else the count of token events."}),
+        );
+        let sources = json!({"type": "object", "description": "Successful requests per source.",
+            "properties": {"usage": {"type": "integer"}, "tokenizer": {"type": "integer"},
+                "events": {"type": "integer"}, "none": {"type": "integer"}}});
+        let source = |what: &str| {
+            json!({"type": "string", "nullable": true,
+                "enum": ["usage", "tokenizer", "events", "none", "mixed"],
+                "description": format!("Where every successful request's {what} count came \
+                    from, or `mixed` when they differ (see the `_sources` counts); null with \
+                    no successes.")})
+        };
+        props.insert("output_tokens_source".into(), source("output"));
+        props.insert("output_tokens_sources".into(), sources.clone());
+        props.insert(
+            "input_tokens".into(),
+            json!({"type": "integer", "nullable": true, "description": "Prompt tokens of the \
+                successful requests: usage.prompt_tokens when sent, else the tokenizer's count \
+                of the prompt (with `tokenizer`); null when none was counted."}),
+        );
+        props.insert(
+            "mean_input_tokens".into(),
+            json!({"type": "number", "nullable": true,
+                "description": "input_tokens over the requests that had a count."}),
+        );
+        props.insert("input_tokens_source".into(), source("input"));
+        props.insert("input_tokens_sources".into(), sources);
+        props.insert(
+            "total_token_throughput".into(),
+            json!({"type": "number", "description": "(input_tokens + output_tokens) / elapsed."}),
         );
         props.insert(
             "output_tokens_per_second".into(),
@@ -677,6 +788,29 @@ mod tests {
         let r = &d["components"]["schemas"]["FireworksReport"]["properties"];
         assert!(r["time_to_first_token_p99"].is_object());
         assert!(r["mean_inter_token_latency"].is_object());
+        assert!(r["inter_chunk_latency_p99"].is_object());
+        for field in [
+            "input_tokens",
+            "mean_input_tokens",
+            "total_token_throughput",
+            "output_tokens_source",
+        ] {
+            assert!(r[field].is_object(), "{field}");
+        }
+        for field in [
+            "dataset",
+            "prompts",
+            "input_tokens",
+            "output_tokens",
+            "ignore_eos",
+            "tokenizer",
+            "prefix_tokens",
+            "shuffle",
+            "output_len_from_dataset",
+            "max_dataset_bytes",
+        ] {
+            assert!(f[field].is_object(), "{field}");
+        }
         assert_eq!(
             d["paths"]["/benchmark"]["post"]["responses"]
                 .as_object()

@@ -177,7 +177,7 @@ fn check(i: &Input) -> Result<(), String> {
         if l.max_tokens <= 0 {
             return Err(format!("--max-tokens must be > 0 (got {})", l.max_tokens));
         }
-        if l.prompt.is_empty() {
+        if l.prompt.is_empty() && !i.workload.brings_prompts() {
             return Err("--prompt must not be empty".into());
         }
     }
@@ -283,7 +283,16 @@ fn plan_error(input: &Input, e: PlanError) -> String {
                 "stages" => "--stages",
                 "ramp" => "--ramp",
                 "goodput" => "--goodput",
-                other => return format!("--{other}: {msg}"),
+                other => {
+                    let flag = format!("--{}", other.replace('_', "-"));
+                    // "dataset x.jsonl: line 3: ..." already names the file: "--dataset x.jsonl: ..."
+                    return match msg.strip_prefix(other).and_then(|m| m.strip_prefix(' ')) {
+                        Some(rest) if ["dataset", "tokenizer"].contains(&other) => {
+                            format!("{flag} {rest}")
+                        }
+                        _ => format!("{flag}: {msg}"),
+                    };
+                }
             };
             format!("{flag}: {msg}")
         }

@@ -13,7 +13,7 @@ use clap::{ArgAction, Args};
 use super::EXIT_CODES;
 use super::duration::parse_secs;
 use super::stages::{self, StageList};
-use crate::llm::Api;
+use crate::llm::{Api, LengthDist};
 use crate::plan::{Rate, defaults, parse_bool};
 use crate::report::secs_text;
 use crate::shard::ShardIndex;
@@ -87,8 +87,8 @@ pub struct RunArgs {
     /// How send times are spaced: evenly, or as a Poisson process of the same mean rate
     #[arg(long, value_parser = ["constant", "poisson"], default_value = "constant")]
     pub arrival: String,
-    /// Seed of the Poisson arrivals, to repeat a run [default: random, echoed in the report's
-    /// config]
+    /// Seed of the Poisson arrivals (and of an LLM run's --shuffle and drawn token lengths), to
+    /// repeat a run [default: random, echoed in the report's config]
     #[arg(long)]
     pub seed: Option<u64>,
     #[arg(long, short = 't', value_name = "N", value_parser = parse_whole::<usize>, help = threads_help())]
@@ -245,7 +245,56 @@ pub struct LlmArgs {
     #[arg(long, value_name = "JSON")]
     pub payload: Option<String>,
     #[command(flatten)]
+    pub workload: WorkloadArgs,
+    #[command(flatten)]
     pub run: RunArgs,
+}
+
+/// Where an LLM run's prompts come from and how long prompts and answers are (README
+/// "Prompts from a data set, and token lengths").
+#[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Prompts and tokens")]
+pub struct WorkloadArgs {
+    /// Prompts from a file: JSON lines with "prompt", "messages" (chat) or ShareGPT
+    /// "conversations" (optionally "max_tokens"), or a ShareGPT JSON array; cycled when the run
+    /// needs more [default: none: every request sends --prompt]
+    #[arg(long, value_name = "FILE")]
+    pub dataset: Option<PathBuf>,
+    /// Largest --dataset file read: bytes, or with a unit (KB, MB, GB, KiB, MiB, GiB)
+    #[arg(
+        long = "max-dataset-bytes",
+        value_name = "SIZE",
+        default_value = "1GiB",
+        value_parser = parse_bytes,
+    )]
+    pub max_dataset_bytes: u64,
+    /// ShareGPT: the length of the reply to each prompt sets its max_tokens (counted by
+    /// --tokenizer, else about 0.75 words per token)
+    #[arg(long = "output-len-from-dataset")]
+    pub output_len_from_dataset: bool,
+    /// Take the prompts in a shuffled order, seeded by --seed [default: file order]
+    #[arg(long)]
+    pub shuffle: bool,
+    /// Synthetic prompts of drawn lengths in tokens: MEAN, MEAN:STDDEV (normal) or
+    /// uniform:MIN:MAX [default: none: --prompt]
+    #[arg(long = "input-tokens", value_name = "LENGTHS", value_parser = parse_lengths)]
+    pub input_tokens: Option<LengthDist>,
+    /// Each request's max_tokens, drawn: MEAN, MEAN:STDDEV or uniform:MIN:MAX (a data set
+    /// line's own max_tokens wins) [default: --max-tokens]
+    #[arg(long = "output-tokens", value_name = "LENGTHS", value_parser = parse_lengths)]
+    pub output_tokens: Option<LengthDist>,
+    /// Add "ignore_eos": true to the payload, so vLLM-compatible servers generate max_tokens
+    /// tokens
+    #[arg(long = "ignore-eos")]
+    pub ignore_eos: bool,
+    /// The model's Hugging Face tokenizer.json: exact prompt lengths, and token counts when the
+    /// server sends no usage [default: none: lengths are approximate]
+    #[arg(long, value_name = "FILE")]
+    pub tokenizer: Option<PathBuf>,
+    /// Every synthetic prompt (--input-tokens) starts with the same N tokens, to exercise
+    /// prefix caching [default: 0]
+    #[arg(long = "prefix-tokens", value_name = "N", value_parser = parse_whole::<u32>)]
+    pub prefix_tokens: Option<u32>,
 }
 
 #[derive(Args, Debug)]
@@ -294,6 +343,40 @@ fn parse_whole<T: std::str::FromStr>(s: &str) -> Result<T, String> {
     s.trim()
         .parse()
         .map_err(|_| format!("{s:?} is not a whole number"))
+}
+
+/// `--input-tokens` and `--output-tokens`: the error says at which character and what was expected.
+fn parse_lengths(s: &str) -> Result<LengthDist, String> {
+    s.parse()
+        .map_err(|e: crate::llm::LengthError| e.to_string())
+}
+
+/// A size in bytes: a whole number, optionally followed by a unit (B, KB, MB, GB: powers of
+/// 1000; KiB, MiB, GiB: powers of 1024), case-insensitive.
+pub fn parse_bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        _ => {
+            return Err(format!(
+                "{s:?} is not a size (bytes, or with KB, MB, GB, KiB, MiB, GiB)"
+            ));
+        }
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+        .filter(|&n| n > 0)
+        .ok_or_else(|| format!("{s:?} is not a size of at least 1 byte"))
 }
 
 /// The API's boolean words ([`parse_bool`]), so a flag and a request field read alike.

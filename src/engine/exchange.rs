@@ -18,15 +18,26 @@
 //! The memory it works in belongs to the connection and is lent to each call ([`Scratch`]): the
 //! read buffer (a response head is parsed where it was read, body bytes are handed on from there,
 //! never copied), the SSE parser's line buffers and the kept body. So starting an exchange
-//! allocates nothing. Per-token gaps and server error messages go to a [`Sink`] (the thread's
-//! statistics) as they are seen; everything else ends up in one [`Completed`] record.
+//! allocates nothing. Gaps between content chunks and server error messages go to a [`Sink`] (the
+//! thread's statistics) as they are seen; everything else ends up in one [`Completed`] record.
+//!
+//! Tokens are counted here too ([`Exchange::counting`]): output tokens from the server's `usage`,
+//! else the run's tokenizer over the streamed text, else the number of token events; input
+//! tokens from `usage.prompt_tokens`, else the count the plan made of the prompt before the run.
+//! Each content chunk goes to the sink with the tokens it carried: the growth of a per-chunk
+//! `usage.completion_tokens` when the server sends one with every chunk, else the tokenizer's
+//! count of the chunk's text, else 1. Without a tokenizer no text is looked at, let alone copied.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::dispatch::Ticket;
-use super::outcome::{Completed, Failure, Outcome, TLS_TRUNCATED};
+use super::outcome::{Completed, Failure, Outcome, TLS_TRUNCATED, TokenSource};
 use crate::http1::{Body, Framing, MAX_HEAD_BYTES, parse_head};
-use crate::llm::{Event, SseParser, classify, classify_body};
+use crate::llm::{
+    ChunkInfo, ChunkText, Event, SseParser, Tokenizer, classify, classify_body, classify_body_text,
+    classify_text,
+};
 use crate::plan::BodyMode;
 
 /// Read buffer of a new connection: enough for a typical response, small enough that 10,000
@@ -72,8 +83,9 @@ pub enum Close {
 /// Where the exchange reports what it sees as it sees it: the thread's statistics in the lane, a
 /// recorder in tests. Called on the token path, so implementations must not allocate.
 pub trait Sink {
-    /// A token event arrived `gap` after the previous token event of the same response.
-    fn token_gap(&mut self, gap: Duration);
+    /// A content chunk carrying `tokens` tokens (at least 1) arrived `gap` after the previous
+    /// content chunk of the same response. The first chunk of a response is not a gap.
+    fn chunk_gap(&mut self, gap: Duration, tokens: u64);
     /// A server's own error message (error path only): the failure that names it.
     fn server_error(&mut self, message: String) -> Failure;
 }
@@ -86,6 +98,8 @@ pub struct Scratch {
     kept: usize,
     sse: SseParser,
     copy: Vec<u8>,
+    /// The streamed text of a response, kept only when a tokenizer counts it.
+    text: String,
 }
 
 impl Default for Scratch {
@@ -101,6 +115,7 @@ impl Scratch {
             kept: 0,
             sse: SseParser::new(),
             copy: Vec::new(),
+            text: String::new(),
         }
     }
 
@@ -138,20 +153,37 @@ struct Stream {
     last_token_at: Option<Instant>,
     token_events: u64,
     usage_tokens: Option<u64>,
+    usage_prompt: Option<u64>,
+    /// The largest `usage.completion_tokens` seen on a content chunk so far: a server that sends
+    /// usage with every chunk says how many tokens each one carried by its growth.
+    usage_seen: u64,
     server_ttft: Option<f64>,
     done: bool,
     failure: Option<Failure>,
 }
 
 impl Stream {
-    /// One complete SSE event, seen in the read at `now`.
-    fn on_event(&mut self, data: &[u8], now: Instant, sink: &mut impl Sink) {
-        match classify(data) {
-            Ok(Event::Done) => self.done = true,
-            Ok(Event::Chunk(c)) => {
+    /// One complete SSE event, seen in the read at `now`. With a tokenizer, the event's text is
+    /// counted and kept in `text`.
+    fn on_event(
+        &mut self,
+        data: &[u8],
+        now: Instant,
+        tokenizer: Option<&Tokenizer>,
+        text: &mut String,
+        sink: &mut impl Sink,
+    ) {
+        let classified = match tokenizer {
+            None => classify(data).map(|e| (e, None)),
+            Some(_) => classify_text(data).map(|(e, t)| (e, Some(t))),
+        };
+        match classified {
+            Ok((Event::Done, _)) => self.done = true,
+            Ok((Event::Chunk(c), chunk_text)) => {
                 if c.token {
+                    let tokens = self.chunk_tokens(&c, chunk_text.as_ref(), tokenizer, text);
                     match self.last_token_at {
-                        Some(last) => sink.token_gap(now.saturating_duration_since(last)),
+                        Some(last) => sink.chunk_gap(now.saturating_duration_since(last), tokens),
                         None => self.first_token_at = Some(now),
                     }
                     self.last_token_at = Some(now);
@@ -160,11 +192,14 @@ impl Stream {
                 if c.completion_tokens.is_some() {
                     self.usage_tokens = c.completion_tokens;
                 }
+                if c.prompt_tokens.is_some() {
+                    self.usage_prompt = c.prompt_tokens;
+                }
                 if c.server_ttft.is_some() {
                     self.server_ttft = c.server_ttft;
                 }
             }
-            Ok(Event::Error(msg)) => {
+            Ok((Event::Error(msg), _)) => {
                 if self.failure.is_none() {
                     self.failure = Some(sink.server_error(msg));
                 }
@@ -175,6 +210,54 @@ impl Stream {
                 }
             }
         }
+    }
+
+    /// The tokens a content chunk carried (see the module docs), at least 1. The chunk's text
+    /// joins `text` when a tokenizer is counting.
+    fn chunk_tokens(
+        &mut self,
+        c: &ChunkInfo,
+        chunk_text: Option<&ChunkText>,
+        tokenizer: Option<&Tokenizer>,
+        text: &mut String,
+    ) -> u64 {
+        let by_usage = c
+            .completion_tokens
+            .and_then(|n| n.checked_sub(self.usage_seen))
+            .filter(|&grew| grew > 0);
+        if let Some(n) = c.completion_tokens {
+            self.usage_seen = self.usage_seen.max(n);
+        }
+        let mut counted = 0;
+        if let (Some(t), Some(chunk_text)) = (tokenizer, chunk_text) {
+            for part in chunk_text.parts() {
+                text.push_str(part);
+                if by_usage.is_none() {
+                    counted += t.count(part).unwrap_or(0) as u64;
+                }
+            }
+        }
+        by_usage.unwrap_or(counted).max(1)
+    }
+}
+
+/// Output tokens and their source, from what a successful response said: its usage, else the
+/// tokenizer's count of its text, else `events` (None: a whole body, which has no events).
+fn output_count(
+    usage: Option<u64>,
+    tokenizer: Option<&Tokenizer>,
+    text: &str,
+    events: Option<u64>,
+) -> (u64, TokenSource) {
+    if let Some(n) = usage {
+        return (n, TokenSource::Usage);
+    }
+    if let Some(n) = tokenizer.and_then(|t| t.count(text).ok()) {
+        return (n as u64, TokenSource::Tokenizer);
+    }
+    match events {
+        Some(n) => (n, TokenSource::Events),
+        None => (0, TokenSource::None),
     }
 }
 
@@ -212,6 +295,13 @@ pub struct Exchange {
     stream: Stream,
     outcome: Outcome,
     output_tokens: u64,
+    output_source: TokenSource,
+    /// The server's count of the prompt, from a whole body's usage (a stream's is in `stream`).
+    usage_prompt: Option<u64>,
+    /// The plan's tokenizer count of the prompt this request sends.
+    prompt_tokens: Option<u32>,
+    /// The run's tokenizer, when it counts streamed text.
+    tokenizer: Option<Arc<Tokenizer>>,
 }
 
 impl Exchange {
@@ -238,7 +328,24 @@ impl Exchange {
             stream: Stream::default(),
             outcome: Outcome::Success,
             output_tokens: 0,
+            output_source: TokenSource::None,
+            usage_prompt: None,
+            prompt_tokens: None,
+            tokenizer: None,
         }
+    }
+
+    /// How this exchange counts tokens: `prompt_tokens`, the tokenizer's count of the prompt sent
+    /// (made before the run), stands in for a server that reports no `usage.prompt_tokens`;
+    /// `tokenizer` counts the streamed text and each chunk's tokens.
+    pub fn counting(
+        mut self,
+        prompt_tokens: Option<u32>,
+        tokenizer: Option<Arc<Tokenizer>>,
+    ) -> Exchange {
+        self.prompt_tokens = prompt_tokens;
+        self.tokenizer = tokenizer;
+        self
     }
 
     pub fn ticket(&self) -> &Ticket {
@@ -333,6 +440,15 @@ impl Exchange {
     fn record(&self, thread: u32, outcome: Outcome, end_at: Option<Instant>) -> Completed {
         let t = &self.ticket;
         let success = outcome == Outcome::Success;
+        let (input_tokens, input_source) = match (
+            self.stream.usage_prompt.or(self.usage_prompt),
+            self.prompt_tokens,
+        ) {
+            _ if !success => (None, TokenSource::None),
+            (Some(n), _) => (Some(n), TokenSource::Usage),
+            (None, Some(n)) => (Some(u64::from(n)), TokenSource::Tokenizer),
+            (None, None) => (None, TokenSource::None),
+        };
         Completed {
             index: t.index,
             thread,
@@ -347,6 +463,13 @@ impl Exchange {
             outcome,
             bytes: self.bytes,
             output_tokens: if success { self.output_tokens } else { 0 },
+            output_source: if success {
+                self.output_source
+            } else {
+                TokenSource::None
+            },
+            input_tokens,
+            input_source,
             server_ttft: if self.mode == BodyMode::Sse {
                 self.stream.server_ttft
             } else {
@@ -383,6 +506,7 @@ impl Exchange {
                             self.sse = ok;
                             if ok {
                                 mem.sse.reset();
+                                mem.text.clear();
                             }
                         }
                         BodyMode::WholeJson => {
@@ -410,6 +534,7 @@ impl Exchange {
             buf,
             sse: parser,
             copy,
+            text,
             ..
         } = mem;
         let data = &buf[start..end];
@@ -421,12 +546,16 @@ impl Exchange {
             sse,
             copying,
             stream,
+            tokenizer,
             ..
         } = self;
+        let tokenizer = tokenizer.as_deref();
         let mut sse_error = None;
         let fed = body.feed(data, |chunk| {
             if *sse {
-                if let Err(e) = parser.feed(chunk, |event| stream.on_event(event, now, sink)) {
+                if let Err(e) = parser.feed(chunk, |event| {
+                    stream.on_event(event, now, tokenizer, text, sink)
+                }) {
                     sse_error = Some(e);
                 }
             } else if *copying == Copying::On {
@@ -474,15 +603,28 @@ impl Exchange {
                     }
                     None => {
                         let s = &self.stream;
-                        self.output_tokens = s.usage_tokens.unwrap_or(s.token_events);
+                        (self.output_tokens, self.output_source) = output_count(
+                            s.usage_tokens,
+                            self.tokenizer.as_deref(),
+                            &mem.text,
+                            Some(s.token_events),
+                        );
                         Outcome::Success
                     }
                 },
                 BodyMode::WholeJson if self.copying == Copying::On => {
-                    match classify_body(&mem.copy) {
-                        Ok(Event::Error(msg)) => Outcome::Failed(sink.server_error(msg)),
-                        Ok(Event::Chunk(c)) => {
-                            self.output_tokens = c.completion_tokens.unwrap_or(0);
+                    let tokenizer = self.tokenizer.as_deref();
+                    let classified = match tokenizer {
+                        None => classify_body(&mem.copy).map(|e| (e, ChunkText::default())),
+                        Some(_) => classify_body_text(&mem.copy),
+                    };
+                    match classified {
+                        Ok((Event::Error(msg), _)) => Outcome::Failed(sink.server_error(msg)),
+                        Ok((Event::Chunk(c), text)) => {
+                            let text: String = text.parts().collect();
+                            (self.output_tokens, self.output_source) =
+                                output_count(c.completion_tokens, tokenizer, &text, None);
+                            self.usage_prompt = c.prompt_tokens;
                             Outcome::Success
                         }
                         // Not JSON, or [DONE]: a 2xx all the same, without a token count.
@@ -508,12 +650,15 @@ mod tests {
     #[derive(Default)]
     struct Seen {
         gaps: Vec<Duration>,
+        /// The tokens each gap's chunk carried.
+        tokens: Vec<u64>,
         messages: Vec<String>,
     }
 
     impl Sink for Seen {
-        fn token_gap(&mut self, gap: Duration) {
+        fn chunk_gap(&mut self, gap: Duration, tokens: u64) {
             self.gaps.push(gap);
+            self.tokens.push(tokens);
         }
         fn server_error(&mut self, message: String) -> Failure {
             self.messages.push(message);
@@ -838,6 +983,142 @@ mod tests {
         assert_eq!(c.server_ttft, Some(0.25));
         assert_eq!(c.first_token_at, Some(r.at(9)));
         assert!(r.seen.gaps.is_empty());
+    }
+
+    /// A word-level tokenizer that splits on whitespace only: a text's tokens are its words.
+    fn words_tokenizer() -> Arc<Tokenizer> {
+        let mut vocab = serde_json::Map::new();
+        vocab.insert("[UNK]".into(), serde_json::json!(0));
+        for w in ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"] {
+            let id = vocab.len();
+            vocab.insert(w.into(), serde_json::json!(id));
+        }
+        let json = serde_json::json!({
+            "version": "1.0", "truncation": null, "padding": null, "added_tokens": [],
+            "normalizer": null, "pre_tokenizer": {"type": "WhitespaceSplit"},
+            "post_processor": null, "decoder": null,
+            "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "[UNK]"}
+        });
+        Arc::new(Tokenizer::from_bytes(json.to_string().as_bytes(), "words.json").unwrap())
+    }
+
+    /// Content events carrying `texts`, each read at `t0 + 100 µs × k`, then `tail`.
+    fn chunked_stream(r: &mut Run, texts: &[&str], usage: &[Option<u64>], tail: &str) -> Step {
+        let mut events = String::new();
+        for (text, u) in texts.iter().zip(usage) {
+            let usage = u.map_or(String::new(), |n| {
+                format!(r#","usage":{{"prompt_tokens":4,"completion_tokens":{n}}}"#)
+            });
+            events.push_str(&format!(
+                "data: {{\"choices\":[{{\"text\":\"{text}\"}}]{usage}}}\n\n"
+            ));
+        }
+        events.push_str(tail);
+        let wire = sse_response(&events);
+        // Split just after each event's blank line, so each is read at its own instant.
+        let mut cuts: Vec<usize> = wire
+            .windows(2)
+            .enumerate()
+            .filter(|(_, w)| *w == b"\n\n")
+            .map(|(i, _)| i + 2)
+            .collect();
+        cuts.truncate(texts.len());
+        let mut from = 0;
+        let mut step = Step::More;
+        for (k, &cut) in cuts.iter().enumerate() {
+            step = r.read(&wire[from..cut], 100 * (k as u64 + 1));
+            from = cut;
+        }
+        if from < wire.len() {
+            step = r.read(&wire[from..], 100 * (cuts.len() as u64 + 1));
+        }
+        step
+    }
+
+    #[test]
+    fn each_chunk_counts_its_tokens_by_usage_growth_or_the_tokenizer() {
+        let texts = [" a b c", " d e f", " g h i", " j"];
+        // Usage with every chunk (vLLM's continuous_usage_stats): its growth, no tokenizer.
+        let mut r = Run::new(BodyMode::Sse, false);
+        let usage = [Some(3), Some(6), Some(9), Some(10)];
+        let step = chunked_stream(&mut r, &texts, &usage, "data: [DONE]\n\n");
+        assert_eq!(step, Step::Complete { reuse: true });
+        assert_eq!(r.seen.tokens, [3, 3, 1]);
+        assert_eq!(r.seen.gaps, vec![Duration::from_micros(100); 3]);
+        let c = r.record();
+        assert_eq!((c.output_tokens, c.output_source), (10, TokenSource::Usage));
+        assert_eq!(
+            (c.input_tokens, c.input_source),
+            (Some(4), TokenSource::Usage)
+        );
+
+        // A tokenizer counts each chunk's text, and the whole text when no usage comes.
+        let mut r = Run::new(BodyMode::Sse, false);
+        r.ex = Exchange::new(r.ex.ticket, 3, BodyMode::Sse, false)
+            .counting(Some(12), Some(words_tokenizer()));
+        chunked_stream(&mut r, &texts, &[None; 4], "data: [DONE]\n\n");
+        assert_eq!(r.seen.tokens, [3, 3, 1]);
+        let c = r.record();
+        assert_eq!(
+            (c.output_tokens, c.output_source),
+            (10, TokenSource::Tokenizer)
+        );
+        assert_eq!(
+            (c.input_tokens, c.input_source),
+            (Some(12), TokenSource::Tokenizer),
+            "the plan's count stands in for the server's"
+        );
+
+        // The server's final usage wins over the tokenizer's count.
+        let mut r = Run::new(BodyMode::Sse, false);
+        r.ex = Exchange::new(r.ex.ticket, 3, BodyMode::Sse, false)
+            .counting(Some(12), Some(words_tokenizer()));
+        let tail = "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":11}}\n\ndata: [DONE]\n\n";
+        chunked_stream(&mut r, &texts, &[None; 4], tail);
+        let c = r.record();
+        assert_eq!((c.output_tokens, c.output_source), (11, TokenSource::Usage));
+        assert_eq!(
+            (c.input_tokens, c.input_source),
+            (Some(5), TokenSource::Usage)
+        );
+
+        // Neither: one token per chunk, token events for the output, no input count.
+        let mut r = Run::new(BodyMode::Sse, false);
+        chunked_stream(&mut r, &texts, &[None; 4], "data: [DONE]\n\n");
+        assert_eq!(r.seen.tokens, [1, 1, 1]);
+        let c = r.record();
+        assert_eq!((c.output_tokens, c.output_source), (4, TokenSource::Events));
+        assert_eq!((c.input_tokens, c.input_source), (None, TokenSource::None));
+
+        // A failed request counts nothing.
+        let mut r = Run::new(BodyMode::Sse, false);
+        chunked_stream(&mut r, &texts, &usage, "");
+        let c = r.record();
+        assert!(matches!(c.outcome, Outcome::Failed(_)));
+        assert_eq!((c.output_tokens, c.input_tokens), (0, None));
+    }
+
+    #[test]
+    fn whole_json_bodies_count_prompt_and_answer() {
+        let body = br#"{"choices":[{"text":"a b c"}],"usage":{"prompt_tokens":7}}"#;
+        let mut r = Run::new(BodyMode::WholeJson, false);
+        r.ex = Exchange::new(r.ex.ticket, 3, BodyMode::WholeJson, false)
+            .counting(Some(2), Some(words_tokenizer()));
+        r.read(&json_response(body), 3);
+        let c = r.record();
+        assert_eq!(
+            (c.output_tokens, c.output_source),
+            (3, TokenSource::Tokenizer)
+        );
+        assert_eq!(
+            (c.input_tokens, c.input_source),
+            (Some(7), TokenSource::Usage)
+        );
+        // Without a tokenizer or usage, a whole body has no count.
+        let mut r = Run::new(BodyMode::WholeJson, false);
+        r.read(&json_response(br#"{"choices":[{"text":"a b c"}]}"#), 3);
+        let c = r.record();
+        assert_eq!((c.output_tokens, c.output_source), (0, TokenSource::None));
     }
 
     #[test]

@@ -344,7 +344,9 @@ impl<'a> Lane<'a> {
 
     fn exchange(&self, ticket: Ticket, conn: u64) -> Exchange {
         let plan = self.sh.plan;
+        let prompt_tokens = plan.prompt_tokens_for(ticket.index);
         Exchange::new(ticket, conn, plan.body_mode, plan.method_is_head)
+            .counting(prompt_tokens, plan.tokenizer.clone())
     }
 
     fn dispatch_on(&mut self, key: usize, p: Pending) {

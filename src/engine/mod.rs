@@ -42,9 +42,10 @@ use crate::shard::WallTimes;
 use crate::shard::time::{UnixNanos, now_unix_ns};
 use lane::{Lane, Shared};
 pub use outcome::Failure;
+pub use outcome::TokenSource;
 pub use sched::Scheduling;
 use stats::Messages;
-pub use stats::{LaneStats, Timings};
+pub use stats::{LaneStats, Timings, TokenSources};
 
 /// An error bucket of the report: an HTTP status or a named failure. Statuses sort before names.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -64,6 +65,11 @@ pub struct RunStats {
     pub bytes_received: u64,
     pub connections_opened: u64,
     pub output_tokens: u64,
+    /// Where the successes' output token counts came from (see `outcome::TokenSource`).
+    pub output_sources: TokenSources,
+    /// Prompt tokens of the successes that had a count, and where each success's came from.
+    pub input_tokens: u64,
+    pub input_sources: TokenSources,
     /// Requests sent per second over the span from the first send to the last (fixed rate), or
     /// completed per second of the duration (saturation, as wrk reports it).
     pub achieved_qps: f64,
@@ -493,6 +499,9 @@ fn summarize(plan: &Plan, w: LaneStats, messages: &Messages, elapsed: Duration) 
         bytes_received: w.bytes_received,
         connections_opened: w.connections_opened,
         output_tokens: w.output_tokens,
+        output_sources: w.output_sources,
+        input_tokens: w.input_tokens,
+        input_sources: w.input_sources,
         interrupted: w.interrupted,
         good_requests: w.good,
         sent: w.dispatched,

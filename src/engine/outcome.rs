@@ -87,6 +87,37 @@ pub enum Outcome {
     Failed(Failure),
 }
 
+/// Where a request's token count came from, in the order they are preferred: the server's
+/// `usage`, else the run's tokenizer over the prompt or the streamed text, else (output only)
+/// the number of token events. `None`: not counted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum TokenSource {
+    Usage,
+    Tokenizer,
+    Events,
+    #[default]
+    None,
+}
+
+impl TokenSource {
+    pub const ALL: [TokenSource; 4] = [
+        TokenSource::Usage,
+        TokenSource::Tokenizer,
+        TokenSource::Events,
+        TokenSource::None,
+    ];
+
+    /// The report's word for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            TokenSource::Usage => "usage",
+            TokenSource::Tokenizer => "tokenizer",
+            TokenSource::Events => "events",
+            TokenSource::None => "none",
+        }
+    }
+}
+
 /// Everything measured about one scheduled request, built once when it ends. Every request of a
 /// run becomes exactly one of these, and the thread's statistics are kept from them alone.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -114,8 +145,14 @@ pub struct Completed {
     pub outcome: Outcome,
     /// Response bytes received (heads and body, after TLS).
     pub bytes: u64,
-    /// Output tokens of a successful LLM response (usage when sent, else token events).
+    /// Output tokens of a successful LLM response, and where the count came from (usage, else the
+    /// run's tokenizer over the streamed text, else token events).
     pub output_tokens: u64,
+    pub output_source: TokenSource,
+    /// Prompt tokens of a successful LLM response: the server's `usage.prompt_tokens`, else the
+    /// run's tokenizer count of the prompt sent (made before the run), else none.
+    pub input_tokens: Option<u64>,
+    pub input_source: TokenSource,
     /// The server's own time to first token, seconds (streaming runs).
     pub server_ttft: Option<f64>,
     /// It was sent a second time after a stale keep-alive connection.
@@ -139,6 +176,9 @@ impl Completed {
             outcome: Outcome::Failed(why),
             bytes: 0,
             output_tokens: 0,
+            output_source: TokenSource::None,
+            input_tokens: None,
+            input_source: TokenSource::None,
             server_ttft: None,
             retried: false,
         }

@@ -8,13 +8,19 @@
 //! every objective of `--goodput`) and files the request under its stage (the one its intended
 //! time falls in), whose own [`LaneStats`] keep the same counts and timings. The generator's own
 //! lateness and each thread's CPU are kept beside, for the run's `health`.
+//!
+//! Two per-token families come from the exchange as chunks arrive ([`Sink::chunk_gap`]):
+//! `inter_chunk_latency` takes every gap between two content chunks of a response, and
+//! `inter_token_latency` takes that gap divided by the tokens the later chunk carried, once per
+//! token, so its samples are per token and a chunk of 3 tokens after 30 ms counts as three
+//! tokens 10 ms apart. With one token per chunk the two are the same.
 
 use std::collections::HashMap;
 use std::ops::AddAssign;
 use std::time::{Duration, Instant};
 
 use super::exchange::Sink;
-use super::outcome::{Completed, Failure, Outcome};
+use super::outcome::{Completed, Failure, Outcome, TokenSource};
 use super::sched::Scheduling;
 use crate::health::ThreadUsage;
 use crate::plan::Plan;
@@ -31,6 +37,7 @@ pub struct Timings {
     pub time_to_first_byte: Recorder,
     pub time_to_first_token: Recorder,
     pub inter_token_latency: Recorder,
+    pub inter_chunk_latency: Recorder,
     pub time_per_output_token: Recorder,
     pub server_time_to_first_token: Recorder,
     /// From the intended time, as `corrected_response_time`: a send the generator or a full
@@ -49,6 +56,7 @@ impl AddAssign for Timings {
         self.time_to_first_byte.merge(o.time_to_first_byte);
         self.time_to_first_token.merge(o.time_to_first_token);
         self.inter_token_latency.merge(o.inter_token_latency);
+        self.inter_chunk_latency.merge(o.inter_chunk_latency);
         self.time_per_output_token.merge(o.time_per_output_token);
         self.server_time_to_first_token
             .merge(o.server_time_to_first_token);
@@ -56,6 +64,71 @@ impl AddAssign for Timings {
             .merge(o.corrected_time_to_first_byte);
         self.corrected_time_to_first_token
             .merge(o.corrected_time_to_first_token);
+    }
+}
+
+/// Most per-token samples one chunk adds to `inter_token_latency`: a guard against a nonsense
+/// per-chunk usage figure (speculative decoding sends a handful of tokens per chunk, not
+/// thousands). A chunk counted with more tokens still adds its gap divided by all of them.
+pub const MAX_TOKEN_SAMPLES_PER_CHUNK: u64 = 4096;
+
+/// How many successful requests counted their tokens from each [`TokenSource`]. Written (in a
+/// shard's state) as `{"usage": n, "tokenizer": n, "events": n, "none": n}`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(from = "SourceCounts", into = "SourceCounts")]
+pub struct TokenSources([u64; 4]);
+
+/// [`TokenSources`] by name, for serde.
+#[derive(Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+struct SourceCounts {
+    usage: u64,
+    tokenizer: u64,
+    events: u64,
+    none: u64,
+}
+
+impl From<SourceCounts> for TokenSources {
+    fn from(c: SourceCounts) -> Self {
+        TokenSources([c.usage, c.tokenizer, c.events, c.none])
+    }
+}
+
+impl From<TokenSources> for SourceCounts {
+    fn from(TokenSources([usage, tokenizer, events, none]): TokenSources) -> Self {
+        SourceCounts {
+            usage,
+            tokenizer,
+            events,
+            none,
+        }
+    }
+}
+
+impl TokenSources {
+    pub fn add(&mut self, source: TokenSource) {
+        self.0[source as usize] += 1;
+    }
+
+    pub fn get(&self, source: TokenSource) -> u64 {
+        self.0[source as usize]
+    }
+
+    /// The one source every counted request shares; `None` when they differ or none was counted.
+    pub fn only(&self) -> Option<TokenSource> {
+        let mut used = TokenSource::ALL.into_iter().filter(|&s| self.get(s) > 0);
+        match (used.next(), used.next()) {
+            (Some(s), None) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+impl AddAssign for TokenSources {
+    fn add_assign(&mut self, o: TokenSources) {
+        for (a, b) in self.0.iter_mut().zip(o.0) {
+            *a += b;
+        }
     }
 }
 
@@ -114,6 +187,10 @@ pub struct LaneStats {
     pub bytes_received: u64,
     pub connections_opened: u64,
     pub output_tokens: u64,
+    pub output_sources: TokenSources,
+    /// Prompt tokens of the successes that had a count, and where each success's came from.
+    pub input_tokens: u64,
+    pub input_sources: TokenSources,
     /// Requests handed to a connection, and the first and last moments that happened.
     pub dispatched: u64,
     pub first_dispatch: Option<Instant>,
@@ -212,6 +289,9 @@ impl LaneStats {
             Outcome::Success => {
                 self.successes += 1;
                 self.output_tokens += c.output_tokens;
+                self.output_sources.add(c.output_source);
+                self.input_tokens += c.input_tokens.unwrap_or(0);
+                self.input_sources.add(c.input_source);
                 if let (Some(ft), Some(d)) = (c.first_token_at, c.dispatch) {
                     let ttft = ft.saturating_duration_since(d).as_secs_f64();
                     t.time_to_first_token.record(ttft);
@@ -252,6 +332,9 @@ impl LaneStats {
         self.bytes_received += b.bytes_received;
         self.connections_opened += b.connections_opened;
         self.output_tokens += b.output_tokens;
+        self.output_sources += b.output_sources;
+        self.input_tokens += b.input_tokens;
+        self.input_sources += b.input_sources;
         self.dispatched += b.dispatched;
         self.first_dispatch = [self.first_dispatch, b.first_dispatch]
             .into_iter()
@@ -307,8 +390,14 @@ fn request_timing(c: &Completed, m: RequestMetric) -> Option<f64> {
 /// error messages.
 impl Sink for LaneStats {
     #[inline]
-    fn token_gap(&mut self, gap: Duration) {
-        self.timings.inter_token_latency.record(gap.as_secs_f64());
+    fn chunk_gap(&mut self, gap: Duration, tokens: u64) {
+        let gap = gap.as_secs_f64();
+        self.timings.inter_chunk_latency.record(gap);
+        let tokens = tokens.max(1);
+        let per_token = gap / tokens as f64;
+        for _ in 0..tokens.min(MAX_TOKEN_SAMPLES_PER_CHUNK) {
+            self.timings.inter_token_latency.record(per_token);
+        }
     }
 
     fn server_error(&mut self, message: String) -> Failure {
@@ -346,6 +435,9 @@ mod tests {
             outcome,
             bytes: 100,
             output_tokens: 0,
+            output_source: TokenSource::None,
+            input_tokens: None,
+            input_source: TokenSource::None,
             server_ttft: None,
             retried: false,
         }
@@ -399,6 +491,60 @@ mod tests {
         assert_eq!(s.timings.response_time.count(), 2);
         assert_eq!(s.timings.time_to_first_token.count(), 1);
         assert_eq!(s.output_tokens, 11);
+    }
+
+    #[test]
+    fn a_chunk_of_k_tokens_is_one_chunk_gap_and_k_token_gaps() {
+        let mut s = LaneStats::default();
+        s.chunk_gap(Duration::from_millis(30), 3);
+        s.chunk_gap(Duration::from_millis(10), 1);
+        // A zero count is one token: every content chunk carries at least one.
+        s.chunk_gap(Duration::from_millis(8), 0);
+        let t = &s.timings;
+        assert_eq!(t.inter_chunk_latency.count(), 3);
+        assert_eq!(t.inter_chunk_latency.summary().max, Some(0.030));
+        assert_eq!(t.inter_token_latency.count(), 5);
+        let itl = t.inter_token_latency.summary();
+        assert_eq!((itl.min, itl.max), (Some(0.008), Some(0.010)));
+        // The per-token gaps add up to the chunk gaps.
+        let sum = |r: &crate::stats::Recorder| r.summary().mean.unwrap() * r.count() as f64;
+        assert!((sum(&t.inter_token_latency) - sum(&t.inter_chunk_latency)).abs() < 1e-12);
+        // A nonsense count adds a bounded number of samples, each the gap over all its tokens.
+        let mut s = LaneStats::default();
+        s.chunk_gap(Duration::from_secs(1), 1_000_000);
+        let t = &s.timings;
+        assert_eq!(t.inter_token_latency.count(), MAX_TOKEN_SAMPLES_PER_CHUNK);
+        assert_eq!(t.inter_token_latency.summary().max, Some(1e-6));
+    }
+
+    #[test]
+    fn token_counts_and_their_sources_add_up_and_merge() {
+        let t0 = Instant::now();
+        let mut a = LaneStats::default();
+        let mut ok = done(t0, 0, Outcome::Success, Some(12));
+        ok.output_tokens = 10;
+        ok.output_source = TokenSource::Usage;
+        ok.input_tokens = Some(7);
+        ok.input_source = TokenSource::Usage;
+        a.record(&ok);
+        let mut b = LaneStats::default();
+        let mut other = ok;
+        other.output_source = TokenSource::Events;
+        other.input_tokens = None;
+        other.input_source = TokenSource::None;
+        b.record(&other);
+        // A failure counts no tokens.
+        let mut failed = ok;
+        failed.outcome = Outcome::Status(500);
+        b.record(&failed);
+        assert_eq!(a.output_sources.only(), Some(TokenSource::Usage));
+        a += b;
+        assert_eq!((a.output_tokens, a.input_tokens), (20, 7));
+        assert_eq!(a.output_sources.only(), None);
+        assert_eq!(a.output_sources.get(TokenSource::Usage), 1);
+        assert_eq!(a.output_sources.get(TokenSource::Events), 1);
+        assert_eq!(a.input_sources.get(TokenSource::None), 1);
+        assert_eq!(TokenSources::default().only(), None);
     }
 
     #[test]

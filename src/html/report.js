@@ -380,8 +380,11 @@
 
   // Every timing family in the report (a `mean_X` key), the known ones in a reading order.
   const ORDER = ['response_time', 'latency', 'corrected_response_time', 'dispatch_delay', 'time_to_first_byte',
-    'time_to_first_token', 'inter_token_latency', 'time_per_output_token', 'server_time_to_first_token'];
-  const families = Object.keys(R).filter((k) => k.startsWith('mean_') && k !== 'mean_output_tokens').map((k) => k.slice(5))
+    'time_to_first_token', 'inter_token_latency', 'inter_chunk_latency', 'time_per_output_token',
+    'server_time_to_first_token'];
+  // Token means are counts, not timings.
+  const COUNT_MEANS = new Set(['mean_output_tokens', 'mean_input_tokens']);
+  const families = Object.keys(R).filter((k) => k.startsWith('mean_') && !COUNT_MEANS.has(k)).map((k) => k.slice(5))
     .sort((a, b) => (ORDER.indexOf(a) + 1 || 99) - (ORDER.indexOf(b) + 1 || 99));
   const first = (keys) => keys.find((k) => k in R) || keys[0];
   function timings() {
@@ -400,7 +403,8 @@
 
   const SHOWN = new Set(['config', 'timeline', 'histograms', 'error_counts', 'errors_status', 'interrupted',
     'total_requests', 'successes', 'errors', 'elapsed', 'achieved_qps', 'output_tokens', 'mean_output_tokens',
-    'output_tokens_per_second', 'bytes_received', 'connections_opened', 'scheduling', 'tls_handshakes']);
+    'output_tokens_per_second', 'output_tokens_source', 'input_tokens', 'mean_input_tokens', 'input_tokens_source',
+    'total_token_throughput', 'bytes_received', 'connections_opened', 'scheduling', 'tls_handshakes']);
   const inFamily = (k) => families.some((f) => k === `mean_${f}` || k === `std_${f}` || k.startsWith(`${f}_p`)
     || k === `max_${f}` || k === `${f}_max`);
   function counts() {
@@ -411,6 +415,10 @@
     if (obj(tls)) rows.push(['TLS handshakes', `${int(tls.full)} full, ${int(tls.resumed)} resumed`]);
     if (llm) rows.push(['output tokens', int(R.output_tokens)], ['mean output tokens', fixed(R.mean_output_tokens, 1)],
       ['output tokens per second', fixed(R.output_tokens_per_second, 1)]);
+    if (llm && 'output_tokens_source' in R) rows.push(['output tokens from', scalar(R.output_tokens_source)]);
+    if (llm && num(R.input_tokens)) rows.push(['input tokens', int(R.input_tokens)],
+      ['mean input tokens', fixed(R.mean_input_tokens, 1)], ['input tokens from', scalar(R.input_tokens_source)],
+      ['total tokens per second', fixed(R.total_token_throughput, 1)]);
     if ('scheduling' in R) rows.push(['scheduling', scalar(R.scheduling)]);
     // Fields this page does not know (a newer pacer's) are still shown, as they are.
     for (const [k, v] of Object.entries(R)) if (!SHOWN.has(k) && !inFamily(k)) rows.push([k, value(v)]);

@@ -98,6 +98,11 @@ impl Bodies {
         &self.bodies[self.index_of(entry)]
     }
 
+    /// The distinct bodies, given up (the plan turns each into a request and drops it).
+    pub fn into_distinct(self) -> Vec<Vec<u8>> {
+        self.bodies
+    }
+
     /// Bytes held by all distinct bodies.
     pub fn total_bytes(&self) -> usize {
         self.bodies.iter().map(Vec::len).sum()

@@ -19,6 +19,8 @@ pub struct Limits {
     pub max_qps: f64,
     pub max_duration: f64,
     pub max_workers: usize,
+    /// The largest data set file a run may read.
+    pub max_dataset_bytes: u64,
 }
 
 impl Default for Limits {
@@ -27,6 +29,7 @@ impl Default for Limits {
             max_qps: defaults::MAX_QPS,
             max_duration: defaults::MAX_DURATION,
             max_workers: defaults::MAX_WORKERS,
+            max_dataset_bytes: defaults::MAX_DATASET_BYTES,
         }
     }
 }
@@ -38,11 +41,14 @@ impl Limits {
             max_qps: defaults::CLI_MAX_QPS,
             max_duration: defaults::CLI_MAX_DURATION,
             max_workers: defaults::CLI_MAX_WORKERS,
+            // --max-dataset-bytes (default 1 GiB) is the cap; a person may raise it at will.
+            max_dataset_bytes: u64::MAX,
         }
     }
 }
 
-/// The original `/fireworks_benchmark`'s own checks, in its order.
+/// The original `/fireworks_benchmark`'s own checks, in its order. A run whose prompts come from
+/// elsewhere (a data set, inline, synthetic) needs no `prompt`.
 pub(super) fn llm_fields(input: &Input) -> Result<(), PlanError> {
     let Some(l) = &input.llm else { return Ok(()) };
     if l.token.trim().is_empty() {
@@ -51,7 +57,7 @@ pub(super) fn llm_fields(input: &Input) -> Result<(), PlanError> {
     if l.max_tokens <= 0 {
         return Err(PlanError::BadRequest(MSG_MAX_TOKENS));
     }
-    if l.prompt.is_empty() {
+    if l.prompt.is_empty() && !input.workload.brings_prompts() {
         return Err(PlanError::BadRequest(MSG_EMPTY_PROMPT));
     }
     Ok(())
@@ -346,7 +352,7 @@ pub(super) fn realtime(input: &Input) -> Result<(), PlanError> {
     Ok(())
 }
 
-fn random_seed() -> u64 {
+pub(super) fn random_seed() -> u64 {
     use std::hash::{BuildHasher, RandomState};
     RandomState::new().hash_one(std::time::SystemTime::now())
 }
@@ -370,6 +376,7 @@ mod tests {
             max_qps: 100.0,
             max_duration: 60.0,
             max_workers: 8,
+            ..Limits::default()
         };
         let mut i = Input::new("http://h/", Rate::PerSecond(101.0), 1.0);
         assert_eq!(

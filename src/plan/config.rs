@@ -1,10 +1,12 @@
 //! The `config` member of the report: the effective inputs of a run, as the user would have typed
-//! them, never a secret (no token, no header values, no body).
+//! them, never a secret (no token, no header values, no body). An LLM run with a workload also
+//! says where its prompts came from and how their lengths were made ([`workload`]).
 
 use serde_json::{Map, Value, json};
 
 use super::input::{Input, Rate};
 use super::request::Shaped;
+use super::workload::{PromptSource, WorkloadInfo};
 use super::{Arrival, Plan};
 use crate::shard::time::format_rfc3339;
 
@@ -19,6 +21,10 @@ pub(super) fn echo(
     let mut config = Map::new();
     let llm = shaped.llm.as_ref();
     if let Some((_, payload)) = llm {
+        let payload = match &plan.workload {
+            Some(w) => &w.payload,
+            None => payload,
+        };
         config.insert("fireworks_payload".into(), Value::Object(payload.clone()));
     }
     config.insert("url".into(), json!(plan.url));
@@ -58,13 +64,27 @@ pub(super) fn echo(
         "arrival".into(),
         json!(if input.poisson { "poisson" } else { "constant" }),
     );
-    if let Arrival::Poisson { seed } = plan.arrival {
-        config.insert("seed".into(), json!(seed));
+    let workload_seed = plan.workload.as_ref().and_then(|w| w.seed);
+    match plan.arrival {
+        Arrival::Poisson { seed } => {
+            config.insert("seed".into(), json!(seed));
+        }
+        Arrival::Constant => {
+            if let Some(seed) = workload_seed {
+                config.insert("seed".into(), json!(seed));
+            }
+        }
     }
     config.insert("threads".into(), json!(plan.threads));
     if let Some((l, _)) = llm {
         config.insert("api".into(), json!(l.api.name()));
         config.insert("stream".into(), json!(l.stream));
+        if input.workload.ignore_eos {
+            config.insert("ignore_eos".into(), json!(true));
+        }
+    }
+    if let Some(w) = &plan.workload {
+        workload(&mut config, w);
     }
     if let Some(ca) = &input.ca_cert {
         config.insert("ca_cert".into(), json!(ca));
@@ -96,6 +116,41 @@ pub(super) fn echo(
         );
     }
     config
+}
+
+/// Where the prompts came from (`prompts`: dataset, inline, synthetic or prompt; the data set's
+/// path, entries and skipped conversations), their order, the distinct requests built, the
+/// length distributions, the shared prefix, the tokenizer and whether lengths are exact.
+fn workload(config: &mut Map<String, Value>, w: &WorkloadInfo) {
+    config.insert("prompts".into(), json!(w.source.name()));
+    if let PromptSource::Dataset(path) = &w.source {
+        config.insert("dataset".into(), json!(path.display().to_string()));
+    }
+    config.insert("prompt_entries".into(), json!(w.entries));
+    if let PromptSource::Dataset(_) = &w.source {
+        config.insert("dataset_skipped".into(), json!(w.skipped));
+    }
+    config.insert(
+        "order".into(),
+        json!(if w.shuffled { "shuffled" } else { "sequential" }),
+    );
+    config.insert("distinct_requests".into(), json!(w.distinct_requests));
+    if let Some(d) = w.input_tokens {
+        config.insert("input_tokens".into(), json!(d.to_string()));
+    }
+    if let Some(d) = w.output_tokens {
+        config.insert("output_tokens".into(), json!(d.to_string()));
+    }
+    if w.output_len_from_dataset {
+        config.insert("output_len_from_dataset".into(), json!(true));
+    }
+    if w.prefix_tokens > 0 {
+        config.insert("prefix_tokens".into(), json!(w.prefix_tokens));
+    }
+    if let Some(t) = &w.tokenizer {
+        config.insert("tokenizer".into(), json!(t.display().to_string()));
+    }
+    config.insert("token_lengths".into(), json!(w.token_lengths()));
 }
 
 /// Integral floats print as integers, as the user most likely typed them (`"qps": 20`).

@@ -32,6 +32,13 @@ pub const LLM_DURATION: f64 = 5.0;
 pub const LLM_WORKERS: i64 = 10;
 pub const LLM_TIMEOUT: f64 = 3.0;
 
+/// Synthetic prompts a run makes at most (one per request up to this, then cycled): enough
+/// variety for prefix caches and lengths, bounded memory and plan time whatever the run's length.
+/// The one `prompt` is copied as often when `output_tokens` varies, so each copy draws its own.
+pub const SYNTHETIC_PROMPTS: usize = 1000;
+/// The largest data set file read (`--max-dataset-bytes`; the server's own cap for the API).
+pub const MAX_DATASET_BYTES: u64 = crate::llm::DEFAULT_MAX_DATASET_BYTES;
+
 /// `pacer serve --max-qps`: the highest rate a request may ask for.
 pub const MAX_QPS: f64 = 1_000_000.0;
 /// `pacer serve --max-duration`: the longest run (and timeout), seconds.

@@ -3,12 +3,13 @@
 //! and a boolean, so `"max"` or `"True"` mean the same wherever they are typed.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::str::FromStr;
 
 use serde_json::{Map, Value};
 
 use super::stages::Stage;
-use crate::llm::Api;
+use crate::llm::{Api, LengthDist};
 use crate::shard::ShardIndex;
 use crate::shard::time::UnixNanos;
 
@@ -96,6 +97,8 @@ pub struct Input {
     pub thresholds: Vec<String>,
     /// Goodput objectives as given (`time_to_first_token<=200ms,...`).
     pub goodput: Vec<String>,
+    /// LLM runs only: where the prompts come from and how long prompts and answers are.
+    pub workload: WorkloadInput,
 }
 
 impl Input {
@@ -123,6 +126,7 @@ impl Input {
             ramp: false,
             thresholds: Vec::new(),
             goodput: Vec::new(),
+            workload: WorkloadInput::default(),
         }
     }
 
@@ -136,6 +140,63 @@ impl Input {
         self.duration = stages.iter().map(|s| s.duration).sum();
         self.stages = Some(stages);
         self.ramp = ramp;
+    }
+}
+
+/// The prompts of an LLM run and their lengths (issue 12). All default to off: one prompt, the
+/// `max_tokens` of [`LlmInput`], no tokenizer.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct WorkloadInput {
+    /// A data set file (JSON lines or a ShareGPT array), read before the run.
+    pub dataset: Option<PathBuf>,
+    /// Prompts given inline (the API's `prompts`).
+    pub prompts: Option<Vec<String>>,
+    /// Largest data set file accepted; `None`: the front's limit.
+    pub max_dataset_bytes: Option<u64>,
+    /// ShareGPT: the reply's length sets `max_tokens`.
+    pub output_len_from_dataset: bool,
+    /// Take the entries in a seeded shuffled order rather than file order.
+    pub shuffle: bool,
+    /// Synthetic prompts of these lengths.
+    pub input_tokens: Option<LengthDist>,
+    /// Per-request `max_tokens` drawn from this.
+    pub output_tokens: Option<LengthDist>,
+    /// Adds `"ignore_eos": true` to the payload, so answers reach `max_tokens`.
+    pub ignore_eos: bool,
+    /// A Hugging Face `tokenizer.json`: exact lengths and token counts.
+    pub tokenizer: Option<PathBuf>,
+    /// Every synthetic prompt starts with the same this many tokens.
+    pub prefix_tokens: Option<u32>,
+}
+
+impl WorkloadInput {
+    /// Whether anything but the single prompt is asked for (`ignore_eos` only changes the payload).
+    pub fn is_set(&self) -> bool {
+        let WorkloadInput {
+            dataset,
+            prompts,
+            max_dataset_bytes: _,
+            output_len_from_dataset,
+            shuffle,
+            input_tokens,
+            output_tokens,
+            ignore_eos: _,
+            tokenizer,
+            prefix_tokens,
+        } = self;
+        dataset.is_some()
+            || prompts.is_some()
+            || *output_len_from_dataset
+            || *shuffle
+            || input_tokens.is_some()
+            || output_tokens.is_some()
+            || tokenizer.is_some()
+            || prefix_tokens.is_some_and(|p| p > 0)
+    }
+
+    /// Prompts that replace the single `prompt`: a data set, inline ones, or synthetic ones.
+    pub fn brings_prompts(&self) -> bool {
+        self.dataset.is_some() || self.prompts.is_some() || self.input_tokens.is_some()
     }
 }
 

@@ -10,6 +10,8 @@
 //! - `checks`: rates and limits, and the worker, request and thread counts.
 //! - `target`: the URL parsed into host, port, `Host` header and path.
 //! - `request`: method and header checks, LLM request shaping, the request bytes, the body mode.
+//! - [`workload`]: an LLM run's prompts (data set, inline, synthetic), one request per distinct
+//!   body, which one each request sends, and the tokenizer's count of each prompt.
 //! - `config`: the effective inputs echoed as the report's `config`.
 
 mod checks;
@@ -19,22 +21,25 @@ mod input;
 mod request;
 pub mod stages;
 mod target;
+pub mod workload;
 
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use crate::llm::Api;
+use crate::llm::{Api, Tokenizer};
 use crate::shard::ShardIndex;
 use crate::shard::time::UnixNanos;
 use crate::slo::Threshold;
 use crate::slo::goodput::Objective;
 pub use checks::{Limits, default_num_workers};
-pub use input::{Input, LlmInput, Rate, json_bool, parse_bool};
+pub use input::{Input, LlmInput, Rate, WorkloadInput, json_bool, parse_bool};
 use stages::{RateCurve, Stage};
 pub use target::Target;
+pub use workload::{PromptSource, Requests, WorkloadInfo};
 
 /// How intended send times are spaced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,16 +80,6 @@ pub const MSG_EMPTY_PROMPT: &str = "Please enter a prompt with length > 0";
 pub const MSG_REALTIME_MAX: &str =
     "needs a fixed qps: a saturating real-time worker would starve everything else on its core";
 
-/// The request bytes of a run. Debug prints only the length: they may carry a bearer token.
-#[derive(Clone)]
-pub struct RequestBytes(pub Vec<u8>);
-
-impl fmt::Debug for RequestBytes {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "RequestBytes({} bytes)", self.0.len())
-    }
-}
-
 /// How response bodies are read, decided once here from the request the plan sends, and consumed
 /// by the engine without re-deriving it from flags.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -110,7 +105,8 @@ pub struct LlmPlan {
 pub struct Plan {
     pub url: String,
     pub target: Target,
-    pub request: RequestBytes,
+    /// The request bytes, built once: one per distinct body, and which one each request sends.
+    pub requests: Requests,
     pub method_is_head: bool,
     pub rate: Rate,
     pub duration: Duration,
@@ -125,6 +121,10 @@ pub struct Plan {
     /// Ask for `SCHED_FIFO` workers (only ever set with a fixed rate).
     pub realtime: bool,
     pub llm: Option<LlmPlan>,
+    /// An LLM run's prompts and lengths, when it has more than the one prompt.
+    pub workload: Option<WorkloadInfo>,
+    /// The model's tokenizer (`--tokenizer`): counts prompts before the run and streamed text.
+    pub tokenizer: Option<Arc<Tokenizer>>,
     /// How the engine reads response bodies.
     pub body_mode: BodyMode,
     /// The stages as asked (empty for a plain run), and whether they ramp.
@@ -168,7 +168,19 @@ impl Plan {
         )?;
         let arrival = checks::arrival(input)?;
         checks::realtime(input)?;
-        let shaped = request::shape(input, target)?;
+        let mut shaped = request::shape(input, target)?;
+        let seed = match arrival {
+            Arrival::Poisson { seed } => seed,
+            Arrival::Constant => input.seed.unwrap_or_else(checks::random_seed),
+        };
+        let workload = workload::build(input, &shaped, count, seed, limits)?;
+        let (tokenizer, workload) = match workload {
+            Some(w) => {
+                shaped.requests = w.requests;
+                (w.tokenizer, Some(w.info))
+            }
+            None => (None, None),
+        };
         let (thresholds, goodput) = checks::slo(input, shaped.body_mode)?;
 
         let mut plan = Plan {
@@ -179,7 +191,7 @@ impl Plan {
                 input.url.trim().to_string()
             },
             target: shaped.target.clone(),
-            request: shaped.request.clone(),
+            requests: shaped.requests.clone(),
             method_is_head: shaped.method == "HEAD",
             rate: input.qps,
             duration: Duration::from_secs_f64(input.duration),
@@ -192,6 +204,8 @@ impl Plan {
             insecure: input.insecure,
             realtime: input.realtime,
             llm: shaped.llm.as_ref().map(|(l, _)| l.clone()),
+            workload,
+            tokenizer,
             body_mode: shaped.body_mode,
             stages: input.stages.clone().unwrap_or_default(),
             ramp: input.ramp,
@@ -209,10 +223,17 @@ impl Plan {
         Ok(plan)
     }
 
-    /// The bytes of request `index`. Every request of a run carries the same bytes today; the
-    /// engine asks per request so that requests may differ later without it changing.
-    pub fn request_for(&self, _index: u64) -> &[u8] {
-        &self.request.0
+    /// The bytes of request `index` (O(1), no allocation: built before the run).
+    #[inline]
+    pub fn request_for(&self, index: u64) -> &[u8] {
+        self.requests.for_index(index)
+    }
+
+    /// The tokenizer's count of the prompt request `index` sends, made before the run (None
+    /// without `--tokenizer`): the input tokens of a server that reports no usage.
+    #[inline]
+    pub fn prompt_tokens_for(&self, index: u64) -> Option<u32> {
+        self.requests.prompt_tokens(index)
     }
 
     /// The requests this process sends: its shard's share of `count` (0 in saturation).
@@ -298,7 +319,7 @@ mod tests {
         i.llm = Some(l.clone());
         let p = plan(&i).unwrap();
         assert_eq!(p.target.path, "/v1/chat/completions");
-        let req = String::from_utf8(p.request.0.clone()).unwrap();
+        let req = String::from_utf8(p.requests.first().to_vec()).unwrap();
         assert!(
             req.starts_with("POST /v1/chat/completions HTTP/1.1\r\n"),
             "{req}"

@@ -1,12 +1,14 @@
 //! What goes on the wire: the method and headers checked once (so nothing the request writer
 //! would refuse reaches it), the LLM request shaped (payload, method, auth headers, the chat path),
 //! and the request bytes built once. Which body mode reads the answer is decided here too, from the
-//! `stream` the payload finally carries.
+//! `stream` the payload finally carries. A run with many prompts builds its other requests from
+//! what is decided here ([`super::workload`]).
 
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
 use super::input::{Input, LlmInput, json_bool};
-use super::{BodyMode, LlmPlan, PlanError, RequestBytes, Target, invalid};
+use super::workload::Requests;
+use super::{BodyMode, LlmPlan, PlanError, Target, invalid};
 use crate::http1::{build_request, is_field_value, is_token};
 use crate::llm::{Api, PayloadInput, build_payload};
 
@@ -15,11 +17,16 @@ pub(super) struct Shaped {
     pub target: Target,
     /// Upper case, as sent.
     pub method: String,
-    pub request: RequestBytes,
+    /// The headers sent, the LLM ones included.
+    pub headers: Vec<(String, String)>,
+    /// The one request of a single-prompt run.
+    pub requests: Requests,
     pub body_len: usize,
     pub body_mode: BodyMode,
     /// With the payload sent, for LLM runs.
     pub llm: Option<(LlmPlan, Map<String, Value>)>,
+    /// What is merged over every LLM payload: `ignore_eos`, then the user's `payload`.
+    pub overrides: Option<Map<String, Value>>,
 }
 
 pub(super) fn shape(input: &Input, mut target: Target) -> Result<Shaped, PlanError> {
@@ -36,8 +43,10 @@ pub(super) fn shape(input: &Input, mut target: Target) -> Result<Shaped, PlanErr
     let mut body = input.body.clone().unwrap_or_default().into_bytes();
     let mut llm = None;
     let mut body_mode = BodyMode::Plain;
+    let mut overrides = None;
     if let Some(l) = &input.llm {
-        let (plan, payload) = shape_llm(l, &mut target, &mut headers)?;
+        overrides = merged_overrides(l, input.workload.ignore_eos);
+        let (plan, payload) = shape_llm(l, overrides.as_ref(), &mut target, &mut headers)?;
         body = serde_json::to_vec(&payload).map_err(|e| invalid("payload", e.to_string()))?;
         if input.method.is_none() {
             method = "POST".into();
@@ -53,11 +62,30 @@ pub(super) fn shape(input: &Input, mut target: Target) -> Result<Shaped, PlanErr
     Ok(Shaped {
         target,
         method,
-        request: RequestBytes(request),
+        headers,
+        requests: Requests::single(request),
         body_len: body.len(),
         body_mode,
         llm,
+        overrides,
     })
+}
+
+/// `"ignore_eos": true` when asked (the field vLLM-compatible servers read to keep generating
+/// to `max_tokens`), with the user's `payload` merged over it: theirs wins.
+fn merged_overrides(l: &LlmInput, ignore_eos: bool) -> Option<Map<String, Value>> {
+    if !ignore_eos {
+        return l.payload.clone();
+    }
+    let mut m = Map::new();
+    m.insert("ignore_eos".into(), json!(true));
+    m.extend(
+        l.payload
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.clone())),
+    );
+    Some(m)
 }
 
 /// Every name an HTTP token and every value one [`is_field_value`] accepts: the rule the request
@@ -90,6 +118,7 @@ fn check_headers(headers: &[(String, String)]) -> Result<(), PlanError> {
 /// `Authorization` and `Content-Type` headers, replacing any the user gave.
 fn shape_llm(
     l: &LlmInput,
+    overrides: Option<&Map<String, Value>>,
     target: &mut Target,
     headers: &mut Vec<(String, String)>,
 ) -> Result<(LlmPlan, Map<String, Value>), PlanError> {
@@ -104,7 +133,7 @@ fn shape_llm(
         max_tokens: l.max_tokens,
         stream,
         api: l.api,
-        overrides: l.payload.as_ref(),
+        overrides,
     });
     let auth = format!("Bearer {}", l.token.trim());
     if !is_field_value(&auth) {
@@ -228,7 +257,7 @@ mod tests {
         assert!(!plan.stream);
         assert_eq!(payload["stream"], json!(false));
         assert!(!payload.contains_key("stream_options"));
-        let req = String::from_utf8(s.request.0).unwrap();
+        let req = String::from_utf8(s.requests.first().to_vec()).unwrap();
         assert!(req.contains("\r\nAuthorization: Bearer t\r\n"), "{req}");
         assert!(
             !req.contains("other"),

@@ -504,6 +504,7 @@ pub(super) mod tests {
                 tls_full: 0,
                 tls_resumed: 0,
                 good_requests: k as u64 / 2,
+                ..Counts::default()
             },
             first_dispatch_unix_ns: Some(T0 + i64::from(i) * 1_000_000),
             last_dispatch_unix_ns: Some(T0 + 9 * SEC + i64::from(i) * 1_000_000),

@@ -25,7 +25,7 @@ pub mod time;
 
 use std::fmt;
 
-use ring::digest::{SHA256, digest};
+use ring::digest::{Context, SHA256};
 
 use crate::plan::{Arrival, BodyMode, Plan, Rate};
 pub use merge::{MergeError, Merged, ShardLine, merge};
@@ -140,14 +140,16 @@ impl<'de> serde::Deserialize<'de> for ShardIndex {
 /// The plan's fingerprint: the first 128 bits of a SHA-256, in hex, over what decides which
 /// requests are sent when, what they are, and what counts as their failure: the URL, the rate,
 /// the duration and request count, the arrival process and its seed, `num_workers`, the timeout,
-/// how bodies are read, and the request bytes. Not the shard, the start time, the threads, TLS
-/// trust or real-time scheduling, which may differ between shards of one run.
+/// how bodies are read, and the request bytes (with many prompts, every distinct request and the
+/// order they are sent in). Not the shard, the start time, the threads, TLS trust or real-time
+/// scheduling, which may differ between shards of one run.
 ///
 /// `secret` (the LLM token) is blanked from the request bytes first, so the fingerprint, which
 /// travels in states and reports, is no function of it. A secret header given with `-H` is hashed
 /// with the rest; SHA-256 does not reveal it.
 pub fn fingerprint(plan: &Plan, secret: Option<&str>) -> String {
-    let mut text = Vec::with_capacity(plan.request.0.len() + 256);
+    let first = plan.requests.first();
+    let mut text = Vec::with_capacity(first.len() + 256);
     let rate = match plan.rate {
         Rate::PerSecond(q) => format!("{:016x}", q.to_bits()),
         Rate::Max => "max".into(),
@@ -170,7 +172,7 @@ pub fn fingerprint(plan: &Plan, secret: Option<&str>) -> String {
             plan.count,
             plan.num_workers,
             plan.timeout.as_nanos(),
-            plan.request.0.len(),
+            first.len(),
         )
         .as_bytes(),
     );
@@ -185,11 +187,38 @@ pub fn fingerprint(plan: &Plan, secret: Option<&str>) -> String {
         }
         text.push(b'\n');
     }
-    match secret.filter(|s| !s.is_empty()) {
-        Some(s) => blank(&plan.request.0, s.as_bytes(), &mut text),
-        None => text.extend_from_slice(&plan.request.0),
+    let secret = secret.filter(|s| !s.is_empty()).map(str::as_bytes);
+    let add = |bytes: &[u8], text: &mut Vec<u8>| match secret {
+        Some(s) => blank(bytes, s, text),
+        None => text.extend_from_slice(bytes),
+    };
+    add(first, &mut text);
+    let mut hash = Context::new(&SHA256);
+    hash.update(&text);
+    // A run of many prompts: every distinct request, then which one each request sends. Hashed
+    // as they come, so a large data set is not copied once more. (A run of one request hashes
+    // what it always did, so its fingerprint is unchanged.)
+    let r = &plan.requests;
+    if r.distinct().len() > 1 || r.slots().len() > 1 {
+        hash.update(
+            format!(
+                "requests {} slots {}\n",
+                r.distinct().len(),
+                r.slots().len()
+            )
+            .as_bytes(),
+        );
+        for request in r.distinct() {
+            text.clear();
+            text.extend_from_slice(format!("{}\n", request.len()).as_bytes());
+            add(request, &mut text);
+            hash.update(&text);
+        }
+        for slot in r.slots() {
+            hash.update(&slot.to_le_bytes());
+        }
     }
-    let d = digest(&SHA256, &text);
+    let d = hash.finish();
     d.as_ref()[..16]
         .iter()
         .map(|b| format!("{b:02x}"))

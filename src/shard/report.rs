@@ -50,6 +50,7 @@ pub fn family_mut<'a>(t: &'a mut Timings, name: &str) -> Option<&'a mut Recorder
         "time_to_first_byte" => &mut t.time_to_first_byte,
         "time_to_first_token" => &mut t.time_to_first_token,
         "inter_token_latency" => &mut t.inter_token_latency,
+        "inter_chunk_latency" => &mut t.inter_chunk_latency,
         "time_per_output_token" => &mut t.time_per_output_token,
         "server_time_to_first_token" => &mut t.server_time_to_first_token,
         "corrected_time_to_first_byte" => &mut t.corrected_time_to_first_byte,
@@ -80,7 +81,7 @@ fn scheduling_of(word: &str) -> Scheduling {
 impl PlanEcho {
     /// What the merged report needs of `plan`.
     pub fn of(plan: &Plan) -> PlanEcho {
-        let method = std::str::from_utf8(&plan.request.0)
+        let method = std::str::from_utf8(plan.requests.first())
             .ok()
             .and_then(|r| r.split(' ').next())
             .unwrap_or("GET")
@@ -167,6 +168,7 @@ impl PlanEcho {
             max_qps: f64::MAX,
             max_duration: f64::MAX,
             max_workers: usize::MAX,
+            max_dataset_bytes: u64::MAX,
         };
         let mut plan = Plan::new(&input, &unlimited)
             .map_err(|e| format!("the states' plan cannot be read back: {e}"))?;
@@ -222,6 +224,9 @@ impl ShardState {
                 bytes_received: stats.bytes_received,
                 connections_opened: stats.connections_opened,
                 output_tokens: stats.output_tokens,
+                output_sources: stats.output_sources,
+                input_tokens: stats.input_tokens,
+                input_sources: stats.input_sources,
                 tls_full: stats.tls_full,
                 tls_resumed: stats.tls_resumed,
                 good_requests: stats.good_requests,
@@ -276,6 +281,9 @@ impl Merged {
             bytes_received: self.counts.bytes_received,
             connections_opened: self.counts.connections_opened,
             output_tokens: self.counts.output_tokens,
+            output_sources: self.counts.output_sources,
+            input_tokens: self.counts.input_tokens,
+            input_sources: self.counts.input_sources,
             achieved_qps: self.achieved_qps,
             tls_full: self.counts.tls_full,
             tls_resumed: self.counts.tls_resumed,

@@ -17,6 +17,7 @@ use serde_json::{Map, Value};
 
 use super::ShardIndex;
 use super::time::UnixNanos;
+use crate::engine::TokenSources;
 use crate::health::HealthInput;
 
 /// The layout this pacer writes, and the newest it reads.
@@ -120,6 +121,14 @@ pub struct Counts {
     pub bytes_received: u64,
     pub connections_opened: u64,
     pub output_tokens: u64,
+    /// Where the successes' token counts came from, and their prompt tokens (absent in states
+    /// written before pacer counted them: read as zeros).
+    #[serde(default)]
+    pub output_sources: TokenSources,
+    #[serde(default)]
+    pub input_tokens: u64,
+    #[serde(default)]
+    pub input_sources: TokenSources,
     pub tls_full: u64,
     pub tls_resumed: u64,
     /// Successes that met every goodput objective (0 without objectives; absent from states
@@ -136,6 +145,9 @@ impl AddAssign for Counts {
         self.bytes_received += o.bytes_received;
         self.connections_opened += o.connections_opened;
         self.output_tokens += o.output_tokens;
+        self.output_sources += o.output_sources;
+        self.input_tokens += o.input_tokens;
+        self.input_sources += o.input_sources;
         self.tls_full += o.tls_full;
         self.tls_resumed += o.tls_resumed;
         self.good_requests += o.good_requests;

@@ -1,0 +1,793 @@
+//! The prompts of an LLM run, made into request bytes before it starts: from a data set, from
+//! prompts given inline, synthetic ones of drawn lengths, or the one `prompt` (repeated with
+//! drawn `max_tokens` when `output_tokens` varies). What this module owns is the wiring: which
+//! of those a run asks for, the refusals (the path or line named), the seeds, one request's
+//! bytes per distinct body, the table that says which one request `i` sends ([`Requests`]), and
+//! the tokenizer's count of each prompt. Reading files, cutting prompts and building payloads
+//! are [`crate::llm`]'s.
+//!
+//! Memory: the kept prompts (at most the data set's size), then one request per distinct body
+//! (the body plus the request line and headers), 4 bytes per entry for the request table and 8
+//! per distinct request for prompt counts. While the bodies become requests both exist for a
+//! moment (each body is dropped as its request is made), so the peak is about twice the data set.
+//!
+//! Seeds: every random choice derives its own stream from the run's seed ([`derive`]): input
+//! lengths, output lengths and the order do not shift each other, and the same seed, data set and
+//! flags send the same requests in the same order.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde_json::{Map, Value, json};
+
+use super::checks::Limits;
+use super::defaults;
+use super::input::{Input, WorkloadInput};
+use super::request::Shaped;
+use super::{PlanError, invalid};
+use crate::http1::build_request;
+use crate::llm::{
+    Bodies, BodyTemplate, Dataset, Entry, LengthDist, LoadOptions, Order, Prompt, Synthesizer,
+    Tokenizer, draw_max_tokens,
+};
+use crate::rng::SplitMix64;
+
+/// The request bytes of a run: one per distinct body, and which one request `i` sends. Debug
+/// prints only sizes: the bytes carry the bearer token.
+#[derive(Clone)]
+pub struct Requests {
+    distinct: Vec<Vec<u8>>,
+    /// Request `i` sends `distinct[slot[i % slot.len()]]`: the order and the entry-to-body map
+    /// folded into one lookup.
+    slot: Box<[u32]>,
+    /// The tokenizer's count of each distinct request's prompt (None: no tokenizer, or a prompt
+    /// the run never sends).
+    prompt_tokens: Option<Box<[Option<u32>]>>,
+}
+
+impl fmt::Debug for Requests {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Requests({} distinct, {} bytes, {} slots)",
+            self.distinct.len(),
+            self.total_bytes(),
+            self.slot.len()
+        )
+    }
+}
+
+impl Requests {
+    /// Every request the same.
+    pub fn single(bytes: Vec<u8>) -> Requests {
+        Requests {
+            distinct: vec![bytes],
+            slot: Box::new([0]),
+            prompt_tokens: None,
+        }
+    }
+
+    /// Which distinct request request `index` sends: O(1), no allocation.
+    #[inline]
+    fn which(&self, index: u64) -> usize {
+        let at = if self.slot.len() == 1 {
+            0
+        } else {
+            (index % self.slot.len() as u64) as usize
+        };
+        self.slot[at] as usize
+    }
+
+    /// The bytes of request `index`.
+    #[inline]
+    pub fn for_index(&self, index: u64) -> &[u8] {
+        &self.distinct[self.which(index)]
+    }
+
+    /// The tokenizer's count of the prompt request `index` sends.
+    #[inline]
+    pub fn prompt_tokens(&self, index: u64) -> Option<u32> {
+        self.prompt_tokens.as_ref()?[self.which(index)]
+    }
+
+    /// The first request's bytes (every request's method and path are the same).
+    pub fn first(&self) -> &[u8] {
+        self.for_index(0)
+    }
+
+    /// The distinct requests.
+    pub fn distinct(&self) -> &[Vec<u8>] {
+        &self.distinct
+    }
+
+    /// Which distinct request each request sends, cycled: request `i` sends slot `i % len`.
+    pub fn slots(&self) -> &[u32] {
+        &self.slot
+    }
+
+    /// Bytes held by the distinct requests.
+    pub fn total_bytes(&self) -> usize {
+        self.distinct.iter().map(Vec::len).sum()
+    }
+}
+
+/// Where a run's prompts came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PromptSource {
+    /// A data set file.
+    Dataset(PathBuf),
+    /// The API's inline `prompts`.
+    Inline,
+    /// Cut from the built-in corpus to drawn lengths.
+    Synthetic,
+    /// The one `prompt`.
+    Prompt,
+}
+
+impl PromptSource {
+    /// The config echo's word.
+    pub fn name(&self) -> &'static str {
+        match self {
+            PromptSource::Dataset(_) => "dataset",
+            PromptSource::Inline => "inline",
+            PromptSource::Synthetic => "synthetic",
+            PromptSource::Prompt => "prompt",
+        }
+    }
+}
+
+/// What a run's workload is, for the config echo and the settings line.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WorkloadInfo {
+    pub source: PromptSource,
+    /// Entries the requests cycle through (data set lines kept, inline prompts, synthetic ones).
+    pub entries: usize,
+    /// ShareGPT conversations skipped (nothing to send).
+    pub skipped: usize,
+    pub shuffled: bool,
+    /// Distinct request bodies built.
+    pub distinct_requests: usize,
+    pub input_tokens: Option<LengthDist>,
+    pub output_tokens: Option<LengthDist>,
+    pub output_len_from_dataset: bool,
+    pub prefix_tokens: u32,
+    pub tokenizer: Option<PathBuf>,
+    /// The seed the workload's random choices derive from, when it made any.
+    pub seed: Option<u64>,
+    /// The first request's payload, its prompt (or messages) replaced by a note: what every
+    /// request shares, without a data set's text.
+    pub payload: Map<String, Value>,
+}
+
+impl WorkloadInfo {
+    /// Lengths counted by the model's tokenizer, or by the words-per-token rule of thumb.
+    pub fn token_lengths(&self) -> &'static str {
+        if self.tokenizer.is_some() {
+            "exact"
+        } else {
+            "approximate"
+        }
+    }
+}
+
+/// A run's workload, built.
+pub(super) struct Workload {
+    pub requests: Requests,
+    pub tokenizer: Option<Arc<Tokenizer>>,
+    pub info: WorkloadInfo,
+}
+
+/// Seed streams, one per random choice.
+const INPUT_LENGTHS: u64 = 1;
+const OUTPUT_LENGTHS: u64 = 2;
+const ORDER: u64 = 3;
+
+/// The seed of one random choice of a run seeded `seed`.
+fn derive(seed: u64, purpose: u64) -> u64 {
+    SplitMix64::new(seed ^ purpose.wrapping_mul(0x9E37_79B9_7F4A_7C15)).next_u64()
+}
+
+fn varies(d: Option<LengthDist>) -> bool {
+    matches!(
+        d,
+        Some(LengthDist::Normal { .. } | LengthDist::Uniform { .. })
+    )
+}
+
+/// The workload of `input`, or None when it asks for none (one prompt, the run's `max_tokens`).
+/// `shaped` is the single-prompt request (its method, target, headers and payload overrides
+/// are every request's), `count` the run's requests (0: not known in advance), `seed` the run's.
+pub(super) fn build(
+    input: &Input,
+    shaped: &Shaped,
+    count: u64,
+    seed: u64,
+    limits: &Limits,
+) -> Result<Option<Workload>, PlanError> {
+    let w = &input.workload;
+    let (Some(l), Some((llm, _))) = (&input.llm, &shaped.llm) else {
+        if w.is_set() {
+            return Err(invalid(
+                "dataset",
+                "data sets, token lengths and tokenizers apply to LLM runs only".into(),
+            ));
+        }
+        return Ok(None);
+    };
+    if !w.is_set() {
+        return Ok(None);
+    }
+    check(w)?;
+    let max_bytes = max_dataset_bytes(w, limits)?;
+    let tokenizer = match &w.tokenizer {
+        None => None,
+        Some(path) => Some(Arc::new(
+            Tokenizer::from_file(path).map_err(|e| invalid("tokenizer", e.to_string()))?,
+        )),
+    };
+    let tok = tokenizer.as_deref();
+    let prefix_tokens = w.prefix_tokens.unwrap_or(0);
+    let seeded = w.shuffle || varies(w.input_tokens) || varies(w.output_tokens);
+    if seeded && input.shard.count() > 1 && input.seed.is_none() {
+        return Err(invalid(
+            "seed",
+            "a run split into shards with a shuffle or drawn token lengths needs a seed, so that \
+             every shard sends the same requests"
+                .into(),
+        ));
+    }
+
+    // The entries, with the tokenizer's count of each when it made them (synthetic prompts).
+    let (mut entries, skipped, source, made_counts) = if let Some(path) = &w.dataset {
+        let options = LoadOptions {
+            max_bytes,
+            output_len_from_dataset: w.output_len_from_dataset,
+            tokenizer: tok,
+        };
+        let d = Dataset::load(path, &options).map_err(|e| invalid("dataset", e.to_string()))?;
+        (
+            d.entries,
+            d.skipped,
+            PromptSource::Dataset(path.clone()),
+            None,
+        )
+    } else if let Some(prompts) = &w.prompts {
+        let d = Dataset::from_prompts(prompts).map_err(|e| invalid("prompts", e.to_string()))?;
+        (d.entries, 0, PromptSource::Inline, None)
+    } else if let Some(lengths) = &w.input_tokens {
+        let synth = Synthesizer::new(tok, prefix_tokens as usize)
+            .map_err(|e| invalid("input_tokens", e.to_string()))?;
+        let n = synthetic_count(count);
+        let (entries, counts) = synth
+            .entries(n, lengths, derive(seed, INPUT_LENGTHS))
+            .map_err(|e| invalid("input_tokens", e.to_string()))?;
+        (entries, 0, PromptSource::Synthetic, tok.map(|_| counts))
+    } else {
+        // One prompt; as many copies as lengths to draw when output_tokens varies.
+        let n = if varies(w.output_tokens) {
+            synthetic_count(count)
+        } else {
+            1
+        };
+        let entry = Entry {
+            prompt: Prompt::Text(l.prompt.as_str().into()),
+            max_tokens: None,
+            line: 1,
+        };
+        (vec![entry; n], 0, PromptSource::Prompt, None)
+    };
+    if let Some(lengths) = &w.output_tokens {
+        draw_max_tokens(&mut entries, lengths, derive(seed, OUTPUT_LENGTHS));
+    }
+    let order = if w.shuffle {
+        Order::shuffled(entries.len(), derive(seed, ORDER))
+    } else {
+        Order::sequential(entries.len())
+    };
+    let template = BodyTemplate {
+        model: &l.model,
+        stream: llm.stream,
+        api: llm.api,
+        max_tokens: l.max_tokens,
+        overrides: shaped.overrides.as_ref(),
+    };
+    let bodies = Bodies::build(&entries, &template).map_err(|e| {
+        let (field, name) = match &source {
+            PromptSource::Inline => ("prompts", "inline prompts".to_string()),
+            other => ("dataset", format!("dataset {}", source_text(other))),
+        };
+        invalid(field, format!("{name}: {e}"))
+    })?;
+    let prompt_tokens = match tok {
+        None => None,
+        Some(t) => Some(prompt_counts(
+            t,
+            &entries,
+            made_counts.as_deref(),
+            &bodies,
+            &order,
+            count,
+        )?),
+    };
+    let slot: Box<[u32]> = (0..entries.len() as u64)
+        .map(|i| bodies.index_of(order.entry_for(i)) as u32)
+        .collect();
+    let payload = payload_echo(bodies.distinct().first(), &source, entries.len());
+    let info = WorkloadInfo {
+        source,
+        entries: entries.len(),
+        skipped,
+        shuffled: w.shuffle,
+        distinct_requests: bodies.distinct().len(),
+        input_tokens: w.input_tokens,
+        output_tokens: w.output_tokens,
+        output_len_from_dataset: w.output_len_from_dataset,
+        prefix_tokens,
+        tokenizer: w.tokenizer.clone(),
+        seed: seeded.then_some(seed),
+        payload,
+    };
+    // The prompts are in the bodies now; each body is dropped as its request is made.
+    drop(entries);
+    let t = &shaped.target;
+    let distinct = bodies
+        .into_distinct()
+        .into_iter()
+        .map(|body| {
+            build_request(
+                &shaped.method,
+                &t.host_header,
+                &t.path,
+                &shaped.headers,
+                &body,
+            )
+        })
+        .collect();
+    Ok(Some(Workload {
+        requests: Requests {
+            distinct,
+            slot,
+            prompt_tokens,
+        },
+        tokenizer,
+        info,
+    }))
+}
+
+/// How many synthetic prompts (or copies of the one prompt) a run of `count` requests makes: one
+/// per request up to [`defaults::SYNTHETIC_PROMPTS`], cycled after that.
+fn synthetic_count(count: u64) -> usize {
+    match usize::try_from(count) {
+        Ok(n) if n > 0 => n.min(defaults::SYNTHETIC_PROMPTS),
+        _ => defaults::SYNTHETIC_PROMPTS,
+    }
+}
+
+/// The combinations that do not make sense, refused with the field that is out of place.
+fn check(w: &WorkloadInput) -> Result<(), PlanError> {
+    if w.dataset.is_some() && w.prompts.is_some() {
+        return Err(invalid(
+            "prompts",
+            "give a data set or inline prompts, not both".into(),
+        ));
+    }
+    if w.input_tokens.is_some() && (w.dataset.is_some() || w.prompts.is_some()) {
+        return Err(invalid(
+            "input_tokens",
+            "input_tokens makes synthetic prompts; a data set (or inline prompts) brings its own"
+                .into(),
+        ));
+    }
+    if w.prefix_tokens.is_some_and(|p| p > 0) && w.input_tokens.is_none() {
+        return Err(invalid(
+            "prefix_tokens",
+            "prefix_tokens needs input_tokens (a shared prefix is part of synthetic prompts)"
+                .into(),
+        ));
+    }
+    if let Some(p) = w.prefix_tokens
+        && p > crate::llm::lengths::MAX_TOKENS
+    {
+        return Err(invalid(
+            "prefix_tokens",
+            format!(
+                "prefix_tokens must be at most {}",
+                crate::llm::lengths::MAX_TOKENS
+            ),
+        ));
+    }
+    if w.output_len_from_dataset && w.dataset.is_none() {
+        return Err(invalid(
+            "output_len_from_dataset",
+            "output_len_from_dataset needs a data set (ShareGPT replies give the lengths)".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The data set size cap: as asked, never above the front's limit (the API server's own).
+fn max_dataset_bytes(w: &WorkloadInput, limits: &Limits) -> Result<u64, PlanError> {
+    match w.max_dataset_bytes {
+        None => Ok(limits.max_dataset_bytes),
+        Some(0) => Err(invalid(
+            "max_dataset_bytes",
+            "max_dataset_bytes must be at least 1".into(),
+        )),
+        Some(n) if n > limits.max_dataset_bytes => Err(invalid(
+            "max_dataset_bytes",
+            format!(
+                "max_dataset_bytes must be <= {} (--max-dataset-bytes)",
+                limits.max_dataset_bytes
+            ),
+        )),
+        Some(n) => Ok(n),
+    }
+}
+
+fn source_text(source: &PromptSource) -> String {
+    match source {
+        PromptSource::Dataset(path) => path.display().to_string(),
+        other => other.name().to_string(),
+    }
+}
+
+/// The tokenizer's count of each distinct body's prompt, for the bodies the run sends: the
+/// first `count` requests' (all of them when `count` is 0 or covers every entry). Synthetic
+/// prompts come with their counts (`made`).
+fn prompt_counts(
+    tokenizer: &Tokenizer,
+    entries: &[Entry],
+    made: Option<&[u32]>,
+    bodies: &Bodies,
+    order: &Order,
+    count: u64,
+) -> Result<Box<[Option<u32>]>, PlanError> {
+    let mut counts: Vec<Option<u32>> = vec![None; bodies.distinct().len()];
+    let used = if count == 0 || count >= entries.len() as u64 {
+        entries.len() as u64
+    } else {
+        count
+    };
+    for i in 0..used {
+        let e = order.entry_for(i);
+        let slot = &mut counts[bodies.index_of(e)];
+        if slot.is_some() {
+            continue;
+        }
+        let n = match made {
+            Some(made) => made[e],
+            None => {
+                let n = entries[e].prompt.count_tokens(tokenizer).map_err(|err| {
+                    invalid(
+                        "tokenizer",
+                        format!("counting the prompt of entry {}: {err}", entries[e].line),
+                    )
+                })?;
+                n.min(u32::MAX as usize) as u32
+            }
+        };
+        *slot = Some(n);
+    }
+    Ok(counts.into())
+}
+
+/// The payload the config echoes for a run of many prompts: the first body's, with its prompt
+/// (or messages) replaced by where the prompts come from.
+fn payload_echo(
+    first: Option<&Vec<u8>>,
+    source: &PromptSource,
+    entries: usize,
+) -> Map<String, Value> {
+    let mut payload: Map<String, Value> = first
+        .and_then(|b| serde_json::from_slice(b).ok())
+        .unwrap_or_default();
+    let note = match source {
+        PromptSource::Prompt => None,
+        other => Some(json!(format!(
+            "<{entries} prompts: {}>",
+            source_text(other)
+        ))),
+    };
+    if let Some(note) = note {
+        for key in ["prompt", "messages"] {
+            if let Some(v) = payload.get_mut(key) {
+                *v = note.clone();
+            }
+        }
+    }
+    payload
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Input, LlmInput, Plan, Rate};
+    use super::*;
+    use crate::llm::Api;
+
+    /// A directory for one test's files, removed at its end.
+    struct Dir(PathBuf);
+
+    impl Dir {
+        fn new(name: &str) -> Dir {
+            let dir = std::env::temp_dir()
+                .join(format!("pacer-plan-workload-{}-{name}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            Dir(dir)
+        }
+
+        fn file(&self, name: &str, text: &str) -> PathBuf {
+            let path = self.0.join(name);
+            std::fs::write(&path, text).unwrap();
+            path
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn input(qps: f64) -> Input {
+        let mut i = Input::new("http://h/v1/completions", Rate::PerSecond(qps), 1.0);
+        i.llm = Some(LlmInput {
+            token: "sekrit".into(),
+            model: "m".into(),
+            prompt: "one prompt".into(),
+            max_tokens: 9,
+            stream: true,
+            api: Api::Completions,
+            payload: None,
+        });
+        i
+    }
+
+    fn plan(i: &Input) -> Result<Plan, PlanError> {
+        Plan::new(i, &Limits::default())
+    }
+
+    /// The JSON payload of request `index`.
+    fn body(p: &Plan, index: u64) -> Value {
+        let bytes = p.request_for(index);
+        let start = bytes.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        serde_json::from_slice(&bytes[start..]).unwrap()
+    }
+
+    fn lines(n: usize) -> String {
+        (0..n)
+            .map(|k| format!("{{\"prompt\": \"prompt number {k}\"}}\n"))
+            .collect()
+    }
+
+    #[test]
+    fn requests_cycle_through_the_data_set_in_order_or_shuffled() {
+        let dir = Dir::new("cycle");
+        let mut i = input(12.0);
+        i.workload.dataset = Some(dir.file("d.jsonl", &lines(5)));
+        let p = plan(&i).unwrap();
+        let prompts: Vec<Value> = (0..12).map(|k| body(&p, k)["prompt"].clone()).collect();
+        for (k, prompt) in prompts.iter().enumerate() {
+            assert_eq!(prompt, &json!(format!("prompt number {}", k % 5)), "{k}");
+        }
+        assert_eq!(p.requests.distinct().len(), 5);
+        assert_eq!(body(&p, 3)["max_tokens"], json!(9));
+        let w = p.workload.as_ref().unwrap();
+        assert_eq!((w.entries, w.distinct_requests, w.seed), (5, 5, None));
+        assert_eq!(p.config["order"], json!("sequential"));
+        assert!(p.config.get("seed").is_none(), "nothing random: no seed");
+
+        i.workload.shuffle = true;
+        i.seed = Some(11);
+        let order =
+            |p: &Plan| -> Vec<Value> { (0..10).map(|k| body(p, k)["prompt"].clone()).collect() };
+        let a = plan(&i).unwrap();
+        let first: Vec<Value> = order(&a);
+        assert_eq!(
+            first,
+            order(&plan(&i).unwrap()),
+            "the same seed, the same order"
+        );
+        assert_eq!(first[..5], first[5..], "the shuffled order repeats");
+        let mut seen: Vec<String> = first[..5].iter().map(|v| v.to_string()).collect();
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen.len(), 5, "a permutation: {first:?}");
+        assert_eq!(a.config["seed"], json!(11));
+        assert_eq!(a.config["order"], json!("shuffled"));
+        let orders: std::collections::HashSet<Vec<String>> = (0..6)
+            .map(|seed| {
+                i.seed = Some(seed);
+                order(&plan(&i).unwrap())
+                    .iter()
+                    .map(|v| v.to_string())
+                    .collect()
+            })
+            .collect();
+        assert!(orders.len() > 1, "seeds change the order");
+    }
+
+    #[test]
+    fn one_prompt_with_drawn_output_lengths() {
+        let mut i = input(20.0);
+        i.seed = Some(3);
+        i.workload.output_tokens = Some("10:3".parse().unwrap());
+        let p = plan(&i).unwrap();
+        let lengths: Vec<i64> = (0..20)
+            .map(|k| body(&p, k)["max_tokens"].as_i64().unwrap())
+            .collect();
+        assert!(lengths.iter().all(|&n| n >= 1), "{lengths:?}");
+        assert!(lengths.iter().any(|&n| n != lengths[0]), "{lengths:?}");
+        assert!((0..20).all(|k| body(&p, k)["prompt"] == json!("one prompt")));
+        assert_eq!(p.config["output_tokens"], json!("10:3"));
+        assert_eq!(p.config["prompts"], json!("prompt"));
+        assert_eq!(p.config["fireworks_payload"]["prompt"], json!("one prompt"));
+        // A fixed length is one body for every request.
+        i.workload.output_tokens = Some("5".parse().unwrap());
+        let p = plan(&i).unwrap();
+        assert_eq!(p.requests.distinct().len(), 1);
+        assert_eq!(body(&p, 7)["max_tokens"], json!(5));
+        assert!(p.config.get("seed").is_none());
+    }
+
+    #[test]
+    fn ignore_eos_joins_the_payload_and_the_users_payload_wins() {
+        let mut i = input(2.0);
+        i.workload.ignore_eos = true;
+        let p = plan(&i).unwrap();
+        assert!(p.workload.is_none(), "ignore_eos alone is a payload field");
+        assert_eq!(body(&p, 0)["ignore_eos"], json!(true));
+        assert_eq!(p.config["ignore_eos"], json!(true));
+        if let Some(l) = i.llm.as_mut() {
+            l.payload = json!({"ignore_eos": false}).as_object().cloned();
+        }
+        assert_eq!(body(&plan(&i).unwrap(), 0)["ignore_eos"], json!(false));
+    }
+
+    #[test]
+    fn synthetic_prompts_and_the_config_echo() {
+        let mut i = input(4.0);
+        i.seed = Some(5);
+        i.workload.input_tokens = Some("uniform:20:40".parse().unwrap());
+        i.workload.prefix_tokens = Some(8);
+        if let Some(l) = i.llm.as_mut() {
+            l.prompt = String::new(); // synthetic prompts need none
+        }
+        let p = plan(&i).unwrap();
+        assert_eq!(p.requests.distinct().len(), 4, "one per request");
+        let texts: Vec<String> = (0..4)
+            .map(|k| body(&p, k)["prompt"].as_str().unwrap().to_string())
+            .collect();
+        let prefix: Vec<&str> = texts[0].split_whitespace().take(6).collect();
+        for t in &texts {
+            let words = t.split_whitespace().count();
+            // 0.75 words per token: 20 to 40 tokens are 15 to 30 words.
+            assert!((15..=30).contains(&words), "{words}: {t}");
+            assert!(
+                t.split_whitespace().take(6).eq(prefix.iter().copied()),
+                "{t}"
+            );
+        }
+        let c = &p.config;
+        assert_eq!(c["prompts"], json!("synthetic"));
+        assert_eq!(c["prompt_entries"], json!(4));
+        assert_eq!(c["input_tokens"], json!("uniform:20:40"));
+        assert_eq!(c["prefix_tokens"], json!(8));
+        assert_eq!(c["token_lengths"], json!("approximate"));
+        assert_eq!(c["seed"], json!(5));
+        assert_eq!(
+            c["fireworks_payload"]["prompt"],
+            json!("<4 prompts: synthetic>")
+        );
+        assert!(p.prompt_tokens_for(0).is_none(), "no tokenizer, no count");
+        assert!(!format!("{:?}", p.requests).contains("sekrit"));
+    }
+
+    #[test]
+    fn refusals_name_the_field_and_the_path_or_line() {
+        let dir = Dir::new("refusals");
+        let refused = |i: &Input| match plan(i) {
+            Err(PlanError::Invalid { field, msg }) => (field, msg),
+            other => panic!("not refused: {other:?}"),
+        };
+        let mut i = input(2.0);
+        let missing = dir.0.join("missing.jsonl");
+        i.workload.dataset = Some(missing.clone());
+        let (field, msg) = refused(&i);
+        assert_eq!(field, "dataset");
+        assert!(msg.contains(&missing.display().to_string()), "{msg}");
+        i.workload.dataset = Some(dir.file("bad.jsonl", "{\"prompt\": \"a\"}\n\n[1]\n"));
+        let (_, msg) = refused(&i);
+        assert!(msg.contains("bad.jsonl: line 3:"), "{msg}");
+        i.workload.dataset = Some(dir.file("empty.jsonl", ""));
+        assert!(refused(&i).1.contains("no prompts"));
+        i.workload.dataset = Some(dir.file(
+            "chat.jsonl",
+            "{\"prompt\": \"a\"}\n{\"messages\": [{\"role\": \"user\", \"content\": \"b\"}]}\n",
+        ));
+        let (field, msg) = refused(&i);
+        assert_eq!(field, "dataset");
+        assert!(msg.contains("chat.jsonl: line 2 has chat"), "{msg}");
+        // The same file is fine for the chat API.
+        if let Some(l) = i.llm.as_mut() {
+            l.api = Api::Chat;
+        }
+        let p = plan(&i).unwrap();
+        assert_eq!(body(&p, 1)["messages"][0]["content"], json!("b"));
+
+        let mut i = input(2.0);
+        i.workload.tokenizer = Some(dir.file("tok.json", "{\"not\": \"a tokenizer\"}"));
+        let (field, msg) = refused(&i);
+        assert_eq!(field, "tokenizer");
+        assert!(msg.contains("tok.json"), "{msg}");
+
+        let mut i = input(2.0);
+        i.workload.prompts = Some(vec!["a".into(), String::new()]);
+        assert_eq!(
+            refused(&i),
+            ("prompts", "dataset inline: line 2: empty prompt".into())
+        );
+        i.workload.dataset = Some(dir.file("d.jsonl", &lines(2)));
+        assert_eq!(refused(&i).0, "prompts");
+        i.workload.prompts = None;
+        i.workload.input_tokens = Some(LengthDist::Fixed(5));
+        assert_eq!(refused(&i).0, "input_tokens");
+        i.workload.input_tokens = None;
+        i.workload.max_dataset_bytes = Some(defaults::MAX_DATASET_BYTES + 1);
+        assert_eq!(refused(&i).0, "max_dataset_bytes");
+        i.workload.max_dataset_bytes = Some(10);
+        assert!(refused(&i).1.contains("more than the 10 allowed"));
+        i.workload.max_dataset_bytes = None;
+        i.workload.prefix_tokens = Some(3);
+        assert_eq!(refused(&i).0, "prefix_tokens");
+        i.workload = WorkloadInput {
+            output_len_from_dataset: true,
+            ..WorkloadInput::default()
+        };
+        assert_eq!(refused(&i).0, "output_len_from_dataset");
+        let mut plain = Input::new("http://h/", Rate::PerSecond(1.0), 1.0);
+        plain.workload.shuffle = true;
+        assert_eq!(refused(&plain).0, "dataset");
+    }
+
+    #[test]
+    fn a_tokenizer_counts_each_prompt_the_run_sends() {
+        let dir = Dir::new("tokenizer");
+        let mut vocab = Map::new();
+        vocab.insert("[UNK]".into(), json!(0));
+        for w in ["prompt", "number", "0", "1", "2"] {
+            let id = vocab.len();
+            vocab.insert(w.into(), json!(id));
+        }
+        let tok = json!({"version": "1.0", "truncation": null, "padding": null,
+            "added_tokens": [], "normalizer": null, "pre_tokenizer": {"type": "WhitespaceSplit"},
+            "post_processor": null, "decoder": null,
+            "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "[UNK]"}});
+        let mut i = input(2.0);
+        i.workload.tokenizer = Some(dir.file("tok.json", &tok.to_string()));
+        i.workload.dataset = Some(dir.file(
+            "d.jsonl",
+            "{\"prompt\": \"prompt number 0\"}\n{\"prompt\": \"prompt 1\"}\n{\"prompt\": \"x\"}\n",
+        ));
+        let p = plan(&i).unwrap();
+        assert!(p.tokenizer.is_some());
+        assert_eq!(p.prompt_tokens_for(0), Some(3));
+        assert_eq!(p.prompt_tokens_for(1), Some(2));
+        assert_eq!(
+            p.prompt_tokens_for(2),
+            None,
+            "a 2-request run never sends entry 3"
+        );
+        assert_eq!(p.config["token_lengths"], json!("exact"));
+        // The one prompt is counted too.
+        let mut i = input(2.0);
+        i.workload.tokenizer = Some(dir.file("tok2.json", &tok.to_string()));
+        let p = plan(&i).unwrap();
+        assert_eq!(
+            p.prompt_tokens_for(5),
+            Some(2),
+            "\"one prompt\": two unknown words"
+        );
+    }
+}
