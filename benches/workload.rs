@@ -1,12 +1,15 @@
 //! The workload's costs: what a request pays on the hot path to find its body (one `entry_for`
-//! and one `index_of`), what the classify step pays for a usage event (now reading
-//! `prompt_tokens` too), and what loading a data set costs before a run (bytes per second).
+//! and one `index_of` in the library; `Plan::request_for` as the engine calls it, over a
+//! 1,000-line data set shuffled and over one prompt), what the classify step pays for a usage
+//! event (now reading `prompt_tokens` too), and what loading a data set and building a plan from
+//! it cost before a run.
 
 use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use pacer::llm::{Api, Bodies, BodyTemplate, Dataset, LoadOptions, Order, classify};
+use pacer::plan::{Input, Limits, LlmInput, Plan, Rate};
 
 /// The trailing event of an OpenAI-style stream with `include_usage`.
 const USAGE_EVENT: &[u8] = br#"{"id":"cmpl-8f2c","object":"text_completion","created":1717000000,"model":"accounts/fireworks/models/llama-v3p1-8b-instruct","choices":[],"usage":{"prompt_tokens":512,"total_tokens":640,"completion_tokens":128}}"#;
@@ -69,6 +72,63 @@ fn lookup(c: &mut Criterion) {
     let _ = std::fs::remove_file(&path);
 }
 
+/// A streaming completions run of 10,000 requests; with `dataset`, over it, shuffled.
+fn llm_plan(dataset: Option<&std::path::Path>) -> Plan {
+    let mut i = Input::new(
+        "http://127.0.0.1:1/v1/completions",
+        Rate::PerSecond(1000.0),
+        10.0,
+    );
+    i.llm = Some(LlmInput {
+        token: "t".into(),
+        model: "m".into(),
+        prompt: format!("Question: {}", "why is the sky blue at noon ".repeat(8)),
+        max_tokens: 64,
+        stream: true,
+        api: Api::Completions,
+        payload: None,
+    });
+    if let Some(path) = dataset {
+        i.workload.dataset = Some(path.to_owned());
+        i.workload.shuffle = true;
+        i.seed = Some(1);
+    }
+    Plan::new(&i, &Limits::default()).expect("a valid plan")
+}
+
+fn plan_lookup(c: &mut Criterion) {
+    let path = std::env::temp_dir().join(format!("pacer-bench-plan-{}.jsonl", std::process::id()));
+    std::fs::write(&path, jsonl(1000)).expect("the temp dir is writable");
+    let mut g = c.benchmark_group("workload");
+    g.throughput(Throughput::Elements(1000));
+    for (name, plan) in [
+        ("request_for_1000_requests_one_prompt", llm_plan(None)),
+        (
+            "request_for_1000_requests_1000_prompts",
+            llm_plan(Some(&path)),
+        ),
+    ] {
+        g.bench_function(name, |b| {
+            let mut request = 0u64;
+            b.iter(|| {
+                let mut sum = 0;
+                for _ in 0..1000 {
+                    sum += plan.request_for(black_box(request)).len();
+                    request += 1;
+                }
+                black_box(sum)
+            })
+        });
+    }
+    g.throughput(Throughput::Elements(1));
+    g.sample_size(10);
+    g.bench_function("plan_from_1000_line_data_set", |b| {
+        b.iter(|| llm_plan(Some(&path)).requests.distinct().len())
+    });
+    g.finish();
+    let _ = std::fs::remove_file(&path);
+}
+
 fn load(c: &mut Criterion) {
     let text = jsonl(10_000);
     let path = std::env::temp_dir().join(format!("pacer-bench-load-{}.jsonl", std::process::id()));
@@ -98,6 +158,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = usage_event, lookup, load
+    targets = usage_event, lookup, plan_lookup, load
 }
 criterion_main!(benches);

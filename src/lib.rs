@@ -19,7 +19,9 @@
 //! Modules:
 //! - [`plan`]: `Input` → validated `Plan` (request bytes built once, schedule, workers, TLS, LLM mode);
 //!   [`plan::defaults`] holds every default and server limit both fronts read; [`plan::stages`]
-//!   the rate function of a run (stages, ramps) and its exact inverse, which the pacing reads.
+//!   the rate function of a run (stages, ramps) and its exact inverse, which the pacing reads;
+//!   [`plan::workload`] turns an LLM run's data set or synthetic prompts into one request per
+//!   distinct body and the O(1) table that says which one request `i` sends.
 //! - [`engine`]: `run(plan)` / `run_with(plan, controls)`. Inside, one direction per request:
 //!   socket → [`engine::conn`] (state enum over plain TCP or rustls) → [`engine::exchange`] (one
 //!   request/response as a pure state machine over `http1` and `llm`) → the lane

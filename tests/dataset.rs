@@ -1,0 +1,426 @@
+//! LLM workloads end to end against the mock: data sets (completions, chat, ShareGPT) and inline
+//! prompts, drawn output lengths, synthetic prompts cut by a tokenizer the test writes, chunks
+//! carrying several tokens, and every refusal before a run. The mock counts a prompt's words as
+//! its `usage.prompt_tokens` and honours `max_tokens`, so the report's token figures are checked
+//! against exact numbers; the tokenizers written here split on whitespace, so their counts are
+//! word counts too.
+
+mod util;
+
+use std::path::{Path, PathBuf};
+
+use pacer::api::{ApiConfig, ApiServer};
+use pacer::engine::TokenSource;
+use pacer::llm::Api;
+use pacer::llm::synth::CORPUS;
+use pacer::mock::{MockConfig, MockServer};
+use serde_json::{Value, json};
+use util::*;
+
+/// Generous: a loaded machine's slow stream still ends within it.
+const TIMEOUT: f64 = 10.0;
+
+fn llm_mock(tokens: u32, tokens_per_chunk: u32) -> MockServer {
+    mock(MockConfig {
+        ttft: ms(5.0),
+        itl: ms(2.0),
+        tokens,
+        tokens_per_chunk,
+        ..MockConfig::default()
+    })
+}
+
+fn words(s: &str) -> u64 {
+    s.split_whitespace().count() as u64
+}
+
+/// A word-level `tokenizer.json` that splits on whitespace only, over the corpus's words (so
+/// synthetic prompts decode and re-encode exactly): every text's token count is its word count,
+/// as the mock counts a prompt.
+fn word_tokenizer(dir: &TempDir) -> PathBuf {
+    let mut vocab = serde_json::Map::new();
+    vocab.insert("[UNK]".into(), json!(0));
+    for w in CORPUS.split_whitespace() {
+        let id = vocab.len();
+        vocab.entry(w.to_string()).or_insert(json!(id));
+    }
+    let t = json!({
+        "version": "1.0", "truncation": null, "padding": null, "added_tokens": [],
+        "normalizer": null, "pre_tokenizer": {"type": "WhitespaceSplit"},
+        "post_processor": null, "decoder": null,
+        "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "[UNK]"}
+    });
+    dir.file("tokenizer.json", &t.to_string())
+}
+
+/// `pacer llm URL --token ... -q QPS -z 1 --json` and `extra`; the report, after checking that
+/// it exited 0.
+fn llm_json(m: &MockServer, qps: &str, extra: &[&str]) -> Value {
+    let url = format!("{}/v1/completions", m.url());
+    let mut args = vec![
+        "llm",
+        &url,
+        "--token",
+        "t",
+        "-q",
+        qps,
+        "-z",
+        "1",
+        "--timeout",
+        "10",
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    let o = pacer(&args);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{args:?}: {err}");
+    serde_json::from_slice(&o.stdout).expect("--json prints JSON")
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// The library's input for a run of `n` requests against `m`, its prompts from `dataset`.
+fn dataset_input(m: &MockServer, n: f64, dataset: PathBuf) -> pacer::plan::Input {
+    let mut i = llm_input(&format!("{}/v1/completions", m.url()), n, 1.0);
+    i.timeout = Some(TIMEOUT);
+    i.workload.dataset = Some(dataset);
+    i
+}
+
+#[test]
+fn a_completions_data_set_cycles_and_the_mocks_usage_gives_its_input_tokens() {
+    let dir = TempDir::new("completions");
+    let prompts = [
+        "Why is the sky blue?",
+        "Name three rivers",
+        "one",
+        "Write a haiku about load tests and tail latency",
+    ];
+    let lines: String = prompts
+        .iter()
+        .map(|p| format!("{}\n", json!({"prompt": p})))
+        .collect();
+    let m = llm_mock(6, 1);
+    let i = dataset_input(&m, 10.0, dir.file("prompts.jsonl", &lines));
+    let s = run(&i);
+    assert_accounted(&s, 10);
+    assert_eq!(s.successes, 10, "{:?}", s.errors);
+    // Sequential order: request k sends prompt k mod 4.
+    let want: u64 = (0..10).map(|k| words(prompts[k % 4])).sum();
+    assert_eq!(s.input_tokens, want);
+    assert_eq!(s.input_sources.only(), Some(TokenSource::Usage));
+    assert_eq!(s.output_tokens, 60);
+    assert_eq!(s.output_sources.only(), Some(TokenSource::Usage));
+    assert_eq!(m.counters().llm_requests, 10);
+}
+
+#[test]
+fn a_chat_data_set_sends_its_messages() {
+    let dir = TempDir::new("chat");
+    let conversations = [
+        json!([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi there"}]),
+        json!([{"role": "user", "content": "What is a token, exactly?"}]),
+    ];
+    let lines: String = conversations
+        .iter()
+        .map(|c| format!("{}\n", json!({"messages": c, "max_tokens": 3})))
+        .collect();
+    let m = llm_mock(20, 1);
+    let mut i = dataset_input(&m, 6.0, dir.file("chat.jsonl", &lines));
+    if let Some(l) = i.llm.as_mut() {
+        l.api = Api::Chat;
+    }
+    let s = run(&i);
+    assert_eq!(s.successes, 6, "{:?}", s.errors);
+    // The mock counts the words of every message; each line's max_tokens is honoured.
+    let per = [
+        words("Be brief.") + words("Hi there"),
+        words("What is a token, exactly?"),
+    ];
+    assert_eq!(s.input_tokens, 3 * (per[0] + per[1]));
+    assert_eq!(s.output_tokens, 6 * 3);
+}
+
+#[test]
+fn a_sharegpt_file_through_the_binary() {
+    let dir = TempDir::new("sharegpt");
+    // The public ShareGPT files are one JSON array; a conversation without a human turn is
+    // skipped, as vLLM skips it.
+    let data = json!([
+        {"id": "a", "conversations": [
+            {"from": "human", "value": "Tell me about rivers"},
+            {"from": "gpt", "value": "Rivers flow downhill."}]},
+        {"id": "b", "conversations": [{"from": "gpt", "value": "Nobody asked."}]},
+        {"id": "c", "conversations": [
+            {"from": "system", "value": "ignored"},
+            {"from": "human", "value": "Why?"},
+            {"from": "gpt", "value": "Because six words make eight tokens."}]},
+    ]);
+    let file = dir.file(
+        "sharegpt.json",
+        &serde_json::to_string_pretty(&data).unwrap(),
+    );
+    let m = llm_mock(20, 1);
+    let r = llm_json(
+        &m,
+        "8",
+        &["--dataset", path(&file), "--output-len-from-dataset"],
+    );
+    assert_eq!(r["successes"], 8, "{}", r["error_counts"]);
+    let c = &r["config"];
+    assert_eq!(c["prompts"], "dataset");
+    assert_eq!(c["dataset"], path(&file));
+    assert_eq!(
+        (c["prompt_entries"].clone(), c["dataset_skipped"].clone()),
+        (json!(2), json!(1))
+    );
+    assert_eq!(c["distinct_requests"], 2);
+    assert_eq!(c["order"], "sequential");
+    assert_eq!(c["output_len_from_dataset"], true);
+    assert_eq!(c["token_lengths"], "approximate");
+    assert_eq!(
+        c["fireworks_payload"]["prompt"],
+        json!(format!("<2 prompts: {}>", path(&file)))
+    );
+    // Reply lengths without a tokenizer: 3 words ≈ 4 tokens, 6 words = 8 tokens (0.75 words
+    // per token); the mock stops at max_tokens.
+    assert_eq!(r["output_tokens"], 4 * (4 + 8));
+    assert_eq!(
+        r["input_tokens"],
+        4 * (words("Tell me about rivers") + words("Why?"))
+    );
+    assert_eq!(r["output_tokens_source"], "usage");
+    assert_eq!(r["input_tokens_source"], "usage");
+    let elapsed = r["elapsed"].as_f64().unwrap();
+    let total = r["total_token_throughput"].as_f64().unwrap();
+    let want = (48 + r["input_tokens"].as_u64().unwrap()) as f64 / elapsed;
+    assert!((total - want).abs() < 1e-6 * want, "{total} vs {want}");
+}
+
+#[test]
+fn output_tokens_5_0_gives_exactly_5_tokens_per_request() {
+    let m = llm_mock(20, 1);
+    let r = llm_json(&m, "10", &["--output-tokens", "5:0", "--ignore-eos"]);
+    assert_eq!(r["successes"], 10, "{}", r["error_counts"]);
+    assert_eq!(r["output_tokens"], 50);
+    assert_eq!(r["mean_output_tokens"], 5.0);
+    assert_eq!(r["config"]["output_tokens"], "5");
+    assert_eq!(r["config"]["ignore_eos"], true);
+    assert_eq!(r["config"]["fireworks_payload"]["ignore_eos"], true);
+    assert_eq!(r["config"]["fireworks_payload"]["max_tokens"], 5);
+    // Without usage the token events count, and they say so.
+    let r = llm_json(
+        &m,
+        "10",
+        &[
+            "--output-tokens",
+            "5:0",
+            "--payload",
+            r#"{"stream_options": null}"#,
+        ],
+    );
+    assert_eq!(r["output_tokens"], 50);
+    assert_eq!(r["output_tokens_source"], "events");
+    assert_eq!(
+        r["input_tokens"],
+        Value::Null,
+        "no usage, no tokenizer: no input count"
+    );
+    assert_eq!(r["input_tokens_source"], "none");
+}
+
+/// The per-token and per-chunk families of a run of `n` requests, each 10 tokens in chunks of
+/// 3, 3, 3 and 1: the first chunk ends the time to first token, so each request has 3 chunk
+/// gaps and 3 + 3 + 1 = 7 token gaps, and the token gaps of a chunk add up to its gap.
+fn check_chunked(s: &pacer::engine::RunStats, n: u64, tokens_counted: bool) {
+    let t = &s.timings;
+    assert_eq!(s.successes, n, "{:?}", s.errors);
+    assert_eq!(t.inter_chunk_latency.count(), 3 * n);
+    let sum = |r: &pacer::stats::Recorder| r.summary().mean.unwrap() * r.count() as f64;
+    if tokens_counted {
+        assert_eq!(t.inter_token_latency.count(), 7 * n);
+    } else {
+        // Nothing says a chunk carried more than one token: the families are the same.
+        assert_eq!(
+            t.inter_token_latency.summary(),
+            t.inter_chunk_latency.summary()
+        );
+    }
+    let (itl, icl) = (sum(&t.inter_token_latency), sum(&t.inter_chunk_latency));
+    assert!(
+        (itl - icl).abs() < 1e-9,
+        "token gaps add up to chunk gaps: {itl} vs {icl}"
+    );
+    // time_per_output_token stays the SPEC's: (response - ttft) / (10 - 1), one per request.
+    assert_eq!(t.time_per_output_token.count(), n);
+    assert_eq!(s.output_tokens, 10 * n);
+}
+
+#[test]
+fn three_tokens_per_chunk_divide_the_chunk_gap() {
+    let dir = TempDir::new("chunks");
+    let m = llm_mock(10, 3);
+    let url = format!("{}/v1/completions", m.url());
+    let input = || {
+        let mut i = llm_input(&url, 5.0, 1.0);
+        i.timeout = Some(TIMEOUT);
+        i
+    };
+    // The tokenizer counts each chunk's words.
+    let mut i = input();
+    i.workload.tokenizer = Some(word_tokenizer(&dir));
+    check_chunked(&run(&i), 5, true);
+    // The server's usage in every chunk (vLLM's continuous_usage_stats) says the same.
+    let mut i = input();
+    if let Some(l) = i.llm.as_mut() {
+        l.payload =
+            json!({"stream_options": {"include_usage": true, "continuous_usage_stats": true}})
+                .as_object()
+                .cloned();
+    }
+    check_chunked(&run(&i), 5, true);
+    // Neither: one token per chunk, so the per-chunk gap is all there is.
+    check_chunked(&run(&input()), 5, false);
+}
+
+#[test]
+fn a_tokenizer_gives_exact_input_lengths() {
+    let dir = TempDir::new("exact");
+    let tok = word_tokenizer(&dir);
+    let m = llm_mock(6, 1);
+    let flags = [
+        "--input-tokens",
+        "37",
+        "--prefix-tokens",
+        "12",
+        "--tokenizer",
+        path(&tok),
+        "--prompt",
+        "",
+    ];
+    let r = llm_json(&m, "8", &flags);
+    assert_eq!(r["successes"], 8, "{}", r["error_counts"]);
+    // The mock counts words; the tokenizer's tokens are words: every prompt is exactly 37.
+    assert_eq!(r["input_tokens"], 8 * 37);
+    assert_eq!(r["mean_input_tokens"], 37.0);
+    assert_eq!(r["input_tokens_source"], "usage");
+    let c = &r["config"];
+    assert_eq!(c["token_lengths"], "exact");
+    assert_eq!(c["prefix_tokens"], 12);
+    assert_eq!(c["input_tokens"], "37");
+    assert_eq!(c["prompts"], "synthetic");
+    assert_eq!(c["tokenizer"], path(&tok));
+    assert_eq!(c["distinct_requests"], 8);
+    // Without usage, the tokenizer's counts stand in: its count of each prompt before the run,
+    // and of the streamed text.
+    let mut flags = flags.to_vec();
+    flags.extend(["--payload", r#"{"stream_options": null}"#]);
+    let r = llm_json(&m, "8", &flags);
+    assert_eq!(r["input_tokens"], 8 * 37);
+    assert_eq!(r["input_tokens_source"], "tokenizer");
+    assert_eq!(r["output_tokens"], 8 * 6);
+    assert_eq!(r["output_tokens_source"], "tokenizer");
+}
+
+#[test]
+fn bad_data_sets_and_tokenizers_are_refused_before_any_request() {
+    let dir = TempDir::new("refusals");
+    let m = llm_mock(5, 1);
+    let malformed = dir.file(
+        "malformed.jsonl",
+        "{\"prompt\": \"fine\"}\n\n{\"prompt\": \"also fine\"}\n{\"text\": \"wrong shape\"}\n",
+    );
+    let empty = dir.file("empty.jsonl", "");
+    let missing = dir.path().join("missing.jsonl");
+    let bad_tok = dir.file("tokenizer.json", "{\"model\": 1}");
+    let chat = dir.file(
+        "chat.jsonl",
+        "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}]}\n",
+    );
+    let cases: [(&[&str], String); 6] = [
+        (
+            &["--dataset", path(&malformed)],
+            format!(
+                "--dataset {}: line 4: expected a JSON object",
+                path(&malformed)
+            ),
+        ),
+        (
+            &["--dataset", path(&empty)],
+            format!("--dataset {}: no prompts in it", path(&empty)),
+        ),
+        (
+            &["--dataset", path(&missing)],
+            format!("--dataset {}: No such file", path(&missing)),
+        ),
+        (
+            &["--tokenizer", path(&bad_tok)],
+            format!(
+                "--tokenizer {}: not a Hugging Face tokenizer.json",
+                path(&bad_tok)
+            ),
+        ),
+        (
+            &["--dataset", path(&chat)],
+            format!("--dataset {}: line 1 has chat \"messages\"", path(&chat)),
+        ),
+        (
+            &["--dataset", path(&malformed), "--input-tokens", "5"],
+            "--input-tokens: input_tokens makes synthetic prompts".to_string(),
+        ),
+    ];
+    let url = format!("{}/v1/completions", m.url());
+    for (flags, want) in cases {
+        let mut args = vec!["llm", &url, "--token", "t", "-q", "5", "-z", "1"];
+        args.extend_from_slice(flags);
+        let o = pacer(&args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{flags:?}: {err}");
+        assert!(err.contains(&want), "{flags:?}: want {want:?} in {err}");
+    }
+    assert_eq!(m.counters().requests, 0, "no request was sent");
+}
+
+/// The API: inline prompts run, and a bad data set path is a 422 naming the line, before any
+/// request reaches the target.
+#[test]
+fn the_api_takes_inline_prompts_and_refuses_a_bad_data_set() {
+    let dir = TempDir::new("api");
+    let m = llm_mock(4, 1);
+    let api = ApiServer::start(ApiConfig {
+        addr: "127.0.0.1:0".into(),
+        ..ApiConfig::default()
+    })
+    .expect("the API binds a loopback port");
+    let url = format!("{}/v1/completions", m.url());
+    let bad = dir.file("bad.jsonl", "{\"prompt\": \"ok\"}\nnot json\n");
+    let body = json!({"token": "t", "url": url, "qps": 5, "duration": 1, "timeout": 10,
+        "dataset": path(&bad)});
+    let (status, r) = post_json(api.addr(), "/fireworks_benchmark", &body.to_string());
+    assert_eq!(status, 422, "{r}");
+    assert_eq!(r["detail"][0]["loc"], json!(["body", "dataset"]));
+    let msg = r["detail"][0]["msg"].as_str().unwrap();
+    assert!(msg.contains(&format!("{}: line 2:", path(&bad))), "{msg}");
+    let body = json!({"token": "t", "url": url, "qps": 5, "duration": 1, "timeout": 10,
+        "max_dataset_bytes": 2_000_000_000_u64, "dataset": path(&bad)});
+    let (status, r) = post_json(api.addr(), "/fireworks_benchmark", &body.to_string());
+    assert_eq!(status, 422, "{r}");
+    assert_eq!(r["detail"][0]["loc"], json!(["body", "max_dataset_bytes"]));
+    assert_eq!(m.counters().requests, 0);
+
+    let prompts = ["alpha beta", "gamma", "delta epsilon zeta"];
+    let body = json!({"token": "t", "url": url, "qps": 6, "duration": 1, "timeout": 10,
+        "prompts": prompts, "shuffle": true, "seed": 4});
+    let (status, r) = post_json(api.addr(), "/fireworks_benchmark", &body.to_string());
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["successes"], 6, "{}", r["error_counts"]);
+    // A shuffled order is a permutation: 6 requests send each prompt twice.
+    assert_eq!(r["input_tokens"], 2 * (2 + 1 + 3));
+    assert_eq!(r["config"]["prompts"], "inline");
+    assert_eq!(r["config"]["order"], "shuffled");
+    assert_eq!(r["config"]["seed"], 4);
+    assert!(r["mean_inter_chunk_latency"].is_number(), "{r}");
+    assert_eq!(m.counters().llm_requests, 6);
+}
