@@ -8,6 +8,7 @@
 mod util;
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use pacer::api::{ApiConfig, ApiServer};
 use pacer::engine::TokenSource;
@@ -423,4 +424,87 @@ fn the_api_takes_inline_prompts_and_refuses_a_bad_data_set() {
     assert_eq!(r["config"]["seed"], 4);
     assert!(r["mean_inter_chunk_latency"].is_number(), "{r}");
     assert_eq!(m.counters().llm_requests, 6);
+}
+
+/// A data set run split over two shard processes and merged counts its tokens as one process
+/// would: every shard builds the same requests (same seed, same order, so the same plan
+/// fingerprint), and the token counts and both inter-token families travel in the states.
+#[test]
+fn shards_of_a_data_set_run_merge_with_their_tokens() {
+    use pacer::shard::time::{format_rfc3339, now_unix_ns};
+    use std::process::Stdio;
+    let dir = TempDir::new("shards");
+    let prompts = ["a b", "c d e", "f", "g h i j"];
+    let lines: String = prompts
+        .iter()
+        .map(|p| format!("{}\n", json!({"prompt": p})))
+        .collect();
+    let data = dir.file("d.jsonl", &lines);
+    let m = llm_mock(6, 3);
+    let url = format!("{}/v1/completions", m.url());
+    let base = [
+        "llm",
+        &url,
+        "--token",
+        "t",
+        "-q",
+        "16",
+        "-z",
+        "1",
+        "-c",
+        "4",
+        "--timeout",
+        "10",
+        "--dataset",
+        path(&data),
+        "--shuffle",
+    ];
+    // Without a seed each shard would shuffle its own way: refused before anything is sent.
+    let mut args = base.to_vec();
+    args.extend(["--shard", "0/2"]);
+    let o = pacer(&args);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("needs a seed"));
+
+    let start = format_rfc3339(now_unix_ns() + 1_500_000_000);
+    let states: Vec<PathBuf> = (0..2)
+        .map(|i| dir.path().join(format!("s{i}.json")))
+        .collect();
+    let children: Vec<_> = (0..2)
+        .map(|i| {
+            let shard = format!("{i}/2");
+            let mut args = base.to_vec();
+            args.extend(["--seed", "9", "--shard", &shard, "--start-at", &start]);
+            args.extend(["--state", path(&states[i])]);
+            Command::new(env!("CARGO_BIN_EXE_pacer"))
+                .args(&args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let o = pacer(&["merge", "--json", path(&states[0]), path(&states[1])]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let r: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["successes"], 16, "{}", r["error_counts"]);
+    // 16 requests over a shuffled order of 4 entries send each prompt 4 times.
+    assert_eq!(r["input_tokens"], 4 * (2 + 3 + 1 + 4));
+    assert_eq!(r["input_tokens_source"], "usage");
+    assert_eq!(r["output_tokens"], 16 * 6);
+    assert_eq!(r["config"]["order"], "shuffled");
+    assert!(r["mean_inter_chunk_latency"].is_number(), "{r}");
 }
