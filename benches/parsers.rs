@@ -138,6 +138,18 @@ fn classify_events(c: &mut Criterion) {
             black_box(tokens)
         })
     });
+    // What a run with --tokenizer pays to get each event's text (before counting it).
+    g.bench_function("classify_text_completions_events", |b| {
+        b.iter(|| {
+            let mut bytes = 0;
+            for e in &evs {
+                if let Ok((_, text)) = pacer::llm::classify_text(black_box(e)) {
+                    bytes += text.parts().map(str::len).sum::<usize>();
+                }
+            }
+            black_box(bytes)
+        })
+    });
     g.finish();
 }
 

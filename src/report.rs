@@ -1181,6 +1181,63 @@ mod tests {
     }
 
     #[test]
+    fn token_fields_name_their_sources() {
+        use crate::engine::{TokenSource, TokenSources};
+        let mut input = Input::new("http://h/v1/completions", Rate::PerSecond(10.0), 1.0);
+        input.llm = Some(crate::plan::LlmInput {
+            token: "t".into(),
+            model: "m".into(),
+            prompt: "p".into(),
+            max_tokens: 5,
+            stream: true,
+            api: crate::llm::Api::Completions,
+            payload: None,
+        });
+        let plan = Plan::new(&input, &Limits::default()).unwrap();
+        let sources = |pairs: &[(TokenSource, u64)]| {
+            let mut s = TokenSources::default();
+            for &(src, n) in pairs {
+                (0..n).for_each(|_| s.add(src));
+            }
+            s
+        };
+        let mut s = stats(false);
+        s.elapsed = std::time::Duration::from_secs(2);
+        s.output_tokens = 100;
+        s.output_sources = sources(&[(TokenSource::Usage, 8), (TokenSource::Events, 2)]);
+        s.input_sources = sources(&[(TokenSource::None, 10)]);
+        let r = to_json(&plan, &s);
+        assert_eq!(r["output_tokens_source"], json!("mixed"));
+        assert_eq!(
+            r["output_tokens_sources"],
+            json!({"usage": 8, "tokenizer": 0, "events": 2, "none": 0})
+        );
+        assert_eq!(
+            (r["input_tokens"].clone(), r["mean_input_tokens"].clone()),
+            (Value::Null, Value::Null)
+        );
+        assert_eq!(r["input_tokens_source"], json!("none"));
+        assert_eq!(r["total_token_throughput"], json!(50.0));
+        let text = to_text(&plan, &s);
+        assert!(
+            text.contains("output tokens 100   (50.0 tokens/s, from usage for 8, events for 2)"),
+            "{text}"
+        );
+        assert!(!text.contains("input tokens"), "no input count, no line");
+        // Counted on 4 of 10 successes: the mean is over those 4.
+        s.input_tokens = 40;
+        s.input_sources = sources(&[(TokenSource::Tokenizer, 4), (TokenSource::None, 6)]);
+        let r = to_json(&plan, &s);
+        assert_eq!(r["input_tokens"], json!(40));
+        assert_eq!(r["mean_input_tokens"], json!(10.0));
+        assert_eq!(r["input_tokens_source"], json!("mixed"));
+        assert_eq!(r["total_token_throughput"], json!(70.0));
+        // No success: no source.
+        let r = to_json(&plan, &RunStats::default());
+        assert_eq!(r["output_tokens_source"], Value::Null);
+    }
+
+    #[test]
     fn close_samples_get_finer_rows() {
         let mut rec = Recorder::new();
         for i in 0..10 {
