@@ -67,7 +67,7 @@ pub enum Command {
     /// Serve the JSON API (POST /benchmark, POST /fireworks_benchmark).
     Serve(ServeArgs),
     /// Benchmark a URL at a fixed rate (or `--qps max` for closed-loop saturation).
-    Bench(BenchArgs),
+    Bench(Box<BenchArgs>),
     /// Benchmark an OpenAI-compatible completions or chat API (Fireworks, vLLM, ...).
     #[command(visible_alias = "llm")]
     Fireworks(Box<LlmArgs>),
@@ -557,7 +557,7 @@ mod tests {
         let mut argv = vec!["bench"];
         argv.extend_from_slice(args);
         match parse(&argv) {
-            Command::Bench(b) => b,
+            Command::Bench(b) => *b,
             other => panic!("not bench: {other:?}"),
         }
     }
