@@ -291,6 +291,19 @@ pub fn to_json(plan: &Plan, stats: &RunStats) -> Value {
         .map(|(timing, rec)| (timing.name.to_string(), buckets(rec)))
         .collect();
     m.insert("histograms".into(), Value::Object(histograms));
+    // Both are known only for a run this process ran (not for statistics rebuilt elsewhere).
+    if stats.timeline.is_on() {
+        m.insert("timeline".into(), timeline(plan, stats));
+    }
+    if stats.clock != crate::engine::Clock::default() {
+        m.insert(
+            "clock".into(),
+            json!({
+                "monotonic_start_ns": stats.clock.monotonic_start_ns,
+                "unix_start": stats.clock.unix_start,
+            }),
+        );
+    }
     Value::Object(m)
 }
 
@@ -575,6 +588,42 @@ fn source_text(s: &TokenSources) -> String {
     }
 }
 
+/// The report's `timeline`: one object per interval (`engine::timeline` says which interval each
+/// figure counts in); the time-to-first-token percentiles in streaming runs and the output tokens
+/// in LLM runs, as the run's own families.
+fn timeline(plan: &Plan, stats: &RunStats) -> Value {
+    let stream = plan.body_mode == BodyMode::Sse;
+    let llm = plan.llm.is_some();
+    // The percentiles are bucket estimates (within 12.2%): four digits say all they know.
+    let sig = |x: Option<f64>| x.map(|x| format!("{x:.3e}").parse::<f64>().unwrap_or(x));
+    let rows = stats.timeline.entries(stats.elapsed).into_iter().map(|e| {
+        let mut row = json!({
+            "start": e.start,
+            "duration": e.duration,
+            "scheduled": e.scheduled,
+            "sent": e.sent,
+            "completed": e.completed,
+            "successes": e.successes,
+            "errors": e.errors,
+            "not_sent": e.not_sent,
+            "achieved_qps": e.achieved_qps,
+            "response_time_p50": sig(e.response_time_p50),
+            "response_time_p90": sig(e.response_time_p90),
+            "response_time_p99": sig(e.response_time_p99),
+            "dispatch_delay_p99": sig(e.dispatch_delay_p99),
+        });
+        if stream {
+            row["time_to_first_token_p50"] = json!(sig(e.time_to_first_token_p50));
+            row["time_to_first_token_p99"] = json!(sig(e.time_to_first_token_p99));
+        }
+        if llm {
+            row["output_tokens"] = json!(e.output_tokens);
+        }
+        row
+    });
+    Value::Array(rows.collect())
+}
+
 /// The non-empty log-scale buckets of a recorder, ascending, as `{"from", "to", "count"}` in
 /// seconds. The last bucket (1000 s and up) has no upper edge: its `to` is the largest sample.
 fn buckets(rec: &Recorder) -> Value {
@@ -793,6 +842,14 @@ fn same_because(shown: &str, dropped: &str) -> &'static str {
 /// streaming). A family whose figures equal an earlier row's is said in one line, not a row.
 pub fn to_text(plan: &Plan, stats: &RunStats) -> String {
     let mut out = settings(plan);
+    out.push_str(&to_text_body(plan, stats));
+    out
+}
+
+/// [`to_text`] without the settings at its head: for a screen that shows them just above (the
+/// command line printed them as the run started, to the same terminal).
+pub fn to_text_body(plan: &Plan, stats: &RunStats) -> String {
+    let mut out = String::new();
     let t = &stats.timings;
     let _ = writeln!(out);
     let _ = writeln!(
@@ -1119,6 +1176,37 @@ mod tests {
                 "dispatch_delay"
             ]
         );
+    }
+
+    #[test]
+    fn the_timeline_has_one_row_per_interval_and_llm_fields_only_in_llm_runs() {
+        use crate::engine::outcome::{Completed, Failure, Outcome};
+        let t0 = std::time::Instant::now();
+        let mut s = stats(false);
+        s.elapsed = std::time::Duration::from_millis(2500);
+        s.timeline = crate::engine::Timeline::new(t0, std::time::Duration::from_secs(1));
+        let at = |ms: u64| t0 + std::time::Duration::from_millis(ms);
+        let mut c = Completed::unsent(0, at(100), 0, Failure::NotSent, at(1234));
+        c.dispatch = Some(at(101));
+        c.end_at = Some(at(1234));
+        c.outcome = Outcome::Success;
+        s.timeline.record(&c);
+        let r = to_json(&plan(), &s);
+        let rows = r["timeline"].as_array().unwrap();
+        assert_eq!(rows.len(), 3);
+        assert_eq!(
+            rows[1],
+            json!({"start": 1.0, "duration": 1.0, "scheduled": 0, "sent": 0, "completed": 1,
+                "successes": 1, "errors": 0, "not_sent": 0, "achieved_qps": 0.0,
+                "response_time_p50": 1.133, "response_time_p90": 1.133, "response_time_p99": 1.133,
+                "dispatch_delay_p99": null})
+        );
+        assert_eq!(
+            (rows[2]["start"].clone(), rows[2]["duration"].clone()),
+            (json!(2.0), json!(0.5))
+        );
+        assert_eq!(r["config"]["interval"], json!(1));
+        assert!(r["clock"]["monotonic_start_ns"].is_u64());
     }
 
     #[test]

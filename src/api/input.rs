@@ -334,6 +334,7 @@ impl<'a> Fields<'a> {
         if stages.is_some() && (self.present("qps") || self.present("duration")) {
             self.error(&["stages"], STAGES_OR_RATE);
         }
+        let interval = self.field("interval", Presence::Nullable, number);
         let mut input = Input::new(url?, qps?, duration?);
         input.num_workers = num_workers;
         input.timeout = timeout;
@@ -354,6 +355,7 @@ impl<'a> Fields<'a> {
             Some(list) => input.set_stages(list, ramp.unwrap_or(false)),
             None => input.ramp = ramp.unwrap_or(false),
         }
+        input.interval = interval;
         Some(input)
     }
 

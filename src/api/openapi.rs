@@ -274,6 +274,11 @@ fn run_fields(limits: &Limits, workers_default: Value, timeout_default: f64) -> 
                 achieved_qps, total_requests, successes, errors, elapsed, health (== ok). The \
                 report lists each with its value and pass; a malformed one is a 422 before the \
                 run, with its position and the metric names."},
+        "interval": {"type": "number", "nullable": true, "default": defaults::INTERVAL,
+            "minimum": 0, "exclusiveMinimum": true,
+            "description": format!("Seconds per interval of the report's `timeline`. At most {} \
+                intervals over duration + 2 × timeout; by default 1 s, or longer for runs too \
+                long for that.", defaults::MAX_INTERVALS)},
     });
     match v {
         Value::Object(m) => m,
@@ -452,6 +457,7 @@ fn config_schema() -> Value {
             "arrival": {"type": "string", "enum": ["constant", "poisson"]},
             "seed": {"type": "integer"},
             "threads": {"type": "integer"},
+            "interval": {"type": "number", "description": "Seconds per timeline interval."},
             "api": {"type": "string", "enum": ["completions", "chat"]},
             "stream": {"type": "boolean"},
             "ca_cert": {"type": "string"},
@@ -524,6 +530,78 @@ fn family(props: &mut Map<String, Value>, name: &str) {
         };
         props.insert(stat.field(name), seconds(description));
     }
+}
+
+/// The report's `timeline`: one entry per interval (see `engine::timeline` for which interval
+/// each figure counts in).
+fn timeline_schema(llm: bool) -> Value {
+    let count = |d: &str| json!({"type": "integer", "description": d});
+    let secs = |d: &str| json!({"type": "number", "nullable": true, "description": d});
+    let mut p = Map::new();
+    p.insert(
+        "start".into(),
+        json!({"type": "number", "description": "Seconds from the run's start."}),
+    );
+    p.insert(
+        "duration".into(),
+        json!({"type": "number", "description": "Seconds; the last interval ends with the run."}),
+    );
+    p.insert(
+        "scheduled".into(),
+        count("Requests whose intended time fell in the interval."),
+    );
+    p.insert("sent".into(), count("Requests dispatched in the interval."));
+    p.insert(
+        "completed".into(),
+        count("Whole responses (any status) whose last byte came in the interval."),
+    );
+    p.insert(
+        "successes".into(),
+        count("Successes that ended in the interval."),
+    );
+    p.insert(
+        "errors".into(),
+        count("Statuses and named failures seen in the interval (not-sent excluded)."),
+    );
+    p.insert(
+        "not_sent".into(),
+        count("Requests given up as not sent in the interval."),
+    );
+    p.insert(
+        "achieved_qps".into(),
+        json!({"type": "number", "description": "sent / duration."}),
+    );
+    for (k, d) in [
+        (
+            "response_time_p50",
+            "Of the responses completed in the interval; null when none. Within 12.2% of the sample of that rank.",
+        ),
+        ("response_time_p90", "As response_time_p50."),
+        ("response_time_p99", "As response_time_p50."),
+        (
+            "dispatch_delay_p99",
+            "Of the requests dispatched in the interval; null when none.",
+        ),
+    ] {
+        p.insert(k.into(), secs(d));
+    }
+    if llm {
+        p.insert(
+            "time_to_first_token_p50".into(),
+            secs("Streaming: of the first tokens that arrived in the interval; null when none."),
+        );
+        p.insert(
+            "time_to_first_token_p99".into(),
+            secs("As time_to_first_token_p50."),
+        );
+        p.insert(
+            "output_tokens".into(),
+            count("Output tokens of the successes that ended in the interval."),
+        );
+    }
+    json!({"type": "array", "description": "One entry per interval of config.interval seconds \
+        from the run's start to its end, empty ones included.",
+        "items": {"type": "object", "properties": p}})
 }
 
 fn report_schema(llm: bool) -> Value {
@@ -644,6 +722,15 @@ fn report_schema(llm: bool) -> Value {
         json!({"type": "object", "additionalProperties": true, "description": "With \
             `\"state\": true`: the run's mergeable state (a JSON object, version in \
             `pacer_state`), for `pacer merge`."}),
+    );
+    props.insert("timeline".into(), timeline_schema(llm));
+    props.insert(
+        "clock".into(),
+        json!({"type": "object", "description": "The run's start (t0, the zero of the timeline \
+            and of --requests times) on two clocks, read together: CLOCK_MONOTONIC in \
+            nanoseconds, to line up with another process's monotonic logs, and Unix time.",
+            "properties": {"monotonic_start_ns": {"type": "integer"},
+                "unix_start": {"type": "number", "description": "Seconds since 1970."}}}),
     );
     for t in timings_in_json_order().filter(|t| t.scope == Scope::Every) {
         family(&mut props, t.name);
@@ -779,6 +866,7 @@ mod tests {
             "stages",
             "ramp",
             "goodput",
+            "interval",
         ] {
             assert!(b[f].is_object(), "{f}");
         }

@@ -427,17 +427,25 @@ impl Exchange {
     /// The record of the response this exchange completed (after [`Step::Complete`]).
     #[inline]
     pub fn completed(&self, thread: u32) -> Completed {
-        self.record(thread, self.outcome, self.end_at)
+        // A complete exchange always has its end; the dispatch stands in should that ever break.
+        let ended = self.end_at.unwrap_or(self.ticket.dispatch);
+        self.record(thread, self.outcome, self.end_at, ended)
     }
 
     /// The record of this exchange failing with `f` (a [`Step::Fail`], a timeout, a write error):
-    /// no complete response, so no timings are recorded from it.
-    pub fn failed(&self, f: Failure, thread: u32) -> Completed {
-        self.record(thread, Outcome::Failed(f), None)
+    /// no complete response, so no timings are recorded from it. `at`: when the failure was seen.
+    pub fn failed(&self, f: Failure, thread: u32, at: Instant) -> Completed {
+        self.record(thread, Outcome::Failed(f), None, at)
     }
 
     #[inline]
-    fn record(&self, thread: u32, outcome: Outcome, end_at: Option<Instant>) -> Completed {
+    fn record(
+        &self,
+        thread: u32,
+        outcome: Outcome,
+        end_at: Option<Instant>,
+        ended: Instant,
+    ) -> Completed {
         let t = &self.ticket;
         let success = outcome == Outcome::Success;
         let (input_tokens, input_source) = match (
@@ -459,6 +467,7 @@ impl Exchange {
             first_byte_at: self.first_byte_at,
             first_token_at: self.stream.first_token_at,
             end_at,
+            ended,
             status: self.status,
             outcome,
             bytes: self.bytes,
@@ -833,7 +842,7 @@ mod tests {
         let mut r = Run::new(BodyMode::Plain, false);
         assert_eq!(r.read(b"HTTP/1.1 200 OK\r\n\r\nabc", 10), Step::More);
         assert_eq!(r.close(Close::Truncated), Err(TLS_TRUNCATED));
-        let c = r.ex.failed(TLS_TRUNCATED, 0);
+        let c = r.ex.failed(TLS_TRUNCATED, 0, Instant::now());
         assert_eq!(c.end_at, None, "a failure is not timed");
         assert_eq!(c.head_at, Some(r.at(10)));
     }

@@ -31,13 +31,14 @@ use slab::Slab;
 use super::conn::{Conn, MAX_READS_PER_EVENT, ReadResult, Transport, WriteResult};
 use super::dispatch::{Dispatch, Pending, Ticket};
 use super::exchange::{Close, Exchange, Step};
+use super::export::LaneExport;
 use super::outcome::{Completed, Failure};
 use super::pacing::Pacing;
 use super::stats::LaneStats;
 use super::sys::{self, Timer};
-use super::{Counts, LaneProgress, Stop, tls};
+use super::{Counts, LaneProgress, Stop, live, tls};
 use crate::health::ThreadUsage;
-use crate::plan::{Plan, Rate};
+use crate::plan::{BodyMode, Plan, Rate};
 
 /// The timerfd's token; every other token is a slab key.
 const TIMER: Token = Token(usize::MAX);
@@ -92,6 +93,10 @@ pub struct Lane<'a> {
     shown: Counts,
     /// Wake this much before a deadline and busy-poll the rest (see `SPIN_CPU_SHARE`).
     spin: Duration,
+    /// Every record also goes to the per-request file (`--requests`).
+    export: Option<LaneExport<'a>>,
+    /// The live view counts first tokens (a streaming run), else response times.
+    live_first_token: bool,
 }
 
 impl<'a> Lane<'a> {
@@ -138,7 +143,15 @@ impl<'a> Lane<'a> {
             progress,
             shown: Counts::default(),
             spin,
+            export: None,
+            live_first_token: plan.body_mode == BodyMode::Sse,
         })
+    }
+
+    /// Also hands every record to `export` (the per-request file's writer).
+    pub fn exporting(mut self, export: Option<LaneExport<'a>>) -> Self {
+        self.export = export;
+        self
     }
 
     pub fn run(mut self) -> LaneStats {
@@ -202,6 +215,9 @@ impl<'a> Lane<'a> {
             };
             self.stats.usage.push((self.thread, usage));
         }
+        if let Some(e) = self.export.as_mut() {
+            e.flush(&self.stats.messages);
+        }
         self.stats
     }
 
@@ -217,6 +233,7 @@ impl<'a> Lane<'a> {
                 intended,
                 self.thread,
                 Failure::Interrupted,
+                now,
             ));
         }
         for p in self.dispatch.take_unsent() {
@@ -225,6 +242,7 @@ impl<'a> Lane<'a> {
                 p.intended,
                 self.thread,
                 Failure::Interrupted,
+                now,
             ));
         }
     }
@@ -249,7 +267,7 @@ impl<'a> Lane<'a> {
     /// deadline become timeouts (their connection is closed: its state is unknown).
     fn expire(&mut self, now: Instant) {
         while let Some(p) = self.dispatch.expire_unsent(now) {
-            let c = Completed::unsent(p.index, p.intended, self.thread, Failure::NotSent);
+            let c = Completed::unsent(p.index, p.intended, self.thread, Failure::NotSent, now);
             self.record(&c);
         }
         loop {
@@ -532,7 +550,7 @@ impl<'a> Lane<'a> {
                     self.dispatch.retry(t);
                 }
             } else {
-                let c = ex.failed(f, self.thread);
+                let c = ex.failed(f, self.thread, Instant::now());
                 if let Some(t) = conn.release() {
                     self.dispatch.end(t);
                 }
@@ -580,15 +598,21 @@ impl<'a> Lane<'a> {
 
     /// The exchange of a connection that never came to be failed with `f`.
     fn end(&mut self, ex: &Exchange, f: Failure) {
-        let c = ex.failed(f, self.thread);
+        let c = ex.failed(f, self.thread, Instant::now());
         self.dispatch.end(*ex.ticket());
         self.record(&c);
     }
 
-    /// Every request of the lane ends here, once.
+    /// Every request of the lane ends here, once: its statistics, the live view, the file.
     #[inline(always)]
     fn record(&mut self, c: &Completed) {
         self.stats.record(c);
+        if let Some((at, secs)) = live::sample(c, self.sh.t0, self.live_first_token) {
+            self.progress.rolling.record(at, secs);
+        }
+        if let Some(e) = self.export.as_mut() {
+            e.push(c, &self.stats.messages);
+        }
     }
 
     /// Shows the counters to whoever watches the run (relaxed atomics, only when they moved).
@@ -602,6 +626,7 @@ impl<'a> Lane<'a> {
             completed: s.timings.response_time.count(),
             errors: s.errors(),
             done: s.total,
+            settled: s.dispatched,
         };
         self.progress.add(now.since(self.shown));
         self.shown = now;
@@ -616,10 +641,11 @@ impl<'a> Lane<'a> {
 
     /// Ends every request not yet in a bucket as `f` (only when the loop cannot go on).
     fn abandon(&mut self, f: Failure) {
+        let now = Instant::now();
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
         for key in keys {
             let conn = &mut self.conns[key];
-            if let Some(c) = conn.exchange().map(|ex| ex.failed(f, self.thread))
+            if let Some(c) = conn.exchange().map(|ex| ex.failed(f, self.thread, now))
                 && let Some(t) = conn.release()
             {
                 self.dispatch.end(t);
@@ -627,10 +653,10 @@ impl<'a> Lane<'a> {
             }
         }
         for p in self.dispatch.take_all() {
-            self.record(&Completed::unsent(p.index, p.intended, self.thread, f));
+            self.record(&Completed::unsent(p.index, p.intended, self.thread, f, now));
         }
         while let Some((index, intended)) = self.pacing.take_rest() {
-            self.record(&Completed::unsent(index, intended, self.thread, f));
+            self.record(&Completed::unsent(index, intended, self.thread, f, now));
         }
     }
 

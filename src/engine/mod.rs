@@ -22,30 +22,36 @@
 pub mod conn;
 pub mod dispatch;
 pub mod exchange;
+pub mod export;
 pub mod lane;
+pub mod live;
 pub mod outcome;
 pub mod pacing;
 pub mod sched;
 pub mod stats;
 pub mod sys;
+pub mod timeline;
 pub mod tls;
 
 use std::collections::BTreeMap;
+use std::fs::File;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Barrier, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::health::{self, Health, HealthInput, ThreadUsage};
-use crate::plan::{Plan, Rate};
+use crate::plan::{BodyMode, Plan, Rate};
 use crate::shard::WallTimes;
 use crate::shard::time::{UnixNanos, now_unix_ns};
 use lane::{Lane, Shared};
+pub use live::Recent;
 pub use outcome::Failure;
 pub use outcome::TokenSource;
 pub use sched::Scheduling;
 use stats::Messages;
 pub use stats::{LaneStats, Timings, TokenSources};
+pub use timeline::Timeline;
 
 /// An error bucket of the report: an HTTP status or a named failure. Statuses sort before names.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -92,6 +98,40 @@ pub struct RunStats {
     pub stages: Vec<RunStats>,
     /// Whether the generator limited the run (None for a run whose target did not resolve).
     pub health: Option<Health>,
+    /// The requests placed in time, merged over the threads (see [`timeline`]).
+    pub timeline: Timeline,
+    /// The run's start on the system's clocks.
+    pub clock: Clock,
+    /// How writing every request went, when asked for ([`Controls::requests`]).
+    pub requests: Option<export::Summary>,
+}
+
+/// The run's start, `t0` (the zero of the timeline and of per-request times), on the clocks other
+/// programs read: `CLOCK_MONOTONIC` (to line requests up with another process's monotonic logs)
+/// and Unix time, both read at the same moment.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Clock {
+    pub monotonic_start_ns: u64,
+    /// Seconds since 1970.
+    pub unix_start: f64,
+}
+
+impl Clock {
+    /// `t0` (an instant now or a moment ahead) on both clocks.
+    pub fn at(t0: Instant) -> Clock {
+        let mono = sys::monotonic_ns();
+        let now = Instant::now();
+        let unix = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        let ahead = t0.saturating_duration_since(now);
+        let behind = now.saturating_duration_since(t0);
+        let ns = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        Clock {
+            monotonic_start_ns: (mono + ns(ahead)).saturating_sub(ns(behind)),
+            unix_start: (unix + ahead).saturating_sub(behind).as_secs_f64(),
+        }
+    }
 }
 
 impl RunStats {
@@ -144,6 +184,8 @@ pub struct Counts {
     pub errors: u64,
     /// Requests that reached a bucket: successes and errors.
     pub done: u64,
+    /// Requests sent that have ended (any outcome): `sent - settled` are in flight.
+    pub settled: u64,
 }
 
 impl Counts {
@@ -153,7 +195,13 @@ impl Counts {
             completed: self.completed - before.completed,
             errors: self.errors - before.errors,
             done: self.done - before.done,
+            settled: self.settled - before.settled,
         }
+    }
+
+    /// Requests sent and not yet ended.
+    pub fn in_flight(&self) -> u64 {
+        self.sent.saturating_sub(self.settled)
     }
 }
 
@@ -166,6 +214,9 @@ pub struct LaneProgress {
     completed: AtomicU64,
     errors: AtomicU64,
     done: AtomicU64,
+    settled: AtomicU64,
+    /// Response times (first tokens when streaming) by half second, for rolling percentiles.
+    rolling: live::Rolling,
 }
 
 impl LaneProgress {
@@ -175,6 +226,7 @@ impl LaneProgress {
         self.completed.fetch_add(d.completed, Ordering::Relaxed);
         self.errors.fetch_add(d.errors, Ordering::Relaxed);
         self.done.fetch_add(d.done, Ordering::Relaxed);
+        self.settled.fetch_add(d.settled, Ordering::Relaxed);
     }
 
     fn read(&self) -> Counts {
@@ -183,6 +235,7 @@ impl LaneProgress {
             completed: self.completed.load(Ordering::Relaxed),
             errors: self.errors.load(Ordering::Relaxed),
             done: self.done.load(Ordering::Relaxed),
+            settled: self.settled.load(Ordering::Relaxed),
         }
     }
 }
@@ -194,6 +247,8 @@ pub struct Progress {
     lanes: Box<[LaneProgress]>,
     /// Requests scheduled (0 in saturation mode).
     pub total: u64,
+    /// The rolling percentiles are of time to first token (a streaming run), not response time.
+    pub first_token: bool,
 }
 
 impl Progress {
@@ -204,6 +259,7 @@ impl Progress {
                 .map(|_| LaneProgress::default())
                 .collect(),
             total: plan.shard_requests(),
+            first_token: plan.body_mode == BodyMode::Sse,
         }
     }
 
@@ -222,7 +278,14 @@ impl Progress {
                 completed: a.completed + b.completed,
                 errors: a.errors + b.errors,
                 done: a.done + b.done,
+                settled: a.settled + b.settled,
             })
+    }
+
+    /// p50 and p99 of the response times (first tokens when streaming) seen in the last whole
+    /// second before `elapsed` (the run's clock), over every thread; lock-free.
+    pub fn recent(&self, elapsed: Duration) -> Recent {
+        live::recent(self.lanes.iter().map(|l| &l.rolling), elapsed)
     }
 
     /// Requests that reached a bucket so far.
@@ -244,6 +307,8 @@ pub struct Controls<'a> {
     pub progress: Option<&'a Progress>,
     /// Stops the run early when set.
     pub stop: Option<&'a Stop>,
+    /// Writes one JSON line per request to this file ([`export`]), from a thread of its own.
+    pub requests: Option<&'a File>,
 }
 
 /// Runs `plan` to the end. `on_tick` is called about every 200 ms from the calling thread while
@@ -313,12 +378,23 @@ pub fn run_resolved_with(
     let t0_cell: OnceLock<Instant> = OnceLock::new();
     let anchor_cell: OnceLock<(Anchor, UnixNanos)> = OnceLock::new();
     let (tx, rx) = crossbeam_channel::unbounded::<Result<LaneStats, String>>();
+    let waited = AtomicU64::new(0);
+    let (export, writer) = match controls.requests {
+        Some(file) => {
+            let (e, w) = export::channels(threads);
+            (Some(e), Some((w, file)))
+        }
+        None => (None, None),
+    };
+    let mut requests = None;
+    let mut clock = Clock::default();
     let result = std::thread::scope(|scope| {
         for thread in 0..threads {
             let (tx, barrier, t0_cell, anchor_cell, addrs, tls) =
                 (tx.clone(), &barrier, &t0_cell, &anchor_cell, &addrs, &tls);
             let workers = plan.shard_workers();
             let cap = workers / threads + usize::from(thread < workers % threads);
+            let lane_export = export.as_ref().map(|e| e.lane(thread as u32, &waited));
             let spawned = std::thread::Builder::new()
                 .name(format!("pacer-lane-{thread}"))
                 .spawn_scoped(scope, move || {
@@ -338,7 +414,9 @@ pub fn run_resolved_with(
                         ready,
                         stop,
                     };
-                    let stats = Lane::new(&shared, thread, threads, cap, progress.lane(thread))
+                    let lane = Lane::new(&shared, thread, threads, cap, progress.lane(thread));
+                    let stats = lane
+                        .map(|l| l.exporting(lane_export))
                         .map(Lane::run)
                         .map(|mut s| {
                             s.scheduling = scheduling;
@@ -353,12 +431,30 @@ pub fn run_resolved_with(
             }
         }
         drop(tx);
+        // The lanes hold their own ends: the writer ends when the last lane is done.
+        drop(export);
         // Every thread is ready: read the wall clock once, and start the clock a moment ahead
         // (or at `start_at`) so all see the same t0.
         let anchor = Anchor::now();
         let (t0, start) = anchor.t0(plan.start_at);
         let _ = anchor_cell.set((anchor, start));
         let _ = t0_cell.set(t0);
+        // Unix time as the shard's wall clock has it (`start_at` itself when given).
+        clock = Clock {
+            unix_start: start as f64 / 1e9,
+            ..Clock::at(t0)
+        };
+        let writing = writer.map(|(w, file)| {
+            let format = export::Format {
+                t0,
+                host: plan.target.host.clone(),
+                workers: plan.num_workers,
+                llm: plan.llm.is_some(),
+            };
+            std::thread::Builder::new()
+                .name("pacer-requests".into())
+                .spawn_scoped(scope, move || export::write(w, file, &format))
+        });
         barrier.wait();
         let started = t0;
         let mut merged: Option<LaneStats> = None;
@@ -385,6 +481,17 @@ pub fn run_resolved_with(
                 Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
             }
         }
+        requests = match writing {
+            Some(Ok(h)) => Some(h.join().unwrap_or_else(|_| export::Summary {
+                error: Some("the writer thread failed".into()),
+                ..export::Summary::default()
+            })),
+            Some(Err(e)) => Some(export::Summary {
+                error: Some(format!("cannot start the writer thread: {e}")),
+                ..export::Summary::default()
+            }),
+            None => None,
+        };
         if let Some(e) = failure {
             return Err(EngineError(e));
         }
@@ -392,6 +499,9 @@ pub fn run_resolved_with(
     });
     let merged = result?;
     let started = t0_cell.get().copied().unwrap_or_else(Instant::now);
+    if let Some(r) = requests.as_mut() {
+        r.waited = Duration::from_nanos(waited.load(Ordering::Relaxed));
+    }
     let elapsed = match plan.rate {
         // wrk's convention: a closed-loop run lasts exactly its duration (or until stopped).
         Rate::Max if merged.interrupted => started.elapsed().min(plan.duration),
@@ -414,6 +524,8 @@ pub fn run_resolved_with(
     let mut stats = finish(plan, merged, elapsed);
     stats.wall = wall;
     let scheduled = plan.shard_requests();
+    stats.clock = clock;
+    stats.requests = requests;
     debug_assert!(
         scheduled == 0 || stats.total_requests == scheduled,
         "lost requests"
@@ -508,6 +620,9 @@ fn summarize(plan: &Plan, w: LaneStats, messages: &Messages, elapsed: Duration) 
         stages: Vec::new(),
         health: None,
         wall: WallTimes::default(),
+        timeline: w.timeline,
+        clock: Clock::default(),
+        requests: None,
     }
 }
 
@@ -581,6 +696,7 @@ fn dns_failure(plan: &Plan) -> RunStats {
     RunStats {
         total_requests: n,
         errors,
+        clock: Clock::at(Instant::now()),
         ..RunStats::default()
     }
 }

@@ -140,6 +140,10 @@ pub struct Completed {
     /// The last byte of a complete response; None when no complete response came, and then no
     /// timing of the request is recorded (transport failures are not timed).
     pub end_at: Option<Instant>,
+    /// When the request reached its bucket: the last byte of a complete response (`end_at`), the
+    /// moment its failure was seen, or when it was given up as not sent. Every request has one,
+    /// so a timeline can place each ending and a per-request export can say when it ended.
+    pub ended: Instant,
     /// The final status, when a head came.
     pub status: Option<u16>,
     pub outcome: Outcome,
@@ -160,8 +164,14 @@ pub struct Completed {
 }
 
 impl Completed {
-    /// A request that never left: no connection, no timings.
-    pub fn unsent(index: u64, intended: Instant, thread: u32, why: Failure) -> Completed {
+    /// A request that never left: no connection, no timings; given up at `at`.
+    pub fn unsent(
+        index: u64,
+        intended: Instant,
+        thread: u32,
+        why: Failure,
+        at: Instant,
+    ) -> Completed {
         Completed {
             index,
             thread,
@@ -172,6 +182,7 @@ impl Completed {
             first_byte_at: None,
             first_token_at: None,
             end_at: None,
+            ended: at,
             status: None,
             outcome: Outcome::Failed(why),
             bytes: 0,

@@ -3,8 +3,9 @@
 //! the end. The run's totals and the report's names are `engine::finish`'s; the summaries
 //! (means, percentiles) are `crate::stats`'.
 //!
-//! `record` is the hook for everything per request (a timeline, a per-request export later): it
-//! sees each request once, whatever its fate. Here it also decides goodput (a success that met
+//! `record` is the hook for everything per request (here the timeline; the lane adds the live
+//! view and the per-request export beside it): it sees each request once, whatever its fate.
+//! Here it also decides goodput (a success that met
 //! every objective of `--goodput`) and files the request under its stage (the one its intended
 //! time falls in), whose own [`LaneStats`] keep the same counts and timings. The generator's own
 //! lateness and each thread's CPU are kept beside, for the run's `health`.
@@ -22,6 +23,7 @@ use std::time::{Duration, Instant};
 use super::exchange::Sink;
 use super::outcome::{Completed, Failure, Outcome, TokenSource};
 use super::sched::Scheduling;
+use super::timeline::Timeline;
 use crate::health::ThreadUsage;
 use crate::plan::Plan;
 use crate::slo::goodput::{self, Objective, RequestMetric};
@@ -210,6 +212,9 @@ pub struct LaneStats {
     pub lateness: Recorder,
     /// Each thread's CPU and preemptions, taken by the thread at its end (thread number, usage).
     pub usage: Vec<(u32, ThreadUsage)>,
+    /// The same requests placed in time (off in a default `LaneStats`: `for_plan` turns it on;
+    /// a stage has none).
+    pub timeline: Timeline,
     /// What `record` needs from the plan: the goodput objectives, and where each stage starts.
     objectives: Vec<Objective>,
     stage_starts: Vec<Instant>,
@@ -228,6 +233,7 @@ impl LaneStats {
         };
         LaneStats {
             stages: stage_starts.iter().map(|_| LaneStats::default()).collect(),
+            timeline: Timeline::new(t0, plan.interval),
             objectives: plan.goodput.clone(),
             stage_starts,
             ..LaneStats::default()
@@ -251,6 +257,7 @@ impl LaneStats {
                 stage.tally(c, good);
             }
         }
+        self.timeline.record(c);
     }
 
     /// Counts and times one request (see [`LaneStats::record`]).
@@ -357,6 +364,7 @@ impl LaneStats {
         for (mine, theirs) in self.stages.iter_mut().zip(b.stages) {
             mine.absorb(theirs, rename);
         }
+        self.timeline += b.timeline;
     }
 }
 
@@ -431,6 +439,7 @@ mod tests {
             first_byte_at: end_ms.map(|_| at(6)),
             first_token_at: None,
             end_at: end_ms.map(at),
+            ended: at(end_ms.unwrap_or(30)),
             status: Some(200),
             outcome,
             bytes: 100,
@@ -450,7 +459,7 @@ mod tests {
         s.record(&done(t0, 0, Outcome::Success, Some(12)));
         s.record(&done(t0, 1, Outcome::Status(503), Some(22)));
         s.record(&done(t0, 2, Outcome::Failed(Failure::Timeout), None));
-        s.record(&Completed::unsent(3, t0, 0, Failure::NotSent));
+        s.record(&Completed::unsent(3, t0, 0, Failure::NotSent, t0));
         assert_eq!((s.total, s.successes, s.errors()), (4, 1, 3));
         assert_eq!(s.statuses[&503], 1);
         assert_eq!(s.failures[&Failure::Timeout], 1);
@@ -466,6 +475,22 @@ mod tests {
         assert_eq!(t.dispatch_delay.count(), 3);
         assert_eq!(s.dispatched, 3);
         assert_eq!(s.bytes_received, 300);
+    }
+
+    #[test]
+    fn record_places_each_request_on_the_timeline_when_it_is_on() {
+        let t0 = Instant::now();
+        let mut s = LaneStats::default();
+        s.record(&done(t0, 0, Outcome::Success, Some(12)));
+        assert!(s.timeline.intervals().is_empty(), "off by default");
+        s.timeline = Timeline::new(t0, Duration::from_millis(10));
+        s.record(&done(t0, 1, Outcome::Success, Some(12)));
+        s.record(&done(t0, 2, Outcome::Failed(Failure::Timeout), None));
+        let iv = s.timeline.intervals();
+        assert_eq!(iv.len(), 4, "the timeout was seen at 30 ms");
+        assert_eq!((iv[0].scheduled, iv[0].sent), (2, 2));
+        assert_eq!((iv[1].successes, iv[1].completed), (1, 1));
+        assert_eq!(iv[3].errors, 1);
     }
 
     #[test]
@@ -655,7 +680,13 @@ mod tests {
         s.record(&shift(done(t0, 1, Outcome::Success, Some(14)), 500));
         // Stage 2 from exactly 1 s: a fast 503 (not a success, so not good), an unsent request.
         s.record(&shift(done(t0, 2, Outcome::Status(503), Some(5)), 1000));
-        s.record(&Completed::unsent(3, at(1500), 0, Failure::NotSent));
+        s.record(&Completed::unsent(
+            3,
+            at(1500),
+            0,
+            Failure::NotSent,
+            at(3500),
+        ));
         assert_eq!((s.total, s.successes, s.good), (4, 2, 1));
         let (a, b) = (&s.stages[0], &s.stages[1]);
         assert_eq!((a.total, a.successes, a.good, a.errors()), (2, 2, 1, 0));

@@ -37,6 +37,13 @@ pub const EMFILE: i32 = Errno::MFILE.raw_os_error();
 /// The system-wide file limit is reached.
 pub const ENFILE: i32 = Errno::NFILE.raw_os_error();
 
+/// `CLOCK_MONOTONIC` now, in nanoseconds: the clock `Instant` reads on Linux, as other
+/// processes see it (their logs, `clock_gettime`), so a run's start can be told to them.
+pub fn monotonic_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    u64::try_from(t.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(t.tv_nsec).unwrap_or(0)
+}
+
 /// `SCHED_FIFO` and `SCHED_OTHER`, as [`current_policy`] reports them.
 pub const SCHED_FIFO: i32 = libc::SCHED_FIFO;
 pub const SCHED_OTHER: i32 = libc::SCHED_OTHER;

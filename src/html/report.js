@@ -356,7 +356,7 @@
         (f) => lineChart(f, pcts('dispatch_delay', [['p99', C.pink]]), 'time', human)),
     ];
     if (llm) {
-      c.push(chart('ttft', 'Time to first token over time', 'percentiles of the streams that started in each interval',
+      c.push(chart('ttft', 'Time to first token over time', 'percentiles of the first tokens that arrived in each interval',
         (f) => lineChart(f, pcts('time_to_first_token', [['p50', C.blue], ['p99', C.red]]), 'time', human)));
       c.push(chart('tokens', 'Output tokens per second', null,
         (f) => lineChart(f, [{ name: 'output tokens /s', color: C.green, get: (e, t) => rateOf(e.output_tokens, t) }],

@@ -3,6 +3,8 @@
 //! request and thread counts. Pure arithmetic on the input; what goes on the wire is
 //! [`request`](super::request)'s.
 
+use std::time::Duration;
+
 use super::defaults;
 use super::input::{Input, Rate};
 use super::stages::{self, RateCurve};
@@ -352,6 +354,36 @@ pub(super) fn realtime(input: &Input) -> Result<(), PlanError> {
     Ok(())
 }
 
+/// The timeline's interval: as asked (> 0, finite, and no more than
+/// [`defaults::MAX_INTERVALS`] of them over the run's bound, `duration + 2 × timeout`), or
+/// [`defaults::INTERVAL`], lengthened to a step of [`defaults::INTERVAL_STEPS`] (then whole
+/// hours) for a run too long for it.
+pub(super) fn interval(input: &Input, timeout: f64) -> Result<Duration, PlanError> {
+    let bound = input.duration + 2.0 * timeout;
+    let max = defaults::MAX_INTERVALS as f64;
+    let secs = match input.interval {
+        Some(i) if !(i.is_finite() && i > 0.0) => {
+            return Err(invalid("interval", "interval must be > 0 seconds".into()));
+        }
+        Some(i) if bound / i > max => {
+            return Err(invalid(
+                "interval",
+                format!(
+                    "interval {i} s would cut the run (duration + 2 × timeout = {bound} s) into \
+                     more than {} intervals",
+                    defaults::MAX_INTERVALS
+                ),
+            ));
+        }
+        Some(i) => i,
+        None => std::iter::once(defaults::INTERVAL)
+            .chain(defaults::INTERVAL_STEPS)
+            .find(|&i| bound / i <= max)
+            .unwrap_or_else(|| (bound / max / 3600.0).ceil() * 3600.0),
+    };
+    Ok(Duration::from_secs_f64(secs))
+}
+
 pub(super) fn random_seed() -> u64 {
     use std::hash::{BuildHasher, RandomState};
     RandomState::new().hash_one(std::time::SystemTime::now())
@@ -408,6 +440,43 @@ mod tests {
         assert_eq!(num_workers(&i, &limits), Ok(8));
         i.num_workers = Some(9);
         assert!(num_workers(&i, &limits).is_err());
+    }
+
+    #[test]
+    fn intervals_as_asked_or_longer_for_long_runs() {
+        let mut i = Input::new("http://h/", Rate::PerSecond(1.0), 60.0);
+        assert_eq!(interval(&i, 2.0), Ok(Duration::from_secs(1)));
+        i.interval = Some(0.25);
+        assert_eq!(interval(&i, 2.0), Ok(Duration::from_millis(250)));
+        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            i.interval = Some(bad);
+            assert!(interval(&i, 2.0).is_err(), "{bad}");
+        }
+        // 64 s over 1 µs intervals is 64 million of them.
+        i.interval = Some(1e-6);
+        assert_eq!(
+            interval(&i, 2.0),
+            Err(invalid(
+                "interval",
+                "interval 0.000001 s would cut the run (duration + 2 × timeout = 64 s) into \
+                 more than 100000 intervals"
+                    .into()
+            ))
+        );
+        // A day at 1 s fits; two days get 2 s; a year 600 s; past the steps, whole hours.
+        i.interval = None;
+        i.duration = 86_400.0;
+        assert_eq!(interval(&i, 2.0), Ok(Duration::from_secs(1)));
+        i.duration = 2.0 * 86_400.0;
+        assert_eq!(interval(&i, 2.0), Ok(Duration::from_secs(2)));
+        i.duration = 365.0 * 86_400.0;
+        assert_eq!(interval(&i, 2.0), Ok(Duration::from_secs(600)));
+        i.duration = 1e9;
+        let long = interval(&i, 2.0).unwrap().as_secs();
+        assert!(
+            long.is_multiple_of(3600) && (i.duration + 4.0) / long as f64 <= 100_000.0,
+            "{long}"
+        );
     }
 
     #[test]

@@ -76,6 +76,7 @@ pub(super) fn echo(
         }
     }
     config.insert("threads".into(), json!(plan.threads));
+    config.insert("interval".into(), number(plan.interval.as_secs_f64()));
     if let Some((l, _)) = llm {
         config.insert("api".into(), json!(l.api.name()));
         config.insert("stream".into(), json!(l.stream));

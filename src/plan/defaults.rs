@@ -38,6 +38,17 @@ pub const LLM_TIMEOUT: f64 = 3.0;
 pub const SYNTHETIC_PROMPTS: usize = 1000;
 /// The largest data set file read (`--max-dataset-bytes`; the server's own cap for the API).
 pub const MAX_DATASET_BYTES: u64 = crate::llm::DEFAULT_MAX_DATASET_BYTES;
+/// Seconds per interval of the report's `timeline` when none is asked for. Runs whose bound
+/// (duration + 2 × timeout) would make more than [`MAX_INTERVALS`] get the first of
+/// [`INTERVAL_STEPS`] that keeps them within it.
+pub const INTERVAL: f64 = 1.0;
+/// Longer default intervals, in seconds, for runs too long for 1 s ones.
+pub const INTERVAL_STEPS: [f64; 12] = [
+    2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0,
+];
+/// Most intervals a timeline may have: its memory is constant per interval (a day at 1 s is
+/// 86,400 of them).
+pub const MAX_INTERVALS: usize = 100_000;
 
 /// `pacer serve --max-qps`: the highest rate a request may ask for.
 pub const MAX_QPS: f64 = 1_000_000.0;

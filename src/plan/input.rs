@@ -84,6 +84,8 @@ pub struct Input {
     pub insecure: bool,
     /// Run the workers under `SCHED_FIFO` (fixed-rate runs only; see `engine::sched`).
     pub realtime: bool,
+    /// Seconds per interval of the report's timeline.
+    pub interval: Option<f64>,
     pub llm: Option<LlmInput>,
     /// The part of the run this process sends (`--shard i/N`); the whole run by default.
     pub shard: ShardIndex,
@@ -119,6 +121,7 @@ impl Input {
             ca_cert: None,
             insecure: false,
             realtime: false,
+            interval: None,
             llm: None,
             shard: ShardIndex::WHOLE,
             start_at: None,

@@ -120,6 +120,8 @@ pub struct Plan {
     pub insecure: bool,
     /// Ask for `SCHED_FIFO` workers (only ever set with a fixed rate).
     pub realtime: bool,
+    /// The length of one interval of the report's timeline.
+    pub interval: Duration,
     pub llm: Option<LlmPlan>,
     /// An LLM run's prompts and lengths, when it has more than the one prompt.
     pub workload: Option<WorkloadInfo>,
@@ -181,6 +183,7 @@ impl Plan {
             }
             None => (None, None),
         };
+        let interval = checks::interval(input, timeout)?;
         let (thresholds, goodput) = checks::slo(input, shaped.body_mode)?;
 
         let mut plan = Plan {
@@ -203,6 +206,7 @@ impl Plan {
             ca_cert: input.ca_cert.as_ref().map(PathBuf::from),
             insecure: input.insecure,
             realtime: input.realtime,
+            interval,
             llm: shaped.llm.as_ref().map(|(l, _)| l.clone()),
             workload,
             tokenizer,
@@ -374,7 +378,7 @@ mod tests {
         let p = plan(&i).unwrap();
         assert_eq!(
             serde_json::to_string(&p.config).unwrap(),
-            r#"{"url":"http://h:8081/x","qps":2.5,"duration":2,"num_workers":3,"timeout":2.0,"method":"POST","headers":["X-Secret"],"body_bytes":3,"arrival":"poisson","seed":7,"threads":1,"realtime":true}"#
+            r#"{"url":"http://h:8081/x","qps":2.5,"duration":2,"num_workers":3,"timeout":2.0,"method":"POST","headers":["X-Secret"],"body_bytes":3,"arrival":"poisson","seed":7,"threads":1,"interval":1,"realtime":true}"#
         );
         assert!(!p.method_is_head && p.body_mode == BodyMode::Plain);
 
@@ -402,7 +406,7 @@ mod tests {
                 r#""context_length_exceeded_behavior":"truncate","user":"<string>"},"#,
                 r#""url":"https://h/v1/chat/completions","qps":"max","duration":1,"#,
                 r#""num_workers":50,"timeout":2.0,"method":"POST","arrival":"constant","#,
-                r#""threads":2,"api":"chat","stream":false,"insecure":true,"#,
+                r#""threads":2,"interval":1,"api":"chat","stream":false,"insecure":true,"#,
                 r#""warning":"TLS certificate verification is DISABLED (insecure): the target's identity was not checked"}"#
             )
         );

@@ -58,8 +58,9 @@ static EDGES: LazyLock<[f64; LOG_BUCKETS + 1]> = LazyLock::new(|| {
 /// record together, so the index is estimated from the float's exponent and mantissa bits (log2 of
 /// the mantissa `1 + f` as `f + 0.3466·f·(1 − f)`, off by < 0.008, i.e. < 0.03 bucket, so the
 /// correction below rarely runs and its branches predict well) and then checked against the edges.
+/// Other recorders on the same buckets (the timeline's, the live progress line's) count with it.
 #[inline]
-fn bucket_of(secs: f64) -> usize {
+pub fn bucket_of(secs: f64) -> usize {
     let edges = &*EDGES;
     if secs < edges[0] {
         return 0;
@@ -146,6 +147,20 @@ impl Histogram {
             (edge(LOG_BUCKETS), f64::INFINITY)
         } else {
             (edge(i - 1), edge(i))
+        }
+    }
+
+    /// The value that stands for bucket `i` when only its count is known: the geometric middle
+    /// of a log-scale bucket (within 10^(1/20) − 1 ≈ 12.2% of any value in it), half the first
+    /// bucket's upper edge, the last bucket's lower edge.
+    pub fn middle(i: usize) -> f64 {
+        let (lo, hi) = Self::bounds(i);
+        if lo <= 0.0 {
+            hi / 2.0
+        } else if hi.is_infinite() {
+            lo
+        } else {
+            (lo * hi).sqrt()
         }
     }
 

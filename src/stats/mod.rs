@@ -13,7 +13,7 @@ pub mod histogram;
 pub mod pack;
 pub mod sketch;
 
-pub use histogram::{HistRow, Histogram};
+pub use histogram::{HistRow, Histogram, bucket_of};
 use sketch::{RankIndex, Sketch};
 
 /// Samples kept exactly per recorder; past this a recorder moves to the sketch.
