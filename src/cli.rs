@@ -7,6 +7,8 @@
 mod bench;
 pub mod duration;
 mod flags;
+mod progress;
+mod signals;
 mod stages;
 
 use std::io::Write as _;
@@ -31,12 +33,13 @@ pub mod exit {
     /// everywhere, ...), with the reason on stderr.
     pub const RUN_FAILED: i32 = 1;
     /// Bad usage: an unknown flag, a bad value (the message names the flag), a missing URL, an
-    /// `--output` that cannot be written. clap's own usage errors exit 2 too.
+    /// `--output`, `--requests` or `--html` file that cannot be written. clap's own usage errors
+    /// exit 2 too.
     pub const USAGE: i32 = 2;
     /// A `--threshold` did not hold (the report lists each with its value).
     pub const THRESHOLD: i32 = 3;
-    /// Interrupted (Ctrl-C, as shells report a SIGINT). Reserved for the partial report an
-    /// interrupted run will print.
+    /// Interrupted by SIGINT (Ctrl-C) or SIGTERM, as shells report a SIGINT: after the first,
+    /// the partial report was written; a second one ends the process at once.
     pub const INTERRUPTED: i32 = 130;
 }
 
@@ -46,9 +49,11 @@ Exit codes:
   0    the run completed (its failed requests are in the report)
   1    the run could not start, or no request got a response (DNS failure, connection
        refused, ...): the reason is on stderr
-  2    bad usage: an unknown flag, a bad value, a missing URL, an --output that cannot be written
+  2    bad usage: an unknown flag, a bad value, a missing URL, an --output, --requests or
+       --html file that cannot be written
   3    a --threshold did not hold (the report lists each with its measured value)
-  130  interrupted (Ctrl-C)";
+  130  interrupted (Ctrl-C or SIGTERM): the partial report was written; a second Ctrl-C
+       ends at once";
 
 #[derive(Parser, Debug)]
 #[command(

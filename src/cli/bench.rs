@@ -1,21 +1,26 @@
 //! One benchmark from the command line: flags become the same [`Input`] the API builds, checked
 //! here first with messages that name the flag and the value (`--qps must be > 0 (got 0)`) and
 //! the command line's own ceilings ([`Limits::command_line`]: a person at their terminal may run
-//! a day-long soak), then validated by the shared [`Plan::new`]. Before the run: the settings on
-//! stderr and the `--output` file opened, so a bad path fails at once. After it: the report, and
-//! exit code 1 with the reason when no request got any response.
+//! a day-long soak), then validated by the shared [`Plan::new`]. Before the run: the `--output`,
+//! `--html` and `--requests` files opened, so a bad path fails at once, and the settings on
+//! stderr. During it: the progress line, and Ctrl-C ([`signals`](super::signals)). After it:
+//! the report and its files, exit code 130 when interrupted, and 1 with the reason when no
+//! request got any response.
 
 use std::fs::{File, OpenOptions};
 use std::io::{IsTerminal, Write};
 use std::net::ToSocketAddrs;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use serde_json::Value;
 
 use super::flags::RunArgs;
-use super::{CliError, err, exit};
-use crate::engine::{self, ErrorKey, Progress, RunStats};
+use super::progress::{self, Line};
+use super::{CliError, err, exit, signals};
+use crate::engine::{self, Controls, ErrorKey, Progress, RunStats, Stop};
 use crate::plan::stages;
 use crate::plan::{Input, Limits, LlmInput, Plan, PlanError, Rate, default_num_workers, defaults};
 use crate::report::{self, secs_text};
@@ -23,7 +28,7 @@ use crate::shard::report::add_start_late;
 use crate::shard::time::format_rfc3339;
 use crate::shard::{ShardIndex, ShardState};
 
-/// Where the report goes.
+/// Where the report goes, and what else is shown and written.
 #[derive(Clone, Debug, Default)]
 pub struct Output {
     /// The JSON report on stdout instead of the text one.
@@ -32,6 +37,14 @@ pub struct Output {
     pub file: Option<PathBuf>,
     /// The run's mergeable state to this file (`-`: stdout, after the report).
     pub state: Option<PathBuf>,
+    /// Also the HTML page in this file.
+    pub html: Option<PathBuf>,
+    /// One JSON line per request in this file.
+    pub requests: Option<PathBuf>,
+    /// No banner, no progress line.
+    pub quiet: bool,
+    /// The progress line even when stderr is not a terminal.
+    pub force_progress: bool,
 }
 
 impl Output {
@@ -40,6 +53,10 @@ impl Output {
             json: r.json,
             file: r.output.clone(),
             state: r.state.clone(),
+            html: r.html.clone(),
+            requests: r.requests.clone(),
+            quiet: r.quiet,
+            force_progress: r.force_progress,
         }
     }
 }
@@ -81,6 +98,7 @@ pub fn input(url: String, r: &RunArgs, llm: Option<LlmInput>) -> Result<Input, C
     }
     input.thresholds = r.thresholds.clone();
     input.goodput = r.goodput.clone();
+    input.interval = r.interval;
     input.llm = llm;
     input.shard = r.shard.unwrap_or(ShardIndex::WHOLE);
     input.start_at = r.start_at;
@@ -90,22 +108,43 @@ pub fn input(url: String, r: &RunArgs, llm: Option<LlmInput>) -> Result<Input, C
 /// Validates, runs and reports one benchmark.
 pub fn bench(input: &Input, out: &Output) -> Result<(), CliError> {
     let plan = plan(input)?;
-    let file = out.file.as_deref().map(OutputFile::open).transpose()?;
-    let state_file = match out.state.as_deref() {
-        Some(p) if p.as_os_str() != "-" => Some(OutputFile::open_as(p, "--state")?),
-        _ => None,
-    };
-    eprint!("{}", report::settings(&plan));
-    eprint!("{}", shard_settings(&plan));
-    if let Some(f) = &file {
-        eprintln!("  JSON report to {}", f.path.display());
+    let state_path = out.state.as_deref().filter(|p| p.as_os_str() != "-");
+    let mut opened = Vec::with_capacity(4);
+    for (path, flag) in [
+        (out.file.as_deref(), "--output"),
+        (out.html.as_deref(), "--html"),
+        (out.requests.as_deref(), "--requests"),
+        (state_path, "--state"),
+    ] {
+        match path.map(|p| OutputFile::open(p, flag)).transpose() {
+            Ok(f) => opened.push(f),
+            Err(e) => {
+                discard(opened);
+                return Err(e);
+            }
+        }
     }
-    let stats = match run_with_progress(&plan) {
+    let mut files = opened.into_iter();
+    let mut next = || files.next().flatten();
+    let (json_file, html_file, requests_file, state_file) = (next(), next(), next(), next());
+    if !out.quiet {
+        let mut banner = report::settings(&plan);
+        banner.push_str(&shard_settings(&plan));
+        let named = [&json_file, &html_file, &requests_file, &state_file];
+        for (f, what) in named
+            .iter()
+            .zip(["JSON report", "HTML report", "every request", "state"])
+        {
+            if let Some(f) = f {
+                banner.push_str(&format!("  {what} to {}\n", f.path.display()));
+            }
+        }
+        eprint!("{banner}");
+    }
+    let stats = match run_live(&plan, out, requests_file.as_ref().map(|f| &f.file)) {
         Ok(s) => s,
         Err(e) => {
-            for f in [file, state_file].into_iter().flatten() {
-                f.discard();
-            }
+            discard([json_file, html_file, requests_file, state_file]);
             return Err(e);
         }
     };
@@ -114,6 +153,9 @@ pub fn bench(input: &Input, out: &Output) -> Result<(), CliError> {
     let late = stats.wall.start_late();
     let mut text = if out.json {
         pretty(&json)
+    } else if !out.quiet && same_terminal() {
+        // The banner is on this screen just above: say the settings once.
+        report::to_text_body(&plan, &stats)
     } else {
         report::to_text(&plan, &stats)
     };
@@ -130,11 +172,37 @@ pub fn bench(input: &Input, out: &Output) -> Result<(), CliError> {
         text.push_str(&state.to_line());
     }
     let _ = writeln!(std::io::stdout().lock(), "{text}");
-    if let Some(f) = file {
+    if let Some(f) = json_file {
         f.write(&pretty(&json))?;
     }
     if let Some(f) = state_file {
         f.write(&state.to_line())?;
+    }
+    if let Some(f) = html_file {
+        let page = crate::html::render(&json).map_err(|e| err(exit::RUN_FAILED, e.to_string()))?;
+        f.write(&page)?;
+    }
+    if let (Some(f), Some(r)) = (&requests_file, &stats.requests) {
+        if r.waited > Duration::from_millis(1) {
+            eprintln!(
+                "pacer: writing --requests {} was slower than the run: the engine threads waited \
+                 {} for the disk in all (sends were late by as much; see dispatch_delay)",
+                f.path.display(),
+                secs_text(r.waited.as_secs_f64())
+            );
+        }
+        if let Some(e) = &r.error {
+            return Err(err(
+                exit::RUN_FAILED,
+                format!("writing --requests {}: {e}", f.path.display()),
+            ));
+        }
+    }
+    if stats.interrupted {
+        return Err(err(
+            exit::INTERRUPTED,
+            "interrupted: the report covers the run until the signal",
+        ));
     }
     if let Some(why) = no_response(&plan, &stats) {
         return Err(err(exit::RUN_FAILED, why));
@@ -147,6 +215,28 @@ pub fn bench(input: &Input, out: &Output) -> Result<(), CliError> {
         ));
     }
     Ok(())
+}
+
+/// Whether stdout and stderr are the same terminal: what goes to either shows on one screen.
+fn same_terminal() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    if !(std::io::stdout().is_terminal() && std::io::stderr().is_terminal()) {
+        return false;
+    }
+    match (
+        std::fs::metadata("/proc/self/fd/1"),
+        std::fs::metadata("/proc/self/fd/2"),
+    ) {
+        (Ok(a), Ok(b)) => a.rdev() == b.rdev(),
+        // Two terminals, one of them unknown: most likely the same.
+        _ => true,
+    }
+}
+
+fn discard(files: impl IntoIterator<Item = Option<OutputFile>>) {
+    for f in files.into_iter().flatten() {
+        f.discard();
+    }
 }
 
 fn pretty(json: &Value) -> String {
@@ -299,9 +389,11 @@ fn plan_error(input: &Input, e: PlanError) -> String {
     }
 }
 
-/// The `--output` file, opened before the run so that a path that cannot be written fails at
-/// once (exit 2), and written only at the end. Opened without truncating: a run that cannot start
-/// leaves an existing file as it was, and removes one it created.
+/// A file the run writes (`--output`, `--html`, `--requests`, `--state`), opened before the run so that a
+/// path that cannot be written fails at once (exit 2, naming the flag and the path). Opened
+/// without truncating: a run that cannot start leaves an existing file as it was, and removes
+/// one it created. The report files are written at the end; `--requests` is emptied and written
+/// by the engine's writer as the run goes.
 struct OutputFile {
     path: PathBuf,
     /// The flag that named it, for errors.
@@ -334,12 +426,7 @@ fn shard_settings(plan: &Plan) -> String {
 }
 
 impl OutputFile {
-    fn open(path: &Path) -> Result<OutputFile, CliError> {
-        Self::open_as(path, "--output")
-    }
-
-    /// Opens `path` for the file of `flag`, whose name the errors carry.
-    fn open_as(path: &Path, flag: &'static str) -> Result<OutputFile, CliError> {
+    fn open(path: &Path, flag: &'static str) -> Result<OutputFile, CliError> {
         let created = !path.exists();
         let file = OpenOptions::new()
             .write(true)
@@ -451,26 +538,34 @@ fn resolver_says(host: &str, port: u16) -> String {
     }
 }
 
-fn run_with_progress(plan: &Plan) -> Result<RunStats, CliError> {
-    let show = std::io::stderr().is_terminal();
+/// Runs `plan` with the progress line (on a terminal, or forced; never with `--quiet`) and
+/// Ctrl-C turned into the engine's stop switch, writing every request to `requests` if given.
+fn run_live(plan: &Plan, out: &Output, requests: Option<&File>) -> Result<RunStats, CliError> {
+    let show = !out.quiet && (out.force_progress || std::io::stderr().is_terminal());
+    let interrupted = signals::interrupted();
+    let stop = Stop::new();
+    let progress = Progress::new(plan);
+    let line = Mutex::new(Line::new(plan.duration));
     let tick = |p: &Progress, elapsed: Duration| {
-        if show && elapsed >= Duration::from_secs(1) {
-            let done = engine::done(p);
-            let line = if p.total > 0 {
-                format!(
-                    "\r  {:6.1}s  {done}/{} requests",
-                    elapsed.as_secs_f64(),
-                    p.total
-                )
-            } else {
-                format!("\r  {:6.1}s  {done} requests", elapsed.as_secs_f64())
-            };
-            let _ = std::io::stderr().write_all(line.as_bytes());
+        if interrupted.load(Ordering::Relaxed) {
+            stop.stop();
+        }
+        if show
+            && let Ok(mut line) = line.lock()
+            && let Some(view) = line.tick(p, elapsed)
+        {
+            progress::draw(&view);
         }
     };
-    let stats = engine::run(plan, Some(&tick)).map_err(|e| err(exit::RUN_FAILED, e.to_string()));
+    let controls = Controls {
+        on_tick: Some(&tick),
+        progress: Some(&progress),
+        stop: Some(&stop),
+        requests,
+    };
+    let stats = engine::run_with(plan, controls).map_err(|e| err(exit::RUN_FAILED, e.to_string()));
     if show {
-        let _ = std::io::stderr().write_all(b"\r\x1b[K");
+        progress::clear();
     }
     stats
 }

@@ -150,6 +150,23 @@ pub struct RunArgs {
     /// line after the report (for a pod's log) [default: none]
     #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,
+    /// Also write the report as one self-contained HTML page to FILE [default: none]
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// Write one JSON line per scheduled request to FILE: its times, status, error, bytes
+    /// [default: none]
+    #[arg(long, value_name = "FILE")]
+    pub requests: Option<PathBuf>,
+    /// Length of one interval of the report's timeline; units as --duration [default: 1s, longer
+    /// when the run (duration + 2 × timeout) would make more than 100,000 intervals]
+    #[arg(long, value_name = "DURATION", value_parser = parse_secs, allow_negative_numbers = true)]
+    pub interval: Option<f64>,
+    /// No settings banner and no progress line on stderr (errors still go there)
+    #[arg(long)]
+    pub quiet: bool,
+    /// Draw the progress line even when stderr is not a terminal (for tests and benchmarks)
+    #[arg(long, hide = true)]
+    pub force_progress: bool,
 }
 
 #[derive(Args, Debug)]
