@@ -719,13 +719,51 @@ fn a_real_run_renders_with_the_text_reports_units() {
     dom.assert_shows("timings", &cells);
     // The mock answers a fifth of its requests with 400.
     dom.assert_shows("errors", &["HTTP 400"]);
-    // The timeline is drawn once the report has one; until then the charts say so.
-    match report["timeline"].as_array() {
-        Some(t) => dom.chart("response-time").assert_points(t.len()),
-        None => dom
-            .chart("response-time")
-            .assert_no_data("this report has no timeline"),
+    // Runs record a timeline: every over-time chart draws one point per interval.
+    let points = report["timeline"].as_array().expect("a timeline").len();
+    assert_eq!(points, stats.elapsed.as_secs_f64().ceil() as usize);
+    for id in ["response-time", "rate", "errors", "dispatch-delay"] {
+        dom.chart(id).assert_points(points);
     }
+}
+
+/// `pacer bench --html` on a run where no request got an answer (nothing listens): the page is
+/// still written, and says "no data" where there is none, rather than NaN or an empty axis.
+#[test]
+fn a_real_run_without_answers_renders_no_data() {
+    let dir = TempDir::new("refused");
+    let page = dir.0.join("run.html");
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let o = Command::new(env!("CARGO_BIN_EXE_pacer"))
+        .args([
+            "bench",
+            &format!("http://127.0.0.1:{port}/"),
+            "-q",
+            "10",
+            "-z",
+            "1s",
+        ])
+        .arg("--html")
+        .arg(&page)
+        .output()
+        .unwrap();
+    // No request got a response: exit 1, but the report and its page are written.
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let dom = Dom(chromium(&dir.0, &page, &["--dump-dom".into()]));
+    dom.assert_clean();
+    dom.chart("response-time")
+        .assert_no_data("no interval has a value");
+    dom.chart("hist-response-time").assert_no_data("no samples");
+    // Requests went out and failed: the error bars are data.
+    assert_eq!(dom.chart("errors").attr("data-state"), Some("drawn"));
 }
 
 #[test]
