@@ -600,12 +600,12 @@ fn timeline(plan: &Plan, stats: &RunStats) -> Value {
         let mut row = json!({
             "start": e.start,
             "duration": e.duration,
-            "scheduled": e.scheduled,
-            "sent": e.sent,
-            "completed": e.completed,
-            "successes": e.successes,
-            "errors": e.errors,
-            "not_sent": e.not_sent,
+            "scheduled": e.n.scheduled,
+            "sent": e.n.sent,
+            "completed": e.n.completed,
+            "successes": e.n.successes,
+            "errors": e.n.errors,
+            "not_sent": e.n.not_sent,
             "achieved_qps": e.achieved_qps,
             "response_time_p50": sig(e.response_time_p50),
             "response_time_p90": sig(e.response_time_p90),
@@ -617,7 +617,7 @@ fn timeline(plan: &Plan, stats: &RunStats) -> Value {
             row["time_to_first_token_p99"] = json!(sig(e.time_to_first_token_p99));
         }
         if llm {
-            row["output_tokens"] = json!(e.output_tokens);
+            row["output_tokens"] = json!(e.n.output_tokens);
         }
         row
     });

@@ -58,11 +58,12 @@ pub fn render(v: &View) -> String {
 }
 
 /// The line's state between ticks: the sent counts of the last second, for the rate, and when
-/// it was last drawn.
+/// it is next due (every half second on a fixed grid, so ticks of 200 ms draw it every 400 or
+/// 600 ms, twice a second on average).
 pub struct Line {
     duration: Duration,
     readings: VecDeque<(Duration, u64)>,
-    drawn: Option<Duration>,
+    due: Duration,
 }
 
 impl Line {
@@ -70,7 +71,7 @@ impl Line {
         Line {
             duration,
             readings: VecDeque::from([(Duration::ZERO, 0)]),
-            drawn: None,
+            due: AFTER,
         }
     }
 
@@ -81,11 +82,12 @@ impl Line {
         while self.readings.len() > 2 && elapsed.saturating_sub(self.readings[1].0) >= RATE_SPAN {
             self.readings.pop_front();
         }
-        let due = elapsed >= AFTER && self.drawn.is_none_or(|d| elapsed >= d + EVERY);
-        if !due {
+        if elapsed < self.due {
             return None;
         }
-        self.drawn = Some(elapsed);
+        while self.due <= elapsed {
+            self.due += EVERY;
+        }
         let (t, sent) = self.readings[0];
         let span = elapsed.saturating_sub(t).as_secs_f64();
         Some(View {

@@ -488,9 +488,9 @@ mod tests {
         s.record(&done(t0, 2, Outcome::Failed(Failure::Timeout), None));
         let iv = s.timeline.intervals();
         assert_eq!(iv.len(), 4, "the timeout was seen at 30 ms");
-        assert_eq!((iv[0].scheduled, iv[0].sent), (2, 2));
-        assert_eq!((iv[1].successes, iv[1].completed), (1, 1));
-        assert_eq!(iv[3].errors, 1);
+        assert_eq!((iv[0].n.scheduled, iv[0].n.sent), (2, 2));
+        assert_eq!((iv[1].n.successes, iv[1].n.completed), (1, 1));
+        assert_eq!(iv[3].n.errors, 1);
     }
 
     #[test]

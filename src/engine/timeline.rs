@@ -144,10 +144,9 @@ impl SparseHistogram {
     }
 }
 
-/// What one interval of one thread (or, merged, of the run) saw. See the module docs for which
-/// interval each figure counts in.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Interval {
+/// The counts of one interval. See the module docs for which interval each counts in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Tally {
     pub scheduled: u64,
     pub sent: u64,
     /// Whole responses, any status.
@@ -157,13 +156,10 @@ pub struct Interval {
     pub errors: u64,
     pub not_sent: u64,
     pub output_tokens: u64,
-    pub response_time: SparseHistogram,
-    pub dispatch_delay: SparseHistogram,
-    pub time_to_first_token: SparseHistogram,
 }
 
-impl AddAssign<&Interval> for Interval {
-    fn add_assign(&mut self, b: &Interval) {
+impl AddAssign for Tally {
+    fn add_assign(&mut self, b: Tally) {
         self.scheduled += b.scheduled;
         self.sent += b.sent;
         self.completed += b.completed;
@@ -171,6 +167,21 @@ impl AddAssign<&Interval> for Interval {
         self.errors += b.errors;
         self.not_sent += b.not_sent;
         self.output_tokens += b.output_tokens;
+    }
+}
+
+/// What one interval of one thread (or, merged, of the run) saw.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Interval {
+    pub n: Tally,
+    pub response_time: SparseHistogram,
+    pub dispatch_delay: SparseHistogram,
+    pub time_to_first_token: SparseHistogram,
+}
+
+impl AddAssign<&Interval> for Interval {
+    fn add_assign(&mut self, b: &Interval) {
+        self.n += b.n;
         self.response_time.merge(&b.response_time);
         self.dispatch_delay.merge(&b.dispatch_delay);
         self.time_to_first_token.merge(&b.time_to_first_token);
@@ -194,12 +205,7 @@ pub struct Entry {
     pub start: f64,
     /// The interval's length; the last one ends with the run, so it may be shorter.
     pub duration: f64,
-    pub scheduled: u64,
-    pub sent: u64,
-    pub completed: u64,
-    pub successes: u64,
-    pub errors: u64,
-    pub not_sent: u64,
+    pub n: Tally,
     /// `sent / duration`.
     pub achieved_qps: f64,
     pub response_time_p50: Option<f64>,
@@ -208,7 +214,6 @@ pub struct Entry {
     pub dispatch_delay_p99: Option<f64>,
     pub time_to_first_token_p50: Option<f64>,
     pub time_to_first_token_p99: Option<f64>,
-    pub output_tokens: u64,
 }
 
 impl Timeline {
@@ -246,15 +251,15 @@ impl Timeline {
             return;
         };
         if c.intended <= c.ended {
-            self.at(t0, c.intended).scheduled += 1;
+            self.at(t0, c.intended).n.scheduled += 1;
         }
         if let Some(d) = c.dispatch {
             let i = self.at(t0, d);
-            i.sent += 1;
+            i.n.sent += 1;
             i.dispatch_delay
                 .record(d.saturating_duration_since(c.intended).as_secs_f64());
         }
-        let ended = self.at(t0, c.ended);
+        let ended = &mut self.at(t0, c.ended).n;
         match c.outcome {
             Outcome::Success => {
                 ended.successes += 1;
@@ -268,7 +273,7 @@ impl Timeline {
         };
         if let Some(end) = c.end_at {
             let i = self.at(t0, end);
-            i.completed += 1;
+            i.n.completed += 1;
             i.response_time
                 .record(end.saturating_duration_since(d).as_secs_f64());
         }
@@ -318,14 +323,9 @@ impl Timeline {
                 Entry {
                     start: Duration::from_nanos(start_ns).as_secs_f64(),
                     duration,
-                    scheduled: v.scheduled,
-                    sent: v.sent,
-                    completed: v.completed,
-                    successes: v.successes,
-                    errors: v.errors,
-                    not_sent: v.not_sent,
+                    n: v.n,
                     achieved_qps: if duration > 0.0 {
-                        v.sent as f64 / duration
+                        v.n.sent as f64 / duration
                     } else {
                         0.0
                     },
@@ -335,7 +335,6 @@ impl Timeline {
                     dispatch_delay_p99: v.dispatch_delay.quantile(0.99),
                     time_to_first_token_p50: v.time_to_first_token.quantile(0.50),
                     time_to_first_token_p99: v.time_to_first_token.quantile(0.99),
-                    output_tokens: v.output_tokens,
                 }
             })
             .collect()
@@ -421,11 +420,20 @@ mod tests {
         t.record(&R::new(t0, 900).answered(1200, 2500, Outcome::Success));
         let iv = t.intervals();
         assert_eq!(iv.len(), 3);
-        assert_eq!((iv[0].scheduled, iv[0].sent, iv[0].completed), (1, 0, 0));
-        assert_eq!((iv[1].scheduled, iv[1].sent, iv[1].completed), (0, 1, 0));
+        assert_eq!(
+            (iv[0].n.scheduled, iv[0].n.sent, iv[0].n.completed),
+            (1, 0, 0)
+        );
+        assert_eq!(
+            (iv[1].n.scheduled, iv[1].n.sent, iv[1].n.completed),
+            (0, 1, 0)
+        );
         assert_eq!(iv[1].dispatch_delay.count(), 1);
         assert_eq!(iv[1].dispatch_delay.quantile(0.99), Some(0.3));
-        assert_eq!((iv[2].completed, iv[2].successes, iv[2].errors), (1, 1, 0));
+        assert_eq!(
+            (iv[2].n.completed, iv[2].n.successes, iv[2].n.errors),
+            (1, 1, 0)
+        );
         assert_eq!(iv[2].response_time.quantile(0.5), Some(1.3));
         assert_eq!(iv[1].response_time.count() + iv[0].response_time.count(), 0);
     }
@@ -441,12 +449,21 @@ mod tests {
         // Waited 2 s for a connection: not sent, at 2.3 s, scheduled at 0.3 s.
         t.record(&R::new(t0, 300).unsent(2300, Failure::NotSent));
         let iv = t.intervals();
-        assert_eq!((iv[0].completed, iv[0].errors, iv[0].not_sent), (1, 1, 0));
+        assert_eq!(
+            (iv[0].n.completed, iv[0].n.errors, iv[0].n.not_sent),
+            (1, 1, 0)
+        );
         assert_eq!(iv[0].response_time.count(), 1);
-        assert_eq!((iv[0].scheduled, iv[0].sent), (3, 2));
-        assert_eq!((iv[2].completed, iv[2].errors, iv[2].not_sent), (0, 1, 1));
+        assert_eq!((iv[0].n.scheduled, iv[0].n.sent), (3, 2));
+        assert_eq!(
+            (iv[2].n.completed, iv[2].n.errors, iv[2].n.not_sent),
+            (0, 1, 1)
+        );
         assert_eq!(iv[2].response_time.count(), 0);
-        let ended: u64 = iv.iter().map(|i| i.successes + i.errors + i.not_sent).sum();
+        let ended: u64 = iv
+            .iter()
+            .map(|i| i.n.successes + i.n.errors + i.n.not_sent)
+            .sum();
         assert_eq!(ended, 3);
     }
 
@@ -459,11 +476,14 @@ mod tests {
         t.record(&R::new(t0, 9000).unsent(1500, Failure::Interrupted));
         let iv = t.intervals();
         assert_eq!(iv.len(), 2, "nothing placed at 9 s");
-        assert_eq!((iv[1].scheduled, iv[1].not_sent, iv[1].errors), (1, 2, 0));
+        assert_eq!(
+            (iv[1].n.scheduled, iv[1].n.not_sent, iv[1].n.errors),
+            (1, 2, 0)
+        );
         let e = t.entries(Duration::from_millis(1600));
         assert_eq!(e.len(), 2);
         assert_eq!(e[1].duration, 0.6);
-        assert_eq!(e[1].scheduled, 1);
+        assert_eq!(e[1].n.scheduled, 1);
     }
 
     #[test]
@@ -485,7 +505,7 @@ mod tests {
             "a failed stream has no TTFT"
         );
         assert_eq!(
-            (iv[3].output_tokens, iv[3].successes, iv[3].errors),
+            (iv[3].n.output_tokens, iv[3].n.successes, iv[3].n.errors),
             (7, 1, 1)
         );
     }
@@ -503,8 +523,8 @@ mod tests {
         assert_eq!(starts, [0.0, 0.5, 1.0, 1.5]);
         let durations: Vec<f64> = e.iter().map(|e| e.duration).collect();
         assert_eq!(durations, [0.5, 0.5, 0.5, 0.2]);
-        assert_eq!((e[0].sent, e[0].achieved_qps), (5, 10.0));
-        assert_eq!((e[2].sent, e[2].achieved_qps), (0, 0.0));
+        assert_eq!((e[0].n.sent, e[0].achieved_qps), (5, 10.0));
+        assert_eq!((e[2].n.sent, e[2].achieved_qps), (0, 0.0));
         assert_eq!(e[2].response_time_p50, None);
         assert_eq!(e[0].response_time_p99, Some(0.005));
         // A moment placed after `elapsed` (a closed loop's last answers) still gets its row.
@@ -529,10 +549,10 @@ mod tests {
         a += b;
         let iv = a.intervals();
         assert_eq!(iv.len(), 3);
-        assert_eq!((iv[0].successes, iv[0].response_time.count()), (2, 2));
+        assert_eq!((iv[0].n.successes, iv[0].response_time.count()), (2, 2));
         assert_eq!(iv[0].response_time.quantile(0.0), Some(0.010));
         assert_eq!(iv[0].response_time.quantile(1.0), Some(0.020));
-        assert_eq!((iv[2].errors, iv[2].completed), (1, 1));
+        assert_eq!((iv[2].n.errors, iv[2].n.completed), (1, 1));
         let mut off = Timeline::default();
         off += a.clone();
         assert_eq!(off.intervals(), a.intervals());
