@@ -183,12 +183,13 @@ pub fn bench(input: &Input, out: &Output) -> Result<(), CliError> {
         f.write(&page)?;
     }
     if let (Some(f), Some(r)) = (&requests_file, &stats.requests) {
-        if r.waited > Duration::from_millis(1) {
+        // A few milliseconds of waiting are a writer thread off its core for a moment.
+        if r.waited >= WAITED_WORTH_SAYING {
             eprintln!(
                 "pacer: writing --requests {} was slower than the run: the engine threads waited \
-                 {} for the disk in all (sends were late by as much; see dispatch_delay)",
+                 {} for it in all, and sent that much later (dispatch_delay shows where)",
                 f.path.display(),
-                secs_text(r.waited.as_secs_f64())
+                report::human(r.waited.as_secs_f64())
             );
         }
         if let Some(e) = &r.error {
@@ -216,6 +217,9 @@ pub fn bench(input: &Input, out: &Output) -> Result<(), CliError> {
     }
     Ok(())
 }
+
+/// How long the engine threads may wait for the `--requests` writer before the run says so.
+const WAITED_WORTH_SAYING: Duration = Duration::from_millis(50);
 
 /// Whether stdout and stderr are the same terminal: what goes to either shows on one screen.
 fn same_terminal() -> bool {
