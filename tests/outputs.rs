@@ -315,3 +315,36 @@ fn a_file_that_cannot_be_written_fails_before_the_run_naming_it() {
     assert_eq!(o.status.code(), Some(2));
     assert!(!dir.path("report.json").exists() && !dir.path("p.html").exists());
 }
+
+#[test]
+fn the_api_takes_an_interval_and_answers_a_timeline() {
+    let m = mock(MockConfig::default());
+    let api = pacer::api::ApiServer::start(pacer::api::ApiConfig {
+        addr: "127.0.0.1:0".into(),
+        ..pacer::api::ApiConfig::default()
+    })
+    .expect("the API binds a loopback port");
+    let body = format!(
+        r#"{{"url": "{}/", "qps": 40, "duration": 1, "interval": 0.25}}"#,
+        m.url()
+    );
+    let (status, r) = post_json(api.addr(), "/benchmark", &body);
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["config"]["interval"], 0.25);
+    let t = r["timeline"].as_array().unwrap();
+    assert_eq!(column(t, "scheduled")[..4], [10, 10, 10, 10]);
+    assert_adds_up(&r);
+    assert!(r["clock"]["monotonic_start_ns"].as_u64().unwrap() > 0);
+    // Not a number, not above 0, or so short that 1 s + 2 × 2 s would make 5 million intervals.
+    for interval in ["\"soon\"", "0", "0.000001"] {
+        let body = format!(
+            r#"{{"url": "{}/", "qps": 1, "duration": 1, "interval": {interval}}}"#,
+            m.url()
+        );
+        let (status, r) = post_json(api.addr(), "/benchmark", &body);
+        assert_eq!(status, 422, "{interval}: {r}");
+        assert_eq!(r["detail"][0]["loc"][1], "interval", "{r}");
+    }
+    api.shutdown();
+    m.shutdown();
+}

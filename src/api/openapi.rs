@@ -875,6 +875,9 @@ mod tests {
         assert_eq!(f["url"]["default"], json!(defaults::LLM_URL));
         let r = &d["components"]["schemas"]["FireworksReport"]["properties"];
         assert!(r["time_to_first_token_p99"].is_object());
+        let t = &r["timeline"]["items"]["properties"];
+        assert!(t["response_time_p99"].is_object() && t["time_to_first_token_p50"].is_object());
+        assert!(r["clock"]["properties"]["monotonic_start_ns"].is_object());
         assert!(r["mean_inter_token_latency"].is_object());
         assert!(r["inter_chunk_latency_p99"].is_object());
         for field in [
