@@ -1206,7 +1206,18 @@ mod tests {
             (json!(2.0), json!(0.5))
         );
         assert_eq!(r["config"]["interval"], json!(1));
-        assert!(r["clock"]["monotonic_start_ns"].is_u64());
+        assert_eq!(r.get("clock"), None, "not known: not said");
+        s.clock = crate::engine::Clock {
+            monotonic_start_ns: 5_000_000_123,
+            unix_start: 1_767_225_600.25,
+        };
+        let r = to_json(&plan(), &s);
+        assert_eq!(
+            r["clock"],
+            json!({"monotonic_start_ns": 5_000_000_123u64, "unix_start": 1_767_225_600.25})
+        );
+        // Statistics that were not run here (a merge) have no timeline to show.
+        assert_eq!(to_json(&plan(), &stats(false)).get("timeline"), None);
     }
 
     #[test]
