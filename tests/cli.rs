@@ -9,16 +9,6 @@ use pacer::mock::MockConfig;
 use serde_json::Value;
 use util::*;
 
-/// A mock LLM fast enough that a short run finishes well inside its timeout.
-fn llm_mock() -> pacer::mock::MockServer {
-    mock(MockConfig {
-        ttft: ms(5.0),
-        itl: ms(1.0),
-        tokens: 5,
-        ..MockConfig::default()
-    })
-}
-
 /// Runs `pacer fireworks ... --json` against the mock with `extra` flags; returns the report
 /// after checking the exit code.
 fn fireworks_json(m: &pacer::mock::MockServer, extra: &[&str]) -> Value {

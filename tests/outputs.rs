@@ -132,15 +132,6 @@ fn the_interval_is_settable_and_saturation_has_a_timeline_too() {
     m.shutdown();
 }
 
-fn llm_mock() -> pacer::mock::MockServer {
-    mock(MockConfig {
-        ttft: ms(5.0),
-        itl: ms(1.0),
-        tokens: 5,
-        ..MockConfig::default()
-    })
-}
-
 #[test]
 fn an_llm_run_has_first_tokens_and_output_tokens_per_interval() {
     let m = llm_mock();

@@ -59,6 +59,17 @@ pub fn mock_ok() -> MockServer {
     })
 }
 
+/// A mock LLM fast enough that a short run finishes well inside its timeout: first token after
+/// 5 ms, then 1 ms between 5 tokens.
+pub fn llm_mock() -> MockServer {
+    mock(MockConfig {
+        ttft: ms(5.0),
+        itl: ms(1.0),
+        tokens: 5,
+        ..MockConfig::default()
+    })
+}
+
 /// A loopback port with nothing listening (bound, then released).
 pub fn closed_port() -> u16 {
     let l = TcpListener::bind(loopback()).unwrap();
