@@ -170,6 +170,11 @@ pub fn write(w: Writer, mut file: &File, f: &Format) -> Summary {
     // Each lane's message table, grown from its batches.
     let mut tables: Vec<Vec<Box<str>>> = Vec::new();
     let mut summary = Summary::default();
+    // The caller opened the file without truncating it (a run that cannot start leaves it as it
+    // was); the run has started, so what it held goes now.
+    if let Err(e) = file.set_len(0) {
+        summary.error = Some(e.to_string());
+    }
     // Lines in `out`, counted as written once they are.
     let mut buffered = 0;
     let mut put = |out: &mut Vec<u8>, buffered: &mut u64, summary: &mut Summary| {
@@ -371,7 +376,9 @@ mod tests {
     fn the_writer_writes_every_line_of_every_lane_and_recycles_batches() {
         let t0 = Instant::now();
         let path = std::env::temp_dir().join(format!("pacer-export-{}.jsonl", std::process::id()));
-        let file = File::create(&path).unwrap();
+        // An older, longer file is replaced, not overwritten in part.
+        std::fs::write(&path, "not a line of this run\n".repeat(200_000)).unwrap();
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
         let f = format(t0, false);
         let (export, writer) = channels(2);
         let waited = AtomicU64::new(0);
