@@ -10,6 +10,8 @@
 //!                                  lanes publish progress counters (relaxed atomics), read a
 //!                                  stop switch once per loop turn and, at the end, send their
 //!                                  stats over crossbeam-channel; the engine merges them with +=.
+//!                                  With --requests, lanes send batches of records over a bounded
+//!                                  channel to one writer thread (engine::export).
 //! ```
 //!
 //! Data flows one way: inputs become a validated [`plan::Plan`] in exactly one place
@@ -29,6 +31,9 @@
 //!   request → [`engine::stats`] (`LaneStats::record`, merged with `+=`). When requests fall due
 //!   is [`engine::pacing`]'s (pure arithmetic), which goes next and when one waited too long is
 //!   [`engine::dispatch`]'s (pure, `now` passed in), the Linux calls are [`engine::sys`]'s.
+//!   Also from each record: [`engine::timeline`] (the run per interval), [`engine::live`]
+//!   (lock-free rolling percentiles for the progress line) and [`engine::export`] (every request
+//!   as a JSON line, written off the lanes).
 //! - [`http1`]: request bytes; response head (httparse), chunked and body framing: incremental, no
 //!   allocation.
 //! - [`llm`]: the SSE framer, event classification (token / usage / error / done), payloads; and
