@@ -77,7 +77,7 @@ pub struct Export {
     returns: Receiver<Vec<Completed>>,
 }
 
-/// The writer's ends, for [`write`] on its own thread.
+/// The writer's ends, for [`write()`] on its own thread.
 pub struct Writer {
     rx: Receiver<Batch>,
     returns: Sender<Vec<Completed>>,
