@@ -4,12 +4,14 @@
 # alternating, three rounds each; printed as rows and their medians:
 #   a. 20,000 qps for 10 s on 50 connections, 1 thread (benches/compare.sh's fixed-rate row);
 #   b. 2,000 qps for 10 s on 20 connections, 1 thread (where the timer, not the CPU, paces).
-# Usage: benches/progress.sh [--rounds N]
+# Usage: benches/progress.sh [--rounds N] [--rates "QPS:CONNECTIONS ..."]
 set -euo pipefail
 ROUNDS=3
+RATES="20000:50 2000:20"
 while [ $# -gt 0 ]; do
     case "$1" in
         --rounds) ROUNDS=$2; shift ;;
+        --rates) RATES=$2; shift ;;
         -h | --help) sed -n '2,9p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
     esac
@@ -34,8 +36,8 @@ one() { # LABEL QPS WORKERS ROUND [flags...]
         bench_log "  progress frames drawn: $(cat "$WORK/$N.frames")"
     fi
 }
-for qps_workers in "20000 50" "2000 20"; do
-    set -- $qps_workers
+for qps_workers in $RATES; do
+    set -- ${qps_workers/:/ }
     for round in $(seq "$ROUNDS"); do
         if [ $((round % 2)) = 1 ]; then
             one off "$1" "$2" "$round"
