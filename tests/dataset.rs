@@ -334,7 +334,7 @@ fn bad_data_sets_and_tokenizers_are_refused_before_any_request() {
         "{\"prompt\": \"fine\"}\n\n{\"prompt\": \"also fine\"}\n{\"text\": \"wrong shape\"}\n",
     );
     let empty = dir.file("empty.jsonl", "");
-    let missing = dir.path().join("missing.jsonl");
+    let missing = dir.path("missing.jsonl");
     let bad_tok = dir.file("tokenizer.json", "{\"model\": 1}");
     let chat = dir.file(
         "chat.jsonl",
@@ -467,9 +467,7 @@ fn shards_of_a_data_set_run_merge_with_their_tokens() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("needs a seed"));
 
     let start = format_rfc3339(now_unix_ns() + 1_500_000_000);
-    let states: Vec<PathBuf> = (0..2)
-        .map(|i| dir.path().join(format!("s{i}.json")))
-        .collect();
+    let states: Vec<PathBuf> = (0..2).map(|i| dir.path(&format!("s{i}.json"))).collect();
     let children: Vec<_> = (0..2)
         .map(|i| {
             let shard = format!("{i}/2");
