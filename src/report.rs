@@ -256,6 +256,10 @@ pub fn to_json(plan: &Plan, stats: &RunStats) -> Value {
     measured(&mut m, plan, stats);
     m.insert("connections_opened".into(), json!(stats.connections_opened));
     m.insert("scheduling".into(), json!(stats.scheduling.describe()));
+    m.insert("timestamps".into(), json!(stats.timestamps.describe()));
+    if let Some(drift) = stats.timestamps.drift_secs() {
+        m.insert("timestamps_clock_drift".into(), json!(drift));
+    }
     if stats.interrupted {
         m.insert("interrupted".into(), json!(true));
     }

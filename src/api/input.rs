@@ -322,6 +322,7 @@ impl<'a> Fields<'a> {
         let poisson = self.field("arrival", Presence::Nullable, arrival);
         let seed = self.field("seed", Presence::Nullable, seed);
         let threads = self.field("threads", Presence::Nullable, threads);
+        let max_lateness = self.field("max_lateness", Presence::Nullable, number);
         let ca_cert = self.field("ca_cert", Presence::Nullable, string);
         let insecure = self.field("insecure", Presence::Nullable, boolean);
         let realtime = self.field("realtime", Presence::Nullable, boolean);
@@ -344,6 +345,7 @@ impl<'a> Fields<'a> {
         input.poisson = poisson.unwrap_or(false);
         input.seed = seed;
         input.threads = threads;
+        input.max_lateness = max_lateness;
         input.ca_cert = ca_cert;
         input.insecure = insecure.unwrap_or(false);
         input.realtime = realtime.unwrap_or(false);

@@ -228,7 +228,9 @@ fn run_fields(limits: &Limits, workers_default: Value, timeout_default: f64) -> 
         "seed": {"type": "integer", "nullable": true, "minimum": 0,
             "description": "Seed of Poisson arrivals; random when absent."},
         "threads": {"type": "integer", "nullable": true, "minimum": 1, "maximum": 1024,
-            "description": "OS threads; default the number of cores, never more than num_workers."},
+            "description": "OS threads; default at a fixed rate the fewest that carry it (40,000 qps per thread, at most the cores), with qps max the cores; never more than num_workers."},
+        "max_lateness": {"type": "number", "nullable": true, "minimum": 0, "maximum": 1,
+            "description": "Seconds a send may wait so that sends due within it share one wake-up of a thread (never early); default 0.00005, at most one mean send interval of a thread. 0 wakes for every send."},
         "ca_cert": {"type": "string", "nullable": true,
             "description": "Path of a PEM file with an extra trusted CA."},
         "insecure": {"type": "boolean", "nullable": true, "default": false,
@@ -458,6 +460,10 @@ fn config_schema() -> Value {
             "seed": {"type": "integer"},
             "threads": {"type": "integer"},
             "interval": {"type": "number", "description": "Seconds per timeline interval."},
+            "threads_reason": {"type": "string",
+                "description": "Why that many threads: as asked, the fewest that carry the rate, or one per core."},
+            "max_lateness": {"type": "number",
+                "description": "The lateness budget in effect, seconds (fixed rate only)."},
             "api": {"type": "string", "enum": ["completions", "chat"]},
             "stream": {"type": "boolean"},
             "ca_cert": {"type": "string"},
@@ -692,6 +698,14 @@ fn report_schema(llm: bool) -> Value {
     props.insert(
         "scheduling".into(),
         json!({"type": "string", "description": "How the worker threads were scheduled: `normal`, `realtime (SCHED_FIFO priority 1)`, or `normal: realtime was refused (...)`."}),
+    );
+    props.insert(
+        "timestamps".into(),
+        json!({"type": "string", "description": "Where receive times came from: `kernel` (the kernel's receive stamp of each read, so a response read late is still timed when it arrived), or `user: <why>` (the clock when the read happened: the kernel refused SO_TIMESTAMPING, gave no stamps, or PACER_TIMESTAMPS=user forced it)."}),
+    );
+    props.insert(
+        "timestamps_clock_drift".into(),
+        json!({"type": "number", "description": "With kernel timestamps: seconds the wall clock (which the kernel stamps with) moved against the monotonic clock during the run; the mapping followed it."}),
     );
     props.insert(
         "interrupted".into(),

@@ -90,6 +90,7 @@ pub fn input(url: String, r: &RunArgs, llm: Option<LlmInput>) -> Result<Input, C
     input.poisson = r.arrival == "poisson";
     input.seed = r.seed;
     input.threads = r.threads;
+    input.max_lateness = r.max_lateness;
     input.ca_cert = r.ca_cert.clone();
     input.insecure = r.insecure;
     input.realtime = r.realtime;

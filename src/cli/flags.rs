@@ -93,6 +93,11 @@ pub struct RunArgs {
     pub seed: Option<u64>,
     #[arg(long, short = 't', value_name = "N", value_parser = parse_whole::<usize>, help = threads_help())]
     pub threads: Option<usize>,
+    /// Sends due within this of each other may go out in one wake-up of the thread, the first
+    /// at most this late (fixed rate; 0 wakes for every send); units as --duration, e.g. 50us
+    /// [default: 50us, at most one mean send interval of a thread]
+    #[arg(long = "max-lateness", alias = "max_lateness", value_name = "DURATION", value_parser = parse_secs)]
+    pub max_lateness: Option<f64>,
     /// Extra trusted CA certificate, a PEM file [default: none]
     #[arg(long = "ca-cert", alias = "ca_cert", value_name = "FILE")]
     pub ca_cert: Option<String>,
@@ -197,8 +202,10 @@ fn workers_help() -> String {
 fn threads_help() -> String {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     format!(
-        "OS threads, each with its own event loop [default: the cores ({cores} here), at most \
-         --num-workers and the number of requests]"
+        "OS threads, each with its own event loop [default: at a fixed rate the fewest that carry \
+         it, {} qps per thread, at most the cores ({cores} here); with --qps max the cores; at \
+         most --num-workers and the number of requests]",
+        defaults::THREAD_QPS
     )
 }
 

@@ -12,6 +12,12 @@
 //! handshake is done). I/O methods drain until `WouldBlock` (reads capped per event) and return
 //! small `Copy` results; what a failure means for the request, and whether the connection is
 //! reused, is the lane's to decide.
+//!
+//! With kernel receive timestamps on (`SO_TIMESTAMPING`, see [`super::clock`]) every read is a
+//! `recvmsg` that also returns the stamp of the last segment it consumed, and [`ReadResult::Data`]
+//! carries it. Over TLS, rustls reads the socket through [`StampedSocket`], which remembers the
+//! stamp of the socket read that brought the bytes; plaintext handed out later from records
+//! rustls already holds keeps the stamp of the read that carried them.
 
 use std::io::{self, Read, Write};
 use std::time::Instant;
@@ -22,7 +28,7 @@ use rustls::{ClientConnection, HandshakeKind};
 use super::dispatch::Ticket;
 use super::exchange::{Close, Exchange, Scratch, Sink, Step};
 use super::outcome::Failure;
-use super::sys::{self, Io};
+use super::sys::{self, Io, RealtimeNs};
 use super::tls;
 
 /// A single drain loop never reads more than this many times before yielding to other connections.
@@ -56,10 +62,12 @@ pub enum WriteResult {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReadResult {
-    /// `n` new bytes in the scratch buffer's space; `full`: they filled it.
+    /// `n` new bytes in the scratch buffer's space; `full`: they filled it; `stamp`: when the
+    /// kernel received the last segment of them (None without kernel timestamps).
     Data {
         n: usize,
         full: bool,
+        stamp: Option<RealtimeNs>,
     },
     WouldBlock,
     /// The peer closed the connection: cleanly (TCP FIN, TLS close_notify) or not (TLS without
@@ -81,6 +89,14 @@ pub struct Conn {
     pub served: u64,
     /// Read buffer and parser memory, lent to each exchange.
     scratch: Scratch,
+    /// Reads ask the kernel for their receive stamp (`SO_TIMESTAMPING` is on for the socket).
+    stamps: bool,
+    /// Over TLS: the stamp of the latest socket read that brought bytes.
+    last_stamp: Option<RealtimeNs>,
+    /// The last write left bytes (or TLS records) unsent.
+    write_blocked: bool,
+    /// The lane counts this connection among those it must wake for (see [`Conn::needs_watch`]).
+    pub watched: bool,
 }
 
 impl Conn {
@@ -101,6 +117,29 @@ impl Conn {
             addr_attempts: 1,
             served: 0,
             scratch: Scratch::new(),
+            stamps: false,
+            last_stamp: None,
+            write_blocked: false,
+            watched: false,
+        }
+    }
+
+    /// Reads ask for kernel receive stamps (the lane turned `SO_TIMESTAMPING` on for the socket).
+    pub fn set_stamps(&mut self, on: bool) {
+        self.stamps = on;
+    }
+
+    /// Whether the lane must react to this connection's readiness rather than read it at its
+    /// next send: a connect or TLS handshake under way, bytes waiting to go out, or a response
+    /// partly read (its rest arrives soon, and a big body would fill the socket's receive buffer
+    /// and stall the server if left unread). A connection waiting for the first byte of its
+    /// response, or idle, can wait: its reads carry their arrival time.
+    #[inline]
+    pub fn needs_watch(&self) -> bool {
+        match &self.state {
+            State::Connecting(_) | State::Handshaking(_) => true,
+            State::Busy(ex) => self.write_blocked || ex.got_bytes() || self.transport.wants_write(),
+            State::Idle => self.write_blocked || self.transport.wants_write(),
         }
     }
 
@@ -111,6 +150,11 @@ impl Conn {
 
     pub fn is_idle(&self) -> bool {
         matches!(self.state, State::Idle)
+    }
+
+    /// Open and carrying a request (connected, handshake done).
+    pub fn is_busy(&self) -> bool {
+        matches!(self.state, State::Busy(_))
     }
 
     pub fn is_connecting(&self) -> bool {
@@ -191,6 +235,7 @@ impl Conn {
                 transport.write(sock, bytes, &mut ex.written)
             }
         };
+        self.write_blocked = result == WriteResult::WouldBlock;
         self.settle();
         result
     }
@@ -202,7 +247,9 @@ impl Conn {
         let Some(dst) = self.scratch.space() else {
             return ReadResult::Failed(Failure::Invalid("headers too large"));
         };
-        let result = self.transport.read(&mut self.sock, dst);
+        let result = self
+            .transport
+            .read(&mut self.sock, dst, self.stamps, &mut self.last_stamp);
         if let State::Handshaking(_) = self.state {
             self.settle();
         }
@@ -263,6 +310,8 @@ impl Conn {
         self.addr_index = addr_index;
         self.addr_attempts += 1;
         self.transport = transport;
+        self.write_blocked = false;
+        self.last_stamp = None;
         let state = std::mem::replace(&mut self.state, State::Idle);
         self.state = match state {
             State::Handshaking(ex) | State::Busy(ex) | State::Connecting(ex) => {
@@ -343,25 +392,53 @@ impl Transport {
         }
     }
 
-    /// Reads once into `dst`.
+    /// Reads once into `dst`; `stamps`: ask the kernel for the receive stamp; `last`: over TLS,
+    /// the stamp of the latest socket read that brought bytes (kept between calls, as rustls
+    /// keeps their plaintext).
     #[inline]
-    fn read(&mut self, sock: &mut TcpStream, dst: &mut [u8]) -> ReadResult {
+    fn read(
+        &mut self,
+        sock: &mut TcpStream,
+        dst: &mut [u8],
+        stamps: bool,
+        last: &mut Option<RealtimeNs>,
+    ) -> ReadResult {
         let room = dst.len();
-        let data = |n: usize| ReadResult::Data { n, full: n == room };
         match self {
-            Transport::Plain => match sys::recv(&*sock, dst) {
-                Io::Done(0) => ReadResult::Closed(Close::Clean),
-                Io::Done(n) => data(n),
-                Io::WouldBlock => ReadResult::WouldBlock,
-                Io::Failed(e) => ReadResult::Failed(Failure::from_io(&e)),
-            },
+            Transport::Plain => {
+                let (io, stamp) = if stamps {
+                    sys::recv_stamped(&*sock, dst)
+                } else {
+                    (sys::recv(&*sock, dst), None)
+                };
+                match io {
+                    Io::Done(0) => ReadResult::Closed(Close::Clean),
+                    Io::Done(n) => ReadResult::Data {
+                        n,
+                        full: n == room,
+                        stamp,
+                    },
+                    Io::WouldBlock => ReadResult::WouldBlock,
+                    Io::Failed(e) => ReadResult::Failed(Failure::from_io(&e)),
+                }
+            }
             Transport::Tls(tls) => {
+                let data = |n: usize, stamp: Option<RealtimeNs>| ReadResult::Data {
+                    n,
+                    full: n == room,
+                    stamp,
+                };
+                let mut sock = StampedSocket {
+                    sock: &*sock,
+                    stamps,
+                    last,
+                };
                 // Bounded: each turn either returns or consumes socket bytes; the socket runs dry.
                 for _ in 0..MAX_READS_PER_EVENT {
                     match tls.reader().read(dst) {
                         // close_notify: the peer vouches that nothing was cut.
                         Ok(0) => return ReadResult::Closed(Close::Clean),
-                        Ok(n) => return data(n),
+                        Ok(n) => return data(n, *sock.last),
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                         // TCP closed without close_notify: whatever came may have been cut, and
                         // a body delimited by the close cannot be called whole.
@@ -370,14 +447,14 @@ impl Transport {
                         }
                         Err(_) => return ReadResult::Failed(Failure::Tls("read failed")),
                     }
-                    match tls.read_tls(sock) {
+                    match tls.read_tls(&mut sock) {
                         Ok(0) => {
                             if let Err(e) = tls.process_new_packets() {
                                 return ReadResult::Failed(Failure::Tls(tls::reason(&e)));
                             }
                             // Hand over what is left; the next read reports the end.
                             return match tls.reader().read(dst) {
-                                Ok(n) if n > 0 => data(n),
+                                Ok(n) if n > 0 => data(n, *sock.last),
                                 _ if tls.is_handshaking() => ReadResult::Failed(Failure::Tls(
                                     "connection closed during handshake",
                                 )),
@@ -389,11 +466,11 @@ impl Transport {
                         Ok(_) => {
                             if let Err(e) = tls.process_new_packets() {
                                 // Tell the server why, best effort.
-                                let _ = tls.write_tls(sock);
+                                let _ = tls.write_tls(&mut sock.sock);
                                 return ReadResult::Failed(Failure::Tls(tls::reason(&e)));
                             }
                             if tls.wants_write()
-                                && let WriteResult::Failed(f) = flush_tls(tls, sock)
+                                && let WriteResult::Failed(f) = flush_tls(tls, sock.sock)
                             {
                                 return ReadResult::Failed(f);
                             }
@@ -418,9 +495,37 @@ impl Transport {
     }
 }
 
-fn flush_tls(tls: &mut ClientConnection, sock: &mut TcpStream) -> WriteResult {
+/// The socket as rustls reads it: each read a `recvmsg` that remembers its kernel receive stamp,
+/// so the plaintext of the records it carried is timed by it.
+struct StampedSocket<'a> {
+    sock: &'a TcpStream,
+    stamps: bool,
+    last: &'a mut Option<RealtimeNs>,
+}
+
+impl Read for StampedSocket<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let (io, stamp) = if self.stamps {
+            sys::recv_stamped(self.sock, buf)
+        } else {
+            (sys::recv(self.sock, buf), None)
+        };
+        match io {
+            Io::Done(n) => {
+                if n > 0 {
+                    *self.last = stamp;
+                }
+                Ok(n)
+            }
+            Io::WouldBlock => Err(io::ErrorKind::WouldBlock.into()),
+            Io::Failed(e) => Err(e),
+        }
+    }
+}
+
+fn flush_tls(tls: &mut ClientConnection, mut sock: &TcpStream) -> WriteResult {
     while tls.wants_write() {
-        match tls.write_tls(sock) {
+        match tls.write_tls(&mut sock) {
             Ok(0) => return WriteResult::Failed(Failure::Reset),
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return WriteResult::WouldBlock,

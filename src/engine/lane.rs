@@ -1,20 +1,46 @@
 //! One engine thread's loop, and only the loop:
 //!
 //! ```text
-//!  wake ─> stop? ─> pacing: due requests ─> dispatch: expiries, hand-outs ─> progress ─> poll
+//!  wake ─> stop? ─> pacing: due requests ─> dispatch: expiries, hand-outs ─> progress ─> sleep
 //!    ^                                                                                   │
-//!    └── record the outcome <── exchange steps <── hand bytes over <── socket I/O <──────┘
+//!    └── record the outcome <── exchange steps <── hand bytes over <── drain the sockets <┘
 //! ```
 //!
-//! It owns one mio `Poll`, a slab of connections (slab index = mio token), a timerfd for the next
-//! deadline, this thread's [`Pacing`], [`Dispatch`] and [`LaneStats`]. What a response means is
-//! the exchange's, what a connection's bytes are is the connection's, which request goes next and
-//! when one has waited too long is dispatch's; the lane reads the clock, moves bytes between
-//! them, and ends every request it was given in exactly one [`Completed`] record handed to
-//! [`LaneStats::record`]: a success, an HTTP status, a named failure, or not sent.
+//! It owns one epoll instance (a mio `Poll`, for registration; the lane waits on it itself, with
+//! `epoll_pwait2`'s nanosecond timeouts), a slab of connections (slab index = token), this
+//! thread's [`Pacing`], [`Dispatch`] and [`LaneStats`], and the [`StampClock`] that puts the
+//! kernel's receive stamps on the run's clock. What a response means is the exchange's, what a
+//! connection's bytes are is the connection's, which request goes next and when one has waited
+//! too long is dispatch's, when to wake for sends is [`wake`]'s; the lane reads the clock, moves
+//! bytes between them, and ends every request it was given in exactly one [`Completed`] record
+//! handed to [`LaneStats::record`]: a success, an HTTP status, a named failure, or not sent.
 //!
-//! The clock is read once per loop turn, once per read (that instant stamps everything the read
-//! carried), once per first hand-over of a request and once per new closed-loop request.
+//! **How it sleeps.** Every read carries the kernel's receive stamp of its bytes, so a response
+//! read late is still timed when it arrived, and a paced lane needs to wake only to send: it
+//! sleeps (`clock_nanosleep`) until the wake-up [`wake::send_wake`] picks for the next sends
+//! within the lateness budget (`--max-lateness`), or the next deadline (a request's timeout, a
+//! queued request's "not sent", a stop check), then drains whatever the sockets got meanwhile
+//! (`epoll_pwait2` with a zero timeout) before it hands out the due requests, so connections
+//! whose responses came back are found idle. It reacts to readiness instead (sleeping in
+//! `epoll_pwait2` on the sockets, as at saturation) whenever waiting would change a number:
+//!
+//! - closed loop (saturation): the next request goes out when a response completes;
+//! - requests queue for a connection (all `num_workers` busy): a response frees one;
+//! - a connection is connecting, in its TLS handshake, has bytes to write, or has a response
+//!   partly read (the rest comes soon; a big body left unread would fill the socket's receive
+//!   buffer and stall the server): see [`Conn::needs_watch`];
+//! - a streaming run (SSE): a read that returns several events gives them all the stamp of the
+//!   last segment, so token times stay exact only if each segment is read as it arrives;
+//! - no send is left (the run's end waits on responses), or kernel stamps are off (refused, or
+//!   `PACER_TIMESTAMPS=user`): then only reading at once gives the arrival time.
+//!
+//! The clock is read once per loop turn, once per read (the ceiling for that read's stamp, and
+//! its time when there is no stamp), once per first hand-over of a request and once per new
+//! closed-loop request.
+//!
+//! A test hook, `PACER_TEST_HOLD_MS=N` in the environment, keeps the lane busy N ms before it
+//! first reads each response (once its request is out): the response then waits in the socket,
+//! and the report shows whether its arrival time survived.
 
 use std::io;
 use std::net::SocketAddr;
@@ -22,12 +48,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
-use mio::unix::SourceFd;
-use mio::{Events, Interest, Poll, Token};
+use mio::{Interest, Poll, Token};
 use rustls::ClientConnection;
 use rustls::pki_types::ServerName;
 use slab::Slab;
+use std::os::fd::AsRawFd;
 
+use super::clock::{self, Source, StampClock, StampReport};
 use super::conn::{Conn, MAX_READS_PER_EVENT, ReadResult, Transport, WriteResult};
 use super::dispatch::{Dispatch, Pending, Ticket};
 use super::exchange::{Close, Exchange, Step};
@@ -35,21 +62,21 @@ use super::export::LaneExport;
 use super::outcome::{Completed, Failure};
 use super::pacing::Pacing;
 use super::stats::LaneStats;
-use super::sys::{self, Timer};
-use super::{Counts, LaneProgress, Stop, live, tls};
+use super::sys::{self, Events};
+use super::{Counts, LaneProgress, Stop, live, tls, wake};
 use crate::health::ThreadUsage;
-use crate::plan::{BodyMode, Plan, Rate};
+use crate::plan::{BodyMode, Plan};
 
-/// The timerfd's token; every other token is a slab key.
-const TIMER: Token = Token(usize::MAX);
+/// Events taken from the kernel per `epoll_pwait2`; a full buffer is drained again at once.
+const EVENTS: usize = 1024;
+/// Most `epoll_pwait2` calls in one drain (a bound, so a flood cannot starve the sends).
+const DRAIN_ROUNDS: usize = 8;
 
-/// How early the timerfd is armed before a send deadline, the rest of the way being busy-polled.
-/// A sleeping thread wakes tens of microseconds late, more when the core has gone idle (measured
-/// on the 2-core VM: p50 ≈ 27 µs at 2,000 qps, ≈ 57 µs at 10 qps). Busy-polling costs CPU, so the
-/// window is sized to spend at most `SPIN_CPU_SHARE` of a core: `SPIN_CPU_SHARE / rate`, capped
-/// at `SPIN_MAX` (150 µs at 10 req/s per thread, 50 µs at 1,000, 10 µs at 5,000, ~0 above).
-const SPIN_CPU_SHARE: f64 = 0.05;
-const SPIN_MAX: Duration = Duration::from_micros(150);
+/// Set to `user` to time every read by the clock when the lane reads it, as if the kernel had
+/// refused receive timestamps (the lane then reacts to every readiness).
+pub const TIMESTAMPS_ENV: &str = "PACER_TIMESTAMPS";
+/// Test hook: milliseconds the lane stays busy after each turn that sent something.
+pub const HOLD_ENV: &str = "PACER_TEST_HOLD_MS";
 
 /// The longest a lane sleeps without looking at its stop switch: a stopped run notices within
 /// this even when nothing is due for much longer (a low rate, a long timeout).
@@ -73,7 +100,6 @@ pub struct Lane<'a> {
     thread: u32,
     poll: Poll,
     events: Events,
-    timer: Option<Timer>,
     conns: Slab<Conn>,
     /// Connections that finished a response and may carry the next, with their ids (a slot
     /// reused by another connection since is skipped).
@@ -91,12 +117,28 @@ pub struct Lane<'a> {
     progress: &'a LaneProgress,
     /// What `progress` shows already.
     shown: Counts,
-    /// Wake this much before a deadline and busy-poll the rest (see `SPIN_CPU_SHARE`).
-    spin: Duration,
     /// Every record also goes to the per-request file (`--requests`).
     export: Option<LaneExport<'a>>,
     /// The live view counts first tokens (a streaming run), else response times.
     live_first_token: bool,
+    /// Kernel receive stamps onto the run's clock, and when the offset was last read.
+    clock: StampClock,
+    clock_checked: Instant,
+    /// Where receive times come from, and how many reads had a stamp.
+    stamps: StampReport,
+    /// Connections with `watched` set (see `Conn::needs_watch`): the lane reacts while any is.
+    watch: usize,
+    /// The lateness budget: sends due within it of the first share a wake-up.
+    budget: Duration,
+    /// Every segment is read as it arrives (streaming: every token's time matters).
+    per_read: bool,
+    /// Test hook (`PACER_TEST_HOLD_MS`), and the serial of the last request it held.
+    hold: Option<Duration>,
+    held: u64,
+    /// A socket with receive stamping on, held for the lane's life: it asks the kernel to turn
+    /// stamping on before the first connection needs it, and keeps it on while connections
+    /// come and go.
+    _stamping: Option<std::os::fd::OwnedFd>,
 }
 
 impl<'a> Lane<'a> {
@@ -109,28 +151,29 @@ impl<'a> Lane<'a> {
         progress: &'a LaneProgress,
     ) -> io::Result<Self> {
         let poll = Poll::new()?;
-        let timer = match Timer::new() {
-            Ok(t) => {
-                poll.registry()
-                    .register(&mut SourceFd(&t.raw_fd()), TIMER, Interest::READABLE)?;
-                Some(t)
-            }
-            // Without a timerfd the loop still runs, with millisecond wake-ups.
-            Err(_) => None,
-        };
         let plan = sh.plan;
-        let spin = match plan.rate {
-            Rate::PerSecond(qps) => {
-                Duration::from_secs_f64(SPIN_CPU_SHARE * threads as f64 / qps).min(SPIN_MAX)
-            }
-            Rate::Max => Duration::ZERO,
+        let (source, stamping) = match std::env::var(TIMESTAMPS_ENV) {
+            Ok(v) if v == "user" => (
+                Source::User(format!("forced by {TIMESTAMPS_ENV}=user")),
+                None,
+            ),
+            _ => match sys::stamping_socket() {
+                Ok(fd) => (Source::Kernel, Some(fd)),
+                Err(e) => (
+                    Source::User(format!("SO_TIMESTAMPING refused ({})", sys::errno_name(&e))),
+                    None,
+                ),
+            },
         };
+        let hold = std::env::var(HOLD_ENV)
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .map(Duration::from_millis);
         Ok(Lane {
             sh,
             thread: thread as u32,
             poll,
-            events: Events::with_capacity(1024),
-            timer,
+            events: Events::with_capacity(EVENTS),
             conns: Slab::with_capacity(cap),
             idle: Vec::with_capacity(cap),
             pacing: Pacing::new(plan, sh.t0, thread as u64, threads as u64),
@@ -142,9 +185,20 @@ impl<'a> Lane<'a> {
             sent: 0,
             progress,
             shown: Counts::default(),
-            spin,
             export: None,
             live_first_token: plan.body_mode == BodyMode::Sse,
+            clock: StampClock::calibrate(),
+            clock_checked: Instant::now(),
+            stamps: StampReport {
+                source,
+                ..StampReport::default()
+            },
+            watch: 0,
+            budget: plan.max_lateness,
+            per_read: plan.body_mode == BodyMode::Sse,
+            hold,
+            held: 0,
+            _stamping: stamping,
         })
     }
 
@@ -155,6 +209,7 @@ impl<'a> Lane<'a> {
     }
 
     pub fn run(mut self) -> LaneStats {
+        sys::fine_timer_slack();
         // The CPU the run itself costs, not the thread's setup: counted from here.
         let before = sys::thread_usage().ok();
         loop {
@@ -169,35 +224,24 @@ impl<'a> Lane<'a> {
             if self.finished(now) {
                 break;
             }
-            let timeout = self.poll_timeout();
-            if let Err(e) = self.poll.poll(&mut self.events, timeout)
-                && e.kind() != io::ErrorKind::Interrupted
-            {
+            if now.duration_since(self.clock_checked) >= clock::RECHECK {
+                self.clock.recheck();
+                self.clock_checked = now;
+            }
+            if let Err(e) = self.sleep() {
+                let _ = e;
                 // The poller itself failed: nothing more can be measured. Count what is left.
                 self.abandon(Failure::Connect("poll failed"));
                 break;
             }
-            let events = std::mem::replace(&mut self.events, Events::with_capacity(0));
-            for ev in events.iter() {
-                if ev.token() == TIMER {
-                    if let Some(t) = self.timer.as_mut() {
-                        t.fired();
-                    }
-                    continue;
-                }
-                self.on_event(
-                    ev.token().0,
-                    ev.is_readable() || ev.is_read_closed() || ev.is_error(),
-                    ev.is_writable(),
-                );
-            }
-            self.events = events;
             for key in std::mem::take(&mut self.revisit) {
                 if self.conns.contains(key) {
                     self.read(key);
+                    self.rewatch(key);
                 }
             }
         }
+        self.stats.timestamps = self.timestamps();
         // Close what is left so its TLS handshake is counted (in-flight closed-loop requests are
         // dropped uncounted, as wrk does).
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
@@ -373,6 +417,7 @@ impl<'a> Lane<'a> {
         let ex = self.exchange(ticket, self.conns[key].id);
         self.conns[key].carry(ex);
         self.write(key);
+        self.rewatch(key);
     }
 
     fn open_and_dispatch(&mut self, p: Pending) {
@@ -399,7 +444,9 @@ impl<'a> Lane<'a> {
         let key = entry.key();
         // Tracked before the connection exists: should registering fail, the entry is stale.
         self.dispatch.track(key, ex.ticket());
+        let stamps = self.stamps.source == Source::Kernel;
         let conn = entry.insert(Conn::new(id, sock, index, transport, ex));
+        conn.set_stamps(stamps);
         if let Err(e) = self.poll.registry().register(
             conn.socket(),
             Token(key),
@@ -412,10 +459,18 @@ impl<'a> Lane<'a> {
             return;
         }
         self.dispatch.opened();
+        self.rewatch(key);
     }
 
-    fn connect(&self, index: usize) -> Result<(TcpStream, Transport), Failure> {
+    fn connect(&mut self, index: usize) -> Result<(TcpStream, Transport), Failure> {
         let sock = TcpStream::connect(self.sh.addrs[index]).map_err(|e| Failure::from_io(&e))?;
+        if self.stamps.source == Source::Kernel
+            && let Err(e) = sys::enable_rx_timestamps(&sock)
+        {
+            // From now on every connection of this lane reads the clock instead.
+            self.stamps.source =
+                Source::User(format!("SO_TIMESTAMPING refused ({})", sys::errno_name(&e)));
+        }
         let transport = match &self.sh.tls {
             None => Transport::Plain,
             Some((config, name)) => match ClientConnection::new(config.clone(), name.clone()) {
@@ -427,6 +482,29 @@ impl<'a> Lane<'a> {
     }
 
     fn on_event(&mut self, key: usize, readable: bool, writable: bool) {
+        self.handle(key, readable, writable);
+        self.rewatch(key);
+    }
+
+    /// Keeps the count of connections the lane must react to (see `Conn::needs_watch`) true
+    /// after anything happened to connection `key`.
+    #[inline]
+    fn rewatch(&mut self, key: usize) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let w = conn.needs_watch();
+        if w != conn.watched {
+            conn.watched = w;
+            if w {
+                self.watch += 1;
+            } else {
+                self.watch -= 1;
+            }
+        }
+    }
+
+    fn handle(&mut self, key: usize, readable: bool, writable: bool) {
         let plan = self.sh.plan;
         let Some(conn) = self.conns.get_mut(key) else {
             return;
@@ -476,7 +554,9 @@ impl<'a> Lane<'a> {
                     Token(key),
                     Interest::READABLE | Interest::WRITABLE,
                 );
+                let stamps = self.stamps.source == Source::Kernel;
                 self.conns[key].replace_socket(sock, index, transport);
+                self.conns[key].set_stamps(stamps);
                 if let Err(e) = reg {
                     self.fail(key, Failure::from_io(&e));
                 }
@@ -493,14 +573,31 @@ impl<'a> Lane<'a> {
     }
 
     fn read(&mut self, key: usize) {
+        if let Some(hold) = self.hold {
+            self.hold_before_reading(key, hold);
+        }
         for _ in 0..MAX_READS_PER_EVENT {
             let Some(conn) = self.conns.get_mut(key) else {
                 return;
             };
             match conn.read() {
-                ReadResult::Data { n, full } => {
+                ReadResult::Data { n, full, stamp } => {
                     let now = Instant::now();
-                    let Some(step) = conn.feed(n, now, &mut self.stats) else {
+                    let at = match stamp {
+                        Some(s) => {
+                            self.stamps.stamped += 1;
+                            // A response cannot arrive before its request went out.
+                            let floor = conn.exchange().map_or(now, |e| e.ticket().dispatch);
+                            self.clock.map(s, floor, now)
+                        }
+                        None => {
+                            if self.stamps.source == Source::Kernel {
+                                self.stamps.unstamped += 1;
+                            }
+                            now
+                        }
+                    };
+                    let Some(step) = conn.feed(n, at, &mut self.stats) else {
                         // Bytes on a connection with no request: nothing asked for them.
                         return self.close(key);
                     };
@@ -527,6 +624,22 @@ impl<'a> Lane<'a> {
         }
         // More may be waiting; edge-triggered readiness will not say so again.
         self.revisit.push(key);
+    }
+
+    /// The test hook: once per request, when its request is out and nothing of its response
+    /// was read yet, the lane stays busy for `hold` before reading.
+    #[cold]
+    fn hold_before_reading(&mut self, key: usize, hold: Duration) {
+        let Some(conn) = self.conns.get(key) else {
+            return;
+        };
+        let Some(serial) = conn.exchange().map(|e| e.ticket().serial) else {
+            return;
+        };
+        if conn.is_busy() && !conn.needs_watch() && serial != self.held {
+            self.held = serial;
+            std::thread::sleep(hold);
+        }
     }
 
     fn on_close(&mut self, key: usize, close: Close) {
@@ -562,6 +675,9 @@ impl<'a> Lane<'a> {
 
     fn close(&mut self, key: usize) {
         if let Some(mut conn) = self.conns.try_remove(key) {
+            if conn.watched {
+                self.watch -= 1;
+            }
             let _ = self.poll.registry().deregister(conn.socket());
             match conn.handshake_kind() {
                 Some(rustls::HandshakeKind::Resumed) => self.stats.tls_resumed += 1,
@@ -660,37 +776,78 @@ impl<'a> Lane<'a> {
         }
     }
 
-    /// How long to sleep: until the next intended send, queue expiry, request deadline or run end,
-    /// and never longer than `STOP_CHECK`.
-    fn poll_timeout(&mut self) -> Option<Duration> {
-        if !self.revisit.is_empty() {
-            return Some(Duration::ZERO);
-        }
-        let mut next: Option<Instant> = None;
-        let mut consider = |t: Instant| next = Some(next.map_or(t, |n: Instant| n.min(t)));
-        if let Some(t) = self.pacing.wake_at(self.dispatch.queued() == 0) {
-            consider(t);
-        }
-        if let Some(t) = self.dispatch.next_wake() {
-            consider(t);
-        }
-        let Some(deadline) = next else {
-            return Some(STOP_CHECK);
+    /// Whether receive times come from the kernel's stamps (so a read may come late). Not
+    /// before the first stamp has been seen: the kernel turns stamping on a moment after the
+    /// first socket asks for it, and a read before that is timed when it happens.
+    fn kernel_stamps(&self) -> bool {
+        self.stamps.source == Source::Kernel && self.stamps.stamped > 0
+    }
+
+    /// Whether waiting for the next send would change a number (see the module docs), so the
+    /// lane must wake on readiness.
+    fn reacting(&self) -> bool {
+        !self.revisit.is_empty()
+            || self.watch > 0
+            || self.dispatch.queued() > 0
+            || self.per_read
+            || matches!(self.pacing, Pacing::Saturate { .. })
+            || !self.kernel_stamps()
+            || self.pacing.upcoming().next().is_none()
+    }
+
+    /// The next moment to wake for: the sends the lateness budget lets share a wake-up, a queue
+    /// expiry, a request's deadline, or a closed loop's end. None: nothing is scheduled.
+    fn wake_at(&mut self) -> Option<Instant> {
+        let queue_empty = self.dispatch.queued() == 0;
+        let sends = match self.pacing {
+            // Due requests only queue behind waiting ones: those wake the lane as they go.
+            Pacing::Paced(_) if queue_empty => wake::send_wake(self.pacing.upcoming(), self.budget),
+            _ => self.pacing.wake_at(queue_empty),
         };
+        [sends, self.dispatch.next_wake()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Sleeps until the next wake-up (reacting to readiness or not, see the module docs), then
+    /// hands over every event the sockets got.
+    fn sleep(&mut self) -> io::Result<()> {
+        let react = self.reacting();
         let now = Instant::now();
-        if deadline <= now || deadline - now <= self.spin {
-            return Some(Duration::ZERO);
-        }
-        let armed = self
-            .timer
-            .as_mut()
-            .is_some_and(|t| t.arm(deadline - self.spin, now).is_ok());
-        let wait = if armed {
-            // The timerfd wakes us; the poll timeout is only a safety net.
-            deadline - now + Duration::from_millis(10)
-        } else {
-            deadline - now
+        let wait = match self.wake_at() {
+            _ if !self.revisit.is_empty() => Duration::ZERO,
+            Some(at) => at.saturating_duration_since(now).min(STOP_CHECK),
+            None => STOP_CHECK,
         };
-        Some(wait.min(STOP_CHECK))
+        let epfd = self.poll.as_raw_fd();
+        if react {
+            sys::wait(epfd, &mut self.events, Some(wait))?;
+        } else {
+            sys::sleep(wait);
+            sys::wait(epfd, &mut self.events, Some(Duration::ZERO))?;
+        }
+        for round in 0.. {
+            for i in 0..self.events.len() {
+                let Some(ev) = self.events.get(i) else { break };
+                self.on_event(ev.token, ev.read, ev.write);
+            }
+            if !self.events.is_full() || round + 1 >= DRAIN_ROUNDS {
+                break;
+            }
+            sys::wait(epfd, &mut self.events, Some(Duration::ZERO))?;
+        }
+        Ok(())
+    }
+
+    /// What the report says about this lane's receive times.
+    fn timestamps(&self) -> StampReport {
+        let mut r = self.stamps.clone();
+        r.drift_ns = self.clock.drift_ns();
+        r.steps = self.clock.steps();
+        if r.source == Source::Kernel && r.stamped == 0 && r.unstamped > 0 {
+            r.source = Source::User("the kernel gave no receive timestamps".into());
+        }
+        r
     }
 }

@@ -19,6 +19,7 @@
 //! [`pacing`]'s, which goes next and when one waited too long is [`dispatch`]'s, the Linux calls
 //! are [`sys`]'s.
 
+pub mod clock;
 pub mod conn;
 pub mod dispatch;
 pub mod exchange;
@@ -32,6 +33,7 @@ pub mod stats;
 pub mod sys;
 pub mod timeline;
 pub mod tls;
+pub mod wake;
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -104,6 +106,8 @@ pub struct RunStats {
     pub clock: Clock,
     /// How writing every request went, when asked for ([`Controls::requests`]).
     pub requests: Option<export::Summary>,
+    /// Where receive times came from (kernel stamps or the clock), and the clocks' drift.
+    pub timestamps: clock::StampReport,
 }
 
 /// The run's start, `t0` (the zero of the timeline and of per-request times), on the clocks other
@@ -119,7 +123,7 @@ pub struct Clock {
 impl Clock {
     /// `t0` (an instant now or a moment ahead) on both clocks.
     pub fn at(t0: Instant) -> Clock {
-        let mono = sys::monotonic_ns();
+        let mono = u64::try_from(sys::monotonic_ns()).unwrap_or(0);
         let now = Instant::now();
         let unix = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
@@ -364,6 +368,8 @@ pub fn run_resolved_with(
         None
     };
     let threads = plan.threads.max(1);
+    // Kernel receive stamps are on before the first request (`clock`); held for the run.
+    let _stamping = clock::warm_up();
     let own_progress;
     let progress = match controls.progress {
         Some(p) => p,
@@ -623,6 +629,7 @@ fn summarize(plan: &Plan, w: LaneStats, messages: &Messages, elapsed: Duration) 
         timeline: w.timeline,
         clock: Clock::default(),
         requests: None,
+        timestamps: w.timestamps,
     }
 }
 

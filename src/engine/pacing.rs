@@ -90,6 +90,21 @@ impl Pacing {
         }
     }
 
+    /// The intended times of the next sends, in order, without moving past them (the lane's
+    /// lookahead for batching sends into one wake-up; empty in closed loop).
+    pub fn upcoming(&self) -> impl Iterator<Item = Instant> + use<> {
+        let mut s = match self {
+            Pacing::Paced(s) => Some(s.clone()),
+            Pacing::Saturate { .. } => None,
+        };
+        std::iter::from_fn(move || {
+            let s = s.as_mut()?;
+            let (_, t) = s.peek()?;
+            s.advance();
+            Some(t)
+        })
+    }
+
     /// Whether nothing more will fall due: the schedule is walked (open loop), or the closed
     /// loop's end has come.
     pub fn over(&self, now: Instant) -> bool {

@@ -218,6 +218,8 @@ pub struct LaneStats {
     /// What `record` needs from the plan: the goodput objectives, and where each stage starts.
     objectives: Vec<Objective>,
     stage_starts: Vec<Instant>,
+    /// Where receive times came from (see `engine::clock`).
+    pub timestamps: super::clock::StampReport,
 }
 
 impl LaneStats {
@@ -356,6 +358,7 @@ impl LaneStats {
         self.scheduling = std::mem::take(&mut self.scheduling).worst(b.scheduling);
         self.interrupted |= b.interrupted;
         self.lateness.merge(b.lateness);
+        self.timestamps += b.timestamps;
         self.usage.extend(b.usage);
         self.usage.sort_by_key(|(thread, _)| *thread);
         if self.stages.len() < b.stages.len() {

@@ -303,31 +303,102 @@ pub(super) fn shard(input: &Input, num_workers: usize, count: u64) -> Result<(),
     Ok(())
 }
 
-/// As asked (default: the cores), but never more threads than connections, nor than requests:
-/// an idle thread would only add noise.
+/// As asked; by default, at a fixed rate the fewest threads that carry it
+/// (`ceil(qps / THREAD_QPS)`, at most the cores: every thread adds its own wake-ups), and in
+/// saturation one per core. Never more threads than connections, nor than requests: an idle
+/// thread would only add noise. Returns the count and why (the report's
+/// `config.threads_reason`).
 pub(super) fn threads(
     asked: Option<usize>,
+    qps: Rate,
     num_workers: usize,
     count: u64,
-) -> Result<usize, PlanError> {
-    let threads = match asked {
-        Some(0) => return Err(invalid("threads", "threads must be >= 1".into())),
-        Some(t) if t > defaults::MAX_THREADS => {
+) -> Result<(usize, String), PlanError> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    default_threads(asked, qps, num_workers, count, cores)
+}
+
+/// [`threads`] on a machine with `cores` cores.
+pub fn default_threads(
+    asked: Option<usize>,
+    qps: Rate,
+    num_workers: usize,
+    count: u64,
+    cores: usize,
+) -> Result<(usize, String), PlanError> {
+    let (threads, mut why) = match (asked, qps) {
+        (Some(0), _) => return Err(invalid("threads", "threads must be >= 1".into())),
+        (Some(t), _) if t > defaults::MAX_THREADS => {
             return Err(invalid(
                 "threads",
                 format!("threads must be <= {}", defaults::MAX_THREADS),
             ));
         }
-        Some(t) => t,
-        None => std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1),
+        (Some(t), _) => (t, "as asked".to_string()),
+        (None, Rate::PerSecond(q)) => {
+            let need = (q / defaults::THREAD_QPS).ceil().max(1.0) as usize;
+            let why = format!(
+                "fixed rate: the fewest that carry {} qps at {} qps per thread",
+                number_text(q),
+                number_text(defaults::THREAD_QPS)
+            );
+            if need > cores {
+                (cores, format!("{why}, at most one per core ({cores})"))
+            } else {
+                (need, why)
+            }
+        }
+        (None, Rate::Max) => (cores, format!("saturation: one per core ({cores})")),
     };
-    let mut threads = threads.min(num_workers);
-    if count > 0 {
-        threads = threads.min(usize::try_from(count).unwrap_or(usize::MAX));
+    let mut threads = threads.max(1);
+    if threads > num_workers {
+        threads = num_workers.max(1);
+        why.push_str(&format!("; no more than num_workers ({num_workers})"));
     }
-    Ok(threads.max(1))
+    if count > 0 && threads as u64 > count {
+        threads = usize::try_from(count).unwrap_or(usize::MAX).max(1);
+        why.push_str(&format!("; no more than the requests ({count})"));
+    }
+    Ok((threads, why))
+}
+
+fn number_text(x: f64) -> String {
+    if x.fract() == 0.0 && x.abs() < 9e15 {
+        format!("{}", x as i64)
+    } else {
+        format!("{x}")
+    }
+}
+
+/// The lateness budget: as asked (>= 0 seconds; 0 wakes for every send), else
+/// [`defaults::MAX_LATENESS`] but never more than [`defaults::MAX_LATENESS_INTERVALS`] mean send
+/// intervals of one thread. Zero in saturation, which has no schedule.
+pub(super) fn max_lateness(
+    asked: Option<f64>,
+    qps: Rate,
+    threads: usize,
+) -> Result<std::time::Duration, PlanError> {
+    let secs = match (asked, qps) {
+        (Some(x), _) if !(x.is_finite() && x >= 0.0) => {
+            return Err(invalid(
+                "max_lateness",
+                "max_lateness must be >= 0 seconds".into(),
+            ));
+        }
+        (Some(x), _) if x > 1.0 => {
+            return Err(invalid(
+                "max_lateness",
+                "max_lateness must be <= 1 second".into(),
+            ));
+        }
+        (_, Rate::Max) => 0.0,
+        (Some(x), _) => x,
+        (None, Rate::PerSecond(q)) => {
+            let interval = threads.max(1) as f64 / q;
+            defaults::MAX_LATENESS.min(defaults::MAX_LATENESS_INTERVALS * interval)
+        }
+    };
+    Ok(std::time::Duration::from_secs_f64(secs))
 }
 
 /// Constant spacing, or Poisson (which needs a rate) with the given or a random seed.
@@ -484,9 +555,73 @@ mod tests {
         assert_eq!(count(Rate::PerSecond(10.0), 0.25), Ok(3));
         assert_eq!(count(Rate::Max, 5.0), Ok(0));
         assert!(count(Rate::PerSecond(0.1), 1.0).is_err());
-        assert_eq!(threads(Some(8), 3, 0), Ok(3));
-        assert_eq!(threads(Some(8), 20, 2), Ok(2));
-        assert!(threads(Some(0), 1, 1).is_err());
-        assert!(threads(Some(1025), 2000, 0).is_err());
+        let t = |asked, workers, count| threads(asked, Rate::Max, workers, count).map(|x| x.0);
+        assert_eq!(t(Some(8), 3, 0), Ok(3));
+        assert_eq!(t(Some(8), 20, 2), Ok(2));
+        assert!(t(Some(0), 1, 1).is_err());
+        assert!(t(Some(1025), 2000, 0).is_err());
+    }
+
+    #[test]
+    fn default_threads_follow_the_rate_at_a_fixed_rate_and_the_cores_at_saturation() {
+        let t = |asked, qps: f64, cores| {
+            let rate = if qps > 0.0 {
+                Rate::PerSecond(qps)
+            } else {
+                Rate::Max
+            };
+            default_threads(asked, rate, 10_000, 0, cores).unwrap()
+        };
+        assert_eq!(
+            t(None, 20_000.0, 8),
+            (
+                1,
+                "fixed rate: the fewest that carry 20000 qps at 40000 qps per thread".into()
+            )
+        );
+        assert_eq!(t(None, 0.5, 8).0, 1);
+        assert_eq!(t(None, 40_000.0, 8).0, 1);
+        assert_eq!(t(None, 40_001.0, 8).0, 2);
+        assert_eq!(t(None, 100_000.0, 8).0, 3);
+        let (n, why) = t(None, 1_000_000.0, 4);
+        assert_eq!(n, 4);
+        assert!(why.ends_with("at most one per core (4)"), "{why}");
+        assert_eq!(t(None, 0.0, 6), (6, "saturation: one per core (6)".into()));
+        assert_eq!(t(Some(5), 20_000.0, 2), (5, "as asked".into()));
+        let (n, why) = default_threads(None, Rate::Max, 3, 0, 8).unwrap();
+        assert_eq!(
+            (n, why.as_str()),
+            (
+                3,
+                "saturation: one per core (8); no more than num_workers (3)"
+            )
+        );
+    }
+
+    #[test]
+    fn the_lateness_budget_is_capped_by_one_send_interval() {
+        let us = |d: std::time::Duration| d.as_secs_f64() * 1e6;
+        let b = |asked, qps: f64, threads| {
+            let rate = if qps > 0.0 {
+                Rate::PerSecond(qps)
+            } else {
+                Rate::Max
+            };
+            max_lateness(asked, rate, threads).map(us)
+        };
+        // 1,000 qps on one thread: a send every 1 ms, the default 50 µs applies.
+        assert_eq!(b(None, 1_000.0, 1), Ok(50.0));
+        assert_eq!(b(None, 20_000.0, 1), Ok(50.0));
+        // 100,000 qps on 3 threads: a thread sends every 30 µs.
+        assert!((b(None, 100_000.0, 3).unwrap() - 30.0).abs() < 1e-6);
+        assert_eq!(b(Some(0.0), 20_000.0, 1), Ok(0.0));
+        assert!(
+            (b(Some(0.0002), 20_000.0, 1).unwrap() - 200.0).abs() < 1e-6,
+            "asked: as asked"
+        );
+        assert_eq!(b(None, 0.0, 2), Ok(0.0), "saturation has no schedule");
+        assert!(b(Some(-1.0), 10.0, 1).is_err());
+        assert!(b(Some(2.0), 10.0, 1).is_err());
+        assert!(b(Some(f64::NAN), 10.0, 1).is_err());
     }
 }

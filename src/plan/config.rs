@@ -17,6 +17,7 @@ pub(super) fn echo(
     plan: &Plan,
     shaped: &Shaped,
     timeout: f64,
+    threads_reason: &str,
 ) -> Map<String, Value> {
     let mut config = Map::new();
     let llm = shaped.llm.as_ref();
@@ -76,6 +77,13 @@ pub(super) fn echo(
         }
     }
     config.insert("threads".into(), json!(plan.threads));
+    config.insert("threads_reason".into(), json!(threads_reason));
+    if let Rate::PerSecond(_) = input.qps {
+        config.insert(
+            "max_lateness".into(),
+            json!(plan.max_lateness.as_secs_f64()),
+        );
+    }
     config.insert("interval".into(), number(plan.interval.as_secs_f64()));
     if let Some((l, _)) = llm {
         config.insert("api".into(), json!(l.api.name()));

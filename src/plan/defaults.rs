@@ -17,6 +17,19 @@ pub const BENCH_DURATION: f64 = 5.0;
 pub const SATURATION_WORKERS: usize = 50;
 /// Most OS threads a run may ask for.
 pub const MAX_THREADS: usize = 1024;
+/// Requests per second one engine thread carries at a fixed rate, with a margin: a fixed-rate run
+/// gets `ceil(qps / THREAD_QPS)` threads by default (at most one per core), since every extra
+/// thread adds its own wake-ups. Measured on the 2-core VM against nginx on loopback
+/// (`benches/compare.sh`): one thread carried 60,000 qps with dispatch p99 under 100 µs, and
+/// about 90,000 before its dispatch delay grew without bound; 40,000 leaves a third in reserve
+/// for a slower target, TLS, or a busier machine.
+pub const THREAD_QPS: f64 = 40_000.0;
+/// The default lateness budget, seconds (`--max-lateness`): sends due within it of the first
+/// due one go out in one wake-up. See `engine::wake` and `MAX_LATENESS_INTERVALS`.
+pub const MAX_LATENESS: f64 = 50e-6;
+/// ... and never more than this many mean send intervals of one thread, so batching can pair
+/// sends but never bunch more than two of a constant schedule into one wake-up.
+pub const MAX_LATENESS_INTERVALS: f64 = 1.0;
 
 /// The LLM benchmark (`/fireworks_benchmark`, `pacer fireworks`): where the original sent its
 /// requests.

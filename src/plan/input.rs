@@ -80,6 +80,9 @@ pub struct Input {
     pub poisson: bool,
     pub seed: Option<u64>,
     pub threads: Option<usize>,
+    /// Seconds a send may wait so that sends due close together share a wake-up
+    /// (`--max-lateness`; absent: see `defaults::MAX_LATENESS`).
+    pub max_lateness: Option<f64>,
     pub ca_cert: Option<String>,
     pub insecure: bool,
     /// Run the workers under `SCHED_FIFO` (fixed-rate runs only; see `engine::sched`).
@@ -118,6 +121,7 @@ impl Input {
             poisson: false,
             seed: None,
             threads: None,
+            max_lateness: None,
             ca_cert: None,
             insecure: false,
             realtime: false,

@@ -122,6 +122,9 @@ pub struct Plan {
     pub realtime: bool,
     /// The length of one interval of the report's timeline.
     pub interval: Duration,
+    /// Sends due within this of the first due one share a wake-up (`--max-lateness`; zero in
+    /// closed loop).
+    pub max_lateness: Duration,
     pub llm: Option<LlmPlan>,
     /// An LLM run's prompts and lengths, when it has more than the one prompt.
     pub workload: Option<WorkloadInfo>,
@@ -163,11 +166,18 @@ impl Plan {
         let curve = checks::curve(input)?;
         let count = curve.as_ref().map_or(0, RateCurve::count);
         checks::shard(input, num_workers, count)?;
-        let threads = checks::threads(
+        // A shard sends its share of the rate: its threads and budget are sized to that.
+        let shard_rate = match input.qps {
+            Rate::PerSecond(q) => Rate::PerSecond(q / f64::from(input.shard.count())),
+            Rate::Max => Rate::Max,
+        };
+        let (threads, threads_reason) = checks::threads(
             input.threads,
+            shard_rate,
             input.shard.share_of(num_workers as u64) as usize,
             input.shard.share_of(count),
         )?;
+        let max_lateness = checks::max_lateness(input.max_lateness, shard_rate, threads)?;
         let arrival = checks::arrival(input)?;
         checks::realtime(input)?;
         let mut shaped = request::shape(input, target)?;
@@ -207,6 +217,7 @@ impl Plan {
             insecure: input.insecure,
             realtime: input.realtime,
             interval,
+            max_lateness,
             llm: shaped.llm.as_ref().map(|(l, _)| l.clone()),
             workload,
             tokenizer,
@@ -221,7 +232,7 @@ impl Plan {
             start_at: input.start_at,
             fingerprint: String::new(),
         };
-        plan.config = config::echo(input, &plan, &shaped, timeout);
+        plan.config = config::echo(input, &plan, &shaped, timeout, &threads_reason);
         let token = input.llm.as_ref().map(|l| l.token.as_str());
         plan.fingerprint = crate::shard::fingerprint(&plan, token);
         Ok(plan)
@@ -378,7 +389,7 @@ mod tests {
         let p = plan(&i).unwrap();
         assert_eq!(
             serde_json::to_string(&p.config).unwrap(),
-            r#"{"url":"http://h:8081/x","qps":2.5,"duration":2,"num_workers":3,"timeout":2.0,"method":"POST","headers":["X-Secret"],"body_bytes":3,"arrival":"poisson","seed":7,"threads":1,"interval":1,"realtime":true}"#
+            r#"{"url":"http://h:8081/x","qps":2.5,"duration":2,"num_workers":3,"timeout":2.0,"method":"POST","headers":["X-Secret"],"body_bytes":3,"arrival":"poisson","seed":7,"threads":1,"threads_reason":"as asked","max_lateness":0.00005,"interval":1,"realtime":true}"#
         );
         assert!(!p.method_is_head && p.body_mode == BodyMode::Plain);
 
@@ -406,7 +417,8 @@ mod tests {
                 r#""context_length_exceeded_behavior":"truncate","user":"<string>"},"#,
                 r#""url":"https://h/v1/chat/completions","qps":"max","duration":1,"#,
                 r#""num_workers":50,"timeout":2.0,"method":"POST","arrival":"constant","#,
-                r#""threads":2,"interval":1,"api":"chat","stream":false,"insecure":true,"#,
+                r#""threads":2,"threads_reason":"as asked","interval":1,"api":"chat","stream":false,"#,
+                r#""insecure":true,"#,
                 r#""warning":"TLS certificate verification is DISABLED (insecure): the target's identity was not checked"}"#
             )
         );
