@@ -88,15 +88,12 @@ fn assert_arrival_times_survive_a_late_read(url: &str, extra: &[&str]) {
         secs(&user, "response_time_p50") >= held,
         "timed when read, a held read shows the hold: {user}"
     );
-    // ...but the kernel's stamps keep when the bytes arrived.
-    for key in [
-        "response_time_p99",
-        "latency_p99",
-        "mean_response_time",
-        "mean_latency",
-    ] {
+    // ...but the kernel's stamps keep when the bytes arrived. The median, generously bounded:
+    // on a loaded machine the target itself may be descheduled for a while now and then.
+    for key in ["response_time_p50", "latency_p50"] {
         assert!(secs(&kernel, key) < 0.1, "{key}: {kernel}");
     }
+    assert!(secs(&kernel, "mean_response_time") < held, "{kernel}");
     assert!(secs(&kernel, "response_time_p50") > 0.0);
     // The wall clock cannot have moved by anything like the hold in a second.
     assert!(

@@ -121,6 +121,16 @@ impl StampClock {
         if floor <= now { at.max(floor) } else { at }
     }
 
+    /// The monotonic clock's reading, in ns, at instant `t` (for traces compared with other
+    /// processes' `CLOCK_MONOTONIC` readings).
+    pub fn mono_ns(&self, t: Instant) -> i64 {
+        let nanos = |d: Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
+        match t.checked_duration_since(self.base) {
+            Some(d) => self.base_mono.saturating_add(nanos(d)),
+            None => self.base_mono.saturating_sub(nanos(self.base - t)),
+        }
+    }
+
     /// How far the offset moved since the start, in ns (positive: the wall clock ran fast).
     pub fn drift_ns(&self) -> i64 {
         self.offset - self.start_offset
@@ -264,6 +274,9 @@ mod tests {
         let c2 = StampClock::new(later, 5 * S, off);
         assert_eq!(c2.map(off + 2 * S, base, later), ns(base, 2 * S));
         assert_eq!(c.drift_ns(), 0);
+        // And back from instants to monotonic nanoseconds, on either side of the base.
+        assert_eq!(c2.mono_ns(ns(base, 2 * S + 3)), 2 * S + 3);
+        assert_eq!(c2.mono_ns(later), 5 * S);
     }
 
     /// The wall clock slews (NTP) by 200 ppm: the offset moves 2 µs every 10 ms. Rechecked every

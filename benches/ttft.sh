@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Time to first token against the truth: a streaming server on loopback (benches/tools/
+# sse_server.py) logs when each first token left it (CLOCK_MONOTONIC right after the write
+# returned, and right before it began); pacer, with PACER_TRACE, writes each request's
+# first-token time on the same clock. One connection at a low rate, so the server's n-th request
+# is pacer's request n. Prints one JSON line, per request and in microseconds: pacer's
+# first-token time minus the server's write time (ttft_err_*: the generator's own error, as the
+# issue defines it; negative when pacer saw the token before the server's write call returned,
+# which on loopback it can) and minus the reading before the write (ttft_err_before_*: an upper
+# bound of the error, since the bytes cannot arrive before they are written).
+#
+# Usage: benches/ttft.sh PACER_BINARY [SECONDS] [QPS] [extra pacer flags...]
+set -euo pipefail
+PACER=${1:?usage: benches/ttft.sh PACER_BINARY [SECONDS] [QPS] [flags...]}
+SECS=${2:-5}
+QPS=${3:-100}
+shift $(($# < 3 ? $# : 3))
+HERE=$(cd "$(dirname "$0")" && pwd)
+WORK=$(mktemp -d /tmp/pacer-ttft.XXXXXX)
+SERVER_PID=
+cleanup() {
+    [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+mkfifo "$WORK/port"
+python3 "$HERE/tools/sse_server.py" --ttft 0.002 --itl 0.0005 --tokens 5 \
+    --log "$WORK/server.log" >"$WORK/port" &
+SERVER_PID=$!
+read -r PORT <"$WORK/port"
+PACER_TRACE="$WORK/trace" "$PACER" fireworks --url "http://127.0.0.1:$PORT/v1/completions" \
+    --token bench --qps "$QPS" --duration "$SECS" --num_workers 1 --timeout 5 --stream true \
+    --json "$@" >"$WORK/report.json" 2>"$WORK/pacer.err" || {
+    echo "{\"error\": \"pacer failed: $(tail -c 200 "$WORK/pacer.err" | tr '\n"' ' \x27')\"}"
+    exit 0
+}
+python3 - "$WORK" <<'PY'
+import glob, json, sys
+work = sys.argv[1]
+server = [l.split() for l in open(f"{work}/server.log")]
+pacer = []
+for f in glob.glob(f"{work}/trace.*"):
+    pacer += [l.split() for l in open(f)]
+pacer.sort(key=lambda r: int(r[0]))
+report = json.load(open(f"{work}/report.json"))
+out = {"requests": len(pacer), "server_requests": len(server),
+       "timestamps": report.get("timestamps"), "successes": report.get("successes")}
+after, before = [], []
+for p, s in zip(pacer, server):
+    if p[2] != "-":
+        after.append((int(p[2]) - int(s[3])) / 1e3)
+        before.append((int(p[2]) - int(s[2])) / 1e3)
+if after and len(pacer) == len(server):
+    for name, d in (("ttft_err", sorted(after)), ("ttft_err_before", sorted(before))):
+        q = lambda x: d[min(len(d) - 1, int(round(x * (len(d) - 1))))]
+        out.update({f"{name}_p50_us": q(0.5), f"{name}_p99_us": q(0.99),
+                    f"{name}_min_us": d[0], f"{name}_max_us": d[-1]})
+    out["matched"] = len(after)
+else:
+    out["error"] = f"cannot match: {len(pacer)} pacer requests, {len(server)} server requests"
+print(json.dumps(out))
+PY
