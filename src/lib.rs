@@ -5,8 +5,10 @@
 //!  curl ──HTTP──> api (own HTTP, a thread per call) ─┐
 //!                                                    ├─ Plan ──> engine::run(plan) ──> RunStats ──> report (JSON / text)
 //!  shell ──argv─> cli (clap) ────────────────────────┘              │
-//!                                  spawns T engine threads ("lanes"), each: mio Poll + Slab<Conn>
-//!                                  + its share of the schedule + a deadline FIFO + a timerfd;
+//!                                  spawns T engine threads ("lanes"), each: epoll + Slab<Conn>
+//!                                  + its share of the schedule + a deadline FIFO + the clock of
+//!                                  the kernel's receive stamps; a paced lane sleeps until its
+//!                                  next sends and drains the sockets then;
 //!                                  lanes publish progress counters (relaxed atomics), read a
 //!                                  stop switch once per loop turn and, at the end, send their
 //!                                  stats over crossbeam-channel; the engine merges them with +=.
@@ -29,11 +31,12 @@
 //!   request/response as a pure state machine over `http1` and `llm`) → the lane
 //!   ([`engine::lane`], the loop and only the loop) builds one [`engine::outcome::Completed`] per
 //!   request → [`engine::stats`] (`LaneStats::record`, merged with `+=`). When requests fall due
-//!   is [`engine::pacing`]'s (pure arithmetic), which goes next and when one waited too long is
-//!   [`engine::dispatch`]'s (pure, `now` passed in), the Linux calls are [`engine::sys`]'s.
-//!   Also from each record: [`engine::timeline`] (the run per interval), [`engine::live`]
-//!   (lock-free rolling percentiles for the progress line) and [`engine::export`] (every request
-//!   as a JSON line, written off the lanes).
+//!   is [`engine::pacing`]'s (pure arithmetic), which sends share a wake-up is [`engine::wake`]'s,
+//!   which goes next and when one waited too long is [`engine::dispatch`]'s (pure, `now` passed
+//!   in), kernel receive stamps on the run's clock are [`engine::clock`]'s, the Linux calls are
+//!   [`engine::sys`]'s. Also from each record: [`engine::timeline`] (the run per interval),
+//!   [`engine::live`] (lock-free rolling percentiles for the progress line) and [`engine::export`]
+//!   (every request as a JSON line, written off the lanes).
 //! - [`http1`]: request bytes; response head (httparse), chunked and body framing: incremental, no
 //!   allocation.
 //! - [`llm`]: the SSE framer, event classification (token / usage / error / done), payloads; and

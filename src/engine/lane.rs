@@ -67,6 +67,13 @@ use super::{Counts, LaneProgress, Stop, live, tls, wake};
 use crate::health::ThreadUsage;
 use crate::plan::{BodyMode, Plan};
 
+/// A wait shorter than this is spent polling the clock rather than sleeping: on the 2-core VM a
+/// sleep and its wake-up cost the thread about 16 µs of CPU (at 20,000 qps, `--max-lateness 0`
+/// took 0.91 wake-ups and 22.9 µs per request, 50 µs took 0.44 and 15.4 µs), so spinning is the
+/// cheaper way to wait for less than that, and it is on time. Longer waits sleep: the old
+/// busy-poll tail before every send (up to 150 µs) no longer pays once sends are batched.
+const SPIN_BELOW: Duration = Duration::from_micros(10);
+
 /// Events taken from the kernel per `epoll_pwait2`; a full buffer is drained again at once.
 const EVENTS: usize = 1024;
 /// Most `epoll_pwait2` calls in one drain (a bound, so a flood cannot starve the sends).
@@ -853,9 +860,22 @@ impl<'a> Lane<'a> {
         };
         let epfd = self.poll.as_raw_fd();
         if react {
+            // A wait shorter than a sleep's own cost is polled (the loop comes back at once).
+            let wait = if wait < SPIN_BELOW {
+                Duration::ZERO
+            } else {
+                wait
+            };
             sys::wait(epfd, &mut self.events, Some(wait))?;
         } else {
-            sys::sleep(wait);
+            if wait < SPIN_BELOW {
+                let until = now + wait;
+                while Instant::now() < until {
+                    std::hint::spin_loop();
+                }
+            } else {
+                sys::sleep(wait);
+            }
             sys::wait(epfd, &mut self.events, Some(Duration::ZERO))?;
         }
         for round in 0.. {

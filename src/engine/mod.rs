@@ -16,8 +16,9 @@
 //!
 //! Inside a lane the first-token walk goes one way: socket → [`conn`] → [`exchange`] (→ `http1`,
 //! `llm`) → the lane records one [`outcome::Completed`] → [`stats`]. When requests fall due is
-//! [`pacing`]'s, which goes next and when one waited too long is [`dispatch`]'s, the Linux calls
-//! are [`sys`]'s.
+//! [`pacing`]'s, which of them share a wake-up is [`wake`]'s, which goes next and when one waited
+//! too long is [`dispatch`]'s, the kernel's receive stamps on the run's clock are [`clock`]'s, the
+//! Linux calls are [`sys`]'s.
 
 pub mod clock;
 pub mod conn;

@@ -19,10 +19,12 @@ pub const SATURATION_WORKERS: usize = 50;
 pub const MAX_THREADS: usize = 1024;
 /// Requests per second one engine thread carries at a fixed rate, with a margin: a fixed-rate run
 /// gets `ceil(qps / THREAD_QPS)` threads by default (at most one per core), since every extra
-/// thread adds its own wake-ups. Measured on the 2-core VM against nginx on loopback
-/// (`benches/compare.sh`): one thread carried 60,000 qps with dispatch p99 under 100 µs, and
-/// about 90,000 before its dispatch delay grew without bound; 40,000 leaves a third in reserve
-/// for a slower target, TLS, or a busier machine.
+/// thread adds its own wake-ups. Measured on the 2-core VM against nginx on loopback: a paced
+/// request costs its thread 6–12 µs of CPU (sending it, waking the target, reading the answer,
+/// sleeping), so one core carries 80,000–160,000/s; one thread and two reached the same ceiling
+/// (52,000–55,000 qps at a load average of 7, where nginx and the other tasks were the limit),
+/// and two threads cost 17–30% more CPU per request than one at 20,000–40,000 qps. 40,000 keeps a
+/// thread under half a core, with room for a slower target, TLS, or a busier machine.
 pub const THREAD_QPS: f64 = 40_000.0;
 /// The default lateness budget, seconds (`--max-lateness`): sends due within it of the first
 /// due one go out in one wake-up. See `engine::wake` and `MAX_LATENESS_INTERVALS`.
