@@ -830,7 +830,7 @@ impl<'a> Lane<'a> {
             || self.per_read
             || matches!(self.pacing, Pacing::Saturate { .. })
             || !self.kernel_stamps()
-            || self.pacing.upcoming().next().is_none()
+            || matches!(&self.pacing, Pacing::Paced(s) if s.remaining() == 0)
     }
 
     /// The next moment to wake for: the sends the lateness budget lets share a wake-up, a queue

@@ -92,17 +92,12 @@ impl Pacing {
 
     /// The intended times of the next sends, in order, without moving past them (the lane's
     /// lookahead for batching sends into one wake-up; empty in closed loop).
-    pub fn upcoming(&self) -> impl Iterator<Item = Instant> + use<> {
-        let mut s = match self {
-            Pacing::Paced(s) => Some(s.clone()),
+    pub fn upcoming(&self) -> impl Iterator<Item = Instant> + '_ {
+        let s = match self {
+            Pacing::Paced(s) => Some(s),
             Pacing::Saturate { .. } => None,
         };
-        std::iter::from_fn(move || {
-            let s = s.as_mut()?;
-            let (_, t) = s.peek()?;
-            s.advance();
-            Some(t)
-        })
+        s.into_iter().flat_map(Schedule::upcoming)
     }
 
     /// Whether nothing more will fall due: the schedule is walked (open loop), or the closed
@@ -186,6 +181,25 @@ impl Schedule {
         };
         let secs = self.curve.time_of(due);
         Some((self.next, self.t0 + Duration::from_secs_f64(secs)))
+    }
+
+    /// The intended times of this thread's next requests, in order, without moving past them.
+    /// Allocation-free: the curve is borrowed, and only the Poisson generator's few words are
+    /// copied to run ahead.
+    pub fn upcoming(&self) -> impl Iterator<Item = Instant> + '_ {
+        let mut next = self.next;
+        let mut poisson = self.poisson.clone();
+        std::iter::from_fn(move || {
+            if next >= self.count {
+                return None;
+            }
+            let due = match &mut poisson {
+                None => next as f64,
+                Some(p) => p.nth(next),
+            };
+            next = next.saturating_add(self.step);
+            Some(self.t0 + Duration::from_secs_f64(self.curve.time_of(due)))
+        })
     }
 
     /// Moves past the request `peek` returned.
@@ -317,6 +331,28 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The lookahead the lane batches sends with is the schedule itself, and does not move it.
+    #[test]
+    fn upcoming_is_what_the_schedule_will_release() {
+        let t0 = Instant::now();
+        for arrival in [Arrival::Constant, Arrival::Poisson { seed: 3 }] {
+            let mut s = Schedule::new(t0, RateCurve::constant(500.0, 1.0), 500, arrival, 1, 3);
+            s.peek();
+            s.advance();
+            let ahead: Vec<Instant> = s.upcoming().take(50).collect();
+            let p = Pacing::Paced(s.clone());
+            assert_eq!(p.upcoming().take(50).collect::<Vec<_>>(), ahead);
+            let walked: Vec<Instant> = drain(s).into_iter().map(|(_, t)| t).take(50).collect();
+            assert_eq!(ahead, walked, "{arrival:?}");
+        }
+        let c = Pacing::Saturate {
+            end: t0,
+            next: 0,
+            step: 1,
+        };
+        assert_eq!(c.upcoming().next(), None);
     }
 
     #[test]

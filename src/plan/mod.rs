@@ -523,7 +523,7 @@ mod tests {
             r#"{"url":"http://h/","stages":[{"qps":100,"duration":0},{"qps":1000,"duration":10}],"ramp":true,"duration":10,"num_workers":1000,"timeout":2.0,"arrival":"constant","threads":"#
                 .to_string()
                 + &p.threads.to_string()
-                + ",\"interval\":1}"
+                + r#","threads_reason":"fixed rate: the fewest that carry 1000 qps at 40000 qps per thread","max_lateness":0.00005,"interval":1}"#
         );
         let p = plan(&staged(&[(10.0, 2.0), (30.5, 2.0)], false)).unwrap();
         assert_eq!((p.count, p.num_workers), (81, 31));
