@@ -242,8 +242,7 @@ impl<'a> Lane<'a> {
                 self.clock.recheck();
                 self.clock_checked = now;
             }
-            if let Err(e) = self.sleep() {
-                let _ = e;
+            if self.sleep().is_err() {
                 // The poller itself failed: nothing more can be measured. Count what is left.
                 self.abandon(Failure::Connect("poll failed"));
                 break;
