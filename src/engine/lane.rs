@@ -82,9 +82,6 @@ const DRAIN_ROUNDS: usize = 8;
 /// Set to `user` to time every read by the clock when the lane reads it, as if the kernel had
 /// refused receive timestamps (the lane then reacts to every readiness).
 pub const TIMESTAMPS_ENV: &str = "PACER_TIMESTAMPS";
-/// Bench hook: write every request's times to `<path>.<thread>` at the end (see `write_trace`);
-/// `benches/ttft.sh` compares them with a streaming server's own write times.
-pub const TRACE_ENV: &str = "PACER_TRACE";
 /// Test hook: milliseconds the lane stays busy after each turn that sent something.
 pub const HOLD_ENV: &str = "PACER_TEST_HOLD_MS";
 
@@ -149,9 +146,6 @@ pub struct Lane<'a> {
     /// stamping on before the first connection needs it, and keeps it on while connections
     /// come and go.
     _stamping: Option<std::os::fd::OwnedFd>,
-    /// Bench hook (`PACER_TRACE`): every request's index, dispatch, first token and end.
-    #[allow(clippy::type_complexity)]
-    trace: Option<Vec<(u64, Option<Instant>, Option<Instant>, Option<Instant>)>>,
 }
 
 impl<'a> Lane<'a> {
@@ -212,7 +206,6 @@ impl<'a> Lane<'a> {
             hold,
             held: 0,
             _stamping: stamping,
-            trace: std::env::var_os(TRACE_ENV).map(|_| Vec::new()),
         })
     }
 
@@ -255,7 +248,6 @@ impl<'a> Lane<'a> {
             }
         }
         self.stats.timestamps = self.timestamps();
-        self.write_trace();
         // Close what is left so its TLS handshake is counted (in-flight closed-loop requests are
         // dropped uncounted, as wrk does).
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
@@ -742,29 +734,6 @@ impl<'a> Lane<'a> {
         }
         if let Some(e) = self.export.as_mut() {
             e.push(c, &self.stats.messages);
-        }
-        if let Some(t) = self.trace.as_mut() {
-            t.push((c.index, c.dispatch, c.first_token_at, c.end_at));
-        }
-    }
-
-    /// The bench hook (`PACER_TRACE`): one line per request, `index dispatch first_token end`
-    /// in `CLOCK_MONOTONIC` nanoseconds (`-` for none), to `<path>.<thread>`.
-    #[cold]
-    fn write_trace(&self) {
-        let (Some(trace), Ok(path)) = (&self.trace, std::env::var(TRACE_ENV)) else {
-            return;
-        };
-        let ns = |t: Option<Instant>| match t {
-            Some(t) => self.clock.mono_ns(t).to_string(),
-            None => "-".into(),
-        };
-        let mut out = String::with_capacity(trace.len() * 64);
-        for &(index, d, ft, end) in trace {
-            out.push_str(&format!("{index} {} {} {}\n", ns(d), ns(ft), ns(end)));
-        }
-        if let Err(e) = std::fs::write(format!("{path}.{}", self.thread), out) {
-            eprintln!("pacer: {TRACE_ENV}: {e}");
         }
     }
 
