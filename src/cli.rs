@@ -69,7 +69,7 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Serve the JSON API (POST /benchmark, POST /fireworks_benchmark).
+    /// Serve the JSON API (POST /benchmark, POST /fireworks_benchmark, GET /runs).
     Serve(ServeArgs),
     /// Benchmark a URL at a fixed rate (or `--qps max` for closed-loop saturation).
     Bench(Box<BenchArgs>),
@@ -120,7 +120,7 @@ pub struct ServeArgs {
     /// direct load with it.
     #[arg(long, default_value = api::DEFAULT_ADDR)]
     pub addr: String,
-    /// Benchmark runs allowed at once; more get 429.
+    /// Benchmark runs allowed at once (synchronous and async); more get 429.
     #[arg(long, default_value_t = api::DEFAULT_MAX_RUNS)]
     pub max_runs: usize,
     /// Highest qps a request may ask for.
@@ -156,6 +156,10 @@ pub struct ServeArgs {
     /// previous response), and then its body; slower ones are closed (408).
     #[arg(long, default_value_t = api::DEFAULT_HEAD_TIMEOUT, value_parser = parse_seconds)]
     pub head_timeout: f64,
+    /// Finished async runs (`"async": true`) kept for GET /runs/{id}; past this many, the
+    /// oldest to finish is forgotten first. Running ones are always kept.
+    #[arg(long, default_value_t = api::runs::DEFAULT_KEEP, value_parser = parse_at_least_one)]
+    pub keep_runs: usize,
 }
 
 fn parse_at_least_one(s: &str) -> Result<usize, String> {
@@ -257,6 +261,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 allow_targets: a.allow_target,
                 max_connections: a.max_connections,
                 head_timeout: Duration::from_secs_f64(a.head_timeout),
+                keep_runs: a.keep_runs,
             };
             api::serve(cfg).map_err(|e| {
                 use std::io::ErrorKind as K;

@@ -173,12 +173,16 @@ fn fixed_routes_and_unknown_ones() {
         ("/openapi.json", "get"),
         ("/benchmark", "post"),
         ("/fireworks_benchmark", "post"),
+        ("/runs", "get"),
+        ("/runs/{id}", "get"),
+        ("/runs/{id}", "delete"),
+        ("/runs/{id}/html", "get"),
     ] {
         assert!(paths[path][method].is_object(), "{method} {path}");
     }
     assert_eq!(
         paths.len(),
-        5,
+        8,
         "no route described that the server does not answer"
     );
 
@@ -502,6 +506,20 @@ fn api_key_guards_every_route_but_health() {
     );
     assert_eq!(post(a, "/benchmark", "{}").status, 401);
     assert_eq!(get(a, "/openapi.json").status, 401);
+    for (method, path) in [
+        ("GET", "/runs"),
+        ("GET", "/runs/0123456789abcdef"),
+        ("DELETE", "/runs/0123456789abcdef"),
+        ("GET", "/runs/0123456789abcdef/html"),
+    ] {
+        assert_eq!(
+            request(a, method, path, &[], b"").status,
+            401,
+            "{method} {path}"
+        );
+    }
+    let r = request(a, "GET", "/runs", &[("X-API-Key", "k3y")], b"");
+    assert_eq!((r.status, &r.body["runs"]), (200, &json!([])));
     let wrong = request(a, "GET", "/", &[("Authorization", "Bearer k3z")], b"");
     assert_eq!(wrong.status, 401);
     let r = request(a, "GET", "/", &[("Authorization", "Bearer k3y")], b"");
@@ -1465,4 +1483,375 @@ fn a_connection_flood_does_not_stop_the_server() {
         (&json!(10), &json!(10))
     );
     assert!(s.alive());
+}
+
+// Runs started with "async": true: poll, cancel, 404/409, 429, how many are kept.
+
+fn delete(addr: SocketAddr, path: &str) -> Resp {
+    request(addr, "DELETE", path, &[], b"")
+}
+
+/// Starts `body` (with `"async": true`) at `path`; the run's id.
+fn start_async(addr: SocketAddr, path: &str, mut body: Value) -> String {
+    body["async"] = json!(true);
+    let r = post(addr, path, &body.to_string());
+    assert_eq!(r.status, 202, "{}", r.raw);
+    let id = r.body["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        r.body,
+        json!({"id": id, "url": format!("/runs/{id}"), "state": "running"})
+    );
+    assert!(
+        r.head.contains(&format!("\r\nLocation: /runs/{id}")),
+        "{}",
+        r.head
+    );
+    id
+}
+
+/// Polls `GET /runs/{id}` until `done` holds (failing the test after `bound`); the last status.
+fn poll(addr: SocketAddr, id: &str, bound: Duration, done: impl Fn(&Value) -> bool) -> Value {
+    let until = Instant::now() + bound;
+    loop {
+        let r = get(addr, &format!("/runs/{id}"));
+        assert_eq!(r.status, 200, "{}", r.raw);
+        if done(&r.body) {
+            return r.body;
+        }
+        assert!(Instant::now() < until, "run {id} still {}", r.body);
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn ended(s: &Value) -> bool {
+    s["state"] != json!("running")
+}
+
+fn keys(v: &Value) -> Vec<String> {
+    let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+    k.sort();
+    k
+}
+
+#[test]
+fn an_async_run_is_polled_to_the_report_a_sync_run_answers() {
+    let api = start(config());
+    let a = api.addr();
+    let m = util::mock_ok();
+    let url = format!("{}/", m.url());
+    let body = json!({"url": url, "qps": 40, "duration": 0.5});
+    let sync = post(a, "/benchmark", &body.to_string());
+    assert_eq!(sync.status, 200, "{}", sync.raw);
+
+    let id = start_async(a, "/benchmark", body);
+    assert!(
+        id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{id}"
+    );
+    let s = poll(a, &id, Duration::from_secs(20), ended);
+    assert_eq!(s["state"], json!("done"), "{s}");
+    let report = &s["report"];
+    assert_eq!(keys(report), keys(&sync.body));
+    assert_eq!(report["config"], sync.body["config"]);
+    assert_eq!(
+        (&report["total_requests"], &report["successes"]),
+        (&json!(20), &json!(20))
+    );
+    assert!(report.get("interrupted").is_none());
+    // The counters end at the report's totals.
+    let p = &s["progress"];
+    assert_eq!(
+        [&p["scheduled"], &p["sent"], &p["done"], &p["completed"]],
+        [&json!(20); 4]
+    );
+    assert_eq!((&p["in_flight"], &p["errors"]), (&json!(0), &json!(0)));
+    assert_eq!(
+        (&s["kind"], &s["target"], &s["url"]),
+        (
+            &json!("benchmark"),
+            &json!(url),
+            &json!(format!("/runs/{id}"))
+        )
+    );
+    for at in ["started", "finished"] {
+        let t = s[at].as_str().unwrap();
+        assert!(
+            t.len() == 20 && t.ends_with('Z') && t.as_bytes()[10] == b'T',
+            "{at} {t}"
+        );
+    }
+    assert!(s["elapsed"].as_f64().unwrap() >= 0.45, "{s}");
+
+    let list = get(a, "/runs");
+    assert_eq!(list.status, 200);
+    assert_eq!(list.body["keep"], json!(32));
+    let runs = list.body["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(
+        keys(&runs[0]),
+        ["id", "kind", "started", "state", "target", "url"]
+    );
+    assert_eq!(
+        (&runs[0]["id"], &runs[0]["state"]),
+        (&json!(id), &json!("done"))
+    );
+
+    let page = get(a, &format!("/runs/{id}/html"));
+    assert_eq!(page.status, 200);
+    assert!(
+        page.head
+            .to_ascii_lowercase()
+            .contains("content-type: text/html; charset=utf-8"),
+        "{}",
+        page.head
+    );
+    assert!(page.raw.contains("<!DOCTYPE html>") && page.raw.contains(&url));
+    api.shutdown();
+}
+
+#[test]
+fn an_async_llm_run_reports_its_tokens_and_lists_no_query() {
+    let api = start(config());
+    let a = api.addr();
+    let m = util::mock_ok();
+    let body = json!({"token": TOKEN, "prompt": "Snow is white", "qps": 20, "duration": 0.25,
+        "url": format!("{}/v1/completions?key=q-SECRET", m.url())});
+    let id = start_async(a, "/fireworks_benchmark", body);
+    let s = poll(a, &id, Duration::from_secs(20), ended);
+    assert_eq!(
+        (&s["state"], &s["kind"]),
+        (&json!("done"), &json!("fireworks_benchmark"))
+    );
+    assert_eq!(s["report"]["successes"], json!(5), "{s}");
+    assert!(s["report"]["mean_time_to_first_token"].as_f64().unwrap() > 0.0);
+    assert_eq!(s["target"], json!(format!("{}/v1/completions", m.url())));
+    let list = get(a, "/runs");
+    assert!(
+        !list.raw.contains("q-SECRET") && !list.raw.contains(TOKEN),
+        "{}",
+        list.raw
+    );
+    assert!(!get(a, &format!("/runs/{id}")).raw.contains(TOKEN));
+    api.shutdown();
+}
+
+#[test]
+fn cancelling_a_long_run_accounts_every_request() {
+    let api = start(config());
+    let a = api.addr();
+    let m = util::mock_ok();
+    // 1,500 requests over 30 s; cancelled once a few went out.
+    let body = json!({"url": format!("{}/", m.url()), "qps": 50, "duration": 30, "timeout": 1});
+    let id = start_async(a, "/benchmark", body);
+    let path = format!("/runs/{id}");
+    let live = poll(a, &id, Duration::from_secs(10), |s| {
+        s["progress"]["completed"].as_u64().unwrap_or(0) >= 10
+    });
+    assert_eq!(live["state"], json!("running"));
+    assert_eq!(live["progress"]["scheduled"], json!(1500));
+    // Nothing to draw yet.
+    let page = get(a, &format!("{path}/html"));
+    assert_eq!(
+        (page.status, page.body),
+        (
+            409,
+            json!({"detail": "the run is running: it has no report to draw"})
+        )
+    );
+
+    let d = delete(a, &path);
+    assert_eq!(d.status, 202, "{}", d.raw);
+    assert_eq!(d.body["id"], json!(id));
+    // Winding down (or, on a quick machine, already wound down).
+    assert!(
+        d.body["cancelling"] == json!(true) || d.body["state"] == json!("cancelled"),
+        "{}",
+        d.body
+    );
+    let s = poll(a, &id, Duration::from_secs(10), ended);
+    assert_eq!(s["state"], json!("cancelled"), "{s}");
+    assert!(s.get("cancelling").is_none());
+    let r = &s["report"];
+    assert_eq!(r["interrupted"], json!(true));
+    // Every scheduled request is accounted for, the unsent under their own name.
+    assert_eq!(r["total_requests"], json!(1500));
+    let total = r["total_requests"].as_u64().unwrap();
+    let (ok, errors) = (
+        r["successes"].as_u64().unwrap(),
+        r["errors"].as_u64().unwrap(),
+    );
+    assert_eq!(ok + errors, total);
+    assert!(ok >= 10, "{r}");
+    let unsent = r["error_counts"]["not sent: interrupted"].as_u64().unwrap();
+    assert_eq!(unsent, errors, "{}", r["error_counts"]);
+    let sent = s["progress"]["sent"].as_u64().unwrap();
+    assert_eq!(unsent, total - sent);
+    // Stopped long before its 30 s.
+    assert!(s["elapsed"].as_f64().unwrap() < 20.0, "{s}");
+
+    let again = delete(a, &path);
+    assert_eq!(
+        (again.status, again.body),
+        (
+            409,
+            json!({"detail": "the run is already cancelled: there is nothing to cancel"})
+        )
+    );
+    assert_eq!(get(a, &format!("{path}/html")).status, 200);
+    api.shutdown();
+}
+
+#[test]
+fn unknown_runs_are_404_and_a_run_that_could_not_start_failed() {
+    let api = start(config());
+    let a = api.addr();
+    let missing = "no such run (this server remembers every running run and the last 32 finished)";
+    for r in [
+        get(a, "/runs/0123456789abcdef"),
+        delete(a, "/runs/0123456789abcdef"),
+        get(a, "/runs/0123456789abcdef/html"),
+    ] {
+        assert_eq!((r.status, r.body), (404, json!({"detail": missing})));
+    }
+    for path in ["/runs/", "/runs/abc/report", "/runs//html"] {
+        let r = get(a, path);
+        assert_eq!(
+            (r.status, r.body),
+            (404, json!({"detail": "Not Found"})),
+            "{path}"
+        );
+    }
+    let r = post(a, "/runs/0123456789abcdef", "{}");
+    assert_eq!(r.status, 405);
+    assert!(r.head.contains("\r\nAllow: GET, DELETE"), "{}", r.head);
+    let r = delete(a, "/runs");
+    assert_eq!(r.status, 405);
+    assert!(r.head.contains("\r\nAllow: GET"), "{}", r.head);
+
+    // A bad `async` is a 422 beside the other field errors.
+    let r = post(
+        a,
+        "/benchmark",
+        r#"{"url": "http://h/", "duration": 1, "async": "soon"}"#,
+    );
+    assert_eq!(r.status, 422);
+    let locs: Vec<&Value> = r.body["detail"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| &d["loc"])
+        .collect();
+    assert_eq!(locs, [&json!(["body", "qps"]), &json!(["body", "async"])]);
+    // The checks a sync request gets come before the 202.
+    let r = post(
+        a,
+        "/benchmark",
+        r#"{"url": "http://h/", "qps": 0, "duration": 1, "async": true}"#,
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(get(a, "/runs").body["runs"], json!([]));
+
+    // A run that cannot start (its CA file does not exist) fails with the sync request's 500.
+    let body = json!({"url": format!("https://127.0.0.1:{}/", closed_port()), "qps": 1,
+        "duration": 1, "ca_cert": "/nonexistent/ca.pem"});
+    let id = start_async(a, "/benchmark", body);
+    let s = poll(a, &id, Duration::from_secs(10), ended);
+    assert_eq!(s["state"], json!("failed"));
+    assert_eq!(s["error"]["status"], json!(500));
+    assert!(
+        s["error"]["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("run failed: "),
+        "{s}"
+    );
+    assert!(s.get("report").is_none());
+    let r = get(a, &format!("/runs/{id}/html"));
+    assert_eq!(
+        (r.status, r.body),
+        (
+            409,
+            json!({"detail": "the run is failed: it has no report to draw"})
+        )
+    );
+    assert_eq!(delete(a, &format!("/runs/{id}")).status, 409);
+    api.shutdown();
+}
+
+#[test]
+fn async_runs_hold_their_max_runs_slots_until_they_end() {
+    let api = start(ApiConfig {
+        max_runs: 2,
+        ..config()
+    });
+    let a = api.addr();
+    let m = util::mock_ok();
+    let long = json!({"url": format!("{}/", m.url()), "qps": 20, "duration": 30});
+    let ids: Vec<String> = (0..2)
+        .map(|_| start_async(a, "/benchmark", long.clone()))
+        .collect();
+    let busy = json!({"detail": "too many runs in progress (max 2)"});
+    let mut third = long.clone();
+    third["async"] = json!(true);
+    let r = post(a, "/benchmark", &third.to_string());
+    assert_eq!((r.status, &r.body), (429, &busy));
+    let quick = json!({"url": format!("{}/", m.url()), "qps": 10, "duration": 0.1});
+    let r = post(a, "/benchmark", &quick.to_string());
+    assert_eq!(
+        (r.status, &r.body),
+        (429, &busy),
+        "a sync run waits for a slot too"
+    );
+    assert_eq!(get(a, "/runs").body["runs"].as_array().unwrap().len(), 2);
+
+    for id in &ids {
+        assert_eq!(delete(a, &format!("/runs/{id}")).status, 202);
+    }
+    for id in &ids {
+        let s = poll(a, id, Duration::from_secs(10), ended);
+        assert_eq!(s["state"], json!("cancelled"));
+    }
+    // A run seen as ended has given its slot back.
+    assert_eq!(post(a, "/benchmark", &quick.to_string()).status, 200);
+    let id = start_async(a, "/benchmark", quick);
+    assert_eq!(
+        poll(a, &id, Duration::from_secs(10), ended)["state"],
+        json!("done")
+    );
+    api.shutdown();
+}
+
+#[test]
+fn only_the_last_keep_runs_finished_runs_are_kept() {
+    let api = start(ApiConfig {
+        keep_runs: 2,
+        ..config()
+    });
+    let a = api.addr();
+    let m = util::mock_ok();
+    let quick = json!({"url": format!("{}/", m.url()), "qps": 10, "duration": 0.1});
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let id = start_async(a, "/benchmark", quick.clone());
+        poll(a, &id, Duration::from_secs(10), ended);
+        ids.push(id);
+    }
+    let r = get(a, &format!("/runs/{}", ids[0]));
+    assert_eq!(r.status, 404);
+    assert_eq!(
+        r.body,
+        json!({"detail": "no such run (this server remembers every running run and the last 2 finished)"})
+    );
+    let list = get(a, "/runs").body;
+    let listed: Vec<&Value> = list["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| &r["id"])
+        .collect();
+    assert_eq!(listed, [&json!(ids[2]), &json!(ids[1])], "the newest first");
+    for id in &ids[1..] {
+        assert_eq!(get(a, &format!("/runs/{id}")).status, 200);
+    }
+    api.shutdown();
 }

@@ -317,8 +317,8 @@ impl Conn {
     }
 }
 
-/// A whole JSON response: status line, `Date`, `Content-Type`, `Content-Length`, `Connection`,
-/// the extra `headers`, then `body` unless `head_only`.
+/// A whole response: status line, `Date`, `Content-Type` (JSON unless `headers` names
+/// another), `Content-Length`, `Connection`, the extra `headers`, then `body` unless `head_only`.
 pub fn response(
     status: u16,
     headers: &[(&str, &str)],
@@ -326,11 +326,18 @@ pub fn response(
     keep_alive: bool,
     head_only: bool,
 ) -> Vec<u8> {
+    let typed = headers
+        .iter()
+        .any(|(n, _)| n.eq_ignore_ascii_case("Content-Type"));
     let mut out = format!(
-        "HTTP/1.1 {status} {}\r\nDate: {}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: {}\r\n",
+        "HTTP/1.1 {status} {}\r\nDate: {}\r\n{}Content-Length: {}\r\nConnection: {}\r\n",
         reason(status),
         http_date(SystemTime::now()),
+        if typed {
+            ""
+        } else {
+            "Content-Type: application/json\r\n"
+        },
         body.len(),
         if keep_alive { "keep-alive" } else { "close" },
     );
@@ -355,12 +362,14 @@ pub fn error_response(status: u16, message: &str) -> Vec<u8> {
 fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
+        202 => "Accepted",
         400 => "Bad Request",
         401 => "Unauthorized",
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
+        409 => "Conflict",
         413 => "Content Too Large",
         422 => "Unprocessable Content",
         429 => "Too Many Requests",
@@ -374,30 +383,67 @@ fn reason(status: u16) -> &'static str {
 
 /// RFC 9110 §5.6.7 IMF-fixdate, e.g. `Sun, 06 Nov 1994 08:49:37 GMT`.
 fn http_date(t: SystemTime) -> String {
-    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's `civil_from_days`).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let c = Civil::of(t);
     const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
     format!(
-        "{}, {day:02} {} {year} {:02}:{:02}:{:02} GMT",
-        WEEKDAYS[(days % 7) as usize],
-        MONTHS[(month - 1) as usize],
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
+        "{}, {:02} {} {} {:02}:{:02}:{:02} GMT",
+        WEEKDAYS[(c.days % 7) as usize],
+        c.day,
+        MONTHS[(c.month - 1) as usize],
+        c.year,
+        c.hour,
+        c.minute,
+        c.second
     )
+}
+
+/// RFC 3339 in UTC to the second, e.g. `1994-11-06T08:49:37Z`: when an API run started.
+pub fn rfc3339(t: SystemTime) -> String {
+    let c = Civil::of(t);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        c.year, c.month, c.day, c.hour, c.minute, c.second
+    )
+}
+
+/// A moment as a UTC calendar date and time of day (times before 1970 read as 1970).
+struct Civil {
+    /// Days since 1970-01-01.
+    days: u64,
+    year: i64,
+    month: i64,
+    day: i64,
+    hour: u64,
+    minute: u64,
+    second: u64,
+}
+
+impl Civil {
+    fn of(t: SystemTime) -> Civil {
+        let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let (days, rem) = (secs / 86_400, secs % 86_400);
+        // Civil date from days since 1970-01-01 (Howard Hinnant's `civil_from_days`).
+        let z = days as i64 + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z.rem_euclid(146_097);
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        Civil {
+            days,
+            year: yoe + era * 400 + i64::from(month <= 2),
+            month,
+            day,
+            hour: rem / 3600,
+            minute: rem / 60 % 60,
+            second: rem % 60,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -494,6 +540,11 @@ mod tests {
         assert_eq!(at(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT");
         assert_eq!(at(951_782_400), "Tue, 29 Feb 2000 00:00:00 GMT");
         assert_eq!(at(4_102_444_799), "Thu, 31 Dec 2099 23:59:59 GMT");
+        let iso = |s: u64| rfc3339(UNIX_EPOCH + Duration::from_secs(s));
+        assert_eq!(iso(0), "1970-01-01T00:00:00Z");
+        assert_eq!(iso(784_111_777), "1994-11-06T08:49:37Z");
+        assert_eq!(iso(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(iso(4_102_444_799), "2099-12-31T23:59:59Z");
     }
 
     #[test]
@@ -501,6 +552,18 @@ mod tests {
         let r = String::from_utf8(response(404, &[("Allow", "GET")], b"{}", false, false)).unwrap();
         assert!(r.starts_with("HTTP/1.1 404 Not Found\r\nDate: "), "{r}");
         assert!(r.contains("\r\nContent-Length: 2\r\nConnection: close\r\nAllow: GET\r\n\r\n{}"));
+        assert!(r.contains("\r\nContent-Type: application/json\r\n"), "{r}");
+        // A route that names its own type gets that one only.
+        let r = String::from_utf8(response(
+            200,
+            &[("Content-Type", "text/html")],
+            b"<p>",
+            false,
+            false,
+        ))
+        .unwrap();
+        assert_eq!(r.matches("Content-Type").count(), 1, "{r}");
+        assert!(r.contains("\r\nContent-Type: text/html\r\n"), "{r}");
         let r = String::from_utf8(response(200, &[], b"{}", true, true)).unwrap();
         assert!(
             r.ends_with("Content-Length: 2\r\nConnection: keep-alive\r\n\r\n"),

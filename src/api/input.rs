@@ -160,6 +160,34 @@ pub fn fireworks_input(body: &Value) -> Result<Input, ApiError> {
     Ok(input)
 }
 
+/// A boolean member of a run request that says how to answer rather than what to run (`async`:
+/// 202 at once; `state`: add the run's mergeable state): absent or `null` is false. The words of
+/// every boolean.
+pub fn flag(body: &Value, name: &'static str) -> Result<bool, ApiError> {
+    match body.get(name) {
+        None | Some(Value::Null) => Ok(false),
+        Some(v) => boolean(v)
+            .map_err(|(kind, msg)| ApiError::invalid(vec![json!("body"), json!(name)], msg, kind)),
+    }
+}
+
+/// Both results, or their errors: two 422s become one with every field error, in order.
+pub fn both<A, B>(a: Result<A, ApiError>, b: Result<B, ApiError>) -> Result<(A, B), ApiError> {
+    match (a, b) {
+        (Ok(a), Ok(b)) => Ok((a, b)),
+        (Err(mut first), Err(second)) => {
+            if let (Value::Array(list), Value::Array(more)) = (&mut first.detail, second.detail)
+                && first.status == 422
+                && second.status == 422
+            {
+                list.extend(more);
+            }
+            Err(first)
+        }
+        (Err(e), _) | (_, Err(e)) => Err(e),
+    }
+}
+
 /// A required field that parsed without error is always present; this answers if that ever breaks
 /// rather than panicking on a request.
 fn unreachable_missing() -> ApiError {
@@ -733,6 +761,39 @@ mod tests {
         for bad in [json!(-1), json!(true), json!(1e12)] {
             assert!(start_at(&bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn flags_take_the_boolean_words_and_join_the_other_field_errors() {
+        for (v, want) in [
+            (json!({}), false),
+            (json!({"async": null}), false),
+            (json!({"async": true}), true),
+            (json!({"async": "True"}), true),
+            (json!({"async": "false"}), false),
+        ] {
+            assert_eq!(flag(&v, "async"), Ok(want), "{v}");
+        }
+        let body = json!({"url": "u", "duration": 1, "async": "soon"});
+        let e = both(bench(body.clone()), flag(&body, "async")).unwrap_err();
+        assert_eq!(
+            errs(e),
+            vec![
+                (json!(["body", "qps"]), "missing".into()),
+                (json!(["body", "async"]), "bool_parsing".into()),
+            ]
+        );
+        let e = flag(&json!({"async": [1]}), "async").unwrap_err();
+        assert_eq!(
+            errs(e),
+            vec![(json!(["body", "async"]), "bool_type".into())]
+        );
+        // A non-422 wins alone.
+        let e = both::<(), ()>(
+            Err(ApiError::message(400, "x")),
+            Err(ApiError::message(422, "y")),
+        );
+        assert_eq!(e.unwrap_err().status, 400);
     }
 
     #[test]

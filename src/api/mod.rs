@@ -5,9 +5,15 @@
 //! target allow-list and `realtime` gate, and the error shapes; [`gate`] owns accepting
 //! connections and reading request heads under a connection cap and a head timeout, [`http`] the
 //! bytes of one request and its response, [`allow`] `--allow-target`, [`input`] request JSON to
-//! [`Input`] with FastAPI-style errors, and [`openapi`] the description of all of it. Validation
-//! of values is [`Plan::new`]'s, running is [`engine::run_resolved`]'s, the report is
-//! [`report::to_json`]'s.
+//! [`Input`] with FastAPI-style errors, [`runs`] the runs started with `"async": true` (ids,
+//! states, cancelling, how many finished ones are kept), and [`openapi`] the description of all
+//! of it. Validation of values is [`Plan::new`]'s, running is [`engine::run_resolved_with`]'s,
+//! the report is [`report::to_json`]'s.
+//!
+//! A run request is synchronous by default: the answer is the report, when the run is over.
+//! With `"async": true` it is checked the same way (every 4xx a synchronous request would get,
+//! the 429 of `--max-runs` included), then answered at once with 202 and the run's id; the run
+//! holds its slot on a thread of its own until it ends.
 //!
 //! Every connection whose head has arrived gets a thread of its own at once, so a client that
 //! sends its body slowly, or a run that lasts a minute, never holds up another request. Request
@@ -18,6 +24,7 @@ pub mod gate;
 pub mod http;
 pub mod input;
 pub mod openapi;
+pub mod runs;
 
 use std::io;
 use std::net::SocketAddr;
@@ -28,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::engine;
+use crate::engine::{self, Controls, Progress, RunStats};
 use crate::plan::{Input, Limits, Plan};
 use crate::report;
 use crate::shard::ShardState;
@@ -36,7 +43,8 @@ use crate::shard::report::add_start_late;
 pub use allow::{AllowTarget, Allowlist};
 use gate::{Gate, GateLimits};
 use http::{BodyError, Conn, Request};
-pub use input::{ApiError, benchmark_input, fireworks_input, parse_json};
+pub use input::{ApiError, benchmark_input, fireworks_input, flag, parse_json};
+use runs::{CancelError, Kind, Outcome, Runs};
 
 /// Default `--addr`.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8000";
@@ -63,6 +71,8 @@ pub struct ApiConfig {
     pub max_connections: usize,
     /// How long a connection may take to send a request head, and then its body.
     pub head_timeout: Duration,
+    /// Finished async runs remembered (`--keep-runs`), the oldest forgotten first.
+    pub keep_runs: usize,
 }
 
 impl Default for ApiConfig {
@@ -76,6 +86,7 @@ impl Default for ApiConfig {
             allow_targets: Vec::new(),
             max_connections: DEFAULT_MAX_CONNECTIONS,
             head_timeout: Duration::from_secs_f64(DEFAULT_HEAD_TIMEOUT),
+            keep_runs: runs::DEFAULT_KEEP,
         }
     }
 }
@@ -125,7 +136,8 @@ fn exposure_warning(addr: SocketAddr, cfg: &ApiConfig) -> Option<String> {
 }
 
 /// A running API server. Stops on [`ApiServer::shutdown`] or drop; requests already being
-/// served (runs included) finish on their own threads.
+/// served (synchronous runs included) finish on their own threads, async runs are stopped
+/// (nobody could read their reports any more) and wind down on theirs.
 pub struct ApiServer {
     gate: Option<Gate>,
     addr: SocketAddr,
@@ -157,9 +169,10 @@ impl ApiServer {
         };
         let state = Arc::new(State {
             openapi: serde_json::to_vec(&openapi::document()).unwrap_or_default(),
+            runs: Arc::new(Runs::new(cfg.keep_runs)),
             cfg,
             allow,
-            running: AtomicUsize::new(0),
+            running: Arc::new(AtomicUsize::new(0)),
         });
         let st = Arc::clone(&state);
         let gate = Gate::start(
@@ -191,11 +204,21 @@ impl ApiServer {
     }
 }
 
+impl Drop for ApiServer {
+    fn drop(&mut self) {
+        // The gate first: no request can start a run once the runs are stopped.
+        drop(self.gate.take());
+        self.state.runs.stop_all();
+    }
+}
+
 struct State {
     cfg: ApiConfig,
     /// `None`: no `--allow-target`, every target allowed.
     allow: Option<Allowlist>,
-    running: AtomicUsize,
+    /// Runs going now, synchronous and async (`--max-runs`).
+    running: Arc<AtomicUsize>,
+    runs: Arc<Runs>,
     openapi: Vec<u8>,
 }
 
@@ -203,7 +226,7 @@ struct State {
 struct Reply {
     status: u16,
     body: Vec<u8>,
-    headers: Vec<(&'static str, &'static str)>,
+    headers: Vec<(&'static str, String)>,
 }
 
 impl Reply {
@@ -219,7 +242,7 @@ impl Reply {
     fn error(e: &ApiError) -> Reply {
         let mut r = Reply::json(e.status, &e.body());
         if e.status == 401 {
-            r.headers.push(("WWW-Authenticate", "Bearer"));
+            r.headers.push(("WWW-Authenticate", "Bearer".into()));
         }
         r
     }
@@ -233,7 +256,12 @@ fn handle(state: &State, req: &Request, conn: &mut Conn) -> bool {
         .unwrap_or_else(|_| Reply::error(&ApiError::message(500, "internal error")));
     let keep = conn.reusable(req);
     let status = reply.status;
-    let (outcome, delivered) = match conn.respond(req, status, &reply.headers, &reply.body, keep) {
+    let headers: Vec<(&str, &str)> = reply
+        .headers
+        .iter()
+        .map(|(n, v)| (*n, v.as_str()))
+        .collect();
+    let (outcome, delivered) = match conn.respond(req, status, &headers, &reply.body, keep) {
         Ok(()) => (status.to_string(), true),
         Err(e) => (format!("{status} (not delivered: {e})"), false),
     };
@@ -254,14 +282,48 @@ fn printable(path: &str) -> String {
         .collect()
 }
 
-/// The routes and the one method each answers.
-const ROUTES: [(&str, &str); 5] = [
-    ("/", "GET"),
-    ("/health", "GET"),
-    ("/openapi.json", "GET"),
-    ("/benchmark", "POST"),
-    ("/fireworks_benchmark", "POST"),
-];
+/// What a path names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Route<'a> {
+    Root,
+    Health,
+    OpenApi,
+    Benchmark,
+    Fireworks,
+    Runs,
+    Run(&'a str),
+    RunHtml(&'a str),
+}
+
+impl<'a> Route<'a> {
+    fn of(path: &'a str) -> Option<Route<'a>> {
+        Some(match path {
+            "/" => Route::Root,
+            "/health" => Route::Health,
+            "/openapi.json" => Route::OpenApi,
+            "/benchmark" => Route::Benchmark,
+            "/fireworks_benchmark" => Route::Fireworks,
+            "/runs" => Route::Runs,
+            _ => {
+                let rest = path.strip_prefix("/runs/")?;
+                match rest.split_once('/') {
+                    None if !rest.is_empty() => Route::Run(rest),
+                    Some((id, "html")) if !id.is_empty() => Route::RunHtml(id),
+                    _ => return None,
+                }
+            }
+        })
+    }
+
+    /// The methods it answers, as the `Allow` header lists them.
+    fn allow(self) -> &'static str {
+        match self {
+            Route::Benchmark | Route::Fireworks => "POST",
+            Route::Run(_) => "GET, DELETE",
+            _ => "GET",
+        }
+    }
+}
 
 fn route(state: &State, req: &Request, conn: &mut Conn) -> Reply {
     let (method, path) = (req.method.as_str(), req.path());
@@ -272,59 +334,157 @@ fn route(state: &State, req: &Request, conn: &mut Conn) -> Reply {
     {
         return Reply::error(&ApiError::message(401, "Not authenticated"));
     }
-    let Some(&(_, allowed)) = ROUTES.iter().find(|(p, _)| *p == path) else {
+    let Some(route) = Route::of(path) else {
         return Reply::error(&ApiError::message(404, "Not Found"));
     };
-    if method != allowed {
+    if !route.allow().split(", ").any(|m| m == method) {
         let mut r = Reply::error(&ApiError::message(405, "Method Not Allowed"));
-        r.headers.push(("Allow", allowed));
+        r.headers.push(("Allow", route.allow().into()));
         return r;
     }
-    match path {
-        "/" => Reply::json(200, &json!({"message": "Hello, World!"})),
-        "/health" => Reply::json(200, &json!({"status": "ok"})),
-        "/openapi.json" => Reply {
+    match route {
+        Route::Root => Reply::json(200, &json!({"message": "Hello, World!"})),
+        Route::Health => Reply::json(200, &json!({"status": "ok"})),
+        Route::OpenApi => Reply {
             status: 200,
             body: state.openapi.clone(),
             headers: Vec::new(),
         },
-        "/benchmark" => benchmark(state, req, conn, benchmark_input),
-        _ => benchmark(state, req, conn, fireworks_input),
+        Route::Benchmark => benchmark(state, req, conn, Kind::Benchmark),
+        Route::Fireworks => benchmark(state, req, conn, Kind::Fireworks),
+        Route::Runs => {
+            let list: Vec<Value> = state.runs.list().iter().map(|r| r.brief()).collect();
+            Reply::json(200, &json!({"runs": list, "keep": state.runs.keep()}))
+        }
+        Route::Run(id) if method == "DELETE" => cancel(state, id),
+        Route::Run(id) => match state.runs.get(id) {
+            Some(run) => Reply::json(200, &run.status()),
+            None => Reply::error(&no_such_run(state)),
+        },
+        Route::RunHtml(id) => run_html(state, id),
     }
 }
 
-/// Reads, checks and runs one benchmark request.
-fn benchmark(
-    state: &State,
-    req: &Request,
-    conn: &mut Conn,
-    to_input: fn(&Value) -> Result<Input, ApiError>,
-) -> Reply {
-    let json_body = json_content_type(req.header("Content-Type"));
-    let result = read_body(req, conn)
-        .and_then(|bytes| {
-            if !json_body && !bytes.is_empty() {
-                // FastAPI does not parse a body sent as another media type; the model then
-                // sees raw bytes.
-                return Err(ApiError::invalid(
-                    vec![json!("body")],
-                    "Input should be a valid dictionary or object to extract fields from",
-                    "model_attributes_type",
-                ));
-            }
-            parse_json(&bytes)
-        })
-        .and_then(|v| Ok((to_input(&v)?, wants_state(&v)?)))
-        .and_then(|(input, st)| realtime_allowed(state, &input).map(|()| (input, st)))
-        .and_then(|(input, st)| {
-            let plan = Plan::new(&input, &state.cfg.limits).map_err(ApiError::from)?;
-            Ok((plan, st))
-        })
-        .and_then(|(plan, st)| run(state, &plan, st));
-    match result {
-        Ok(report) => Reply::json(200, &report),
-        Err(e) => Reply::error(&e),
+fn no_such_run(state: &State) -> ApiError {
+    ApiError::message(
+        404,
+        format!(
+            "no such run (this server remembers every running run and the last {} finished)",
+            state.runs.keep()
+        ),
+    )
+}
+
+/// `DELETE /runs/{id}`: 202 while the run winds down (its state stays `running`, with
+/// `cancelling: true`, until the engine has given its requests in flight their timeout).
+fn cancel(state: &State, id: &str) -> Reply {
+    match state.runs.cancel(id) {
+        Ok(run) => Reply::json(202, &run.status()),
+        Err(CancelError::NotFound) => Reply::error(&no_such_run(state)),
+        Err(CancelError::Finished(how)) => Reply::error(&ApiError::message(
+            409,
+            format!("the run is already {how}: there is nothing to cancel"),
+        )),
     }
+}
+
+/// `GET /runs/{id}/html`: the HTML report of a run that has one.
+fn run_html(state: &State, id: &str) -> Reply {
+    let Some(run) = state.runs.get(id) else {
+        return Reply::error(&no_such_run(state));
+    };
+    let Some(report) = run.report() else {
+        return Reply::error(&ApiError::message(
+            409,
+            format!("the run is {}: it has no report to draw", run.state()),
+        ));
+    };
+    match crate::html::render(&report) {
+        Ok(page) => Reply {
+            status: 200,
+            body: page.into_bytes(),
+            headers: vec![("Content-Type", "text/html; charset=utf-8".into())],
+        },
+        Err(e) => Reply::error(&ApiError::message(500, e.to_string())),
+    }
+}
+
+/// Reads a run request's JSON body, as FastAPI reads a JSON body.
+fn json_body(req: &Request, conn: &mut Conn) -> Result<Value, ApiError> {
+    let bytes = read_body(req, conn)?;
+    if !json_content_type(req.header("Content-Type")) && !bytes.is_empty() {
+        // FastAPI does not parse a body sent as another media type; the model then sees raw
+        // bytes.
+        return Err(ApiError::invalid(
+            vec![json!("body")],
+            "Input should be a valid dictionary or object to extract fields from",
+            "model_attributes_type",
+        ));
+    }
+    parse_json(&bytes)
+}
+
+/// Reads, checks and runs one benchmark request, or starts it (`"async": true`).
+fn benchmark(state: &State, req: &Request, conn: &mut Conn, kind: Kind) -> Reply {
+    let to_input = match kind {
+        Kind::Fireworks => fireworks_input,
+        _ => benchmark_input,
+    };
+    let result = json_body(req, conn)
+        .and_then(|v| {
+            let flags = input::both(flag(&v, "async"), flag(&v, "state"));
+            input::both(to_input(&v), flags)
+        })
+        .and_then(|(input, (asked, with_state))| {
+            realtime_allowed(state, &input)?;
+            let plan = Plan::new(&input, &state.cfg.limits).map_err(ApiError::from)?;
+            let (addrs, slot) = admit(state, &plan)?;
+            if asked {
+                start(state, kind, plan, addrs, slot, with_state)
+            } else {
+                let report = run(&plan, addrs, with_state);
+                drop(slot);
+                Ok(Reply::json(200, &report?))
+            }
+        });
+    result.unwrap_or_else(|e| Reply::error(&e))
+}
+
+/// Runs `plan` on a thread of its own and answers 202 with where to follow it.
+fn start(
+    state: &State,
+    kind: Kind,
+    plan: Plan,
+    addrs: Option<Vec<SocketAddr>>,
+    slot: RunSlot,
+    with_state: bool,
+) -> Result<Reply, ApiError> {
+    let target = plan.target.clone();
+    let run = state
+        .runs
+        .spawn(kind, &target, slot, move |run| {
+            let progress = Arc::new(Progress::new(&plan));
+            run.watch(Arc::clone(&progress), None);
+            let controls = Controls {
+                progress: Some(&progress),
+                stop: Some(run.stop()),
+                ..Controls::default()
+            };
+            match engine::run_resolved_with(&plan, addrs, controls) {
+                Ok(stats) if stats.interrupted => {
+                    Outcome::Cancelled(answer(&plan, &stats, with_state))
+                }
+                Ok(stats) => Outcome::Done(answer(&plan, &stats, with_state)),
+                Err(e) => Outcome::Failed(ApiError::message(500, format!("run failed: {e}"))),
+            }
+        })
+        .map_err(|e| ApiError::message(500, format!("cannot start the run: {e}")))?;
+    let mut reply = Reply::json(
+        202,
+        &json!({"id": run.id(), "url": run.path(), "state": "running"}),
+    );
+    reply.headers.push(("Location", run.path()));
+    Ok(reply)
 }
 
 /// Why `"realtime": true` needs the operator's consent.
@@ -372,23 +532,10 @@ fn json_content_type(value: Option<&str>) -> bool {
     }
 }
 
-/// Resolves the target once and checks it against `--allow-target`, takes a run slot, runs the
-/// plan on exactly the checked addresses, and turns the outcome into the report or an error.
-/// The request's `"state"`: whether the answer carries the run's mergeable state (`pacer merge`).
-fn wants_state(body: &Value) -> Result<bool, ApiError> {
-    match body.get("state") {
-        None | Some(Value::Null) => Ok(false),
-        Some(v) => crate::plan::json_bool(v).ok_or_else(|| {
-            ApiError::invalid(
-                vec![json!("body"), json!("state")],
-                "Input should be a valid boolean, unable to interpret input",
-                "bool_parsing",
-            )
-        }),
-    }
-}
-
-fn run(state: &State, plan: &Plan, with_state: bool) -> Result<Value, ApiError> {
+/// Resolves the target once, checks it against `--allow-target` and takes a run slot: what
+/// every run needs before it starts, synchronous or not. The addresses are the ones checked, for
+/// the run to use exactly those.
+fn admit(state: &State, plan: &Plan) -> Result<(Option<Vec<SocketAddr>>, RunSlot), ApiError> {
     let addrs = engine::resolve(&plan.target.host, plan.target.port);
     if let Some(allow) = &state.allow {
         allow
@@ -400,42 +547,49 @@ fn run(state: &State, plan: &Plan, with_state: bool) -> Result<Value, ApiError> 
             .map_err(|msg| ApiError::message(403, msg))?;
     }
     let max = state.cfg.max_runs;
-    let Some(_slot) = RunSlot::acquire(&state.running, max) else {
-        return Err(ApiError::message(
-            429,
-            format!("too many runs in progress (max {max})"),
-        ));
-    };
+    let slot = RunSlot::acquire(&state.running, max)
+        .ok_or_else(|| ApiError::message(429, format!("too many runs in progress (max {max})")))?;
+    Ok((addrs, slot))
+}
+
+/// Runs a plan on the addresses [`admit`] checked and turns the outcome into the report or an
+/// error.
+fn run(plan: &Plan, addrs: Option<Vec<SocketAddr>>, with_state: bool) -> Result<Value, ApiError> {
     match catch_unwind(AssertUnwindSafe(|| engine::run_resolved(plan, addrs, None))) {
-        Ok(Ok(stats)) => {
-            let mut report = report::to_json(plan, &stats);
-            add_start_late(plan, &stats, &mut report);
-            if with_state && let Value::Object(m) = &mut report {
-                let s = ShardState::of_run(plan, &stats, &stats.wall);
-                m.insert("state".into(), s.to_value());
-            }
-            Ok(report)
-        }
+        Ok(Ok(stats)) => Ok(answer(plan, &stats, with_state)),
         Ok(Err(e)) => Err(ApiError::message(500, format!("run failed: {e}"))),
         Err(_) => Err(ApiError::message(500, "run failed: internal error")),
     }
 }
 
-/// One of `max_runs` places; given back on drop, panics included.
-struct RunSlot<'a>(&'a AtomicUsize);
+/// The report a run request answers: with `start_late` when a `start_at` run began late, and
+/// with the run's mergeable state when the request asked for it (`"state": true`).
+fn answer(plan: &Plan, stats: &RunStats, with_state: bool) -> Value {
+    let mut report = report::to_json(plan, stats);
+    add_start_late(plan, stats, &mut report);
+    if with_state && let Value::Object(m) = &mut report {
+        let s = ShardState::of_run(plan, stats, &stats.wall);
+        m.insert("state".into(), s.to_value());
+    }
+    report
+}
 
-impl<'a> RunSlot<'a> {
-    fn acquire(running: &'a AtomicUsize, max: usize) -> Option<RunSlot<'a>> {
+/// One of `max_runs` places; given back on drop, panics included. Owned, so an async run's
+/// thread can hold it.
+struct RunSlot(Arc<AtomicUsize>);
+
+impl RunSlot {
+    fn acquire(running: &Arc<AtomicUsize>, max: usize) -> Option<RunSlot> {
         running
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 (n < max).then_some(n + 1)
             })
             .ok()
-            .map(|_| RunSlot(running))
+            .map(|_| RunSlot(Arc::clone(running)))
     }
 }
 
-impl Drop for RunSlot<'_> {
+impl Drop for RunSlot {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
     }
@@ -540,7 +694,7 @@ mod tests {
 
     #[test]
     fn run_slots_are_given_back() {
-        let n = AtomicUsize::new(0);
+        let n = Arc::new(AtomicUsize::new(0));
         let a = RunSlot::acquire(&n, 2).unwrap();
         let b = RunSlot::acquire(&n, 2).unwrap();
         assert!(RunSlot::acquire(&n, 2).is_none());

@@ -61,10 +61,12 @@ pub fn document() -> Value {
                     "summary": "Load-test an HTTP endpoint",
                     "description": "Schedules round(qps × duration) requests at the given rate \
                         (or runs closed-loop for `duration` seconds with qps \"max\") and answers \
-                        when the run is over.",
+                        when the run is over; with `\"async\": true`, answers 202 at once and the \
+                        run is followed at /runs/{id}.",
                     "requestBody": body("BenchmarkRequest"),
                     "responses": merge(
-                        json!({"200": ok("The run's report", schema_ref("BenchmarkReport"))}),
+                        json!({"200": ok("The run's report", schema_ref("BenchmarkReport")),
+                            "202": accepted()}),
                         run_errors("QPS, duration and timeout must be positive integers"),
                     ),
                 }
@@ -75,15 +77,76 @@ pub fn document() -> Value {
                     "summary": "Load-test an OpenAI-compatible completions API",
                     "description": "Sends the original's Fireworks payload (or a chat payload) \
                         with `Authorization: Bearer <token>` and measures time to first token \
-                        when streaming. The token never appears in a response.",
+                        when streaming. The token never appears in a response. With \
+                        `\"async\": true`, answers 202 at once and the run is followed at \
+                        /runs/{id}.",
                     "requestBody": body("FireworksRequest"),
                     "responses": merge(
-                        json!({"200": ok("The run's report", schema_ref("FireworksReport"))}),
+                        json!({"200": ok("The run's report", schema_ref("FireworksReport")),
+                            "202": accepted()}),
                         run_errors(
                             "QPS and duration must be positive integers | Please pass an auth \
                              token for FireworksAI API request | Max tokens should be > 0 | \
                              Please enter a prompt with length > 0",
                         ),
+                    ),
+                }
+            },
+            "/runs": {
+                "get": {
+                    "operationId": "list_runs",
+                    "summary": "The async runs the server remembers, the newest first",
+                    "description": "Every running run, and the last --keep-runs (default 32) \
+                        finished ones; past that, the oldest to finish is forgotten first.",
+                    "responses": merge(
+                        json!({"200": ok("The runs", schema_ref("RunList"))}),
+                        common_errors(),
+                    ),
+                }
+            },
+            "/runs/{id}": {
+                "parameters": [run_id()],
+                "get": {
+                    "operationId": "get_run",
+                    "summary": "An async run's state, live counters and, once it ended, its report",
+                    "responses": merge(
+                        json!({"200": ok("The run", schema_ref("RunStatus")),
+                            "404": error("No such run (never started here, or forgotten)",
+                                "HTTPError")}),
+                        common_errors(),
+                    ),
+                },
+                "delete": {
+                    "operationId": "cancel_run",
+                    "summary": "Cancel a running run",
+                    "description": "Scheduling stops at once; requests in flight get up to their \
+                        timeout. Answers 202 with the run (still `running`, with `cancelling: \
+                        true`); once it has wound down its state is `cancelled` and its report \
+                        (`interrupted: true`) accounts every request, the unsent as \
+                        `not sent: interrupted`.",
+                    "responses": merge(
+                        json!({"202": ok("Cancelling: the run as it is now", schema_ref("RunStatus")),
+                            "404": error("No such run (never started here, or forgotten)",
+                                "HTTPError"),
+                            "409": error("The run already ended (done, cancelled or failed)",
+                                "HTTPError")}),
+                        common_errors(),
+                    ),
+                }
+            },
+            "/runs/{id}/html": {
+                "parameters": [run_id()],
+                "get": {
+                    "operationId": "run_html",
+                    "summary": "The HTML report of a run that has a report (done or cancelled)",
+                    "responses": merge(
+                        json!({"200": {"description": "One self-contained HTML page",
+                                "content": {"text/html": {"schema": {"type": "string"}}}},
+                            "404": error("No such run (never started here, or forgotten)",
+                                "HTTPError"),
+                            "409": error("The run is still running, or failed: no report yet",
+                                "HTTPError")}),
+                        common_errors(),
                     ),
                 }
             }
@@ -134,9 +197,113 @@ pub fn document() -> Value {
                 "Config": config_schema(),
                 "BenchmarkReport": report_schema(false),
                 "FireworksReport": report_schema(true),
+                "RunAccepted": run_accepted(),
+                "RunBrief": run_brief(),
+                "RunList": {
+                    "type": "object", "required": ["runs", "keep"],
+                    "properties": {
+                        "runs": {"type": "array", "items": schema_ref("RunBrief")},
+                        "keep": {"type": "integer",
+                            "description": "How many finished runs are remembered (--keep-runs)."}
+                    }
+                },
+                "RunProgress": run_progress(),
+                "RunStatus": run_status(),
             }
         }
     })
+}
+
+/// The 202 of a run request with `"async": true`.
+fn accepted() -> Value {
+    let mut v = ok(
+        "Started (`\"async\": true`): follow it at `url`",
+        schema_ref("RunAccepted"),
+    );
+    v["headers"] = json!({"Location": {"schema": {"type": "string"},
+        "description": "The run's URL, as `url`."}});
+    v
+}
+
+fn run_id() -> Value {
+    json!({"name": "id", "in": "path", "required": true,
+        "description": "The id a 202 answered.",
+        "schema": {"type": "string", "pattern": "^[0-9a-f]{16}$"}})
+}
+
+fn run_state() -> Value {
+    json!({"type": "string", "enum": ["running", "done", "cancelled", "failed"],
+        "description": "running until the run ends; then done (ran to its end), cancelled \
+            (stopped by DELETE /runs/{id}) or failed (could not run: see `error`)."})
+}
+
+fn run_accepted() -> Value {
+    json!({
+        "type": "object", "required": ["id", "url", "state"],
+        "properties": {
+            "id": {"type": "string", "pattern": "^[0-9a-f]{16}$",
+                "description": "16 hex digits, unguessable."},
+            "url": {"type": "string", "example": "/runs/9f86d081884c7d65",
+                "description": "Where to follow the run (GET) or cancel it (DELETE)."},
+            "state": {"type": "string", "enum": ["running"]}
+        }
+    })
+}
+
+fn run_brief() -> Value {
+    json!({
+        "type": "object", "required": ["id", "kind", "state", "started", "target", "url"],
+        "properties": {
+            "id": {"type": "string"},
+            "kind": {"type": "string", "enum": ["benchmark", "fireworks_benchmark"],
+                "description": "The endpoint that started it."},
+            "state": run_state(),
+            "started": {"type": "string", "format": "date-time",
+                "description": "RFC 3339, UTC, to the second."},
+            "target": {"type": "string", "description": "scheme://host[:port]/path of the \
+                target; never the query, which may carry a key."},
+            "url": {"type": "string", "description": "/runs/{id}"}
+        }
+    })
+}
+
+fn run_progress() -> Value {
+    let count = |d: &str| json!({"type": "integer", "description": d});
+    json!({
+        "type": "object",
+        "description": "The counters the command line's progress line shows; they lag the \
+            engine by at most one loop turn.",
+        "properties": {
+            "elapsed": {"type": "number", "description": "Seconds since this engine run began."},
+            "sent": count("Requests handed to a connection."),
+            "scheduled": {"type": "integer", "nullable": true,
+                "description": "Requests the run schedules; null in closed loop (qps \"max\")."},
+            "in_flight": count("Sent and not yet ended."),
+            "completed": count("Whole responses received (any status)."),
+            "errors": count("Requests in an error bucket so far (statuses, failures, not sent)."),
+            "done": count("Requests in any bucket so far.")
+        }
+    })
+}
+
+fn run_status() -> Value {
+    let mut v = run_brief();
+    let props = &mut v["properties"];
+    props["elapsed"] = json!({"type": "number",
+        "description": "Seconds from the start to now, or to the end."});
+    props["progress"] = schema_ref("RunProgress");
+    props["cancelling"] = json!({"type": "boolean",
+        "description": "Present (true) while a cancelled run winds down."});
+    props["finished"] = json!({"type": "string", "format": "date-time"});
+    props["report"] = json!({"oneOf": [schema_ref("BenchmarkReport"),
+        schema_ref("FireworksReport")],
+        "description": "When done or cancelled: the report a synchronous request answers."});
+    props["html"] = json!({"type": "string",
+        "description": "With a report: its HTML page, /runs/{id}/html."});
+    props["error"] = json!({"type": "object", "description": "When failed: the status and \
+        detail a synchronous request would have answered.",
+        "properties": {"status": {"type": "integer"}, "detail": {}}});
+    v
 }
 
 fn schema_ref(name: &str) -> Value {
@@ -186,7 +353,8 @@ fn run_errors(messages_400: &str) -> Value {
                 past a server limit, realtime on a server without --allow-realtime, or a data \
                 set or tokenizer that cannot be read or parsed (the path and line named)",
                 "HTTPValidationError"),
-            "429": error("--max-runs runs are already in progress", "HTTPError"),
+            "429": error("--max-runs runs (synchronous and async) are already in progress",
+                "HTTPError"),
             "500": error("The run could not start or failed inside the server", "HTTPError"),
         }),
     )
@@ -281,6 +449,10 @@ fn run_fields(limits: &Limits, workers_default: Value, timeout_default: f64) -> 
             "description": format!("Seconds per interval of the report's `timeline`. At most {} \
                 intervals over duration + 2 × timeout; by default 1 s, or longer for runs too \
                 long for that.", defaults::MAX_INTERVALS)},
+        "async": {"type": "boolean", "nullable": true, "default": false,
+            "description": "Answer 202 at once with the run's id, after the same checks (429 \
+                included), instead of the report when the run is over. Follow it at \
+                GET /runs/{id}, cancel it with DELETE /runs/{id}."},
     });
     match v {
         Value::Object(m) => m,
@@ -881,6 +1053,7 @@ mod tests {
             "ramp",
             "goodput",
             "interval",
+            "async",
         ] {
             assert!(b[f].is_object(), "{f}");
         }
@@ -924,7 +1097,17 @@ mod tests {
                 .cloned()
                 .collect::<Vec<_>>()
                 .len(),
-            9
+            10
+        );
+        let status = &d["components"]["schemas"]["RunStatus"]["properties"];
+        for f in [
+            "id", "kind", "state", "started", "target", "url", "progress", "report",
+        ] {
+            assert!(status[f].is_object(), "{f}");
+        }
+        assert_eq!(
+            d["paths"]["/runs/{id}"]["delete"]["responses"]["409"]["content"]["application/json"]["schema"],
+            schema_ref("HTTPError")
         );
     }
 }
