@@ -79,3 +79,4 @@ pub mod rng;
 pub mod shard;
 pub mod slo;
 pub mod stats;
+pub mod sweep;
