@@ -10,6 +10,7 @@ mod flags;
 mod progress;
 mod signals;
 mod stages;
+mod sweep;
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -23,7 +24,10 @@ use crate::llm::Api;
 use crate::mock::{Fault, MockConfig, MockServer};
 use crate::plan::{Input, Limits, LlmInput, Plan, Rate, WorkloadInput, defaults};
 pub use bench::{Output, no_response};
-pub use flags::{BenchArgs, DemoArgs, LlmArgs, RunArgs, WorkloadArgs, parse_bytes};
+pub use flags::{
+    BenchArgs, DemoArgs, LlmArgs, RunArgs, SweepArgs, SweepFlags, SweepLlmArgs, WorkloadArgs,
+    parse_bytes,
+};
 
 /// The process's exit codes (README "Exit codes"; [`EXIT_CODES`] in `--help`).
 pub mod exit {
@@ -76,6 +80,14 @@ pub enum Command {
     /// Benchmark an OpenAI-compatible completions or chat API (Fireworks, vLLM, ...).
     #[command(visible_alias = "llm")]
     Fireworks(Box<LlmArgs>),
+    /// Find how much a URL takes: a saturation probe, then constant-rate steps up to its peak
+    /// (or --rates), a table of latency and errors per rate, and the knee.
+    Sweep(SweepArgs),
+    /// `sweep` for an OpenAI-compatible API, with the options of `fireworks`: the probe is a
+    /// closed loop over --num-workers streams; the table adds time to first token and per
+    /// output token.
+    #[command(name = "sweep-llm", visible_alias = "llm-sweep")]
+    SweepLlm(SweepLlmArgs),
     /// Run the built-in mock targets on loopback.
     Mock(MockArgs),
     /// Start the mock and benchmark it: a real report, no network needed.
@@ -276,6 +288,15 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Bench(a) => bench::bench(&bench_input(&a)?, &Output::of(&a.run)),
         Command::Fireworks(a) => bench::bench(&llm_input(&a)?, &Output::of(&a.run)),
+        Command::Sweep(a) => {
+            let base = url_input(&a.target, &a.url, &a.run)?;
+            let input = sweep::input(base, &a.run, &a.sweep)?;
+            sweep::run(&input, &sweep_output(&a.run, &a.sweep))
+        }
+        Command::SweepLlm(a) => {
+            let input = sweep::input(llm_input(&a.llm)?, &a.llm.run, &a.sweep)?;
+            sweep::run(&input, &sweep_output(&a.llm.run, &a.sweep))
+        }
         Command::Mock(a) => mock(a),
         Command::Demo(a) => demo(a),
         Command::Html(a) => crate::html::render_file(&a.report, &a.output)
@@ -330,13 +351,24 @@ pub fn plan_of(cli: &Cli) -> Result<Plan, CliError> {
 }
 
 fn bench_input(a: &BenchArgs) -> Result<Input, CliError> {
-    // clap lets exactly one of the two through.
-    let url = a
-        .target
-        .clone()
-        .or_else(|| a.url.clone())
-        .unwrap_or_default();
-    bench::input(url, &a.run, None)
+    url_input(&a.target, &a.url, &a.run)
+}
+
+/// The input of the positional URL or `--url` (clap lets exactly one of the two through).
+fn url_input(
+    target: &Option<String>,
+    url: &Option<String>,
+    run: &RunArgs,
+) -> Result<Input, CliError> {
+    let url = target.clone().or_else(|| url.clone()).unwrap_or_default();
+    bench::input(url, run, None)
+}
+
+fn sweep_output(run: &RunArgs, flags: &SweepFlags) -> sweep::SweepOutput {
+    sweep::SweepOutput {
+        report: Output::of(run),
+        html: flags.html.clone(),
+    }
 }
 
 fn llm_input(a: &LlmArgs) -> Result<Input, CliError> {

@@ -848,3 +848,125 @@ fn pacer_html_renders_a_saved_report_and_refuses_anything_else() {
         "nothing written for a refused input"
     );
 }
+
+// ---- the sweep page -------------------------------------------------------------------------
+
+/// One step of a sweep fixture: `(asked, achieved, p50, p99, error rate, pass)`.
+type Step = (f64, f64, Option<f64>, Option<f64>, f64, bool);
+
+/// A sweep's JSON: one table row per step, the knee at `knee`, and the LLM columns when `llm`.
+fn sweep_fixture(rows: &[Step], knee: Option<f64>, llm: bool) -> Value {
+    let table: Vec<Value> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, &(asked, achieved, p50, p99, errors, pass))| {
+            let mut r = json!({"step": i + 1, "asked_qps": asked, "achieved_qps": achieved,
+                "response_time_p50": p50, "response_time_p99": p99,
+                "corrected_response_time_p99": p99.map(|x| x * 2.0), "error_rate": errors,
+                "goodput": achieved * (1.0 - errors), "pass": pass,
+                "checks": [{"expression": format!("achieved_qps>={}", asked * 0.99),
+                    "metric": "achieved_qps", "value": achieved, "pass": achieved >= asked * 0.99}]});
+            if llm {
+                r["time_to_first_token_p50"] = json!(p50.map(|x| x / 2.0));
+                r["time_to_first_token_p99"] = json!(p99.map(|x| x / 2.0));
+                r["time_per_output_token_p50"] = json!(0.01);
+                r["time_per_output_token_p99"] = json!(0.02);
+            }
+            r
+        })
+        .collect();
+    json!({
+        "kind": "sweep",
+        "config": {"url": "http://127.0.0.1:8081/", "method": "GET", "num_workers": 10,
+            "timeout": 2.0, "sweep": {"rates": null, "steps": rows.len(), "probe_duration": 1.0,
+            "step_duration": 0.5, "pause": 0, "min_achieved": 0.99}},
+        "probe": {"peak": 480.0, "report": {"config": {}, "total_requests": 240}},
+        "rule": "a step passes when its achieved rate is at least 99% of the asked rate",
+        "table": table,
+        "knee": {"qps": knee, "step": knee.map(|_| 3)},
+        "steps": [],
+    })
+}
+
+#[test]
+fn a_sweep_draws_latency_against_the_rate_and_its_knee() {
+    let s = sweep_fixture(
+        &[
+            (100.0, 100.0, Some(0.020), Some(0.021), 0.0, true),
+            (200.0, 199.0, Some(0.020), Some(0.023), 0.0, true),
+            (300.0, 300.0, Some(0.021), None, 0.0, true),
+            (400.0, 350.0, Some(0.035), Some(0.120), 0.05, false),
+        ],
+        Some(300.0),
+        false,
+    );
+    let dom = browse("sweep", &s);
+    // Three series, one point per step with a value (the third step has no p99), the failed
+    // step's open.
+    let lat = dom.chart("latency-vs-rate");
+    assert_eq!(lat.attr("data-state"), Some("drawn"), "{}", lat.html);
+    assert_eq!(lat.attr("data-points"), Some("10"));
+    assert_eq!(lat.count("class=\"pt\""), 7);
+    assert_eq!(lat.count("class=\"pt failed\""), 3);
+    assert_eq!(lat.line_vertices(), vec![(1, 3), (1, 2), (1, 2)]);
+    assert!(lat.html.contains("class=\"mark knee\"") && lat.html.contains("knee 300.0 /s"));
+    let titles = lat.titles();
+    assert!(titles[0].contains("step 1: asked 100.0 /s") && titles[0].contains("p50: 20.00ms"));
+    assert!(titles[3].contains("failed its checks"), "{titles:?}");
+    let achieved = dom.chart("achieved-vs-asked");
+    assert_eq!(achieved.attr("data-points"), Some("8"));
+    assert_eq!(
+        achieved.count("class=\"pt\"") + achieved.count("class=\"pt failed\""),
+        8
+    );
+    assert_eq!(dom.chart("errors-vs-rate").attr("data-points"), Some("4"));
+    assert!(
+        !dom.has_chart("ttft-vs-rate"),
+        "a plain sweep has no TTFT chart"
+    );
+    dom.assert_shows("knee", &["300.0 /s", "480.0 /s", "3 of 4"]);
+    dom.assert_shows(
+        "steps",
+        &[
+            "<td>400.0 /s</td><td>350.0 /s</td><td>35.00ms</td><td>120.00ms</td><td>240.00ms</td>",
+            "<td>5.00%</td>",
+            "FAIL achieved_qps&gt;=396 (got 350)",
+            "<tr class=\"knee\"><td>3</td>",
+        ],
+    );
+    dom.assert_shows("settings", &["http://127.0.0.1:8081/", "step_duration"]);
+
+    let llm = browse(
+        "sweep-llm",
+        &sweep_fixture(
+            &[
+                (2.0, 2.0, Some(0.5), Some(0.9), 0.0, true),
+                (4.0, 3.0, Some(1.5), Some(2.5), 0.0, false),
+            ],
+            Some(2.0),
+            true,
+        ),
+    );
+    for id in ["ttft-vs-rate", "tpot-vs-rate"] {
+        assert_eq!(llm.chart(id).attr("data-points"), Some("4"), "{id}");
+    }
+    llm.assert_shows(
+        "steps",
+        &["<th>TTFT p99</th>", "<td>250.00ms</td>", "<td>10.00ms</td>"],
+    );
+}
+
+#[test]
+fn a_sweep_whose_probe_failed_says_so_and_draws_no_empty_axes() {
+    let mut s = sweep_fixture(&[], None, false);
+    s["stopped"] = json!(
+        "the saturation probe failed: no request got a response: connection refused by 127.0.0.1:1"
+    );
+    s["knee"] = json!({"qps": null, "step": null, "note": "no step ran to its end"});
+    let dom = browse("sweep-stopped", &s);
+    for id in ["latency-vs-rate", "achieved-vs-asked", "errors-vs-rate"] {
+        dom.chart(id).assert_no_data("no step ran");
+    }
+    assert!(dom.0.contains("connection refused by 127.0.0.1:1"));
+    dom.assert_shows("knee", &[">none<", "no step ran to its end", "0 of 0"]);
+}

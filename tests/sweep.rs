@@ -34,6 +34,10 @@ fn input(url: &str) -> SweepInput {
     let mut i = SweepInput::new(base);
     i.probe_duration = 0.5;
     i.step_duration = 0.5;
+    // A half-second step that falls 5 ms behind on a busy machine misses 99%; 95% still
+    // separates a step past the capacity, whose achieved rate is at most 520 (see below):
+    // 95% of 600 is 570.
+    i.min_achieved = 0.95;
     i
 }
 
@@ -47,6 +51,7 @@ fn run(i: &SweepInput) -> (sweep::Sweep, Vec<Phase>, Vec<Row>) {
         stop: &stop,
         on_start: &|p, _| phases.lock().unwrap().push(p.clone()),
         on_tick: None,
+        on_probe: &|_| {},
         on_step: &|r| rows.lock().unwrap().push(r.clone()),
     };
     let t = &plan

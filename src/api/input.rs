@@ -13,6 +13,7 @@ use crate::plan::stages::Stage;
 use crate::plan::{Input, LlmInput, PlanError, Rate, WorkloadInput, defaults, json_bool};
 use crate::shard::ShardIndex;
 use crate::shard::time::{UnixNanos, parse_time};
+use crate::sweep::{SweepError, SweepInput};
 
 /// An API error: the HTTP status and the value of the `detail` member of the body.
 #[derive(Clone, Debug, PartialEq)]
@@ -41,6 +42,17 @@ impl ApiError {
     /// The response body: `{"detail": ...}`.
     pub fn body(&self) -> Value {
         json!({ "detail": self.detail })
+    }
+}
+
+impl From<SweepError> for ApiError {
+    fn from(e: SweepError) -> ApiError {
+        match e {
+            SweepError::Invalid { field, msg } => {
+                ApiError::invalid(vec![json!("body"), json!(field)], &msg, "value_error")
+            }
+            SweepError::Plan(e) => e.into(),
+        }
     }
 }
 
@@ -186,6 +198,104 @@ pub fn both<A, B>(a: Result<A, ApiError>, b: Result<B, ApiError>) -> Result<(A, 
         }
         (Err(e), _) | (_, Err(e)) => Err(e),
     }
+}
+
+/// Fields of a run request a sweep sets itself, and what to give instead.
+const NOT_IN_A_SWEEP: [(&str, &str); 5] = [
+    (
+        "qps",
+        "qps does not apply to a sweep: it sets each step's rate (give rates, or steps from the probe's peak)",
+    ),
+    (
+        "duration",
+        "duration does not apply to a sweep: each step runs step_duration, the probe probe_duration",
+    ),
+    (
+        "shard",
+        "shard does not apply to a sweep: it runs whole on one machine",
+    ),
+    (
+        "start_at",
+        "start_at does not apply to a sweep: it starts at once",
+    ),
+    (
+        "state",
+        "state does not apply to a sweep: its steps are not merged",
+    ),
+];
+
+/// `POST /sweep`'s body: a `/benchmark` body (or, with `"kind": "fireworks_benchmark"`, a
+/// `/fireworks_benchmark` one) without `qps` and `duration`, and the sweep's own fields. Their
+/// ranges are [`sweep::check`]'s.
+///
+/// [`sweep::check`]: crate::sweep::check
+pub fn sweep_input(body: &Value) -> Result<SweepInput, ApiError> {
+    let mut f = Fields::new(body)?;
+    let llm = f.field("kind", Presence::Nullable, sweep_kind);
+    let rates = f.field("rates", Presence::Nullable, rate_list);
+    let steps = f.field("steps", Presence::Nullable, steps);
+    let probe_duration = f.field("probe_duration", Presence::Nullable, number);
+    let step_duration = f.field("step_duration", Presence::Nullable, number);
+    let pause = f.field("pause", Presence::Nullable, number);
+    let min_achieved = f.field("min_achieved", Presence::Nullable, number);
+    for (name, msg) in NOT_IN_A_SWEEP {
+        if f.present(name) {
+            f.error(&[name], ("value_error", msg));
+        }
+    }
+    let own = f.finish();
+    // Each run's rate and length are the sweep's: the run's fields are read with stand-ins.
+    let mut run = body.as_object().cloned().unwrap_or_default();
+    for (name, _) in NOT_IN_A_SWEEP {
+        run.remove(name);
+    }
+    run.insert("qps".into(), json!(1));
+    run.insert("duration".into(), json!(1));
+    let run = Value::Object(run);
+    let base = if llm == Some(true) {
+        fireworks_input(&run)
+    } else {
+        benchmark_input(&run)
+    };
+    let (base, ()) = both(base, own)?;
+    let mut i = SweepInput::new(base);
+    i.rates = rates;
+    i.steps = steps.unwrap_or(i.steps);
+    i.probe_duration = probe_duration.unwrap_or(i.probe_duration);
+    i.step_duration = step_duration.unwrap_or(i.step_duration);
+    i.pause = pause.unwrap_or(i.pause);
+    i.min_achieved = min_achieved.unwrap_or(i.min_achieved);
+    Ok(i)
+}
+
+/// `kind`: whether the runs are `/benchmark`'s (false) or `/fireworks_benchmark`'s (true).
+fn sweep_kind(v: &Value) -> Result<bool, FieldError> {
+    match v.as_str() {
+        Some("benchmark") => Ok(false),
+        Some("fireworks_benchmark") => Ok(true),
+        _ => Err((
+            "literal_error",
+            "Input should be 'benchmark' or 'fireworks_benchmark'",
+        )),
+    }
+}
+
+fn rate_list(v: &Value) -> Result<Vec<f64>, FieldError> {
+    let list = v
+        .as_array()
+        .ok_or(("list_type", "Input should be a valid list"))?;
+    list.iter().map(number).collect()
+}
+
+fn steps(v: &Value) -> Result<usize, FieldError> {
+    let i = integer(v)?;
+    if i < 1 {
+        return Err((
+            "greater_than_equal",
+            "Input should be greater than or equal to 1",
+        ));
+    }
+    Ok(usize::try_from(i).unwrap_or(usize::MAX))
 }
 
 /// A required field that parsed without error is always present; this answers if that ever breaks
@@ -794,6 +904,63 @@ mod tests {
             Err(ApiError::message(422, "y")),
         );
         assert_eq!(e.unwrap_err().status, 400);
+    }
+
+    #[test]
+    fn sweep_bodies() {
+        let i = sweep_input(
+            &json!({"url": "http://h/", "num_workers": 10, "rates": [100, "200"],
+            "step_duration": "0.5", "pause": 1, "min_achieved": 0.9, "arrival": "poisson"}),
+        )
+        .unwrap();
+        assert_eq!(i.rates, Some(vec![100.0, 200.0]));
+        assert_eq!(
+            (i.step_duration, i.pause, i.min_achieved, i.steps),
+            (0.5, 1.0, 0.9, crate::sweep::STEPS)
+        );
+        assert_eq!(
+            (i.base.url.as_str(), i.base.num_workers),
+            ("http://h/", Some(10))
+        );
+        assert!(i.base.poisson && i.base.llm.is_none());
+        let i = sweep_input(
+            &json!({"kind": "fireworks_benchmark", "token": "t", "steps": 3,
+            "probe_duration": 2}),
+        )
+        .unwrap();
+        assert_eq!((i.steps, i.probe_duration, i.rates.clone()), (3, 2.0, None));
+        let l = i.base.llm.unwrap();
+        assert_eq!(l.token, "t");
+        assert_eq!(i.base.num_workers, Some(defaults::LLM_WORKERS));
+        // Every error at once: the run's, the sweep's, the fields a sweep sets itself.
+        let e = sweep_input(
+            &json!({"qps": 10, "duration": 5, "steps": 0, "rates": "100",
+            "kind": "grpc", "timeout": "x"}),
+        )
+        .unwrap_err();
+        assert_eq!(
+            errs(e),
+            vec![
+                (json!(["body", "url"]), "missing".into()),
+                (json!(["body", "timeout"]), "float_parsing".into()),
+                (json!(["body", "kind"]), "literal_error".into()),
+                (json!(["body", "rates"]), "list_type".into()),
+                (json!(["body", "steps"]), "greater_than_equal".into()),
+                (json!(["body", "qps"]), "value_error".into()),
+                (json!(["body", "duration"]), "value_error".into()),
+            ]
+        );
+        let e = sweep_input(&json!({"url": "http://h/", "rates": [1, null]})).unwrap_err();
+        assert_eq!(
+            errs(e),
+            vec![(json!(["body", "rates"]), "float_type".into())]
+        );
+        let e: ApiError = SweepError::Invalid {
+            field: "steps",
+            msg: "must be 1 to 100 (got 101)".into(),
+        }
+        .into();
+        assert_eq!(e.detail[0]["loc"], json!(["body", "steps"]));
     }
 
     #[test]

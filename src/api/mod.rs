@@ -40,10 +40,11 @@ use crate::plan::{Input, Limits, Plan};
 use crate::report;
 use crate::shard::ShardState;
 use crate::shard::report::add_start_late;
+use crate::sweep::{self, SweepPlan};
 pub use allow::{AllowTarget, Allowlist};
 use gate::{Gate, GateLimits};
 use http::{BodyError, Conn, Request};
-pub use input::{ApiError, benchmark_input, fireworks_input, flag, parse_json};
+pub use input::{ApiError, benchmark_input, fireworks_input, flag, parse_json, sweep_input};
 use runs::{CancelError, Kind, Outcome, Runs};
 
 /// Default `--addr`.
@@ -290,6 +291,7 @@ enum Route<'a> {
     OpenApi,
     Benchmark,
     Fireworks,
+    Sweep,
     Runs,
     Run(&'a str),
     RunHtml(&'a str),
@@ -303,6 +305,7 @@ impl<'a> Route<'a> {
             "/openapi.json" => Route::OpenApi,
             "/benchmark" => Route::Benchmark,
             "/fireworks_benchmark" => Route::Fireworks,
+            "/sweep" => Route::Sweep,
             "/runs" => Route::Runs,
             _ => {
                 let rest = path.strip_prefix("/runs/")?;
@@ -318,7 +321,7 @@ impl<'a> Route<'a> {
     /// The methods it answers, as the `Allow` header lists them.
     fn allow(self) -> &'static str {
         match self {
-            Route::Benchmark | Route::Fireworks => "POST",
+            Route::Benchmark | Route::Fireworks | Route::Sweep => "POST",
             Route::Run(_) => "GET, DELETE",
             _ => "GET",
         }
@@ -352,6 +355,7 @@ fn route(state: &State, req: &Request, conn: &mut Conn) -> Reply {
         },
         Route::Benchmark => benchmark(state, req, conn, Kind::Benchmark),
         Route::Fireworks => benchmark(state, req, conn, Kind::Fireworks),
+        Route::Sweep => sweep(state, req, conn),
         Route::Runs => {
             let list: Vec<Value> = state.runs.list().iter().map(|r| r.brief()).collect();
             Reply::json(200, &json!({"runs": list, "keep": state.runs.keep()}))
@@ -479,12 +483,73 @@ fn start(
             }
         })
         .map_err(|e| ApiError::message(500, format!("cannot start the run: {e}")))?;
+    Ok(accepted(&run))
+}
+
+/// Reads, checks and runs a sweep (`POST /sweep`), or starts it (`"async": true`).
+fn sweep(state: &State, req: &Request, conn: &mut Conn) -> Reply {
+    let result = json_body(req, conn)
+        .and_then(|v| input::both(sweep_input(&v), flag(&v, "async")))
+        .and_then(|(input, asked)| {
+            realtime_allowed(state, &input.base)?;
+            let plan = SweepPlan::new(&input, &state.cfg.limits)?;
+            let (addrs, slot) = admit(state, &plan.sample)?;
+            if asked {
+                let target = plan.sample.target.clone();
+                let run = state
+                    .runs
+                    .spawn(Kind::Sweep, &target, slot, move |run| {
+                        run_sweep(&plan, addrs, run.stop(), Some(run))
+                    })
+                    .map_err(|e| ApiError::message(500, format!("cannot start the run: {e}")))?;
+                return Ok(accepted(&run));
+            }
+            let outcome = run_sweep(&plan, addrs, &engine::Stop::new(), None);
+            drop(slot);
+            match outcome {
+                Outcome::Done(v) | Outcome::Cancelled(v) => Ok(Reply::json(200, &v)),
+                Outcome::Failed(e) => Err(e),
+                Outcome::Running => Err(ApiError::message(500, "internal error")),
+            }
+        });
+    result.unwrap_or_else(|e| Reply::error(&e))
+}
+
+/// Runs a sweep to its end, showing each engine run's counters on `run` (async) as it goes.
+fn run_sweep(
+    plan: &SweepPlan,
+    addrs: Option<Vec<SocketAddr>>,
+    stop: &engine::Stop,
+    run: Option<&runs::Run>,
+) -> Outcome {
+    let on_start = |phase: &sweep::Phase, progress: &Arc<Progress>| {
+        if let Some(r) = run {
+            r.watch(Arc::clone(progress), Some(phase.to_json()));
+        }
+    };
+    let hooks = sweep::Hooks {
+        stop,
+        on_start: &on_start,
+        on_tick: None,
+        on_probe: &|_| {},
+        on_step: &|_| {},
+    };
+    match catch_unwind(AssertUnwindSafe(|| sweep::run(plan, addrs, &hooks))) {
+        Ok(Ok(s)) if s.interrupted => Outcome::Cancelled(s.to_json()),
+        Ok(Ok(s)) => Outcome::Done(s.to_json()),
+        Ok(Err(e)) => Outcome::Failed(ApiError::message(500, format!("run failed: {e}"))),
+        Err(_) => Outcome::Failed(ApiError::message(500, "run failed: internal error")),
+    }
+}
+
+/// The 202 of an async run: where to follow it.
+fn accepted(run: &runs::Run) -> Reply {
     let mut reply = Reply::json(
         202,
         &json!({"id": run.id(), "url": run.path(), "state": "running"}),
     );
     reply.headers.push(("Location", run.path()));
-    Ok(reply)
+    reply
 }
 
 /// Why `"realtime": true` needs the operator's consent.

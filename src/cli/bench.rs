@@ -244,7 +244,7 @@ fn discard(files: impl IntoIterator<Item = Option<OutputFile>>) {
     }
 }
 
-fn pretty(json: &Value) -> String {
+pub(super) fn pretty(json: &Value) -> String {
     // A Value always serializes: its keys are strings and its numbers finite.
     serde_json::to_string_pretty(json).unwrap_or_default()
 }
@@ -399,8 +399,8 @@ fn plan_error(input: &Input, e: PlanError) -> String {
 /// without truncating: a run that cannot start leaves an existing file as it was, and removes
 /// one it created. The report files are written at the end; `--requests` is emptied and written
 /// by the engine's writer as the run goes.
-struct OutputFile {
-    path: PathBuf,
+pub(super) struct OutputFile {
+    pub(super) path: PathBuf,
     /// The flag that named it, for errors.
     flag: &'static str,
     file: File,
@@ -431,7 +431,7 @@ fn shard_settings(plan: &Plan) -> String {
 }
 
 impl OutputFile {
-    fn open(path: &Path, flag: &'static str) -> Result<OutputFile, CliError> {
+    pub(super) fn open(path: &Path, flag: &'static str) -> Result<OutputFile, CliError> {
         let created = !path.exists();
         let file = OpenOptions::new()
             .write(true)
@@ -452,7 +452,7 @@ impl OutputFile {
         })
     }
 
-    fn write(mut self, text: &str) -> Result<(), CliError> {
+    pub(super) fn write(mut self, text: &str) -> Result<(), CliError> {
         let mut write = || -> std::io::Result<()> {
             self.file.set_len(0)?;
             self.file.write_all(text.as_bytes())?;
@@ -467,7 +467,7 @@ impl OutputFile {
         })
     }
 
-    fn discard(self) {
+    pub(super) fn discard(self) {
         if self.created {
             drop(self.file);
             let _ = std::fs::remove_file(&self.path);

@@ -19,6 +19,7 @@ use crate::report::secs_text;
 use crate::shard::ShardIndex;
 use crate::shard::time::{UnixNanos, parse_time};
 use crate::slo;
+use crate::sweep;
 
 /// clap keeps a default's text as a `&'static str`; the defaults are numbers. One text per call
 /// site, made once (what `default_value_t` does inside).
@@ -321,6 +322,128 @@ pub struct WorkloadArgs {
     pub prefix_tokens: Option<u32>,
 }
 
+/// What a sweep adds to the run flags (`pacer sweep`, `pacer sweep-llm`).
+#[derive(Args, Debug, Clone)]
+pub struct SweepFlags {
+    /// Constant-rate steps after the probe, evenly from 10% to 100% of its peak
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = sweep::STEPS,
+        value_parser = parse_whole::<usize>,
+        conflicts_with = "rates",
+    )]
+    pub steps: usize,
+    /// The steps' rates instead of a probe, req/s, comma-separated (100,200,400); run
+    /// ascending [default: from the probe's peak]
+    #[arg(
+        long,
+        value_name = "LIST",
+        value_delimiter = ',',
+        value_parser = parse_number,
+        allow_negative_numbers = true,
+    )]
+    pub rates: Option<Vec<f64>>,
+    /// How long the saturation probe runs (closed loop over --num-workers connections); units
+    /// as --step-duration
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = shown!(secs_text(sweep::PROBE_DURATION)),
+        value_parser = parse_secs,
+        allow_negative_numbers = true,
+        conflicts_with = "rates",
+    )]
+    pub probe_duration: f64,
+    /// How long each step runs: 500ms, 10s, 1m (a bare number is seconds)
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = shown!(secs_text(sweep::STEP_DURATION)),
+        value_parser = parse_secs,
+        allow_negative_numbers = true,
+    )]
+    pub step_duration: f64,
+    /// Quiet time between two runs, for the target to settle
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "0s",
+        value_parser = parse_secs,
+        allow_negative_numbers = true,
+    )]
+    pub pause: f64,
+    /// A step passes only if its achieved rate is at least this share of the asked rate
+    #[arg(
+        long,
+        value_name = "SHARE",
+        default_value_t = sweep::MIN_ACHIEVED,
+        value_parser = parse_number,
+        allow_negative_numbers = true,
+    )]
+    pub min_achieved: f64,
+    /// Also write the sweep as an HTML page with a latency-vs-rate chart [default: none]
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+}
+
+/// `--num-workers` of a sweep: one cap for every run, the probe's included.
+fn sweep_workers_help(default: usize) -> String {
+    format!(
+        "Most connections open at once, in the probe and in every step: the peak is what the \
+         target gives through this many [default: {default}]"
+    )
+}
+
+/// `pacer sweep`: the run flags of `bench`, but the sweep sets each run's rate and length.
+#[derive(Args, Debug)]
+#[command(
+    after_help = EXIT_CODES,
+    // Hidden and refused when given (`cli::sweep` says which flag to use instead): their
+    // defaults here are markers no one types.
+    mut_arg("qps", |a| a.hide(true).default_value("0")),
+    mut_arg("duration", |a| a.hide(true).default_value("0")),
+    mut_arg("shard", |a| a.hide(true)),
+    mut_arg("start_at", |a| a.hide(true)),
+    mut_arg("state", |a| a.hide(true)),
+    mut_arg("num_workers", |a| a.help(sweep_workers_help(defaults::SATURATION_WORKERS))),
+    mut_arg("output", |a| a.help("Also write the sweep's JSON to FILE [default: none]")),
+    mut_arg("json", |a| a.help("Print the sweep's JSON on stdout instead of the table")),
+)]
+pub struct SweepArgs {
+    /// Target URL, http:// or https:// (required, here or as --url)
+    #[arg(value_name = "URL", required_unless_present = "url")]
+    pub target: Option<String>,
+    /// Target URL, as the positional URL (required, one or the other)
+    #[arg(long, value_name = "URL", conflicts_with = "target")]
+    pub url: Option<String>,
+    #[command(flatten)]
+    pub run: RunArgs,
+    #[command(flatten)]
+    pub sweep: SweepFlags,
+}
+
+/// `pacer sweep-llm`: the flags of `fireworks`, the probe a closed loop over --num-workers
+/// streams.
+#[derive(Args, Debug)]
+#[command(
+    after_help = EXIT_CODES,
+    mut_arg("qps", |a| a.hide(true).default_value("0")),
+    mut_arg("duration", |a| a.hide(true).default_value("0")),
+    mut_arg("shard", |a| a.hide(true)),
+    mut_arg("start_at", |a| a.hide(true)),
+    mut_arg("state", |a| a.hide(true)),
+    mut_arg("num_workers", |a| a.help(sweep_workers_help(defaults::LLM_WORKERS as usize))),
+    mut_arg("output", |a| a.help("Also write the sweep's JSON to FILE [default: none]")),
+    mut_arg("json", |a| a.help("Print the sweep's JSON on stdout instead of the table")),
+)]
+pub struct SweepLlmArgs {
+    #[command(flatten)]
+    pub llm: LlmArgs,
+    #[command(flatten)]
+    pub sweep: SweepFlags,
+}
+
 #[derive(Args, Debug)]
 pub struct DemoArgs {
     /// Requests per second of the plain benchmark
@@ -360,6 +483,13 @@ fn parse_goodput(s: &str) -> Result<String, String> {
 
 fn parse_rate(s: &str) -> Result<Rate, String> {
     s.parse()
+}
+
+/// A number (range checks are the command's, which names the flag and the value).
+fn parse_number(s: &str) -> Result<f64, String> {
+    s.trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number"))
 }
 
 /// A whole number. Range checks are `bench`'s, which names the flag and the value.

@@ -1,5 +1,7 @@
 //! The HTML report: one self-contained page (inline CSS, inline script, inline SVG; no network)
-//! drawn from a report's JSON, the same JSON `--json` prints and the API returns.
+//! drawn from a report's JSON, the same JSON `--json` prints and the API returns; or, from a
+//! sweep's JSON (`"kind": "sweep"`), the sweep's page (`sweep.js`: latency, achieved rate and
+//! errors against the asked rate, the knee, the table of steps).
 //!
 //! This module owns the page: its template, style and chart script (the `page.html`, `report.css`
 //! and `report.js` beside this file, compiled in), and the one unsafe step, putting data from the
@@ -22,6 +24,7 @@ use serde_json::Value;
 const TEMPLATE: &str = include_str!("page.html");
 const STYLE: &str = include_str!("report.css");
 const SCRIPT: &str = include_str!("report.js");
+const SWEEP_SCRIPT: &str = include_str!("sweep.js");
 
 /// Why a page could not be made or written. Every variant that comes from a file names it.
 #[derive(Debug)]
@@ -66,19 +69,22 @@ pub fn render(report: &Value) -> Result<String, HtmlError> {
         path: None,
         why: why.into(),
     })?;
+    let sweep = is_sweep(report);
+    let what = if sweep { "pacer sweep" } else { "pacer report" };
     let url = report["config"]["url"].as_str().unwrap_or("");
     let title = if url.is_empty() {
-        "pacer report".to_string()
+        what.to_string()
     } else {
-        format!("pacer report: {url}")
+        format!("{what}: {url}")
     };
+    let script = if sweep { SWEEP_SCRIPT } else { SCRIPT };
     let data = script_json(report);
     let mut out = String::with_capacity(TEMPLATE.len() + STYLE.len() + SCRIPT.len() + data.len());
     fill(TEMPLATE, &mut out, |name, out| match name {
         "title" => escape_text(&title, out),
         "version" => out.push_str(env!("CARGO_PKG_VERSION")),
         "style" => out.push_str(STYLE),
-        "script" => out.push_str(SCRIPT),
+        "script" => out.push_str(script),
         "data" => out.push_str(&data),
         // The template is ours and a unit test renders it; an unknown name is a bug there.
         other => unreachable!("page.html names an unknown slot {other:?}"),
@@ -111,11 +117,27 @@ pub fn render_file(input: &Path, output: &Path) -> Result<(), HtmlError> {
     write(&report, output)
 }
 
-/// What makes JSON a pacer report, or why it is not one.
+/// A sweep's JSON (`pacer sweep --json`, `POST /sweep`), not one run's report.
+fn is_sweep(v: &Value) -> bool {
+    v.get("kind").and_then(Value::as_str) == Some("sweep")
+}
+
+/// What makes JSON a pacer report (or sweep), or why it is not one.
 fn check(report: &Value) -> Result<(), &'static str> {
     let Some(m) = report.as_object() else {
         return Err("the JSON is not an object (pacer bench --json writes one)");
     };
+    if is_sweep(report) {
+        if !m.get("table").is_some_and(Value::is_array) {
+            return Err("it is a sweep without a \"table\" list (pacer sweep --json writes one)");
+        }
+        if !m.get("config").is_some_and(Value::is_object) {
+            return Err(
+                "it is a sweep without a \"config\" object (pacer sweep --json writes one)",
+            );
+        }
+        return Ok(());
+    }
     if !m.get("total_requests").is_some_and(Value::is_number) {
         return Err("it has no numeric \"total_requests\" field (pacer bench --json writes one)");
     }
@@ -189,7 +211,11 @@ mod tests {
         let page = render(&minimal()).unwrap();
         assert!(!page.contains("{{"), "a slot was left in the page");
         assert!(page.starts_with("<!DOCTYPE html>"));
-        for (name, asset) in [("report.js", SCRIPT), ("report.css", STYLE)] {
+        for (name, asset) in [
+            ("report.js", SCRIPT),
+            ("sweep.js", SWEEP_SCRIPT),
+            ("report.css", STYLE),
+        ] {
             let lower = asset.to_ascii_lowercase();
             for bad in ["</script", "</style", "<!--", "<script"] {
                 assert!(!lower.contains(bad), "{name} contains {bad}");
@@ -262,6 +288,13 @@ mod tests {
             assert!(msg.contains(want), "{msg} should say {want}");
         }
         assert!(render(&json!({"total_requests": 0, "config": {}})).is_ok());
+        // A sweep is drawn by its own script, and needs its table.
+        let page =
+            render(&json!({"kind": "sweep", "config": {"url": "http://h/"}, "table": []})).unwrap();
+        assert!(page.contains(SWEEP_SCRIPT) && !page.contains(SCRIPT));
+        assert!(page.contains("<title>pacer sweep: http://h/</title>"));
+        let e = render(&json!({"kind": "sweep", "config": {}})).unwrap_err();
+        assert!(e.to_string().contains("\"table\""), "{e}");
     }
 
     #[test]

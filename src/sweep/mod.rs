@@ -74,8 +74,10 @@ impl SweepInput {
     /// The input of the probe: closed loop for the probe's duration.
     pub fn probe_input(&self) -> Input {
         let mut i = self.run_input(Rate::Max, self.probe_duration);
-        // A closed loop has no arrival times to draw.
+        // A closed loop has no arrival times to draw, and real-time scheduling would let its
+        // threads, which never sleep, starve their cores: both are for the steps.
         i.poisson = false;
+        i.realtime = false;
         i
     }
 
@@ -351,6 +353,8 @@ pub struct Hooks<'a> {
     pub on_start: &'a (dyn Fn(&Phase, &Arc<Progress>) + Sync),
     /// Called about every 200 ms while a run lasts.
     pub on_tick: Option<OnTick<'a>>,
+    /// Told of the probe's result when it ends.
+    pub on_probe: &'a (dyn Fn(&Probe) + Sync),
     /// Told of each step's row as the step ends.
     pub on_step: &'a (dyn Fn(&Row) + Sync),
 }
@@ -406,6 +410,7 @@ pub fn run(
             on_tick: hooks.on_tick,
             progress: Some(&progress),
             stop: Some(hooks.stop),
+            requests: None,
         };
         engine::run_resolved_with(p, addrs.clone(), controls)
     };
@@ -415,7 +420,9 @@ pub fn run(
             let stats = once(probe, Phase::Probe)?;
             let report = report::to_json(probe, &stats);
             let peak = stats.successes as f64 / stats.elapsed.as_secs_f64().max(1e-9);
-            sweep.probe = Some(Probe { report, peak });
+            let measured = Probe { report, peak };
+            (hooks.on_probe)(&measured);
+            sweep.probe = Some(measured);
             if stats.interrupted {
                 sweep.interrupted = true;
                 return Ok(finish(sweep));
