@@ -177,12 +177,13 @@ fn fixed_routes_and_unknown_ones() {
         ("/runs/{id}", "get"),
         ("/runs/{id}", "delete"),
         ("/runs/{id}/html", "get"),
+        ("/sweep", "post"),
     ] {
         assert!(paths[path][method].is_object(), "{method} {path}");
     }
     assert_eq!(
         paths.len(),
-        8,
+        9,
         "no route described that the server does not answer"
     );
 
@@ -1510,7 +1511,12 @@ fn start_async(addr: SocketAddr, path: &str, mut body: Value) -> String {
 }
 
 /// Polls `GET /runs/{id}` until `done` holds (failing the test after `bound`); the last status.
-fn poll(addr: SocketAddr, id: &str, bound: Duration, done: impl Fn(&Value) -> bool) -> Value {
+fn poll(
+    addr: SocketAddr,
+    id: &str,
+    bound: Duration,
+    mut done: impl FnMut(&Value) -> bool,
+) -> Value {
     let until = Instant::now() + bound;
     loop {
         let r = get(addr, &format!("/runs/{id}"));
@@ -1853,5 +1859,160 @@ fn only_the_last_keep_runs_finished_runs_are_kept() {
     for id in &ids[1..] {
         assert_eq!(get(a, &format!("/runs/{id}")).status, 200);
     }
+    api.shutdown();
+}
+
+// POST /sweep, sync and async.
+
+/// The mock at 20 ms: through 10 connections it answers at most 10 / 0.020 = 500 req/s.
+fn slow_mock() -> pacer::mock::MockServer {
+    util::mock(pacer::mock::MockConfig {
+        error_rate: 0.0,
+        delay: util::ms(20.0),
+        ..pacer::mock::MockConfig::default()
+    })
+}
+
+#[test]
+fn a_sweep_answers_its_table_knee_and_every_steps_report() {
+    let api = start(config());
+    let a = api.addr();
+    let m = slow_mock();
+    let body = json!({"url": format!("{}/", m.url()), "num_workers": 10, "rates": [700, 100],
+        "step_duration": 0.4, "min_achieved": 0.95});
+    let r = post(a, "/sweep", &body.to_string());
+    assert_eq!(r.status, 200, "{}", r.raw);
+    let s = &r.body;
+    assert_eq!((&s["kind"], &s["probe"]), (&json!("sweep"), &Value::Null));
+    assert_eq!(s["config"]["sweep"]["rates"], json!([100.0, 700.0]));
+    assert!(s["config"].get("qps").is_none());
+    let asked: Vec<&Value> = s["table"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| &r["asked_qps"])
+        .collect();
+    assert_eq!(asked, [&json!(100.0), &json!(700.0)]);
+    // 700 req/s is past what 10 connections at 20 ms carry.
+    assert_eq!(s["table"][1]["pass"], json!(false), "{}", s["table"]);
+    assert_eq!(s["table"][1]["checks"][0]["metric"], json!("achieved_qps"));
+    assert_eq!(s["steps"][0]["total_requests"], json!(40));
+    assert_eq!(s["steps"][1]["total_requests"], json!(280));
+    let knee = &s["knee"];
+    assert!(
+        knee["qps"] == json!(100.0) || knee["qps"].is_null(),
+        "{knee}"
+    );
+    api.shutdown();
+}
+
+#[test]
+fn an_async_sweep_shows_its_phase_and_can_be_cancelled() {
+    let api = start(config());
+    let a = api.addr();
+    let m = slow_mock();
+    let url = format!("{}/", m.url());
+    // Probed: the progress names the phase as the sweep goes.
+    let body = json!({"url": url, "num_workers": 10, "probe_duration": 0.3, "steps": 2,
+        "step_duration": 0.3});
+    let id = start_async(a, "/sweep", body);
+    let mut phases = std::collections::BTreeSet::new();
+    let s = poll(a, &id, Duration::from_secs(20), |s| {
+        if let Some(p) = s["progress"]["phase"]["phase"].as_str() {
+            phases.insert(p.to_string());
+        }
+        ended(s)
+    });
+    assert_eq!(
+        (&s["state"], &s["kind"]),
+        (&json!("done"), &json!("sweep")),
+        "{s}"
+    );
+    assert!(!phases.is_empty(), "the progress named a phase");
+    assert_eq!(s["progress"]["phase"]["phase"], json!("step"));
+    assert_eq!(s["progress"]["phase"]["steps"], json!(2));
+    assert_eq!(s["report"]["table"].as_array().unwrap().len(), 2);
+    assert!(s["report"]["probe"]["peak"].as_f64().unwrap() > 0.0);
+    let page = get(a, &format!("/runs/{id}/html"));
+    assert_eq!(page.status, 200);
+    assert!(
+        page.raw.contains("<title>pacer sweep: "),
+        "{}",
+        &page.raw[..300.min(page.raw.len())]
+    );
+
+    // Long steps, cancelled in the first: the sweep ends cancelled with that step interrupted.
+    let body = json!({"url": url, "num_workers": 10, "rates": [50, 100, 150],
+        "step_duration": 20});
+    let id = start_async(a, "/sweep", body);
+    poll(a, &id, Duration::from_secs(10), |s| {
+        s["progress"]["completed"].as_u64().unwrap_or(0) >= 5
+    });
+    assert_eq!(delete(a, &format!("/runs/{id}")).status, 202);
+    let s = poll(a, &id, Duration::from_secs(10), ended);
+    assert_eq!(s["state"], json!("cancelled"), "{s}");
+    let r = &s["report"];
+    assert_eq!(r["interrupted"], json!(true));
+    assert_eq!(r["table"].as_array().unwrap().len(), 1);
+    assert_eq!(r["table"][0]["interrupted"], json!(true));
+    assert_eq!(
+        r["steps"][0]["total_requests"],
+        json!(1000),
+        "every request accounted"
+    );
+    assert_eq!(r["knee"]["qps"], Value::Null);
+    assert_eq!(r["knee"]["note"], json!("no step ran to its end"));
+    api.shutdown();
+}
+
+#[test]
+fn bad_sweep_bodies() {
+    let api = start(config());
+    let a = api.addr();
+    let locs = |r: &Resp| -> Vec<Value> {
+        r.body["detail"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["loc"].clone())
+            .collect()
+    };
+    let r = post(
+        a,
+        "/sweep",
+        r#"{"url": "http://h/", "qps": 10, "duration": 5, "steps": 0}"#,
+    );
+    assert_eq!(r.status, 422);
+    assert_eq!(
+        locs(&r),
+        [
+            json!(["body", "steps"]),
+            json!(["body", "qps"]),
+            json!(["body", "duration"])
+        ]
+    );
+    assert!(r.raw.contains("qps does not apply to a sweep"), "{}", r.raw);
+    let r = post(a, "/sweep", r#"{"url": "http://h/", "rates": [100, 0]}"#);
+    assert_eq!((r.status, locs(&r)), (422, vec![json!(["body", "rates"])]));
+    assert_eq!(
+        r.body["detail"][0]["msg"],
+        json!("every rate must be > 0 (got 0)")
+    );
+    let r = post(a, "/sweep", r#"{"url": "http://h/", "step_duration": 100}"#);
+    assert_eq!(r.status, 422);
+    assert_eq!(
+        r.body["detail"][0]["msg"],
+        json!("must be at most 60 seconds (got 100)")
+    );
+    let r = post(
+        a,
+        "/sweep",
+        r#"{"kind": "fireworks_benchmark", "prompt": "p"}"#,
+    );
+    assert_eq!((r.status, locs(&r)), (422, vec![json!(["body", "token"])]));
+    let r = post(a, "/sweep", r#"{"url": "http://h/", "rates": [2000]}"#);
+    assert_eq!((r.status, locs(&r)), (422, vec![json!(["body", "rates"])]));
+    assert_eq!(get(a, "/sweep").status, 405);
+    assert_eq!(get(a, "/runs").body["runs"], json!([]));
     api.shutdown();
 }

@@ -569,3 +569,184 @@ fn mock_tls_writes_its_ca_to_a_temporary_file_and_says_where() {
     let _ = std::fs::remove_file(path);
     assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"), "{pem}");
 }
+
+// ---- pacer sweep ----------------------------------------------------------------------------
+
+/// The mock at 20 ms: through 10 connections it answers at most 10 / 0.020 = 500 req/s.
+fn slow_mock() -> pacer::mock::MockServer {
+    mock(MockConfig {
+        error_rate: 0.0,
+        delay: ms(20.0),
+        ..MockConfig::default()
+    })
+}
+
+#[test]
+fn a_sweep_prints_its_table_and_knee_and_writes_json_and_html() {
+    let m = slow_mock();
+    let url = format!("{}/", m.url());
+    let (json, html) = (temp_path("sweep.json"), temp_path("sweep.html"));
+    let o = pacer(&[
+        "sweep",
+        &url,
+        "-c",
+        "10",
+        "--rates",
+        "700,100,300",
+        "--step-duration",
+        "400ms",
+        "--min-achieved",
+        "0.95",
+        "-o",
+        json.to_str().unwrap(),
+        "--html",
+        html.to_str().unwrap(),
+    ]);
+    let (out, err) = (String::from_utf8_lossy(&o.stdout), stderr(&o));
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("3 steps of 400ms at 100, 300, 700 req/s, up to 10 connections"),
+        "{err}"
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[0].trim_start().starts_with("step    asked/s"),
+        "{out}"
+    );
+    assert!(lines[1].trim_start().starts_with("1      100.0"), "{out}");
+    // Past the capacity a step cannot keep up (at most about 520 req/s of the 700 asked).
+    assert!(lines[3].contains("FAIL achieved_qps>=665"), "{out}");
+    assert!(lines[4].starts_with("knee: "), "{out}");
+
+    let s: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(s["kind"], "sweep");
+    assert_eq!(s["probe"], Value::Null);
+    let knee = s["knee"]["qps"].as_f64().expect("a knee");
+    assert!(knee == 100.0 || knee == 300.0, "{}", s["knee"]);
+    assert_eq!(
+        lines[4],
+        format!("knee: {knee} req/s (step {})", s["knee"]["step"])
+    );
+    let steps = s["steps"].as_array().unwrap();
+    let totals: Vec<&Value> = steps.iter().map(|r| &r["total_requests"]).collect();
+    assert_eq!(totals, [40, 120, 280]);
+    assert_eq!(s["table"][2]["pass"], false);
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.starts_with("<!DOCTYPE html>") && page.contains("<title>pacer sweep: "));
+    let _ = std::fs::remove_file(json);
+    let _ = std::fs::remove_file(html);
+}
+
+#[test]
+fn an_llm_sweep_probes_a_closed_loop_and_reports_first_token_times() {
+    let m = llm_mock();
+    let url = format!("{}/v1/completions", m.url());
+    let o = pacer(&[
+        "sweep-llm",
+        &url,
+        "--token",
+        "cli-test-token",
+        "-c",
+        "4",
+        "--probe-duration",
+        "300ms",
+        "--steps",
+        "2",
+        "--step-duration",
+        "300ms",
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let s = json_of(&o);
+    let probe = &s["probe"]["report"];
+    assert_eq!(probe["config"]["qps"], "max");
+    assert_eq!(probe["config"]["num_workers"], 4);
+    let peak = s["probe"]["peak"].as_f64().unwrap();
+    // Each stream takes at least the mock's 5 ms to the first token and 4 × 1 ms after it.
+    assert!(peak > 0.0 && peak <= 4.0 / 0.009, "{peak}");
+    let table = s["table"].as_array().unwrap();
+    assert_eq!(table.len(), 2);
+    assert!(table[0]["time_to_first_token_p50"].as_f64().unwrap() >= 0.005);
+    assert!(table[1]["time_per_output_token_p50"].as_f64().is_some());
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("cli-test-token"));
+    // The rows went to stderr, beside the JSON on stdout.
+    assert!(stderr(&o).contains("ttft p50"), "{}", stderr(&o));
+}
+
+#[test]
+fn a_sweep_whose_probe_fails_says_so_and_exits_1() {
+    let port = closed_port();
+    let url = format!("http://127.0.0.1:{port}/");
+    let o = pacer(&["sweep", &url, "--probe-duration", "200ms", "-j"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains(&format!(
+            "pacer: the saturation probe failed: no request got a response: connection refused \
+             by 127.0.0.1:{port}"
+        )),
+        "{}",
+        stderr(&o)
+    );
+    let s = json_of(&o);
+    assert_eq!(s["steps"], serde_json::json!([]));
+    assert!(
+        s["stopped"]
+            .as_str()
+            .unwrap()
+            .contains("connection refused")
+    );
+}
+
+#[test]
+fn sweep_refusals_name_the_flag() {
+    for (args, says) in [
+        (
+            &["-q", "5"][..],
+            "--qps does not apply to a sweep: it sets each step's rate",
+        ),
+        (
+            &["-z", "5s"],
+            "--duration does not apply to a sweep: each step runs --step-duration",
+        ),
+        (
+            &["--shard", "0/2"],
+            "--shard, --start-at and --state do not apply",
+        ),
+        (&["--steps", "0"], "--steps must be 1 to 100 (got 0)"),
+        (
+            &["--rates", "100,-1"],
+            "--rates every rate must be > 0 (got -1)",
+        ),
+        (
+            &["--rates", "0.1", "--step-duration", "1s"],
+            "--rates 0.1 req/s for a 1s step makes no request",
+        ),
+        (
+            &["--step-duration", "0"],
+            "--step-duration must be > 0 seconds (got 0)",
+        ),
+        (&["--min-achieved", "2"], "--min-achieved must be a share"),
+        (&["--steps", "3", "--rates", "100"], "cannot be used with"),
+        (&["--timeout", "0"], "--timeout must be > 0 (got 0s)"),
+    ] {
+        let mut argv = vec!["sweep", "http://127.0.0.1:1/"];
+        argv.extend_from_slice(args);
+        let o = pacer(&argv);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(says), "{args:?}: {}", stderr(&o));
+    }
+    let o = pacer(&["sweep", "--help"]);
+    let help = String::from_utf8_lossy(&o.stdout);
+    for shown in [
+        "--steps",
+        "--rates",
+        "--step-duration",
+        "--min-achieved",
+        "--html",
+    ] {
+        assert!(help.contains(shown), "{shown}: {help}");
+    }
+    for hidden in ["--qps <", "--duration <", "--shard <", "--duration"] {
+        assert!(!help.contains(hidden), "{hidden}: {help}");
+    }
+}

@@ -92,6 +92,29 @@ pub fn document() -> Value {
                     ),
                 }
             },
+            "/sweep": {
+                "post": {
+                    "operationId": "sweep",
+                    "summary": "Find how much a target takes: a probe, constant-rate steps, the knee",
+                    "description": "A saturation probe (closed loop over num_workers connections \
+                        for probe_duration) measures the peak; then `steps` constant-rate runs \
+                        from 10% to 100% of it (or the `rates` given, ascending), each \
+                        step_duration long, on the same connections. A step passes when its \
+                        achieved rate is at least min_achieved of the asked rate and its error \
+                        rate is at most 1%; the knee is the highest asked rate whose step \
+                        passed. A probe with no successful response stops the sweep (`stopped`). \
+                        With `\"async\": true`, answers 202 at once and the run is followed at \
+                        /runs/{id}.",
+                    "requestBody": body("SweepRequest"),
+                    "responses": merge(
+                        json!({"200": ok("The sweep", schema_ref("SweepReport")),
+                            "202": accepted()}),
+                        run_errors("QPS, duration and timeout must be positive integers \
+                            (for a timeout <= 0) | with kind fireworks_benchmark, the messages \
+                            of /fireworks_benchmark"),
+                    ),
+                }
+            },
             "/runs": {
                 "get": {
                     "operationId": "list_runs",
@@ -209,6 +232,9 @@ pub fn document() -> Value {
                 },
                 "RunProgress": run_progress(),
                 "RunStatus": run_status(),
+                "SweepRequest": sweep_request(&limits),
+                "SweepRow": sweep_row(),
+                "SweepReport": sweep_report(),
             }
         }
     })
@@ -255,7 +281,7 @@ fn run_brief() -> Value {
         "type": "object", "required": ["id", "kind", "state", "started", "target", "url"],
         "properties": {
             "id": {"type": "string"},
-            "kind": {"type": "string", "enum": ["benchmark", "fireworks_benchmark"],
+            "kind": {"type": "string", "enum": ["benchmark", "fireworks_benchmark", "sweep"],
                 "description": "The endpoint that started it."},
             "state": run_state(),
             "started": {"type": "string", "format": "date-time",
@@ -281,7 +307,10 @@ fn run_progress() -> Value {
             "in_flight": count("Sent and not yet ended."),
             "completed": count("Whole responses received (any status)."),
             "errors": count("Requests in an error bucket so far (statuses, failures, not sent)."),
-            "done": count("Requests in any bucket so far.")
+            "done": count("Requests in any bucket so far."),
+            "phase": {"type": "object", "description": "Sweeps only: which run the counters \
+                are of, `{\"phase\": \"probe\"}` or `{\"phase\": \"step\", \"step\": i, \
+                \"steps\": n, \"qps\": rate}`."}
         }
     })
 }
@@ -296,7 +325,7 @@ fn run_status() -> Value {
         "description": "Present (true) while a cancelled run winds down."});
     props["finished"] = json!({"type": "string", "format": "date-time"});
     props["report"] = json!({"oneOf": [schema_ref("BenchmarkReport"),
-        schema_ref("FireworksReport")],
+        schema_ref("FireworksReport"), schema_ref("SweepReport")],
         "description": "When done or cancelled: the report a synchronous request answers."});
     props["html"] = json!({"type": "string",
         "description": "With a report: its HTML page, /runs/{id}/html."});
@@ -304,6 +333,102 @@ fn run_status() -> Value {
         detail a synchronous request would have answered.",
         "properties": {"status": {"type": "integer"}, "detail": {}}});
     v
+}
+
+fn sweep_request(limits: &Limits) -> Value {
+    let secs = |d: &str, default: Value| {
+        json!({"type": "number", "nullable": true, "default": default,
+            "description": format!("{d} Seconds; at most --max-duration (default {}).",
+                limits.max_duration)})
+    };
+    json!({
+        "type": "object",
+        "description": "A /benchmark body without qps and duration (or, with kind \
+            fireworks_benchmark, a /fireworks_benchmark body: token, prompt, model, ...), and \
+            the sweep's fields. qps, duration, shard, start_at and state are refused (422): the \
+            sweep sets each run's rate and length. num_workers (default 50, or 10 for \
+            fireworks_benchmark) caps the connections of every run, the probe's included.",
+        "additionalProperties": true,
+        "properties": {
+            "kind": {"type": "string", "enum": ["benchmark", "fireworks_benchmark"],
+                "default": "benchmark", "description": "Which request each run is."},
+            "rates": {"type": "array", "nullable": true, "items": {"type": "number"},
+                "maxItems": crate::sweep::MAX_STEPS,
+                "description": "The steps' rates (> 0, at most --max-qps), run ascending; \
+                    instead of a probe."},
+            "steps": {"type": "integer", "nullable": true, "minimum": 1,
+                "maximum": crate::sweep::MAX_STEPS, "default": crate::sweep::STEPS,
+                "description": "Steps from 10% to 100% of the probe's peak."},
+            "probe_duration": secs("How long the probe runs.", json!(crate::sweep::PROBE_DURATION)),
+            "step_duration": secs("How long each step runs.", json!(crate::sweep::STEP_DURATION)),
+            "pause": secs("Quiet time between two runs.", json!(0)),
+            "min_achieved": {"type": "number", "nullable": true, "default": crate::sweep::MIN_ACHIEVED,
+                "minimum": 0, "exclusiveMinimum": true, "maximum": 1,
+                "description": "The share of the asked rate a step must achieve to pass."},
+            "async": {"type": "boolean", "nullable": true, "default": false,
+                "description": "Answer 202 at once; follow the sweep at GET /runs/{id}."},
+            "url": url_field(None),
+        },
+        "example": {"url": "http://localhost:8081/", "num_workers": 10, "steps": 8,
+            "probe_duration": 10, "step_duration": 10}
+    })
+}
+
+fn sweep_row() -> Value {
+    let secs = json!({"type": "number", "nullable": true});
+    json!({
+        "type": "object",
+        "description": "One step, read from its report.",
+        "properties": {
+            "step": {"type": "integer"},
+            "asked_qps": {"type": "number"},
+            "achieved_qps": {"type": "number"},
+            "response_time_p50": secs, "response_time_p99": secs,
+            "corrected_response_time_p99": secs,
+            "time_to_first_token_p50": secs, "time_to_first_token_p99": secs,
+            "time_per_output_token_p50": secs, "time_per_output_token_p99": secs,
+            "error_rate": {"type": "number", "description": "Errors (not sent included) over all requests."},
+            "goodput": {"type": "number", "description": "Successes per second of the step's \
+                wall time (only those meeting the goodput objectives, when given)."},
+            "pass": {"type": "boolean"},
+            "checks": {"type": "array", "items": {"type": "object", "properties": {
+                "expression": {"type": "string"}, "metric": {"type": "string"},
+                "value": {}, "pass": {"type": "boolean"}}}},
+            "interrupted": {"type": "boolean", "description": "Present (true) for a step cut \
+                short by a cancel; it does not count for the knee."}
+        }
+    })
+}
+
+fn sweep_report() -> Value {
+    json!({
+        "type": "object",
+        "required": ["kind", "config", "probe", "rule", "table", "knee", "steps"],
+        "properties": {
+            "kind": {"type": "string", "enum": ["sweep"]},
+            "config": {"type": "object", "description": "A step's config without qps and \
+                duration, and `sweep`: rates, steps, probe_duration, step_duration, pause, \
+                min_achieved."},
+            "probe": {"type": "object", "nullable": true, "description": "null with rates given.",
+                "properties": {"peak": {"type": "number", "description": "Successes per second."},
+                    "report": schema_ref("BenchmarkReport")}},
+            "rule": {"type": "string", "description": "When a step passes, in words."},
+            "table": {"type": "array", "items": schema_ref("SweepRow")},
+            "knee": {"type": "object", "properties": {
+                "qps": {"type": "number", "nullable": true,
+                    "description": "The highest asked rate whose step passed; null when none did."},
+                "step": {"type": "integer", "nullable": true},
+                "note": {"type": "string"},
+                "failed_below": {"type": "array", "items": {"type": "number"}}}},
+            "steps": {"type": "array", "description": "Every step's full report, in order.",
+                "items": {"oneOf": [schema_ref("BenchmarkReport"), schema_ref("FireworksReport")]}},
+            "skipped": {"type": "array", "items": {"type": "number"},
+                "description": "Rates from the peak too low to make a request in a step."},
+            "interrupted": {"type": "boolean"},
+            "stopped": {"type": "string", "description": "Why the sweep stopped after its \
+                probe (no successful response)."}
+        }
+    })
 }
 
 fn schema_ref(name: &str) -> Value {
@@ -1099,6 +1224,22 @@ mod tests {
                 .len(),
             10
         );
+        let sweep = &d["components"]["schemas"]["SweepRequest"]["properties"];
+        for f in [
+            "kind",
+            "rates",
+            "steps",
+            "probe_duration",
+            "step_duration",
+            "pause",
+            "min_achieved",
+            "async",
+        ] {
+            assert!(sweep[f].is_object(), "{f}");
+        }
+        assert_eq!(sweep["steps"]["default"], json!(crate::sweep::STEPS));
+        let row = &d["components"]["schemas"]["SweepRow"]["properties"];
+        assert!(row["asked_qps"].is_object() && row["time_to_first_token_p99"].is_object());
         let status = &d["components"]["schemas"]["RunStatus"]["properties"];
         for f in [
             "id", "kind", "state", "started", "target", "url", "progress", "report",

@@ -387,6 +387,10 @@ pub struct SweepFlags {
     pub html: Option<PathBuf>,
 }
 
+/// `--timeout` of a sweep (its units are those of `--step-duration`: `--duration` is hidden).
+const SWEEP_TIMEOUT_HELP: &str = "Longest wait for a response, and for a free connection \
+    before a request is given up as not sent; units as --step-duration";
+
 /// `--num-workers` of a sweep: one cap for every run, the probe's included.
 fn sweep_workers_help(default: usize) -> String {
     format!(
@@ -409,6 +413,7 @@ fn sweep_workers_help(default: usize) -> String {
     mut_arg("num_workers", |a| a.help(sweep_workers_help(defaults::SATURATION_WORKERS))),
     mut_arg("output", |a| a.help("Also write the sweep's JSON to FILE [default: none]")),
     mut_arg("json", |a| a.help("Print the sweep's JSON on stdout instead of the table")),
+    mut_arg("timeout", |a| a.help(SWEEP_TIMEOUT_HELP)),
 )]
 pub struct SweepArgs {
     /// Target URL, http:// or https:// (required, here or as --url)
@@ -436,6 +441,7 @@ pub struct SweepArgs {
     mut_arg("num_workers", |a| a.help(sweep_workers_help(defaults::LLM_WORKERS as usize))),
     mut_arg("output", |a| a.help("Also write the sweep's JSON to FILE [default: none]")),
     mut_arg("json", |a| a.help("Print the sweep's JSON on stdout instead of the table")),
+    mut_arg("timeout", |a| a.help(SWEEP_TIMEOUT_HELP)),
 )]
 pub struct SweepLlmArgs {
     #[command(flatten)]

@@ -48,10 +48,11 @@ pub fn input(base: Input, run: &RunArgs, flags: &SweepFlags) -> Result<SweepInpu
         );
     }
     if run.shard.is_some() || run.start_at.is_some() || run.state.is_some() {
-        return refuse(
-            "--shard, --start-at and --state",
-            "a sweep runs whole on one machine",
-        );
+        return Err(err(
+            exit::USAGE,
+            "--shard, --start-at and --state do not apply to a sweep: it runs whole on one \
+             machine",
+        ));
     }
     let mut i = SweepInput::new(base);
     i.rates = flags.rates.clone();
