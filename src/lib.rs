@@ -49,7 +49,11 @@
 //! - [`report`]: JSON and text, from the one list of timing families ([`report::TIMINGS`]).
 //!   [`api`]: the HTTP front (accept gate, requests, routes). [`cli`]: clap front. [`mock`]:
 //!   built-in targets, including every fault mode. [`rng`]: the one seedable generator.
-//! - [`html`]: the self-contained HTML page (inline SVG charts, no network) drawn from a report's JSON.
+//! - [`html`]: the self-contained HTML page (inline SVG charts, no network) drawn from a report's
+//!   JSON, or a sweep's page from a sweep's JSON.
+//! - [`sweep`]: a saturation probe, then constant-rate steps, each run by the engine and
+//!   reported by [`report`]; the table of steps and the knee ([`sweep::table`]). Both fronts run
+//!   it: `pacer sweep`, `POST /sweep` (the API's [`api::runs`] holds async runs of any kind).
 //! - [`slo`] holds thresholds (checked against a report's JSON, so a run, a stage or a sweep step
 //!   alike) and goodput objectives (checked per request by `engine::stats`), parsed before a run.
 //!   [`health`]: the pure rules that judge whether the generator limited a run.
