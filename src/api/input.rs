@@ -233,7 +233,7 @@ pub fn sweep_input(body: &Value) -> Result<SweepInput, ApiError> {
     let mut f = Fields::new(body)?;
     let llm = f.field("kind", Presence::Nullable, sweep_kind);
     let rates = f.field("rates", Presence::Nullable, rate_list);
-    let steps = f.field("steps", Presence::Nullable, steps);
+    let steps = f.field("steps", Presence::Nullable, count);
     let probe_duration = f.field("probe_duration", Presence::Nullable, number);
     let step_duration = f.field("step_duration", Presence::Nullable, number);
     let pause = f.field("pause", Presence::Nullable, number);
@@ -285,17 +285,6 @@ fn rate_list(v: &Value) -> Result<Vec<f64>, FieldError> {
         .as_array()
         .ok_or(("list_type", "Input should be a valid list"))?;
     list.iter().map(number).collect()
-}
-
-fn steps(v: &Value) -> Result<usize, FieldError> {
-    let i = integer(v)?;
-    if i < 1 {
-        return Err((
-            "greater_than_equal",
-            "Input should be greater than or equal to 1",
-        ));
-    }
-    Ok(usize::try_from(i).unwrap_or(usize::MAX))
 }
 
 /// A required field that parsed without error is always present; this answers if that ever breaks
@@ -459,7 +448,7 @@ impl<'a> Fields<'a> {
         let body = self.field("body", Presence::Nullable, string);
         let poisson = self.field("arrival", Presence::Nullable, arrival);
         let seed = self.field("seed", Presence::Nullable, seed);
-        let threads = self.field("threads", Presence::Nullable, threads);
+        let threads = self.field("threads", Presence::Nullable, count);
         let max_lateness = self.field("max_lateness", Presence::Nullable, number);
         let ca_cert = self.field("ca_cert", Presence::Nullable, string);
         let insecure = self.field("insecure", Presence::Nullable, boolean);
@@ -682,7 +671,8 @@ fn at_least_one(v: &Value) -> Result<u64, FieldError> {
     }
 }
 
-fn threads(v: &Value) -> Result<usize, FieldError> {
+/// A count of at least one (`threads`, a sweep's `steps`).
+fn count(v: &Value) -> Result<usize, FieldError> {
     let i = integer(v)?;
     if i < 1 {
         return Err((

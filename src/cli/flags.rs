@@ -322,8 +322,21 @@ pub struct WorkloadArgs {
     pub prefix_tokens: Option<u32>,
 }
 
-/// What a sweep adds to the run flags (`pacer sweep`, `pacer sweep-llm`).
+/// What a sweep adds to the run flags (`pacer sweep`, `pacer sweep-llm`). Flattened after
+/// them, it also reshapes them for a sweep.
 #[derive(Args, Debug, Clone)]
+#[command(
+    // Hidden and refused when given (`cli::sweep` says which flag to use instead): their
+    // defaults here are markers no one types.
+    mut_arg("qps", |a| a.hide(true).default_value("0")),
+    mut_arg("duration", |a| a.hide(true).default_value("0")),
+    mut_arg("shard", |a| a.hide(true)),
+    mut_arg("start_at", |a| a.hide(true)),
+    mut_arg("state", |a| a.hide(true)),
+    mut_arg("output", |a| a.help("Also write the sweep's JSON to FILE [default: none]")),
+    mut_arg("json", |a| a.help("Print the sweep's JSON on stdout instead of the table")),
+    mut_arg("timeout", |a| a.help(SWEEP_TIMEOUT_HELP)),
+)]
 pub struct SweepFlags {
     /// Constant-rate steps after the probe, evenly from 10% to 100% of its peak
     #[arg(
@@ -391,11 +404,13 @@ pub struct SweepFlags {
 const SWEEP_TIMEOUT_HELP: &str = "Longest wait for a response, and for a free connection \
     before a request is given up as not sent; units as --step-duration";
 
-/// `--num-workers` of a sweep: one cap for every run, the probe's included.
-fn sweep_workers_help(default: usize) -> String {
+/// `--num-workers` of a sweep: one cap for every run, the probe's included. `default` when clap
+/// has none to show (`sweep-llm` keeps `fireworks`' default, which clap shows).
+fn sweep_workers_help(default: Option<usize>) -> String {
+    let shown = default.map_or(String::new(), |d| format!(" [default: {d}]"));
     format!(
         "Most connections open at once, in the probe and in every step: the peak is what the \
-         target gives through this many [default: {default}]"
+         target gives through this many{shown}"
     )
 }
 
@@ -403,17 +418,7 @@ fn sweep_workers_help(default: usize) -> String {
 #[derive(Args, Debug)]
 #[command(
     after_help = EXIT_CODES,
-    // Hidden and refused when given (`cli::sweep` says which flag to use instead): their
-    // defaults here are markers no one types.
-    mut_arg("qps", |a| a.hide(true).default_value("0")),
-    mut_arg("duration", |a| a.hide(true).default_value("0")),
-    mut_arg("shard", |a| a.hide(true)),
-    mut_arg("start_at", |a| a.hide(true)),
-    mut_arg("state", |a| a.hide(true)),
-    mut_arg("num_workers", |a| a.help(sweep_workers_help(defaults::SATURATION_WORKERS))),
-    mut_arg("output", |a| a.help("Also write the sweep's JSON to FILE [default: none]")),
-    mut_arg("json", |a| a.help("Print the sweep's JSON on stdout instead of the table")),
-    mut_arg("timeout", |a| a.help(SWEEP_TIMEOUT_HELP)),
+    mut_arg("num_workers", |a| a.help(sweep_workers_help(Some(defaults::SATURATION_WORKERS)))),
 )]
 pub struct SweepArgs {
     /// Target URL, http:// or https:// (required, here or as --url)
@@ -433,15 +438,7 @@ pub struct SweepArgs {
 #[derive(Args, Debug)]
 #[command(
     after_help = EXIT_CODES,
-    mut_arg("qps", |a| a.hide(true).default_value("0")),
-    mut_arg("duration", |a| a.hide(true).default_value("0")),
-    mut_arg("shard", |a| a.hide(true)),
-    mut_arg("start_at", |a| a.hide(true)),
-    mut_arg("state", |a| a.hide(true)),
-    mut_arg("num_workers", |a| a.help(sweep_workers_help(defaults::LLM_WORKERS as usize))),
-    mut_arg("output", |a| a.help("Also write the sweep's JSON to FILE [default: none]")),
-    mut_arg("json", |a| a.help("Print the sweep's JSON on stdout instead of the table")),
-    mut_arg("timeout", |a| a.help(SWEEP_TIMEOUT_HELP)),
+    mut_arg("num_workers", |a| a.help(sweep_workers_help(None))),
 )]
 pub struct SweepLlmArgs {
     #[command(flatten)]
