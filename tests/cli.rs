@@ -623,10 +623,9 @@ fn a_sweep_prints_its_table_and_knee_and_writes_json_and_html() {
     assert_eq!(s["probe"], Value::Null);
     let knee = s["knee"]["qps"].as_f64().expect("a knee");
     assert!(knee == 100.0 || knee == 300.0, "{}", s["knee"]);
-    assert_eq!(
-        lines[4],
-        format!("knee: {knee} req/s (step {})", s["knee"]["step"])
-    );
+    // A note may follow (on a busy machine pacer may say it was generator-limited).
+    let said = format!("knee: {knee} req/s (step {})", s["knee"]["step"]);
+    assert!(lines[4].starts_with(&said), "{out}");
     let steps = s["steps"].as_array().unwrap();
     let totals: Vec<&Value> = steps.iter().map(|r| &r["total_requests"]).collect();
     assert_eq!(totals, [40, 120, 280]);
@@ -713,6 +712,11 @@ fn sweep_refusals_name_the_flag() {
             "--shard, --start-at and --state do not apply",
         ),
         (&["--steps", "0"], "--steps must be 1 to 100 (got 0)"),
+        (
+            &["--stages", "100:1s"],
+            "--stages does not apply to a sweep: it sets each step's rate itself",
+        ),
+        (&["--threshold", "p99<1"], "--threshold"),
         (
             &["--rates", "100,-1"],
             "--rates every rate must be > 0 (got -1)",

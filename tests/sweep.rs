@@ -133,3 +133,34 @@ fn steps_past_the_capacity_cannot_keep_up() {
         s.rows
     );
 }
+
+#[test]
+fn thresholds_decide_which_steps_pass() {
+    let m = mock();
+    let mut i = input(&format!("{}/", m.url()));
+    i.rates = Some(vec![50.0, 100.0]);
+    i.step_duration = 0.3;
+    // Every answer takes the mock's 20 ms: a p50 under 1 ms cannot hold, one under 10 s must.
+    i.base.thresholds = vec!["response_time_p50<=1ms".into(), "error_rate<=1%".into()];
+    let (s, _, _) = run(&i);
+    assert_eq!(s.knee.qps, None, "{:#?}", s.rows);
+    for r in &s.rows {
+        let failed: Vec<&str> = r
+            .checks
+            .iter()
+            .filter(|c| !c.pass)
+            .map(|c| c.expression.as_str())
+            .collect();
+        assert_eq!(failed, ["response_time_p50<=1ms"], "{r:?}");
+        assert_eq!(r.checks.len(), 3, "keeping up and the two thresholds");
+    }
+    assert!(s.rule.contains("every threshold held"), "{}", s.rule);
+    i.base.thresholds = vec!["response_time_p50<=10s".into()];
+    let (s, _, _) = run(&i);
+    assert!(s.rows.iter().all(|r| r.checks[1].pass), "{:#?}", s.rows);
+    // The probe-free sweep's steps carry the thresholds in their reports.
+    assert_eq!(
+        s.reports[0]["thresholds"][0]["expression"],
+        json!("response_time_p50<=10s")
+    );
+}

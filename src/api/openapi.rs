@@ -345,8 +345,10 @@ fn sweep_request(limits: &Limits) -> Value {
         "type": "object",
         "description": "A /benchmark body without qps and duration (or, with kind \
             fireworks_benchmark, a /fireworks_benchmark body: token, prompt, model, ...), and \
-            the sweep's fields. qps, duration, shard, start_at and state are refused (422): the \
-            sweep sets each run's rate and length. num_workers (default 50, or 10 for \
+            the sweep's fields. qps, duration, stages, shard, start_at and state are refused \
+            (422): the sweep sets each run's rate and length. thresholds, when given, replace \
+            the default error_rate<=0.01 check of every step; goodput objectives make each \
+            row's goodput count only the requests that met them. num_workers (default 50, or 10 for \
             fireworks_benchmark) caps the connections of every run, the probe's included.",
         "additionalProperties": true,
         "properties": {

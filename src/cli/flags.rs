@@ -333,6 +333,8 @@ pub struct WorkloadArgs {
     mut_arg("shard", |a| a.hide(true)),
     mut_arg("start_at", |a| a.hide(true)),
     mut_arg("state", |a| a.hide(true)),
+    mut_arg("stages", |a| a.hide(true)),
+    mut_arg("ramp", |a| a.hide(true)),
     mut_arg("output", |a| a.help("Also write the sweep's JSON to FILE [default: none]")),
     mut_arg("json", |a| a.help("Print the sweep's JSON on stdout instead of the table")),
     mut_arg("timeout", |a| a.help(SWEEP_TIMEOUT_HELP)),

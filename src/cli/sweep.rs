@@ -91,6 +91,7 @@ fn flagged(e: SweepError) -> String {
                 "step_duration" => "--step-duration",
                 "pause" => "--pause",
                 "min_achieved" => "--min-achieved",
+                "stages" => "--stages",
                 other => return format!("--{other}: {msg}"),
             };
             format!("{flag} {msg}")

@@ -179,7 +179,8 @@
   const body = rows.map((r) => {
     const failed = (Array.isArray(r.checks) ? r.checks : []).filter((c) => obj(c) && c.pass === false)
       .map((c) => `${text(c.expression)} (got ${text(c.value)})`);
-    const result = r.interrupted ? 'interrupted (not counted)' : r.pass ? 'ok' : 'FAIL ' + failed.join(', ');
+    const limited = typeof r.generator_limited === 'string' ? ` [pacer was generator-limited: ${r.generator_limited}]` : '';
+    const result = (r.interrupted ? 'interrupted (not counted)' : r.pass ? 'ok' : 'FAIL ' + failed.join(', ')) + limited;
     const cells = [text(r.step), rate(r.asked_qps), rate(r.achieved_qps), human(r.response_time_p50),
       human(r.response_time_p99), human(r.corrected_response_time_p99)];
     if (llm) cells.push(human(r.time_to_first_token_p50), human(r.time_to_first_token_p99),

@@ -78,6 +78,8 @@ impl SweepInput {
         // threads, which never sleep, starve their cores: both are for the steps.
         i.poisson = false;
         i.realtime = false;
+        // The probe measures the peak; the steps are what the thresholds judge.
+        i.thresholds.clear();
         i
     }
 
@@ -191,6 +193,12 @@ pub fn check(input: &SweepInput, limits: &Limits) -> Result<(), SweepError> {
                 ));
             }
         }
+    }
+    if input.base.stages.is_some() {
+        return Err(invalid(
+            "stages",
+            "does not apply to a sweep: it sets each step's rate itself",
+        ));
     }
     if !(input.min_achieved > 0.0 && input.min_achieved <= 1.0) {
         return Err(invalid(
@@ -314,8 +322,8 @@ impl SweepPlan {
 }
 
 /// Whether the runs of `input` check thresholds of their own.
-fn has_thresholds(_input: &Input) -> bool {
-    false
+fn has_thresholds(input: &Input) -> bool {
+    !input.thresholds.is_empty()
 }
 
 /// `x` rounded to `digits` significant digits.
@@ -594,6 +602,21 @@ mod tests {
     }
 
     #[test]
+    fn thresholds_judge_the_steps_not_the_probe() {
+        let mut i = input();
+        i.base.thresholds = vec!["response_time_p99<=200ms".into()];
+        let p = SweepPlan::new(&i, &Limits::default()).unwrap();
+        assert!(p.thresholds);
+        assert!(p.probe.as_ref().unwrap().thresholds.is_empty());
+        assert_eq!(p.step(100.0).unwrap().unwrap().thresholds.len(), 1);
+        assert!(
+            !SweepPlan::new(&input(), &Limits::default())
+                .unwrap()
+                .thresholds
+        );
+    }
+
+    #[test]
     fn given_rates_run_ascending_without_a_probe() {
         let mut i = input();
         i.rates = Some(vec![300.0, 100.0, 200.0]);
@@ -642,6 +665,10 @@ mod tests {
         assert_eq!(
             field(&|i| i.base.timeout = Some(0.0)),
             "plan: QPS, duration and timeout must be positive integers"
+        );
+        assert_eq!(
+            field(&|i| i.base.stages = Some(vec![])),
+            "stages: does not apply to a sweep: it sets each step's rate itself"
         );
         assert_eq!(
             field(&|i| i.rates = Some(vec![2e6])),

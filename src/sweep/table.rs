@@ -52,7 +52,7 @@ pub fn rule(min_achieved: f64, thresholds: bool) -> String {
         min_achieved * 100.0
     );
     let rest = if thresholds {
-        "every --threshold held".to_string()
+        "every threshold held".to_string()
     } else {
         format!(
             "its error rate is at most {}% (no --threshold given)",
@@ -88,6 +88,9 @@ pub struct Row {
     pub goodput: f64,
     pub checks: Vec<Check>,
     pub interrupted: bool,
+    /// Why pacer itself limited the step (its report's `health`), when it did: a failure then
+    /// may be the generator's, not the target's.
+    pub generator_limited: Option<String>,
     pub pass: bool,
 }
 
@@ -130,6 +133,20 @@ impl Row {
             });
         }
         let interrupted = report.get("interrupted") == Some(&json!(true));
+        let health = report.get("health");
+        let generator_limited = (health.and_then(|h| h.get("verdict"))
+            == Some(&json!("generator-limited")))
+        .then(|| {
+            let reasons = health
+                .and_then(|h| h.get("reasons"))
+                .and_then(Value::as_array);
+            let words: Vec<&str> = reasons
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            words.join("; ")
+        });
         let pass = !interrupted && checks.iter().all(|c| c.pass);
         Row {
             step,
@@ -146,6 +163,7 @@ impl Row {
             goodput,
             checks,
             interrupted,
+            generator_limited,
             pass,
         }
     }
@@ -172,6 +190,9 @@ impl Row {
         if self.interrupted {
             v["interrupted"] = json!(true);
         }
+        if let Some(why) = &self.generator_limited {
+            v["generator_limited"] = json!(why);
+        }
         v
     }
 
@@ -181,8 +202,12 @@ impl Row {
         if self.interrupted {
             return "interrupted (not counted)".into();
         }
+        let limited = match &self.generator_limited {
+            Some(why) => format!(" [pacer was generator-limited: {why}]"),
+            None => String::new(),
+        };
         if self.pass {
-            return "ok".into();
+            return format!("ok{limited}");
         }
         let failed: Vec<String> = self
             .checks
@@ -190,7 +215,7 @@ impl Row {
             .filter(|c| !c.pass)
             .map(|c| format!("{} (got {})", c.expression, value_text(&c.metric, &c.value)))
             .collect();
-        format!("FAIL {}", failed.join(", "))
+        format!("FAIL {}{limited}", failed.join(", "))
     }
 }
 
@@ -273,11 +298,23 @@ pub fn knee(rows: &[Row], probed: bool) -> Knee {
         .map(|r| r.asked)
         .collect();
     let mut notes = Vec::new();
+    let limited: Vec<String> = counted
+        .iter()
+        .filter(|r| !r.pass && r.generator_limited.is_some())
+        .map(|r| r.asked.to_string())
+        .collect();
     if !failed_below.is_empty() {
         let list: Vec<String> = failed_below.iter().map(|r| r.to_string()).collect();
         notes.push(format!(
             "steps below it failed ({} req/s): the result is noisy, run it again",
             list.join(", ")
+        ));
+    }
+    if !limited.is_empty() {
+        notes.push(format!(
+            "pacer itself was generator-limited in failed steps ({} req/s): give it more CPU \
+             (--threads, a quieter machine) before trusting them",
+            limited.join(", ")
         ));
     }
     if counted.iter().all(|r| r.pass) && !probed {
@@ -450,6 +487,35 @@ mod tests {
             Some("no step ran to its end")
         );
         assert_eq!(knee(&[], true).qps, None);
+    }
+
+    #[test]
+    fn a_generator_limited_step_says_so() {
+        let mut rep = report(300.0, 300, 0);
+        rep["health"] = json!({"verdict": "generator-limited",
+            "reasons": ["one thread at 97% of a core"]});
+        let r = Row::of(2, 400.0, &rep, 0.99, false);
+        assert_eq!(
+            r.generator_limited.as_deref(),
+            Some("one thread at 97% of a core")
+        );
+        assert_eq!(
+            r.verdict(),
+            "FAIL achieved_qps>=396 (got 300) [pacer was generator-limited: one thread at 97% \
+             of a core]"
+        );
+        assert_eq!(
+            r.to_json()["generator_limited"],
+            json!("one thread at 97% of a core")
+        );
+        let k = knee(&[row(1, 100.0, 100.0, 0), r], true);
+        assert!(
+            k.note
+                .unwrap()
+                .starts_with("pacer itself was generator-limited in failed steps (400 req/s)")
+        );
+        rep["health"] = json!({"verdict": "ok", "reasons": []});
+        assert_eq!(Row::of(2, 400.0, &rep, 0.99, false).generator_limited, None);
     }
 
     #[test]
