@@ -289,9 +289,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Bench(a) => bench::bench(&bench_input(&a)?, &Output::of(&a.run)),
         Command::Fireworks(a) => bench::bench(&llm_input(&a)?, &Output::of(&a.run)),
         Command::Sweep(a) => {
-            let base = url_input(&a.target, &a.url, &a.run)?;
-            let input = sweep::input(base, &a.run, &a.sweep)?;
-            sweep::run(&input, &sweep_output(&a.run, &a.sweep))
+            let input = sweep::input(bench_input(&a.bench)?, &a.bench.run, &a.sweep)?;
+            sweep::run(&input, &sweep_output(&a.bench.run, &a.sweep))
         }
         Command::SweepLlm(a) => {
             let input = sweep::input(llm_input(&a.llm)?, &a.llm.run, &a.sweep)?;
@@ -351,17 +350,13 @@ pub fn plan_of(cli: &Cli) -> Result<Plan, CliError> {
 }
 
 fn bench_input(a: &BenchArgs) -> Result<Input, CliError> {
-    url_input(&a.target, &a.url, &a.run)
-}
-
-/// The input of the positional URL or `--url` (clap lets exactly one of the two through).
-fn url_input(
-    target: &Option<String>,
-    url: &Option<String>,
-    run: &RunArgs,
-) -> Result<Input, CliError> {
-    let url = target.clone().or_else(|| url.clone()).unwrap_or_default();
-    bench::input(url, run, None)
+    // clap lets exactly one of the two through.
+    let url = a
+        .target
+        .clone()
+        .or_else(|| a.url.clone())
+        .unwrap_or_default();
+    bench::input(url, &a.run, None)
 }
 
 fn sweep_output(run: &RunArgs, flags: &SweepFlags) -> sweep::SweepOutput {

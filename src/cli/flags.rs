@@ -423,14 +423,8 @@ fn sweep_workers_help(default: Option<usize>) -> String {
     mut_arg("num_workers", |a| a.help(sweep_workers_help(Some(defaults::SATURATION_WORKERS)))),
 )]
 pub struct SweepArgs {
-    /// Target URL, http:// or https:// (required, here or as --url)
-    #[arg(value_name = "URL", required_unless_present = "url")]
-    pub target: Option<String>,
-    /// Target URL, as the positional URL (required, one or the other)
-    #[arg(long, value_name = "URL", conflicts_with = "target")]
-    pub url: Option<String>,
     #[command(flatten)]
-    pub run: RunArgs,
+    pub bench: BenchArgs,
     #[command(flatten)]
     pub sweep: SweepFlags,
 }
