@@ -290,11 +290,11 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Fireworks(a) => bench::bench(&llm_input(&a)?, &Output::of(&a.run)),
         Command::Sweep(a) => {
             let input = sweep::input(bench_input(&a.bench)?, &a.bench.run, &a.sweep)?;
-            sweep::run(&input, &sweep_output(&a.bench.run, &a.sweep))
+            sweep::run(&input, &sweep_output(&a.bench.run))
         }
         Command::SweepLlm(a) => {
             let input = sweep::input(llm_input(&a.llm)?, &a.llm.run, &a.sweep)?;
-            sweep::run(&input, &sweep_output(&a.llm.run, &a.sweep))
+            sweep::run(&input, &sweep_output(&a.llm.run))
         }
         Command::Mock(a) => mock(a),
         Command::Demo(a) => demo(a),
@@ -359,10 +359,10 @@ fn bench_input(a: &BenchArgs) -> Result<Input, CliError> {
     bench::input(url, &a.run, None)
 }
 
-fn sweep_output(run: &RunArgs, flags: &SweepFlags) -> sweep::SweepOutput {
+fn sweep_output(run: &RunArgs) -> sweep::SweepOutput {
     sweep::SweepOutput {
         report: Output::of(run),
-        html: flags.html.clone(),
+        html: run.html.clone(),
     }
 }
 

@@ -243,6 +243,49 @@ fn a_second_sigint_exits_at_once() {
     m.shutdown();
 }
 
+#[test]
+fn sigint_stops_a_sweep_and_reports_the_steps_that_ran() {
+    let m = mock(MockConfig::default());
+    // Two 30 s steps: stopped during the first (or before it), the sweep ends long before 60 s.
+    let mut run = Running::start(&[
+        "sweep",
+        &m.url(),
+        "--rates",
+        "50,60",
+        "--step-duration",
+        "30s",
+        "--json",
+    ]);
+    run.wait_for("pacer sweep", Duration::from_secs(60));
+    std::thread::sleep(Duration::from_millis(500));
+    run.signal("INT");
+    let (status, took) = run.wait(Duration::from_secs(50));
+    assert_eq!(status.code(), Some(130), "{}", run.stderr_text());
+    assert!(took < Duration::from_secs(30), "{took:?}");
+    let out = run.stdout();
+    let j: Value = serde_json::from_slice(&out).expect("the sweep's JSON on stdout");
+    assert_eq!(j["interrupted"], true, "{j}");
+    let steps = j["steps"].as_array().unwrap();
+    // The first step starts at once (no probe with --rates; the stop is only seen during a
+    // step), and the second never does.
+    assert_eq!(steps.len(), 1, "{j}");
+    for s in steps {
+        assert_eq!(s["interrupted"], true, "{s}");
+        // 50 req/s for 30 s, stopped early: fewer sent than planned, the rest accounted.
+        let not_sent = s["error_counts"]["not sent: interrupted"]
+            .as_u64()
+            .unwrap_or(0);
+        assert!(not_sent > 0, "{s}");
+        assert_eq!(s["total_requests"], 1500, "{s}");
+    }
+    assert!(
+        run.stderr_text().contains("interrupted"),
+        "{}",
+        run.stderr_text()
+    );
+    m.shutdown();
+}
+
 /// The frames of the progress line in `stderr` (it redraws with a carriage return).
 fn frames(stderr: &str) -> Vec<String> {
     stderr

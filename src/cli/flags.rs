@@ -335,7 +335,10 @@ pub struct WorkloadArgs {
     mut_arg("state", |a| a.hide(true)),
     mut_arg("stages", |a| a.hide(true)),
     mut_arg("ramp", |a| a.hide(true)),
+    mut_arg("requests", |a| a.hide(true)),
     mut_arg("output", |a| a.help("Also write the sweep's JSON to FILE [default: none]")),
+    mut_arg("html", |a| a.help("Also write the sweep as an HTML page with a latency-vs-rate \
+        chart [default: none]")),
     mut_arg("json", |a| a.help("Print the sweep's JSON on stdout instead of the table")),
     mut_arg("timeout", |a| a.help(SWEEP_TIMEOUT_HELP)),
 )]
@@ -397,9 +400,6 @@ pub struct SweepFlags {
         allow_negative_numbers = true,
     )]
     pub min_achieved: f64,
-    /// Also write the sweep as an HTML page with a latency-vs-rate chart [default: none]
-    #[arg(long, value_name = "FILE")]
-    pub html: Option<PathBuf>,
 }
 
 /// `--timeout` of a sweep (its units are those of `--step-duration`: `--duration` is hidden).

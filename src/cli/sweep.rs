@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use super::bench::{self, Output, OutputFile, pretty};
 use super::flags::{RunArgs, SweepFlags};
-use super::{CliError, err, exit};
+use super::{CliError, err, exit, signals};
 use crate::engine::{self, Progress, Stop};
 use crate::plan::{Input, Limits, Rate};
 use crate::report::secs_text;
@@ -45,6 +45,12 @@ pub fn input(base: Input, run: &RunArgs, flags: &SweepFlags) -> Result<SweepInpu
         return refuse(
             "--duration",
             "each step runs --step-duration, the probe --probe-duration",
+        );
+    }
+    if run.requests.is_some() {
+        return refuse(
+            "--requests",
+            "its steps are separate runs; --output keeps every step's full report",
         );
     }
     if run.shard.is_some() || run.start_at.is_some() || run.state.is_some() {
@@ -157,7 +163,14 @@ pub fn run(input: &SweepInput, out: &SweepOutput) -> Result<(), CliError> {
         .as_deref()
         .map(|p| OutputFile::open(p, "--html"))
         .transpose()?;
-    eprint!("{}", settings(&plan));
+    // Ctrl-C (or SIGTERM) stops the sweep as it stops a run: the step under way winds down, no
+    // other starts, and what ran is reported (exit 130). The handlers are in place before the
+    // banner shows.
+    let interrupted = signals::interrupted();
+    let quiet = out.report.quiet;
+    if !quiet {
+        eprint!("{}", settings(&plan));
+    }
     let stream = plan.sample.body_mode == crate::plan::BodyMode::Sse;
     let json_out = out.report.json;
     // Rows go where the table goes: stdout, or stderr when stdout carries the JSON.
@@ -168,7 +181,7 @@ pub fn run(input: &SweepInput, out: &SweepOutput) -> Result<(), CliError> {
             writeln!(std::io::stdout().lock(), "{line}")
         };
     };
-    let show = std::io::stderr().is_terminal();
+    let show = !quiet && std::io::stderr().is_terminal();
     let clear = || {
         if show {
             let _ = std::io::stderr().write_all(b"\r\x1b[K");
@@ -203,6 +216,9 @@ pub fn run(input: &SweepInput, out: &SweepOutput) -> Result<(), CliError> {
         say(&table::text_row(r, stream));
     };
     let tick = |p: &Progress, elapsed: Duration| {
+        if interrupted.load(Ordering::Relaxed) {
+            stop.stop();
+        }
         if show {
             let label = phase.lock().map(|l| l.clone()).unwrap_or_default();
             let done = engine::done(p);
@@ -241,7 +257,7 @@ pub fn run(input: &SweepInput, out: &SweepOutput) -> Result<(), CliError> {
     if json_out {
         let _ = writeln!(std::io::stdout().lock(), "{}", pretty(&json));
     }
-    if s.stopped.is_none() {
+    if s.stopped.is_none() && !s.interrupted {
         say(&s.knee.text());
     }
     if !s.skipped.is_empty() {
@@ -258,6 +274,12 @@ pub fn run(input: &SweepInput, out: &SweepOutput) -> Result<(), CliError> {
     if let Some(f) = html {
         let page = crate::html::render(&json).map_err(|e| err(exit::RUN_FAILED, e.to_string()))?;
         f.write(&page)?;
+    }
+    if s.interrupted {
+        return Err(err(
+            exit::INTERRUPTED,
+            "interrupted: the sweep reports the steps that ran",
+        ));
     }
     if let Some(why) = s.stopped {
         return Err(err(exit::RUN_FAILED, why));
