@@ -82,12 +82,12 @@ pub enum Command {
     Fireworks(Box<LlmArgs>),
     /// Find how much a URL takes: a saturation probe, then constant-rate steps up to its peak
     /// (or --rates), a table of latency and errors per rate, and the knee.
-    Sweep(SweepArgs),
+    Sweep(Box<SweepArgs>),
     /// `sweep` for an OpenAI-compatible API, with the options of `fireworks`: the probe is a
     /// closed loop over --num-workers streams; the table adds time to first token and per
     /// output token.
     #[command(name = "sweep-llm", visible_alias = "llm-sweep")]
-    SweepLlm(SweepLlmArgs),
+    SweepLlm(Box<SweepLlmArgs>),
     /// Run the built-in mock targets on loopback.
     Mock(MockArgs),
     /// Start the mock and benchmark it: a real report, no network needed.
