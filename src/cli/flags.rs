@@ -95,8 +95,8 @@ pub struct RunArgs {
     #[arg(long, short = 't', value_name = "N", value_parser = parse_whole::<usize>, help = threads_help())]
     pub threads: Option<usize>,
     /// Sends due within this of each other may go out in one wake-up of the thread, the first
-    /// at most this late (fixed rate; 0 wakes for every send); units as --duration, e.g. 50us
-    /// [default: 50us, at most one mean send interval of a thread]
+    /// at most this late (fixed rate; 0 wakes for every send): 50us, 1ms (a bare number is
+    /// seconds) [default: 50us, at most one mean send interval of a thread]
     #[arg(long = "max-lateness", alias = "max_lateness", value_name = "DURATION", value_parser = parse_secs)]
     pub max_lateness: Option<f64>,
     /// Extra trusted CA certificate, a PEM file [default: none]
@@ -163,8 +163,9 @@ pub struct RunArgs {
     /// [default: none]
     #[arg(long, value_name = "FILE")]
     pub requests: Option<PathBuf>,
-    /// Length of one interval of the report's timeline; units as --duration [default: 1s, longer
-    /// when the run (duration + 2 × timeout) would make more than 100,000 intervals]
+    /// Length of one interval of the report's timeline: 500ms, 10s, 1m (a bare number is
+    /// seconds) [default: 1s, longer when the run (its duration + 2 × timeout) would make more
+    /// than 100,000 intervals]
     #[arg(long, value_name = "DURATION", value_parser = parse_secs, allow_negative_numbers = true)]
     pub interval: Option<f64>,
     /// No settings banner and no progress line on stderr (errors still go there)
