@@ -124,50 +124,10 @@ log "building pacer (cargo build --release)"
 PACER=$ROOT/target/release/pacer
 
 # ---------------------------------------------------------------------------------------- nginx
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-mkdir -p "$WORK/nginx/tmp"
-cat >"$WORK/nginx/nginx.conf" <<EOF
-worker_processes 1;
-worker_rlimit_nofile 30000;
-daemon off;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log warn;
-events {
-    worker_connections 20000;
-    multi_accept on;
-}
-http {
-    access_log off;
-    client_body_temp_path $WORK/nginx/tmp/body;
-    proxy_temp_path $WORK/nginx/tmp/proxy;
-    fastcgi_temp_path $WORK/nginx/tmp/fastcgi;
-    uwsgi_temp_path $WORK/nginx/tmp/uwsgi;
-    scgi_temp_path $WORK/nginx/tmp/scgi;
-    keepalive_requests 1000000000;
-    keepalive_timeout 3600s;
-    server {
-        listen 127.0.0.1:$PORT backlog=16384;
-        location / {
-            default_type text/plain;
-            return 200 "Hello, world!";
-        }
-    }
-}
-EOF
-"$NGINX" -p "$WORK/nginx" -e "$WORK/nginx/error.log" -c "$WORK/nginx/nginx.conf" &
-NGINX_PID=$!
-URL=http://127.0.0.1:$PORT/
-for _ in $(seq 50); do
-    python3 -c "import socket; socket.create_connection(('127.0.0.1',$PORT),0.2).close()" 2>/dev/null && break
-    sleep 0.1
-done
-BODY=$(python3 -c "import urllib.request; print(urllib.request.urlopen('$URL').read().decode())")
-[ "$BODY" = "Hello, world!" ] || {
-    echo "nginx did not answer on $URL" >&2
-    cat "$WORK/nginx/error.log" >&2
-    exit 1
-}
-log "nginx $("$NGINX" -v 2>&1 | sed 's/.*\///') on $URL (1 worker, keep-alive unlimited)"
+# The same nginx as benches/progress.sh and benches/requests.sh (benches/nginx.sh; sourcing it
+# only defines functions).
+. "$ROOT/benches/nginx.sh"
+start_nginx
 NGINX_WORKER=$(pgrep -P "$NGINX_PID" | head -1 || true)
 
 # ---------------------------------------------------------------------------------------- helpers

@@ -1,6 +1,6 @@
-# Shared by benches/progress.sh and benches/requests.sh (sourced, not run): nginx on a free
-# loopback port answering "Hello, world!" with keep-alive unlimited, set up as benches/compare.sh
-# does, plus the tools the runs need. After `start_nginx`: $URL, $NGINX_PID, $WORK (removed on
+# Shared by benches/compare.sh, benches/progress.sh and benches/requests.sh (sourced, not run):
+# nginx on a free loopback port answering "Hello, world!" with keep-alive unlimited, plus the
+# tools the runs need (`bench_setup`; compare.sh installs its own). After `start_nginx`: $URL, $NGINX_PID, $WORK (removed on
 # exit, nginx stopped), $PACER (built in release). Installs nginx and GNU time with apt-get when
 # missing.
 
