@@ -751,9 +751,10 @@ pub fn settings(plan: &Plan) -> String {
     };
     let _ = writeln!(
         out,
-        "  {pace}, up to {} connections, {} threads, timeout {}",
+        "  {pace}, up to {} connections, {} thread{}, timeout {}",
         plan.num_workers,
         plan.threads,
+        if plan.threads == 1 { "" } else { "s" },
         secs_text(plan.timeout.as_secs_f64())
     );
     if let Some(l) = &plan.llm {

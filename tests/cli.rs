@@ -754,3 +754,37 @@ fn sweep_refusals_name_the_flag() {
         assert!(!help.contains(hidden), "{hidden}: {help}");
     }
 }
+
+/// The settings are said once per stream: on stderr at the start, and again at the top of the
+/// report on stdout only when stdout is another place (with `2>&1` both land in one pipe).
+#[test]
+fn the_settings_are_said_once_in_one_stream_and_in_each_of_two() {
+    let m = mock_ok();
+    let url = format!("{}/", m.url());
+    let run = format!(
+        "'{}' bench '{url}' -q 20 -z 0.5s 2>&1",
+        env!("CARGO_BIN_EXE_pacer")
+    );
+    let o = Command::new("sh").args(["-c", &run]).output().unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let both = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(both.matches("pacer: GET").count(), 1, "{both}");
+    assert!(both.contains("requests 10 "), "{both}");
+
+    let o = pacer(&["bench", &url, "-q", "20", "-z", "0.5s"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(out.matches("pacer: GET").count(), 1, "{out}");
+    assert_eq!(
+        stderr(&o).matches("pacer: GET").count(),
+        1,
+        "{}",
+        stderr(&o)
+    );
+    m.shutdown();
+}

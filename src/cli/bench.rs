@@ -154,8 +154,8 @@ pub fn bench(input: &Input, out: &Output) -> Result<(), CliError> {
     let late = stats.wall.start_late();
     let mut text = if out.json {
         pretty(&json)
-    } else if !out.quiet && same_terminal() {
-        // The banner is on this screen just above: say the settings once.
+    } else if !out.quiet && same_place() {
+        // The banner is just above in the same stream: say the settings once.
         report::to_text_body(&plan, &stats)
     } else {
         report::to_text(&plan, &stats)
@@ -222,20 +222,23 @@ pub fn bench(input: &Input, out: &Output) -> Result<(), CliError> {
 /// How long the engine threads may wait for the `--requests` writer before the run says so.
 const WAITED_WORTH_SAYING: Duration = Duration::from_millis(50);
 
-/// Whether stdout and stderr are the same terminal: what goes to either shows on one screen.
-fn same_terminal() -> bool {
+/// Whether stdout and stderr end in the same place (one terminal, or one pipe or file as with
+/// `2>&1`): what goes to either shows in one stream, so the settings need saying only once.
+fn same_place() -> bool {
     use std::os::unix::fs::MetadataExt;
-    if !(std::io::stdout().is_terminal() && std::io::stderr().is_terminal()) {
-        return false;
-    }
-    match (
+    let (a, b) = match (
         std::fs::metadata("/proc/self/fd/1"),
         std::fs::metadata("/proc/self/fd/2"),
     ) {
-        (Ok(a), Ok(b)) => a.rdev() == b.rdev(),
-        // Two terminals, one of them unknown: most likely the same.
-        _ => true,
+        (Ok(a), Ok(b)) => (a, b),
+        // Unknown (no /proc): say the settings in the report too, as a separate stream needs.
+        _ => return false,
+    };
+    if std::io::stdout().is_terminal() && std::io::stderr().is_terminal() {
+        // Two opens of one terminal are different files of the same device.
+        return a.rdev() == b.rdev();
     }
+    (a.dev(), a.ino()) == (b.dev(), b.ino())
 }
 
 fn discard(files: impl IntoIterator<Item = Option<OutputFile>>) {
