@@ -1288,15 +1288,7 @@ mod tests {
     fn token_fields_name_their_sources() {
         use crate::engine::{TokenSource, TokenSources};
         let mut input = Input::new("http://h/v1/completions", Rate::PerSecond(10.0), 1.0);
-        input.llm = Some(crate::plan::LlmInput {
-            token: "t".into(),
-            model: "m".into(),
-            prompt: "p".into(),
-            max_tokens: 5,
-            stream: true,
-            api: crate::llm::Api::Completions,
-            payload: None,
-        });
+        input.llm = Some(crate::plan::LlmInput::example());
         let plan = Plan::new(&input, &Limits::default()).unwrap();
         let sources = |pairs: &[(TokenSource, u64)]| {
             let mut s = TokenSources::default();

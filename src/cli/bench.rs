@@ -677,12 +677,7 @@ mod tests {
         let mut i = bench_input(Rate::PerSecond(1.0), 1.0);
         let mut l = LlmInput {
             token: " ".into(),
-            model: "m".into(),
-            prompt: "p".into(),
-            max_tokens: 5,
-            stream: true,
-            api: crate::llm::Api::Completions,
-            payload: None,
+            ..LlmInput::example()
         };
         i.llm = Some(l.clone());
         assert_eq!(

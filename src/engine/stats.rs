@@ -636,15 +636,7 @@ mod tests {
         use crate::plan::stages::Stage;
         use crate::plan::{Input, Limits, LlmInput, Rate};
         let mut i = Input::new("http://h/v1/completions", Rate::PerSecond(1.0), 1.0);
-        i.llm = Some(LlmInput {
-            token: "t".into(),
-            model: "m".into(),
-            prompt: "p".into(),
-            max_tokens: 5,
-            stream: true,
-            api: crate::llm::Api::Completions,
-            payload: None,
-        });
+        i.llm = Some(LlmInput::example());
         i.set_stages(
             vec![
                 Stage {

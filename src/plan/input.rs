@@ -220,6 +220,23 @@ pub struct LlmInput {
     pub payload: Option<Map<String, Value>>,
 }
 
+#[cfg(test)]
+impl LlmInput {
+    /// Streaming completions of prompt "p" to model "m", 5 tokens, token "t": for unit tests,
+    /// which change what they test (`LlmInput { max_tokens: 9, ..LlmInput::example() }`).
+    pub(crate) fn example() -> LlmInput {
+        LlmInput {
+            token: "t".into(),
+            model: "m".into(),
+            prompt: "p".into(),
+            max_tokens: 5,
+            stream: true,
+            api: Api::Completions,
+            payload: None,
+        }
+    }
+}
+
 // The token is a secret: never printed, not even in debug output.
 impl fmt::Debug for LlmInput {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -209,13 +209,9 @@ mod tests {
 
     fn llm(stream: bool, payload: Value) -> LlmInput {
         LlmInput {
-            token: "t".into(),
-            model: "m".into(),
-            prompt: "p".into(),
-            max_tokens: 5,
             stream,
-            api: Api::Completions,
             payload: payload.as_object().cloned(),
+            ..LlmInput::example()
         }
     }
 

@@ -534,12 +534,9 @@ mod tests {
         let mut i = Input::new("http://h/v1/completions", Rate::PerSecond(qps), 1.0);
         i.llm = Some(LlmInput {
             token: "sekrit".into(),
-            model: "m".into(),
             prompt: "one prompt".into(),
             max_tokens: 9,
-            stream: true,
-            api: Api::Completions,
-            payload: None,
+            ..LlmInput::example()
         });
         i
     }

@@ -384,12 +384,8 @@ mod tests {
             );
             i.llm = Some(LlmInput {
                 token: token.into(),
-                model: "m".into(),
-                prompt: "p".into(),
                 max_tokens: 3,
-                stream: true,
-                api: crate::llm::Api::Completions,
-                payload: None,
+                ..LlmInput::example()
             });
             let p = plan_of(&i);
             fingerprint(&p, Some(token))
