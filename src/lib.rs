@@ -64,9 +64,9 @@
 //!
 //! pacer runs on Linux only (`engine::sys` says so at compile time elsewhere). `unsafe` is denied
 //! everywhere but [`engine::sys`], the one module of Linux calls, which asks the OS for real-time
-//! scheduling of the engine threads (`--realtime`) and for a thread's own CPU use (`health`;
-//! rustix has neither `sched_setscheduler` nor `getrusage`), with a `// SAFETY:` note on each
-//! block.
+//! scheduling of the engine threads (`--realtime`), for a thread's own CPU use (`health`), for
+//! `epoll_pwait2`'s nanosecond timeout and for `recvmsg` with its receive-timestamp control
+//! message (rustix has none of these), with a `// SAFETY:` note on each block.
 #![deny(unsafe_code)]
 
 pub mod api;
