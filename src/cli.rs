@@ -1,6 +1,6 @@
 //! The command line: the clap definitions of every command, and what each does. The commands
-//! that run a benchmark share their flags ([`flags`]) and one path from flags to report
-//! ([`bench`]: the same [`Input`](crate::plan::Input) the API builds, the same
+//! that run a benchmark share their flags (`flags`) and one path from flags to report
+//! (`bench`: the same [`Input`] the API builds, the same
 //! [`Plan::new`](crate::plan::Plan::new)); durations are read by [`duration`]. This file keeps
 //! the command list, the server and mock commands, the demo and the exit codes. `main` only wires.
 

@@ -9,7 +9,7 @@
 //! from (`histograms.X` = `[{"from", "to", "count"}, ...]`, the non-empty buckets ascending, in
 //! seconds; the counts add up to the family's sample count).
 //!
-//! An LLM run's token figures ([`tokens`]) say where each count came from: `output_tokens_source`
+//! An LLM run's token figures (`tokens`) say where each count came from: `output_tokens_source`
 //! is `usage` (the server's `usage.completion_tokens`), `tokenizer` (the run's `--tokenizer` over
 //! the streamed text), `events` (one per token event) or `none`, when every successful request
 //! counted its tokens the same way, else `mixed`, with the number of requests per source in

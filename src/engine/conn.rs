@@ -15,7 +15,7 @@
 //!
 //! With kernel receive timestamps on (`SO_TIMESTAMPING`, see [`super::clock`]) every read is a
 //! `recvmsg` that also returns the stamp of the last segment it consumed, and [`ReadResult::Data`]
-//! carries it. Over TLS, rustls reads the socket through [`StampedSocket`], which remembers the
+//! carries it. Over TLS, rustls reads the socket through `StampedSocket`, which remembers the
 //! stamp of the socket read that brought the bytes; plaintext handed out later from records
 //! rustls already holds keeps the stamp of the read that carried them.
 

@@ -7,7 +7,7 @@
 //! - [`fingerprint`]: a stable hash of what defines a plan's schedule and request, so states of
 //!   different plans are never merged.
 //! - [`state`]: the [`ShardState`] a shard writes (`--state`), versioned, one JSON line.
-//! - [`merge`]: states in, one merged run out, or a refusal that names the problem.
+//! - [`merge`](mod@merge): states in, one merged run out, or a refusal that names the problem.
 //! - [`sources`]: `pacer merge`'s inputs (files, directories, standard input) merged in two
 //!   passes, so memory stays flat.
 //! - [`report`]: a run's state, and a merged run as the report writes it (the same JSON and text
