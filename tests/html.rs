@@ -970,3 +970,43 @@ fn a_sweep_whose_probe_failed_says_so_and_draws_no_empty_axes() {
     assert!(dom.0.contains("connection refused by 127.0.0.1:1"));
     dom.assert_shows("knee", &[">none<", "no step ran to its end", "0 of 0"]);
 }
+
+/// A run that was generator-limited, staged and judged by thresholds: the verdict is a banner
+/// with its reason, and the stages and thresholds are tables of their own (not raw JSON).
+#[test]
+fn health_stages_and_thresholds_are_shown_as_such() {
+    let mut r = plain_report();
+    r["health"] = json!({"verdict": "generator-limited",
+        "reasons": ["one thread at 97% of a core"], "notes": []});
+    r["thresholds"] = json!([
+        {"expression": "response_time_p99<=200ms", "metric": "response_time_p99", "value": 0.0123, "pass": true},
+        {"expression": "error_rate<=0.01", "metric": "error_rate", "value": 0.2, "pass": false}]);
+    let stage = |i: u64, qps: f64, p50: f64| {
+        json!({"stage": i, "qps": qps, "duration": 1.0, "total_requests": qps as u64,
+            "achieved_qps": qps, "errors": 0, "response_time_p50": p50, "response_time_p99": p50 * 2.0})
+    };
+    r["stages"] = json!([stage(1, 50.0, 0.001), stage(2, 100.0, 0.002)]);
+    let dom = browse("health", &r);
+    let banner = dom.between("data-banner=\"health\"", "</p>");
+    assert!(
+        banner.contains("generator-limited: one thread at 97% of a core"),
+        "{banner}"
+    );
+    dom.assert_shows(
+        "thresholds",
+        &[
+            "response_time_p99&lt;=200ms",
+            "0.0123",
+            "pass",
+            "error_rate&lt;=0.01",
+            "FAIL",
+        ],
+    );
+    dom.assert_shows(
+        "stages",
+        &["<td>50</td>", "<td>100</td>", "1.00ms", "4.00ms"],
+    );
+    // Shown once, as tables: not again among the unknown fields as raw JSON.
+    let counts = dom.between("data-table=\"counts\"", "</table>");
+    assert!(!counts.contains("expression"), "{counts}");
+}

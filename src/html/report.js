@@ -299,6 +299,13 @@
       out.push(el('p', { class: 'banner' }, 'This run was interrupted: the report covers what ran before the signal.'));
     }
     if (cfg.warning) out.push(el('p', { class: 'banner' }, scalar(cfg.warning)));
+    // The measurement-health verdict: a generator-limited run says so above everything else.
+    const health = obj(R.health) ? R.health : null;
+    if (health && typeof health.verdict === 'string' && health.verdict !== 'ok') {
+      const why = Array.isArray(health.reasons) ? health.reasons.map(scalar).join('; ') : '';
+      out.push(el('p', { class: 'banner', 'data-banner': 'health' },
+        `Measurement health: ${health.verdict}${why ? ': ' + why : ''}. The generator, not only the target, limited this run.`));
+    }
     if (typeof R.scheduling === 'string' && R.scheduling !== 'normal' && !R.scheduling.startsWith('realtime')) {
       out.push(el('p', { class: 'banner' }, 'Scheduling: ' + R.scheduling));
     }
@@ -401,7 +408,7 @@
         + 'from the intended send time, so it includes any wait for the schedule or a free connection.')];
   }
 
-  const SHOWN = new Set(['config', 'timeline', 'histograms', 'error_counts', 'errors_status', 'interrupted',
+  const SHOWN = new Set(['config', 'timeline', 'histograms', 'error_counts', 'errors_status', 'interrupted', 'thresholds', 'stages',
     'total_requests', 'successes', 'errors', 'elapsed', 'achieved_qps', 'output_tokens', 'mean_output_tokens',
     'output_tokens_per_second', 'output_tokens_source', 'input_tokens', 'mean_input_tokens', 'input_tokens_source',
     'total_token_throughput', 'bytes_received', 'connections_opened', 'scheduling', 'tls_handshakes']);
@@ -433,6 +440,25 @@
     return el('div', { class: 'cols' }, countBox, errBox);
   }
 
+  // Thresholds (--threshold): each expression, the value it read, pass or fail.
+  function thresholds() {
+    const list = (Array.isArray(R.thresholds) ? R.thresholds : []).filter(obj);
+    if (!list.length) return [];
+    const rows = list.map((t) => [scalar(t.expression), num(t.value) ? String(+t.value.toPrecision(6)) : value(t.value),
+      el('span', { class: t.pass ? 'pass' : 'fail' }, t.pass ? 'pass' : 'FAIL')]);
+    return [H2('Thresholds'), el('div', { 'data-table': 'thresholds' }, table(['threshold', 'measured', 'result'], rows, 'wide'))];
+  }
+
+  // Stages (--stages): one row per stage, from the report's per-stage summaries.
+  function stages() {
+    const list = (Array.isArray(R.stages) ? R.stages : []).filter(obj);
+    if (!list.length) return [];
+    const rows = list.map((st) => [scalar(st.stage), scalar(st.qps), num(st.duration) ? st.duration + ' s' : '–',
+      int(st.total_requests), perSec(st.achieved_qps), int(st.errors), human(st.response_time_p50), human(st.response_time_p99)]);
+    return [H2('Stages'), el('div', { 'data-table': 'stages' },
+      table(['stage', 'asked /s', 'length', 'requests', 'achieved', 'errors', 'p50', 'p99'], rows, 'wide'))];
+  }
+
   function settings() {
     const rows = Object.entries(cfg).map(([k, v]) => [k, value(v)]);
     const body = rows.length ? table(null, rows, 'kv wide') : el('p', { class: 'note' }, 'no data');
@@ -441,7 +467,7 @@
 
   const root = document.getElementById('report');
   root.textContent = '';
-  root.append(...header(), tiles(), ...overTime(), ...distributions(), ...timings(), counts(), ...settings());
+  root.append(...header(), tiles(), ...overTime(), ...distributions(), ...timings(), ...stages(), ...thresholds(), counts(), ...settings());
 
   function drawAll() {
     for (const c of charts) {
