@@ -144,7 +144,7 @@ pub struct ServeArgs {
     /// Most workers (connections) a request may ask for.
     #[arg(long, default_value_t = defaults::MAX_WORKERS)]
     pub max_workers: usize,
-    /// Largest data set file (`"dataset"`, a path on this server) a request may read: bytes, or
+    /// Largest data set file (`"dataset"`, a file in --data-dir) a request may read: bytes, or
     /// with a unit (KB, MB, GB, KiB, MiB, GiB).
     #[arg(long, default_value = "1GiB", value_parser = parse_bytes)]
     pub max_dataset_bytes: u64,
@@ -172,6 +172,11 @@ pub struct ServeArgs {
     /// oldest to finish is forgotten first. Running ones are always kept.
     #[arg(long, default_value_t = api::runs::DEFAULT_KEEP, value_parser = parse_at_least_one)]
     pub keep_runs: usize,
+    /// The directory a request's `"dataset"` and `"tokenizer"` paths are relative to. They must
+    /// resolve (symbolic links followed) to regular files inside it; anything else is a 422.
+    /// Without it, requests may name no file (inline `"prompts"` still work).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<std::path::PathBuf>,
 }
 
 fn parse_at_least_one(s: &str) -> Result<usize, String> {
@@ -258,6 +263,10 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 return Err(err(exit::USAGE, "--api-key (or PACER_API_KEY) is empty"));
             }
             check_listen_addr(&a.addr)?;
+            if let Some(dir) = &a.data_dir {
+                // Checked here too, for a usage error's exit code; the server resolves it again.
+                api::DataDir::open(dir).map_err(|e| err(exit::USAGE, e.to_string()))?;
+            }
             let addr = a.addr.clone();
             let cfg = ApiConfig {
                 addr: a.addr,
@@ -274,6 +283,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 max_connections: a.max_connections,
                 head_timeout: Duration::from_secs_f64(a.head_timeout),
                 keep_runs: a.keep_runs,
+                data_dir: a.data_dir,
             };
             api::serve(cfg).map_err(|e| {
                 use std::io::ErrorKind as K;

@@ -384,28 +384,35 @@ fn bad_data_sets_and_tokenizers_are_refused_before_any_request() {
     assert_eq!(m.counters().requests, 0, "no request was sent");
 }
 
-/// The API: inline prompts run, and a bad data set path is a 422 naming the line, before any
-/// request reaches the target.
+/// The API: a data set in the server's `--data-dir` runs, a bad line in one is a 422 naming the
+/// line (quoting only a short excerpt of it), inline prompts run, all before any request reaches
+/// the target when refused.
 #[test]
 fn the_api_takes_inline_prompts_and_refuses_a_bad_data_set() {
     let dir = TempDir::new("api");
     let m = llm_mock(4, 1);
-    let api = ApiServer::start(ApiConfig {
-        addr: "127.0.0.1:0".into(),
-        ..ApiConfig::default()
-    })
-    .expect("the API binds a loopback port");
+    let api = api_server(Some(&dir));
     let url = format!("{}/v1/completions", m.url());
-    let bad = dir.file("bad.jsonl", "{\"prompt\": \"ok\"}\nnot json\n");
+    let long = "s".repeat(1000);
+    dir.file(
+        "bad.jsonl",
+        &format!("{{\"prompt\": \"ok\"}}\n{{\"messages\": \"{long}\"}}\n"),
+    );
     let body = json!({"token": "t", "url": url, "qps": 5, "duration": 1, "timeout": 10,
-        "dataset": path(&bad)});
+        "dataset": "bad.jsonl"});
     let (status, r) = post_json(api.addr(), "/fireworks_benchmark", &body.to_string());
     assert_eq!(status, 422, "{r}");
     assert_eq!(r["detail"][0]["loc"], json!(["body", "dataset"]));
     let msg = r["detail"][0]["msg"].as_str().unwrap();
-    assert!(msg.contains(&format!("{}: line 2:", path(&bad))), "{msg}");
+    assert!(
+        msg.contains("bad.jsonl: line 2: invalid type: string \""),
+        "{msg}"
+    );
+    // The line's value, quoted by serde, is cut to 80 characters.
+    assert!(msg.contains(&format!("\"{}…\"", &long[..80])), "{msg}");
+    assert!(!msg.contains(&long[..81]), "{msg}");
     let body = json!({"token": "t", "url": url, "qps": 5, "duration": 1, "timeout": 10,
-        "max_dataset_bytes": 2_000_000_000_u64, "dataset": path(&bad)});
+        "max_dataset_bytes": 2_000_000_000_u64, "dataset": "bad.jsonl"});
     let (status, r) = post_json(api.addr(), "/fireworks_benchmark", &body.to_string());
     assert_eq!(status, 422, "{r}");
     assert_eq!(r["detail"][0]["loc"], json!(["body", "max_dataset_bytes"]));
@@ -424,6 +431,182 @@ fn the_api_takes_inline_prompts_and_refuses_a_bad_data_set() {
     assert_eq!(r["config"]["seed"], 4);
     assert!(r["mean_inter_chunk_latency"].is_number(), "{r}");
     assert_eq!(m.counters().llm_requests, 6);
+
+    // The same file, named relative to the data directory: it runs.
+    dir.file(
+        "good.jsonl",
+        "{\"prompt\": \"one two three\"}\n{\"prompt\": \"four five\"}\n",
+    );
+    let body = json!({"token": "t", "url": url, "qps": 4, "duration": 1, "timeout": 10,
+        "dataset": "good.jsonl"});
+    let (status, r) = post_json(api.addr(), "/fireworks_benchmark", &body.to_string());
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["successes"], 4, "{}", r["error_counts"]);
+    // Sequential: the two lines twice, counted by the mock's usage.
+    assert_eq!(r["input_tokens"], 2 * (3 + 2));
+    assert_eq!(r["config"]["prompts"], "dataset");
+    assert_eq!(m.counters().llm_requests, 6 + 4);
+}
+
+/// `pacer serve` on a loopback port 0, with `data_dir` as its `--data-dir`.
+fn api_server(data_dir: Option<&TempDir>) -> ApiServer {
+    ApiServer::start(ApiConfig {
+        addr: "127.0.0.1:0".into(),
+        data_dir: data_dir.map(|d| d.0.clone()),
+        ..ApiConfig::default()
+    })
+    .expect("the API binds a loopback port")
+}
+
+/// Every `(loc, msg)` of a 422.
+fn field_errors(r: &Value) -> Vec<(Value, String)> {
+    r["detail"]
+        .as_array()
+        .unwrap_or_else(|| panic!("not a list of errors: {r}"))
+        .iter()
+        .map(|e| {
+            (
+                e["loc"].clone(),
+                e["msg"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+/// With `--data-dir`, a request's `dataset` and `tokenizer` are files inside it: relative paths
+/// (and absolute ones inside) run and send the file's prompts; `..`, an absolute path outside, a
+/// symbolic link out, a missing file and a directory are each a 422 naming the field and the
+/// path as given, never what the file outside holds; the sweep takes the same rule.
+#[test]
+fn the_api_reads_files_only_inside_its_data_dir() {
+    let data = TempDir::new("datadir");
+    let outside = TempDir::new("outside");
+    let m = llm_mock(3, 1);
+    let url = format!("{}/v1/completions", m.url());
+    data.file(
+        "prompts.jsonl",
+        "{\"prompt\": \"alpha beta gamma\"}\n{\"prompt\": \"delta\"}\n",
+    );
+    std::fs::create_dir(data.path("sub")).unwrap();
+    let tok = word_tokenizer(&data);
+    std::fs::rename(&tok, data.path("sub/tokenizer.json")).unwrap();
+    let secret = outside.file("secret.jsonl", "{\"prompt\": \"TOPSECRET words\"}\n");
+    std::os::unix::fs::symlink(&secret, data.path("link.jsonl")).unwrap();
+    let api = api_server(Some(&data));
+
+    // Relative dataset, absolute tokenizer inside the directory; usage off, so the input
+    // tokens are the tokenizer's: both files were read.
+    let tok_abs = data.arg("sub/tokenizer.json");
+    let body = json!({"token": "t", "url": url, "qps": 4, "duration": 1, "timeout": TIMEOUT,
+        "dataset": "prompts.jsonl", "tokenizer": tok_abs,
+        "payload": {"stream_options": null}});
+    let (status, r) = post_json(api.addr(), "/fireworks_benchmark", &body.to_string());
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["successes"], 4, "{}", r["error_counts"]);
+    assert_eq!(r["input_tokens"], 2 * (3 + 1));
+    assert_eq!(r["input_tokens_source"], "tokenizer");
+    assert_eq!(r["config"]["prompts"], "dataset");
+    assert_eq!(r["config"]["prompt_entries"], 2);
+    assert_eq!(r["config"]["token_lengths"], "exact");
+    assert_eq!(m.counters().llm_requests, 4);
+
+    let escape = format!(
+        "../{}/secret.jsonl",
+        outside.0.file_name().unwrap().to_str().unwrap()
+    );
+    let outside_abs = path(&secret).to_string();
+    let not_inside = "no such file inside the server's --data-dir";
+    let cases: [(&str, &str, &str); 7] = [
+        ("dataset", &escape, not_inside),
+        ("dataset", &outside_abs, not_inside),
+        ("dataset", "link.jsonl", not_inside),
+        ("dataset", "missing.jsonl", not_inside),
+        ("dataset", "sub", "not a regular file"),
+        ("dataset", "", "not a regular file"),
+        ("tokenizer", "../tokenizer.json", not_inside),
+    ];
+    for (field, given, want) in cases {
+        let mut body = json!({"token": "t", "url": url, "qps": 4, "duration": 1,
+            "timeout": TIMEOUT});
+        body[field] = json!(given);
+        if field == "tokenizer" {
+            body["input_tokens"] = json!(5);
+        }
+        for (route, body) in [
+            ("/fireworks_benchmark", body.clone()),
+            ("/fireworks_benchmark", {
+                let mut b = body.clone();
+                b["async"] = json!(true);
+                b
+            }),
+            ("/sweep", {
+                let mut b = body.clone();
+                let o = b.as_object_mut().unwrap();
+                o.remove("qps");
+                o.remove("duration");
+                o.insert("kind".into(), json!("fireworks_benchmark"));
+                o.insert("rates".into(), json!([1]));
+                b
+            }),
+        ] {
+            let (status, r) = post_json(api.addr(), route, &body.to_string());
+            assert_eq!(status, 422, "{route} {field} {given:?}: {r}");
+            let errors = field_errors(&r);
+            assert_eq!(errors.len(), 1, "{r}");
+            let (loc, msg) = &errors[0];
+            assert_eq!(*loc, json!(["body", field]), "{r}");
+            assert!(
+                msg.starts_with(&format!("{field} {given}: {want}")),
+                "{route} {given:?}: {msg}"
+            );
+            assert!(!r.to_string().contains("TOPSECRET"), "{r}");
+        }
+    }
+    // Both at once: one 422 with both fields.
+    let body = json!({"token": "t", "url": url, "dataset": "../x", "tokenizer": "sub"});
+    let (status, r) = post_json(api.addr(), "/fireworks_benchmark", &body.to_string());
+    assert_eq!(status, 422, "{r}");
+    let locs: Vec<Value> = field_errors(&r).into_iter().map(|(l, _)| l).collect();
+    assert_eq!(
+        locs,
+        [json!(["body", "dataset"]), json!(["body", "tokenizer"])]
+    );
+    assert_eq!(m.counters().llm_requests, 4, "no refused request ran");
+}
+
+/// Without `--data-dir`, the API names no file: `dataset` and `tokenizer` are a 422 that says
+/// so, even for a file that exists; inline prompts still run.
+#[test]
+fn without_a_data_dir_the_api_reads_no_files() {
+    let dir = TempDir::new("nodatadir");
+    let m = llm_mock(2, 1);
+    let url = format!("{}/v1/completions", m.url());
+    let file = dir.file("prompts.jsonl", "{\"prompt\": \"TOPSECRET\"}\n");
+    let tok = word_tokenizer(&dir);
+    let api = api_server(None);
+    for (field, given) in [("dataset", path(&file)), ("tokenizer", path(&tok))] {
+        let mut body = json!({"token": "t", "url": url, "qps": 2, "duration": 1});
+        body[field] = json!(given);
+        let (status, r) = post_json(api.addr(), "/fireworks_benchmark", &body.to_string());
+        assert_eq!(status, 422, "{r}");
+        let errors = field_errors(&r);
+        assert_eq!(errors.len(), 1, "{r}");
+        assert_eq!(errors[0].0, json!(["body", field]));
+        assert!(
+            errors[0].1.starts_with("this server has no --data-dir"),
+            "{}",
+            errors[0].1
+        );
+        assert!(!r.to_string().contains("TOPSECRET"), "{r}");
+    }
+    assert_eq!(m.counters().requests, 0);
+    let body = json!({"token": "t", "url": url, "qps": 3, "duration": 1, "timeout": TIMEOUT,
+        "prompts": ["one two", "three"]});
+    let (status, r) = post_json(api.addr(), "/fireworks_benchmark", &body.to_string());
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["successes"], 3, "{}", r["error_counts"]);
+    assert_eq!(r["input_tokens"], 2 + 1 + 2);
+    assert_eq!(m.counters().llm_requests, 3);
 }
 
 /// A data set run split over two shard processes and merged counts its tokens as one process

@@ -2,9 +2,11 @@
 //! service.
 //!
 //! This module owns routing, authentication, body limits, the run slots (`--max-runs`), the
-//! target allow-list and `realtime` gate, and the error shapes; [`gate`] owns accepting
-//! connections and reading request heads under a connection cap and a head timeout, [`http`] the
-//! bytes of one request and its response, [`allow`] `--allow-target`, [`input`] request JSON to
+//! target allow-list, the `realtime` gate and the files a request may name, and the error
+//! shapes; [`gate`] owns accepting connections and reading request heads under a connection cap
+//! and a head timeout, [`http`] the bytes of one request and its response, [`allow`]
+//! `--allow-target`, [`datadir`] `--data-dir` (where `dataset` and `tokenizer` may point),
+//! [`input`] request JSON to
 //! [`Input`] with FastAPI-style errors, [`runs`] the runs started with `"async": true` (ids,
 //! states, cancelling, how many finished ones are kept), and [`openapi`] the description of all
 //! of it. Validation of values is [`Plan::new`]'s, running is [`engine::run_resolved_with`]'s,
@@ -20,6 +22,7 @@
 //! bodies never reach a log line or an error detail: they may carry a bearer token.
 
 pub mod allow;
+pub mod datadir;
 pub mod gate;
 pub mod http;
 pub mod input;
@@ -29,6 +32,7 @@ pub mod runs;
 use std::io;
 use std::net::SocketAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -42,6 +46,7 @@ use crate::shard::ShardState;
 use crate::shard::report::add_start_late;
 use crate::sweep::{self, SweepPlan};
 pub use allow::{AllowTarget, Allowlist};
+pub use datadir::DataDir;
 use gate::{Gate, GateLimits};
 use http::{BodyError, Conn, Request};
 pub use input::{ApiError, benchmark_input, fireworks_input, flag, parse_json, sweep_input};
@@ -74,6 +79,9 @@ pub struct ApiConfig {
     pub head_timeout: Duration,
     /// Finished async runs remembered (`--keep-runs`), the oldest forgotten first.
     pub keep_runs: usize,
+    /// `--data-dir`: the directory `dataset` and `tokenizer` paths are relative to. `None`: the
+    /// API refuses both (inline `prompts` still work).
+    pub data_dir: Option<PathBuf>,
 }
 
 impl Default for ApiConfig {
@@ -88,6 +96,7 @@ impl Default for ApiConfig {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             head_timeout: Duration::from_secs_f64(DEFAULT_HEAD_TIMEOUT),
             keep_runs: runs::DEFAULT_KEEP,
+            data_dir: None,
         }
     }
 }
@@ -146,9 +155,10 @@ pub struct ApiServer {
 }
 
 impl ApiServer {
-    /// Binds `cfg.addr` (port 0 picks a free port), resolves the `--allow-target` names once, and
-    /// serves on a background thread.
+    /// Binds `cfg.addr` (port 0 picks a free port), resolves the `--allow-target` names and the
+    /// `--data-dir` once, and serves on a background thread.
     pub fn start(cfg: ApiConfig) -> io::Result<ApiServer> {
+        let data_dir = cfg.data_dir.as_deref().map(DataDir::open).transpose()?;
         let listener = std::net::TcpListener::bind(cfg.addr.as_str())
             .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {}: {e}", cfg.addr)))?;
         let addr = listener.local_addr()?;
@@ -173,6 +183,7 @@ impl ApiServer {
             runs: Arc::new(Runs::new(cfg.keep_runs)),
             cfg,
             allow,
+            data_dir,
             running: Arc::new(AtomicUsize::new(0)),
         });
         let st = Arc::clone(&state);
@@ -217,6 +228,8 @@ struct State {
     cfg: ApiConfig,
     /// `None`: no `--allow-target`, every target allowed.
     allow: Option<Allowlist>,
+    /// `None`: no `--data-dir`, no file may be named.
+    data_dir: Option<DataDir>,
     /// Runs going now, synchronous and async (`--max-runs`).
     running: Arc<AtomicUsize>,
     runs: Arc<Runs>,
@@ -439,8 +452,9 @@ fn benchmark(state: &State, req: &Request, conn: &mut Conn, kind: Kind) -> Reply
             let flags = input::both(flag(&v, "async"), flag(&v, "state"));
             input::both(to_input(&v), flags)
         })
-        .and_then(|(input, (asked, with_state))| {
+        .and_then(|(mut input, (asked, with_state))| {
             realtime_allowed(state, &input)?;
+            data_files(state, &mut input)?;
             let plan = Plan::new(&input, &state.cfg.limits).map_err(ApiError::from)?;
             let (addrs, slot) = admit(state, &plan)?;
             if asked {
@@ -490,8 +504,9 @@ fn start(
 fn sweep(state: &State, req: &Request, conn: &mut Conn) -> Reply {
     let result = json_body(req, conn)
         .and_then(|v| input::both(sweep_input(&v), flag(&v, "async")))
-        .and_then(|(input, asked)| {
+        .and_then(|(mut input, asked)| {
             realtime_allowed(state, &input.base)?;
+            data_files(state, &mut input.base)?;
             let plan = SweepPlan::new(&input, &state.cfg.limits)?;
             let (addrs, slot) = admit(state, &plan.sample)?;
             if asked {
@@ -566,6 +581,59 @@ fn realtime_allowed(state: &State, input: &Input) -> Result<(), ApiError> {
         ));
     }
     Ok(())
+}
+
+/// Why a request may not name a file here.
+pub const MSG_NO_DATA_DIR: &str = "this server has no --data-dir, so a request may not name a \
+    file on it: start pacer serve with --data-dir DIR to allow paths relative to DIR";
+
+/// Points `dataset` and `tokenizer` at the files they name inside `--data-dir`, resolved, or
+/// refuses them (422, one entry for each refused field): before the plan reads anything.
+fn data_files(state: &State, input: &mut Input) -> Result<(), ApiError> {
+    let w = &mut input.workload;
+    let mut errors = Vec::new();
+    for (field, slot) in [("dataset", &mut w.dataset), ("tokenizer", &mut w.tokenizer)] {
+        let Some(given) = slot.as_deref() else {
+            continue;
+        };
+        let msg = match &state.data_dir {
+            None if field == "dataset" => {
+                format!("{MSG_NO_DATA_DIR} (or send the prompts inline, in \"prompts\")")
+            }
+            None => MSG_NO_DATA_DIR.to_string(),
+            Some(dir) => match dir.resolve(given) {
+                Ok(real) => {
+                    *slot = Some(real);
+                    continue;
+                }
+                Err(why) => refusal(field, given, why),
+            },
+        };
+        errors.push(json!({"loc": ["body", field], "msg": msg, "type": "value_error"}));
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError {
+            status: 422,
+            detail: Value::Array(errors),
+        })
+    }
+}
+
+/// A refusal's words: the path as the request gave it (bounded), never what is there.
+fn refusal(field: &str, given: &Path, why: datadir::Refusal) -> String {
+    let given = printable(&given.to_string_lossy());
+    match why {
+        datadir::Refusal::NotInside => format!(
+            "{field} {given}: no such file inside the server's --data-dir (paths are relative \
+             to it; neither .. nor a symbolic link may lead out of it)"
+        ),
+        datadir::Refusal::NotAFile => format!(
+            "{field} {given}: not a regular file (a directory, a pipe or a device) in the \
+             server's --data-dir"
+        ),
+    }
 }
 
 fn read_body(req: &Request, conn: &mut Conn) -> Result<Vec<u8>, ApiError> {

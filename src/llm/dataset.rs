@@ -14,7 +14,8 @@
 //! Any shape may carry `"max_tokens": N` (a whole number from 1), which wins over a reply's length.
 //!
 //! A line that is not one of these shapes, or is not JSON, refuses the whole file before the run,
-//! with its line number. A ShareGPT conversation that is well formed but has nothing to send (no
+//! with its line number; the message quotes at most a short excerpt of the line
+//! ([`super::excerpt`]). A ShareGPT conversation that is well formed but has nothing to send (no
 //! human turn, or no reply when the reply's length is asked for, or an empty one) is skipped and
 //! counted in [`Dataset::skipped`], as vLLM's benchmark skips them: the public ShareGPT files have
 //! thousands. Unlike vLLM, no length filter is applied (vLLM drops prompts over 1024 tokens).
@@ -32,6 +33,7 @@ use std::path::Path;
 use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, SeqAccess, Visitor};
 
+use super::excerpt;
 use super::lengths::LengthDist;
 use super::synth::approx_tokens;
 use super::tokenizer::Tokenizer;
@@ -453,13 +455,14 @@ impl Loader<'_, '_> {
 }
 
 /// serde_json's message without its " at line L column C" (we say the line ourselves), with the
-/// column kept when there is one.
+/// column kept when there is one, and what it quotes of the line cut short ([`excerpt`]): the
+/// API server answers with this.
 fn json_reason(e: &serde_json::Error) -> String {
     let text = e.to_string();
-    let message = match text.rfind(" at line ") {
+    let message = excerpt::bounded(match text.rfind(" at line ") {
         Some(at) => &text[..at],
         None => &text,
-    };
+    });
     if e.column() > 0 {
         format!("{message} (column {})", e.column())
     } else {

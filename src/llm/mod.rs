@@ -2,7 +2,8 @@
 //! means ([`event`]: token, usage, error, done), building the OpenAI-compatible request
 //! payload ([`payload`]), and the workload a run sends: prompts from a data set ([`dataset`]) or
 //! made to a length ([`synth`], [`lengths`]), counted by the model's tokenizer ([`tokenizer`]),
-//! and turned into one request body per distinct prompt ([`bodies`]).
+//! and turned into one request body per distinct prompt ([`bodies`]). [`excerpt`] bounds what
+//! an error quotes of a file's text.
 //!
 //! The response side is pure: no I/O, no clocks. The engine feeds body bytes (already de-chunked
 //! by `http1`) to an [`SseParser`], classifies each event's data with [`classify`], and stamps
@@ -12,6 +13,7 @@
 pub mod bodies;
 pub mod dataset;
 pub mod event;
+pub mod excerpt;
 pub mod lengths;
 pub mod payload;
 pub mod sse;

@@ -81,7 +81,11 @@ impl Tokenizer {
         let path = path.as_ref().to_owned();
         let mut inner = tokenizers::Tokenizer::from_bytes(bytes).map_err(|e| TokenizerError {
             path: path.clone(),
-            reason: format!("not a Hugging Face tokenizer.json: {e}"),
+            // serde quotes what it refused: keep the file's text short (the API answers this).
+            reason: format!(
+                "not a Hugging Face tokenizer.json: {}",
+                super::excerpt::bounded(&e.to_string())
+            ),
         })?;
         // A saved truncation would cap every count; saved padding would inflate short ones.
         inner
