@@ -14,6 +14,10 @@ EXPOSE 80
 # so give it a key, from the environment or as a flag (without one, it warns at start):
 #   docker run -p 8000:80 -e PACER_API_KEY=change-me pacer
 #   docker run -p 8000:80 pacer serve --addr 0.0.0.0:80 --api-key change-me --allow-target 10.0.0.0/8
+# Requests may name data sets and tokenizers ("dataset", "tokenizer") only inside --data-dir; mount
+# one read-only to allow them (without it, both fields are refused):
+#   docker run -p 8000:80 -e PACER_API_KEY=change-me -v "$PWD/data:/data:ro" pacer \
+#     serve --addr 0.0.0.0:80 --data-dir /data
 # Arguments after the image name replace the default command (`docker run --rm pacer demo`).
 ENTRYPOINT ["pacer"]
 CMD ["serve", "--addr", "0.0.0.0:80"]

@@ -536,6 +536,23 @@ fn listen_errors_name_the_address() {
     );
 }
 
+/// A `--data-dir` that is missing or not a directory stops `pacer serve` before it listens.
+#[test]
+fn serve_refuses_a_data_dir_that_is_not_a_directory() {
+    let dir = TempDir::new("serve-datadir");
+    let file = dir.file("f", "x");
+    let missing = dir.arg("missing");
+    for (given, why) in [
+        (missing.as_str(), "No such file or directory"),
+        (file.to_str().unwrap(), "not a directory"),
+    ] {
+        let o = pacer(&["serve", "--addr", "127.0.0.1:0", "--data-dir", given]);
+        assert_eq!(o.status.code(), Some(2), "{given}: {}", stderr(&o));
+        let want = format!("--data-dir {given}: {why}");
+        assert!(stderr(&o).contains(&want), "{}", stderr(&o));
+    }
+}
+
 #[test]
 fn mock_tls_writes_its_ca_to_a_temporary_file_and_says_where() {
     use std::io::{BufRead, BufReader};

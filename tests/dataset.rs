@@ -562,6 +562,27 @@ fn the_api_reads_files_only_inside_its_data_dir() {
             assert!(!r.to_string().contains("TOPSECRET"), "{r}");
         }
     }
+    // A tokenizer.json inside that does not parse: named, and what it quotes of the file is short.
+    let long = "q".repeat(500);
+    data.file("bad_tokenizer.json", &json!({"version": long}).to_string());
+    let body = json!({"token": "t", "url": url, "tokenizer": "bad_tokenizer.json",
+        "input_tokens": 5});
+    let (status, r) = post_json(api.addr(), "/fireworks_benchmark", &body.to_string());
+    assert_eq!(status, 422, "{r}");
+    let errors = field_errors(&r);
+    assert_eq!(errors[0].0, json!(["body", "tokenizer"]), "{r}");
+    assert!(
+        errors[0]
+            .1
+            .contains("bad_tokenizer.json: not a Hugging Face tokenizer.json"),
+        "{}",
+        errors[0].1
+    );
+    assert!(
+        errors[0].1.contains(&format!("'{}…'", &long[..80])),
+        "{}",
+        errors[0].1
+    );
     // Both at once: one 422 with both fields.
     let body = json!({"token": "t", "url": url, "dataset": "../x", "tokenizer": "sub"});
     let (status, r) = post_json(api.addr(), "/fireworks_benchmark", &body.to_string());

@@ -342,8 +342,9 @@ impl<'a> Fields<'a> {
             .push(json!({ "loc": l, "msg": msg, "type": kind }));
     }
 
-    /// The prompts of an LLM run and their lengths (see [`WorkloadInput`]). Paths are on the
-    /// server; whether they can be read is the plan's to say.
+    /// The prompts of an LLM run and their lengths (see [`WorkloadInput`]). Paths are as the
+    /// request gave them: which file they name is `datadir`'s to say (the route resolves them
+    /// before the plan reads anything), whether it parses is the plan's.
     fn workload(&mut self) -> WorkloadInput {
         let dataset = self.field("dataset", Presence::Nullable, string);
         let prompts = self.prompts();

@@ -21,7 +21,9 @@ pub fn document() -> Value {
                 an unknown path answers 404 `{\"detail\": \"Not Found\"}`. When the server runs \
                 with --api-key, every route but GET /health needs `Authorization: Bearer <key>` \
                 or `X-API-Key: <key>`. Limits (--max-qps, --max-duration, --max-workers) default \
-                to the values shown in the field descriptions; a value past one is a 422 naming it."
+                to the values shown in the field descriptions; a value past one is a 422 naming it. \
+                Files a request names (`dataset`, `tokenizer`) are read only inside the server's \
+                --data-dir."
         },
         "paths": {
             "/": {
@@ -477,8 +479,9 @@ fn run_errors(messages_400: &str) -> Value {
             "413": error("Request body over 1 MiB", "HTTPError"),
             "422": error("Malformed JSON, a body that is not an object or not sent as JSON, \
                 a missing field, a wrong type, a non-finite number, an invalid URL, a value \
-                past a server limit, realtime on a server without --allow-realtime, or a data \
-                set or tokenizer that cannot be read or parsed (the path and line named)",
+                past a server limit, realtime on a server without --allow-realtime, a dataset or \
+                tokenizer on a server without --data-dir or not a regular file inside it, or a \
+                data set or tokenizer that cannot be parsed (the path and line named)",
                 "HTTPValidationError"),
             "429": error("--max-runs runs (synchronous and async) are already in progress",
                 "HTTPError"),
@@ -707,9 +710,11 @@ fn workload_fields(limits: &Limits) -> Map<String, Value> {
     };
     let v = json!({
         "dataset": {"type": "string", "nullable": true, "description": "Path of a data set \
-            file on the server: JSON lines with `prompt`, `messages` (chat) or ShareGPT \
+            file relative to the server's --data-dir (an absolute path only if inside it; \
+            without --data-dir, a 422): JSON lines with `prompt`, `messages` (chat) or ShareGPT \
             `conversations` (optionally `max_tokens`), or a ShareGPT JSON array. Requests cycle \
-            through its entries. A malformed line is a 422 naming the line."},
+            through its entries. A path that leaves the directory (`..`, a symbolic link) or is \
+            not a regular file, and a malformed line, are a 422 naming the path or line."},
         "prompts": {"type": "array", "nullable": true, "items": {"type": "string", "minLength": 1},
             "description": "Prompts given inline (for small sets; the request body is capped at \
                 1 MiB). Not with `dataset`."},
@@ -727,9 +732,9 @@ fn workload_fields(limits: &Limits) -> Map<String, Value> {
             "description": "Adds `\"ignore_eos\": true` to the payload (vLLM-compatible \
                 servers then generate max_tokens tokens)."},
         "tokenizer": {"type": "string", "nullable": true, "description": "Path of the model's \
-            Hugging Face tokenizer.json on the server: exact synthetic lengths, and token \
-            counts when the server sends no usage. Without it lengths are approximate \
-            (0.75 words per token)."},
+            Hugging Face tokenizer.json relative to the server's --data-dir (same rules as \
+            `dataset`): exact synthetic lengths, and token counts when the server sends no \
+            usage. Without it lengths are approximate (0.75 words per token)."},
         "prefix_tokens": {"type": "integer", "nullable": true, "minimum": 0, "default": 0,
             "description": "Every synthetic prompt starts with the same this many tokens \
                 (prefix caching); needs `input_tokens`."},
@@ -797,7 +802,8 @@ fn workload_config() -> Map<String, Value> {
             "ignore_eos": {"type": "boolean"},
             "prompts": {"type": "string", "enum": ["dataset", "inline", "synthetic", "prompt"],
                 "description": "Where an LLM run's prompts come from (only with a workload)."},
-            "dataset": {"type": "string"},
+            "dataset": {"type": "string", "description": "The file read: through the API, \
+                its resolved path inside the server's --data-dir."},
             "prompt_entries": {"type": "integer",
                 "description": "Entries the requests cycle through."},
             "dataset_skipped": {"type": "integer",
@@ -810,7 +816,8 @@ fn workload_config() -> Map<String, Value> {
             "output_tokens": {"type": "string"},
             "output_len_from_dataset": {"type": "boolean"},
             "prefix_tokens": {"type": "integer"},
-            "tokenizer": {"type": "string"},
+            "tokenizer": {"type": "string", "description": "The file read: through the API, \
+                its resolved path inside the server's --data-dir."},
             "token_lengths": {"type": "string", "enum": ["exact", "approximate"],
                 "description": "exact with a tokenizer, else approximate (0.75 words per token)."}
     });
@@ -1201,6 +1208,13 @@ mod tests {
             "output_tokens_source",
         ] {
             assert!(r[field].is_object(), "{field}");
+        }
+        for field in ["dataset", "tokenizer"] {
+            let text = f[field]["description"].as_str().unwrap();
+            assert!(
+                text.contains("relative to the server's --data-dir"),
+                "{text}"
+            );
         }
         for field in [
             "dataset",

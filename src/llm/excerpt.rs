@@ -2,7 +2,8 @@
 //!
 //! serde quotes the values it refuses (`invalid type: string "…", expected a sequence`,
 //! ``unknown variant `…` ``), so a parse error of a data set line or a `tokenizer.json` can carry
-//! the file's text. The API server reads those files on a request's behalf and answers with the
+//! the file's text, and the `tokenizers` crate its own (``Unknown tokenizer version '…'``). The
+//! API server reads those files on a request's behalf and answers with the
 //! error, so every quoted run is cut to [`MAX_EXCERPT_CHARS`] and the whole message to
 //! [`MAX_MESSAGE_CHARS`]: enough to find the bad value, never the file.
 
@@ -13,7 +14,7 @@ pub const MAX_EXCERPT_CHARS: usize = 80;
 /// words and lists of expected names are far shorter).
 pub const MAX_MESSAGE_CHARS: usize = 400;
 
-/// `message` with each `"…"` run (backslash escapes honoured) and each `` `…` `` run cut to
+/// `message` with each `"…"` run (backslash escapes honoured), each `` `…` `` and each `'…'` run cut to
 /// [`MAX_EXCERPT_CHARS`] characters, an ellipsis marking the cut, and the whole cut to
 /// [`MAX_MESSAGE_CHARS`].
 pub fn bounded(message: &str) -> String {
@@ -27,7 +28,7 @@ pub fn bounded(message: &str) -> String {
         }
         out.push(c);
         total += 1;
-        if c != '"' && c != '`' {
+        if !matches!(c, '"' | '`' | '\'') {
             continue;
         }
         let close = c;
@@ -88,6 +89,11 @@ mod tests {
         assert_eq!(
             bounded(&m),
             format!("unknown variant `{}…`, expected `BPE`", "s".repeat(80))
+        );
+        let m = format!("Unknown tokenizer version '{long}'");
+        assert_eq!(
+            bounded(&m),
+            format!("Unknown tokenizer version '{}…'", "s".repeat(80))
         );
         // An escaped quote does not end the run; the cut still holds past it.
         let m = format!("string \"{}\\\"{long}\" end", "a".repeat(10));
