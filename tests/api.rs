@@ -100,11 +100,7 @@ fn post(addr: SocketAddr, path: &str, body: &str) -> Resp {
     )
 }
 
-/// A loopback port with nothing listening.
-fn closed_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
+use util::closed_port;
 
 /// A keep-alive target answering every request with `response`, until the test process ends.
 fn target(response: &'static [u8]) -> SocketAddr {
@@ -246,7 +242,12 @@ fn check(a: SocketAddr, path: &str, resp: Resp, want: &Want, what: &str) {
 
 #[test]
 fn bad_benchmark_bodies() {
-    let api = start(config());
+    let data = util::TempDir::new("api-bad-bodies");
+    data.file("not-a-ca.pem", "not a certificate\n");
+    let api = start(ApiConfig {
+        data_dir: Some(data.0.clone()),
+        ..config()
+    });
     let a = api.addr();
     let ok = r#""url": "http://127.0.0.1:9/", "qps": 1, "duration": 1"#;
     let cases: Vec<(&str, String, Want)> = vec![
@@ -385,10 +386,25 @@ fn bad_benchmark_bodies() {
     raw.extend_from_slice(b"0\r\n\r\n");
     assert_eq!(exchange(a, &raw).status, 413);
 
-    // A run that cannot start (its CA file does not exist) is a 500, and the server goes on.
+    // A CA file outside the server's --data-dir is refused before the run, by its field.
     let body = format!(
         r#"{{"url": "https://127.0.0.1:{}/", "qps": 1, "duration": 1,
-            "ca_cert": "/nonexistent/ca.pem"}}"#,
+            "ca_cert": "/etc/ssl/certs/ca-certificates.crt"}}"#,
+        closed_port()
+    );
+    let r = post(a, "/benchmark", &body);
+    assert_eq!(r.status, 422, "{}", r.raw);
+    assert_eq!(
+        r.body["detail"][0]["loc"],
+        json!(["body", "ca_cert"]),
+        "{}",
+        r.raw
+    );
+    // A run that cannot start (its CA file, inside the data dir, is no certificate) is a 500,
+    // and the server goes on.
+    let body = format!(
+        r#"{{"url": "https://127.0.0.1:{}/", "qps": 1, "duration": 1,
+            "ca_cert": "not-a-ca.pem"}}"#,
         closed_port()
     );
     let r = post(a, "/benchmark", &body);
@@ -1709,7 +1725,12 @@ fn cancelling_a_long_run_accounts_every_request() {
 
 #[test]
 fn unknown_runs_are_404_and_a_run_that_could_not_start_failed() {
-    let api = start(config());
+    let data = util::TempDir::new("api-async-fail");
+    data.file("not-a-ca.pem", "not a certificate\n");
+    let api = start(ApiConfig {
+        data_dir: Some(data.0.clone()),
+        ..config()
+    });
     let a = api.addr();
     let missing = "no such run (this server remembers every running run and the last 32 finished)";
     for r in [
@@ -1757,9 +1778,9 @@ fn unknown_runs_are_404_and_a_run_that_could_not_start_failed() {
     assert_eq!(r.status, 400);
     assert_eq!(get(a, "/runs").body["runs"], json!([]));
 
-    // A run that cannot start (its CA file does not exist) fails with the sync request's 500.
+    // A run that cannot start (its CA file is no certificate) fails with the sync request's 500.
     let body = json!({"url": format!("https://127.0.0.1:{}/", closed_port()), "qps": 1,
-        "duration": 1, "ca_cert": "/nonexistent/ca.pem"});
+        "duration": 1, "ca_cert": "not-a-ca.pem"});
     let id = start_async(a, "/benchmark", body);
     let s = poll(a, &id, Duration::from_secs(10), ended);
     assert_eq!(s["state"], json!("failed"));

@@ -712,10 +712,7 @@ fn a_real_run_renders_with_the_text_reports_units() {
 fn a_real_run_without_answers_renders_no_data() {
     let dir = TempDir::new("refused");
     let page = dir.0.join("run.html");
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = util::closed_port();
     let o = Command::new(env!("CARGO_BIN_EXE_pacer"))
         .args([
             "bench",

@@ -587,12 +587,18 @@ fn realtime_allowed(state: &State, input: &Input) -> Result<(), ApiError> {
 pub const MSG_NO_DATA_DIR: &str = "this server has no --data-dir, so a request may not name a \
     file on it: start pacer serve with --data-dir DIR to allow paths relative to DIR";
 
-/// Points `dataset` and `tokenizer` at the files they name inside `--data-dir`, resolved, or
-/// refuses them (422, one entry for each refused field): before the plan reads anything.
+/// Points `dataset`, `tokenizer` and `ca_cert` at the files they name inside `--data-dir`,
+/// resolved, or refuses them (422, one entry for each refused field): before the plan reads
+/// anything. The CLI's flags are the user's own and read any path.
 fn data_files(state: &State, input: &mut Input) -> Result<(), ApiError> {
     let w = &mut input.workload;
+    let mut ca_cert = input.ca_cert.as_deref().map(PathBuf::from);
     let mut errors = Vec::new();
-    for (field, slot) in [("dataset", &mut w.dataset), ("tokenizer", &mut w.tokenizer)] {
+    for (field, slot) in [
+        ("dataset", &mut w.dataset),
+        ("tokenizer", &mut w.tokenizer),
+        ("ca_cert", &mut ca_cert),
+    ] {
         let Some(given) = slot.as_deref() else {
             continue;
         };
@@ -611,6 +617,7 @@ fn data_files(state: &State, input: &mut Input) -> Result<(), ApiError> {
         };
         errors.push(json!({"loc": ["body", field], "msg": msg, "type": "value_error"}));
     }
+    input.ca_cert = ca_cert.map(|p| p.to_string_lossy().into_owned());
     if errors.is_empty() {
         Ok(())
     } else {

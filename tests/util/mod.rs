@@ -2,7 +2,7 @@
 //! real binary, and temporary files.
 #![allow(dead_code)]
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use std::sync::mpsc;
@@ -41,12 +41,18 @@ pub fn llm_mock() -> MockServer {
     })
 }
 
-/// A loopback port with nothing listening (bound, then released).
+/// A loopback port with nothing listening: bound and never listened on, and held for the
+/// test process's life. A connection to it is refused, and neither another test's listener nor
+/// a connection's own source port (a self-connect) can take it, as they could a port bound and
+/// released (a test once saw 2 of 10 "refused" requests answered by another test's server).
 pub fn closed_port() -> u16 {
-    let l = TcpListener::bind(loopback()).unwrap();
-    let port = l.local_addr().unwrap().port();
-    drop(l);
-    port
+    use rustix::net::{AddressFamily, SocketType, bind, getsockname, socket};
+    static HELD: std::sync::Mutex<Vec<std::os::fd::OwnedFd>> = std::sync::Mutex::new(Vec::new());
+    let fd = socket(AddressFamily::INET, SocketType::STREAM, None).unwrap();
+    bind(&fd, &loopback()).unwrap();
+    let addr = SocketAddr::try_from(getsockname(&fd).unwrap()).unwrap();
+    HELD.lock().unwrap().push(fd);
+    addr.port()
 }
 
 pub fn input(url: &str, qps: f64, duration: f64) -> Input {
