@@ -530,7 +530,7 @@ fn run_fields(limits: &Limits, workers_default: Value, timeout_default: f64) -> 
         "max_lateness": {"type": "number", "nullable": true, "minimum": 0, "maximum": 1,
             "description": "Seconds a send may wait so that sends due within it share one wake-up of a thread (never early); default 0.00005, at most one mean send interval of a thread. 0 wakes for every send."},
         "ca_cert": {"type": "string", "nullable": true,
-            "description": "Path of a PEM file with an extra trusted CA."},
+            "description": "A PEM file with an extra trusted CA, relative to the server's --data-dir (a server without one refuses the field: 422)."},
         "insecure": {"type": "boolean", "nullable": true, "default": false,
             "description": "Skip TLS certificate verification."},
         "realtime": {"type": "boolean", "nullable": true, "default": false,
