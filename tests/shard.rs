@@ -92,11 +92,21 @@ fn plan_args(url: &str) -> Vec<String> {
 
 /// Runs the plan as `n` shard processes started together; their states.
 fn run_shards(url: &str, n: u32, dir: &Path) -> Vec<PathBuf> {
+    run_shards_with(url, n, dir, &[])
+        .into_iter()
+        .map(|(state, _)| state)
+        .collect()
+}
+
+/// Runs the plan, with `extra` arguments, as `n` shard processes started together (one
+/// `--start-at`); their states and JSON reports.
+fn run_shards_with(url: &str, n: u32, dir: &Path, extra: &[&str]) -> Vec<(PathBuf, Value)> {
     let start = start_in(1.5);
     let children: Vec<(PathBuf, Child)> = (0..n)
         .map(|i| {
             let state = dir.join(format!("shard-{i}.json"));
             let mut args = plan_args(url);
+            args.extend(extra.iter().map(|a| a.to_string()));
             args.extend([
                 "--shard".into(),
                 format!("{i}/{n}"),
@@ -104,6 +114,7 @@ fn run_shards(url: &str, n: u32, dir: &Path) -> Vec<PathBuf> {
                 start.clone(),
                 "--state".into(),
                 state.display().to_string(),
+                "--json".into(),
             ]);
             (state, spawn(&args, &[]))
         })
@@ -112,8 +123,8 @@ fn run_shards(url: &str, n: u32, dir: &Path) -> Vec<PathBuf> {
         .into_iter()
         .map(|(state, child)| {
             let out = wait_bounded(child, Duration::from_secs(60), "a shard");
-            ok(&out, "a shard");
-            state
+            let report = serde_json::from_str(&ok(&out, "a shard")).expect("a JSON report");
+            (state, report)
         })
         .collect()
 }
@@ -316,14 +327,156 @@ fn merge_refusals_name_the_states() {
     let text = std::fs::read_to_string(&paths[1]).unwrap();
     std::fs::write(
         &newer,
-        text.replacen("\"pacer_state\":1", "\"pacer_state\":2", 1),
+        text.replacen("\"pacer_state\":2", "\"pacer_state\":3", 1),
     )
     .unwrap();
     let (code, msg) = merge(&[paths[0].clone(), newer]);
     assert_eq!(code, Some(2));
     assert!(
-        msg.contains("newer.json is a shard state of version 2"),
+        msg.contains("newer.json is a shard state of version 3"),
         "{msg}"
+    );
+    // Another --interval: the same plan, but its timeline cannot be added to the others'.
+    let coarse = dir.join("coarse.json");
+    let mut args = plan_args(&url);
+    args.extend([
+        "--interval".into(),
+        "2s".into(),
+        "--shard".into(),
+        "1/2".into(),
+        "--state".into(),
+        coarse.display().to_string(),
+    ]);
+    ok(
+        &wait_bounded(spawn(&args, &[]), Duration::from_secs(60), "coarse"),
+        "coarse",
+    );
+    let (code, msg) = merge(&[paths[0].clone(), coarse]);
+    assert_eq!(code, Some(2));
+    assert!(
+        msg.contains("different intervals") && msg.contains("2 s: ") && msg.contains("coarse.json"),
+        "{msg}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The timeline's figures of each row, by name.
+fn column(rows: &[Value], key: &str) -> Vec<u64> {
+    rows.iter().map(|r| r[key].as_u64().unwrap()).collect()
+}
+
+/// A run in 3 shards with one `--start-at` merges into one timeline: each interval is the sum
+/// of the shards' same interval; the scheduled counts (placed by intended time, so fixed by the
+/// plan) equal one process's interval by interval; sent and successes add up to the totals.
+/// A version-1 state among them still merges, without a timeline, saying why.
+#[test]
+fn shards_merge_into_one_timeline_on_their_common_start() {
+    let dir = tempdir("timeline");
+    let mock = util::mock_ok();
+    let url = format!("{}/", mock.url());
+    let interval = ["--interval", "0.5s"];
+    let single = wait_bounded(
+        spawn(
+            &[
+                plan_args(&url),
+                interval.iter().map(|s| s.to_string()).collect(),
+                vec!["--json".into()],
+            ]
+            .concat(),
+            &[],
+        ),
+        Duration::from_secs(60),
+        "one process",
+    );
+    let one: Value = serde_json::from_str(&ok(&single, "one process")).unwrap();
+    let shards = run_shards_with(&url, 3, &dir, &interval);
+    let paths: Vec<PathBuf> = shards.iter().map(|(p, _)| p.clone()).collect();
+    let merged = merge_json(&paths);
+
+    let rows = merged["timeline"].as_array().expect("a merged timeline");
+    let elapsed = merged["elapsed"].as_f64().unwrap();
+    assert_eq!(
+        rows.len(),
+        (elapsed / 0.5).ceil() as usize,
+        "elapsed {elapsed}"
+    );
+    for (k, r) in rows.iter().enumerate() {
+        assert_eq!(r["start"].as_f64().unwrap(), k as f64 * 0.5);
+    }
+    // The plan decides the scheduled counts: 60 per half second, in one process or three.
+    let one_rows = one["timeline"].as_array().unwrap();
+    let scheduled = column(rows, "scheduled");
+    let mut single_scheduled = column(one_rows, "scheduled");
+    single_scheduled.resize(scheduled.len().max(single_scheduled.len()), 0);
+    let mut merged_scheduled = scheduled.clone();
+    merged_scheduled.resize(single_scheduled.len(), 0);
+    assert_eq!(merged_scheduled, single_scheduled);
+    assert_eq!(&scheduled[..4], &[60, 60, 60, 60]);
+    for key in ["scheduled", "sent", "successes"] {
+        let sum: u64 = column(rows, key).iter().sum();
+        assert_eq!(sum, 240, "{key}");
+        assert_eq!(sum, column(one_rows, key).iter().sum::<u64>(), "{key}");
+    }
+    // Each interval is the sum of the shards' own reports' same interval (one start: no shift).
+    for key in [
+        "scheduled",
+        "sent",
+        "completed",
+        "successes",
+        "errors",
+        "not_sent",
+    ] {
+        let mut want = vec![0u64; rows.len()];
+        for (_, report) in &shards {
+            let theirs = report["timeline"].as_array().unwrap();
+            assert!(theirs.len() <= rows.len());
+            for (k, x) in column(theirs, key).into_iter().enumerate() {
+                want[k] += x;
+            }
+        }
+        assert_eq!(column(rows, key), want, "{key}");
+    }
+    // Every interval with responses has its percentiles, ordered.
+    for r in rows.iter().filter(|r| r["completed"].as_u64() > Some(0)) {
+        let (p50, p99) = (
+            r["response_time_p50"].as_f64().unwrap(),
+            r["response_time_p99"].as_f64().unwrap(),
+        );
+        assert!(0.0 < p50 && p50 <= p99, "{r}");
+    }
+    let a = &merged["timeline_alignment"];
+    assert_eq!(a["off_grid"], 0.0, "{a}");
+    assert_eq!(a["interval"], 0.5, "{a}");
+    // The clock: the common start in Unix time; no monotonic reading (each machine has its own).
+    let states = states_of(&paths);
+    let start = states[0].start_unix_ns;
+    assert!(states.iter().all(|s| s.start_unix_ns == start));
+    assert_eq!(
+        merged["clock"],
+        serde_json::json!({"unix_start": start as f64 / 1e9})
+    );
+    for (_, report) in &shards {
+        assert!(
+            (report["clock"]["unix_start"].as_f64().unwrap() - start as f64 / 1e9).abs() < 1e-6
+        );
+    }
+
+    // Shard 2's state as the pacer before the timeline wrote it (version 1).
+    let text = std::fs::read_to_string(&paths[2]).unwrap();
+    let mut v: Value = serde_json::from_str(&text).unwrap();
+    v["pacer_state"] = 1.into();
+    v.as_object_mut().unwrap().remove("timeline");
+    let old = dir.join("old.json");
+    std::fs::write(&old, v.to_string()).unwrap();
+    let merged_old = merge_json(&[paths[0].clone(), paths[1].clone(), old.clone()]);
+    assert_eq!(merged_old["total_requests"], 240);
+    assert!(merged_old.get("timeline").is_none());
+    let why = merged_old["timeline_alignment"]["omitted"]
+        .as_str()
+        .unwrap();
+    assert!(
+        why.contains("old.json") && why.contains("version 1"),
+        "{why}"
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }

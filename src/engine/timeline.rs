@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 
 use super::outcome::{Completed, Failure, Outcome};
 use crate::plan::defaults::MAX_INTERVALS;
+use crate::stats::histogram::BUCKETS;
 use crate::stats::{Histogram, bucket_of};
 
 /// Bits of a cell that hold its count; the bucket index sits above them.
@@ -114,6 +115,56 @@ impl SparseHistogram {
         Some(self.max)
     }
 
+    /// The non-empty buckets, ascending, as (bucket index, count): what a shard's state keeps.
+    pub fn nonempty(&self) -> impl Iterator<Item = (usize, u64)> + '_ {
+        self.cells
+            .iter()
+            .map(|c| ((c >> COUNT_BITS) as usize, c & COUNT_MASK))
+    }
+
+    /// The smallest and largest sample, None when empty.
+    pub fn extremes(&self) -> Option<(f64, f64)> {
+        (!self.cells.is_empty()).then_some((self.min, self.max))
+    }
+
+    /// The histogram [`SparseHistogram::nonempty`] and [`SparseHistogram::extremes`] describe,
+    /// checked (it may come from another machine's state): buckets strictly ascending and
+    /// within `stats::Histogram`'s, counts from 1 to 2^56 − 1, extremes finite, non-negative,
+    /// ordered, and in the first and last bucket.
+    pub fn from_parts(
+        buckets: &[(usize, u64)],
+        extremes: Option<(f64, f64)>,
+    ) -> Result<SparseHistogram, &'static str> {
+        let Some((min, max)) = extremes else {
+            return match buckets {
+                [] => Ok(SparseHistogram::default()),
+                _ => Err("a histogram with counts has no smallest and largest sample"),
+            };
+        };
+        let (Some(&(first, _)), Some(&(last, _))) = (buckets.first(), buckets.last()) else {
+            return Err("an empty histogram has a smallest and largest sample");
+        };
+        if !(min.is_finite() && max.is_finite() && 0.0 <= min && min <= max) {
+            return Err("a histogram's smallest and largest samples are not ordered times");
+        }
+        if bucket_of(min) != first || bucket_of(max) != last {
+            return Err("a histogram's smallest or largest sample lies outside its buckets");
+        }
+        let mut cells = Vec::with_capacity(buckets.len());
+        let mut prev = None;
+        for &(b, n) in buckets {
+            if b >= BUCKETS || prev.is_some_and(|p| p >= b) {
+                return Err("histogram buckets are not ascending within the known ones");
+            }
+            if n == 0 || n > COUNT_MASK {
+                return Err("a histogram bucket's count is 0 or too large");
+            }
+            prev = Some(b);
+            cells.push(((b as u64) << COUNT_BITS) | n);
+        }
+        Ok(SparseHistogram { cells, min, max })
+    }
+
     /// Adds another histogram's counts (a merge of two sorted lists).
     pub fn merge(&mut self, other: &SparseHistogram) {
         if other.cells.is_empty() {
@@ -192,6 +243,8 @@ impl AddAssign<&Interval> for Interval {
 #[derive(Clone, Debug, Default)]
 pub struct Timeline {
     t0: Option<Instant>,
+    /// Rebuilt from elsewhere (shards' states): on, with rows, but no `t0` to record against.
+    rebuilt: bool,
     interval_ns: u64,
     intervals: Vec<Interval>,
     /// The latest moment any figure was placed at, in nanoseconds after `t0`.
@@ -226,13 +279,34 @@ impl Timeline {
                 .max(1),
             intervals: Vec::new(),
             last_ns: 0,
+            rebuilt: false,
         }
     }
 
-    /// Whether it records: a run's lanes turn it on; a default one (a run that never started,
-    /// statistics rebuilt from elsewhere) is off and has no rows.
+    /// A timeline rebuilt from its parts (a merge of shards' states): it has rows but records
+    /// nothing more. `last_ns` is the latest moment placed, in nanoseconds from its start.
+    pub fn rebuilt(interval: Duration, mut intervals: Vec<Interval>, last_ns: u64) -> Timeline {
+        intervals.truncate(MAX_INTERVALS);
+        Timeline {
+            t0: None,
+            interval_ns: u64::try_from(interval.as_nanos())
+                .unwrap_or(u64::MAX)
+                .max(1),
+            intervals,
+            last_ns,
+            rebuilt: true,
+        }
+    }
+
+    /// Whether it has rows: a run's lanes turn it on, as does rebuilding it from states; a
+    /// default one (a run that never started, statistics rebuilt without it) is off.
     pub fn is_on(&self) -> bool {
-        self.t0.is_some()
+        self.t0.is_some() || self.rebuilt
+    }
+
+    /// The latest moment anything was placed at, in nanoseconds from the start.
+    pub fn last_ns(&self) -> u64 {
+        self.last_ns
     }
 
     pub fn interval(&self) -> Duration {
@@ -302,7 +376,7 @@ impl Timeline {
     /// The report's rows: one per interval from the start to the run's end (`elapsed`, or the
     /// last moment placed if later), empty ones included. Empty for a timeline that is off.
     pub fn entries(&self, elapsed: Duration) -> Vec<Entry> {
-        if self.t0.is_none() {
+        if !self.is_on() {
             return Vec::new();
         }
         let i_ns = self.interval_ns;
@@ -343,10 +417,10 @@ impl Timeline {
 
 impl AddAssign for Timeline {
     fn add_assign(&mut self, b: Timeline) {
-        if b.t0.is_none() {
+        if !b.is_on() {
             return;
         }
-        if self.t0.is_none() {
+        if !self.is_on() {
             *self = b;
             return;
         }

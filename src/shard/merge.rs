@@ -9,10 +9,13 @@
 //! - `elapsed` runs from the earliest shard's start to the latest shard's end (wall clock).
 //! - The start skew is the spread of the moments the shards really began: each shard's start, or
 //!   when it was ready if that was later.
+//! - The timeline: each shard's intervals placed on one grid from the earliest start, and added
+//!   interval by interval, histogram bucket by bucket ([`super::timeline`] says how, and when
+//!   there is none).
 //!
 //! Refused, in this order: no states; a state newer than this pacer reads; states of different
 //! plans (fingerprints); states split into different numbers of shards; duplicate or missing
-//! shards; a timing family that does not unpack.
+//! shards; timelines of different intervals; a timing family or timeline that does not unpack.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -22,6 +25,8 @@ use serde_json::{Value, json};
 use super::ShardIndex;
 use super::state::{Counts, PlanEcho, STATE_VERSION, ShardState};
 use super::time::{UnixNanos, format_rfc3339, secs_between};
+use super::timeline::{Alignment, TimelineFold, align};
+use crate::engine::Timeline;
 use crate::health::HealthInput;
 use crate::stats::Recorder;
 use crate::stats::pack::{PackError, unpack_base64};
@@ -56,6 +61,10 @@ pub struct Merged {
     /// What the whole run's `health` is judged from: every shard's threads and counts (None
     /// when a state did not carry it).
     pub health: Option<HealthInput>,
+    /// The run's timeline, intervals from the earliest start (None when `alignment` says why).
+    pub timeline: Option<Timeline>,
+    /// How the shards' timelines were placed on the run's, or why it has none.
+    pub alignment: Alignment,
 }
 
 /// One shard as the merged report lists it.
@@ -94,6 +103,12 @@ pub enum MergeError {
     Timing {
         source: String,
         family: String,
+        error: PackError,
+    },
+    /// Timeline intervals (nanoseconds) and the states that have each.
+    DifferentIntervals(Vec<(u64, Vec<String>)>),
+    Timeline {
+        source: String,
         error: PackError,
     },
 }
@@ -154,6 +169,18 @@ impl fmt::Display for MergeError {
                 family,
                 error,
             } => write!(f, "{source}: {family}: {error}"),
+            MergeError::DifferentIntervals(groups) => {
+                f.write_str(
+                    "the states' timelines have different intervals (--interval must be the \
+                     same in every shard):",
+                )?;
+                for (ns, sources) in groups {
+                    let secs = std::time::Duration::from_nanos(*ns).as_secs_f64();
+                    write!(f, " {secs} s: {};", sources.join(", "))?;
+                }
+                Ok(())
+            }
+            MergeError::Timeline { source, error } => write!(f, "{source}: timeline: {error}"),
         }
     }
 }
@@ -176,11 +203,12 @@ fn groups<K: Ord + Clone>(
 pub fn merge(mut states: Vec<(String, ShardState)>) -> Result<Merged, MergeError> {
     check(&states)?;
     states.sort_by_key(|(_, s)| s.shard);
+    let alignment = align(&states);
     let mut states = states.into_iter();
     let Some((source, first)) = states.next() else {
         return Err(MergeError::NoStates);
     };
-    let mut fold = Fold::new(&first);
+    let mut fold = Fold::new(&first, alignment);
     fold.add(&source, first)?;
     for (source, s) in states {
         fold.add(&source, s)?;
@@ -228,6 +256,16 @@ pub fn check(states: &[(String, ShardState)]) -> Result<(), MergeError> {
             missing,
         });
     }
+    // The interval is no part of the plan's fingerprint (it decides nothing about what is
+    // sent), but intervals of different lengths cannot be added.
+    let intervals = groups(states, |s| s.timeline.as_ref().map(|t| t.interval_ns));
+    let intervals: Vec<(u64, Vec<String>)> = intervals
+        .into_iter()
+        .filter_map(|(ns, sources)| ns.map(|ns| (ns, sources)))
+        .collect();
+    if intervals.len() > 1 {
+        return Err(MergeError::DifferentIntervals(intervals));
+    }
     Ok(())
 }
 
@@ -254,11 +292,14 @@ pub struct Fold {
     /// None as soon as one state lacks it: a verdict on part of the run is not the run's.
     health: Option<HealthInput>,
     states: usize,
+    alignment: Alignment,
+    timeline: TimelineFold,
 }
 
 impl Fold {
-    /// A merge whose plan is `first`'s (the states were checked to share it).
-    pub fn new(first: &ShardState) -> Fold {
+    /// A merge whose plan is `first`'s (the states were checked to share it), placing the
+    /// shards' timelines as `alignment` ([`align`] of every state) says.
+    pub fn new(first: &ShardState, alignment: Alignment) -> Fold {
         Fold {
             plan: first.plan.clone(),
             fingerprint: first.fingerprint.clone(),
@@ -277,6 +318,8 @@ impl Fold {
             last_dispatch: None,
             health: None,
             states: 0,
+            alignment,
+            timeline: TimelineFold::default(),
         }
     }
 
@@ -290,6 +333,15 @@ impl Fold {
                 error,
             })?;
             self.timings.entry(family.clone()).or_default().merge(r);
+        }
+        if let (Alignment::Aligned { shifts, .. }, Some(t)) = (&self.alignment, &s.timeline) {
+            let shift = shifts.get(s.shard.index() as usize).copied().unwrap_or(0);
+            self.timeline
+                .add(t, shift)
+                .map_err(|error| MergeError::Timeline {
+                    source: source.to_string(),
+                    error,
+                })?;
         }
         self.health = match (self.states, self.health.take(), s.health) {
             (0, _, h) => h,
@@ -389,18 +441,25 @@ impl Fold {
             percentile_rank_error: sketched.then_some(RANK_ERROR),
             interrupted: self.interrupted,
             health,
+            timeline: match &self.alignment {
+                Alignment::Aligned { interval_ns, .. } => Some(self.timeline.finish(*interval_ns)),
+                Alignment::Omitted { .. } => None,
+            },
+            alignment: self.alignment,
         }
     }
 }
 
 impl Merged {
     /// The fields a merged report has beyond a run's: `shards` (one line per shard),
-    /// `start_skew`, `fingerprint`, and `percentile_rank_error` when a sketch was read.
+    /// `start_skew`, `fingerprint`, `timeline_alignment`, and `percentile_rank_error` when a
+    /// sketch was read.
     pub fn shard_fields(&self) -> Vec<(&'static str, Value)> {
         let mut out = vec![
             ("shards", json!(self.per_shard)),
             ("start_skew", json!(self.start_skew)),
             ("fingerprint", json!(self.fingerprint)),
+            ("timeline_alignment", self.alignment.to_json()),
         ];
         if let Some(e) = self.percentile_rank_error {
             out.push(("percentile_rank_error", json!(e)));
@@ -412,8 +471,10 @@ impl Merged {
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
+    use crate::engine::timeline::Interval;
     use crate::rng::SplitMix64;
     use crate::shard::state::{CLOCK, STATE_VERSION, StateError};
+    use crate::shard::timeline::StateTimeline;
     use crate::stats::EXACT_LIMIT;
     use crate::stats::pack::pack_base64;
     use crate::stats::percentile_linear;
@@ -526,7 +587,28 @@ pub(super) mod tests {
                 send_interval: Some(0.5),
                 num_workers: 10,
             }),
+            timeline: StateTimeline::of(&timeline(i, k)),
         }
+    }
+
+    /// Shard `i`'s timeline: its `k` successes spread over ten 1 s intervals, with a response
+    /// time each.
+    pub(in crate::shard) fn timeline(i: u32, k: usize) -> Timeline {
+        let xs = shard_samples(i, k);
+        let mut intervals = vec![Interval::default(); 10];
+        for (j, &x) in xs.iter().enumerate() {
+            let iv = &mut intervals[j % 10];
+            iv.n.scheduled += 1;
+            iv.n.sent += 1;
+            iv.n.completed += 1;
+            iv.n.successes += 1;
+            iv.response_time.record(x);
+        }
+        Timeline::rebuilt(
+            std::time::Duration::from_secs(1),
+            intervals,
+            10 * SEC as u64,
+        )
     }
 
     fn named(states: Vec<ShardState>) -> Vec<(String, ShardState)> {
@@ -684,6 +766,46 @@ pub(super) mod tests {
         }
     }
 
+    /// Shards on one start merge into one timeline: every interval the sum of the shards'; a
+    /// version-1 state (no timeline) still merges, and the run then has none, saying why.
+    #[test]
+    fn timelines_merge_interval_by_interval_and_old_states_omit_them() {
+        let states: Vec<_> = (0..3).map(|i| state(i, 3, 500 + i as usize, 0)).collect();
+        let m = merge(named(states.clone())).unwrap();
+        let t = m.timeline.as_ref().expect("a timeline");
+        assert_eq!(t.intervals().len(), 10);
+        for (k, iv) in t.intervals().iter().enumerate() {
+            let mut want = Interval::default();
+            for i in 0..3 {
+                want += &timeline(i, 500 + i as usize).intervals()[k];
+            }
+            assert_eq!(*iv, want, "interval {k}");
+        }
+        let sent: u64 = t.intervals().iter().map(|iv| iv.n.sent).sum();
+        assert_eq!(sent, 1503);
+        assert!(matches!(
+            m.alignment,
+            Alignment::Aligned { off_grid_ns: 0, .. }
+        ));
+
+        // A version-1 line, as the pacer before the timeline wrote it.
+        let mut v: Value = serde_json::from_str(&states[1].to_line()).unwrap();
+        v["pacer_state"] = json!(1);
+        v.as_object_mut().unwrap().remove("timeline");
+        let old = ShardState::parse(&v.to_string(), "old.json").unwrap();
+        assert_eq!((old.pacer_state, old.timeline.is_none()), (1, true));
+        let mut mixed = named(states.clone());
+        mixed[1] = ("old.json".into(), old);
+        let m = merge(mixed).unwrap();
+        assert!(m.timeline.is_none());
+        assert_eq!(m.counts.successes, 1503, "the rest merges as before");
+        let Alignment::Omitted { why, .. } = &m.alignment else {
+            panic!("{:?}", m.alignment)
+        };
+        assert!(why.starts_with("old.json carries no timeline"), "{why}");
+        assert!(why.contains("state version 1"), "{why}");
+    }
+
     #[test]
     fn refusals_name_what_is_wrong() {
         let three = || (0..3).map(|i| state(i, 3, 10, 0)).collect::<Vec<_>>();
@@ -745,6 +867,29 @@ pub(super) mod tests {
             }
         );
 
+        let mut intervals = three();
+        if let Some(t) = intervals[2].timeline.as_mut() {
+            t.interval_ns = 500_000_000;
+        }
+        let e = merge(named(intervals)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the states' timelines have different intervals (--interval must be the same in \
+             every shard): 0.5 s: shard-2.json; 1 s: shard-0.json, shard-1.json;"
+        );
+
+        let mut torn = three();
+        if let Some(t) = torn[1].timeline.as_mut() {
+            t.intervals = "AQ==".into();
+        }
+        assert_eq!(
+            merge(named(torn)).unwrap_err(),
+            MergeError::Timeline {
+                source: "shard-1.json".into(),
+                error: PackError::Truncated
+            }
+        );
+
         let mut broken = three();
         broken[0].timings.insert("latency".into(), "AQ==".into());
         let e = merge(named(broken)).unwrap_err();
@@ -759,7 +904,7 @@ pub(super) mod tests {
     fn states_round_trip_through_lines_and_logs() {
         let s = state(1, 2, 500, 0);
         let line = s.to_line();
-        assert!(line.starts_with("{\"pacer_state\":1,") && !line.contains('\n'));
+        assert!(line.starts_with("{\"pacer_state\":2,") && !line.contains('\n'));
         assert_eq!(ShardState::parse(&line, "x").unwrap(), s);
 
         // `kubectl logs --prefix` of two pods, with their text reports around the states.
@@ -780,12 +925,12 @@ pub(super) mod tests {
             }
         );
 
-        let newer = line.replacen("{\"pacer_state\":1,", "{\"pacer_state\":2,", 1);
+        let newer = line.replacen("{\"pacer_state\":2,", "{\"pacer_state\":3,", 1);
         assert_eq!(
             ShardState::parse(&newer, "b.json").unwrap_err(),
             StateError::NewerVersion {
                 source: "b.json".into(),
-                version: 2
+                version: 3
             }
         );
         // A newer state is refused by its version even when the rest is unreadable to us.

@@ -22,6 +22,7 @@ pub mod report;
 pub mod sources;
 pub mod state;
 pub mod time;
+pub mod timeline;
 
 use std::fmt;
 

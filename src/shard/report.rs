@@ -12,7 +12,8 @@ use serde_json::Value;
 use super::merge::Merged;
 use super::state::{CLOCK, Counts, LlmEcho, PlanEcho, STATE_VERSION, ShardState};
 use super::time::{UnixNanos, secs_between};
-use crate::engine::{ErrorKey, RunStats, Scheduling, Timings};
+use super::timeline::{Alignment, StateTimeline};
+use crate::engine::{Clock, ErrorKey, RunStats, Scheduling, Timings};
 use crate::llm::Api;
 use crate::plan::stages::Stage;
 use crate::plan::{Arrival, BodyMode, Input, Limits, LlmInput, Plan, Rate};
@@ -239,6 +240,7 @@ impl ShardState {
             failures,
             timings,
             health: stats.health.as_ref().map(|h| h.input.clone()),
+            timeline: StateTimeline::of(&stats.timeline),
         }
     }
 }
@@ -295,16 +297,30 @@ impl Merged {
             interrupted: self.interrupted,
             good_requests: self.counts.good_requests,
             health: self.health.clone().map(crate::health::judge),
+            timeline: self.timeline.clone().unwrap_or_default(),
+            // The monotonic clock is each machine's own: only Unix time places the whole run
+            // (`to_json` leaves the monotonic reading out).
+            clock: Clock {
+                monotonic_start_ns: 0,
+                unix_start: self.start_unix_ns as f64 / 1e9,
+            },
             ..RunStats::default()
         }
     }
 
-    /// The merged report's JSON: a run's report (`report::to_json`), then `shards`, `start_skew`,
-    /// `fingerprint`, and `percentile_rank_error` when a sketch was read.
+    /// The merged report's JSON: a run's report (`report::to_json`), with its `timeline` on the
+    /// earliest start's grid and its `clock` in Unix time only (each shard's monotonic clock is
+    /// its machine's), then `shards`, `start_skew`, `fingerprint`, `timeline_alignment`, and
+    /// `percentile_rank_error` when a sketch was read.
     pub fn to_json(&self) -> Result<Value, String> {
         let plan = self.plan.to_plan()?;
-        let mut v = report::to_json(&plan, &self.run_stats());
+        let stats = self.run_stats();
+        let mut v = report::to_json(&plan, &stats);
         if let Value::Object(m) = &mut v {
+            m.insert(
+                "clock".into(),
+                serde_json::json!({"unix_start": stats.clock.unix_start}),
+            );
             for (k, field) in self.shard_fields() {
                 m.insert(k.into(), field);
             }
@@ -324,6 +340,25 @@ impl Merged {
             self.fingerprint,
             report::human(self.start_skew)
         );
+        match &self.alignment {
+            Alignment::Aligned { off_grid_ns: 0, .. } => {
+                let _ = writeln!(
+                    out,
+                    "  timeline: the shards' intervals added on one grid from the earliest start"
+                );
+            }
+            Alignment::Aligned { off_grid_ns, .. } => {
+                let _ = writeln!(
+                    out,
+                    "  timeline: the shards' intervals moved to the nearest of one grid from the \
+                     earliest start (up to {} off)",
+                    report::human(Duration::from_nanos(*off_grid_ns).as_secs_f64())
+                );
+            }
+            Alignment::Omitted { why, .. } => {
+                let _ = writeln!(out, "  no timeline: {why}");
+            }
+        }
         if let Some(e) = self.percentile_rank_error {
             let _ = writeln!(
                 out,

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use super::merge::{Fold, MergeError, Merged, check};
 use super::state::{ShardState, StateError};
+use super::timeline::align;
 
 /// Why `pacer merge` could not merge.
 #[derive(Debug)]
@@ -85,6 +86,9 @@ pub fn merge_sources(args: &[PathBuf], stdin: impl BufRead) -> Result<Merged, Lo
         if states.len() == 1 {
             let (source, mut s) = states.remove(0);
             s.timings.clear();
+            if let Some(t) = s.timeline.as_mut() {
+                t.intervals.clear();
+            }
             held.push((source, s, Held::File(path)));
         } else {
             for (source, mut s) in states {
@@ -97,6 +101,7 @@ pub fn merge_sources(args: &[PathBuf], stdin: impl BufRead) -> Result<Merged, Lo
         .map(|(source, h, _)| (source.clone(), h.clone()))
         .collect();
     check(&headers)?;
+    let mut alignment = Some(align(&headers));
     drop(headers);
     held.sort_by_key(|(_, h, _)| h.shard);
     let mut fold: Option<Fold> = None;
@@ -116,18 +121,27 @@ pub fn merge_sources(args: &[PathBuf], stdin: impl BufRead) -> Result<Merged, Lo
                 }
             }
         };
-        fold.get_or_insert_with(|| Fold::new(&s)).add(&source, s)?;
+        let fold = fold
+            .get_or_insert_with(|| Fold::new(&s, alignment.take().unwrap_or_else(|| align(&[]))));
+        fold.add(&source, s)?;
     }
     fold.map(Fold::finish)
         .ok_or(LoadError::Merge(MergeError::NoStates))
 }
 
-/// A copy of a state without its timings (what the check reads, a few hundred bytes), made
-/// without copying them.
+/// A copy of a state without its timings and packed timeline (what the check and the alignment
+/// read, a few hundred bytes), made without copying them.
 fn header(s: &mut ShardState) -> ShardState {
     let timings = std::mem::take(&mut s.timings);
+    let packed = s
+        .timeline
+        .as_mut()
+        .map(|t| std::mem::take(&mut t.intervals));
     let h = s.clone();
     s.timings = timings;
+    if let (Some(t), Some(p)) = (s.timeline.as_mut(), packed) {
+        t.intervals = p;
+    }
     h
 }
 

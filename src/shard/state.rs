@@ -6,6 +6,10 @@
 //!
 //! Reading is where untrusted text becomes a state: the version is checked before anything else,
 //! so a newer layout is refused by name rather than misread.
+//!
+//! Versions: 2 added `timeline` (the run's intervals, [`super::timeline`]). A version-1 state is
+//! still read and merged; it has no timeline, so a merge that includes one has none either, and
+//! says why (`timeline_alignment.omitted`).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -17,11 +21,12 @@ use serde_json::{Map, Value};
 
 use super::ShardIndex;
 use super::time::UnixNanos;
+use super::timeline::StateTimeline;
 use crate::engine::TokenSources;
 use crate::health::HealthInput;
 
 /// The layout this pacer writes, and the newest it reads.
-pub const STATE_VERSION: u32 = 1;
+pub const STATE_VERSION: u32 = 2;
 
 /// The key every state starts with; a line holding it is taken for a state.
 pub const STATE_KEY: &str = "pacer_state";
@@ -73,6 +78,10 @@ pub struct ShardState {
     /// (absent from states written before it).
     #[serde(default)]
     pub health: Option<HealthInput>,
+    /// The run over time, intervals from `start_unix_ns` (absent from version-1 states, and
+    /// from a run that never started).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<StateTimeline>,
 }
 
 /// What the merged report needs of the plan to be written like a run's report.

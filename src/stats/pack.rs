@@ -255,7 +255,7 @@ fn from_ns(ns: u64) -> f64 {
     Duration::from_nanos(ns).as_secs_f64()
 }
 
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
         v >>= 7;
@@ -268,7 +268,7 @@ fn put_raw(out: &mut Vec<u8>, x: f64) {
     out.extend_from_slice(&x.to_le_bytes());
 }
 
-fn put_plain(out: &mut Vec<u8>, x: f64) {
+pub(crate) fn put_plain(out: &mut Vec<u8>, x: f64) {
     match as_ns(x) {
         Some(ns) => put_varint(out, ns + 1),
         None => put_raw(out, x),
@@ -287,13 +287,24 @@ fn put_diff(out: &mut Vec<u8>, x: f64, prev: &mut u64) {
     }
 }
 
-struct Reader<'a> {
+/// Reads what the `put_` functions wrote, checking every length and value (also used by the
+/// shard state's timeline, `crate::shard::timeline`).
+pub(crate) struct Reader<'a> {
     bytes: &'a [u8],
     pos: usize,
 }
 
-impl Reader<'_> {
-    fn byte(&mut self) -> Result<u8, PackError> {
+impl<'a> Reader<'a> {
+    pub(crate) fn new(bytes: &'a [u8]) -> Reader<'a> {
+        Reader { bytes, pos: 0 }
+    }
+
+    /// Whether every byte was read.
+    pub(crate) fn at_end(&self) -> bool {
+        self.pos == self.bytes.len()
+    }
+
+    pub(crate) fn byte(&mut self) -> Result<u8, PackError> {
         let b = *self.bytes.get(self.pos).ok_or(PackError::Truncated)?;
         self.pos += 1;
         Ok(b)
@@ -316,7 +327,7 @@ impl Reader<'_> {
         Ok(f64::from_le_bytes(self.take8()?))
     }
 
-    fn varint(&mut self) -> Result<u64, PackError> {
+    pub(crate) fn varint(&mut self) -> Result<u64, PackError> {
         let mut v = 0u64;
         for shift in (0..64).step_by(7) {
             let b = self.byte()?;
@@ -334,7 +345,7 @@ impl Reader<'_> {
 
     /// A capacity to reserve for `n` items, no more than the bytes left could hold (each item
     /// takes at least one), so a lying length cannot make a huge allocation.
-    fn cap_for(&self, n: u64) -> usize {
+    pub(crate) fn cap_for(&self, n: u64) -> usize {
         n.min((self.bytes.len() - self.pos) as u64) as usize
     }
 
@@ -355,7 +366,7 @@ impl Reader<'_> {
         Ok(ns)
     }
 
-    fn plain(&mut self) -> Result<f64, PackError> {
+    pub(crate) fn plain(&mut self) -> Result<f64, PackError> {
         match self.varint()? {
             ESCAPE => Self::timing(self.f64()?),
             v => Ok(from_ns(Self::within(v - 1)?)),
