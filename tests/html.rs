@@ -706,6 +706,67 @@ fn a_real_run_renders_with_the_text_reports_units() {
     }
 }
 
+/// `pacer merge --html` of two real shards started together: the merged report has the whole
+/// run's timeline, and the page draws it, one point per interval, as it does for one process.
+#[test]
+fn a_merged_run_draws_its_timeline() {
+    let dir = TempDir::new("merged");
+    let server = util::mock_ok();
+    let url = format!("{}/", server.url());
+    let start =
+        pacer::shard::time::format_rfc3339(pacer::shard::time::now_unix_ns() + 1_500_000_000);
+    let shards: Vec<_> = (0..2)
+        .map(|i| {
+            let state = dir.0.join(format!("s{i}.json"));
+            let child = Command::new(env!("CARGO_BIN_EXE_pacer"))
+                .args(["bench", &url, "-q", "100", "-z", "2s", "-c", "4"])
+                .args(["--interval", "0.5s", "--shard", &format!("{i}/2")])
+                .args(["--start-at", &start, "--state"])
+                .arg(&state)
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            (state, child)
+        })
+        .collect();
+    let mut states = Vec::new();
+    for (state, child) in shards {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        states.push(state);
+    }
+    let (page, json) = (dir.0.join("merged.html"), dir.0.join("merged.json"));
+    let o = Command::new(env!("CARGO_BIN_EXE_pacer"))
+        .arg("merge")
+        .args(&states)
+        .arg("-o")
+        .arg(&json)
+        .arg("--html")
+        .arg(&page)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let points = report["timeline"]
+        .as_array()
+        .expect("a merged timeline")
+        .len();
+    // 2 s of schedule in half seconds, and the last answers after it.
+    assert!(points >= 4, "{points}");
+    let dom = Dom(chromium(&dir.0, &page, &["--dump-dom".into()]));
+    dom.assert_clean();
+    for id in ["response-time", "rate", "errors", "dispatch-delay"] {
+        dom.chart(id).assert_points(points);
+    }
+    assert_eq!(dom.chart("response-time").attr("data-state"), Some("drawn"));
+    assert_eq!(dom.chart("rate").attr("data-state"), Some("drawn"));
+}
+
 /// `pacer bench --html` on a run where no request got an answer (nothing listens): the page is
 /// still written, and says "no data" where there is none, rather than NaN or an empty axis.
 #[test]

@@ -13,6 +13,8 @@
 //! - [`report`]: a run's state, and a merged run as the report writes it (the same JSON and text
 //!   as one process's run, plus `shards`, `start_skew` and `percentile_rank_error`).
 //! - [`time`]: `--start-at` times (unix seconds, RFC 3339) and their display.
+//! - [`timeline`]: the run's timeline in a state, and the merge's placing of the shards'
+//!   timelines on one wall-clock grid.
 //!
 //! Splitting the schedule and waiting for the start belong to the engine; the report's fields and
 //! layout belong to `crate::report`, which writes a merged run as it writes any.
