@@ -480,3 +480,98 @@ fn shards_merge_into_one_timeline_on_their_common_start() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A staged run in 2 shards merges into the whole run's `stages`: each stage's requests, as one
+/// process counts them (a request belongs to the stage of its intended time, which the plan
+/// fixes), its asked rate and start, and percentiles exact on the union of the shards' samples
+/// of that stage.
+#[test]
+fn a_staged_run_merges_its_stages() {
+    let dir = tempdir("stages");
+    let mock = util::mock_ok();
+    let url = format!("{}/", mock.url());
+    let staged = |extra: &[&str]| -> Vec<String> {
+        let mut a: Vec<String> = ["bench", &url, "--stages", "60:1s,120:1s", "-c", "8"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let one: Value = serde_json::from_str(&ok(
+        &wait_bounded(
+            spawn(&staged(&["--json"]), &[]),
+            Duration::from_secs(60),
+            "one process",
+        ),
+        "one process",
+    ))
+    .unwrap();
+    let start = start_in(1.5);
+    let children: Vec<(PathBuf, Child)> = (0..2)
+        .map(|i| {
+            let state = dir.join(format!("staged-{i}.json"));
+            let shard = format!("{i}/2");
+            let path = state.display().to_string();
+            let args = staged(&["--shard", &shard, "--start-at", &start, "--state", &path]);
+            (state, spawn(&args, &[]))
+        })
+        .collect();
+    let paths: Vec<PathBuf> = children
+        .into_iter()
+        .map(|(state, child)| {
+            ok(
+                &wait_bounded(child, Duration::from_secs(60), "a staged shard"),
+                "a staged shard",
+            );
+            state
+        })
+        .collect();
+    let merged = merge_json(&paths);
+    assert_eq!(merged["total_requests"], 180);
+    let (got, want) = (
+        merged["stages"].as_array().expect("merged stages"),
+        one["stages"].as_array().unwrap(),
+    );
+    assert_eq!(got.len(), 2);
+    let states = states_of(&paths);
+    for (k, (g, w)) in got.iter().zip(want).enumerate() {
+        for key in [
+            "stage",
+            "qps",
+            "duration",
+            "start",
+            "intended_qps",
+            "total_requests",
+            "successes",
+            "errors",
+            "elapsed",
+        ] {
+            assert_eq!(g[key], w[key], "stage {}: {key}", k + 1);
+        }
+        // Each stage's response times: numpy's percentiles on the union of the shards' own.
+        let mut all = Vec::new();
+        for s in &states {
+            let r = unpack_base64(&s.stages[k].timings["response_time"]).unwrap();
+            all.extend_from_slice(r.exact_samples().expect("exact"));
+        }
+        all.sort_by(f64::total_cmp);
+        assert_eq!(all.len() as u64, g["successes"].as_u64().unwrap());
+        for (q, field) in [(50.0, "p50"), (99.0, "p99")] {
+            let v = g[format!("response_time_{field}")].as_f64().unwrap();
+            let want = percentile_linear(&all, q);
+            assert!(
+                (v - want).abs() <= 2.0 * f64::EPSILON * want.abs(),
+                "stage {}: {field} {v} != {want}",
+                k + 1
+            );
+        }
+        // Sent within the stage, per second: two shards' sends together, bounded by physics
+        // (no faster than the stage's schedule allows over a loaded machine's spread).
+        let achieved = g["achieved_qps"].as_f64().unwrap();
+        assert!(achieved > 0.0, "stage {}: achieved {achieved}", k + 1);
+    }
+    assert_eq!(got[0]["total_requests"], 60);
+    assert_eq!(got[1]["total_requests"], 120);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -528,8 +528,22 @@ pub fn run_resolved_with(
         last_dispatch: merged.last_dispatch.map(|t| anchor.wall_of(t)),
         dispatched: merged.dispatched,
     };
+    // Each stage's sends on the wall clock too, so a merge of shards can tell a stage's rate.
+    let stage_sends: Vec<_> = merged
+        .stages
+        .iter()
+        .map(|s| (s.first_dispatch, s.last_dispatch, s.dispatched))
+        .collect();
     let mut stats = finish(plan, merged, elapsed);
     stats.wall = wall;
+    for (stage, (first, last, dispatched)) in stats.stages.iter_mut().zip(stage_sends) {
+        stage.wall = WallTimes {
+            first_dispatch: first.map(|t| anchor.wall_of(t)),
+            last_dispatch: last.map(|t| anchor.wall_of(t)),
+            dispatched,
+            ..wall
+        };
+    }
     let scheduled = plan.shard_requests();
     stats.clock = clock;
     stats.requests = requests;

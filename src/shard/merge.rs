@@ -1,7 +1,7 @@
 //! The merge: shard states in, one run out, as if one process had sent it; or a refusal that
 //! names the states at fault. Pure: no files, no clocks.
 //!
-//! - Counters and error counts add exactly.
+//! - Counters and error counts add exactly, the whole run's and each stage's.
 //! - Each timing family merges as [`Recorder::merge`] does: exact while all the shards' samples
 //!   together fit [`crate::stats::EXACT_LIMIT`], so the percentiles are numpy's on the union; past it, from the
 //!   merged sketch, whose rank error bound ([`RANK_ERROR`]) the merged run states. Shards are
@@ -23,7 +23,7 @@ use std::fmt;
 use serde_json::{Value, json};
 
 use super::ShardIndex;
-use super::state::{Counts, PlanEcho, STATE_VERSION, ShardState};
+use super::state::{Counts, PlanEcho, STATE_VERSION, ShardState, StageState};
 use super::time::{UnixNanos, format_rfc3339, secs_between};
 use super::timeline::{Alignment, TimelineFold, align};
 use crate::engine::Timeline;
@@ -65,6 +65,80 @@ pub struct Merged {
     pub timeline: Option<Timeline>,
     /// How the shards' timelines were placed on the run's, or why it has none.
     pub alignment: Alignment,
+    /// A staged run's stages, each merged over the shards (empty without stages, or when a
+    /// state did not carry them).
+    pub stages: Vec<MergedPart>,
+}
+
+/// One stage of the run, merged: its requests' counts and timings over every shard.
+#[derive(Clone, Debug, Default)]
+pub struct MergedPart {
+    pub counts: Counts,
+    pub statuses: BTreeMap<u16, u64>,
+    pub failures: BTreeMap<String, u64>,
+    pub timings: BTreeMap<String, Recorder>,
+    /// The stage's length, seconds.
+    pub elapsed: f64,
+    pub achieved_qps: f64,
+    first_dispatch: Option<UnixNanos>,
+    last_dispatch: Option<UnixNanos>,
+}
+
+impl MergedPart {
+    /// Adds a shard's stage `k`; `source` names it if a family does not unpack.
+    fn add(&mut self, source: &str, k: usize, s: &StageState) -> Result<(), MergeError> {
+        for (family, packed) in &s.timings {
+            let r = unpack_base64(packed).map_err(|error| MergeError::Timing {
+                source: source.to_string(),
+                family: format!("stage {}: {family}", k + 1),
+                error,
+            })?;
+            self.timings.entry(family.clone()).or_default().merge(r);
+        }
+        self.counts += s.counts;
+        add_counts(&mut self.statuses, &s.statuses);
+        add_counts(&mut self.failures, &s.failures);
+        self.elapsed = s.duration;
+        self.first_dispatch = min(self.first_dispatch, s.first_dispatch_unix_ns);
+        self.last_dispatch = max(self.last_dispatch, s.last_dispatch_unix_ns);
+        Ok(())
+    }
+}
+
+/// Adds `b`'s counts into `a`; their sum.
+fn add_counts<K: Ord + Clone>(a: &mut BTreeMap<K, u64>, b: &BTreeMap<K, u64>) -> u64 {
+    let mut sum = 0;
+    for (k, &n) in b {
+        *a.entry(k.clone()).or_insert(0) += n;
+        sum += n;
+    }
+    sum
+}
+
+fn min(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    a.into_iter().chain(b).min()
+}
+
+fn max(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    a.into_iter().chain(b).max()
+}
+
+/// Requests sent per second from the first send to the last over every shard (fixed rate), or
+/// completed per second of `duration` (saturation), as the engine computes a run's.
+fn achieved(
+    qps: Option<f64>,
+    counts: &Counts,
+    duration: f64,
+    first: Option<UnixNanos>,
+    last: Option<UnixNanos>,
+) -> f64 {
+    match (qps, first, last) {
+        (None, _, _) => counts.total_requests as f64 / duration.max(1e-9),
+        (Some(_), Some(a), Some(b)) if counts.dispatched >= 2 && b > a => {
+            (counts.dispatched - 1) as f64 / secs_between(a, b)
+        }
+        _ => 0.0,
+    }
 }
 
 /// One shard as the merged report lists it.
@@ -294,6 +368,8 @@ pub struct Fold {
     states: usize,
     alignment: Alignment,
     timeline: TimelineFold,
+    /// None as soon as one state lacks the plan's stages.
+    stages: Option<Vec<MergedPart>>,
 }
 
 impl Fold {
@@ -320,6 +396,15 @@ impl Fold {
             states: 0,
             alignment,
             timeline: TimelineFold::default(),
+            stages: Some(vec![
+                MergedPart::default();
+                first
+                    .plan
+                    .config
+                    .get("stages")
+                    .and_then(Value::as_array)
+                    .map_or(0, Vec::len)
+            ]),
         }
     }
 
@@ -343,6 +428,16 @@ impl Fold {
                     error,
                 })?;
         }
+        if let Some(stages) = &mut self.stages {
+            if stages.len() == s.stages.len() {
+                for (k, (mine, theirs)) in stages.iter_mut().zip(&s.stages).enumerate() {
+                    mine.add(source, k, theirs)?;
+                }
+            } else {
+                // A state without them (version 1): stages of part of the run are not the run's.
+                self.stages = None;
+            }
+        }
         self.health = match (self.states, self.health.take(), s.health) {
             (0, _, h) => h,
             (_, Some(mut h), Some(o)) => {
@@ -355,20 +450,11 @@ impl Fold {
         self.counts += s.counts;
         self.threads += s.plan.threads;
         self.interrupted |= s.interrupted;
-        let mut errors = 0;
-        for (&k, &n) in &s.statuses {
-            *self.statuses.entry(k).or_insert(0) += n;
-            errors += n;
-        }
-        for (k, &n) in &s.failures {
-            *self.failures.entry(k.clone()).or_insert(0) += n;
-            errors += n;
-        }
+        let errors = add_counts(&mut self.statuses, &s.statuses)
+            + add_counts(&mut self.failures, &s.failures);
         if !self.scheduling.contains(&s.scheduling) {
             self.scheduling.push(s.scheduling.clone());
         }
-        let min = |a: Option<i64>, b: Option<i64>| a.into_iter().chain(b).min();
-        let max = |a: Option<i64>, b: Option<i64>| a.into_iter().chain(b).max();
         self.start = min(self.start, Some(s.start_unix_ns));
         self.end = max(self.end, Some(s.end_unix_ns));
         self.first_dispatch = min(self.first_dispatch, s.first_dispatch_unix_ns);
@@ -406,14 +492,33 @@ impl Fold {
             .collect();
         let (start, end) = (self.start.unwrap_or(0), self.end.unwrap_or(0));
         let counts = self.counts;
-        let achieved_qps = match (plan.qps, self.first_dispatch, self.last_dispatch) {
-            (None, _, _) => counts.total_requests as f64 / plan.duration.max(1e-9),
-            (Some(_), Some(a), Some(b)) if counts.dispatched >= 2 && b > a => {
-                (counts.dispatched - 1) as f64 / secs_between(a, b)
-            }
-            _ => 0.0,
-        };
-        let sketched = self.timings.values().any(|r| !r.is_exact());
+        let achieved_qps = achieved(
+            plan.qps,
+            &counts,
+            plan.duration,
+            self.first_dispatch,
+            self.last_dispatch,
+        );
+        let stages: Vec<MergedPart> = self
+            .stages
+            .unwrap_or_default()
+            .into_iter()
+            .map(|mut st| {
+                st.achieved_qps = achieved(
+                    plan.qps,
+                    &st.counts,
+                    st.elapsed,
+                    st.first_dispatch,
+                    st.last_dispatch,
+                );
+                st
+            })
+            .collect();
+        let sketched = self
+            .timings
+            .values()
+            .chain(stages.iter().flat_map(|st| st.timings.values()))
+            .any(|r| !r.is_exact());
         let health = self.health.map(|mut h| {
             // The whole plan's mean interval between sends, not one shard's.
             h.send_interval = h
@@ -446,6 +551,7 @@ impl Fold {
                 Alignment::Omitted { .. } => None,
             },
             alignment: self.alignment,
+            stages,
         }
     }
 }
@@ -473,7 +579,7 @@ pub(super) mod tests {
     use super::*;
     use crate::engine::timeline::Interval;
     use crate::rng::SplitMix64;
-    use crate::shard::state::{CLOCK, STATE_VERSION, StateError};
+    use crate::shard::state::{CLOCK, STATE_VERSION, StageState, StateError};
     use crate::shard::timeline::StateTimeline;
     use crate::stats::EXACT_LIMIT;
     use crate::stats::pack::pack_base64;
@@ -588,6 +694,7 @@ pub(super) mod tests {
                 num_workers: 10,
             }),
             timeline: StateTimeline::of(&timeline(i, k)),
+            stages: Vec::new(),
         }
     }
 
@@ -804,6 +911,87 @@ pub(super) mod tests {
         };
         assert!(why.starts_with("old.json carries no timeline"), "{why}");
         assert!(why.contains("state version 1"), "{why}");
+    }
+
+    /// A staged plan's stages add over the shards like the whole run; a state without them
+    /// (version 1) leaves the merged run without stages rather than with part of them.
+    #[test]
+    fn stages_merge_like_the_run_and_need_every_state() {
+        let staged = |i: u32| {
+            let mut s = state(i, 2, 100, 0);
+            s.plan.config.insert(
+                "stages".into(),
+                json!([{"qps": 500, "duration": 5}, {"qps": 1500, "duration": 5}]),
+            );
+            s.stages = (0..2u32)
+                .map(|k| {
+                    let xs = shard_samples(i * 10 + k, 40 + 10 * k as usize);
+                    let mut timings = BTreeMap::new();
+                    timings.insert("response_time".into(), pack_base64(&recorder(&xs)));
+                    let mut statuses = BTreeMap::new();
+                    statuses.insert(503, u64::from(k + 1));
+                    StageState {
+                        duration: 5.0,
+                        counts: Counts {
+                            total_requests: xs.len() as u64 + u64::from(k + 1),
+                            successes: xs.len() as u64,
+                            dispatched: xs.len() as u64 + u64::from(k + 1),
+                            ..Counts::default()
+                        },
+                        // Shard i's sends in stage k: from 5k s + i ms to 5k + 4 s + i ms.
+                        first_dispatch_unix_ns: Some(
+                            T0 + i64::from(k) * 5 * SEC + i64::from(i) * 1_000_000,
+                        ),
+                        last_dispatch_unix_ns: Some(
+                            T0 + (i64::from(k) * 5 + 4) * SEC + i64::from(i) * 1_000_000,
+                        ),
+                        statuses,
+                        failures: BTreeMap::new(),
+                        timings,
+                    }
+                })
+                .collect();
+            s
+        };
+        let m = merge(named(vec![staged(0), staged(1)])).unwrap();
+        assert_eq!(m.stages.len(), 2);
+        for (k, st) in m.stages.iter().enumerate() {
+            let n = 2 * (40 + 10 * k as u64);
+            assert_eq!(st.counts.successes, n);
+            assert_eq!(st.statuses[&503], 2 * (k as u64 + 1));
+            assert_eq!(st.timings["response_time"].count(), n);
+            assert_eq!(st.elapsed, 5.0);
+            // Both shards' sends, from shard 0's first to shard 1's last: 4.001 s.
+            let sent = st.counts.dispatched as f64;
+            assert!(
+                (st.achieved_qps - (sent - 1.0) / 4.001).abs() < 1e-9,
+                "{}",
+                st.achieved_qps
+            );
+        }
+        let mut union: Vec<f64> = (0..2).flat_map(|i| shard_samples(i * 10 + 1, 50)).collect();
+        union.sort_by(f64::total_cmp);
+        assert_eq!(
+            m.stages[1].timings["response_time"].summary().p50,
+            Some(percentile_linear(&union, 50.0))
+        );
+        let mut old = staged(1);
+        old.stages.clear();
+        assert!(
+            merge(named(vec![staged(0), old]))
+                .unwrap()
+                .stages
+                .is_empty()
+        );
+        let mut torn = staged(1);
+        torn.stages[1]
+            .timings
+            .insert("latency".into(), "AQ==".into());
+        let e = merge(named(vec![staged(0), torn])).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "shard-1.json: stage 2: latency: timing data ends too early"
+        );
     }
 
     #[test]

@@ -11,7 +11,8 @@
 //! - [`sources`]: `pacer merge`'s inputs (files, directories, standard input) merged in two
 //!   passes, so memory stays flat.
 //! - [`report`]: a run's state, and a merged run as the report writes it (the same JSON and text
-//!   as one process's run, plus `shards`, `start_skew` and `percentile_rank_error`).
+//!   as one process's run, plus `shards`, `start_skew`, `timeline_alignment` and
+//!   `percentile_rank_error`).
 //! - [`time`]: `--start-at` times (unix seconds, RFC 3339) and their display.
 //! - [`timeline`]: the run's timeline in a state, and the merge's placing of the shards'
 //!   timelines on one wall-clock grid.
@@ -34,7 +35,7 @@ use crate::plan::{Arrival, BodyMode, Plan, Rate};
 pub use merge::{MergeError, Merged, ShardLine, merge};
 pub use report::WallTimes;
 pub use sources::{LoadError, merge_sources};
-pub use state::{Counts, LlmEcho, PlanEcho, STATE_VERSION, ShardState, StateError};
+pub use state::{Counts, LlmEcho, PlanEcho, STATE_VERSION, ShardState, StageState, StateError};
 
 /// The environment variable Kubernetes sets to a pod's index in an Indexed Job.
 pub const INDEX_ENV: &str = "JOB_COMPLETION_INDEX";

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::merge::Merged;
-use super::state::{CLOCK, Counts, LlmEcho, PlanEcho, STATE_VERSION, ShardState};
+use super::merge::{Merged, MergedPart};
+use super::state::{CLOCK, Counts, LlmEcho, PlanEcho, STATE_VERSION, ShardState, StageState};
 use super::time::{UnixNanos, secs_between};
 use super::timeline::{Alignment, StateTimeline};
 use crate::engine::{Clock, ErrorKey, RunStats, Scheduling, Timings};
@@ -186,27 +186,73 @@ impl PlanEcho {
     }
 }
 
+/// A run's (or stage's) errors, split as a state keeps them: by HTTP status, and by name.
+fn split_errors(stats: &RunStats) -> (BTreeMap<u16, u64>, BTreeMap<String, u64>) {
+    let mut statuses = BTreeMap::new();
+    let mut failures = BTreeMap::new();
+    for (k, &n) in &stats.errors {
+        match k {
+            ErrorKey::Status(s) => {
+                statuses.insert(*s, n);
+            }
+            ErrorKey::Name(name) => {
+                failures.insert(name.clone(), n);
+            }
+        }
+    }
+    (statuses, failures)
+}
+
+/// Every non-empty timing family of `t`, packed.
+fn packed_timings(t: &Timings) -> BTreeMap<String, String> {
+    TIMINGS
+        .iter()
+        .map(|timing| (timing.name, (timing.samples)(t)))
+        .filter(|(_, r)| r.count() > 0)
+        .map(|(name, r)| (name.to_string(), pack_base64(r)))
+        .collect()
+}
+
+impl Counts {
+    /// The counters of a run (or stage) that handed `dispatched` requests to a connection.
+    fn of(stats: &RunStats, dispatched: u64) -> Counts {
+        Counts {
+            total_requests: stats.total_requests,
+            successes: stats.successes,
+            dispatched,
+            bytes_received: stats.bytes_received,
+            connections_opened: stats.connections_opened,
+            output_tokens: stats.output_tokens,
+            output_sources: stats.output_sources,
+            input_tokens: stats.input_tokens,
+            input_sources: stats.input_sources,
+            tls_full: stats.tls_full,
+            tls_resumed: stats.tls_resumed,
+            good_requests: stats.good_requests,
+        }
+    }
+}
+
+impl StageState {
+    /// One stage of a shard's run (`stats` is its entry in the run's `stages`).
+    fn of(stats: &RunStats) -> StageState {
+        let (statuses, failures) = split_errors(stats);
+        StageState {
+            duration: stats.elapsed.as_secs_f64(),
+            counts: Counts::of(stats, stats.wall.dispatched),
+            first_dispatch_unix_ns: stats.wall.first_dispatch,
+            last_dispatch_unix_ns: stats.wall.last_dispatch,
+            statuses,
+            failures,
+            timings: packed_timings(&stats.timings),
+        }
+    }
+}
+
 impl ShardState {
     /// The state of a shard's finished run.
     pub fn of_run(plan: &Plan, stats: &RunStats, times: &WallTimes) -> ShardState {
-        let mut statuses = BTreeMap::new();
-        let mut failures = BTreeMap::new();
-        for (k, &n) in &stats.errors {
-            match k {
-                ErrorKey::Status(s) => {
-                    statuses.insert(*s, n);
-                }
-                ErrorKey::Name(name) => {
-                    failures.insert(name.clone(), n);
-                }
-            }
-        }
-        let timings = TIMINGS
-            .iter()
-            .map(|t| (t.name, (t.samples)(&stats.timings)))
-            .filter(|(_, r)| r.count() > 0)
-            .map(|(name, r)| (name.to_string(), pack_base64(r)))
-            .collect();
+        let (statuses, failures) = split_errors(stats);
         ShardState {
             pacer_state: STATE_VERSION,
             pacer_version: env!("CARGO_PKG_VERSION").into(),
@@ -218,29 +264,17 @@ impl ShardState {
             end_unix_ns: times.end,
             start_late: times.start_late(),
             plan: PlanEcho::of(plan),
-            counts: Counts {
-                total_requests: stats.total_requests,
-                successes: stats.successes,
-                dispatched: times.dispatched,
-                bytes_received: stats.bytes_received,
-                connections_opened: stats.connections_opened,
-                output_tokens: stats.output_tokens,
-                output_sources: stats.output_sources,
-                input_tokens: stats.input_tokens,
-                input_sources: stats.input_sources,
-                tls_full: stats.tls_full,
-                tls_resumed: stats.tls_resumed,
-                good_requests: stats.good_requests,
-            },
+            counts: Counts::of(stats, times.dispatched),
             first_dispatch_unix_ns: times.first_dispatch,
             last_dispatch_unix_ns: times.last_dispatch,
             scheduling: scheduling_word(&stats.scheduling),
             interrupted: stats.interrupted,
             statuses,
             failures,
-            timings,
+            timings: packed_timings(&stats.timings),
             health: stats.health.as_ref().map(|h| h.input.clone()),
             timeline: StateTimeline::of(&stats.timeline),
+            stages: stats.stages.iter().map(StageState::of).collect(),
         }
     }
 }
@@ -258,44 +292,75 @@ pub fn add_start_late(plan: &Plan, stats: &RunStats, report: &mut Value) {
     }
 }
 
-impl Merged {
-    /// The merged run as the engine would have reported it from one process.
+impl MergedPart {
+    /// The stage's figures as the engine reports a stage's.
     pub fn run_stats(&self) -> RunStats {
+        part_stats(
+            &self.counts,
+            &self.statuses,
+            &self.failures,
+            &self.timings,
+            self.elapsed,
+            self.achieved_qps,
+        )
+    }
+}
+
+/// Merged figures as the engine reports a run's (or a stage's).
+fn part_stats(
+    c: &Counts,
+    statuses: &BTreeMap<u16, u64>,
+    failures: &BTreeMap<String, u64>,
+    recorders: &BTreeMap<String, Recorder>,
+    elapsed: f64,
+    achieved_qps: f64,
+) -> RunStats {
+    {
         let mut timings = Timings::default();
-        for (name, r) in &self.timings {
+        for (name, r) in recorders {
             if let Some(slot) = family_mut(&mut timings, name) {
                 *slot = r.clone();
             }
         }
         let mut errors = BTreeMap::new();
-        for (&s, &n) in &self.statuses {
+        for (&s, &n) in statuses {
             errors.insert(ErrorKey::Status(s), n);
         }
-        for (name, &n) in &self.failures {
+        for (name, &n) in failures {
             errors.insert(ErrorKey::Name(name.clone()), n);
         }
         RunStats {
             timings,
-            total_requests: self.counts.total_requests,
-            successes: self.counts.successes,
+            total_requests: c.total_requests,
+            successes: c.successes,
             errors,
-            elapsed: Duration::from_secs_f64(self.elapsed.max(0.0)),
-            bytes_received: self.counts.bytes_received,
-            connections_opened: self.counts.connections_opened,
-            output_tokens: self.counts.output_tokens,
-            output_sources: self.counts.output_sources,
-            input_tokens: self.counts.input_tokens,
-            input_sources: self.counts.input_sources,
-            achieved_qps: self.achieved_qps,
-            tls_full: self.counts.tls_full,
-            tls_resumed: self.counts.tls_resumed,
+            elapsed: Duration::from_secs_f64(elapsed.max(0.0)),
+            bytes_received: c.bytes_received,
+            connections_opened: c.connections_opened,
+            output_tokens: c.output_tokens,
+            output_sources: c.output_sources,
+            input_tokens: c.input_tokens,
+            input_sources: c.input_sources,
+            achieved_qps,
+            tls_full: c.tls_full,
+            tls_resumed: c.tls_resumed,
+            good_requests: c.good_requests,
+            sent: c.dispatched,
+            ..RunStats::default()
+        }
+    }
+}
+
+impl Merged {
+    /// The merged run as the engine would have reported it from one process.
+    pub fn run_stats(&self) -> RunStats {
+        RunStats {
             scheduling: self
                 .scheduling
                 .iter()
                 .map(|w| scheduling_of(w))
                 .fold(Scheduling::Normal, Scheduling::worst),
             interrupted: self.interrupted,
-            good_requests: self.counts.good_requests,
             health: self.health.clone().map(crate::health::judge),
             timeline: self.timeline.clone().unwrap_or_default(),
             // The monotonic clock is each machine's own: only Unix time places the whole run
@@ -304,7 +369,15 @@ impl Merged {
                 monotonic_start_ns: 0,
                 unix_start: self.start_unix_ns as f64 / 1e9,
             },
-            ..RunStats::default()
+            stages: self.stages.iter().map(MergedPart::run_stats).collect(),
+            ..part_stats(
+                &self.counts,
+                &self.statuses,
+                &self.failures,
+                &self.timings,
+                self.elapsed,
+                self.achieved_qps,
+            )
         }
     }
 

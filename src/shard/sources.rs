@@ -86,6 +86,7 @@ pub fn merge_sources(args: &[PathBuf], stdin: impl BufRead) -> Result<Merged, Lo
         if states.len() == 1 {
             let (source, mut s) = states.remove(0);
             s.timings.clear();
+            s.stages.iter_mut().for_each(|st| st.timings.clear());
             if let Some(t) = s.timeline.as_mut() {
                 t.intervals.clear();
             }
@@ -129,16 +130,24 @@ pub fn merge_sources(args: &[PathBuf], stdin: impl BufRead) -> Result<Merged, Lo
         .ok_or(LoadError::Merge(MergeError::NoStates))
 }
 
-/// A copy of a state without its timings and packed timeline (what the check and the alignment
-/// read, a few hundred bytes), made without copying them.
+/// A copy of a state without its timings (its stages' too) and packed timeline (what the check
+/// and the alignment read, a few hundred bytes), made without copying them.
 fn header(s: &mut ShardState) -> ShardState {
     let timings = std::mem::take(&mut s.timings);
+    let stages: Vec<_> = s
+        .stages
+        .iter_mut()
+        .map(|st| std::mem::take(&mut st.timings))
+        .collect();
     let packed = s
         .timeline
         .as_mut()
         .map(|t| std::mem::take(&mut t.intervals));
     let h = s.clone();
     s.timings = timings;
+    for (st, t) in s.stages.iter_mut().zip(stages) {
+        st.timings = t;
+    }
     if let (Some(t), Some(p)) = (s.timeline.as_mut(), packed) {
         t.intervals = p;
     }

@@ -7,9 +7,10 @@
 //! Reading is where untrusted text becomes a state: the version is checked before anything else,
 //! so a newer layout is refused by name rather than misread.
 //!
-//! Versions: 2 added `timeline` (the run's intervals, [`super::timeline`]). A version-1 state is
-//! still read and merged; it has no timeline, so a merge that includes one has none either, and
-//! says why (`timeline_alignment.omitted`).
+//! Versions: 2 added `timeline` (the run's intervals, [`super::timeline`]) and `stages` (a staged
+//! run's per-stage figures). A version-1 state is still read and merged; it has neither, so a
+//! merge that includes one has no timeline (and says why, `timeline_alignment.omitted`) and no
+//! `stages`.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -82,6 +83,25 @@ pub struct ShardState {
     /// from a run that never started).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeline: Option<StateTimeline>,
+    /// A staged run's stages, in order, each with the requests intended in it (absent from a
+    /// run without stages, and from version-1 states).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<StageState>,
+}
+
+/// What a shard measured of one stage: the requests intended in it, as its report's `stages`
+/// entry counts them, in mergeable form.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StageState {
+    /// The stage's length in seconds (its `elapsed`; the same in every shard of a plan).
+    pub duration: f64,
+    pub counts: Counts,
+    pub first_dispatch_unix_ns: Option<UnixNanos>,
+    pub last_dispatch_unix_ns: Option<UnixNanos>,
+    pub statuses: BTreeMap<u16, u64>,
+    pub failures: BTreeMap<String, u64>,
+    /// Packed as [`ShardState::timings`].
+    pub timings: BTreeMap<String, String>,
 }
 
 /// What the merged report needs of the plan to be written like a run's report.
