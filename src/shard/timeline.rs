@@ -136,27 +136,15 @@ impl StateTimeline {
                     "a timeline interval lies past the last a run may have",
                 ))?;
             next = index + 1;
-            let mut c = [0u64; 7];
-            for x in &mut c {
-                *x = rd.varint()?;
-            }
-            let [
-                scheduled,
-                sent,
-                completed,
-                successes,
-                errors,
-                not_sent,
-                output_tokens,
-            ] = c;
+            // In the order `of` wrote them (struct fields are evaluated as written).
             let n = Tally {
-                scheduled,
-                sent,
-                completed,
-                successes,
-                errors,
-                not_sent,
-                output_tokens,
+                scheduled: rd.varint()?,
+                sent: rd.varint()?,
+                completed: rd.varint()?,
+                successes: rd.varint()?,
+                errors: rd.varint()?,
+                not_sent: rd.varint()?,
+                output_tokens: rd.varint()?,
             };
             let iv = Interval {
                 n,
