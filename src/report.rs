@@ -295,7 +295,8 @@ pub fn to_json(plan: &Plan, stats: &RunStats) -> Value {
         .map(|(timing, rec)| (timing.name.to_string(), buckets(rec)))
         .collect();
     m.insert("histograms".into(), Value::Object(histograms));
-    // Both are known only for a run this process ran (not for statistics rebuilt elsewhere).
+    // Known for a run this process ran, and for a merge of shards' states that carry them
+    // (`shard::merge`); not for statistics rebuilt without them.
     if stats.timeline.is_on() {
         m.insert("timeline".into(), timeline(plan, stats));
     }
@@ -1221,7 +1222,7 @@ mod tests {
             r["clock"],
             json!({"monotonic_start_ns": 5_000_000_123u64, "unix_start": 1_767_225_600.25})
         );
-        // Statistics that were not run here (a merge) have no timeline to show.
+        // Statistics without a timeline (rebuilt from states that lack one) show none.
         assert_eq!(to_json(&plan(), &stats(false)).get("timeline"), None);
     }
 
