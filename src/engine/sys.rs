@@ -415,16 +415,25 @@ fn stamp_of(msg: &libc::msghdr) -> Option<RealtimeNs> {
 
 /// Nanoseconds on `CLOCK_MONOTONIC` and `CLOCK_REALTIME` now (vDSO reads, no syscall).
 /// `CLOCK_MONOTONIC` is the clock `Instant` reads on Linux, as other processes see it (their
-/// logs, `clock_gettime`), so a run's start can be told to them.
+/// logs, `clock_gettime`), so a run's start can be told to them. Read through libc, as `Instant`
+/// is, rather than rustix: rustix finds the vDSO itself from the auxiliary vector, and under
+/// valgrind (which gives the process none) that faults, so the engine could not be profiled.
 pub fn monotonic_ns() -> i64 {
-    ns(rustix::time::clock_gettime(ClockId::Monotonic))
+    clock_ns(libc::CLOCK_MONOTONIC)
 }
 
 pub fn realtime_ns() -> i64 {
-    ns(rustix::time::clock_gettime(ClockId::Realtime))
+    clock_ns(libc::CLOCK_REALTIME)
 }
 
-fn ns(t: Timespec) -> i64 {
+fn clock_ns(clock: libc::clockid_t) -> i64 {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `t` is a live, writable timespec for the call; the two clocks exist on every Linux
+    // pacer builds for, and on failure `t` stays zero rather than uninitialised.
+    let _ = unsafe { libc::clock_gettime(clock, &mut t) };
     t.tv_sec
         .saturating_mul(1_000_000_000)
         .saturating_add(t.tv_nsec)
