@@ -167,8 +167,14 @@ pub fn bench(input: &Input, out: &Output) -> Result<(), CliError> {
             secs_text(late)
         );
     }
-    let state = ShardState::of_run(&plan, &stats, &stats.wall);
-    if out.state.as_deref().is_some_and(|p| p.as_os_str() == "-") {
+    // Packing every sample costs time in proportion to the run: only when asked for.
+    let state = out
+        .state
+        .is_some()
+        .then(|| ShardState::of_run(&plan, &stats, &stats.wall));
+    if let Some(state) = &state
+        && out.state.as_deref().is_some_and(|p| p.as_os_str() == "-")
+    {
         text.push('\n');
         text.push_str(&state.to_line());
     }
@@ -176,7 +182,7 @@ pub fn bench(input: &Input, out: &Output) -> Result<(), CliError> {
     if let Some(f) = json_file {
         f.write(&pretty(&json))?;
     }
-    if let Some(f) = state_file {
+    if let (Some(f), Some(state)) = (state_file, &state) {
         f.write(&state.to_line())?;
     }
     if let Some(f) = html_file {
