@@ -23,6 +23,8 @@ use serde_json::Value;
 
 const TEMPLATE: &str = include_str!("page.html");
 const STYLE: &str = include_str!("report.css");
+/// Shared by both pages, placed before the page's own script.
+const COMMON_SCRIPT: &str = include_str!("common.js");
 const SCRIPT: &str = include_str!("report.js");
 const SWEEP_SCRIPT: &str = include_str!("sweep.js");
 
@@ -79,12 +81,15 @@ pub fn render(report: &Value) -> Result<String, HtmlError> {
     };
     let script = if sweep { SWEEP_SCRIPT } else { SCRIPT };
     let data = script_json(report);
-    let mut out = String::with_capacity(TEMPLATE.len() + STYLE.len() + SCRIPT.len() + data.len());
+    let mut out = String::with_capacity(TEMPLATE.len() + STYLE.len() + COMMON_SCRIPT.len() + script.len() + data.len());
     fill(TEMPLATE, &mut out, |name, out| match name {
         "title" => escape_text(&title, out),
         "version" => out.push_str(env!("CARGO_PKG_VERSION")),
         "style" => out.push_str(STYLE),
-        "script" => out.push_str(script),
+        "script" => {
+            out.push_str(COMMON_SCRIPT);
+            out.push_str(script);
+        }
         "data" => out.push_str(&data),
         // The template is ours and a unit test renders it; an unknown name is a bug there.
         other => unreachable!("page.html names an unknown slot {other:?}"),
@@ -212,6 +217,7 @@ mod tests {
         assert!(!page.contains("{{"), "a slot was left in the page");
         assert!(page.starts_with("<!DOCTYPE html>"));
         for (name, asset) in [
+            ("common.js", COMMON_SCRIPT),
             ("report.js", SCRIPT),
             ("sweep.js", SWEEP_SCRIPT),
             ("report.css", STYLE),

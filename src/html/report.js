@@ -5,24 +5,12 @@
 (() => {
   'use strict';
   const R = JSON.parse(document.getElementById('report-data').textContent);
-  const SVGNS = 'http://www.w3.org/2000/svg';
-  const C = { blue: '#0072b2', orange: '#e69f00', red: '#d55e00', green: '#009e73',
-    grey: '#8c8c8c', pink: '#cc79a7', sky: '#56b4e9' };
+  const { SVGNS, C, num, obj, human, scalar, el, sv } = PacerCommon;
 
   // ---- values -------------------------------------------------------------------------------
-  const num = (v) => typeof v === 'number' && isFinite(v);
-  const obj = (v) => v !== null && typeof v === 'object' && !Array.isArray(v);
   const maxOf = (xs) => xs.reduce((m, x) => (x > m ? x : m), -Infinity);
   const sumOf = (xs) => xs.reduce((s, x) => s + x, 0);
 
-  // Seconds in the unit a person reads best, as report::human writes them.
-  function human(s) {
-    if (!num(s)) return '–';
-    const a = Math.abs(s);
-    if (a < 1e-3) return (s * 1e6).toFixed(1) + 'µs';
-    if (a < 1) return (s * 1e3).toFixed(2) + 'ms';
-    return s.toFixed(3) + 's';
-  }
   const fixed = (v, d) => (num(v) ? v.toLocaleString('en-US',
     { minimumFractionDigits: d, maximumFractionDigits: d }) : '–');
   const int = (v) => fixed(v, 0);
@@ -36,25 +24,8 @@
     return (i ? n.toFixed(1) : String(n)) + ' ' + u[i];
   }
   const errorLabel = (k) => (/^\d{3}$/.test(k) ? 'HTTP ' + k : k);
-  function scalar(v) {
-    if (v === null || v === undefined) return '–';
-    if (typeof v === 'number') return String(+v.toPrecision(9));
-    return typeof v === 'string' ? v : JSON.stringify(v);
-  }
 
   // ---- elements -----------------------------------------------------------------------------
-  function el(tag, attrs, ...kids) {
-    const e = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
-    e.append(...kids.filter((k) => k !== null && k !== undefined));
-    return e;
-  }
-  function sv(tag, attrs, parent) {
-    const e = document.createElementNS(SVGNS, tag);
-    for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
-    if (parent) parent.append(e);
-    return e;
-  }
   function svText(parent, x, y, text, attrs) {
     sv('text', Object.assign({ x, y }, attrs || {}), parent).textContent = text;
   }

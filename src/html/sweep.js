@@ -6,34 +6,9 @@
 (() => {
   'use strict';
   const S = JSON.parse(document.getElementById('report-data').textContent);
-  const SVGNS = 'http://www.w3.org/2000/svg';
-  const C = { blue: '#0072b2', orange: '#e69f00', red: '#d55e00', green: '#009e73',
-    grey: '#8c8c8c', pink: '#cc79a7' };
-  const num = (v) => typeof v === 'number' && isFinite(v);
-  const obj = (v) => v !== null && typeof v === 'object' && !Array.isArray(v);
-  function human(s) {
-    if (!num(s)) return '–';
-    const a = Math.abs(s);
-    if (a < 1e-3) return (s * 1e6).toFixed(1) + 'µs';
-    if (a < 1) return (s * 1e3).toFixed(2) + 'ms';
-    return s.toFixed(3) + 's';
-  }
+  const { SVGNS, C, num, obj, human, el, sv } = PacerCommon;
   const rate = (v) => (num(v) ? v.toFixed(1) + ' /s' : '–');
-  const text = (v) => (v === null || v === undefined ? '–'
-    : typeof v === 'string' ? v : typeof v === 'number' ? String(+v.toPrecision(9)) : JSON.stringify(v));
-
-  function el(tag, attrs, ...kids) {
-    const e = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
-    e.append(...kids.filter((k) => k !== null && k !== undefined));
-    return e;
-  }
-  function sv(tag, attrs, parent) {
-    const e = document.createElementNS(SVGNS, tag);
-    for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
-    if (parent) parent.append(e);
-    return e;
-  }
+  const text = PacerCommon.scalar;
 
   const cfg = obj(S.config) ? S.config : {};
   const sw = obj(cfg.sweep) ? cfg.sweep : {};
