@@ -9,15 +9,8 @@
 # Installs valgrind (and nginx, GNU time) with apt-get when missing.
 set -euo pipefail
 ROUNDS=3
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --rounds) ROUNDS=$2; shift ;;
-        -h | --help) sed -n '2,9p' "$0"; exit 0 ;;
-        *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
-    esac
-    shift
-done
 . "$(dirname "$0")/nginx.sh"
+bench_options "ROUNDS" "$@"
 bench_setup
 if ! command -v valgrind >/dev/null; then
     bench_log "installing valgrind with apt-get"

@@ -6,6 +6,30 @@
 
 bench_log() { printf '[%s] %s\n' "$(basename "$0" .sh)" "$*" >&2; }
 
+# bench_options "NAME ..." ARGS...: each `--name VALUE` in ARGS sets the variable NAME (upper
+# case, `-` as `_`) if it is one of the listed names; -h/--help prints the script's header
+# comment (from its second line to `set -euo pipefail`); anything else exits 2.
+bench_options() {
+    local names=" $1 " var
+    shift
+    while [ $# -gt 0 ]; do
+        case "$1" in
+            -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
+            --*)
+                var=$(printf '%s' "${1#--}" | tr 'a-z-' 'A-Z_')
+                if [[ "$names" != *" $var "* ]] || [ $# -lt 2 ]; then
+                    echo "unknown argument or missing value: $1 (see --help)" >&2
+                    exit 2
+                fi
+                printf -v "$var" '%s' "$2"
+                shift
+                ;;
+            *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
+        esac
+        shift
+    done
+}
+
 bench_setup() {
     ROOT=$(cd "$(dirname "$0")/.." && pwd)
     WORK=$(mktemp -d /tmp/pacer-bench.XXXXXX)

@@ -8,16 +8,8 @@
 set -euo pipefail
 ROUNDS=3
 RATES="20000:50 2000:20"
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --rounds) ROUNDS=$2; shift ;;
-        --rates) RATES=$2; shift ;;
-        -h | --help) sed -n '2,9p' "$0"; exit 0 ;;
-        *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
-    esac
-    shift
-done
 . "$(dirname "$0")/nginx.sh"
+bench_options "ROUNDS RATES" "$@"
 bench_setup
 start_nginx
 RESULTS=$WORK/results.jsonl

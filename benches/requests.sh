@@ -8,16 +8,8 @@
 set -euo pipefail
 ROUNDS=3
 COUNT=1000000
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --rounds) ROUNDS=$2; shift ;;
-        --count) COUNT=$2; shift ;;
-        -h | --help) sed -n '2,8p' "$0"; exit 0 ;;
-        *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
-    esac
-    shift
-done
 . "$(dirname "$0")/nginx.sh"
+bench_options "ROUNDS COUNT" "$@"
 bench_setup
 start_nginx
 RESULTS=$WORK/results.jsonl
