@@ -247,8 +247,15 @@ pub struct Timeline {
     rebuilt: bool,
     interval_ns: u64,
     intervals: Vec<Interval>,
-    /// The latest moment any figure was placed at, in nanoseconds after `t0`.
+    /// The latest moment any figure was placed at, in nanoseconds after the start: as rebuilt,
+    /// or merged in from other timelines (see [`Timeline::last_ns`]).
     last_ns: u64,
+    /// The latest moment this timeline placed a figure at itself.
+    latest: Option<Instant>,
+    /// The interval of the last placement, by the instants that bound it: a request's moments
+    /// mostly fall in the interval of the one before, found then by two comparisons rather than
+    /// a subtraction and a division.
+    hot: Option<(Instant, Instant, usize)>,
 }
 
 /// One row of the report's `timeline`.
@@ -279,6 +286,8 @@ impl Timeline {
                 .max(1),
             intervals: Vec::new(),
             last_ns: 0,
+            latest: None,
+            hot: None,
             rebuilt: false,
         }
     }
@@ -294,6 +303,8 @@ impl Timeline {
                 .max(1),
             intervals,
             last_ns,
+            latest: None,
+            hot: None,
             rebuilt: true,
         }
     }
@@ -306,7 +317,11 @@ impl Timeline {
 
     /// The latest moment anything was placed at, in nanoseconds from the start.
     pub fn last_ns(&self) -> u64 {
-        self.last_ns
+        let placed = match (self.t0, self.latest) {
+            (Some(t0), Some(t)) => nanos(t.saturating_duration_since(t0)),
+            _ => 0,
+        };
+        self.last_ns.max(placed)
     }
 
     pub fn interval(&self) -> Duration {
@@ -362,14 +377,31 @@ impl Timeline {
     /// within) the last one takes everything, so memory stays bounded whatever the clock says.
     #[inline]
     fn at(&mut self, t0: Instant, t: Instant) -> &mut Interval {
-        let ns = u64::try_from(t.saturating_duration_since(t0).as_nanos()).unwrap_or(u64::MAX);
-        self.last_ns = self.last_ns.max(ns);
+        if self.latest.is_none_or(|l| t > l) {
+            self.latest = Some(t);
+        }
+        if let Some((lo, hi, k)) = self.hot
+            && lo <= t
+            && t < hi
+        {
+            return &mut self.intervals[k];
+        }
+        let ns = nanos(t.saturating_duration_since(t0));
         let k = usize::try_from(ns / self.interval_ns)
             .unwrap_or(usize::MAX)
             .min(MAX_INTERVALS - 1);
         if k >= self.intervals.len() {
             self.intervals.resize_with(k + 1, Interval::default);
         }
+        // The last interval takes everything after it, so it has no upper bound to cache; and
+        // a moment before `t0` is placed in the first interval but outside its bounds.
+        let start = (k as u64).checked_mul(self.interval_ns);
+        let lo = start.and_then(|n| t0.checked_add(Duration::from_nanos(n)));
+        let hi = lo.and_then(|lo| lo.checked_add(Duration::from_nanos(self.interval_ns)));
+        self.hot = match (lo, hi) {
+            (Some(lo), Some(hi)) if k < MAX_INTERVALS - 1 => Some((lo, hi, k)),
+            _ => None,
+        };
         &mut self.intervals[k]
     }
 
@@ -382,7 +414,7 @@ impl Timeline {
         let i_ns = self.interval_ns;
         let end_ns = u64::try_from(elapsed.as_nanos())
             .unwrap_or(u64::MAX)
-            .max(self.last_ns);
+            .max(self.last_ns());
         let n = usize::try_from(end_ns.div_ceil(i_ns))
             .unwrap_or(usize::MAX)
             .max(self.intervals.len())
@@ -431,13 +463,45 @@ impl AddAssign for Timeline {
         for (a, b) in self.intervals.iter_mut().zip(&b.intervals) {
             *a += b;
         }
-        self.last_ns = self.last_ns.max(b.last_ns);
+        self.last_ns = self.last_ns().max(b.last_ns());
     }
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cached_interval_places_as_the_division_does() {
+        let t0 = Instant::now();
+        let ten_ms = 10_000_000u64;
+        let mut t = Timeline::new(t0, Duration::from_nanos(ten_ms));
+        // Back and forth across boundaries, the cache's edges, and far ahead.
+        let at = [
+            0,
+            9_999_999,
+            10_000_000,
+            5,
+            25_000_000,
+            19_999_999,
+            20_000_000,
+            10_000_000,
+            3_000_000_000,
+            29_999_999,
+        ];
+        let mut want = vec![0u64; 301];
+        for &ns in &at {
+            t.at(t0, t0 + Duration::from_nanos(ns)).n.sent += 1;
+            want[(ns / ten_ms) as usize] += 1;
+        }
+        let got: Vec<u64> = t.intervals().iter().map(|i| i.n.sent).collect();
+        assert_eq!(got, want);
+        assert_eq!(t.last_ns(), 3_000_000_000);
+    }
 
     const MS: Duration = Duration::from_millis(1);
 

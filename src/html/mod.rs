@@ -81,7 +81,9 @@ pub fn render(report: &Value) -> Result<String, HtmlError> {
     };
     let script = if sweep { SWEEP_SCRIPT } else { SCRIPT };
     let data = script_json(report);
-    let mut out = String::with_capacity(TEMPLATE.len() + STYLE.len() + COMMON_SCRIPT.len() + script.len() + data.len());
+    let mut out = String::with_capacity(
+        TEMPLATE.len() + STYLE.len() + COMMON_SCRIPT.len() + script.len() + data.len(),
+    );
     fill(TEMPLATE, &mut out, |name, out| match name {
         "title" => escape_text(&title, out),
         "version" => out.push_str(env!("CARGO_PKG_VERSION")),
