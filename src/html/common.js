@@ -37,5 +37,19 @@ const PacerCommon = (() => {
     if (parent) parent.append(e);
     return e;
   }
-  return { SVGNS, C, num, obj, human, scalar, el, sv };
+  // Puts the page's nodes in #report, draws its charts at the page's width and again when the
+  // width changes, then marks the page rendered (what a headless browser's check waits for).
+  function show(nodes, drawAll) {
+    const root = document.getElementById('report');
+    root.textContent = '';
+    root.append(...nodes);
+    drawAll();
+    let width = root.clientWidth, pending = 0;
+    window.addEventListener('resize', () => {
+      clearTimeout(pending);
+      pending = setTimeout(() => { if (root.clientWidth !== width) { width = root.clientWidth; drawAll(); } }, 150);
+    });
+    document.body.setAttribute('data-rendered', 'ok');
+  }
+  return { SVGNS, C, num, obj, human, scalar, el, sv, show };
 })();

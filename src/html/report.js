@@ -436,10 +436,6 @@
     return [H2('Settings'), el('div', { 'data-table': 'settings' }, body)];
   }
 
-  const root = document.getElementById('report');
-  root.textContent = '';
-  root.append(...header(), tiles(), ...overTime(), ...distributions(), ...timings(), ...stages(), ...thresholds(), counts(), ...settings());
-
   function drawAll() {
     for (const c of charts) {
       c.plot.textContent = '';
@@ -447,11 +443,6 @@
       c.draw({ node: c.node, plot: c.plot });
     }
   }
-  drawAll();
-  let width = root.clientWidth, pending = 0;
-  window.addEventListener('resize', () => {
-    clearTimeout(pending);
-    pending = setTimeout(() => { if (root.clientWidth !== width) { width = root.clientWidth; drawAll(); } }, 150);
-  });
-  document.body.setAttribute('data-rendered', 'ok');
+  PacerCommon.show([...header(), tiles(), ...overTime(), ...distributions(), ...timings(), ...stages(),
+    ...thresholds(), counts(), ...settings()], drawAll);
 })();

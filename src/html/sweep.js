@@ -175,15 +175,5 @@
   out.push(el('h2', {}, 'Settings'), el('div', { class: 'scroll', 'data-table': 'settings' },
     el('table', { class: 'kv wide' }, el('tbody', {}, ...settings))));
 
-  const root = document.getElementById('report');
-  root.textContent = '';
-  root.append(...out);
-  const drawAll = () => charts.forEach((draw) => draw());
-  drawAll();
-  let width = root.clientWidth, pending = 0;
-  window.addEventListener('resize', () => {
-    clearTimeout(pending);
-    pending = setTimeout(() => { if (root.clientWidth !== width) { width = root.clientWidth; drawAll(); } }, 150);
-  });
-  document.body.setAttribute('data-rendered', 'ok');
+  PacerCommon.show(out, () => charts.forEach((draw) => draw()));
 })();
