@@ -612,8 +612,10 @@ fn a_sweep_prints_its_table_and_knee_and_writes_json_and_html() {
         "700,100,300",
         "--step-duration",
         "400ms",
+        // 80%: room for a busy machine's late last send, and still above the ~520 req/s that
+        // the 700 asked cannot pass.
         "--min-achieved",
-        "0.95",
+        "0.8",
         "-o",
         json.to_str().unwrap(),
         "--html",
@@ -632,7 +634,7 @@ fn a_sweep_prints_its_table_and_knee_and_writes_json_and_html() {
     );
     assert!(lines[1].trim_start().starts_with("1      100.0"), "{out}");
     // Past the capacity a step cannot keep up (at most about 520 req/s of the 700 asked).
-    assert!(lines[3].contains("FAIL achieved_qps>=665"), "{out}");
+    assert!(lines[3].contains("FAIL achieved_qps>=560"), "{out}");
     assert!(lines[4].starts_with("knee: "), "{out}");
 
     let s: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();

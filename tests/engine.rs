@@ -82,9 +82,10 @@ fn slow_target_gives_timeouts_within_the_bound() {
     let s = run(&i);
     let took = start.elapsed().as_secs_f64();
     // The last request is due at 0.95 s and times out 0.2 s after it went; the bound is
-    // duration + 2 × timeout, and a second more for a loaded machine.
+    // duration + 2 × timeout (1.4 s) on an idle machine; far from the mock's 20 s of answers,
+    // with room for a busy one.
     assert!(took >= 0.95 + 0.2, "took {took}");
-    assert!(took < 1.0 + 2.0 * 0.2 + 1.0, "took {took}");
+    assert!(took < 10.0, "took {took}");
     assert_accounted(&s, 20);
     assert_eq!(named(&s, "timeout"), 20, "{:?}", s.errors);
 }
@@ -259,29 +260,29 @@ fn a_retried_request_times_out_from_its_first_dispatch() {
             let mut buf = [0u8; 4096];
             matches!(c.read(&mut buf), Ok(n) if n > 0)
         };
-        // Connection 1: answer the first request keep-alive; take the second, wait 200 ms, then
-        // hang up without a byte.
+        // Connection 1: answer the first request keep-alive; take the second, then hang up
+        // without a byte.
         let mut first = accept();
         assert!(read_one(&mut first));
         first
             .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
             .unwrap();
         assert!(read_one(&mut first));
-        std::thread::sleep(Duration::from_millis(200));
         drop(first);
-        // Connection 2: the retry, never answered.
+        // Connection 2: the retry, never answered, held open past the timeout.
         let mut second = accept();
         let retried = read_one(&mut second);
-        std::thread::sleep(Duration::from_millis(500));
+        std::thread::sleep(Duration::from_secs(4));
         retried
     });
     // Two requests, 0.4 s apart, one worker: the second goes out on connection 1 at 0.4 s, is
-    // retried at about 0.6 s, and must time out at 0.4 + 0.3 = 0.7 s (0.9 s if timed from the retry).
-    // That the timeout counts from the first dispatch is checked on made-up instants in
-    // engine::dispatch's tests; here the sockets: one retry, on a second connection.
+    // retried on a new connection, and times out 2 s after its first dispatch. That the timeout
+    // counts from the first dispatch, not the retry, is checked on made-up instants in
+    // engine::dispatch's tests; here the sockets: one retry, on a second connection, with
+    // timings that hold however late the threads run.
     let mut i = input(&url, 2.5, 0.8);
     i.num_workers = Some(1);
-    i.timeout = Some(0.3);
+    i.timeout = Some(2.0);
     let start = Instant::now();
     let s = run(&i);
     let took = start.elapsed().as_secs_f64();
@@ -289,8 +290,8 @@ fn a_retried_request_times_out_from_its_first_dispatch() {
     assert_eq!(s.successes, 1, "{:?}", s.errors);
     assert_eq!(named(&s, "timeout"), 1, "{:?}", s.errors);
     assert_eq!(s.connections_opened, 2);
-    assert!(took >= 0.4 + 0.3, "took {took}");
-    assert!(took < 5.0, "took {took}");
+    assert!(took >= 0.4 + 2.0, "took {took}");
+    assert!(took < 30.0, "took {took}");
     assert!(server.join().unwrap(), "the retry never reached the server");
 }
 

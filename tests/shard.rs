@@ -201,9 +201,11 @@ fn shards_merge_to_one_process_run() {
             );
         }
         assert!(merged.get("percentile_rank_error").is_none());
-        // Started together: on time, so no shard reports being late by more than a slow start.
+        // Started together: on time, so no shard is late by more than a slow start of a
+        // process on a busy machine (this test is about the accounting, not how fast pacer
+        // starts).
         let skew = merged["start_skew"].as_f64().unwrap();
-        assert!((0.0..1.5).contains(&skew), "{what}: skew {skew}");
+        assert!((0.0..10.0).contains(&skew), "{what}: skew {skew}");
         // Each shard sent its own requests: j mod n = i, and shares that add up.
         let mut shares: Vec<u64> = states.iter().map(|s| s.counts.total_requests).collect();
         shares.sort();

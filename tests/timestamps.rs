@@ -14,7 +14,7 @@ use pacer::mock::MockConfig;
 use serde_json::Value;
 use util::*;
 
-const HOLD_MS: u64 = 300;
+const HOLD_MS: u64 = 800;
 
 /// `pacer bench URL --json` with `args` and `env`; the report, after checking the exit code.
 fn bench(url: &str, args: &[&str], env: &[(&str, String)]) -> Value {
@@ -41,7 +41,7 @@ fn secs(r: &Value, key: &str) -> f64 {
         .unwrap_or_else(|| panic!("{key} missing: {r}"))
 }
 
-/// Five requests, 100 ms apart, on one connection; the lane holds 300 ms after each send.
+/// Five requests, 100 ms apart, on one connection; the lane holds 800 ms after each send.
 fn held_run(url: &str, extra: &[&str], timestamps: Option<&str>) -> Value {
     let mut args = vec![
         "--qps",
@@ -64,9 +64,9 @@ fn held_run(url: &str, extra: &[&str], timestamps: Option<&str>) -> Value {
     r
 }
 
-/// The mock answers at once; the lane reads each answer 300+ ms after it came. With kernel
+/// The mock answers at once; the lane reads each answer 800+ ms after it came. With kernel
 /// stamps the report still has the time it arrived (loopback: well under 100 ms, generously);
-/// timed when read, the same run shows the hold (at least 300 ms: physics).
+/// timed when read, the same run shows the hold (at least 800 ms: physics).
 fn assert_arrival_times_survive_a_late_read(url: &str, extra: &[&str]) {
     let kernel = held_run(url, extra, None);
     if kernel["timestamps"] != "kernel" {
@@ -91,7 +91,7 @@ fn assert_arrival_times_survive_a_late_read(url: &str, extra: &[&str]) {
     // ...but the kernel's stamps keep when the bytes arrived. The median, generously bounded:
     // on a loaded machine the target itself may be descheduled for a while now and then.
     for key in ["response_time_p50", "latency_p50"] {
-        assert!(secs(&kernel, key) < 0.1, "{key}: {kernel}");
+        assert!(secs(&kernel, key) < held / 2.0, "{key}: {kernel}");
     }
     assert!(secs(&kernel, "mean_response_time") < held, "{kernel}");
     assert!(secs(&kernel, "response_time_p50") > 0.0);
@@ -172,15 +172,16 @@ fn a_lane_that_sleeps_until_its_next_send_still_times_each_response() {
     let url = format!("{}/", m.url());
     let r = bench(
         &url,
-        &["--qps", "4", "--duration", "1", "--num_workers", "1"],
+        &["--qps", "1", "--duration", "4", "--num_workers", "1"],
         &[],
     );
     assert_eq!(r["successes"], 4, "{r}");
     let p50 = secs(&r, "response_time_p50");
-    // At least the delay; far less than the 250 ms the lane may sleep before reading.
+    // At least the delay; with kernel stamps far less than the second the lane may sleep
+    // before it reads (the median: one stall of a busy machine does not move it).
     assert!(p50 >= 0.03, "{p50}");
     if r["timestamps"] == "kernel" {
-        assert!(secs(&r, "response_time_p99") < 0.2, "{r}");
+        assert!(p50 < 0.5, "{r}");
     }
     assert_eq!(r["config"]["threads"], 1);
     assert!(

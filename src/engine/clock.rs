@@ -335,8 +335,9 @@ mod tests {
             now - Duration::from_secs(1),
             Instant::now(),
         );
-        // The mapped "now" is within a millisecond of the instant read around it.
-        assert!(at >= now - Duration::from_millis(1) && at <= Instant::now());
+        // The mapped "now" is close to the instant read around it: within a millisecond on an
+        // idle machine, 50 ms allowing for a preemption between the calibration's reads.
+        assert!(at >= now - Duration::from_millis(50) && at <= Instant::now());
     }
 
     #[test]
