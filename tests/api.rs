@@ -1603,6 +1603,14 @@ fn an_async_run_is_polled_to_the_report_a_sync_run_answers() {
         );
     }
     assert!(s["elapsed"].as_f64().unwrap() >= 0.45, "{s}");
+    // An ended run's counters and their clock stand still: polled again later, the same.
+    let progress = s["progress"].clone();
+    assert!(
+        progress["elapsed"].as_f64().unwrap() <= s["elapsed"].as_f64().unwrap(),
+        "{s}"
+    );
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(get(a, &format!("/runs/{id}")).body["progress"], progress);
 
     let list = get(a, "/runs");
     assert_eq!(list.status, 200);

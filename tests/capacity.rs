@@ -496,7 +496,9 @@ fn a_light_run_is_healthy() {
     let url = format!("{}/", m.url());
     // 1 req/s: a second between sends, so only a lateness past 250 ms (a stall even a busy
     // 2-core machine rarely has) would count against it.
-    let o = pacer(&["bench", &url, "-q", "1", "-z", "3s", "-t", "2", "-c", "2", "--json"]);
+    let o = pacer(&[
+        "bench", &url, "-q", "1", "-z", "3s", "-t", "2", "-c", "2", "--json",
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let r = json_of(&o);
     let h = &r["health"];

@@ -175,7 +175,8 @@ impl Run {
         if running && self.stop.is_stopped() {
             m.insert("cancelling".into(), json!(true));
         }
-        if let Some(p) = self.progress() {
+        // An ended run's counters stand still, and so does their clock: at the run's end.
+        if let Some(p) = self.progress(ended.took.map(|t| self.clock + t)) {
             m.insert("progress".into(), p);
         }
         if let Some(f) = ended.finished {
@@ -197,12 +198,16 @@ impl Run {
         Value::Object(m)
     }
 
-    /// The live counters, as the command line's progress line shows them.
-    fn progress(&self) -> Option<Value> {
+    /// The live counters, as the command line's progress line shows them; their `elapsed` runs
+    /// until `end` when the run has ended.
+    fn progress(&self, end: Option<Instant>) -> Option<Value> {
         let live = lock(&self.live);
         let p = live.progress.as_ref()?;
         let c = p.counts();
-        let elapsed = live.since.map_or(0.0, |t| t.elapsed().as_secs_f64());
+        let until = end.unwrap_or_else(Instant::now);
+        let elapsed = live
+            .since
+            .map_or(0.0, |t| until.saturating_duration_since(t).as_secs_f64());
         let mut v = json!({
             "elapsed": elapsed,
             "sent": c.sent,
