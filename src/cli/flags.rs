@@ -342,6 +342,10 @@ pub struct WorkloadArgs {
         chart [default: none]")),
     mut_arg("json", |a| a.help("Print the sweep's JSON on stdout instead of the table")),
     mut_arg("timeout", |a| a.help(SWEEP_TIMEOUT_HELP)),
+    mut_arg("thresholds", |a| a.help("A step passes only if this holds over it, e.g. \
+        'response_time_p99<=200ms', 'error_rate<=1%'; repeat for more. The knee is the highest \
+        rate whose step passed; a failing step does not change the exit code [default: \
+        error_rate<=1%]")),
 )]
 pub struct SweepFlags {
     /// Constant-rate steps after the probe, evenly from 10% to 100% of its peak
