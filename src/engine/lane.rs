@@ -775,7 +775,11 @@ impl<'a> Lane<'a> {
             }
         }
         for p in self.dispatch.take_all() {
-            self.record(&Completed::unsent(p.index, p.intended, self.thread, f, now));
+            // A queued retry went out once: it keeps that dispatch, and says it was retried.
+            let mut c = Completed::unsent(p.index, p.intended, self.thread, f, now);
+            c.dispatch = p.dispatch;
+            c.retried = p.dispatch.is_some();
+            self.record(&c);
         }
         while let Some((index, intended)) = self.pacing.take_rest() {
             self.record(&Completed::unsent(index, intended, self.thread, f, now));
