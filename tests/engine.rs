@@ -496,3 +496,63 @@ fn a_stopped_saturation_run_ends_early() {
         s.total_requests as f64 / s.elapsed.as_secs_f64()
     );
 }
+
+/// A target that answers each request keep-alive and then closes at once: its answer and its
+/// close arrive together. The lane must see the close with the answer, not leave the
+/// connection idle for the next request to find it closed and go out again (a retry, whose
+/// times would include the wasted attempt).
+#[test]
+fn an_answer_that_arrives_with_its_close_leaves_no_stale_connection() {
+    use std::io::{Read, Write};
+    use std::time::Duration;
+    let listener = std::net::TcpListener::bind(loopback()).unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    let server = std::thread::spawn(move || {
+        listener.set_nonblocking(true).unwrap();
+        let until = Instant::now() + Duration::from_secs(20);
+        let mut served = 0;
+        while Instant::now() < until && served < 4 {
+            let mut c = match listener.accept() {
+                Ok((c, _)) => c,
+                Err(_) => {
+                    std::thread::sleep(Duration::from_millis(2));
+                    continue;
+                }
+            };
+            c.set_nonblocking(false).unwrap();
+            c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut buf = [0u8; 4096];
+            if matches!(c.read(&mut buf), Ok(n) if n > 0) {
+                let _ = c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+                served += 1;
+            }
+            // Dropped: the close follows the answer at once.
+        }
+        served
+    });
+    let dir = TempDir::new("close-with-answer");
+    let file = dir.path("requests.jsonl");
+    let o = pacer(&[
+        "bench",
+        &url,
+        "-q",
+        "4",
+        "-z",
+        "1s",
+        "-c",
+        "1",
+        "--timeout",
+        "5s",
+        "--requests",
+        file.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let r = json_of(&o);
+    assert_eq!(r["successes"], 4, "{}", r["error_counts"]);
+    assert_eq!(server.join().unwrap(), 4);
+    let lines = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(lines.lines().count(), 4);
+    assert!(!lines.contains("retried"), "{lines}");
+    assert_eq!(r["connections_opened"], 4, "one per request, none wasted");
+}

@@ -266,6 +266,10 @@ pub fn line(out: &mut Vec<u8>, c: &Completed, f: &Format, messages: &[Box<str>])
         }
     }
     let _ = write!(out, ",\"bytes\":{}", c.bytes);
+    if c.retried {
+        // Sent again after a keep-alive connection turned out closed: said only when it was.
+        out.extend_from_slice(b",\"retried\":true");
+    }
     if f.llm {
         let _ = write!(
             out,

@@ -242,7 +242,7 @@ impl<'a> Lane<'a> {
             }
             for key in std::mem::take(&mut self.revisit) {
                 if self.conns.contains(key) {
-                    self.read(key);
+                    self.read(key, false);
                     self.rewatch(key);
                 }
             }
@@ -487,8 +487,8 @@ impl<'a> Lane<'a> {
         Ok((sock, transport))
     }
 
-    fn on_event(&mut self, key: usize, readable: bool, writable: bool) {
-        self.handle(key, readable, writable);
+    fn on_event(&mut self, key: usize, readable: bool, writable: bool, hup: bool) {
+        self.handle(key, readable, writable, hup);
         self.rewatch(key);
     }
 
@@ -510,7 +510,7 @@ impl<'a> Lane<'a> {
         }
     }
 
-    fn handle(&mut self, key: usize, readable: bool, writable: bool) {
+    fn handle(&mut self, key: usize, readable: bool, writable: bool, hup: bool) {
         let plan = self.sh.plan;
         let Some(conn) = self.conns.get_mut(key) else {
             return;
@@ -539,7 +539,7 @@ impl<'a> Lane<'a> {
             }
         }
         if readable {
-            self.read(key);
+            self.read(key, hup);
         }
     }
 
@@ -578,7 +578,8 @@ impl<'a> Lane<'a> {
         }
     }
 
-    fn read(&mut self, key: usize) {
+    /// Reads what connection `key` has; `hup`: its readiness said the peer closed.
+    fn read(&mut self, key: usize, hup: bool) {
         if let Some(hold) = self.hold {
             self.hold_before_reading(key, hold);
         }
@@ -615,8 +616,11 @@ impl<'a> Lane<'a> {
                             self.complete(key, reuse);
                             // The response is whole and the read did not fill the buffer: nothing
                             // more is due on this connection, so skip the read that would only say
-                            // WouldBlock. Linux signals an edge for every later arrival (or close).
-                            if reuse && !full {
+                            // WouldBlock. Linux signals an edge for every later arrival or close,
+                            // but not for a close that came with this read's data: then read on,
+                            // so the connection is closed now rather than found stale by the next
+                            // request.
+                            if reuse && !full && !hup {
                                 return;
                             }
                         }
@@ -853,7 +857,7 @@ impl<'a> Lane<'a> {
         for round in 0.. {
             for i in 0..self.events.len() {
                 let Some(ev) = self.events.get(i) else { break };
-                self.on_event(ev.token, ev.read, ev.write);
+                self.on_event(ev.token, ev.read, ev.write, ev.hup);
             }
             if !self.events.is_full() || round + 1 >= DRAIN_ROUNDS {
                 break;

@@ -162,6 +162,9 @@ pub struct Ready {
     /// Readable, closed by the peer, or failed: a read will tell which.
     pub read: bool,
     pub write: bool,
+    /// The peer closed its side (or the socket failed): a read after the last data will say so,
+    /// and no later edge will.
+    pub hup: bool,
 }
 
 /// The buffer `wait` fills.
@@ -196,10 +199,12 @@ impl Events {
         // Copies out of the (packed on x86_64) struct before use.
         let (flags, data) = (e.events, e.u64);
         let read = (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32;
+        let hup = (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32;
         Some(Ready {
             token: data as usize,
             read: flags & read != 0,
             write: flags & libc::EPOLLOUT as u32 != 0,
+            hup: flags & hup != 0,
         })
     }
 }
