@@ -2,8 +2,11 @@
 //! (`SO_TIMESTAMPING`, software receive stamps) in `CLOCK_REALTIME` nanoseconds; every timing of
 //! a run is on the monotonic clock (`Instant`). [`StampClock`] maps one onto the other with the
 //! offset between the two clocks, measured at the start from the tightest of several paired
-//! readings, measured again as the lane runs (so an NTP slew or a step of the wall clock moves
-//! the mapping with it), and reported at the end as the run's drift.
+//! readings, measured again as the lane runs (so a step of the wall clock moves the mapping
+//! with it), and reported at the end as the run's drift. On Linux an NTP slew changes the rate of
+//! both clocks alike, so the offset moves only when the wall clock is stepped (`settimeofday`,
+//! an NTP step, a leap second): the drift is 0 in almost every run, and the rechecks are there
+//! for the run in which it is not.
 //!
 //! What a stamp means for TCP: a read returns the stamp of the **last** segment it consumed. A
 //! read that carries several responses, or several SSE events, gives them all that one stamp:
@@ -25,7 +28,7 @@ use super::sys::{self, RealtimeNs};
 /// the wall clock (someone set it), not a slew (NTP slews at most 500 ppm).
 pub const STEP: Duration = Duration::from_millis(1);
 
-/// How often a lane reads the offset again: a slewing clock moves at most 5 µs in this time.
+/// How often a lane reads the offset again: a step of the wall clock is followed within this.
 pub const RECHECK: Duration = Duration::from_millis(10);
 
 /// How long a run waits, before it starts, for the kernel to turn receive stamping on.
