@@ -23,7 +23,7 @@ use crate::api::{self, AllowTarget, ApiConfig};
 use crate::llm::Api;
 use crate::mock::{Fault, MockConfig, MockServer};
 use crate::plan::{Input, Limits, LlmInput, Plan, Rate, WorkloadInput, defaults};
-pub use bench::{Output, no_response};
+pub use bench::Output;
 pub use flags::{
     BenchArgs, DemoArgs, LlmArgs, RunArgs, SweepArgs, SweepFlags, SweepLlmArgs, WorkloadArgs,
     parse_bytes,
@@ -97,6 +97,9 @@ pub enum Command {
     /// Merge the states of a run's shards (`--shard i/N --state FILE`) into one report, as if
     /// one process had sent the whole run.
     Merge(MergeArgs),
+    /// Print the API's OpenAPI 3 document (what `GET /openapi.json` serves): every route,
+    /// request field and report field, with types, defaults and limits.
+    Openapi,
 }
 
 #[derive(Args, Debug)]
@@ -297,6 +300,13 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             })
         }
         Command::Bench(a) => bench::bench(&bench_input(&a)?, &Output::of(&a.run)),
+        Command::Openapi => {
+            let doc = api::openapi::document();
+            // A Value always serializes; a closed stdout (`pacer openapi | head`) is not an error.
+            let text = serde_json::to_string_pretty(&doc).unwrap_or_default();
+            let _ = writeln!(std::io::stdout(), "{text}");
+            Ok(())
+        }
         Command::Fireworks(a) => bench::bench(&llm_input(&a)?, &Output::of(&a.run)),
         Command::Sweep(a) => {
             let input = sweep::input(bench_input(&a.bench)?, &a.bench.run, &a.sweep)?;

@@ -28,6 +28,9 @@ use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
+// What the engine measured is the engine's; this module only judges it.
+pub use crate::engine::usage::{HealthInput, ThreadUsage};
+
 /// A thread using this share of a core or more is too busy to be on time.
 pub const CPU_SHARE_LIMIT: f64 = 0.90;
 /// A thread using this share of a core while preempted [`PREEMPT_RATE`] times a second or more
@@ -41,58 +44,6 @@ pub const LATE_SHARE_LIMIT: f64 = 0.25;
 /// Lateness under this (seconds) is never blamed on the generator: the design's dispatch
 /// precision target.
 pub const LATE_FLOOR: f64 = 100e-6;
-
-/// What one engine thread used, measured by the thread itself at its end.
-#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct ThreadUsage {
-    /// User plus system CPU seconds, from the run's start to the thread's end.
-    pub cpu: f64,
-    /// Wall seconds the share is taken over: the whole run's.
-    pub wall: f64,
-    /// Times the OS took the CPU away from it (`ru_nivcsw`).
-    pub involuntary_switches: u64,
-}
-
-impl ThreadUsage {
-    /// Share of one core: CPU over wall time (0 for a thread that did not run).
-    pub fn share(&self) -> f64 {
-        if self.wall > 0.0 {
-            self.cpu / self.wall
-        } else {
-            0.0
-        }
-    }
-
-    /// Involuntary context switches per second of wall time.
-    pub fn preemptions_per_second(&self) -> f64 {
-        if self.wall > 0.0 {
-            self.involuntary_switches as f64 / self.wall
-        } else {
-            0.0
-        }
-    }
-
-    fn contended(&self) -> bool {
-        self.share() >= CONTENDED_SHARE && self.preemptions_per_second() >= PREEMPT_RATE
-    }
-}
-
-/// What the verdict is drawn from (a shard's state carries it, so a merged run is judged too).
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct HealthInput {
-    /// One entry per engine thread, in thread order.
-    pub threads: Vec<ThreadUsage>,
-    /// Requests handed to a connection.
-    pub sent: u64,
-    /// Requests not sent because every connection was busy.
-    pub not_sent: u64,
-    /// p99 of the generator's own lateness, seconds (None with no samples, or in closed loop).
-    pub late_p99: Option<f64>,
-    /// Mean interval between intended sends, seconds (None in closed loop).
-    pub send_interval: Option<f64>,
-    /// The connection cap, to name it in the not-sent note.
-    pub num_workers: usize,
-}
 
 /// The one-word verdict.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -123,7 +74,12 @@ pub struct Health {
 
 /// A duration in the unit a person reads best (as the report prints timings).
 fn time(secs: f64) -> String {
-    crate::report::human(secs)
+    crate::units::human(secs)
+}
+
+/// A thread that wanted more CPU than it got: busy, and preempted often (module docs).
+fn contended(t: &ThreadUsage) -> bool {
+    t.share() >= CONTENDED_SHARE && t.preemptions_per_second() >= PREEMPT_RATE
 }
 
 fn percent(x: f64) -> String {
@@ -173,7 +129,7 @@ pub fn judge(input: HealthInput) -> Health {
         .threads
         .iter()
         .enumerate()
-        .filter(|(_, t)| t.contended())
+        .filter(|(_, t)| contended(t))
         .max_by(|a, b| {
             a.1.preemptions_per_second()
                 .total_cmp(&b.1.preemptions_per_second())
@@ -235,22 +191,6 @@ pub fn judge(input: HealthInput) -> Health {
         reasons,
         notes,
         input,
-    }
-}
-
-impl HealthInput {
-    /// Folds another shard's input into this one: every thread, the counts added, the lateness
-    /// the larger of the two p99s (a bound on the union's p99, which the shards do not keep),
-    /// the connections added. The send interval is the whole plan's, the caller's to set.
-    pub fn add_shard(&mut self, o: HealthInput) {
-        self.threads.extend(o.threads);
-        self.sent += o.sent;
-        self.not_sent += o.not_sent;
-        self.late_p99 = match (self.late_p99, o.late_p99) {
-            (Some(a), Some(b)) => Some(a.max(b)),
-            (a, b) => a.or(b),
-        };
-        self.num_workers += o.num_workers;
     }
 }
 

@@ -56,7 +56,42 @@
 //!   it: `pacer sweep`, `POST /sweep` (the API's [`api::runs`] holds async runs of any kind).
 //! - [`slo`] holds thresholds (checked against a report's JSON, so a run, a stage or a sweep step
 //!   alike) and goodput objectives (checked per request by `engine::stats`), parsed before a run.
-//!   [`health`]: the pure rules that judge whether the generator limited a run.
+//!   [`health`]: the pure rules that judge whether the generator limited a run, from what the
+//!   engine measured about itself ([`engine::usage`]); the report asks for the verdict.
+//! - [`units`]: durations as people read and type them (`250ms`, `1m30s`), a leaf every layer
+//!   prints with.
+//!
+//! ## Layers
+//!
+//! Data flows one way, and so do the imports: a module uses only the modules named on its line
+//! below (any `crate::` path in `src/`, test code included). `tests/layers.rs` reads this block,
+//! fails on any other import, and checks that the graph has no circle. Lines ending in
+//! `// removed by the metric/shard work` are edges being taken out by other changes: the timing
+//! families move to `metric`, the wall-clock types and the fingerprint's call out of the engine
+//! and the plan.
+//!
+//! ```text
+//! rng    ->
+//! units  ->
+//! metric ->
+//! http1  ->
+//! llm    -> rng http1
+//! stats  -> rng
+//! mock   -> rng http1
+//! slo    -> metric units
+//! slo    -> report                                              // removed by the metric/shard work
+//! plan   -> http1 llm rng slo metric units
+//! plan   -> report shard                                        // removed by the metric/shard work
+//! engine -> http1 llm plan rng slo stats metric units
+//! engine -> shard                                               // removed by the metric/shard work
+//! health -> engine units
+//! report -> engine health plan slo stats metric units
+//! shard  -> engine health llm plan report rng stats metric units
+//! html   -> report metric
+//! sweep  -> engine plan report slo metric units
+//! api    -> engine html http1 llm plan report shard sweep slo metric units
+//! cli    -> api engine html http1 llm mock plan report shard slo sweep stats metric units
+//! ```
 //!
 //! The quantiles crate is not used for the streaming percentiles, although the design named it:
 //! its CKMS merge re-inserts kept values as single samples (a merged p50 landed at rank 0.28–0.30
@@ -84,3 +119,4 @@ pub mod shard;
 pub mod slo;
 pub mod stats;
 pub mod sweep;
+pub mod units;

@@ -16,14 +16,18 @@
 //! `output_tokens_sources`; the same for the input side.
 
 use std::fmt::Write as _;
+use std::net::ToSocketAddrs;
 
 use serde_json::{Map, Value, json};
 
 use crate::engine::{ErrorKey, RunStats, Timings, TokenSource, TokenSources};
-use crate::health::Health;
+use crate::health;
 use crate::plan::{Arrival, BodyMode, Plan, Rate};
 use crate::slo::{self, Checked, Kind};
 use crate::stats::{Recorder, Summary};
+// The units live in a leaf module, so that modules below the report can use them; these names
+// stay for the report's callers.
+pub use crate::units::{human, secs_text};
 
 /// Which runs report a timing family.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -270,7 +274,7 @@ pub fn to_json(plan: &Plan, stats: &RunStats) -> Value {
         );
     }
     if let Some(h) = &stats.health {
-        m.insert("health".into(), h.to_json());
+        m.insert("health".into(), health::judge(h.clone()).to_json());
     }
     if !stats.stages.is_empty() {
         let stages: Vec<Value> = (0..stats.stages.len())
@@ -672,47 +676,8 @@ fn family(m: &mut Map<String, Value>, plan: &Plan, name: &str, rec: &Recorder) {
     }
 }
 
-/// Seconds in the unit a person reads best.
-pub fn human(secs: f64) -> String {
-    let a = secs.abs();
-    if a < 1e-3 {
-        format!("{:.1}µs", secs * 1e6)
-    } else if a < 1.0 {
-        format!("{:.2}ms", secs * 1e3)
-    } else {
-        format!("{secs:.3}s")
-    }
-}
-
 fn opt(v: Option<f64>) -> String {
     v.map(human).unwrap_or_else(|| "-".into())
-}
-
-/// Seconds as a person types a duration: `250ms`, `1.5s`, `90s` → `1m30s`, `7200s` → `2h`.
-pub fn secs_text(secs: f64) -> String {
-    if secs.fract() != 0.0 || !(60.0..1e12).contains(&secs) {
-        return if secs != 0.0 && secs.abs() < 1.0 {
-            format!("{}ms", round_digits(secs * 1e3))
-        } else {
-            format!("{}s", round_digits(secs))
-        };
-    }
-    let whole = secs as u64;
-    let (h, m, s) = (whole / 3600, whole / 60 % 60, whole % 60);
-    let mut out = String::new();
-    for (n, unit) in [(h, "h"), (m, "m"), (s, "s")] {
-        if n > 0 {
-            let _ = write!(out, "{n}{unit}");
-        }
-    }
-    out
-}
-
-/// At most 6 significant decimals, without trailing zeros: floats as typed, not `0.30000000000000004`.
-fn round_digits(x: f64) -> String {
-    let s = format!("{x:.6}");
-    let s = s.trim_end_matches('0').trim_end_matches('.');
-    s.to_string()
 }
 
 /// The run's settings in words: the request line, then the rate, length and limits (and the LLM
@@ -881,7 +846,11 @@ pub fn to_text_body(plan: &Plan, stats: &RunStats) -> String {
             "  INTERRUPTED: stopped before its end; requests not yet sent are counted as \"not sent: interrupted\""
         );
     }
-    for line in stats.health.iter().flat_map(Health::text_lines) {
+    for line in stats
+        .health
+        .iter()
+        .flat_map(|h| health::judge(h.clone()).text_lines())
+    {
         let _ = writeln!(out, "  {line}");
     }
     if plan.target.tls {
@@ -1095,6 +1064,74 @@ fn human_to(secs: f64, step: f64) -> String {
     };
     let d = needed.clamp(decimals, 6);
     format!("{:.d$}{unit}", secs * scale)
+}
+
+/// Why a finished run measured nothing about its target: None when any request got a response
+/// (a success or any HTTP status); else every error bucket with its reason, e.g. `connection
+/// refused by 127.0.0.1:1` or the resolver's message for a name that does not resolve.
+pub fn no_response(plan: &Plan, stats: &RunStats) -> Option<String> {
+    let responded = stats.successes > 0
+        || stats.timings.response_time.count() > 0
+        || stats
+            .errors
+            .keys()
+            .any(|k| matches!(k, ErrorKey::Status(_)));
+    if responded || stats.total_requests == 0 {
+        return None;
+    }
+    let total = stats.total_requests;
+    let reasons: Vec<String> = stats
+        .errors
+        .iter()
+        .map(|(k, &n)| {
+            let why = reason(plan, &key_name(k));
+            if n == total {
+                why
+            } else {
+                format!("{why} ({n} of {total} requests)")
+            }
+        })
+        .collect();
+    Some(format!("no request got a response: {}", reasons.join("; ")))
+}
+
+/// One error bucket of a run without responses, said with the target's address.
+fn reason(plan: &Plan, name: &str) -> String {
+    let t = &plan.target;
+    let addr = if t.host.contains(':') {
+        format!("[{}]:{}", t.host, t.port)
+    } else {
+        format!("{}:{}", t.host, t.port)
+    };
+    match name {
+        "connection refused" => format!("connection refused by {addr}"),
+        "timeout" => format!(
+            "no answer from {addr} within the timeout ({})",
+            secs_text(plan.timeout.as_secs_f64())
+        ),
+        n if n.starts_with("dns: ") => {
+            format!(
+                "cannot resolve {}: {}",
+                t.host,
+                resolver_says(&t.host, t.port)
+            )
+        }
+        n => format!("{n} ({addr})"),
+    }
+}
+
+/// The resolver's own words for a host that did not resolve. The engine refuses `.invalid`
+/// names without asking (RFC 6761 §6.4), so they are not asked here either.
+fn resolver_says(host: &str, port: u16) -> String {
+    let lower = host.to_ascii_lowercase();
+    if lower == "invalid" || lower.ends_with(".invalid") {
+        return "names under .invalid never resolve (RFC 6761)".into();
+    }
+    match (host, port).to_socket_addrs() {
+        Err(e) => e.to_string(),
+        Ok(addrs) if addrs.as_slice().is_empty() => "the resolver returned no address".into(),
+        Ok(_) => "it did not resolve when the run started".into(),
+    }
 }
 
 #[cfg(test)]
@@ -1355,22 +1392,5 @@ mod tests {
         spread.record(0.10001);
         let (lines, _) = histogram_lines(&spread, 12, 40);
         assert!(lines.contains(" 100.00ms - 100.01ms "), "{lines}");
-    }
-
-    #[test]
-    fn durations_read_as_typed() {
-        for (secs, text) in [
-            (5.0, "5s"),
-            (0.25, "250ms"),
-            (1.5, "1.5s"),
-            (90.0, "1m30s"),
-            (7200.0, "2h"),
-            (86_400.0, "24h"),
-            (0.0, "0s"),
-            (-1.0, "-1s"),
-            (0.3, "300ms"),
-        ] {
-            assert_eq!(secs_text(secs), text);
-        }
     }
 }

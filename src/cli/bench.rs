@@ -9,7 +9,6 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{IsTerminal, Write};
-use std::net::ToSocketAddrs;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::Ordering;
@@ -20,10 +19,10 @@ use serde_json::Value;
 use super::flags::RunArgs;
 use super::progress::{self, Line};
 use super::{CliError, err, exit, signals};
-use crate::engine::{self, Controls, ErrorKey, Progress, RunStats, Stop};
+use crate::engine::{self, Controls, Progress, RunStats, Stop};
 use crate::plan::stages;
 use crate::plan::{Input, Limits, LlmInput, Plan, PlanError, Rate, default_num_workers, defaults};
-use crate::report::{self, secs_text};
+use crate::report::{self, no_response, secs_text};
 use crate::shard::report::add_start_late;
 use crate::shard::time::format_rfc3339;
 use crate::shard::{ShardIndex, ShardState};
@@ -484,74 +483,6 @@ impl OutputFile {
     }
 }
 
-/// Why a finished run measured nothing about its target: None when any request got a response
-/// (a success or any HTTP status); else every error bucket with its reason, e.g. `connection
-/// refused by 127.0.0.1:1` or the resolver's message for a name that does not resolve.
-pub fn no_response(plan: &Plan, stats: &RunStats) -> Option<String> {
-    let responded = stats.successes > 0
-        || stats.timings.response_time.count() > 0
-        || stats
-            .errors
-            .keys()
-            .any(|k| matches!(k, ErrorKey::Status(_)));
-    if responded || stats.total_requests == 0 {
-        return None;
-    }
-    let total = stats.total_requests;
-    let reasons: Vec<String> = stats
-        .errors
-        .iter()
-        .map(|(k, &n)| {
-            let why = reason(plan, &report::key_name(k));
-            if n == total {
-                why
-            } else {
-                format!("{why} ({n} of {total} requests)")
-            }
-        })
-        .collect();
-    Some(format!("no request got a response: {}", reasons.join("; ")))
-}
-
-/// One error bucket of a run without responses, said with the target's address.
-fn reason(plan: &Plan, name: &str) -> String {
-    let t = &plan.target;
-    let addr = if t.host.contains(':') {
-        format!("[{}]:{}", t.host, t.port)
-    } else {
-        format!("{}:{}", t.host, t.port)
-    };
-    match name {
-        "connection refused" => format!("connection refused by {addr}"),
-        "timeout" => format!(
-            "no answer from {addr} within the timeout ({})",
-            secs_text(plan.timeout.as_secs_f64())
-        ),
-        n if n.starts_with("dns: ") => {
-            format!(
-                "cannot resolve {}: {}",
-                t.host,
-                resolver_says(&t.host, t.port)
-            )
-        }
-        n => format!("{n} ({addr})"),
-    }
-}
-
-/// The resolver's own words for a host that did not resolve. The engine refuses `.invalid`
-/// names without asking (RFC 6761 §6.4), so they are not asked here either.
-fn resolver_says(host: &str, port: u16) -> String {
-    let lower = host.to_ascii_lowercase();
-    if lower == "invalid" || lower.ends_with(".invalid") {
-        return "names under .invalid never resolve (RFC 6761)".into();
-    }
-    match (host, port).to_socket_addrs() {
-        Err(e) => e.to_string(),
-        Ok(addrs) if addrs.as_slice().is_empty() => "the resolver returned no address".into(),
-        Ok(_) => "it did not resolve when the run started".into(),
-    }
-}
-
 /// Runs `plan` with the progress line (on a terminal, or forced; never with `--quiet`) and
 /// Ctrl-C turned into the engine's stop switch, writing every request to `requests` if given.
 fn run_live(plan: &Plan, out: &Output, requests: Option<&File>) -> Result<RunStats, CliError> {
@@ -587,6 +518,7 @@ fn run_live(plan: &Plan, out: &Output, requests: Option<&File>) -> Result<RunSta
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::ErrorKey;
     use std::collections::BTreeMap;
 
     fn bench_input(qps: Rate, duration: f64) -> Input {

@@ -63,8 +63,8 @@ use super::outcome::{Completed, Failure};
 use super::pacing::Pacing;
 use super::stats::LaneStats;
 use super::sys::{self, Events};
+use super::usage::ThreadUsage;
 use super::{Counts, LaneProgress, Stop, live, tls, wake};
-use crate::health::ThreadUsage;
 use crate::plan::{BodyMode, Plan};
 
 /// A wait shorter than this is spent polling the clock rather than sleeping: on the 2-core VM a

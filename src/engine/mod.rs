@@ -34,6 +34,7 @@ pub mod stats;
 pub mod sys;
 pub mod timeline;
 pub mod tls;
+pub mod usage;
 pub mod wake;
 
 use std::collections::BTreeMap;
@@ -43,7 +44,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Barrier, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::health::{self, Health, HealthInput, ThreadUsage};
 use crate::plan::{BodyMode, Plan, Rate};
 use crate::shard::WallTimes;
 use crate::shard::time::{UnixNanos, now_unix_ns};
@@ -55,6 +55,7 @@ pub use sched::Scheduling;
 use stats::Messages;
 pub use stats::{LaneStats, Timings, TokenSources};
 pub use timeline::Timeline;
+pub use usage::{HealthInput, ThreadUsage};
 
 /// An error bucket of the report: an HTTP status or a named failure. Statuses sort before names.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -99,8 +100,9 @@ pub struct RunStats {
     /// One per stage of a staged run (empty otherwise): the requests intended in that stage,
     /// with `elapsed` the stage's duration.
     pub stages: Vec<RunStats>,
-    /// Whether the generator limited the run (None for a run whose target did not resolve).
-    pub health: Option<Health>,
+    /// What the run measured about the generator itself, for the report's `health` verdict
+    /// (`crate::health::judge`); None for a run whose target did not resolve.
+    pub health: Option<HealthInput>,
     /// The requests placed in time, merged over the threads (see [`timeline`]).
     pub timeline: Timeline,
     /// The run's start on the system's clocks.
@@ -597,7 +599,7 @@ fn finish(plan: &Plan, mut w: LaneStats, elapsed: Duration) -> RunStats {
             summarize(plan, s, &messages, Duration::from_secs_f64(secs))
         })
         .collect();
-    stats.health = Some(health::judge(health));
+    stats.health = Some(health);
     stats
 }
 

@@ -24,7 +24,7 @@ use super::exchange::Sink;
 use super::outcome::{Completed, Failure, Outcome, TokenSource};
 use super::sched::Scheduling;
 use super::timeline::Timeline;
-use crate::health::ThreadUsage;
+use super::usage::ThreadUsage;
 use crate::plan::Plan;
 use crate::slo::goodput::{self, Objective, RequestMetric};
 use crate::stats::Recorder;

@@ -272,7 +272,7 @@ impl ShardState {
             statuses,
             failures,
             timings: packed_timings(&stats.timings),
-            health: stats.health.as_ref().map(|h| h.input.clone()),
+            health: stats.health.clone(),
             timeline: StateTimeline::of(&stats.timeline),
             stages: stats.stages.iter().map(StageState::of).collect(),
         }
@@ -361,7 +361,7 @@ impl Merged {
                 .map(|w| scheduling_of(w))
                 .fold(Scheduling::Normal, Scheduling::worst),
             interrupted: self.interrupted,
-            health: self.health.clone().map(crate::health::judge),
+            health: self.health.clone(),
             timeline: self.timeline.clone().unwrap_or_default(),
             // The monotonic clock is each machine's own: only Unix time places the whole run
             // (`to_json` leaves the monotonic reading out).

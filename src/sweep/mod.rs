@@ -499,7 +499,7 @@ fn finish(mut sweep: Sweep) -> Sweep {
 /// The probe got no successful response: why, in the words `bench` uses for a run without
 /// responses, or the errors it got instead.
 fn probe_failed(plan: &Plan, stats: &engine::RunStats) -> String {
-    if let Some(why) = crate::cli::no_response(plan, stats) {
+    if let Some(why) = report::no_response(plan, stats) {
         return format!("the saturation probe failed: {why}");
     }
     let errors: Vec<String> = stats
