@@ -29,7 +29,7 @@ pub use flags::{
     parse_bytes,
 };
 
-/// The process's exit codes (README "Exit codes"; [`EXIT_CODES`] in `--help`).
+/// The process's exit codes (docs/cli.md "Exit codes"; [`EXIT_CODES`] in `--help`).
 pub mod exit {
     /// The run completed; its failed requests are in the report.
     pub const OK: i32 = 0;

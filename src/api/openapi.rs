@@ -700,7 +700,7 @@ fn fireworks_request(limits: &Limits) -> Value {
     })
 }
 
-/// The prompts of an LLM run and their lengths (README "Prompts from a data set").
+/// The prompts of an LLM run and their lengths (docs/llm.md).
 fn workload_fields(limits: &Limits) -> Map<String, Value> {
     let lengths = |what: &str| {
         json!({"oneOf": [{"type": "string"}, {"type": "number", "minimum": 1}], "nullable": true,

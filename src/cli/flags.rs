@@ -276,8 +276,8 @@ pub struct LlmArgs {
     pub run: RunArgs,
 }
 
-/// Where an LLM run's prompts come from and how long prompts and answers are (README
-/// "Prompts from a data set, and token lengths").
+/// Where an LLM run's prompts come from and how long prompts and answers are (docs/llm.md,
+/// "Data sets, token lengths, tokenizers").
 #[derive(Args, Debug, Clone)]
 #[command(next_help_heading = "Prompts and tokens")]
 pub struct WorkloadArgs {

@@ -222,7 +222,7 @@ fn opt_secs(out: &mut Vec<u8>, t0: Instant, t: Option<Instant>) {
     }
 }
 
-/// One request as a JSON line (see the README for each field).
+/// One request as a JSON line (docs/report.md, "Every request on disk", has each field).
 pub fn line(out: &mut Vec<u8>, c: &Completed, f: &Format, messages: &[Box<str>]) {
     let t0 = f.t0;
     let _ = write!(
