@@ -61,7 +61,12 @@ fn main() {
 /// The merge `pacer merge DIR --json` does, timed, with this process's peak memory.
 fn child(dir: &Path) {
     let t = Instant::now();
-    let merged = merge_sources(&[dir.to_path_buf()], std::io::empty()).expect("merges");
+    let merged = merge_sources(
+        &[dir.to_path_buf()],
+        std::io::empty(),
+        pacer::plan::defaults::MAX_STATE_BYTES,
+    )
+    .expect("merges");
     let json = merged.to_json().expect("report");
     let text = serde_json::to_string(&json).expect("serializes");
     let took = t.elapsed();

@@ -118,6 +118,15 @@ pub struct MergeArgs {
     /// Also write the report as an HTML page to FILE [default: none]
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
+    /// Refuse a state (a line of a log or standard input, or a state file) longer than this:
+    /// bytes, or with a unit (KB, MB, GB, KiB, MiB, GiB)
+    #[arg(
+        long,
+        value_name = "SIZE",
+        default_value_t = defaults::MAX_STATE_BYTES,
+        value_parser = parse_bytes,
+    )]
+    pub max_state_bytes: u64,
 }
 
 #[derive(Args, Debug)]
@@ -326,7 +335,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
 
 /// `pacer merge`: states that cannot be read or merged are bad input (exit 2), named.
 fn merge(a: MergeArgs) -> Result<(), CliError> {
-    let merged = crate::shard::merge_sources(&a.states, std::io::stdin().lock())
+    let merged = crate::shard::merge_sources(&a.states, std::io::stdin().lock(), a.max_state_bytes)
         .map_err(|e| err(exit::USAGE, e.to_string()))?;
     let json = merged.to_json().map_err(|e| err(exit::USAGE, e))?;
     let pretty = serde_json::to_string_pretty(&json).unwrap_or_default();

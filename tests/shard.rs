@@ -139,7 +139,7 @@ fn merge_json(states: &[PathBuf]) -> Value {
 fn states_of(paths: &[PathBuf]) -> Vec<ShardState> {
     paths
         .iter()
-        .flat_map(|p| ShardState::read_file(p).unwrap())
+        .flat_map(|p| ShardState::read_file(p, pacer::plan::defaults::MAX_STATE_BYTES).unwrap())
         .map(|(_, s)| s)
         .collect()
 }
@@ -579,5 +579,132 @@ fn a_staged_run_merges_its_stages() {
     }
     assert_eq!(got[0]["total_requests"], 60);
     assert_eq!(got[1]["total_requests"], 120);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Two states of one plan (shards 0/2 and 1/2), made as a shard makes them, as JSON to edit.
+fn made_states() -> Vec<Value> {
+    use pacer::engine::{ErrorKey, RunStats};
+    use pacer::plan::{Input, Limits, Plan, Rate};
+    use pacer::shard::{ShardIndex, WallTimes};
+    (0..2u32)
+        .map(|i| {
+            let mut input = Input::new("http://127.0.0.1:9/", Rate::PerSecond(40.0), 2.5);
+            input.shard = ShardIndex::new(i, 2).unwrap();
+            let plan = Plan::new(&input, &Limits::default()).unwrap();
+            let mut stats = RunStats {
+                total_requests: 50,
+                successes: 48,
+                bytes_received: 4800,
+                ..RunStats::default()
+            };
+            stats.errors.insert(ErrorKey::Status(500), 2);
+            for k in 0..50u64 {
+                let x = Duration::from_nanos(1_000_000 + k * 7919).as_secs_f64();
+                stats.timings.response_time.record(x);
+            }
+            let start = 1_767_225_600_000_000_000;
+            let times = WallTimes {
+                start,
+                ready: start - 1_000_000,
+                end: start + 2_500_000_000,
+                first_dispatch: Some(start),
+                last_dispatch: Some(start + 2_450_000_000),
+                dispatched: 50,
+            };
+            serde_json::from_str(&ShardState::of_run(&plan, &stats, &times).to_line()).unwrap()
+        })
+        .collect()
+}
+
+/// `pacer merge` on `states` (written to `dir`), or on `stdin` with `-`: its exit code and
+/// standard error.
+fn merge_of(dir: &Path, states: &[Value], stdin: Option<std::fs::File>) -> (Option<i32>, String) {
+    let mut args = vec!["merge".to_string(), "--json".to_string()];
+    for (i, s) in states.iter().enumerate() {
+        let path = dir.join(format!("s{i}.json"));
+        std::fs::write(&path, s.to_string()).unwrap();
+        args.push(path.display().to_string());
+    }
+    let mut cmd = Command::new(PACER);
+    cmd.args(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    match stdin {
+        Some(f) => cmd.arg("-").stdin(f),
+        None => cmd.stdin(Stdio::null()),
+    };
+    let out = wait_bounded(cmd.spawn().unwrap(), Duration::from_secs(60), "pacer merge");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Issue 19, item 5: numbers in a state no run can have written are refused by the file's name
+/// with the usage exit code (2). Before: a duration or timeout of 1e20 panicked (exit 101),
+/// two shards' counts at u64::MAX wrapped to 18446744073709551614, successes above the requests
+/// and a `start_late` of 1e308 were merged as given, and `pacer merge - < /dev/zero` grew until
+/// the allocator aborted.
+#[test]
+fn merge_refuses_numbers_no_run_has_and_endless_input() {
+    let dir = tempdir("untrusted");
+    let good = made_states();
+    let (code, err) = merge_of(&dir, &good, None);
+    assert_eq!(code, Some(0), "{err}");
+    let s1 = dir.join("s1.json").display().to_string();
+    type Break = fn(&mut Value);
+    let cases: [(Break, &str); 5] = [
+        (
+            |s| s["plan"]["duration"] = 1e20.into(),
+            "plan.duration is 1e20",
+        ),
+        (
+            |s| s["plan"]["timeout"] = 1e20.into(),
+            "plan.timeout is 1e20",
+        ),
+        (
+            |s| s["counts"]["successes"] = 51.into(),
+            "51 successes, 50 dispatched and 50 requests are not in order",
+        ),
+        (|s| s["start_late"] = 1e308.into(), "start_late is 1e308"),
+        (
+            |s| s["end_unix_ns"] = 0.into(),
+            "it ends before it was ready",
+        ),
+    ];
+    for (change, says) in cases {
+        let mut states = good.clone();
+        change(&mut states[1]);
+        let (code, err) = merge_of(&dir, &states, None);
+        assert_eq!(code, Some(2), "{says}: {err}");
+        assert!(
+            err.contains(&format!("{s1} is not a state a run can have written"))
+                && err.contains(says)
+                && !err.contains("panicked"),
+            "{says}: {err}"
+        );
+    }
+    let mut states = good.clone();
+    for s in &mut states {
+        s["counts"]["bytes_received"] = u64::MAX.into();
+    }
+    let (code, err) = merge_of(&dir, &states, None);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains(&format!(
+            "cannot merge {s1}: with it, bytes_received would be more than a run can count"
+        )),
+        "{err}"
+    );
+    // An endless standard input: refused at the default limit (64 MiB), in a moment.
+    let zero = std::fs::File::open("/dev/zero").unwrap();
+    let (code, err) = merge_of(&dir, &[], Some(zero));
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("stdin line 1 is longer than 67108864 bytes")
+            && err.contains("--max-state-bytes"),
+        "{err}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -83,3 +83,10 @@ pub const CLI_MAX_WORKERS: usize = 1_000_000;
 /// Most requests one run may schedule: past 2^53 a request's index, and so its intended time
 /// `i / qps`, is no longer exact in a float.
 pub const MAX_REQUESTS: f64 = 9_007_199_254_740_992.0;
+
+/// `pacer merge --max-state-bytes`: the largest shard state read, one line of a log or one
+/// whole state file. A state is a few MB (every timing family of up to 100,000 exact samples
+/// packed, about 0.5 MB each, or a bounded sketch past that); this leaves room for a staged run's
+/// families per stage, and refuses a stream that never ends (a `/dev/zero` on stdin) before it
+/// takes the machine's memory.
+pub const MAX_STATE_BYTES: u64 = 64 << 20;

@@ -23,7 +23,7 @@ use std::fmt;
 use serde_json::{Value, json};
 
 use super::ShardIndex;
-use super::state::{Counts, PlanEcho, STATE_VERSION, ShardState, StageState};
+use super::state::{Counts, PlanEcho, STATE_VERSION, ShardState, StageState, StateError};
 use super::time::{UnixNanos, format_rfc3339, secs_between};
 use super::timeline::{Alignment, TimelineFold, align};
 use crate::engine::Timeline;
@@ -88,14 +88,15 @@ impl MergedPart {
     /// Adds a shard's stage `k`; `source` names it if a family does not unpack.
     fn add(&mut self, source: &str, k: usize, s: &StageState) -> Result<(), MergeError> {
         for (family, packed) in &s.timings {
+            let label = format!("stage {}: {family}", k + 1);
             let r = unpack_base64(packed).map_err(|error| MergeError::Timing {
                 source: source.to_string(),
-                family: format!("stage {}: {family}", k + 1),
+                family: label.clone(),
                 error,
             })?;
-            self.timings.entry(family.clone()).or_default().merge(r);
+            add_family(&mut self.timings, family, &label, r, source)?;
         }
-        self.counts += s.counts;
+        self.counts = add_checked(&self.counts, &s.counts, source)?;
         add_counts(&mut self.statuses, &s.statuses);
         add_counts(&mut self.failures, &s.failures);
         self.elapsed = s.duration;
@@ -103,6 +104,41 @@ impl MergedPart {
         self.last_dispatch = max(self.last_dispatch, s.last_dispatch_unix_ns);
         Ok(())
     }
+}
+
+/// `a + b`, or the refusal that names `source` and the count that would overflow, or that
+/// would make the run larger than a run can be.
+fn add_checked(a: &Counts, b: &Counts, source: &str) -> Result<Counts, MergeError> {
+    let overflow = |what: &str| MergeError::Overflow {
+        source: source.to_string(),
+        what: what.to_string(),
+    };
+    let sum = a.checked_add(b).map_err(overflow)?;
+    // Every count derived from requests (a timeline's, a histogram's) stays below this too.
+    if sum.total_requests as f64 > crate::plan::defaults::MAX_REQUESTS {
+        return Err(overflow("total_requests"));
+    }
+    Ok(sum)
+}
+
+/// Merges `r` into the recorder of `family`, if their sample counts add without overflow
+/// (`label` names the family in the refusal).
+fn add_family(
+    timings: &mut BTreeMap<String, Recorder>,
+    family: &str,
+    label: &str,
+    r: Recorder,
+    source: &str,
+) -> Result<(), MergeError> {
+    let mine = timings.entry(family.to_string()).or_default();
+    if mine.count().checked_add(r.count()).is_none() {
+        return Err(MergeError::Overflow {
+            source: source.to_string(),
+            what: format!("the samples of {label}"),
+        });
+    }
+    mine.merge(r);
+    Ok(())
 }
 
 /// Adds `b`'s counts into `a`; their sum.
@@ -185,6 +221,13 @@ pub enum MergeError {
         source: String,
         error: PackError,
     },
+    /// A state whose numbers a run cannot have (see [`ShardState::check`]).
+    Invalid(StateError),
+    /// Adding this state would take a sum past what a run can count.
+    Overflow {
+        source: String,
+        what: String,
+    },
 }
 
 impl fmt::Display for MergeError {
@@ -255,6 +298,11 @@ impl fmt::Display for MergeError {
                 Ok(())
             }
             MergeError::Timeline { source, error } => write!(f, "{source}: timeline: {error}"),
+            MergeError::Invalid(e) => e.fmt(f),
+            MergeError::Overflow { source, what } => write!(
+                f,
+                "cannot merge {source}: with it, {what} would be more than a run can count"
+            ),
         }
     }
 }
@@ -301,6 +349,9 @@ pub fn check(states: &[(String, ShardState)]) -> Result<(), MergeError> {
             source: source.clone(),
             version: s.pacer_state,
         });
+    }
+    for (source, s) in states {
+        s.check(source).map_err(MergeError::Invalid)?;
     }
     let plans = groups(states, |s| s.fingerprint.clone());
     if plans.len() > 1 {
@@ -410,6 +461,8 @@ impl Fold {
 
     /// Adds one shard; `source` names it if a timing family does not unpack.
     pub fn add(&mut self, source: &str, s: ShardState) -> Result<(), MergeError> {
+        // The counts first: every other sum is bounded by them.
+        self.counts = add_checked(&self.counts, &s.counts, source)?;
         // One family unpacked at a time, folded in and dropped.
         for (family, packed) in &s.timings {
             let r = unpack_base64(packed).map_err(|error| MergeError::Timing {
@@ -417,12 +470,12 @@ impl Fold {
                 family: family.clone(),
                 error,
             })?;
-            self.timings.entry(family.clone()).or_default().merge(r);
+            add_family(&mut self.timings, family, family, r, source)?;
         }
         if let (Alignment::Aligned { shifts, .. }, Some(t)) = (&self.alignment, &s.timeline) {
             let shift = shifts.get(s.shard.index() as usize).copied().unwrap_or(0);
             self.timeline
-                .add(t, shift)
+                .add(t, shift, &s.counts)
                 .map_err(|error| MergeError::Timeline {
                     source: source.to_string(),
                     error,
@@ -447,7 +500,7 @@ impl Fold {
             _ => None,
         };
         self.states += 1;
-        self.counts += s.counts;
+        // At most `MAX_THREADS` each (`ShardState::check`) over at most `MAX_SHARDS` shards.
         self.threads += s.plan.threads;
         self.interrupted |= s.interrupted;
         let errors = add_counts(&mut self.statuses, &s.statuses)
@@ -578,6 +631,7 @@ impl Merged {
 pub(super) mod tests {
     use super::*;
     use crate::engine::timeline::Interval;
+    use crate::plan::defaults::MAX_STATE_BYTES;
     use crate::rng::SplitMix64;
     use crate::shard::state::{CLOCK, STATE_VERSION, StageState, StateError};
     use crate::shard::timeline::StateTimeline;
@@ -1101,11 +1155,12 @@ pub(super) mod tests {
             "pacer: GET http://x/\n  requests 300\n[pod/run-0-abc/pacer] {}\n[pod/run-1-def/pacer] requests 500\n[pod/run-1-def/pacer] {line}\n",
             s0.to_line()
         );
-        let got = ShardState::read_lines(log.as_bytes(), "stdin").unwrap();
+        let got = ShardState::read_lines(log.as_bytes(), "stdin", MAX_STATE_BYTES).unwrap();
         assert_eq!(got.len(), 2);
         assert_eq!(got[0].0, "stdin line 3");
         assert_eq!((&got[0].1, &got[1].1), (&s0, &s));
-        let e = ShardState::read_lines("nothing here\n".as_bytes(), "stdin").unwrap_err();
+        let e = ShardState::read_lines("nothing here\n".as_bytes(), "stdin", MAX_STATE_BYTES)
+            .unwrap_err();
         assert_eq!(
             e,
             StateError::NoneFound {
@@ -1139,15 +1194,199 @@ pub(super) mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let one = dir.join("one.json");
         std::fs::write(&one, format!("{line}\n")).unwrap();
-        assert_eq!(ShardState::read_file(&one).unwrap()[0].1, s);
+        assert_eq!(
+            ShardState::read_file(&one, MAX_STATE_BYTES).unwrap()[0].1,
+            s
+        );
         let pretty = dir.join("pretty.json");
         std::fs::write(&pretty, serde_json::to_string_pretty(&s).unwrap()).unwrap();
-        assert_eq!(ShardState::read_file(&pretty).unwrap()[0].1, s);
+        assert_eq!(
+            ShardState::read_file(&pretty, MAX_STATE_BYTES).unwrap()[0].1,
+            s
+        );
         let log_file = dir.join("pods.log");
         std::fs::write(&log_file, &log).unwrap();
-        assert_eq!(ShardState::read_file(&log_file).unwrap().len(), 2);
-        let e = ShardState::read_file(&dir.join("absent.json")).unwrap_err();
+        assert_eq!(
+            ShardState::read_file(&log_file, MAX_STATE_BYTES)
+                .unwrap()
+                .len(),
+            2
+        );
+        let e = ShardState::read_file(&dir.join("absent.json"), MAX_STATE_BYTES).unwrap_err();
         assert!(matches!(e, StateError::Read { .. }));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// `pacer merge` trusts no number in a state (issue 19): one a run cannot have written is
+    /// refused by the state's name and the field, never a panic or a wrapped sum.
+    #[test]
+    fn states_whose_numbers_no_run_has_are_refused_by_name() {
+        type Break = Box<dyn Fn(&mut ShardState)>;
+        let cases: Vec<(&str, Break)> = vec![
+            (
+                "plan.duration is 1e20",
+                Box::new(|s| s.plan.duration = 1e20),
+            ),
+            ("plan.timeout is 1e20", Box::new(|s| s.plan.timeout = 1e20)),
+            ("plan.timeout is -1.0", Box::new(|s| s.plan.timeout = -1.0)),
+            ("plan.qps is 1e300", Box::new(|s| s.plan.qps = Some(1e300))),
+            (
+                "successes ≤ dispatched ≤ requests",
+                Box::new(|s| s.counts.successes = s.counts.total_requests + 1),
+            ),
+            (
+                "successes ≤ dispatched ≤ requests",
+                Box::new(|s| s.counts.dispatched = s.counts.total_requests + 1),
+            ),
+            (
+                "good requests",
+                Box::new(|s| s.counts.good_requests = s.counts.successes + 1),
+            ),
+            (
+                "do not add up to the 4 requests that did not succeed",
+                Box::new(|s| {
+                    s.failures.insert("timeout".into(), u64::MAX);
+                }),
+            ),
+            ("start_late is 1e308", Box::new(|s| s.start_late = 1e308)),
+            (
+                "start_late is 0.5 s, but the shard was ready 0 s",
+                Box::new(|s| s.start_late = 0.5),
+            ),
+            (
+                "ends before it was ready",
+                Box::new(|s| s.end_unix_ns = s.ready_unix_ns - 1),
+            ),
+            (
+                "not in order before the end",
+                Box::new(|s| s.last_dispatch_unix_ns = Some(T0 - SEC)),
+            ),
+            (
+                "not in order before the end",
+                Box::new(|s| s.first_dispatch_unix_ns = None),
+            ),
+            (
+                "more than a run may have",
+                Box::new(|s| {
+                    s.counts.total_requests = u64::MAX;
+                    s.counts.dispatched = u64::MAX;
+                    s.statuses.insert(400, u64::MAX - s.counts.successes - 2);
+                }),
+            ),
+            (
+                "health.threads[0].cpu is -1.0",
+                Box::new(|s| {
+                    if let Some(h) = s.health.as_mut() {
+                        h.threads[0].cpu = -1.0;
+                    }
+                }),
+            ),
+            (
+                "config.stages[0].duration is 1e20",
+                Box::new(|s| {
+                    s.plan
+                        .config
+                        .insert("stages".into(), json!([{"qps": 5, "duration": 1e20}]));
+                }),
+            ),
+        ];
+        for (says, change) in cases {
+            let mut states = vec![state(0, 2, 3, 0), state(1, 2, 4, 0)];
+            change(&mut states[1]);
+            let e = merge(named(states.clone())).unwrap_err();
+            let text = e.to_string();
+            assert!(
+                matches!(&e, MergeError::Invalid(StateError::Invalid { source, .. })
+                    if source == "shard-1.json"),
+                "{says}: {e:?}"
+            );
+            assert!(
+                text.starts_with("shard-1.json is not a state a run can have written: ")
+                    && text.contains(says),
+                "{says}: {text}"
+            );
+            // Read from its line, the same refusal.
+            let e = ShardState::parse(&states[1].to_line(), "s.json").unwrap_err();
+            assert!(e.to_string().contains(says), "{says}: {e}");
+        }
+    }
+
+    /// Sums over shards are checked: two states each at the top of a count are refused, naming
+    /// the state that would take the sum past it (before, 2 × u64::MAX wrapped to 2^64 − 2).
+    #[test]
+    fn sums_past_what_a_run_can_count_are_refused() {
+        let mut states = vec![state(0, 2, 3, 0), state(1, 2, 4, 0)];
+        for s in &mut states {
+            s.counts.bytes_received = u64::MAX;
+        }
+        assert_eq!(
+            merge(named(states)).unwrap_err().to_string(),
+            "cannot merge shard-1.json: with it, bytes_received would be more than a run can \
+             count"
+        );
+        // Each state within a run's 2^53 requests, both together past it.
+        let big = |i: u32| {
+            let mut s = state(i, 2, 3, 0);
+            let n = 1u64 << 52;
+            s.counts.total_requests = n + 1;
+            s.counts.dispatched = n;
+            s.statuses.insert(400, n + 1 - 3 - 2);
+            if let Some(h) = s.health.as_mut() {
+                h.sent = n;
+            }
+            s
+        };
+        let e = merge(named(vec![big(0), big(1)])).unwrap_err();
+        assert_eq!(
+            e,
+            MergeError::Overflow {
+                source: "shard-1.json".into(),
+                what: "total_requests".into()
+            }
+        );
+        // A timeline that counts more requests than its state is refused, not added.
+        let mut lying = state(1, 2, 4, 0);
+        lying.timeline = StateTimeline::of(&timeline(1, 400));
+        let e = merge(named(vec![state(0, 2, 3, 0), lying])).unwrap_err();
+        assert!(
+            matches!(&e, MergeError::Timeline { source, error: PackError::Inconsistent(_) }
+                if source == "shard-1.json"),
+            "{e:?}"
+        );
+    }
+
+    /// A line longer than the limit is refused at the limit, read no further: an endless
+    /// stream (`pacer merge - < /dev/zero`) ends in a named error, not an abort on allocation.
+    #[test]
+    fn lines_and_files_past_the_size_limit_are_refused() {
+        let endless = std::io::BufReader::new(std::io::repeat(0));
+        assert_eq!(
+            ShardState::read_lines(endless, "stdin", 1000).unwrap_err(),
+            StateError::TooLarge {
+                source: "stdin line 1".into(),
+                limit: 1000
+            }
+        );
+        let line = state(0, 1, 50, 0).to_line();
+        let cap = line.len() as u64;
+        let noise = "x".repeat(line.len() + 1);
+        let log = format!("{line}\n{noise}\n");
+        let e = ShardState::read_lines(log.as_bytes(), "stdin", cap).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with(&format!("stdin line 2 is longer than {cap} bytes")),
+            "{e}"
+        );
+        // A file of two states, longer than the limit but each line within it: read as a log.
+        let dir = std::env::temp_dir().join(format!("pacer-state-cap-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let two = dir.join("two.log");
+        let other = state(0, 1, 49, 0).to_line();
+        std::fs::write(&two, format!("{line}\n{other}\n")).unwrap();
+        let got = ShardState::read_file(&two, cap).unwrap();
+        assert_eq!(got.len(), 2);
+        let e = ShardState::read_file(&two, cap - 1).unwrap_err();
+        assert!(matches!(e, StateError::TooLarge { .. }), "{e:?}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

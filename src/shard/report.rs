@@ -165,13 +165,9 @@ impl PlanEcho {
             api: Api::from_name(&l.api).unwrap_or(Api::Completions),
             payload: None,
         });
-        let unlimited = Limits {
-            max_qps: f64::MAX,
-            max_duration: f64::MAX,
-            max_workers: usize::MAX,
-            max_dataset_bytes: u64::MAX,
-        };
-        let mut plan = Plan::new(&input, &unlimited)
+        // The command line's ceilings: what any shard's plan passed (a state past them is
+        // refused when read, `ShardState::check`).
+        let mut plan = Plan::new(&input, &Limits::command_line())
             .map_err(|e| format!("the states' plan cannot be read back: {e}"))?;
         plan.url = self.url.clone();
         plan.config = self.config.clone();

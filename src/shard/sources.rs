@@ -63,8 +63,13 @@ enum Held {
     File(PathBuf),
 }
 
-/// Reads every state `args` name (files, directories, `-` for `stdin`) and merges them.
-pub fn merge_sources(args: &[PathBuf], stdin: impl BufRead) -> Result<Merged, LoadError> {
+/// Reads every state `args` name (files, directories, `-` for `stdin`) and merges them. A state
+/// (a line, or a file of one) longer than `max_state_bytes` is refused by name.
+pub fn merge_sources(
+    args: &[PathBuf],
+    stdin: impl BufRead,
+    max_state_bytes: u64,
+) -> Result<Merged, LoadError> {
     let mut files = Vec::new();
     let mut stdin = Some(stdin);
     let mut held: Vec<(String, ShardState, Held)> = Vec::new();
@@ -72,7 +77,7 @@ pub fn merge_sources(args: &[PathBuf], stdin: impl BufRead) -> Result<Merged, Lo
         if arg.as_os_str() == "-" {
             // A second `-` finds standard input already read to its end.
             let Some(input) = stdin.take() else { continue };
-            for (source, mut s) in ShardState::read_lines(input, "stdin")? {
+            for (source, mut s) in ShardState::read_lines(input, "stdin", max_state_bytes)? {
                 held.push((source, header(&mut s), Held::Whole(Box::new(s))));
             }
         } else if arg.is_dir() {
@@ -82,7 +87,7 @@ pub fn merge_sources(args: &[PathBuf], stdin: impl BufRead) -> Result<Merged, Lo
         }
     }
     for path in files {
-        let mut states = ShardState::read_file(&path)?;
+        let mut states = ShardState::read_file(&path, max_state_bytes)?;
         if states.len() == 1 {
             let (source, mut s) = states.remove(0);
             s.timings.clear();
@@ -110,7 +115,7 @@ pub fn merge_sources(args: &[PathBuf], stdin: impl BufRead) -> Result<Merged, Lo
         let s = match state {
             Held::Whole(s) => *s,
             Held::File(path) => {
-                let mut again = ShardState::read_file(&path)?;
+                let mut again = ShardState::read_file(&path, max_state_bytes)?;
                 match (again.len(), again.pop()) {
                     (1, Some((_, mut s))) => {
                         if header(&mut s) != h {
@@ -181,6 +186,8 @@ mod tests {
     use crate::shard::merge::tests::state;
     use crate::stats::pack::pack;
 
+    const MAX: u64 = crate::plan::defaults::MAX_STATE_BYTES;
+
     fn tempdir(name: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("pacer-sources-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
@@ -225,22 +232,22 @@ mod tests {
             states[2].to_line()
         );
         let args = [shards.clone(), PathBuf::from("-"), one.clone()];
-        let got = merge_sources(&args, log.as_bytes()).unwrap();
+        let got = merge_sources(&args, log.as_bytes(), MAX).unwrap();
         same(&got, &want);
 
         // The same states, every one from standard input.
         let all: String = states.iter().rev().map(|s| s.to_line() + "\n").collect();
         same(
-            &merge_sources(&[PathBuf::from("-")], all.as_bytes()).unwrap(),
+            &merge_sources(&[PathBuf::from("-")], all.as_bytes(), MAX).unwrap(),
             &want,
         );
 
         // A shard given twice, once as a file and once on standard input, is named.
-        let e = merge_sources(&[one.clone(), PathBuf::from("-")], log.as_bytes())
+        let e = merge_sources(&[one.clone(), PathBuf::from("-")], log.as_bytes(), MAX)
             .err()
             .unwrap();
         assert!(e.to_string().contains("missing: 0/5, 3/5"), "{e}");
-        let e = merge_sources(&[one.clone(), one.clone()], &b""[..])
+        let e = merge_sources(&[one.clone(), one.clone()], &b""[..], MAX)
             .err()
             .unwrap();
         assert!(
@@ -252,13 +259,13 @@ mod tests {
         );
         let empty = dir.join("empty");
         std::fs::create_dir_all(&empty).unwrap();
-        let e = merge_sources(&[empty], &b""[..]).err().unwrap();
+        let e = merge_sources(&[empty], &b""[..], MAX).err().unwrap();
         assert!(e.to_string().contains("no *.json state files"), "{e}");
-        let e = merge_sources(&[dir.join("absent.json")], &b""[..])
+        let e = merge_sources(&[dir.join("absent.json")], &b""[..], MAX)
             .err()
             .unwrap();
         assert!(e.to_string().starts_with("cannot read"), "{e}");
-        let e = merge_sources(&[PathBuf::from("-")], &b"nothing\n"[..])
+        let e = merge_sources(&[PathBuf::from("-")], &b"nothing\n"[..], MAX)
             .err()
             .unwrap();
         assert!(e.to_string().contains("stdin holds no shard state"), "{e}");

@@ -14,8 +14,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::io::BufRead;
-use std::ops::AddAssign;
+use std::io::{BufRead, Read};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -166,20 +165,37 @@ pub struct Counts {
     pub good_requests: u64,
 }
 
-impl AddAssign for Counts {
-    fn add_assign(&mut self, o: Counts) {
-        self.total_requests += o.total_requests;
-        self.successes += o.successes;
-        self.dispatched += o.dispatched;
-        self.bytes_received += o.bytes_received;
-        self.connections_opened += o.connections_opened;
-        self.output_tokens += o.output_tokens;
-        self.output_sources += o.output_sources;
-        self.input_tokens += o.input_tokens;
-        self.input_sources += o.input_sources;
-        self.tls_full += o.tls_full;
-        self.tls_resumed += o.tls_resumed;
-        self.good_requests += o.good_requests;
+impl Counts {
+    /// The sum of two shards' counts, or the name of the first count that would overflow.
+    pub fn checked_add(&self, o: &Counts) -> Result<Counts, &'static str> {
+        fn add(a: u64, b: u64, name: &'static str) -> Result<u64, &'static str> {
+            a.checked_add(b).ok_or(name)
+        }
+        let successes = add(self.successes, o.successes, "successes")?;
+        // Each token source counts successes (`ShardState::check`), so their sums stay at most
+        // the successes', which did not overflow.
+        let mut output_sources = self.output_sources;
+        output_sources += o.output_sources;
+        let mut input_sources = self.input_sources;
+        input_sources += o.input_sources;
+        Ok(Counts {
+            total_requests: add(self.total_requests, o.total_requests, "total_requests")?,
+            successes,
+            dispatched: add(self.dispatched, o.dispatched, "dispatched")?,
+            bytes_received: add(self.bytes_received, o.bytes_received, "bytes_received")?,
+            connections_opened: add(
+                self.connections_opened,
+                o.connections_opened,
+                "connections_opened",
+            )?,
+            output_tokens: add(self.output_tokens, o.output_tokens, "output_tokens")?,
+            output_sources,
+            input_tokens: add(self.input_tokens, o.input_tokens, "input_tokens")?,
+            input_sources,
+            tls_full: add(self.tls_full, o.tls_full, "tls_full")?,
+            tls_resumed: add(self.tls_resumed, o.tls_resumed, "tls_resumed")?,
+            good_requests: add(self.good_requests, o.good_requests, "good_requests")?,
+        })
     }
 }
 
@@ -194,6 +210,11 @@ pub enum StateError {
     Read { source: String, why: String },
     /// Standard input held no state line.
     NoneFound { source: String },
+    /// A state (one line, or one file's whole text) longer than `--max-state-bytes`.
+    TooLarge { source: String, limit: u64 },
+    /// Read as a state, but its numbers cannot be a run's: a count past another it is part of, a
+    /// time that is not a number of seconds, an end before its start.
+    Invalid { source: String, why: String },
 }
 
 impl fmt::Display for StateError {
@@ -212,6 +233,14 @@ impl fmt::Display for StateError {
                 f,
                 "{source} holds no shard state (a line with {{\"{STATE_KEY}\": ...}})"
             ),
+            StateError::TooLarge { source, limit } => write!(
+                f,
+                "{source} is longer than {limit} bytes, more than a shard state can be \
+                 (--max-state-bytes raises the limit)"
+            ),
+            StateError::Invalid { source, why } => {
+                write!(f, "{source} is not a state a run can have written: {why}")
+            }
         }
     }
 }
@@ -260,20 +289,42 @@ impl ShardState {
                 version,
             });
         }
-        serde_json::from_value(value).map_err(|e| StateError::NotAState {
-            source: source.into(),
-            why: e.to_string(),
-        })
+        let state: ShardState =
+            serde_json::from_value(value).map_err(|e| StateError::NotAState {
+                source: source.into(),
+                why: e.to_string(),
+            })?;
+        state.check(source)?;
+        Ok(state)
     }
 
     /// Reads a state file: one JSON object (a `--state FILE`), or any text whose lines include
-    /// state lines (a saved log), which gives one state per such line.
-    pub fn read_file(path: &std::path::Path) -> Result<Vec<(String, ShardState)>, StateError> {
+    /// state lines (a saved log), which gives one state per such line. A file longer than
+    /// `max_bytes` is read as lines, each at most `max_bytes` long, so a huge or endless file is
+    /// refused by name rather than read into memory.
+    pub fn read_file(
+        path: &std::path::Path,
+        max_bytes: u64,
+    ) -> Result<Vec<(String, ShardState)>, StateError> {
         let source = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| StateError::Read {
+        let read_error = |e: std::io::Error| StateError::Read {
             source: source.clone(),
             why: e.to_string(),
-        })?;
+        };
+        let file = std::fs::File::open(path).map_err(read_error)?;
+        let mut head = Vec::new();
+        file.take(max_bytes.saturating_add(1))
+            .read_to_end(&mut head)
+            .map_err(read_error)?;
+        if head.len() as u64 > max_bytes {
+            // Too long to be one state: a log of several, read a line at a time from the start.
+            drop(head);
+            let file = std::fs::File::open(path).map_err(read_error)?;
+            return Self::read_lines(std::io::BufReader::new(file), &source, max_bytes);
+        }
+        let Ok(text) = std::str::from_utf8(&head) else {
+            return Self::read_lines(head.as_slice(), &source, max_bytes);
+        };
         // A `--state FILE` is one line; a state pretty-printed by hand is one JSON object.
         let whole = text.trim();
         if whole.starts_with('{') && !whole.contains('\n') {
@@ -282,26 +333,50 @@ impl ShardState {
         if let Ok(value @ Value::Object(_)) = serde_json::from_str::<Value>(whole) {
             return Ok(vec![(source.clone(), Self::from_value(value, &source)?)]);
         }
-        Self::read_lines(text.as_bytes(), &source)
+        Self::read_lines(text.as_bytes(), &source, max_bytes)
     }
 
     /// Every state in `input`'s lines, as `kubectl logs` prints them: a line holding
     /// `{"pacer_state":` has a state from there to its end (so a `--prefix` before it is fine);
-    /// other lines (a text report, log noise) are skipped. None at all is an error.
+    /// other lines (a text report, log noise) are skipped. None at all is an error, and so is a
+    /// line longer than `max_bytes` (a state or not: it is not read whole to find out).
     pub fn read_lines(
-        input: impl BufRead,
+        mut input: impl BufRead,
         source: &str,
+        max_bytes: u64,
     ) -> Result<Vec<(String, ShardState)>, StateError> {
         let marker = format!("{{\"{STATE_KEY}\":");
         let mut out = Vec::new();
-        for (i, line) in input.lines().enumerate() {
-            let line = line.map_err(|e| StateError::Read {
-                source: source.into(),
-                why: e.to_string(),
-            })?;
-            if let Some(at) = line.find(&marker) {
-                let label = format!("{source} line {}", i + 1);
-                out.push((label.clone(), Self::parse(&line[at..], &label)?));
+        let mut line = Vec::new();
+        for i in 1.. {
+            line.clear();
+            // At most one byte past the limit is read: enough to know the line is too long.
+            let n = (&mut input)
+                .take(max_bytes.saturating_add(1))
+                .read_until(b'\n', &mut line)
+                .map_err(|e| StateError::Read {
+                    source: source.into(),
+                    why: e.to_string(),
+                })?;
+            if n == 0 {
+                break;
+            }
+            if line.last() == Some(&b'\n') {
+                line.pop();
+            }
+            if line.len() as u64 > max_bytes {
+                return Err(StateError::TooLarge {
+                    source: format!("{source} line {i}"),
+                    limit: max_bytes,
+                });
+            }
+            // A line that is not UTF-8 is log noise, not a state.
+            let Ok(text) = std::str::from_utf8(&line) else {
+                continue;
+            };
+            if let Some(at) = text.find(&marker) {
+                let label = format!("{source} line {i}");
+                out.push((label.clone(), Self::parse(&text[at..], &label)?));
             }
         }
         if out.is_empty() {
@@ -311,4 +386,195 @@ impl ShardState {
         }
         Ok(out)
     }
+
+    /// Whether this state's numbers can be a run's: each count within the one it is part of
+    /// (successes ≤ dispatched ≤ requests, errors the requests that did not succeed, ...), every
+    /// time in seconds finite, non-negative and within what a plan may ask for, its times in
+    /// order. The merge adds what passes without overflow (its sums are checked as well).
+    pub fn check(&self, source: &str) -> Result<(), StateError> {
+        self.invariant().map_err(|why| StateError::Invalid {
+            source: source.into(),
+            why,
+        })
+    }
+
+    fn invariant(&self) -> Result<(), String> {
+        use crate::plan::defaults::{
+            CLI_MAX_DURATION, CLI_MAX_QPS, CLI_MAX_WORKERS, MAX_REQUESTS, MAX_THREADS,
+        };
+        let p = &self.plan;
+        seconds("plan.duration", p.duration, CLI_MAX_DURATION)?;
+        seconds("plan.timeout", p.timeout, CLI_MAX_DURATION)?;
+        if let Some(q) = p.qps
+            && !(q.is_finite() && q > 0.0 && q <= CLI_MAX_QPS)
+        {
+            return Err(format!(
+                "plan.qps is {q:?}, not a rate above 0 and at most {CLI_MAX_QPS}"
+            ));
+        }
+        if p.count as f64 > MAX_REQUESTS {
+            return Err(format!(
+                "plan.count is {}, more than a plan may schedule ({MAX_REQUESTS})",
+                p.count
+            ));
+        }
+        if p.num_workers > CLI_MAX_WORKERS || p.threads > MAX_THREADS {
+            return Err(format!(
+                "plan.num_workers {} or plan.threads {} is past what a plan may have \
+                 ({CLI_MAX_WORKERS}, {MAX_THREADS})",
+                p.num_workers, p.threads
+            ));
+        }
+        if let Some(list) = p.config.get("stages").and_then(Value::as_array) {
+            for (k, st) in list.iter().enumerate() {
+                let (q, d) = (st["qps"].as_f64(), st["duration"].as_f64());
+                if !q.is_some_and(|q| q.is_finite() && (0.0..=CLI_MAX_QPS).contains(&q)) {
+                    return Err(format!("config.stages[{k}].qps is not a rate"));
+                }
+                seconds(
+                    &format!("config.stages[{k}].duration"),
+                    d.unwrap_or(f64::NAN),
+                    CLI_MAX_DURATION,
+                )?;
+            }
+        }
+        // The late start is the distance from the start to the moment the shard was ready.
+        seconds("start_late", self.start_late, CLI_MAX_DURATION)?;
+        let late = super::time::secs_between(self.start_unix_ns, self.ready_unix_ns).max(0.0);
+        if (self.start_late - late).abs() > 1e-6 {
+            return Err(format!(
+                "start_late is {:?} s, but the shard was ready {late} s after its start",
+                self.start_late
+            ));
+        }
+        if self.end_unix_ns < self.ready_unix_ns {
+            return Err("it ends before it was ready to start".into());
+        }
+        dispatch_span(
+            "",
+            self.first_dispatch_unix_ns,
+            self.last_dispatch_unix_ns,
+            self.end_unix_ns,
+        )?;
+        counts("", &self.counts, &self.statuses, &self.failures)?;
+        if self.counts.total_requests as f64 > MAX_REQUESTS {
+            return Err(format!(
+                "counts.total_requests is {}, more than a run may have ({MAX_REQUESTS})",
+                self.counts.total_requests
+            ));
+        }
+        let mut staged: u64 = 0;
+        for (k, st) in self.stages.iter().enumerate() {
+            let at = format!("stages[{k}].");
+            seconds(&format!("{at}duration"), st.duration, CLI_MAX_DURATION)?;
+            counts(&at, &st.counts, &st.statuses, &st.failures)?;
+            dispatch_span(
+                &at,
+                st.first_dispatch_unix_ns,
+                st.last_dispatch_unix_ns,
+                self.end_unix_ns,
+            )?;
+            staged = staged
+                .checked_add(st.counts.total_requests)
+                .filter(|&n| n <= self.counts.total_requests)
+                .ok_or("the stages count more requests than the run")?;
+        }
+        if let Some(h) = &self.health {
+            if h.threads.len() > MAX_THREADS {
+                return Err(format!("health has {} threads", h.threads.len()));
+            }
+            for (k, t) in h.threads.iter().enumerate() {
+                seconds(&format!("health.threads[{k}].cpu"), t.cpu, f64::MAX)?;
+                seconds(&format!("health.threads[{k}].wall"), t.wall, f64::MAX)?;
+            }
+            if let Some(x) = h.late_p99 {
+                seconds("health.late_p99", x, f64::MAX)?;
+            }
+            if let Some(x) = h.send_interval {
+                seconds("health.send_interval", x, f64::MAX)?;
+            }
+            let total = self.counts.total_requests;
+            if h.sent > total || h.not_sent > total || h.num_workers > CLI_MAX_WORKERS {
+                return Err(format!(
+                    "health counts {} sent and {} not sent of {total} requests",
+                    h.sent, h.not_sent
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `x` is a number of seconds from 0 to `max`.
+fn seconds(what: &str, x: f64, max: f64) -> Result<(), String> {
+    if x.is_finite() && (0.0..=max).contains(&x) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} is {x:?}, not a number of seconds from 0 to {max}"
+        ))
+    }
+}
+
+/// The first send is no later than the last, which is no later than the shard's end.
+fn dispatch_span(
+    at: &str,
+    first: Option<UnixNanos>,
+    last: Option<UnixNanos>,
+    end: UnixNanos,
+) -> Result<(), String> {
+    match (first, last) {
+        (None, None) => Ok(()),
+        (Some(a), Some(b)) if a <= b && b <= end => Ok(()),
+        _ => Err(format!(
+            "{at}first_dispatch_unix_ns and {at}last_dispatch_unix_ns are not in order before \
+             the end"
+        )),
+    }
+}
+
+/// A run's (or stage's) counts agree: successes ≤ dispatched ≤ requests, good requests among
+/// the successes, each token source counting successes, and the errors (by status and by name)
+/// exactly the requests that did not succeed.
+fn counts(
+    at: &str,
+    c: &Counts,
+    statuses: &BTreeMap<u16, u64>,
+    failures: &BTreeMap<String, u64>,
+) -> Result<(), String> {
+    if !(c.successes <= c.dispatched && c.dispatched <= c.total_requests) {
+        return Err(format!(
+            "{at}counts: {} successes, {} dispatched and {} requests are not in order \
+             (successes ≤ dispatched ≤ requests)",
+            c.successes, c.dispatched, c.total_requests
+        ));
+    }
+    if c.good_requests > c.successes {
+        return Err(format!(
+            "{at}counts: {} good requests of {} successes",
+            c.good_requests, c.successes
+        ));
+    }
+    for (what, s) in [("output", &c.output_sources), ("input", &c.input_sources)] {
+        let counted = crate::engine::TokenSource::ALL
+            .iter()
+            .try_fold(0u64, |sum, &src| sum.checked_add(s.get(src)));
+        if counted.is_none_or(|n| n > c.successes) {
+            return Err(format!(
+                "{at}counts: the {what} token sources count more than the successes"
+            ));
+        }
+    }
+    let errors = statuses
+        .values()
+        .chain(failures.values())
+        .try_fold(0u64, |sum, &n| sum.checked_add(n));
+    if errors != Some(c.total_requests - c.successes) {
+        return Err(format!(
+            "{at}counts: the errors by status and name do not add up to the {} requests that \
+             did not succeed",
+            c.total_requests - c.successes
+        ));
+    }
+    Ok(())
 }

@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::ShardIndex;
-use super::state::ShardState;
+use super::state::{Counts, ShardState};
 use super::time::{UnixNanos, format_rfc3339};
 use crate::engine::Timeline;
 use crate::engine::timeline::{Interval, SparseHistogram, Tally};
@@ -168,6 +168,42 @@ impl StateTimeline {
             self.last_ns,
         ))
     }
+}
+
+/// Whether a shard's intervals count at most what the shard counted: each request is scheduled,
+/// sent, completed and ended once, and timed at most once in each histogram; the tokens are its
+/// successes'.
+fn within(intervals: &[(usize, Interval)], counts: &Counts) -> Result<(), PackError> {
+    let sum = |f: &dyn Fn(&Interval) -> u64| {
+        intervals
+            .iter()
+            .try_fold(0u64, |a, (_, iv)| a.checked_add(f(iv)))
+    };
+    let histogram = |h: &SparseHistogram| {
+        h.nonempty()
+            .try_fold(0u64, |a, (_, n)| a.checked_add(n))
+            .unwrap_or(u64::MAX)
+    };
+    let total = counts.total_requests;
+    let per_request: [&dyn Fn(&Interval) -> u64; 9] = [
+        &|iv| iv.n.scheduled,
+        &|iv| iv.n.sent,
+        &|iv| iv.n.completed,
+        &|iv| iv.n.successes,
+        &|iv| iv.n.errors,
+        &|iv| iv.n.not_sent,
+        &|iv| histogram(&iv.response_time),
+        &|iv| histogram(&iv.dispatch_delay),
+        &|iv| histogram(&iv.time_to_first_token),
+    ];
+    let more = per_request.iter().any(|f| sum(f).is_none_or(|n| n > total))
+        || sum(&|iv| iv.n.output_tokens).is_none_or(|n| n > counts.output_tokens);
+    if more {
+        return Err(PackError::Inconsistent(
+            "the timeline counts more than the state's requests",
+        ));
+    }
+    Ok(())
 }
 
 /// Intervals by index into one list from 0, the empty ones filled in.
@@ -362,9 +398,12 @@ pub struct TimelineFold {
 }
 
 impl TimelineFold {
-    /// Adds a shard's intervals `shift` intervals later.
-    pub fn add(&mut self, t: &StateTimeline, shift: u64) -> Result<(), PackError> {
-        for (k, iv) in t.unpack()? {
+    /// Adds a shard's intervals `shift` intervals later. Its intervals may count no more than
+    /// the shard did (`counts`, its state's): the sums over shards then stay within the run's.
+    pub fn add(&mut self, t: &StateTimeline, shift: u64, counts: &Counts) -> Result<(), PackError> {
+        let intervals = t.unpack()?;
+        within(&intervals, counts)?;
+        for (k, iv) in intervals {
             let at = usize::try_from(shift)
                 .ok()
                 .and_then(|s| s.checked_add(k))
@@ -591,8 +630,14 @@ mod tests {
             StateTimeline::of(&b).unwrap(),
         );
         let mut fold = TimelineFold::default();
-        fold.add(&sa, 0).unwrap();
-        fold.add(&sb, 1).unwrap();
+        // Each timeline's 40 requests, with room for their tokens.
+        let counts = Counts {
+            total_requests: 40,
+            output_tokens: 40 * 40,
+            ..Counts::default()
+        };
+        fold.add(&sa, 0, &counts).unwrap();
+        fold.add(&sb, 1, &counts).unwrap();
         let merged = fold.finish(1_000_000_000);
         let m = merged.intervals();
         assert_eq!(m.len(), a.intervals().len().max(b.intervals().len() + 1));
