@@ -133,9 +133,10 @@ pub struct MergeArgs {
 pub struct HtmlArgs {
     /// The JSON report, as `--json` prints it or the API returns it.
     pub report: std::path::PathBuf,
-    /// The HTML file to write.
+    /// The HTML file to write; `-` for standard output [default: the report's path with .html:
+    /// run.json → run.html]
     #[arg(long, short = 'o')]
-    pub output: std::path::PathBuf,
+    pub output: Option<std::path::PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -209,8 +210,10 @@ fn parse_seconds(s: &str) -> Result<f64, String> {
 
 #[derive(Args, Debug)]
 pub struct MockArgs {
+    /// Port to listen on (0: any free port, printed at start)
     #[arg(long, default_value_t = 8081)]
     pub port: u16,
+    /// IP address to listen on (0.0.0.0 to be reachable from other machines)
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
     /// Share of `/` requests answered 400 (the original dummy API's mix).
@@ -219,6 +222,7 @@ pub struct MockArgs {
     /// Answer every `/` request with 200.
     #[arg(long)]
     pub all_200: bool,
+    /// Seed of the 200/400 mix of `/` (--error-rate): the same seed answers the same sequence
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// Delay before answering `/`, in milliseconds.
@@ -251,6 +255,86 @@ pub struct MockArgs {
     /// endless, drip, stall, continue, 429, 503, sse-broken-json, sse-error, sse-no-done).
     #[arg(long)]
     pub fault: Option<String>,
+}
+
+/// The command line, parsed; on a usage error clap's message (with a "did you mean" of ours when
+/// clap has none: its similarity measure misses a swapped pair of letters such as `--qsp` for
+/// `--qps`) and exit 2, as `Cli::parse` does.
+pub fn parse() -> Cli {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    match Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        Err(mut e) => {
+            suggest(&mut e, &args);
+            e.exit()
+        }
+    }
+}
+
+/// Adds a suggestion to an unknown-flag error that has none: the subcommand's long flag within
+/// one edit (a swap of two neighbours counting as one; two edits for names of 6 letters or
+/// more).
+fn suggest(e: &mut clap::Error, args: &[std::ffi::OsString]) {
+    use clap::CommandFactory;
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if e.kind() != ErrorKind::UnknownArgument || e.get(ContextKind::SuggestedArg).is_some() {
+        return;
+    }
+    let Some(ContextValue::String(given)) = e.get(ContextKind::InvalidArg) else {
+        return;
+    };
+    let Some(typed) = given.strip_prefix("--") else {
+        return;
+    };
+    let typed = typed.split('=').next().unwrap_or(typed).to_string();
+    let mut cmd = Cli::command();
+    cmd.build();
+    let sub = args
+        .iter()
+        .skip(1)
+        .filter_map(|a| a.to_str())
+        .find(|a| !a.starts_with('-'))
+        .and_then(|name| cmd.find_subcommand(name).cloned());
+    let Some(sub) = sub else { return };
+    let best = sub
+        .get_arguments()
+        .filter(|a| !a.is_hide_set())
+        .filter_map(|a| a.get_long())
+        .map(|long| (edits(&typed, long), long))
+        .filter(|(d, long)| *d <= if long.len() >= 6 { 2 } else { 1 })
+        .min();
+    if let Some((_, long)) = best {
+        e.insert(
+            ContextKind::SuggestedArg,
+            ContextValue::String(format!("--{long}")),
+        );
+    }
+}
+
+/// Edits (insert, delete, replace, swap of neighbours) from `a` to `b`: the optimal string
+/// alignment distance.
+fn edits(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for j in 0..=b.len() {
+        d[0][j] = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
+        }
+    }
+    d[a.len()][b.len()]
 }
 
 /// What went wrong, for `main` to print in one line and exit with `code` (one of [`exit`]).
@@ -316,20 +400,74 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             let _ = writeln!(std::io::stdout(), "{text}");
             Ok(())
         }
-        Command::Fireworks(a) => bench::bench(&llm_input(&a)?, &Output::of(&a.run)),
+        Command::Fireworks(a) => {
+            let out = Output {
+                default_url: a.target.is_none() && a.url.is_none(),
+                confirmed: a.yes,
+                ..Output::of(&a.run)
+            };
+            bench::bench(&llm_input(&a)?, &out)
+        }
         Command::Sweep(a) => {
             let input = sweep::input(bench_input(&a.bench)?, &a.bench.run, &a.sweep)?;
             sweep::run(&input, &sweep_output(&a.bench.run))
         }
         Command::SweepLlm(a) => {
+            if a.llm.target.is_none() && a.llm.url.is_none() && !a.llm.yes {
+                let host = crate::plan::Target::parse(defaults::LLM_URL)
+                    .map(|t| t.host)
+                    .unwrap_or_default();
+                bench::check_default_url(None, &host)?;
+            }
             let input = sweep::input(llm_input(&a.llm)?, &a.llm.run, &a.sweep)?;
             sweep::run(&input, &sweep_output(&a.llm.run))
         }
         Command::Mock(a) => mock(a),
         Command::Demo(a) => demo(a),
-        Command::Html(a) => crate::html::render_file(&a.report, &a.output)
-            .map_err(|e| err(exit::USAGE, e.to_string())),
+        Command::Html(a) => html(a),
         Command::Merge(a) => merge(a),
+    }
+}
+
+/// `pacer html`: the page beside the report unless `-o` says where (`-`: standard output).
+fn html(a: HtmlArgs) -> Result<(), CliError> {
+    let bad = |e: crate::html::HtmlError| err(exit::USAGE, e.to_string());
+    match a.output.as_deref() {
+        Some(p) if p.as_os_str() == "-" => {
+            let text = std::fs::read(&a.report).map_err(|e| {
+                err(
+                    exit::USAGE,
+                    format!("cannot read {}: {e}", a.report.display()),
+                )
+            })?;
+            let report: serde_json::Value = serde_json::from_slice(&text).map_err(|e| {
+                err(
+                    exit::USAGE,
+                    format!(
+                        "{} is not a pacer report: not JSON ({e})",
+                        a.report.display()
+                    ),
+                )
+            })?;
+            let page = crate::html::render(&report).map_err(bad)?;
+            let _ = std::io::stdout().lock().write_all(page.as_bytes());
+            Ok(())
+        }
+        Some(p) => crate::html::render_file(&a.report, p).map_err(bad),
+        None => {
+            let out = crate::html::default_output(&a.report).ok_or_else(|| {
+                err(
+                    exit::USAGE,
+                    format!(
+                        "{} already ends in .html: name the page with -o FILE",
+                        a.report.display()
+                    ),
+                )
+            })?;
+            crate::html::render_file(&a.report, &out).map_err(bad)?;
+            eprintln!("pacer: wrote {}", out.display());
+            Ok(())
+        }
     }
 }
 
@@ -412,7 +550,11 @@ fn llm_input(a: &LlmArgs) -> Result<Input, CliError> {
         api: a.api,
         payload,
     };
-    let url = a.target.clone().unwrap_or_else(|| a.url.clone());
+    let url = a
+        .target
+        .clone()
+        .or_else(|| a.url.clone())
+        .unwrap_or_else(|| defaults::LLM_URL.to_string());
     let mut input = bench::input(url, &a.run, Some(llm))?;
     let w = &a.workload;
     input.workload = WorkloadInput {
@@ -602,8 +744,8 @@ mod tests {
             )
         );
         assert_eq!(
-            (f.model.as_str(), f.prompt.as_str(), f.url.as_str()),
-            (defaults::LLM_MODEL, defaults::LLM_PROMPT, defaults::LLM_URL)
+            (f.model.as_str(), f.prompt.as_str(), f.url.as_deref()),
+            (defaults::LLM_MODEL, defaults::LLM_PROMPT, None)
         );
         assert_eq!(
             (f.max_tokens, f.stream, f.api),
@@ -725,7 +867,7 @@ mod tests {
         let Command::Fireworks(f) = parse(&["fireworks"]) else {
             panic!("not fireworks")
         };
-        assert_eq!((f.target, f.url.as_str()), (None, defaults::LLM_URL));
+        assert_eq!((f.target, f.url.as_deref()), (None, None));
         for argv in [
             &["pacer", "bench"][..],
             &["pacer", "bench", "http://a/", "--url", "http://b/"],

@@ -86,6 +86,26 @@ fn percent(x: f64) -> String {
     format!("{:.0}%", x * 100.0)
 }
 
+/// `28% of`, or for ten times and more `1031174 times` (a percentage in the millions reads as
+/// noise).
+fn share_of(x: f64) -> String {
+    if x >= 10.0 {
+        format!("{x:.0} times")
+    } else {
+        format!("{} of", percent(x))
+    }
+}
+
+/// A send interval: as timings are shown, but in nanoseconds below a microsecond (a rate above
+/// a million a second), where the timing unit would round it to 0.0µs.
+fn interval_text(secs: f64) -> String {
+    if secs < 1e-6 {
+        format!("{:.1}ns", secs * 1e9)
+    } else {
+        time(secs)
+    }
+}
+
 /// Judges a run by the rules in the module docs.
 pub fn judge(input: HealthInput) -> Health {
     let mut reasons = Vec::new();
@@ -160,10 +180,10 @@ pub fn judge(input: HealthInput) -> Health {
         let switches: u64 = input.threads.iter().map(|t| t.involuntary_switches).sum();
         let mut r = format!(
             "dispatch delay p99 {} (the generator's own lateness, before any wait for a \
-             connection) is {} of the {} send interval",
+             connection) is {} the {} send interval",
             time(late),
-            percent(late / interval),
-            time(interval)
+            share_of(late / interval),
+            interval_text(interval)
         );
         // Said once: the contention reason already names the preemptions.
         if switches > 0 && !starved {
@@ -289,6 +309,16 @@ mod tests {
         assert_eq!(
             judge(paced(150e-6, 50e-6)).verdict,
             Verdict::GeneratorLimited
+        );
+        // At -q 1e9 the interval is a nanosecond: said in ns, and the share as a multiple.
+        // (It said "1031174000% of the 0.0µs send interval".)
+        let h = judge(paced(10.31174e-3, 1e-9));
+        assert_eq!(
+            h.reasons,
+            [
+                "dispatch delay p99 10.31ms (the generator's own lateness, before any wait for a \
+              connection) is 10311740 times the 1.0ns send interval"
+            ]
         );
         // Preemptions are named when they explain it.
         let mut i = paced(2e-3, 5e-3);

@@ -320,7 +320,8 @@ pub fn to_json(plan: &Plan, stats: &RunStats) -> Value {
 /// original's fields first, then the extensions (goodput with objectives).
 fn measured(m: &mut Map<String, Value>, plan: &Plan, stats: &RunStats) {
     let t = &stats.timings;
-    let errors = stats.error_count();
+    let unsent = unsent(stats);
+    let errors = stats.error_count() - unsent;
     m.insert("total_requests".into(), json!(stats.total_requests));
     m.insert("errors".into(), json!(errors));
     for (timing, rec) in reported(plan, t).filter(|(timing, _)| timing.original) {
@@ -330,6 +331,7 @@ fn measured(m: &mut Map<String, Value>, plan: &Plan, stats: &RunStats) {
         let statuses: Vec<Value> = stats
             .errors
             .keys()
+            .filter(|k| !is_unsent(k))
             .map(|k| match k {
                 ErrorKey::Status(s) => json!(s),
                 ErrorKey::Name(n) => json!(n),
@@ -339,20 +341,30 @@ fn measured(m: &mut Map<String, Value>, plan: &Plan, stats: &RunStats) {
     }
     // Extensions.
     m.insert("successes".into(), json!(stats.successes));
+    if unsent > 0 {
+        m.insert("unsent".into(), json!(unsent));
+    }
     let counts: Map<String, Value> = stats
         .errors
         .iter()
+        .filter(|(k, _)| !is_unsent(k))
         .map(|(k, n)| (key_name(k), json!(n)))
         .collect();
     m.insert("error_counts".into(), Value::Object(counts));
     let secs = stats.elapsed.as_secs_f64();
     m.insert("elapsed".into(), json!(secs));
-    m.insert("achieved_qps".into(), json!(stats.achieved_qps));
-    let share = |n: u64| (stats.total_requests > 0).then(|| n as f64 / stats.total_requests as f64);
+    let achieved = achieved_qps(plan, stats);
+    m.insert("achieved_qps".into(), json!(achieved));
+    if achieved.is_none() {
+        m.insert("achieved_qps_note".into(), json!(ACHIEVED_NEEDS_TWO));
+    }
+    // Over the requests that ran: those the run never sent are not its errors.
+    let ran = stats.total_requests - unsent;
+    let share = |n: u64| (ran > 0).then(|| n as f64 / ran as f64);
     m.insert("error_rate".into(), json!(share(errors)));
     if !plan.goodput.is_empty() {
         // vLLM's goodput: requests that succeeded and met every objective, per second of the run.
-        let per_second = (secs > 0.0).then(|| stats.good_requests as f64 / secs);
+        let per_second = run_secs(plan, stats).map(|secs| stats.good_requests as f64 / secs);
         m.insert("goodput".into(), json!(per_second));
         m.insert("goodput_ratio".into(), json!(share(stats.good_requests)));
         m.insert("good_requests".into(), json!(stats.good_requests));
@@ -379,6 +391,64 @@ fn measured(m: &mut Map<String, Value>, plan: &Plan, stats: &RunStats) {
         m.insert("output_tokens_per_second".into(), json!(rate));
     }
     m.insert("bytes_received".into(), json!(stats.bytes_received));
+}
+
+/// The error name of a request the run never sent because it was stopped (the engine's
+/// `Failure::Interrupted`).
+fn unsent_name() -> String {
+    crate::engine::outcome::Failure::Interrupted.name("", 0, &[])
+}
+
+/// Whether an error bucket holds requests never sent because the run was stopped.
+pub fn is_unsent(k: &ErrorKey) -> bool {
+    matches!(k, ErrorKey::Name(n) if *n == unsent_name())
+}
+
+/// Requests a stopped run never sent (`unsent` in the report). The headline (`errors`,
+/// `error_rate`) covers the requests that ran; `total_requests` = `successes` + `errors` +
+/// `unsent` always.
+pub fn unsent(stats: &RunStats) -> u64 {
+    stats
+        .errors
+        .get(&ErrorKey::Name(unsent_name()))
+        .copied()
+        .unwrap_or(0)
+}
+
+/// `1 request`, `2 requests`: the one way the reports count things in words.
+pub fn plural(n: u64, word: &str) -> String {
+    if n == 1 {
+        format!("{n} {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
+/// Why a fixed-rate run has no achieved rate.
+pub const ACHIEVED_NEEDS_TWO: &str =
+    "fewer than 2 requests were sent: a rate is measured between the first send and the last";
+
+/// The achieved rate, or None for a fixed-rate run that sent fewer than two requests (a rate
+/// is sends over the span from the first to the last: one send has no span, and 0 would be a
+/// false figure).
+pub fn achieved_qps(plan: &Plan, stats: &RunStats) -> Option<f64> {
+    match plan.rate {
+        Rate::PerSecond(_) if stats.sent < 2 => None,
+        _ => Some(stats.achieved_qps),
+    }
+}
+
+/// The seconds a per-second count of the run is over: its scheduled duration, or its elapsed
+/// time when that is longer (the responses of the last sends came after it). Not the elapsed
+/// time alone: a run of N sends at rate R ends about (N−1)/R after its start, so a short run
+/// would count N over less than N/R and show more than it was asked.
+pub fn run_secs(plan: &Plan, stats: &RunStats) -> Option<f64> {
+    let scheduled = match plan.rate {
+        Rate::PerSecond(_) if plan.stages.is_empty() => plan.duration.as_secs_f64(),
+        _ => 0.0,
+    };
+    let secs = stats.elapsed.as_secs_f64().max(scheduled);
+    (secs > 0.0).then_some(secs)
 }
 
 /// One entry of the report's `stages`: which stage (1-based, as asked: `qps`, `duration`, and
@@ -450,7 +520,7 @@ fn stages_text(plan: &Plan, stats: &RunStats) -> String {
             secs_text(st.elapsed.as_secs_f64()),
             st.total_requests,
             st.achieved_qps,
-            st.error_count(),
+            st.error_count() - unsent(st),
             opt(s.p50),
             opt(s.p99),
         );
@@ -776,7 +846,10 @@ fn workload_line(w: &crate::plan::WorkloadInfo) -> String {
     };
     let mut notes = vec![if w.shuffled { "shuffled" } else { "in order" }.to_string()];
     if w.skipped > 0 {
-        notes.push(format!("{} conversations skipped", w.skipped));
+        notes.push(format!(
+            "{} skipped",
+            plural(w.skipped as u64, "conversation")
+        ));
     }
     let mut out = format!(
         "  prompts: {} {from} ({}), {} distinct requests",
@@ -823,14 +896,23 @@ pub fn to_text_body(plan: &Plan, stats: &RunStats) -> String {
     let mut out = String::new();
     let t = &stats.timings;
     let _ = writeln!(out);
+    let unsent = unsent(stats);
+    let unsent_text = if unsent > 0 {
+        format!("   unsent {unsent} (interrupted)")
+    } else {
+        String::new()
+    };
+    let achieved = match achieved_qps(plan, stats) {
+        Some(q) => format!("{q:.1} req/s"),
+        None => format!("n/a ({} sent: a rate needs 2 sends)", stats.sent),
+    };
     let _ = writeln!(
         out,
-        "  requests {}   successes {}   errors {}   elapsed {:.3}s   achieved {:.1} req/s",
+        "  requests {}   successes {}   errors {}{unsent_text}   elapsed {:.3}s   achieved {achieved}",
         stats.total_requests,
         stats.successes,
-        stats.error_count(),
+        stats.error_count() - unsent,
         stats.elapsed.as_secs_f64(),
-        stats.achieved_qps
     );
     let _ = writeln!(
         out,
@@ -843,7 +925,9 @@ pub fn to_text_body(plan: &Plan, stats: &RunStats) -> String {
     if stats.interrupted {
         let _ = writeln!(
             out,
-            "  INTERRUPTED: stopped before its end; requests not yet sent are counted as \"not sent: interrupted\""
+            "  INTERRUPTED: stopped before its end; the figures cover the requests that ran, \
+             the {} never sent are counted apart as unsent",
+            unsent
         );
     }
     for line in stats
@@ -882,7 +966,7 @@ pub fn to_text_body(plan: &Plan, stats: &RunStats) -> String {
         }
     }
     if !plan.goodput.is_empty() {
-        let secs = stats.elapsed.as_secs_f64().max(1e-9);
+        let secs = run_secs(plan, stats).unwrap_or(1e-9);
         let objectives: Vec<&str> = plan.goodput.iter().map(|o| o.text.as_str()).collect();
         let _ = writeln!(
             out,
@@ -899,10 +983,10 @@ pub fn to_text_body(plan: &Plan, stats: &RunStats) -> String {
     if !stats.stages.is_empty() {
         out.push_str(&stages_text(plan, stats));
     }
-    if !stats.errors.is_empty() {
+    if stats.errors.keys().any(|k| !is_unsent(k)) {
         let _ = writeln!(out);
         let _ = writeln!(out, "  errors:");
-        for (k, n) in &stats.errors {
+        for (k, n) in stats.errors.iter().filter(|(k, _)| !is_unsent(k)) {
             let label = match k {
                 ErrorKey::Status(s) => format!("HTTP {s}"),
                 ErrorKey::Name(name) => name.clone(),
@@ -938,7 +1022,16 @@ pub fn to_text_body(plan: &Plan, stats: &RunStats) -> String {
 fn table(plan: &Plan, t: &Timings) -> String {
     let mut rows: Vec<(&Timing, Summary)> = Vec::new();
     let mut same: Vec<(&Timing, &Timing)> = Vec::new();
+    // A closed loop sends each request when a connection frees: its intended time is its send
+    // time, so the corrected families repeat the uncorrected ones and dispatch_delay is 0 (up
+    // to the nanoseconds between two clock readings). Said once instead of as rows.
+    let closed = plan.rate == Rate::Max;
+    let mut no_intended: Vec<&str> = Vec::new();
     for (timing, rec) in reported(plan, t) {
+        if closed && (timing.name.starts_with("corrected_") || timing.name == "dispatch_delay") {
+            no_intended.push(timing.name);
+            continue;
+        }
         let s = rec.summary();
         match rows.iter().find(|(_, r)| s.count > 0 && *r == s) {
             Some((earlier, _)) => same.push((timing, *earlier)),
@@ -990,6 +1083,14 @@ fn table(plan: &Plan, t: &Timings) -> String {
             dropped.label,
             shown.label,
             same_because(shown.name, dropped.name)
+        );
+    }
+    if !no_intended.is_empty() {
+        let _ = writeln!(
+            out,
+            "  a closed loop (--qps max) has no intended send times: {} not shown (each \
+             corrected_X equals X, dispatch_delay is 0)",
+            no_intended.join(", ")
         );
     }
     out

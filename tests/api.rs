@@ -1710,10 +1710,11 @@ fn cancelling_a_long_run_accounts_every_request() {
         r["successes"].as_u64().unwrap(),
         r["errors"].as_u64().unwrap(),
     );
-    assert_eq!(ok + errors, total);
+    // The headline covers what ran: the unsent are apart from the errors.
+    let unsent = r["unsent"].as_u64().unwrap();
+    assert_eq!(ok + errors + unsent, total);
     assert!(ok >= 10, "{r}");
-    let unsent = r["error_counts"]["not sent: interrupted"].as_u64().unwrap();
-    assert_eq!(unsent, errors, "{}", r["error_counts"]);
+    assert_eq!(errors, 0, "{}", r["error_counts"]);
     let sent = s["progress"]["sent"].as_u64().unwrap();
     assert_eq!(unsent, total - sent);
     // Stopped long before its 30 s.

@@ -807,3 +807,146 @@ fn the_settings_are_said_once_in_one_stream_and_in_each_of_two() {
     );
     m.shutdown();
 }
+
+#[test]
+fn habits_of_other_tools_get_real_errors() {
+    let m = mock_ok();
+    let url = format!("{}/", m.url());
+    for (args, says) in [
+        // clap's own similarity misses a swapped pair of letters.
+        (&["--qsp", "10"][..], "a similar argument exists: '--qps'"),
+        (
+            &["--durtaion", "1s"],
+            "a similar argument exists: '--duration'",
+        ),
+        // A negative duration is a value, refused with the flag's rule, not an unknown flag.
+        (&["-z", "-5s"], "--duration must be > 0 (got -5s)"),
+        (&["--timeout", "-2s"], "--timeout must be > 0 (got -2s)"),
+    ] {
+        let mut argv = vec!["bench", url.as_str()];
+        argv.extend_from_slice(args);
+        let o = pacer(&argv);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(says), "{args:?}: {}", stderr(&o));
+    }
+    assert_eq!(m.counters().requests, 0);
+    // The mock's flags say what they do.
+    let help = String::from_utf8(pacer(&["mock", "--help"]).stdout).unwrap();
+    for (flag, words) in [
+        ("--port", "Port to listen on"),
+        ("--host", "IP address to listen on"),
+        ("--seed", "Seed of the 200/400 mix"),
+    ] {
+        let at = help
+            .find(&format!("{flag} <"))
+            .unwrap_or_else(|| panic!("{help}"));
+        let next = &help[at..at + 200.min(help.len() - at)];
+        assert!(next.contains(words), "{flag}: {next}");
+    }
+}
+
+#[test]
+fn one_send_has_no_achieved_rate() {
+    // `-q 1 -z 1s` sends one request: a rate needs a span between two sends. It said 0.0.
+    let m = mock_ok();
+    let url = format!("{}/", m.url());
+    let o = pacer(&["bench", &url, "-q", "1", "-z", "1s", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let r = json_of(&o);
+    assert_eq!(r["achieved_qps"], Value::Null, "{r}");
+    assert!(
+        r["achieved_qps_note"]
+            .as_str()
+            .is_some_and(|n| n.contains("fewer than 2 requests were sent")),
+        "{r}"
+    );
+    let o = pacer(&["bench", &url, "-q", "1", "-z", "1s"]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("achieved n/a (1 sent: a rate needs 2 sends)"),
+        "{text}"
+    );
+    // Two sends make a rate.
+    let r = json_of(&pacer(&["bench", &url, "-q", "2", "-z", "1s", "--json"]));
+    assert!(r["achieved_qps"].as_f64().is_some_and(|q| q > 0.0), "{r}");
+    assert!(r.get("achieved_qps_note").is_none());
+}
+
+#[test]
+fn a_closed_loop_says_once_it_has_no_intended_times() {
+    let m = mock_ok();
+    let url = format!("{}/", m.url());
+    let o = pacer(&["bench", &url, "-q", "max", "-z", "0.5s", "-c", "2"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains(
+            "a closed loop (--qps max) has no intended send times: corrected_response_time, \
+             dispatch_delay not shown"
+        ),
+        "{text}"
+    );
+    // No row and no "wrk2's correction" line for them.
+    for l in text.lines() {
+        let first = l.split_whitespace().next().unwrap_or("");
+        assert!(
+            first != "corrected_response_time" && first != "dispatch_delay",
+            "{l}\n{text}"
+        );
+    }
+    assert!(!text.contains("wrk2"), "{text}");
+    // A fixed rate keeps them.
+    let o = pacer(&["bench", &url, "-q", "20", "-z", "0.5s"]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("wrk2's correction"), "{text}");
+}
+
+#[test]
+fn llm_without_a_url_refuses_a_billed_run_before_connecting() {
+    // The default URL is Fireworks' API, billed: 50 requests (the defaults) need it named or
+    // --yes. The refusal comes before any connection (the test never reaches the network).
+    let o = pacer(&["llm", "--token", "t"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(
+        e.contains(
+            "no URL given: the default is https://api.fireworks.ai/inference/v1/completions"
+        ) && e.contains("this run would send 50 requests there (more than 10)")
+            && e.contains("--yes"),
+        "{e}"
+    );
+    assert!(o.stdout.is_empty());
+    let o = pacer(&["sweep-llm", "--token", "t"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("a sweep sends many requests there"),
+        "{}",
+        stderr(&o)
+    );
+    // A named loopback URL runs as ever, with the host in the banner only for the default.
+    let m = llm_mock();
+    let url = format!("{}/v1/completions", m.url());
+    let o = pacer(&["llm", &url, "--token", "t", "-q", "20", "-z", "1s"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("the default URL"), "{}", stderr(&o));
+}
+
+#[test]
+fn html_writes_beside_the_report_without_o() {
+    let m = mock_ok();
+    let dir = TempDir::new("html-default");
+    let url = format!("{}/", m.url());
+    let o = pacer(&["bench", &url, "-q", "10", "-z", "0.5s", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let report = dir.path("run.json");
+    std::fs::write(&report, &o.stdout).unwrap();
+    let o = pacer(&["html", report.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let page = std::fs::read_to_string(dir.path("run.html")).unwrap();
+    assert!(page.starts_with("<!DOCTYPE html>"), "{page:.100}");
+    assert!(stderr(&o).contains("run.html"), "{}", stderr(&o));
+    // `-o -`: the page on stdout.
+    let o = pacer(&["html", report.to_str().unwrap(), "-o", "-"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with("<!DOCTYPE html>"));
+}

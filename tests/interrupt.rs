@@ -86,6 +86,17 @@ impl Running {
         assert!(ok, "kill -{name} failed");
     }
 
+    /// `times` signals 50 ms apart: each is delivered on its own (two sent at once may merge
+    /// into one pending signal), all well within the second that makes them one request.
+    fn signal_times(&self, name: &str, times: usize) {
+        for i in 0..times {
+            if i > 0 {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            self.signal(name);
+        }
+    }
+
     /// The exit status and how long it took, failing the test (after killing the child) past
     /// `bound`.
     fn wait(&mut self, bound: Duration) -> (ExitStatus, Duration) {
@@ -119,10 +130,15 @@ impl Running {
     }
 }
 
-/// Interrupts a 30 s run at 200 req/s once it is under way with `signal`, and checks the partial
+/// Interrupts a 30 s run at 200 req/s once it is under way with `signal` (sent `times` times in
+/// a row, as `timeout` does: to the child, then to its process group), and checks the partial
 /// run is reported, accounted and written everywhere it was asked to go.
-fn interrupt_keeps_the_run(signal: &str) {
-    let m = mock(MockConfig::default());
+fn interrupt_keeps_the_run(signal: &str, times: usize) {
+    // Every answer a success: the report of a clean run stopped early has no errors.
+    let m = mock(MockConfig {
+        error_rate: 0.0,
+        ..MockConfig::default()
+    });
     let dir = TempDir::new(signal);
     let (out, html, reqs) = (dir.path("r.json"), dir.path("r.html"), dir.path("r.jsonl"));
     let url = format!("{}/", m.url());
@@ -144,7 +160,7 @@ fn interrupt_keeps_the_run(signal: &str) {
     ]);
     // The progress line appears after a second of running.
     run.wait_for(" in flight ", Duration::from_secs(60));
-    run.signal(signal);
+    run.signal_times(signal, times);
     // In flight requests get up to the 2 s timeout; the mock answers at once.
     let (status, _) = run.wait(Duration::from_secs(60));
     let stdout = run.stdout();
@@ -157,13 +173,17 @@ fn interrupt_keeps_the_run(signal: &str) {
     let r: Value = serde_json::from_slice(&stdout).expect("--json prints the partial report");
     assert_eq!(r["interrupted"], true);
     assert_eq!(r["total_requests"], 6000, "the plan's count");
+    // The headline covers what ran: the unsent requests are counted apart, not as errors
+    // (before, a clean run stopped after 2 s said `errors 5600`, `error_rate 0.93`).
+    let not_sent = r["unsent"].as_u64().expect("unsent is reported");
     let counts = r["error_counts"].as_object().unwrap();
-    let not_sent = counts["not sent: interrupted"].as_u64().unwrap();
-    let other: u64 = counts
-        .iter()
-        .filter(|(k, _)| *k != "not sent: interrupted")
-        .map(|(_, n)| n.as_u64().unwrap())
-        .sum();
+    assert!(!counts.contains_key("not sent: interrupted"), "{counts:?}");
+    let other = r["errors"].as_u64().unwrap();
+    assert_eq!(
+        other,
+        counts.values().map(|n| n.as_u64().unwrap()).sum::<u64>()
+    );
+    assert_eq!((other, r["error_rate"].as_f64()), (0, Some(0.0)), "{r}");
     let successes = r["successes"].as_u64().unwrap();
     assert!(successes > 0, "it ran for a while first");
     assert_eq!(successes + not_sent + other, 6000);
@@ -182,6 +202,7 @@ fn interrupt_keeps_the_run(signal: &str) {
     assert_eq!(sum("not_sent"), not_sent);
     assert_eq!(sum("successes"), successes);
     // -o has the same report; --html the page; --requests one line per scheduled request.
+    assert_no_temporary_files(&dir);
     let saved: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
     assert_eq!(saved["interrupted"], true);
     assert_eq!(saved["total_requests"], 6000);
@@ -206,20 +227,90 @@ fn interrupt_keeps_the_run(signal: &str) {
 
 #[test]
 fn sigint_stops_the_run_and_keeps_its_report() {
-    interrupt_keeps_the_run("INT");
+    interrupt_keeps_the_run("INT", 1);
 }
 
 #[test]
 fn sigterm_does_the_same() {
-    interrupt_keeps_the_run("TERM");
+    interrupt_keeps_the_run("TERM", 1);
+}
+
+#[test]
+fn two_signals_at_once_are_one() {
+    // `timeout -s INT` signals the child, then its process group: two SIGINTs microseconds
+    // apart. Before, the second one ended the process at once: no report on stdout, and 0-byte
+    // -o, --html and --requests files.
+    interrupt_keeps_the_run("INT", 2);
+    interrupt_keeps_the_run("TERM", 3);
+}
+
+/// Nothing of a report's temporary files (`.NAME.pacer-PID.tmp`) is left in `dir`.
+fn assert_no_temporary_files(dir: &TempDir) {
+    let left: Vec<String> = std::fs::read_dir(&dir.0)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn under_timeout_the_report_is_whole() {
+    // The command, with coreutils' timeout itself: it lost everything in 2 runs of 6.
+    let m = mock(MockConfig {
+        error_rate: 0.0,
+        ..MockConfig::default()
+    });
+    let dir = TempDir::new("timeout");
+    let url = format!("{}/", m.url());
+    let (out, html, reqs) = (dir.arg("t.json"), dir.arg("t.html"), dir.arg("t.jsonl"));
+    // -k: a pacer that ignored the signal would be killed (and fail the test), never hang it.
+    let o = Command::new("timeout")
+        .args([
+            "--preserve-status",
+            "-k",
+            "60",
+            "-s",
+            "INT",
+            "2",
+            PACER,
+            "bench",
+            &url,
+        ])
+        .args(["-q", "100", "-z", "30s"])
+        .args(["-o", &out, "--requests", &reqs, "--html", &html])
+        .output()
+        .expect("coreutils timeout runs");
+    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("INTERRUPTED"), "{text}");
+    let r: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let total = r["total_requests"].as_u64().unwrap();
+    assert_eq!(total, 3000);
+    let ran = r["successes"].as_u64().unwrap() + r["errors"].as_u64().unwrap();
+    assert!(ran > 0, "{r}");
+    assert_eq!(ran + r["unsent"].as_u64().unwrap(), total);
+    assert!(
+        std::fs::read_to_string(&html)
+            .unwrap()
+            .starts_with("<!DOCTYPE html>")
+    );
+    assert_eq!(
+        std::fs::read_to_string(&reqs).unwrap().lines().count() as u64,
+        total
+    );
+    assert_no_temporary_files(&dir);
+    m.shutdown();
 }
 
 #[test]
 fn a_second_sigint_exits_at_once() {
     let m = mock(MockConfig::default());
+    let dir = TempDir::new("second");
     // The target never answers and the timeout is long: after the first SIGINT the run would
     // wait a minute for the requests in flight.
     let url = format!("{}/fault/stall", m.url());
+    let (out, html, reqs) = (dir.arg("r.json"), dir.arg("r.html"), dir.arg("r.jsonl"));
     let mut run = Running::start(&[
         "bench",
         &url,
@@ -230,16 +321,32 @@ fn a_second_sigint_exits_at_once() {
         "--timeout",
         "60s",
         "--force-progress",
+        "-o",
+        &out,
+        "--html",
+        &html,
+        "--requests",
+        &reqs,
     ]);
     run.wait_for(" in flight ", Duration::from_secs(60));
     run.signal("INT");
-    // The first one is taken (a stop is noticed within a tick, 200 ms), then the second.
-    std::thread::sleep(Duration::from_millis(500));
+    // A second signal within a second is the first one repeated; this one comes after.
+    std::thread::sleep(Duration::from_millis(1500));
     run.signal("INT");
     let (status, took) = run.wait(Duration::from_secs(45));
     assert_eq!(status.code(), Some(130), "{}", run.stderr_text());
     // Far less than the 60 s timeout the first signal alone would have waited for.
     assert!(took < Duration::from_secs(30), "{took:?}");
+    // The reports were never written: no file at all, rather than an empty one.
+    for f in [&out, &html] {
+        assert!(!std::path::Path::new(f).exists(), "{f} was left");
+    }
+    assert_no_temporary_files(&dir);
+    // --requests holds whole lines only (none of these requests ended: the target stalls).
+    let lines = std::fs::read_to_string(&reqs).unwrap();
+    for l in lines.lines() {
+        serde_json::from_str::<Value>(l).expect("a whole JSON line");
+    }
     m.shutdown();
 }
 
@@ -272,9 +379,7 @@ fn sigint_stops_a_sweep_and_reports_the_steps_that_ran() {
     for s in steps {
         assert_eq!(s["interrupted"], true, "{s}");
         // 50 req/s for 30 s, stopped early: fewer sent than planned, the rest accounted.
-        let not_sent = s["error_counts"]["not sent: interrupted"]
-            .as_u64()
-            .unwrap_or(0);
+        let not_sent = s["unsent"].as_u64().unwrap_or(0);
         assert!(not_sent > 0, "{s}");
         assert_eq!(s["total_requests"], 1500, "{s}");
     }

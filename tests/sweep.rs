@@ -126,7 +126,7 @@ fn steps_past_the_capacity_cannot_keep_up() {
         // 10 connections send at most 10 at once and then one per connection per 20 ms: over
         // the N requests' dispatch span T >= (N - 10) / 500 s, achieved <= 500 + 9 / T, under
         // 520 here, which is below 99% of 600.
-        assert!(r.achieved < 520.0, "{r:?}");
+        assert!(r.achieved.is_some_and(|a| a < 520.0), "{r:?}");
         assert!(!r.pass, "{r:?}");
         assert!(!r.checks[0].pass && r.checks[0].metric == "achieved_qps");
     }
@@ -171,5 +171,37 @@ fn thresholds_decide_which_steps_pass() {
     assert_eq!(
         s.reports[0]["thresholds"][0]["expression"],
         json!("response_time_p50<=10s")
+    );
+}
+
+#[test]
+fn a_short_step_is_judged_on_what_it_measures() {
+    // `--rates 2,4 --step-duration 1s`: two and four requests a step. Before, goodput was the
+    // successes over the step's active time (its last send came at 0.5 s): 3.9/s asked 2/s.
+    let m = mock();
+    let mut i = input(&format!("{}/", m.url()));
+    i.rates = Some(vec![2.0, 4.0]);
+    i.step_duration = 1.0;
+    i.min_achieved = 0.5;
+    let (s, _, _) = run(&i);
+    assert_eq!(s.rows.len(), 2);
+    for r in &s.rows {
+        // Every request succeeded: goodput is the asked rate (the step's elapsed time can only
+        // pass its duration, never fall short of it, in the denominator).
+        assert!(
+            r.goodput <= r.asked + 1e-9 && r.goodput >= r.asked * 0.5,
+            "{r:?}"
+        );
+        // Two sends make a rate: (n - 1) / (last - first) is measured, never a false 0.
+        assert!(r.achieved.is_some_and(|a| a > 0.0), "{r:?}");
+    }
+    // A step of one request cannot measure its rate: refused before the sweep starts.
+    i.rates = Some(vec![1.0, 2.0, 50.0]);
+    let e = SweepPlan::new(&i, &Limits::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("makes 1 request: a step needs at least 2"),
+        "{e}"
     );
 }

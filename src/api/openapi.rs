@@ -147,8 +147,8 @@ pub fn document() -> Value {
                     "description": "Scheduling stops at once; requests in flight get up to their \
                         timeout. Answers 202 with the run (still `running`, with `cancelling: \
                         true`); once it has wound down its state is `cancelled` and its report \
-                        (`interrupted: true`) accounts every request, the unsent as \
-                        `not sent: interrupted`.",
+                        (`interrupted: true`) accounts every request, the unsent apart from \
+                        the errors as `unsent`.",
                     "responses": merge(
                         json!({"202": ok("Cancelling: the run as it is now", schema_ref("RunStatus")),
                             "404": error("No such run (never started here, or forgotten)",
@@ -386,7 +386,7 @@ fn sweep_row() -> Value {
         "properties": {
             "step": {"type": "integer"},
             "asked_qps": {"type": "number"},
-            "achieved_qps": {"type": "number"},
+            "achieved_qps": {"type": "number", "nullable": true},
             "response_time_p50": secs, "response_time_p99": secs,
             "corrected_response_time_p99": secs,
             "time_to_first_token_p50": secs, "time_to_first_token_p99": secs,
@@ -937,11 +937,23 @@ fn report_schema(llm: bool) -> Value {
         "elapsed".into(),
         json!({"type": "number", "description": "Wall seconds of the run."}),
     );
-    props.insert("achieved_qps".into(), json!({"type": "number"}));
+    props.insert(
+        "achieved_qps".into(),
+        json!({"type": "number", "nullable": true,
+            "description": "Sends per second from the first send to the last (fixed rate), or completions per second of the duration (closed loop); null for a fixed-rate run that sent fewer than 2 requests, with `achieved_qps_note` saying so."}),
+    );
+    props.insert(
+        "achieved_qps_note".into(),
+        json!({"type": "string", "description": "Present only when `achieved_qps` is null: why."}),
+    );
+    props.insert(
+        "unsent".into(),
+        json!({"type": "integer", "description": "Present only for a stopped run (`interrupted`): requests it never sent. They are not errors: total_requests = successes + errors + unsent."}),
+    );
     props.insert(
         "error_rate".into(),
         json!({"type": "number", "nullable": true,
-            "description": "errors / total_requests; null with no requests."}),
+            "description": "errors / (total_requests - unsent): over the requests that ran; null with none."}),
     );
     props.insert(
         "thresholds".into(),
@@ -1015,7 +1027,7 @@ fn report_schema(llm: bool) -> Value {
     );
     props.insert(
         "interrupted".into(),
-        json!({"type": "boolean", "description": "Present (true) only when the run was stopped before its end; requests not yet sent then count as `not sent: interrupted`."}),
+        json!({"type": "boolean", "description": "Present (true) only when the run was stopped before its end; requests not yet sent are then counted in `unsent`, not in `errors`."}),
     );
     props.insert(
         "tls_handshakes".into(),

@@ -44,6 +44,12 @@ pub struct Output {
     pub quiet: bool,
     /// The progress line even when stderr is not a terminal.
     pub force_progress: bool,
+    /// The URL is the built-in default (`pacer fireworks` without one): the banner names its
+    /// host, and unless `confirmed`, a run of more than
+    /// [`defaults::LLM_DEFAULT_URL_MAX_REQUESTS`] requests to a host off loopback is refused.
+    pub default_url: bool,
+    /// `--yes`.
+    pub confirmed: bool,
 }
 
 impl Output {
@@ -56,6 +62,8 @@ impl Output {
             requests: r.requests.clone(),
             quiet: r.quiet,
             force_progress: r.force_progress,
+            default_url: false,
+            confirmed: false,
         }
     }
 }
@@ -108,6 +116,9 @@ pub fn input(url: String, r: &RunArgs, llm: Option<LlmInput>) -> Result<Input, C
 /// Validates, runs and reports one benchmark.
 pub fn bench(input: &Input, out: &Output) -> Result<(), CliError> {
     let plan = plan(input)?;
+    if out.default_url && !out.confirmed {
+        check_default_url(Some(plan.count), &plan.target.host)?;
+    }
     let state_path = out.state.as_deref().filter(|p| p.as_os_str() != "-");
     let mut opened = Vec::with_capacity(4);
     for (path, flag) in [
@@ -116,7 +127,12 @@ pub fn bench(input: &Input, out: &Output) -> Result<(), CliError> {
         (out.requests.as_deref(), "--requests"),
         (state_path, "--state"),
     ] {
-        match path.map(|p| OutputFile::open(p, flag)).transpose() {
+        let open = if flag == "--requests" {
+            OutputFile::live
+        } else {
+            OutputFile::open
+        };
+        match path.map(|p| open(p, flag)).transpose() {
             Ok(f) => opened.push(f),
             Err(e) => {
                 discard(opened);
@@ -129,6 +145,12 @@ pub fn bench(input: &Input, out: &Output) -> Result<(), CliError> {
     let (json_file, html_file, requests_file, state_file) = (next(), next(), next(), next());
     if !out.quiet {
         let mut banner = report::settings(&plan);
+        if out.default_url {
+            banner.push_str(&format!(
+                "  host {}: the default URL (no --url given), a billed API\n",
+                plan.target.host
+            ));
+        }
         banner.push_str(&shard_settings(&plan));
         let named = [&json_file, &html_file, &requests_file, &state_file];
         for (f, what) in named
@@ -222,6 +244,32 @@ pub fn bench(input: &Input, out: &Output) -> Result<(), CliError> {
         ));
     }
     Ok(())
+}
+
+/// Refuses a run of more than [`defaults::LLM_DEFAULT_URL_MAX_REQUESTS`] requests (`None`: a
+/// sweep, which always sends more) to the default LLM URL when the user named no URL: it is a
+/// billed API. Loopback hosts are never refused. Checked before any connection is made.
+pub fn check_default_url(requests: Option<u64>, host: &str) -> Result<(), CliError> {
+    let h = host.trim_matches(['[', ']']);
+    let loopback = h.eq_ignore_ascii_case("localhost")
+        || h.parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    let most = defaults::LLM_DEFAULT_URL_MAX_REQUESTS;
+    if loopback || requests.is_some_and(|n| n <= most) {
+        return Ok(());
+    }
+    let how_many = match requests {
+        Some(n) => format!("this run would send {n} requests there"),
+        None => "a sweep sends many requests there".into(),
+    };
+    Err(err(
+        exit::USAGE,
+        format!(
+            "no URL given: the default is {}, a billed API ({host}), and {how_many} (more than \
+             {most}); name the target (a positional URL or --url), or add --yes to go ahead",
+            defaults::LLM_URL
+        ),
+    ))
 }
 
 /// How long the engine threads may wait for the `--requests` writer before the run says so.
@@ -402,16 +450,25 @@ fn plan_error(input: &Input, e: PlanError) -> String {
     }
 }
 
-/// A file the run writes (`--output`, `--html`, `--requests`, `--state`), opened before the run so that a
-/// path that cannot be written fails at once (exit 2, naming the flag and the path). Opened
-/// without truncating: a run that cannot start leaves an existing file as it was, and removes
-/// one it created. The report files are written at the end; `--requests` is emptied and written
-/// by the engine's writer as the run goes.
+/// A file the run writes (`--output`, `--html`, `--requests`, `--state`), checked before the run
+/// so that a path that cannot be written fails at once (exit 2, naming the flag and the path).
+///
+/// A report file (`--output`, `--html`, `--state`: [`OutputFile::open`]) is written whole at the
+/// end: to a temporary file beside its path, made now (so the check is the directory's), synced,
+/// then renamed over the path. The path itself is never empty or half-written, whatever
+/// interrupts the run: an existing file stays as it was until the new one replaces it, and a
+/// run that cannot start, or a forced exit ([`signals`]), removes the temporary file.
+///
+/// `--requests` ([`OutputFile::live`]) is written as the run goes, so that `tail -f` shows it:
+/// opened without truncating (a run that cannot start leaves an existing file as it was, and
+/// removes one it created); the engine's writer empties it when the run starts.
 pub(super) struct OutputFile {
     pub(super) path: PathBuf,
     /// The flag that named it, for errors.
     flag: &'static str,
     file: File,
+    /// A report's temporary file, renamed to `path` once written; None for a live file.
+    temp: Option<PathBuf>,
     created: bool,
 }
 
@@ -439,7 +496,37 @@ fn shard_settings(plan: &Plan) -> String {
 }
 
 impl OutputFile {
+    /// A report file: its temporary file made now beside `path`.
     pub(super) fn open(path: &Path, flag: &'static str) -> Result<OutputFile, CliError> {
+        let cannot = |e: std::io::Error| {
+            err(
+                exit::USAGE,
+                format!("cannot write {flag} {}: {e}", path.display()),
+            )
+        };
+        if path.is_dir() {
+            return Err(cannot(std::io::Error::from(
+                std::io::ErrorKind::IsADirectory,
+            )));
+        }
+        let temp = temp_beside(path);
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp)
+            .map_err(cannot)?;
+        signals::pending(&temp);
+        Ok(OutputFile {
+            path: path.to_path_buf(),
+            flag,
+            file,
+            temp: Some(temp),
+            created: true,
+        })
+    }
+
+    /// A file written as the run goes (`--requests`).
+    pub(super) fn live(path: &Path, flag: &'static str) -> Result<OutputFile, CliError> {
         let created = !path.exists();
         let file = OpenOptions::new()
             .write(true)
@@ -456,6 +543,7 @@ impl OutputFile {
             path: path.to_path_buf(),
             flag,
             file,
+            temp: None,
             created,
         })
     }
@@ -465,9 +553,20 @@ impl OutputFile {
             self.file.set_len(0)?;
             self.file.write_all(text.as_bytes())?;
             self.file.write_all(b"\n")?;
-            self.file.sync_all()
+            self.file.sync_all()?;
+            if let Some(temp) = &self.temp {
+                std::fs::rename(temp, &self.path)?;
+            }
+            Ok(())
         };
-        write().map_err(|e| {
+        let result = write();
+        if let Some(temp) = &self.temp {
+            if result.is_err() {
+                let _ = std::fs::remove_file(temp);
+            }
+            signals::done(temp);
+        }
+        result.map_err(|e| {
             err(
                 exit::RUN_FAILED,
                 format!("writing {} {}: {e}", self.flag, self.path.display()),
@@ -476,11 +575,23 @@ impl OutputFile {
     }
 
     pub(super) fn discard(self) {
-        if self.created {
-            drop(self.file);
+        drop(self.file);
+        if let Some(temp) = &self.temp {
+            let _ = std::fs::remove_file(temp);
+            signals::done(temp);
+        } else if self.created {
             let _ = std::fs::remove_file(&self.path);
         }
     }
+}
+
+/// `dir/.NAME.pacer-PID.tmp` for `dir/NAME`: in the same directory, so the rename is atomic.
+fn temp_beside(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "report".into());
+    path.with_file_name(format!(".{name}.pacer-{}.tmp", std::process::id()))
 }
 
 /// Runs `plan` with the progress line (on a terminal, or forced; never with `--quiet`) and

@@ -53,7 +53,7 @@ pub struct RunArgs {
         value_name = "DURATION",
         default_value = shown!(secs_text(defaults::BENCH_DURATION)),
         value_parser = parse_secs,
-        allow_negative_numbers = true,
+        allow_hyphen_values = true,
     )]
     pub duration: f64,
     #[arg(
@@ -73,7 +73,7 @@ pub struct RunArgs {
         value_name = "DURATION",
         default_value = shown!(secs_text(defaults::TIMEOUT)),
         value_parser = parse_secs,
-        allow_negative_numbers = true,
+        allow_hyphen_values = true,
     )]
     pub timeout: f64,
     /// HTTP method [default: GET]
@@ -97,7 +97,7 @@ pub struct RunArgs {
     /// Sends due within this of each other may go out in one wake-up of the thread, the first
     /// at most this late (fixed rate; 0 wakes for every send): 50us, 1ms (a bare number is
     /// seconds) [default: 50us, at most one mean send interval of a thread]
-    #[arg(long = "max-lateness", alias = "max_lateness", value_name = "DURATION", value_parser = parse_secs)]
+    #[arg(long = "max-lateness", alias = "max_lateness", value_name = "DURATION", value_parser = parse_secs, allow_hyphen_values = true)]
     pub max_lateness: Option<f64>,
     /// Extra trusted CA certificate, a PEM file [default: none]
     #[arg(long = "ca-cert", alias = "ca_cert", value_name = "FILE")]
@@ -166,7 +166,7 @@ pub struct RunArgs {
     /// Length of one interval of the report's timeline: 500ms, 10s, 1m (a bare number is
     /// seconds) [default: 1s, longer when the run (its duration + 2 × timeout) would make more
     /// than 100,000 intervals]
-    #[arg(long, value_name = "DURATION", value_parser = parse_secs, allow_negative_numbers = true)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_secs, allow_hyphen_values = true)]
     pub interval: Option<f64>,
     /// No settings banner and no progress line on stderr (errors still go there)
     #[arg(long)]
@@ -229,9 +229,14 @@ pub struct LlmArgs {
     /// Completions (or chat) URL of an OpenAI-compatible API (or --url)
     #[arg(value_name = "URL")]
     pub target: Option<String>,
-    /// The API's URL, as the positional URL
-    #[arg(long, value_name = "URL", default_value = defaults::LLM_URL, conflicts_with = "target")]
-    pub url: String,
+    /// The API's URL, as the positional URL [default: Fireworks' completions API,
+    /// https://api.fireworks.ai/inference/v1/completions, billed: more than 10 requests there
+    /// need the URL named or --yes]
+    #[arg(long, value_name = "URL", conflicts_with = "target")]
+    pub url: Option<String>,
+    /// Send more than a few requests to the default URL (a billed API) without naming it
+    #[arg(long)]
+    pub yes: bool,
     /// API token, sent as `Authorization: Bearer TOKEN` (required)
     #[arg(long, env = "FIREWORKS_API_KEY", hide_env_values = true)]
     pub token: Option<String>,
@@ -374,7 +379,7 @@ pub struct SweepFlags {
         value_name = "DURATION",
         default_value = shown!(secs_text(sweep::PROBE_DURATION)),
         value_parser = parse_secs,
-        allow_negative_numbers = true,
+        allow_hyphen_values = true,
         conflicts_with = "rates",
     )]
     pub probe_duration: f64,
@@ -384,7 +389,7 @@ pub struct SweepFlags {
         value_name = "DURATION",
         default_value = shown!(secs_text(sweep::STEP_DURATION)),
         value_parser = parse_secs,
-        allow_negative_numbers = true,
+        allow_hyphen_values = true,
     )]
     pub step_duration: f64,
     /// Quiet time between two runs, for the target to settle
@@ -393,7 +398,7 @@ pub struct SweepFlags {
         value_name = "DURATION",
         default_value = "0s",
         value_parser = parse_secs,
-        allow_negative_numbers = true,
+        allow_hyphen_values = true,
     )]
     pub pause: f64,
     /// A step passes only if its achieved rate is at least this share of the asked rate

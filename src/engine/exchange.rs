@@ -160,6 +160,10 @@ struct Stream {
     server_ttft: Option<f64>,
     done: bool,
     failure: Option<Failure>,
+    /// Events seen, of any kind: none at the end means the body was not an event stream.
+    events: u64,
+    /// The body's first byte, to name what came instead of events.
+    first_byte: Option<u8>,
 }
 
 impl Stream {
@@ -173,6 +177,7 @@ impl Stream {
         text: &mut String,
         sink: &mut impl Sink,
     ) {
+        self.events += 1;
         let classified = match tokenizer {
             None => classify(data).map(|e| (e, None)),
             Some(_) => classify_text(data).map(|(e, t)| (e, Some(t))),
@@ -562,6 +567,9 @@ impl Exchange {
         let mut sse_error = None;
         let fed = body.feed(data, |chunk| {
             if *sse {
+                if stream.first_byte.is_none() {
+                    stream.first_byte = chunk.first().copied();
+                }
                 if let Err(e) = parser.feed(chunk, |event| {
                     stream.on_event(event, now, tokenizer, text, sink)
                 }) {
@@ -606,6 +614,11 @@ impl Exchange {
                 BodyMode::Plain => Outcome::Success,
                 BodyMode::Sse => match self.stream.failure {
                     Some(f) => Outcome::Failed(f),
+                    // A body without a single event was something else (a JSON answer to a
+                    // server that ignores `stream`, an HTML error page): say what.
+                    None if self.stream.events == 0 => Outcome::Failed(Failure::Invalid(
+                        not_an_event_stream(self.stream.first_byte),
+                    )),
                     // Without [DONE] a stream cannot be told from a truncated one.
                     None if !self.stream.done => {
                         Outcome::Failed(Failure::Stream("stream ended without [DONE]"))
@@ -643,6 +656,16 @@ impl Exchange {
                 BodyMode::WholeJson => Outcome::Success,
             }
         };
+    }
+}
+
+/// What a streaming request got instead of events, from the body's first byte.
+fn not_an_event_stream(first: Option<u8>) -> &'static str {
+    match first {
+        Some(b'{' | b'[') => "not an event stream (a JSON body)",
+        Some(b'<') => "not an event stream (an HTML body)",
+        None => "not an event stream (an empty body)",
+        Some(_) => "not an event stream",
     }
 }
 
@@ -1161,6 +1184,25 @@ mod tests {
         assert_eq!(
             r.record().outcome,
             Outcome::Failed(Failure::Stream("invalid JSON in event"))
+        );
+    }
+
+    #[test]
+    fn a_json_answer_to_a_stream_says_it_was_not_an_event_stream() {
+        // A server that ignores `stream` answers one JSON object: that is not a stream cut
+        // short, and it said "stream ended without [DONE]".
+        let mut r = Run::new(BodyMode::Sse, false);
+        let wire = json_response(br#"{"choices":[{"text":"a b c"}]}"#);
+        assert_eq!(r.read(&wire, 9), Step::Complete { reuse: true });
+        assert_eq!(
+            r.record().outcome,
+            Outcome::Failed(Failure::Invalid("not an event stream (a JSON body)"))
+        );
+        let mut r = Run::new(BodyMode::Sse, false);
+        r.read(&json_response(b"<html>busy</html>"), 9);
+        assert_eq!(
+            r.record().outcome,
+            Outcome::Failed(Failure::Invalid("not an event stream (an HTML body)"))
         );
     }
 

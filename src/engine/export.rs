@@ -4,7 +4,7 @@
 //! and the line format; which file, and what an error means to the user, are the caller's.
 //!
 //! ```text
-//!  lane: record ─> batch (512 records) ──full or 1 s old──> bounded channel ──> writer: format, write
+//!  lane: record ─> batch (512 records) ──full or 200 ms old──> bounded channel ──> writer: format, write
 //!        <────────────── empty batches come back over a second channel <────────┘
 //! ```
 //!
@@ -15,8 +15,12 @@
 //! and the wait shows in the run (later sends, `dispatch_delay`). The total wait is reported
 //! ([`Summary::waited`]) so a slowed run says why.
 //!
-//! The writer buffers lines and writes whole lines only, so the file holds complete JSON lines
-//! at any moment, including after a second Ctrl-C that ends the process at once. Lines come in
+//! The file follows the run closely (`tail -f` shows it, and a crash loses little): a lane hands
+//! its batch over once its oldest record is [`MAX_AGE`] old (or an interval of the timeline,
+//! when that is shorter), checked at every turn of its loop, which comes at least every 100 ms;
+//! the writer writes whenever its queue is empty, and in blocks of [`WRITE_AT`] when the lanes
+//! keep it busy. The writer writes whole lines only, so the file holds complete JSON lines at
+//! any moment, including after a second Ctrl-C that ends the process at once. Lines come in
 //! the order requests ended on each lane, lanes interleaved by batch: sort by `index` for the
 //! schedule's order.
 
@@ -36,9 +40,10 @@ pub const BATCH: usize = 512;
 /// Batches queued per lane before a lane waits for the writer.
 pub const QUEUED_PER_LANE: usize = 2;
 /// A batch older than this is sent even if not full, so a slow run's file fills as it goes.
-const MAX_AGE: Duration = Duration::from_secs(1);
-/// The writer's buffer: written out (as whole lines) when it passes this.
-const WRITE_AT: usize = 256 * 1024;
+pub const MAX_AGE: Duration = Duration::from_millis(200);
+/// The writer's buffer: written out (as whole lines) when it passes this, or when the queue is
+/// empty.
+pub const WRITE_AT: usize = 256 * 1024;
 
 /// One lane's records on their way to the writer, with the server error messages the lane
 /// interned since its last batch (its failures name them by number).
@@ -75,6 +80,7 @@ pub struct Summary {
 pub struct Export {
     tx: Sender<Batch>,
     returns: Receiver<Vec<Completed>>,
+    max_age: Duration,
 }
 
 /// The writer's ends, for [`write()`] on its own thread.
@@ -83,11 +89,20 @@ pub struct Writer {
     returns: Sender<Vec<Completed>>,
 }
 
-/// The channels of a run with `lanes` lanes.
-pub fn channels(lanes: usize) -> (Export, Writer) {
+/// The channels of a run with `lanes` lanes whose timeline has intervals of `interval`: a
+/// lane's batch waits at most [`MAX_AGE`], or an interval when that is shorter.
+pub fn channels(lanes: usize, interval: Duration) -> (Export, Writer) {
     let (tx, rx) = crossbeam_channel::bounded(QUEUED_PER_LANE * lanes + 2);
     let (rtx, rrx) = crossbeam_channel::unbounded();
-    (Export { tx, returns: rrx }, Writer { rx, returns: rtx })
+    let max_age = MAX_AGE.min(interval.max(Duration::from_millis(1)));
+    (
+        Export {
+            tx,
+            returns: rrx,
+            max_age,
+        },
+        Writer { rx, returns: rtx },
+    )
 }
 
 impl Export {
@@ -101,6 +116,7 @@ impl Export {
             since: None,
             messages_sent: 0,
             thread,
+            max_age: self.max_age,
         }
     }
 }
@@ -116,16 +132,29 @@ pub struct LaneExport<'a> {
     /// Messages of the lane's table already sent to the writer.
     messages_sent: usize,
     thread: u32,
+    max_age: Duration,
 }
 
 impl LaneExport<'_> {
-    /// Adds one record; sends the batch when it is full or a second old. `messages` is the
-    /// lane's table of server error messages.
+    /// Adds one record; sends the batch when it is full or old. `messages` is the lane's table
+    /// of server error messages.
     #[inline]
     pub fn push(&mut self, c: &Completed, messages: &Messages) {
         self.rows.push(*c);
         let since = *self.since.get_or_insert(c.ended);
-        if self.rows.len() >= BATCH || c.ended.saturating_duration_since(since) >= MAX_AGE {
+        if self.rows.len() >= BATCH || c.ended.saturating_duration_since(since) >= self.max_age {
+            self.flush(messages);
+        }
+    }
+
+    /// Sends the batch if its oldest record has waited long enough: called at every turn of
+    /// the lane's loop, so a quiet lane's last records do not wait for the next one.
+    #[inline]
+    pub fn tick(&mut self, now: Instant, messages: &Messages) {
+        if self
+            .since
+            .is_some_and(|since| now.saturating_duration_since(since) >= self.max_age)
+        {
             self.flush(messages);
         }
     }
@@ -202,6 +231,10 @@ pub fn write(w: Writer, mut file: &File, f: &Format) -> Summary {
         }
         batch.rows.clear();
         let _ = w.returns.send(batch.rows);
+        // Nothing more waiting: what is formatted goes to the file now, not at the next block.
+        if w.rx.is_empty() && !out.is_empty() {
+            put(&mut out, &mut buffered, &mut summary);
+        }
     }
     if !out.is_empty() {
         put(&mut out, &mut buffered, &mut summary);
@@ -384,7 +417,7 @@ mod tests {
         std::fs::write(&path, "not a line of this run\n".repeat(200_000)).unwrap();
         let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
         let f = format(t0, false);
-        let (export, writer) = channels(2);
+        let (export, writer) = channels(2, Duration::from_secs(1));
         let waited = AtomicU64::new(0);
         let n = 3 * BATCH as u64 + 17;
         let summary = std::thread::scope(|s| {
@@ -430,6 +463,65 @@ mod tests {
     }
 
     #[test]
+    fn a_quiet_lane_hands_its_records_over_within_200ms_or_an_interval() {
+        // Before: a batch went only when full (512 records) or when a record came a second
+        // after the first, and the writer wrote in 256 KB blocks, so a run at 200 req/s showed
+        // nothing for seconds. Times are made up: nothing here sleeps.
+        let t0 = Instant::now();
+        let messages = Messages::default();
+        let waited = AtomicU64::new(0);
+        for (interval, age) in [
+            (Duration::from_secs(1), MAX_AGE),
+            (Duration::from_millis(50), Duration::from_millis(50)),
+        ] {
+            let (export, writer) = channels(1, interval);
+            let mut lane = export.lane(0, &waited);
+            lane.push(&answered(t0), &messages);
+            let ended = answered(t0).ended;
+            lane.tick(ended + age - Duration::from_millis(1), &messages);
+            assert!(writer.rx.is_empty(), "handed over too early");
+            lane.tick(ended + age, &messages);
+            assert_eq!(writer.rx.len(), 1, "not handed over at {age:?}");
+            // Nothing left: a tick sends nothing more.
+            lane.tick(ended + 10 * age, &messages);
+            assert_eq!(writer.rx.len(), 1);
+        }
+    }
+
+    #[test]
+    fn the_writer_writes_as_soon_as_its_queue_is_empty() {
+        let t0 = Instant::now();
+        let path =
+            std::env::temp_dir().join(format!("pacer-export-now-{}.jsonl", std::process::id()));
+        let file = File::create(&path).unwrap();
+        let f = format(t0, false);
+        let (export, writer) = channels(1, Duration::from_secs(1));
+        let waited = AtomicU64::new(0);
+        std::thread::scope(|s| {
+            let w = s.spawn(|| write(writer, &file, &f));
+            let mut lane = export.lane(0, &waited);
+            let messages = Messages::default();
+            lane.push(&answered(t0), &messages);
+            lane.flush(&messages);
+            // The run goes on (the lane's ends are still held): the line is in the file anyway.
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let mut text = String::new();
+            while Instant::now() < deadline {
+                text = std::fs::read_to_string(&path).unwrap();
+                if !text.is_empty() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            assert_eq!(parse(text.as_bytes()).len(), 1, "{text:?}");
+            drop(lane);
+            drop(export);
+            w.join().unwrap();
+        });
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
     fn a_write_error_is_reported_and_the_lanes_never_wait_on_it() {
         let t0 = Instant::now();
         // A file opened read-only: every write fails.
@@ -438,7 +530,7 @@ mod tests {
         std::fs::write(&path, "").unwrap();
         let file = File::open(&path).unwrap();
         let f = format(t0, false);
-        let (export, writer) = channels(1);
+        let (export, writer) = channels(1, Duration::from_secs(1));
         let waited = AtomicU64::new(0);
         let summary = std::thread::scope(|s| {
             let w = s.spawn(|| write(writer, &file, &f));

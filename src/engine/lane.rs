@@ -228,6 +228,9 @@ impl<'a> Lane<'a> {
             self.expire(now);
             self.assign();
             self.publish();
+            if let Some(e) = self.export.as_mut() {
+                e.tick(now, &self.stats.messages);
+            }
             if self.finished(now) {
                 break;
             }

@@ -390,7 +390,7 @@ pub fn run_resolved_with(
     let waited = AtomicU64::new(0);
     let (export, writer) = match controls.requests {
         Some(file) => {
-            let (e, w) = export::channels(threads);
+            let (e, w) = export::channels(threads, plan.interval);
             (Some(e), Some((w, file)))
         }
         None => (None, None),

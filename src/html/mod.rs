@@ -100,15 +100,33 @@ pub fn render(report: &Value) -> Result<String, HtmlError> {
 }
 
 /// Renders `report` into the file `path` (for `--html FILE` on a run).
+/// The page goes to a temporary file beside `path`, renamed over it once whole: `path` is never
+/// left empty or half-written.
 pub fn write(report: &Value, path: &Path) -> Result<(), HtmlError> {
     let page = render(report)?;
-    std::fs::write(path, page).map_err(|source| HtmlError::Write {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "report.html".into());
+    let temp = path.with_file_name(format!(".{name}.pacer-{}.tmp", std::process::id()));
+    let written = std::fs::write(&temp, page).and_then(|()| std::fs::rename(&temp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    written.map_err(|source| HtmlError::Write {
         path: path.to_path_buf(),
         source,
     })
 }
 
-/// Renders a saved JSON report (`pacer html REPORT.json -o FILE`).
+/// Where `pacer html REPORT` writes without `-o`: beside the report, `run.json` → `run.html`
+/// (`run` → `run.html`). None when that would be the report itself.
+pub fn default_output(input: &Path) -> Option<PathBuf> {
+    let out = input.with_extension("html");
+    (out != input).then_some(out)
+}
+
+/// Renders a saved JSON report (`pacer html REPORT.json [-o FILE]`).
 pub fn render_file(input: &Path, output: &Path) -> Result<(), HtmlError> {
     let text = std::fs::read(input).map_err(|source| HtmlError::Read {
         path: input.to_path_buf(),

@@ -142,7 +142,13 @@
     return false;
   }
   const span = (t) => `${fixed(t.start, t.start % 1 ? 1 : 0)}s – ${fixed(t.end, t.end % 1 ? 1 : 0)}s`;
-  const rateOf = (n, t) => (num(n) ? n / t.dur : null);
+  // A rate per interval only over a whole interval: the run's last one is cut short by its end,
+  // and a count over a sliver of it (the responses that came in its last milliseconds) would
+  // draw as a crash to 0 or a spike. Intervals past the schedule with nothing sent or scheduled
+  // have no rate either. A run shorter than one interval keeps its one entry.
+  const whole = (t) => t.dur >= interval * 0.999 || timeline.length === 1;
+  const rateOf = (n, t) => (num(n) && whole(t) ? n / t.dur : null);
+  const idle = (e) => !(e.sent > 0) && !(e.scheduled > 0);
 
   // One column per interval: a transparent full-height rect carrying the interval's hover title
   // (so every interval is one drawn, inspectable point), behind whatever the chart draws.
@@ -321,8 +327,9 @@
       chart('rate', 'Request rate', 'achieved (sent per second) against scheduled',
         // Scheduled last, so its dashes show where achieved lies on it.
         (f) => lineChart(f, [
-          { name: 'achieved', color: C.blue, get: (e, t) => (num(e.achieved_qps) ? e.achieved_qps : rateOf(e.sent, t)) },
-          { name: 'scheduled', color: C.grey, dash: true, get: (e, t) => rateOf(e.scheduled, t) },
+          { name: 'achieved', color: C.blue, get: (e, t) => (!whole(t) || idle(e) ? null
+            : num(e.achieved_qps) ? e.achieved_qps : rateOf(e.sent, t)) },
+          { name: 'scheduled', color: C.grey, dash: true, get: (e, t) => (idle(e) ? null : rateOf(e.scheduled, t)) },
         ], 'rate', perSec)),
       chart('errors', 'Errors over time', 'requests that ended in an error, and requests never sent, per interval',
         (f) => barChart(f, [

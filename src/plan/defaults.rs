@@ -46,6 +46,9 @@ pub const LLM_QPS: f64 = 10.0;
 pub const LLM_DURATION: f64 = 5.0;
 pub const LLM_WORKERS: i64 = 10;
 pub const LLM_TIMEOUT: f64 = 3.0;
+/// Most requests `pacer fireworks` sends to the default [`LLM_URL`] (a billed API) when no URL
+/// was named and `--yes` not given: enough to try it, not enough to run up a bill by accident.
+pub const LLM_DEFAULT_URL_MAX_REQUESTS: u64 = 10;
 
 /// Synthetic prompts a run makes at most (one per request up to this, then cycled): enough
 /// variety for prefix caches and lengths, bounded memory and plan time whatever the run's length.

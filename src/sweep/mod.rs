@@ -40,6 +40,14 @@ pub const STEP_DURATION: f64 = 10.0;
 pub const MIN_ACHIEVED: f64 = 0.99;
 /// The first step's share of the peak; the last is the peak itself.
 pub const FIRST_SHARE: f64 = 0.1;
+/// The fewest requests a step may make: an achieved rate is measured between the first send
+/// and the last, so one request has none, and would fail the step for it.
+pub const MIN_STEP_REQUESTS: u64 = 2;
+
+/// The requests a step at `rate` for `secs` schedules, as a run counts them.
+fn step_requests(rate: f64, secs: f64) -> u64 {
+    (rate * secs).round().max(0.0) as u64
+}
 
 /// What the user asked of a sweep, before validation.
 #[derive(Clone, Debug)]
@@ -181,14 +189,17 @@ pub fn check(input: &SweepInput, limits: &Limits) -> Result<(), SweepError> {
             }
             if let Some(low) = rates
                 .iter()
-                .find(|r| (**r * input.step_duration).round() < 1.0)
+                .find(|r| step_requests(**r, input.step_duration) < MIN_STEP_REQUESTS)
             {
+                let n = step_requests(*low, input.step_duration);
                 return Err(invalid(
                     "rates",
                     format!(
-                        "{low} req/s for a {} step makes no request: raise the rate or the \
-                         step duration",
-                        report::secs_text(input.step_duration)
+                        "{low} req/s for a {} step makes {n} request{}: a step needs at least \
+                         {MIN_STEP_REQUESTS} to measure the rate it achieved; raise the rate or \
+                         the step duration",
+                        report::secs_text(input.step_duration),
+                        if n == 1 { "" } else { "s" }
                     ),
                 ));
             }
@@ -294,10 +305,10 @@ impl SweepPlan {
         })
     }
 
-    /// The plan of the step at `rate`, `None` when it makes no request (a rate so low that
-    /// `rate × step_duration` rounds to 0).
+    /// The plan of the step at `rate`, `None` when it makes too few requests to measure its
+    /// rate (`rate × step_duration` rounds below [`MIN_STEP_REQUESTS`]).
     fn step(&self, rate: f64) -> Result<Option<Plan>, SweepError> {
-        if (rate * self.input.step_duration).round() < 1.0 {
+        if step_requests(rate, self.input.step_duration) < MIN_STEP_REQUESTS {
             return Ok(None);
         }
         Plan::new(&self.input.step_input(rate), &self.limits)
@@ -388,7 +399,7 @@ pub struct Sweep {
     /// Why the sweep stopped before its steps (the probe got no successful response).
     pub stopped: Option<String>,
     pub rule: String,
-    /// Steps skipped because their rate makes no request in a step.
+    /// Steps skipped because their rate makes too few requests in a step to measure.
     pub skipped: Vec<f64>,
 }
 
@@ -679,7 +690,25 @@ mod tests {
                 i.rates = Some(vec![0.4]);
                 i.step_duration = 1.0;
             }),
-            "rates: 0.4 req/s for a 1s step makes no request: raise the rate or the step duration"
+            "rates: 0.4 req/s for a 1s step makes 0 requests: a step needs at least 2 to measure \
+             the rate it achieved; raise the rate or the step duration"
         );
+        // One request has no span to measure a rate over: it would fail its step for nothing.
+        assert_eq!(
+            field(&|i| {
+                i.rates = Some(vec![1.0, 2.0, 50.0]);
+                i.step_duration = 1.0;
+            }),
+            "rates: 1 req/s for a 1s step makes 1 request: a step needs at least 2 to measure \
+             the rate it achieved; raise the rate or the step duration"
+        );
+        let mut i = input();
+        i.step_duration = 1.0;
+        let p = SweepPlan::new(&i, &Limits::default()).unwrap();
+        assert!(
+            p.step(1.0).unwrap().is_none(),
+            "a step of one request is skipped"
+        );
+        assert_eq!(p.step(2.0).unwrap().unwrap().count, 2);
     }
 }

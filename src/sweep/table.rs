@@ -71,7 +71,8 @@ pub struct Row {
     /// 1-based.
     pub step: usize,
     pub asked: f64,
-    pub achieved: f64,
+    /// None when the step sent fewer than two requests (no span to measure a rate over).
+    pub achieved: Option<f64>,
     /// Response time.
     pub p50: Option<f64>,
     pub p99: Option<f64>,
@@ -101,7 +102,7 @@ fn f(report: &Value, key: &str) -> Option<f64> {
 impl Row {
     /// The row of the step at `asked` req/s from its report.
     pub fn of(step: usize, asked: f64, report: &Value, min_achieved: f64, thresholds: bool) -> Row {
-        let achieved = f(report, "achieved_qps").unwrap_or(0.0);
+        let achieved = f(report, "achieved_qps");
         let total = f(report, "total_requests").unwrap_or(0.0);
         let error_rate = f(report, "error_rate").unwrap_or_else(|| {
             if total > 0.0 {
@@ -110,16 +111,23 @@ impl Row {
                 0.0
             }
         });
-        // As vLLM counts request throughput: completed over the run's wall time.
-        let goodput = f(report, "goodput").unwrap_or_else(|| {
-            f(report, "successes").unwrap_or(0.0) / f(report, "elapsed").unwrap_or(0.0).max(1e-9)
-        });
+        // Successes per second of the step: over its duration, or its elapsed time when the
+        // last responses came after it (never the elapsed time alone: a step of N sends at R
+        // req/s ends about (N-1)/R after its start, which would show more than it asked).
+        let secs = f(report, "elapsed").unwrap_or(0.0).max(
+            report
+                .pointer("/config/duration")
+                .and_then(Value::as_f64)
+                .unwrap_or(0.0),
+        );
+        let goodput = f(report, "goodput")
+            .unwrap_or_else(|| f(report, "successes").unwrap_or(0.0) / secs.max(1e-9));
         let floor = min_achieved * asked;
         let mut checks = vec![Check {
             expression: format!("achieved_qps>={}", round6(floor)),
             metric: "achieved_qps".into(),
             value: json!(achieved),
-            pass: achieved >= floor,
+            pass: achieved.is_some_and(|a| a >= floor),
         }];
         if thresholds {
             let listed = report.get("thresholds").and_then(Value::as_array);
@@ -347,7 +355,7 @@ pub fn text_row(r: &Row, stream: bool) -> String {
     let mut cells = vec![
         r.step.to_string(),
         format!("{:.1}", r.asked),
-        format!("{:.1}", r.achieved),
+        r.achieved.map_or_else(|| "-".into(), |a| format!("{a:.1}")),
         t(r.p50),
         t(r.p99),
         t(r.corrected_p99),
