@@ -568,3 +568,86 @@ fn check_example(cmd: &str, r: &Value, dir: &TempDir) {
         assert_eq!(n("successes"), 1000, "{cmd}");
     }
 }
+
+/// GitHub's anchor for a heading: lowercase, punctuation but `-` and `_` dropped, spaces as `-`.
+fn anchor(heading: &str) -> String {
+    heading
+        .trim_start_matches('#')
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | ' '))
+        .map(|c| if c == ' ' { '-' } else { c })
+        .collect()
+}
+
+/// The anchors of a markdown text's headings (not of `#` lines inside code blocks).
+fn anchors(text: &str) -> BTreeSet<String> {
+    let mut code = false;
+    let mut out = BTreeSet::new();
+    for line in text.lines() {
+        if line.starts_with("```") {
+            code = !code;
+        } else if !code && line.starts_with('#') {
+            out.insert(anchor(line.trim_start_matches('#')));
+        }
+    }
+    out
+}
+
+#[test]
+fn every_link_between_the_docs_lands() {
+    assert_eq!(anchor("## `POST /sweep` request"), "post-sweep-request");
+    assert_eq!(
+        anchor("Every request on disk (`--requests`)"),
+        "every-request-on-disk---requests"
+    );
+    let pages = markdown();
+    let mut dead = Vec::new();
+    let mut links = 0;
+    for (file, text) in &pages {
+        let dir = Path::new(file).parent().unwrap();
+        for piece in text.split("](").skip(1) {
+            let Some(end) = piece.find(')') else { continue };
+            let link = &piece[..end];
+            if link.contains("://") || link.contains(' ') {
+                continue;
+            }
+            links += 1;
+            let (path, frag) = link.split_once('#').unwrap_or((link, ""));
+            let target = if path.is_empty() {
+                file.clone()
+            } else {
+                // docs/../README.md → README.md
+                let joined = dir.join(path);
+                let mut parts: Vec<&str> = Vec::new();
+                for c in joined.iter().map(|c| c.to_str().unwrap()) {
+                    match c {
+                        ".." => {
+                            parts.pop();
+                        }
+                        "." => {}
+                        c => parts.push(c),
+                    }
+                }
+                parts.join("/")
+            };
+            if !root().join(&target).exists() {
+                dead.push(format!("{file}: ({link}): no file {target}"));
+                continue;
+            }
+            if !frag.is_empty() {
+                let text = pages
+                    .iter()
+                    .find(|(f, _)| *f == target)
+                    .map(|(_, t)| t.clone())
+                    .unwrap_or_default();
+                if !anchors(&text).contains(frag) {
+                    dead.push(format!("{file}: ({link}): no heading #{frag} in {target}"));
+                }
+            }
+        }
+    }
+    assert!(links > 30, "only {links} links found");
+    assert!(dead.is_empty(), "dead links:\n{}", dead.join("\n"));
+}
