@@ -232,6 +232,8 @@ pub struct LlmArgs {
     /// The API's URL, as the positional URL [default: Fireworks' completions API,
     /// https://api.fireworks.ai/inference/v1/completions, billed: more than 10 requests there
     /// need the URL named or --yes]
+    // The doc comment is the --help text, where the URL reads best bare.
+    #[allow(rustdoc::bare_urls)]
     #[arg(long, value_name = "URL", conflicts_with = "target")]
     pub url: Option<String>,
     /// Send more than a few requests to the default URL (a billed API) without naming it
