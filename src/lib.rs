@@ -45,7 +45,11 @@
 //! - [`stats`]: numpy-exact recorders up to 100,000 samples, a mergeable KLL sketch beyond;
 //!   [`stats::pack`] writes a recorder compactly so other processes can merge it exactly.
 //! - [`shard`]: one run split over N processes (`--shard i/N`, `--start-at`) and merged back
-//!   (`pacer merge`): the plan fingerprint, the versioned shard state, the merge.
+//!   (`pacer merge`): the plan fingerprint, the versioned shard state, the merge. It reads the
+//!   plan and the engine's statistics; neither reads it (the shard index is a plan setting,
+//!   [`plan::ShardIndex`]).
+//! - [`wall`]: wall-clock time (Unix nanoseconds, `--start-at` parsing, RFC 3339, a run's
+//!   [`wall::WallTimes`]), a leaf the plan, the engine and the shards all read.
 //! - [`report`]: JSON and text, from the one list of timing families ([`report::TIMINGS`]).
 //!   [`api`]: the HTTP front (accept gate, requests, routes). [`cli`]: clap front. [`mock`]:
 //!   built-in targets, including every fault mode. [`rng`]: the one seedable generator.
@@ -66,13 +70,14 @@
 //! Data flows one way, and so do the imports: a module uses only the modules named on its line
 //! below (any `crate::` path in `src/`, test code included). `tests/layers.rs` reads this block,
 //! fails on any other import, and checks that the graph has no circle. Lines ending in
-//! `// removed by the metric/shard work` are edges being taken out by other changes: the timing
-//! families move to `metric`, the wall-clock types and the fingerprint's call out of the engine
-//! and the plan.
+//! `// removed by ...` are edges being taken out by other changes: the timing families move to
+//! `metric`. (The wall-clock types live in the leaf `wall`, and the shards compute the plan's
+//! fingerprint: neither the engine nor the plan imports `shard`.)
 //!
 //! ```text
 //! rng    ->
 //! units  ->
+//! wall   ->
 //! metric ->
 //! http1  ->
 //! llm    -> rng http1
@@ -80,13 +85,12 @@
 //! mock   -> rng http1
 //! slo    -> metric units
 //! slo    -> report                                              // removed by the metric/shard work
-//! plan   -> http1 llm rng slo metric units
-//! plan   -> report shard                                        // removed by the metric/shard work
-//! engine -> http1 llm plan rng slo stats metric units
-//! engine -> shard                                               // removed by the metric/shard work
+//! plan   -> http1 llm rng slo metric units wall
+//! plan   -> report                                              // removed by the metric work
+//! engine -> http1 llm plan rng slo stats metric units wall
 //! health -> engine units
 //! report -> engine health plan slo stats metric units
-//! shard  -> engine health llm plan report rng stats metric units
+//! shard  -> engine health llm plan report rng stats metric units wall
 //! html   -> report metric
 //! sweep  -> engine plan report slo metric units
 //! api    -> engine html http1 llm plan report shard sweep slo metric units
@@ -120,3 +124,4 @@ pub mod slo;
 pub mod stats;
 pub mod sweep;
 pub mod units;
+pub mod wall;

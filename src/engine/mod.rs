@@ -45,8 +45,7 @@ use std::sync::{Barrier, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::plan::{BodyMode, Plan, Rate};
-use crate::shard::WallTimes;
-use crate::shard::time::{UnixNanos, now_unix_ns};
+use crate::wall::{UnixNanos, WallTimes, now_unix_ns};
 use lane::{Lane, Shared};
 pub use live::Recent;
 pub use outcome::Failure;

@@ -290,8 +290,8 @@ mod tests {
     /// plan's intended times, Poisson included, and never one twice.
     #[test]
     fn shards_and_threads_together_are_the_plan() {
+        use crate::plan::ShardIndex;
         use crate::plan::{Input, Limits, Rate};
-        use crate::shard::ShardIndex;
         let t0 = Instant::now();
         for poisson in [false, true] {
             let mut input = Input::new("http://h/", Rate::PerSecond(500.0), 2.0);

@@ -8,7 +8,7 @@ use super::input::{Input, Rate};
 use super::request::Shaped;
 use super::workload::{PromptSource, WorkloadInfo};
 use super::{Arrival, Plan};
-use crate::shard::time::format_rfc3339;
+use crate::wall::format_rfc3339;
 
 /// `plan` is complete but for its `config`; `shaped` is what [`Plan::new`] built the request
 /// from, `timeout` the effective one in seconds as given.

@@ -8,10 +8,10 @@ use std::str::FromStr;
 
 use serde_json::{Map, Value};
 
+use super::ShardIndex;
 use super::stages::Stage;
 use crate::llm::{Api, LengthDist};
-use crate::shard::ShardIndex;
-use crate::shard::time::UnixNanos;
+use crate::wall::UnixNanos;
 
 /// Requests per second, or closed-loop saturation.
 #[derive(Clone, Copy, Debug, PartialEq)]

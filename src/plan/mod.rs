@@ -19,6 +19,7 @@ mod config;
 pub mod defaults;
 mod input;
 mod request;
+pub mod shard_index;
 pub mod stages;
 mod target;
 pub mod workload;
@@ -31,12 +32,12 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use crate::llm::{Api, Tokenizer};
-use crate::shard::ShardIndex;
-use crate::shard::time::UnixNanos;
 use crate::slo::Threshold;
 use crate::slo::goodput::Objective;
+use crate::wall::UnixNanos;
 pub use checks::{Limits, default_num_workers};
 pub use input::{Input, LlmInput, Rate, WorkloadInput, json_bool, parse_bool};
+pub use shard_index::ShardIndex;
 use stages::{RateCurve, Stage};
 pub use target::Target;
 pub use workload::{PromptSource, Requests, WorkloadInfo};
@@ -148,8 +149,6 @@ pub struct Plan {
     pub shard: ShardIndex,
     /// When the schedule starts on the wall clock; `None`: as soon as the threads are ready.
     pub start_at: Option<UnixNanos>,
-    /// What shards of one run share and other plans do not ([`crate::shard::fingerprint`]).
-    pub fingerprint: String,
 }
 
 impl Plan {
@@ -230,11 +229,8 @@ impl Plan {
             config: Map::new(),
             shard: input.shard,
             start_at: input.start_at,
-            fingerprint: String::new(),
         };
         plan.config = config::echo(input, &plan, &shaped, timeout, &threads_reason);
-        let token = input.llm.as_ref().map(|l| l.token.as_str());
-        plan.fingerprint = crate::shard::fingerprint(&plan, token);
         Ok(plan)
     }
 
@@ -442,12 +438,7 @@ mod tests {
         );
         assert_eq!(p.config["shard"], json!("2/3"));
         assert_eq!(p.config["start_at"], json!("2026-01-01T00:00:00.000000Z"));
-        // Shards of one plan share its fingerprint; the whole plan run alone does too.
-        let mut other = i.clone();
-        other.shard = ShardIndex::new(0, 3).unwrap();
-        other.threads = Some(1);
-        other.start_at = None;
-        assert_eq!(plan(&other).unwrap().fingerprint, p.fingerprint);
+        // (Shards of one plan share its fingerprint: `shard`'s tests.)
         let whole = Input {
             shard: ShardIndex::WHOLE,
             ..i.clone()

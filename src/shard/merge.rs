@@ -24,13 +24,13 @@ use serde_json::{Value, json};
 
 use super::ShardIndex;
 use super::state::{Counts, PlanEcho, STATE_VERSION, ShardState, StageState, StateError};
-use super::time::{UnixNanos, format_rfc3339, secs_between};
 use super::timeline::{Alignment, TimelineFold, align};
 use crate::engine::Timeline;
 use crate::health::HealthInput;
 use crate::stats::Recorder;
 use crate::stats::pack::{PackError, unpack_base64};
 use crate::stats::sketch::RANK_ERROR;
+use crate::wall::{UnixNanos, format_rfc3339, secs_between};
 
 /// The whole run, merged from its shards.
 #[derive(Clone, Debug)]

@@ -3,9 +3,11 @@
 //!
 //! This module owns what the shards and the merge agree on, as pure data and functions:
 //! - [`ShardIndex`]: `i/N` (or `env/N`, reading `JOB_COMPLETION_INDEX` as Kubernetes sets it).
-//!   Shard `i` sends the requests `j` of the full plan with `j mod N == i`.
+//!   Shard `i` sends the requests `j` of the full plan with `j mod N == i`. A setting of the
+//!   plan (`crate::plan::shard_index`), which the engine reads too; re-exported here.
 //! - [`fingerprint`]: a stable hash of what defines a plan's schedule and request, so states of
-//!   different plans are never merged.
+//!   different plans are never merged. Computed here from a plan, when a state is written (the
+//!   plan does not know about shards' states).
 //! - [`state`]: the [`ShardState`] a shard writes (`--state`), versioned, one JSON line.
 //! - [`merge`](mod@merge): states in, one merged run out, or a refusal that names the problem.
 //! - [`sources`]: `pacer merge`'s inputs (files, directories, standard input) merged in two
@@ -13,7 +15,8 @@
 //! - [`report`]: a run's state, and a merged run as the report writes it (the same JSON and text
 //!   as one process's run, plus `shards`, `start_skew`, `timeline_alignment` and
 //!   `percentile_rank_error`).
-//! - [`time`]: `--start-at` times (unix seconds, RFC 3339) and their display.
+//! - [`time`]: `--start-at` times (unix seconds, RFC 3339) and their display: the leaf
+//!   [`crate::wall`], re-exported.
 //! - [`timeline`]: the run's timeline in a state, and the merge's placing of the shards'
 //!   timelines on one wall-clock grid.
 //!
@@ -24,122 +27,19 @@ pub mod merge;
 pub mod report;
 pub mod sources;
 pub mod state;
-pub mod time;
 pub mod timeline;
-
-use std::fmt;
 
 use ring::digest::{Context, SHA256};
 
+pub use crate::plan::ShardIndex;
+pub use crate::plan::shard_index::{INDEX_ENV, MAX_SHARDS};
 use crate::plan::{Arrival, BodyMode, Plan, Rate};
+/// Wall-clock times live in the leaf [`crate::wall`], which the engine reads too.
+pub use crate::wall as time;
+pub use crate::wall::WallTimes;
 pub use merge::{MergeError, Merged, ShardLine, merge};
-pub use report::WallTimes;
 pub use sources::{LoadError, merge_sources};
 pub use state::{Counts, LlmEcho, PlanEcho, STATE_VERSION, ShardState, StageState, StateError};
-
-/// The environment variable Kubernetes sets to a pod's index in an Indexed Job.
-pub const INDEX_ENV: &str = "JOB_COMPLETION_INDEX";
-/// The most shards a run may be split into.
-pub const MAX_SHARDS: u32 = 100_000;
-
-/// Shard `index` of `count`, written `index/count`; always `index < count <= MAX_SHARDS`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ShardIndex {
-    index: u32,
-    count: u32,
-}
-
-impl ShardIndex {
-    /// The whole run in one process.
-    pub const WHOLE: ShardIndex = ShardIndex { index: 0, count: 1 };
-
-    /// Shard `index` of `count`, if `index < count <= MAX_SHARDS`.
-    pub fn new(index: u32, count: u32) -> Option<ShardIndex> {
-        (index < count && count <= MAX_SHARDS).then_some(ShardIndex { index, count })
-    }
-
-    pub fn index(self) -> u32 {
-        self.index
-    }
-
-    pub fn count(self) -> u32 {
-        self.count
-    }
-
-    /// Reads `i/N`, or `env/N` with `i` from [`INDEX_ENV`] through `env` (which is
-    /// `std::env::var` outside tests). `0 <= i < N <= MAX_SHARDS`.
-    pub fn parse(s: &str, env: impl Fn(&str) -> Option<String>) -> Result<ShardIndex, String> {
-        let (i, n) = s
-            .trim()
-            .split_once('/')
-            .ok_or_else(|| format!("shard {s:?} is not i/N (such as 0/4) or env/N"))?;
-        let count: u32 = n
-            .trim()
-            .parse()
-            .ok()
-            .filter(|n| (1..=MAX_SHARDS).contains(n))
-            .ok_or_else(|| {
-                format!("shard {s:?}: N must be a whole number from 1 to {MAX_SHARDS}")
-            })?;
-        let (text, from_env) = if i.trim() == "env" {
-            let v = env(INDEX_ENV).ok_or_else(|| {
-                format!(
-                    "shard {s:?} reads the index from {INDEX_ENV}, which is not set (Kubernetes \
-                     sets it in the pods of an Indexed Job)"
-                )
-            })?;
-            (v, true)
-        } else {
-            (i.to_string(), false)
-        };
-        let index: u32 = text.trim().parse().map_err(|_| {
-            let from = if from_env {
-                format!(" ({INDEX_ENV}={text:?})")
-            } else {
-                String::new()
-            };
-            format!("shard {s:?}: the index{from} is not a whole number")
-        })?;
-        if index >= count {
-            return Err(format!(
-                "shard {s:?}: the index {index} must be below N = {count} (shards are 0 to {})",
-                count - 1
-            ));
-        }
-        Ok(ShardIndex { index, count })
-    }
-
-    /// Whether global request `j` is this shard's.
-    pub fn owns(self, j: u64) -> bool {
-        j % u64::from(self.count) == u64::from(self.index)
-    }
-
-    /// How many of the requests `0..total` are this shard's.
-    pub fn share_of(self, total: u64) -> u64 {
-        let (n, i) = (u64::from(self.count), u64::from(self.index));
-        total / n + u64::from(i < total % n)
-    }
-}
-
-impl fmt::Display for ShardIndex {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.index, self.count)
-    }
-}
-
-impl serde::Serialize for ShardIndex {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for ShardIndex {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        // A state names its index; `env/N` has no meaning there.
-        ShardIndex::parse(&s, |_| None).map_err(serde::de::Error::custom)
-    }
-}
 
 /// The plan's fingerprint: the first 128 bits of a SHA-256, in hex, over what decides which
 /// requests are sent when, what they are, and what counts as their failure: the URL, the rate,
@@ -148,10 +48,11 @@ impl<'de> serde::Deserialize<'de> for ShardIndex {
 /// order they are sent in). Not the shard, the start time, the threads, TLS trust or real-time
 /// scheduling, which may differ between shards of one run.
 ///
-/// `secret` (the LLM token) is blanked from the request bytes first, so the fingerprint, which
-/// travels in states and reports, is no function of it. A secret header given with `-H` is hashed
-/// with the rest; SHA-256 does not reveal it.
-pub fn fingerprint(plan: &Plan, secret: Option<&str>) -> String {
+/// The credentials of every `Authorization` header (the LLM token, sent as `Bearer <token>`, or
+/// one given with `-H`) are blanked from the request bytes first, so the fingerprint, which
+/// travels in states and reports, is no function of them. Other headers are hashed with the
+/// rest; SHA-256 does not reveal them.
+pub fn fingerprint(plan: &Plan) -> String {
     let first = plan.requests.first();
     let mut text = Vec::with_capacity(first.len() + 256);
     let rate = match plan.rate {
@@ -191,11 +92,7 @@ pub fn fingerprint(plan: &Plan, secret: Option<&str>) -> String {
         }
         text.push(b'\n');
     }
-    let secret = secret.filter(|s| !s.is_empty()).map(str::as_bytes);
-    let add = |bytes: &[u8], text: &mut Vec<u8>| match secret {
-        Some(s) => blank(bytes, s, text),
-        None => text.extend_from_slice(bytes),
-    };
+    let add = |bytes: &[u8], text: &mut Vec<u8>| blank_credentials(bytes, text);
     add(first, &mut text);
     let mut hash = Context::new(&SHA256);
     hash.update(&text);
@@ -229,84 +126,46 @@ pub fn fingerprint(plan: &Plan, secret: Option<&str>) -> String {
         .collect()
 }
 
-/// Appends `bytes` with every occurrence of `secret` written as `<secret>`.
-fn blank(bytes: &[u8], secret: &[u8], out: &mut Vec<u8>) {
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i..].starts_with(secret) {
-            out.extend_from_slice(b"<secret>");
-            i += secret.len();
+/// Appends `request` with the credentials of each `Authorization` header of its head written as
+/// `<secret>`, after the scheme when there is one (`Authorization: Bearer <secret>`: the bytes a
+/// run of an LLM token hashed before, so its fingerprint is unchanged).
+fn blank_credentials(request: &[u8], out: &mut Vec<u8>) {
+    let head_len = request
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(request.len(), |i| i + 2);
+    let (head, body) = request.split_at(head_len);
+    for line in head.split_inclusive(|&b| b == b'\n') {
+        let colon = line.iter().position(|&b| b == b':');
+        let Some(colon) = colon.filter(|&c| line[..c].eq_ignore_ascii_case(b"authorization"))
+        else {
+            out.extend_from_slice(line);
+            continue;
+        };
+        let ending = if line.ends_with(b"\r\n") {
+            2
         } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
+            usize::from(line.ends_with(b"\n"))
+        };
+        let value = &line[colon + 1..line.len() - ending];
+        let credentials = value.trim_ascii_start();
+        let lead = value.len() - credentials.len();
+        let scheme = credentials
+            .iter()
+            .position(|&b| b == b' ')
+            .map_or(0, |sp| sp + 1);
+        out.extend_from_slice(&line[..colon + 1 + lead]);
+        out.extend_from_slice(&credentials[..scheme]);
+        out.extend_from_slice(b"<secret>");
+        out.extend_from_slice(&line[line.len() - ending..]);
     }
+    out.extend_from_slice(body);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::plan::{Input, Limits, LlmInput};
-
-    fn env_with(index: Option<&str>) -> impl Fn(&str) -> Option<String> {
-        let index = index.map(String::from);
-        move |name| (name == INDEX_ENV).then(|| index.clone()).flatten()
-    }
-
-    #[test]
-    fn shard_indices_parse_and_split_the_requests() {
-        let none = env_with(None);
-        assert_eq!(
-            ShardIndex::parse("2/7", &none),
-            Ok(ShardIndex::new(2, 7).unwrap())
-        );
-        assert_eq!(ShardIndex::parse(" 0/1 ", &none), Ok(ShardIndex::WHOLE));
-        assert_eq!(
-            ShardIndex::parse("env/4", env_with(Some("3"))),
-            Ok(ShardIndex::new(3, 4).unwrap())
-        );
-        for (bad, says) in [
-            ("7/7", "must be below N = 7"),
-            ("1/0", "N must be a whole number"),
-            ("x/3", "is not a whole number"),
-            ("3", "is not i/N"),
-            ("-1/3", "is not a whole number"),
-            ("1/100001", "N must be"),
-        ] {
-            let e = ShardIndex::parse(bad, &none).unwrap_err();
-            assert!(e.contains(says), "{bad}: {e}");
-        }
-        let e = ShardIndex::parse("env/4", &none).unwrap_err();
-        assert!(
-            e.contains("JOB_COMPLETION_INDEX") && e.contains("not set"),
-            "{e}"
-        );
-        let e = ShardIndex::parse("env/4", env_with(Some("4"))).unwrap_err();
-        assert!(e.contains("below N = 4"), "{e}");
-        let e = ShardIndex::parse("env/4", env_with(Some("two"))).unwrap_err();
-        assert!(e.contains("JOB_COMPLETION_INDEX=\"two\""), "{e}");
-
-        // Every request belongs to exactly one shard, and the shares add up.
-        for n in [1u32, 2, 3, 7] {
-            for total in [0u64, 1, 6, 7, 100, 1001] {
-                let shards: Vec<_> = (0..n).filter_map(|i| ShardIndex::new(i, n)).collect();
-                for j in 0..total {
-                    assert_eq!(shards.iter().filter(|s| s.owns(j)).count(), 1);
-                }
-                let shares: u64 = shards.iter().map(|s| s.share_of(total)).sum();
-                assert_eq!(shares, total);
-                for s in &shards {
-                    assert_eq!(
-                        s.share_of(total),
-                        (0..total).filter(|&j| s.owns(j)).count() as u64
-                    );
-                }
-            }
-        }
-        let json = serde_json::to_string(&ShardIndex::new(1, 3).unwrap()).unwrap();
-        assert_eq!(json, "\"1/3\"");
-        assert!(serde_json::from_str::<ShardIndex>("\"env/3\"").is_err());
-    }
 
     fn plan_of(i: &Input) -> Plan {
         Plan::new(i, &Limits::default()).unwrap()
@@ -324,7 +183,7 @@ mod tests {
         base.num_workers = Some(8);
         base.poisson = true;
         base.seed = Some(7);
-        let fp = fingerprint(&plan_of(&base), None);
+        let fp = fingerprint(&plan_of(&base));
         assert_eq!(fp.len(), 32);
         assert!(fp.bytes().all(|b| b.is_ascii_hexdigit()));
         // Stable: the same inputs give the same fingerprint, and threads, TLS trust and real-time
@@ -333,7 +192,7 @@ mod tests {
         same.threads = Some(3);
         same.insecure = true;
         same.realtime = true;
-        assert_eq!(fingerprint(&plan_of(&same), None), fp);
+        assert_eq!(fingerprint(&plan_of(&same)), fp);
         // Each of these changes the plan.
         type Change = Box<dyn Fn(&mut Input)>;
         let changes: Vec<(&str, Change)> = vec![
@@ -363,7 +222,7 @@ mod tests {
         let staged = |list: &[(f64, f64)], ramp: bool| {
             let mut i = base.clone();
             i.set_stages(stages(list), ramp);
-            fingerprint(&plan_of(&i), None)
+            fingerprint(&plan_of(&i))
         };
         assert_ne!(
             staged(&[(50.0, 1.0), (150.0, 1.0)], false),
@@ -377,7 +236,7 @@ mod tests {
         for (what, change) in changes {
             let mut i = base.clone();
             change(&mut i);
-            assert_ne!(fingerprint(&plan_of(&i), None), fp, "{what}");
+            assert_ne!(fingerprint(&plan_of(&i)), fp, "{what}");
         }
         // The token is blanked: two tokens, one fingerprint, and it is not the token's hash.
         let llm = |token: &str| {
@@ -392,15 +251,69 @@ mod tests {
                 ..LlmInput::example()
             });
             let p = plan_of(&i);
-            fingerprint(&p, Some(token))
+            fingerprint(&p)
         };
         assert_eq!(llm("token-one-1111"), llm("token-two-2222"));
     }
 
     #[test]
-    fn blank_replaces_every_occurrence() {
+    fn credentials_are_blanked_in_the_head_only() {
         let mut out = Vec::new();
-        blank(b"a tok b tok", b"tok", &mut out);
-        assert_eq!(out, b"a <secret> b <secret>");
+        blank_credentials(
+            b"POST / HTTP/1.1\r\nauthorization:  Bearer tok\r\nX-A: tok\r\nAuthorization: key\r\n\r\n\
+              Authorization: body",
+            &mut out,
+        );
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "POST / HTTP/1.1\r\nauthorization:  Bearer <secret>\r\nX-A: tok\r\n\
+             Authorization: <secret>\r\n\r\nAuthorization: body"
+        );
+    }
+
+    /// Shards of one plan share its fingerprint, and the whole plan run alone does too: the
+    /// shard, the start time and the threads are not in it.
+    #[test]
+    fn shards_of_one_plan_share_its_fingerprint() {
+        let mut i = Input::new("http://127.0.0.1:9/x", Rate::PerSecond(50.0), 2.0);
+        i.num_workers = Some(10);
+        i.shard = ShardIndex::new(2, 3).unwrap();
+        i.start_at = Some(1_767_225_600_000_000_000);
+        let mut other = i.clone();
+        other.shard = ShardIndex::new(0, 3).unwrap();
+        other.threads = Some(1);
+        other.start_at = None;
+        let whole = Input {
+            shard: ShardIndex::WHOLE,
+            ..i.clone()
+        };
+        let fp = fingerprint(&plan_of(&i));
+        assert_eq!(fingerprint(&plan_of(&other)), fp);
+        assert_eq!(fingerprint(&plan_of(&whole)), fp);
+    }
+
+    /// The shards build on the plan and the engine, never the other way: no code under
+    /// `src/engine` or `src/plan` names this module (issue 18, "No arrow up").
+    #[test]
+    fn neither_the_engine_nor_the_plan_imports_the_shards() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut seen = 0;
+        for dir in ["engine", "plan"] {
+            for entry in std::fs::read_dir(root.join(dir)).unwrap() {
+                let path = entry.unwrap().path();
+                let text = std::fs::read_to_string(&path).unwrap();
+                seen += 1;
+                for (n, line) in text.lines().enumerate() {
+                    let code = line.trim_start();
+                    assert!(
+                        code.starts_with("//") || !code.contains("crate::shard"),
+                        "{}:{}: {line}",
+                        path.display(),
+                        n + 1
+                    );
+                }
+            }
+        }
+        assert!(seen > 10, "read the engine's and the plan's files");
     }
 }

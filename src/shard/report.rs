@@ -11,7 +11,6 @@ use serde_json::Value;
 
 use super::merge::{Merged, MergedPart};
 use super::state::{CLOCK, Counts, LlmEcho, PlanEcho, STATE_VERSION, ShardState, StageState};
-use super::time::{UnixNanos, secs_between};
 use super::timeline::{Alignment, StateTimeline};
 use crate::engine::{Clock, ErrorKey, RunStats, Scheduling, Timings};
 use crate::llm::Api;
@@ -20,26 +19,7 @@ use crate::plan::{Arrival, BodyMode, Input, Limits, LlmInput, Plan, Rate};
 use crate::report::{self, TIMINGS};
 use crate::stats::Recorder;
 use crate::stats::pack::pack_base64;
-
-/// Where a shard's run sits on the wall clock, and what the engine counted of its sends.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct WallTimes {
-    /// The schedule's start: `--start-at`, or when the shard was ready.
-    pub start: UnixNanos,
-    pub ready: UnixNanos,
-    pub end: UnixNanos,
-    pub first_dispatch: Option<UnixNanos>,
-    pub last_dispatch: Option<UnixNanos>,
-    /// Requests handed to a connection.
-    pub dispatched: u64,
-}
-
-impl WallTimes {
-    /// Seconds the shard was ready after its start; 0 when on time.
-    pub fn start_late(&self) -> f64 {
-        secs_between(self.start, self.ready).max(0.0)
-    }
-}
+use crate::wall::WallTimes;
 
 /// The recorder of timing family `name` (a [`TIMINGS`] name) in `t`.
 pub fn family_mut<'a>(t: &'a mut Timings, name: &str) -> Option<&'a mut Recorder> {
@@ -252,7 +232,7 @@ impl ShardState {
         ShardState {
             pacer_state: STATE_VERSION,
             pacer_version: env!("CARGO_PKG_VERSION").into(),
-            fingerprint: plan.fingerprint.clone(),
+            fingerprint: super::fingerprint(plan),
             shard: plan.shard,
             clock: CLOCK.into(),
             start_unix_ns: times.start,
@@ -462,6 +442,7 @@ impl Merged {
 mod tests {
     use super::*;
     use crate::shard::{ShardIndex, merge};
+    use crate::wall::UnixNanos;
 
     #[test]
     fn every_timing_family_has_its_slot() {
@@ -538,6 +519,8 @@ mod tests {
             bytes_received: 12_345,
             connections_opened: 6,
             achieved_qps: 40.0,
+            // As the run's own stats say: every request was handed to a connection.
+            sent: 100,
             ..RunStats::default()
         };
         stats.errors.insert(ErrorKey::Status(400), 2);
@@ -584,7 +567,10 @@ mod tests {
         }
         assert_eq!(got["shards"][0]["shard"], "0/1");
         assert_eq!(got["start_skew"], 0.0);
-        assert_eq!(got["fingerprint"], serde_json::json!(plan.fingerprint));
+        assert_eq!(
+            got["fingerprint"],
+            serde_json::json!(crate::shard::fingerprint(&plan))
+        );
         assert!(got.get("percentile_rank_error").is_none());
         let text = merged.to_text().unwrap();
         assert!(text.contains("merged from 1 shards"), "{text}");

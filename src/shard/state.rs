@@ -20,10 +20,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::ShardIndex;
-use super::time::UnixNanos;
 use super::timeline::StateTimeline;
 use crate::engine::TokenSources;
 use crate::health::HealthInput;
+use crate::wall::UnixNanos;
 
 /// The layout this pacer writes, and the newest it reads.
 pub const STATE_VERSION: u32 = 2;
@@ -440,7 +440,7 @@ impl ShardState {
         }
         // The late start is the distance from the start to the moment the shard was ready.
         seconds("start_late", self.start_late, CLI_MAX_DURATION)?;
-        let late = super::time::secs_between(self.start_unix_ns, self.ready_unix_ns).max(0.0);
+        let late = crate::wall::secs_between(self.start_unix_ns, self.ready_unix_ns).max(0.0);
         if (self.start_late - late).abs() > 1e-6 {
             return Err(format!(
                 "start_late is {:?} s, but the shard was ready {late} s after its start",

@@ -34,12 +34,12 @@ use serde_json::{Value, json};
 
 use super::ShardIndex;
 use super::state::{Counts, ShardState};
-use super::time::{UnixNanos, format_rfc3339};
 use crate::engine::Timeline;
 use crate::engine::timeline::{Interval, SparseHistogram, Tally};
 use crate::plan::defaults::MAX_INTERVALS;
 use crate::report::human;
 use crate::stats::pack::{PackError, Reader, put_plain, put_varint};
+use crate::wall::{UnixNanos, format_rfc3339};
 
 /// The packed layout this pacer writes, and the newest it reads.
 pub const TIMELINE_LAYOUT: u8 = 1;

@@ -1,7 +1,8 @@
-//! Wall-clock times as shards exchange them: `--start-at` read from unix seconds or RFC 3339, and
-//! unix nanoseconds written back as RFC 3339 for people. Pure arithmetic on the proleptic
-//! Gregorian calendar (Howard Hinnant's `days_from_civil` and its inverse); no time zone
-//! database, since RFC 3339 carries its offset (`Z` or `±hh:mm`).
+//! Wall-clock time, a leaf every layer reads: [`UnixNanos`], where a run sat on the wall clock
+//! ([`WallTimes`], which the engine measures and a shard's state carries), `--start-at` read from
+//! unix seconds or RFC 3339, and unix nanoseconds written back as RFC 3339 for people. Pure
+//! arithmetic on the proleptic Gregorian calendar (Howard Hinnant's `days_from_civil` and its
+//! inverse); no time zone database, since RFC 3339 carries its offset (`Z` or `±hh:mm`).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -9,6 +10,26 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub type UnixNanos = i64;
 
 const NS: i64 = 1_000_000_000;
+
+/// Where a run sits on the wall clock, and what the engine counted of its sends.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct WallTimes {
+    /// The schedule's start: `--start-at`, or when the run was ready.
+    pub start: UnixNanos,
+    pub ready: UnixNanos,
+    pub end: UnixNanos,
+    pub first_dispatch: Option<UnixNanos>,
+    pub last_dispatch: Option<UnixNanos>,
+    /// Requests handed to a connection.
+    pub dispatched: u64,
+}
+
+impl WallTimes {
+    /// Seconds the run was ready after its start; 0 when on time.
+    pub fn start_late(&self) -> f64 {
+        secs_between(self.start, self.ready).max(0.0)
+    }
+}
 
 /// The wall clock now, in [`UnixNanos`]. A clock set before 1970 reads as negative.
 pub fn now_unix_ns() -> UnixNanos {
