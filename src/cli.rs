@@ -264,7 +264,8 @@ pub struct MockArgs {
     #[arg(long)]
     pub ca_out: Option<PathBuf>,
     /// Misbehave on every request (reset, close, short-body, garbage, huge-headers, bad-chunk,
-    /// endless, drip, stall, continue, 429, 503, sse-broken-json, sse-error, sse-no-done).
+    /// endless, drip, stall, continue, endless-103, 429, 503, sse-broken-json, sse-error,
+    /// sse-no-done).
     #[arg(long)]
     pub fault: Option<String>,
 }
