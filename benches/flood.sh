@@ -15,36 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-10000}
 
-command -v python3 >/dev/null || { echo "flood.sh: needs python3" >&2; exit 1; }
-cargo build --release --bin pacer >&2
-BIN=$PWD/target/release/pacer
-
-# The flood client itself holds N descriptors.
-ulimit -S -n "$(ulimit -H -n)"
-if [ "$(ulimit -n)" -lt $((N + 200)) ]; then
-    echo "flood.sh: the open-file limit ($(ulimit -n)) is too low for $N connections" >&2
-    exit 1
-fi
-
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-# The host:port a process printed on its stderr log ($1), waiting up to 10 s for it.
-addr_of() {
-    for _ in $(seq 100); do
-        a=$(grep -o 'http://[0-9.]*:[0-9]*' "$1" | head -1 || true)
-        if [ -n "$a" ]; then echo "${a#http://}"; return; fi
-        sleep 0.1
-    done
-    echo "flood.sh: no address in $1:" >&2
-    cat "$1" >&2
-    exit 1
-}
+source benches/flood_lib.sh flood.sh "$N"
 
 cat >"$tmp/flood.py" <<'PY'
 import selectors, socket, sys, threading, time

@@ -178,9 +178,21 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = api::DEFAULT_MAX_CONNECTIONS, value_parser = parse_at_least_one)]
     pub max_connections: usize,
     /// Seconds a connection may take to send a request head (from connecting, or from the
-    /// previous response), and then its body; slower ones are closed (408).
+    /// previous response); slower ones are closed (408). The body has --io-timeout.
     #[arg(long, default_value_t = api::DEFAULT_HEAD_TIMEOUT, value_parser = parse_seconds)]
     pub head_timeout: f64,
+    /// Seconds a request body may take to arrive once its head has, and an answer to be taken
+    /// by the client; slower ones are cut (408 for a body) and their request thread freed.
+    #[arg(long, default_value_t = defaults::API_IO_TIMEOUT, value_parser = parse_seconds)]
+    pub io_timeout: f64,
+    /// Connections from one client address (IPv6: one /64) served at once; more get 429 and are
+    /// closed. GET /health is answered without a thread and never counts.
+    #[arg(long, default_value_t = defaults::API_MAX_BUSY_PER_CLIENT, value_parser = parse_at_least_one)]
+    pub max_busy_per_client: usize,
+    /// Request threads kept for clients that have none being served (at most half of
+    /// --max-connections): another client's flood leaves these free.
+    #[arg(long, default_value_t = defaults::API_NEW_CLIENT_SLOTS)]
+    pub new_client_slots: usize,
     /// Finished async runs (`"async": true`) kept for GET /runs/{id}; past this many, the
     /// oldest to finish is forgotten first. Running ones are always kept.
     #[arg(long, default_value_t = api::runs::DEFAULT_KEEP, value_parser = parse_at_least_one)]
@@ -252,7 +264,8 @@ pub struct MockArgs {
     #[arg(long)]
     pub ca_out: Option<PathBuf>,
     /// Misbehave on every request (reset, close, short-body, garbage, huge-headers, bad-chunk,
-    /// endless, drip, stall, continue, 429, 503, sse-broken-json, sse-error, sse-no-done).
+    /// endless, drip, stall, continue, endless-103, 429, 503, sse-broken-json, sse-error,
+    /// sse-no-done).
     #[arg(long)]
     pub fault: Option<String>,
 }
@@ -378,6 +391,9 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 allow_targets: a.allow_target,
                 max_connections: a.max_connections,
                 head_timeout: Duration::from_secs_f64(a.head_timeout),
+                io_timeout: Duration::from_secs_f64(a.io_timeout),
+                max_busy_per_client: a.max_busy_per_client,
+                new_client_slots: a.new_client_slots,
                 keep_runs: a.keep_runs,
                 data_dir: a.data_dir,
             };

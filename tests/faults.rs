@@ -154,6 +154,21 @@ fn interim_100_continue_then_the_real_response() {
     assert_eq!(s.successes, s.total_requests, "{:?}", s.errors);
 }
 
+/// A target that sends `103 Early Hints` without end: each request fails as soon as the bound on
+/// interim heads is passed, under its own name, instead of spinning until its timeout.
+#[test]
+fn endless_interim_answers_fail_by_name() {
+    let m = fault_mock(Fault::EndlessInterim);
+    let i = input(&format!("{}/", m.url()), SHORT_QPS, DURATION);
+    let (s, _) = run_bounded(i, SHORT_QPS, TIMEOUT);
+    assert_eq!(
+        named(&s, "invalid response: too many interim responses"),
+        s.total_requests,
+        "{:?}",
+        s.errors
+    );
+}
+
 #[test]
 fn retry_after_statuses_are_counted_not_retried() {
     for (f, code) in [(Fault::TooManyRequests, 429), (Fault::Unavailable, 503)] {

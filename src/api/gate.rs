@@ -1,6 +1,6 @@
 //! The API's front door: one thread that accepts connections and reads their request heads,
-//! all of them on one mio `Poll`, and hands each connection whose head has arrived to a thread of
-//! its own.
+//! all of them on one mio `Poll`, answers `GET /health` itself, and hands each other connection
+//! whose head has arrived to a thread of its own.
 //!
 //! It exists because a flood of connections must not stop the server. tiny_http, which served
 //! the API before, ends its accept thread on the first accept error (`EMFILE` when out of file
@@ -17,13 +17,26 @@
 //! - **Accept errors never end the loop.** Out of descriptors or memory, the oldest waiting
 //!   connection is closed to make room; with none, accepting pauses for [`BACKOFF`] and resumes.
 //!   Anything else is logged and retried.
+//! - **Request threads are rationed** ([`GateLimits::may_serve`]): never all of the cap (one place
+//!   is kept to read heads in, so a new connection is always read and `GET /health`, answered
+//!   here without a thread, always answers), at most `--max-busy-per-client` per client address,
+//!   and the last `--new-client-slots` only for clients with none. A head past these is answered
+//!   at once (429 or 503) and its connection closed: a stalled upload, an answer never read or a
+//!   pipelining client holds a thread for `--io-timeout` at most, and only its client's share.
+//! - **Each turn of the loop handles only what was there when it began**: the events of one
+//!   poll, the connections that had come back from their threads, one batch of accepts. A
+//!   connection handed out again during the turn waits for the next one, so a client that
+//!   pipelines requests can never keep the loop from accepting.
 //!
 //! Waiting connections cost a descriptor and the bytes of their partial head, no thread.
 //! Reading the body, routing and answering are the request thread's ([`super::http::Conn`] and
-//! `api`); a kept-alive connection comes back here to wait for its next head.
+//! `api`); requests pipelined behind the first are served in order on the same thread, as long
+//! as their heads have arrived; then the kept-alive connection comes back here to wait for its
+//! next head.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read, Write};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -48,12 +61,108 @@ const ACCEPT_BATCH: usize = 256;
 pub const BACKOFF: Duration = Duration::from_millis(100);
 /// How often the shed/refused counts are logged, at most.
 const LOG_EVERY: Duration = Duration::from_secs(1);
+/// `GET /health` requests one connection gets answered on the gate per read, at most; past them
+/// its pipelined requests go to a thread (which answers `/health` too), so one connection's
+/// bytes cannot hold the loop.
+const GATE_ANSWERS: usize = 8;
+/// The answer to `GET /health`, here and on a request thread alike.
+pub const HEALTH: &[u8] = br#"{"status":"ok"}"#;
 
 /// What the gate enforces.
 #[derive(Clone, Copy, Debug)]
 pub struct GateLimits {
     pub max_connections: usize,
     pub head_timeout: Duration,
+    /// A request body's time to arrive, and an answer's to be taken (`--io-timeout`).
+    pub io_timeout: Duration,
+    /// Connections served at once per client address (`--max-busy-per-client`).
+    pub max_busy_per_client: usize,
+    /// Request threads kept for clients with none (`--new-client-slots`).
+    pub new_client_slots: usize,
+}
+
+/// Why a connection whose head has arrived gets no request thread.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Its client has `--max-busy-per-client` connections being served: 429.
+    Client,
+    /// Its client has one being served, and only the places kept for new clients are left: 503.
+    KeptForNewClients,
+    /// Every request thread is in use: 503.
+    Full,
+}
+
+impl GateLimits {
+    /// Request threads at once: all of the cap but one place, kept for the gate to read a new
+    /// connection's head in (a newcomer at the cap closes the oldest waiting connection).
+    pub fn threads(&self) -> usize {
+        self.max_connections.saturating_sub(1).max(1)
+    }
+
+    /// Of [`threads`](Self::threads), those a client that already has one may take: the rest are
+    /// kept for new clients (at most half of them).
+    pub fn shared_threads(&self) -> usize {
+        let all = self.threads();
+        all - self.new_client_slots.min(all / 2)
+    }
+
+    /// Whether a request from a client with `of_client` connections being served may have a
+    /// thread, `busy` being served in all.
+    pub fn may_serve(&self, busy: usize, of_client: usize) -> Result<(), Refusal> {
+        if busy >= self.threads() {
+            Err(Refusal::Full)
+        } else if of_client >= self.max_busy_per_client {
+            Err(Refusal::Client)
+        } else if of_client > 0 && busy >= self.shared_threads() {
+            Err(Refusal::KeptForNewClients)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The answer to a refused request (it closes the connection).
+    fn refusal(&self, why: Refusal) -> Vec<u8> {
+        match why {
+            Refusal::Client => http::error_response(
+                429,
+                &format!(
+                    "Too many requests from your address are being served at once (at most {}, \
+                     --max-busy-per-client)",
+                    self.max_busy_per_client
+                ),
+            ),
+            Refusal::KeptForNewClients => http::error_response(
+                503,
+                "Server busy: the request threads left are kept for other clients",
+            ),
+            Refusal::Full => {
+                http::error_response(503, "Server busy: every request thread is in use")
+            }
+        }
+    }
+}
+
+/// The client a connection counts against: its IP address, an IPv6 one by its /64 (what one
+/// host is usually given), an IPv4-mapped one as the IPv4 address.
+pub fn client_of(peer: SocketAddr) -> IpAddr {
+    match peer.ip() {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from_bits(v6.to_bits() & !u128::from(u64::MAX))),
+        },
+        v4 => v4,
+    }
+}
+
+/// Takes from `rx` only the items that were queued when it was called: an item sent while they
+/// are handled (a connection handed out and back again) waits for the next call.
+fn for_each_queued<T>(rx: &Receiver<T>, mut f: impl FnMut(T)) {
+    for _ in 0..rx.len() {
+        match rx.try_recv() {
+            Ok(item) => f(item),
+            Err(_) => return,
+        }
+    }
 }
 
 /// Serves one request on a connection whose head has arrived; true keeps the connection for
@@ -93,6 +202,7 @@ impl Gate {
             waiting: Slab::new(),
             order: VecDeque::new(),
             busy: 0,
+            busy_by_client: HashMap::new(),
             next_gen: 0,
             accept_ready: true,
             paused_until: None,
@@ -134,16 +244,18 @@ impl Drop for Gate {
 /// A connection waiting for its request head.
 struct Waiting {
     stream: TcpStream,
+    /// What it counts against ([`client_of`]).
+    client: IpAddr,
     buf: Vec<u8>,
     /// How much of `buf` was already searched for the head's end.
     scanned: usize,
     generation: u64,
 }
 
-/// What a request thread gives back.
+/// What a request thread gives back, with the client its connection counted against.
 enum Back {
-    Closed,
-    KeepAlive(Conn),
+    Closed(IpAddr),
+    KeepAlive(Conn, IpAddr),
 }
 
 /// How a waiting connection is let go.
@@ -155,6 +267,8 @@ enum Close {
     Shed,
     /// The head could not be served.
     Bad(http::HeadError),
+    /// The head could have no request thread.
+    Refused(Refusal),
     /// The peer closed or failed.
     Gone,
 }
@@ -168,6 +282,10 @@ struct Tally {
     shed_for_resources: u64,
     /// Newcomers answered 503: the cap was full of connections being served.
     refused: u64,
+    /// Requests refused a thread: their client's share was used up (429).
+    refused_client: u64,
+    /// Requests refused a thread: every one was in use, or left for new clients (503).
+    refused_busy: u64,
     accept_errors: u64,
     last_error: String,
     last: Option<Instant>,
@@ -175,10 +293,17 @@ struct Tally {
 
 impl Tally {
     fn pending(&self) -> bool {
-        self.shed_at_cap + self.shed_for_resources + self.refused + self.accept_errors > 0
+        self.shed_at_cap
+            + self.shed_for_resources
+            + self.refused
+            + self.refused_client
+            + self.refused_busy
+            + self.accept_errors
+            > 0
     }
 
-    fn flush(&mut self, now: Instant, max: usize) {
+    fn flush(&mut self, now: Instant, limits: &GateLimits) {
+        let max = limits.max_connections;
         if !self.pending() || self.last.is_some_and(|t| now < t + LOG_EVERY) {
             return;
         }
@@ -194,6 +319,22 @@ impl Tally {
             parts.push(format!(
                 "answered {} new connections 503 ({max} connections are being served)",
                 self.refused
+            ));
+        }
+        if self.refused_client > 0 {
+            parts.push(format!(
+                "answered {} requests 429 (their client had {} being served, \
+                 --max-busy-per-client)",
+                self.refused_client, limits.max_busy_per_client
+            ));
+        }
+        if self.refused_busy > 0 {
+            parts.push(format!(
+                "answered {} requests 503 (request threads in use: {} for any client, {} more \
+                 for new clients)",
+                self.refused_busy,
+                limits.shared_threads(),
+                limits.threads() - limits.shared_threads()
             ));
         }
         if self.accept_errors > 0 {
@@ -220,6 +361,8 @@ struct Loop {
     order: VecDeque<(Instant, usize, u64)>,
     /// Connections with a request thread.
     busy: usize,
+    /// The same, per client ([`client_of`]); clients with none are not kept.
+    busy_by_client: HashMap<IpAddr, usize>,
     next_gen: u64,
     /// The listener may have connections to accept (mio is edge-triggered: cleared only by
     /// `WouldBlock`).
@@ -257,7 +400,7 @@ impl Loop {
             self.accept();
             let now = Instant::now();
             self.expire(now);
-            self.log.flush(now, self.limits.max_connections);
+            self.log.flush(now, &self.limits);
         }
     }
 
@@ -286,7 +429,7 @@ impl Loop {
             }
             self.paused_until = None;
             match self.listener.accept() {
-                Ok((stream, _)) => self.admit(stream, Vec::new(), false, now),
+                Ok((stream, peer)) => self.admit(stream, client_of(peer), Vec::new(), false, now),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.accept_ready = false,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
@@ -309,7 +452,14 @@ impl Loop {
 
     /// Takes a connection in: a new one, or one back from a request thread (`returning`, with
     /// any pipelined bytes in `buf`), which already had its place under the cap.
-    fn admit(&mut self, mut stream: TcpStream, buf: Vec<u8>, returning: bool, now: Instant) {
+    fn admit(
+        &mut self,
+        mut stream: TcpStream,
+        client: IpAddr,
+        buf: Vec<u8>,
+        returning: bool,
+        now: Instant,
+    ) {
         if !returning
             && self.waiting.len() + self.busy >= self.limits.max_connections
             && !self.shed_oldest(true)
@@ -333,6 +483,7 @@ impl Loop {
         let generation = self.next_gen;
         entry.insert(Waiting {
             stream,
+            client,
             buf,
             scanned: 0,
             generation,
@@ -377,14 +528,73 @@ impl Loop {
             return;
         }
         w.scanned = w.buf.len();
-        match http::parse_head(&w.buf) {
-            Ok(Some((req, len))) => self.hand_over(key, req, len),
-            Ok(None) => {}
-            Err(e) => self.close(key, Close::Bad(e)),
+        self.serve_heads(key);
+    }
+
+    /// Serves the complete heads at the start of a waiting connection's buffer: `GET /health`
+    /// here (at most [`GATE_ANSWERS`] of them), anything else on a request thread, which then
+    /// serves the requests pipelined behind it.
+    fn serve_heads(&mut self, key: usize) {
+        for answered in 0..=GATE_ANSWERS {
+            let Some(w) = self.waiting.get_mut(key) else {
+                return;
+            };
+            match http::parse_head(&w.buf) {
+                Ok(None) => return,
+                Err(e) => return self.close(key, Close::Bad(e)),
+                Ok(Some((req, len))) if answered < GATE_ANSWERS && answers_here(&req) => {
+                    w.buf.drain(..len);
+                    w.scanned = 0;
+                    if !self.answer_health(key, req.keep_alive) {
+                        return;
+                    }
+                }
+                Ok(Some((req, len))) => return self.hand_over(key, req, len),
+            }
         }
     }
 
+    /// Answers `GET /health` on a waiting connection without blocking; true if it stays, waiting
+    /// for its next head from now. A client whose socket cannot take the small answer at once is
+    /// not reading its answers: it is closed.
+    fn answer_health(&mut self, key: usize, keep_alive: bool) -> bool {
+        let Some(w) = self.waiting.get_mut(key) else {
+            return false;
+        };
+        let bytes = http::response(200, &[], HEALTH, keep_alive, false);
+        let whole = loop {
+            match w.stream.write(&bytes) {
+                Ok(n) => break n == bytes.len(),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => break false,
+            }
+        };
+        if !whole || !keep_alive {
+            self.close(key, Close::Gone);
+            return false;
+        }
+        self.next_gen += 1;
+        w.generation = self.next_gen;
+        self.order.push_back((
+            Instant::now() + self.limits.head_timeout,
+            key,
+            self.next_gen,
+        ));
+        true
+    }
+
     fn hand_over(&mut self, key: usize, req: Request, head_len: usize) {
+        let Some(client) = self.waiting.get(key).map(|w| w.client) else {
+            return;
+        };
+        let of_client = self.busy_by_client.get(&client).copied().unwrap_or(0);
+        if let Err(why) = self.limits.may_serve(self.busy, of_client) {
+            match why {
+                Refusal::Client => self.log.refused_client += 1,
+                _ => self.log.refused_busy += 1,
+            }
+            return self.close(key, Close::Refused(why));
+        }
         let mut w = self.waiting.remove(key);
         let _ = self.poll.registry().deregister(&mut w.stream);
         let stream: std::net::TcpStream = w.stream.into();
@@ -392,7 +602,7 @@ impl Loop {
             return;
         }
         let rest = w.buf.split_off(head_len);
-        let mut conn = Conn::new(stream, rest, self.limits.head_timeout);
+        let mut conn = Conn::new(stream, rest, self.limits.io_timeout);
         let (handler, tx, waker) = (
             Arc::clone(&self.handler),
             self.back_tx.clone(),
@@ -401,35 +611,58 @@ impl Loop {
         let spawned = thread::Builder::new()
             .name("api-req".into())
             .spawn(move || {
-                // A panic past the routes' own guard must still give the slot back.
-                let keep =
-                    catch_unwind(AssertUnwindSafe(|| handler(req, &mut conn))).unwrap_or(false);
-                let _ = tx.send(if keep {
-                    Back::KeepAlive(conn)
-                } else {
-                    Back::Closed
-                });
+                let mut req = req;
+                let back = loop {
+                    // A panic past the routes' own guard must still give the slot back.
+                    let keep =
+                        catch_unwind(AssertUnwindSafe(|| handler(req, &mut conn))).unwrap_or(false);
+                    if !keep {
+                        break Back::Closed(client);
+                    }
+                    // Requests pipelined behind it, in order, while their heads are here.
+                    match conn.next_request() {
+                        Ok(Some(next)) => req = next,
+                        Ok(None) => break Back::KeepAlive(conn, client),
+                        Err(_) => break Back::Closed(client),
+                    }
+                };
+                let _ = tx.send(back);
                 let _ = waker.wake();
             });
         match spawned {
-            Ok(_) => self.busy += 1,
+            Ok(_) => {
+                self.busy += 1;
+                *self.busy_by_client.entry(client).or_insert(0) += 1;
+            }
             // The connection was dropped with the closure, so it is closed unanswered: without
             // a thread there is nothing to answer it with but this one's time.
             Err(e) => eprintln!("pacer api: cannot start a request thread: {e}"),
         }
     }
 
+    /// Takes back the connections whose threads had ended when the turn began.
     fn take_back(&mut self) {
-        while let Ok(back) = self.back_rx.try_recv() {
+        let back_rx = self.back_rx.clone();
+        for_each_queued(&back_rx, |back| {
             // Its place moves from `busy` to `waiting`: the count under the cap stays the same.
             self.busy = self.busy.saturating_sub(1);
-            if let Back::KeepAlive(conn) = back {
-                let (stream, rest) = conn.into_parts();
-                if stream.set_nonblocking(true).is_ok() {
-                    self.admit(TcpStream::from_std(stream), rest, true, Instant::now());
+            let client = match &back {
+                Back::Closed(c) | Back::KeepAlive(_, c) => *c,
+            };
+            if let Some(n) = self.busy_by_client.get_mut(&client) {
+                *n -= 1;
+                if *n == 0 {
+                    self.busy_by_client.remove(&client);
                 }
             }
-        }
+            if let Back::KeepAlive(conn, client) = back {
+                let (stream, rest) = conn.into_parts();
+                if stream.set_nonblocking(true).is_ok() {
+                    let stream = TcpStream::from_std(stream);
+                    self.admit(stream, client, rest, true, Instant::now());
+                }
+            }
+        });
     }
 
     /// Lets go of the connection that has waited longest for its head; false if none waits.
@@ -486,6 +719,7 @@ impl Loop {
                 "Server busy: too many connections",
             )),
             Close::Bad(e) => Some(http::error_response(e.status(), e.message())),
+            Close::Refused(why) => Some(self.limits.refusal(why)),
             _ => None,
         };
         if let Some(bytes) = answer {
@@ -493,6 +727,12 @@ impl Loop {
         }
         let _ = self.poll.registry().deregister(&mut w.stream);
     }
+}
+
+/// Whether the gate answers this request itself: `GET /health` without a body, open to all
+/// (the `--api-key` check spares it).
+fn answers_here(req: &Request) -> bool {
+    req.method == "GET" && req.path() == "/health" && !req.has_body()
 }
 
 /// Raises the soft limit on open files to the hard limit, so the cap, not the default soft limit
@@ -506,4 +746,109 @@ pub fn raise_fd_limit() -> Option<u64> {
         let _ = setrlimit(Resource::Nofile, lim);
     }
     getrlimit(Resource::Nofile).current
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(max_connections: usize, per_client: usize, kept: usize) -> GateLimits {
+        GateLimits {
+            max_connections,
+            head_timeout: Duration::from_secs(10),
+            io_timeout: Duration::from_secs(5),
+            max_busy_per_client: per_client,
+            new_client_slots: kept,
+        }
+    }
+
+    #[test]
+    fn threads_keep_a_place_for_heads_and_some_for_new_clients() {
+        let l = limits(40, 64, 16);
+        assert_eq!((l.threads(), l.shared_threads()), (39, 23));
+        // A client may take the shared threads...
+        assert_eq!(l.may_serve(0, 0), Ok(()));
+        assert_eq!(l.may_serve(22, 22), Ok(()));
+        // ... not the ones kept for new clients,
+        assert_eq!(l.may_serve(23, 23), Err(Refusal::KeptForNewClients));
+        assert_eq!(l.may_serve(30, 1), Err(Refusal::KeptForNewClients));
+        // which a client with none being served gets, up to the last but one place.
+        assert_eq!(l.may_serve(23, 0), Ok(()));
+        assert_eq!(l.may_serve(38, 0), Ok(()));
+        assert_eq!(l.may_serve(39, 0), Err(Refusal::Full));
+        // Per client, whatever is free.
+        let l = limits(1024, 4, 16);
+        assert_eq!(l.may_serve(3, 3), Ok(()));
+        assert_eq!(l.may_serve(4, 4), Err(Refusal::Client));
+        assert_eq!(l.may_serve(1000, 0), Ok(()));
+        assert_eq!(l.may_serve(1007, 3), Err(Refusal::KeptForNewClients));
+        assert_eq!(l.may_serve(1023, 0), Err(Refusal::Full));
+    }
+
+    #[test]
+    fn small_caps_keep_at_most_half_and_at_least_one_thread() {
+        // The cap of one: one thread, no place kept (the gate then answers 503 at the cap).
+        let l = limits(1, 64, 16);
+        assert_eq!((l.threads(), l.shared_threads()), (1, 1));
+        assert_eq!(l.may_serve(0, 0), Ok(()));
+        assert_eq!(l.may_serve(1, 0), Err(Refusal::Full));
+        let l = limits(5, 64, 16);
+        assert_eq!((l.threads(), l.shared_threads()), (4, 2));
+        assert_eq!(l.may_serve(1, 1), Ok(()));
+        assert_eq!(l.may_serve(2, 2), Err(Refusal::KeptForNewClients));
+        assert_eq!(l.may_serve(3, 0), Ok(()));
+        // None kept.
+        let l = limits(5, 64, 0);
+        assert_eq!(l.shared_threads(), 4);
+        assert_eq!(l.may_serve(3, 3), Ok(()));
+    }
+
+    #[test]
+    fn refusals_name_their_status_and_limit() {
+        let l = limits(40, 7, 16);
+        let text = |why| String::from_utf8(l.refusal(why)).unwrap();
+        let t = text(Refusal::Client);
+        assert!(t.starts_with("HTTP/1.1 429 "), "{t}");
+        assert!(t.contains("(at most 7, --max-busy-per-client)"), "{t}");
+        assert!(t.contains("\r\nConnection: close\r\n"), "{t}");
+        for why in [Refusal::KeptForNewClients, Refusal::Full] {
+            let t = text(why);
+            assert!(t.starts_with("HTTP/1.1 503 "), "{t}");
+            assert!(t.contains("\r\nConnection: close\r\n"), "{t}");
+        }
+    }
+
+    #[test]
+    fn clients_are_addresses_and_ipv6_slash_64s() {
+        let at = |s: &str| client_of(s.parse().unwrap());
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(at("10.1.2.3:5000"), ip("10.1.2.3"));
+        assert_eq!(at("10.1.2.3:5001"), at("10.1.2.3:5000"));
+        assert_ne!(at("10.1.2.4:5000"), at("10.1.2.3:5000"));
+        assert_eq!(at("[::ffff:10.1.2.3]:80"), ip("10.1.2.3"));
+        assert_eq!(at("[2001:db8:0:7:1:2:3:4]:80"), ip("2001:db8:0:7::"));
+        assert_eq!(at("[2001:db8:0:7::9]:81"), at("[2001:db8:0:7:1:2:3:4]:80"));
+        assert_ne!(at("[2001:db8:0:8::9]:81"), at("[2001:db8:0:7::9]:81"));
+        assert_eq!(at("[::1]:80"), ip("::"));
+    }
+
+    #[test]
+    fn a_turn_takes_back_only_what_had_come_back_when_it_began() {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        for i in 0..3 {
+            tx.send(i).unwrap();
+        }
+        // Each item handled sends another, as a connection handed out again and answered at
+        // once comes back: the turn still ends after the three that were there.
+        let mut seen = Vec::new();
+        for_each_queued(&rx, |i| {
+            seen.push(i);
+            tx.send(i + 10).unwrap();
+        });
+        assert_eq!(seen, [0, 1, 2]);
+        let mut next = Vec::new();
+        for_each_queued(&rx, |i| next.push(i));
+        assert_eq!(next, [10, 11, 12]);
+        for_each_queued(&rx, |_| unreachable!("nothing is queued"));
+    }
 }

@@ -46,6 +46,11 @@ impl Request {
         self.target.split('?').next().unwrap_or("")
     }
 
+    /// Whether a body follows the head (`Content-Length` above 0, or chunked).
+    pub fn has_body(&self) -> bool {
+        self.framing != Framing::Length(0)
+    }
+
     /// The value of the first field named `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
@@ -182,7 +187,8 @@ pub enum BodyError {
 }
 
 /// A connection handed to a request thread: its socket (blocking) and the bytes already read
-/// past the head.
+/// past the head. A request's body must arrive, and its answer be taken, within the `timeout`
+/// it was made with (`--io-timeout`), each from when it starts.
 pub struct Conn {
     stream: TcpStream,
     buf: Vec<u8>,
@@ -206,6 +212,25 @@ impl Conn {
         (self.stream, self.buf)
     }
 
+    /// The next request pipelined behind the one just answered, when its whole head has been
+    /// read already (`Ok(None)`: not yet, the gate waits for it without a thread). A head that
+    /// cannot be served is answered here with its status; the connection then closes.
+    pub fn next_request(&mut self) -> Result<Option<Request>, HeadError> {
+        match parse_head(&self.buf) {
+            Ok(Some((req, len))) => {
+                self.buf.drain(..len);
+                self.body_done = false;
+                Ok(Some(req))
+            }
+            Ok(None) => Ok(None),
+            Err(e) => {
+                let deadline = Instant::now() + self.timeout;
+                let _ = self.write_by(&error_response(e.status(), e.message()), deadline);
+                Err(e)
+            }
+        }
+    }
+
     /// Whether the connection can carry another request after this one's response.
     pub fn reusable(&self, req: &Request) -> bool {
         req.keep_alive && (self.body_done || req.framing == Framing::Length(0))
@@ -223,13 +248,11 @@ impl Conn {
         {
             return Err(BodyError::TooLarge);
         }
+        let deadline = Instant::now() + self.timeout;
         if req.expect_continue {
-            self.stream.set_write_timeout(Some(self.timeout)).ok();
-            self.stream
-                .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+            self.write_by(b"HTTP/1.1 100 Continue\r\n\r\n", deadline)
                 .map_err(|_| BodyError::Malformed)?;
         }
-        let deadline = Instant::now() + self.timeout;
         let body = match req.framing {
             Framing::Length(n) => {
                 // `n <= max`, so it fits in memory and a usize.
@@ -301,7 +324,7 @@ impl Conn {
     }
 
     /// Writes a response; `keep_alive` false says `Connection: close`. A client that does not
-    /// read it within the connection's timeout gets an error here.
+    /// take it within the connection's timeout gets an error here.
     pub fn respond(
         &mut self,
         req: &Request,
@@ -312,8 +335,36 @@ impl Conn {
     ) -> io::Result<()> {
         let head_only = req.method == "HEAD";
         let bytes = response(status, headers, body, keep_alive, head_only);
-        self.stream.set_write_timeout(Some(self.timeout))?;
-        self.stream.write_all(&bytes)
+        self.write_by(&bytes, Instant::now() + self.timeout)
+    }
+
+    /// Writes all of `bytes` by `deadline`: a client that takes its answer a byte at a time is
+    /// cut there, not after a timeout per write.
+    fn write_by(&mut self, bytes: &[u8], deadline: Instant) -> io::Result<()> {
+        let mut at = 0;
+        while at < bytes.len() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the client did not take the answer in time",
+                ));
+            }
+            self.stream.set_write_timeout(Some(left))?;
+            match self.stream.write(&bytes[at..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => at += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the client did not take the answer in time",
+                    ));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 }
 

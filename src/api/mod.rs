@@ -17,8 +17,9 @@
 //! the 429 of `--max-runs` included), then answered at once with 202 and the run's id; the run
 //! holds its slot on a thread of its own until it ends.
 //!
-//! Every connection whose head has arrived gets a thread of its own at once, so a client that
-//! sends its body slowly, or a run that lasts a minute, never holds up another request. Request
+//! Every connection whose head has arrived gets a thread of its own at once (within the gate's
+//! shares per client), so a client that sends its body slowly, or a run that lasts a minute,
+//! never holds up another request. Request
 //! bodies never reach a log line or an error detail: they may carry a bearer token.
 
 pub mod allow;
@@ -40,7 +41,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::engine::{self, Controls, Progress, RunStats};
-use crate::plan::{Input, Limits, Plan};
+use crate::plan::{Input, Limits, Plan, defaults};
 use crate::report;
 use crate::shard::ShardState;
 use crate::shard::report::add_start_late;
@@ -75,8 +76,14 @@ pub struct ApiConfig {
     pub allow_targets: Vec<AllowTarget>,
     /// Connections held at once, waiting for a head or being served.
     pub max_connections: usize,
-    /// How long a connection may take to send a request head, and then its body.
+    /// How long a connection may take to send a request head.
     pub head_timeout: Duration,
+    /// How long a request body may take to arrive, and an answer to be taken (`--io-timeout`).
+    pub io_timeout: Duration,
+    /// Connections served at once per client address (`--max-busy-per-client`).
+    pub max_busy_per_client: usize,
+    /// Request threads kept for clients with none (`--new-client-slots`).
+    pub new_client_slots: usize,
     /// Finished async runs remembered (`--keep-runs`), the oldest forgotten first.
     pub keep_runs: usize,
     /// `--data-dir`: the directory `dataset` and `tokenizer` paths are relative to. `None`: the
@@ -95,6 +102,9 @@ impl Default for ApiConfig {
             allow_targets: Vec::new(),
             max_connections: DEFAULT_MAX_CONNECTIONS,
             head_timeout: Duration::from_secs_f64(DEFAULT_HEAD_TIMEOUT),
+            io_timeout: Duration::from_secs_f64(defaults::API_IO_TIMEOUT),
+            max_busy_per_client: defaults::API_MAX_BUSY_PER_CLIENT,
+            new_client_slots: defaults::API_NEW_CLIENT_SLOTS,
             keep_runs: runs::DEFAULT_KEEP,
             data_dir: None,
         }
@@ -177,6 +187,9 @@ impl ApiServer {
         let limits = GateLimits {
             max_connections: cfg.max_connections.max(1),
             head_timeout: cfg.head_timeout,
+            io_timeout: cfg.io_timeout,
+            max_busy_per_client: cfg.max_busy_per_client.max(1),
+            new_client_slots: cfg.new_client_slots,
         };
         let state = Arc::new(State {
             openapi: serde_json::to_vec(&openapi::document()).unwrap_or_default(),
@@ -268,8 +281,9 @@ fn handle(state: &State, req: &Request, conn: &mut Conn) -> bool {
     let path = req.path();
     let reply = catch_unwind(AssertUnwindSafe(|| route(state, req, conn)))
         .unwrap_or_else(|_| Reply::error(&ApiError::message(500, "internal error")));
-    let keep = conn.reusable(req);
     let status = reply.status;
+    // A client refused for its key is not given more tries on the same connection.
+    let keep = conn.reusable(req) && status != 401;
     let headers: Vec<(&str, &str)> = reply
         .headers
         .iter()
@@ -360,7 +374,12 @@ fn route(state: &State, req: &Request, conn: &mut Conn) -> Reply {
     }
     match route {
         Route::Root => Reply::json(200, &json!({"message": "Hello, World!"})),
-        Route::Health => Reply::json(200, &json!({"status": "ok"})),
+        // Answered by the gate itself, but for a request pipelined behind another.
+        Route::Health => Reply {
+            status: 200,
+            body: gate::HEALTH.to_vec(),
+            headers: Vec::new(),
+        },
         Route::OpenApi => Reply {
             status: 200,
             body: state.openapi.clone(),

@@ -33,7 +33,9 @@ use std::time::{Duration, Instant};
 
 use super::dispatch::Ticket;
 use super::outcome::{Completed, Failure, Outcome, TLS_TRUNCATED, TokenSource};
-use crate::http1::{Body, Framing, MAX_HEAD_BYTES, parse_head};
+use crate::http1::{
+    Body, Framing, MAX_HEAD_BYTES, MAX_INTERIM_RESPONSES, ResponseError, parse_head,
+};
 use crate::llm::{
     ChunkInfo, ChunkText, Event, SseParser, Tokenizer, classify, classify_body, classify_body_text,
     classify_text,
@@ -286,6 +288,8 @@ pub struct Exchange {
     /// Bytes of the request written so far (the connection writes, the count lives here).
     pub written: usize,
     phase: Phase,
+    /// Interim (1xx) heads skipped so far; past [`MAX_INTERIM_RESPONSES`] the exchange fails.
+    interim: u32,
     body: Body,
     status: Option<u16>,
     keep_alive: bool,
@@ -320,6 +324,7 @@ impl Exchange {
             head_request,
             written: 0,
             phase: Phase::Head,
+            interim: 0,
             body: Body::new(Framing::Empty),
             status: None,
             keep_alive: true,
@@ -502,7 +507,11 @@ impl Exchange {
                 Ok(None) => return Ok(None),
                 Err(e) => return Err(Failure::Invalid(e.reason())),
                 Ok(Some(h)) if h.interim => {
-                    // 100 Continue and friends: the final response follows.
+                    // 100 Continue and friends: the final response follows, after a few.
+                    self.interim += 1;
+                    if self.interim > MAX_INTERIM_RESPONSES {
+                        return Err(Failure::Invalid(ResponseError::TooManyInterim.reason()));
+                    }
                     mem.buf.copy_within(h.len..mem.kept, 0);
                     mem.kept -= h.len;
                 }
@@ -836,6 +845,33 @@ mod tests {
             assert_eq!(c.head_at, Some(r.at(head_at)), "split {k}");
             assert_eq!(c.end_at, Some(r.at(20)));
         }
+    }
+
+    #[test]
+    fn endless_interim_heads_fail_past_the_bound() {
+        let hint: &[u8] = b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n";
+        let done: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+        let bound = MAX_INTERIM_RESPONSES as usize;
+        // As many as the bound, then the final answer: fine, in one read or one head a read.
+        let mut wire = hint.repeat(bound);
+        wire.extend_from_slice(done);
+        let mut r = Run::new(BodyMode::Plain, false);
+        assert_eq!(r.read(&wire, 10), Step::Complete { reuse: true });
+        assert_eq!(r.record().outcome, Outcome::Success);
+        let mut r = Run::new(BodyMode::Plain, false);
+        for k in 0..bound {
+            assert_eq!(r.read(hint, k as u64), Step::More);
+        }
+        assert_eq!(r.read(done, 99), Step::Complete { reuse: true });
+        // One more fails at once, however they were split across reads.
+        let too_many = Step::Fail(Failure::Invalid("too many interim responses"));
+        let mut r = Run::new(BodyMode::Plain, false);
+        assert_eq!(r.read(&hint.repeat(bound + 1), 10), too_many);
+        let mut r = Run::new(BodyMode::Plain, false);
+        for k in 0..bound {
+            assert_eq!(r.read(hint, k as u64), Step::More);
+        }
+        assert_eq!(r.read(b"HTTP/1.1 100 Continue\r\n\r\n", 99), too_many);
     }
 
     #[test]

@@ -9,6 +9,10 @@ use std::mem::MaybeUninit;
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// More header fields than this is [`ResponseError::TooManyHeaders`].
 pub const MAX_HEADERS: usize = 128;
+/// More interim (1xx) heads than this before the final one is
+/// [`ResponseError::TooManyInterim`]: a server may send a `100 Continue` and a few `103 Early
+/// Hints`, never an endless stream of them (each would cost the engine a parse until the timeout).
+pub const MAX_INTERIM_RESPONSES: u32 = 16;
 /// Fireworks reports its own time to first token (seconds) in this response header.
 pub const SERVER_TTFT_HEADER: &str = "fireworks-server-time-to-first-token";
 

@@ -51,7 +51,10 @@ pub use body::{Body, Fed};
 pub use chunked::{
     ChunkedDecoder, Decoded, MAX_CHUNK_LINE_BYTES, MAX_CHUNK_SIZE_DIGITS, MAX_TRAILER_BYTES,
 };
-pub use head::{Framing, Head, MAX_HEAD_BYTES, MAX_HEADERS, SERVER_TTFT_HEADER, parse_head};
+pub use head::{
+    Framing, Head, MAX_HEAD_BYTES, MAX_HEADERS, MAX_INTERIM_RESPONSES, SERVER_TTFT_HEADER,
+    parse_head,
+};
 pub use request::{USER_AGENT, build_request, is_field_value, is_token};
 
 use std::fmt;
@@ -72,6 +75,8 @@ pub enum ResponseError {
     BadContentLength,
     /// `101 Switching Protocols`, which we never ask for.
     UnexpectedUpgrade,
+    /// More than [`MAX_INTERIM_RESPONSES`] 1xx heads before the final one.
+    TooManyInterim,
     /// A chunk-size line is not hex digits (capped) with optional extensions and a line end.
     BadChunkSize,
     /// The line end after a chunk's data is missing.
@@ -92,6 +97,7 @@ impl ResponseError {
             ResponseError::BadHeader => "bad header",
             ResponseError::BadContentLength => "bad content-length",
             ResponseError::UnexpectedUpgrade => "unexpected 101 switching protocols",
+            ResponseError::TooManyInterim => "too many interim responses",
             ResponseError::BadChunkSize => "bad chunk size",
             ResponseError::BadChunkEnd => "bad chunk end",
             ResponseError::BadTrailer => "bad trailer",

@@ -86,6 +86,9 @@ pub enum Fault {
     Stall,
     /// `100 Continue`, then a normal 200.
     Continue,
+    /// `103 Early Hints` heads without end (until the client leaves or shutdown), never the
+    /// final answer.
+    EndlessInterim,
     /// 429 with `Retry-After: 1`.
     TooManyRequests,
     /// 503 with `Retry-After: 1`.
@@ -100,7 +103,7 @@ pub enum Fault {
 
 impl Fault {
     /// Every fault, in the order of the docs.
-    pub const ALL: [Fault; 15] = [
+    pub const ALL: [Fault; 16] = [
         Fault::Reset,
         Fault::CloseBeforeResponse,
         Fault::ShortBody,
@@ -111,6 +114,7 @@ impl Fault {
         Fault::Drip,
         Fault::Stall,
         Fault::Continue,
+        Fault::EndlessInterim,
         Fault::TooManyRequests,
         Fault::Unavailable,
         Fault::SseBrokenJson,
@@ -131,6 +135,7 @@ impl Fault {
             Fault::Drip => "drip",
             Fault::Stall => "stall",
             Fault::Continue => "continue",
+            Fault::EndlessInterim => "endless-103",
             Fault::TooManyRequests => "429",
             Fault::Unavailable => "503",
             Fault::SseBrokenJson => "sse-broken-json",

@@ -93,3 +93,15 @@ pub const MAX_REQUESTS: f64 = 9_007_199_254_740_992.0;
 /// families per stage, and refuses a stream that never ends (a `/dev/zero` on stdin) before it
 /// takes the machine's memory.
 pub const MAX_STATE_BYTES: u64 = 64 << 20;
+
+/// `pacer serve --io-timeout`: seconds a request body may take to arrive once its head has, and
+/// an answer to be taken by the client. Short, since each holds a request thread: a client that
+/// stalls its upload or never reads its answer gives the thread back within this.
+pub const API_IO_TIMEOUT: f64 = 5.0;
+/// `pacer serve --max-busy-per-client`: connections from one client address (an IPv6 client:
+/// its /64) served at once, each on a request thread of its own; more get 429 at once.
+pub const API_MAX_BUSY_PER_CLIENT: usize = 64;
+/// `pacer serve --new-client-slots`: of the request threads (`--max-connections` less the one
+/// place the gate keeps to read heads in), this many are kept for clients with none being served,
+/// so one client's flood leaves room for others. At most half of them.
+pub const API_NEW_CLIENT_SLOTS: usize = 16;

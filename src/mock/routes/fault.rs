@@ -14,6 +14,8 @@ const DRIP_GAP: Duration = Duration::from_millis(100);
 const ENDLESS_CHUNK: usize = 4096;
 /// Huge headers: at least this many bytes of header lines.
 const HUGE_HEADERS: usize = 100 * 1024;
+/// Endless 103: this many interim heads per millisecond.
+const INTERIM_BURST: usize = 8;
 
 pub(super) fn apply(conn: &mut Conn, req: &Request, fault: Fault, api: Api) -> Next {
     match fault {
@@ -75,6 +77,7 @@ pub(super) fn apply(conn: &mut Conn, req: &Request, fault: Fault, api: Api) -> N
             let body = conn.shared.cfg.body.clone();
             conn.answer_json(req, 200, body.as_bytes(), &[])
         }
+        Fault::EndlessInterim => endless_interim(conn, req),
         Fault::TooManyRequests | Fault::Unavailable => {
             let (status, body): (u16, &[u8]) = if fault == Fault::TooManyRequests {
                 (
@@ -117,6 +120,22 @@ fn endless(conn: &mut Conn, req: &Request) -> Next {
     // Ends when the client goes away (a write fails) or on shutdown (send and sleep check the flag).
     loop {
         if !conn.send(&chunk) {
+            return Next::Abort;
+        }
+        at += Duration::from_millis(1);
+        if !conn.sleep_until(at) {
+            return Next::Abort;
+        }
+    }
+}
+
+fn endless_interim(conn: &mut Conn, req: &Request) -> Next {
+    let burst = b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n"
+        .repeat(INTERIM_BURST);
+    let mut at = req.end;
+    // Ends when the client goes away (a write fails) or on shutdown (send and sleep check the flag).
+    loop {
+        if !conn.send(&burst) {
             return Next::Abort;
         }
         at += Duration::from_millis(1);
