@@ -690,20 +690,26 @@ fn ipv6_literal_urls_are_accepted_and_unknown_fields_refused() {
     assert_eq!(r.status, 422, "{}", r.raw);
     let d = r.body["detail"].as_array().unwrap();
     // In the request's order.
-    let named: Vec<(&Value, &Value, &Value)> =
-        d.iter().map(|e| (&e["loc"], &e["type"], &e["msg"])).collect();
+    let named: Vec<(&Value, &Value, &Value)> = d
+        .iter()
+        .map(|e| (&e["loc"], &e["type"], &e["msg"]))
+        .collect();
     assert_eq!(
         named,
         [
             (
                 &json!(["body", "threshold"]),
                 &json!("extra_forbidden"),
-                &json!("Extra inputs are not permitted: unknown field `threshold`; did you mean `thresholds`?")
+                &json!(
+                    "Extra inputs are not permitted: unknown field `threshold`; did you mean `thresholds`?"
+                )
             ),
             (
                 &json!(["body", "arival"]),
                 &json!("extra_forbidden"),
-                &json!("Extra inputs are not permitted: unknown field `arival`; did you mean `arrival`?")
+                &json!(
+                    "Extra inputs are not permitted: unknown field `arival`; did you mean `arrival`?"
+                )
             ),
             (
                 &json!(["body", "colour"]),
@@ -718,7 +724,11 @@ fn ipv6_literal_urls_are_accepted_and_unknown_fields_refused() {
     ] {
         let r = post(a, path, &body.to_string());
         assert_eq!(r.status, 422, "{path}: {}", r.raw);
-        assert_eq!(r.body["detail"][0]["type"], json!("extra_forbidden"), "{path}");
+        assert_eq!(
+            r.body["detail"][0]["type"],
+            json!("extra_forbidden"),
+            "{path}"
+        );
     }
     // A valid request against a closed port: 200 with every request counted as refused.
     let body =
@@ -1705,7 +1715,11 @@ fn an_async_llm_run_reports_its_tokens_and_hides_query_values_everywhere() {
         json!(format!("{}/v1/completions?key=***", m.url()))
     );
     assert_eq!(s["target"], s["report"]["config"]["url"]);
-    for path in ["/runs".to_string(), format!("/runs/{id}"), format!("/runs/{id}/html")] {
+    for path in [
+        "/runs".to_string(),
+        format!("/runs/{id}"),
+        format!("/runs/{id}/html"),
+    ] {
         let r = get(a, &path);
         assert_eq!(r.status, 200, "{path}");
         assert!(
@@ -1720,7 +1734,11 @@ fn an_async_llm_run_reports_its_tokens_and_hides_query_values_everywhere() {
     let r = post(a, "/fireworks_benchmark", &body.to_string());
     assert_eq!(r.status, 200, "{}", r.raw);
     assert!(r.body.get("state").is_some());
-    assert!(!r.raw.contains("q-SECRET") && !r.raw.contains(TOKEN), "{}", r.raw);
+    assert!(
+        !r.raw.contains("q-SECRET") && !r.raw.contains(TOKEN),
+        "{}",
+        r.raw
+    );
     api.shutdown();
 }
 
