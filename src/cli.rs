@@ -14,7 +14,7 @@ mod sweep;
 
 use std::io::Write as _;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
@@ -161,9 +161,24 @@ pub struct ServeArgs {
     /// with a unit (KB, MB, GB, KiB, MiB, GiB).
     #[arg(long, default_value = "1GiB", value_parser = parse_bytes)]
     pub max_dataset_bytes: u64,
+    /// Most bytes one request's workload may hold (its distinct request bytes: prompts, copies
+    /// per drawn max_tokens, a data set), estimated before it is built; more get 422: bytes, or
+    /// with a unit (KB, MB, GB, KiB, MiB, GiB).
+    #[arg(long, default_value_t = defaults::MAX_WORKLOAD_BYTES, value_parser = parse_bytes)]
+    pub max_workload_bytes: u64,
+    /// Latest `start_at` a request may ask for, in seconds from when it arrives (a run waiting
+    /// for its start holds a run slot); later ones get 422.
+    #[arg(long, default_value_t = defaults::MAX_START_DELAY, value_parser = parse_seconds)]
+    pub max_start_delay: f64,
     /// Require `Authorization: Bearer KEY` (or `X-API-Key: KEY`) on every route but /health.
+    /// Visible to every local user in the process list: prefer --api-key-file or
+    /// PACER_API_KEY.
     #[arg(long, env = "PACER_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
+    /// Read the API key from FILE (its first line; surrounding blanks ignored), so it never
+    /// appears in the process list.
+    #[arg(long, value_name = "FILE")]
+    pub api_key_file: Option<PathBuf>,
     /// Only benchmark these targets (repeatable): HOST, HOST:PORT, an IP, `[IPv6]:PORT`, or a CIDR
     /// such as 10.0.0.0/8. Every address a target resolves to must be allowed; a HOST allows
     /// itself and the addresses it resolves to at start. Others get 403. Default: any target.
@@ -368,7 +383,11 @@ fn err(code: i32, msg: impl Into<String>) -> CliError {
 pub fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Serve(a) => {
-            if a.api_key.as_deref().is_some_and(|k| k.trim().is_empty()) {
+            let api_key = match &a.api_key_file {
+                Some(file) => Some(read_api_key(file)?),
+                None => a.api_key,
+            };
+            if api_key.as_deref().is_some_and(|k| k.trim().is_empty()) {
                 return Err(err(exit::USAGE, "--api-key (or PACER_API_KEY) is empty"));
             }
             check_listen_addr(&a.addr)?;
@@ -384,9 +403,11 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                     max_duration: a.max_duration,
                     max_workers: a.max_workers,
                     max_dataset_bytes: a.max_dataset_bytes,
+                    max_workload_bytes: a.max_workload_bytes,
+                    max_start_delay: a.max_start_delay,
                 },
                 max_runs: a.max_runs,
-                api_key: a.api_key,
+                api_key,
                 allow_realtime: a.allow_realtime,
                 allow_targets: a.allow_target,
                 max_connections: a.max_connections,
@@ -577,6 +598,7 @@ fn llm_input(a: &LlmArgs) -> Result<Input, CliError> {
         dataset: w.dataset.clone(),
         prompts: None,
         max_dataset_bytes: Some(w.max_dataset_bytes),
+        max_workload_bytes: Some(w.max_workload_bytes),
         output_len_from_dataset: w.output_len_from_dataset,
         shuffle: w.shuffle,
         input_tokens: w.input_tokens,
@@ -586,6 +608,33 @@ fn llm_input(a: &LlmArgs) -> Result<Input, CliError> {
         prefix_tokens: w.prefix_tokens,
     };
     Ok(input)
+}
+
+/// `--api-key-file`: the key is the file's first line, trimmed. Refused when the file cannot be
+/// read, is larger than a key could be, or holds no key.
+fn read_api_key(file: &Path) -> Result<String, CliError> {
+    const MAX_KEY_FILE: u64 = 64 << 10;
+    let fail = |why: String| {
+        err(
+            exit::USAGE,
+            format!("--api-key-file {}: {why}", file.display()),
+        )
+    };
+    let meta = std::fs::metadata(file).map_err(|e| fail(e.to_string()))?;
+    if meta.len() > MAX_KEY_FILE {
+        return Err(fail(format!(
+            "{} bytes: a key file holds one line (at most {MAX_KEY_FILE} bytes)",
+            meta.len()
+        )));
+    }
+    let text = std::fs::read_to_string(file).map_err(|e| fail(e.to_string()))?;
+    let key = text.lines().next().unwrap_or("").trim();
+    if key.is_empty() {
+        return Err(fail(
+            "the file holds no key (its first line is empty)".into(),
+        ));
+    }
+    Ok(key.to_string())
 }
 
 /// `--addr` must be `host:port`; a bare port is the likeliest slip, so say what was meant.

@@ -620,8 +620,7 @@ fn a_benchmark_and_an_llm_run_answer_their_reports() {
     let api = start(config());
     let a = api.addr();
     let plain = target(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
-    let body =
-        format!(r#"{{"url": "http://{plain}/", "qps": "20", "duration": 0.25, "extra": 1}}"#);
+    let body = format!(r#"{{"url": "http://{plain}/", "qps": "20", "duration": 0.25}}"#);
     let r = post(a, "/benchmark", &body);
     assert_eq!(r.status, 200, "{}", r.raw);
     assert_eq!(r.body["total_requests"], json!(5));
@@ -677,15 +676,63 @@ fn shutdown_is_prompt_and_frees_the_port() {
 }
 
 #[test]
-fn ipv6_literal_urls_and_unknown_fields_are_accepted() {
+fn ipv6_literal_urls_are_accepted_and_unknown_fields_refused() {
     let server = start(config());
     let a = server.addr();
-    // A valid request against a closed port: 200 with every request counted as refused.
-    // Unknown fields are ignored, as FastAPI does.
+    // Issue 21 defect 5: an unknown field was ignored, so a misspelt gate or arrival ran
+    // without it. Now a 422 naming it, with the field it was probably meant to be.
     let port = closed_port();
     let body = format!(
-        r#"{{"url": "http://[::1]:{port}/", "qps": 10, "duration": 0.3, "timeout": 1, "colour": "blue"}}"#
+        r#"{{"url": "http://[::1]:{port}/", "qps": 10, "duration": 0.3, "timeout": 1,
+            "threshold": ["error_rate<1%"], "arival": "poisson", "colour": "blue"}}"#
     );
+    let r = post(a, "/benchmark", &body);
+    assert_eq!(r.status, 422, "{}", r.raw);
+    let d = r.body["detail"].as_array().unwrap();
+    // In the request's order.
+    let named: Vec<(&Value, &Value, &Value)> = d
+        .iter()
+        .map(|e| (&e["loc"], &e["type"], &e["msg"]))
+        .collect();
+    assert_eq!(
+        named,
+        [
+            (
+                &json!(["body", "threshold"]),
+                &json!("extra_forbidden"),
+                &json!(
+                    "Extra inputs are not permitted: unknown field `threshold`; did you mean `thresholds`?"
+                )
+            ),
+            (
+                &json!(["body", "arival"]),
+                &json!("extra_forbidden"),
+                &json!(
+                    "Extra inputs are not permitted: unknown field `arival`; did you mean `arrival`?"
+                )
+            ),
+            (
+                &json!(["body", "colour"]),
+                &json!("extra_forbidden"),
+                &json!("Extra inputs are not permitted: unknown field `colour`")
+            ),
+        ]
+    );
+    for (path, body) in [
+        ("/fireworks_benchmark", json!({"token": "t", "promt": "p"})),
+        ("/sweep", json!({"url": "http://h/", "rate": [1]})),
+    ] {
+        let r = post(a, path, &body.to_string());
+        assert_eq!(r.status, 422, "{path}: {}", r.raw);
+        assert_eq!(
+            r.body["detail"][0]["type"],
+            json!("extra_forbidden"),
+            "{path}"
+        );
+    }
+    // A valid request against a closed port: 200 with every request counted as refused.
+    let body =
+        format!(r#"{{"url": "http://[::1]:{port}/", "qps": 10, "duration": 0.3, "timeout": 1}}"#);
     let r = post(a, "/benchmark", &body);
     assert_eq!(r.status, 200, "{}", r.raw);
     assert_eq!(r.body["total_requests"], json!(3));
@@ -693,7 +740,6 @@ fn ipv6_literal_urls_and_unknown_fields_are_accepted() {
         r.body["config"]["url"],
         json!(format!("http://[::1]:{port}/"))
     );
-    assert!(r.body.get("colour").is_none() && r.body["config"].get("colour").is_none());
     let counted: u64 = r.body["error_counts"]
         .as_object()
         .unwrap()
@@ -1616,15 +1662,23 @@ fn an_async_run_is_polled_to_the_report_a_sync_run_answers() {
     assert_eq!(list.status, 200);
     assert_eq!(list.body["keep"], json!(32));
     let runs = list.body["runs"].as_array().unwrap();
-    assert_eq!(runs.len(), 1);
+    // The synchronous run is in the registry too (issue 19: it could not be listed or
+    // cancelled), the newest first.
+    assert_eq!(runs.len(), 2);
     assert_eq!(
         keys(&runs[0]),
-        ["id", "kind", "started", "state", "target", "url"]
+        ["async", "id", "kind", "started", "state", "target", "url"]
     );
     assert_eq!(
-        (&runs[0]["id"], &runs[0]["state"]),
-        (&json!(id), &json!("done"))
+        (&runs[0]["id"], &runs[0]["state"], &runs[0]["async"]),
+        (&json!(id), &json!("done"), &json!(true))
     );
+    assert_eq!(
+        (&runs[1]["state"], &runs[1]["async"]),
+        (&json!("done"), &json!(false))
+    );
+    let sync_run = get(a, runs[1]["url"].as_str().unwrap());
+    assert_eq!(sync_run.body["report"]["config"], sync.body["config"]);
 
     let page = get(a, &format!("/runs/{id}/html"));
     assert_eq!(page.status, 200);
@@ -1640,7 +1694,7 @@ fn an_async_run_is_polled_to_the_report_a_sync_run_answers() {
 }
 
 #[test]
-fn an_async_llm_run_reports_its_tokens_and_lists_no_query() {
+fn an_async_llm_run_reports_its_tokens_and_hides_query_values_everywhere() {
     let api = start(config());
     let a = api.addr();
     let m = util::mock_ok();
@@ -1654,14 +1708,37 @@ fn an_async_llm_run_reports_its_tokens_and_lists_no_query() {
     );
     assert_eq!(s["report"]["successes"], json!(5), "{s}");
     assert!(s["report"]["mean_time_to_first_token"].as_f64().unwrap() > 0.0);
-    assert_eq!(s["target"], json!(format!("{}/v1/completions", m.url())));
-    let list = get(a, "/runs");
-    assert!(
-        !list.raw.contains("q-SECRET") && !list.raw.contains(TOKEN),
-        "{}",
-        list.raw
+    // Issue 19: the query's value was kept in config.url, GET /runs/{id} and the HTML page.
+    // Every echo hides it and keeps its name.
+    assert_eq!(
+        s["target"],
+        json!(format!("{}/v1/completions?key=***", m.url()))
     );
-    assert!(!get(a, &format!("/runs/{id}")).raw.contains(TOKEN));
+    assert_eq!(s["target"], s["report"]["config"]["url"]);
+    for path in [
+        "/runs".to_string(),
+        format!("/runs/{id}"),
+        format!("/runs/{id}/html"),
+    ] {
+        let r = get(a, &path);
+        assert_eq!(r.status, 200, "{path}");
+        assert!(
+            !r.raw.contains("q-SECRET") && !r.raw.contains(TOKEN),
+            "{path}: {}",
+            r.raw
+        );
+    }
+    // The state too (a synchronous run with "state": true).
+    let body = json!({"token": TOKEN, "prompt": "Snow is white", "qps": 20, "duration": 0.1,
+        "url": format!("{}/v1/completions?key=q-SECRET", m.url()), "state": true});
+    let r = post(a, "/fireworks_benchmark", &body.to_string());
+    assert_eq!(r.status, 200, "{}", r.raw);
+    assert!(r.body.get("state").is_some());
+    assert!(
+        !r.raw.contains("q-SECRET") && !r.raw.contains(TOKEN),
+        "{}",
+        r.raw
+    );
     api.shutdown();
 }
 

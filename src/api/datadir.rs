@@ -53,6 +53,23 @@ impl DataDir {
         &self.root
     }
 
+    /// `body` (an answer about to be sent) with this directory's own path taken out of every
+    /// path inside it, which is then quoted relative to it as a request names it: errors and
+    /// reports name the files a run read (`dataset`, `tokenizer`, `ca_cert`) by their resolved
+    /// path, and where the server keeps its data is no client's business. The one place this
+    /// is done, for every answer.
+    pub fn hide(&self, body: Vec<u8>) -> Vec<u8> {
+        let raw = format!("{}/", self.root.display());
+        // As JSON writes it (a path may hold a quote or a backslash).
+        let quoted = serde_json::to_string(&raw).unwrap_or_default();
+        let escaped = quoted.trim_matches('"');
+        let mut out = body;
+        for pattern in [escaped, raw.as_str()] {
+            out = remove_all(&out, pattern.as_bytes());
+        }
+        out
+    }
+
     /// The file `given` names, resolved: what the plan then reads.
     pub fn resolve(&self, given: &Path) -> Result<PathBuf, Refusal> {
         let joined = if given.is_absolute() {
@@ -70,6 +87,24 @@ impl DataDir {
             Err(_) => Err(Refusal::NotInside),
         }
     }
+}
+
+/// `bytes` without any occurrence of `pattern` (non-empty).
+fn remove_all(bytes: &[u8], pattern: &[u8]) -> Vec<u8> {
+    if pattern.is_empty() || bytes.len() < pattern.len() {
+        return bytes.to_vec();
+    }
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i..].starts_with(pattern) {
+            i += pattern.len();
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -140,5 +175,23 @@ mod tests {
         assert!(e.to_string().contains("not a directory"), "{e}");
         let e = DataDir::open(&s.0.join("nope")).unwrap_err();
         assert!(e.to_string().starts_with("--data-dir "), "{e}");
+    }
+
+    #[test]
+    fn answers_quote_paths_relative_to_the_directory() {
+        let s = Scratch::new("hide");
+        let dir = DataDir::open(&s.0).unwrap();
+        let root = dir.root().display().to_string();
+        let body = format!(
+            r#"{{"detail":"dataset {root}/sub/d.jsonl: line 3","tokenizer":"{root}/t.json","other":"{root}x"}}"#
+        );
+        let hidden = String::from_utf8(dir.hide(body.into_bytes())).unwrap();
+        assert_eq!(
+            hidden,
+            format!(
+                r#"{{"detail":"dataset sub/d.jsonl: line 3","tokenizer":"t.json","other":"{root}x"}}"#
+            )
+        );
+        assert!(!hidden.contains(&format!("{root}/")));
     }
 }

@@ -207,6 +207,11 @@ impl Conn {
         }
     }
 
+    /// The socket, to watch for the client hanging up while its request is served.
+    pub fn socket(&self) -> &TcpStream {
+        &self.stream
+    }
+
     /// The socket and the bytes read past the current request (a pipelined next request).
     pub fn into_parts(self) -> (TcpStream, Vec<u8>) {
         (self.stream, self.buf)

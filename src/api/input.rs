@@ -104,9 +104,20 @@ fn byte_offset(bytes: &[u8], line: usize, column: usize) -> usize {
     (start + column.saturating_sub(1)).min(bytes.len())
 }
 
+/// Members of a run request that say how to answer rather than what to run (read by
+/// [`flag`]): known to every run route.
+pub const ANSWER_FLAGS: [&str; 2] = ["async", "state"];
+
 /// `POST /benchmark`'s body (SPEC §3) to an [`Input`].
 pub fn benchmark_input(body: &Value) -> Result<Input, ApiError> {
+    benchmark_input_in(body, &[])
+}
+
+/// [`benchmark_input`], for a route whose own fields (`also`, already taken out of `body`) are
+/// suggested for an unknown one too.
+fn benchmark_input_in(body: &Value, also: &[&'static str]) -> Result<Input, ApiError> {
     let mut f = Fields::new(body)?;
+    f.also(also);
     let url = f.field("url", Presence::Required, string);
     // Stages replace qps and duration (run_extensions refuses them together).
     let needed = if f.present("stages") {
@@ -128,7 +139,13 @@ pub fn benchmark_input(body: &Value) -> Result<Input, ApiError> {
 
 /// `POST /fireworks_benchmark`'s body (SPEC §4) to an [`Input`] with its [`LlmInput`].
 pub fn fireworks_input(body: &Value) -> Result<Input, ApiError> {
+    fireworks_input_in(body, &[])
+}
+
+/// [`fireworks_input`], with `also` as for [`benchmark_input_in`].
+fn fireworks_input_in(body: &Value, also: &[&'static str]) -> Result<Input, ApiError> {
     let mut f = Fields::new(body)?;
+    f.also(also);
     let token = f.field("token", Presence::Required, string);
     let model = f.field("model", Presence::Defaulted, string);
     let prompt = f.field("prompt", Presence::Defaulted, string);
@@ -243,19 +260,26 @@ pub fn sweep_input(body: &Value) -> Result<SweepInput, ApiError> {
             f.error(&[name], ("value_error", msg));
         }
     }
-    let own = f.finish();
+    // The sweep's own fields: known here, suggested for an unknown one among the run's.
+    let own_names = f.asked.clone();
+    // Unknown members are the run's to name (it knows the run fields).
+    let own = f.finish_open();
     // Each run's rate and length are the sweep's: the run's fields are read with stand-ins.
     let mut run = body.as_object().cloned().unwrap_or_default();
-    for (name, _) in NOT_IN_A_SWEEP {
+    for name in NOT_IN_A_SWEEP
+        .iter()
+        .map(|(n, _)| *n)
+        .chain(own_names.iter().copied())
+    {
         run.remove(name);
     }
     run.insert("qps".into(), json!(1));
     run.insert("duration".into(), json!(1));
     let run = Value::Object(run);
     let base = if llm == Some(true) {
-        fireworks_input(&run)
+        fireworks_input_in(&run, &own_names)
     } else {
-        benchmark_input(&run)
+        benchmark_input_in(&run, &own_names)
     };
     let (base, ()) = both(base, own)?;
     let mut i = SweepInput::new(base);
@@ -310,6 +334,10 @@ type FieldError = (&'static str, &'static str);
 struct Fields<'a> {
     obj: &'a Map<String, Value>,
     errors: Vec<Value>,
+    /// Every field name read: what the route knows. Any other member is refused.
+    asked: Vec<&'static str>,
+    /// Names to suggest for an unknown member besides `asked` (another part of the route's).
+    also: Vec<&'static str>,
 }
 
 impl<'a> Fields<'a> {
@@ -318,6 +346,8 @@ impl<'a> Fields<'a> {
             Value::Object(obj) => Ok(Fields {
                 obj,
                 errors: Vec::new(),
+                asked: Vec::new(),
+                also: Vec::new(),
             }),
             _ => Err(ApiError::invalid(
                 vec![json!("body")],
@@ -325,6 +355,10 @@ impl<'a> Fields<'a> {
                 "model_attributes_type",
             )),
         }
+    }
+
+    fn also(&mut self, names: &[&'static str]) {
+        self.also.extend_from_slice(names);
     }
 
     fn present(&self, name: &str) -> bool {
@@ -361,6 +395,8 @@ impl<'a> Fields<'a> {
             dataset: dataset.map(Into::into),
             prompts,
             max_dataset_bytes,
+            // The server's --max-workload-bytes alone: a request cannot choose its own.
+            max_workload_bytes: None,
             output_len_from_dataset: output_len_from_dataset.unwrap_or(false),
             shuffle: shuffle.unwrap_or(false),
             input_tokens,
@@ -373,6 +409,7 @@ impl<'a> Fields<'a> {
 
     /// `prompts`: a list of strings (each error at its index).
     fn prompts(&mut self) -> Option<Vec<String>> {
+        self.asked.push("prompts");
         match self.obj.get("prompts") {
             None | Some(Value::Null) => None,
             Some(Value::Array(items)) => {
@@ -394,6 +431,7 @@ impl<'a> Fields<'a> {
 
     /// A token length: a number (the mean), or a string `MEAN`, `MEAN:STDDEV`, `uniform:MIN:MAX`.
     fn lengths(&mut self, name: &'static str) -> Option<LengthDist> {
+        self.asked.push(name);
         let text = match self.obj.get(name)? {
             Value::Null => return None,
             Value::Number(n) => n.to_string(),
@@ -418,6 +456,7 @@ impl<'a> Fields<'a> {
         presence: Presence,
         parse: impl Fn(&'a Value) -> Result<T, FieldError>,
     ) -> Option<T> {
+        self.asked.push(name);
         match self.obj.get(name) {
             None if presence == Presence::Required => {
                 self.error(&[name], ("missing", "Field required"));
@@ -490,6 +529,7 @@ impl<'a> Fields<'a> {
     }
 
     fn headers(&mut self) -> Vec<(String, String)> {
+        self.asked.push("headers");
         let mut out = Vec::new();
         match self.obj.get("headers") {
             None | Some(Value::Null) => {}
@@ -506,7 +546,36 @@ impl<'a> Fields<'a> {
         out
     }
 
-    fn finish(self) -> Result<(), ApiError> {
+    /// The errors, with one for each member the route does not know (a misspelt field would
+    /// otherwise be ignored, and the run made without it): pydantic's `extra_forbidden`, with
+    /// the closest known name when one is close.
+    fn finish(mut self) -> Result<(), ApiError> {
+        let known: Vec<&str> = (self.asked.iter().chain(&self.also))
+            .chain(ANSWER_FLAGS.iter())
+            .copied()
+            .collect();
+        let unknown: Vec<&String> = self
+            .obj
+            .keys()
+            .filter(|k| !known.contains(&k.as_str()))
+            .collect();
+        for name in unknown {
+            let shown: String = name.chars().take(64).collect();
+            let msg = match closest(name, &known) {
+                Some(near) => format!(
+                    "Extra inputs are not permitted: unknown field `{shown}`; did you mean \
+                     `{near}`?"
+                ),
+                None => format!("Extra inputs are not permitted: unknown field `{shown}`"),
+            };
+            self.errors
+                .push(json!({ "loc": ["body", name], "msg": msg, "type": "extra_forbidden" }));
+        }
+        self.finish_open()
+    }
+
+    /// The errors, members the route does not know left alone (another part reads them).
+    fn finish_open(self) -> Result<(), ApiError> {
         if self.errors.is_empty() {
             Ok(())
         } else {
@@ -516,6 +585,55 @@ impl<'a> Fields<'a> {
             })
         }
     }
+}
+
+/// The name among `known` closest to `name` (case aside), when it is close enough to be a slip:
+/// at most one edit for names of up to four letters, two up to eight, three beyond, a swap of two
+/// neighbours counting as one.
+fn closest<'k>(name: &str, known: &[&'k str]) -> Option<&'k str> {
+    let name = name.to_ascii_lowercase();
+    let allowed = match name.chars().count() {
+        0..=4 => 1,
+        5..=8 => 2,
+        _ => 3,
+    };
+    known
+        .iter()
+        .map(|k| (edit_distance(&name, k), *k))
+        .filter(|(d, _)| *d <= allowed)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+/// Edits (insert, delete, replace, swap two neighbours) from `a` to `b`: the optimal string
+/// alignment distance.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    // Long garbage is no slip: bounded work whatever a request sends.
+    if a.len() > 64 || b.len() > 64 {
+        return usize::MAX;
+    }
+    let w = b.len() + 1;
+    let mut d = vec![0usize; (a.len() + 1) * w];
+    for i in 0..=a.len() {
+        for j in 0..=b.len() {
+            d[i * w + j] = if i == 0 {
+                j
+            } else if j == 0 {
+                i
+            } else {
+                let cost = usize::from(a[i - 1] != b[j - 1]);
+                let mut best = (d[(i - 1) * w + j] + 1)
+                    .min(d[i * w + j - 1] + 1)
+                    .min(d[(i - 1) * w + j - 1] + cost);
+                if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                    best = best.min(d[(i - 2) * w + j - 2] + 1);
+                }
+                best
+            };
+        }
+    }
+    d[a.len() * w + b.len()]
 }
 
 const STRING_TYPE: FieldError = ("string_type", "Input should be a valid string");
@@ -757,9 +875,83 @@ mod tests {
             .collect()
     }
 
+    /// The issue's request: a misspelt gate and arrival ran without them, 200.
+    #[test]
+    fn unknown_fields_are_named_with_the_closest_known_one() {
+        let e = bench(json!({"url": "http://h/", "qps": 1, "duration": 1,
+            "threshold": ["error_rate<1%"], "arival": "poisson", "zzzzzz": 1}))
+        .unwrap_err();
+        assert_eq!(e.status, 422);
+        let d = e.detail.as_array().unwrap();
+        let by_loc = |name: &str| {
+            d.iter()
+                .find(|x| x["loc"] == json!(["body", name]))
+                .unwrap_or_else(|| panic!("{name}: {d:?}"))
+                .clone()
+        };
+        assert_eq!(d.len(), 3, "{d:?}");
+        let t = by_loc("threshold");
+        assert_eq!(t["type"], json!("extra_forbidden"));
+        assert_eq!(
+            t["msg"],
+            json!(
+                "Extra inputs are not permitted: unknown field `threshold`; did you mean `thresholds`?"
+            )
+        );
+        assert!(
+            by_loc("arival")["msg"]
+                .as_str()
+                .unwrap()
+                .ends_with("did you mean `arrival`?")
+        );
+        assert_eq!(
+            by_loc("zzzzzz")["msg"],
+            json!("Extra inputs are not permitted: unknown field `zzzzzz`")
+        );
+        // Fields of another route are unknown here too.
+        let e = bench(json!({"url": "http://h/", "qps": 1, "duration": 1, "dataset": "d"}))
+            .unwrap_err();
+        assert_eq!(e.detail[0]["loc"], json!(["body", "dataset"]));
+        // Every route that takes JSON: the LLM one (its own fields known) and the sweep (a slip in
+        // its own fields or in the run's).
+        let e =
+            fireworks_input(&json!({"token": "t", "input_tokens": 5, "shufle": true})).unwrap_err();
+        assert_eq!(e.detail[0]["loc"], json!(["body", "shufle"]));
+        assert!(e.detail[0]["msg"].as_str().unwrap().ends_with("`shuffle`?"));
+        assert!(fireworks_input(&json!({"token": "t", "async": true, "state": true})).is_ok());
+        let e = sweep_input(&json!({"url": "http://h/", "stpes": 3, "arival": "poisson",
+            "async": true}))
+        .unwrap_err();
+        let d = e.detail.as_array().unwrap();
+        assert_eq!(d.len(), 2, "{d:?}");
+        assert!(d.iter().any(|x| x["loc"] == json!(["body", "stpes"])
+            && x["msg"].as_str().unwrap().ends_with("`steps`?")));
+        assert!(d.iter().any(|x| x["loc"] == json!(["body", "arival"])));
+        assert!(
+            sweep_input(&json!({"url": "http://h/", "steps": 3, "kind": "benchmark",
+            "pause": 1, "async": true}))
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn close_names_are_one_to_three_edits_away() {
+        let known = ["qps", "arrival", "thresholds", "num_workers", "timeout"];
+        assert_eq!(closest("qsp", &known), Some("qps"), "a swap is one edit");
+        assert_eq!(closest("QPS", &known), Some("qps"));
+        assert_eq!(closest("num_worker", &known), Some("num_workers"));
+        assert_eq!(closest("numworkrs", &known), Some("num_workers"));
+        assert_eq!(closest("qx", &known), None);
+        assert_eq!(closest("time", &known), None);
+        assert_eq!(closest(&"a".repeat(100), &known), None);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
+    }
+
     #[test]
     fn benchmark_fields_and_defaults() {
-        let i = bench(json!({"url": "http://h/", "qps": 20, "duration": 5, "extra": [1]})).unwrap();
+        let i =
+            bench(json!({"url": "http://h/", "qps": 20, "duration": 5, "async": true})).unwrap();
         assert_eq!(i.url, "http://h/");
         assert_eq!(i.qps, Rate::PerSecond(20.0));
         assert_eq!(i.duration, 5.0);

@@ -41,7 +41,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::engine::{self, Controls, Progress, RunStats};
-use crate::plan::{Input, Limits, Plan, defaults};
+use crate::plan::{Input, Limits, Plan, Target, defaults};
 use crate::report;
 use crate::shard::ShardState;
 use crate::shard::report::add_start_late;
@@ -198,6 +198,7 @@ impl ApiServer {
             allow,
             data_dir,
             running: Arc::new(AtomicUsize::new(0)),
+            building: std::sync::Mutex::new(()),
         });
         let st = Arc::clone(&state);
         let gate = Gate::start(
@@ -246,6 +247,8 @@ struct State {
     /// Runs going now, synchronous and async (`--max-runs`).
     running: Arc<AtomicUsize>,
     runs: Arc<Runs>,
+    /// Held while a big workload is built: one at a time.
+    building: std::sync::Mutex<()>,
     openapi: Vec<u8>,
 }
 
@@ -281,6 +284,10 @@ fn handle(state: &State, req: &Request, conn: &mut Conn) -> bool {
     let path = req.path();
     let reply = catch_unwind(AssertUnwindSafe(|| route(state, req, conn)))
         .unwrap_or_else(|_| Reply::error(&ApiError::message(500, "internal error")));
+    let mut reply = reply;
+    if let Some(dir) = &state.data_dir {
+        reply.body = dir.hide(std::mem::take(&mut reply.body));
+    }
     let status = reply.status;
     // A client refused for its key is not given more tries on the same connection.
     let keep = conn.reusable(req) && status != 401;
@@ -461,6 +468,12 @@ fn json_body(req: &Request, conn: &mut Conn) -> Result<Value, ApiError> {
 }
 
 /// Reads, checks and runs one benchmark request, or starts it (`"async": true`).
+///
+/// The order is what keeps one request from taking the server down: every check of the input
+/// (the workload's budget included, which reads nothing but a file's size), then the target
+/// resolved and checked against `--allow-target`, then a run slot, and only then the workload
+/// built, one big one at a time. A synchronous run is in the registry like an async one and is
+/// cancelled when its client hangs up.
 fn benchmark(state: &State, req: &Request, conn: &mut Conn, kind: Kind) -> Reply {
     let to_input = match kind {
         Kind::Fireworks => fireworks_input,
@@ -474,32 +487,52 @@ fn benchmark(state: &State, req: &Request, conn: &mut Conn, kind: Kind) -> Reply
         .and_then(|(mut input, (asked, with_state))| {
             realtime_allowed(state, &input)?;
             data_files(state, &mut input)?;
-            let plan = Plan::new(&input, &state.cfg.limits).map_err(ApiError::from)?;
-            let (addrs, slot) = admit(state, &plan)?;
+            let draft = Plan::check(&input, &state.cfg.limits).map_err(ApiError::from)?;
+            let (addrs, slot) = admit(state, draft.target())?;
+            let plan = build(state, draft.workload_bytes(), || {
+                draft.build().map_err(ApiError::from)
+            })?;
+            let run = start(state, kind, asked, plan, addrs, slot, with_state)?;
             if asked {
-                start(state, kind, plan, addrs, slot, with_state)
+                Ok(accepted(&run))
             } else {
-                let report = run(&plan, addrs, with_state);
-                drop(slot);
-                Ok(Reply::json(200, &report?))
+                wait_for(state, &run, conn)
             }
         });
     result.unwrap_or_else(|e| Reply::error(&e))
 }
 
-/// Runs `plan` on a thread of its own and answers 202 with where to follow it.
+/// Builds a plan whose workload holds `bytes`: those above
+/// [`defaults::BUILD_ALONE_BYTES`](crate::plan::defaults::BUILD_ALONE_BYTES) one at a time,
+/// so that requests arriving together never build several big workloads at once.
+fn build<T>(
+    state: &State,
+    bytes: u64,
+    make: impl FnOnce() -> Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    if bytes <= crate::plan::defaults::BUILD_ALONE_BYTES {
+        return make();
+    }
+    // A poisoned lock only means another build panicked; the lock guards nothing but turns.
+    let _alone = state.building.lock().unwrap_or_else(|e| e.into_inner());
+    make()
+}
+
+/// Runs `plan` on a thread of its own, in the registry: the caller answers 202 with where to
+/// follow it (`asked`: `"async": true`) or waits for it ([`wait_for`]).
 fn start(
     state: &State,
     kind: Kind,
+    asked: bool,
     plan: Plan,
     addrs: Option<Vec<SocketAddr>>,
     slot: RunSlot,
     with_state: bool,
-) -> Result<Reply, ApiError> {
+) -> Result<Arc<runs::Run>, ApiError> {
     let target = plan.target.clone();
-    let run = state
+    state
         .runs
-        .spawn(kind, &target, slot, move |run| {
+        .spawn(kind, asked, &target, slot, move |run| {
             let progress = Arc::new(Progress::new(&plan));
             run.watch(Arc::clone(&progress), None);
             let controls = Controls {
@@ -515,35 +548,88 @@ fn start(
                 Err(e) => Outcome::Failed(ApiError::message(500, format!("run failed: {e}"))),
             }
         })
-        .map_err(|e| ApiError::message(500, format!("cannot start the run: {e}")))?;
-    Ok(accepted(&run))
+        .map_err(|e| ApiError::message(500, format!("cannot start the run: {e}")))
 }
 
-/// Reads, checks and runs a sweep (`POST /sweep`), or starts it (`"async": true`).
+/// How often a synchronous request looks whether its client is still there.
+const HANGUP_POLL: Duration = Duration::from_millis(100);
+
+/// Waits for a synchronous run and answers its report (a cancelled run's too: `interrupted`).
+/// When the client hangs up meanwhile, the run is cancelled: nobody is left to read it, and it
+/// holds a run slot.
+fn wait_for(state: &State, run: &runs::Run, conn: &Conn) -> Result<Reply, ApiError> {
+    loop {
+        if let Some(outcome) = run.wait(HANGUP_POLL) {
+            return match outcome {
+                Outcome::Done(v) | Outcome::Cancelled(v) => Ok(Reply::json(200, &v)),
+                Outcome::Failed(e) => Err(e),
+                Outcome::Running => Err(ApiError::message(500, "internal error")),
+            };
+        }
+        if hung_up(conn.socket()) {
+            // Asking twice is asking once; a run that ended meanwhile has nothing to cancel.
+            let _ = state.runs.cancel(run.id());
+            eprintln!("pacer api: run {} cancelled: its client hung up", run.id());
+            return Err(ApiError::message(
+                499,
+                "the client closed the connection: the run was cancelled",
+            ));
+        }
+    }
+}
+
+/// True when the peer closed the connection (or shut down its sending side), or it failed: a
+/// request's client that will never read its answer. Pipelined bytes waiting to be read do not
+/// count. A client that half-closes after its request and still waits for the answer is taken
+/// as gone too; HTTP clients do not do that.
+fn hung_up(sock: &std::net::TcpStream) -> bool {
+    use rustix::event::{PollFd, PollFlags, poll};
+    let mut fds = [PollFd::new(sock, PollFlags::RDHUP)];
+    let zero = rustix::time::Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    match poll(&mut fds, Some(&zero)) {
+        Ok(0) => false,
+        Ok(_) => fds[0]
+            .revents()
+            .intersects(PollFlags::RDHUP | PollFlags::HUP | PollFlags::ERR),
+        Err(_) => false,
+    }
+}
+
+/// Reads, checks and runs a sweep (`POST /sweep`), or starts it (`"async": true`): in the order
+/// of [`benchmark`], the sweep's first run standing for its target and budget.
 fn sweep(state: &State, req: &Request, conn: &mut Conn) -> Reply {
     let result = json_body(req, conn)
         .and_then(|v| input::both(sweep_input(&v), flag(&v, "async")))
         .and_then(|(mut input, asked)| {
             realtime_allowed(state, &input.base)?;
             data_files(state, &mut input.base)?;
-            let plan = SweepPlan::new(&input, &state.cfg.limits)?;
-            let (addrs, slot) = admit(state, &plan.sample)?;
+            let limits = &state.cfg.limits;
+            sweep::check(&input, limits)?;
+            let first = match &input.rates {
+                Some(rates) => input.step_input(rates.iter().copied().fold(f64::NAN, f64::min)),
+                None => input.probe_input(),
+            };
+            let draft = Plan::check(&first, limits).map_err(ApiError::from)?;
+            let (addrs, slot) = admit(state, draft.target())?;
+            let bytes = draft.workload_bytes();
+            drop(draft);
+            let plan = build(state, bytes, || {
+                SweepPlan::new(&input, limits).map_err(ApiError::from)
+            })?;
+            let target = plan.sample.target.clone();
+            let run = state
+                .runs
+                .spawn(Kind::Sweep, asked, &target, slot, move |run| {
+                    run_sweep(&plan, addrs, run.stop(), Some(run))
+                })
+                .map_err(|e| ApiError::message(500, format!("cannot start the run: {e}")))?;
             if asked {
-                let target = plan.sample.target.clone();
-                let run = state
-                    .runs
-                    .spawn(Kind::Sweep, &target, slot, move |run| {
-                        run_sweep(&plan, addrs, run.stop(), Some(run))
-                    })
-                    .map_err(|e| ApiError::message(500, format!("cannot start the run: {e}")))?;
-                return Ok(accepted(&run));
-            }
-            let outcome = run_sweep(&plan, addrs, &engine::Stop::new(), None);
-            drop(slot);
-            match outcome {
-                Outcome::Done(v) | Outcome::Cancelled(v) => Ok(Reply::json(200, &v)),
-                Outcome::Failed(e) => Err(e),
-                Outcome::Running => Err(ApiError::message(500, "internal error")),
+                Ok(accepted(&run))
+            } else {
+                wait_for(state, &run, conn)
             }
         });
     result.unwrap_or_else(|e| Reply::error(&e))
@@ -692,33 +778,19 @@ fn json_content_type(value: Option<&str>) -> bool {
 }
 
 /// Resolves the target once, checks it against `--allow-target` and takes a run slot: what
-/// every run needs before it starts, synchronous or not. The addresses are the ones checked, for
-/// the run to use exactly those.
-fn admit(state: &State, plan: &Plan) -> Result<(Option<Vec<SocketAddr>>, RunSlot), ApiError> {
-    let addrs = engine::resolve(&plan.target.host, plan.target.port);
+/// every run needs before its workload is built, synchronous or not. The addresses are the ones
+/// checked, for the run to use exactly those.
+fn admit(state: &State, target: &Target) -> Result<(Option<Vec<SocketAddr>>, RunSlot), ApiError> {
+    let addrs = engine::resolve(&target.host, target.port);
     if let Some(allow) = &state.allow {
         allow
-            .check(
-                &plan.target.host,
-                plan.target.port,
-                addrs.as_deref().unwrap_or(&[]),
-            )
+            .check(&target.host, target.port, addrs.as_deref().unwrap_or(&[]))
             .map_err(|msg| ApiError::message(403, msg))?;
     }
     let max = state.cfg.max_runs;
     let slot = RunSlot::acquire(&state.running, max)
         .ok_or_else(|| ApiError::message(429, format!("too many runs in progress (max {max})")))?;
     Ok((addrs, slot))
-}
-
-/// Runs a plan on the addresses [`admit`] checked and turns the outcome into the report or an
-/// error.
-fn run(plan: &Plan, addrs: Option<Vec<SocketAddr>>, with_state: bool) -> Result<Value, ApiError> {
-    match catch_unwind(AssertUnwindSafe(|| engine::run_resolved(plan, addrs, None))) {
-        Ok(Ok(stats)) => Ok(answer(plan, &stats, with_state)),
-        Ok(Err(e)) => Err(ApiError::message(500, format!("run failed: {e}"))),
-        Err(_) => Err(ApiError::message(500, "run failed: internal error")),
-    }
 }
 
 /// The report a run request answers: with `start_late` when a `start_at` run began late, and

@@ -280,16 +280,20 @@ fn run_accepted() -> Value {
 
 fn run_brief() -> Value {
     json!({
-        "type": "object", "required": ["id", "kind", "state", "started", "target", "url"],
+        "type": "object", "required": ["id", "kind", "async", "state", "started", "target", "url"],
         "properties": {
             "id": {"type": "string"},
             "kind": {"type": "string", "enum": ["benchmark", "fireworks_benchmark", "sweep"],
                 "description": "The endpoint that started it."},
+            "async": {"type": "boolean", "description": "Started with `\"async\": true`; \
+                false: a synchronous request waits for it (and it is cancelled if that client \
+                hangs up)."},
             "state": run_state(),
             "started": {"type": "string", "format": "date-time",
                 "description": "RFC 3339, UTC, to the second."},
-            "target": {"type": "string", "description": "scheme://host[:port]/path of the \
-                target; never the query, which may carry a key."},
+            "target": {"type": "string", "description": "scheme://host[:port]/path?query of \
+                the target, every query value replaced by `***` (it may carry a key), as in \
+                every URL the server echoes."},
             "url": {"type": "string", "description": "/runs/{id}"}
         }
     })
@@ -481,7 +485,11 @@ fn run_errors(messages_400: &str) -> Value {
                 a missing field, a wrong type, a non-finite number, an invalid URL, a value \
                 past a server limit, realtime on a server without --allow-realtime, a dataset or \
                 tokenizer on a server without --data-dir or not a regular file inside it, or a \
-                data set or tokenizer that cannot be parsed (the path and line named)",
+                data set or tokenizer that cannot be parsed (the path, relative to --data-dir, \
+                and line named), an unknown field (`extra_forbidden`, with the closest known \
+                name), a workload past --max-workload-bytes, a start_at past \
+                --max-start-delay, a ca_cert larger than a CA bundle, a sweep longer in all than \
+                --max-duration",
                 "HTTPValidationError"),
             "429": error("--max-runs runs (synchronous and async) are already in progress",
                 "HTTPError"),
@@ -543,7 +551,7 @@ fn run_fields(limits: &Limits, workers_default: Value, timeout_default: f64) -> 
             "description": "Wall-clock start of the schedule: unix seconds, or RFC 3339 with an \
                 offset (`2026-01-01T00:00:00Z`). The run waits until then; one that starts \
                 late still sends every request, timed from its intended time, and reports \
-                `start_late`."},
+                `start_late`. At most --max-start-delay (default 300 s) from now."},
         "state": {"type": "boolean", "nullable": true, "default": false,
             "description": "Add the run's mergeable state to the report as `state` (for `pacer merge`)."},
         "stages": {"type": "array", "nullable": true, "minItems": 1,

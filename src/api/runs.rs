@@ -1,5 +1,6 @@
-//! Runs started with `"async": true`: the registry behind `GET /runs`, `GET /runs/{id}` and
-//! `DELETE /runs/{id}`.
+//! Every run the server makes, synchronous or started with `"async": true`: the registry behind
+//! `GET /runs`, `GET /runs/{id}` and `DELETE /runs/{id}`. A synchronous request waits for its
+//! run here ([`Run::wait`]) on its own thread, so it too is listed and can be cancelled.
 //!
 //! This module owns a run's identity (an unguessable id), its state (`running`, then `done`,
 //! `cancelled` or `failed`), its live counters, its stop switch, the thread it runs on, and how
@@ -16,7 +17,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{Map, Value, json};
@@ -98,17 +99,22 @@ struct Ended {
     took: Option<Duration>,
 }
 
-/// One run started with `"async": true`.
+/// One run.
 pub struct Run {
     id: String,
     kind: Kind,
-    /// The target as `scheme://host[:port]/path`: no query, which may carry a key.
+    /// Started with `"async": true` (else a request waits for it).
+    asynchronous: bool,
+    /// The target as `scheme://host[:port]/path?name=***`: its query's values hidden, as every
+    /// echo of a URL ([`crate::plan::public_url`]).
     target: String,
     started: SystemTime,
     clock: Instant,
     stop: Stop,
     live: Mutex<Live>,
     ended: Mutex<Ended>,
+    /// Signalled when `ended` gets its outcome.
+    end: Condvar,
 }
 
 /// A poisoned lock here only means a panic elsewhere while the lock was held; the data (a
@@ -149,11 +155,25 @@ impl Run {
         lock(&self.ended).outcome.report().cloned()
     }
 
+    /// Waits up to `timeout` for the run to end: its outcome then, or `None` while it runs.
+    pub fn wait(&self, timeout: Duration) -> Option<Outcome> {
+        let ended = lock(&self.ended);
+        let (ended, _) = self
+            .end
+            .wait_timeout_while(ended, timeout, |e| matches!(e.outcome, Outcome::Running))
+            .unwrap_or_else(|e| e.into_inner());
+        match &ended.outcome {
+            Outcome::Running => None,
+            done => Some(done.clone()),
+        }
+    }
+
     /// What `GET /runs` lists.
     pub fn brief(&self) -> Value {
         json!({
             "id": self.id,
             "kind": self.kind.name(),
+            "async": self.asynchronous,
             "state": self.state(),
             "started": rfc3339(self.started),
             "target": self.target,
@@ -284,9 +304,11 @@ impl Runs {
     /// Registers a run of `kind` against `target` and runs `job` on a thread of its own. `slot`
     /// (a run slot, or anything to hold while the run goes) is dropped when `job` returns,
     /// before the run shows as finished, so a client that sees it finish can start another.
+    /// `asynchronous`: started with `"async": true` (else its request waits for it).
     pub fn spawn<S: Send + 'static>(
         self: &Arc<Self>,
         kind: Kind,
+        asynchronous: bool,
         target: &Target,
         slot: S,
         job: impl FnOnce(&Run) -> Outcome + Send + 'static,
@@ -296,7 +318,8 @@ impl Runs {
             let run = Arc::new(Run {
                 id: self.fresh_id(&inner.all),
                 kind,
-                target: public_url(target),
+                asynchronous,
+                target: target.public_url(),
                 started: SystemTime::now(),
                 clock: Instant::now(),
                 stop: Stop::new(),
@@ -306,6 +329,7 @@ impl Runs {
                     finished: None,
                     took: None,
                 }),
+                end: Condvar::new(),
             });
             inner.all.push(Arc::clone(&run));
             run
@@ -335,6 +359,7 @@ impl Runs {
             ended.finished = Some(SystemTime::now());
             ended.took = Some(run.clock.elapsed());
         }
+        run.end.notify_all();
         let mut inner = lock(&self.inner);
         inner.finished.push_back(run.id.clone());
         while inner.finished.len() > self.keep {
@@ -378,13 +403,6 @@ impl Runs {
     }
 }
 
-/// The target without anything that may be secret: scheme, host, port and path, no query.
-fn public_url(t: &Target) -> String {
-    let scheme = if t.tls { "https" } else { "http" };
-    let path = t.path.split('?').next().unwrap_or("/");
-    format!("{scheme}://{}{path}", t.host_header)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -398,7 +416,7 @@ mod tests {
     fn gated(runs: &Arc<Runs>, outcome: Outcome) -> (Arc<Run>, mpsc::Sender<()>) {
         let (tx, rx) = mpsc::channel::<()>();
         let run = runs
-            .spawn(Kind::Benchmark, &target("http://h/"), (), move |_| {
+            .spawn(Kind::Benchmark, true, &target("http://h/"), (), move |_| {
                 let _ = rx.recv();
                 outcome
             })
@@ -489,7 +507,9 @@ mod tests {
         let slot = Arc::new(());
         let held = Arc::clone(&slot);
         let r = runs
-            .spawn(Kind::Sweep, &target("http://h/"), held, |_| panic!("boom"))
+            .spawn(Kind::Sweep, false, &target("http://h/"), held, |_| {
+                panic!("boom")
+            })
             .unwrap();
         wait_state(&r, "failed");
         assert_eq!(Arc::strong_count(&slot), 1);
@@ -503,13 +523,30 @@ mod tests {
     }
 
     #[test]
-    fn the_listed_target_has_no_query() {
+    fn the_listed_target_hides_its_query_values() {
+        let t = |u: &str| target(u).public_url();
         assert_eq!(
-            public_url(&target("https://Example.com:8443/v1/x?key=s3cret")),
-            "https://example.com:8443/v1/x"
+            t("https://Example.com:8443/v1/x?key=s3cret"),
+            "https://example.com:8443/v1/x?key=***"
         );
-        assert_eq!(public_url(&target("http://h")), "http://h/");
-        assert_eq!(public_url(&target("http://h?key=s")), "http://h/");
-        assert_eq!(public_url(&target("http://[::1]:80/a")), "http://[::1]/a");
+        assert_eq!(t("http://h"), "http://h/");
+        assert_eq!(t("http://[::1]:80/a"), "http://[::1]/a");
+    }
+
+    #[test]
+    fn wait_returns_the_outcome_once_the_run_ends() {
+        let runs = Arc::new(Runs::new(8));
+        let (r, go) = gated(&runs, Outcome::Done(json!({"n": 1})));
+        assert!(r.wait(Duration::from_millis(20)).is_none());
+        go.send(()).unwrap();
+        let until = Instant::now() + Duration::from_secs(10);
+        let outcome = loop {
+            if let Some(o) = r.wait(Duration::from_millis(100)) {
+                break o;
+            }
+            assert!(Instant::now() < until, "never ended");
+        };
+        assert_eq!(outcome.report(), Some(&json!({"n": 1})));
+        assert_eq!(r.brief()["async"], json!(true));
     }
 }

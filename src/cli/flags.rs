@@ -301,6 +301,15 @@ pub struct WorkloadArgs {
         value_parser = parse_bytes,
     )]
     pub max_dataset_bytes: u64,
+    /// Most bytes the workload may hold (its distinct request bytes: prompts, copies per drawn
+    /// max_tokens, a data set), estimated before it is built: bytes, or with a unit
+    #[arg(
+        long = "max-workload-bytes",
+        value_name = "SIZE",
+        default_value_t = crate::plan::defaults::MAX_WORKLOAD_BYTES,
+        value_parser = parse_bytes,
+    )]
+    pub max_workload_bytes: u64,
     /// ShareGPT: the length of the reply to each prompt sets its max_tokens (counted by
     /// --tokenizer, else about 0.75 words per token)
     #[arg(long = "output-len-from-dataset")]

@@ -29,6 +29,7 @@ use std::fmt;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, SeqAccess, Visitor};
@@ -47,7 +48,7 @@ pub const DEFAULT_MAX_DATASET_BYTES: u64 = 1 << 30;
 pub enum Prompt {
     /// A completions prompt (also a data set's ShareGPT turn, or an inline prompt). For the chat
     /// API it becomes one user message.
-    Text(Box<str>),
+    Text(Arc<str>),
     /// Chat messages, in order.
     Chat(Box<[Message]>),
 }

@@ -48,6 +48,16 @@ pub fn approx_tokens(text: &str) -> usize {
     (text.split_whitespace().count() as f64 / WORDS_PER_TOKEN).round() as usize
 }
 
+/// At most how many bytes of text a synthetic prompt takes per token, for budgeting a run before
+/// its prompts are made: the corpus's bytes per word (with its space) over
+/// [`WORDS_PER_TOKEN`], with half again as margin for a tokenizer whose tokens run longer than the
+/// rule of thumb.
+pub fn max_bytes_per_token() -> f64 {
+    let words = CORPUS.split_whitespace().count().max(1) as f64;
+    let bytes: usize = CORPUS.split_whitespace().map(|w| w.len() + 1).sum();
+    bytes as f64 / words * WORDS_PER_TOKEN * 1.5
+}
+
 /// Words for `tokens` tokens by [`WORDS_PER_TOKEN`], at least one.
 fn approx_words(tokens: usize) -> usize {
     ((tokens as f64 * WORDS_PER_TOKEN).round() as usize).max(1)

@@ -23,6 +23,10 @@ pub struct Limits {
     pub max_workers: usize,
     /// The largest data set file a run may read.
     pub max_dataset_bytes: u64,
+    /// The most bytes a run's workload may hold (see [`defaults::MAX_WORKLOAD_BYTES`]).
+    pub max_workload_bytes: u64,
+    /// The latest a `start_at` may be, in seconds from now.
+    pub max_start_delay: f64,
 }
 
 impl Default for Limits {
@@ -32,6 +36,8 @@ impl Default for Limits {
             max_duration: defaults::MAX_DURATION,
             max_workers: defaults::MAX_WORKERS,
             max_dataset_bytes: defaults::MAX_DATASET_BYTES,
+            max_workload_bytes: defaults::MAX_WORKLOAD_BYTES,
+            max_start_delay: defaults::MAX_START_DELAY,
         }
     }
 }
@@ -45,6 +51,10 @@ impl Limits {
             max_workers: defaults::CLI_MAX_WORKERS,
             // --max-dataset-bytes (default 1 GiB) is the cap; a person may raise it at will.
             max_dataset_bytes: u64::MAX,
+            // --max-workload-bytes (default the server's) is the cap; a person may raise it.
+            max_workload_bytes: u64::MAX,
+            // A shard started ahead of time is the command line's own business.
+            max_start_delay: f64::INFINITY,
         }
     }
 }
@@ -453,6 +463,45 @@ pub(super) fn interval(input: &Input, timeout: f64) -> Result<Duration, PlanErro
             .unwrap_or_else(|| (bound / max / 3600.0).ceil() * 3600.0),
     };
     Ok(Duration::from_secs_f64(secs))
+}
+
+/// A `start_at` no later than `limits.max_start_delay` seconds after `now` (Unix nanoseconds): a
+/// run waiting for its start holds its place (a server's run slot) all that time.
+pub(super) fn start_at(input: &Input, limits: &Limits, now: i128) -> Result<(), PlanError> {
+    let Some(at) = input.start_at else {
+        return Ok(());
+    };
+    let ahead = (i128::from(at) - now) as f64 / 1e9;
+    if ahead > limits.max_start_delay {
+        return Err(invalid(
+            "start_at",
+            format!(
+                "start_at is {} from now: at most {} (--max-start-delay)",
+                report::secs_text(ahead.round()),
+                report::secs_text(limits.max_start_delay)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A `ca_cert` file no larger than [`defaults::MAX_CA_CERT_BYTES`], checked before the run reads
+/// it (a missing file is the run's error to report, as before).
+pub(super) fn ca_cert(input: &Input) -> Result<(), PlanError> {
+    let Some(path) = &input.ca_cert else {
+        return Ok(());
+    };
+    match std::fs::metadata(path) {
+        Ok(m) if m.len() > defaults::MAX_CA_CERT_BYTES => Err(invalid(
+            "ca_cert",
+            format!(
+                "ca_cert {path}: {} bytes, more than a CA bundle holds: at most {}",
+                m.len(),
+                defaults::MAX_CA_CERT_BYTES
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 pub(super) fn random_seed() -> u64 {

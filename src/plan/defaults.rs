@@ -105,3 +105,17 @@ pub const API_MAX_BUSY_PER_CLIENT: usize = 64;
 /// place the gate keeps to read heads in), this many are kept for clients with none being served,
 /// so one client's flood leaves room for others. At most half of them.
 pub const API_NEW_CLIENT_SLOTS: usize = 16;
+/// The most bytes one run's workload may hold (`--max-workload-bytes`, the server's and the
+/// command line's default): its distinct request bytes, estimated before anything is built from
+/// the prompts' sizes and counts (a data set's file size, inline prompts, synthetic prompts of
+/// their longest length, the one prompt copied per drawn `max_tokens`). Building takes about
+/// twice this for a moment; the API builds one such plan at a time.
+pub const MAX_WORKLOAD_BYTES: u64 = 256 << 20;
+/// `pacer serve --max-start-delay`: the latest a `start_at` may be, seconds after the request
+/// arrives; a run waiting for its start holds a run slot all that time.
+pub const MAX_START_DELAY: f64 = 300.0;
+/// The largest `ca_cert` file read (a CA bundle of every public root is about 220 KB).
+pub const MAX_CA_CERT_BYTES: u64 = 4 << 20;
+/// The API builds workloads estimated above this one at a time (below, at once): a burst of
+/// requests then never holds several big builds, each briefly about twice its budget.
+pub const BUILD_ALONE_BYTES: u64 = 1 << 20;

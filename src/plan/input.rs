@@ -160,6 +160,8 @@ pub struct WorkloadInput {
     pub prompts: Option<Vec<String>>,
     /// Largest data set file accepted; `None`: the front's limit.
     pub max_dataset_bytes: Option<u64>,
+    /// Most bytes the workload may hold (`--max-workload-bytes`); `None`: the front's limit.
+    pub max_workload_bytes: Option<u64>,
     /// ShareGPT: the reply's length sets `max_tokens`.
     pub output_len_from_dataset: bool,
     /// Take the entries in a seeded shuffled order rather than file order.
@@ -183,6 +185,7 @@ impl WorkloadInput {
             dataset,
             prompts,
             max_dataset_bytes: _,
+            max_workload_bytes: _,
             output_len_from_dataset,
             shuffle,
             input_tokens,

@@ -39,7 +39,7 @@ pub use checks::{Limits, default_num_workers};
 pub use input::{Input, LlmInput, Rate, WorkloadInput, json_bool, parse_bool};
 pub use shard_index::ShardIndex;
 use stages::{RateCurve, Stage};
-pub use target::Target;
+pub use target::{Target, public_url};
 pub use workload::{PromptSource, Requests, WorkloadInfo};
 
 /// How intended send times are spaced.
@@ -152,11 +152,20 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Validates `input` against `limits` and builds the plan. The only way to make one.
+    /// Validates `input` against `limits` and builds the plan. The only way to make one:
+    /// [`Plan::check`], then [`Draft::build`].
     ///
     /// The checks run in the original service's order (its 400s first), so the same bad request
     /// gets the same answer.
     pub fn new(input: &Input, limits: &Limits) -> Result<Plan, PlanError> {
+        Plan::check(input, limits)?.build()
+    }
+
+    /// Every check of `input`, the workload's budget included, without building the workload:
+    /// cheap whatever the input asks for (no file is read but for its size). The API takes its
+    /// run slot between this and [`Draft::build`], so that nothing big is built for a request it
+    /// then refuses.
+    pub fn check<'i>(input: &'i Input, limits: &Limits) -> Result<Draft<'i>, PlanError> {
         checks::llm_fields(input)?;
         checks::stages(input, limits)?;
         let timeout = checks::rates(input, limits)?;
@@ -165,6 +174,7 @@ impl Plan {
         let curve = checks::curve(input)?;
         let count = curve.as_ref().map_or(0, RateCurve::count);
         checks::shard(input, num_workers, count)?;
+        checks::start_at(input, limits, i128::from(crate::shard::time::now_unix_ns()))?;
         // A shard sends its share of the rate: its threads and budget are sized to that.
         let shard_rate = match input.qps {
             Rate::PerSecond(q) => Rate::PerSecond(q / f64::from(input.shard.count())),
@@ -179,12 +189,114 @@ impl Plan {
         let max_lateness = checks::max_lateness(input.max_lateness, shard_rate, threads)?;
         let arrival = checks::arrival(input)?;
         checks::realtime(input)?;
-        let mut shaped = request::shape(input, target)?;
+        checks::ca_cert(input)?;
+        let shaped = request::shape(input, target)?;
+        let workload_bytes = workload::budget(input, &shaped, count, limits)?;
         let seed = match arrival {
             Arrival::Poisson { seed } => seed,
             Arrival::Constant => input.seed.unwrap_or_else(checks::random_seed),
         };
-        let workload = workload::build(input, &shaped, count, seed, limits)?;
+        let interval = checks::interval(input, timeout)?;
+        let (thresholds, goodput) = checks::slo(input, shaped.body_mode)?;
+        Ok(Draft {
+            input,
+            limits: *limits,
+            shaped,
+            timeout,
+            num_workers,
+            curve,
+            count,
+            threads,
+            threads_reason,
+            max_lateness,
+            arrival,
+            seed,
+            interval,
+            thresholds,
+            goodput,
+            workload_bytes,
+        })
+    }
+
+    /// The bytes of request `index` (O(1), no allocation: built before the run).
+    #[inline]
+    pub fn request_for(&self, index: u64) -> &[u8] {
+        self.requests.for_index(index)
+    }
+
+    /// The tokenizer's count of the prompt request `index` sends, made before the run (None
+    /// without `--tokenizer`): the input tokens of a server that reports no usage.
+    #[inline]
+    pub fn prompt_tokens_for(&self, index: u64) -> Option<u32> {
+        self.requests.prompt_tokens(index)
+    }
+
+    /// The requests this process sends: its shard's share of `count` (0 in saturation).
+    pub fn shard_requests(&self) -> u64 {
+        self.shard.share_of(self.count)
+    }
+
+    /// The connections this process may open: its shard's share of `num_workers`, so that the
+    /// whole run never has more than `num_workers` requests in flight, as one process would.
+    pub fn shard_workers(&self) -> usize {
+        self.shard.share_of(self.num_workers as u64) as usize
+    }
+}
+
+/// A checked input, not yet built: what [`Plan::check`] decided. [`Draft::build`] makes the
+/// workload (the one step whose memory and time grow with the input) and the plan.
+pub struct Draft<'i> {
+    input: &'i Input,
+    limits: Limits,
+    shaped: request::Shaped,
+    timeout: f64,
+    num_workers: usize,
+    curve: Option<RateCurve>,
+    count: u64,
+    threads: usize,
+    threads_reason: String,
+    max_lateness: Duration,
+    arrival: Arrival,
+    seed: u64,
+    interval: Duration,
+    thresholds: Vec<Threshold>,
+    goodput: Vec<Objective>,
+    workload_bytes: u64,
+}
+
+impl Draft<'_> {
+    /// Where the run's requests go.
+    pub fn target(&self) -> &Target {
+        &self.shaped.target
+    }
+
+    /// The bytes the workload is estimated to hold once built (0 without one): within the
+    /// budget, or [`Plan::check`] refused it.
+    pub fn workload_bytes(&self) -> u64 {
+        self.workload_bytes
+    }
+
+    /// Builds the workload and the plan.
+    pub fn build(self) -> Result<Plan, PlanError> {
+        let Draft {
+            input,
+            limits,
+            mut shaped,
+            timeout,
+            num_workers,
+            curve,
+            count,
+            threads,
+            threads_reason,
+            max_lateness,
+            arrival,
+            seed,
+            interval,
+            thresholds,
+            goodput,
+            workload_bytes: _,
+        } = self;
+        let workload = workload::build(input, &shaped, count, seed, &limits)?;
         let (tokenizer, workload) = match workload {
             Some(w) => {
                 shaped.requests = w.requests;
@@ -192,16 +304,14 @@ impl Plan {
             }
             None => (None, None),
         };
-        let interval = checks::interval(input, timeout)?;
-        let (thresholds, goodput) = checks::slo(input, shaped.body_mode)?;
-
         let mut plan = Plan {
             // An LLM URL may have had its path rewritten for chat: echo where requests really go.
-            url: if input.llm.is_some() {
+            // Echoed with its query's values hidden: they may carry a key.
+            url: target::public_url(&if input.llm.is_some() {
                 shaped.target.url()
             } else {
                 input.url.trim().to_string()
-            },
+            }),
             target: shaped.target.clone(),
             requests: shaped.requests.clone(),
             method_is_head: shaped.method == "HEAD",
@@ -232,30 +342,6 @@ impl Plan {
         };
         plan.config = config::echo(input, &plan, &shaped, timeout, &threads_reason);
         Ok(plan)
-    }
-
-    /// The bytes of request `index` (O(1), no allocation: built before the run).
-    #[inline]
-    pub fn request_for(&self, index: u64) -> &[u8] {
-        self.requests.for_index(index)
-    }
-
-    /// The tokenizer's count of the prompt request `index` sends, made before the run (None
-    /// without `--tokenizer`): the input tokens of a server that reports no usage.
-    #[inline]
-    pub fn prompt_tokens_for(&self, index: u64) -> Option<u32> {
-        self.requests.prompt_tokens(index)
-    }
-
-    /// The requests this process sends: its shard's share of `count` (0 in saturation).
-    pub fn shard_requests(&self) -> u64 {
-        self.shard.share_of(self.count)
-    }
-
-    /// The connections this process may open: its shard's share of `num_workers`, so that the
-    /// whole run never has more than `num_workers` requests in flight, as one process would.
-    pub fn shard_workers(&self) -> usize {
-        self.shard.share_of(self.num_workers as u64) as usize
     }
 }
 
@@ -358,6 +444,59 @@ mod tests {
         assert_eq!(
             plan(&i).unwrap_err(),
             PlanError::BadRequest(MSG_LLM_POSITIVE)
+        );
+    }
+
+    #[test]
+    fn start_at_is_at_most_the_start_delay_ahead() {
+        let now = crate::shard::time::now_unix_ns();
+        let mut i = Input::new("http://h/", Rate::PerSecond(1.0), 1.0);
+        i.start_at = Some(now + 60_000_000_000);
+        assert!(plan(&i).is_ok());
+        // The issue's: two centuries ahead.
+        i.start_at = Some(now + 200 * 365 * 86_400 * 1_000_000_000);
+        let PlanError::Invalid { field, msg } = plan(&i).unwrap_err() else {
+            panic!()
+        };
+        assert_eq!(field, "start_at");
+        assert!(
+            msg.ends_with("from now: at most 5m (--max-start-delay)"),
+            "{msg}"
+        );
+        // A start in the past is a late start, as before; the command line has no such limit.
+        i.start_at = Some(now - 3_600_000_000_000);
+        assert!(plan(&i).is_ok());
+        i.start_at = Some(now + 200 * 365 * 86_400 * 1_000_000_000);
+        assert!(Plan::new(&i, &Limits::command_line()).is_ok());
+    }
+
+    #[test]
+    fn a_ca_cert_larger_than_a_bundle_is_refused_unread() {
+        let path = std::env::temp_dir().join(format!("pacer-ca-{}.pem", std::process::id()));
+        let f = std::fs::File::create(&path).unwrap();
+        // Sparse: the size is what is checked, nothing is read.
+        f.set_len(defaults::MAX_CA_CERT_BYTES + 1).unwrap();
+        let mut i = Input::new("https://h/", Rate::PerSecond(1.0), 1.0);
+        i.ca_cert = Some(path.to_string_lossy().into_owned());
+        let e = plan(&i).unwrap_err().to_string();
+        let _ = std::fs::remove_file(&path);
+        assert!(
+            e.starts_with("ca_cert: ca_cert ") && e.contains("at most 4194304"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn echoed_urls_hide_query_values() {
+        let i = Input::new("http://h/x?api_key=s3cret&b=1", Rate::PerSecond(1.0), 1.0);
+        let p = plan(&i).unwrap();
+        assert_eq!(p.url, "http://h/x?api_key=***&b=***");
+        assert_eq!(p.config["url"], json!("http://h/x?api_key=***&b=***"));
+        // Sent as given.
+        assert!(
+            p.requests
+                .first()
+                .starts_with(b"GET /x?api_key=s3cret&b=1 HTTP/1.1\r\n")
         );
     }
 

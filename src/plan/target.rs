@@ -90,6 +90,37 @@ impl Target {
         let scheme = if self.tls { "https" } else { "http" };
         format!("{scheme}://{}{}", self.host_header, self.path)
     }
+
+    /// [`Target::url`] fit to echo: its query's values hidden ([`public_url`]).
+    pub fn public_url(&self) -> String {
+        public_url(&self.url())
+    }
+}
+
+/// What stands for a hidden query value.
+pub const HIDDEN: &str = "***";
+
+/// `url` as it may be echoed (a report's `config.url`, a shard's state, the runs the API lists,
+/// the HTML page): every query value replaced by [`HIDDEN`], names kept, the fragment dropped. A
+/// query often carries a key (`?api_key=...`), and the echo goes wherever the report goes. The
+/// one place a URL is made fit to show; the request itself is sent as given.
+pub fn public_url(url: &str) -> String {
+    let url = url.trim();
+    let url = url.split('#').next().unwrap_or("");
+    let Some((base, query)) = url.split_once('?') else {
+        return url.to_string();
+    };
+    let params: Vec<String> = query
+        .split('&')
+        .map(|p| match p.split_once('=') {
+            Some((name, "")) => format!("{name}="),
+            Some((name, _)) => format!("{name}={HIDDEN}"),
+            // A bare item may be the secret itself (`?s3cret`).
+            None if p.is_empty() => String::new(),
+            None => HIDDEN.to_string(),
+        })
+        .collect();
+    format!("{base}?{}", params.join("&"))
 }
 
 fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
@@ -157,5 +188,18 @@ mod tests {
         ] {
             assert!(Target::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn echoed_urls_hide_every_query_value_and_keep_the_names() {
+        assert_eq!(
+            public_url(" https://h/v1/x?api_key=s3cret&model=m&flag=&s3cret2#frag "),
+            "https://h/v1/x?api_key=***&model=***&flag=&***"
+        );
+        assert_eq!(public_url("http://h/a"), "http://h/a");
+        assert_eq!(public_url("http://h/?"), "http://h/?");
+        assert_eq!(public_url("http://h/?a=1&&b=2"), "http://h/?a=***&&b=***");
+        let t = Target::parse("http://H:81/p?key=v=w").unwrap();
+        assert_eq!(t.public_url(), "http://h:81/p?key=***");
     }
 }

@@ -264,7 +264,8 @@ pub(super) fn build(
             .map_err(|e| invalid("input_tokens", e.to_string()))?;
         (entries, 0, PromptSource::Synthetic, tok.map(|_| counts))
     } else {
-        // One prompt; as many copies as lengths to draw when output_tokens varies.
+        // One prompt; as many entries as lengths to draw when output_tokens varies, all sharing
+        // its one text.
         let n = if varies(w.output_tokens) {
             synthetic_count(count)
         } else {
@@ -277,6 +278,16 @@ pub(super) fn build(
         };
         (vec![entry; n], 0, PromptSource::Prompt, None)
     };
+    if let PromptSource::Dataset(_) = &source {
+        // The data set's size passed the budget before it was read; its lines' requests too?
+        let overhead = shaped.requests.total_bytes().saturating_sub(l.prompt.len()) as u64;
+        let bytes = entries.iter().fold(0u64, |sum, e| {
+            sum.saturating_add(prompt_bytes(&e.prompt) + overhead)
+        });
+        within(max_workload_bytes(w, limits)?, bytes, "dataset", || {
+            format!("{} prompts of the data set", entries.len())
+        })?;
+    }
     if let Some(lengths) = &w.output_tokens {
         draw_max_tokens(&mut entries, lengths, derive(seed, OUTPUT_LENGTHS));
     }
@@ -353,6 +364,122 @@ pub(super) fn build(
         tokenizer,
         info,
     }))
+}
+
+/// The bytes of requests the workload of `input` will hold (one per distinct body), estimated
+/// before anything is read or made: a data set's file size, inline prompts' lengths, synthetic
+/// prompts at their longest ([`crate::llm::synth::max_bytes_per_token`]), and the one prompt once
+/// per copy, each with the single-prompt request's head and payload. Refused (422, naming the
+/// field that makes it big and the budget) beyond the smaller of the input's and the front's
+/// `--max-workload-bytes`. A run without a workload holds its one request.
+pub(super) fn budget(
+    input: &Input,
+    shaped: &Shaped,
+    count: u64,
+    limits: &Limits,
+) -> Result<u64, PlanError> {
+    let w = &input.workload;
+    let max = max_workload_bytes(w, limits)?;
+    let single = shaped.requests.total_bytes() as u64;
+    let (Some(l), true) = (&input.llm, w.is_set()) else {
+        return within(max, single, "body", || "the request".into());
+    };
+    // The head and payload around a prompt: every distinct request has them.
+    let overhead = single.saturating_sub(l.prompt.len() as u64);
+    let n = synthetic_count(count) as u64;
+    if let Some(path) = &w.dataset {
+        // Lines unknown until read: the file's size now, the lines' overhead once loaded.
+        let size = std::fs::metadata(path).map_or(0, |m| m.len());
+        within(max, size, "dataset", || {
+            format!("the data set's {}", bytes_text(size))
+        })
+    } else if let Some(prompts) = &w.prompts {
+        let text: u64 = prompts.iter().map(|p| p.len() as u64).sum();
+        let bytes = text.saturating_add(overhead.saturating_mul(prompts.len() as u64));
+        within(max, bytes, "prompts", || {
+            format!("{} inline prompts", prompts.len())
+        })
+    } else if let Some(lengths) = &w.input_tokens {
+        let tokens = u64::from(lengths.max()).max(u64::from(w.prefix_tokens.unwrap_or(0)) + 1);
+        let per = (tokens as f64 * crate::llm::synth::max_bytes_per_token()).ceil() as u64;
+        let bytes = n.saturating_mul(per.saturating_add(overhead));
+        within(max, bytes, "input_tokens", || {
+            format!("{n} synthetic prompts of up to {tokens} tokens")
+        })
+    } else if varies(w.output_tokens) {
+        // One request per distinct max_tokens drawn: at most the lengths there are to draw.
+        let copies = match w.output_tokens {
+            Some(LengthDist::Uniform { min, max }) => n.min(u64::from(max.saturating_sub(min)) + 1),
+            _ => n,
+        };
+        let bytes = copies.saturating_mul(single);
+        within(max, bytes, "output_tokens", || {
+            format!("{copies} copies of the prompt, one per drawn max_tokens")
+        })
+    } else {
+        within(max, single, "prompt", || "the prompt".into())
+    }
+}
+
+/// The text a prompt puts into a request.
+fn prompt_bytes(p: &Prompt) -> u64 {
+    match p {
+        Prompt::Text(t) => t.len() as u64,
+        Prompt::Chat(m) => m
+            .iter()
+            .map(|m| (m.role.len() + m.content.len() + 32) as u64)
+            .sum(),
+    }
+}
+
+/// The workload budget: as asked (the command line's flag), never above the front's limit.
+fn max_workload_bytes(w: &WorkloadInput, limits: &Limits) -> Result<u64, PlanError> {
+    match w.max_workload_bytes {
+        Some(0) => Err(invalid(
+            "max_workload_bytes",
+            "max_workload_bytes must be at least 1".into(),
+        )),
+        Some(n) => Ok(n.min(limits.max_workload_bytes)),
+        None => Ok(limits.max_workload_bytes),
+    }
+}
+
+/// `bytes` when within `max`, else the refusal naming `field`, what is big, and the budget.
+fn within(
+    max: u64,
+    bytes: u64,
+    field: &'static str,
+    what: impl FnOnce() -> String,
+) -> Result<u64, PlanError> {
+    if bytes <= max {
+        return Ok(bytes);
+    }
+    Err(invalid(
+        field,
+        format!(
+            "the workload would hold about {} of requests ({}): more than the budget of {} \
+             (--max-workload-bytes)",
+            bytes_text(bytes),
+            what(),
+            bytes_text(max)
+        ),
+    ))
+}
+
+/// A byte count as people read it: `268435456` is `256 MiB`.
+fn bytes_text(n: u64) -> String {
+    const UNITS: [(&str, u64); 3] = [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)];
+    for (unit, size) in UNITS {
+        if n >= size {
+            let x = n as f64 / size as f64;
+            return if x.fract() == 0.0 {
+                format!("{x} {unit}")
+            } else {
+                format!("{x:.1} {unit}")
+            };
+        }
+    }
+    format!("{n} bytes")
 }
 
 /// How many synthetic prompts (or copies of the one prompt) a run of `count` requests makes: one
@@ -556,6 +683,95 @@ mod tests {
         (0..n)
             .map(|k| format!("{{\"prompt\": \"prompt number {k}\"}}\n"))
             .collect()
+    }
+
+    fn budgeted(i: &Input, max: u64) -> Result<Plan, PlanError> {
+        let limits = Limits {
+            max_workload_bytes: max,
+            ..Limits::default()
+        };
+        Plan::new(i, &limits)
+    }
+
+    /// The issue's attacks, refused by [`Plan::check`] before anything is built: the estimate
+    /// is arithmetic on the input (and a file's size), so a refusal costs nothing.
+    #[test]
+    fn every_kind_of_workload_is_budgeted_before_it_is_built() {
+        // 1000 synthetic prompts of a million tokens: gigabytes.
+        let mut i = input(1000.0);
+        i.workload.input_tokens = Some(LengthDist::Fixed(1_000_000));
+        let started = std::time::Instant::now();
+        let e = Plan::check(&i, &Limits::default()).err().unwrap();
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        let PlanError::Invalid { field, msg } = e else {
+            panic!("{e:?}")
+        };
+        assert_eq!(field, "input_tokens");
+        assert!(
+            msg.contains("1000 synthetic prompts of up to 1000000 tokens")
+                && msg.ends_with("more than the budget of 256 MiB (--max-workload-bytes)"),
+            "{msg}"
+        );
+        // Within it, the estimate bounds what is built.
+        i.workload.input_tokens = Some(LengthDist::Fixed(50));
+        let d = Plan::check(&i, &Limits::default()).ok().unwrap();
+        let estimate = d.workload_bytes();
+        let p = d.build().unwrap();
+        let built = p.requests.total_bytes() as u64;
+        assert!(
+            built <= estimate && built * 3 > estimate,
+            "{built} vs {estimate}"
+        );
+
+        // The one prompt, copied once per drawn max_tokens.
+        let mut i = input(1000.0);
+        if let Some(l) = i.llm.as_mut() {
+            l.prompt = "w ".repeat(130_000);
+        }
+        i.workload.output_tokens = Some(LengthDist::Uniform {
+            min: 1,
+            max: 1_000_000,
+        });
+        assert_eq!(
+            budgeted(&i, 100 << 20)
+                .unwrap_err()
+                .to_string()
+                .split(':')
+                .next(),
+            Some("output_tokens")
+        );
+        // Copies of one prompt share its text: only the requests hold it.
+        i.workload.output_tokens = Some(LengthDist::Uniform { min: 1, max: 3 });
+        let p = budgeted(&i, 100 << 20).unwrap();
+        assert_eq!(p.requests.distinct().len(), 3);
+
+        // Inline prompts and a data set, by their size.
+        let mut i = input(10.0);
+        i.workload.prompts = Some(vec!["x".repeat(600); 4]);
+        assert!(
+            budgeted(&i, 1000)
+                .unwrap_err()
+                .to_string()
+                .starts_with("prompts: the workload")
+        );
+        assert!(budgeted(&i, 1 << 20).is_ok());
+        let dir = Dir::new("budget");
+        let mut i = input(10.0);
+        i.workload.dataset = Some(dir.file("d.jsonl", &lines(400)));
+        let e = budgeted(&i, 5000).unwrap_err().to_string();
+        assert!(
+            e.starts_with("dataset: the workload would hold about") && e.contains("the data set's"),
+            "{e}"
+        );
+        // A small file of many short lines: the requests' heads count once it is read.
+        let e = budgeted(&i, 20_000).unwrap_err().to_string();
+        assert!(e.contains("400 prompts of the data set"), "{e}");
+        assert!(budgeted(&i, 1 << 20).is_ok());
+        // The command line's flag lowers the front's limit, never raises it.
+        i.workload.max_workload_bytes = Some(5000);
+        assert!(budgeted(&i, 1 << 20).is_err());
+        i.workload.max_workload_bytes = Some(1 << 30);
+        assert!(budgeted(&i, 20_000).is_err());
     }
 
     #[test]

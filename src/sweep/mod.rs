@@ -205,6 +205,7 @@ pub fn check(input: &SweepInput, limits: &Limits) -> Result<(), SweepError> {
             }
         }
     }
+    length(input, limits)?;
     if input.base.stages.is_some() {
         return Err(invalid(
             "stages",
@@ -217,6 +218,36 @@ pub fn check(input: &SweepInput, limits: &Limits) -> Result<(), SweepError> {
             format!(
                 "must be a share of the asked rate in (0, 1] (got {})",
                 input.min_achieved
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The sweep's whole length, probe, steps and the pauses between runs, within
+/// `--max-duration`: a sweep holds its run slot all that time, as one long run would.
+fn length(input: &SweepInput, limits: &Limits) -> Result<(), SweepError> {
+    let (probe, steps) = match &input.rates {
+        None => (Some(input.probe_duration), input.steps),
+        Some(rates) => (None, rates.len()),
+    };
+    let runs = steps + usize::from(probe.is_some());
+    let pauses = runs.saturating_sub(1) as f64 * input.pause;
+    let total = probe.unwrap_or(0.0) + steps as f64 * input.step_duration + pauses;
+    if total > limits.max_duration {
+        let probe_text = probe.map_or(String::new(), |p| {
+            format!("a {} probe, ", report::secs_text(p))
+        });
+        return Err(invalid(
+            "step_duration",
+            format!(
+                "the sweep lasts {} in all ({probe_text}{steps} steps of {}, {} pauses of {}): \
+                 at most {} (--max-duration)",
+                report::secs_text(total),
+                report::secs_text(input.step_duration),
+                runs.saturating_sub(1),
+                report::secs_text(input.pause),
+                report::secs_text(limits.max_duration),
             ),
         ));
     }
@@ -594,6 +625,38 @@ mod tests {
         );
         assert_eq!(SweepPlan::rates_of_peak(3.21, 1), [3.21]);
         assert_eq!(significant(0.012345, 3), 0.0123);
+    }
+
+    /// The issue's: a 2,000 s sweep was accepted under --max-duration 10.
+    #[test]
+    fn the_whole_sweep_counts_against_the_longest_run() {
+        let limits = Limits {
+            max_duration: 10.0,
+            ..Limits::default()
+        };
+        let mut i = input();
+        i.rates = Some(vec![1.0; 100]);
+        i.step_duration = 10.0;
+        i.pause = 10.0;
+        let e = check(&i, &limits).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "step_duration: the sweep lasts 33m10s in all (100 steps of 10s, 99 pauses of 10s): \
+             at most 10s (--max-duration)"
+        );
+        i.rates = None;
+        i.steps = 2;
+        i.step_duration = 3.0;
+        i.pause = 1.0;
+        i.probe_duration = 2.0;
+        // 2 + 3 + 3 + 2 pauses = 10: just fits.
+        assert!(check(&i, &limits).is_ok());
+        i.pause = 1.5;
+        let e = check(&i, &limits).unwrap_err().to_string();
+        assert!(
+            e.contains("(a 2s probe, 2 steps of 3s, 2 pauses of 1.5s)"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -13,6 +13,8 @@ use pacer::mock::{MockConfig, MockServer};
 use pacer::plan::{Input, Limits, LlmInput, Plan, Rate};
 use pacer::stats::Recorder;
 
+pub mod serve;
+
 pub fn loopback() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 0))
 }
