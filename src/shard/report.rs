@@ -538,6 +538,8 @@ mod tests {
             bytes_received: 12_345,
             connections_opened: 6,
             achieved_qps: 40.0,
+            // As the wall times below: a run that sent fewer than 2 has no achieved rate.
+            sent: 100,
             ..RunStats::default()
         };
         stats.errors.insert(ErrorKey::Status(400), 2);
