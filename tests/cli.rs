@@ -742,7 +742,12 @@ fn sweep_refusals_name_the_flag() {
         ),
         (
             &["--rates", "0.1", "--step-duration", "1s"],
-            "--rates 0.1 req/s for a 1s step makes no request",
+            "--rates 0.1 req/s for a 1s step makes 0 requests",
+        ),
+        (
+            // One request measures no rate: before, its step failed `achieved_qps>=0.99 (got 0)`.
+            &["--rates", "1,2,50", "--step-duration", "1s"],
+            "--rates 1 req/s for a 1s step makes 1 request: a step needs at least 2",
         ),
         (
             &["--step-duration", "0"],
@@ -949,4 +954,93 @@ fn html_writes_beside_the_report_without_o() {
     let o = pacer(&["html", report.to_str().unwrap(), "-o", "-"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(String::from_utf8_lossy(&o.stdout).starts_with("<!DOCTYPE html>"));
+}
+
+#[test]
+fn a_request_count_and_a_body_from_a_file() {
+    let m = mock_ok();
+    let dir = TempDir::new("count-body");
+    let url = format!("{}/", m.url());
+    // -n 30 at 60 req/s: 30 requests over half a second.
+    let r = json_of(&pacer(&["bench", &url, "-n", "30", "-q", "60", "--json"]));
+    assert_eq!(r["total_requests"], 30, "{r}");
+    assert_eq!(r["config"]["duration"], 0.5, "{r}");
+    let file = dir.file("body.json", "{\"a\": 1}\n");
+    let before = m.counters().requests;
+    for args in [
+        vec!["--body".to_string(), format!("@{}", file.display())],
+        vec!["-D".to_string(), file.display().to_string()],
+    ] {
+        let mut argv = vec!["bench", &url, "-n", "2", "-q", "20", "-X", "POST", "--json"];
+        argv.extend(args.iter().map(String::as_str));
+        let r = json_of(&pacer(&argv));
+        assert_eq!(r["successes"], 2, "{args:?}: {r}");
+        assert_eq!(r["config"]["body_bytes"], 9, "{args:?}: {r}");
+    }
+    assert_eq!(m.counters().requests, before + 4);
+    // --body @- reads standard input.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pacer"))
+        .args([
+            "bench", &url, "-n", "1", "-q", "10", "-X", "PUT", "--body", "@-", "--json",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"from stdin").unwrap();
+    }
+    let o = child.wait_with_output().unwrap();
+    let r = json_of(&o);
+    assert_eq!(r["config"]["body_bytes"], 10, "{r}");
+    for (args, says) in [
+        (
+            &["-n", "5", "-q", "max"][..],
+            "-n/--count needs a numeric --qps",
+        ),
+        (&["-n", "5", "-z", "1s"], "cannot be used with"),
+        (
+            &["--body", "@/no/such/file"],
+            "cannot read --body @/no/such/file",
+        ),
+    ] {
+        let mut argv = vec!["bench", url.as_str()];
+        argv.extend_from_slice(args);
+        let o = pacer(&argv);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(says), "{args:?}: {}", stderr(&o));
+    }
+}
+
+#[test]
+fn no_keepalive_opens_a_connection_per_request() {
+    let m = mock_ok();
+    let url = format!("{}/", m.url());
+    // The mock keeps connections open whatever the request says: pacer closes them itself.
+    let r = json_of(&pacer(&[
+        "bench", &url, "-n", "10", "-q", "20", "-c", "2", "--json",
+    ]));
+    assert!(r["connections_opened"].as_u64().unwrap() <= 2, "{r}");
+    let r = json_of(&pacer(&[
+        "bench",
+        &url,
+        "-n",
+        "10",
+        "-q",
+        "20",
+        "-c",
+        "2",
+        "--no-keepalive",
+        "--json",
+    ]));
+    assert_eq!(r["successes"], 10, "{r}");
+    assert_eq!(r["connections_opened"], 10, "{r}");
+    assert_eq!(
+        r["config"]["headers"],
+        serde_json::json!(["Connection"]),
+        "{r}"
+    );
 }

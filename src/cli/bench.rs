@@ -86,14 +86,25 @@ pub fn input(url: String, r: &RunArgs, llm: Option<LlmInput>) -> Result<Input, C
             .headers
             .push((name.trim().to_string(), value.trim().to_string()));
     }
-    if llm.is_some() && r.body.is_some() {
+    if llm.is_some() && (r.body.is_some() || r.body_file.is_some()) {
         return Err(err(
             exit::USAGE,
             "--body does not apply to an LLM benchmark: the body is the JSON payload (change it \
              with --payload)",
         ));
     }
-    input.body = r.body.clone();
+    if r.no_keepalive
+        && !input
+            .headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("connection"))
+    {
+        input.headers.push(("Connection".into(), "close".into()));
+    }
+    input.body = body(r)?;
+    if let Some(n) = r.count {
+        input.duration = count_duration(n, r.qps)?;
+    }
     input.poisson = r.arrival == "poisson";
     input.seed = r.seed;
     input.threads = r.threads;
@@ -111,6 +122,52 @@ pub fn input(url: String, r: &RunArgs, llm: Option<LlmInput>) -> Result<Input, C
     input.shard = r.shard.unwrap_or(ShardIndex::WHOLE);
     input.start_at = r.start_at;
     Ok(input)
+}
+
+/// The request body of `--body TEXT`, `--body @FILE`, `--body @-` (standard input) or
+/// `-D FILE`, read once before the run.
+fn body(r: &RunArgs) -> Result<Option<String>, CliError> {
+    let (file, flag) = match (&r.body, &r.body_file) {
+        (Some(b), _) => match b.strip_prefix('@') {
+            Some(path) => (PathBuf::from(path), "--body @"),
+            None => return Ok(Some(b.clone())),
+        },
+        (None, Some(f)) => (f.clone(), "-D/--body-file "),
+        (None, None) => return Ok(None),
+    };
+    let bytes = if file.as_os_str() == "-" {
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut v).map(|_| v)
+    } else {
+        std::fs::read(&file)
+    }
+    .map_err(|e| {
+        err(
+            exit::USAGE,
+            format!("cannot read {flag}{}: {e}", file.display()),
+        )
+    })?;
+    String::from_utf8(bytes).map(Some).map_err(|_| {
+        err(
+            exit::USAGE,
+            format!("{flag}{}: the body must be UTF-8 text", file.display()),
+        )
+    })
+}
+
+/// `-n N`: the duration that makes N requests at `qps` (N / qps, so `qps × duration` rounds to
+/// N). A closed loop has no rate to divide by.
+fn count_duration(n: u64, qps: Rate) -> Result<f64, CliError> {
+    match qps {
+        _ if n == 0 => Err(err(exit::USAGE, "-n/--count must be at least 1 (got 0)")),
+        Rate::PerSecond(q) if q > 0.0 && q.is_finite() => Ok(n as f64 / q),
+        // --qps's own check names the bad rate.
+        Rate::PerSecond(_) => Ok(1.0),
+        Rate::Max => Err(err(
+            exit::USAGE,
+            "-n/--count needs a numeric --qps (with --qps max, give --duration)",
+        )),
+    }
 }
 
 /// Validates, runs and reports one benchmark.

@@ -56,6 +56,16 @@ pub struct RunArgs {
         allow_hyphen_values = true,
     )]
     pub duration: f64,
+    /// Send N requests (hey's and oha's -n): at a fixed rate the duration is N / --qps
+    /// [default: --qps × --duration]
+    #[arg(
+        long = "count",
+        short = 'n',
+        value_name = "N",
+        value_parser = parse_whole::<u64>,
+        conflicts_with_all = ["duration", "stages"],
+    )]
+    pub count: Option<u64>,
     #[arg(
         long = "num-workers",
         alias = "num_workers",
@@ -82,9 +92,17 @@ pub struct RunArgs {
     /// Extra request header, repeat for more [default: none]
     #[arg(long = "header", short = 'H', value_name = "NAME: VALUE")]
     pub headers: Vec<String>,
-    /// Request body [default: none]
-    #[arg(long, value_name = "TEXT")]
+    /// Request body: TEXT, @FILE for a file's contents, @- for standard input [default: none]
+    #[arg(long, value_name = "TEXT|@FILE", allow_hyphen_values = true)]
     pub body: Option<String>,
+    /// Request body from FILE (oha's -D), as --body @FILE [default: none]
+    #[arg(
+        long = "body-file",
+        short = 'D',
+        value_name = "FILE",
+        conflicts_with = "body"
+    )]
+    pub body_file: Option<PathBuf>,
     /// How send times are spaced: evenly, or as a Poisson process of the same mean rate
     #[arg(long, value_parser = ["constant", "poisson"], default_value = "constant")]
     pub arrival: String,
@@ -102,6 +120,10 @@ pub struct RunArgs {
     /// Extra trusted CA certificate, a PEM file [default: none]
     #[arg(long = "ca-cert", alias = "ca_cert", value_name = "FILE")]
     pub ca_cert: Option<String>,
+    /// A new connection for every request (oha's --disable-keepalive): each request says
+    /// `Connection: close`, and its connection is closed after the response
+    #[arg(long = "no-keepalive", alias = "disable-keepalive")]
+    pub no_keepalive: bool,
     /// Do not verify TLS certificates (the report says so)
     #[arg(long)]
     pub insecure: bool,
@@ -347,6 +369,7 @@ pub struct WorkloadArgs {
     // defaults here are markers no one types.
     mut_arg("qps", |a| a.hide(true).default_value("0")),
     mut_arg("duration", |a| a.hide(true).default_value("0")),
+    mut_arg("count", |a| a.hide(true)),
     mut_arg("shard", |a| a.hide(true)),
     mut_arg("start_at", |a| a.hide(true)),
     mut_arg("state", |a| a.hide(true)),

@@ -47,6 +47,12 @@ pub fn input(base: Input, run: &RunArgs, flags: &SweepFlags) -> Result<SweepInpu
             "each step runs --step-duration, the probe --probe-duration",
         );
     }
+    if run.count.is_some() {
+        return refuse(
+            "-n/--count",
+            "each step makes --step-duration × its rate requests",
+        );
+    }
     if run.requests.is_some() {
         return refuse(
             "--requests",

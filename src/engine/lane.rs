@@ -616,6 +616,9 @@ impl<'a> Lane<'a> {
                         Step::More if full => conn.grow_for_body(),
                         Step::More => {}
                         Step::Complete { reuse } => {
+                            // A request that said `Connection: close` closes its connection
+                            // whatever the server answered (--no-keepalive).
+                            let reuse = reuse && !self.sh.plan.closes;
                             self.complete(key, reuse);
                             // The response is whole and the read did not fill the buffer: nothing
                             // more is due on this connection, so skip the read that would only say

@@ -109,6 +109,9 @@ pub struct Plan {
     /// The request bytes, built once: one per distinct body, and which one each request sends.
     pub requests: Requests,
     pub method_is_head: bool,
+    /// Every request says `Connection: close` (a user header, as `--no-keepalive` adds): its
+    /// connection is closed after the response whatever the server answers.
+    pub closes: bool,
     pub rate: Rate,
     pub duration: Duration,
     /// `round(qps × duration)` for a fixed rate; 0 (unknown in advance) for saturation.
@@ -315,6 +318,10 @@ impl Draft<'_> {
             target: shaped.target.clone(),
             requests: shaped.requests.clone(),
             method_is_head: shaped.method == "HEAD",
+            closes: input.headers.iter().any(|(n, v)| {
+                n.eq_ignore_ascii_case("connection")
+                    && v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close"))
+            }),
             rate: input.qps,
             duration: Duration::from_secs_f64(input.duration),
             count,
