@@ -101,7 +101,7 @@ impl Target {
 pub const HIDDEN: &str = "***";
 
 /// `url` as it may be echoed (a report's `config.url`, a shard's state, the runs the API lists,
-/// the HTML page): every query value replaced by [`HIDDEN`], names kept, the fragment dropped. A
+/// the HTML page): every query value replaced by `HIDDEN`, names kept, the fragment dropped. A
 /// query often carries a key (`?api_key=...`), and the echo goes wherever the report goes. The
 /// one place a URL is made fit to show; the request itself is sent as given.
 pub fn public_url(url: &str) -> String {
