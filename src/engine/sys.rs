@@ -24,7 +24,7 @@ compile_error!(
 
 use std::io;
 use std::num::NonZeroU64;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::time::Duration;
 
 use rustix::io::Errno;
@@ -295,19 +295,6 @@ pub fn enable_rx_timestamps(sock: impl AsFd) -> io::Result<()> {
     } else {
         Err(io::Error::last_os_error())
     }
-}
-
-/// A UDP socket with receive stamping on: it asks the kernel to turn the feature on (which it
-/// does a moment later, in deferred work) before the first connection needs it, and keeps it on.
-pub fn stamping_socket() -> io::Result<OwnedFd> {
-    let fd = rustix::net::socket_with(
-        rustix::net::AddressFamily::INET,
-        rustix::net::SocketType::DGRAM,
-        rustix::net::SocketFlags::CLOEXEC,
-        None,
-    )?;
-    enable_rx_timestamps(&fd)?;
-    Ok(fd)
 }
 
 /// Turns receive stamping on and waits (at most `within`) until the kernel stamps: a loopback
