@@ -85,6 +85,7 @@ fn check_timings(s: &pacer::engine::RunStats, timeout: f64) {
     let tpot = t.time_per_output_token.summary().mean.unwrap();
     let want = (rt_mean - ttft_mean) / (TOKENS - 1) as f64;
     assert!((tpot - want).abs() < 1e-9, "tpot {tpot}, want {want}");
+    assert_tpot_near(t, ITL, "every token ITL apart");
     // The mock reports when its first token really left (Fireworks' perf_metrics in the final
     // event, which overrides the header's configured value): never before its deadline, and in
     // seconds (a value in milliseconds would be far past any timeout).
@@ -184,6 +185,22 @@ fn several_tokens_per_event_are_counted_by_usage() {
         t.time_to_first_token.summary().mean.unwrap(),
     );
     assert!((tpot - (rt - ttft) / 9.0).abs() < 1e-9, "tpot {tpot}");
+    // The mock's own schedule: the last event 7 gaps after the first, over 10 - 1 tokens.
+    assert_tpot_near(t, 7.0 * 0.005 / 9.0, "10 tokens in events of 3");
+}
+
+/// `time_per_output_token` against the mock's set timings, not pacer's other figures: the mock
+/// sends its token events on a fixed schedule (the first `ttft` after the request, then every
+/// `itl`) and ends the stream right after the last, so each request's TPOT is `want` but for how
+/// late the mock's first event left. The median lies within a factor of two of it on any machine
+/// this suite runs on (the first event of most requests would have to leave more than half the
+/// stream late, or the last more than the whole stream late, to break it).
+fn assert_tpot_near(t: &pacer::engine::Timings, want: f64, what: &str) {
+    let p50 = t.time_per_output_token.quantile(0.5).expect("TPOT samples");
+    assert!(
+        (want / 2.0..=want * 2.0).contains(&p50),
+        "{what}: TPOT p50 {p50}, the mock's schedule gives {want}"
+    );
 }
 
 #[test]

@@ -114,7 +114,9 @@ pub struct RunArgs {
     pub threads: Option<usize>,
     /// Sends due within this of each other may go out in one wake-up of the thread, the first
     /// at most this late (fixed rate; 0 wakes for every send): 50us, 1ms (a bare number is
-    /// seconds) [default: 50us, at most one mean send interval of a thread]
+    /// seconds). Given, it applies to any arrival process [default: constant arrivals 50us when
+    /// a thread sends at least every 50us (20,000/s per thread), else 0; Poisson 0; the
+    /// report's config.pacing says what was chosen and why]
     #[arg(long = "max-lateness", alias = "max_lateness", value_name = "DURATION", value_parser = parse_secs, allow_hyphen_values = true)]
     pub max_lateness: Option<f64>,
     /// Extra trusted CA certificate, a PEM file [default: none]

@@ -34,13 +34,23 @@ pub const RECHECK: Duration = Duration::from_millis(10);
 /// How long a run waits, before it starts, for the kernel to turn receive stamping on.
 pub const WARM_UP: Duration = Duration::from_millis(50);
 
-/// Turns kernel receive stamping on before a run starts (see [`sys::warm_stamps`]); hold the
-/// socket for the run. None when it is refused: the lanes then say why.
-pub fn warm_up() -> Option<std::net::UdpSocket> {
-    if std::env::var(super::lane::TIMESTAMPS_ENV).is_ok_and(|v| v == "user") {
-        return None;
+/// Turns kernel receive stamping on before a run starts (see [`sys::warm_stamps`]): the one
+/// place it is switched on for a run. Hold the socket for the run (it keeps the feature on while
+/// connections come and go); the source is what every lane starts from (each connection still
+/// asks for stamps on its own socket, which is per socket). No socket when it is refused, or
+/// forced off by `PACER_TIMESTAMPS=user`: the source says why.
+pub fn warm_up() -> (Option<std::net::UdpSocket>, Source) {
+    let env = super::lane::TIMESTAMPS_ENV;
+    if std::env::var(env).is_ok_and(|v| v == "user") {
+        return (None, Source::User(format!("forced by {env}=user")));
     }
-    sys::warm_stamps(WARM_UP).ok().map(|(s, _)| s)
+    match sys::warm_stamps(WARM_UP) {
+        Ok((s, _)) => (Some(s), Source::Kernel),
+        Err(e) => (
+            None,
+            Source::User(format!("SO_TIMESTAMPING refused ({})", sys::errno_name(&e))),
+        ),
+    }
 }
 
 /// Paired readings taken to calibrate; the tightest is kept.

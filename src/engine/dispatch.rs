@@ -200,7 +200,9 @@ impl Dispatch {
     }
 
     /// Puts the request of `t` at the front of the queue, keeping its first dispatch time (and so
-    /// its deadline and its timings).
+    /// its deadline and its timings). Retries are only ever pushed at the front and requests
+    /// that never went out only at the back, and both leave from the front: the queue is the
+    /// waiting retries, then the requests in the order they fell due.
     pub fn retry(&mut self, t: Ticket) {
         let p = Pending {
             index: t.index,
@@ -211,16 +213,38 @@ impl Dispatch {
         self.queue.push_front(p);
     }
 
+    /// How many retries wait at the front of the queue.
+    fn retries(&self) -> usize {
+        self.queue
+            .iter()
+            .take_while(|p| p.dispatch.is_some())
+            .count()
+    }
+
     /// The oldest request that has waited `timeout` past its intended time without going out,
     /// taken off the queue: it is not sent. Expiry is at exactly `intended + timeout` (for a late
-    /// start, the later of `intended` and the moment the run was ready, plus `timeout`).
+    /// start, the later of `intended` and the moment the run was ready, plus `timeout`). Retries
+    /// waiting ahead of it do not hold it back (they have their own deadline: [`Self::expire_retry`]).
     pub fn expire_unsent(&mut self, now: Instant) -> Option<Pending> {
-        let p = self.queue.front()?;
-        // A retry at the front is in flight as far as the user is concerned: its deadline rules.
-        if p.dispatch.is_some() || now < self.unsent_expiry(p.intended) {
+        let at = self.retries();
+        let p = self.queue.get(at)?;
+        if now < self.unsent_expiry(p.intended) {
             return None;
         }
-        self.queue.pop_front()
+        self.queue.remove(at)
+    }
+
+    /// A retry still waiting for a connection when the deadline of its first dispatch
+    /// (`dispatch + timeout`) has come, taken off the queue: it timed out, as it would have on a
+    /// connection. Call until None.
+    pub fn expire_retry(&mut self, now: Instant) -> Option<Pending> {
+        let timeout = self.timeout;
+        let at = self
+            .queue
+            .iter()
+            .take_while(|p| p.dispatch.is_some())
+            .position(|p| p.dispatch.is_some_and(|d| d + timeout <= now))?;
+        self.queue.remove(at)
     }
 
     /// A request in flight whose deadline has come, as its connection key; entries of requests
@@ -243,19 +267,24 @@ impl Dispatch {
         None
     }
 
-    /// The next moment something here falls due: a waiting request's "not sent" expiry or an
-    /// in-flight request's deadline (possibly a stale one, which only wakes the lane early).
+    /// The next moment something here falls due: a waiting request's "not sent" expiry, a
+    /// waiting retry's deadline, or an in-flight request's deadline (possibly a stale one, which
+    /// only wakes the lane early).
     pub fn next_wake(&self) -> Option<Instant> {
+        let retries = self.retries();
         let unsent = self
             .queue
-            .iter()
-            .find(|p| p.dispatch.is_none())
+            .get(retries)
             .map(|p| self.unsent_expiry(p.intended));
+        let retry = self
+            .queue
+            .iter()
+            .take(retries)
+            .filter_map(|p| p.dispatch)
+            .min()
+            .map(|d| d + self.timeout);
         let sent = self.deadlines.front().map(|d| d.at);
-        match (unsent, sent) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [unsent, retry, sent].into_iter().flatten().min()
     }
 
     /// Takes every waiting request that never went out (a stopped run); retries stay, being in
@@ -425,6 +454,62 @@ mod tests {
         d.retry(t);
         assert_eq!(d.expire_unsent(ms(t0, 10_000)), None);
         assert!(d.take_unsent().is_empty(), "a stop keeps it in flight");
+        assert_eq!(d.queued(), 1);
+    }
+
+    /// Review of issue 18: a retry waiting at the front of the queue held back the "not sent"
+    /// expiry of every request behind it (they waited past their timeout, and the lane did not
+    /// even wake for them).
+    #[test]
+    fn a_retry_at_the_front_does_not_hold_back_not_sent_expiry() {
+        let t0 = Instant::now();
+        let mut d = Dispatch::new(1, TIMEOUT);
+        d.due(0, t0);
+        let first = take(&mut d, t0);
+        d.track(0, &first);
+        d.due(1, ms(t0, 10));
+        d.due(2, ms(t0, 20));
+        // Request 0's keep-alive connection was stale: it waits again, at the front.
+        d.retry(first);
+        assert_eq!(d.peek().map(|p| p.index), Some(0));
+        let expiry = ms(t0, 10) + TIMEOUT;
+        assert_eq!(d.expire_unsent(expiry - Duration::from_nanos(1)), None);
+        assert_eq!(d.expire_unsent(expiry).map(|p| p.index), Some(1));
+        assert_eq!(
+            d.expire_unsent(expiry),
+            None,
+            "request 2 is due 10 ms later"
+        );
+        assert_eq!(
+            d.expire_unsent(ms(t0, 20) + TIMEOUT).map(|p| p.index),
+            Some(2)
+        );
+        // The retry is still first in line, with its first dispatch.
+        assert_eq!(d.pop().map(|p| (p.index, p.dispatch)), Some((0, Some(t0))));
+    }
+
+    /// Review of issue 18: a retry that waits for a connection times out at its first dispatch
+    /// plus the timeout, as it would have on a connection (it had no deadline while queued, so a
+    /// run whose connections all hung kept it forever).
+    #[test]
+    fn a_queued_retry_times_out_from_its_first_dispatch() {
+        let t0 = Instant::now();
+        let mut d = Dispatch::new(1, TIMEOUT);
+        d.due(0, t0);
+        let first = take(&mut d, ms(t0, 5));
+        d.track(0, &first);
+        d.retry(first);
+        d.due(1, ms(t0, 100));
+        // The stale entry of its first connection goes; the lane still wakes for the retry.
+        assert_eq!(d.expire_sent(ms(t0, 6), |_, _| false), None);
+        let deadline = ms(t0, 5) + TIMEOUT;
+        assert_eq!(d.next_wake(), Some(deadline));
+        assert_eq!(d.expire_retry(deadline - Duration::from_nanos(1)), None);
+        let p = d.expire_retry(deadline).expect("the retry timed out");
+        assert_eq!((p.index, p.dispatch), (0, Some(ms(t0, 5))));
+        assert_eq!(d.expire_retry(deadline), None);
+        // Request 1 never went out: its own expiry is next, as "not sent".
+        assert_eq!(d.next_wake(), Some(ms(t0, 100) + TIMEOUT));
         assert_eq!(d.queued(), 1);
     }
 

@@ -21,7 +21,9 @@
 //! within the lateness budget (`--max-lateness`), or the next deadline (a request's timeout, a
 //! queued request's "not sent", a stop check), then drains whatever the sockets got meanwhile
 //! (`epoll_pwait2` with a zero timeout) before it hands out the due requests, so connections
-//! whose responses came back are found idle. It reacts to readiness instead (sleeping in
+//! whose responses came back are found idle. Before a send it wakes the plan's spin early and
+//! watches the clock for the rest ([`wake::how_to_wait`]), so the OS's wake-up latency does not
+//! make the send late; the budget and the spin are the plan's ([`crate::plan::wake`]). It reacts to readiness instead (sleeping in
 //! `epoll_pwait2` on the sockets, as at saturation) whenever waiting would change a number:
 //!
 //! - closed loop (saturation): the next request goes out when a response completes;
@@ -64,15 +66,9 @@ use super::pacing::Pacing;
 use super::stats::LaneStats;
 use super::sys::{self, Events};
 use super::usage::ThreadUsage;
+use super::wake::Wait;
 use super::{Counts, LaneProgress, Stop, live, tls, wake};
 use crate::plan::{BodyMode, Plan};
-
-/// A wait shorter than this is spent polling the clock rather than sleeping: on the 2-core VM a
-/// sleep and its wake-up cost the thread about 16 µs of CPU (at 20,000 qps, `--max-lateness 0`
-/// took 0.91 wake-ups and 22.9 µs per request, 50 µs took 0.44 and 15.4 µs), so spinning is the
-/// cheaper way to wait for less than that, and it is on time. Longer waits sleep: the old
-/// busy-poll tail before every send (up to 150 µs) no longer pays once sends are batched.
-const SPIN_BELOW: Duration = Duration::from_micros(10);
 
 /// Events taken from the kernel per `epoll_pwait2`; a full buffer is drained again at once.
 const EVENTS: usize = 1024;
@@ -99,6 +95,9 @@ pub struct Shared<'a> {
     /// a request due before it waits for a connection from here, not from its intended time.
     pub ready: Instant,
     pub stop: &'a Stop,
+    /// Where receive times come from: the kernel's stamps when the run turned them on
+    /// ([`clock::warm_up`], once for the whole run), else why not.
+    pub stamps: Source,
 }
 
 /// One engine thread. See the module docs.
@@ -137,15 +136,15 @@ pub struct Lane<'a> {
     watch: usize,
     /// The lateness budget: sends due within it of the first share a wake-up.
     budget: Duration,
+    /// The most the lane spins before a send (the plan's, chosen by the rate).
+    spin: Duration,
+    /// How late the OS has recently woken the lane: it spins that long (up to `spin`).
+    oversleep: wake::Oversleep,
     /// Every segment is read as it arrives (streaming: every token's time matters).
     per_read: bool,
     /// Test hook (`PACER_TEST_HOLD_MS`), and the serial of the last request it held.
     hold: Option<Duration>,
     held: u64,
-    /// A socket with receive stamping on, held for the lane's life: it asks the kernel to turn
-    /// stamping on before the first connection needs it, and keeps it on while connections
-    /// come and go.
-    _stamping: Option<std::os::fd::OwnedFd>,
 }
 
 impl<'a> Lane<'a> {
@@ -159,19 +158,6 @@ impl<'a> Lane<'a> {
     ) -> io::Result<Self> {
         let poll = Poll::new()?;
         let plan = sh.plan;
-        let (source, stamping) = match std::env::var(TIMESTAMPS_ENV) {
-            Ok(v) if v == "user" => (
-                Source::User(format!("forced by {TIMESTAMPS_ENV}=user")),
-                None,
-            ),
-            _ => match sys::stamping_socket() {
-                Ok(fd) => (Source::Kernel, Some(fd)),
-                Err(e) => (
-                    Source::User(format!("SO_TIMESTAMPING refused ({})", sys::errno_name(&e))),
-                    None,
-                ),
-            },
-        };
         let hold = std::env::var(HOLD_ENV)
             .ok()
             .and_then(|v| v.parse::<u64>().ok())
@@ -197,15 +183,16 @@ impl<'a> Lane<'a> {
             clock: StampClock::calibrate(),
             clock_checked: Instant::now(),
             stamps: StampReport {
-                source,
+                source: sh.stamps.clone(),
                 ..StampReport::default()
             },
             watch: 0,
-            budget: plan.max_lateness,
+            budget: plan.wake.budget,
+            spin: plan.wake.spin,
+            oversleep: wake::Oversleep::new(plan.wake.spin),
             per_read: plan.body_mode == BodyMode::Sse,
             hold,
             held: 0,
-            _stamping: stamping,
         })
     }
 
@@ -321,6 +308,14 @@ impl<'a> Lane<'a> {
     fn expire(&mut self, now: Instant) {
         while let Some(p) = self.dispatch.expire_unsent(now) {
             let c = Completed::unsent(p.index, p.intended, self.thread, Failure::NotSent, now);
+            self.record(&c);
+        }
+        // A retry that waited for a connection until its first dispatch's deadline timed out:
+        // it keeps that dispatch, and says it was retried.
+        while let Some(p) = self.dispatch.expire_retry(now) {
+            let mut c = Completed::unsent(p.index, p.intended, self.thread, Failure::Timeout, now);
+            c.dispatch = p.dispatch;
+            c.retried = true;
             self.record(&c);
         }
         loop {
@@ -816,18 +811,22 @@ impl<'a> Lane<'a> {
     }
 
     /// The next moment to wake for: the sends the lateness budget lets share a wake-up, a queue
-    /// expiry, a request's deadline, or a closed loop's end. None: nothing is scheduled.
-    fn wake_at(&mut self) -> Option<Instant> {
+    /// expiry, a request's deadline, or a closed loop's end; and whether it is for sends (the
+    /// lane spins before those). None: nothing is scheduled.
+    fn wake_at(&mut self) -> Option<(Instant, bool)> {
         let queue_empty = self.dispatch.queued() == 0;
         let sends = match self.pacing {
             // Due requests only queue behind waiting ones: those wake the lane as they go.
-            Pacing::Paced(_) if queue_empty => wake::send_wake(self.pacing.upcoming(), self.budget),
-            _ => self.pacing.wake_at(queue_empty),
+            Pacing::Paced(_) if queue_empty => {
+                wake::send_wake(self.pacing.upcoming(), self.budget).map(|t| (t, true))
+            }
+            _ => self.pacing.wake_at(queue_empty).map(|t| (t, false)),
         };
-        [sends, self.dispatch.next_wake()]
-            .into_iter()
-            .flatten()
-            .min()
+        let other = self.dispatch.next_wake().map(|t| (t, false));
+        match (sends, other) {
+            (Some(s), Some(o)) => Some(if o.0 < s.0 { o } else { s }),
+            (s, o) => s.or(o),
+        }
     }
 
     /// Sleeps until the next wake-up (reacting to readiness or not, see the module docs), then
@@ -835,30 +834,34 @@ impl<'a> Lane<'a> {
     fn sleep(&mut self) -> io::Result<()> {
         let react = self.reacting();
         let now = Instant::now();
-        let wait = match self.wake_at() {
-            _ if !self.revisit.is_empty() => Duration::ZERO,
-            Some(at) => at.saturating_duration_since(now).min(STOP_CHECK),
-            None => STOP_CHECK,
+        let (wait, send) = match self.wake_at() {
+            _ if !self.revisit.is_empty() => (Duration::ZERO, false),
+            Some((at, send)) => (at.saturating_duration_since(now).min(STOP_CHECK), send),
+            None => (STOP_CHECK, false),
         };
         let epfd = self.poll.as_raw_fd();
-        if react {
-            // A wait shorter than a sleep's own cost is polled (the loop comes back at once).
-            let wait = if wait < SPIN_BELOW {
-                Duration::ZERO
-            } else {
-                wait
-            };
-            sys::wait(epfd, &mut self.events, Some(wait))?;
-        } else {
-            if wait < SPIN_BELOW {
-                let until = now + wait;
+        match (
+            wake::how_to_wait(wait, send, self.oversleep.spin(self.spin)),
+            react,
+        ) {
+            // Reacting, a spin is polling: the loop comes back at once.
+            (Wait::Spin(_), true) => sys::wait(epfd, &mut self.events, Some(Duration::ZERO))?,
+            (Wait::Sleep(d), true) => sys::wait(epfd, &mut self.events, Some(d))?,
+            (Wait::Spin(d), false) => {
+                let until = now + d;
                 while Instant::now() < until {
                     std::hint::spin_loop();
                 }
-            } else {
-                sys::sleep(wait);
+                sys::wait(epfd, &mut self.events, Some(Duration::ZERO))?;
             }
-            sys::wait(epfd, &mut self.events, Some(Duration::ZERO))?;
+            (Wait::Sleep(d), false) => {
+                sys::sleep(d);
+                if !self.spin.is_zero() {
+                    self.oversleep
+                        .note(Instant::now().saturating_duration_since(now + d));
+                }
+                sys::wait(epfd, &mut self.events, Some(Duration::ZERO))?;
+            }
         }
         for round in 0.. {
             for i in 0..self.events.len() {

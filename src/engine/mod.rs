@@ -371,7 +371,7 @@ pub fn run_resolved_with(
     };
     let threads = plan.threads.max(1);
     // Kernel receive stamps are on before the first request (`clock`); held for the run.
-    let _stamping = clock::warm_up();
+    let (_stamping, stamps) = clock::warm_up();
     let own_progress;
     let progress = match controls.progress {
         Some(p) => p,
@@ -398,8 +398,15 @@ pub fn run_resolved_with(
     let mut clock = Clock::default();
     let result = std::thread::scope(|scope| {
         for thread in 0..threads {
-            let (tx, barrier, t0_cell, anchor_cell, addrs, tls) =
-                (tx.clone(), &barrier, &t0_cell, &anchor_cell, &addrs, &tls);
+            let (tx, barrier, t0_cell, anchor_cell, addrs, tls, stamps) = (
+                tx.clone(),
+                &barrier,
+                &t0_cell,
+                &anchor_cell,
+                &addrs,
+                &tls,
+                &stamps,
+            );
             let workers = plan.shard_workers();
             let cap = workers / threads + usize::from(thread < workers % threads);
             let lane_export = export.as_ref().map(|e| e.lane(thread as u32, &waited));
@@ -421,6 +428,7 @@ pub fn run_resolved_with(
                         t0,
                         ready,
                         stop,
+                        stamps: stamps.clone(),
                     };
                     let lane = Lane::new(&shared, thread, threads, cap, progress.lane(thread));
                     let stats = lane

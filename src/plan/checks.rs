@@ -380,37 +380,6 @@ fn number_text(x: f64) -> String {
     }
 }
 
-/// The lateness budget: as asked (>= 0 seconds; 0 wakes for every send), else
-/// [`defaults::MAX_LATENESS`] but never more than [`defaults::MAX_LATENESS_INTERVALS`] mean send
-/// intervals of one thread. Zero in saturation, which has no schedule.
-pub(super) fn max_lateness(
-    asked: Option<f64>,
-    qps: Rate,
-    threads: usize,
-) -> Result<std::time::Duration, PlanError> {
-    let secs = match (asked, qps) {
-        (Some(x), _) if !(x.is_finite() && x >= 0.0) => {
-            return Err(invalid(
-                "max_lateness",
-                "max_lateness must be >= 0 seconds".into(),
-            ));
-        }
-        (Some(x), _) if x > 1.0 => {
-            return Err(invalid(
-                "max_lateness",
-                "max_lateness must be <= 1 second".into(),
-            ));
-        }
-        (_, Rate::Max) => 0.0,
-        (Some(x), _) => x,
-        (None, Rate::PerSecond(q)) => {
-            let interval = threads.max(1) as f64 / q;
-            defaults::MAX_LATENESS.min(defaults::MAX_LATENESS_INTERVALS * interval)
-        }
-    };
-    Ok(std::time::Duration::from_secs_f64(secs))
-}
-
 /// Constant spacing, or Poisson (which needs a rate) with the given or a random seed.
 pub(super) fn arrival(input: &Input) -> Result<Arrival, PlanError> {
     if !input.poisson {
@@ -645,32 +614,5 @@ mod tests {
                 "saturation: one per core (8); no more than num_workers (3)"
             )
         );
-    }
-
-    #[test]
-    fn the_lateness_budget_is_capped_by_one_send_interval() {
-        let us = |d: std::time::Duration| d.as_secs_f64() * 1e6;
-        let b = |asked, qps: f64, threads| {
-            let rate = if qps > 0.0 {
-                Rate::PerSecond(qps)
-            } else {
-                Rate::Max
-            };
-            max_lateness(asked, rate, threads).map(us)
-        };
-        // 1,000 qps on one thread: a send every 1 ms, the default 50 µs applies.
-        assert_eq!(b(None, 1_000.0, 1), Ok(50.0));
-        assert_eq!(b(None, 20_000.0, 1), Ok(50.0));
-        // 100,000 qps on 3 threads: a thread sends every 30 µs.
-        assert!((b(None, 100_000.0, 3).unwrap() - 30.0).abs() < 1e-6);
-        assert_eq!(b(Some(0.0), 20_000.0, 1), Ok(0.0));
-        assert!(
-            (b(Some(0.0002), 20_000.0, 1).unwrap() - 200.0).abs() < 1e-6,
-            "asked: as asked"
-        );
-        assert_eq!(b(None, 0.0, 2), Ok(0.0), "saturation has no schedule");
-        assert!(b(Some(-1.0), 10.0, 1).is_err());
-        assert!(b(Some(2.0), 10.0, 1).is_err());
-        assert!(b(Some(f64::NAN), 10.0, 1).is_err());
     }
 }

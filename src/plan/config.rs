@@ -79,9 +79,16 @@ pub(super) fn echo(
     config.insert("threads".into(), json!(plan.threads));
     config.insert("threads_reason".into(), json!(threads_reason));
     if let Rate::PerSecond(_) = input.qps {
+        let w = &plan.wake;
+        config.insert("max_lateness".into(), json!(w.budget.as_secs_f64()));
+        // How the lanes wake for sends, and why (see `plan::wake`).
         config.insert(
-            "max_lateness".into(),
-            json!(plan.max_lateness.as_secs_f64()),
+            "pacing".into(),
+            json!({
+                "batch_budget_us": micros(w.budget),
+                "spin_max_us": micros(w.spin),
+                "why": w.why,
+            }),
         );
     }
     config.insert("interval".into(), number(plan.interval.as_secs_f64()));
@@ -125,6 +132,15 @@ pub(super) fn echo(
         );
     }
     config
+}
+
+/// A duration in whole microseconds where it is one (as chosen), else to the nanosecond.
+fn micros(d: std::time::Duration) -> Value {
+    if d.subsec_nanos().is_multiple_of(1000) {
+        json!(d.as_micros() as u64)
+    } else {
+        json!(d.as_nanos() as f64 / 1e3)
+    }
 }
 
 /// Where the prompts came from (`prompts`: dataset, inline, synthetic or prompt; the data set's

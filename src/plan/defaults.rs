@@ -27,11 +27,25 @@ pub const MAX_THREADS: usize = 1024;
 /// thread under half a core, with room for a slower target, TLS, or a busier machine.
 pub const THREAD_QPS: f64 = 40_000.0;
 /// The default lateness budget, seconds (`--max-lateness`): sends due within it of the first
-/// due one go out in one wake-up. See `engine::wake` and `MAX_LATENESS_INTERVALS`.
+/// due one go out in one wake-up. Applied by default to constant arrivals only, and only when a
+/// thread sends at least every `MAX_LATENESS` (20,000/s per thread); other arrival processes are
+/// batched only when the user asks. See `plan::wake` and `MAX_LATENESS_INTERVALS`.
 pub const MAX_LATENESS: f64 = 50e-6;
 /// ... and never more than this many mean send intervals of one thread, so batching can pair
 /// sends but never bunch more than two of a constant schedule into one wake-up.
 pub const MAX_LATENESS_INTERVALS: f64 = 1.0;
+/// A thread that wakes for each send may stop sleeping up to this share of its mean send
+/// interval before a send and spin on the clock (so the spinning costs at most this share of a
+/// core; it spins only as long as the OS has recently been late, see `engine::wake::Oversleep`)...
+pub const SPIN_SHARE: f64 = 0.1;
+/// ... and at most this long, seconds: the OS wakes a sleeping thread 5-20 µs late on the 2-core
+/// VM while its CPUs are busy (`clock_nanosleep` p50 10 µs, p90 13-18 µs past the instant asked
+/// for), and 30-50 µs when they idle (dispatch delay p50/p99 32/51 µs at 1,000 qps on the quiet
+/// VM, sleeping to each send).
+pub const SPIN_MAX: f64 = 100e-6;
+/// ... and not at all when the share is under this, seconds (high rates: the wake-ups are what
+/// the CPU is spent on).
+pub const SPIN_MIN: f64 = 10e-6;
 
 /// The LLM benchmark (`/fireworks_benchmark`, `pacer fireworks`): where the original sent its
 /// requests.

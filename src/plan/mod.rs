@@ -13,6 +13,8 @@
 //! - [`workload`]: an LLM run's prompts (data set, inline, synthetic), one request per distinct
 //!   body, which one each request sends, and the tokenizer's count of each prompt.
 //! - `config`: the effective inputs echoed as the report's `config`.
+//! - [`wake`]: how a paced lane wakes for its sends (batch budget, spin), chosen from the rate
+//!   and the arrival process.
 
 mod checks;
 mod config;
@@ -22,6 +24,7 @@ mod request;
 pub mod shard_index;
 pub mod stages;
 mod target;
+pub mod wake;
 pub mod workload;
 
 use std::fmt;
@@ -126,9 +129,9 @@ pub struct Plan {
     pub realtime: bool,
     /// The length of one interval of the report's timeline.
     pub interval: Duration,
-    /// Sends due within this of the first due one share a wake-up (`--max-lateness`; zero in
-    /// closed loop).
-    pub max_lateness: Duration,
+    /// How a paced lane wakes for its sends: the batch budget (`--max-lateness`) and the spin
+    /// before each send, chosen from the rate and the arrival process ([`wake::choose`]).
+    pub wake: wake::WakePolicy,
     pub llm: Option<LlmPlan>,
     /// An LLM run's prompts and lengths, when it has more than the one prompt.
     pub workload: Option<WorkloadInfo>,
@@ -189,8 +192,9 @@ impl Plan {
             input.shard.share_of(num_workers as u64) as usize,
             input.shard.share_of(count),
         )?;
-        let max_lateness = checks::max_lateness(input.max_lateness, shard_rate, threads)?;
+        let asked_lateness = wake::asked_budget(input.max_lateness)?;
         let arrival = checks::arrival(input)?;
+        let wake = wake::choose(asked_lateness, shard_rate, threads, arrival);
         checks::realtime(input)?;
         checks::ca_cert(input)?;
         let shaped = request::shape(input, target)?;
@@ -211,7 +215,7 @@ impl Plan {
             count,
             threads,
             threads_reason,
-            max_lateness,
+            wake,
             arrival,
             seed,
             interval,
@@ -258,7 +262,7 @@ pub struct Draft<'i> {
     count: u64,
     threads: usize,
     threads_reason: String,
-    max_lateness: Duration,
+    wake: wake::WakePolicy,
     arrival: Arrival,
     seed: u64,
     interval: Duration,
@@ -291,7 +295,7 @@ impl Draft<'_> {
             count,
             threads,
             threads_reason,
-            max_lateness,
+            wake,
             arrival,
             seed,
             interval,
@@ -333,7 +337,7 @@ impl Draft<'_> {
             insecure: input.insecure,
             realtime: input.realtime,
             interval,
-            max_lateness,
+            wake,
             llm: shaped.llm.as_ref().map(|(l, _)| l.clone()),
             workload,
             tokenizer,
@@ -531,7 +535,7 @@ mod tests {
         let p = plan(&i).unwrap();
         assert_eq!(
             serde_json::to_string(&p.config).unwrap(),
-            r#"{"url":"http://h:8081/x","qps":2.5,"duration":2,"num_workers":3,"timeout":2.0,"method":"POST","headers":["X-Secret"],"body_bytes":3,"arrival":"poisson","seed":7,"threads":1,"threads_reason":"as asked","max_lateness":0.00005,"interval":1,"realtime":true}"#
+            r#"{"url":"http://h:8081/x","qps":2.5,"duration":2,"num_workers":3,"timeout":2.0,"method":"POST","headers":["X-Secret"],"body_bytes":3,"arrival":"poisson","seed":7,"threads":1,"threads_reason":"as asked","max_lateness":0.0,"pacing":{"batch_budget_us":0,"spin_max_us":100,"why":"poisson arrivals: never batched unless --max-lateness is given (a shared wake-up would erase their short gaps); spin up to 100 µs before each send (10% of the send interval, at most 100 µs), as long as the OS was recently late waking the thread"},"interval":1,"realtime":true}"#
         );
         assert!(!p.method_is_head && p.body_mode == BodyMode::Plain);
 
@@ -660,7 +664,7 @@ mod tests {
             r#"{"url":"http://h/","stages":[{"qps":100,"duration":0},{"qps":1000,"duration":10}],"ramp":true,"duration":10,"num_workers":1000,"timeout":2.0,"arrival":"constant","threads":"#
                 .to_string()
                 + &p.threads.to_string()
-                + r#","threads_reason":"fixed rate: the fewest that carry 1000 qps at 40000 qps per thread","max_lateness":0.00005,"interval":1}"#
+                + r#","threads_reason":"fixed rate: the fewest that carry 1000 qps at 40000 qps per thread","max_lateness":0.0,"pacing":{"batch_budget_us":0,"spin_max_us":100,"why":"constant arrivals every 1.000 ms per thread: one wake-up per send (batching starts at a send every 50 µs per thread); spin up to 100 µs before each send (10% of the send interval, at most 100 µs), as long as the OS was recently late waking the thread"},"interval":1}"#
         );
         let p = plan(&staged(&[(10.0, 2.0), (30.5, 2.0)], false)).unwrap();
         assert_eq!((p.count, p.num_workers), (81, 31));
@@ -748,5 +752,41 @@ mod tests {
         let p = plan(&i).unwrap();
         assert_eq!((p.goodput.len(), p.thresholds.len()), (1, 1));
         assert_eq!(p.config["goodput"], json!(["response_time<=200ms"]));
+    }
+
+    /// Issue 18, defect 4: Poisson arrivals are never batched unless a budget is asked for (the
+    /// echo says 0), constant ones at 2,000/s are not either (a send every 500 µs), and the echo
+    /// says how the lanes wake and why.
+    #[test]
+    fn poisson_is_never_batched_by_default_and_the_echo_says_why() {
+        let mut i = Input::new("http://h/", Rate::PerSecond(2_000.0), 5.0);
+        i.poisson = true;
+        i.seed = Some(1);
+        let p = plan(&i).unwrap();
+        assert_eq!(p.config["max_lateness"], json!(0.0));
+        let pacing = &p.config["pacing"];
+        assert_eq!(pacing["batch_budget_us"], json!(0));
+        assert!(
+            pacing["spin_max_us"].as_u64().is_some_and(|s| s > 0),
+            "{pacing}"
+        );
+        assert!(
+            pacing["why"].as_str().unwrap().contains("poisson"),
+            "{pacing}"
+        );
+        i.max_lateness = Some(50e-6);
+        let p = plan(&i).unwrap();
+        assert_eq!(p.config["max_lateness"], json!(50e-6), "asked: as asked");
+        assert_eq!(p.config["pacing"]["batch_budget_us"], json!(50));
+        i.poisson = false;
+        i.max_lateness = None;
+        let p = plan(&i).unwrap();
+        assert_eq!(p.config["max_lateness"], json!(0.0));
+        i.qps = Rate::PerSecond(20_000.0);
+        let p = plan(&i).unwrap();
+        assert_eq!(p.config["max_lateness"], json!(50e-6));
+        assert_eq!(p.config["pacing"]["spin_max_us"], json!(0));
+        i.qps = Rate::Max;
+        assert!(plan(&i).unwrap().config.get("pacing").is_none());
     }
 }
