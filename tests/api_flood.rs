@@ -10,15 +10,20 @@
 //!   body, or never read what they asked for, used to hold every request thread until the head
 //!   timeout: the cap was full of them and a new connection got 503.
 //!
-//! The floods run one at a time (they share two cores with everything else).
+//! The server runs under the address-space limit of `util::serve` (`PACER_SAFETY_BIN` floods
+//! another build, to see these fail on one from before the fix). The floods run one at a time
+//! (they share two cores with everything else).
+
+mod util;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
+
+use util::serve::Served;
 
 /// The bound on a `GET /health` answer, during a flood and after.
 const ANSWER_WITHIN: Duration = Duration::from_secs(3);
@@ -27,57 +32,6 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 fn one_at_a_time() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// A `pacer serve` process, killed on drop. Its stderr (a line per request) is read to the end,
-/// so the server never blocks on a full pipe.
-struct Served {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Served {
-    fn start(args: &[&str]) -> Served {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_pacer"))
-            .arg("serve")
-            .args(["--addr", "127.0.0.1:0"])
-            .args(args)
-            .env_remove("PACER_API_KEY")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("pacer serve starts");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        thread::spawn(move || {
-            use std::io::BufRead;
-            for line in std::io::BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-            {
-                if let Some(at) = line.split("listening on http://").nth(1) {
-                    let _ = tx.send(at.trim().to_string());
-                }
-            }
-        });
-        let at = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("pacer serve says where it listens");
-        let addr: SocketAddr = at.parse().unwrap();
-        Served { child, addr }
-    }
-
-    fn alive(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// One request on a fresh connection from `from` (a loopback address of the client's own):
