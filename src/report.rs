@@ -763,12 +763,9 @@ pub fn settings(plan: &Plan) -> String {
                 Arrival::Constant => "evenly spaced".to_string(),
                 Arrival::Poisson { seed } => format!("Poisson arrivals, seed {seed}"),
             };
-            let s = if plan.count == 1 { "" } else { "s" };
+            let requests = plural(plan.count, "request");
             if plan.stages.is_empty() {
-                format!(
-                    "{q} req/s for {duration} ({} request{s}, {arrival})",
-                    plan.count
-                )
+                format!("{q} req/s for {duration} ({requests}, {arrival})")
             } else {
                 let how = if plan.ramp { "ramped" } else { "stepped" };
                 let stages: Vec<String> = plan
@@ -777,9 +774,8 @@ pub fn settings(plan: &Plan) -> String {
                     .map(|st| format!("{}:{}", st.qps, secs_text(st.duration)))
                     .collect();
                 format!(
-                    "stages {} {how}, {duration} ({} request{s}, {arrival})",
-                    stages.join(","),
-                    plan.count
+                    "stages {} {how}, {duration} ({requests}, {arrival})",
+                    stages.join(",")
                 )
             }
         }
@@ -787,10 +783,9 @@ pub fn settings(plan: &Plan) -> String {
     };
     let _ = writeln!(
         out,
-        "  {pace}, up to {} connections, {} thread{}, timeout {}",
-        plan.num_workers,
-        plan.threads,
-        if plan.threads == 1 { "" } else { "s" },
+        "  {pace}, up to {}, {}, timeout {}",
+        plural(plan.num_workers as u64, "connection"),
+        plural(plan.threads as u64, "thread"),
         secs_text(plan.timeout.as_secs_f64())
     );
     if let Some(l) = &plan.llm {
@@ -1470,6 +1465,30 @@ mod tests {
         // No success: no source.
         let r = to_json(&plan, &RunStats::default());
         assert_eq!(r["output_tokens_source"], Value::Null);
+    }
+
+    #[test]
+    fn one_of_a_thing_is_said_in_the_singular() {
+        // It said "up to 1 connections" (and "1 conversations skipped").
+        let mut i = Input::new("http://h/", Rate::PerSecond(1.0), 1.0);
+        i.num_workers = Some(1);
+        i.threads = Some(1);
+        let text = settings(&Plan::new(&i, &Limits::default()).unwrap());
+        assert!(
+            text.contains(
+                "1 req/s for 1s (1 request, evenly spaced), up to 1 connection, 1 thread,"
+            ),
+            "{text}"
+        );
+        i.num_workers = Some(2);
+        i.duration = 2.0;
+        let text = settings(&Plan::new(&i, &Limits::default()).unwrap());
+        assert!(
+            text.contains("(2 requests, evenly spaced), up to 2 connections, 1 thread,"),
+            "{text}"
+        );
+        assert_eq!(plural(1, "conversation"), "1 conversation");
+        assert_eq!(plural(0, "conversation"), "0 conversations");
     }
 
     #[test]
