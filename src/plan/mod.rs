@@ -177,7 +177,7 @@ impl Plan {
         let curve = checks::curve(input)?;
         let count = curve.as_ref().map_or(0, RateCurve::count);
         checks::shard(input, num_workers, count)?;
-        checks::start_at(input, limits, i128::from(crate::shard::time::now_unix_ns()))?;
+        checks::start_at(input, limits, unix_now_ns())?;
         // A shard sends its share of the rate: its threads and budget are sized to that.
         let shard_rate = match input.qps {
             Rate::PerSecond(q) => Rate::PerSecond(q / f64::from(input.shard.count())),
@@ -244,6 +244,13 @@ impl Plan {
     pub fn shard_workers(&self) -> usize {
         self.shard.share_of(self.num_workers as u64) as usize
     }
+}
+
+/// The wall clock now, in Unix nanoseconds (0 before 1970).
+fn unix_now_ns() -> i128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i128)
 }
 
 /// A checked input, not yet built: what [`Plan::check`] decided. [`Draft::build`] makes the
@@ -456,7 +463,7 @@ mod tests {
 
     #[test]
     fn start_at_is_at_most_the_start_delay_ahead() {
-        let now = crate::shard::time::now_unix_ns();
+        let now = unix_now_ns() as i64;
         let mut i = Input::new("http://h/", Rate::PerSecond(1.0), 1.0);
         i.start_at = Some(now + 60_000_000_000);
         assert!(plan(&i).is_ok());
