@@ -177,7 +177,7 @@ impl Plan {
         let curve = checks::curve(input)?;
         let count = curve.as_ref().map_or(0, RateCurve::count);
         checks::shard(input, num_workers, count)?;
-        checks::start_at(input, limits, i128::from(crate::shard::time::now_unix_ns()))?;
+        checks::start_at(input, limits, i128::from(crate::wall::now_unix_ns()))?;
         // A shard sends its share of the rate: its threads and budget are sized to that.
         let shard_rate = match input.qps {
             Rate::PerSecond(q) => Rate::PerSecond(q / f64::from(input.shard.count())),
@@ -456,7 +456,7 @@ mod tests {
 
     #[test]
     fn start_at_is_at_most_the_start_delay_ahead() {
-        let now = crate::shard::time::now_unix_ns();
+        let now = crate::wall::now_unix_ns();
         let mut i = Input::new("http://h/", Rate::PerSecond(1.0), 1.0);
         i.start_at = Some(now + 60_000_000_000);
         assert!(plan(&i).is_ok());
