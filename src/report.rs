@@ -128,7 +128,7 @@ pub const TIMINGS: [Timing; 12] = [
     Timing {
         name: "inter_token_latency",
         label: "inter_token_latency",
-        note: "per token: the gap before its chunk divided by the tokens the chunk carried",
+        note: "per token of a success: the gap before its chunk (the token events of one read) divided by the tokens the chunk carried",
         scope: Scope::Stream,
         original: false,
         samples: |t| &t.inter_token_latency,
@@ -136,7 +136,7 @@ pub const TIMINGS: [Timing; 12] = [
     Timing {
         name: "inter_chunk_latency",
         label: "inter_chunk_latency",
-        note: "every gap between two successive content chunks (SSE events carrying tokens)",
+        note: "every gap between two successive content chunks of a success (a chunk: the token events of one read)",
         scope: Scope::Stream,
         original: false,
         samples: |t| &t.inter_chunk_latency,
@@ -274,7 +274,12 @@ pub fn to_json(plan: &Plan, stats: &RunStats) -> Value {
         );
     }
     if let Some(h) = &stats.health {
-        m.insert("health".into(), health::judge(h.clone()).to_json());
+        m.insert(
+            "health".into(),
+            health::judge(h.clone())
+                .with_token_gaps(stats.token_gaps, stats.token_gaps_coalesced)
+                .to_json(),
+        );
     }
     if !stats.stages.is_empty() {
         let stages: Vec<Value> = (0..stats.stages.len())
@@ -389,6 +394,7 @@ fn measured(m: &mut Map<String, Value>, plan: &Plan, stats: &RunStats) {
             0.0
         };
         m.insert("output_tokens_per_second".into(), json!(rate));
+        m.insert("token_gaps_coalesced".into(), coalesced_json(stats));
     }
     m.insert("bytes_received".into(), json!(stats.bytes_received));
 }
@@ -449,6 +455,15 @@ pub fn run_secs(plan: &Plan, stats: &RunStats) -> Option<f64> {
     };
     let secs = stats.elapsed.as_secs_f64().max(scheduled);
     (secs > 0.0).then_some(secs)
+}
+
+/// `token_gaps_coalesced`: of the `of` gaps between successive token events of the successes,
+/// the `count` whose two events came in one read (one chunk, so not measured), and their `share`
+/// (null without gaps).
+fn coalesced_json(stats: &RunStats) -> Value {
+    let (count, of) = (stats.token_gaps_coalesced, stats.token_gaps);
+    let share = (of > 0).then(|| count as f64 / of as f64);
+    json!({"count": count, "of": of, "share": share})
 }
 
 /// One entry of the report's `stages`: which stage (1-based, as asked: `qps`, `duration`, and
@@ -925,11 +940,11 @@ pub fn to_text_body(plan: &Plan, stats: &RunStats) -> String {
             unsent
         );
     }
-    for line in stats
-        .health
-        .iter()
-        .flat_map(|h| health::judge(h.clone()).text_lines())
-    {
+    for line in stats.health.iter().flat_map(|h| {
+        health::judge(h.clone())
+            .with_token_gaps(stats.token_gaps, stats.token_gaps_coalesced)
+            .text_lines()
+    }) {
         let _ = writeln!(out, "  {line}");
     }
     if plan.target.tls {
@@ -948,6 +963,14 @@ pub fn to_text_body(plan: &Plan, stats: &RunStats) -> String {
             stats.output_tokens as f64 / secs,
             source_text(&stats.output_sources)
         );
+        if plan.body_mode == BodyMode::Sse && stats.token_gaps > 0 {
+            let (n, of) = (stats.token_gaps_coalesced, stats.token_gaps);
+            let _ = writeln!(
+                out,
+                "  token gaps read together {n} of {of} ({:.1}%): one chunk each, not measured",
+                100.0 * n as f64 / of as f64
+            );
+        }
         let counted = input_counted(stats);
         if counted > 0 {
             let _ = writeln!(

@@ -999,8 +999,9 @@ fn report_schema(llm: bool) -> Value {
         json!({"type": "object", "description": "Whether the generator limited the run: \
             `ok`, or `generator-limited` when a thread used 90% of a core, or half a core while \
             preempted 1,000 times a second, or when the generator's own lateness p99 passed 25% \
-            of the mean send interval (and 100 µs). Requests left unsent by busy connections are \
-            a note (the target's doing) unless a CPU rule holds too.",
+            of the mean send interval (and 100 µs), or (streaming) when more than 1% of the token \
+            gaps were read together (token_gaps_coalesced). Requests left unsent by busy \
+            connections are a note (the target's doing) unless a CPU rule holds too.",
             "properties": {
                 "verdict": {"type": "string", "enum": ["ok", "generator-limited"]},
                 "reasons": {"type": "array", "items": {"type": "string"}},
@@ -1145,6 +1146,17 @@ fn report_schema(llm: bool) -> Value {
         props.insert(
             "mean_output_tokens".into(),
             json!({"type": "number", "nullable": true, "description": "Streaming only."}),
+        );
+        props.insert(
+            "token_gaps_coalesced".into(),
+            json!({"type": "object", "description": "Streaming only, per run and per stage: of \
+                the `of` gaps between successive token events of the successful requests, the \
+                `count` whose two events came in one read. A read has one arrival time, so its \
+                token events are one chunk whose tokens share the gap before it: those gaps are \
+                not measured (never a gap of 0). `share` = count / of (null without gaps); past \
+                1% the health verdict says so.",
+                "properties": {"count": {"type": "integer"}, "of": {"type": "integer"},
+                    "share": {"type": "number", "nullable": true}}}),
         );
         required.push(json!("output_tokens"));
     }
