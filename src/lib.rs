@@ -50,6 +50,8 @@
 //!   [`plan::ShardIndex`]).
 //! - [`wall`]: wall-clock time (Unix nanoseconds, `--start-at` parsing, RFC 3339, a run's
 //!   [`wall::WallTimes`]), a leaf the plan, the engine and the shards all read.
+//! - [`metric`]: the timing families (name, scope, unit, note, which runs and requests), a leaf
+//!   every other module reads; `pacer metrics` prints them.
 //! - [`report`]: JSON and text, from the one list of timing families ([`report::TIMINGS`]).
 //!   [`api`]: the HTTP front (accept gate, requests, routes). [`cli`]: clap front. [`mock`]:
 //!   built-in targets, including every fault mode. [`rng`]: the one seedable generator.
@@ -115,6 +117,7 @@ pub mod health;
 pub mod html;
 pub mod http1;
 pub mod llm;
+pub mod metric;
 pub mod mock;
 pub mod plan;
 pub mod report;

@@ -28,11 +28,12 @@ use super::outcome::{ChunkGap, Completed, Failure, Outcome, TokenSource};
 use super::sched::Scheduling;
 use super::timeline::Timeline;
 use super::usage::ThreadUsage;
+use crate::metric::Id;
 use crate::plan::Plan;
-use crate::slo::goodput::{self, Objective, RequestMetric};
+use crate::slo::goodput::{self, Objective};
 use crate::stats::Recorder;
 
-/// Every timing of SPEC §2 and §4, one recorder each.
+/// Every timing family of [`crate::metric`], one recorder each.
 #[derive(Clone, Debug, Default)]
 pub struct Timings {
     pub response_time: Recorder,
@@ -51,24 +52,49 @@ pub struct Timings {
     pub corrected_time_to_first_token: Recorder,
 }
 
+impl Timings {
+    /// The recorder of family `id`.
+    pub fn get(&self, id: Id) -> &Recorder {
+        match id {
+            Id::ResponseTime => &self.response_time,
+            Id::Latency => &self.latency,
+            Id::CorrectedResponseTime => &self.corrected_response_time,
+            Id::DispatchDelay => &self.dispatch_delay,
+            Id::TimeToFirstToken => &self.time_to_first_token,
+            Id::TimeToFirstByte => &self.time_to_first_byte,
+            Id::CorrectedTimeToFirstToken => &self.corrected_time_to_first_token,
+            Id::CorrectedTimeToFirstByte => &self.corrected_time_to_first_byte,
+            Id::InterTokenLatency => &self.inter_token_latency,
+            Id::InterChunkLatency => &self.inter_chunk_latency,
+            Id::TimePerOutputToken => &self.time_per_output_token,
+            Id::ServerTimeToFirstToken => &self.server_time_to_first_token,
+        }
+    }
+
+    /// The recorder of family `id`, to record into.
+    pub fn get_mut(&mut self, id: Id) -> &mut Recorder {
+        match id {
+            Id::ResponseTime => &mut self.response_time,
+            Id::Latency => &mut self.latency,
+            Id::CorrectedResponseTime => &mut self.corrected_response_time,
+            Id::DispatchDelay => &mut self.dispatch_delay,
+            Id::TimeToFirstToken => &mut self.time_to_first_token,
+            Id::TimeToFirstByte => &mut self.time_to_first_byte,
+            Id::CorrectedTimeToFirstToken => &mut self.corrected_time_to_first_token,
+            Id::CorrectedTimeToFirstByte => &mut self.corrected_time_to_first_byte,
+            Id::InterTokenLatency => &mut self.inter_token_latency,
+            Id::InterChunkLatency => &mut self.inter_chunk_latency,
+            Id::TimePerOutputToken => &mut self.time_per_output_token,
+            Id::ServerTimeToFirstToken => &mut self.server_time_to_first_token,
+        }
+    }
+}
+
 impl AddAssign for Timings {
-    fn add_assign(&mut self, o: Timings) {
-        self.response_time.merge(o.response_time);
-        self.latency.merge(o.latency);
-        self.corrected_response_time
-            .merge(o.corrected_response_time);
-        self.dispatch_delay.merge(o.dispatch_delay);
-        self.time_to_first_byte.merge(o.time_to_first_byte);
-        self.time_to_first_token.merge(o.time_to_first_token);
-        self.inter_token_latency.merge(o.inter_token_latency);
-        self.inter_chunk_latency.merge(o.inter_chunk_latency);
-        self.time_per_output_token.merge(o.time_per_output_token);
-        self.server_time_to_first_token
-            .merge(o.server_time_to_first_token);
-        self.corrected_time_to_first_byte
-            .merge(o.corrected_time_to_first_byte);
-        self.corrected_time_to_first_token
-            .merge(o.corrected_time_to_first_token);
+    fn add_assign(&mut self, mut o: Timings) {
+        for id in Id::ALL {
+            self.get_mut(id).merge(std::mem::take(o.get_mut(id)));
+        }
     }
 }
 
@@ -253,10 +279,11 @@ impl LaneStats {
     /// any but a complete streamed response): the only way a request reaches a bucket, and the
     /// only way into the statistics.
     pub fn record(&mut self, c: &Completed, gaps: &[ChunkGap]) {
+        let values = request_values(c);
         let good = c.outcome == Outcome::Success
             && !self.objectives.is_empty()
-            && goodput::met(&self.objectives, |m| request_timing(c, m));
-        self.tally(c, gaps, good);
+            && goodput::met(&self.objectives, |m| values[m.id() as usize]);
+        self.tally(c, &values, gaps, good);
         if !self.stage_starts.is_empty() {
             // The stage whose span holds the intended time (a 0 s stage starts where the next
             // does, so the next one takes it).
@@ -265,42 +292,26 @@ impl LaneStats {
                 .partition_point(|s| *s <= c.intended)
                 .saturating_sub(1);
             if let Some(stage) = self.stages.get_mut(k) {
-                stage.tally(c, gaps, good);
+                stage.tally(c, &values, gaps, good);
             }
         }
         self.timeline.record(c);
     }
 
     /// Counts and times one request (see [`LaneStats::record`]).
-    fn tally(&mut self, c: &Completed, gaps: &[ChunkGap], good: bool) {
+    fn tally(&mut self, c: &Completed, values: &Values, gaps: &[ChunkGap], good: bool) {
         self.total += 1;
         self.good += u64::from(good);
         self.bytes_received += c.bytes;
-        let t = &mut self.timings;
         if let Some(d) = c.dispatch {
-            t.dispatch_delay
-                .record(d.saturating_duration_since(c.intended).as_secs_f64());
             self.dispatched += 1;
             self.first_dispatch = Some(self.first_dispatch.map_or(d, |f| f.min(d)));
             self.last_dispatch = Some(self.last_dispatch.map_or(d, |l| l.max(d)));
         }
-        // Only a complete response is timed (statuses and stream errors included); a transport
-        // failure has no end to time.
-        let mut response_time = 0.0;
-        if let (Some(end), Some(d)) = (c.end_at, c.dispatch) {
-            response_time = end.saturating_duration_since(d).as_secs_f64();
-            t.response_time.record(response_time);
-            t.corrected_response_time
-                .record(end.saturating_duration_since(c.intended).as_secs_f64());
-            if let Some(h) = c.head_at {
-                t.latency
-                    .record(h.saturating_duration_since(d).as_secs_f64());
-            }
-            if let Some(b) = c.first_byte_at {
-                t.time_to_first_byte
-                    .record(b.saturating_duration_since(d).as_secs_f64());
-                t.corrected_time_to_first_byte
-                    .record(b.saturating_duration_since(c.intended).as_secs_f64());
+        let t = &mut self.timings;
+        for id in Id::ALL {
+            if let Some(x) = values[id as usize] {
+                t.get_mut(id).record(x);
             }
         }
         match c.outcome {
@@ -310,19 +321,7 @@ impl LaneStats {
                 self.output_sources.add(c.output_source);
                 self.input_tokens += c.input_tokens.unwrap_or(0);
                 self.input_sources.add(c.input_source);
-                if let (Some(ft), Some(d)) = (c.first_token_at, c.dispatch) {
-                    let ttft = ft.saturating_duration_since(d).as_secs_f64();
-                    t.time_to_first_token.record(ttft);
-                    t.corrected_time_to_first_token
-                        .record(ft.saturating_duration_since(c.intended).as_secs_f64());
-                    if c.output_tokens >= 2 {
-                        t.time_per_output_token
-                            .record((response_time - ttft) / (c.output_tokens - 1) as f64);
-                    }
-                }
-                if let Some(s) = c.server_ttft {
-                    t.server_time_to_first_token.record(s);
-                }
+                // The per-token families: successes only, as every family of a streamed answer.
                 for g in gaps {
                     t.inter_chunk_latency.record(g.secs);
                     let per_token = g.secs / g.tokens.max(1) as f64;
@@ -391,30 +390,47 @@ impl LaneStats {
     }
 }
 
-/// One request's timing for a goodput objective, in seconds (None when it has none).
-fn request_timing(c: &Completed, m: RequestMetric) -> Option<f64> {
-    let since = |from: Option<Instant>, to: Option<Instant>| {
-        Some(to?.saturating_duration_since(from?).as_secs_f64())
+/// One request's value of each per-request family, by [`Id`] (None where it has none; the
+/// per-token families come from its gaps instead).
+pub type Values = [Option<f64>; Id::ALL.len()];
+
+/// The per-request formulas, the one place they live: each of a request's values computed once,
+/// for its statistics (the run's and its stage's) and its goodput alike. Which requests have
+/// which values is [`crate::metric::Population`]: `dispatch_delay` every request sent, the
+/// response families every complete response, the streamed answer's families successes only.
+pub fn request_values(c: &Completed) -> Values {
+    let mut v: Values = [None; Id::ALL.len()];
+    let Some(d) = c.dispatch else {
+        return v;
     };
-    // Only complete responses have timings, as in `tally`.
-    c.end_at?;
-    let intended = Some(c.intended);
-    match m {
-        RequestMetric::ResponseTime => since(c.dispatch, c.end_at),
-        RequestMetric::Latency => since(c.dispatch, c.head_at),
-        RequestMetric::TimeToFirstByte => since(c.dispatch, c.first_byte_at),
-        RequestMetric::TimeToFirstToken => since(c.dispatch, c.first_token_at),
-        RequestMetric::TimePerOutputToken if c.output_tokens >= 2 => {
-            let ttft = since(c.dispatch, c.first_token_at)?;
-            let rt = since(c.dispatch, c.end_at)?;
-            Some((rt - ttft) / (c.output_tokens - 1) as f64)
-        }
-        RequestMetric::TimePerOutputToken => None,
-        RequestMetric::CorrectedResponseTime => since(intended, c.end_at),
-        RequestMetric::CorrectedTimeToFirstByte => since(intended, c.first_byte_at),
-        RequestMetric::CorrectedTimeToFirstToken => since(intended, c.first_token_at),
-        RequestMetric::DispatchDelay => since(intended, c.dispatch),
+    let since = |from: Instant, to: Instant| to.saturating_duration_since(from).as_secs_f64();
+    v[Id::DispatchDelay as usize] = Some(since(c.intended, d));
+    // Only a complete response is timed (statuses and stream errors included); a transport
+    // failure has no end to time.
+    let Some(end) = c.end_at else {
+        return v;
+    };
+    let response_time = since(d, end);
+    v[Id::ResponseTime as usize] = Some(response_time);
+    v[Id::CorrectedResponseTime as usize] = Some(since(c.intended, end));
+    v[Id::Latency as usize] = c.head_at.map(|h| since(d, h));
+    if let Some(b) = c.first_byte_at {
+        v[Id::TimeToFirstByte as usize] = Some(since(d, b));
+        v[Id::CorrectedTimeToFirstByte as usize] = Some(since(c.intended, b));
     }
+    if c.outcome == Outcome::Success {
+        if let Some(ft) = c.first_token_at {
+            let ttft = since(d, ft);
+            v[Id::TimeToFirstToken as usize] = Some(ttft);
+            v[Id::CorrectedTimeToFirstToken as usize] = Some(since(c.intended, ft));
+            if c.output_tokens >= 2 {
+                v[Id::TimePerOutputToken as usize] =
+                    Some((response_time - ttft) / (c.output_tokens - 1) as f64);
+            }
+        }
+        v[Id::ServerTimeToFirstToken as usize] = c.server_ttft;
+    }
+    v
 }
 
 /// The lane hands its statistics to the exchange as the table that names server error messages.

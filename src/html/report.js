@@ -364,9 +364,9 @@
   }
 
   // Every timing family in the report (a `mean_X` key), the known ones in a reading order.
-  const ORDER = ['response_time', 'latency', 'corrected_response_time', 'dispatch_delay', 'time_to_first_byte',
-    'time_to_first_token', 'inter_token_latency', 'inter_chunk_latency', 'time_per_output_token',
-    'server_time_to_first_token'];
+  // The order is pacer's list of families (crate::metric), emitted into the page as PacerMetrics.
+  const ORDER = (typeof PacerMetrics !== 'undefined' && Array.isArray(PacerMetrics)
+    ? PacerMetrics.map((m) => m && m.name) : []).filter((n) => typeof n === 'string');
   // Token means are counts, not timings.
   const COUNT_MEANS = new Set(['mean_output_tokens', 'mean_input_tokens']);
   const families = Object.keys(R).filter((k) => k.startsWith('mean_') && !COUNT_MEANS.has(k)).map((k) => k.slice(5))
