@@ -86,7 +86,6 @@
 //! stats  -> rng
 //! mock   -> rng http1
 //! slo    -> metric units
-//! slo    -> report                                              // removed by the metric/shard work
 //! plan   -> http1 llm rng slo metric units wall
 //! plan   -> report                                              // removed by the metric work
 //! engine -> http1 llm plan rng slo stats metric units wall
