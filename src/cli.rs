@@ -100,6 +100,16 @@ pub enum Command {
     /// Print the API's OpenAPI 3 document (what `GET /openapi.json` serves): every route,
     /// request field and report field, with types, defaults and limits.
     Openapi,
+    /// List the timing families the reports carry: name, scope (request, token or chunk), unit,
+    /// which runs report it, which requests give it samples, and what it spans.
+    Metrics(MetricsArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct MetricsArgs {
+    /// Print the list as JSON
+    #[arg(long, short = 'j')]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -463,6 +473,16 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Demo(a) => demo(a),
         Command::Html(a) => html(a),
         Command::Merge(a) => merge(a),
+        Command::Metrics(a) => {
+            if a.json {
+                let list = serde_json::to_string_pretty(&crate::metric::to_json())
+                    .map_err(|e| err(exit::RUN_FAILED, e.to_string()))?;
+                println!("{list}");
+            } else {
+                print!("{}", crate::metric::listing());
+            }
+            Ok(())
+        }
     }
 }
 

@@ -17,6 +17,11 @@
 //!   (100 µs, the design's dispatch precision target, below which no sleeping thread is to
 //!   blame). The target then saw another arrival pattern than the one asked for. Fixed-rate runs
 //!   only: closed loop has no schedule to be late for.
+//! - **Coalesced token gaps** (streaming runs): more than [`COALESCED_SHARE_LIMIT`] (1%) of the
+//!   gaps between successive token events joined two events that came in one read. A read
+//!   carries one arrival time, so such events are one chunk and the gap between them is not
+//!   measured ([`coalesced_reason`]); that many means the lane read late (or the server wrote
+//!   events together), and `inter_token_latency` stands on the remaining gaps.
 //!
 //! Never the target's slowness: requests not sent because every connection was busy with a slow
 //! target are a note, not a verdict, unless a CPU rule also holds (then the generator was too
@@ -44,6 +49,34 @@ pub const LATE_SHARE_LIMIT: f64 = 0.25;
 /// Lateness under this (seconds) is never blamed on the generator: the design's dispatch
 /// precision target.
 pub const LATE_FLOOR: f64 = 100e-6;
+
+/// Token gaps read together past this share of all token gaps (streaming runs) make a run
+/// `generator-limited`: the inter-token figures no longer cover the stream.
+pub const COALESCED_SHARE_LIMIT: f64 = 0.01;
+
+/// The coalesced-token-gaps rule (see the module docs): the reason, when `coalesced` of `gaps`
+/// token gaps read together is past [`COALESCED_SHARE_LIMIT`].
+pub fn coalesced_reason(gaps: u64, coalesced: u64) -> Option<String> {
+    if gaps == 0 || coalesced as f64 <= COALESCED_SHARE_LIMIT * gaps as f64 {
+        return None;
+    }
+    Some(format!(
+        "{coalesced} of {gaps} token gaps ({}) were read together with the token before them: \
+         the thread read late (or the server wrote the events together), so those gaps are not \
+         measured and inter_token_latency stands on the rest; run with --realtime, with fewer \
+         threads busy on this machine, or on a quieter machine",
+        percent_fine(coalesced as f64 / gaps as f64)
+    ))
+}
+
+/// A share as a percentage, with a decimal under 10%.
+fn percent_fine(x: f64) -> String {
+    if x < 0.1 {
+        format!("{:.1}%", x * 100.0)
+    } else {
+        percent(x)
+    }
+}
 
 /// The one-word verdict.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -215,6 +248,16 @@ pub fn judge(input: HealthInput) -> Health {
 }
 
 impl Health {
+    /// The verdict with the coalesced-token-gaps rule applied to a streaming run's `gaps` token
+    /// gaps, `coalesced` of them read together.
+    pub fn with_token_gaps(mut self, gaps: u64, coalesced: u64) -> Health {
+        if let Some(r) = coalesced_reason(gaps, coalesced) {
+            self.reasons.push(r);
+            self.verdict = Verdict::GeneratorLimited;
+        }
+        self
+    }
+
     /// The report's `health` object. Times in seconds, CPU shares as fractions of a core.
     pub fn to_json(&self) -> Value {
         let i = &self.input;
@@ -272,6 +315,26 @@ mod tests {
             send_interval: Some(interval),
             num_workers: 20,
         }
+    }
+
+    #[test]
+    fn token_gaps_read_together_past_one_percent_limit_the_run() {
+        assert_eq!(coalesced_reason(0, 0), None);
+        assert_eq!(coalesced_reason(1000, 10), None, "1% is still ok");
+        let r = coalesced_reason(1000, 11).expect("past 1%");
+        assert!(
+            r.starts_with("11 of 1000 token gaps (1.1%) were read together"),
+            "{r}"
+        );
+        assert!(r.contains("--realtime"), "{r}");
+        let h = judge(paced(40e-6, 5e-3)).with_token_gaps(90, 90);
+        assert_eq!(h.verdict, Verdict::GeneratorLimited);
+        assert!(
+            h.reasons[0].starts_with("90 of 90 token gaps (100%)"),
+            "{h:?}"
+        );
+        let h = judge(paced(40e-6, 5e-3)).with_token_gaps(1000, 3);
+        assert_eq!(h.verdict, Verdict::Ok);
     }
 
     #[test]

@@ -50,6 +50,8 @@
 //!   [`plan::ShardIndex`]).
 //! - [`wall`]: wall-clock time (Unix nanoseconds, `--start-at` parsing, RFC 3339, a run's
 //!   [`wall::WallTimes`]), a leaf the plan, the engine and the shards all read.
+//! - [`metric`]: the timing families (name, scope, unit, note, which runs and requests), a leaf
+//!   every other module reads; `pacer metrics` prints them.
 //! - [`report`]: JSON and text, from the one list of timing families ([`report::TIMINGS`]).
 //!   [`api`]: the HTTP front (accept gate, requests, routes). [`cli`]: clap front. [`mock`]:
 //!   built-in targets, including every fault mode. [`rng`]: the one seedable generator.
@@ -84,7 +86,6 @@
 //! stats  -> rng
 //! mock   -> rng http1
 //! slo    -> metric units
-//! slo    -> report                                              // removed by the metric/shard work
 //! plan   -> http1 llm rng slo metric units wall
 //! plan   -> report                                              // removed by the metric work
 //! engine -> http1 llm plan rng slo stats metric units wall
@@ -115,6 +116,7 @@ pub mod health;
 pub mod html;
 pub mod http1;
 pub mod llm;
+pub mod metric;
 pub mod mock;
 pub mod plan;
 pub mod report;

@@ -1,8 +1,9 @@
 //! Turns a plan and its [`RunStats`] into the contract's JSON (SPEC §3 and §4: the original's
 //! fields first, in the original's order, then the extensions) and into the text report a person
 //! reads in a terminal; [`settings`] is the run's settings in words, for the report's head and for
-//! the command line to print before a run starts. [`TIMINGS`] is the one list of the timing
-//! families: this module reports them, the OpenAPI document (`api::openapi`) describes them.
+//! the command line to print before a run starts. The timing families are
+//! [`crate::metric`]'s; [`TIMINGS`] pairs each with its samples: this module reports them, the
+//! OpenAPI document (`api::openapi`) describes them.
 //!
 //! The JSON carries everything the text shows: per family the text's max and p99.9
 //! (`max_X`, `X_p999`) and, under `histograms`, the log-scale buckets its histograms are drawn
@@ -29,140 +30,60 @@ use crate::stats::{Recorder, Summary};
 // stay for the report's callers.
 pub use crate::units::{human, secs_text};
 
-/// Which runs report a timing family.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Scope {
-    /// Every run (SPEC §2).
-    Every,
-    /// Streaming LLM runs (SPEC §4).
-    Stream,
-    /// Streaming LLM runs whose server reports the figure (Fireworks' header or `perf_metrics`).
-    StreamWhenReported,
-}
+pub use crate::metric::Runs as Scope;
+use crate::metric::{Id, Metric};
 
-/// One timing family: `mean_X`, `std_X`, `X_p50` ... in the JSON, a row in the text report.
+/// One timing family ([`Metric`], whose fields it derefs to) and where the engine keeps its
+/// samples.
 #[derive(Clone, Copy)]
 pub struct Timing {
-    /// `X` in the field names.
-    pub name: &'static str,
-    /// The row's label in the text report.
-    pub label: &'static str,
-    /// What the timing spans, one line under the text report's table.
-    pub note: &'static str,
-    pub scope: Scope,
-    /// One of the original service's fields: reported before the extensions, in this order.
-    pub original: bool,
-    /// Where the engine keeps its samples.
+    pub metric: &'static Metric,
     pub samples: fn(&Timings) -> &Recorder,
 }
 
-/// Every timing family, in the text report's order. The JSON reports the `original` ones first
-/// (`response_time`, `latency`, then `time_to_first_token`, as the original did), then the rest.
-/// `time_to_first_token` comes before `time_to_first_byte` so that, where the two are the same,
-/// the text report keeps the row LLM users look for.
-pub const TIMINGS: [Timing; 12] = [
+impl std::ops::Deref for Timing {
+    type Target = Metric;
+    fn deref(&self) -> &Metric {
+        self.metric
+    }
+}
+
+const fn timing(id: Id) -> Timing {
     Timing {
-        name: "response_time",
-        label: "response_time",
-        note: "dispatch (the request handed to a connection; connect and TLS included) to the last byte",
-        scope: Scope::Every,
-        original: true,
-        samples: |t| &t.response_time,
-    },
-    Timing {
-        name: "latency",
-        label: "latency (headers)",
-        note: "dispatch to the end of the response headers",
-        scope: Scope::Every,
-        original: true,
-        samples: |t| &t.latency,
-    },
-    Timing {
-        name: "corrected_response_time",
-        label: "corrected_response_time",
-        note: "intended send time to the last byte: waits behind the schedule count (wrk2's correction)",
-        scope: Scope::Every,
-        original: false,
-        samples: |t| &t.corrected_response_time,
-    },
-    Timing {
-        name: "dispatch_delay",
-        label: "dispatch_delay",
-        note: "intended send time to dispatch: pacer's own lateness, or a wait for a free connection",
-        scope: Scope::Every,
-        original: false,
-        samples: |t| &t.dispatch_delay,
-    },
-    Timing {
-        name: "time_to_first_token",
-        label: "time_to_first_token",
-        note: "dispatch to the first SSE event that carries a token",
-        scope: Scope::Stream,
-        original: true,
-        samples: |t| &t.time_to_first_token,
-    },
-    Timing {
-        name: "time_to_first_byte",
-        label: "time_to_first_byte",
-        note: "dispatch to the first body byte (what the original called time to first token)",
-        scope: Scope::Stream,
-        original: false,
-        samples: |t| &t.time_to_first_byte,
-    },
-    Timing {
-        name: "corrected_time_to_first_token",
-        label: "corrected_time_to_first_token",
-        note: "intended send time to the first token: a send held back by pacer or a full pool counts, as a user would see it",
-        scope: Scope::Stream,
-        original: false,
-        samples: |t| &t.corrected_time_to_first_token,
-    },
-    Timing {
-        name: "corrected_time_to_first_byte",
-        label: "corrected_time_to_first_byte",
-        note: "intended send time to the first body byte",
-        scope: Scope::Stream,
-        original: false,
-        samples: |t| &t.corrected_time_to_first_byte,
-    },
-    Timing {
-        name: "inter_token_latency",
-        label: "inter_token_latency",
-        note: "per token: the gap before its chunk divided by the tokens the chunk carried",
-        scope: Scope::Stream,
-        original: false,
-        samples: |t| &t.inter_token_latency,
-    },
-    Timing {
-        name: "inter_chunk_latency",
-        label: "inter_chunk_latency",
-        note: "every gap between two successive content chunks (SSE events carrying tokens)",
-        scope: Scope::Stream,
-        original: false,
-        samples: |t| &t.inter_chunk_latency,
-    },
-    Timing {
-        name: "time_per_output_token",
-        label: "time_per_output_token",
-        note: "per request: (response_time - time_to_first_token) / (output tokens - 1)",
-        scope: Scope::Stream,
-        original: false,
-        samples: |t| &t.time_per_output_token,
-    },
-    Timing {
-        name: "server_time_to_first_token",
-        label: "server_time_to_first_token",
-        note: "the server's own figure (its fireworks-server-time-to-first-token header or perf_metrics)",
-        scope: Scope::StreamWhenReported,
-        original: false,
-        samples: |t| &t.server_time_to_first_token,
-    },
-];
+        metric: id.metric(),
+        samples: match id {
+            Id::ResponseTime => |t| t.get(Id::ResponseTime),
+            Id::Latency => |t| t.get(Id::Latency),
+            Id::CorrectedResponseTime => |t| t.get(Id::CorrectedResponseTime),
+            Id::DispatchDelay => |t| t.get(Id::DispatchDelay),
+            Id::TimeToFirstToken => |t| t.get(Id::TimeToFirstToken),
+            Id::TimeToFirstByte => |t| t.get(Id::TimeToFirstByte),
+            Id::CorrectedTimeToFirstToken => |t| t.get(Id::CorrectedTimeToFirstToken),
+            Id::CorrectedTimeToFirstByte => |t| t.get(Id::CorrectedTimeToFirstByte),
+            Id::InterTokenLatency => |t| t.get(Id::InterTokenLatency),
+            Id::InterChunkLatency => |t| t.get(Id::InterChunkLatency),
+            Id::TimePerOutputToken => |t| t.get(Id::TimePerOutputToken),
+            Id::ServerTimeToFirstToken => |t| t.get(Id::ServerTimeToFirstToken),
+        },
+    }
+}
+
+/// Every timing family ([`crate::metric::METRICS`], in its order) with its samples: the list the
+/// report, thresholds and shard states walk.
+pub const TIMINGS: [Timing; 12] = {
+    let mut out = [timing(Id::ResponseTime); 12];
+    let mut k = 0;
+    while k < 12 {
+        out[k] = timing(Id::ALL[k]);
+        k += 1;
+    }
+    out
+};
 
 /// [`TIMINGS`] in the JSON report's order: the original's families first, then the extensions.
 pub fn timings_in_json_order() -> impl Iterator<Item = &'static Timing> {
-    let (original, extensions): (Vec<_>, Vec<_>) = TIMINGS.iter().partition(|t| t.original);
-    original.into_iter().chain(extensions)
+    let original = TIMINGS.iter().filter(|t| t.original);
+    original.chain(TIMINGS.iter().filter(|t| !t.original))
 }
 
 /// One field of a timing family: its suffix role, as the original names them.
@@ -243,7 +164,7 @@ fn reported<'a>(
     let stream = plan.body_mode == BodyMode::Sse;
     TIMINGS.iter().filter_map(move |timing| {
         let rec = (timing.samples)(t);
-        let shown = match timing.scope {
+        let shown = match timing.runs {
             Scope::Every => true,
             Scope::Stream => stream,
             Scope::StreamWhenReported => stream && rec.count() > 0,
@@ -274,7 +195,12 @@ pub fn to_json(plan: &Plan, stats: &RunStats) -> Value {
         );
     }
     if let Some(h) = &stats.health {
-        m.insert("health".into(), health::judge(h.clone()).to_json());
+        m.insert(
+            "health".into(),
+            health::judge(h.clone())
+                .with_token_gaps(stats.token_gaps, stats.token_gaps_coalesced)
+                .to_json(),
+        );
     }
     if !stats.stages.is_empty() {
         let stages: Vec<Value> = (0..stats.stages.len())
@@ -389,6 +315,7 @@ fn measured(m: &mut Map<String, Value>, plan: &Plan, stats: &RunStats) {
             0.0
         };
         m.insert("output_tokens_per_second".into(), json!(rate));
+        m.insert("token_gaps_coalesced".into(), coalesced_json(stats));
     }
     m.insert("bytes_received".into(), json!(stats.bytes_received));
 }
@@ -449,6 +376,15 @@ pub fn run_secs(plan: &Plan, stats: &RunStats) -> Option<f64> {
     };
     let secs = stats.elapsed.as_secs_f64().max(scheduled);
     (secs > 0.0).then_some(secs)
+}
+
+/// `token_gaps_coalesced`: of the `of` gaps between successive token events of the successes,
+/// the `count` whose two events came in one read (one chunk, so not measured), and their `share`
+/// (null without gaps).
+fn coalesced_json(stats: &RunStats) -> Value {
+    let (count, of) = (stats.token_gaps_coalesced, stats.token_gaps);
+    let share = (of > 0).then(|| count as f64 / of as f64);
+    json!({"count": count, "of": of, "share": share})
 }
 
 /// One entry of the report's `stages`: which stage (1-based, as asked: `qps`, `duration`, and
@@ -925,11 +861,11 @@ pub fn to_text_body(plan: &Plan, stats: &RunStats) -> String {
             unsent
         );
     }
-    for line in stats
-        .health
-        .iter()
-        .flat_map(|h| health::judge(h.clone()).text_lines())
-    {
+    for line in stats.health.iter().flat_map(|h| {
+        health::judge(h.clone())
+            .with_token_gaps(stats.token_gaps, stats.token_gaps_coalesced)
+            .text_lines()
+    }) {
         let _ = writeln!(out, "  {line}");
     }
     if plan.target.tls {
@@ -948,6 +884,14 @@ pub fn to_text_body(plan: &Plan, stats: &RunStats) -> String {
             stats.output_tokens as f64 / secs,
             source_text(&stats.output_sources)
         );
+        if plan.body_mode == BodyMode::Sse && stats.token_gaps > 0 {
+            let (n, of) = (stats.token_gaps_coalesced, stats.token_gaps);
+            let _ = writeln!(
+                out,
+                "  token gaps read together {n} of {of} ({:.1}%): one chunk each, not measured",
+                100.0 * n as f64 / of as f64
+            );
+        }
         let counted = input_counted(stats);
         if counted > 0 {
             let _ = writeln!(
@@ -1087,6 +1031,9 @@ fn table(plan: &Plan, t: &Timings) -> String {
              corrected_X equals X, dispatch_delay is 0)",
             no_intended.join(", ")
         );
+    }
+    if rows.iter().any(|(t, _)| t.runs != Scope::Every) {
+        let _ = writeln!(out, "  samples: {}", crate::metric::POPULATION_RULE);
     }
     out
 }

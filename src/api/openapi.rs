@@ -5,6 +5,7 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::metric::{Metric, POPULATION_RULE};
 use crate::plan::{Limits, defaults};
 use crate::report::{Scope, Stat, timings_in_json_order};
 
@@ -845,16 +846,24 @@ fn seconds(description: &str) -> Value {
     json!({"type": "number", "nullable": true, "description": description})
 }
 
-/// The fields of one timing family, named as the report names them.
-fn family(props: &mut Map<String, Value>, name: &str) {
+/// The fields of one timing family, named as the report names them, each described with what
+/// the family spans and which requests give it samples (`crate::metric`).
+fn family(props: &mut Map<String, Value>, m: &Metric) {
     for stat in Stat::ALL {
-        let description = match stat {
+        let what = match stat {
             Stat::Mean => "Seconds; null with no samples.",
             Stat::Max => "Seconds, the largest sample; null with no samples.",
             Stat::Std => "Sample standard deviation (n−1); null with fewer than 2 samples.",
             _ => "Seconds, numpy's linear interpolation; null with fewer than 2 samples.",
         };
-        props.insert(stat.field(name), seconds(description));
+        let description = format!(
+            "{} One sample per {}, from {}: {}. {what}",
+            m.name,
+            m.scope.word(),
+            m.population.word(),
+            m.note
+        );
+        props.insert(stat.field(m.name), seconds(&description));
     }
 }
 
@@ -999,8 +1008,9 @@ fn report_schema(llm: bool) -> Value {
         json!({"type": "object", "description": "Whether the generator limited the run: \
             `ok`, or `generator-limited` when a thread used 90% of a core, or half a core while \
             preempted 1,000 times a second, or when the generator's own lateness p99 passed 25% \
-            of the mean send interval (and 100 µs). Requests left unsent by busy connections are \
-            a note (the target's doing) unless a CPU rule holds too.",
+            of the mean send interval (and 100 µs), or (streaming) when more than 1% of the token \
+            gaps were read together (token_gaps_coalesced). Requests left unsent by busy \
+            connections are a note (the target's doing) unless a CPU rule holds too.",
             "properties": {
                 "verdict": {"type": "string", "enum": ["ok", "generator-limited"]},
                 "reasons": {"type": "array", "items": {"type": "string"}},
@@ -1078,8 +1088,8 @@ fn report_schema(llm: bool) -> Value {
             "properties": {"monotonic_start_ns": {"type": "integer"},
                 "unix_start": {"type": "number", "description": "Seconds since 1970."}}}),
     );
-    for t in timings_in_json_order().filter(|t| t.scope == Scope::Every) {
-        family(&mut props, t.name);
+    for t in timings_in_json_order().filter(|t| t.runs == Scope::Every) {
+        family(&mut props, t.metric);
     }
     let mut required: Vec<Value> = [
         "config",
@@ -1096,12 +1106,12 @@ fn report_schema(llm: bool) -> Value {
     .iter()
     .map(|s| json!(s))
     .collect();
-    for t in timings_in_json_order().filter(|t| t.scope == Scope::Every) {
+    for t in timings_in_json_order().filter(|t| t.runs == Scope::Every) {
         required.push(json!(Stat::Mean.field(t.name)));
     }
     if llm {
-        for t in timings_in_json_order().filter(|t| t.scope != Scope::Every) {
-            family(&mut props, t.name);
+        for t in timings_in_json_order().filter(|t| t.runs != Scope::Every) {
+            family(&mut props, t.metric);
         }
         props.insert(
             "output_tokens".into(),
@@ -1146,16 +1156,27 @@ fn report_schema(llm: bool) -> Value {
             "mean_output_tokens".into(),
             json!({"type": "number", "nullable": true, "description": "Streaming only."}),
         );
+        props.insert(
+            "token_gaps_coalesced".into(),
+            json!({"type": "object", "description": "Streaming only, per run and per stage: of \
+                the `of` gaps between successive token events of the successful requests, the \
+                `count` whose two events came in one read. A read has one arrival time, so its \
+                token events are one chunk whose tokens share the gap before it: those gaps are \
+                not measured (never a gap of 0). `share` = count / of (null without gaps); past \
+                1% the health verdict says so.",
+                "properties": {"count": {"type": "integer"}, "of": {"type": "integer"},
+                    "share": {"type": "number", "nullable": true}}}),
+        );
         required.push(json!("output_tokens"));
     }
     json!({
         "type": "object",
-        "description": if llm {
+        "description": format!("{} Samples: {POPULATION_RULE}.", if llm {
             "The /benchmark report plus, when streaming, the time-to-first-token family and \
              the token extensions (server_time_to_first_token only when the server reports it)."
         } else {
             "The original's fields, then the extensions."
-        },
+        }),
         "required": required,
         "properties": props,
     })

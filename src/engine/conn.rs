@@ -27,7 +27,7 @@ use rustls::{ClientConnection, HandshakeKind};
 
 use super::dispatch::Ticket;
 use super::exchange::{Close, Exchange, Scratch, Sink, Step};
-use super::outcome::Failure;
+use super::outcome::{ChunkGap, Completed, Failure};
 use super::sys::{self, Io, RealtimeNs};
 use super::tls;
 
@@ -168,6 +168,14 @@ impl Conn {
             State::Connecting(ex) | State::Handshaking(ex) | State::Busy(ex) => Some(ex),
             State::Idle => None,
         }
+    }
+
+    /// The record of the response the exchange in flight completed, with the gaps before its
+    /// content chunks (see [`Exchange::completed`]); None when there is none.
+    #[inline]
+    pub fn completed(&self, thread: u32) -> Option<(Completed, &[ChunkGap])> {
+        self.exchange()
+            .map(|ex| ex.completed(thread, &self.scratch))
     }
 
     #[inline]

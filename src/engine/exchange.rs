@@ -18,21 +18,30 @@
 //! The memory it works in belongs to the connection and is lent to each call ([`Scratch`]): the
 //! read buffer (a response head is parsed where it was read, body bytes are handed on from there,
 //! never copied), the SSE parser's line buffers and the kept body. So starting an exchange
-//! allocates nothing. Gaps between content chunks and server error messages go to a [`Sink`] (the
-//! thread's statistics) as they are seen; everything else ends up in one [`Completed`] record.
+//! allocates nothing. Server error messages go to a [`Sink`] (the thread's table of messages) as
+//! they are seen; everything else ends up in one [`Completed`] record, and the gaps between the
+//! response's content chunks ([`ChunkGap`]s, kept in the scratch memory, so reused) are handed out
+//! with it ([`Exchange::completed`]): the statistics take the two together, once per request.
+//!
+//! **A chunk is what arrived together.** A content chunk is the token events one read brought:
+//! when a read carries k token events (the lane read late, or the server wrote them together) they
+//! all have the read's arrival time, so they are one chunk whose tokens share the gap before it,
+//! as the tokens of one event do; no gap of 0 is made up between them. Each token gap joined this
+//! way counts in [`Completed::token_gaps_coalesced`], so the report can say how many gaps were not
+//! measured.
 //!
 //! Tokens are counted here too ([`Exchange::counting`]): output tokens from the server's `usage`,
 //! else the run's tokenizer over the streamed text, else the number of token events; input
 //! tokens from `usage.prompt_tokens`, else the count the plan made of the prompt before the run.
-//! Each content chunk goes to the sink with the tokens it carried: the growth of a per-chunk
+//! Each content chunk's gap is kept with the tokens it carried: the growth of a per-chunk
 //! `usage.completion_tokens` when the server sends one with every chunk, else the tokenizer's
 //! count of the chunk's text, else 1. Without a tokenizer no text is looked at, let alone copied.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::dispatch::Ticket;
-use super::outcome::{Completed, Failure, Outcome, TLS_TRUNCATED, TokenSource};
+use super::outcome::{ChunkGap, Completed, Failure, Outcome, TLS_TRUNCATED, TokenSource};
 use crate::http1::{
     Body, Framing, MAX_HEAD_BYTES, MAX_INTERIM_RESPONSES, ResponseError, parse_head,
 };
@@ -82,13 +91,10 @@ pub enum Close {
     Truncated,
 }
 
-/// Where the exchange reports what it sees as it sees it: the thread's statistics in the lane, a
-/// recorder in tests. Called on the token path, so implementations must not allocate.
+/// Where the exchange names a server's error message as it sees it: the thread's table of
+/// messages in the lane, a list in tests. Error path only.
 pub trait Sink {
-    /// A content chunk carrying `tokens` tokens (at least 1) arrived `gap` after the previous
-    /// content chunk of the same response. The first chunk of a response is not a gap.
-    fn chunk_gap(&mut self, gap: Duration, tokens: u64);
-    /// A server's own error message (error path only): the failure that names it.
+    /// A server's own error message: the failure that names it.
     fn server_error(&mut self, message: String) -> Failure;
 }
 
@@ -102,6 +108,8 @@ pub struct Scratch {
     copy: Vec<u8>,
     /// The streamed text of a response, kept only when a tokenizer counts it.
     text: String,
+    /// The gaps before the content chunks of the response (after the first), in order.
+    gaps: Vec<ChunkGap>,
 }
 
 impl Default for Scratch {
@@ -118,6 +126,7 @@ impl Scratch {
             sse: SseParser::new(),
             copy: Vec::new(),
             text: String::new(),
+            gaps: Vec::new(),
         }
     }
 
@@ -142,6 +151,11 @@ impl Scratch {
         }
     }
 
+    /// The gaps before the content chunks of the last response (see [`Exchange::completed`]).
+    pub fn gaps(&self) -> &[ChunkGap] {
+        &self.gaps
+    }
+
     /// The read buffer's size (for tests of the growth rule).
     pub fn capacity(&self) -> usize {
         self.buf.len()
@@ -154,6 +168,11 @@ struct Stream {
     first_token_at: Option<Instant>,
     last_token_at: Option<Instant>,
     token_events: u64,
+    /// The current chunk (the token events of the latest read that had one) has its gap at the
+    /// end of the gaps: it is not the response's first chunk.
+    chunk_has_gap: bool,
+    /// Token events that joined the chunk of the one before (same read).
+    coalesced: u32,
     usage_tokens: Option<u64>,
     usage_prompt: Option<u64>,
     /// The largest `usage.completion_tokens` seen on a content chunk so far: a server that sends
@@ -177,6 +196,7 @@ impl Stream {
         now: Instant,
         tokenizer: Option<&Tokenizer>,
         text: &mut String,
+        gaps: &mut Vec<ChunkGap>,
         sink: &mut impl Sink,
     ) {
         self.events += 1;
@@ -190,7 +210,22 @@ impl Stream {
                 if c.token {
                     let tokens = self.chunk_tokens(&c, chunk_text.as_ref(), tokenizer, text);
                     match self.last_token_at {
-                        Some(last) => sink.chunk_gap(now.saturating_duration_since(last), tokens),
+                        // Read together with the token event before: the same chunk.
+                        Some(last) if last == now => {
+                            self.coalesced += 1;
+                            if self.chunk_has_gap
+                                && let Some(g) = gaps.last_mut()
+                            {
+                                g.tokens += tokens;
+                            }
+                        }
+                        Some(last) => {
+                            let secs = now.saturating_duration_since(last).as_secs_f64();
+                            // Pushing reuses the connection's buffer: no allocation once it
+                            // has held a response this long.
+                            gaps.push(ChunkGap { secs, tokens });
+                            self.chunk_has_gap = true;
+                        }
                         None => self.first_token_at = Some(now),
                     }
                     self.last_token_at = Some(now);
@@ -434,12 +469,14 @@ impl Exchange {
         }
     }
 
-    /// The record of the response this exchange completed (after [`Step::Complete`]).
+    /// The record of the response this exchange completed (after [`Step::Complete`]), with the
+    /// gaps before its content chunks (`mem`: the scratch memory it was fed through).
     #[inline]
-    pub fn completed(&self, thread: u32) -> Completed {
+    pub fn completed<'m>(&self, thread: u32, mem: &'m Scratch) -> (Completed, &'m [ChunkGap]) {
         // A complete exchange always has its end; the dispatch stands in should that ever break.
         let ended = self.end_at.unwrap_or(self.ticket.dispatch);
-        self.record(thread, self.outcome, self.end_at, ended)
+        let c = self.record(thread, self.outcome, self.end_at, ended);
+        (c, &mem.gaps)
     }
 
     /// The record of this exchange failing with `f` (a [`Step::Fail`], a timeout, a write error):
@@ -495,6 +532,9 @@ impl Exchange {
                 None
             },
             retried: t.retried,
+            token_gaps: u32::try_from(self.stream.token_events.saturating_sub(1))
+                .unwrap_or(u32::MAX),
+            token_gaps_coalesced: self.stream.coalesced,
         }
     }
 
@@ -522,6 +562,7 @@ impl Exchange {
                     self.head_at = Some(now);
                     self.stream.server_ttft = h.server_ttft;
                     self.body.reset(h.framing);
+                    mem.gaps.clear();
                     let ok = (200..300).contains(&h.status);
                     match self.mode {
                         BodyMode::Plain => {}
@@ -558,6 +599,7 @@ impl Exchange {
             sse: parser,
             copy,
             text,
+            gaps,
             ..
         } = mem;
         let data = &buf[start..end];
@@ -580,7 +622,7 @@ impl Exchange {
                     stream.first_byte = chunk.first().copied();
                 }
                 if let Err(e) = parser.feed(chunk, |event| {
-                    stream.on_event(event, now, tokenizer, text, sink)
+                    stream.on_event(event, now, tokenizer, text, gaps, sink)
                 }) {
                     sse_error = Some(e);
                 }
@@ -681,26 +723,20 @@ fn not_an_event_stream(first: Option<u8>) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     const FIXTURE: &[u8] = include_bytes!(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/fixtures/completions_stream_chunked.http"
     ));
 
-    /// Records what the exchange reports as it goes.
+    /// The server messages the exchange named as it went.
     #[derive(Default)]
     struct Seen {
-        gaps: Vec<Duration>,
-        /// The tokens each gap's chunk carried.
-        tokens: Vec<u64>,
         messages: Vec<String>,
     }
 
     impl Sink for Seen {
-        fn chunk_gap(&mut self, gap: Duration, tokens: u64) {
-            self.gaps.push(gap);
-            self.tokens.push(tokens);
-        }
         fn server_error(&mut self, message: String) -> Failure {
             self.messages.push(message);
             Failure::StreamMessage((self.messages.len() - 1) as u16)
@@ -759,7 +795,21 @@ mod tests {
         }
 
         fn record(&self) -> Completed {
-            self.ex.completed(0)
+            self.ex.completed(0, &self.mem).0
+        }
+
+        /// The gaps handed out with the record, to the microsecond.
+        fn gaps(&self) -> Vec<Duration> {
+            let (_, gaps) = self.ex.completed(0, &self.mem);
+            gaps.iter()
+                .map(|g| Duration::from_micros((g.secs * 1e6).round() as u64))
+                .collect()
+        }
+
+        /// The tokens each gap's chunk carried.
+        fn tokens(&self) -> Vec<u64> {
+            let (_, gaps) = self.ex.completed(0, &self.mem);
+            gaps.iter().map(|g| g.tokens).collect()
         }
     }
 
@@ -796,8 +846,19 @@ mod tests {
             assert_eq!(c.head_at, Some(at(head - 1)), "split {k}");
             assert_eq!(c.first_byte_at, Some(at(head)), "split {k}");
             assert_eq!(c.first_token_at, Some(at(tokens[0])), "split {k}");
-            let gaps: Vec<Duration> = tokens.windows(2).map(|w| at(w[1]) - at(w[0])).collect();
-            assert_eq!(r.seen.gaps, gaps, "split {k}");
+            // The token events of each read are one chunk: one gap of 1 ms, carried by the
+            // tokens of the second read, when both reads have some; the other gaps were read
+            // together and are counted as such, not measured as 0.
+            let late = tokens.iter().filter(|&&t| t >= k).count() as u64;
+            let (gaps, carried) = if late == 0 || late == 20 {
+                (vec![], vec![])
+            } else {
+                (vec![Duration::from_millis(1)], vec![late])
+            };
+            assert_eq!(r.gaps(), gaps, "split {k}");
+            assert_eq!(r.tokens(), carried, "split {k}");
+            assert_eq!(c.token_gaps, 19);
+            assert_eq!(c.token_gaps_coalesced, 19 - gaps.len() as u32, "split {k}");
             assert_eq!(c.end_at, Some(r.at(2000)));
             assert_eq!(
                 c.output_tokens, 20,
@@ -826,7 +887,8 @@ mod tests {
             .windows(2)
             .map(|w| Duration::from_micros((w[1] - w[0]) as u64))
             .collect();
-        assert_eq!(r.seen.gaps, gaps);
+        assert_eq!(r.gaps(), gaps);
+        assert_eq!((c.token_gaps, c.token_gaps_coalesced), (19, 0));
         assert_eq!(c.end_at, Some(r.at(end)));
     }
 
@@ -1028,10 +1090,49 @@ mod tests {
         let c = r.record();
         assert_eq!(c.first_token_at, Some(r.at(100)));
         assert_eq!(
-            r.seen.gaps,
+            r.gaps(),
             vec![Duration::from_micros(150), Duration::from_micros(350)]
         );
         assert_eq!((c.outcome, c.output_tokens), (Outcome::Success, 3));
+    }
+
+    #[test]
+    fn token_events_read_together_are_one_chunk() {
+        let ev = |t: &str| format!("data: {{\"choices\":[{{\"text\":\"{t}\"}}]}}\n\n");
+        let events = [ev("a"), ev("b"), ev("c"), ev("d"), ev("e"), ev("f")].concat();
+        let wire = sse_response(&(events + "data: [DONE]\n\n"));
+        let find = |pat: &[u8]| wire.windows(pat.len()).position(|w| w == pat).unwrap();
+        // a and b in the first read, c alone, then d, e, f and [DONE] in one late read.
+        let (c_at, d_at) = (find(b"\"text\":\"c"), find(b"\"text\":\"d"));
+        let mut r = Run::new(BodyMode::Sse, false);
+        assert_eq!(r.read(&wire[..c_at], 100), Step::More);
+        assert_eq!(r.read(&wire[c_at..d_at], 300), Step::More);
+        assert_eq!(r.read(&wire[d_at..], 900), Step::Complete { reuse: true });
+        let c = r.record();
+        assert_eq!(c.first_token_at, Some(r.at(100)));
+        // b joins a's chunk (no gap of 0); d, e and f share the 600 µs before their read.
+        assert_eq!(
+            r.gaps(),
+            [Duration::from_micros(200), Duration::from_micros(600)]
+        );
+        assert_eq!(r.tokens(), [1, 3]);
+        assert_eq!((c.token_gaps, c.token_gaps_coalesced), (5, 3));
+        assert_eq!(c.output_tokens, 6);
+        // The next response on the connection starts with no gaps.
+        let mut next = Exchange::new(*r.ex.ticket(), 3, BodyMode::Sse, false);
+        let at = r.at(950);
+        let step = next.feed_all(&mut r.mem, &sse_response("data: [DONE]\n\n"), at);
+        assert_eq!(step, Step::Complete { reuse: true });
+        assert!(next.completed(0, &r.mem).1.is_empty());
+    }
+
+    impl Exchange {
+        /// Feeds `bytes` as one read at `now` (tests: the whole response fits the buffer).
+        fn feed_all(&mut self, mem: &mut Scratch, bytes: &[u8], now: Instant) -> Step {
+            let space = mem.space().expect("room");
+            space[..bytes.len()].copy_from_slice(bytes);
+            self.feed(mem, bytes.len(), now, &mut Seen::default())
+        }
     }
 
     #[test]
@@ -1050,7 +1151,7 @@ mod tests {
         assert_eq!(c.output_tokens, 7, "usage wins over the one token event");
         assert_eq!(c.server_ttft, Some(0.25));
         assert_eq!(c.first_token_at, Some(r.at(9)));
-        assert!(r.seen.gaps.is_empty());
+        assert!(r.gaps().is_empty());
     }
 
     /// A word-level tokenizer that splits on whitespace only: a text's tokens are its words.
@@ -1111,8 +1212,8 @@ mod tests {
         let usage = [Some(3), Some(6), Some(9), Some(10)];
         let step = chunked_stream(&mut r, &texts, &usage, "data: [DONE]\n\n");
         assert_eq!(step, Step::Complete { reuse: true });
-        assert_eq!(r.seen.tokens, [3, 3, 1]);
-        assert_eq!(r.seen.gaps, vec![Duration::from_micros(100); 3]);
+        assert_eq!(r.tokens(), [3, 3, 1]);
+        assert_eq!(r.gaps(), vec![Duration::from_micros(100); 3]);
         let c = r.record();
         assert_eq!((c.output_tokens, c.output_source), (10, TokenSource::Usage));
         assert_eq!(
@@ -1125,7 +1226,7 @@ mod tests {
         r.ex = Exchange::new(r.ex.ticket, 3, BodyMode::Sse, false)
             .counting(Some(12), Some(words_tokenizer()));
         chunked_stream(&mut r, &texts, &[None; 4], "data: [DONE]\n\n");
-        assert_eq!(r.seen.tokens, [3, 3, 1]);
+        assert_eq!(r.tokens(), [3, 3, 1]);
         let c = r.record();
         assert_eq!(
             (c.output_tokens, c.output_source),
@@ -1153,7 +1254,7 @@ mod tests {
         // Neither: one token per chunk, token events for the output, no input count.
         let mut r = Run::new(BodyMode::Sse, false);
         chunked_stream(&mut r, &texts, &[None; 4], "data: [DONE]\n\n");
-        assert_eq!(r.seen.tokens, [1, 1, 1]);
+        assert_eq!(r.tokens(), [1, 1, 1]);
         let c = r.record();
         assert_eq!((c.output_tokens, c.output_source), (4, TokenSource::Events));
         assert_eq!((c.input_tokens, c.input_source), (None, TokenSource::None));

@@ -32,7 +32,9 @@
 //!   partly read (the rest comes soon; a big body left unread would fill the socket's receive
 //!   buffer and stall the server): see [`Conn::needs_watch`];
 //! - a streaming run (SSE): a read that returns several events gives them all the stamp of the
-//!   last segment, so token times stay exact only if each segment is read as it arrives;
+//!   last segment, so token times stay exact only if each segment is read as it arrives (the
+//!   exchange makes such events one chunk, and the report counts their token gaps as
+//!   `token_gaps_coalesced`);
 //! - no send is left (the run's end waits on responses), or kernel stamps are off (refused, or
 //!   `PACER_TIMESTAMPS=user`): then only reading at once gives the arrival time.
 //!
@@ -706,10 +708,15 @@ impl<'a> Lane<'a> {
     /// The response of the connection's exchange is complete.
     #[inline(always)]
     fn complete(&mut self, key: usize, reuse: bool) {
-        let conn = &mut self.conns[key];
-        let Some(c) = conn.exchange().map(|ex| ex.completed(self.thread)) else {
+        let conn = &self.conns[key];
+        let Some((c, gaps)) = conn.completed(self.thread) else {
             return;
         };
+        // The one request that carries token gaps: they go in with its record, from the
+        // connection's scratch memory, before the connection takes its next request.
+        self.stats.record(&c, gaps);
+        self.observe(&c);
+        let conn = &mut self.conns[key];
         if let Some(t) = conn.release() {
             self.dispatch.end(t);
         }
@@ -717,7 +724,6 @@ impl<'a> Lane<'a> {
         if reuse {
             self.idle.push((key, conn.id));
         }
-        self.record(&c);
         if !reuse {
             self.close(key);
         }
@@ -730,10 +736,17 @@ impl<'a> Lane<'a> {
         self.record(&c);
     }
 
-    /// Every request of the lane ends here, once: its statistics, the live view, the file.
+    /// Every request of the lane ends here, once (a complete response in `complete`, which adds
+    /// its token gaps): its statistics, the live view, the file.
     #[inline(always)]
     fn record(&mut self, c: &Completed) {
-        self.stats.record(c);
+        self.stats.record(c, &[]);
+        self.observe(c);
+    }
+
+    /// What else sees each ended request: the live view and the file.
+    #[inline(always)]
+    fn observe(&mut self, c: &Completed) {
         if let Some((at, secs)) = live::sample(c, self.sh.t0, self.live_first_token) {
             self.progress.rolling.record(at, secs);
         }

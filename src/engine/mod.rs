@@ -79,6 +79,10 @@ pub struct RunStats {
     /// Prompt tokens of the successes that had a count, and where each success's came from.
     pub input_tokens: u64,
     pub input_sources: TokenSources,
+    /// Gaps between successive token events of the successes, and those read together with the
+    /// event before (one chunk: not measured; see `engine::exchange`).
+    pub token_gaps: u64,
+    pub token_gaps_coalesced: u64,
     /// Requests sent per second over the span from the first send to the last (fixed rate), or
     /// completed per second of the duration (saturation, as wrk reports it).
     pub achieved_qps: f64,
@@ -644,6 +648,8 @@ fn summarize(plan: &Plan, w: LaneStats, messages: &Messages, elapsed: Duration) 
         output_sources: w.output_sources,
         input_tokens: w.input_tokens,
         input_sources: w.input_sources,
+        token_gaps: w.token_gaps,
+        token_gaps_coalesced: w.token_gaps_coalesced,
         interrupted: w.interrupted,
         good_requests: w.good,
         sent: w.dispatched,

@@ -118,6 +118,16 @@ impl TokenSource {
     }
 }
 
+/// The gap before one content chunk of a streamed response: seconds since the previous content
+/// chunk's arrival, and the tokens this chunk carried (at least 1). A chunk is what arrived
+/// together: the token events of one read are one chunk, whatever the server's framing, so a
+/// late read makes fewer, longer-carrying chunks, never a gap of 0 (see `engine::exchange`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ChunkGap {
+    pub secs: f64,
+    pub tokens: u64,
+}
+
 /// Everything measured about one scheduled request, built once when it ends. Every request of a
 /// run becomes exactly one of these, and the thread's statistics are kept from them alone.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -161,6 +171,11 @@ pub struct Completed {
     pub server_ttft: Option<f64>,
     /// It was sent a second time after a stale keep-alive connection.
     pub retried: bool,
+    /// Gaps between successive token events of the response (token events − 1, 0 without
+    /// tokens), and how many of them joined two events that arrived in one read: those are not
+    /// measured (the events are one chunk), and their share says how late the reads were.
+    pub token_gaps: u32,
+    pub token_gaps_coalesced: u32,
 }
 
 impl Completed {
@@ -192,6 +207,8 @@ impl Completed {
             input_source: TokenSource::None,
             server_ttft: None,
             retried: false,
+            token_gaps: 0,
+            token_gaps_coalesced: 0,
         }
     }
 }

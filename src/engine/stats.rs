@@ -10,26 +10,30 @@
 //! time falls in), whose own [`LaneStats`] keep the same counts and timings. The generator's own
 //! lateness and each thread's CPU are kept beside, for the run's `health`.
 //!
-//! Two per-token families come from the exchange as chunks arrive ([`Sink::chunk_gap`]):
-//! `inter_chunk_latency` takes every gap between two content chunks of a response, and
-//! `inter_token_latency` takes that gap divided by the tokens the later chunk carried, once per
-//! token, so its samples are per token and a chunk of 3 tokens after 30 ms counts as three
-//! tokens 10 ms apart. With one token per chunk the two are the same.
+//! Two per-token families come from the gaps the exchange hands out with a response's record
+//! ([`ChunkGap`]s, passed to `record` beside it): `inter_chunk_latency` takes every gap between
+//! two content chunks of a response, and `inter_token_latency` takes that gap divided by the
+//! tokens the later chunk carried, once per token, so its samples are per token and a chunk of 3
+//! tokens after 30 ms counts as three tokens 10 ms apart. With one token per chunk the two are the
+//! same. Like every per-request family they are kept for successes only (a failed stream has no
+//! time to first token, so it has no token gaps either), and in the request's stage as in the run.
+//! Token gaps read together (one chunk) are counted beside: `token_gaps`, `token_gaps_coalesced`.
 
 use std::collections::HashMap;
 use std::ops::AddAssign;
 use std::time::{Duration, Instant};
 
 use super::exchange::Sink;
-use super::outcome::{Completed, Failure, Outcome, TokenSource};
+use super::outcome::{ChunkGap, Completed, Failure, Outcome, TokenSource};
 use super::sched::Scheduling;
 use super::timeline::Timeline;
 use super::usage::ThreadUsage;
+use crate::metric::Id;
 use crate::plan::Plan;
-use crate::slo::goodput::{self, Objective, RequestMetric};
+use crate::slo::goodput::{self, Objective};
 use crate::stats::Recorder;
 
-/// Every timing of SPEC §2 and §4, one recorder each.
+/// Every timing family of [`crate::metric`], one recorder each.
 #[derive(Clone, Debug, Default)]
 pub struct Timings {
     pub response_time: Recorder,
@@ -48,24 +52,49 @@ pub struct Timings {
     pub corrected_time_to_first_token: Recorder,
 }
 
+impl Timings {
+    /// The recorder of family `id`.
+    pub fn get(&self, id: Id) -> &Recorder {
+        match id {
+            Id::ResponseTime => &self.response_time,
+            Id::Latency => &self.latency,
+            Id::CorrectedResponseTime => &self.corrected_response_time,
+            Id::DispatchDelay => &self.dispatch_delay,
+            Id::TimeToFirstToken => &self.time_to_first_token,
+            Id::TimeToFirstByte => &self.time_to_first_byte,
+            Id::CorrectedTimeToFirstToken => &self.corrected_time_to_first_token,
+            Id::CorrectedTimeToFirstByte => &self.corrected_time_to_first_byte,
+            Id::InterTokenLatency => &self.inter_token_latency,
+            Id::InterChunkLatency => &self.inter_chunk_latency,
+            Id::TimePerOutputToken => &self.time_per_output_token,
+            Id::ServerTimeToFirstToken => &self.server_time_to_first_token,
+        }
+    }
+
+    /// The recorder of family `id`, to record into.
+    pub fn get_mut(&mut self, id: Id) -> &mut Recorder {
+        match id {
+            Id::ResponseTime => &mut self.response_time,
+            Id::Latency => &mut self.latency,
+            Id::CorrectedResponseTime => &mut self.corrected_response_time,
+            Id::DispatchDelay => &mut self.dispatch_delay,
+            Id::TimeToFirstToken => &mut self.time_to_first_token,
+            Id::TimeToFirstByte => &mut self.time_to_first_byte,
+            Id::CorrectedTimeToFirstToken => &mut self.corrected_time_to_first_token,
+            Id::CorrectedTimeToFirstByte => &mut self.corrected_time_to_first_byte,
+            Id::InterTokenLatency => &mut self.inter_token_latency,
+            Id::InterChunkLatency => &mut self.inter_chunk_latency,
+            Id::TimePerOutputToken => &mut self.time_per_output_token,
+            Id::ServerTimeToFirstToken => &mut self.server_time_to_first_token,
+        }
+    }
+}
+
 impl AddAssign for Timings {
-    fn add_assign(&mut self, o: Timings) {
-        self.response_time.merge(o.response_time);
-        self.latency.merge(o.latency);
-        self.corrected_response_time
-            .merge(o.corrected_response_time);
-        self.dispatch_delay.merge(o.dispatch_delay);
-        self.time_to_first_byte.merge(o.time_to_first_byte);
-        self.time_to_first_token.merge(o.time_to_first_token);
-        self.inter_token_latency.merge(o.inter_token_latency);
-        self.inter_chunk_latency.merge(o.inter_chunk_latency);
-        self.time_per_output_token.merge(o.time_per_output_token);
-        self.server_time_to_first_token
-            .merge(o.server_time_to_first_token);
-        self.corrected_time_to_first_byte
-            .merge(o.corrected_time_to_first_byte);
-        self.corrected_time_to_first_token
-            .merge(o.corrected_time_to_first_token);
+    fn add_assign(&mut self, mut o: Timings) {
+        for id in Id::ALL {
+            self.get_mut(id).merge(std::mem::take(o.get_mut(id)));
+        }
     }
 }
 
@@ -193,6 +222,10 @@ pub struct LaneStats {
     /// Prompt tokens of the successes that had a count, and where each success's came from.
     pub input_tokens: u64,
     pub input_sources: TokenSources,
+    /// Gaps between successive token events of the successes, and those whose two events were
+    /// read together (one chunk, not measured).
+    pub token_gaps: u64,
+    pub token_gaps_coalesced: u64,
     /// Requests handed to a connection, and the first and last moments that happened.
     pub dispatched: u64,
     pub first_dispatch: Option<Instant>,
@@ -242,12 +275,15 @@ impl LaneStats {
         }
     }
 
-    /// Accounts for one request that ended: the only way a request reaches a bucket.
-    pub fn record(&mut self, c: &Completed) {
+    /// Accounts for one request that ended, with the gaps before its content chunks (empty for
+    /// any but a complete streamed response): the only way a request reaches a bucket, and the
+    /// only way into the statistics.
+    pub fn record(&mut self, c: &Completed, gaps: &[ChunkGap]) {
+        let values = request_values(c);
         let good = c.outcome == Outcome::Success
             && !self.objectives.is_empty()
-            && goodput::met(&self.objectives, |m| request_timing(c, m));
-        self.tally(c, good);
+            && goodput::met(&self.objectives, |m| values[m.id() as usize]);
+        self.tally(c, &values, gaps, good);
         if !self.stage_starts.is_empty() {
             // The stage whose span holds the intended time (a 0 s stage starts where the next
             // does, so the next one takes it).
@@ -256,42 +292,26 @@ impl LaneStats {
                 .partition_point(|s| *s <= c.intended)
                 .saturating_sub(1);
             if let Some(stage) = self.stages.get_mut(k) {
-                stage.tally(c, good);
+                stage.tally(c, &values, gaps, good);
             }
         }
         self.timeline.record(c);
     }
 
     /// Counts and times one request (see [`LaneStats::record`]).
-    fn tally(&mut self, c: &Completed, good: bool) {
+    fn tally(&mut self, c: &Completed, values: &Values, gaps: &[ChunkGap], good: bool) {
         self.total += 1;
         self.good += u64::from(good);
         self.bytes_received += c.bytes;
-        let t = &mut self.timings;
         if let Some(d) = c.dispatch {
-            t.dispatch_delay
-                .record(d.saturating_duration_since(c.intended).as_secs_f64());
             self.dispatched += 1;
             self.first_dispatch = Some(self.first_dispatch.map_or(d, |f| f.min(d)));
             self.last_dispatch = Some(self.last_dispatch.map_or(d, |l| l.max(d)));
         }
-        // Only a complete response is timed (statuses and stream errors included); a transport
-        // failure has no end to time.
-        let mut response_time = 0.0;
-        if let (Some(end), Some(d)) = (c.end_at, c.dispatch) {
-            response_time = end.saturating_duration_since(d).as_secs_f64();
-            t.response_time.record(response_time);
-            t.corrected_response_time
-                .record(end.saturating_duration_since(c.intended).as_secs_f64());
-            if let Some(h) = c.head_at {
-                t.latency
-                    .record(h.saturating_duration_since(d).as_secs_f64());
-            }
-            if let Some(b) = c.first_byte_at {
-                t.time_to_first_byte
-                    .record(b.saturating_duration_since(d).as_secs_f64());
-                t.corrected_time_to_first_byte
-                    .record(b.saturating_duration_since(c.intended).as_secs_f64());
+        let t = &mut self.timings;
+        for id in Id::ALL {
+            if let Some(x) = values[id as usize] {
+                t.get_mut(id).record(x);
             }
         }
         match c.outcome {
@@ -301,19 +321,16 @@ impl LaneStats {
                 self.output_sources.add(c.output_source);
                 self.input_tokens += c.input_tokens.unwrap_or(0);
                 self.input_sources.add(c.input_source);
-                if let (Some(ft), Some(d)) = (c.first_token_at, c.dispatch) {
-                    let ttft = ft.saturating_duration_since(d).as_secs_f64();
-                    t.time_to_first_token.record(ttft);
-                    t.corrected_time_to_first_token
-                        .record(ft.saturating_duration_since(c.intended).as_secs_f64());
-                    if c.output_tokens >= 2 {
-                        t.time_per_output_token
-                            .record((response_time - ttft) / (c.output_tokens - 1) as f64);
+                // The per-token families: successes only, as every family of a streamed answer.
+                for g in gaps {
+                    t.inter_chunk_latency.record(g.secs);
+                    let per_token = g.secs / g.tokens.max(1) as f64;
+                    for _ in 0..g.tokens.clamp(1, MAX_TOKEN_SAMPLES_PER_CHUNK) {
+                        t.inter_token_latency.record(per_token);
                     }
                 }
-                if let Some(s) = c.server_ttft {
-                    t.server_time_to_first_token.record(s);
-                }
+                self.token_gaps += u64::from(c.token_gaps);
+                self.token_gaps_coalesced += u64::from(c.token_gaps_coalesced);
             }
             Outcome::Status(s) => *self.statuses.entry(s).or_insert(0) += 1,
             Outcome::Failed(f) => *self.failures.entry(f).or_insert(0) += 1,
@@ -344,6 +361,8 @@ impl LaneStats {
         self.output_sources += b.output_sources;
         self.input_tokens += b.input_tokens;
         self.input_sources += b.input_sources;
+        self.token_gaps += b.token_gaps;
+        self.token_gaps_coalesced += b.token_gaps_coalesced;
         self.dispatched += b.dispatched;
         self.first_dispatch = [self.first_dispatch, b.first_dispatch]
             .into_iter()
@@ -371,46 +390,51 @@ impl LaneStats {
     }
 }
 
-/// One request's timing for a goodput objective, in seconds (None when it has none).
-fn request_timing(c: &Completed, m: RequestMetric) -> Option<f64> {
-    let since = |from: Option<Instant>, to: Option<Instant>| {
-        Some(to?.saturating_duration_since(from?).as_secs_f64())
+/// One request's value of each per-request family, by [`Id`] (None where it has none; the
+/// per-token families come from its gaps instead).
+pub type Values = [Option<f64>; Id::ALL.len()];
+
+/// The per-request formulas, the one place they live: each of a request's values computed once,
+/// for its statistics (the run's and its stage's) and its goodput alike. Which requests have
+/// which values is [`crate::metric::Population`]: `dispatch_delay` every request sent, the
+/// response families every complete response, the streamed answer's families successes only.
+pub fn request_values(c: &Completed) -> Values {
+    let mut v: Values = [None; Id::ALL.len()];
+    let Some(d) = c.dispatch else {
+        return v;
     };
-    // Only complete responses have timings, as in `tally`.
-    c.end_at?;
-    let intended = Some(c.intended);
-    match m {
-        RequestMetric::ResponseTime => since(c.dispatch, c.end_at),
-        RequestMetric::Latency => since(c.dispatch, c.head_at),
-        RequestMetric::TimeToFirstByte => since(c.dispatch, c.first_byte_at),
-        RequestMetric::TimeToFirstToken => since(c.dispatch, c.first_token_at),
-        RequestMetric::TimePerOutputToken if c.output_tokens >= 2 => {
-            let ttft = since(c.dispatch, c.first_token_at)?;
-            let rt = since(c.dispatch, c.end_at)?;
-            Some((rt - ttft) / (c.output_tokens - 1) as f64)
-        }
-        RequestMetric::TimePerOutputToken => None,
-        RequestMetric::CorrectedResponseTime => since(intended, c.end_at),
-        RequestMetric::CorrectedTimeToFirstByte => since(intended, c.first_byte_at),
-        RequestMetric::CorrectedTimeToFirstToken => since(intended, c.first_token_at),
-        RequestMetric::DispatchDelay => since(intended, c.dispatch),
+    let since = |from: Instant, to: Instant| to.saturating_duration_since(from).as_secs_f64();
+    v[Id::DispatchDelay as usize] = Some(since(c.intended, d));
+    // Only a complete response is timed (statuses and stream errors included); a transport
+    // failure has no end to time.
+    let Some(end) = c.end_at else {
+        return v;
+    };
+    let response_time = since(d, end);
+    v[Id::ResponseTime as usize] = Some(response_time);
+    v[Id::CorrectedResponseTime as usize] = Some(since(c.intended, end));
+    v[Id::Latency as usize] = c.head_at.map(|h| since(d, h));
+    if let Some(b) = c.first_byte_at {
+        v[Id::TimeToFirstByte as usize] = Some(since(d, b));
+        v[Id::CorrectedTimeToFirstByte as usize] = Some(since(c.intended, b));
     }
+    if c.outcome == Outcome::Success {
+        if let Some(ft) = c.first_token_at {
+            let ttft = since(d, ft);
+            v[Id::TimeToFirstToken as usize] = Some(ttft);
+            v[Id::CorrectedTimeToFirstToken as usize] = Some(since(c.intended, ft));
+            if c.output_tokens >= 2 {
+                v[Id::TimePerOutputToken as usize] =
+                    Some((response_time - ttft) / (c.output_tokens - 1) as f64);
+            }
+        }
+        v[Id::ServerTimeToFirstToken as usize] = c.server_ttft;
+    }
+    v
 }
 
-/// The lane hands its statistics to the exchange as the place for per-token gaps and server
-/// error messages.
+/// The lane hands its statistics to the exchange as the table that names server error messages.
 impl Sink for LaneStats {
-    #[inline]
-    fn chunk_gap(&mut self, gap: Duration, tokens: u64) {
-        let gap = gap.as_secs_f64();
-        self.timings.inter_chunk_latency.record(gap);
-        let tokens = tokens.max(1);
-        let per_token = gap / tokens as f64;
-        for _ in 0..tokens.min(MAX_TOKEN_SAMPLES_PER_CHUNK) {
-            self.timings.inter_token_latency.record(per_token);
-        }
-    }
-
     fn server_error(&mut self, message: String) -> Failure {
         self.messages.intern(&message)
     }
@@ -452,6 +476,8 @@ mod tests {
             input_source: TokenSource::None,
             server_ttft: None,
             retried: false,
+            token_gaps: 0,
+            token_gaps_coalesced: 0,
         }
     }
 
@@ -459,10 +485,10 @@ mod tests {
     fn record_buckets_and_times_each_request_once() {
         let t0 = Instant::now();
         let mut s = LaneStats::default();
-        s.record(&done(t0, 0, Outcome::Success, Some(12)));
-        s.record(&done(t0, 1, Outcome::Status(503), Some(22)));
-        s.record(&done(t0, 2, Outcome::Failed(Failure::Timeout), None));
-        s.record(&Completed::unsent(3, t0, 0, Failure::NotSent, t0));
+        s.record(&done(t0, 0, Outcome::Success, Some(12)), &[]);
+        s.record(&done(t0, 1, Outcome::Status(503), Some(22)), &[]);
+        s.record(&done(t0, 2, Outcome::Failed(Failure::Timeout), None), &[]);
+        s.record(&Completed::unsent(3, t0, 0, Failure::NotSent, t0), &[]);
         assert_eq!((s.total, s.successes, s.errors()), (4, 1, 3));
         assert_eq!(s.statuses[&503], 1);
         assert_eq!(s.failures[&Failure::Timeout], 1);
@@ -484,11 +510,11 @@ mod tests {
     fn record_places_each_request_on_the_timeline_when_it_is_on() {
         let t0 = Instant::now();
         let mut s = LaneStats::default();
-        s.record(&done(t0, 0, Outcome::Success, Some(12)));
+        s.record(&done(t0, 0, Outcome::Success, Some(12)), &[]);
         assert!(s.timeline.intervals().is_empty(), "off by default");
         s.timeline = Timeline::new(t0, Duration::from_millis(10));
-        s.record(&done(t0, 1, Outcome::Success, Some(12)));
-        s.record(&done(t0, 2, Outcome::Failed(Failure::Timeout), None));
+        s.record(&done(t0, 1, Outcome::Success, Some(12)), &[]);
+        s.record(&done(t0, 2, Outcome::Failed(Failure::Timeout), None), &[]);
         let iv = s.timeline.intervals();
         assert_eq!(iv.len(), 4, "the timeout was seen at 30 ms");
         assert_eq!((iv[0].n.scheduled, iv[0].n.sent), (2, 2));
@@ -504,7 +530,7 @@ mod tests {
         c.output_tokens = 11;
         c.server_ttft = Some(0.04);
         let mut s = LaneStats::default();
-        s.record(&c);
+        s.record(&c, &[]);
         let t = &s.timings;
         assert_eq!(t.time_to_first_token.summary().mean, Some(0.050));
         // (0.100 - 0.050) / 10 tokens after the first.
@@ -515,7 +541,7 @@ mod tests {
         // A stream error is timed as a response but gets no token timings.
         let mut failed = c;
         failed.outcome = Outcome::Failed(Failure::Stream("x"));
-        s.record(&failed);
+        s.record(&failed, &[]);
         assert_eq!(s.timings.response_time.count(), 2);
         assert_eq!(s.timings.time_to_first_token.count(), 1);
         assert_eq!(s.output_tokens, 11);
@@ -523,11 +549,18 @@ mod tests {
 
     #[test]
     fn a_chunk_of_k_tokens_is_one_chunk_gap_and_k_token_gaps() {
+        let t0 = Instant::now();
+        let gap = |ms: u64, tokens: u64| ChunkGap {
+            secs: ms as f64 / 1000.0,
+            tokens,
+        };
+        let mut c = done(t0, 0, Outcome::Success, Some(102));
+        c.first_token_at = Some(t0 + Duration::from_millis(52));
+        c.output_tokens = 5;
+        (c.token_gaps, c.token_gaps_coalesced) = (4, 2);
         let mut s = LaneStats::default();
-        s.chunk_gap(Duration::from_millis(30), 3);
-        s.chunk_gap(Duration::from_millis(10), 1);
         // A zero count is one token: every content chunk carries at least one.
-        s.chunk_gap(Duration::from_millis(8), 0);
+        s.record(&c, &[gap(30, 3), gap(10, 1), gap(8, 0)]);
         let t = &s.timings;
         assert_eq!(t.inter_chunk_latency.count(), 3);
         assert_eq!(t.inter_chunk_latency.summary().max, Some(0.030));
@@ -537,12 +570,41 @@ mod tests {
         // The per-token gaps add up to the chunk gaps.
         let sum = |r: &crate::stats::Recorder| r.summary().mean.unwrap() * r.count() as f64;
         assert!((sum(&t.inter_token_latency) - sum(&t.inter_chunk_latency)).abs() < 1e-12);
+        assert_eq!((s.token_gaps, s.token_gaps_coalesced), (4, 2));
         // A nonsense count adds a bounded number of samples, each the gap over all its tokens.
         let mut s = LaneStats::default();
-        s.chunk_gap(Duration::from_secs(1), 1_000_000);
+        s.record(&c, &[gap(1000, 1_000_000)]);
         let t = &s.timings;
         assert_eq!(t.inter_token_latency.count(), MAX_TOKEN_SAMPLES_PER_CHUNK);
         assert_eq!(t.inter_token_latency.summary().max, Some(1e-6));
+        // A failed stream keeps none of them, as it keeps no time to first token.
+        let mut s = LaneStats::default();
+        c.outcome = Outcome::Failed(Failure::Stream("x"));
+        s.record(&c, &[gap(30, 3)]);
+        assert_eq!(s.timings.inter_chunk_latency.count(), 0);
+        assert_eq!(s.timings.inter_token_latency.count(), 0);
+        assert_eq!((s.token_gaps, s.token_gaps_coalesced), (0, 0));
+    }
+
+    #[test]
+    fn a_stage_keeps_the_token_gaps_of_its_requests() {
+        let t0 = Instant::now();
+        let mut s = LaneStats::for_plan(&staged_plan("response_time<=1s"), t0);
+        let mut c = done(t0, 0, Outcome::Success, Some(102));
+        c.first_token_at = Some(t0 + Duration::from_millis(52));
+        c.intended += Duration::from_millis(1500);
+        (c.token_gaps, c.token_gaps_coalesced) = (3, 1);
+        let gaps = [ChunkGap {
+            secs: 0.002,
+            tokens: 2,
+        }];
+        s.record(&c, &gaps);
+        assert_eq!(s.stages[0].timings.inter_token_latency.count(), 0);
+        let second = &s.stages[1];
+        assert_eq!(second.timings.inter_token_latency.count(), 2);
+        assert_eq!(second.timings.inter_chunk_latency.count(), 1);
+        assert_eq!((second.token_gaps, second.token_gaps_coalesced), (3, 1));
+        assert_eq!(s.timings.inter_token_latency.count(), 2);
     }
 
     #[test]
@@ -554,17 +616,17 @@ mod tests {
         ok.output_source = TokenSource::Usage;
         ok.input_tokens = Some(7);
         ok.input_source = TokenSource::Usage;
-        a.record(&ok);
+        a.record(&ok, &[]);
         let mut b = LaneStats::default();
         let mut other = ok;
         other.output_source = TokenSource::Events;
         other.input_tokens = None;
         other.input_source = TokenSource::None;
-        b.record(&other);
+        b.record(&other, &[]);
         // A failure counts no tokens.
         let mut failed = ok;
         failed.outcome = Outcome::Status(500);
-        b.record(&failed);
+        b.record(&failed, &[]);
         assert_eq!(a.output_sources.only(), Some(TokenSource::Usage));
         a += b;
         assert_eq!((a.output_tokens, a.input_tokens), (20, 7));
@@ -614,11 +676,11 @@ mod tests {
         let t0 = Instant::now();
         let mut a = LaneStats::default();
         let mut b = LaneStats::default();
-        a.record(&done(t0, 0, Outcome::Success, Some(12)));
+        a.record(&done(t0, 0, Outcome::Success, Some(12)), &[]);
         let mut late = done(t0, 1, Outcome::Success, Some(40));
         late.dispatch = Some(t0 + Duration::from_millis(30));
-        b.record(&late);
-        b.record(&done(t0, 2, Outcome::Status(404), Some(9)));
+        b.record(&late, &[]);
+        b.record(&done(t0, 2, Outcome::Status(404), Some(9)), &[]);
         b.interrupted = true;
         b.scheduling = Scheduling::RealtimeDenied("EPERM".into());
         a += b;
@@ -671,17 +733,17 @@ mod tests {
             c
         };
         // Stage 1: a success in 10 ms (meets the objective), one in 12 ms (does not).
-        s.record(&shift(done(t0, 0, Outcome::Success, Some(12)), 0));
-        s.record(&shift(done(t0, 1, Outcome::Success, Some(14)), 500));
+        s.record(&shift(done(t0, 0, Outcome::Success, Some(12)), 0), &[]);
+        s.record(&shift(done(t0, 1, Outcome::Success, Some(14)), 500), &[]);
         // Stage 2 from exactly 1 s: a fast 503 (not a success, so not good), an unsent request.
-        s.record(&shift(done(t0, 2, Outcome::Status(503), Some(5)), 1000));
-        s.record(&Completed::unsent(
-            3,
-            at(1500),
-            0,
-            Failure::NotSent,
-            at(3500),
-        ));
+        s.record(
+            &shift(done(t0, 2, Outcome::Status(503), Some(5)), 1000),
+            &[],
+        );
+        s.record(
+            &Completed::unsent(3, at(1500), 0, Failure::NotSent, at(3500)),
+            &[],
+        );
         assert_eq!((s.total, s.successes, s.good), (4, 2, 1));
         let (a, b) = (&s.stages[0], &s.stages[1]);
         assert_eq!((a.total, a.successes, a.good, a.errors()), (2, 2, 1, 0));
@@ -706,23 +768,23 @@ mod tests {
             c
         };
         // Dispatched at 2 ms: ttft 48 ms, tpot (100 - 48) / 10 = 5.2 ms: good.
-        s.record(&stream(50, 102, 11));
+        s.record(&stream(50, 102, 11), &[]);
         // ttft 51 ms: not good.
-        s.record(&stream(53, 102, 11));
+        s.record(&stream(53, 102, 11), &[]);
         // tpot (200 - 48) / 10 = 15.2 ms: not good.
-        s.record(&stream(50, 202, 11));
+        s.record(&stream(50, 202, 11), &[]);
         // One token: no gap to be slow in, so tpot is met.
-        s.record(&stream(50, 500, 1));
+        s.record(&stream(50, 500, 1), &[]);
         // Dispatched 6 ms late: not good.
         let mut late = stream(50, 102, 11);
         late.dispatch = Some(t0 + Duration::from_millis(6));
-        s.record(&late);
+        s.record(&late, &[]);
         // No first token at all: not good.
-        s.record(&done(t0, 0, Outcome::Success, Some(20)));
+        s.record(&done(t0, 0, Outcome::Success, Some(20)), &[]);
         assert_eq!((s.total, s.successes, s.good), (6, 6, 2));
         // Without objectives nothing is counted.
         let mut plain = LaneStats::default();
-        plain.record(&stream(50, 102, 11));
+        plain.record(&stream(50, 102, 11), &[]);
         assert_eq!(plain.good, 0);
     }
 
@@ -732,7 +794,7 @@ mod tests {
         let mut c = done(t0, 0, Outcome::Success, Some(102));
         c.first_token_at = Some(t0 + Duration::from_millis(52));
         let mut s = LaneStats::default();
-        s.record(&c);
+        s.record(&c, &[]);
         let t = &s.timings;
         // Dispatched 2 ms after its intended time: the corrected figures carry those 2 ms.
         assert_eq!(t.time_to_first_token.summary().mean, Some(0.050));
@@ -742,7 +804,7 @@ mod tests {
         // A failure after the first byte has a corrected first byte but no token timings.
         let mut failed = c;
         failed.outcome = Outcome::Failed(Failure::Stream("x"));
-        s.record(&failed);
+        s.record(&failed, &[]);
         assert_eq!(s.timings.corrected_time_to_first_byte.count(), 2);
         assert_eq!(s.timings.corrected_time_to_first_token.count(), 1);
     }
@@ -757,8 +819,8 @@ mod tests {
         let quota = b.server_error("quota".into());
         let mut c = done(t0, 0, Outcome::Failed(quota), Some(9));
         c.intended += Duration::from_millis(1200);
-        b.record(&c);
-        a.record(&done(t0, 1, Outcome::Success, Some(12)));
+        b.record(&c, &[]);
+        a.record(&done(t0, 1, Outcome::Success, Some(12)), &[]);
         a.server_error("other".into());
         a.lateness.record(0.001);
         b.lateness.record(0.003);

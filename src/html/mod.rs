@@ -89,6 +89,10 @@ pub fn render(report: &Value) -> Result<String, HtmlError> {
         "version" => out.push_str(env!("CARGO_PKG_VERSION")),
         "style" => out.push_str(STYLE),
         "script" => {
+            // The timing families in their reading order (`crate::metric`), for the scripts.
+            out.push_str("const PacerMetrics = ");
+            out.push_str(&script_json(&crate::metric::to_json()));
+            out.push_str(";\n");
             out.push_str(COMMON_SCRIPT);
             out.push_str(script);
         }

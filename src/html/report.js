@@ -364,9 +364,9 @@
   }
 
   // Every timing family in the report (a `mean_X` key), the known ones in a reading order.
-  const ORDER = ['response_time', 'latency', 'corrected_response_time', 'dispatch_delay', 'time_to_first_byte',
-    'time_to_first_token', 'inter_token_latency', 'inter_chunk_latency', 'time_per_output_token',
-    'server_time_to_first_token'];
+  // The order is pacer's list of families (crate::metric), emitted into the page as PacerMetrics.
+  const ORDER = (typeof PacerMetrics !== 'undefined' && Array.isArray(PacerMetrics)
+    ? PacerMetrics.map((m) => m && m.name) : []).filter((n) => typeof n === 'string');
   // Token means are counts, not timings.
   const COUNT_MEANS = new Set(['mean_output_tokens', 'mean_input_tokens']);
   const families = Object.keys(R).filter((k) => k.startsWith('mean_') && !COUNT_MEANS.has(k)).map((k) => k.slice(5))
@@ -389,7 +389,8 @@
   const SHOWN = new Set(['config', 'timeline', 'histograms', 'error_counts', 'errors_status', 'interrupted', 'thresholds', 'stages',
     'total_requests', 'successes', 'errors', 'elapsed', 'achieved_qps', 'output_tokens', 'mean_output_tokens',
     'output_tokens_per_second', 'output_tokens_source', 'input_tokens', 'mean_input_tokens', 'input_tokens_source',
-    'total_token_throughput', 'bytes_received', 'connections_opened', 'scheduling', 'tls_handshakes']);
+    'total_token_throughput', 'bytes_received', 'connections_opened', 'scheduling', 'tls_handshakes',
+    'token_gaps_coalesced']);
   const inFamily = (k) => families.some((f) => k === `mean_${f}` || k === `std_${f}` || k.startsWith(`${f}_p`)
     || k === `max_${f}` || k === `${f}_max`);
   function counts() {
@@ -401,6 +402,11 @@
     if (llm) rows.push(['output tokens', int(R.output_tokens)], ['mean output tokens', fixed(R.mean_output_tokens, 1)],
       ['output tokens per second', fixed(R.output_tokens_per_second, 1)]);
     if (llm && 'output_tokens_source' in R) rows.push(['output tokens from', scalar(R.output_tokens_source)]);
+    // Token gaps whose two events came in one read: one chunk, so not measured (health flags > 1%).
+    const co = R.token_gaps_coalesced;
+    if (obj(co) && num(co.of) && co.of > 0) rows.push(['token gaps read together',
+      el('span', { 'data-field': 'token_gaps_coalesced', class: co.count > 0.01 * co.of ? 'fail' : '' },
+        `${int(co.count)} of ${int(co.of)} (${pct(co.count, co.of)}): one chunk each, not measured`)]);
     if (llm && num(R.input_tokens)) rows.push(['input tokens', int(R.input_tokens)],
       ['mean input tokens', fixed(R.mean_input_tokens, 1)], ['input tokens from', scalar(R.input_tokens_source)],
       ['total tokens per second', fixed(R.total_token_throughput, 1)]);

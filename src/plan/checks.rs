@@ -12,7 +12,8 @@ use super::{
     Arrival, BodyMode, MSG_BENCH_POSITIVE, MSG_EMPTY_PROMPT, MSG_LLM_POSITIVE, MSG_MAX_TOKENS,
     MSG_NO_TOKEN, MSG_REALTIME_MAX, PlanError, invalid,
 };
-use crate::report::{self, TIMINGS};
+use crate::metric::{METRICS, Runs};
+use crate::report;
 use crate::slo::{self, Threshold, goodput::Objective};
 
 /// Server-side ceilings on what one run may ask for (SPEC §5).
@@ -222,9 +223,7 @@ pub(super) fn slo(
     let stream = body_mode == BodyMode::Sse;
     for t in &thresholds {
         let streaming_only = match t.metric.family() {
-            Some(f) => TIMINGS
-                .iter()
-                .any(|x| x.name == f && x.scope != report::Scope::Every),
+            Some(f) => METRICS.iter().any(|x| x.name == f && x.runs != Runs::Every),
             None => matches!(
                 t.metric.key().as_str(),
                 "output_tokens_per_second" | "mean_output_tokens"

@@ -10,6 +10,7 @@
 
 use super::parse::Op;
 use super::{ExprError, Kind, Limit};
+use crate::metric::Id;
 
 /// A timing one request has, that an objective may bound.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,38 +26,48 @@ pub enum RequestMetric {
     DispatchDelay,
 }
 
-/// Names as in the report, then vLLM's short names for the three it knows.
-const NAMES: [(&str, RequestMetric); 12] = [
-    ("response_time", RequestMetric::ResponseTime),
-    ("latency", RequestMetric::Latency),
-    ("time_to_first_byte", RequestMetric::TimeToFirstByte),
-    ("time_to_first_token", RequestMetric::TimeToFirstToken),
-    ("time_per_output_token", RequestMetric::TimePerOutputToken),
-    (
-        "corrected_response_time",
-        RequestMetric::CorrectedResponseTime,
-    ),
-    (
-        "corrected_time_to_first_byte",
-        RequestMetric::CorrectedTimeToFirstByte,
-    ),
-    (
-        "corrected_time_to_first_token",
-        RequestMetric::CorrectedTimeToFirstToken,
-    ),
-    ("dispatch_delay", RequestMetric::DispatchDelay),
-    ("ttft", RequestMetric::TimeToFirstToken),
-    ("tpot", RequestMetric::TimePerOutputToken),
-    ("e2el", RequestMetric::ResponseTime),
-];
+/// Every per-request metric, by its report name (`crate::metric`), then vLLM's short names for
+/// the three it knows.
+const NAMES: [(&str, RequestMetric); 12] = {
+    use RequestMetric as M;
+    const fn by_name(m: M) -> (&'static str, M) {
+        (m.id().name(), m)
+    }
+    [
+        by_name(M::ResponseTime),
+        by_name(M::Latency),
+        by_name(M::TimeToFirstByte),
+        by_name(M::TimeToFirstToken),
+        by_name(M::TimePerOutputToken),
+        by_name(M::CorrectedResponseTime),
+        by_name(M::CorrectedTimeToFirstByte),
+        by_name(M::CorrectedTimeToFirstToken),
+        by_name(M::DispatchDelay),
+        ("ttft", M::TimeToFirstToken),
+        ("tpot", M::TimePerOutputToken),
+        ("e2el", M::ResponseTime),
+    ]
+};
 
 impl RequestMetric {
+    /// The timing family it bounds.
+    pub const fn id(self) -> Id {
+        match self {
+            RequestMetric::ResponseTime => Id::ResponseTime,
+            RequestMetric::Latency => Id::Latency,
+            RequestMetric::TimeToFirstByte => Id::TimeToFirstByte,
+            RequestMetric::TimeToFirstToken => Id::TimeToFirstToken,
+            RequestMetric::TimePerOutputToken => Id::TimePerOutputToken,
+            RequestMetric::CorrectedResponseTime => Id::CorrectedResponseTime,
+            RequestMetric::CorrectedTimeToFirstByte => Id::CorrectedTimeToFirstByte,
+            RequestMetric::CorrectedTimeToFirstToken => Id::CorrectedTimeToFirstToken,
+            RequestMetric::DispatchDelay => Id::DispatchDelay,
+        }
+    }
+
     /// Its name in the report.
     pub fn name(self) -> &'static str {
-        NAMES
-            .iter()
-            .find(|(_, m)| *m == self)
-            .map_or("?", |(n, _)| n)
+        self.id().name()
     }
 
     /// Measured only on streaming LLM runs.

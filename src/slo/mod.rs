@@ -8,7 +8,7 @@
 //! report's field names, so what a threshold reads is what the report shows.
 //!
 //! Metrics:
-//! - a timing family X (`response_time`, `time_to_first_token`, ...; [`crate::report::TIMINGS`])
+//! - a timing family X (`response_time`, `time_to_first_token`, ...; [`crate::metric::METRICS`])
 //!   with a statistic: `mean_X`, `std_X`, `max_X`, `X_pNN` or `X_pNN.N` (any percentile in
 //!   (0, 100): `X_p95`, `X_p99.9`; the report's `X_p999` spelling is read as 99.9). Values are
 //!   seconds; a time may carry `ms`, `s`, `us` or `µs`.
@@ -30,7 +30,7 @@ use std::fmt;
 
 use serde_json::{Value, json};
 
-use crate::report::TIMINGS;
+use crate::metric::METRICS;
 pub use parse::Op;
 use parse::{RawItem, RawValue, SyntaxError};
 
@@ -178,7 +178,7 @@ pub fn threshold_metrics() -> String {
 }
 
 fn family_names() -> impl Iterator<Item = &'static str> {
-    TIMINGS.iter().map(|t| t.name)
+    METRICS.iter().map(|t| t.name)
 }
 
 fn family(name: &str) -> Option<&'static str> {

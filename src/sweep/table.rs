@@ -13,6 +13,8 @@ use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
+use crate::metric::Id;
+use crate::report::Stat::{P50, P99};
 use crate::report::human;
 
 /// The error rate a step may have when no `--threshold` is given.
@@ -160,13 +162,13 @@ impl Row {
             step,
             asked,
             achieved,
-            p50: f(report, "response_time_p50"),
-            p99: f(report, "response_time_p99"),
-            corrected_p99: f(report, "corrected_response_time_p99"),
-            ttft_p50: f(report, "time_to_first_token_p50"),
-            ttft_p99: f(report, "time_to_first_token_p99"),
-            tpot_p50: f(report, "time_per_output_token_p50"),
-            tpot_p99: f(report, "time_per_output_token_p99"),
+            p50: f(report, &P50.field(Id::ResponseTime.name())),
+            p99: f(report, &P99.field(Id::ResponseTime.name())),
+            corrected_p99: f(report, &P99.field(Id::CorrectedResponseTime.name())),
+            ttft_p50: f(report, &P50.field(Id::TimeToFirstToken.name())),
+            ttft_p99: f(report, &P99.field(Id::TimeToFirstToken.name())),
+            tpot_p50: f(report, &P50.field(Id::TimePerOutputToken.name())),
+            tpot_p99: f(report, &P99.field(Id::TimePerOutputToken.name())),
             error_rate,
             goodput,
             checks,
