@@ -71,10 +71,10 @@
 //!
 //! Data flows one way, and so do the imports: a module uses only the modules named on its line
 //! below (any `crate::` path in `src/`, test code included). `tests/layers.rs` reads this block,
-//! fails on any other import, and checks that the graph has no circle. Lines ending in
-//! `// removed by ...` are edges being taken out by other changes: the timing families move to
-//! `metric`. (The wall-clock types live in the leaf `wall`, and the shards compute the plan's
-//! fingerprint: neither the engine nor the plan imports `shard`.)
+//! fails on any other import, and checks that the graph has no circle. The timing families live
+//! in the leaf `metric`, the wall-clock types in the leaf `wall`, and the shards compute the
+//! plan's fingerprint: neither the engine nor the plan imports `shard`, and nothing below the
+//! report imports it.
 //!
 //! ```text
 //! rng    ->
@@ -87,7 +87,6 @@
 //! mock   -> rng http1
 //! slo    -> metric units
 //! plan   -> http1 llm rng slo metric units wall
-//! plan   -> report                                              // removed by the metric work
 //! engine -> http1 llm plan rng slo stats metric units wall
 //! health -> engine units
 //! report -> engine health plan slo stats metric units

@@ -13,8 +13,8 @@ use super::{
     MSG_NO_TOKEN, MSG_REALTIME_MAX, PlanError, invalid,
 };
 use crate::metric::{METRICS, Runs};
-use crate::report;
 use crate::slo::{self, Threshold, goodput::Objective};
+use crate::units;
 
 /// Server-side ceilings on what one run may ask for (SPEC §5).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -445,8 +445,8 @@ pub(super) fn start_at(input: &Input, limits: &Limits, now: i128) -> Result<(), 
             "start_at",
             format!(
                 "start_at is {} from now: at most {} (--max-start-delay)",
-                report::secs_text(ahead.round()),
-                report::secs_text(limits.max_start_delay)
+                units::secs_text(ahead.round()),
+                units::secs_text(limits.max_start_delay)
             ),
         ));
     }

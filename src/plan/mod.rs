@@ -250,7 +250,6 @@ impl Plan {
     }
 }
 
-
 /// A checked input, not yet built: what [`Plan::check`] decided. [`Draft::build`] makes the
 /// workload (the one step whose memory and time grow with the input) and the plan.
 pub struct Draft<'i> {
