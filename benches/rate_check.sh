@@ -8,36 +8,22 @@
 # queue): `--target-realtime 1` moves nginx to SCHED_FIFO (chrt, needs root); add
 # `--flags --realtime` for pacer's lane too.
 #
-# Usage: benches/rate_check.sh --a BIN --b BIN [--qps 20000] [--seconds 5] [--rounds 3]
+# Usage: benches/rate_check.sh --a BIN --b BIN [--qps 20000] [--duration 5] [--rounds 3]
 #                              [--flags "extra pacer flags"] [--target-realtime 0|1]
 set -euo pipefail
 A=
 B=
 QPS=20000
-SECONDS_=5
+DURATION=5
 ROUNDS=3
 FLAGS=
-TARGET_RT=0
+TARGET_REALTIME=0
 . "$(dirname "$0")/nginx.sh"
-while [ $# -gt 0 ]; do
-    case "$1" in
-        -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
-        --a) A=$2 ;;
-        --b) B=$2 ;;
-        --qps) QPS=$2 ;;
-        --seconds) SECONDS_=$2 ;;
-        --rounds) ROUNDS=$2 ;;
-        --flags) FLAGS=$2 ;;
-        --target-realtime) TARGET_RT=$2 ;;
-        *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
-    esac
-    [ $# -ge 2 ] || { echo "missing value for $1" >&2; exit 2; }
-    shift 2
-done
+bench_options "A B QPS DURATION ROUNDS FLAGS TARGET_REALTIME" "$@"
 [ -x "$A" ] && [ -x "$B" ] || { echo "--a and --b must be pacer binaries" >&2; exit 2; }
 bench_setup
 start_nginx
-if [ "$TARGET_RT" = 1 ]; then
+if [ "$TARGET_REALTIME" = 1 ]; then
     for pid in "$NGINX_PID" $(pgrep -P "$NGINX_PID"); do chrt -f -p 1 "$pid"; done
     bench_log "nginx runs under SCHED_FIFO"
 fi
@@ -47,7 +33,7 @@ one() { # LABEL BIN ROUND
     N=$((N + 1))
     bench_log "$1, $QPS qps, round $3 (load $(cut -d' ' -f1 /proc/loadavg))"
     # shellcheck disable=SC2086
-    timed "$WORK/$N.json" "$WORK/$N.time" -- "$2" bench "$URL" -q "$QPS" -z "${SECONDS_}s" -c 50 \
+    timed "$WORK/$N.json" "$WORK/$N.time" -- "$2" bench "$URL" -q "$QPS" -z "${DURATION}s" -c 50 \
         --threads 1 --json $FLAGS
     row "$WORK/$N.json" "$WORK/$N.time" "$1" "{\"round\":$3,\"load\":$(cut -d' ' -f1 /proc/loadavg)}" \
         >>"$RESULTS"
@@ -62,7 +48,7 @@ for round in $(seq "$ROUNDS"); do
     fi
 done
 echo
-echo "== $QPS qps, ${SECONDS_} s, 50 connections, 1 thread, against nginx (realtime $TARGET_RT): a = $A, b = $B $FLAGS =="
+echo "== $QPS qps, ${DURATION} s, 50 connections, 1 thread, against nginx (realtime $TARGET_REALTIME): a = $A, b = $B $FLAGS =="
 python3 - "$RESULTS" "$WORK" <<'PY'
 import json, sys
 from statistics import median

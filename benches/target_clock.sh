@@ -18,33 +18,20 @@
 # lanes so too. `gap sd p1-p99` leaves out the 1% shortest and longest gaps: the part of the
 # spread that is not the machine stalling the whole VM.
 #
-# Usage: benches/target_clock.sh [--pacer BIN] [--qps 2000] [--seconds 5] [--rounds 1]
+# Usage: benches/target_clock.sh [--pacer BIN] [--qps 2000] [--duration 5] [--rounds 1]
 #                                [--arrivals "constant poisson"] [--flags "extra pacer flags"]
 #                                [--target-realtime 0|1]
 set -euo pipefail
 PACER=
 QPS=2000
-SECONDS_=5
+DURATION=5
 ROUNDS=1
 ARRIVALS="constant poisson"
 FLAGS=
-TARGET_RT=0
+TARGET_REALTIME=0
 HERE=$(cd "$(dirname "$0")" && pwd)
-while [ $# -gt 0 ]; do
-    case "$1" in
-        -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
-        --pacer) PACER=$2 ;;
-        --qps) QPS=$2 ;;
-        --seconds) SECONDS_=$2 ;;
-        --rounds) ROUNDS=$2 ;;
-        --arrivals) ARRIVALS=$2 ;;
-        --flags) FLAGS=$2 ;;
-        --target-realtime) TARGET_RT=$2 ;;
-        *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
-    esac
-    [ $# -ge 2 ] || { echo "missing value for $1" >&2; exit 2; }
-    shift 2
-done
+. "$HERE/nginx.sh"
+bench_options "PACER QPS DURATION ROUNDS ARRIVALS FLAGS TARGET_REALTIME" "$@"
 if [ -z "$PACER" ]; then
     (cd "$HERE/.." && cargo build --release --quiet)
     PACER=$HERE/../target/release/pacer
@@ -65,7 +52,7 @@ one() { # ARRIVAL ROUND
     local arrival=$1 round=$2 port load
     rm -f "$WORK/port" "$WORK/arrivals"
     mkfifo "$WORK/port"
-    if [ "$TARGET_RT" = 1 ]; then
+    if [ "$TARGET_REALTIME" = 1 ]; then
         chrt -f 1 python3 "$HERE/tools/arrival_server.py" --log "$WORK/arrivals" >"$WORK/port" &
     else
         python3 "$HERE/tools/arrival_server.py" --log "$WORK/arrivals" >"$WORK/port" &
@@ -74,14 +61,14 @@ one() { # ARRIVAL ROUND
     read -r port <"$WORK/port"
     load=$(cut -d' ' -f1 /proc/loadavg)
     # shellcheck disable=SC2086
-    "$PACER" bench "http://127.0.0.1:$port/" -q "$QPS" -z "${SECONDS_}s" -c 20 \
+    "$PACER" bench "http://127.0.0.1:$port/" -q "$QPS" -z "${DURATION}s" -c 20 \
         --arrival "$arrival" --json $FLAGS >"$WORK/report.json" 2>"$WORK/pacer.err" || {
         echo "pacer failed: $(tail -c 300 "$WORK/pacer.err")" >&2
     }
     kill -TERM "$SERVER_PID"
     wait "$SERVER_PID" 2>/dev/null || true
     SERVER_PID=
-    python3 - "$WORK" "$arrival" "$round" "$QPS" "$load" "$FLAGS" "$TARGET_RT" <<'PY'
+    python3 - "$WORK" "$arrival" "$round" "$QPS" "$load" "$FLAGS" "$TARGET_REALTIME" <<'PY'
 import json, math, sys
 from statistics import stdev, mean
 work, arrival, rnd, qps, load, flags, target_rt = sys.argv[1:8]
@@ -128,7 +115,7 @@ for round in $(seq "$ROUNDS"); do
     done
 done
 echo
-echo "== pacing on the target's clock: $QPS req/s for ${SECONDS_} s, 20 connections, $(nproc) cores, pacer $PACER ($(cd "$HERE/.." && git rev-parse --short HEAD 2>/dev/null || echo '?')) $FLAGS, target realtime $TARGET_RT =="
+echo "== pacing on the target's clock: $QPS req/s for ${DURATION} s, 20 connections, $(nproc) cores, pacer $PACER ($(cd "$HERE/.." && git rev-parse --short HEAD 2>/dev/null || echo '?')) $FLAGS, target realtime $TARGET_REALTIME =="
 python3 - "$WORK/results.jsonl" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
