@@ -725,6 +725,8 @@ pub(super) mod tests {
                 tls_full: 0,
                 tls_resumed: 0,
                 good_requests: k as u64 / 2,
+                token_gaps: 10 * k as u64,
+                token_gaps_coalesced: u64::from(i),
                 ..Counts::default()
             },
             first_dispatch_unix_ns: Some(T0 + i64::from(i) * 1_000_000),
@@ -831,6 +833,9 @@ pub(super) mod tests {
         assert_eq!(fields["shards"][1]["shard"], json!("1/3"));
         assert!(!fields.contains_key("percentile_rank_error"));
         assert_eq!(m.counts.good_requests, 1500);
+        // Token gaps read together add up like every count (they judge the merged run's health).
+        assert_eq!(m.counts.token_gaps, 30_000);
+        assert_eq!(m.counts.token_gaps_coalesced, 3);
     }
 
     /// The whole run is judged from every shard's threads and counts; the lateness is bounded by

@@ -205,6 +205,8 @@ impl Counts {
             tls_full: stats.tls_full,
             tls_resumed: stats.tls_resumed,
             good_requests: stats.good_requests,
+            token_gaps: stats.token_gaps,
+            token_gaps_coalesced: stats.token_gaps_coalesced,
         }
     }
 }
@@ -321,6 +323,8 @@ fn part_stats(
             tls_full: c.tls_full,
             tls_resumed: c.tls_resumed,
             good_requests: c.good_requests,
+            token_gaps: c.token_gaps,
+            token_gaps_coalesced: c.token_gaps_coalesced,
             sent: c.dispatched,
             ..RunStats::default()
         }

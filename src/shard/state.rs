@@ -163,6 +163,12 @@ pub struct Counts {
     /// written before goodput, which had none).
     #[serde(default)]
     pub good_requests: u64,
+    /// Gaps between successive token events of the successes, and those read together (one
+    /// chunk); absent from states written before pacer counted them: read as zeros.
+    #[serde(default)]
+    pub token_gaps: u64,
+    #[serde(default)]
+    pub token_gaps_coalesced: u64,
 }
 
 impl Counts {
@@ -195,6 +201,9 @@ impl Counts {
             tls_full: add(self.tls_full, o.tls_full, "tls_full")?,
             tls_resumed: add(self.tls_resumed, o.tls_resumed, "tls_resumed")?,
             good_requests: add(self.good_requests, o.good_requests, "good_requests")?,
+            token_gaps: add(self.token_gaps, o.token_gaps, "token_gaps")?,
+            // At most the gaps (`ShardState::check`), whose sum did not overflow.
+            token_gaps_coalesced: self.token_gaps_coalesced + o.token_gaps_coalesced,
         })
     }
 }
@@ -553,6 +562,12 @@ fn counts(
         return Err(format!(
             "{at}counts: {} good requests of {} successes",
             c.good_requests, c.successes
+        ));
+    }
+    if c.token_gaps_coalesced > c.token_gaps {
+        return Err(format!(
+            "{at}counts: {} token gaps read together of {} token gaps",
+            c.token_gaps_coalesced, c.token_gaps
         ));
     }
     for (what, s) in [("output", &c.output_sources), ("input", &c.input_sources)] {
