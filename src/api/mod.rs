@@ -489,7 +489,7 @@ fn benchmark(state: &State, req: &Request, conn: &mut Conn, kind: Kind) -> Reply
             data_files(state, &mut input)?;
             let draft = Plan::check(&input, &state.cfg.limits).map_err(ApiError::from)?;
             let (addrs, slot) = admit(state, draft.target())?;
-            let plan = build(state, draft.workload_bytes(), || {
+            let plan = build(&state.building, draft.workload_bytes(), || {
                 draft.build().map_err(ApiError::from)
             })?;
             let run = start(state, kind, asked, plan, addrs, slot, with_state)?;
@@ -505,8 +505,9 @@ fn benchmark(state: &State, req: &Request, conn: &mut Conn, kind: Kind) -> Reply
 /// Builds a plan whose workload holds `bytes`: those above
 /// [`defaults::BUILD_ALONE_BYTES`](crate::plan::defaults::BUILD_ALONE_BYTES) one at a time,
 /// so that requests arriving together never build several big workloads at once.
+/// `alone` is the server's one lock of turns ([`State`]'s `building`).
 fn build<T>(
-    state: &State,
+    alone: &std::sync::Mutex<()>,
     bytes: u64,
     make: impl FnOnce() -> Result<T, ApiError>,
 ) -> Result<T, ApiError> {
@@ -514,7 +515,7 @@ fn build<T>(
         return make();
     }
     // A poisoned lock only means another build panicked; the lock guards nothing but turns.
-    let _alone = state.building.lock().unwrap_or_else(|e| e.into_inner());
+    let _alone = alone.lock().unwrap_or_else(|e| e.into_inner());
     make()
 }
 
@@ -616,7 +617,7 @@ fn sweep(state: &State, req: &Request, conn: &mut Conn) -> Reply {
             let (addrs, slot) = admit(state, draft.target())?;
             let bytes = draft.workload_bytes();
             drop(draft);
-            let plan = build(state, bytes, || {
+            let plan = build(&state.building, bytes, || {
                 SweepPlan::new(&input, limits).map_err(ApiError::from)
             })?;
             let target = plan.sample.target.clone();
@@ -857,6 +858,58 @@ fn ct_eq(given: &[u8], expected: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Big builds arriving together take turns; a small one never waits behind a big one.
+    #[test]
+    fn big_workloads_are_built_one_at_a_time() {
+        use crate::plan::defaults::BUILD_ALONE_BYTES;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::{Barrier, Mutex, mpsc};
+        let alone = Mutex::new(());
+        let inside = AtomicUsize::new(0);
+        let most = AtomicUsize::new(0);
+        let start = Barrier::new(4);
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    start.wait();
+                    build(&alone, BUILD_ALONE_BYTES + 1, || {
+                        let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
+                        most.fetch_max(now, Ordering::SeqCst);
+                        std::thread::sleep(Duration::from_millis(20));
+                        inside.fetch_sub(1, Ordering::SeqCst);
+                        Ok::<_, ApiError>(())
+                    })
+                    .expect("a build that cannot fail");
+                });
+            }
+        });
+        assert_eq!(most.load(Ordering::SeqCst), 1, "two big builds ran at once");
+
+        // A big build holds its turn until told; a small one meanwhile finishes at once.
+        let (release, held) = mpsc::channel::<()>();
+        let (entered, inside_big) = mpsc::channel::<()>();
+        std::thread::scope(|s| {
+            let alone = &alone;
+            s.spawn(move || {
+                build(alone, BUILD_ALONE_BYTES * 4, || {
+                    entered.send(()).expect("the test waits for it");
+                    held.recv_timeout(Duration::from_secs(30)).ok();
+                    Ok::<_, ApiError>(())
+                })
+                .expect("a build that cannot fail");
+            });
+            inside_big
+                .recv_timeout(Duration::from_secs(30))
+                .expect("the big build started");
+            let small = build(alone, BUILD_ALONE_BYTES, || Ok::<_, ApiError>(7));
+            assert_eq!(small.ok(), Some(7));
+            // The lock is held: a second big build would wait for it.
+            assert!(alone.try_lock().is_err(), "the big build holds its turn");
+            release.send(()).expect("the big build waits for it");
+        });
+        assert!(alone.try_lock().is_ok(), "the turn is given back");
+    }
 
     fn hdr(n: &str, v: &str) -> (String, String) {
         (n.to_string(), v.to_string())
