@@ -41,46 +41,67 @@ pub struct HistRow {
     pub count: u64,
 }
 
-/// The log-scale edges, `EDGES[i] = 10^(i/10 − 6)`, computed once so every bucket test is a compare.
-static EDGES: LazyLock<[f64; LOG_BUCKETS + 1]> = LazyLock::new(|| {
+/// The log-scale edges, `edges[i] = 10^(i/10 − 6)`, and a lookup from a value's float bits to
+/// its bucket, computed once so a bucket costs a shift, a load and one compare.
+struct Table {
+    edges: [f64; LOG_BUCKETS + 1],
+    /// Slot `k` (the values whose bits shifted right by `52 − SLOT_BITS` are `low_key + k`):
+    /// the edge index `i` with `edges[i]` ≤ the slot's smallest value (0 below the first edge).
+    first: Box<[u16]>,
+    low_key: u64,
+}
+
+/// Mantissa bits in a lookup key: slots of 1/16 octave (0.019 decade), narrower than a bucket
+/// (0.1 decade), so one slot holds at most one edge and one compare settles the bucket.
+const SLOT_BITS: u32 = 4;
+
+fn key(secs: f64) -> u64 {
+    secs.to_bits() >> (52 - SLOT_BITS)
+}
+
+static TABLE: LazyLock<Table> = LazyLock::new(|| {
     // Decade edges as literals so 1 ms is exactly the float 1e-3, not a rounding of powf.
     const DECADES: [f64; (HIGH_DECADE - LOW_DECADE) as usize + 1] =
         [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 1e1, 1e2, 1e3];
-    let mut e = [0.0; LOG_BUCKETS + 1];
-    for (i, x) in e.iter_mut().enumerate() {
+    let mut edges = [0.0; LOG_BUCKETS + 1];
+    for (i, x) in edges.iter_mut().enumerate() {
         let (d, j) = (i / BUCKETS_PER_DECADE, i % BUCKETS_PER_DECADE);
         *x = DECADES[d] * 10f64.powf(j as f64 / BUCKETS_PER_DECADE as f64);
     }
-    e
+    let low_key = key(edges[0]);
+    let first = (low_key..=key(edges[LOG_BUCKETS]))
+        .map(|k| {
+            let smallest = f64::from_bits(k << (52 - SLOT_BITS));
+            // The last edge at or below the slot's smallest value (edges are ascending).
+            edges[..LOG_BUCKETS]
+                .partition_point(|&e| e <= smallest)
+                .saturating_sub(1) as u16
+        })
+        .collect();
+    Table {
+        edges,
+        first,
+        low_key,
+    }
 });
 
-/// The bucket of a non-negative finite value. A `log10` per sample costs more than the rest of a
-/// record together, so the index is estimated from the float's exponent and mantissa bits (log2 of
-/// the mantissa `1 + f` as `f + 0.3466·f·(1 − f)`, off by < 0.008, i.e. < 0.03 bucket, so the
-/// correction below rarely runs and its branches predict well) and then checked against the edges.
-/// Other recorders on the same buckets (the timeline's, the live progress line's) count with it.
+/// The bucket of a non-negative finite value. The value's exponent and top mantissa bits pick a
+/// slot narrower than any bucket; the slot's bucket, or the next one if the value is past the one
+/// edge the slot may hold, is the answer: exact against the edges, with no logarithm. Other
+/// recorders on the same buckets (the timeline's, the live progress line's) count with it.
 #[inline]
 pub fn bucket_of(secs: f64) -> usize {
-    let edges = &*EDGES;
-    if secs < edges[0] {
+    let t = &*TABLE;
+    if secs < t.edges[0] {
         return 0;
     }
-    if secs >= edges[LOG_BUCKETS] {
+    if secs >= t.edges[LOG_BUCKETS] {
         return BUCKETS - 1;
     }
-    let bits = secs.to_bits();
-    let exp = ((bits >> 52) & 0x7ff) as f64 - 1023.0;
-    let frac = (bits & ((1u64 << 52) - 1)) as f64 / (1u64 << 52) as f64;
-    let log2 = exp + frac + 0.3466 * frac * (1.0 - frac);
-    let est = log2 * std::f64::consts::LOG10_2 * BUCKETS_PER_DECADE as f64
-        - f64::from(LOW_DECADE) * BUCKETS_PER_DECADE as f64;
-    // `secs` is within the edges, so est is in about [-1, LOG_BUCKETS]; clamp, then walk at most a
-    // step or two to the bucket whose edges hold `secs`.
-    let mut i = (est.max(0.0) as usize).min(LOG_BUCKETS - 1);
-    while i > 0 && secs < edges[i] {
-        i -= 1;
-    }
-    while i + 1 < LOG_BUCKETS && secs >= edges[i + 1] {
+    // In range: edges[0] ≤ secs < edges[LOG_BUCKETS], so the key is within the table and
+    // i < LOG_BUCKETS.
+    let mut i = usize::from(t.first[(key(secs) - t.low_key) as usize]);
+    if secs >= t.edges[i + 1] {
         i += 1;
     }
     1 + i
@@ -88,7 +109,7 @@ pub fn bucket_of(secs: f64) -> usize {
 
 /// Log-scale boundary `i` (0 = 1 µs, LOG_BUCKETS = 1000 s).
 fn edge(i: usize) -> f64 {
-    EDGES[i]
+    TABLE.edges[i]
 }
 
 impl Histogram {
@@ -209,6 +230,32 @@ impl Histogram {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The bucket by walking the edges: what the lookup must equal.
+    fn bucket_by_walk(secs: f64) -> usize {
+        let edges = &TABLE.edges;
+        if secs < edges[0] {
+            return 0;
+        }
+        1 + edges[..=LOG_BUCKETS].partition_point(|&e| e <= secs) - 1
+    }
+
+    #[test]
+    fn the_lookup_equals_the_edges() {
+        let mut probes = vec![0.0, 1e-9, 5e-7, 1e3, 1e4, f64::MAX, f64::MIN_POSITIVE];
+        for &e in TABLE.edges.iter() {
+            probes.extend([e, e.next_down(), e.next_up(), e * 1.01, e * 0.99]);
+        }
+        let mut x = 1e-7;
+        while x < 2e3 {
+            probes.push(x);
+            x *= 1.000_7;
+        }
+        for secs in probes {
+            let want = bucket_by_walk(secs).min(BUCKETS - 1);
+            assert_eq!(bucket_of(secs), want, "{secs:e}");
+        }
+    }
 
     #[test]
     fn buckets_are_ordered_and_decade_aligned() {
