@@ -113,6 +113,36 @@ fn has_blank_line(window: &[u8]) -> bool {
         .any(|(i, w)| w == b"\n\n" || (w == b"\n\r" && window.get(i + 2) == Some(&b'\n')))
 }
 
+/// Whether header `name` is `lower` in any case, a word at a time. `name` is a token (httparse
+/// checked it) and `lower` lowercase letters, digits and `-`, all bytes with the 0x20 bit set:
+/// setting that bit in a token byte gives a letter's lowercase and leaves `-` and digits alone,
+/// and no other token byte lands on one of them, so the match is exact.
+#[inline]
+fn is_name(name: &[u8], lower: &[u8]) -> bool {
+    const CASE: u64 = 0x2020_2020_2020_2020;
+    fn word(s: &[u8], at: usize) -> u64 {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&s[at..at + 8]);
+        u64::from_le_bytes(w)
+    }
+    let n = lower.len();
+    if name.len() != n {
+        return false;
+    }
+    if n < 8 {
+        return name.iter().zip(lower).all(|(&a, &b)| a | 0x20 == b);
+    }
+    // Whole words, then one last word that overlaps the one before it.
+    let mut at = 0;
+    while at + 8 <= n {
+        if word(name, at) | CASE != word(lower, at) {
+            return false;
+        }
+        at += 8;
+    }
+    at == n || word(name, n - 8) | CASE == word(lower, n - 8)
+}
+
 fn interpret(
     response: &httparse::Response<'_, '_>,
     len: usize,
@@ -135,20 +165,20 @@ fn interpret(
     let mut conn_keep_alive = false;
     let mut server_ttft = None;
     for header in response.headers.iter() {
-        let name = header.name;
-        if name.eq_ignore_ascii_case("content-length") {
+        let name = header.name.as_bytes();
+        if is_name(name, b"content-length") {
             content_length_bad |= merge_content_length(header.value, &mut content_length).is_err();
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+        } else if is_name(name, b"transfer-encoding") {
             for coding in list_items(header.value) {
                 te_seen = true;
                 te_final_chunked = coding.eq_ignore_ascii_case(b"chunked");
             }
-        } else if name.eq_ignore_ascii_case("connection") {
+        } else if is_name(name, b"connection") {
             for option in list_items(header.value) {
                 conn_close |= option.eq_ignore_ascii_case(b"close");
                 conn_keep_alive |= option.eq_ignore_ascii_case(b"keep-alive");
             }
-        } else if name.eq_ignore_ascii_case(SERVER_TTFT_HEADER) {
+        } else if is_name(name, SERVER_TTFT_HEADER.as_bytes()) {
             server_ttft = std::str::from_utf8(header.value)
                 .ok()
                 .and_then(|v| v.trim().parse::<f64>().ok())
@@ -240,6 +270,38 @@ fn trim_ows(mut s: &[u8]) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_match_in_any_case_and_nothing_else() {
+        let names: [&[u8]; 5] = [
+            b"content-length",
+            b"transfer-encoding",
+            b"connection",
+            b"te",
+            SERVER_TTFT_HEADER.as_bytes(),
+        ];
+        // Every token byte, in every position of every name: a match exactly where the
+        // byte is the name's own in either case.
+        let token = |c: u8| c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c);
+        for lower in names {
+            assert!(is_name(lower, lower));
+            assert!(is_name(&lower.to_ascii_uppercase(), lower));
+            assert!(!is_name(&lower[1..], lower));
+            for at in 0..lower.len() {
+                for c in (0u8..=127).filter(|&c| token(c)) {
+                    let mut name = lower.to_vec();
+                    name[at] = c;
+                    let want = name.eq_ignore_ascii_case(lower);
+                    assert_eq!(
+                        is_name(&name, lower),
+                        want,
+                        "{:?}",
+                        String::from_utf8_lossy(&name)
+                    );
+                }
+            }
+        }
+    }
     use ResponseError as E;
 
     /// (status, framing, keep_alive, interim) of a complete head.
