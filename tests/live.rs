@@ -13,7 +13,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use pacer::api::{ApiConfig, ApiServer};
-use pacer::plan::Limits;
 use serde_json::{Value, json};
 use util::TempDir;
 
@@ -22,12 +21,6 @@ const KEY: &str = "live-key-7f3a";
 fn server(api_key: Option<&str>) -> ApiServer {
     ApiServer::start(ApiConfig {
         addr: "127.0.0.1:0".into(),
-        limits: Limits {
-            max_qps: 1000.0,
-            max_duration: 60.0,
-            max_workers: 100,
-            ..Limits::default()
-        },
         api_key: api_key.map(String::from),
         ..ApiConfig::default()
     })
@@ -46,14 +39,7 @@ fn get(addr: SocketAddr, path: &str, token: Option<&str>) -> (u16, String, Strin
     .unwrap();
     let mut buf = Vec::new();
     let _ = s.read_to_end(&mut buf);
-    let text = String::from_utf8_lossy(&buf).to_string();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (status, head.to_string(), body.to_string())
+    util::answer(&buf)
 }
 
 /// One sample line of an exposition: name, labels, value.
@@ -537,4 +523,56 @@ fn an_api_run_pushes_with_its_run_id() {
     assert_eq!(status, 422, "{answer}");
     assert!(answer.to_string().contains("otlp"), "{answer}");
     api.shutdown();
+}
+
+/// A streaming LLM run pushes time to first token's percentiles instead of response time's.
+#[test]
+fn a_streaming_run_pushes_time_to_first_token() {
+    let (collector, got) = receiver();
+    let mock = util::llm_mock();
+    let o = util::pacer(&[
+        "llm",
+        "--url",
+        &format!("{}/v1/completions", mock.url()),
+        "--token",
+        "live-test",
+        "-q",
+        "20",
+        "-z",
+        "2s",
+        "--timeout",
+        "10s",
+        "--quiet",
+        "--json",
+        "--otlp",
+        &format!("http://{collector}/v1/metrics"),
+    ]);
+    assert!(o.status.success(), "{}", util::stderr(&o));
+    let report = util::json_of(&o);
+    let got = got.lock().unwrap().clone();
+    let last = points(&got.last().unwrap().2);
+    assert_eq!(
+        attribute(&last["pacer.requests.sent"].1, "kind").as_deref(),
+        Some("llm")
+    );
+    assert_eq!(
+        int(&last, "pacer.requests.sent"),
+        report["total_requests"].as_u64().unwrap()
+    );
+    // The mock's first token comes 5 ms after the request; the rolling p50 is the middle of
+    // the log bucket (10 per decade) holding it, so no less than 5 ms / 10^0.1.
+    let ttft = last["pacer.time_to_first_token.p50"].1["asDouble"]
+        .as_f64()
+        .unwrap();
+    assert!((0.0039..5.0).contains(&ttft), "{ttft}");
+    assert!(!last.contains_key("pacer.response_time.p50"));
+}
+
+/// A collector URL pacer cannot push to is refused before the run, naming the flag.
+#[test]
+fn a_bad_collector_url_is_refused_by_name() {
+    let o = util::pacer(&["bench", "http://127.0.0.1:9/", "--otlp", "ftp://collector/"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = util::stderr(&o);
+    assert!(err.contains("--otlp") && err.contains("scheme"), "{err}");
 }

@@ -211,7 +211,7 @@ impl Plan {
         let otlp = input
             .otlp
             .as_deref()
-            .map(|u| Target::parse(u).map_err(|m| invalid("otlp", format!("otlp {u:?}: {m}"))))
+            .map(|u| Target::parse(u).map_err(|m| invalid("otlp", format!("{u:?}: {m}"))))
             .transpose()?;
         Ok(Draft {
             input,
