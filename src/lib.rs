@@ -64,6 +64,9 @@
 //!   alike) and goodput objectives (checked per request by `engine::stats`), parsed before a run.
 //!   [`health`]: the pure rules that judge whether the generator limited a run, from what the
 //!   engine measured about itself ([`engine::usage`]); the report asks for the verdict.
+//! - [`live`]: a run's figures while it goes, for other programs: `pacer serve`'s `GET /metrics`
+//!   (Prometheus text) and `--otlp` (OTLP/HTTP JSON pushed from a thread of its own); the one
+//!   home of their names.
 //! - [`units`]: durations as people read and type them (`250ms`, `1m30s`), a leaf every layer
 //!   prints with.
 //!
@@ -93,8 +96,9 @@
 //! shard  -> engine health llm plan report rng stats metric units wall
 //! html   -> report metric
 //! sweep  -> engine plan report slo metric units
-//! api    -> engine html http1 llm plan report shard sweep slo metric units
-//! cli    -> api engine html http1 llm mock plan report shard slo sweep stats metric units
+//! live   -> engine http1 plan report metric wall
+//! api    -> engine html http1 live llm plan report shard sweep slo metric units
+//! cli    -> api engine html http1 live llm mock plan report shard slo sweep stats metric units
 //! ```
 //!
 //! The quantiles crate is not used for the streaming percentiles, although the design named it:
@@ -114,6 +118,7 @@ pub mod engine;
 pub mod health;
 pub mod html;
 pub mod http1;
+pub mod live;
 pub mod llm;
 pub mod metric;
 pub mod mock;

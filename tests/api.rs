@@ -174,12 +174,13 @@ fn fixed_routes_and_unknown_ones() {
         ("/runs/{id}", "delete"),
         ("/runs/{id}/html", "get"),
         ("/sweep", "post"),
+        ("/metrics", "get"),
     ] {
         assert!(paths[path][method].is_object(), "{method} {path}");
     }
     assert_eq!(
         paths.len(),
-        9,
+        10,
         "no route described that the server does not answer"
     );
 

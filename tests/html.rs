@@ -243,6 +243,25 @@ impl Chart<'_> {
             .collect()
     }
 
+    /// The vertices of each line as `(x, y)` in the chart's pixels (`y` grows downwards), per
+    /// path, in drawing order.
+    fn line_points(&self) -> Vec<Vec<(f64, f64)>> {
+        self.html
+            .split("<path d=\"")
+            .skip(1)
+            .map(|rest| {
+                let d = &rest[..rest.find('"').unwrap()];
+                d.split(['M', 'L'])
+                    .filter(|p| !p.is_empty())
+                    .map(|p| {
+                        let (x, y) = p.split_once(',').expect("x,y");
+                        (x.trim().parse().unwrap(), y.trim().parse().unwrap())
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
     /// The hover titles, in drawing order.
     fn titles(&self) -> Vec<&str> {
         self.html
@@ -621,6 +640,46 @@ fn llm_run_draws_first_token_and_token_distributions() {
     );
     dom.assert_shows("errors", &["No errors."]);
     dom.assert_shows("counts", &["<td>2,000</td>"]);
+}
+
+/// Issue 21: a run's last interval is cut short by its end. A rate over that sliver (no sends,
+/// a few late answers in 50 ms) drew the rate chart's achieved line as a crash to 0 and the
+/// output-tokens chart as a spike; neither is drawn, so a steady run draws flat lines.
+#[test]
+fn a_partial_last_interval_is_not_drawn_as_a_rate() {
+    let mut report = llm_report();
+    let timeline = report["timeline"].as_array_mut().unwrap();
+    timeline.push(json!({
+        "start": 10.0, "duration": 0.05, "scheduled": 0, "sent": 0, "completed": 3,
+        "successes": 3, "errors": 0, "not_sent": 0, "achieved_qps": 0.0,
+        "response_time_p50": 0.24, "response_time_p90": 0.241, "response_time_p99": 0.243,
+        "dispatch_delay_p99": null, "time_to_first_token_p50": 0.05,
+        "time_to_first_token_p99": 0.06, "output_tokens": 60,
+    }));
+    let dom = browse("partial", &report);
+    for id in ["rate", "tokens"] {
+        let chart = dom.chart(id);
+        chart.assert_points(6);
+        // The first line: achieved (the rate chart), output tokens per second (the other).
+        let line = &chart.line_points()[0];
+        assert_eq!(
+            line.len(),
+            5,
+            "{id}: one vertex per whole interval: {line:?}"
+        );
+        let ys: Vec<f64> = line.iter().map(|p| p.1).collect();
+        let (lo, hi) = ys
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(a, b), &y| (a.min(y), b.max(y)));
+        assert!(
+            hi - lo < 0.5,
+            "{id}: a steady run draws a flat line, got y = {ys:?}"
+        );
+        // The partial interval's hover says it has no rate.
+        let last = chart.titles()[5];
+        assert!(last.contains("10s – 10.1s"), "{last}");
+        assert!(last.contains(": –"), "{id}: {last}");
+    }
 }
 
 #[test]

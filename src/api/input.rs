@@ -503,6 +503,7 @@ impl<'a> Fields<'a> {
             self.error(&["stages"], STAGES_OR_RATE);
         }
         let interval = self.field("interval", Presence::Nullable, number);
+        let otlp = self.field("otlp", Presence::Nullable, string);
         let mut input = Input::new(url?, qps?, duration?);
         input.num_workers = num_workers;
         input.timeout = timeout;
@@ -525,6 +526,7 @@ impl<'a> Fields<'a> {
             None => input.ramp = ramp.unwrap_or(false),
         }
         input.interval = interval;
+        input.otlp = otlp;
         Some(input)
     }
 

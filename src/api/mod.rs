@@ -41,6 +41,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::engine::{self, Controls, Progress, RunStats};
+use crate::live::{self, otlp};
 use crate::plan::{Input, Limits, Plan, Target, defaults};
 use crate::report;
 use crate::shard::ShardState;
@@ -329,6 +330,7 @@ enum Route<'a> {
     Runs,
     Run(&'a str),
     RunHtml(&'a str),
+    Metrics,
 }
 
 impl<'a> Route<'a> {
@@ -341,6 +343,7 @@ impl<'a> Route<'a> {
             "/fireworks_benchmark" => Route::Fireworks,
             "/sweep" => Route::Sweep,
             "/runs" => Route::Runs,
+            "/metrics" => Route::Metrics,
             _ => {
                 let rest = path.strip_prefix("/runs/")?;
                 match rest.split_once('/') {
@@ -405,6 +408,42 @@ fn route(state: &State, req: &Request, conn: &mut Conn) -> Reply {
             None => Reply::error(&no_such_run(state)),
         },
         Route::RunHtml(id) => run_html(state, id),
+        Route::Metrics => metrics(state),
+    }
+}
+
+/// `GET /metrics`: the runs by state and every running run's live figures, in the Prometheus
+/// text format (the names are `live`'s). Behind `--api-key` like every route but `/health`: a
+/// scrape sends it as a bearer token (Prometheus's `authorization` setting).
+fn metrics(state: &State) -> Reply {
+    let runs = state.runs.list();
+    let states: Vec<(&str, u64)> = runs::STATES
+        .iter()
+        .map(|s| (*s, runs.iter().filter(|r| r.state() == *s).count() as u64))
+        .collect();
+    let labelled: Vec<(Vec<(&'static str, String)>, live::Figures)> = runs
+        .iter()
+        .filter(|r| r.state() == "running")
+        .filter_map(|r| {
+            let (progress, elapsed) = r.watched()?;
+            let labels = vec![
+                ("run_id", r.id().to_string()),
+                ("kind", r.kind().name().to_string()),
+            ];
+            Some((labels, live::Figures::read(&progress, elapsed)))
+        })
+        .collect();
+    let shown: Vec<live::prom::Run<'_>> = labelled
+        .iter()
+        .map(|(labels, figures)| live::prom::Run {
+            labels,
+            figures: *figures,
+        })
+        .collect();
+    Reply {
+        status: 200,
+        body: live::prom::exposition(&states, &shown).into_bytes(),
+        headers: vec![("Content-Type", live::prom::CONTENT_TYPE.into())],
     }
 }
 
@@ -489,6 +528,7 @@ fn benchmark(state: &State, req: &Request, conn: &mut Conn, kind: Kind) -> Reply
             data_files(state, &mut input)?;
             let draft = Plan::check(&input, &state.cfg.limits).map_err(ApiError::from)?;
             let (addrs, slot) = admit(state, draft.target())?;
+            otlp_allowed(state, &input)?;
             let plan = build(&state.building, draft.workload_bytes(), || {
                 draft.build().map_err(ApiError::from)
             })?;
@@ -541,11 +581,27 @@ fn start(
                 stop: Some(run.stop()),
                 ..Controls::default()
             };
-            match engine::run_resolved_with(&plan, addrs, controls) {
-                Ok(stats) if stats.interrupted => {
-                    Outcome::Cancelled(answer(&plan, &stats, with_state))
+            let push = otlp::Push::of(&plan, vec![("run_id", run.id().to_string())]);
+            let (result, summary) = otlp::pushing(
+                push.as_ref(),
+                &progress,
+                || engine::run_resolved_with(&plan, addrs, controls),
+                |r| {
+                    r.as_ref()
+                        .ok()
+                        .map(|s| live::Figures::finished(&plan, s, &progress))
+                },
+            );
+            let answer = |stats: &RunStats| {
+                let mut report = answer(&plan, stats, with_state);
+                if let (Some(push), Some(summary)) = (&push, &summary) {
+                    report["otlp"] = summary.to_json(&push.url());
                 }
-                Ok(stats) => Outcome::Done(answer(&plan, &stats, with_state)),
+                report
+            };
+            match result {
+                Ok(stats) if stats.interrupted => Outcome::Cancelled(answer(&stats)),
+                Ok(stats) => Outcome::Done(answer(&stats)),
                 Err(e) => Outcome::Failed(ApiError::message(500, format!("run failed: {e}"))),
             }
         })
@@ -606,6 +662,13 @@ fn sweep(state: &State, req: &Request, conn: &mut Conn) -> Reply {
         .and_then(|v| input::both(sweep_input(&v), flag(&v, "async")))
         .and_then(|(mut input, asked)| {
             realtime_allowed(state, &input.base)?;
+            if input.base.otlp.is_some() {
+                return Err(ApiError::invalid(
+                    vec![json!("body"), json!("otlp")],
+                    MSG_OTLP_SWEEP,
+                    "value_error",
+                ));
+            }
             data_files(state, &mut input.base)?;
             let limits = &state.cfg.limits;
             sweep::check(&input, limits)?;
@@ -671,6 +734,26 @@ fn accepted(run: &runs::Run) -> Reply {
     );
     reply.headers.push(("Location", run.path()));
     reply
+}
+
+/// Why a sweep takes no `otlp`.
+pub const MSG_OTLP_SWEEP: &str = "otlp does not apply to a sweep: its steps are separate runs; \
+    GET /metrics shows the running step's figures";
+
+/// An `otlp` collector is a place the server sends to, like a target: with `--allow-target`,
+/// it must be allowed too (403 otherwise). Checked after the run's slot is taken, as the
+/// target's own check is, so the answer does not tell which of the two was refused first.
+fn otlp_allowed(state: &State, input: &Input) -> Result<(), ApiError> {
+    let (Some(allow), Some(url)) = (&state.allow, &input.otlp) else {
+        return Ok(());
+    };
+    let Ok(t) = otlp::parse(url) else {
+        return Ok(());
+    };
+    let addrs = engine::resolve(&t.host, t.port);
+    allow
+        .check(&t.host, t.port, addrs.as_deref().unwrap_or(&[]))
+        .map_err(|msg| ApiError::message(403, format!("otlp: {msg}")))
 }
 
 /// Why `"realtime": true` needs the operator's consent.

@@ -175,6 +175,27 @@ pub fn document() -> Value {
                         common_errors(),
                     ),
                 }
+            },
+            "/metrics": {
+                "get": {
+                    "operationId": "metrics",
+                    "summary": "Live metrics for Prometheus: runs by state, and each running \
+                        run's requests, responses, errors, achieved rate and rolling p50/p99",
+                    "description": "The Prometheus text exposition format 0.0.4. `pacer_runs` \
+                        by `state`, then per running run (labels `run_id`, `kind`): \
+                        `pacer_requests_sent_total`, `pacer_responses_total`, \
+                        `pacer_errors_total`, `pacer_requests_in_flight`, \
+                        `pacer_achieved_rate_requests_per_second` and the p50/p99 of the last \
+                        whole second, of response time or, for a streaming run, time to first \
+                        token (`pacer_response_time_p50_seconds`, \
+                        `pacer_time_to_first_token_p99_seconds`, ...). Needs the API key like \
+                        every route but /health (a scrape sends it as a bearer token).",
+                    "responses": merge(
+                        json!({"200": {"description": "The exposition",
+                                "content": {"text/plain": {"schema": {"type": "string"}}}}}),
+                        common_errors(),
+                    ),
+                }
             }
         },
         "security": [{"bearer": []}, {"apiKey": []}],
@@ -588,6 +609,13 @@ fn run_fields(limits: &Limits, workers_default: Value, timeout_default: f64) -> 
             "description": format!("Seconds per interval of the report's `timeline`. At most {} \
                 intervals over duration + 2 × timeout; by default 1 s, or longer for runs too \
                 long for that.", defaults::MAX_INTERVALS)},
+        "otlp": {"type": "string", "nullable": true,
+            "description": "An OTLP/HTTP collector's metrics URL (http:// or https://, e.g. \
+                http://collector:4318/v1/metrics): the run's live figures (those of \
+                GET /metrics) are pushed there as OTLP JSON every `interval` and once at the \
+                end, from a thread of their own; a failed push never fails the run, and the \
+                report's `otlp` says how the pushes went. With --allow-target the collector \
+                must be allowed too (403). Not for /sweep (422)."},
         "async": {"type": "boolean", "nullable": true, "default": false,
             "description": "Answer 202 at once with the run's id, after the same checks (429 \
                 included), instead of the report when the run is over. Follow it at \
@@ -1066,6 +1094,14 @@ fn report_schema(llm: bool) -> Value {
             "additionalProperties": {"type": "array", "items": {"type": "object",
                 "properties": {"from": {"type": "number"}, "to": {"type": "number"},
                     "count": {"type": "integer"}}}}}),
+    );
+    props.insert(
+        "otlp".into(),
+        json!({"type": "object", "description": "With `otlp`: how the pushes went \
+            (`url` with query values hidden, `pushes`, `failed`, and `error`: the first \
+            failure, or null).",
+            "properties": {"url": {"type": "string"}, "pushes": {"type": "integer"},
+                "failed": {"type": "integer"}, "error": {"type": "string", "nullable": true}}}),
     );
     props.insert(
         "start_late".into(),

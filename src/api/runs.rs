@@ -62,6 +62,9 @@ pub enum Outcome {
     Failed(ApiError),
 }
 
+/// Every state a run can be in, in the order it goes through them.
+pub const STATES: [&str; 4] = ["running", "done", "cancelled", "failed"];
+
 impl Outcome {
     pub fn state(&self) -> &'static str {
         match self {
@@ -143,6 +146,21 @@ impl Run {
 
     pub fn state(&self) -> &'static str {
         lock(&self.ended).outcome.state()
+    }
+
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// The counters the run shows now and how long they have been counting (the time since the
+    /// engine run they belong to was started: a sweep's current step).
+    pub fn watched(&self) -> Option<(Arc<Progress>, Duration)> {
+        let live = lock(&self.live);
+        let p = live.progress.as_ref()?;
+        Some((
+            Arc::clone(p),
+            live.since.map_or(Duration::ZERO, |t| t.elapsed()),
+        ))
     }
 
     /// The path of the run's status.

@@ -20,6 +20,8 @@ use super::flags::RunArgs;
 use super::progress::{self, Line};
 use super::{CliError, err, exit, signals};
 use crate::engine::{self, Controls, Progress, RunStats, Stop};
+use crate::live::Figures;
+use crate::live::otlp::{self, Push};
 use crate::plan::stages;
 use crate::plan::{Input, Limits, LlmInput, Plan, PlanError, Rate, default_num_workers, defaults};
 use crate::report::{self, no_response, secs_text};
@@ -121,6 +123,7 @@ pub fn input(url: String, r: &RunArgs, llm: Option<LlmInput>) -> Result<Input, C
     input.llm = llm;
     input.shard = r.shard.unwrap_or(ShardIndex::WHOLE);
     input.start_at = r.start_at;
+    input.otlp = r.otlp.clone();
     Ok(input)
 }
 
@@ -220,7 +223,7 @@ pub fn bench(input: &Input, out: &Output) -> Result<(), CliError> {
         }
         eprint!("{banner}");
     }
-    let stats = match run_live(&plan, out, requests_file.as_ref().map(|f| &f.file)) {
+    let (stats, pushed) = match run_live(&plan, out, requests_file.as_ref().map(|f| &f.file)) {
         Ok(s) => s,
         Err(e) => {
             discard([json_file, html_file, requests_file, state_file]);
@@ -229,6 +232,12 @@ pub fn bench(input: &Input, out: &Output) -> Result<(), CliError> {
     };
     let mut json = report::to_json(&plan, &stats);
     add_start_late(&plan, &stats, &mut json);
+    if let Some((push, summary)) = &pushed {
+        if let Some(w) = summary.warning(&push.url()) {
+            eprintln!("pacer: warning: {w}");
+        }
+        json["otlp"] = summary.to_json(&push.url());
+    }
     let late = stats.wall.start_late();
     let mut text = if out.json {
         pretty(&json)
@@ -653,7 +662,13 @@ fn temp_beside(path: &Path) -> PathBuf {
 
 /// Runs `plan` with the progress line (on a terminal, or forced; never with `--quiet`) and
 /// Ctrl-C turned into the engine's stop switch, writing every request to `requests` if given.
-fn run_live(plan: &Plan, out: &Output, requests: Option<&File>) -> Result<RunStats, CliError> {
+/// With `--otlp`, the run's figures are pushed meanwhile ([`otlp::pushing`]): the pushes and
+/// how they went come back with the statistics.
+fn run_live(
+    plan: &Plan,
+    out: &Output,
+    requests: Option<&File>,
+) -> Result<(RunStats, Option<(Push, otlp::Summary)>), CliError> {
     let show = !out.quiet && (out.force_progress || std::io::stderr().is_terminal());
     let interrupted = signals::interrupted();
     let stop = Stop::new();
@@ -676,11 +691,22 @@ fn run_live(plan: &Plan, out: &Output, requests: Option<&File>) -> Result<RunSta
         stop: Some(&stop),
         requests,
     };
-    let stats = engine::run_with(plan, controls).map_err(|e| err(exit::RUN_FAILED, e.to_string()));
+    let push = Push::of(plan, Vec::new());
+    let (stats, summary) = otlp::pushing(
+        push.as_ref(),
+        &progress,
+        || engine::run_with(plan, controls),
+        |r| {
+            r.as_ref()
+                .ok()
+                .map(|s| Figures::finished(plan, s, &progress))
+        },
+    );
     if show {
         progress::clear();
     }
-    stats
+    let stats = stats.map_err(|e| err(exit::RUN_FAILED, e.to_string()))?;
+    Ok((stats, push.zip(summary)))
 }
 
 #[cfg(test)]

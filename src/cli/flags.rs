@@ -192,6 +192,12 @@ pub struct RunArgs {
     /// than 100,000 intervals]
     #[arg(long, value_name = "DURATION", value_parser = parse_secs, allow_hyphen_values = true)]
     pub interval: Option<f64>,
+    /// Push the run's live figures (requests, responses, errors, achieved rate, rolling p50/p99)
+    /// as OTLP/HTTP JSON metrics to this collector URL (e.g. http://127.0.0.1:4318/v1/metrics)
+    /// every --interval and once at the end, from a thread of its own; a failed push is counted
+    /// and said once, never fatal [default: none]
+    #[arg(long, value_name = "URL")]
+    pub otlp: Option<String>,
     /// No settings banner and no progress line on stderr (errors still go there)
     #[arg(long)]
     pub quiet: bool,

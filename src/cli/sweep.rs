@@ -59,6 +59,13 @@ pub fn input(base: Input, run: &RunArgs, flags: &SweepFlags) -> Result<SweepInpu
             "its steps are separate runs; --output keeps every step's full report",
         );
     }
+    if run.otlp.is_some() {
+        return refuse(
+            "--otlp",
+            "its steps are separate runs; pacer serve's GET /metrics shows a sweep's steps \
+             as they run (POST /sweep)",
+        );
+    }
     if run.shard.is_some() || run.start_at.is_some() || run.state.is_some() {
         return Err(err(
             exit::USAGE,

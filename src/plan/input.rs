@@ -104,6 +104,8 @@ pub struct Input {
     pub goodput: Vec<String>,
     /// LLM runs only: where the prompts come from and how long prompts and answers are.
     pub workload: WorkloadInput,
+    /// Push the run's live figures to this OTLP/HTTP collector URL (`--otlp`; see `live::otlp`).
+    pub otlp: Option<String>,
 }
 
 impl Input {
@@ -134,6 +136,7 @@ impl Input {
             thresholds: Vec::new(),
             goodput: Vec::new(),
             workload: WorkloadInput::default(),
+            otlp: None,
         }
     }
 

@@ -155,6 +155,9 @@ pub struct Plan {
     pub shard: ShardIndex,
     /// When the schedule starts on the wall clock; `None`: as soon as the threads are ready.
     pub start_at: Option<UnixNanos>,
+    /// Where the run's live figures are pushed (`--otlp`, an OTLP/HTTP collector); not part of
+    /// the run itself, so neither echoed in `config` nor in a shard's fingerprint.
+    pub otlp: Option<Target>,
 }
 
 impl Plan {
@@ -205,6 +208,11 @@ impl Plan {
         };
         let interval = checks::interval(input, timeout)?;
         let (thresholds, goodput) = checks::slo(input, shaped.body_mode)?;
+        let otlp = input
+            .otlp
+            .as_deref()
+            .map(|u| Target::parse(u).map_err(|m| invalid("otlp", format!("{u:?}: {m}"))))
+            .transpose()?;
         Ok(Draft {
             input,
             limits: *limits,
@@ -222,6 +230,7 @@ impl Plan {
             thresholds,
             goodput,
             workload_bytes,
+            otlp,
         })
     }
 
@@ -269,6 +278,7 @@ pub struct Draft<'i> {
     thresholds: Vec<Threshold>,
     goodput: Vec<Objective>,
     workload_bytes: u64,
+    otlp: Option<Target>,
 }
 
 impl Draft<'_> {
@@ -302,6 +312,7 @@ impl Draft<'_> {
             thresholds,
             goodput,
             workload_bytes: _,
+            otlp,
         } = self;
         let workload = workload::build(input, &shaped, count, seed, &limits)?;
         let (tokenizer, workload) = match workload {
@@ -350,6 +361,7 @@ impl Draft<'_> {
             config: Map::new(),
             shard: input.shard,
             start_at: input.start_at,
+            otlp,
         };
         plan.config = config::echo(input, &plan, &shaped, timeout, &threads_reason);
         Ok(plan)

@@ -192,17 +192,23 @@ pub fn post_json(addr: SocketAddr, path: &str, body: &str) -> (u16, serde_json::
     s.write_all(raw.as_bytes()).unwrap();
     let mut buf = Vec::new();
     let _ = s.read_to_end(&mut buf);
-    let text = String::from_utf8_lossy(&buf);
+    let (status, _, body) = answer(&buf);
+    (
+        status,
+        serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// An HTTP answer read to its end: the status (0 when there is none), the head, the body.
+pub fn answer(buf: &[u8]) -> (u16, String, String) {
+    let text = String::from_utf8_lossy(buf);
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let status = head
         .split(' ')
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    (
-        status,
-        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
-    )
+    (status, head.to_string(), body.to_string())
 }
 
 /// Every field of the original service's response is present in ours with the same JSON type
