@@ -715,6 +715,10 @@ pub fn settings(plan: &Plan) -> String {
                 )
             }
         }
+        Rate::Max if plan.count > 0 => format!(
+            "as fast as responses come (closed loop), {}",
+            plural(plan.count, "request")
+        ),
         Rate::Max => format!("as fast as responses come (closed loop) for {duration}"),
     };
     let _ = writeln!(

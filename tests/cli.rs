@@ -997,11 +997,7 @@ fn a_request_count_and_a_body_from_a_file() {
     let r = json_of(&o);
     assert_eq!(r["config"]["body_bytes"], 10, "{r}");
     for (args, says) in [
-        (
-            &["-n", "5", "-q", "max"][..],
-            "-n/--count needs a numeric --qps",
-        ),
-        (&["-n", "5", "-z", "1s"], "cannot be used with"),
+        (&["-n", "5", "-z", "1s"][..], "cannot be used with"),
         (
             &["--body", "@/no/such/file"],
             "cannot read --body @/no/such/file",
@@ -1043,4 +1039,19 @@ fn no_keepalive_opens_a_connection_per_request() {
         serde_json::json!(["Connection"]),
         "{r}"
     );
+}
+
+#[test]
+fn a_request_count_stops_a_closed_loop() {
+    let m = mock_ok();
+    let url = format!("{}/", m.url());
+    let o = pacer(&["bench", &url, "-n", "25", "-q", "max", "-c", "4", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let r = json_of(&o);
+    assert_eq!(r["total_requests"], 25, "{r}");
+    assert_eq!(r["successes"], 25, "{r}");
+    assert_eq!(r["config"]["max_requests"], 25, "{r}");
+    assert_eq!(m.counters().requests, 25);
+    // It ended with its last answer, not at a duration: far inside the run's longest.
+    assert!(r["elapsed"].as_f64().unwrap() < 60.0, "{r}");
 }

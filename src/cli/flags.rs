@@ -56,8 +56,8 @@ pub struct RunArgs {
         allow_hyphen_values = true,
     )]
     pub duration: f64,
-    /// Send N requests (hey's and oha's -n): at a fixed rate the duration is N / --qps
-    /// [default: --qps × --duration]
+    /// Send N requests (hey's and oha's -n): at a fixed rate the duration is N / --qps; with
+    /// --qps max, stop after N sends [default: --qps × --duration]
     #[arg(
         long = "count",
         short = 'n',

@@ -48,6 +48,9 @@ pub(super) fn echo(
         config.insert("ramp".into(), json!(plan.ramp));
     }
     config.insert("duration".into(), number(input.duration));
+    if let Some(n) = input.max_requests {
+        config.insert("max_requests".into(), json!(n));
+    }
     config.insert("num_workers".into(), json!(plan.num_workers));
     config.insert("timeout".into(), json!(timeout));
     if input.method.is_some() || llm.is_some() {

@@ -70,6 +70,9 @@ pub struct Input {
     pub url: String,
     pub qps: Rate,
     pub duration: f64,
+    /// Closed loop (`qps` max) only: stop after this many sends (`-n`); `duration` is then only
+    /// an upper bound. None: as many as fit in `duration`.
+    pub max_requests: Option<u64>,
     /// 0, negative or absent mean the default, as in the original.
     pub num_workers: Option<i64>,
     pub timeout: Option<f64>,
@@ -113,6 +116,7 @@ impl Input {
             url: url.into(),
             qps,
             duration,
+            max_requests: None,
             num_workers: None,
             timeout: None,
             method: None,

@@ -117,7 +117,8 @@ pub struct Plan {
     pub closes: bool,
     pub rate: Rate,
     pub duration: Duration,
-    /// `round(qps × duration)` for a fixed rate; 0 (unknown in advance) for saturation.
+    /// `round(qps × duration)` for a fixed rate; in saturation the `-n` cap
+    /// ([`Input::max_requests`]), or 0 (unknown in advance) without one.
     pub count: u64,
     pub num_workers: usize,
     pub threads: usize,
@@ -178,7 +179,10 @@ impl Plan {
         let target = Target::parse(&input.url).map_err(|msg| invalid("url", msg))?;
         let num_workers = checks::num_workers(input, limits)?;
         let curve = checks::curve(input)?;
-        let count = curve.as_ref().map_or(0, RateCurve::count);
+        let count = match &curve {
+            Some(c) => c.count(),
+            None => checks::closed_loop_count(input)?,
+        };
         checks::shard(input, num_workers, count)?;
         checks::start_at(input, limits, i128::from(crate::wall::now_unix_ns()))?;
         // A shard sends its share of the rate: its threads and budget are sized to that.
