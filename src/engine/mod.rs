@@ -108,6 +108,8 @@ pub struct RunStats {
     pub health: Option<HealthInput>,
     /// The requests placed in time, merged over the threads (see [`timeline`]).
     pub timeline: Timeline,
+    /// With `--targets`: per target, in the file's order (the plan's `targets` names them).
+    pub targets: Vec<stats::TargetTally>,
     /// The run's start on the system's clocks.
     pub clock: Clock,
     /// How writing every request went, when asked for ([`Controls::requests`]).
@@ -470,6 +472,7 @@ pub fn run_resolved_with(
                 host: plan.target.host.clone(),
                 workers: plan.num_workers,
                 llm: plan.llm.is_some(),
+                groups: plan.requests.groups_by_slot(),
             };
             std::thread::Builder::new()
                 .name("pacer-requests".into())
@@ -655,6 +658,7 @@ fn summarize(plan: &Plan, w: LaneStats, messages: &Messages, elapsed: Duration) 
         health: None,
         wall: WallTimes::default(),
         timeline: w.timeline,
+        targets: w.targets,
         clock: Clock::default(),
         requests: None,
         timestamps: w.timestamps,

@@ -107,6 +107,11 @@ pub struct Input {
     pub goodput: Vec<String>,
     /// LLM runs only: where the prompts come from and how long prompts and answers are.
     pub workload: WorkloadInput,
+    /// A targets file, parsed (`--targets`; [`super::targets::read`]): requests spread over
+    /// them, and `url` is the first one's. Empty: every request goes to `url`.
+    pub targets: Vec<super::targets::TargetSpec>,
+    /// Spread over the targets in a seeded random order rather than in turn.
+    pub targets_random: bool,
 }
 
 impl Input {
@@ -138,6 +143,8 @@ impl Input {
             thresholds: Vec::new(),
             goodput: Vec::new(),
             workload: WorkloadInput::default(),
+            targets: Vec::new(),
+            targets_random: false,
         }
     }
 
@@ -180,6 +187,9 @@ pub struct WorkloadInput {
     pub tokenizer: Option<PathBuf>,
     /// Every synthetic prompt starts with the same this many tokens.
     pub prefix_tokens: Option<u32>,
+    /// That many distinct prefixes of `prefix_tokens` each, prompts spread over them round
+    /// robin (`--prefix-groups`); None: one.
+    pub prefix_groups: Option<u32>,
 }
 
 impl WorkloadInput {
@@ -197,6 +207,7 @@ impl WorkloadInput {
             ignore_eos: _,
             tokenizer,
             prefix_tokens,
+            prefix_groups,
         } = self;
         dataset.is_some()
             || prompts.is_some()
@@ -206,6 +217,7 @@ impl WorkloadInput {
             || output_tokens.is_some()
             || tokenizer.is_some()
             || prefix_tokens.is_some_and(|p| p > 0)
+            || prefix_groups.is_some()
     }
 
     /// Prompts that replace the single `prompt`: a data set, inline ones, or synthetic ones.

@@ -24,6 +24,7 @@ mod request;
 pub mod shard_index;
 pub mod stages;
 mod target;
+pub mod targets;
 pub mod wake;
 pub mod workload;
 
@@ -151,6 +152,9 @@ pub struct Plan {
     pub goodput: Vec<Objective>,
     /// The effective inputs, echoed as the report's `config` (never the token).
     pub config: Map<String, Value>,
+    /// With `--targets`: each target's report key (`METHOD URL`, query values hidden), in the
+    /// file's order; target `k` is distinct request `k`. Empty otherwise.
+    pub targets: Vec<String>,
     /// The part of the run this process sends: request `j` of the whole plan is shard
     /// `j mod N`'s; the connections are split the same way ([`Plan::shard_workers`]).
     pub shard: ShardIndex,
@@ -202,7 +206,10 @@ impl Plan {
         checks::realtime(input)?;
         checks::ca_cert(input)?;
         let shaped = request::shape(input, target)?;
-        let workload_bytes = workload::budget(input, &shaped, count, limits)?;
+        let workload_bytes = match input.targets.is_empty() {
+            true => workload::budget(input, &shaped, count, limits)?,
+            false => targets::budget(input, &shaped, limits)?,
+        };
         let seed = match arrival {
             Arrival::Poisson { seed } => seed,
             Arrival::Constant => input.seed.unwrap_or_else(checks::random_seed),
@@ -307,6 +314,9 @@ impl Draft<'_> {
             goodput,
             workload_bytes: _,
         } = self;
+        if !input.targets.is_empty() {
+            shaped.requests = targets::requests(input, &shaped, count, seed)?;
+        }
         let workload = workload::build(input, &shaped, count, seed, &limits)?;
         let (tokenizer, workload) = match workload {
             Some(w) => {
@@ -352,6 +362,7 @@ impl Draft<'_> {
             thresholds,
             goodput,
             config: Map::new(),
+            targets: input.targets.iter().map(targets::TargetSpec::key).collect(),
             shard: input.shard,
             start_at: input.start_at,
         };
