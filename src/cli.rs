@@ -574,13 +574,21 @@ pub fn plan_of(cli: &Cli) -> Result<Plan, CliError> {
 }
 
 fn bench_input(a: &BenchArgs) -> Result<Input, CliError> {
-    // clap lets exactly one of the two through.
+    // clap lets exactly one of the three through.
+    let targets = match &a.targets {
+        Some(path) => crate::plan::targets::read(path).map_err(|e| err(exit::USAGE, e))?,
+        None => Vec::new(),
+    };
     let url = a
         .target
         .clone()
         .or_else(|| a.url.clone())
+        .or_else(|| targets.first().map(|t| t.url.clone()))
         .unwrap_or_default();
-    bench::input(url, &a.run, None)
+    let mut input = bench::input(url, &a.run, None)?;
+    input.targets = targets;
+    input.targets_random = a.targets_order == "random";
+    Ok(input)
 }
 
 fn sweep_output(run: &RunArgs) -> sweep::SweepOutput {
@@ -626,6 +634,7 @@ fn llm_input(a: &LlmArgs) -> Result<Input, CliError> {
         ignore_eos: w.ignore_eos,
         tokenizer: w.tokenizer.clone(),
         prefix_tokens: w.prefix_tokens,
+        prefix_groups: w.prefix_groups,
     };
     Ok(input)
 }

@@ -208,6 +208,9 @@ pub fn to_json(plan: &Plan, stats: &RunStats) -> Value {
             .collect();
         m.insert("stages".into(), Value::Array(stages));
     }
+    if !stats.targets.is_empty() {
+        m.insert("targets".into(), targets_json(plan, stats));
+    }
     // Last but for the histograms: thresholds read every field above.
     if !plan.thresholds.is_empty() {
         let so_far = Value::Object(m);
@@ -240,6 +243,45 @@ pub fn to_json(plan: &Plan, stats: &RunStats) -> Value {
         );
     }
     Value::Object(m)
+}
+
+/// With `--targets`: per target (the plan's key, `METHOD URL` with query values hidden), the
+/// requests that ended, those that did not succeed, and the response time's p50 and p99.
+fn targets_json(plan: &Plan, stats: &RunStats) -> Value {
+    let rows: Vec<Value> = stats
+        .targets
+        .iter()
+        .enumerate()
+        .map(|(k, t)| {
+            json!({
+                "target": plan.targets.get(k),
+                "count": t.total,
+                "errors": t.errors,
+                "response_time_p50": t.response_time.quantile(0.5),
+                "response_time_p99": t.response_time.quantile(0.99),
+            })
+        })
+        .collect();
+    Value::Array(rows)
+}
+
+/// The text report's table of targets (as [`targets_json`]).
+fn targets_text(plan: &Plan, stats: &RunStats) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out);
+    let _ = writeln!(out, "  targets:    count     errors        p50        p99");
+    for (k, t) in stats.targets.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "           {:>8} {:>10} {:>10} {:>10}  {}",
+            t.total,
+            t.errors,
+            opt(t.response_time.quantile(0.5)),
+            opt(t.response_time.quantile(0.99)),
+            plan.targets.get(k).map_or("?", String::as_str),
+        );
+    }
+    out
 }
 
 /// The counts and timings of a run, or of one of its stages, in the report's order: the
@@ -715,6 +757,10 @@ pub fn settings(plan: &Plan) -> String {
                 )
             }
         }
+        Rate::Max if plan.count > 0 => format!(
+            "as fast as responses come (closed loop), {}",
+            plural(plan.count, "request")
+        ),
         Rate::Max => format!("as fast as responses come (closed loop) for {duration}"),
     };
     let _ = writeln!(
@@ -921,6 +967,9 @@ pub fn to_text_body(plan: &Plan, stats: &RunStats) -> String {
     out.push_str(&table(plan, t));
     if !stats.stages.is_empty() {
         out.push_str(&stages_text(plan, stats));
+    }
+    if !stats.targets.is_empty() {
+        out.push_str(&targets_text(plan, stats));
     }
     if stats.errors.keys().any(|k| !is_unsent(k)) {
         let _ = writeln!(out);

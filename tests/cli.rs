@@ -997,11 +997,7 @@ fn a_request_count_and_a_body_from_a_file() {
     let r = json_of(&o);
     assert_eq!(r["config"]["body_bytes"], 10, "{r}");
     for (args, says) in [
-        (
-            &["-n", "5", "-q", "max"][..],
-            "-n/--count needs a numeric --qps",
-        ),
-        (&["-n", "5", "-z", "1s"], "cannot be used with"),
+        (&["-n", "5", "-z", "1s"][..], "cannot be used with"),
         (
             &["--body", "@/no/such/file"],
             "cannot read --body @/no/such/file",
@@ -1042,5 +1038,133 @@ fn no_keepalive_opens_a_connection_per_request() {
         r["config"]["headers"],
         serde_json::json!(["Connection"]),
         "{r}"
+    );
+}
+
+#[test]
+fn a_request_count_stops_a_closed_loop() {
+    let m = mock_ok();
+    let url = format!("{}/", m.url());
+    let o = pacer(&["bench", &url, "-n", "25", "-q", "max", "-c", "4", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let r = json_of(&o);
+    assert_eq!(r["total_requests"], 25, "{r}");
+    assert_eq!(r["successes"], 25, "{r}");
+    assert_eq!(r["config"]["max_requests"], 25, "{r}");
+    assert_eq!(m.counters().requests, 25);
+    // It ended with its last answer, not at a duration: far inside the run's longest.
+    assert!(r["elapsed"].as_f64().unwrap() < 60.0, "{r}");
+}
+
+#[test]
+fn a_targets_file_spreads_requests_and_reports_each_target() {
+    let m = mock_ok();
+    let dir = TempDir::new("targets");
+    let body = dir.file("body.json", "{\"a\": 1}");
+    let file = dir.file(
+        "targets.txt",
+        &format!(
+            "# two paths\nGET {u}/?key=secret\nX-Test: 1\n\nPOST {u}/\nContent-Type: application/json\n@{b}\n",
+            u = m.url(),
+            b = body.display()
+        ),
+    );
+    let f = file.display().to_string();
+    let o = pacer(&["bench", "--targets", &f, "-n", "20", "-q", "100", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let r = json_of(&o);
+    let t = r["targets"].as_array().unwrap_or_else(|| panic!("{r}"));
+    assert_eq!(t.len(), 2, "{r}");
+    // In order: exactly half each, and the counts add up to the total.
+    assert_eq!(
+        (t[0]["count"].as_u64(), t[1]["count"].as_u64()),
+        (Some(10), Some(10)),
+        "{r}"
+    );
+    assert_eq!(r["total_requests"], 20, "{r}");
+    assert_eq!(t[0]["target"], format!("GET {}/?key=***", m.url()), "{r}");
+    assert_eq!(t[1]["target"], format!("POST {}/", m.url()), "{r}");
+    assert_eq!(t[0]["errors"], 0, "{r}");
+    assert!(t[1]["response_time_p99"].as_f64().unwrap() > 0.0, "{r}");
+    assert_eq!(m.counters().requests, 20);
+    // At random (seeded): still every request counted once, both targets used.
+    let o = pacer(&[
+        "bench",
+        "--targets",
+        &f,
+        "--targets-order",
+        "random",
+        "--seed",
+        "7",
+        "-n",
+        "40",
+        "-q",
+        "200",
+        "--json",
+    ]);
+    let r = json_of(&o);
+    let t = r["targets"].as_array().unwrap_or_else(|| panic!("{r}"));
+    let (a, b) = (
+        t[0]["count"].as_u64().unwrap(),
+        t[1]["count"].as_u64().unwrap(),
+    );
+    assert_eq!(a + b, 40, "{r}");
+    assert!(a >= 5 && b >= 5, "both targets drawn: {a} and {b}");
+    // The text report has the table.
+    let o = pacer(&["bench", "--targets", &f, "-n", "4", "-q", "100"]);
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(text.contains("targets:"), "{text}");
+    assert!(text.contains(&format!("POST {}/", m.url())), "{text}");
+    // Errors name the file and the line.
+    let bad = dir.file(
+        "bad.txt",
+        &format!("GET {}/\n\nGET http://elsewhere.invalid/\n", m.url()),
+    );
+    let o = pacer(&["bench", "--targets", &bad.display().to_string(), "-n", "2"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!("{}:3:", bad.display())),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn requests_record_each_requests_prefix_group() {
+    let m = llm_mock();
+    let dir = TempDir::new("groups");
+    let file = dir.path("requests.jsonl");
+    let f = file.display().to_string();
+    let r = fireworks_json(
+        &m,
+        &[
+            "--input-tokens",
+            "40",
+            "--prefix-tokens",
+            "10",
+            "--prefix-groups",
+            "2",
+            "--requests",
+            &f,
+        ],
+    );
+    assert_all_succeeded(&r);
+    assert_eq!(r["config"]["prefix_groups"], 2, "{r}");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let mut groups: Vec<(u64, u64)> = text
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            (
+                v["index"].as_u64().unwrap(),
+                v["prefix_group"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    groups.sort_unstable();
+    assert_eq!(
+        groups,
+        [(0, 0), (1, 1), (2, 0), (3, 1), (4, 0)],
+        "round robin"
     );
 }

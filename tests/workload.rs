@@ -805,3 +805,40 @@ fn drawn_max_tokens_fill_only_the_entries_without_one() {
         [Some(draws[0]), Some(7), Some(draws[1]), Some(draws[2])]
     );
 }
+
+#[test]
+fn prefix_groups_share_exactly_their_prefix_and_differ_between_groups() {
+    let dir = temp_dir("groups");
+    let path = byte_bpe(&dir, "gpt2.json", gpt2_pre_tokenizer(), false, 400);
+    let tokenizer = Tokenizer::from_file(&path).unwrap();
+    let p = 24;
+    for tok in [Some(&tokenizer), None] {
+        let synth = Synthesizer::with_groups(tok, p, 2).unwrap();
+        assert_eq!(synth.groups(), 2);
+        let (a, b) = (synth.prefix_of(0), synth.prefix_of(1));
+        assert_ne!(a, b, "two groups, two prefixes");
+        if tok.is_some() {
+            assert_eq!(tokenizer.encode(a).unwrap().len(), p);
+            assert_eq!(tokenizer.encode(b).unwrap().len(), p);
+        }
+        // Round robin: prompt i is of group i mod 2.
+        let prompts: Vec<String> = (0..8).map(|i| synth.prompt(i, 80).unwrap().text).collect();
+        for (i, text) in prompts.iter().enumerate() {
+            let own = synth.prefix_of(synth.group_of(i as u64));
+            assert_eq!(synth.group_of(i as u64), (i % 2) as u32);
+            assert!(text.starts_with(own), "{i}: {text}");
+            if let Some(t) = tok {
+                // Exactly the first P tokens are the group's.
+                let ids = t.encode(text).unwrap();
+                assert_eq!(ids[..p], t.encode(own).unwrap()[..], "{i}");
+                assert_eq!(t.count_prompt(text).unwrap(), 80, "{i}");
+            }
+        }
+        // Same group: same first P tokens, then different bodies; other group: another start.
+        assert_ne!(prompts[0], prompts[2]);
+        assert!(!prompts[1].starts_with(a) && !prompts[0].starts_with(b));
+        // One group is the single prefix of before.
+        let one = Synthesizer::new(tok, p).unwrap();
+        assert_eq!(one.prefix(), a);
+    }
+}

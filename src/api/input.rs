@@ -404,6 +404,8 @@ impl<'a> Fields<'a> {
             ignore_eos: ignore_eos.unwrap_or(false),
             tokenizer: tokenizer.map(Into::into),
             prefix_tokens: prefix_tokens.map(|p| u32::try_from(p).unwrap_or(u32::MAX)),
+            // Not on the API yet: the command line's `--prefix-groups`.
+            prefix_groups: None,
         }
     }
 

@@ -106,6 +106,9 @@ pub fn input(url: String, r: &RunArgs, llm: Option<LlmInput>) -> Result<Input, C
     input.body = body(r)?;
     if let Some(n) = r.count {
         input.duration = count_duration(n, r.qps)?;
+        if r.qps == Rate::Max {
+            input.max_requests = Some(n);
+        }
     }
     input.poisson = r.arrival == "poisson";
     input.seed = r.seed;
@@ -159,17 +162,15 @@ fn body(r: &RunArgs) -> Result<Option<String>, CliError> {
 }
 
 /// `-n N`: the duration that makes N requests at `qps` (N / qps, so `qps × duration` rounds to
-/// N). A closed loop has no rate to divide by.
+/// N). A closed loop has no rate to divide by: it stops after N sends
+/// ([`Input::max_requests`]), and its duration is only the longest a run may last.
 fn count_duration(n: u64, qps: Rate) -> Result<f64, CliError> {
     match qps {
         _ if n == 0 => Err(err(exit::USAGE, "-n/--count must be at least 1 (got 0)")),
         Rate::PerSecond(q) if q > 0.0 && q.is_finite() => Ok(n as f64 / q),
         // --qps's own check names the bad rate.
         Rate::PerSecond(_) => Ok(1.0),
-        Rate::Max => Err(err(
-            exit::USAGE,
-            "-n/--count needs a numeric --qps (with --qps max, give --duration)",
-        )),
+        Rate::Max => Ok(defaults::CLI_MAX_DURATION),
     }
 }
 

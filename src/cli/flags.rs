@@ -56,8 +56,8 @@ pub struct RunArgs {
         allow_hyphen_values = true,
     )]
     pub duration: f64,
-    /// Send N requests (hey's and oha's -n): at a fixed rate the duration is N / --qps
-    /// [default: --qps × --duration]
+    /// Send N requests (hey's and oha's -n): at a fixed rate the duration is N / --qps; with
+    /// --qps max, stop after N sends [default: --qps × --duration]
     #[arg(
         long = "count",
         short = 'n',
@@ -209,12 +209,21 @@ pub struct RunArgs {
 #[derive(Args, Debug)]
 #[command(after_help = EXIT_CODES)]
 pub struct BenchArgs {
-    /// Target URL, http:// or https:// (required, here or as --url)
-    #[arg(value_name = "URL", required_unless_present = "url")]
+    /// Target URL, http:// or https:// (required, here or as --url, unless --targets)
+    #[arg(value_name = "URL", required_unless_present_any = ["url", "targets"])]
     pub target: Option<String>,
-    /// Target URL, as the positional URL (required, one or the other)
+    /// Target URL, as the positional URL (required, one or the other, unless --targets)
     #[arg(long, value_name = "URL", conflicts_with = "target")]
     pub url: Option<String>,
+    /// Requests from a targets file (vegeta's format): `METHOD URL` lines, each optionally
+    /// followed by `Name: value` header lines and an `@FILE` body line, a blank line between
+    /// targets, `#` comments; all on one origin. The report counts each target apart
+    /// [default: none]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["target", "url"])]
+    pub targets: Option<PathBuf>,
+    /// How requests spread over --targets: each in turn, or drawn at random (seeded by --seed)
+    #[arg(long = "targets-order", value_parser = ["in-order", "random"], default_value = "in-order")]
+    pub targets_order: String,
     #[command(flatten)]
     pub run: RunArgs,
 }
@@ -367,6 +376,11 @@ pub struct WorkloadArgs {
     /// prefix caching [default: 0]
     #[arg(long = "prefix-tokens", value_name = "N", value_parser = parse_whole::<u32>)]
     pub prefix_tokens: Option<u32>,
+    /// G distinct shared prefixes of --prefix-tokens each instead of one; prompt i starts with
+    /// prefix i mod G (round robin), and --requests records each request's `prefix_group`
+    /// [default: 1]
+    #[arg(long = "prefix-groups", value_name = "G", value_parser = parse_whole::<u32>)]
+    pub prefix_groups: Option<u32>,
 }
 
 /// What a sweep adds to the run flags (`pacer sweep`, `pacer sweep-llm`). Flattened after

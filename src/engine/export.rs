@@ -62,6 +62,9 @@ pub struct Format {
     pub workers: usize,
     /// LLM runs add output tokens and the server's time to first token.
     pub llm: bool,
+    /// With `--prefix-groups`: request `i`'s prefix group is `groups[i % len]`, written as
+    /// `prefix_group`.
+    pub groups: Option<Box<[u32]>>,
 }
 
 /// How the writing went.
@@ -316,6 +319,13 @@ pub fn line(out: &mut Vec<u8>, c: &Completed, f: &Format, messages: &[Box<str>])
             _ => out.extend_from_slice(b"null"),
         }
     }
+    if let Some(g) = f.groups.as_deref().filter(|g| !g.is_empty()) {
+        let _ = write!(
+            out,
+            ",\"prefix_group\":{}",
+            g[(c.index % g.len() as u64) as usize]
+        );
+    }
     out.extend_from_slice(b"}\n");
 }
 
@@ -331,6 +341,7 @@ mod tests {
             host: "h.example".into(),
             workers: 4,
             llm,
+            groups: None,
         }
     }
 

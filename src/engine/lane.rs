@@ -774,8 +774,10 @@ impl<'a> Lane<'a> {
 
     fn finished(&self, now: Instant) -> bool {
         match self.pacing {
-            Pacing::Saturate { .. } => self.pacing.over(now),
-            Pacing::Paced(_) => self.dispatch.quiet() && self.pacing.over(now),
+            Pacing::Saturate { .. } if self.pacing.cut(now) => true,
+            Pacing::Saturate { .. } | Pacing::Paced(_) => {
+                self.dispatch.quiet() && self.pacing.over(now)
+            }
         }
     }
 

@@ -108,6 +108,8 @@ pub struct RunStats {
     pub health: Option<HealthInput>,
     /// The requests placed in time, merged over the threads (see [`timeline`]).
     pub timeline: Timeline,
+    /// With `--targets`: per target, in the file's order (the plan's `targets` names them).
+    pub targets: Vec<stats::TargetTally>,
     /// The run's start on the system's clocks.
     pub clock: Clock,
     /// How writing every request went, when asked for ([`Controls::requests`]).
@@ -470,6 +472,7 @@ pub fn run_resolved_with(
                 host: plan.target.host.clone(),
                 workers: plan.num_workers,
                 llm: plan.llm.is_some(),
+                groups: plan.requests.groups_by_slot(),
             };
             std::thread::Builder::new()
                 .name("pacer-requests".into())
@@ -523,8 +526,9 @@ pub fn run_resolved_with(
         r.waited = Duration::from_nanos(waited.load(Ordering::Relaxed));
     }
     let elapsed = match plan.rate {
-        // wrk's convention: a closed-loop run lasts exactly its duration (or until stopped).
-        Rate::Max if merged.interrupted => started.elapsed().min(plan.duration),
+        // wrk's convention: a closed-loop run lasts exactly its duration (or until stopped);
+        // one of `-n` requests lasts until its last response.
+        Rate::Max if merged.interrupted || plan.count > 0 => started.elapsed().min(plan.duration),
         Rate::Max => plan.duration,
         Rate::PerSecond(_) => started.elapsed(),
     };
@@ -560,11 +564,8 @@ pub fn run_resolved_with(
     let scheduled = plan.shard_requests();
     stats.clock = clock;
     stats.requests = requests;
-    debug_assert!(
-        scheduled == 0 || stats.total_requests == scheduled,
-        "lost requests"
-    );
-    if scheduled > 0 && stats.total_requests != scheduled {
+    // A closed loop drops what is in flight when stopped: only a schedule is all accounted for.
+    if scheduled > 0 && plan.curve.is_some() && stats.total_requests != scheduled {
         return Err(EngineError(format!(
             "internal error: {scheduled} requests scheduled but {} accounted for",
             stats.total_requests
@@ -657,6 +658,7 @@ fn summarize(plan: &Plan, w: LaneStats, messages: &Messages, elapsed: Duration) 
         health: None,
         wall: WallTimes::default(),
         timeline: w.timeline,
+        targets: w.targets,
         clock: Clock::default(),
         requests: None,
         timestamps: w.timestamps,

@@ -19,8 +19,14 @@ pub enum Pacing {
     /// whatever the target does.
     Paced(Schedule),
     /// Closed loop until `end` (wrk's model): a free connection sends the next request at once.
-    /// Request indexes go `next`, `next + step`, ... so threads never share one.
-    Saturate { end: Instant, next: u64, step: u64 },
+    /// Request indexes go `next`, `next + step`, ... below `limit` (the plan's `-n` count, or
+    /// no limit), so threads never share one and together send exactly `limit`.
+    Saturate {
+        end: Instant,
+        next: u64,
+        step: u64,
+        limit: u64,
+    },
 }
 
 impl Pacing {
@@ -45,6 +51,7 @@ impl Pacing {
                 end: t0 + plan.duration,
                 next: first,
                 step,
+                limit: if plan.count > 0 { plan.count } else { u64::MAX },
             },
         }
     }
@@ -68,7 +75,9 @@ impl Pacing {
     #[inline]
     pub fn closed_loop(&self, now: Instant) -> Option<u64> {
         match self {
-            Pacing::Saturate { end, next, .. } if now < *end => Some(*next),
+            Pacing::Saturate {
+                end, next, limit, ..
+            } if now < *end && *next < *limit => Some(*next),
             _ => None,
         }
     }
@@ -101,12 +110,20 @@ impl Pacing {
     }
 
     /// Whether nothing more will fall due: the schedule is walked (open loop), or the closed
-    /// loop's end has come.
+    /// loop's end has come or its count is sent.
     pub fn over(&self, now: Instant) -> bool {
         match self {
             Pacing::Paced(s) => s.remaining() == 0,
-            Pacing::Saturate { end, .. } => now >= *end,
+            Pacing::Saturate {
+                end, next, limit, ..
+            } => now >= *end || *next >= *limit,
         }
+    }
+
+    /// Whether the closed loop's end came (by time or a stop), which drops what is in flight;
+    /// a count all sent waits for its responses instead.
+    pub fn cut(&self, now: Instant) -> bool {
+        matches!(self, Pacing::Saturate { end, .. } if now >= *end)
     }
 
     /// Stops early at `now`: a closed loop ends there; an open loop's remaining schedule is then
@@ -252,6 +269,30 @@ mod tests {
     }
 
     #[test]
+    fn a_counted_closed_loop_stops_at_its_count_and_waits_for_its_answers() {
+        let t0 = Instant::now();
+        let mut c = Pacing::Saturate {
+            end: t0 + Duration::from_secs(10),
+            next: 1,
+            step: 2,
+            limit: 5,
+        };
+        let mut sent = Vec::new();
+        while let Some(i) = c.closed_loop(t0) {
+            sent.push(i);
+            c.advance();
+        }
+        assert_eq!(sent, [1, 3], "thread 1 of 2 sends the odd indexes below 5");
+        assert!(c.over(t0));
+        assert!(
+            !c.cut(t0),
+            "a count all sent is not cut: its answers are awaited"
+        );
+        c.stop(t0);
+        assert!(c.cut(t0));
+    }
+
+    #[test]
     fn paced_releases_requests_when_due_and_closed_loop_until_its_end() {
         let t0 = Instant::now();
         let ms = |n: u64| t0 + Duration::from_millis(n);
@@ -274,6 +315,7 @@ mod tests {
             end: ms(500),
             next: 1,
             step: 2,
+            limit: u64::MAX,
         };
         assert_eq!(c.closed_loop(ms(0)), Some(1));
         c.advance();
@@ -351,6 +393,7 @@ mod tests {
             end: t0,
             next: 0,
             step: 1,
+            limit: u64::MAX,
         };
         assert_eq!(c.upcoming().next(), None);
     }

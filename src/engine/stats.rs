@@ -253,6 +253,37 @@ pub struct LaneStats {
     stage_starts: Vec<Instant>,
     /// Where receive times came from (see `engine::clock`).
     pub timestamps: super::clock::StampReport,
+    /// With `--targets`: one tally per target, in the file's order (empty otherwise).
+    pub targets: Vec<TargetTally>,
+    /// Which target request `i` went to: `target_slots[i % len]` (the plan's request table).
+    target_slots: Box<[u32]>,
+}
+
+/// One target's requests (`--targets`): how many ended, how many of those did not succeed,
+/// and their response times. Merged with `+=` like the rest.
+#[derive(Clone, Debug, Default)]
+pub struct TargetTally {
+    pub total: u64,
+    pub errors: u64,
+    pub response_time: Recorder,
+}
+
+impl TargetTally {
+    fn tally(&mut self, c: &Completed, values: &Values) {
+        self.total += 1;
+        self.errors += u64::from(c.outcome != Outcome::Success);
+        if let Some(x) = values[Id::ResponseTime as usize] {
+            self.response_time.record(x);
+        }
+    }
+}
+
+impl AddAssign for TargetTally {
+    fn add_assign(&mut self, b: TargetTally) {
+        self.total += b.total;
+        self.errors += b.errors;
+        self.response_time.merge(b.response_time);
+    }
 }
 
 impl LaneStats {
@@ -271,6 +302,12 @@ impl LaneStats {
             timeline: Timeline::new(t0, plan.interval),
             objectives: plan.goodput.clone(),
             stage_starts,
+            targets: vec![TargetTally::default(); plan.targets.len()],
+            target_slots: if plan.targets.is_empty() {
+                Box::default()
+            } else {
+                plan.requests.slots().into()
+            },
             ..LaneStats::default()
         }
     }
@@ -296,6 +333,12 @@ impl LaneStats {
             }
         }
         self.timeline.record(c);
+        if !self.target_slots.is_empty() {
+            let k = self.target_slots[(c.index % self.target_slots.len() as u64) as usize];
+            if let Some(t) = self.targets.get_mut(k as usize) {
+                t.tally(c, &values);
+            }
+        }
     }
 
     /// Counts and times one request (see [`LaneStats::record`]).
@@ -387,6 +430,13 @@ impl LaneStats {
             mine.absorb(theirs, rename);
         }
         self.timeline += b.timeline;
+        if self.targets.len() < b.targets.len() {
+            self.targets
+                .resize_with(b.targets.len(), TargetTally::default);
+        }
+        for (mine, theirs) in self.targets.iter_mut().zip(b.targets) {
+            *mine += theirs;
+        }
     }
 }
 

@@ -20,6 +20,10 @@
 //! the body's first token cannot merge with the end of the prefix. With `prefix_tokens` = P, every prompt starts with the same P tokens (the corpus's
 //! first P), then its body of at least one token: a prompt is never shorter than the special
 //! tokens, the prefix and one token of body.
+//!
+//! With G prefix groups ([`Synthesizer::with_groups`]) there are G prefixes of P tokens each, cut
+//! from G different places of the corpus (group 0's is the corpus's first P, as with one), and
+//! prompt `i` starts with group `i mod G`'s (round robin): a prefix cache sees G shared prefixes.
 
 use std::fmt;
 
@@ -104,13 +108,16 @@ impl From<TokenizerError> for SynthError {
     }
 }
 
-/// Makes synthetic prompts; built once per run (it tokenizes the corpus and the prefix).
+/// Makes synthetic prompts; built once per run (it tokenizes the corpus and the prefixes).
 pub struct Synthesizer<'t> {
     mode: Mode<'t>,
-    /// The shared prefix's text (empty without one).
-    prefix: String,
+    /// Each group's shared prefix text (one empty one without a prefix).
+    prefixes: Vec<String>,
     prefix_tokens: usize,
 }
+
+/// Most prefix groups a run may ask for: each is a prefix built before the run.
+pub const MAX_PREFIX_GROUPS: u32 = 10_000;
 
 enum Mode<'t> {
     Exact {
@@ -119,7 +126,8 @@ enum Mode<'t> {
         /// Positions in `corpus` where a word starts: bodies start there, so the first body
         /// token never merges with the end of the prefix.
         starts: Vec<usize>,
-        prefix_ids: Vec<u32>,
+        /// Each group's prefix ids.
+        prefix_ids: Vec<Vec<u32>>,
     },
     Approximate {
         words: Vec<&'static str>,
@@ -133,6 +141,17 @@ impl<'t> Synthesizer<'t> {
         tokenizer: Option<&'t Tokenizer>,
         prefix_tokens: usize,
     ) -> Result<Synthesizer<'t>, SynthError> {
+        Synthesizer::with_groups(tokenizer, prefix_tokens, 1)
+    }
+
+    /// A synthesizer of `groups` distinct prefixes of `prefix_tokens` each (at least 1 group;
+    /// with `prefix_tokens` 0 the groups are all the empty prefix).
+    pub fn with_groups(
+        tokenizer: Option<&'t Tokenizer>,
+        prefix_tokens: usize,
+        groups: u32,
+    ) -> Result<Synthesizer<'t>, SynthError> {
+        let groups = u64::from(groups.max(1));
         let Some(tokenizer) = tokenizer else {
             let words: Vec<&'static str> = CORPUS.split_whitespace().collect();
             let prefix_words = if prefix_tokens == 0 {
@@ -140,9 +159,13 @@ impl<'t> Synthesizer<'t> {
             } else {
                 approx_words(prefix_tokens)
             };
-            let prefix = Cycle::new(&words, 0).take(prefix_words).collect::<Vec<_>>();
+            // Group g starts at its own word (group 0 at the first), as bodies do; past the
+            // corpus's words the group number leads, so groups still differ.
+            let prefixes = (0..groups)
+                .map(|g| prefix_text(&words, g, prefix_words))
+                .collect();
             return Ok(Synthesizer {
-                prefix: prefix.join(" "),
+                prefixes,
                 mode: Mode::Approximate {
                     words,
                     prefix_words,
@@ -158,15 +181,33 @@ impl<'t> Synthesizer<'t> {
             });
         }
         let mut prefix_ids = Vec::new();
-        let mut prefix = String::new();
-        if prefix_tokens > 0 {
+        let mut prefixes = Vec::new();
+        for g in 0..groups {
+            if prefix_tokens == 0 {
+                prefixes.push(String::new());
+                prefix_ids.push(Vec::new());
+                continue;
+            }
+            // Group g tries its own places, at word starts (group 0 from the corpus's start).
+            let marker = if g >= starts.len() as u64 {
+                tokenizer.encode(&format!("{g}. "))?
+            } else {
+                Vec::new()
+            };
             let found = (0..PLACES_TRIED).find_map(|place| {
-                let source = Cycle::new(&corpus, offset(place, corpus.len()));
+                let at = offset(
+                    g.wrapping_mul(PLACES_TRIED).wrapping_add(place),
+                    starts.len(),
+                );
+                let start = if g == 0 && place == 0 { 0 } else { starts[at] };
+                let source = marker.iter().copied().chain(Cycle::new(&corpus, start));
                 fit(tokenizer, &[], "", source, prefix_tokens).transpose()
             });
-            (prefix, prefix_ids) = found.ok_or(SynthError::NoExactCut {
+            let (text, ids) = found.ok_or(SynthError::NoExactCut {
                 tokens: prefix_tokens,
             })??;
+            prefixes.push(text);
+            prefix_ids.push(ids);
         }
         Ok(Synthesizer {
             mode: Mode::Exact {
@@ -175,7 +216,7 @@ impl<'t> Synthesizer<'t> {
                 starts,
                 prefix_ids,
             },
-            prefix,
+            prefixes,
             prefix_tokens,
         })
     }
@@ -185,9 +226,24 @@ impl<'t> Synthesizer<'t> {
         matches!(self.mode, Mode::Exact { .. })
     }
 
-    /// The shared prefix every prompt starts with (empty without one).
+    /// The shared prefix every prompt of group 0 starts with (empty without one).
     pub fn prefix(&self) -> &str {
-        &self.prefix
+        self.prefix_of(0)
+    }
+
+    /// Group `g`'s shared prefix (empty without one, or past the groups).
+    pub fn prefix_of(&self, g: u32) -> &str {
+        self.prefixes.get(g as usize).map_or("", String::as_str)
+    }
+
+    /// How many prefix groups there are (1 without groups).
+    pub fn groups(&self) -> u32 {
+        self.prefixes.len() as u32
+    }
+
+    /// The group prompt `index` belongs to: round robin, `index mod groups`.
+    pub fn group_of(&self, index: u64) -> u32 {
+        (index % u64::from(self.groups().max(1))) as u32
     }
 
     /// The smallest prompt this synthesizer makes: special tokens, the prefix, one body token.
@@ -203,6 +259,8 @@ impl<'t> Synthesizer<'t> {
     /// The same index and length give the same text.
     pub fn prompt(&self, index: u64, tokens: usize) -> Result<SynthPrompt, SynthError> {
         let tokens = tokens.max(self.min_tokens());
+        let g = self.group_of(index) as usize;
+        let prefix = self.prefixes.get(g).map_or("", String::as_str);
         match &self.mode {
             Mode::Approximate {
                 words,
@@ -216,14 +274,12 @@ impl<'t> Synthesizer<'t> {
                     .into_iter()
                     .chain(Cycle::new(words, offset(index, words.len())))
                     .take(body_words);
-                let text: Vec<&str> = Cycle::new(words, 0)
-                    .take(*prefix_words)
-                    .chain(body)
-                    .collect();
-                Ok(SynthPrompt {
-                    text: text.join(" "),
-                    tokens,
-                })
+                let body: Vec<&str> = body.collect();
+                let text = match *prefix_words {
+                    0 => body.join(" "),
+                    _ => format!("{prefix} {}", body.join(" ")),
+                };
+                Ok(SynthPrompt { text, tokens })
             }
             Mode::Exact {
                 tokenizer,
@@ -241,9 +297,8 @@ impl<'t> Synthesizer<'t> {
                 for place in 0..PLACES_TRIED {
                     let start = starts[offset(index.wrapping_add(place), starts.len())];
                     let source = marker.iter().copied().chain(Cycle::new(corpus, start));
-                    if let Some((text, _)) =
-                        fit(tokenizer, prefix_ids, &self.prefix, source, text_tokens)?
-                    {
+                    let ids = prefix_ids.get(g).map_or(&[][..], Vec::as_slice);
+                    if let Some((text, _)) = fit(tokenizer, ids, prefix, source, text_tokens)? {
                         let tokens = tokenizer.count_prompt(&text)?;
                         return Ok(SynthPrompt { text, tokens });
                     }
@@ -279,6 +334,23 @@ impl Synthesizer<'_> {
         }
         Ok((entries, tokens))
     }
+}
+
+/// Group `g`'s prefix of `n` words without a tokenizer: from its own word of the corpus (group 0
+/// from the first), led by the group number once the corpus's words are all used as starts.
+fn prefix_text(words: &[&str], g: u64, n: usize) -> String {
+    if n == 0 {
+        return String::new();
+    }
+    let round = g / words.len().max(1) as u64;
+    let marker = (round > 0).then(|| format!("{round}."));
+    let text: Vec<&str> = marker
+        .as_deref()
+        .into_iter()
+        .chain(Cycle::new(words, offset(g, words.len())))
+        .take(n)
+        .collect();
+    text.join(" ")
 }
 
 /// Where body `index` starts in a corpus of `len` pieces: steps of about 0.618 × `len` (coprime

@@ -278,6 +278,30 @@ pub(super) fn count(qps: Rate, duration: f64) -> Result<u64, PlanError> {
     }
 }
 
+/// A closed loop's request count: its `-n` cap ([`Input::max_requests`]), at least 1 and at most
+/// [`defaults::MAX_REQUESTS`]; 0 without one. A fixed rate's count comes from its curve, so a cap
+/// beside one is refused (the CLI turns `-n` into a duration there).
+pub(super) fn closed_loop_count(input: &Input) -> Result<u64, PlanError> {
+    match (input.max_requests, input.qps) {
+        (None, _) => Ok(0),
+        (Some(_), Rate::PerSecond(_)) => Err(invalid(
+            "max_requests",
+            "a request count applies to a closed loop (qps max); at a fixed rate the count is \
+             qps × duration"
+                .into(),
+        )),
+        (Some(0), Rate::Max) => Err(invalid("max_requests", "must be at least 1".into())),
+        (Some(n), Rate::Max) if n as f64 > defaults::MAX_REQUESTS => Err(invalid(
+            "max_requests",
+            format!(
+                "{n} is more than a run may send ({})",
+                defaults::MAX_REQUESTS
+            ),
+        )),
+        (Some(n), Rate::Max) => Ok(n),
+    }
+}
+
 /// A run split into shards: every shard gets at least one connection and, at a fixed rate, at
 /// least one request, and Poisson arrivals have a seed, so that every shard draws the same
 /// arrival times and keeps its own.

@@ -48,6 +48,18 @@ pub(super) fn echo(
         config.insert("ramp".into(), json!(plan.ramp));
     }
     config.insert("duration".into(), number(input.duration));
+    if !input.targets.is_empty() {
+        config.insert("targets".into(), json!(input.targets.len()));
+        let order = if input.targets_random {
+            "random"
+        } else {
+            "in-order"
+        };
+        config.insert("targets_order".into(), json!(order));
+    }
+    if let Some(n) = input.max_requests {
+        config.insert("max_requests".into(), json!(n));
+    }
     config.insert("num_workers".into(), json!(plan.num_workers));
     config.insert("timeout".into(), json!(timeout));
     if input.method.is_some() || llm.is_some() {
@@ -168,6 +180,9 @@ fn workload(config: &mut Map<String, Value>, w: &WorkloadInfo) {
     }
     if w.output_len_from_dataset {
         config.insert("output_len_from_dataset".into(), json!(true));
+    }
+    if w.prefix_groups > 1 {
+        config.insert("prefix_groups".into(), json!(w.prefix_groups));
     }
     if w.prefix_tokens > 0 {
         config.insert("prefix_tokens".into(), json!(w.prefix_tokens));

@@ -70,6 +70,9 @@ pub struct Input {
     pub url: String,
     pub qps: Rate,
     pub duration: f64,
+    /// Closed loop (`qps` max) only: stop after this many sends (`-n`); `duration` is then only
+    /// an upper bound. None: as many as fit in `duration`.
+    pub max_requests: Option<u64>,
     /// 0, negative or absent mean the default, as in the original.
     pub num_workers: Option<i64>,
     pub timeout: Option<f64>,
@@ -106,6 +109,11 @@ pub struct Input {
     pub workload: WorkloadInput,
     /// Push the run's live figures to this OTLP/HTTP collector URL (`--otlp`; see `live::otlp`).
     pub otlp: Option<String>,
+    /// A targets file, parsed (`--targets`; [`super::targets::read`]): requests spread over
+    /// them, and `url` is the first one's. Empty: every request goes to `url`.
+    pub targets: Vec<super::targets::TargetSpec>,
+    /// Spread over the targets in a seeded random order rather than in turn.
+    pub targets_random: bool,
 }
 
 impl Input {
@@ -115,6 +123,7 @@ impl Input {
             url: url.into(),
             qps,
             duration,
+            max_requests: None,
             num_workers: None,
             timeout: None,
             method: None,
@@ -137,6 +146,8 @@ impl Input {
             goodput: Vec::new(),
             workload: WorkloadInput::default(),
             otlp: None,
+            targets: Vec::new(),
+            targets_random: false,
         }
     }
 
@@ -179,6 +190,9 @@ pub struct WorkloadInput {
     pub tokenizer: Option<PathBuf>,
     /// Every synthetic prompt starts with the same this many tokens.
     pub prefix_tokens: Option<u32>,
+    /// That many distinct prefixes of `prefix_tokens` each, prompts spread over them round
+    /// robin (`--prefix-groups`); None: one.
+    pub prefix_groups: Option<u32>,
 }
 
 impl WorkloadInput {
@@ -196,6 +210,7 @@ impl WorkloadInput {
             ignore_eos: _,
             tokenizer,
             prefix_tokens,
+            prefix_groups,
         } = self;
         dataset.is_some()
             || prompts.is_some()
@@ -205,6 +220,7 @@ impl WorkloadInput {
             || output_tokens.is_some()
             || tokenizer.is_some()
             || prefix_tokens.is_some_and(|p| p > 0)
+            || prefix_groups.is_some()
     }
 
     /// Prompts that replace the single `prompt`: a data set, inline ones, or synthetic ones.

@@ -24,6 +24,7 @@ mod request;
 pub mod shard_index;
 pub mod stages;
 mod target;
+pub mod targets;
 pub mod wake;
 pub mod workload;
 
@@ -117,7 +118,8 @@ pub struct Plan {
     pub closes: bool,
     pub rate: Rate,
     pub duration: Duration,
-    /// `round(qps × duration)` for a fixed rate; 0 (unknown in advance) for saturation.
+    /// `round(qps × duration)` for a fixed rate; in saturation the `-n` cap
+    /// ([`Input::max_requests`]), or 0 (unknown in advance) without one.
     pub count: u64,
     pub num_workers: usize,
     pub threads: usize,
@@ -150,6 +152,9 @@ pub struct Plan {
     pub goodput: Vec<Objective>,
     /// The effective inputs, echoed as the report's `config` (never the token).
     pub config: Map<String, Value>,
+    /// With `--targets`: each target's report key (`METHOD URL`, query values hidden), in the
+    /// file's order; target `k` is distinct request `k`. Empty otherwise.
+    pub targets: Vec<String>,
     /// The part of the run this process sends: request `j` of the whole plan is shard
     /// `j mod N`'s; the connections are split the same way ([`Plan::shard_workers`]).
     pub shard: ShardIndex,
@@ -181,7 +186,10 @@ impl Plan {
         let target = Target::parse(&input.url).map_err(|msg| invalid("url", msg))?;
         let num_workers = checks::num_workers(input, limits)?;
         let curve = checks::curve(input)?;
-        let count = curve.as_ref().map_or(0, RateCurve::count);
+        let count = match &curve {
+            Some(c) => c.count(),
+            None => checks::closed_loop_count(input)?,
+        };
         checks::shard(input, num_workers, count)?;
         checks::start_at(input, limits, i128::from(crate::wall::now_unix_ns()))?;
         // A shard sends its share of the rate: its threads and budget are sized to that.
@@ -201,7 +209,10 @@ impl Plan {
         checks::realtime(input)?;
         checks::ca_cert(input)?;
         let shaped = request::shape(input, target)?;
-        let workload_bytes = workload::budget(input, &shaped, count, limits)?;
+        let workload_bytes = match input.targets.is_empty() {
+            true => workload::budget(input, &shaped, count, limits)?,
+            false => targets::budget(input, &shaped, limits)?,
+        };
         let seed = match arrival {
             Arrival::Poisson { seed } => seed,
             Arrival::Constant => input.seed.unwrap_or_else(checks::random_seed),
@@ -314,6 +325,9 @@ impl Draft<'_> {
             workload_bytes: _,
             otlp,
         } = self;
+        if !input.targets.is_empty() {
+            shaped.requests = targets::requests(input, &shaped, count, seed)?;
+        }
         let workload = workload::build(input, &shaped, count, seed, &limits)?;
         let (tokenizer, workload) = match workload {
             Some(w) => {
@@ -359,6 +373,7 @@ impl Draft<'_> {
             thresholds,
             goodput,
             config: Map::new(),
+            targets: input.targets.iter().map(targets::TargetSpec::key).collect(),
             shard: input.shard,
             start_at: input.start_at,
             otlp,

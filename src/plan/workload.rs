@@ -44,6 +44,8 @@ pub struct Requests {
     /// The tokenizer's count of each distinct request's prompt (None: no tokenizer, or a prompt
     /// the run never sends).
     prompt_tokens: Option<Box<[Option<u32>]>>,
+    /// The prefix group of each distinct request's prompt (`--prefix-groups`; None without).
+    groups: Option<Box<[u32]>>,
 }
 
 impl fmt::Debug for Requests {
@@ -65,6 +67,19 @@ impl Requests {
             distinct: vec![bytes],
             slot: Box::new([0]),
             prompt_tokens: None,
+            groups: None,
+        }
+    }
+
+    /// Requests that send `distinct[slot[i % slot.len()]]` (at least one of each, every slot
+    /// in range: the caller's to ensure).
+    pub(super) fn spread(distinct: Vec<Vec<u8>>, slot: Box<[u32]>) -> Requests {
+        debug_assert!(slot.iter().all(|&s| (s as usize) < distinct.len()));
+        Requests {
+            distinct,
+            slot,
+            prompt_tokens: None,
+            groups: None,
         }
     }
 
@@ -89,6 +104,13 @@ impl Requests {
     #[inline]
     pub fn prompt_tokens(&self, index: u64) -> Option<u32> {
         self.prompt_tokens.as_ref()?[self.which(index)]
+    }
+
+    /// The prefix group of the prompt request `index` sends (`--prefix-groups`), for each
+    /// slot of [`Requests::slots`] in turn: request `i`'s is `[i % len]`. None without groups.
+    pub fn groups_by_slot(&self) -> Option<Box<[u32]>> {
+        let groups = self.groups.as_ref()?;
+        Some(self.slot.iter().map(|&d| groups[d as usize]).collect())
     }
 
     /// The first request's bytes (every request's method and path are the same).
@@ -152,6 +174,8 @@ pub struct WorkloadInfo {
     pub output_tokens: Option<LengthDist>,
     pub output_len_from_dataset: bool,
     pub prefix_tokens: u32,
+    /// Distinct prefixes, prompts spread round robin (1 without `--prefix-groups`).
+    pub prefix_groups: u32,
     pub tokenizer: Option<PathBuf>,
     /// The seed the workload's random choices derive from, when it made any.
     pub seed: Option<u64>,
@@ -228,6 +252,7 @@ pub(super) fn build(
     };
     let tok = tokenizer.as_deref();
     let prefix_tokens = w.prefix_tokens.unwrap_or(0);
+    let prefix_groups = w.prefix_groups.unwrap_or(1);
     let seeded = w.shuffle || varies(w.input_tokens) || varies(w.output_tokens);
     if seeded && input.shard.count() > 1 && input.seed.is_none() {
         return Err(invalid(
@@ -256,7 +281,7 @@ pub(super) fn build(
         let d = Dataset::from_prompts(prompts).map_err(|e| invalid("prompts", e.to_string()))?;
         (d.entries, 0, PromptSource::Inline, None)
     } else if let Some(lengths) = &w.input_tokens {
-        let synth = Synthesizer::new(tok, prefix_tokens as usize)
+        let synth = Synthesizer::with_groups(tok, prefix_tokens as usize, prefix_groups)
             .map_err(|e| invalid("input_tokens", e.to_string()))?;
         let n = synthetic_count(count);
         let (entries, counts) = synth
@@ -321,6 +346,14 @@ pub(super) fn build(
             count,
         )?),
     };
+    // Entry i is synthetic prompt i, of group i mod G (round robin).
+    let groups = w.prefix_groups.map(|g| {
+        let mut by_body = vec![0u32; bodies.distinct().len()];
+        for e in 0..entries.len() {
+            by_body[bodies.index_of(e)] = (e as u64 % u64::from(g.max(1))) as u32;
+        }
+        by_body.into_boxed_slice()
+    });
     let slot: Box<[u32]> = (0..entries.len() as u64)
         .map(|i| bodies.index_of(order.entry_for(i)) as u32)
         .collect();
@@ -335,6 +368,7 @@ pub(super) fn build(
         output_tokens: w.output_tokens,
         output_len_from_dataset: w.output_len_from_dataset,
         prefix_tokens,
+        prefix_groups,
         tokenizer: w.tokenizer.clone(),
         seed: seeded.then_some(seed),
         payload,
@@ -360,6 +394,7 @@ pub(super) fn build(
             distinct,
             slot,
             prompt_tokens,
+            groups,
         },
         tokenizer,
         info,
@@ -433,7 +468,7 @@ fn prompt_bytes(p: &Prompt) -> u64 {
 }
 
 /// The workload budget: as asked (the command line's flag), never above the front's limit.
-fn max_workload_bytes(w: &WorkloadInput, limits: &Limits) -> Result<u64, PlanError> {
+pub(super) fn max_workload_bytes(w: &WorkloadInput, limits: &Limits) -> Result<u64, PlanError> {
     match w.max_workload_bytes {
         Some(0) => Err(invalid(
             "max_workload_bytes",
@@ -445,7 +480,7 @@ fn max_workload_bytes(w: &WorkloadInput, limits: &Limits) -> Result<u64, PlanErr
 }
 
 /// `bytes` when within `max`, else the refusal naming `field`, what is big, and the budget.
-fn within(
+pub(super) fn within(
     max: u64,
     bytes: u64,
     field: &'static str,
@@ -467,7 +502,7 @@ fn within(
 }
 
 /// A byte count as people read it: `268435456` is `256 MiB`.
-fn bytes_text(n: u64) -> String {
+pub(super) fn bytes_text(n: u64) -> String {
     const UNITS: [(&str, u64); 3] = [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)];
     for (unit, size) in UNITS {
         if n >= size {
@@ -512,6 +547,23 @@ fn check(w: &WorkloadInput) -> Result<(), PlanError> {
             "prefix_tokens needs input_tokens (a shared prefix is part of synthetic prompts)"
                 .into(),
         ));
+    }
+    if let Some(g) = w.prefix_groups {
+        if w.prefix_tokens.unwrap_or(0) == 0 {
+            return Err(invalid(
+                "prefix_groups",
+                "prefix_groups needs prefix_tokens (the length of each group's prefix)".into(),
+            ));
+        }
+        if g == 0 || g > crate::llm::synth::MAX_PREFIX_GROUPS {
+            return Err(invalid(
+                "prefix_groups",
+                format!(
+                    "prefix_groups must be from 1 to {} (got {g})",
+                    crate::llm::synth::MAX_PREFIX_GROUPS
+                ),
+            ));
+        }
     }
     if let Some(p) = w.prefix_tokens
         && p > crate::llm::lengths::MAX_TOKENS
