@@ -276,6 +276,7 @@ mod tests {
             ("common.js", COMMON_SCRIPT),
             ("report.js", SCRIPT),
             ("sweep.js", SWEEP_SCRIPT),
+            ("compare.js", COMPARE_SCRIPT),
             ("report.css", STYLE),
         ] {
             let lower = asset.to_ascii_lowercase();
@@ -357,6 +358,12 @@ mod tests {
         assert!(page.contains("<title>pacer sweep: http://h/</title>"));
         let e = render(&json!({"kind": "sweep", "config": {}})).unwrap_err();
         assert!(e.to_string().contains("\"table\""), "{e}");
+        // So is a comparison, which needs its figures.
+        let page = render(&json!({"kind": "compare", "figures": []})).unwrap();
+        assert!(page.contains(COMPARE_SCRIPT) && !page.contains(SCRIPT));
+        assert!(page.contains("<title>pacer compare</title>"));
+        let e = render(&json!({"kind": "compare"})).unwrap_err();
+        assert!(e.to_string().contains("\"figures\""), "{e}");
     }
 
     #[test]
