@@ -300,3 +300,69 @@ fn repeat_reports_each_run_then_a_summary() {
         stderr(&o)
     );
 }
+
+#[test]
+fn ctrl_c_between_repeats_keeps_the_runs_that_finished() {
+    use std::process::{Command, Stdio};
+    use std::time::Instant;
+    let m = mock_with_delay(0.0);
+    let dir = TempDir::new("repeat-int");
+    let url = format!("{}/", m.url());
+    let (html, out) = (dir.arg("r.html"), dir.arg("r.json"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pacer"))
+        .args([
+            "bench",
+            &url,
+            "-q",
+            "50",
+            "-z",
+            "1s",
+            "--repeat",
+            "3",
+            "--repeat-pause",
+            "60s",
+            "--quiet",
+            "--html",
+            &html,
+            "-o",
+            &out,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Run 1's page is written when it ends: then the command is in its 60 s pause.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !dir.path("r.1.html").exists() {
+        assert!(Instant::now() < deadline, "run 1 never ended");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let ok = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the pause was not cut short by Ctrl-C");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(status.code(), Some(130), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("interrupted after 1 of 3 runs"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(String::from_utf8_lossy(&o.stdout).contains("summary of 1 run:"));
+    let rep: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(rep["completed"], 1);
+    assert!(!dir.path("r.2.html").exists(), "no second run started");
+}

@@ -72,8 +72,9 @@ pub fn to_text(lines: &[Line], runs: usize) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "summary of {runs} runs: mean and 95% confidence interval (Student's t, n − 1 degrees of \
-         freedom)\n"
+        "summary of {runs} run{}: mean and 95% confidence interval (Student's t, n − 1 degrees \
+         of freedom)\n",
+        if runs == 1 { "" } else { "s" }
     );
     let _ = writeln!(
         out,
@@ -124,5 +125,7 @@ mod tests {
         let j = to_json(&s);
         assert_eq!(j["achieved_qps"]["n"], json!(2));
         assert!(to_text(&s, 3).contains("response_time_p50"));
+        assert!(to_text(&s, 3).starts_with("summary of 3 runs:"));
+        assert!(to_text(&s, 1).starts_with("summary of 1 run:"));
     }
 }
