@@ -379,7 +379,7 @@ impl Comparison {
         );
         let _ = writeln!(
             out,
-            "  {:<32} {:>10} {:>10} {:>11} {:>8}  {:<13} why",
+            "  {:<36} {:>10} {:>10} {:>11} {:>8}  {:<13} why",
             "figure", "base", "new", "change", "%", "verdict"
         );
         for f in &self.figures {
@@ -389,7 +389,7 @@ impl Comparison {
             });
             let _ = writeln!(
                 out,
-                "  {:<32} {:>10} {:>10} {:>11} {:>8}  {:<13} {}",
+                "  {:<36} {:>10} {:>10} {:>11} {:>8}  {:<13} {}",
                 f.key,
                 value_text(f.base, f.time),
                 value_text(f.new, f.time),

@@ -78,7 +78,7 @@ pub fn to_text(lines: &[Line], runs: usize) -> String {
     );
     let _ = writeln!(
         out,
-        "  {:<32} {:>3} {:>10} {:>12} {:>8} {:>10} {:>10}",
+        "  {:<36} {:>3} {:>10} {:>12} {:>8} {:>10} {:>10}",
         "figure", "n", "mean", "± (95%)", "±%", "min", "max"
     );
     for l in lines {
@@ -91,7 +91,7 @@ pub fn to_text(lines: &[Line], runs: usize) -> String {
         };
         let _ = writeln!(
             out,
-            "  {:<32} {:>3} {:>10} {:>12} {:>8} {:>10} {:>10}",
+            "  {:<36} {:>3} {:>10} {:>12} {:>8} {:>10} {:>10}",
             l.key,
             l.n,
             value_text(Some(l.mean), l.time),
