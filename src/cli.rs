@@ -25,8 +25,8 @@ use crate::mock::{Fault, MockConfig, MockServer};
 use crate::plan::{Input, Limits, LlmInput, Plan, Rate, WorkloadInput, defaults};
 pub use bench::Output;
 pub use flags::{
-    BenchArgs, DemoArgs, LlmArgs, RunArgs, SweepArgs, SweepFlags, SweepLlmArgs, WorkloadArgs,
-    parse_bytes,
+    BenchArgs, DemoArgs, LlmArgs, RepeatArgs, RunArgs, SweepArgs, SweepFlags, SweepLlmArgs,
+    WorkloadArgs, parse_bytes,
 };
 
 /// The process's exit codes (docs/cli.md "Exit codes"; [`EXIT_CODES`] in `--help`).
@@ -97,6 +97,9 @@ pub enum Command {
     /// Merge the states of a run's shards (`--shard i/N --state FILE`) into one report, as if
     /// one process had sent the whole run.
     Merge(MergeArgs),
+    /// Compare two runs (reports, shard states or --requests files): per figure both values,
+    /// the change, and whether it is real or noise.
+    Compare(CompareArgs),
     /// Print the API's OpenAPI 3 document (what `GET /openapi.json` serves): every route,
     /// request field and report field, with types, defaults and limits.
     Openapi,
@@ -137,6 +140,47 @@ pub struct MergeArgs {
         value_parser = parse_bytes,
     )]
     pub max_state_bytes: u64,
+}
+
+/// `pacer compare`'s exit codes.
+pub const COMPARE_EXIT_CODES: &str = "\
+Exit codes:
+  0    compared; no --fail-if held
+  2    bad usage: a malformed --fail-if (refused before any file is read), a file that cannot
+       be read, is not a report, state or --requests file, or the two are not of one kind
+  3    a --fail-if held (or could not be checked: a figure missing from a run)";
+
+#[derive(Args, Debug)]
+#[command(after_help = COMPARE_EXIT_CODES)]
+pub struct CompareArgs {
+    /// The base run: a report (`-o`), a shard state (`--state`) or a `--requests` file
+    #[arg(value_name = "BASE")]
+    pub base: PathBuf,
+    /// The new run, of the same kind as BASE
+    #[arg(value_name = "NEW")]
+    pub new: PathBuf,
+    /// Exit 3 when a change holds: METRIC OP CHANGE, the change relative
+    /// ('response_time_p99>+10%') or absolute in the metric's unit ('mean_latency>+2ms',
+    /// 'error_rate>+0.01'); the threshold metrics; repeat for more [default: none]
+    #[arg(long = "fail-if", value_name = "CONDITION")]
+    pub fail_if: Vec<String>,
+    /// Print the comparison as JSON instead of the text table
+    #[arg(long, short = 'j')]
+    pub json: bool,
+    /// Also write the comparison's JSON to FILE [default: none]
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Also write an HTML page with both runs on one chart per timing family [default: none]
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// The smallest change, as a share of the base, that can be judged real: a significant
+    /// change smaller than this is noise (runs of one setup differ by about 1% at p50)
+    #[arg(long, value_name = "PERCENT", default_value = "2%", value_parser = parse_percent)]
+    pub min_change: f64,
+    /// Refuse a file larger than this: bytes, or with a unit (KB, MB, GB, KiB, MiB, GiB); a
+    /// report or state is also held to the merge's --max-state-bytes default
+    #[arg(long, value_name = "SIZE", default_value = "2GiB", value_parser = parse_bytes)]
+    pub max_bytes: u64,
 }
 
 #[derive(Args, Debug)]
@@ -227,6 +271,15 @@ pub struct ServeArgs {
     /// Without it, requests may name no file (inline `"prompts"` still work).
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<std::path::PathBuf>,
+}
+
+/// `2%` (or `2`) as the fraction 0.02, from 0 to 1000%.
+fn parse_percent(s: &str) -> Result<f64, String> {
+    let t = s.trim();
+    match t.strip_suffix('%').unwrap_or(t).trim().parse::<f64>() {
+        Ok(x) if (0.0..=1000.0).contains(&x) => Ok(x / 100.0),
+        _ => Err(format!("{s:?} is not a percentage from 0% to 1000%")),
+    }
 }
 
 fn parse_at_least_one(s: &str) -> Result<usize, String> {
@@ -439,7 +492,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 err(exit::RUN_FAILED, msg)
             })
         }
-        Command::Bench(a) => bench::bench(&bench_input(&a)?, &Output::of(&a.run)),
+        Command::Bench(a) => bench::repeat(&bench_input(&a)?, &Output::of(&a.run), &a.repeat),
         Command::Openapi => {
             let doc = api::openapi::document();
             // A Value always serializes; a closed stdout (`pacer openapi | head`) is not an error.
@@ -453,13 +506,15 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 confirmed: a.yes,
                 ..Output::of(&a.run)
             };
-            bench::bench(&llm_input(&a)?, &out)
+            bench::repeat(&llm_input(&a)?, &out, &a.repeat)
         }
         Command::Sweep(a) => {
+            no_repeat(&a.bench.repeat)?;
             let input = sweep::input(bench_input(&a.bench)?, &a.bench.run, &a.sweep)?;
             sweep::run(&input, &sweep_output(&a.bench.run))
         }
         Command::SweepLlm(a) => {
+            no_repeat(&a.llm.repeat)?;
             if a.llm.target.is_none() && a.llm.url.is_none() && !a.llm.yes {
                 let host = crate::plan::Target::parse(defaults::LLM_URL)
                     .map(|t| t.host)
@@ -473,6 +528,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Demo(a) => demo(a),
         Command::Html(a) => html(a),
         Command::Merge(a) => merge(a),
+        Command::Compare(a) => compare(a),
         Command::Metrics(a) => {
             if a.json {
                 let list = serde_json::to_string_pretty(&crate::metric::to_json())
@@ -557,6 +613,46 @@ fn merge(a: MergeArgs) -> Result<(), CliError> {
         return Err(err(
             exit::THRESHOLD,
             format!("threshold failed: {}", failed.join(", ")),
+        ));
+    }
+    Ok(())
+}
+
+/// A sweep's steps are its repeats: `--repeat` is `bench`'s and `fireworks`'.
+fn no_repeat(r: &RepeatArgs) -> Result<(), CliError> {
+    if r.repeat != 1 {
+        return Err(err(
+            exit::USAGE,
+            "--repeat does not apply to a sweep (each step is a run; repeat the sweep itself)",
+        ));
+    }
+    Ok(())
+}
+
+/// `pacer compare`: the conditions parsed first, so a malformed one is refused before any file
+/// is read; a file that cannot be compared is bad input (exit 2); a condition that holds, 3.
+fn compare(a: CompareArgs) -> Result<(), CliError> {
+    let usage = |e: &dyn std::fmt::Display| err(exit::USAGE, e.to_string());
+    let changes = crate::slo::change::parse_all(&a.fail_if)
+        .map_err(|e| err(exit::USAGE, format!("--fail-if {e}")))?;
+    let base = crate::compare::load(&a.base, a.max_bytes).map_err(|e| usage(&e))?;
+    let new = crate::compare::load(&a.new, a.max_bytes).map_err(|e| usage(&e))?;
+    let c = crate::compare::compare(base, new, &changes, a.min_change).map_err(|e| usage(&e))?;
+    let json = c.to_json();
+    let pretty = bench::pretty(&json);
+    if let Some(path) = &a.output {
+        bench::OutputFile::open(path, "--output")?.write(&pretty)?;
+    }
+    if let Some(path) = &a.html {
+        crate::html::write(&json, path).map_err(|e| usage(&e))?;
+    }
+    let text = if a.json { pretty } else { c.to_text() };
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
+    let held: Vec<&str> = c.failed().iter().map(|c| c.expression.as_str()).collect();
+    if !held.is_empty() {
+        return Err(err(
+            exit::THRESHOLD,
+            format!("--fail-if held: {}", held.join(", ")),
         ));
     }
     Ok(())

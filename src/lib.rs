@@ -60,6 +60,9 @@
 //! - [`sweep`]: a saturation probe, then constant-rate steps, each run by the engine and
 //!   reported by [`report`]; the table of steps and the knee ([`sweep::table`]). Both fronts run
 //!   it: `pacer sweep`, `POST /sweep` (the API's [`api::runs`] holds async runs of any kind).
+//! - [`compare`]: `pacer compare` of two runs (reports, states or `--requests` files): each
+//!   figure's change and whether it is real (Mann–Whitney, bootstrap intervals); and the
+//!   summary of `--repeat N` (means and Student-t intervals across runs).
 //! - [`slo`] holds thresholds (checked against a report's JSON, so a run, a stage or a sweep step
 //!   alike) and goodput objectives (checked per request by `engine::stats`), parsed before a run.
 //!   [`health`]: the pure rules that judge whether the generator limited a run, from what the
@@ -97,8 +100,9 @@
 //! html   -> report metric
 //! sweep  -> engine plan report slo metric units
 //! live   -> engine http1 plan report metric wall
+//! compare -> engine metric plan rng shard slo stats units
 //! api    -> engine html http1 live llm plan report shard sweep slo metric units
-//! cli    -> api engine html http1 live llm mock plan report shard slo sweep stats metric units
+//! cli    -> api compare engine html http1 live llm mock plan report shard slo sweep stats metric units
 //! ```
 //!
 //! The quantiles crate is not used for the streaming percentiles, although the design named it:
@@ -114,6 +118,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod compare;
 pub mod engine;
 pub mod health;
 pub mod html;

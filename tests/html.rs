@@ -1127,3 +1127,45 @@ fn health_stages_and_thresholds_are_shown_as_such() {
     let counts = dom.between("data-table=\"counts\"", "</table>");
     assert!(!counts.contains("expression"), "{counts}");
 }
+
+/// `n` `--requests` lines whose response times are `ms` plus up to 0.2 ms, spread evenly.
+fn request_lines(n: usize, ms: f64) -> String {
+    (0..n)
+        .map(|i| {
+            let t = i as f64 * 0.01;
+            let end = t + (ms + 0.2 * i as f64 / n as f64) / 1000.0;
+            format!(
+                "{{\"index\":{i},\"thread\":0,\"conn\":1,\"intended\":{t:.6},\"dispatched\":{t:.6},\
+                 \"headers\":{end:.6},\"first_token\":null,\"ended\":{end:.6},\"status\":200,\
+                 \"error\":null,\"bytes\":131}}\n"
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_comparison_draws_both_runs_on_one_chart() {
+    let dir = TempDir::new("compare-files");
+    let (a, b) = (dir.path("a.jsonl"), dir.path("b.jsonl"));
+    std::fs::write(&a, request_lines(60, 1.0)).unwrap();
+    std::fs::write(&b, request_lines(60, 2.0)).unwrap();
+    let load = |p: &Path| pacer::compare::load(p, 1 << 20).unwrap();
+    let c = pacer::compare::compare(load(&a), load(&b), &[], pacer::compare::MIN_CHANGE).unwrap();
+    let dom = browse("compare", &c.to_json());
+    // Both series, 100 percentiles each (p1 … p99 and p99.9), in every family the lines give.
+    for family in ["response_time", "latency", "corrected_response_time"] {
+        let chart = dom.chart(family);
+        assert_eq!(chart.attr("data-state"), Some("drawn"), "{}", chart.html);
+        assert_eq!(chart.attr("data-series"), Some("2"), "{family}");
+        assert_eq!(chart.attr("data-points"), Some("200"), "{family}");
+        assert!(
+            chart.html.contains("data-series=\"base\"")
+                && chart.html.contains("data-series=\"new\"")
+        );
+        assert_eq!(chart.count("class=\"pt\""), 200);
+    }
+    dom.assert_shows(
+        "figures",
+        &["<td>response_time_p50</td>", "<td>real</td>", "+1.00ms"],
+    );
+}

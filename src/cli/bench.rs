@@ -52,6 +52,8 @@ pub struct Output {
     pub default_url: bool,
     /// `--yes`.
     pub confirmed: bool,
+    /// Print nothing on stdout (a `--repeat --json` run: the one JSON comes at the end).
+    pub no_stdout: bool,
 }
 
 impl Output {
@@ -66,6 +68,7 @@ impl Output {
             force_progress: r.force_progress,
             default_url: false,
             confirmed: false,
+            no_stdout: false,
         }
     }
 }
@@ -176,6 +179,126 @@ fn count_duration(n: u64, qps: Rate) -> Result<f64, CliError> {
 
 /// Validates, runs and reports one benchmark.
 pub fn bench(input: &Input, out: &Output) -> Result<(), CliError> {
+    run_once(input, out, &mut None)
+}
+
+/// `--repeat N`: N runs of `input`, each reported as usual ([`bench`]), `pause` apart, then the
+/// summary of every figure across the runs ([`crate::compare::repeat`]) on stdout, and with
+/// `-o FILE` one JSON in FILE: `{"kind": "repeat", "runs": [each report], "summary": {...}}`.
+/// `--html`, `--requests` and `--state` files get the run's number before their extension. A
+/// Ctrl-C stops the run under way as usual and starts no other: the summary covers the runs
+/// that finished. A run that fails or cannot start stops the repeats with its error. A
+/// threshold is checked on every run; exit 3 when it failed in any.
+pub fn repeat(input: &Input, out: &Output, r: &super::RepeatArgs) -> Result<(), CliError> {
+    let n = r.repeat as usize;
+    if n <= 1 {
+        return bench(input, out);
+    }
+    if out.state.as_deref().is_some_and(|p| p.as_os_str() == "-") {
+        return Err(err(
+            exit::USAGE,
+            "--state - (the state on stdout) does not go with --repeat: name a file, which              each run numbers",
+        ));
+    }
+    // Refused before the first run, as one run's would be.
+    plan(input)?;
+    let combined = out
+        .file
+        .as_deref()
+        .map(|p| OutputFile::open(p, "--output"))
+        .transpose()?;
+    let interrupted = signals::interrupted();
+    let mut reports = Vec::with_capacity(n);
+    let mut failed = Vec::new();
+    let mut stopped: Option<CliError> = None;
+    for i in 1..=n {
+        let nth = |p: &Option<PathBuf>| p.as_deref().map(|p| numbered(p, i));
+        let run_out = Output {
+            file: None,
+            html: nth(&out.html),
+            requests: nth(&out.requests),
+            state: nth(&out.state),
+            no_stdout: out.json,
+            ..out.clone()
+        };
+        if !out.quiet {
+            eprintln!("pacer: run {i} of {n}");
+        }
+        let mut report = None;
+        let result = run_once(input, &run_out, &mut report);
+        match result {
+            Ok(()) => reports.extend(report),
+            Err(e) if e.code == exit::THRESHOLD => {
+                reports.extend(report);
+                failed.push(format!("run {i}: {}", e.msg));
+            }
+            Err(e) => {
+                stopped = Some(e);
+                break;
+            }
+        }
+        if i < n {
+            let until = std::time::Instant::now() + Duration::from_secs_f64(r.repeat_pause);
+            while std::time::Instant::now() < until && !interrupted.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        if interrupted.load(Ordering::Relaxed) {
+            stopped = Some(err(
+                exit::INTERRUPTED,
+                format!(
+                    "interrupted after {i} of {n} runs: the summary covers those that finished"
+                ),
+            ));
+            break;
+        }
+    }
+    let summary = crate::compare::repeat::summary(&reports);
+    let json = serde_json::json!({
+        "kind": "repeat",
+        "repeat": n,
+        "completed": reports.len(),
+        "pause": r.repeat_pause,
+        "summary": crate::compare::repeat::to_json(&summary),
+        "runs": reports,
+    });
+    let text = if out.json {
+        pretty(&json)
+    } else {
+        crate::compare::repeat::to_text(&summary, reports.len())
+    };
+    if !reports.is_empty() || out.json {
+        let _ = writeln!(std::io::stdout().lock(), "{text}");
+    }
+    match combined {
+        Some(f) if !reports.is_empty() => f.write(&pretty(&json))?,
+        Some(f) => f.discard(),
+        None => {}
+    }
+    if let Some(e) = stopped {
+        return Err(e);
+    }
+    if !failed.is_empty() {
+        return Err(err(exit::THRESHOLD, failed.join("; ")));
+    }
+    Ok(())
+}
+
+/// `run.html` → `run.3.html` (`run` → `run.3`): run `i`'s file of a `--repeat`.
+fn numbered(path: &Path, i: usize) -> PathBuf {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let name = match path.extension() {
+        Some(ext) => format!("{stem}.{i}.{}", ext.to_string_lossy()),
+        None => format!("{stem}.{i}"),
+    };
+    path.with_file_name(name)
+}
+
+/// One run; its JSON report goes to `keep` as soon as there is one, whatever the result.
+fn run_once(input: &Input, out: &Output, keep: &mut Option<Value>) -> Result<(), CliError> {
     let plan = plan(input)?;
     if out.default_url && !out.confirmed {
         check_default_url(Some(plan.count), &plan.target.host)?;
@@ -239,6 +362,7 @@ pub fn bench(input: &Input, out: &Output) -> Result<(), CliError> {
         }
         json["otlp"] = summary.to_json(&push.url());
     }
+    *keep = Some(json.clone());
     let late = stats.wall.start_late();
     let mut text = if out.json {
         pretty(&json)
@@ -266,7 +390,9 @@ pub fn bench(input: &Input, out: &Output) -> Result<(), CliError> {
         text.push('\n');
         text.push_str(&state.to_line());
     }
-    let _ = writeln!(std::io::stdout().lock(), "{text}");
+    if !out.no_stdout {
+        let _ = writeln!(std::io::stdout().lock(), "{text}");
+    }
     if let Some(f) = json_file {
         f.write(&pretty(&json))?;
     }

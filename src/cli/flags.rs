@@ -226,6 +226,32 @@ pub struct BenchArgs {
     pub targets_order: String,
     #[command(flatten)]
     pub run: RunArgs,
+    #[command(flatten)]
+    pub repeat: RepeatArgs,
+}
+
+/// `--repeat N` on `bench` and `fireworks` (a sweep refuses it: its steps are its repeats).
+#[derive(Args, Debug, Clone)]
+pub struct RepeatArgs {
+    /// Run the benchmark N times, each reported as usual, then a summary of every figure: its
+    /// mean across the runs and 95% confidence interval (docs/compare.md). With -o FILE, FILE
+    /// holds every run's report and the summary; --html, --requests and --state get one file
+    /// per run (run.html → run.1.html, run.2.html, ...). A --threshold is checked on each run
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub repeat: u32,
+    /// The pause between two repeated runs: 500ms, 2s, 1m (a bare number is seconds)
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_pause)]
+    pub repeat_pause: f64,
+}
+
+/// `--repeat-pause`: a duration from 0 to an hour.
+fn parse_pause(s: &str) -> Result<f64, String> {
+    let secs = parse_secs(s)?;
+    if (0.0..=3600.0).contains(&secs) {
+        Ok(secs)
+    } else {
+        Err(format!("{s:?} is not a pause from 0 to 1h"))
+    }
 }
 
 /// `--num-workers`' default is computed from the rate: say how, with the numbers it uses
@@ -320,6 +346,8 @@ pub struct LlmArgs {
     pub workload: WorkloadArgs,
     #[command(flatten)]
     pub run: RunArgs,
+    #[command(flatten)]
+    pub repeat: RepeatArgs,
 }
 
 /// Where an LLM run's prompts come from and how long prompts and answers are (docs/llm.md,
@@ -487,6 +515,8 @@ fn sweep_workers_help(default: Option<usize>) -> String {
 #[command(
     after_help = EXIT_CODES,
     mut_arg("num_workers", |a| a.help(sweep_workers_help(Some(defaults::SATURATION_WORKERS)))),
+    mut_arg("repeat", |a| a.hide(true)),
+    mut_arg("repeat_pause", |a| a.hide(true)),
 )]
 pub struct SweepArgs {
     #[command(flatten)]
@@ -501,6 +531,8 @@ pub struct SweepArgs {
 #[command(
     after_help = EXIT_CODES,
     mut_arg("num_workers", |a| a.help(sweep_workers_help(None))),
+    mut_arg("repeat", |a| a.hide(true)),
+    mut_arg("repeat_pause", |a| a.hide(true)),
 )]
 pub struct SweepLlmArgs {
     #[command(flatten)]

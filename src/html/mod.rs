@@ -1,7 +1,9 @@
 //! The HTML report: one self-contained page (inline CSS, inline script, inline SVG; no network)
 //! drawn from a report's JSON, the same JSON `--json` prints and the API returns; or, from a
 //! sweep's JSON (`"kind": "sweep"`), the sweep's page (`sweep.js`: latency, achieved rate and
-//! errors against the asked rate, the knee, the table of steps).
+//! errors against the asked rate, the knee, the table of steps); or, from a comparison's JSON
+//! (`"kind": "compare"`), the comparison's page (`compare.js`: both runs' percentiles on one
+//! chart per family, the figures and their verdicts).
 //!
 //! This module owns the page: its template, style and chart script (the `page.html`, `report.css`
 //! and `report.js` beside this file, compiled in), and the one unsafe step, putting data from the
@@ -27,6 +29,7 @@ const STYLE: &str = include_str!("report.css");
 const COMMON_SCRIPT: &str = include_str!("common.js");
 const SCRIPT: &str = include_str!("report.js");
 const SWEEP_SCRIPT: &str = include_str!("sweep.js");
+const COMPARE_SCRIPT: &str = include_str!("compare.js");
 
 /// Why a page could not be made or written. Every variant that comes from a file names it.
 #[derive(Debug)]
@@ -72,14 +75,30 @@ pub fn render(report: &Value) -> Result<String, HtmlError> {
         why: why.into(),
     })?;
     let sweep = is_sweep(report);
-    let what = if sweep { "pacer sweep" } else { "pacer report" };
-    let url = report["config"]["url"].as_str().unwrap_or("");
+    let compared = is_compare(report);
+    let what = if sweep {
+        "pacer sweep"
+    } else if compared {
+        "pacer compare"
+    } else {
+        "pacer report"
+    };
+    let url = report["config"]["url"]
+        .as_str()
+        .or_else(|| report["new"]["config"]["url"].as_str())
+        .unwrap_or("");
     let title = if url.is_empty() {
         what.to_string()
     } else {
         format!("{what}: {url}")
     };
-    let script = if sweep { SWEEP_SCRIPT } else { SCRIPT };
+    let script = if sweep {
+        SWEEP_SCRIPT
+    } else if compared {
+        COMPARE_SCRIPT
+    } else {
+        SCRIPT
+    };
     let data = script_json(report);
     let mut out = String::with_capacity(
         TEMPLATE.len() + STYLE.len() + COMMON_SCRIPT.len() + script.len() + data.len(),
@@ -151,7 +170,12 @@ fn is_sweep(v: &Value) -> bool {
     v.get("kind").and_then(Value::as_str) == Some("sweep")
 }
 
-/// What makes JSON a pacer report (or sweep), or why it is not one.
+/// A comparison's JSON (`pacer compare --json`): both runs' figures and curves.
+fn is_compare(v: &Value) -> bool {
+    v.get("kind").and_then(Value::as_str) == Some("compare")
+}
+
+/// What makes JSON a pacer report (or sweep, or comparison), or why it is not one.
 fn check(report: &Value) -> Result<(), &'static str> {
     let Some(m) = report.as_object() else {
         return Err("the JSON is not an object (pacer bench --json writes one)");
@@ -163,6 +187,14 @@ fn check(report: &Value) -> Result<(), &'static str> {
         if !m.get("config").is_some_and(Value::is_object) {
             return Err(
                 "it is a sweep without a \"config\" object (pacer sweep --json writes one)",
+            );
+        }
+        return Ok(());
+    }
+    if is_compare(report) {
+        if !m.get("figures").is_some_and(Value::is_array) {
+            return Err(
+                "it is a comparison without a \"figures\" list (pacer compare --json writes one)",
             );
         }
         return Ok(());
@@ -244,6 +276,7 @@ mod tests {
             ("common.js", COMMON_SCRIPT),
             ("report.js", SCRIPT),
             ("sweep.js", SWEEP_SCRIPT),
+            ("compare.js", COMPARE_SCRIPT),
             ("report.css", STYLE),
         ] {
             let lower = asset.to_ascii_lowercase();
@@ -325,6 +358,12 @@ mod tests {
         assert!(page.contains("<title>pacer sweep: http://h/</title>"));
         let e = render(&json!({"kind": "sweep", "config": {}})).unwrap_err();
         assert!(e.to_string().contains("\"table\""), "{e}");
+        // So is a comparison, which needs its figures.
+        let page = render(&json!({"kind": "compare", "figures": []})).unwrap();
+        assert!(page.contains(COMPARE_SCRIPT) && !page.contains(SCRIPT));
+        assert!(page.contains("<title>pacer compare</title>"));
+        let e = render(&json!({"kind": "compare"})).unwrap_err();
+        assert!(e.to_string().contains("\"figures\""), "{e}");
     }
 
     #[test]

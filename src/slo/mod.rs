@@ -23,6 +23,7 @@
 //!
 //! What a run measures and reports is the engine's and the report's; this module only reads.
 
+pub mod change;
 pub mod goodput;
 pub mod parse;
 
@@ -168,8 +169,13 @@ impl ExprError {
 
 /// The threshold metrics in words, for error messages and `--help`.
 pub fn threshold_metrics() -> String {
+    metrics_in_words(SCALARS.iter().map(|(n, _)| *n))
+}
+
+/// The timing statistics and then `scalars`, in words.
+pub(crate) fn metrics_in_words<'a>(scalars: impl Iterator<Item = &'a str>) -> String {
     let families: Vec<&str> = family_names().collect();
-    let scalars: Vec<&str> = SCALARS.iter().map(|(n, _)| *n).collect();
+    let scalars: Vec<&str> = scalars.collect();
     format!(
         "mean_X, std_X, max_X, X_pNN (e.g. X_p99, X_p99.9) for X in {}; {}",
         families.join(", "),
@@ -222,7 +228,7 @@ fn percentile(text: &str) -> Result<(f64, String), String> {
 }
 
 /// Resolves a threshold's metric name.
-fn metric(name: &str) -> Result<Metric, String> {
+pub(crate) fn metric(name: &str) -> Result<Metric, String> {
     if let Some(&(name, kind)) = SCALARS.iter().find(|(n, _)| *n == name) {
         return Ok(Metric::Scalar { name, kind });
     }
@@ -274,11 +280,28 @@ pub(crate) fn limit(name: &str, kind: Kind, raw: &RawItem<'_>) -> Result<Limit, 
             format!("{name} is a word: {}", words.join(", ")),
         )),
         (RawValue::Word(w), _) => Err((raw.value_at, format!("{name} takes a number, not {w:?}"))),
+        (RawValue::Number { signed: true, .. }, _) => Err((
+            raw.value_at,
+            format!(
+                "a limit has no sign: {name} takes a value such as 200ms (+N and -N are \
+                 changes, for pacer compare --fail-if)"
+            ),
+        )),
+        (RawValue::Number { .. }, kind) => scaled(name, kind, raw),
+    }
+}
+
+/// A number's value in a metric's own unit (seconds, a fraction, a plain number), its sign
+/// kept; or why its unit does not fit, with the unit's byte offset.
+pub(crate) fn scaled(name: &str, kind: Kind, raw: &RawItem<'_>) -> Result<Limit, (usize, String)> {
+    match (&raw.value, kind) {
+        (RawValue::Word(w), _) => Err((raw.value_at, format!("{name} takes a number, not {w:?}"))),
         (
             RawValue::Number {
                 value,
                 unit,
                 unit_at,
+                ..
             },
             kind,
         ) => {

@@ -8,8 +8,10 @@
 //! item    := ws metric ws op ws value ws
 //! metric  := (letter | digit | "_" | ".")+          e.g. response_time_p99.9
 //! op      := "<=" | ">=" | "==" | "!=" | "<" | ">"
-//! value   := number unit? | word
-//! number  := digits ["." digits] | "." digits       no sign, no exponent
+//! value   := sign? number unit? | word
+//! sign    := "+" | "-"                              a change (`pacer compare --fail-if`);
+//!                                                   thresholds refuse it
+//! number  := digits ["." digits] | "." digits       no exponent
 //! unit    := letters | "µs" | "%"                   e.g. ms, s, us, µs, %
 //! word    := letter (letter | "-")*                 e.g. ok, generator-limited
 //! ```
@@ -71,11 +73,13 @@ impl fmt::Display for Op {
 /// The right-hand side as written.
 #[derive(Clone, Debug, PartialEq)]
 pub enum RawValue<'a> {
-    /// A number and the unit after it (empty when none).
+    /// A number (negative after `-`) and the unit after it (empty when none).
     Number {
         value: f64,
         unit: &'a str,
         unit_at: usize,
+        /// Written with `+` or `-`: a change, which only `pacer compare --fail-if` takes.
+        signed: bool,
     },
     Word(&'a str),
 }
@@ -160,6 +164,12 @@ fn item(text: &str, from: usize, to: usize) -> Result<RawItem<'_>, SyntaxError> 
     };
     let value_at = skip_ws(op_at + op_text.len());
     let rest = &text[value_at..to];
+    let sign = rest
+        .strip_prefix(['+', '-'])
+        .filter(|r| r.starts_with(|c: char| c.is_ascii_digit() || c == '.'))
+        .map(|_| rest.starts_with('-'));
+    let number_at = value_at + usize::from(sign.is_some());
+    let rest = &text[number_at..to];
     let (value, value_end) = if rest.starts_with(|c: char| c.is_ascii_digit() || c == '.') {
         let digits = rest
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -167,22 +177,23 @@ fn item(text: &str, from: usize, to: usize) -> Result<RawItem<'_>, SyntaxError> 
         let number = &rest[..digits];
         let value = match number.parse::<f64>() {
             Ok(v) if number.bytes().any(|b| b.is_ascii_digit()) => v,
-            _ => return fail(value_at, format!("{number:?} is not a number")),
+            _ => return fail(number_at, format!("{number:?} is not a number")),
         };
         // `200 ms` reads as `200ms`.
-        let unit_at = skip_ws(value_at + digits);
+        let unit_at = skip_ws(number_at + digits);
         let unit_len = text[unit_at..to]
             .find(|c: char| !(c.is_alphabetic() || c == '%'))
             .unwrap_or(to - unit_at);
         let unit = &text[unit_at..unit_at + unit_len];
         (
             RawValue::Number {
-                value,
+                value: if sign == Some(true) { -value } else { value },
                 unit,
                 unit_at,
+                signed: sign.is_some(),
             },
             if unit_len == 0 {
-                value_at + digits
+                number_at + digits
             } else {
                 unit_at + unit_len
             },
@@ -255,7 +266,8 @@ mod tests {
             RawValue::Number {
                 value: 200.0,
                 unit: "ms",
-                unit_at: 22
+                unit_at: 22,
+                signed: false
             }
         );
         let i = one("  response_time_p99.9 <  1.5 s ");
@@ -280,7 +292,8 @@ mod tests {
             RawValue::Number {
                 value: 200.0,
                 unit: "ms",
-                unit_at: 7
+                unit_at: 7,
+                signed: false
             }
         );
         assert_eq!(
@@ -318,6 +331,38 @@ mod tests {
             assert_eq!(one(text).op, op, "{text}");
             assert_eq!(op.as_str(), &text[1..text.len() - 1]);
         }
+    }
+
+    #[test]
+    fn changes_carry_their_sign() {
+        assert_eq!(
+            one("response_time_p99>+10%").value,
+            RawValue::Number {
+                value: 10.0,
+                unit: "%",
+                unit_at: 21,
+                signed: true
+            }
+        );
+        assert_eq!(
+            one("achieved_qps < -5 %").value,
+            RawValue::Number {
+                value: -5.0,
+                unit: "%",
+                unit_at: 18,
+                signed: true
+            }
+        );
+        assert!(matches!(
+            one("mean_latency>-.5ms").value,
+            RawValue::Number {
+                value: -0.5,
+                unit: "ms",
+                signed: true,
+                ..
+            }
+        ));
+        assert_eq!(one("a>-1").value_at, 2, "the value starts at its sign");
     }
 
     #[test]
@@ -360,8 +405,12 @@ mod tests {
         );
         assert_eq!(at("p99<="), (6, "expected a value after <=".into()));
         assert_eq!(
-            at("p99<=-1"),
+            at("p99<=-x"),
             (6, "expected a value after <=, found \"-\"".into())
+        );
+        assert_eq!(
+            at("p99<=+"),
+            (6, "expected a value after <=, found \"+\"".into())
         );
         assert_eq!(at("p99<=1.2.3"), (6, "\"1.2.3\" is not a number".into()));
         assert_eq!(at("p99<=."), (6, "\".\" is not a number".into()));
