@@ -21,6 +21,7 @@ use std::net::ToSocketAddrs;
 
 use serde_json::{Map, Value, json};
 
+use crate::engine::tokens::Mismatch;
 use crate::engine::{ErrorKey, RunStats, Timings, TokenSource, TokenSources};
 use crate::health;
 use crate::plan::{Arrival, BodyMode, Plan, Rate};
@@ -64,16 +65,24 @@ const fn timing(id: Id) -> Timing {
             Id::InterChunkLatency => |t| t.get(Id::InterChunkLatency),
             Id::TimePerOutputToken => |t| t.get(Id::TimePerOutputToken),
             Id::ServerTimeToFirstToken => |t| t.get(Id::ServerTimeToFirstToken),
+            Id::TimeToFirstReasoningToken => |t| t.get(Id::TimeToFirstReasoningToken),
+            Id::TimeToFirstContentToken => |t| t.get(Id::TimeToFirstContentToken),
+            Id::TimeToFirstToolCall => |t| t.get(Id::TimeToFirstToolCall),
+            Id::CorrectedTimeToFirstReasoningToken => {
+                |t| t.get(Id::CorrectedTimeToFirstReasoningToken)
+            }
+            Id::CorrectedTimeToFirstContentToken => |t| t.get(Id::CorrectedTimeToFirstContentToken),
+            Id::CorrectedTimeToFirstToolCall => |t| t.get(Id::CorrectedTimeToFirstToolCall),
         },
     }
 }
 
 /// Every timing family ([`crate::metric::METRICS`], in its order) with its samples: the list the
 /// report, thresholds and shard states walk.
-pub const TIMINGS: [Timing; 12] = {
-    let mut out = [timing(Id::ResponseTime); 12];
+pub const TIMINGS: [Timing; Id::ALL.len()] = {
+    let mut out = [timing(Id::ResponseTime); Id::ALL.len()];
     let mut k = 0;
-    while k < 12 {
+    while k < Id::ALL.len() {
         out[k] = timing(Id::ALL[k]);
         k += 1;
     }
@@ -586,6 +595,22 @@ fn tokens(m: &mut Map<String, Value>, stats: &RunStats) {
         0.0
     };
     m.insert("total_token_throughput".into(), json!(rate));
+    let said = &stats.tokens;
+    let reasoning = (said.reasoning_requests > 0).then_some(said.reasoning_tokens);
+    m.insert("reasoning_tokens".into(), json!(reasoning));
+    m.insert(
+        "mean_reasoning_tokens".into(),
+        json!(said.mean_reasoning_tokens()),
+    );
+    let side = |x: &Mismatch| {
+        json!({"compared": x.compared, "requests": x.requests,
+               "mean_diff": x.mean_diff(), "max_diff": (x.compared > 0).then_some(x.max_diff)})
+    };
+    m.insert(
+        "token_mismatch".into(),
+        json!({"prompt": side(&said.prompt), "output": side(&said.output)}),
+    );
+    m.insert("token_mismatch_rate".into(), json!(said.mismatch_rate()));
 }
 
 /// Where the counts came from, in words: `from usage`, `from usage for 8, events for 2`.
@@ -901,6 +926,31 @@ pub fn to_text_body(plan: &Plan, stats: &RunStats) -> String {
                 stats.input_tokens as f64 / counted as f64,
                 source_text(&stats.input_sources),
                 (stats.input_tokens + stats.output_tokens) as f64 / secs
+            );
+        }
+        let said = &stats.tokens;
+        if let Some(mean) = said.mean_reasoning_tokens() {
+            let _ = writeln!(
+                out,
+                "  reasoning tokens {}   (mean {mean:.1} per answer, of its output tokens; from usage for {})",
+                said.reasoning_tokens, said.reasoning_requests
+            );
+        }
+        if let Some(rate) = said.mismatch_rate() {
+            let side = |x: &Mismatch| match x.mean_diff() {
+                Some(mean) => format!(
+                    "{} of {} differ (mean {mean:+.1}, max {})",
+                    x.requests, x.compared, x.max_diff
+                ),
+                None => "not compared".to_string(),
+            };
+            let _ = writeln!(
+                out,
+                "  token counts vs the server's usage: {:.1}% of {} requests differ; prompt {}; output {}",
+                100.0 * rate,
+                said.checked,
+                side(&said.prompt),
+                side(&said.output)
             );
         }
     }
