@@ -637,6 +637,7 @@ fn llm_input(a: &LlmArgs) -> Result<Input, CliError> {
         ignore_eos: w.ignore_eos,
         tokenizer: w.tokenizer.clone(),
         prefix_tokens: w.prefix_tokens,
+        prompt_overhead_tokens: w.prompt_overhead_tokens,
     };
     Ok(input)
 }

@@ -309,7 +309,7 @@ fn measured(m: &mut Map<String, Value>, plan: &Plan, stats: &RunStats) {
     }
     if plan.llm.is_some() {
         m.insert("output_tokens".into(), json!(stats.output_tokens));
-        tokens(m, stats);
+        tokens(m, plan, stats);
     }
     if plan.body_mode == BodyMode::Sse {
         let mean = if stats.successes > 0 {
@@ -560,7 +560,7 @@ fn input_counted(stats: &RunStats) -> u64 {
 }
 
 /// The token figures of an LLM run beyond `output_tokens` (see the module docs).
-fn tokens(m: &mut Map<String, Value>, stats: &RunStats) {
+fn tokens(m: &mut Map<String, Value>, plan: &Plan, stats: &RunStats) {
     m.insert(
         "output_tokens_source".into(),
         source_word(&stats.output_sources),
@@ -608,9 +608,22 @@ fn tokens(m: &mut Map<String, Value>, stats: &RunStats) {
     };
     m.insert(
         "token_mismatch".into(),
-        json!({"prompt": side(&said.prompt), "output": side(&said.output)}),
+        json!({"prompt": side(&said.prompt), "output": side(&said.output),
+               "prompt_overhead_tokens": prompt_overhead(plan), "note": MISMATCH_NOTE}),
     );
     m.insert("token_mismatch_rate".into(), json!(said.mismatch_rate()));
+}
+
+/// What `token_mismatch` compares, and why a chat prompt's counts differ.
+pub const MISMATCH_NOTE: &str = "server usage against pacer's tokenizer, where both exist: \
+    usage.prompt_tokens against the count of the prompt sent, usage.completion_tokens against \
+    the count of the streamed text; a difference is server minus pacer, minus \
+    prompt_overhead_tokens on the prompt side: a chat template adds its own tokens to every \
+    prompt, give how many with --prompt-overhead-tokens";
+
+/// The prompt tokens a chat template is expected to add (`--prompt-overhead-tokens`).
+fn prompt_overhead(plan: &Plan) -> u64 {
+    plan.llm.as_ref().map_or(0, |l| l.prompt_overhead_tokens)
 }
 
 /// Where the counts came from, in words: `from usage`, `from usage for 8, events for 2`.
@@ -952,6 +965,15 @@ pub fn to_text_body(plan: &Plan, stats: &RunStats) -> String {
                 side(&said.prompt),
                 side(&said.output)
             );
+            let overhead = prompt_overhead(plan);
+            let why = if overhead > 0 {
+                format!("{overhead} prompt tokens per request expected from the chat template")
+            } else {
+                "a chat template adds tokens to every prompt: give how many with \
+                 --prompt-overhead-tokens"
+                    .to_string()
+            };
+            let _ = writeln!(out, "    (server minus pacer's tokenizer; {why})");
         }
     }
     if !plan.goodput.is_empty() {

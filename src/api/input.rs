@@ -404,6 +404,8 @@ impl<'a> Fields<'a> {
             ignore_eos: ignore_eos.unwrap_or(false),
             tokenizer: tokenizer.map(Into::into),
             prefix_tokens: prefix_tokens.map(|p| u32::try_from(p).unwrap_or(u32::MAX)),
+            // The command line's --prompt-overhead-tokens; not (yet) a field of the API.
+            prompt_overhead_tokens: 0,
         }
     }
 

@@ -292,7 +292,7 @@ impl LaneStats {
                 .collect(),
             _ => Vec::new(),
         };
-        let prompt_overhead = 0;
+        let prompt_overhead = plan.llm.as_ref().map_or(0, |l| l.prompt_overhead_tokens);
         let stage = || LaneStats {
             prompt_overhead,
             ..LaneStats::default()
