@@ -292,6 +292,10 @@ pub struct MockArgs {
     /// as a server that miscounts.
     #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     pub usage_skew: i64,
+    /// LLM routes: say N prompt tokens (at most the prompt's) came from a prefix cache, in
+    /// usage.prompt_tokens_details.cached_tokens.
+    #[arg(long, default_value_t = 0)]
+    pub cached_tokens: u32,
     /// Serve HTTPS with a fresh self-signed CA.
     #[arg(long)]
     pub tls: bool,
@@ -713,6 +717,7 @@ fn mock(a: MockArgs) -> Result<(), CliError> {
         reasoning_tokens: a.reasoning_tokens,
         tool_call: a.tool_call,
         usage_skew: a.usage_skew,
+        cached_tokens: a.cached_tokens,
         tls: a.tls,
         fault: match &a.fault {
             Some(f) => Some(

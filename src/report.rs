@@ -208,6 +208,10 @@ pub fn to_json(plan: &Plan, stats: &RunStats) -> Value {
             "health".into(),
             health::judge(h.clone())
                 .with_token_gaps(stats.token_gaps, stats.token_gaps_coalesced)
+                .with_prompt_cache(
+                    stats.tokens.cached_tokens,
+                    stats.tokens.cached_of_prompt_tokens,
+                )
                 .to_json(),
         );
     }
@@ -612,6 +616,9 @@ fn tokens(m: &mut Map<String, Value>, plan: &Plan, stats: &RunStats) {
                "prompt_overhead_tokens": prompt_overhead(plan), "note": MISMATCH_NOTE}),
     );
     m.insert("token_mismatch_rate".into(), json!(said.mismatch_rate()));
+    let cached = (said.cached_requests > 0).then_some(said.cached_tokens);
+    m.insert("cached_tokens".into(), json!(cached));
+    m.insert("cached_token_share".into(), json!(said.cached_share()));
 }
 
 /// What `token_mismatch` compares, and why a chat prompt's counts differ.
@@ -902,6 +909,10 @@ pub fn to_text_body(plan: &Plan, stats: &RunStats) -> String {
     for line in stats.health.iter().flat_map(|h| {
         health::judge(h.clone())
             .with_token_gaps(stats.token_gaps, stats.token_gaps_coalesced)
+            .with_prompt_cache(
+                stats.tokens.cached_tokens,
+                stats.tokens.cached_of_prompt_tokens,
+            )
             .text_lines()
     }) {
         let _ = writeln!(out, "  {line}");
@@ -942,6 +953,16 @@ pub fn to_text_body(plan: &Plan, stats: &RunStats) -> String {
             );
         }
         let said = &stats.tokens;
+        if let Some(share) = said.cached_share() {
+            let _ = writeln!(
+                out,
+                "  cached prompt tokens {} of {} ({:.1}%, the server's prefix cache; from usage for {})",
+                said.cached_tokens,
+                said.cached_of_prompt_tokens,
+                100.0 * share,
+                said.cached_requests
+            );
+        }
         if let Some(mean) = said.mean_reasoning_tokens() {
             let _ = writeln!(
                 out,

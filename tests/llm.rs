@@ -357,3 +357,34 @@ fn reasoning_content_and_tool_calls_have_their_own_first_token() {
     // Output tokens from usage: the call's deltas count.
     assert_eq!(json["output_tokens"], 50);
 }
+
+#[test]
+fn a_prompt_mostly_cached_is_reported_and_noted() {
+    // The one repeated prompt ("Snow is white", 3 words) said to be cached in full.
+    let m = mock(MockConfig {
+        ttft: ms(5.0),
+        itl: ms(1.0),
+        tokens: 3,
+        cached_tokens: 3,
+        ..MockConfig::default()
+    });
+    let i = stream_input(&format!("{}/v1/completions", m.url()), 10.0, 0.5);
+    let p = plan(&i);
+    let s = pacer::engine::run(&p, None).unwrap();
+    assert_eq!(s.successes, 5, "{:?}", s.errors);
+    let json = report::to_json(&p, &s);
+    assert_eq!(json["cached_tokens"], 15);
+    assert_eq!(json["cached_token_share"], 1.0);
+    let notes = json["health"]["notes"].to_string();
+    assert!(
+        notes.contains("prefix cache gave 15 of 15 prompt tokens"),
+        "{notes}"
+    );
+    // Without the cache's figure: null, and no note.
+    let plain = llm_mock(false);
+    let i = stream_input(&format!("{}/v1/completions", plain.url()), 10.0, 0.3);
+    let p = plan(&i);
+    let json = report::to_json(&p, &pacer::engine::run(&p, None).unwrap());
+    assert_eq!(json["cached_tokens"], serde_json::Value::Null);
+    assert!(!json["health"]["notes"].to_string().contains("prefix cache"));
+}

@@ -172,6 +172,7 @@ struct Stream {
     first_content_at: Option<Instant>,
     first_tool_call_at: Option<Instant>,
     usage_reasoning: Option<u64>,
+    usage_cached: Option<u64>,
     last_token_at: Option<Instant>,
     token_events: u64,
     /// The current chunk (the token events of the latest read that had one) has its gap at the
@@ -248,6 +249,9 @@ impl Stream {
                 }
                 if c.reasoning_tokens.is_some() {
                     self.usage_reasoning = c.reasoning_tokens;
+                }
+                if c.cached_tokens.is_some() {
+                    self.usage_cached = c.cached_tokens;
                 }
                 if c.completion_tokens.is_some() {
                     self.usage_tokens = c.completion_tokens;
@@ -367,6 +371,7 @@ pub struct Exchange {
     usage_prompt: Option<u64>,
     /// The server's counts of reasoning and output tokens, from a whole body's usage.
     usage_reasoning: Option<u64>,
+    usage_cached: Option<u64>,
     usage_output: Option<u64>,
     /// The run's tokenizer count of the whole answer's text, when it counts.
     counted_output: Option<u64>,
@@ -404,6 +409,7 @@ impl Exchange {
             output_source: TokenSource::None,
             usage_prompt: None,
             usage_reasoning: None,
+            usage_cached: None,
             usage_output: None,
             counted_output: None,
             prompt_tokens: None,
@@ -561,6 +567,7 @@ impl Exchange {
             said: if success {
                 Said {
                     reasoning_tokens: self.stream.usage_reasoning.or(self.usage_reasoning),
+                    cached_tokens: self.stream.usage_cached.or(self.usage_cached),
                     prompt: Pair {
                         server: self.stream.usage_prompt.or(self.usage_prompt),
                         pacer: self.prompt_tokens.map(u64::from),
@@ -748,6 +755,7 @@ impl Exchange {
                             self.usage_prompt = c.prompt_tokens;
                             self.usage_output = c.completion_tokens;
                             self.usage_reasoning = c.reasoning_tokens;
+                            self.usage_cached = c.cached_tokens;
                             Outcome::Success
                         }
                         // Not JSON, or [DONE]: a 2xx all the same, without a token count.

@@ -45,6 +45,8 @@ impl Pair {
 pub struct Said {
     /// `usage.completion_tokens_details.reasoning_tokens`.
     pub reasoning_tokens: Option<u64>,
+    /// `usage.prompt_tokens_details.cached_tokens`: prompt tokens the server's prefix cache gave.
+    pub cached_tokens: Option<u64>,
     pub prompt: Pair,
     pub output: Pair,
 }
@@ -99,6 +101,11 @@ pub struct TokenCounts {
     /// Successes whose usage gave reasoning tokens, and the sum of those.
     pub reasoning_requests: u64,
     pub reasoning_tokens: u64,
+    /// Successes whose usage gave cached prompt tokens, the sum of those, and the sum of the
+    /// server's prompt tokens of the same requests (the share's denominator).
+    pub cached_requests: u64,
+    pub cached_tokens: u64,
+    pub cached_of_prompt_tokens: u64,
     pub prompt: Mismatch,
     pub output: Mismatch,
     /// Successes with at least one side compared, and those with a mismatch on either side.
@@ -112,6 +119,11 @@ impl TokenCounts {
         if let Some(n) = said.reasoning_tokens {
             self.reasoning_requests += 1;
             self.reasoning_tokens = self.reasoning_tokens.saturating_add(n);
+        }
+        if let (Some(n), Some(of)) = (said.cached_tokens, said.prompt.server) {
+            self.cached_requests += 1;
+            self.cached_tokens = self.cached_tokens.saturating_add(n);
+            self.cached_of_prompt_tokens = self.cached_of_prompt_tokens.saturating_add(of);
         }
         let prompt = said.prompt.diff(overhead);
         let output = said.output.diff(0);
@@ -128,6 +140,12 @@ impl TokenCounts {
         (self.checked > 0).then(|| self.mismatched as f64 / self.checked as f64)
     }
 
+    /// The share of the prompt tokens the server's cache gave, over the requests that said.
+    pub fn cached_share(&self) -> Option<f64> {
+        (self.cached_of_prompt_tokens > 0)
+            .then(|| self.cached_tokens as f64 / self.cached_of_prompt_tokens as f64)
+    }
+
     /// The mean reasoning tokens of the successes whose usage said; None when none did.
     pub fn mean_reasoning_tokens(&self) -> Option<f64> {
         (self.reasoning_requests > 0)
@@ -139,6 +157,11 @@ impl AddAssign for TokenCounts {
     fn add_assign(&mut self, o: TokenCounts) {
         self.reasoning_requests += o.reasoning_requests;
         self.reasoning_tokens = self.reasoning_tokens.saturating_add(o.reasoning_tokens);
+        self.cached_requests += o.cached_requests;
+        self.cached_tokens = self.cached_tokens.saturating_add(o.cached_tokens);
+        self.cached_of_prompt_tokens = self
+            .cached_of_prompt_tokens
+            .saturating_add(o.cached_of_prompt_tokens);
         self.prompt += o.prompt;
         self.output += o.output;
         self.checked += o.checked;
@@ -166,6 +189,7 @@ mod tests {
                 prompt: pair(110, 100),
                 output: pair(32, 32),
                 reasoning_tokens: Some(4),
+                cached_tokens: None,
             },
             10,
         );
@@ -175,6 +199,7 @@ mod tests {
                 prompt: pair(108, 100),
                 output: pair(35, 32),
                 reasoning_tokens: None,
+                cached_tokens: None,
             },
             10,
         );
@@ -195,12 +220,23 @@ mod tests {
         assert_eq!((t.prompt.mean_diff(), t.prompt.max_diff), (Some(-1.0), 2));
         assert_eq!((t.output.mean_diff(), t.output.max_diff), (Some(1.5), 3));
         assert_eq!(t.mean_reasoning_tokens(), Some(4.0));
+        assert_eq!(t.cached_share(), None);
+        t.add(
+            &Said {
+                cached_tokens: Some(90),
+                prompt: pair(100, 100),
+                ..Said::default()
+            },
+            0,
+        );
+        assert_eq!((t.cached_requests, t.cached_share()), (1, Some(0.9)));
         let mut sum = t;
         sum += t;
         assert_eq!(
             (sum.checked, sum.mismatched, sum.prompt.max_diff),
-            (4, 2, 2)
+            (6, 2, 2)
         );
+        assert_eq!(sum.cached_share(), Some(0.9));
         assert_eq!(TokenCounts::default().mismatch_rate(), None);
     }
 }

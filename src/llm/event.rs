@@ -56,6 +56,9 @@ pub struct ChunkInfo {
     pub reasoning_tokens: Option<u64>,
     /// `usage.prompt_tokens` when present: the server's count of the prompt.
     pub prompt_tokens: Option<u64>,
+    /// `usage.prompt_tokens_details.cached_tokens` when present: the prompt tokens the server
+    /// took from its prefix cache rather than computed.
+    pub cached_tokens: Option<u64>,
     /// `perf_metrics["fireworks-server-time-to-first-token"]` in seconds, when present (a number or
     /// a numeric string).
     pub server_ttft: Option<f64>,
@@ -182,6 +185,9 @@ fn classify_object<'a, T: TextField<'a>>(
             .and_then(|u| u.completion_tokens_details.as_ref())
             .and_then(|d| d.reasoning_tokens.as_count()),
         prompt_tokens: usage.and_then(|u| u.prompt_tokens.as_count()),
+        cached_tokens: usage
+            .and_then(|u| u.prompt_tokens_details.as_ref())
+            .and_then(|d| d.cached_tokens.as_count()),
         server_ttft: raw.perf_metrics.and_then(|p| p.server_ttft.as_seconds()),
     });
     Ok((event, choice))
@@ -255,6 +261,15 @@ struct Usage {
     prompt_tokens: Number,
     #[serde(default)]
     completion_tokens_details: Option<CompletionDetails>,
+    #[serde(default)]
+    prompt_tokens_details: Option<PromptDetails>,
+}
+
+/// OpenAI's `usage.prompt_tokens_details` (vLLM with prefix caching, llama.cpp and others).
+#[derive(Deserialize)]
+struct PromptDetails {
+    #[serde(default)]
+    cached_tokens: Number,
 }
 
 /// OpenAI's `usage.completion_tokens_details` (vLLM and others send it for reasoning models).
@@ -809,6 +824,11 @@ mod tests {
             (c.completion_tokens, c.reasoning_tokens, c.prompt_tokens),
             (Some(10), Some(4), Some(3))
         );
+        let data = r#"{"choices":[],"usage":{"prompt_tokens":100,"completion_tokens":1,"prompt_tokens_details":{"cached_tokens":96}}}"#;
+        let Event::Chunk(c) = ok(data) else {
+            panic!("not a chunk")
+        };
+        assert_eq!((c.prompt_tokens, c.cached_tokens), (Some(100), Some(96)));
         for details in [r#"null"#, r#"{}"#, r#"{"reasoning_tokens":null}"#] {
             let data = format!(
                 r#"{{"choices":[],"usage":{{"completion_tokens":2,"completion_tokens_details":{details}}}}}"#

@@ -36,6 +36,9 @@ pub struct MockConfig {
     pub tool_call: bool,
     /// LLM: added to both counts of the usage the mock sends (a server that miscounts).
     pub usage_skew: i64,
+    /// LLM: prompt tokens said to come from a prefix cache
+    /// (`usage.prompt_tokens_details.cached_tokens`, at most the prompt's; sent when above 0).
+    pub cached_tokens: u32,
     /// Serve HTTPS with a certificate signed by a CA generated at start.
     pub tls: bool,
     /// Apply this fault to every request, whatever the path.
@@ -57,6 +60,7 @@ impl Default for MockConfig {
             reasoning_tokens: 0,
             tool_call: false,
             usage_skew: 0,
+            cached_tokens: 0,
             tls: false,
             fault: None,
         }

@@ -311,6 +311,7 @@ pub(super) fn answer(conn: &mut Conn, req: &Request, api: Api, fault: Option<Sse
         itl: cfg.itl,
         kinds: Kinds::of(tokens, u64::from(cfg.reasoning_tokens), cfg.tool_call),
         skew: cfg.usage_skew,
+        cached: u64::from(cfg.cached_tokens),
     };
     let usage = cfg.usage && ask.include_usage;
     if stream {
@@ -331,11 +332,17 @@ struct Timing {
     kinds: Kinds,
     /// Added to both counts of the usage sent.
     skew: i64,
+    /// Prompt tokens said to be cached (at most the prompt's).
+    cached: u64,
 }
 
 impl Timing {
     fn usage(self, prompt: u64, sent: u64) -> Value {
-        usage_of(prompt, sent, self.kinds.reasoning.min(sent), self.skew)
+        let mut usage = usage_of(prompt, sent, self.kinds.reasoning.min(sent), self.skew);
+        if self.cached > 0 {
+            usage["prompt_tokens_details"] = json!({"cached_tokens": self.cached.min(prompt)});
+        }
+        usage
     }
 }
 
