@@ -334,6 +334,21 @@ pub struct MockArgs {
     /// LLM routes: never send the usage event.
     #[arg(long)]
     pub no_usage: bool,
+    /// LLM routes: the first N tokens of an answer are reasoning (chat: reasoning_content
+    /// deltas), counted in usage's completion_tokens_details.reasoning_tokens.
+    #[arg(long, default_value_t = 0)]
+    pub reasoning_tokens: u32,
+    /// LLM routes: a chat answer ends with a tool call (its last 2 tokens are tool_calls deltas).
+    #[arg(long)]
+    pub tool_call: bool,
+    /// LLM routes: add N (may be negative) to the prompt and completion tokens of the usage sent,
+    /// as a server that miscounts.
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    pub usage_skew: i64,
+    /// LLM routes: say N prompt tokens (at most the prompt's) came from a prefix cache, in
+    /// usage.prompt_tokens_details.cached_tokens.
+    #[arg(long, default_value_t = 0)]
+    pub cached_tokens: u32,
     /// Serve HTTPS with a fresh self-signed CA.
     #[arg(long)]
     pub tls: bool,
@@ -731,6 +746,7 @@ fn llm_input(a: &LlmArgs) -> Result<Input, CliError> {
         tokenizer: w.tokenizer.clone(),
         prefix_tokens: w.prefix_tokens,
         prefix_groups: w.prefix_groups,
+        prompt_overhead_tokens: w.prompt_overhead_tokens,
     };
     Ok(input)
 }
@@ -803,6 +819,10 @@ fn mock(a: MockArgs) -> Result<(), CliError> {
         tokens: a.tokens,
         tokens_per_chunk: a.tokens_per_chunk,
         usage: !a.no_usage,
+        reasoning_tokens: a.reasoning_tokens,
+        tool_call: a.tool_call,
+        usage_skew: a.usage_skew,
+        cached_tokens: a.cached_tokens,
         tls: a.tls,
         fault: match &a.fault {
             Some(f) => Some(

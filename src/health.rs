@@ -258,6 +258,21 @@ impl Health {
         self
     }
 
+    /// Adds a note when the server's prefix cache gave most of the prompt tokens
+    /// (`cached` of `prompt`, from `usage.prompt_tokens_details.cached_tokens`): the run then
+    /// measured cache hits, not prompt processing (one repeated prompt does that).
+    pub fn with_prompt_cache(mut self, cached: u64, prompt: u64) -> Health {
+        if prompt > 0 && cached.saturating_mul(2) > prompt {
+            self.notes.push(format!(
+                "the server's prefix cache gave {cached} of {prompt} prompt tokens ({:.0}%): \
+                 time to first token measured cache hits, not prompt processing; vary the \
+                 prompts (--dataset, --input-tokens) to measure the prompt's cost",
+                100.0 * cached as f64 / prompt as f64
+            ));
+        }
+        self
+    }
+
     /// The report's `health` object. Times in seconds, CPU shares as fractions of a core.
     pub fn to_json(&self) -> Value {
         let i = &self.input;
@@ -335,6 +350,14 @@ mod tests {
         );
         let h = judge(paced(40e-6, 5e-3)).with_token_gaps(1000, 3);
         assert_eq!(h.verdict, Verdict::Ok);
+        let h = judge(paced(40e-6, 5e-3)).with_prompt_cache(80, 100);
+        assert_eq!(h.verdict, Verdict::Ok, "a note, not a verdict");
+        assert!(
+            h.notes[0].contains("gave 80 of 100 prompt tokens (80%)"),
+            "{h:?}"
+        );
+        let h = judge(paced(40e-6, 5e-3)).with_prompt_cache(50, 100);
+        assert!(h.notes.is_empty());
     }
 
     #[test]

@@ -30,11 +30,17 @@ pub enum Id {
     InterChunkLatency,
     TimePerOutputToken,
     ServerTimeToFirstToken,
+    TimeToFirstReasoningToken,
+    TimeToFirstContentToken,
+    TimeToFirstToolCall,
+    CorrectedTimeToFirstReasoningToken,
+    CorrectedTimeToFirstContentToken,
+    CorrectedTimeToFirstToolCall,
 }
 
 impl Id {
     /// Every family, in [`METRICS`]' order.
-    pub const ALL: [Id; 12] = [
+    pub const ALL: [Id; 18] = [
         Id::ResponseTime,
         Id::Latency,
         Id::CorrectedResponseTime,
@@ -47,6 +53,12 @@ impl Id {
         Id::InterChunkLatency,
         Id::TimePerOutputToken,
         Id::ServerTimeToFirstToken,
+        Id::TimeToFirstReasoningToken,
+        Id::TimeToFirstContentToken,
+        Id::TimeToFirstToolCall,
+        Id::CorrectedTimeToFirstReasoningToken,
+        Id::CorrectedTimeToFirstContentToken,
+        Id::CorrectedTimeToFirstToolCall,
     ];
 
     pub const fn metric(self) -> &'static Metric {
@@ -87,7 +99,8 @@ pub enum Runs {
     Every,
     /// Streaming LLM runs (SPEC §4).
     Stream,
-    /// Streaming LLM runs whose server reports the figure (Fireworks' header or `perf_metrics`).
+    /// Streaming LLM runs whose server reports the figure (Fireworks' header or `perf_metrics`),
+    /// or sends what it times (reasoning deltas, tool calls): absent from a run without samples.
     StreamWhenReported,
 }
 
@@ -125,7 +138,7 @@ impl Population {
 /// The rule of [`Population`] in one sentence, for the report's notes and the OpenAPI document.
 pub const POPULATION_RULE: &str = "dispatch_delay covers every request sent; the response \
     families every complete response (any status); every family of a streamed answer \
-    (first token, token and chunk gaps, time per output token) successful requests only";
+    (first token of any kind, token and chunk gaps, time per output token) successful requests only";
 
 /// One timing family: `mean_X`, `std_X`, `X_p50` ... in the JSON, a row in the text report.
 #[derive(Clone, Copy, Debug)]
@@ -173,12 +186,18 @@ const STREAM_COMPLETE: (Scope, Runs, Population) =
     (Scope::Request, Runs::Stream, Population::Complete);
 const STREAM_SUCCESS: (Scope, Runs, Population) =
     (Scope::Request, Runs::Stream, Population::Success);
+/// A family of what only some servers send: reported when the run saw it.
+const STREAM_SENT_SUCCESS: (Scope, Runs, Population) = (
+    Scope::Request,
+    Runs::StreamWhenReported,
+    Population::Success,
+);
 
 /// Every timing family, in the text report's order (and [`Id`]'s). The JSON reports the
 /// `original` ones first (`response_time`, `latency`, then `time_to_first_token`, as the original
 /// did), then the rest. `time_to_first_token` comes before `time_to_first_byte` so that, where
 /// the two are the same, the text report keeps the row LLM users look for.
-pub static METRICS: [Metric; 12] = [
+pub static METRICS: [Metric; 18] = [
     family(
         Id::ResponseTime,
         "response_time",
@@ -272,11 +291,55 @@ pub static METRICS: [Metric; 12] = [
         "server_time_to_first_token",
         "server_time_to_first_token",
         "the server's own figure (its fireworks-server-time-to-first-token header or perf_metrics)",
-        (
-            Scope::Request,
-            Runs::StreamWhenReported,
-            Population::Success,
-        ),
+        STREAM_SENT_SUCCESS,
+        false,
+    ),
+    family(
+        Id::TimeToFirstReasoningToken,
+        "time_to_first_reasoning_token",
+        "time_to_first_reasoning_token",
+        "dispatch to the first reasoning delta (reasoning_content or reasoning): a reasoning model's thinking starts",
+        STREAM_SENT_SUCCESS,
+        false,
+    ),
+    family(
+        Id::TimeToFirstContentToken,
+        "time_to_first_content_token",
+        "time_to_first_content_token",
+        "dispatch to the first token of the answer itself (text or delta.content), after any reasoning",
+        STREAM_SUCCESS,
+        false,
+    ),
+    family(
+        Id::TimeToFirstToolCall,
+        "time_to_first_tool_call",
+        "time_to_first_tool_call",
+        "dispatch to the first tool_calls delta",
+        STREAM_SENT_SUCCESS,
+        false,
+    ),
+    family(
+        Id::CorrectedTimeToFirstReasoningToken,
+        "corrected_time_to_first_reasoning_token",
+        "corrected_time_to_first_reasoning_token",
+        "intended send time to the first reasoning delta",
+        STREAM_SENT_SUCCESS,
+        false,
+    ),
+    family(
+        Id::CorrectedTimeToFirstContentToken,
+        "corrected_time_to_first_content_token",
+        "corrected_time_to_first_content_token",
+        "intended send time to the first token of the answer itself",
+        STREAM_SUCCESS,
+        false,
+    ),
+    family(
+        Id::CorrectedTimeToFirstToolCall,
+        "corrected_time_to_first_tool_call",
+        "corrected_time_to_first_tool_call",
+        "intended send time to the first tool_calls delta",
+        STREAM_SENT_SUCCESS,
         false,
     ),
 ];
@@ -371,6 +434,12 @@ mod tests {
                     | Id::InterChunkLatency
                     | Id::TimePerOutputToken
                     | Id::ServerTimeToFirstToken
+                    | Id::TimeToFirstReasoningToken
+                    | Id::TimeToFirstContentToken
+                    | Id::TimeToFirstToolCall
+                    | Id::CorrectedTimeToFirstReasoningToken
+                    | Id::CorrectedTimeToFirstContentToken
+                    | Id::CorrectedTimeToFirstToolCall
             );
             assert_eq!(
                 m.population == Population::Success,

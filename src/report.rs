@@ -21,6 +21,7 @@ use std::net::ToSocketAddrs;
 
 use serde_json::{Map, Value, json};
 
+use crate::engine::tokens::Mismatch;
 use crate::engine::{ErrorKey, RunStats, Timings, TokenSource, TokenSources};
 use crate::health;
 use crate::plan::{Arrival, BodyMode, Plan, Rate};
@@ -64,16 +65,24 @@ const fn timing(id: Id) -> Timing {
             Id::InterChunkLatency => |t| t.get(Id::InterChunkLatency),
             Id::TimePerOutputToken => |t| t.get(Id::TimePerOutputToken),
             Id::ServerTimeToFirstToken => |t| t.get(Id::ServerTimeToFirstToken),
+            Id::TimeToFirstReasoningToken => |t| t.get(Id::TimeToFirstReasoningToken),
+            Id::TimeToFirstContentToken => |t| t.get(Id::TimeToFirstContentToken),
+            Id::TimeToFirstToolCall => |t| t.get(Id::TimeToFirstToolCall),
+            Id::CorrectedTimeToFirstReasoningToken => {
+                |t| t.get(Id::CorrectedTimeToFirstReasoningToken)
+            }
+            Id::CorrectedTimeToFirstContentToken => |t| t.get(Id::CorrectedTimeToFirstContentToken),
+            Id::CorrectedTimeToFirstToolCall => |t| t.get(Id::CorrectedTimeToFirstToolCall),
         },
     }
 }
 
 /// Every timing family ([`crate::metric::METRICS`], in its order) with its samples: the list the
 /// report, thresholds and shard states walk.
-pub const TIMINGS: [Timing; 12] = {
-    let mut out = [timing(Id::ResponseTime); 12];
+pub const TIMINGS: [Timing; Id::ALL.len()] = {
+    let mut out = [timing(Id::ResponseTime); Id::ALL.len()];
     let mut k = 0;
-    while k < 12 {
+    while k < Id::ALL.len() {
         out[k] = timing(Id::ALL[k]);
         k += 1;
     }
@@ -199,6 +208,10 @@ pub fn to_json(plan: &Plan, stats: &RunStats) -> Value {
             "health".into(),
             health::judge(h.clone())
                 .with_token_gaps(stats.token_gaps, stats.token_gaps_coalesced)
+                .with_prompt_cache(
+                    stats.tokens.cached_tokens,
+                    stats.tokens.cached_of_prompt_tokens,
+                )
                 .to_json(),
         );
     }
@@ -342,7 +355,7 @@ fn measured(m: &mut Map<String, Value>, plan: &Plan, stats: &RunStats) {
     }
     if plan.llm.is_some() {
         m.insert("output_tokens".into(), json!(stats.output_tokens));
-        tokens(m, stats);
+        tokens(m, plan, stats);
     }
     if plan.body_mode == BodyMode::Sse {
         let mean = if stats.successes > 0 {
@@ -593,7 +606,7 @@ fn input_counted(stats: &RunStats) -> u64 {
 }
 
 /// The token figures of an LLM run beyond `output_tokens` (see the module docs).
-fn tokens(m: &mut Map<String, Value>, stats: &RunStats) {
+fn tokens(m: &mut Map<String, Value>, plan: &Plan, stats: &RunStats) {
     m.insert(
         "output_tokens_source".into(),
         source_word(&stats.output_sources),
@@ -628,6 +641,38 @@ fn tokens(m: &mut Map<String, Value>, stats: &RunStats) {
         0.0
     };
     m.insert("total_token_throughput".into(), json!(rate));
+    let said = &stats.tokens;
+    let reasoning = (said.reasoning_requests > 0).then_some(said.reasoning_tokens);
+    m.insert("reasoning_tokens".into(), json!(reasoning));
+    m.insert(
+        "mean_reasoning_tokens".into(),
+        json!(said.mean_reasoning_tokens()),
+    );
+    let side = |x: &Mismatch| {
+        json!({"compared": x.compared, "requests": x.requests,
+               "mean_diff": x.mean_diff(), "max_diff": (x.compared > 0).then_some(x.max_diff)})
+    };
+    m.insert(
+        "token_mismatch".into(),
+        json!({"prompt": side(&said.prompt), "output": side(&said.output),
+               "prompt_overhead_tokens": prompt_overhead(plan), "note": MISMATCH_NOTE}),
+    );
+    m.insert("token_mismatch_rate".into(), json!(said.mismatch_rate()));
+    let cached = (said.cached_requests > 0).then_some(said.cached_tokens);
+    m.insert("cached_tokens".into(), json!(cached));
+    m.insert("cached_token_share".into(), json!(said.cached_share()));
+}
+
+/// What `token_mismatch` compares, and why a chat prompt's counts differ.
+pub const MISMATCH_NOTE: &str = "server usage against pacer's tokenizer, where both exist: \
+    usage.prompt_tokens against the count of the prompt sent, usage.completion_tokens against \
+    the count of the streamed text; a difference is server minus pacer, minus \
+    prompt_overhead_tokens on the prompt side: a chat template adds its own tokens to every \
+    prompt, give how many with --prompt-overhead-tokens";
+
+/// The prompt tokens a chat template is expected to add (`--prompt-overhead-tokens`).
+fn prompt_overhead(plan: &Plan) -> u64 {
+    plan.llm.as_ref().map_or(0, |l| l.prompt_overhead_tokens)
 }
 
 /// Where the counts came from, in words: `from usage`, `from usage for 8, events for 2`.
@@ -910,6 +955,10 @@ pub fn to_text_body(plan: &Plan, stats: &RunStats) -> String {
     for line in stats.health.iter().flat_map(|h| {
         health::judge(h.clone())
             .with_token_gaps(stats.token_gaps, stats.token_gaps_coalesced)
+            .with_prompt_cache(
+                stats.tokens.cached_tokens,
+                stats.tokens.cached_of_prompt_tokens,
+            )
             .text_lines()
     }) {
         let _ = writeln!(out, "  {line}");
@@ -948,6 +997,50 @@ pub fn to_text_body(plan: &Plan, stats: &RunStats) -> String {
                 source_text(&stats.input_sources),
                 (stats.input_tokens + stats.output_tokens) as f64 / secs
             );
+        }
+        let said = &stats.tokens;
+        if let Some(share) = said.cached_share() {
+            let _ = writeln!(
+                out,
+                "  cached prompt tokens {} of {} ({:.1}%, the server's prefix cache; from usage for {})",
+                said.cached_tokens,
+                said.cached_of_prompt_tokens,
+                100.0 * share,
+                said.cached_requests
+            );
+        }
+        if let Some(mean) = said.mean_reasoning_tokens() {
+            let _ = writeln!(
+                out,
+                "  reasoning tokens {}   (mean {mean:.1} per answer, of its output tokens; from usage for {})",
+                said.reasoning_tokens, said.reasoning_requests
+            );
+        }
+        if let Some(rate) = said.mismatch_rate() {
+            let side = |x: &Mismatch| match x.mean_diff() {
+                Some(mean) => format!(
+                    "{} of {} differ (mean {mean:+.1}, max {})",
+                    x.requests, x.compared, x.max_diff
+                ),
+                None => "not compared".to_string(),
+            };
+            let _ = writeln!(
+                out,
+                "  token counts vs the server's usage: {:.1}% of {} requests differ; prompt {}; output {}",
+                100.0 * rate,
+                said.checked,
+                side(&said.prompt),
+                side(&said.output)
+            );
+            let overhead = prompt_overhead(plan);
+            let why = if overhead > 0 {
+                format!("{overhead} prompt tokens per request expected from the chat template")
+            } else {
+                "a chat template adds tokens to every prompt: give how many with \
+                 --prompt-overhead-tokens"
+                    .to_string()
+            };
+            let _ = writeln!(out, "    (server minus pacer's tokenizer; {why})");
         }
     }
     if !plan.goodput.is_empty() {

@@ -710,3 +710,92 @@ fn shards_of_a_data_set_run_merge_with_their_tokens() {
     assert_eq!(r["config"]["order"], "shuffled");
     assert!(r["mean_inter_chunk_latency"].is_number(), "{r}");
 }
+
+/// `pacer llm` on the mock's chat route with a word tokenizer and a mismatch threshold: the
+/// exit code and the report.
+fn mismatch_run(m: &MockServer, tok: &Path, extra: &[&str]) -> (Option<i32>, Value) {
+    let url = format!("{}/v1/chat/completions", m.url());
+    let mut args = vec![
+        "llm",
+        &url,
+        "--api",
+        "chat",
+        "--token",
+        "t",
+        "-n",
+        "6",
+        "-q",
+        "20",
+        "--timeout",
+        "10",
+        "--json",
+        "--prompt",
+        "one two three four",
+        "--tokenizer",
+        path(tok),
+        "--threshold",
+        "token_mismatch_rate<=1%",
+    ];
+    args.extend_from_slice(extra);
+    let o = pacer(&args);
+    let r = serde_json::from_slice(&o.stdout).expect("--json prints JSON");
+    (o.status.code(), r)
+}
+
+#[test]
+fn token_counts_are_checked_against_the_servers_usage() {
+    let dir = TempDir::new("mismatch");
+    let tok = word_tokenizer(&dir);
+    // The mock counts words, as the tokenizer does: no mismatch, the threshold holds.
+    let m = mock(MockConfig {
+        ttft: ms(5.0),
+        itl: ms(1.0),
+        tokens: 6,
+        reasoning_tokens: 2,
+        ..MockConfig::default()
+    });
+    let (code, r) = mismatch_run(&m, &tok, &[]);
+    assert_eq!(code, Some(0), "{r}");
+    assert_eq!(r["successes"], 6);
+    assert_eq!(r["token_mismatch_rate"], 0.0);
+    let t = &r["token_mismatch"];
+    assert_eq!(
+        t["prompt"],
+        json!({"compared": 6, "requests": 0, "mean_diff": 0.0, "max_diff": 0})
+    );
+    // The reasoning text is counted with the answer's, as usage counts it.
+    assert_eq!(t["output"]["compared"], 6);
+    assert_eq!(t["output"]["requests"], 0);
+    assert_eq!(r["thresholds"][0]["pass"], true);
+    // A server that counts 3 more of each: every request differs, the run fails with exit 3.
+    let skewed = mock(MockConfig {
+        ttft: ms(5.0),
+        itl: ms(1.0),
+        tokens: 6,
+        usage_skew: 3,
+        ..MockConfig::default()
+    });
+    let (code, r) = mismatch_run(&skewed, &tok, &[]);
+    assert_eq!(code, Some(3), "{r}");
+    assert_eq!(r["token_mismatch_rate"], 1.0);
+    let t = &r["token_mismatch"];
+    assert_eq!(
+        t["prompt"],
+        json!({"compared": 6, "requests": 6, "mean_diff": 3.0, "max_diff": 3})
+    );
+    assert_eq!(t["output"]["mean_diff"], 3.0);
+    assert_eq!(r["thresholds"][0]["value"], 1.0);
+    // Expected prompt overhead (a chat template's) is no mismatch; the output still differs.
+    let (code, r) = mismatch_run(&skewed, &tok, &["--prompt-overhead-tokens", "3"]);
+    assert_eq!(code, Some(3), "{r}");
+    let t = &r["token_mismatch"];
+    assert_eq!(
+        (
+            t["prompt"]["requests"].clone(),
+            t["output"]["requests"].clone()
+        ),
+        (json!(0), json!(6))
+    );
+    assert_eq!(t["prompt_overhead_tokens"], 3);
+    assert_eq!(r["config"]["prompt_overhead_tokens"], 3);
+}

@@ -275,3 +275,116 @@ fn tls_sessions_resume_across_reconnects() {
     assert_eq!((s.tls_full, s.tls_resumed), (1, 9));
     let _ = std::fs::remove_file(ca);
 }
+
+/// A chat run against a mock that reasons for its first 4 tokens (5 ms to the first, 2 ms
+/// between), out of 10, and, with `tool_call`, ends with a tool call (its last 2 tokens).
+fn reasoning_run(tool_call: bool) -> (pacer::plan::Plan, pacer::engine::RunStats) {
+    let m = mock(MockConfig {
+        ttft: ms(5.0),
+        itl: ms(2.0),
+        tokens: 10,
+        reasoning_tokens: 4,
+        tool_call,
+        ..MockConfig::default()
+    });
+    let mut i = stream_input(&format!("{}/v1/chat/completions", m.url()), 10.0, 0.5);
+    if let Some(l) = i.llm.as_mut() {
+        l.api = Api::Chat;
+    }
+    let p = plan(&i);
+    let s = pacer::engine::run(&p, None).unwrap();
+    assert_eq!(s.successes, 5, "{:?}", s.errors);
+    (p, s)
+}
+
+#[test]
+fn reasoning_content_and_tool_calls_have_their_own_first_token() {
+    let (p, s) = reasoning_run(false);
+    let t = &s.timings;
+    let (first, reasoning, content) = (
+        t.time_to_first_token.summary(),
+        t.time_to_first_reasoning_token.summary(),
+        t.time_to_first_content_token.summary(),
+    );
+    assert_eq!((first.count, reasoning.count, content.count), (5, 5, 5));
+    // The reasoning comes first: it is the first token; the answer's first token is the fifth,
+    // sent 4 gaps later (physics: never before 5 ms + 4 × 2 ms after dispatch).
+    assert_eq!(reasoning.mean, first.mean);
+    assert!(reasoning.min.unwrap() >= 0.005, "{:?}", reasoning.min);
+    assert!(
+        content.min.unwrap() >= 0.005 + 4.0 * 0.002,
+        "{:?}",
+        content.min
+    );
+    assert!(content.max.unwrap() <= TIMEOUT, "{:?}", content.max);
+    assert_not_before(
+        &t.time_to_first_content_token,
+        &t.time_to_first_reasoning_token,
+        "content after reasoning",
+    );
+    assert_not_before(
+        &t.corrected_time_to_first_content_token,
+        &t.time_to_first_content_token,
+        "corrected from the intended time",
+    );
+    assert_eq!(t.corrected_time_to_first_reasoning_token.count(), 5);
+    assert_eq!(t.time_to_first_tool_call.count(), 0);
+    let json = report::to_json(&p, &s);
+    assert_eq!(json["output_tokens"], 50);
+    assert_eq!(json["reasoning_tokens"], 20);
+    assert_eq!(json["mean_reasoning_tokens"], 4.0);
+    // A family no request fed is absent, as the server's own first token is without it.
+    assert!(json.get("mean_time_to_first_tool_call").is_none());
+    assert!(json["histograms"].get("time_to_first_tool_call").is_none());
+    assert!(json["mean_time_to_first_reasoning_token"].as_f64().unwrap() >= 0.005);
+
+    let (p, s) = reasoning_run(true);
+    let t = &s.timings;
+    let tool = t.time_to_first_tool_call.summary();
+    assert_eq!(
+        (tool.count, t.corrected_time_to_first_tool_call.count()),
+        (5, 5)
+    );
+    // The call is the last 2 of 10 tokens: 8 gaps after the first.
+    assert!(tool.min.unwrap() >= 0.005 + 8.0 * 0.002, "{:?}", tool.min);
+    assert_not_before(
+        &t.time_to_first_tool_call,
+        &t.time_to_first_content_token,
+        "the call after the answer's text",
+    );
+    let json = report::to_json(&p, &s);
+    assert!(json["mean_time_to_first_tool_call"].as_f64().unwrap() >= 0.021);
+    // Output tokens from usage: the call's deltas count.
+    assert_eq!(json["output_tokens"], 50);
+}
+
+#[test]
+fn a_prompt_mostly_cached_is_reported_and_noted() {
+    // The one repeated prompt ("Snow is white", 3 words) said to be cached in full.
+    let m = mock(MockConfig {
+        ttft: ms(5.0),
+        itl: ms(1.0),
+        tokens: 3,
+        cached_tokens: 3,
+        ..MockConfig::default()
+    });
+    let i = stream_input(&format!("{}/v1/completions", m.url()), 10.0, 0.5);
+    let p = plan(&i);
+    let s = pacer::engine::run(&p, None).unwrap();
+    assert_eq!(s.successes, 5, "{:?}", s.errors);
+    let json = report::to_json(&p, &s);
+    assert_eq!(json["cached_tokens"], 15);
+    assert_eq!(json["cached_token_share"], 1.0);
+    let notes = json["health"]["notes"].to_string();
+    assert!(
+        notes.contains("prefix cache gave 15 of 15 prompt tokens"),
+        "{notes}"
+    );
+    // Without the cache's figure: null, and no note.
+    let plain = llm_mock(false);
+    let i = stream_input(&format!("{}/v1/completions", plain.url()), 10.0, 0.3);
+    let p = plan(&i);
+    let json = report::to_json(&p, &pacer::engine::run(&p, None).unwrap());
+    assert_eq!(json["cached_tokens"], serde_json::Value::Null);
+    assert!(!json["health"]["notes"].to_string().contains("prefix cache"));
+}

@@ -215,7 +215,8 @@ fn pacer_metrics_lists_every_family() {
         .iter()
         .map(|m| m["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names.len(), 12);
+    assert_eq!(names.len(), pacer::metric::METRICS.len());
+    assert!(names.contains(&"time_to_first_content_token"));
     assert_eq!(names[8], "inter_token_latency");
     assert_eq!(list[8]["scope"], "token");
     assert_eq!(list[8]["samples_from"], "successes");

@@ -406,6 +406,8 @@ impl<'a> Fields<'a> {
             prefix_tokens: prefix_tokens.map(|p| u32::try_from(p).unwrap_or(u32::MAX)),
             // Not on the API yet: the command line's `--prefix-groups`.
             prefix_groups: None,
+            // The command line's --prompt-overhead-tokens; not (yet) a field of the API.
+            prompt_overhead_tokens: 0,
         }
     }
 

@@ -409,6 +409,10 @@ pub struct WorkloadArgs {
     /// [default: 1]
     #[arg(long = "prefix-groups", value_name = "G", value_parser = parse_whole::<u32>)]
     pub prefix_groups: Option<u32>,
+    /// Prompt tokens a chat template adds: the expected excess of the server's
+    /// usage.prompt_tokens over the --tokenizer's count, not a mismatch (token_mismatch)
+    #[arg(long = "prompt-overhead-tokens", value_name = "N", default_value_t = 0, value_parser = parse_whole::<u64>)]
+    pub prompt_overhead_tokens: u64,
 }
 
 /// What a sweep adds to the run flags (`pacer sweep`, `pacer sweep-llm`). Flattened after

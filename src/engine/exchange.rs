@@ -42,6 +42,7 @@ use std::time::Instant;
 
 use super::dispatch::Ticket;
 use super::outcome::{ChunkGap, Completed, Failure, Outcome, TLS_TRUNCATED, TokenSource};
+use super::tokens::{Pair, Said};
 use crate::http1::{
     Body, Framing, MAX_HEAD_BYTES, MAX_INTERIM_RESPONSES, ResponseError, parse_head,
 };
@@ -166,6 +167,12 @@ impl Scratch {
 #[derive(Debug, Default)]
 struct Stream {
     first_token_at: Option<Instant>,
+    /// The first event carrying a token of each kind (see `llm::ChunkInfo`).
+    first_reasoning_at: Option<Instant>,
+    first_content_at: Option<Instant>,
+    first_tool_call_at: Option<Instant>,
+    usage_reasoning: Option<u64>,
+    usage_cached: Option<u64>,
     last_token_at: Option<Instant>,
     token_events: u64,
     /// The current chunk (the token events of the latest read that had one) has its gap at the
@@ -230,6 +237,21 @@ impl Stream {
                     }
                     self.last_token_at = Some(now);
                     self.token_events += 1;
+                    for (kind, first) in [
+                        (c.reasoning, &mut self.first_reasoning_at),
+                        (c.content, &mut self.first_content_at),
+                        (c.tool_call, &mut self.first_tool_call_at),
+                    ] {
+                        if kind && first.is_none() {
+                            *first = Some(now);
+                        }
+                    }
+                }
+                if c.reasoning_tokens.is_some() {
+                    self.usage_reasoning = c.reasoning_tokens;
+                }
+                if c.cached_tokens.is_some() {
+                    self.usage_cached = c.cached_tokens;
                 }
                 if c.completion_tokens.is_some() {
                     self.usage_tokens = c.completion_tokens;
@@ -284,23 +306,28 @@ impl Stream {
 }
 
 /// Output tokens and their source, from what a successful response said: its usage, else the
-/// tokenizer's count of its text, else `events` (None: a whole body, which has no events).
+/// tokenizer's count of its text (`counted`), else `events` (None: a whole body, which has no
+/// events).
 fn output_count(
     usage: Option<u64>,
-    tokenizer: Option<&Tokenizer>,
-    text: &str,
+    counted: Option<u64>,
     events: Option<u64>,
 ) -> (u64, TokenSource) {
     if let Some(n) = usage {
         return (n, TokenSource::Usage);
     }
-    if let Some(n) = tokenizer.and_then(|t| t.count(text).ok()) {
-        return (n as u64, TokenSource::Tokenizer);
+    if let Some(n) = counted {
+        return (n, TokenSource::Tokenizer);
     }
     match events {
         Some(n) => (n, TokenSource::Events),
         None => (0, TokenSource::None),
     }
+}
+
+/// The tokenizer's count of `text`, when there is a tokenizer and it can count it.
+fn count_text(tokenizer: Option<&Tokenizer>, text: &str) -> Option<u64> {
+    tokenizer.and_then(|t| t.count(text).ok()).map(|n| n as u64)
 }
 
 /// Whether a whole-JSON body is being kept.
@@ -342,6 +369,12 @@ pub struct Exchange {
     output_source: TokenSource,
     /// The server's count of the prompt, from a whole body's usage (a stream's is in `stream`).
     usage_prompt: Option<u64>,
+    /// The server's counts of reasoning and output tokens, from a whole body's usage.
+    usage_reasoning: Option<u64>,
+    usage_cached: Option<u64>,
+    usage_output: Option<u64>,
+    /// The run's tokenizer count of the whole answer's text, when it counts.
+    counted_output: Option<u64>,
     /// The plan's tokenizer count of the prompt this request sends.
     prompt_tokens: Option<u32>,
     /// The run's tokenizer, when it counts streamed text.
@@ -375,6 +408,10 @@ impl Exchange {
             output_tokens: 0,
             output_source: TokenSource::None,
             usage_prompt: None,
+            usage_reasoning: None,
+            usage_cached: None,
+            usage_output: None,
+            counted_output: None,
             prompt_tokens: None,
             tokenizer: None,
         }
@@ -513,6 +550,9 @@ impl Exchange {
             head_at: self.head_at,
             first_byte_at: self.first_byte_at,
             first_token_at: self.stream.first_token_at,
+            first_reasoning_at: self.stream.first_reasoning_at,
+            first_content_at: self.stream.first_content_at,
+            first_tool_call_at: self.stream.first_tool_call_at,
             end_at,
             ended,
             status: self.status,
@@ -523,6 +563,22 @@ impl Exchange {
                 self.output_source
             } else {
                 TokenSource::None
+            },
+            said: if success {
+                Said {
+                    reasoning_tokens: self.stream.usage_reasoning.or(self.usage_reasoning),
+                    cached_tokens: self.stream.usage_cached.or(self.usage_cached),
+                    prompt: Pair {
+                        server: self.stream.usage_prompt.or(self.usage_prompt),
+                        pacer: self.prompt_tokens.map(u64::from),
+                    },
+                    output: Pair {
+                        server: self.stream.usage_tokens.or(self.usage_output),
+                        pacer: self.counted_output,
+                    },
+                }
+            } else {
+                Said::default()
             },
             input_tokens,
             input_source,
@@ -676,12 +732,10 @@ impl Exchange {
                     }
                     None => {
                         let s = &self.stream;
-                        (self.output_tokens, self.output_source) = output_count(
-                            s.usage_tokens,
-                            self.tokenizer.as_deref(),
-                            &mem.text,
-                            Some(s.token_events),
-                        );
+                        // Counted even when usage gives the figure: the two are checked.
+                        self.counted_output = count_text(self.tokenizer.as_deref(), &mem.text);
+                        (self.output_tokens, self.output_source) =
+                            output_count(s.usage_tokens, self.counted_output, Some(s.token_events));
                         Outcome::Success
                     }
                 },
@@ -695,9 +749,13 @@ impl Exchange {
                         Ok((Event::Error(msg), _)) => Outcome::Failed(sink.server_error(msg)),
                         Ok((Event::Chunk(c), text)) => {
                             let text: String = text.parts().collect();
+                            self.counted_output = count_text(tokenizer, &text);
                             (self.output_tokens, self.output_source) =
-                                output_count(c.completion_tokens, tokenizer, &text, None);
+                                output_count(c.completion_tokens, self.counted_output, None);
                             self.usage_prompt = c.prompt_tokens;
+                            self.usage_output = c.completion_tokens;
+                            self.usage_reasoning = c.reasoning_tokens;
+                            self.usage_cached = c.cached_tokens;
                             Outcome::Success
                         }
                         // Not JSON, or [DONE]: a 2xx all the same, without a token count.

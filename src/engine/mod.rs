@@ -34,6 +34,7 @@ pub mod stats;
 pub mod sys;
 pub mod timeline;
 pub mod tls;
+pub mod tokens;
 pub mod usage;
 pub mod wake;
 
@@ -54,6 +55,7 @@ pub use sched::Scheduling;
 use stats::Messages;
 pub use stats::{LaneStats, Timings, TokenSources};
 pub use timeline::Timeline;
+pub use tokens::TokenCounts;
 pub use usage::{HealthInput, ThreadUsage};
 
 /// An error bucket of the report: an HTTP status or a named failure. Statuses sort before names.
@@ -79,6 +81,8 @@ pub struct RunStats {
     /// Prompt tokens of the successes that had a count, and where each success's came from.
     pub input_tokens: u64,
     pub input_sources: TokenSources,
+    /// What the servers' usage said beside pacer's counts (see [`tokens`]).
+    pub tokens: TokenCounts,
     /// Gaps between successive token events of the successes, and those read together with the
     /// event before (one chunk: not measured; see `engine::exchange`).
     pub token_gaps: u64,
@@ -649,6 +653,7 @@ fn summarize(plan: &Plan, w: LaneStats, messages: &Messages, elapsed: Duration) 
         output_sources: w.output_sources,
         input_tokens: w.input_tokens,
         input_sources: w.input_sources,
+        tokens: w.tokens,
         token_gaps: w.token_gaps,
         token_gaps_coalesced: w.token_gaps_coalesced,
         interrupted: w.interrupted,

@@ -7,6 +7,7 @@ use std::io;
 use std::time::Instant;
 
 use super::sys;
+use super::tokens::Said;
 
 /// A request that did not get a usable response. `name` gives the report's stable text.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -145,8 +146,13 @@ pub struct Completed {
     pub head_at: Option<Instant>,
     /// The first byte after the head.
     pub first_byte_at: Option<Instant>,
-    /// The first SSE event carrying a token.
+    /// The first SSE event carrying a token (of any kind).
     pub first_token_at: Option<Instant>,
+    /// The first SSE event carrying a token of each kind: reasoning, the answer's own text, a
+    /// tool call (`llm::ChunkInfo`).
+    pub first_reasoning_at: Option<Instant>,
+    pub first_content_at: Option<Instant>,
+    pub first_tool_call_at: Option<Instant>,
     /// The last byte of a complete response; None when no complete response came, and then no
     /// timing of the request is recorded (transport failures are not timed).
     pub end_at: Option<Instant>,
@@ -163,6 +169,9 @@ pub struct Completed {
     /// run's tokenizer over the streamed text, else token events).
     pub output_tokens: u64,
     pub output_source: TokenSource,
+    /// What the server's usage said about the tokens of a success, beside pacer's own counts
+    /// (reasoning tokens; prompt and output tokens checked against the tokenizer's).
+    pub said: Said,
     /// Prompt tokens of a successful LLM response: the server's `usage.prompt_tokens`, else the
     /// run's tokenizer count of the prompt sent (made before the run), else none.
     pub input_tokens: Option<u64>,
@@ -196,6 +205,9 @@ impl Completed {
             head_at: None,
             first_byte_at: None,
             first_token_at: None,
+            first_reasoning_at: None,
+            first_content_at: None,
+            first_tool_call_at: None,
             end_at: None,
             ended: at,
             status: None,
@@ -203,6 +215,7 @@ impl Completed {
             bytes: 0,
             output_tokens: 0,
             output_source: TokenSource::None,
+            said: Said::default(),
             input_tokens: None,
             input_source: TokenSource::None,
             server_ttft: None,

@@ -27,6 +27,7 @@ use super::exchange::Sink;
 use super::outcome::{ChunkGap, Completed, Failure, Outcome, TokenSource};
 use super::sched::Scheduling;
 use super::timeline::Timeline;
+use super::tokens::TokenCounts;
 use super::usage::ThreadUsage;
 use crate::metric::Id;
 use crate::plan::Plan;
@@ -50,6 +51,13 @@ pub struct Timings {
     /// connection pool held back shows in them as a user would see it.
     pub corrected_time_to_first_byte: Recorder,
     pub corrected_time_to_first_token: Recorder,
+    /// The first token of each kind (`crate::metric`), from dispatch and from the intended time.
+    pub time_to_first_reasoning_token: Recorder,
+    pub time_to_first_content_token: Recorder,
+    pub time_to_first_tool_call: Recorder,
+    pub corrected_time_to_first_reasoning_token: Recorder,
+    pub corrected_time_to_first_content_token: Recorder,
+    pub corrected_time_to_first_tool_call: Recorder,
 }
 
 impl Timings {
@@ -68,6 +76,12 @@ impl Timings {
             Id::InterChunkLatency => &self.inter_chunk_latency,
             Id::TimePerOutputToken => &self.time_per_output_token,
             Id::ServerTimeToFirstToken => &self.server_time_to_first_token,
+            Id::TimeToFirstReasoningToken => &self.time_to_first_reasoning_token,
+            Id::TimeToFirstContentToken => &self.time_to_first_content_token,
+            Id::TimeToFirstToolCall => &self.time_to_first_tool_call,
+            Id::CorrectedTimeToFirstReasoningToken => &self.corrected_time_to_first_reasoning_token,
+            Id::CorrectedTimeToFirstContentToken => &self.corrected_time_to_first_content_token,
+            Id::CorrectedTimeToFirstToolCall => &self.corrected_time_to_first_tool_call,
         }
     }
 
@@ -86,6 +100,14 @@ impl Timings {
             Id::InterChunkLatency => &mut self.inter_chunk_latency,
             Id::TimePerOutputToken => &mut self.time_per_output_token,
             Id::ServerTimeToFirstToken => &mut self.server_time_to_first_token,
+            Id::TimeToFirstReasoningToken => &mut self.time_to_first_reasoning_token,
+            Id::TimeToFirstContentToken => &mut self.time_to_first_content_token,
+            Id::TimeToFirstToolCall => &mut self.time_to_first_tool_call,
+            Id::CorrectedTimeToFirstReasoningToken => {
+                &mut self.corrected_time_to_first_reasoning_token
+            }
+            Id::CorrectedTimeToFirstContentToken => &mut self.corrected_time_to_first_content_token,
+            Id::CorrectedTimeToFirstToolCall => &mut self.corrected_time_to_first_tool_call,
         }
     }
 }
@@ -222,6 +244,8 @@ pub struct LaneStats {
     /// Prompt tokens of the successes that had a count, and where each success's came from.
     pub input_tokens: u64,
     pub input_sources: TokenSources,
+    /// What the servers' usage said beside pacer's counts (`engine::tokens`).
+    pub tokens: TokenCounts,
     /// Gaps between successive token events of the successes, and those whose two events were
     /// read together (one chunk, not measured).
     pub token_gaps: u64,
@@ -251,6 +275,8 @@ pub struct LaneStats {
     /// What `record` needs from the plan: the goodput objectives, and where each stage starts.
     objectives: Vec<Objective>,
     stage_starts: Vec<Instant>,
+    /// The prompt tokens a chat template is expected to add (`--prompt-overhead-tokens`).
+    prompt_overhead: u64,
     /// Where receive times came from (see `engine::clock`).
     pub timestamps: super::clock::StampReport,
     /// With `--targets`: one tally per target, in the file's order (empty otherwise).
@@ -297,8 +323,13 @@ impl LaneStats {
                 .collect(),
             _ => Vec::new(),
         };
+        let prompt_overhead = plan.llm.as_ref().map_or(0, |l| l.prompt_overhead_tokens);
+        let stage = || LaneStats {
+            prompt_overhead,
+            ..LaneStats::default()
+        };
         LaneStats {
-            stages: stage_starts.iter().map(|_| LaneStats::default()).collect(),
+            stages: stage_starts.iter().map(|_| stage()).collect(),
             timeline: Timeline::new(t0, plan.interval),
             objectives: plan.goodput.clone(),
             stage_starts,
@@ -308,6 +339,7 @@ impl LaneStats {
             } else {
                 plan.requests.slots().into()
             },
+            prompt_overhead,
             ..LaneStats::default()
         }
     }
@@ -364,6 +396,7 @@ impl LaneStats {
                 self.output_sources.add(c.output_source);
                 self.input_tokens += c.input_tokens.unwrap_or(0);
                 self.input_sources.add(c.input_source);
+                self.tokens.add(&c.said, self.prompt_overhead);
                 // The per-token families: successes only, as every family of a streamed answer.
                 for g in gaps {
                     t.inter_chunk_latency.record(g.secs);
@@ -404,6 +437,7 @@ impl LaneStats {
         self.output_sources += b.output_sources;
         self.input_tokens += b.input_tokens;
         self.input_sources += b.input_sources;
+        self.tokens += b.tokens;
         self.token_gaps += b.token_gaps;
         self.token_gaps_coalesced += b.token_gaps_coalesced;
         self.dispatched += b.dispatched;
@@ -469,6 +503,29 @@ pub fn request_values(c: &Completed) -> Values {
         v[Id::CorrectedTimeToFirstByte as usize] = Some(since(c.intended, b));
     }
     if c.outcome == Outcome::Success {
+        // The first token of each kind, from dispatch and from the intended time.
+        for (at, id, corrected) in [
+            (
+                c.first_reasoning_at,
+                Id::TimeToFirstReasoningToken,
+                Id::CorrectedTimeToFirstReasoningToken,
+            ),
+            (
+                c.first_content_at,
+                Id::TimeToFirstContentToken,
+                Id::CorrectedTimeToFirstContentToken,
+            ),
+            (
+                c.first_tool_call_at,
+                Id::TimeToFirstToolCall,
+                Id::CorrectedTimeToFirstToolCall,
+            ),
+        ] {
+            if let Some(at) = at {
+                v[id as usize] = Some(since(d, at));
+                v[corrected as usize] = Some(since(c.intended, at));
+            }
+        }
         if let Some(ft) = c.first_token_at {
             let ttft = since(d, ft);
             v[Id::TimeToFirstToken as usize] = Some(ttft);
@@ -515,6 +572,9 @@ mod tests {
             head_at: end_ms.map(|_| at(5)),
             first_byte_at: end_ms.map(|_| at(6)),
             first_token_at: None,
+            first_reasoning_at: None,
+            first_content_at: None,
+            first_tool_call_at: None,
             end_at: end_ms.map(at),
             ended: at(end_ms.unwrap_or(30)),
             status: Some(200),
@@ -522,6 +582,7 @@ mod tests {
             bytes: 100,
             output_tokens: 0,
             output_source: TokenSource::None,
+            said: Default::default(),
             input_tokens: None,
             input_source: TokenSource::None,
             server_ttft: None,

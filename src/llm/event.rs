@@ -38,14 +38,27 @@ pub enum Event {
 /// The facts about one event that the statistics need.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct ChunkInfo {
-    /// `choices[0]` carries non-empty `text` (completions), `delta.content`,
-    /// `delta.reasoning_content` or `delta.reasoning` (chat), or, in a non-streaming chat body,
-    /// `message.content`. Role-only and empty deltas are not tokens.
+    /// `choices[0]` carries a token of any kind: [`ChunkInfo::content`], [`ChunkInfo::reasoning`]
+    /// or [`ChunkInfo::tool_call`]. Role-only and empty deltas are not tokens.
     pub token: bool,
+    /// `choices[0]` carries answer text: non-empty `text` (completions), `delta.content` (chat),
+    /// or, in a non-streaming chat body, `message.content`.
+    pub content: bool,
+    /// `choices[0]` carries reasoning text: non-empty `reasoning_content` (vLLM, DeepSeek) or
+    /// `reasoning` (SGLang, vLLM's newer name) of its `delta` or `message`.
+    pub reasoning: bool,
+    /// `choices[0]` carries a non-empty `tool_calls` array in its `delta` or `message`.
+    pub tool_call: bool,
     /// `usage.completion_tokens` when present (the trailing usage event has `"choices": []`).
     pub completion_tokens: Option<u64>,
+    /// `usage.completion_tokens_details.reasoning_tokens` when present: the part of the
+    /// completion the server counts as reasoning.
+    pub reasoning_tokens: Option<u64>,
     /// `usage.prompt_tokens` when present: the server's count of the prompt.
     pub prompt_tokens: Option<u64>,
+    /// `usage.prompt_tokens_details.cached_tokens` when present: the prompt tokens the server
+    /// took from its prefix cache rather than computed.
+    pub cached_tokens: Option<u64>,
     /// `perf_metrics["fireworks-server-time-to-first-token"]` in seconds, when present (a number or
     /// a numeric string).
     pub server_ttft: Option<f64>,
@@ -153,21 +166,28 @@ fn classify_object<'a, T: TextField<'a>>(
         return Ok((Event::Error(message), None));
     }
     let choice = raw.choices.and_then(|c| c.0);
-    let carries = |d: &Option<Delta<T>>| {
-        d.as_ref().is_some_and(|d| {
-            d.content.carries() || d.reasoning_content.carries() || d.reasoning.carries()
-        })
-    };
-    let token = choice
-        .as_ref()
-        .is_some_and(|c| c.text.carries() || carries(&c.delta) || carries(&c.message));
-    let event = Event::Chunk(ChunkInfo {
-        token,
-        completion_tokens: raw
-            .usage
+    let any = |f: fn(&Delta<T>) -> bool| {
+        choice
             .as_ref()
-            .and_then(|u| u.completion_tokens.as_count()),
-        prompt_tokens: raw.usage.and_then(|u| u.prompt_tokens.as_count()),
+            .is_some_and(|c| c.delta.as_ref().is_some_and(f) || c.message.as_ref().is_some_and(f))
+    };
+    let content = choice.as_ref().is_some_and(|c| c.text.carries()) || any(|d| d.content.carries());
+    let reasoning = any(|d| d.reasoning_content.carries() || d.reasoning.carries());
+    let tool_call = any(|d| d.tool_calls.0);
+    let usage = raw.usage.as_ref();
+    let event = Event::Chunk(ChunkInfo {
+        token: content || reasoning || tool_call,
+        content,
+        reasoning,
+        tool_call,
+        completion_tokens: usage.and_then(|u| u.completion_tokens.as_count()),
+        reasoning_tokens: usage
+            .and_then(|u| u.completion_tokens_details.as_ref())
+            .and_then(|d| d.reasoning_tokens.as_count()),
+        prompt_tokens: usage.and_then(|u| u.prompt_tokens.as_count()),
+        cached_tokens: usage
+            .and_then(|u| u.prompt_tokens_details.as_ref())
+            .and_then(|d| d.cached_tokens.as_count()),
         server_ttft: raw.perf_metrics.and_then(|p| p.server_ttft.as_seconds()),
     });
     Ok((event, choice))
@@ -211,6 +231,7 @@ impl<'a> Choice<Piece<'a>> {
             content,
             reasoning_content,
             reasoning,
+            ..
         } = self.delta.or(self.message).unwrap_or_default();
         ChunkText {
             parts: [self.text.0, content.0, reasoning_content.0, reasoning.0],
@@ -227,6 +248,9 @@ struct Delta<T> {
     reasoning_content: T,
     #[serde(default)]
     reasoning: T,
+    /// Only whether it holds a call: the arguments' text is not counted here.
+    #[serde(default)]
+    tool_calls: NonEmptyArray,
 }
 
 #[derive(Deserialize)]
@@ -235,6 +259,68 @@ struct Usage {
     completion_tokens: Number,
     #[serde(default)]
     prompt_tokens: Number,
+    #[serde(default)]
+    completion_tokens_details: Option<CompletionDetails>,
+    #[serde(default)]
+    prompt_tokens_details: Option<PromptDetails>,
+}
+
+/// OpenAI's `usage.prompt_tokens_details` (vLLM with prefix caching, llama.cpp and others).
+#[derive(Deserialize)]
+struct PromptDetails {
+    #[serde(default)]
+    cached_tokens: Number,
+}
+
+/// OpenAI's `usage.completion_tokens_details` (vLLM and others send it for reasoning models).
+#[derive(Deserialize)]
+struct CompletionDetails {
+    #[serde(default)]
+    reasoning_tokens: Number,
+}
+
+/// True for an array with at least one element; anything else (null, `[]`, another value) is
+/// false, not an error.
+#[derive(Default, Clone, Copy)]
+struct NonEmptyArray(bool);
+
+impl<'de> Deserialize<'de> for NonEmptyArray {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // IgnoredAny takes any value; only an array's first element is looked for.
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = NonEmptyArray;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<NonEmptyArray, A::Error> {
+                let some = seq.next_element::<IgnoredAny>()?.is_some();
+                skip_seq(seq).map(|()| NonEmptyArray(some))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<NonEmptyArray, A::Error> {
+                skip_map(map).map(|()| NonEmptyArray(false))
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<NonEmptyArray, E> {
+                Ok(NonEmptyArray(false))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<NonEmptyArray, E> {
+                Ok(NonEmptyArray(false))
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<NonEmptyArray, E> {
+                Ok(NonEmptyArray(false))
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<NonEmptyArray, E> {
+                Ok(NonEmptyArray(false))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<NonEmptyArray, E> {
+                Ok(NonEmptyArray(false))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<NonEmptyArray, E> {
+                Ok(NonEmptyArray(false))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 #[derive(Deserialize)]
@@ -572,12 +658,25 @@ fn truncate(s: &str) -> String {
 mod tests {
     use super::*;
 
+    /// A chunk whose token, if any, is answer text.
     fn chunk(token: bool, completion_tokens: Option<u64>, server_ttft: Option<f64>) -> Event {
         Event::Chunk(ChunkInfo {
             token,
+            content: token,
             completion_tokens,
-            prompt_tokens: None,
             server_ttft,
+            ..ChunkInfo::default()
+        })
+    }
+
+    /// A chunk carrying a token of the kinds given.
+    fn kinds(content: bool, reasoning: bool, tool_call: bool) -> Event {
+        Event::Chunk(ChunkInfo {
+            token: true,
+            content,
+            reasoning,
+            tool_call,
+            ..ChunkInfo::default()
         })
     }
 
@@ -646,12 +745,32 @@ mod tests {
         );
         assert_eq!(
             ok(r#"{"choices":[{"delta":{"reasoning_content":"hmm","content":null}}]}"#),
-            chunk(true, None, None)
+            kinds(false, true, false)
         );
         assert_eq!(
             ok(r#"{"choices":[{"delta":{"reasoning":"so"}}]}"#),
-            chunk(true, None, None)
+            kinds(false, true, false)
         );
+        assert_eq!(
+            ok(r#"{"choices":[{"delta":{"reasoning_content":"a","content":"b"}}]}"#),
+            kinds(true, true, false)
+        );
+        // Tool calls: OpenAI's first delta names the function, later ones add arguments.
+        let call = r#"{"choices":[{"index":0,"delta":{"role":"assistant","content":null,"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"get_weather","arguments":""}}]},"finish_reason":null}]}"#;
+        assert_eq!(ok(call), kinds(false, false, true));
+        assert_eq!(
+            ok(
+                r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"c"}}]}}]}"#
+            ),
+            kinds(false, false, true)
+        );
+        for none in [r#"[]"#, "null", r#"{}"#, r#""x""#, "3"] {
+            let data = format!(r#"{{"choices":[{{"delta":{{"tool_calls":{none}}}}}]}}"#);
+            assert_eq!(ok(&data), chunk(false, None, None), "{data}");
+        }
+        // A whole chat body that answers with a call.
+        let body = br#"{"choices":[{"message":{"role":"assistant","content":null,"tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{}"}}]}}]}"#;
+        assert_eq!(classify_body(body), Ok(kinds(false, false, true)));
         // Only choices[0] counts.
         assert_eq!(
             ok(r#"{"choices":[{"delta":{}},{"delta":{"content":"x"}}]}"#),
@@ -693,6 +812,29 @@ mod tests {
             ok(r#"{"choices":null,"usage":{"completion_tokens":3.0}}"#),
             chunk(false, Some(3), None)
         );
+    }
+
+    #[test]
+    fn reasoning_tokens_from_usage_details() {
+        let data = r#"{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":10,"completion_tokens_details":{"reasoning_tokens":4}}}"#;
+        let Event::Chunk(c) = ok(data) else {
+            panic!("not a chunk")
+        };
+        assert_eq!(
+            (c.completion_tokens, c.reasoning_tokens, c.prompt_tokens),
+            (Some(10), Some(4), Some(3))
+        );
+        let data = r#"{"choices":[],"usage":{"prompt_tokens":100,"completion_tokens":1,"prompt_tokens_details":{"cached_tokens":96}}}"#;
+        let Event::Chunk(c) = ok(data) else {
+            panic!("not a chunk")
+        };
+        assert_eq!((c.prompt_tokens, c.cached_tokens), (Some(100), Some(96)));
+        for details in [r#"null"#, r#"{}"#, r#"{"reasoning_tokens":null}"#] {
+            let data = format!(
+                r#"{{"choices":[],"usage":{{"completion_tokens":2,"completion_tokens_details":{details}}}}}"#
+            );
+            assert_eq!(ok(&data), chunk(false, Some(2), None), "{data}");
+        }
     }
 
     #[test]
@@ -807,7 +949,7 @@ mod tests {
         // Chat deltas: content and reasoning, in that order; a role-only delta has none.
         let data = br#"{"choices":[{"delta":{"reasoning_content":"hmm","content":"Hi"}}]}"#;
         let (event, text) = classify_text(data).unwrap();
-        assert_eq!(event, chunk(true, None, None));
+        assert_eq!(event, kinds(true, true, false));
         assert_eq!(parts(&text), ["Hi", "hmm"]);
         let (event, text) = classify_text(br#"{"choices":[{"delta":{"role":"x"}}]}"#).unwrap();
         assert_eq!((event, text.is_empty()), (chunk(false, None, None), true));

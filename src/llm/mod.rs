@@ -86,6 +86,7 @@ mod tests {
         let body = dechunk(FIXTURE);
         let token = Event::Chunk(ChunkInfo {
             token: true,
+            content: true,
             ..ChunkInfo::default()
         });
         let last = Event::Chunk(ChunkInfo::default());

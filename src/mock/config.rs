@@ -29,6 +29,16 @@ pub struct MockConfig {
     pub tokens_per_chunk: u32,
     /// LLM: send a final usage event when the request asks `stream_options.include_usage`.
     pub usage: bool,
+    /// LLM: the first tokens of an answer that are reasoning (chat: `delta.reasoning_content`;
+    /// usage: `completion_tokens_details.reasoning_tokens`).
+    pub reasoning_tokens: u32,
+    /// LLM: a chat answer ends with a tool call (its last two tokens are `tool_calls` deltas).
+    pub tool_call: bool,
+    /// LLM: added to both counts of the usage the mock sends (a server that miscounts).
+    pub usage_skew: i64,
+    /// LLM: prompt tokens said to come from a prefix cache
+    /// (`usage.prompt_tokens_details.cached_tokens`, at most the prompt's; sent when above 0).
+    pub cached_tokens: u32,
     /// Serve HTTPS with a certificate signed by a CA generated at start.
     pub tls: bool,
     /// Apply this fault to every request, whatever the path.
@@ -47,6 +57,10 @@ impl Default for MockConfig {
             tokens: 20,
             tokens_per_chunk: 1,
             usage: true,
+            reasoning_tokens: 0,
+            tool_call: false,
+            usage_skew: 0,
+            cached_tokens: 0,
             tls: false,
             fault: None,
         }

@@ -110,6 +110,12 @@ pub(super) fn echo(
         if input.workload.ignore_eos {
             config.insert("ignore_eos".into(), json!(true));
         }
+        if input.workload.prompt_overhead_tokens > 0 {
+            config.insert(
+                "prompt_overhead_tokens".into(),
+                json!(input.workload.prompt_overhead_tokens),
+            );
+        }
     }
     if let Some(w) = &plan.workload {
         workload(&mut config, w);

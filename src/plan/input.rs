@@ -193,10 +193,14 @@ pub struct WorkloadInput {
     /// That many distinct prefixes of `prefix_tokens` each, prompts spread over them round
     /// robin (`--prefix-groups`); None: one.
     pub prefix_groups: Option<u32>,
+    /// The prompt tokens a chat template adds: the expected excess of the server's
+    /// `usage.prompt_tokens` over the tokenizer's count (`engine::tokens`).
+    pub prompt_overhead_tokens: u64,
 }
 
 impl WorkloadInput {
-    /// Whether anything but the single prompt is asked for (`ignore_eos` only changes the payload).
+    /// Whether anything but the single prompt is asked for (`ignore_eos` only changes the
+    /// payload, `prompt_overhead_tokens` only how counts are checked).
     pub fn is_set(&self) -> bool {
         let WorkloadInput {
             dataset,
@@ -208,6 +212,7 @@ impl WorkloadInput {
             input_tokens,
             output_tokens,
             ignore_eos: _,
+            prompt_overhead_tokens: _,
             tokenizer,
             prefix_tokens,
             prefix_groups,

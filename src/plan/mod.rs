@@ -103,6 +103,8 @@ pub struct LlmPlan {
     /// The `stream` the payload finally carries (the `payload` override wins over the field).
     pub stream: bool,
     pub api: Api,
+    /// The prompt tokens a chat template is expected to add (`--prompt-overhead-tokens`).
+    pub prompt_overhead_tokens: u64,
 }
 
 /// A validated run.

@@ -46,7 +46,8 @@ pub(super) fn shape(input: &Input, mut target: Target) -> Result<Shaped, PlanErr
     let mut overrides = None;
     if let Some(l) = &input.llm {
         overrides = merged_overrides(l, input.workload.ignore_eos);
-        let (plan, payload) = shape_llm(l, overrides.as_ref(), &mut target, &mut headers)?;
+        let (mut plan, payload) = shape_llm(l, overrides.as_ref(), &mut target, &mut headers)?;
+        plan.prompt_overhead_tokens = input.workload.prompt_overhead_tokens;
         body = serde_json::to_vec(&payload).map_err(|e| invalid("payload", e.to_string()))?;
         if input.method.is_none() {
             method = "POST".into();
@@ -148,7 +149,14 @@ fn shape_llm(
     });
     headers.push(("Authorization".into(), auth));
     headers.push(("Content-Type".into(), "application/json".into()));
-    Ok((LlmPlan { stream, api: l.api }, payload))
+    Ok((
+        LlmPlan {
+            stream,
+            api: l.api,
+            prompt_overhead_tokens: 0,
+        },
+        payload,
+    ))
 }
 
 /// The `stream` the server will read, which decides how its answer is read: the payload's when

@@ -36,6 +36,12 @@ pub fn family_mut<'a>(t: &'a mut Timings, name: &str) -> Option<&'a mut Recorder
         "server_time_to_first_token" => &mut t.server_time_to_first_token,
         "corrected_time_to_first_byte" => &mut t.corrected_time_to_first_byte,
         "corrected_time_to_first_token" => &mut t.corrected_time_to_first_token,
+        "time_to_first_reasoning_token" => &mut t.time_to_first_reasoning_token,
+        "time_to_first_content_token" => &mut t.time_to_first_content_token,
+        "time_to_first_tool_call" => &mut t.time_to_first_tool_call,
+        "corrected_time_to_first_reasoning_token" => &mut t.corrected_time_to_first_reasoning_token,
+        "corrected_time_to_first_content_token" => &mut t.corrected_time_to_first_content_token,
+        "corrected_time_to_first_tool_call" => &mut t.corrected_time_to_first_tool_call,
         _ => return None,
     })
 }
@@ -207,6 +213,7 @@ impl Counts {
             good_requests: stats.good_requests,
             token_gaps: stats.token_gaps,
             token_gaps_coalesced: stats.token_gaps_coalesced,
+            tokens: stats.tokens,
         }
     }
 }
@@ -325,6 +332,7 @@ fn part_stats(
             good_requests: c.good_requests,
             token_gaps: c.token_gaps,
             token_gaps_coalesced: c.token_gaps_coalesced,
+            tokens: c.tokens,
             sent: c.dispatched,
             ..RunStats::default()
         }

@@ -21,7 +21,7 @@ use serde_json::{Map, Value};
 
 use super::ShardIndex;
 use super::timeline::StateTimeline;
-use crate::engine::TokenSources;
+use crate::engine::{TokenCounts, TokenSources};
 use crate::health::HealthInput;
 use crate::wall::UnixNanos;
 
@@ -169,6 +169,10 @@ pub struct Counts {
     pub token_gaps: u64,
     #[serde(default)]
     pub token_gaps_coalesced: u64,
+    /// What the servers' usage said beside pacer's counts (absent from states written before
+    /// pacer compared them: read as zeros).
+    #[serde(default)]
+    pub tokens: TokenCounts,
 }
 
 impl Counts {
@@ -204,6 +208,12 @@ impl Counts {
             token_gaps: add(self.token_gaps, o.token_gaps, "token_gaps")?,
             // At most the gaps (`ShardState::check`), whose sum did not overflow.
             token_gaps_coalesced: self.token_gaps_coalesced + o.token_gaps_coalesced,
+            // Counts of successes (bounded as the sources are) and saturating sums.
+            tokens: {
+                let mut t = self.tokens;
+                t += o.tokens;
+                t
+            },
         })
     }
 }

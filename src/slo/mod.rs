@@ -12,7 +12,8 @@
 //!   with a statistic: `mean_X`, `std_X`, `max_X`, `X_pNN` or `X_pNN.N` (any percentile in
 //!   (0, 100): `X_p95`, `X_p99.9`; the report's `X_p999` spelling is read as 99.9). Values are
 //!   seconds; a time may carry `ms`, `s`, `us` or `µs`.
-//! - `error_rate`, `goodput_ratio`: fractions of all requests (`0.01` or `1%`).
+//! - `error_rate`, `goodput_ratio`: fractions of all requests (`0.01` or `1%`);
+//!   `token_mismatch_rate`: the fraction of the requests whose counts were checked.
 //! - `achieved_qps`, `goodput`, `output_tokens_per_second`: per second.
 //! - `total_requests`, `successes`, `errors`, `mean_output_tokens`: numbers.
 //! - `elapsed`: a time.
@@ -52,7 +53,7 @@ pub enum Kind {
 pub const HEALTH_WORDS: &[&str] = &["ok", "generator-limited"];
 
 /// The metrics that are one field of the report, with their kind.
-pub const SCALARS: [(&str, Kind); 12] = [
+pub const SCALARS: [(&str, Kind); 13] = [
     ("error_rate", Kind::Ratio),
     ("achieved_qps", Kind::Number),
     ("goodput", Kind::Number),
@@ -64,6 +65,8 @@ pub const SCALARS: [(&str, Kind); 12] = [
     ("output_tokens_per_second", Kind::Number),
     ("mean_output_tokens", Kind::Number),
     ("health", Kind::Word(HEALTH_WORDS)),
+    // The share of the requests whose token counts differ from the server's usage.
+    ("token_mismatch_rate", Kind::Ratio),
     // Kept last: the list in error messages reads best with it at the end.
     ("good_requests", Kind::Number),
 ];

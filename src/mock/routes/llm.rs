@@ -176,6 +176,87 @@ impl Stamp {
     fn usage(prompt: u64, completion: u64) -> Value {
         json!({"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion})
     }
+
+    /// The content event of `n` tokens from token `first`, each of its kind (see [`Kinds`]).
+    fn tokens(&self, first: u64, n: u64, kinds: Kinds) -> Value {
+        if self.api == Api::Completions {
+            // A completions stream has one text: a reasoning model's thinking is part of it.
+            return self.token(&text(first, n), None);
+        }
+        let end = first.saturating_add(n);
+        let span = |from: u64, to: u64| (first.max(from), end.min(to));
+        let mut delta = serde_json::Map::new();
+        let (a, b) = span(0, kinds.reasoning);
+        if a < b {
+            delta.insert("reasoning_content".into(), json!(text(a, b - a)));
+        }
+        let (a, b) = span(kinds.reasoning, kinds.tool_from);
+        if a < b {
+            delta.insert("content".into(), json!(text(a, b - a)));
+        }
+        let (a, b) = span(kinds.tool_from, u64::MAX);
+        if a < b {
+            let calls: Vec<Value> = (a..b).map(|k| tool_delta(k - kinds.tool_from)).collect();
+            delta.insert("tool_calls".into(), Value::Array(calls));
+        }
+        let choice = json!({"index": 0, "delta": delta, "finish_reason": null});
+        self.event(json!([choice]))
+    }
+}
+
+/// Which tokens of an answer are which: tokens `0..reasoning` are reasoning (chat:
+/// `delta.reasoning_content`), tokens from `tool_from` are a tool call's deltas (chat:
+/// `delta.tool_calls`), the rest the answer's text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Kinds {
+    reasoning: u64,
+    tool_from: u64,
+}
+
+/// Tokens of the mock's tool call: one delta names the function, one carries its arguments.
+const TOOL_CALL_TOKENS: u64 = 2;
+
+impl Kinds {
+    /// The first `reasoning` of `tokens` tokens are reasoning; with `tool_call`, the last
+    /// [`TOOL_CALL_TOKENS`] of those left are the call.
+    fn of(tokens: u64, reasoning: u64, tool_call: bool) -> Kinds {
+        let reasoning = reasoning.min(tokens);
+        let tool = if tool_call {
+            TOOL_CALL_TOKENS.min(tokens - reasoning)
+        } else {
+            0
+        };
+        Kinds {
+            reasoning,
+            tool_from: tokens - tool,
+        }
+    }
+}
+
+/// The `k`-th delta of the mock's tool call, as OpenAI streams one: the first names it, the
+/// next carry its arguments.
+fn tool_delta(k: u64) -> Value {
+    match k {
+        0 => json!({"index": 0, "id": "call_mock", "type": "function",
+                    "function": {"name": "lookup", "arguments": ""}}),
+        1 => json!({"index": 0, "function": {"arguments": "{\"q\":\"mock\"}"}}),
+        _ => json!({"index": 0, "function": {"arguments": " "}}),
+    }
+}
+
+/// The usage object of an answer: `completion` tokens of which `reasoning` reasoning (its
+/// `completion_tokens_details`, sent when there are any), both counts moved by `skew` (the
+/// `--usage-skew` of a server that miscounts).
+fn usage_of(prompt: u64, completion: u64, reasoning: u64, skew: i64) -> Value {
+    let (prompt, completion) = (
+        prompt.saturating_add_signed(skew),
+        completion.saturating_add_signed(skew),
+    );
+    let mut usage = Stamp::usage(prompt, completion);
+    if reasoning > 0 {
+        usage["completion_tokens_details"] = json!({"reasoning_tokens": reasoning});
+    }
+    usage
 }
 
 /// One SSE event in one HTTP chunk.
@@ -228,6 +309,9 @@ pub(super) fn answer(conn: &mut Conn, req: &Request, api: Api, fault: Option<Sse
         per_chunk,
         ttft: cfg.ttft,
         itl: cfg.itl,
+        kinds: Kinds::of(tokens, u64::from(cfg.reasoning_tokens), cfg.tool_call),
+        skew: cfg.usage_skew,
+        cached: u64::from(cfg.cached_tokens),
     };
     let usage = cfg.usage && ask.include_usage;
     if stream {
@@ -245,6 +329,21 @@ struct Timing {
     per_chunk: u64,
     ttft: Duration,
     itl: Duration,
+    kinds: Kinds,
+    /// Added to both counts of the usage sent.
+    skew: i64,
+    /// Prompt tokens said to be cached (at most the prompt's).
+    cached: u64,
+}
+
+impl Timing {
+    fn usage(self, prompt: u64, sent: u64) -> Value {
+        let mut usage = usage_of(prompt, sent, self.kinds.reasoning.min(sent), self.skew);
+        if self.cached > 0 {
+            usage["prompt_tokens_details"] = json!({"cached_tokens": self.cached.min(prompt)});
+        }
+        usage
+    }
 }
 
 impl Timing {
@@ -358,11 +457,10 @@ fn stream_answer(
                 };
             }
             _ => {
-                let text = text(chunk.first, chunk.tokens);
-                let mut event = stamp.token(&text, None);
+                let mut event = stamp.tokens(chunk.first, chunk.tokens, timing.kinds);
                 if usage && ask.continuous_usage {
                     let sent = chunk.first + chunk.tokens;
-                    event["usage"] = Stamp::usage(ask.prompt_tokens, sent);
+                    event["usage"] = timing.usage(ask.prompt_tokens, sent);
                 }
                 push_event(&mut conn.out, &event.to_string());
             }
@@ -375,14 +473,15 @@ fn stream_answer(
         }
     }
     conn.out.clear();
-    let mut stop = stamp.token("", Some("stop"));
+    let called = stamp.api == Api::Chat && timing.kinds.tool_from < timing.tokens;
+    let mut stop = stamp.token("", Some(if called { "tool_calls" } else { "stop" }));
     if let Some(t) = first_sent {
         stop["perf_metrics"] = json!({"fireworks-server-time-to-first-token": t.as_secs_f64()});
     }
     push_event(&mut conn.out, &stop.to_string());
     if usage {
         let mut event = stamp.event(json!([]));
-        event["usage"] = Stamp::usage(ask.prompt_tokens, timing.tokens);
+        event["usage"] = timing.usage(ask.prompt_tokens, timing.tokens);
         push_event(&mut conn.out, &event.to_string());
     }
     if fault != Some(SseFault::NoDone) {
@@ -403,16 +502,25 @@ fn whole_answer(conn: &mut Conn, req: &Request, stamp: &Stamp, ask: &Ask, timing
     if !conn.sleep_until(done) {
         return Next::Abort;
     }
-    let text = text(0, timing.tokens);
+    let k = timing.kinds;
     let choice = match stamp.api {
         Api::Completions => {
+            let text = text(0, timing.tokens);
             json!({"text": text, "index": 0, "logprobs": null, "finish_reason": "stop"})
         }
-        Api::Chat => json!({
-            "index": 0,
-            "message": {"role": "assistant", "content": text},
-            "finish_reason": "stop"
-        }),
+        Api::Chat => {
+            let mut message = json!({"role": "assistant", "content": text(k.reasoning, k.tool_from - k.reasoning)});
+            if k.reasoning > 0 {
+                message["reasoning_content"] = json!(text(0, k.reasoning));
+            }
+            let mut finish = "stop";
+            if k.tool_from < timing.tokens {
+                message["tool_calls"] = json!([{"id": "call_mock", "type": "function",
+                    "function": {"name": "lookup", "arguments": "{\"q\":\"mock\"}"}}]);
+                finish = "tool_calls";
+            }
+            json!({"index": 0, "message": message, "finish_reason": finish})
+        }
     };
     let object = match stamp.api {
         Api::Completions => "text_completion",
@@ -424,7 +532,7 @@ fn whole_answer(conn: &mut Conn, req: &Request, stamp: &Stamp, ask: &Ask, timing
         "created": stamp.created,
         "model": stamp.model,
         "choices": [choice],
-        "usage": Stamp::usage(ask.prompt_tokens, timing.tokens),
+        "usage": timing.usage(ask.prompt_tokens, timing.tokens),
     });
     let body = body.to_string();
     conn.answer_json(req, 200, body.as_bytes(), &[])
@@ -517,6 +625,58 @@ mod tests {
         chunks(tokens, per_chunk)
             .map(|c| (c.first, c.tokens, c.gaps))
             .collect()
+    }
+
+    #[test]
+    fn reasoning_then_content_then_a_tool_call() {
+        let chat = Stamp {
+            id: "x".to_string(),
+            created: 1,
+            model: "m".to_string(),
+            api: Api::Chat,
+        };
+        let kinds = Kinds::of(8, 3, true);
+        assert_eq!(
+            kinds,
+            Kinds {
+                reasoning: 3,
+                tool_from: 6
+            }
+        );
+        let delta = |first, n| chat.tokens(first, n, kinds)["choices"][0]["delta"].clone();
+        assert_eq!(delta(0, 1), json!({"reasoning_content": " The"}));
+        // A chunk across kinds carries each part in its field.
+        assert_eq!(
+            delta(2, 2),
+            json!({"reasoning_content": " mock", "content": " streams"})
+        );
+        assert_eq!(delta(6, 1)["tool_calls"][0]["function"]["name"], "lookup");
+        assert_eq!(
+            delta(7, 1)["tool_calls"][0]["function"]["arguments"],
+            r#"{"q":"mock"}"#
+        );
+        // Fewer tokens than asked for: reasoning first, the call only from what is left.
+        assert_eq!(
+            Kinds::of(2, 5, true),
+            Kinds {
+                reasoning: 2,
+                tool_from: 2
+            }
+        );
+        assert_eq!(
+            Kinds::of(5, 0, false),
+            Kinds {
+                reasoning: 0,
+                tool_from: 5
+            }
+        );
+        let usage = usage_of(4, 10, 3, -1);
+        assert_eq!(
+            usage,
+            json!({"prompt_tokens": 3, "completion_tokens": 9, "total_tokens": 12,
+                   "completion_tokens_details": {"reasoning_tokens": 3}})
+        );
+        assert_eq!(usage_of(0, 2, 0, -5)["completion_tokens"], 0);
     }
 
     #[test]
