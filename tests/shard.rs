@@ -585,6 +585,7 @@ fn a_staged_run_merges_its_stages() {
 /// Two states of one plan (shards 0/2 and 1/2), made as a shard makes them, as JSON to edit.
 fn made_states() -> Vec<Value> {
     use pacer::engine::{ErrorKey, RunStats};
+    use pacer::metric::Id;
     use pacer::plan::{Input, Limits, Plan, Rate};
     use pacer::shard::{ShardIndex, WallTimes};
     (0..2u32)
@@ -601,7 +602,7 @@ fn made_states() -> Vec<Value> {
             stats.errors.insert(ErrorKey::Status(500), 2);
             for k in 0..50u64 {
                 let x = Duration::from_nanos(1_000_000 + k * 7919).as_secs_f64();
-                stats.timings.response_time.record(x);
+                stats.timings[Id::ResponseTime].record(x);
             }
             let start = 1_767_225_600_000_000_000;
             let times = WallTimes {

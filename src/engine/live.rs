@@ -14,7 +14,9 @@
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
 use std::time::{Duration, Instant};
 
-use super::outcome::{Completed, Outcome};
+use super::outcome::Completed;
+use super::stats::Values;
+use crate::metric::Id;
 use crate::stats::histogram::BUCKETS;
 use crate::stats::{Histogram, bucket_of};
 
@@ -110,22 +112,21 @@ fn epoch_of(at: Duration) -> u64 {
 }
 
 /// The value a lane's live view counts for a request, and when: its time to first token in a
-/// streaming run (successes with a token), else its response time (whole responses).
+/// streaming run (successes with a token), else its response time (whole responses), as the
+/// statistics computed them (`values`).
 #[inline]
-pub fn sample(c: &Completed, t0: Instant, first_token: bool) -> Option<(Duration, f64)> {
-    let d = c.dispatch?;
-    let at = if first_token {
-        match c.outcome {
-            Outcome::Success => c.first_token_at?,
-            _ => return None,
-        }
+pub fn sample(
+    c: &Completed,
+    values: &Values,
+    t0: Instant,
+    first_token: bool,
+) -> Option<(Duration, f64)> {
+    let (id, at) = if first_token {
+        (Id::TimeToFirstToken, c.first_token_at?)
     } else {
-        c.end_at?
+        (Id::ResponseTime, c.end_at?)
     };
-    Some((
-        at.saturating_duration_since(t0),
-        at.saturating_duration_since(d).as_secs_f64(),
-    ))
+    Some((at.saturating_duration_since(t0), values[id as usize]?))
 }
 
 /// What the lanes saw in the last whole second before `elapsed`.
@@ -178,6 +179,8 @@ fn quantile(counts: &[u64; BUCKETS], n: u64, q: f64) -> Option<f64> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::outcome::Outcome;
+    use super::super::stats::request_values;
     use super::*;
 
     fn ms(n: u64) -> Duration {
@@ -236,18 +239,32 @@ mod tests {
         let t0 = Instant::now();
         let at = |n: u64| t0 + ms(n);
         let mut c = Completed::unsent(0, at(0), 0, super::super::Failure::Timeout, at(9));
-        assert_eq!(sample(&c, t0, false), None, "never sent");
+        assert_eq!(
+            sample(&c, &request_values(&c), t0, false),
+            None,
+            "never sent"
+        );
         c.dispatch = Some(at(10));
-        assert_eq!(sample(&c, t0, false), None, "no whole response");
+        assert_eq!(
+            sample(&c, &request_values(&c), t0, false),
+            None,
+            "no whole response"
+        );
         c.end_at = Some(at(30));
         c.first_token_at = Some(at(15));
         assert_eq!(
-            sample(&c, t0, true),
+            sample(&c, &request_values(&c), t0, true),
             None,
             "a failed stream has no first token"
         );
         c.outcome = Outcome::Success;
-        assert_eq!(sample(&c, t0, false), Some((ms(30), 0.020)));
-        assert_eq!(sample(&c, t0, true), Some((ms(15), 0.005)));
+        assert_eq!(
+            sample(&c, &request_values(&c), t0, false),
+            Some((ms(30), 0.020))
+        );
+        assert_eq!(
+            sample(&c, &request_values(&c), t0, true),
+            Some((ms(15), 0.005))
+        );
     }
 }

@@ -16,29 +16,10 @@ use crate::engine::{Clock, ErrorKey, RunStats, Scheduling, Timings};
 use crate::llm::Api;
 use crate::plan::stages::Stage;
 use crate::plan::{Arrival, BodyMode, Input, Limits, LlmInput, Plan, Rate};
-use crate::report::{self, TIMINGS};
+use crate::report;
 use crate::stats::Recorder;
 use crate::stats::pack::pack_base64;
 use crate::wall::WallTimes;
-
-/// The recorder of timing family `name` (a [`TIMINGS`] name) in `t`.
-pub fn family_mut<'a>(t: &'a mut Timings, name: &str) -> Option<&'a mut Recorder> {
-    Some(match name {
-        "response_time" => &mut t.response_time,
-        "latency" => &mut t.latency,
-        "corrected_response_time" => &mut t.corrected_response_time,
-        "dispatch_delay" => &mut t.dispatch_delay,
-        "time_to_first_byte" => &mut t.time_to_first_byte,
-        "time_to_first_token" => &mut t.time_to_first_token,
-        "inter_token_latency" => &mut t.inter_token_latency,
-        "inter_chunk_latency" => &mut t.inter_chunk_latency,
-        "time_per_output_token" => &mut t.time_per_output_token,
-        "server_time_to_first_token" => &mut t.server_time_to_first_token,
-        "corrected_time_to_first_byte" => &mut t.corrected_time_to_first_byte,
-        "corrected_time_to_first_token" => &mut t.corrected_time_to_first_token,
-        _ => return None,
-    })
-}
 
 /// A state's words for how the threads were scheduled; [`scheduling_of`] reads them back.
 fn scheduling_word(s: &Scheduling) -> String {
@@ -181,9 +162,8 @@ fn split_errors(stats: &RunStats) -> (BTreeMap<u16, u64>, BTreeMap<String, u64>)
 
 /// Every non-empty timing family of `t`, packed.
 fn packed_timings(t: &Timings) -> BTreeMap<String, String> {
-    TIMINGS
-        .iter()
-        .map(|timing| (timing.name, (timing.samples)(t)))
+    t.iter()
+        .map(|(m, r)| (m.name, r))
         .filter(|(_, r)| r.count() > 0)
         .map(|(name, r)| (name.to_string(), pack_base64(r)))
         .collect()
@@ -296,8 +276,8 @@ fn part_stats(
     {
         let mut timings = Timings::default();
         for (name, r) in recorders {
-            if let Some(slot) = family_mut(&mut timings, name) {
-                *slot = r.clone();
+            if let Some(m) = crate::metric::by_name(name) {
+                timings[m.id] = r.clone();
             }
         }
         let mut errors = BTreeMap::new();
@@ -445,18 +425,9 @@ impl Merged {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metric::Id;
     use crate::shard::{ShardIndex, merge};
     use crate::wall::UnixNanos;
-
-    #[test]
-    fn every_timing_family_has_its_slot() {
-        let mut t = Timings::default();
-        for timing in TIMINGS {
-            let slot: *const Recorder = family_mut(&mut t, timing.name).expect(timing.name);
-            assert!(std::ptr::eq(slot, (timing.samples)(&t)), "{}", timing.name);
-        }
-        assert!(family_mut(&mut t, "nope").is_none());
-    }
 
     fn input(url: &str) -> Input {
         let mut i = Input::new(url, Rate::PerSecond(40.0), 2.5);
@@ -531,10 +502,10 @@ mod tests {
         stats.errors.insert(ErrorKey::Name("timeout".into()), 1);
         for k in 0..99u64 {
             let x = Duration::from_nanos(1_000_000 + k * 7919).as_secs_f64();
-            stats.timings.response_time.record(x);
-            stats.timings.latency.record(x / 2.0);
-            stats.timings.corrected_response_time.record(x + 1e-4);
-            stats.timings.dispatch_delay.record(1e-5 * (k % 5) as f64);
+            stats.timings[Id::ResponseTime].record(x);
+            stats.timings[Id::Latency].record(x / 2.0);
+            stats.timings[Id::CorrectedResponseTime].record(x + 1e-4);
+            stats.timings[Id::DispatchDelay].record(1e-5 * (k % 5) as f64);
         }
         const T: UnixNanos = 1_767_225_600_000_000_000;
         let times = WallTimes {

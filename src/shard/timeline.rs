@@ -469,7 +469,7 @@ mod tests {
                     c.output_tokens = j;
                 }
             }
-            t.record(&c);
+            t.record(&c, &crate::engine::request_values(&c));
         }
         t
     }
