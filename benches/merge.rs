@@ -73,7 +73,7 @@ fn child(dir: &Path) {
     let took = t.elapsed();
     assert_eq!(
         json["total_requests"].as_u64(),
-        Some(merged.counts.total_requests)
+        Some(merged.stats.total_requests)
     );
     println!(
         "merged in {:>7.1} ms, peak RSS {:>6.1} MB, p99 {:.6} s, rank error bound {}",

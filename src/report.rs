@@ -119,6 +119,14 @@ fn reported<'a>(
     })
 }
 
+/// The run's `health`, judged from what the engine measured (its threads, its lateness, the
+/// token gaps read together): the one place the report draws it, for the JSON and the text
+/// alike, for one process's run and a merged one. None when the run measured nothing of it.
+pub fn verdict(stats: &RunStats) -> Option<health::Health> {
+    let h = stats.health.clone()?;
+    Some(health::judge(h).with_token_gaps(stats.token_gaps, stats.token_gaps_coalesced))
+}
+
 /// The JSON report of a run.
 pub fn to_json(plan: &Plan, stats: &RunStats) -> Value {
     let t = &stats.timings;
@@ -140,13 +148,8 @@ pub fn to_json(plan: &Plan, stats: &RunStats) -> Value {
             json!({"full": stats.tls_full, "resumed": stats.tls_resumed}),
         );
     }
-    if let Some(h) = &stats.health {
-        m.insert(
-            "health".into(),
-            health::judge(h.clone())
-                .with_token_gaps(stats.token_gaps, stats.token_gaps_coalesced)
-                .to_json(),
-        );
+    if let Some(h) = verdict(stats) {
+        m.insert("health".into(), h.to_json());
     }
     if !stats.stages.is_empty() {
         let stages: Vec<Value> = (0..stats.stages.len())
@@ -807,11 +810,7 @@ pub fn to_text_body(plan: &Plan, stats: &RunStats) -> String {
             unsent
         );
     }
-    for line in stats.health.iter().flat_map(|h| {
-        health::judge(h.clone())
-            .with_token_gaps(stats.token_gaps, stats.token_gaps_coalesced)
-            .text_lines()
-    }) {
+    for line in verdict(stats).iter().flat_map(health::Health::text_lines) {
         let _ = writeln!(out, "  {line}");
     }
     if plan.target.tls {
