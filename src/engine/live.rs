@@ -18,7 +18,7 @@ use super::outcome::Completed;
 use super::stats::Values;
 use crate::metric::Id;
 use crate::stats::histogram::BUCKETS;
-use crate::stats::{Histogram, bucket_of};
+use crate::stats::{Histogram, Sample};
 
 /// The length of one epoch.
 pub const EPOCH: Duration = Duration::from_millis(500);
@@ -65,7 +65,7 @@ impl Rolling {
     /// Counts `secs`, seen `at` after the run's start. Only the lane that owns this may call it.
     /// A sample of an epoch whose slot already holds a later one comes too late and is dropped.
     #[inline]
-    pub fn record(&self, at: Duration, secs: f64) {
+    pub fn record(&self, at: Duration, sample: Sample) {
         let e = epoch_of(at);
         let slot = &self.slots[(e % SLOTS as u64) as usize];
         let tag = slot.epoch.load(Ordering::Relaxed);
@@ -80,7 +80,7 @@ impl Rolling {
             }
             slot.epoch.store(e, Ordering::Release);
         }
-        let c = &slot.counts[bucket_of(secs.max(0.0))];
+        let c = &slot.counts[usize::from(sample.bucket)];
         // The lane is the only writer: a load and a store, not a locked add.
         c.store(c.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
     }
@@ -120,7 +120,7 @@ pub fn sample(
     values: &Values,
     t0: Instant,
     first_token: bool,
-) -> Option<(Duration, f64)> {
+) -> Option<(Duration, Sample)> {
     let (id, at) = if first_token {
         (Id::TimeToFirstToken, c.first_token_at?)
     } else {
@@ -183,6 +183,10 @@ mod tests {
     use super::super::stats::request_values;
     use super::*;
 
+    fn secs(x: f64) -> Sample {
+        Sample::of(x).unwrap()
+    }
+
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
     }
@@ -196,10 +200,10 @@ mod tests {
         let r = Rolling::default();
         // Epoch 0 (0-499 ms): 100 samples of 1 ms; epoch 1: 97 of 1 ms and 3 of 100 ms.
         for i in 0..100 {
-            r.record(ms(i * 4), 0.001);
+            r.record(ms(i * 4), secs(0.001));
         }
         for i in 0..100 {
-            r.record(ms(500 + i * 4), if i % 40 == 7 { 0.1 } else { 0.001 });
+            r.record(ms(500 + i * 4), secs(if i % 40 == 7 { 0.1 } else { 0.001 }));
         }
         // During epoch 1 only epoch 0 is whole.
         let seen = recent(std::iter::once(&r), ms(700));
@@ -220,16 +224,16 @@ mod tests {
     #[test]
     fn a_slot_is_cleared_for_its_next_epoch_and_late_samples_are_dropped() {
         let r = Rolling::default();
-        r.record(ms(100), 0.002);
+        r.record(ms(100), secs(0.002));
         // Epoch 4 reuses epoch 0's slot.
-        r.record(ms(2100), 0.003);
-        r.record(ms(100), 0.002);
+        r.record(ms(2100), secs(0.003));
+        r.record(ms(100), secs(0.002));
         let seen = recent(std::iter::once(&r), ms(3000));
         assert_eq!(seen.count, 1, "epoch 4 holds its own sample only");
         assert!(near(seen.p50, 0.003), "{seen:?}");
         // Lanes add up.
         let other = Rolling::default();
-        other.record(ms(2400), 0.003);
+        other.record(ms(2400), secs(0.003));
         let both = [r, other];
         assert_eq!(recent(both.iter(), ms(2600)).count, 2);
     }
@@ -259,11 +263,11 @@ mod tests {
         );
         c.outcome = Outcome::Success;
         assert_eq!(
-            sample(&c, &request_values(&c), t0, false),
+            sample(&c, &request_values(&c), t0, false).map(|(at, s)| (at, s.secs)),
             Some((ms(30), 0.020))
         );
         assert_eq!(
-            sample(&c, &request_values(&c), t0, true),
+            sample(&c, &request_values(&c), t0, true).map(|(at, s)| (at, s.secs)),
             Some((ms(15), 0.005))
         );
     }

@@ -31,7 +31,7 @@ use super::usage::ThreadUsage;
 use crate::metric::{Id, METRICS, Metric};
 use crate::plan::Plan;
 use crate::slo::goodput::{self, Objective};
-use crate::stats::Recorder;
+use crate::stats::{Recorder, Sample};
 
 /// Every timing family of [`crate::metric`], one recorder each, indexed by [`Id`]: a family added
 /// to `metric` (its `Id` variant, its `METRICS` entry, its formula in [`request_values`]) gets its
@@ -252,7 +252,9 @@ impl LaneStats {
         let values = request_values(c);
         let good = c.outcome == Outcome::Success
             && !self.objectives.is_empty()
-            && goodput::met(&self.objectives, |m| values[m.id() as usize]);
+            && goodput::met(&self.objectives, |m| {
+                values[m.id() as usize].map(|s| s.secs)
+            });
         self.tally(c, &values, gaps, good);
         if !self.stage_starts.is_empty() {
             // The stage whose span holds the intended time (a 0 s stage starts where the next
@@ -282,7 +284,7 @@ impl LaneStats {
         let t = &mut self.timings;
         for (r, x) in t.0.iter_mut().zip(values) {
             if let Some(x) = *x {
-                r.record(x);
+                r.record_sample(x);
             }
         }
         match c.outcome {
@@ -361,16 +363,22 @@ impl LaneStats {
     }
 }
 
-/// One request's value of each per-request family, by [`Id`] (None where it has none; the
-/// per-token families come from its gaps instead).
-pub type Values = [Option<f64>; Id::ALL.len()];
+/// One request's value of each per-request family, by [`Id`], with its histogram bucket (None
+/// where it has none; the per-token families come from its gaps instead).
+pub type Values = [Option<Sample>; Id::ALL.len()];
 
 /// The per-request formulas, the one place they live: each of a request's values computed once,
 /// for its statistics (the run's and its stage's) and its goodput alike. Which requests have
 /// which values is [`crate::metric::Population`]: `dispatch_delay` every request sent, the
 /// response families every complete response, the streamed answer's families successes only.
+/// Each value is found its histogram bucket here too, once for every recorder that counts it.
 pub fn request_values(c: &Completed) -> Values {
-    let mut v: Values = [None; Id::ALL.len()];
+    request_secs(c).map(|x| x.and_then(Sample::of))
+}
+
+/// [`request_values`]' figures in seconds.
+fn request_secs(c: &Completed) -> [Option<f64>; Id::ALL.len()] {
+    let mut v = [None; Id::ALL.len()];
     let Some(d) = c.dispatch else {
         return v;
     };

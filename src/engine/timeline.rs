@@ -33,7 +33,7 @@ use super::stats::Values;
 use crate::metric::Id;
 use crate::plan::defaults::MAX_INTERVALS;
 use crate::stats::histogram::BUCKETS;
-use crate::stats::{Histogram, bucket_of};
+use crate::stats::{Histogram, Sample, bucket_of};
 
 /// Bits of a cell that hold its count; the bucket index sits above them.
 const COUNT_BITS: u32 = 56;
@@ -69,11 +69,15 @@ impl SparseHistogram {
     /// `stats::Recorder` does.
     #[inline]
     pub fn record(&mut self, secs: f64) {
-        if !secs.is_finite() {
-            return;
+        if let Some(s) = Sample::of(secs) {
+            self.record_sample(s);
         }
-        let secs = if secs > 0.0 { secs } else { 0.0 };
-        let b = bucket_of(secs) as u64;
+    }
+
+    /// Counts a sample whose bucket is known ([`Sample::of`]).
+    #[inline]
+    pub fn record_sample(&mut self, s: Sample) {
+        let (secs, b) = (s.secs, u64::from(s.bucket));
         match self.cells.binary_search_by_key(&b, |c| c >> COUNT_BITS) {
             Ok(i) => self.cells[i] += 1,
             Err(i) => self.cells.insert(i, (b << COUNT_BITS) | 1),
@@ -348,7 +352,7 @@ impl Timeline {
         if let (Some(d), Some(x)) = (c.dispatch, values[Id::DispatchDelay as usize]) {
             let i = self.at(t0, d);
             i.n.sent += 1;
-            i.dispatch_delay.record(x);
+            i.dispatch_delay.record_sample(x);
         }
         let ended = &mut self.at(t0, c.ended).n;
         match c.outcome {
@@ -362,10 +366,10 @@ impl Timeline {
         if let (Some(end), Some(x)) = (c.end_at, values[Id::ResponseTime as usize]) {
             let i = self.at(t0, end);
             i.n.completed += 1;
-            i.response_time.record(x);
+            i.response_time.record_sample(x);
         }
         if let (Some(ft), Some(x)) = (c.first_token_at, values[Id::TimeToFirstToken as usize]) {
-            self.at(t0, ft).time_to_first_token.record(x);
+            self.at(t0, ft).time_to_first_token.record_sample(x);
         }
     }
 
