@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use pacer::engine::RunStats;
+use pacer::metric::Id;
 use pacer::plan::{Input, Limits, Plan, Rate};
 use pacer::rng::SplitMix64;
 use pacer::shard::{ShardIndex, ShardState, WallTimes, merge_sources};
@@ -72,7 +73,7 @@ fn child(dir: &Path) {
     let took = t.elapsed();
     assert_eq!(
         json["total_requests"].as_u64(),
-        Some(merged.counts.total_requests)
+        Some(merged.stats.total_requests)
     );
     println!(
         "merged in {:>7.1} ms, peak RSS {:>6.1} MB, p99 {:.6} s, rank error bound {}",
@@ -121,10 +122,10 @@ fn make_states(dir: &Path, per_state: u64) -> u64 {
             let rt = Duration::from_nanos((ms * 1e6) as u64);
             let delay = Duration::from_nanos(2_000 + (rng.next_u64() % 40_000));
             let t = &mut stats.timings;
-            t.response_time.record(rt.as_secs_f64());
-            t.latency.record((rt / 2).as_secs_f64());
-            t.corrected_response_time.record((rt + delay).as_secs_f64());
-            t.dispatch_delay.record(delay.as_secs_f64());
+            t[Id::ResponseTime].record(rt.as_secs_f64());
+            t[Id::Latency].record((rt / 2).as_secs_f64());
+            t[Id::CorrectedResponseTime].record((rt + delay).as_secs_f64());
+            t[Id::DispatchDelay].record(delay.as_secs_f64());
         }
         let start = 1_767_225_600_000_000_000;
         let times = WallTimes {

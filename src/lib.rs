@@ -52,7 +52,7 @@
 //!   [`wall::WallTimes`]), a leaf the plan, the engine and the shards all read.
 //! - [`metric`]: the timing families (name, scope, unit, note, which runs and requests), a leaf
 //!   every other module reads; `pacer metrics` prints them.
-//! - [`report`]: JSON and text, from the one list of timing families ([`report::TIMINGS`]).
+//! - [`report`]: JSON and text, from the one list of timing families ([`metric::METRICS`]).
 //!   [`api`]: the HTTP front (accept gate, requests, routes). [`cli`]: clap front. [`mock`]:
 //!   built-in targets, including every fault mode. [`rng`]: the one seedable generator.
 //! - [`html`]: the self-contained HTML page (inline SVG charts, no network) drawn from a report's

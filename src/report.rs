@@ -2,8 +2,8 @@
 //! fields first, in the original's order, then the extensions) and into the text report a person
 //! reads in a terminal; [`settings`] is the run's settings in words, for the report's head and for
 //! the command line to print before a run starts. The timing families are
-//! [`crate::metric`]'s; [`TIMINGS`] pairs each with its samples: this module reports them, the
-//! OpenAPI document (`api::openapi`) describes them.
+//! [`crate::metric`]'s, their samples the engine's [`Timings`] (indexed by family): this module
+//! reports them, the OpenAPI document (`api::openapi`) describes them.
 //!
 //! The JSON carries everything the text shows: per family the text's max and p99.9
 //! (`max_X`, `X_p999`) and, under `histograms`, the log-scale buckets its histograms are drawn
@@ -33,67 +33,6 @@ pub use crate::units::{human, secs_text};
 
 pub use crate::metric::Runs as Scope;
 use crate::metric::{Id, Metric};
-
-/// One timing family ([`Metric`], whose fields it derefs to) and where the engine keeps its
-/// samples.
-#[derive(Clone, Copy)]
-pub struct Timing {
-    pub metric: &'static Metric,
-    pub samples: fn(&Timings) -> &Recorder,
-}
-
-impl std::ops::Deref for Timing {
-    type Target = Metric;
-    fn deref(&self) -> &Metric {
-        self.metric
-    }
-}
-
-const fn timing(id: Id) -> Timing {
-    Timing {
-        metric: id.metric(),
-        samples: match id {
-            Id::ResponseTime => |t| t.get(Id::ResponseTime),
-            Id::Latency => |t| t.get(Id::Latency),
-            Id::CorrectedResponseTime => |t| t.get(Id::CorrectedResponseTime),
-            Id::DispatchDelay => |t| t.get(Id::DispatchDelay),
-            Id::TimeToFirstToken => |t| t.get(Id::TimeToFirstToken),
-            Id::TimeToFirstByte => |t| t.get(Id::TimeToFirstByte),
-            Id::CorrectedTimeToFirstToken => |t| t.get(Id::CorrectedTimeToFirstToken),
-            Id::CorrectedTimeToFirstByte => |t| t.get(Id::CorrectedTimeToFirstByte),
-            Id::InterTokenLatency => |t| t.get(Id::InterTokenLatency),
-            Id::InterChunkLatency => |t| t.get(Id::InterChunkLatency),
-            Id::TimePerOutputToken => |t| t.get(Id::TimePerOutputToken),
-            Id::ServerTimeToFirstToken => |t| t.get(Id::ServerTimeToFirstToken),
-            Id::TimeToFirstReasoningToken => |t| t.get(Id::TimeToFirstReasoningToken),
-            Id::TimeToFirstContentToken => |t| t.get(Id::TimeToFirstContentToken),
-            Id::TimeToFirstToolCall => |t| t.get(Id::TimeToFirstToolCall),
-            Id::CorrectedTimeToFirstReasoningToken => {
-                |t| t.get(Id::CorrectedTimeToFirstReasoningToken)
-            }
-            Id::CorrectedTimeToFirstContentToken => |t| t.get(Id::CorrectedTimeToFirstContentToken),
-            Id::CorrectedTimeToFirstToolCall => |t| t.get(Id::CorrectedTimeToFirstToolCall),
-        },
-    }
-}
-
-/// Every timing family ([`crate::metric::METRICS`], in its order) with its samples: the list the
-/// report, thresholds and shard states walk.
-pub const TIMINGS: [Timing; Id::ALL.len()] = {
-    let mut out = [timing(Id::ResponseTime); Id::ALL.len()];
-    let mut k = 0;
-    while k < Id::ALL.len() {
-        out[k] = timing(Id::ALL[k]);
-        k += 1;
-    }
-    out
-};
-
-/// [`TIMINGS`] in the JSON report's order: the original's families first, then the extensions.
-pub fn timings_in_json_order() -> impl Iterator<Item = &'static Timing> {
-    let original = TIMINGS.iter().filter(|t| t.original);
-    original.chain(TIMINGS.iter().filter(|t| !t.original))
-}
 
 /// One field of a timing family: its suffix role, as the original names them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -169,10 +108,9 @@ impl Stat {
 fn reported<'a>(
     plan: &Plan,
     t: &'a Timings,
-) -> impl Iterator<Item = (&'static Timing, &'a Recorder)> {
+) -> impl Iterator<Item = (&'static Metric, &'a Recorder)> {
     let stream = plan.body_mode == BodyMode::Sse;
-    TIMINGS.iter().filter_map(move |timing| {
-        let rec = (timing.samples)(t);
+    t.iter().filter_map(move |(timing, rec)| {
         let shown = match timing.runs {
             Scope::Every => true,
             Scope::Stream => stream,
@@ -180,6 +118,21 @@ fn reported<'a>(
         };
         shown.then_some((timing, rec))
     })
+}
+
+/// The run's `health`, judged from what the engine measured (its threads, its lateness, the
+/// token gaps read together): the one place the report draws it, for the JSON and the text
+/// alike, for one process's run and a merged one. None when the run measured nothing of it.
+pub fn verdict(stats: &RunStats) -> Option<health::Health> {
+    let h = stats.health.clone()?;
+    Some(
+        health::judge(h)
+            .with_token_gaps(stats.token_gaps, stats.token_gaps_coalesced)
+            .with_prompt_cache(
+                stats.tokens.cached_tokens,
+                stats.tokens.cached_of_prompt_tokens,
+            ),
+    )
 }
 
 /// The JSON report of a run.
@@ -203,17 +156,8 @@ pub fn to_json(plan: &Plan, stats: &RunStats) -> Value {
             json!({"full": stats.tls_full, "resumed": stats.tls_resumed}),
         );
     }
-    if let Some(h) = &stats.health {
-        m.insert(
-            "health".into(),
-            health::judge(h.clone())
-                .with_token_gaps(stats.token_gaps, stats.token_gaps_coalesced)
-                .with_prompt_cache(
-                    stats.tokens.cached_tokens,
-                    stats.tokens.cached_of_prompt_tokens,
-                )
-                .to_json(),
-        );
+    if let Some(h) = verdict(stats) {
+        m.insert("health".into(), h.to_json());
     }
     if !stats.stages.is_empty() {
         let stages: Vec<Value> = (0..stats.stages.len())
@@ -497,7 +441,7 @@ fn stages_text(plan: &Plan, stats: &RunStats) -> String {
         } else {
             format!("{from} → {to}")
         };
-        let s = st.timings.response_time.summary();
+        let s = st.timings[Id::ResponseTime].summary();
         let good = match (goodput, st.total_requests) {
             (false, _) => String::new(),
             (true, 0) => format!(" {:>10}", "-"),
@@ -952,15 +896,7 @@ pub fn to_text_body(plan: &Plan, stats: &RunStats) -> String {
             unsent
         );
     }
-    for line in stats.health.iter().flat_map(|h| {
-        health::judge(h.clone())
-            .with_token_gaps(stats.token_gaps, stats.token_gaps_coalesced)
-            .with_prompt_cache(
-                stats.tokens.cached_tokens,
-                stats.tokens.cached_of_prompt_tokens,
-            )
-            .text_lines()
-    }) {
+    for line in verdict(stats).iter().flat_map(health::Health::text_lines) {
         let _ = writeln!(out, "  {line}");
     }
     if plan.target.tls {
@@ -1075,9 +1011,9 @@ pub fn to_text_body(plan: &Plan, stats: &RunStats) -> String {
             let _ = writeln!(out, "    {n:>9}  {label}");
         }
     }
-    let mut hists = vec![("response time", &t.response_time)];
+    let mut hists = vec![("response time", &t[Id::ResponseTime])];
     if plan.body_mode == BodyMode::Sse {
-        hists.push(("time to first token", &t.time_to_first_token));
+        hists.push(("time to first token", &t[Id::TimeToFirstToken]));
     }
     for (what, rec) in hists {
         let (hist, finer) = histogram_lines(rec, 12, 40);
@@ -1101,8 +1037,8 @@ pub fn to_text_body(plan: &Plan, stats: &RunStats) -> String {
 /// The timing table, then one line per row on what it spans, and one line per family left out
 /// because its figures equal a row's.
 fn table(plan: &Plan, t: &Timings) -> String {
-    let mut rows: Vec<(&Timing, Summary)> = Vec::new();
-    let mut same: Vec<(&Timing, &Timing)> = Vec::new();
+    let mut rows: Vec<(&Metric, Summary)> = Vec::new();
+    let mut same: Vec<(&Metric, &Metric)> = Vec::new();
     // A closed loop sends each request when a connection frees: its intended time is its send
     // time, so the corrected families repeat the uncorrected ones and dispatch_delay is 0 (up
     // to the nanoseconds between two clock readings). Said once instead of as rows.
@@ -1256,7 +1192,7 @@ fn human_to(secs: f64, step: f64) -> String {
 /// refused by 127.0.0.1:1` or the resolver's message for a name that does not resolve.
 pub fn no_response(plan: &Plan, stats: &RunStats) -> Option<String> {
     let responded = stats.successes > 0
-        || stats.timings.response_time.count() > 0
+        || stats.timings[Id::ResponseTime].count() > 0
         || stats
             .errors
             .keys()
@@ -1338,12 +1274,10 @@ mod tests {
         };
         for i in 0..10 {
             let rt = 0.010 + f64::from(i) * 1e-3;
-            s.timings.response_time.record(rt);
-            s.timings
-                .latency
-                .record(if bodies_with_heads { rt } else { rt / 2.0 });
-            s.timings.corrected_response_time.record(rt + 1e-4);
-            s.timings.dispatch_delay.record(1e-4);
+            s.timings[Id::ResponseTime].record(rt);
+            s.timings[Id::Latency].record(if bodies_with_heads { rt } else { rt / 2.0 });
+            s.timings[Id::CorrectedResponseTime].record(rt + 1e-4);
+            s.timings[Id::DispatchDelay].record(1e-4);
         }
         s
     }
@@ -1418,7 +1352,7 @@ mod tests {
         c.dispatch = Some(at(101));
         c.end_at = Some(at(1234));
         c.outcome = Outcome::Success;
-        s.timeline.record(&c);
+        s.timeline.record(&c, &crate::engine::request_values(&c));
         let r = to_json(&plan(), &s);
         let rows = r["timeline"].as_array().unwrap();
         assert_eq!(rows.len(), 3);
@@ -1451,7 +1385,7 @@ mod tests {
     #[test]
     fn a_bucket_past_1000s_ends_at_the_largest_sample() {
         let mut s = RunStats::default();
-        s.timings.response_time.record(1500.0);
+        s.timings[Id::ResponseTime].record(1500.0);
         let r = to_json(&plan(), &s);
         assert_eq!(
             r["histograms"]["response_time"],

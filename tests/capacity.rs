@@ -6,6 +6,7 @@ mod util;
 
 use std::process::Output;
 
+use pacer::metric::Id;
 use pacer::mock::MockConfig;
 use util::*;
 
@@ -456,25 +457,25 @@ fn streaming_goodput_and_corrected_first_token() {
     assert_eq!(s.good_requests, m.counters().llm_requests);
     let t = &s.timings;
     assert_not_before(
-        &t.corrected_time_to_first_token,
-        &t.time_to_first_token,
+        &t[Id::CorrectedTimeToFirstToken],
+        &t[Id::TimeToFirstToken],
         "corrected ttft",
     );
     assert_not_before(
-        &t.corrected_time_to_first_byte,
-        &t.time_to_first_byte,
+        &t[Id::CorrectedTimeToFirstByte],
+        &t[Id::TimeToFirstByte],
         "corrected ttfb",
     );
     let mean = |r: &pacer::stats::Recorder| r.summary().mean.unwrap();
-    let sum = mean(&t.time_to_first_token) + mean(&t.dispatch_delay);
+    let sum = mean(&t[Id::TimeToFirstToken]) + mean(&t[Id::DispatchDelay]);
     assert!(
-        (mean(&t.corrected_time_to_first_token) - sum).abs() < 1e-6,
+        (mean(&t[Id::CorrectedTimeToFirstToken]) - sum).abs() < 1e-6,
         "{} vs {sum}",
-        mean(&t.corrected_time_to_first_token)
+        mean(&t[Id::CorrectedTimeToFirstToken])
     );
     // One connection, 50 ms apart, each taking over 40 ms: later requests queue, so the
     // correction is not nothing.
-    assert!(mean(&t.dispatch_delay) > 0.0);
+    assert!(mean(&t[Id::DispatchDelay]) > 0.0);
 
     i.goodput = vec!["ttft<20ms".into()];
     let (s, _) = run_within(&i, std::time::Duration::from_secs(60));

@@ -260,7 +260,7 @@ fn every_route_and_request_field_is_in_docs_api_md() {
 fn every_timing_family_and_report_field_is_in_docs_report_md() {
     let doc = read("docs/report.md");
     let mut missing = Vec::new();
-    for t in pacer::report::TIMINGS.iter() {
+    for t in pacer::metric::METRICS.iter() {
         if !doc.contains(&format!("`{}`", t.name)) {
             missing.push(t.name.to_string());
         }
@@ -272,7 +272,7 @@ fn every_timing_family_and_report_field_is_in_docs_report_md() {
             .unwrap();
         for field in props.keys() {
             // A family's statistics (`mean_X`, `X_p99`, ...) are documented once, as the family.
-            let family = pacer::report::TIMINGS
+            let family = pacer::metric::METRICS
                 .iter()
                 .any(|t| field.contains(t.name));
             if !family && !doc.contains(&format!("`{field}`")) {

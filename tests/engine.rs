@@ -5,6 +5,7 @@ mod util;
 use std::time::Instant;
 
 use pacer::engine::{self, Controls, Counts, Progress, Scheduling, Stop};
+use pacer::metric::Id;
 use pacer::mock::MockConfig;
 use pacer::plan::{Limits, Plan, Rate};
 use util::*;
@@ -27,9 +28,9 @@ fn seeded_mix_counts_every_400_the_mock_sent() {
     assert!(c.status_400 > 10 && c.status_400 < 60, "{c:?}");
     assert_eq!(s.errors.len(), 1, "only 400s: {:?}", s.errors);
     // Every complete response is timed, errors included.
-    assert_eq!(s.timings.response_time.count(), 100);
-    assert_eq!(s.timings.latency.count(), 100);
-    assert_eq!(s.timings.dispatch_delay.count(), 100);
+    assert_eq!(s.timings[Id::ResponseTime].count(), 100);
+    assert_eq!(s.timings[Id::Latency].count(), 100);
+    assert_eq!(s.timings[Id::DispatchDelay].count(), 100);
     assert!(s.connections_opened >= 1 && s.connections_opened <= 5);
 }
 
@@ -63,7 +64,7 @@ fn closed_port_gives_connection_refused_for_every_request() {
     assert_eq!(named(&s, "connection refused"), 50, "{:?}", s.errors);
     assert_eq!(s.connections_opened, 0);
     assert_eq!(
-        s.timings.response_time.count(),
+        s.timings[Id::ResponseTime].count(),
         0,
         "transport failures are not timed"
     );
@@ -106,7 +107,7 @@ fn too_few_workers_gives_not_sent() {
     assert!(not_sent >= 40, "{:?}", s.errors);
     assert!(s.successes >= 1);
     // Those that waited in the queue show it.
-    assert!(s.timings.dispatch_delay.summary().max.unwrap() > 0.2);
+    assert!(s.timings[Id::DispatchDelay].summary().max.unwrap() > 0.2);
 }
 
 #[test]
@@ -126,9 +127,9 @@ fn saturation_runs_closed_loop_and_every_completion_is_timed() {
     assert_eq!(s.successes, s.total_requests, "{:?}", s.errors);
     assert_eq!(s.successes + s.error_count(), s.total_requests);
     // Every request that counts got a whole response, and each was timed once.
-    assert_eq!(s.timings.response_time.count(), s.total_requests);
-    assert_eq!(s.timings.latency.count(), s.total_requests);
-    assert!(s.timings.response_time.summary().min.unwrap() > 0.0);
+    assert_eq!(s.timings[Id::ResponseTime].count(), s.total_requests);
+    assert_eq!(s.timings[Id::Latency].count(), s.total_requests);
+    assert!(s.timings[Id::ResponseTime].summary().min.unwrap() > 0.0);
     // The mock saw them all, plus at most one in flight per connection when the loop ended.
     let served = m.counters().requests;
     assert!(
@@ -405,7 +406,7 @@ fn a_tls_close_without_close_notify_does_not_complete_a_close_delimited_body() {
     assert_eq!(named(&cut, "tls: truncated"), 5, "{:?}", cut.errors);
     assert_eq!(cut.successes, 0);
     assert_eq!(
-        cut.timings.response_time.count(),
+        cut.timings[Id::ResponseTime].count(),
         0,
         "a cut response is not timed"
     );
@@ -461,7 +462,7 @@ fn a_stopped_run_counts_every_unsent_request_as_interrupted() {
     );
     // What went out is what the mock saw; what did not, it never saw.
     assert_eq!(m.counters().requests, s.successes);
-    assert_eq!(s.timings.dispatch_delay.count(), s.successes);
+    assert_eq!(s.timings[Id::DispatchDelay].count(), s.successes);
     assert_eq!((c.done, c.errors, c.sent), (2000, interrupted, s.successes));
     let json = pacer::report::to_json(&p, &s);
     assert_eq!(json["interrupted"], serde_json::json!(true));

@@ -4,6 +4,7 @@
 mod util;
 
 use pacer::llm::Api;
+use pacer::metric::Id;
 use pacer::mock::MockConfig;
 use pacer::report;
 use util::*;
@@ -49,19 +50,23 @@ fn check_timings(s: &pacer::engine::RunStats, timeout: f64) {
     let t = &s.timings;
     let n = s.successes;
     assert_eq!(s.output_tokens, TOKENS * n);
-    assert_eq!(t.time_to_first_token.count(), n);
-    assert_eq!(t.inter_token_latency.count(), (TOKENS - 1) * n);
-    assert_eq!(t.time_per_output_token.count(), n);
+    assert_eq!(t[Id::TimeToFirstToken].count(), n);
+    assert_eq!(t[Id::InterTokenLatency].count(), (TOKENS - 1) * n);
+    assert_eq!(t[Id::TimePerOutputToken].count(), n);
     // Dispatch < end of head <= first body byte <= first token <= last byte, for every request.
-    assert_not_before(&t.time_to_first_byte, &t.latency, "ttfb vs latency");
+    assert_not_before(&t[Id::TimeToFirstByte], &t[Id::Latency], "ttfb vs latency");
     assert_not_before(
-        &t.time_to_first_token,
-        &t.time_to_first_byte,
+        &t[Id::TimeToFirstToken],
+        &t[Id::TimeToFirstByte],
         "ttft vs ttfb",
     );
-    assert_not_before(&t.response_time, &t.time_to_first_token, "response vs ttft");
-    let ttft = t.time_to_first_token.summary();
-    let rt = t.response_time.summary();
+    assert_not_before(
+        &t[Id::ResponseTime],
+        &t[Id::TimeToFirstToken],
+        "response vs ttft",
+    );
+    let ttft = t[Id::TimeToFirstToken].summary();
+    let rt = t[Id::ResponseTime].summary();
     assert!(ttft.min.unwrap() >= TTFT, "ttft min {:?}", ttft.min);
     // The last token is due TTFT + (TOKENS - 1) × ITL after the request's end.
     let last_due = TTFT + (TOKENS - 1) as f64 * ITL;
@@ -71,7 +76,7 @@ fn check_timings(s: &pacer::engine::RunStats, timeout: f64) {
     // Per request the gaps add up to (last token − first token) <= (response − ttft), and the
     // first token plus the gaps reach the last token's deadline.
     let (ttft_mean, rt_mean) = (ttft.mean.unwrap(), rt.mean.unwrap());
-    let itl_mean = t.inter_token_latency.summary().mean.unwrap();
+    let itl_mean = t[Id::InterTokenLatency].summary().mean.unwrap();
     let gaps = (TOKENS - 1) as f64 * itl_mean;
     assert!(
         ttft_mean + gaps <= rt_mean + 1e-9,
@@ -82,14 +87,14 @@ fn check_timings(s: &pacer::engine::RunStats, timeout: f64) {
         "{ttft_mean} + {gaps} < {last_due}"
     );
     // TPOT is (response − ttft) / (tokens − 1) per request, so its mean is that of the means.
-    let tpot = t.time_per_output_token.summary().mean.unwrap();
+    let tpot = t[Id::TimePerOutputToken].summary().mean.unwrap();
     let want = (rt_mean - ttft_mean) / (TOKENS - 1) as f64;
     assert!((tpot - want).abs() < 1e-9, "tpot {tpot}, want {want}");
     assert_tpot_near(t, ITL, "every token ITL apart");
     // The mock reports when its first token really left (Fireworks' perf_metrics in the final
     // event, which overrides the header's configured value): never before its deadline, and in
     // seconds (a value in milliseconds would be far past any timeout).
-    let server = t.server_time_to_first_token.summary();
+    let server = t[Id::ServerTimeToFirstToken].summary();
     assert_eq!(server.count, n);
     assert!(server.min.unwrap() >= TTFT, "server ttft {:?}", server.min);
     assert!(
@@ -153,8 +158,8 @@ fn chat_first_byte_is_the_role_event_not_the_first_token() {
     let s = run(&i);
     assert_eq!(s.successes, 2, "{:?}", s.errors);
     let t = &s.timings;
-    let ttfb = t.time_to_first_byte.summary();
-    let first = t.time_to_first_token.summary();
+    let ttfb = t[Id::TimeToFirstByte].summary();
+    let first = t[Id::TimeToFirstToken].summary();
     assert_eq!((ttfb.count, first.count), (2, 2));
     assert!(ttfb.max.unwrap() < ttft, "ttfb {:?}", ttfb.max);
     assert!(first.min.unwrap() >= ttft, "ttft {:?}", first.min);
@@ -176,13 +181,13 @@ fn several_tokens_per_event_are_counted_by_usage() {
     assert_eq!(s.successes, 5, "{:?}", s.errors);
     assert_eq!(s.output_tokens, 50);
     let t = &s.timings;
-    assert!(t.time_to_first_token.summary().min.unwrap() >= 0.020);
-    assert!(t.response_time.summary().min.unwrap() >= 0.020 + 7.0 * 0.005);
+    assert!(t[Id::TimeToFirstToken].summary().min.unwrap() >= 0.020);
+    assert!(t[Id::ResponseTime].summary().min.unwrap() >= 0.020 + 7.0 * 0.005);
     // TPOT divides by the usage count, not by the events.
-    let tpot = t.time_per_output_token.summary().mean.unwrap();
+    let tpot = t[Id::TimePerOutputToken].summary().mean.unwrap();
     let (rt, ttft) = (
-        t.response_time.summary().mean.unwrap(),
-        t.time_to_first_token.summary().mean.unwrap(),
+        t[Id::ResponseTime].summary().mean.unwrap(),
+        t[Id::TimeToFirstToken].summary().mean.unwrap(),
     );
     assert!((tpot - (rt - ttft) / 9.0).abs() < 1e-9, "tpot {tpot}");
     // The mock's own schedule: the last event 7 gaps after the first, over 10 - 1 tokens.
@@ -196,7 +201,9 @@ fn several_tokens_per_event_are_counted_by_usage() {
 /// this suite runs on (the first event of most requests would have to leave more than half the
 /// stream late, or the last more than the whole stream late, to break it).
 fn assert_tpot_near(t: &pacer::engine::Timings, want: f64, what: &str) {
-    let p50 = t.time_per_output_token.quantile(0.5).expect("TPOT samples");
+    let p50 = t[Id::TimePerOutputToken]
+        .quantile(0.5)
+        .expect("TPOT samples");
     assert!(
         (want / 2.0..=want * 2.0).contains(&p50),
         "{what}: TPOT p50 {p50}, the mock's schedule gives {want}"
@@ -302,9 +309,9 @@ fn reasoning_content_and_tool_calls_have_their_own_first_token() {
     let (p, s) = reasoning_run(false);
     let t = &s.timings;
     let (first, reasoning, content) = (
-        t.time_to_first_token.summary(),
-        t.time_to_first_reasoning_token.summary(),
-        t.time_to_first_content_token.summary(),
+        t[Id::TimeToFirstToken].summary(),
+        t[Id::TimeToFirstReasoningToken].summary(),
+        t[Id::TimeToFirstContentToken].summary(),
     );
     assert_eq!((first.count, reasoning.count, content.count), (5, 5, 5));
     // The reasoning comes first: it is the first token; the answer's first token is the fifth,
@@ -318,17 +325,17 @@ fn reasoning_content_and_tool_calls_have_their_own_first_token() {
     );
     assert!(content.max.unwrap() <= TIMEOUT, "{:?}", content.max);
     assert_not_before(
-        &t.time_to_first_content_token,
-        &t.time_to_first_reasoning_token,
+        &t[Id::TimeToFirstContentToken],
+        &t[Id::TimeToFirstReasoningToken],
         "content after reasoning",
     );
     assert_not_before(
-        &t.corrected_time_to_first_content_token,
-        &t.time_to_first_content_token,
+        &t[Id::CorrectedTimeToFirstContentToken],
+        &t[Id::TimeToFirstContentToken],
         "corrected from the intended time",
     );
-    assert_eq!(t.corrected_time_to_first_reasoning_token.count(), 5);
-    assert_eq!(t.time_to_first_tool_call.count(), 0);
+    assert_eq!(t[Id::CorrectedTimeToFirstReasoningToken].count(), 5);
+    assert_eq!(t[Id::TimeToFirstToolCall].count(), 0);
     let json = report::to_json(&p, &s);
     assert_eq!(json["output_tokens"], 50);
     assert_eq!(json["reasoning_tokens"], 20);
@@ -340,16 +347,16 @@ fn reasoning_content_and_tool_calls_have_their_own_first_token() {
 
     let (p, s) = reasoning_run(true);
     let t = &s.timings;
-    let tool = t.time_to_first_tool_call.summary();
+    let tool = t[Id::TimeToFirstToolCall].summary();
     assert_eq!(
-        (tool.count, t.corrected_time_to_first_tool_call.count()),
+        (tool.count, t[Id::CorrectedTimeToFirstToolCall].count()),
         (5, 5)
     );
     // The call is the last 2 of 10 tokens: 8 gaps after the first.
     assert!(tool.min.unwrap() >= 0.005 + 8.0 * 0.002, "{:?}", tool.min);
     assert_not_before(
-        &t.time_to_first_tool_call,
-        &t.time_to_first_content_token,
+        &t[Id::TimeToFirstToolCall],
+        &t[Id::TimeToFirstContentToken],
         "the call after the answer's text",
     );
     let json = report::to_json(&p, &s);

@@ -329,13 +329,13 @@ fn merge_refusals_name_the_states() {
     let text = std::fs::read_to_string(&paths[1]).unwrap();
     std::fs::write(
         &newer,
-        text.replacen("\"pacer_state\":2", "\"pacer_state\":3", 1),
+        text.replacen("\"pacer_state\":3", "\"pacer_state\":4", 1),
     )
     .unwrap();
     let (code, msg) = merge(&[paths[0].clone(), newer]);
     assert_eq!(code, Some(2));
     assert!(
-        msg.contains("newer.json is a shard state of version 3"),
+        msg.contains("newer.json is a shard state of version 4"),
         "{msg}"
     );
     // Another --interval: the same plan, but its timeline cannot be added to the others'.
@@ -370,7 +370,8 @@ fn column(rows: &[Value], key: &str) -> Vec<u64> {
 /// A run in 3 shards with one `--start-at` merges into one timeline: each interval is the sum
 /// of the shards' same interval; the scheduled counts (placed by intended time, so fixed by the
 /// plan) equal one process's interval by interval; sent and successes add up to the totals.
-/// A version-1 state among them still merges, without a timeline, saying why.
+/// A state of an older layout among them (version 1, before the timeline; version 2, before
+/// the run's own statistics) is refused by name: its shard must be re-run with this build.
 #[test]
 fn shards_merge_into_one_timeline_on_their_common_start() {
     let dir = tempdir("timeline");
@@ -467,23 +468,31 @@ fn shards_merge_into_one_timeline_on_their_common_start() {
         );
     }
 
-    // Shard 2's state as the pacer before the timeline wrote it (version 1).
+    // Shard 2's state as an older pacer wrote it (version 1 had no timeline).
     let text = std::fs::read_to_string(&paths[2]).unwrap();
     let mut v: Value = serde_json::from_str(&text).unwrap();
-    v["pacer_state"] = 1.into();
     v.as_object_mut().unwrap().remove("timeline");
-    let old = dir.join("old.json");
-    std::fs::write(&old, v.to_string()).unwrap();
-    let merged_old = merge_json(&[paths[0].clone(), paths[1].clone(), old.clone()]);
-    assert_eq!(merged_old["total_requests"], 240);
-    assert!(merged_old.get("timeline").is_none());
-    let why = merged_old["timeline_alignment"]["omitted"]
-        .as_str()
-        .unwrap();
-    assert!(
-        why.contains("old.json") && why.contains("version 1"),
-        "{why}"
-    );
+    for version in [1, 2] {
+        v["pacer_state"] = version.into();
+        let old = dir.join("old.json");
+        std::fs::write(&old, v.to_string()).unwrap();
+        let mut args = vec!["merge".to_string(), "--json".to_string()];
+        args.extend(
+            [&paths[0], &paths[1], &old]
+                .iter()
+                .map(|p| p.display().to_string()),
+        );
+        let out = wait_bounded(spawn(&args, &[]), Duration::from_secs(60), "pacer merge");
+        let msg = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{msg}");
+        assert!(
+            msg.contains(&format!(
+                "old.json is a shard state of version {version}, older than this pacer merges \
+                 (version 3 is needed): re-run the shards with this build"
+            )),
+            "{msg}"
+        );
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -585,6 +594,7 @@ fn a_staged_run_merges_its_stages() {
 /// Two states of one plan (shards 0/2 and 1/2), made as a shard makes them, as JSON to edit.
 fn made_states() -> Vec<Value> {
     use pacer::engine::{ErrorKey, RunStats};
+    use pacer::metric::Id;
     use pacer::plan::{Input, Limits, Plan, Rate};
     use pacer::shard::{ShardIndex, WallTimes};
     (0..2u32)
@@ -601,7 +611,7 @@ fn made_states() -> Vec<Value> {
             stats.errors.insert(ErrorKey::Status(500), 2);
             for k in 0..50u64 {
                 let x = Duration::from_nanos(1_000_000 + k * 7919).as_secs_f64();
-                stats.timings.response_time.record(x);
+                stats.timings[Id::ResponseTime].record(x);
             }
             let start = 1_767_225_600_000_000_000;
             let times = WallTimes {

@@ -5,9 +5,9 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::metric::{Metric, POPULATION_RULE};
+use crate::metric::{Metric, POPULATION_RULE, in_json_order};
 use crate::plan::{Limits, defaults};
-use crate::report::{Scope, Stat, timings_in_json_order};
+use crate::report::{Scope, Stat};
 
 /// The whole document.
 pub fn document() -> Value {
@@ -1124,8 +1124,8 @@ fn report_schema(llm: bool) -> Value {
             "properties": {"monotonic_start_ns": {"type": "integer"},
                 "unix_start": {"type": "number", "description": "Seconds since 1970."}}}),
     );
-    for t in timings_in_json_order().filter(|t| t.runs == Scope::Every) {
-        family(&mut props, t.metric);
+    for t in in_json_order().filter(|t| t.runs == Scope::Every) {
+        family(&mut props, t);
     }
     let mut required: Vec<Value> = [
         "config",
@@ -1142,12 +1142,12 @@ fn report_schema(llm: bool) -> Value {
     .iter()
     .map(|s| json!(s))
     .collect();
-    for t in timings_in_json_order().filter(|t| t.runs == Scope::Every) {
+    for t in in_json_order().filter(|t| t.runs == Scope::Every) {
         required.push(json!(Stat::Mean.field(t.name)));
     }
     if llm {
-        for t in timings_in_json_order().filter(|t| t.runs != Scope::Every) {
-            family(&mut props, t.metric);
+        for t in in_json_order().filter(|t| t.runs != Scope::Every) {
+            family(&mut props, t);
         }
         props.insert(
             "output_tokens".into(),

@@ -331,8 +331,9 @@ fn requests(path: &Path, first: &[u8], mut rest: impl BufRead) -> Result<Samples
                 s.errors += u64::from(l.error.is_some());
             }
             for (v, x) in s.values.iter_mut().zip(request_values(&c)) {
-                if let Some(x) = x.filter(|x| x.is_finite()) {
-                    v.push(x);
+                // A Sample is finite by construction.
+                if let Some(x) = x {
+                    v.push(x.secs);
                 }
             }
         }

@@ -65,11 +65,12 @@ use super::exchange::{Close, Exchange, Step};
 use super::export::LaneExport;
 use super::outcome::{Completed, Failure};
 use super::pacing::Pacing;
-use super::stats::LaneStats;
+use super::stats::{LaneStats, Values};
 use super::sys::{self, Events};
 use super::usage::ThreadUsage;
 use super::wake::Wait;
 use super::{Counts, LaneProgress, Stop, live, tls, wake};
+use crate::metric::Id;
 use crate::plan::{BodyMode, Plan};
 
 /// Events taken from the kernel per `epoll_pwait2`; a full buffer is drained again at once.
@@ -714,8 +715,8 @@ impl<'a> Lane<'a> {
         };
         // The one request that carries token gaps: they go in with its record, from the
         // connection's scratch memory, before the connection takes its next request.
-        self.stats.record(&c, gaps);
-        self.observe(&c);
+        let values = self.stats.record(&c, gaps);
+        self.observe(&c, &values);
         let conn = &mut self.conns[key];
         if let Some(t) = conn.release() {
             self.dispatch.end(t);
@@ -740,14 +741,15 @@ impl<'a> Lane<'a> {
     /// its token gaps): its statistics, the live view, the file.
     #[inline(always)]
     fn record(&mut self, c: &Completed) {
-        self.stats.record(c, &[]);
-        self.observe(c);
+        let values = self.stats.record(c, &[]);
+        self.observe(c, &values);
     }
 
-    /// What else sees each ended request: the live view and the file.
+    /// What else sees each ended request, with its values as the statistics computed them: the
+    /// live view and the file.
     #[inline(always)]
-    fn observe(&mut self, c: &Completed) {
-        if let Some((at, secs)) = live::sample(c, self.sh.t0, self.live_first_token) {
+    fn observe(&mut self, c: &Completed, values: &Values) {
+        if let Some((at, secs)) = live::sample(c, values, self.sh.t0, self.live_first_token) {
             self.progress.rolling.record(at, secs);
         }
         if let Some(e) = self.export.as_mut() {
@@ -763,7 +765,7 @@ impl<'a> Lane<'a> {
         }
         let now = Counts {
             sent: self.sent,
-            completed: s.timings.response_time.count(),
+            completed: s.timings[Id::ResponseTime].count(),
             errors: s.errors(),
             done: s.total,
             settled: s.dispatched,

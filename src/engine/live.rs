@@ -14,9 +14,11 @@
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
 use std::time::{Duration, Instant};
 
-use super::outcome::{Completed, Outcome};
+use super::outcome::Completed;
+use super::stats::Values;
+use crate::metric::Id;
 use crate::stats::histogram::BUCKETS;
-use crate::stats::{Histogram, bucket_of};
+use crate::stats::{Histogram, Sample};
 
 /// The length of one epoch.
 pub const EPOCH: Duration = Duration::from_millis(500);
@@ -63,7 +65,7 @@ impl Rolling {
     /// Counts `secs`, seen `at` after the run's start. Only the lane that owns this may call it.
     /// A sample of an epoch whose slot already holds a later one comes too late and is dropped.
     #[inline]
-    pub fn record(&self, at: Duration, secs: f64) {
+    pub fn record(&self, at: Duration, sample: Sample) {
         let e = epoch_of(at);
         let slot = &self.slots[(e % SLOTS as u64) as usize];
         let tag = slot.epoch.load(Ordering::Relaxed);
@@ -78,7 +80,7 @@ impl Rolling {
             }
             slot.epoch.store(e, Ordering::Release);
         }
-        let c = &slot.counts[bucket_of(secs.max(0.0))];
+        let c = &slot.counts[usize::from(sample.bucket)];
         // The lane is the only writer: a load and a store, not a locked add.
         c.store(c.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
     }
@@ -110,22 +112,21 @@ fn epoch_of(at: Duration) -> u64 {
 }
 
 /// The value a lane's live view counts for a request, and when: its time to first token in a
-/// streaming run (successes with a token), else its response time (whole responses).
+/// streaming run (successes with a token), else its response time (whole responses), as the
+/// statistics computed them (`values`).
 #[inline]
-pub fn sample(c: &Completed, t0: Instant, first_token: bool) -> Option<(Duration, f64)> {
-    let d = c.dispatch?;
-    let at = if first_token {
-        match c.outcome {
-            Outcome::Success => c.first_token_at?,
-            _ => return None,
-        }
+pub fn sample(
+    c: &Completed,
+    values: &Values,
+    t0: Instant,
+    first_token: bool,
+) -> Option<(Duration, Sample)> {
+    let (id, at) = if first_token {
+        (Id::TimeToFirstToken, c.first_token_at?)
     } else {
-        c.end_at?
+        (Id::ResponseTime, c.end_at?)
     };
-    Some((
-        at.saturating_duration_since(t0),
-        at.saturating_duration_since(d).as_secs_f64(),
-    ))
+    Some((at.saturating_duration_since(t0), values[id as usize]?))
 }
 
 /// What the lanes saw in the last whole second before `elapsed`.
@@ -178,7 +179,13 @@ fn quantile(counts: &[u64; BUCKETS], n: u64, q: f64) -> Option<f64> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::outcome::Outcome;
+    use super::super::stats::request_values;
     use super::*;
+
+    fn secs(x: f64) -> Sample {
+        Sample::of(x).unwrap()
+    }
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
@@ -193,10 +200,10 @@ mod tests {
         let r = Rolling::default();
         // Epoch 0 (0-499 ms): 100 samples of 1 ms; epoch 1: 97 of 1 ms and 3 of 100 ms.
         for i in 0..100 {
-            r.record(ms(i * 4), 0.001);
+            r.record(ms(i * 4), secs(0.001));
         }
         for i in 0..100 {
-            r.record(ms(500 + i * 4), if i % 40 == 7 { 0.1 } else { 0.001 });
+            r.record(ms(500 + i * 4), secs(if i % 40 == 7 { 0.1 } else { 0.001 }));
         }
         // During epoch 1 only epoch 0 is whole.
         let seen = recent(std::iter::once(&r), ms(700));
@@ -217,16 +224,16 @@ mod tests {
     #[test]
     fn a_slot_is_cleared_for_its_next_epoch_and_late_samples_are_dropped() {
         let r = Rolling::default();
-        r.record(ms(100), 0.002);
+        r.record(ms(100), secs(0.002));
         // Epoch 4 reuses epoch 0's slot.
-        r.record(ms(2100), 0.003);
-        r.record(ms(100), 0.002);
+        r.record(ms(2100), secs(0.003));
+        r.record(ms(100), secs(0.002));
         let seen = recent(std::iter::once(&r), ms(3000));
         assert_eq!(seen.count, 1, "epoch 4 holds its own sample only");
         assert!(near(seen.p50, 0.003), "{seen:?}");
         // Lanes add up.
         let other = Rolling::default();
-        other.record(ms(2400), 0.003);
+        other.record(ms(2400), secs(0.003));
         let both = [r, other];
         assert_eq!(recent(both.iter(), ms(2600)).count, 2);
     }
@@ -236,18 +243,32 @@ mod tests {
         let t0 = Instant::now();
         let at = |n: u64| t0 + ms(n);
         let mut c = Completed::unsent(0, at(0), 0, super::super::Failure::Timeout, at(9));
-        assert_eq!(sample(&c, t0, false), None, "never sent");
+        assert_eq!(
+            sample(&c, &request_values(&c), t0, false),
+            None,
+            "never sent"
+        );
         c.dispatch = Some(at(10));
-        assert_eq!(sample(&c, t0, false), None, "no whole response");
+        assert_eq!(
+            sample(&c, &request_values(&c), t0, false),
+            None,
+            "no whole response"
+        );
         c.end_at = Some(at(30));
         c.first_token_at = Some(at(15));
         assert_eq!(
-            sample(&c, t0, true),
+            sample(&c, &request_values(&c), t0, true),
             None,
             "a failed stream has no first token"
         );
         c.outcome = Outcome::Success;
-        assert_eq!(sample(&c, t0, false), Some((ms(30), 0.020)));
-        assert_eq!(sample(&c, t0, true), Some((ms(15), 0.005)));
+        assert_eq!(
+            sample(&c, &request_values(&c), t0, false).map(|(at, s)| (at, s.secs)),
+            Some((ms(30), 0.020))
+        );
+        assert_eq!(
+            sample(&c, &request_values(&c), t0, true).map(|(at, s)| (at, s.secs)),
+            Some((ms(15), 0.005))
+        );
     }
 }

@@ -53,7 +53,7 @@ pub use outcome::Failure;
 pub use outcome::TokenSource;
 pub use sched::Scheduling;
 use stats::Messages;
-pub use stats::{LaneStats, Timings, TokenSources};
+pub use stats::{LaneStats, Timings, TokenSources, Values, request_values};
 pub use timeline::Timeline;
 pub use tokens::TokenCounts;
 pub use usage::{HealthInput, ThreadUsage};

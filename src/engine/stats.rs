@@ -20,7 +20,7 @@
 //! Token gaps read together (one chunk) are counted beside: `token_gaps`, `token_gaps_coalesced`.
 
 use std::collections::HashMap;
-use std::ops::AddAssign;
+use std::ops::{AddAssign, Index, IndexMut};
 use std::time::{Duration, Instant};
 
 use super::exchange::Sink;
@@ -29,93 +29,41 @@ use super::sched::Scheduling;
 use super::timeline::Timeline;
 use super::tokens::TokenCounts;
 use super::usage::ThreadUsage;
-use crate::metric::Id;
+use crate::metric::{Id, METRICS, Metric};
 use crate::plan::Plan;
 use crate::slo::goodput::{self, Objective};
-use crate::stats::Recorder;
+use crate::stats::{Recorder, Sample};
 
-/// Every timing family of [`crate::metric`], one recorder each.
+/// Every timing family of [`crate::metric`], one recorder each, indexed by [`Id`]: a family added
+/// to `metric` (its `Id` variant, its `METRICS` entry, its formula in [`request_values`]) gets its
+/// recorder here with no other change.
 #[derive(Clone, Debug, Default)]
-pub struct Timings {
-    pub response_time: Recorder,
-    pub latency: Recorder,
-    pub corrected_response_time: Recorder,
-    pub dispatch_delay: Recorder,
-    pub time_to_first_byte: Recorder,
-    pub time_to_first_token: Recorder,
-    pub inter_token_latency: Recorder,
-    pub inter_chunk_latency: Recorder,
-    pub time_per_output_token: Recorder,
-    pub server_time_to_first_token: Recorder,
-    /// From the intended time, as `corrected_response_time`: a send the generator or a full
-    /// connection pool held back shows in them as a user would see it.
-    pub corrected_time_to_first_byte: Recorder,
-    pub corrected_time_to_first_token: Recorder,
-    /// The first token of each kind (`crate::metric`), from dispatch and from the intended time.
-    pub time_to_first_reasoning_token: Recorder,
-    pub time_to_first_content_token: Recorder,
-    pub time_to_first_tool_call: Recorder,
-    pub corrected_time_to_first_reasoning_token: Recorder,
-    pub corrected_time_to_first_content_token: Recorder,
-    pub corrected_time_to_first_tool_call: Recorder,
-}
+pub struct Timings([Recorder; Id::ALL.len()]);
 
 impl Timings {
-    /// The recorder of family `id`.
-    pub fn get(&self, id: Id) -> &Recorder {
-        match id {
-            Id::ResponseTime => &self.response_time,
-            Id::Latency => &self.latency,
-            Id::CorrectedResponseTime => &self.corrected_response_time,
-            Id::DispatchDelay => &self.dispatch_delay,
-            Id::TimeToFirstToken => &self.time_to_first_token,
-            Id::TimeToFirstByte => &self.time_to_first_byte,
-            Id::CorrectedTimeToFirstToken => &self.corrected_time_to_first_token,
-            Id::CorrectedTimeToFirstByte => &self.corrected_time_to_first_byte,
-            Id::InterTokenLatency => &self.inter_token_latency,
-            Id::InterChunkLatency => &self.inter_chunk_latency,
-            Id::TimePerOutputToken => &self.time_per_output_token,
-            Id::ServerTimeToFirstToken => &self.server_time_to_first_token,
-            Id::TimeToFirstReasoningToken => &self.time_to_first_reasoning_token,
-            Id::TimeToFirstContentToken => &self.time_to_first_content_token,
-            Id::TimeToFirstToolCall => &self.time_to_first_tool_call,
-            Id::CorrectedTimeToFirstReasoningToken => &self.corrected_time_to_first_reasoning_token,
-            Id::CorrectedTimeToFirstContentToken => &self.corrected_time_to_first_content_token,
-            Id::CorrectedTimeToFirstToolCall => &self.corrected_time_to_first_tool_call,
-        }
+    /// Every family with its recorder, in [`crate::metric::METRICS`]' order.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static Metric, &Recorder)> {
+        METRICS.iter().zip(&self.0)
     }
+}
 
-    /// The recorder of family `id`, to record into.
-    pub fn get_mut(&mut self, id: Id) -> &mut Recorder {
-        match id {
-            Id::ResponseTime => &mut self.response_time,
-            Id::Latency => &mut self.latency,
-            Id::CorrectedResponseTime => &mut self.corrected_response_time,
-            Id::DispatchDelay => &mut self.dispatch_delay,
-            Id::TimeToFirstToken => &mut self.time_to_first_token,
-            Id::TimeToFirstByte => &mut self.time_to_first_byte,
-            Id::CorrectedTimeToFirstToken => &mut self.corrected_time_to_first_token,
-            Id::CorrectedTimeToFirstByte => &mut self.corrected_time_to_first_byte,
-            Id::InterTokenLatency => &mut self.inter_token_latency,
-            Id::InterChunkLatency => &mut self.inter_chunk_latency,
-            Id::TimePerOutputToken => &mut self.time_per_output_token,
-            Id::ServerTimeToFirstToken => &mut self.server_time_to_first_token,
-            Id::TimeToFirstReasoningToken => &mut self.time_to_first_reasoning_token,
-            Id::TimeToFirstContentToken => &mut self.time_to_first_content_token,
-            Id::TimeToFirstToolCall => &mut self.time_to_first_tool_call,
-            Id::CorrectedTimeToFirstReasoningToken => {
-                &mut self.corrected_time_to_first_reasoning_token
-            }
-            Id::CorrectedTimeToFirstContentToken => &mut self.corrected_time_to_first_content_token,
-            Id::CorrectedTimeToFirstToolCall => &mut self.corrected_time_to_first_tool_call,
-        }
+impl Index<Id> for Timings {
+    type Output = Recorder;
+    fn index(&self, id: Id) -> &Recorder {
+        &self.0[id as usize]
+    }
+}
+
+impl IndexMut<Id> for Timings {
+    fn index_mut(&mut self, id: Id) -> &mut Recorder {
+        &mut self.0[id as usize]
     }
 }
 
 impl AddAssign for Timings {
-    fn add_assign(&mut self, mut o: Timings) {
-        for id in Id::ALL {
-            self.get_mut(id).merge(std::mem::take(o.get_mut(id)));
+    fn add_assign(&mut self, o: Timings) {
+        for (mine, theirs) in self.0.iter_mut().zip(o.0) {
+            mine.merge(theirs);
         }
     }
 }
@@ -299,7 +247,7 @@ impl TargetTally {
         self.total += 1;
         self.errors += u64::from(c.outcome != Outcome::Success);
         if let Some(x) = values[Id::ResponseTime as usize] {
-            self.response_time.record(x);
+            self.response_time.record_sample(x);
         }
     }
 }
@@ -346,12 +294,15 @@ impl LaneStats {
 
     /// Accounts for one request that ended, with the gaps before its content chunks (empty for
     /// any but a complete streamed response): the only way a request reaches a bucket, and the
-    /// only way into the statistics.
-    pub fn record(&mut self, c: &Completed, gaps: &[ChunkGap]) {
+    /// only way into the statistics. Returns the request's values of each family, computed here
+    /// once, for what else sees the request (the live view).
+    pub fn record(&mut self, c: &Completed, gaps: &[ChunkGap]) -> Values {
         let values = request_values(c);
         let good = c.outcome == Outcome::Success
             && !self.objectives.is_empty()
-            && goodput::met(&self.objectives, |m| values[m.id() as usize]);
+            && goodput::met(&self.objectives, |m| {
+                values[m.id() as usize].map(|s| s.secs)
+            });
         self.tally(c, &values, gaps, good);
         if !self.stage_starts.is_empty() {
             // The stage whose span holds the intended time (a 0 s stage starts where the next
@@ -364,13 +315,14 @@ impl LaneStats {
                 stage.tally(c, &values, gaps, good);
             }
         }
-        self.timeline.record(c);
+        self.timeline.record(c, &values);
         if !self.target_slots.is_empty() {
             let k = self.target_slots[(c.index % self.target_slots.len() as u64) as usize];
             if let Some(t) = self.targets.get_mut(k as usize) {
                 t.tally(c, &values);
             }
         }
+        values
     }
 
     /// Counts and times one request (see [`LaneStats::record`]).
@@ -384,9 +336,9 @@ impl LaneStats {
             self.last_dispatch = Some(self.last_dispatch.map_or(d, |l| l.max(d)));
         }
         let t = &mut self.timings;
-        for id in Id::ALL {
-            if let Some(x) = values[id as usize] {
-                t.get_mut(id).record(x);
+        for (r, x) in t.0.iter_mut().zip(values) {
+            if let Some(x) = *x {
+                r.record_sample(x);
             }
         }
         match c.outcome {
@@ -399,10 +351,10 @@ impl LaneStats {
                 self.tokens.add(&c.said, self.prompt_overhead);
                 // The per-token families: successes only, as every family of a streamed answer.
                 for g in gaps {
-                    t.inter_chunk_latency.record(g.secs);
+                    t[Id::InterChunkLatency].record(g.secs);
                     let per_token = g.secs / g.tokens.max(1) as f64;
                     for _ in 0..g.tokens.clamp(1, MAX_TOKEN_SAMPLES_PER_CHUNK) {
-                        t.inter_token_latency.record(per_token);
+                        t[Id::InterTokenLatency].record(per_token);
                     }
                 }
                 self.token_gaps += u64::from(c.token_gaps);
@@ -474,16 +426,22 @@ impl LaneStats {
     }
 }
 
-/// One request's value of each per-request family, by [`Id`] (None where it has none; the
-/// per-token families come from its gaps instead).
-pub type Values = [Option<f64>; Id::ALL.len()];
+/// One request's value of each per-request family, by [`Id`], with its histogram bucket (None
+/// where it has none; the per-token families come from its gaps instead).
+pub type Values = [Option<Sample>; Id::ALL.len()];
 
 /// The per-request formulas, the one place they live: each of a request's values computed once,
 /// for its statistics (the run's and its stage's) and its goodput alike. Which requests have
 /// which values is [`crate::metric::Population`]: `dispatch_delay` every request sent, the
 /// response families every complete response, the streamed answer's families successes only.
+/// Each value is found its histogram bucket here too, once for every recorder that counts it.
 pub fn request_values(c: &Completed) -> Values {
-    let mut v: Values = [None; Id::ALL.len()];
+    request_secs(c).map(|x| x.and_then(Sample::of))
+}
+
+/// [`request_values`]' figures in seconds.
+fn request_secs(c: &Completed) -> [Option<f64>; Id::ALL.len()] {
+    let mut v = [None; Id::ALL.len()];
     let Some(d) = c.dispatch else {
         return v;
     };
@@ -606,13 +564,13 @@ mod tests {
         assert_eq!(s.failures[&Failure::NotSent], 1);
         // Complete responses are timed, statuses included; failures and unsent ones are not.
         let t = &s.timings;
-        assert_eq!(t.response_time.count(), 2);
-        assert_eq!(t.response_time.summary().min, Some(0.010));
-        assert_eq!(t.corrected_response_time.summary().max, Some(0.022));
-        assert_eq!(t.latency.summary().min, Some(0.003));
-        assert_eq!(t.time_to_first_byte.summary().min, Some(0.004));
+        assert_eq!(t[Id::ResponseTime].count(), 2);
+        assert_eq!(t[Id::ResponseTime].summary().min, Some(0.010));
+        assert_eq!(t[Id::CorrectedResponseTime].summary().max, Some(0.022));
+        assert_eq!(t[Id::Latency].summary().min, Some(0.003));
+        assert_eq!(t[Id::TimeToFirstByte].summary().min, Some(0.004));
         // Dispatch delay for every request that went out, even one that failed.
-        assert_eq!(t.dispatch_delay.count(), 3);
+        assert_eq!(t[Id::DispatchDelay].count(), 3);
         assert_eq!(s.dispatched, 3);
         assert_eq!(s.bytes_received, 300);
     }
@@ -643,18 +601,18 @@ mod tests {
         let mut s = LaneStats::default();
         s.record(&c, &[]);
         let t = &s.timings;
-        assert_eq!(t.time_to_first_token.summary().mean, Some(0.050));
+        assert_eq!(t[Id::TimeToFirstToken].summary().mean, Some(0.050));
         // (0.100 - 0.050) / 10 tokens after the first.
-        let tpot = t.time_per_output_token.summary().mean.unwrap();
+        let tpot = t[Id::TimePerOutputToken].summary().mean.unwrap();
         assert!((tpot - 0.005).abs() < 1e-12, "{tpot}");
-        assert_eq!(t.server_time_to_first_token.count(), 1);
+        assert_eq!(t[Id::ServerTimeToFirstToken].count(), 1);
         assert_eq!(s.output_tokens, 11);
         // A stream error is timed as a response but gets no token timings.
         let mut failed = c;
         failed.outcome = Outcome::Failed(Failure::Stream("x"));
         s.record(&failed, &[]);
-        assert_eq!(s.timings.response_time.count(), 2);
-        assert_eq!(s.timings.time_to_first_token.count(), 1);
+        assert_eq!(s.timings[Id::ResponseTime].count(), 2);
+        assert_eq!(s.timings[Id::TimeToFirstToken].count(), 1);
         assert_eq!(s.output_tokens, 11);
     }
 
@@ -673,27 +631,30 @@ mod tests {
         // A zero count is one token: every content chunk carries at least one.
         s.record(&c, &[gap(30, 3), gap(10, 1), gap(8, 0)]);
         let t = &s.timings;
-        assert_eq!(t.inter_chunk_latency.count(), 3);
-        assert_eq!(t.inter_chunk_latency.summary().max, Some(0.030));
-        assert_eq!(t.inter_token_latency.count(), 5);
-        let itl = t.inter_token_latency.summary();
+        assert_eq!(t[Id::InterChunkLatency].count(), 3);
+        assert_eq!(t[Id::InterChunkLatency].summary().max, Some(0.030));
+        assert_eq!(t[Id::InterTokenLatency].count(), 5);
+        let itl = t[Id::InterTokenLatency].summary();
         assert_eq!((itl.min, itl.max), (Some(0.008), Some(0.010)));
         // The per-token gaps add up to the chunk gaps.
         let sum = |r: &crate::stats::Recorder| r.summary().mean.unwrap() * r.count() as f64;
-        assert!((sum(&t.inter_token_latency) - sum(&t.inter_chunk_latency)).abs() < 1e-12);
+        assert!((sum(&t[Id::InterTokenLatency]) - sum(&t[Id::InterChunkLatency])).abs() < 1e-12);
         assert_eq!((s.token_gaps, s.token_gaps_coalesced), (4, 2));
         // A nonsense count adds a bounded number of samples, each the gap over all its tokens.
         let mut s = LaneStats::default();
         s.record(&c, &[gap(1000, 1_000_000)]);
         let t = &s.timings;
-        assert_eq!(t.inter_token_latency.count(), MAX_TOKEN_SAMPLES_PER_CHUNK);
-        assert_eq!(t.inter_token_latency.summary().max, Some(1e-6));
+        assert_eq!(
+            t[Id::InterTokenLatency].count(),
+            MAX_TOKEN_SAMPLES_PER_CHUNK
+        );
+        assert_eq!(t[Id::InterTokenLatency].summary().max, Some(1e-6));
         // A failed stream keeps none of them, as it keeps no time to first token.
         let mut s = LaneStats::default();
         c.outcome = Outcome::Failed(Failure::Stream("x"));
         s.record(&c, &[gap(30, 3)]);
-        assert_eq!(s.timings.inter_chunk_latency.count(), 0);
-        assert_eq!(s.timings.inter_token_latency.count(), 0);
+        assert_eq!(s.timings[Id::InterChunkLatency].count(), 0);
+        assert_eq!(s.timings[Id::InterTokenLatency].count(), 0);
         assert_eq!((s.token_gaps, s.token_gaps_coalesced), (0, 0));
     }
 
@@ -710,12 +671,12 @@ mod tests {
             tokens: 2,
         }];
         s.record(&c, &gaps);
-        assert_eq!(s.stages[0].timings.inter_token_latency.count(), 0);
+        assert_eq!(s.stages[0].timings[Id::InterTokenLatency].count(), 0);
         let second = &s.stages[1];
-        assert_eq!(second.timings.inter_token_latency.count(), 2);
-        assert_eq!(second.timings.inter_chunk_latency.count(), 1);
+        assert_eq!(second.timings[Id::InterTokenLatency].count(), 2);
+        assert_eq!(second.timings[Id::InterChunkLatency].count(), 1);
         assert_eq!((second.token_gaps, second.token_gaps_coalesced), (3, 1));
-        assert_eq!(s.timings.inter_token_latency.count(), 2);
+        assert_eq!(s.timings[Id::InterTokenLatency].count(), 2);
     }
 
     #[test]
@@ -796,7 +757,7 @@ mod tests {
         b.scheduling = Scheduling::RealtimeDenied("EPERM".into());
         a += b;
         assert_eq!((a.total, a.successes, a.dispatched), (3, 2, 3));
-        assert_eq!(a.timings.response_time.count(), 3);
+        assert_eq!(a.timings[Id::ResponseTime].count(), 3);
         assert_eq!(a.first_dispatch, Some(t0 + Duration::from_millis(2)));
         assert_eq!(a.last_dispatch, Some(t0 + Duration::from_millis(30)));
         assert!(a.interrupted);
@@ -861,8 +822,8 @@ mod tests {
         assert_eq!((b.total, b.successes, b.good, b.errors()), (2, 0, 0, 2));
         assert_eq!(b.statuses[&503], 1);
         assert_eq!(b.failures[&Failure::NotSent], 1);
-        assert_eq!(a.timings.response_time.count(), 2);
-        assert_eq!(b.timings.response_time.summary().max, Some(0.003));
+        assert_eq!(a.timings[Id::ResponseTime].count(), 2);
+        assert_eq!(b.timings[Id::ResponseTime].summary().max, Some(0.003));
         assert_eq!(a.dispatched + b.dispatched, s.dispatched);
         assert!(a.stages.is_empty(), "a stage has no stages of its own");
     }
@@ -908,16 +869,16 @@ mod tests {
         s.record(&c, &[]);
         let t = &s.timings;
         // Dispatched 2 ms after its intended time: the corrected figures carry those 2 ms.
-        assert_eq!(t.time_to_first_token.summary().mean, Some(0.050));
-        assert_eq!(t.corrected_time_to_first_token.summary().mean, Some(0.052));
-        assert_eq!(t.time_to_first_byte.summary().mean, Some(0.004));
-        assert_eq!(t.corrected_time_to_first_byte.summary().mean, Some(0.006));
+        assert_eq!(t[Id::TimeToFirstToken].summary().mean, Some(0.050));
+        assert_eq!(t[Id::CorrectedTimeToFirstToken].summary().mean, Some(0.052));
+        assert_eq!(t[Id::TimeToFirstByte].summary().mean, Some(0.004));
+        assert_eq!(t[Id::CorrectedTimeToFirstByte].summary().mean, Some(0.006));
         // A failure after the first byte has a corrected first byte but no token timings.
         let mut failed = c;
         failed.outcome = Outcome::Failed(Failure::Stream("x"));
         s.record(&failed, &[]);
-        assert_eq!(s.timings.corrected_time_to_first_byte.count(), 2);
-        assert_eq!(s.timings.corrected_time_to_first_token.count(), 1);
+        assert_eq!(s.timings[Id::CorrectedTimeToFirstByte].count(), 2);
+        assert_eq!(s.timings[Id::CorrectedTimeToFirstToken].count(), 1);
     }
 
     #[test]

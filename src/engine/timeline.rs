@@ -29,9 +29,11 @@ use std::ops::AddAssign;
 use std::time::{Duration, Instant};
 
 use super::outcome::{Completed, Failure, Outcome};
+use super::stats::Values;
+use crate::metric::Id;
 use crate::plan::defaults::MAX_INTERVALS;
 use crate::stats::histogram::BUCKETS;
-use crate::stats::{Histogram, bucket_of};
+use crate::stats::{Histogram, Sample, bucket_of};
 
 /// Bits of a cell that hold its count; the bucket index sits above them.
 const COUNT_BITS: u32 = 56;
@@ -67,11 +69,15 @@ impl SparseHistogram {
     /// `stats::Recorder` does.
     #[inline]
     pub fn record(&mut self, secs: f64) {
-        if !secs.is_finite() {
-            return;
+        if let Some(s) = Sample::of(secs) {
+            self.record_sample(s);
         }
-        let secs = if secs > 0.0 { secs } else { 0.0 };
-        let b = bucket_of(secs) as u64;
+    }
+
+    /// Counts a sample whose bucket is known ([`Sample::of`]).
+    #[inline]
+    pub fn record_sample(&mut self, s: Sample) {
+        let (secs, b) = (s.secs, u64::from(s.bucket));
         match self.cells.binary_search_by_key(&b, |c| c >> COUNT_BITS) {
             Ok(i) => self.cells[i] += 1,
             Err(i) => self.cells.insert(i, (b << COUNT_BITS) | 1),
@@ -333,20 +339,20 @@ impl Timeline {
         &self.intervals
     }
 
-    /// Places one request's figures (see the module docs).
+    /// Places one request's figures (see the module docs), its timings as the statistics
+    /// computed them (`values`).
     #[inline]
-    pub fn record(&mut self, c: &Completed) {
+    pub fn record(&mut self, c: &Completed, values: &Values) {
         let Some(t0) = self.t0 else {
             return;
         };
         if c.intended <= c.ended {
             self.at(t0, c.intended).n.scheduled += 1;
         }
-        if let Some(d) = c.dispatch {
+        if let (Some(d), Some(x)) = (c.dispatch, values[Id::DispatchDelay as usize]) {
             let i = self.at(t0, d);
             i.n.sent += 1;
-            i.dispatch_delay
-                .record(d.saturating_duration_since(c.intended).as_secs_f64());
+            i.dispatch_delay.record_sample(x);
         }
         let ended = &mut self.at(t0, c.ended).n;
         match c.outcome {
@@ -357,19 +363,13 @@ impl Timeline {
             Outcome::Failed(Failure::NotSent | Failure::Interrupted) => ended.not_sent += 1,
             Outcome::Status(_) | Outcome::Failed(_) => ended.errors += 1,
         }
-        let Some(d) = c.dispatch else {
-            return;
-        };
-        if let Some(end) = c.end_at {
+        if let (Some(end), Some(x)) = (c.end_at, values[Id::ResponseTime as usize]) {
             let i = self.at(t0, end);
             i.n.completed += 1;
-            i.response_time
-                .record(end.saturating_duration_since(d).as_secs_f64());
+            i.response_time.record_sample(x);
         }
-        if let (Outcome::Success, Some(ft)) = (c.outcome, c.first_token_at) {
-            self.at(t0, ft)
-                .time_to_first_token
-                .record(ft.saturating_duration_since(d).as_secs_f64());
+        if let (Some(ft), Some(x)) = (c.first_token_at, values[Id::TimeToFirstToken as usize]) {
+            self.at(t0, ft).time_to_first_token.record_sample(x);
         }
     }
 
@@ -473,7 +473,15 @@ fn nanos(d: Duration) -> u64 {
 
 #[cfg(test)]
 mod tests {
+    use super::super::stats::request_values;
     use super::*;
+
+    impl Timeline {
+        /// `record` with the values the statistics compute.
+        fn record_of(&mut self, c: &Completed) {
+            self.record(c, &request_values(c));
+        }
+    }
 
     #[test]
     fn the_cached_interval_places_as_the_division_does() {
@@ -555,7 +563,7 @@ mod tests {
         let t0 = Instant::now();
         let mut t = second(t0);
         // Intended at 0.9 s, sent at 1.2 s, answered at 2.5 s: three intervals.
-        t.record(&R::new(t0, 900).answered(1200, 2500, Outcome::Success));
+        t.record_of(&R::new(t0, 900).answered(1200, 2500, Outcome::Success));
         let iv = t.intervals();
         assert_eq!(iv.len(), 3);
         assert_eq!(
@@ -581,11 +589,11 @@ mod tests {
         let t0 = Instant::now();
         let mut t = second(t0);
         // An HTTP error is a whole response: completed and timed, and an error.
-        t.record(&R::new(t0, 0).answered(1, 100, Outcome::Status(503)));
+        t.record_of(&R::new(t0, 0).answered(1, 100, Outcome::Status(503)));
         // A timeout: an error when it was seen (2.1 s), never completed nor timed.
-        t.record(&R::new(t0, 50).failed(100, 2100, Failure::Timeout));
+        t.record_of(&R::new(t0, 50).failed(100, 2100, Failure::Timeout));
         // Waited 2 s for a connection: not sent, at 2.3 s, scheduled at 0.3 s.
-        t.record(&R::new(t0, 300).unsent(2300, Failure::NotSent));
+        t.record_of(&R::new(t0, 300).unsent(2300, Failure::NotSent));
         let iv = t.intervals();
         assert_eq!(
             (iv[0].n.completed, iv[0].n.errors, iv[0].n.not_sent),
@@ -610,8 +618,8 @@ mod tests {
         let t0 = Instant::now();
         let mut t = second(t0);
         // Stopped at 1.5 s: one request due at 1.4 s still queued, one due at 9 s never due.
-        t.record(&R::new(t0, 1400).unsent(1500, Failure::Interrupted));
-        t.record(&R::new(t0, 9000).unsent(1500, Failure::Interrupted));
+        t.record_of(&R::new(t0, 1400).unsent(1500, Failure::Interrupted));
+        t.record_of(&R::new(t0, 9000).unsent(1500, Failure::Interrupted));
         let iv = t.intervals();
         assert_eq!(iv.len(), 2, "nothing placed at 9 s");
         assert_eq!(
@@ -631,10 +639,10 @@ mod tests {
         let mut c = R::new(t0, 0).answered(10, 3010, Outcome::Success);
         c.first_token_at = Some(t0 + MS * 1510);
         c.output_tokens = 7;
-        t.record(&c);
+        t.record_of(&c);
         let mut failed = c;
         failed.outcome = Outcome::Failed(Failure::Stream("x"));
-        t.record(&failed);
+        t.record_of(&failed);
         let iv = t.intervals();
         assert_eq!(iv[1].time_to_first_token.quantile(0.5), Some(1.5));
         assert_eq!(
@@ -654,7 +662,7 @@ mod tests {
         let mut t = Timeline::new(t0, Duration::from_millis(500));
         for k in 0..10u64 {
             // Ten requests sent 100 ms apart from 0 to 0.9 s, answered 5 ms later.
-            t.record(&R::new(t0, k * 100).answered(k * 100, k * 100 + 5, Outcome::Success));
+            t.record_of(&R::new(t0, k * 100).answered(k * 100, k * 100 + 5, Outcome::Success));
         }
         let e = t.entries(Duration::from_millis(1700));
         let starts: Vec<f64> = e.iter().map(|e| e.start).collect();
@@ -681,9 +689,9 @@ mod tests {
     fn lanes_merge_interval_by_interval() {
         let t0 = Instant::now();
         let (mut a, mut b) = (second(t0), second(t0));
-        a.record(&R::new(t0, 0).answered(0, 10, Outcome::Success));
-        b.record(&R::new(t0, 0).answered(0, 20, Outcome::Success));
-        b.record(&R::new(t0, 2000).answered(2000, 2030, Outcome::Status(500)));
+        a.record_of(&R::new(t0, 0).answered(0, 10, Outcome::Success));
+        b.record_of(&R::new(t0, 0).answered(0, 20, Outcome::Success));
+        b.record_of(&R::new(t0, 2000).answered(2000, 2030, Outcome::Status(500)));
         a += b;
         let iv = a.intervals();
         assert_eq!(iv.len(), 3);

@@ -19,15 +19,15 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use super::ShardIndex;
 use super::state::{Counts, PlanEcho, STATE_VERSION, ShardState, StageState, StateError};
 use super::timeline::{Alignment, TimelineFold, align};
-use crate::engine::Timeline;
+use crate::engine::{Clock, ErrorKey, RunStats};
 use crate::health::HealthInput;
-use crate::stats::Recorder;
 use crate::stats::pack::{PackError, unpack_base64};
 use crate::stats::sketch::RANK_ERROR;
 use crate::wall::{UnixNanos, format_rfc3339, secs_between};
@@ -39,116 +39,156 @@ pub struct Merged {
     pub plan: PlanEcho,
     pub fingerprint: String,
     pub shards: u32,
-    pub counts: Counts,
-    pub statuses: BTreeMap<u16, u64>,
-    pub failures: BTreeMap<String, u64>,
-    /// Every timing family any shard reported, by name.
-    pub timings: BTreeMap<String, Recorder>,
+    /// The run's statistics as one process would have handed them to the report: the shards'
+    /// counts, errors and timing families added (each stage's as well), `elapsed` from the
+    /// earliest start to the latest end, the achieved rate over every shard's sends, the worst
+    /// scheduling, `health` over every shard (None when a state did not carry it), and the
+    /// timeline on one grid (off when `alignment` says why).
+    pub stats: RunStats,
     pub start_unix_ns: UnixNanos,
     pub end_unix_ns: UnixNanos,
-    /// Seconds from the earliest start to the latest end.
-    pub elapsed: f64,
-    pub achieved_qps: f64,
-    /// How the shards' threads were scheduled, each way once (see [`ShardState::scheduling`]).
-    pub scheduling: Vec<String>,
     /// Seconds between the first and the last shard to really begin.
     pub start_skew: f64,
     pub per_shard: Vec<ShardLine>,
     /// Set when any timing family's percentiles come from a sketch: their rank error bound.
     pub percentile_rank_error: Option<f64>,
-    /// Some shard was stopped before its end.
-    pub interrupted: bool,
-    /// What the whole run's `health` is judged from: every shard's threads and counts (None
-    /// when a state did not carry it).
-    pub health: Option<HealthInput>,
-    /// The run's timeline, intervals from the earliest start (None when `alignment` says why).
-    pub timeline: Option<Timeline>,
     /// How the shards' timelines were placed on the run's, or why it has none.
     pub alignment: Alignment,
-    /// A staged run's stages, each merged over the shards (empty without stages, or when a
-    /// state did not carry them).
-    pub stages: Vec<MergedPart>,
 }
 
-/// One stage of the run, merged: its requests' counts and timings over every shard.
-#[derive(Clone, Debug, Default)]
-pub struct MergedPart {
-    pub counts: Counts,
-    pub statuses: BTreeMap<u16, u64>,
-    pub failures: BTreeMap<String, u64>,
-    pub timings: BTreeMap<String, Recorder>,
-    /// The stage's length, seconds.
-    pub elapsed: f64,
-    pub achieved_qps: f64,
+/// `a + b`, or the refusal that names `source` and the count `what` that would overflow.
+fn sum(a: u64, b: u64, what: &str, source: &str) -> Result<u64, MergeError> {
+    a.checked_add(b).ok_or_else(|| MergeError::Overflow {
+        source: source.to_string(),
+        what: what.to_string(),
+    })
+}
+
+/// What one state measured of its run, or of one stage of it.
+struct Part<'a> {
+    counts: &'a Counts,
+    statuses: &'a BTreeMap<u16, u64>,
+    failures: &'a BTreeMap<String, u64>,
+    timings: &'a BTreeMap<String, String>,
     first_dispatch: Option<UnixNanos>,
     last_dispatch: Option<UnixNanos>,
 }
 
-impl MergedPart {
-    /// Adds a shard's stage `k`; `source` names it if a family does not unpack.
-    fn add(&mut self, source: &str, k: usize, s: &StageState) -> Result<(), MergeError> {
-        for (family, packed) in &s.timings {
-            let label = format!("stage {}: {family}", k + 1);
-            let r = unpack_base64(packed).map_err(|error| MergeError::Timing {
-                source: source.to_string(),
-                family: label.clone(),
-                error,
-            })?;
-            add_family(&mut self.timings, family, &label, r, source)?;
+impl<'a> Part<'a> {
+    fn of_run(s: &'a ShardState) -> Part<'a> {
+        Part {
+            counts: &s.counts,
+            statuses: &s.statuses,
+            failures: &s.failures,
+            timings: &s.timings,
+            first_dispatch: s.first_dispatch_unix_ns,
+            last_dispatch: s.last_dispatch_unix_ns,
         }
-        self.counts = add_checked(&self.counts, &s.counts, source)?;
-        add_counts(&mut self.statuses, &s.statuses);
-        add_counts(&mut self.failures, &s.failures);
-        self.elapsed = s.duration;
-        self.first_dispatch = min(self.first_dispatch, s.first_dispatch_unix_ns);
-        self.last_dispatch = max(self.last_dispatch, s.last_dispatch_unix_ns);
-        Ok(())
+    }
+
+    fn of_stage(s: &'a StageState) -> Part<'a> {
+        Part {
+            counts: &s.counts,
+            statuses: &s.statuses,
+            failures: &s.failures,
+            timings: &s.timings,
+            first_dispatch: s.first_dispatch_unix_ns,
+            last_dispatch: s.last_dispatch_unix_ns,
+        }
     }
 }
 
-/// `a + b`, or the refusal that names `source` and the count that would overflow, or that
-/// would make the run larger than a run can be.
-fn add_checked(a: &Counts, b: &Counts, source: &str) -> Result<Counts, MergeError> {
-    let overflow = |what: &str| MergeError::Overflow {
-        source: source.to_string(),
-        what: what.to_string(),
-    };
-    let sum = a.checked_add(b).map_err(overflow)?;
-    // Every count derived from requests (a timeline's, a histogram's) stays below this too.
-    if sum.total_requests as f64 > crate::plan::defaults::MAX_REQUESTS {
-        return Err(overflow("total_requests"));
-    }
-    Ok(sum)
-}
-
-/// Merges `r` into the recorder of `family`, if their sample counts add without overflow
-/// (`label` names the family in the refusal).
-fn add_family(
-    timings: &mut BTreeMap<String, Recorder>,
-    family: &str,
-    label: &str,
-    r: Recorder,
+/// Adds one state's `part` into `into` as the lanes' `+=` adds a thread's statistics, but
+/// checked: a count that would overflow, or make the run larger than a run can be, is refused
+/// naming `source`; so is a timing family that does not unpack (`label` says whose it is: the
+/// run's, or a stage's). Returns the part's errors.
+fn add_part(
+    into: &mut RunStats,
+    part: &Part<'_>,
     source: &str,
-) -> Result<(), MergeError> {
-    let mine = timings.entry(family.to_string()).or_default();
-    if mine.count().checked_add(r.count()).is_none() {
+    label: &str,
+) -> Result<u64, MergeError> {
+    // The counts first: every other sum is bounded by them.
+    let c = part.counts;
+    into.total_requests = sum(
+        into.total_requests,
+        c.total_requests,
+        "total_requests",
+        source,
+    )?;
+    // Every count derived from requests (a timeline's, a histogram's) stays below this too.
+    if into.total_requests as f64 > crate::plan::defaults::MAX_REQUESTS {
         return Err(MergeError::Overflow {
             source: source.to_string(),
-            what: format!("the samples of {label}"),
+            what: "total_requests".into(),
         });
     }
-    mine.merge(r);
-    Ok(())
-}
-
-/// Adds `b`'s counts into `a`; their sum.
-fn add_counts<K: Ord + Clone>(a: &mut BTreeMap<K, u64>, b: &BTreeMap<K, u64>) -> u64 {
-    let mut sum = 0;
-    for (k, &n) in b {
-        *a.entry(k.clone()).or_insert(0) += n;
-        sum += n;
+    into.successes = sum(into.successes, c.successes, "successes", source)?;
+    into.sent = sum(into.sent, c.dispatched, "dispatched", source)?;
+    into.bytes_received = sum(
+        into.bytes_received,
+        c.bytes_received,
+        "bytes_received",
+        source,
+    )?;
+    into.connections_opened = sum(
+        into.connections_opened,
+        c.connections_opened,
+        "connections_opened",
+        source,
+    )?;
+    into.output_tokens = sum(into.output_tokens, c.output_tokens, "output_tokens", source)?;
+    into.input_tokens = sum(into.input_tokens, c.input_tokens, "input_tokens", source)?;
+    into.tls_full = sum(into.tls_full, c.tls_full, "tls_full", source)?;
+    into.tls_resumed = sum(into.tls_resumed, c.tls_resumed, "tls_resumed", source)?;
+    into.good_requests = sum(into.good_requests, c.good_requests, "good_requests", source)?;
+    into.token_gaps = sum(into.token_gaps, c.token_gaps, "token_gaps", source)?;
+    // Each bounded by a count summed above (`ShardState::check`): the token sources by the
+    // successes, the coalesced gaps by the gaps.
+    into.output_sources += c.output_sources;
+    into.input_sources += c.input_sources;
+    into.token_gaps_coalesced += c.token_gaps_coalesced;
+    // The errors are the requests that did not succeed (`ShardState::check`), whose sum did
+    // not overflow.
+    let mut errors = 0;
+    let keyed = (part
+        .statuses
+        .iter()
+        .map(|(&s, &n)| (ErrorKey::Status(s), n)))
+    .chain(
+        part.failures
+            .iter()
+            .map(|(f, &n)| (ErrorKey::Name(f.clone()), n)),
+    );
+    for (k, n) in keyed {
+        *into.errors.entry(k).or_insert(0) += n;
+        errors += n;
     }
-    sum
+    // One family unpacked at a time, folded in and dropped.
+    for (family, packed) in part.timings {
+        let label = format!("{label}{family}");
+        let r = unpack_base64(packed).map_err(|error| MergeError::Timing {
+            source: source.to_string(),
+            family: label.clone(),
+            error,
+        })?;
+        // Every name is a family's (`ShardState::check`).
+        let Some(m) = crate::metric::by_name(family) else {
+            continue;
+        };
+        let mine = &mut into.timings[m.id];
+        if mine.count().checked_add(r.count()).is_none() {
+            return Err(MergeError::Overflow {
+                source: source.to_string(),
+                what: format!("the samples of {label}"),
+            });
+        }
+        mine.merge(r);
+    }
+    let w = &mut into.wall;
+    w.first_dispatch = min(w.first_dispatch, part.first_dispatch);
+    w.last_dispatch = max(w.last_dispatch, part.last_dispatch);
+    Ok(errors)
 }
 
 fn min(a: Option<i64>, b: Option<i64>) -> Option<i64> {
@@ -161,17 +201,11 @@ fn max(a: Option<i64>, b: Option<i64>) -> Option<i64> {
 
 /// Requests sent per second from the first send to the last over every shard (fixed rate), or
 /// completed per second of `duration` (saturation), as the engine computes a run's.
-fn achieved(
-    qps: Option<f64>,
-    counts: &Counts,
-    duration: f64,
-    first: Option<UnixNanos>,
-    last: Option<UnixNanos>,
-) -> f64 {
-    match (qps, first, last) {
-        (None, _, _) => counts.total_requests as f64 / duration.max(1e-9),
-        (Some(_), Some(a), Some(b)) if counts.dispatched >= 2 && b > a => {
-            (counts.dispatched - 1) as f64 / secs_between(a, b)
+fn achieved(qps: Option<f64>, stats: &RunStats, duration: f64) -> f64 {
+    match (qps, stats.wall.first_dispatch, stats.wall.last_dispatch) {
+        (None, _, _) => stats.total_requests as f64 / duration.max(1e-9),
+        (Some(_), Some(a), Some(b)) if stats.sent >= 2 && b > a => {
+            (stats.sent - 1) as f64 / secs_between(a, b)
         }
         _ => 0.0,
     }
@@ -350,6 +384,12 @@ pub fn check(states: &[(String, ShardState)]) -> Result<(), MergeError> {
             version: s.pacer_state,
         });
     }
+    if let Some((source, s)) = states.iter().find(|(_, s)| s.pacer_state < STATE_VERSION) {
+        return Err(MergeError::Invalid(StateError::OlderVersion {
+            source: source.clone(),
+            version: u64::from(s.pacer_state),
+        }));
+    }
     for (source, s) in states {
         s.check(source).map_err(MergeError::Invalid)?;
     }
@@ -396,82 +436,59 @@ pub fn check(states: &[(String, ShardState)]) -> Result<(), MergeError> {
 
 /// The merge under way: states [`check`]ed together are added one at a time, in shard order (so
 /// the result does not depend on the order they were given in), each dropped once added. Holds
-/// the merged recorders and one line per shard, nothing that grows with the requests.
+/// the merged statistics and one line per shard, nothing that grows with the requests.
 pub struct Fold {
     plan: PlanEcho,
     fingerprint: String,
     shards: u32,
-    counts: Counts,
-    statuses: BTreeMap<u16, u64>,
-    failures: BTreeMap<String, u64>,
-    timings: BTreeMap<String, Recorder>,
-    scheduling: Vec<String>,
+    stats: RunStats,
     threads: usize,
-    interrupted: bool,
     /// Per shard: its line, and its effective start (the later of its start and its readiness).
     lines: Vec<(ShardLine, UnixNanos)>,
     start: Option<UnixNanos>,
     end: Option<UnixNanos>,
-    first_dispatch: Option<UnixNanos>,
-    last_dispatch: Option<UnixNanos>,
     /// None as soon as one state lacks it: a verdict on part of the run is not the run's.
     health: Option<HealthInput>,
     states: usize,
     alignment: Alignment,
     timeline: TimelineFold,
-    /// None as soon as one state lacks the plan's stages.
-    stages: Option<Vec<MergedPart>>,
+    /// False as soon as one state lacks the plan's stages.
+    staged: bool,
 }
 
 impl Fold {
     /// A merge whose plan is `first`'s (the states were checked to share it), placing the
     /// shards' timelines as `alignment` ([`align`] of every state) says.
     pub fn new(first: &ShardState, alignment: Alignment) -> Fold {
+        let stages = first
+            .plan
+            .config
+            .get("stages")
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len);
         Fold {
             plan: first.plan.clone(),
             fingerprint: first.fingerprint.clone(),
             shards: first.shard.count(),
-            counts: Counts::default(),
-            statuses: BTreeMap::new(),
-            failures: BTreeMap::new(),
-            timings: BTreeMap::new(),
-            scheduling: Vec::new(),
+            stats: RunStats {
+                stages: vec![RunStats::default(); stages],
+                ..RunStats::default()
+            },
             threads: 0,
-            interrupted: false,
             lines: Vec::new(),
             start: None,
             end: None,
-            first_dispatch: None,
-            last_dispatch: None,
             health: None,
             states: 0,
             alignment,
             timeline: TimelineFold::default(),
-            stages: Some(vec![
-                MergedPart::default();
-                first
-                    .plan
-                    .config
-                    .get("stages")
-                    .and_then(Value::as_array)
-                    .map_or(0, Vec::len)
-            ]),
+            staged: true,
         }
     }
 
     /// Adds one shard; `source` names it if a timing family does not unpack.
     pub fn add(&mut self, source: &str, s: ShardState) -> Result<(), MergeError> {
-        // The counts first: every other sum is bounded by them.
-        self.counts = add_checked(&self.counts, &s.counts, source)?;
-        // One family unpacked at a time, folded in and dropped.
-        for (family, packed) in &s.timings {
-            let r = unpack_base64(packed).map_err(|error| MergeError::Timing {
-                source: source.to_string(),
-                family: family.clone(),
-                error,
-            })?;
-            add_family(&mut self.timings, family, family, r, source)?;
-        }
+        let errors = add_part(&mut self.stats, &Part::of_run(&s), source, "")?;
         if let (Alignment::Aligned { shifts, .. }, Some(t)) = (&self.alignment, &s.timeline) {
             let shift = shifts.get(s.shard.index() as usize).copied().unwrap_or(0);
             self.timeline
@@ -481,15 +498,15 @@ impl Fold {
                     error,
                 })?;
         }
-        if let Some(stages) = &mut self.stages {
-            if stages.len() == s.stages.len() {
-                for (k, (mine, theirs)) in stages.iter_mut().zip(&s.stages).enumerate() {
-                    mine.add(source, k, theirs)?;
-                }
-            } else {
-                // A state without them (version 1): stages of part of the run are not the run's.
-                self.stages = None;
+        if self.stats.stages.len() == s.stages.len() {
+            for (k, (mine, theirs)) in self.stats.stages.iter_mut().zip(&s.stages).enumerate() {
+                let label = format!("stage {}: ", k + 1);
+                add_part(mine, &Part::of_stage(theirs), source, &label)?;
+                mine.elapsed = Duration::from_secs_f64(theirs.duration);
             }
+        } else {
+            // Stages of part of the run are not the run's.
+            self.staged = false;
         }
         self.health = match (self.states, self.health.take(), s.health) {
             (0, _, h) => h,
@@ -502,16 +519,11 @@ impl Fold {
         self.states += 1;
         // At most `MAX_THREADS` each (`ShardState::check`) over at most `MAX_SHARDS` shards.
         self.threads += s.plan.threads;
-        self.interrupted |= s.interrupted;
-        let errors = add_counts(&mut self.statuses, &s.statuses)
-            + add_counts(&mut self.failures, &s.failures);
-        if !self.scheduling.contains(&s.scheduling) {
-            self.scheduling.push(s.scheduling.clone());
-        }
+        self.stats.interrupted |= s.interrupted;
+        let scheduling = std::mem::take(&mut self.stats.scheduling);
+        self.stats.scheduling = scheduling.worst(super::report::scheduling_of(&s.scheduling));
         self.start = min(self.start, Some(s.start_unix_ns));
         self.end = max(self.end, Some(s.end_unix_ns));
-        self.first_dispatch = min(self.first_dispatch, s.first_dispatch_unix_ns);
-        self.last_dispatch = max(self.last_dispatch, s.last_dispatch_unix_ns);
         let line = ShardLine {
             shard: s.shard,
             start: format_rfc3339(s.start_unix_ns),
@@ -544,35 +556,21 @@ impl Fold {
             })
             .collect();
         let (start, end) = (self.start.unwrap_or(0), self.end.unwrap_or(0));
-        let counts = self.counts;
-        let achieved_qps = achieved(
-            plan.qps,
-            &counts,
-            plan.duration,
-            self.first_dispatch,
-            self.last_dispatch,
-        );
-        let stages: Vec<MergedPart> = self
-            .stages
-            .unwrap_or_default()
-            .into_iter()
-            .map(|mut st| {
-                st.achieved_qps = achieved(
-                    plan.qps,
-                    &st.counts,
-                    st.elapsed,
-                    st.first_dispatch,
-                    st.last_dispatch,
-                );
-                st
-            })
-            .collect();
-        let sketched = self
-            .timings
-            .values()
-            .chain(stages.iter().flat_map(|st| st.timings.values()))
-            .any(|r| !r.is_exact());
-        let health = self.health.map(|mut h| {
+        let mut stats = self.stats;
+        let elapsed = secs_between(start, end).max(0.0);
+        stats.elapsed = Duration::from_secs_f64(elapsed);
+        stats.achieved_qps = achieved(plan.qps, &stats, elapsed);
+        if !self.staged {
+            stats.stages.clear();
+        }
+        for st in &mut stats.stages {
+            st.achieved_qps = achieved(plan.qps, st, st.elapsed.as_secs_f64());
+        }
+        let sketched = std::iter::once(&stats)
+            .chain(&stats.stages)
+            .flat_map(|s| s.timings.iter())
+            .any(|(_, r)| !r.is_exact());
+        stats.health = self.health.map(|mut h| {
             // The whole plan's mean interval between sends, not one shard's.
             h.send_interval = h
                 .send_interval
@@ -581,30 +579,26 @@ impl Fold {
                 .map(|_| plan.duration / plan.count as f64);
             h
         });
+        if let Alignment::Aligned { interval_ns, .. } = &self.alignment {
+            stats.timeline = self.timeline.finish(*interval_ns);
+        }
+        // The monotonic clock is each machine's own: only Unix time places the whole run
+        // (`to_json` leaves the monotonic reading out).
+        stats.clock = Clock {
+            monotonic_start_ns: 0,
+            unix_start: start as f64 / 1e9,
+        };
         Merged {
             plan,
             fingerprint: self.fingerprint,
             shards: self.shards,
-            counts,
-            statuses: self.statuses,
-            failures: self.failures,
-            timings: self.timings,
+            stats,
             start_unix_ns: start,
             end_unix_ns: end,
-            elapsed: secs_between(start, end).max(0.0),
-            achieved_qps,
-            scheduling: self.scheduling,
             start_skew: secs_between(earliest, latest),
             per_shard,
             percentile_rank_error: sketched.then_some(RANK_ERROR),
-            interrupted: self.interrupted,
-            health,
-            timeline: match &self.alignment {
-                Alignment::Aligned { interval_ns, .. } => Some(self.timeline.finish(*interval_ns)),
-                Alignment::Omitted { .. } => None,
-            },
             alignment: self.alignment,
-            stages,
         }
     }
 }
@@ -630,12 +624,15 @@ impl Merged {
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
+    use crate::engine::Timeline;
     use crate::engine::timeline::Interval;
+    use crate::metric::Id;
     use crate::plan::defaults::MAX_STATE_BYTES;
     use crate::rng::SplitMix64;
     use crate::shard::state::{CLOCK, STATE_VERSION, StageState, StateError};
     use crate::shard::timeline::StateTimeline;
     use crate::stats::EXACT_LIMIT;
+    use crate::stats::Recorder;
     use crate::stats::pack::pack_base64;
     use crate::stats::percentile_linear;
     use serde_json::Map;
@@ -798,15 +795,19 @@ pub(super) mod tests {
             .collect();
         let m = merge(named(states.clone())).unwrap();
         assert_eq!(m.shards, 3);
-        assert_eq!(m.counts.total_requests, 3000 + 3 + 4 + 5);
-        assert_eq!(m.counts.successes, 3000);
-        assert_eq!(m.counts.bytes_received, 300_000);
-        assert_eq!(m.statuses[&400], 1 + 2 + 3);
-        assert_eq!(m.failures["timeout"], 6);
-        assert_eq!(m.timings["response_time"].count(), 3000);
-        assert_eq!(m.timings["latency"].count(), 1500);
+        assert_eq!(m.stats.total_requests, 3000 + 3 + 4 + 5);
+        assert_eq!(m.stats.successes, 3000);
+        assert_eq!(m.stats.bytes_received, 300_000);
+        assert_eq!(m.stats.errors[&ErrorKey::Status(400)], 1 + 2 + 3);
+        assert_eq!(m.stats.errors[&ErrorKey::Name("timeout".into())], 6);
+        assert_eq!(m.stats.timings[Id::ResponseTime].count(), 3000);
+        assert_eq!(m.stats.timings[Id::Latency].count(), 1500);
         // Earliest start to latest end: shard 2 ends 2 ms after 10 s.
-        assert!((m.elapsed - 10.002).abs() < 1e-9, "{}", m.elapsed);
+        assert!(
+            (m.stats.elapsed.as_secs_f64() - 10.002).abs() < 1e-9,
+            "{:?}",
+            m.stats.elapsed
+        );
         // Shard 0 and 1 were ready before the start (on time); shard 2 began 20 − 40 < 0 ms,
         // also on time: no skew. Then make shard 1 late by 150 ms.
         assert_eq!(m.start_skew, 0.0);
@@ -820,8 +821,8 @@ pub(super) mod tests {
         assert_eq!(m.per_shard[0].start, "2026-01-01T00:00:00.000000Z");
         assert_eq!(m.per_shard[2].errors, 5);
         // Dispatches from T0 to T0 + 9.002 s.
-        let dispatched = m.counts.dispatched as f64;
-        assert!((m.achieved_qps - (dispatched - 1.0) / 9.002).abs() < 1e-6);
+        let dispatched = m.stats.sent as f64;
+        assert!((m.stats.achieved_qps - (dispatched - 1.0) / 9.002).abs() < 1e-6);
         assert_eq!(m.plan.config["shards"], json!(3));
         assert_eq!(m.plan.config["threads"], json!(6));
         assert_eq!(m.percentile_rank_error, None);
@@ -832,10 +833,10 @@ pub(super) mod tests {
             .collect();
         assert_eq!(fields["shards"][1]["shard"], json!("1/3"));
         assert!(!fields.contains_key("percentile_rank_error"));
-        assert_eq!(m.counts.good_requests, 1500);
+        assert_eq!(m.stats.good_requests, 1500);
         // Token gaps read together add up like every count (they judge the merged run's health).
-        assert_eq!(m.counts.token_gaps, 30_000);
-        assert_eq!(m.counts.token_gaps_coalesced, 3);
+        assert_eq!(m.stats.token_gaps, 30_000);
+        assert_eq!(m.stats.token_gaps_coalesced, 3);
     }
 
     /// The whole run is judged from every shard's threads and counts; the lateness is bounded by
@@ -844,9 +845,9 @@ pub(super) mod tests {
     fn health_is_judged_on_the_whole_run() {
         let states: Vec<_> = (0..3).map(|i| state(i, 3, 1000, 0)).collect();
         let m = merge(named(states.clone())).unwrap();
-        let h = m.health.clone().unwrap();
+        let h = m.stats.health.clone().unwrap();
         assert_eq!(h.threads.len(), 3);
-        assert_eq!(h.sent, m.counts.dispatched);
+        assert_eq!(h.sent, m.stats.sent);
         assert_eq!(h.not_sent, 6);
         assert_eq!(h.late_p99, Some(3e-5));
         assert_eq!(h.send_interval, Some(10.0 / 10_000.0));
@@ -857,7 +858,7 @@ pub(super) mod tests {
         if let Some(h) = busy[1].health.as_mut() {
             h.threads[0].cpu = 9.5;
         }
-        let h = merge(named(busy)).unwrap().health.unwrap();
+        let h = merge(named(busy)).unwrap().stats.health.unwrap();
         assert_eq!(
             crate::health::judge(h).reasons[0],
             "thread 1 at 95% of a core, and 6 requests not sent: a thread that busy is slow to \
@@ -865,14 +866,14 @@ pub(super) mod tests {
         );
         let mut old = states;
         old[2].health = None;
-        assert!(merge(named(old)).unwrap().health.is_none());
+        assert!(merge(named(old)).unwrap().stats.health.is_none());
     }
 
     #[test]
     fn exact_while_the_union_fits_and_independent_of_order() {
         let states: Vec<_> = (0..7).map(|i| state(i, 7, 9000 + i as usize, 0)).collect();
         let m = merge(named(states.clone())).unwrap();
-        let rt = &m.timings["response_time"];
+        let rt = &m.stats.timings[Id::ResponseTime];
         assert!(rt.is_exact() && rt.count() < EXACT_LIMIT as u64);
         let all = union(&states);
         let s = rt.summary();
@@ -886,11 +887,12 @@ pub(super) mod tests {
         shuffled.reverse();
         shuffled.swap(1, 4);
         let again = merge(shuffled).unwrap();
-        for (family, r) in &m.timings {
+        for ((family, r), (_, again)) in m.stats.timings.iter().zip(again.stats.timings.iter()) {
             assert_eq!(
                 crate::stats::pack::pack(r),
-                crate::stats::pack::pack(&again.timings[family]),
-                "{family}"
+                crate::stats::pack::pack(again),
+                "{}",
+                family.name
             );
         }
     }
@@ -902,7 +904,7 @@ pub(super) mod tests {
         for (n, k) in [(3u32, 40_000usize), (7, 30_000), (50, 20_000), (4, 150_000)] {
             let states: Vec<_> = (0..n).map(|i| state(i, n, k, 0)).collect();
             let m = merge(named(states.clone())).unwrap();
-            let rt = &m.timings["response_time"];
+            let rt = &m.stats.timings[Id::ResponseTime];
             assert!(!rt.is_exact(), "{n}x{k}");
             let bound = m.percentile_rank_error.expect("a sketch was read");
             assert_eq!(bound, RANK_ERROR);
@@ -933,12 +935,14 @@ pub(super) mod tests {
     }
 
     /// Shards on one start merge into one timeline: every interval the sum of the shards'; a
-    /// version-1 state (no timeline) still merges, and the run then has none, saying why.
+    /// state without one (its run never started) still merges, and the run then has none,
+    /// saying why; a state of an older version is refused by name.
     #[test]
     fn timelines_merge_interval_by_interval_and_old_states_omit_them() {
         let states: Vec<_> = (0..3).map(|i| state(i, 3, 500 + i as usize, 0)).collect();
         let m = merge(named(states.clone())).unwrap();
-        let t = m.timeline.as_ref().expect("a timeline");
+        assert!(m.stats.timeline.is_on(), "a timeline");
+        let t = &m.stats.timeline;
         assert_eq!(t.intervals().len(), 10);
         for (k, iv) in t.intervals().iter().enumerate() {
             let mut want = Interval::default();
@@ -954,26 +958,46 @@ pub(super) mod tests {
             Alignment::Aligned { off_grid_ns: 0, .. }
         ));
 
-        // A version-1 line, as the pacer before the timeline wrote it.
+        // A version-1 line, as the pacer before the timeline wrote it: refused, as is version 2.
         let mut v: Value = serde_json::from_str(&states[1].to_line()).unwrap();
-        v["pacer_state"] = json!(1);
         v.as_object_mut().unwrap().remove("timeline");
+        for version in [1, 2] {
+            v["pacer_state"] = json!(version);
+            let e = ShardState::parse(&v.to_string(), "old.json").unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!(
+                    "old.json is a shard state of version {version}, older than this pacer \
+                     merges (version 3 is needed): re-run the shards with this build"
+                )
+            );
+            let mut stale = states.clone();
+            stale[1].pacer_state = version;
+            assert_eq!(
+                merge(named(stale)).unwrap_err(),
+                MergeError::Invalid(StateError::OlderVersion {
+                    source: "shard-1.json".into(),
+                    version: u64::from(version)
+                })
+            );
+        }
+        v["pacer_state"] = json!(STATE_VERSION);
         let old = ShardState::parse(&v.to_string(), "old.json").unwrap();
-        assert_eq!((old.pacer_state, old.timeline.is_none()), (1, true));
+        assert!(old.timeline.is_none());
         let mut mixed = named(states.clone());
         mixed[1] = ("old.json".into(), old);
         let m = merge(mixed).unwrap();
-        assert!(m.timeline.is_none());
-        assert_eq!(m.counts.successes, 1503, "the rest merges as before");
+        assert!(!m.stats.timeline.is_on());
+        assert_eq!(m.stats.successes, 1503, "the rest merges as before");
         let Alignment::Omitted { why, .. } = &m.alignment else {
             panic!("{:?}", m.alignment)
         };
         assert!(why.starts_with("old.json carries no timeline"), "{why}");
-        assert!(why.contains("state version 1"), "{why}");
+        assert!(why.contains("never started"), "{why}");
     }
 
     /// A staged plan's stages add over the shards like the whole run; a state without them
-    /// (version 1) leaves the merged run without stages rather than with part of them.
+    /// leaves the merged run without stages rather than with part of them.
     #[test]
     fn stages_merge_like_the_run_and_need_every_state() {
         let staged = |i: u32| {
@@ -1013,15 +1037,15 @@ pub(super) mod tests {
             s
         };
         let m = merge(named(vec![staged(0), staged(1)])).unwrap();
-        assert_eq!(m.stages.len(), 2);
-        for (k, st) in m.stages.iter().enumerate() {
+        assert_eq!(m.stats.stages.len(), 2);
+        for (k, st) in m.stats.stages.iter().enumerate() {
             let n = 2 * (40 + 10 * k as u64);
-            assert_eq!(st.counts.successes, n);
-            assert_eq!(st.statuses[&503], 2 * (k as u64 + 1));
-            assert_eq!(st.timings["response_time"].count(), n);
-            assert_eq!(st.elapsed, 5.0);
+            assert_eq!(st.successes, n);
+            assert_eq!(st.errors[&ErrorKey::Status(503)], 2 * (k as u64 + 1));
+            assert_eq!(st.timings[Id::ResponseTime].count(), n);
+            assert_eq!(st.elapsed.as_secs_f64(), 5.0);
             // Both shards' sends, from shard 0's first to shard 1's last: 4.001 s.
-            let sent = st.counts.dispatched as f64;
+            let sent = st.sent as f64;
             assert!(
                 (st.achieved_qps - (sent - 1.0) / 4.001).abs() < 1e-9,
                 "{}",
@@ -1031,7 +1055,7 @@ pub(super) mod tests {
         let mut union: Vec<f64> = (0..2).flat_map(|i| shard_samples(i * 10 + 1, 50)).collect();
         union.sort_by(f64::total_cmp);
         assert_eq!(
-            m.stages[1].timings["response_time"].summary().p50,
+            m.stats.stages[1].timings[Id::ResponseTime].summary().p50,
             Some(percentile_linear(&union, 50.0))
         );
         let mut old = staged(1);
@@ -1039,6 +1063,7 @@ pub(super) mod tests {
         assert!(
             merge(named(vec![staged(0), old]))
                 .unwrap()
+                .stats
                 .stages
                 .is_empty()
         );
@@ -1151,7 +1176,7 @@ pub(super) mod tests {
     fn states_round_trip_through_lines_and_logs() {
         let s = state(1, 2, 500, 0);
         let line = s.to_line();
-        assert!(line.starts_with("{\"pacer_state\":2,") && !line.contains('\n'));
+        assert!(line.starts_with("{\"pacer_state\":3,") && !line.contains('\n'));
         assert_eq!(ShardState::parse(&line, "x").unwrap(), s);
 
         // `kubectl logs --prefix` of two pods, with their text reports around the states.
@@ -1173,12 +1198,12 @@ pub(super) mod tests {
             }
         );
 
-        let newer = line.replacen("{\"pacer_state\":2,", "{\"pacer_state\":3,", 1);
+        let newer = line.replacen("{\"pacer_state\":3,", "{\"pacer_state\":4,", 1);
         assert_eq!(
             ShardState::parse(&newer, "b.json").unwrap_err(),
             StateError::NewerVersion {
                 source: "b.json".into(),
-                version: 3
+                version: 4
             }
         );
         // A newer state is refused by its version even when the rest is unreadable to us.
@@ -1276,6 +1301,14 @@ pub(super) mod tests {
                     s.counts.total_requests = u64::MAX;
                     s.counts.dispatched = u64::MAX;
                     s.statuses.insert(400, u64::MAX - s.counts.successes - 2);
+                }),
+            ),
+            // Before: merged, and the family dropped from the report without a word.
+            (
+                "timings.nope is not a timing family",
+                Box::new(|s| {
+                    let packed = s.timings["response_time"].clone();
+                    s.timings.insert("nope".into(), packed);
                 }),
             ),
             (

@@ -9,42 +9,16 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::merge::{Merged, MergedPart};
+use super::merge::Merged;
 use super::state::{CLOCK, Counts, LlmEcho, PlanEcho, STATE_VERSION, ShardState, StageState};
 use super::timeline::{Alignment, StateTimeline};
-use crate::engine::{Clock, ErrorKey, RunStats, Scheduling, Timings};
+use crate::engine::{ErrorKey, RunStats, Scheduling, Timings};
 use crate::llm::Api;
 use crate::plan::stages::Stage;
 use crate::plan::{Arrival, BodyMode, Input, Limits, LlmInput, Plan, Rate};
-use crate::report::{self, TIMINGS};
-use crate::stats::Recorder;
+use crate::report;
 use crate::stats::pack::pack_base64;
 use crate::wall::WallTimes;
-
-/// The recorder of timing family `name` (a [`TIMINGS`] name) in `t`.
-pub fn family_mut<'a>(t: &'a mut Timings, name: &str) -> Option<&'a mut Recorder> {
-    Some(match name {
-        "response_time" => &mut t.response_time,
-        "latency" => &mut t.latency,
-        "corrected_response_time" => &mut t.corrected_response_time,
-        "dispatch_delay" => &mut t.dispatch_delay,
-        "time_to_first_byte" => &mut t.time_to_first_byte,
-        "time_to_first_token" => &mut t.time_to_first_token,
-        "inter_token_latency" => &mut t.inter_token_latency,
-        "inter_chunk_latency" => &mut t.inter_chunk_latency,
-        "time_per_output_token" => &mut t.time_per_output_token,
-        "server_time_to_first_token" => &mut t.server_time_to_first_token,
-        "corrected_time_to_first_byte" => &mut t.corrected_time_to_first_byte,
-        "corrected_time_to_first_token" => &mut t.corrected_time_to_first_token,
-        "time_to_first_reasoning_token" => &mut t.time_to_first_reasoning_token,
-        "time_to_first_content_token" => &mut t.time_to_first_content_token,
-        "time_to_first_tool_call" => &mut t.time_to_first_tool_call,
-        "corrected_time_to_first_reasoning_token" => &mut t.corrected_time_to_first_reasoning_token,
-        "corrected_time_to_first_content_token" => &mut t.corrected_time_to_first_content_token,
-        "corrected_time_to_first_tool_call" => &mut t.corrected_time_to_first_tool_call,
-        _ => return None,
-    })
-}
 
 /// A state's words for how the threads were scheduled; [`scheduling_of`] reads them back.
 fn scheduling_word(s: &Scheduling) -> String {
@@ -55,7 +29,8 @@ fn scheduling_word(s: &Scheduling) -> String {
     }
 }
 
-fn scheduling_of(word: &str) -> Scheduling {
+/// The scheduling a state's word names ([`scheduling_word`]'s inverse).
+pub(super) fn scheduling_of(word: &str) -> Scheduling {
     match word {
         "realtime" => Scheduling::Realtime,
         w => match w.strip_prefix("realtime refused: ") {
@@ -187,9 +162,8 @@ fn split_errors(stats: &RunStats) -> (BTreeMap<u16, u64>, BTreeMap<String, u64>)
 
 /// Every non-empty timing family of `t`, packed.
 fn packed_timings(t: &Timings) -> BTreeMap<String, String> {
-    TIMINGS
-        .iter()
-        .map(|timing| (timing.name, (timing.samples)(t)))
+    t.iter()
+        .map(|(m, r)| (m.name, r))
         .filter(|(_, r)| r.count() > 0)
         .map(|(name, r)| (name.to_string(), pack_base64(r)))
         .collect()
@@ -277,106 +251,15 @@ pub fn add_start_late(plan: &Plan, stats: &RunStats, report: &mut Value) {
     }
 }
 
-impl MergedPart {
-    /// The stage's figures as the engine reports a stage's.
-    pub fn run_stats(&self) -> RunStats {
-        part_stats(
-            &self.counts,
-            &self.statuses,
-            &self.failures,
-            &self.timings,
-            self.elapsed,
-            self.achieved_qps,
-        )
-    }
-}
-
-/// Merged figures as the engine reports a run's (or a stage's).
-fn part_stats(
-    c: &Counts,
-    statuses: &BTreeMap<u16, u64>,
-    failures: &BTreeMap<String, u64>,
-    recorders: &BTreeMap<String, Recorder>,
-    elapsed: f64,
-    achieved_qps: f64,
-) -> RunStats {
-    {
-        let mut timings = Timings::default();
-        for (name, r) in recorders {
-            if let Some(slot) = family_mut(&mut timings, name) {
-                *slot = r.clone();
-            }
-        }
-        let mut errors = BTreeMap::new();
-        for (&s, &n) in statuses {
-            errors.insert(ErrorKey::Status(s), n);
-        }
-        for (name, &n) in failures {
-            errors.insert(ErrorKey::Name(name.clone()), n);
-        }
-        RunStats {
-            timings,
-            total_requests: c.total_requests,
-            successes: c.successes,
-            errors,
-            elapsed: Duration::from_secs_f64(elapsed.max(0.0)),
-            bytes_received: c.bytes_received,
-            connections_opened: c.connections_opened,
-            output_tokens: c.output_tokens,
-            output_sources: c.output_sources,
-            input_tokens: c.input_tokens,
-            input_sources: c.input_sources,
-            achieved_qps,
-            tls_full: c.tls_full,
-            tls_resumed: c.tls_resumed,
-            good_requests: c.good_requests,
-            token_gaps: c.token_gaps,
-            token_gaps_coalesced: c.token_gaps_coalesced,
-            tokens: c.tokens,
-            sent: c.dispatched,
-            ..RunStats::default()
-        }
-    }
-}
-
 impl Merged {
-    /// The merged run as the engine would have reported it from one process.
-    pub fn run_stats(&self) -> RunStats {
-        RunStats {
-            scheduling: self
-                .scheduling
-                .iter()
-                .map(|w| scheduling_of(w))
-                .fold(Scheduling::Normal, Scheduling::worst),
-            interrupted: self.interrupted,
-            health: self.health.clone(),
-            timeline: self.timeline.clone().unwrap_or_default(),
-            // The monotonic clock is each machine's own: only Unix time places the whole run
-            // (`to_json` leaves the monotonic reading out).
-            clock: Clock {
-                monotonic_start_ns: 0,
-                unix_start: self.start_unix_ns as f64 / 1e9,
-            },
-            stages: self.stages.iter().map(MergedPart::run_stats).collect(),
-            ..part_stats(
-                &self.counts,
-                &self.statuses,
-                &self.failures,
-                &self.timings,
-                self.elapsed,
-                self.achieved_qps,
-            )
-        }
-    }
-
     /// The merged report's JSON: a run's report (`report::to_json`), with its `timeline` on the
     /// earliest start's grid and its `clock` in Unix time only (each shard's monotonic clock is
     /// its machine's), then `shards`, `start_skew`, `fingerprint`, `timeline_alignment`, and
     /// `percentile_rank_error` when a sketch was read.
     pub fn to_json(&self) -> Result<Value, String> {
         let plan = self.plan.to_plan()?;
-        let stats = self.run_stats();
-        let mut v = report::to_json(&plan, &stats);
+        let stats = &self.stats;
+        let mut v = report::to_json(&plan, stats);
         if let Value::Object(m) = &mut v {
             m.insert(
                 "clock".into(),
@@ -392,7 +275,7 @@ impl Merged {
     /// The merged report's text: a run's text report, then a line per shard.
     pub fn to_text(&self) -> Result<String, String> {
         let plan = self.plan.to_plan()?;
-        let mut out = report::to_text(&plan, &self.run_stats());
+        let mut out = report::to_text(&plan, &self.stats);
         let _ = writeln!(out);
         let _ = writeln!(
             out,
@@ -453,18 +336,9 @@ impl Merged {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metric::Id;
     use crate::shard::{ShardIndex, merge};
     use crate::wall::UnixNanos;
-
-    #[test]
-    fn every_timing_family_has_its_slot() {
-        let mut t = Timings::default();
-        for timing in TIMINGS {
-            let slot: *const Recorder = family_mut(&mut t, timing.name).expect(timing.name);
-            assert!(std::ptr::eq(slot, (timing.samples)(&t)), "{}", timing.name);
-        }
-        assert!(family_mut(&mut t, "nope").is_none());
-    }
 
     fn input(url: &str) -> Input {
         let mut i = Input::new(url, Rate::PerSecond(40.0), 2.5);
@@ -539,10 +413,10 @@ mod tests {
         stats.errors.insert(ErrorKey::Name("timeout".into()), 1);
         for k in 0..99u64 {
             let x = Duration::from_nanos(1_000_000 + k * 7919).as_secs_f64();
-            stats.timings.response_time.record(x);
-            stats.timings.latency.record(x / 2.0);
-            stats.timings.corrected_response_time.record(x + 1e-4);
-            stats.timings.dispatch_delay.record(1e-5 * (k % 5) as f64);
+            stats.timings[Id::ResponseTime].record(x);
+            stats.timings[Id::Latency].record(x / 2.0);
+            stats.timings[Id::CorrectedResponseTime].record(x + 1e-4);
+            stats.timings[Id::DispatchDelay].record(1e-5 * (k % 5) as f64);
         }
         const T: UnixNanos = 1_767_225_600_000_000_000;
         let times = WallTimes {

@@ -8,9 +8,9 @@
 //! so a newer layout is refused by name rather than misread.
 //!
 //! Versions: 2 added `timeline` (the run's intervals, [`super::timeline`]) and `stages` (a staged
-//! run's per-stage figures). A version-1 state is still read and merged; it has neither, so a
-//! merge that includes one has no timeline (and says why, `timeline_alignment.omitted`) and no
-//! `stages`.
+//! run's per-stage figures); 3 is the run's own statistics, every timing family by its
+//! [`crate::metric`] name. A state of an older version is refused by name
+//! ([`StateError::OlderVersion`]): its shards are re-run with this build, not merged half-read.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -26,7 +26,7 @@ use crate::health::HealthInput;
 use crate::wall::UnixNanos;
 
 /// The layout this pacer writes, and the newest it reads.
-pub const STATE_VERSION: u32 = 2;
+pub const STATE_VERSION: u32 = 3;
 
 /// The key every state starts with; a line holding it is taken for a state.
 pub const STATE_KEY: &str = "pacer_state";
@@ -78,12 +78,12 @@ pub struct ShardState {
     /// (absent from states written before it).
     #[serde(default)]
     pub health: Option<HealthInput>,
-    /// The run over time, intervals from `start_unix_ns` (absent from version-1 states, and
-    /// from a run that never started).
+    /// The run over time, intervals from `start_unix_ns` (absent from a run that never
+    /// started).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeline: Option<StateTimeline>,
     /// A staged run's stages, in order, each with the requests intended in it (absent from a
-    /// run without stages, and from version-1 states).
+    /// run without stages).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stages: Vec<StageState>,
 }
@@ -175,49 +175,6 @@ pub struct Counts {
     pub tokens: TokenCounts,
 }
 
-impl Counts {
-    /// The sum of two shards' counts, or the name of the first count that would overflow.
-    pub fn checked_add(&self, o: &Counts) -> Result<Counts, &'static str> {
-        fn add(a: u64, b: u64, name: &'static str) -> Result<u64, &'static str> {
-            a.checked_add(b).ok_or(name)
-        }
-        let successes = add(self.successes, o.successes, "successes")?;
-        // Each token source counts successes (`ShardState::check`), so their sums stay at most
-        // the successes', which did not overflow.
-        let mut output_sources = self.output_sources;
-        output_sources += o.output_sources;
-        let mut input_sources = self.input_sources;
-        input_sources += o.input_sources;
-        Ok(Counts {
-            total_requests: add(self.total_requests, o.total_requests, "total_requests")?,
-            successes,
-            dispatched: add(self.dispatched, o.dispatched, "dispatched")?,
-            bytes_received: add(self.bytes_received, o.bytes_received, "bytes_received")?,
-            connections_opened: add(
-                self.connections_opened,
-                o.connections_opened,
-                "connections_opened",
-            )?,
-            output_tokens: add(self.output_tokens, o.output_tokens, "output_tokens")?,
-            output_sources,
-            input_tokens: add(self.input_tokens, o.input_tokens, "input_tokens")?,
-            input_sources,
-            tls_full: add(self.tls_full, o.tls_full, "tls_full")?,
-            tls_resumed: add(self.tls_resumed, o.tls_resumed, "tls_resumed")?,
-            good_requests: add(self.good_requests, o.good_requests, "good_requests")?,
-            token_gaps: add(self.token_gaps, o.token_gaps, "token_gaps")?,
-            // At most the gaps (`ShardState::check`), whose sum did not overflow.
-            token_gaps_coalesced: self.token_gaps_coalesced + o.token_gaps_coalesced,
-            // Counts of successes (bounded as the sources are) and saturating sums.
-            tokens: {
-                let mut t = self.tokens;
-                t += o.tokens;
-                t
-            },
-        })
-    }
-}
-
 /// Why text is not a state this pacer can merge.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StateError {
@@ -225,6 +182,8 @@ pub enum StateError {
     NotAState { source: String, why: String },
     /// Written in a newer layout than this pacer knows.
     NewerVersion { source: String, version: u64 },
+    /// Written in an older layout than this pacer merges.
+    OlderVersion { source: String, version: u64 },
     /// A file could not be read.
     Read { source: String, why: String },
     /// Standard input held no state line.
@@ -246,6 +205,11 @@ impl fmt::Display for StateError {
                 f,
                 "{source} is a shard state of version {version}, newer than this pacer reads \
                  ({STATE_VERSION}): merge with the pacer that wrote it"
+            ),
+            StateError::OlderVersion { source, version } => write!(
+                f,
+                "{source} is a shard state of version {version}, older than this pacer merges \
+                 (version {STATE_VERSION} is needed): re-run the shards with this build"
             ),
             StateError::Read { source, why } => write!(f, "cannot read {source}: {why}"),
             StateError::NoneFound { source } => write!(
@@ -304,6 +268,12 @@ impl ShardState {
         };
         if version > u64::from(STATE_VERSION) {
             return Err(StateError::NewerVersion {
+                source: source.into(),
+                version,
+            });
+        }
+        if version < u64::from(STATE_VERSION) {
+            return Err(StateError::OlderVersion {
                 source: source.into(),
                 version,
             });
@@ -476,6 +446,7 @@ impl ShardState {
             self.end_unix_ns,
         )?;
         counts("", &self.counts, &self.statuses, &self.failures)?;
+        families("timings", &self.timings)?;
         if self.counts.total_requests as f64 > MAX_REQUESTS {
             return Err(format!(
                 "counts.total_requests is {}, more than a run may have ({MAX_REQUESTS})",
@@ -487,6 +458,7 @@ impl ShardState {
             let at = format!("stages[{k}].");
             seconds(&format!("{at}duration"), st.duration, CLI_MAX_DURATION)?;
             counts(&at, &st.counts, &st.statuses, &st.failures)?;
+            families(&format!("{at}timings"), &st.timings)?;
             dispatch_span(
                 &at,
                 st.first_dispatch_unix_ns,
@@ -521,6 +493,17 @@ impl ShardState {
             }
         }
         Ok(())
+    }
+}
+
+/// Every timing family is named as [`crate::metric`] names them: one this pacer does not know
+/// would be dropped from the merged report without a word.
+fn families(at: &str, timings: &BTreeMap<String, String>) -> Result<(), String> {
+    match timings.keys().find(|k| crate::metric::by_name(k).is_none()) {
+        Some(k) => Err(format!(
+            "{at}.{k} is not a timing family (`pacer metrics` lists them)"
+        )),
+        None => Ok(()),
     }
 }
 

@@ -283,17 +283,13 @@ pub fn align(states: &[(String, ShardState)]) -> Alignment {
         .iter()
         .filter(|(_, s)| s.timeline.is_none())
         .collect();
-    if let Some((_, first)) = without.first() {
+    if !without.is_empty() {
         let mut names: Vec<&str> = without.iter().take(3).map(|(n, _)| n.as_str()).collect();
         let more = format!("and {} more", without.len().saturating_sub(3));
         if without.len() > 3 {
             names.push(&more);
         }
-        let why = if first.pacer_state < 2 {
-            "written by a pacer whose states had no timeline (state version 1)"
-        } else {
-            "its run never started"
-        };
+        let why = "its run never started";
         return omitted(format!(
             "{} carr{} no timeline ({why}): a timeline of part of the run is not the run's",
             names.join(", "),
@@ -469,7 +465,7 @@ mod tests {
                     c.output_tokens = j;
                 }
             }
-            t.record(&c);
+            t.record(&c, &crate::engine::request_values(&c));
         }
         t
     }
@@ -606,15 +602,15 @@ mod tests {
             "{why}"
         );
         assert!(a.to_json()["omitted"].is_string());
-        // A state of version 1 has no timeline: the run's is omitted, the state named.
+        // A state without a timeline (its run never started): the run's is omitted, the state
+        // named.
         let mut old = with_starts(&[0, 0]);
-        old[1].1.pacer_state = 1;
         old[1].1.timeline = None;
         let Alignment::Omitted { why, .. } = align(&old) else {
             panic!()
         };
         assert!(
-            why.starts_with("s1 carries no timeline") && why.contains("version 1"),
+            why.starts_with("s1 carries no timeline") && why.contains("never started"),
             "{why}"
         );
     }

@@ -85,6 +85,32 @@ static TABLE: LazyLock<Table> = LazyLock::new(|| {
     }
 });
 
+/// A value in seconds made fit to record (finite, non-negative: a negative one counts as 0) with
+/// its bucket, found once for every recorder that counts it (the run's, its stage's, the
+/// timeline's, the live view's).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Sample {
+    pub secs: f64,
+    pub bucket: u16,
+}
+
+impl Sample {
+    /// `secs` as a sample; None for NaN and infinities, which no recorder counts.
+    #[inline]
+    pub fn of(secs: f64) -> Option<Sample> {
+        if !secs.is_finite() {
+            return None;
+        }
+        // Also turns -0.0 into 0.0, so sorting by total order equals sorting by value.
+        let secs = if secs > 0.0 { secs } else { 0.0 };
+        // At most BUCKETS - 1, far below u16::MAX.
+        Some(Sample {
+            secs,
+            bucket: bucket_of(secs) as u16,
+        })
+    }
+}
+
 /// The bucket of a non-negative finite value. The value's exponent and top mantissa bits pick a
 /// slot narrower than any bucket; the slot's bucket, or the next one if the value is past the one
 /// edge the slot may hold, is the answer: exact against the edges, with no logarithm. Other
@@ -119,10 +145,10 @@ impl Histogram {
 
     /// Counts one value; the caller has already dropped NaN and clamped negatives.
     #[inline]
-    pub(crate) fn record(&mut self, secs: f64) {
-        self.counts[bucket_of(secs)] += 1;
-        self.min = self.min.min(secs);
-        self.max = self.max.max(secs);
+    pub(crate) fn record(&mut self, s: Sample) {
+        self.counts[usize::from(s.bucket)] += 1;
+        self.min = self.min.min(s.secs);
+        self.max = self.max.max(s.secs);
     }
 
     /// Adds another histogram's counts.
@@ -290,8 +316,8 @@ mod tests {
         let mut a = Histogram::new();
         let mut b = Histogram::new();
         for i in 0..1000 {
-            a.record(0.001 + i as f64 * 1e-5);
-            b.record(0.5 + i as f64 * 1e-3);
+            a.record(Sample::of(0.001 + i as f64 * 1e-5).unwrap());
+            b.record(Sample::of(0.5 + i as f64 * 1e-3).unwrap());
         }
         a.merge(&b);
         assert_eq!(a.total(), 2000);
@@ -306,7 +332,7 @@ mod tests {
         assert!(a.rows(0).is_empty());
         // One distinct value: one row.
         let mut one = Histogram::new();
-        one.record(0.02);
+        one.record(Sample::of(0.02).unwrap());
         assert_eq!(one.rows(10).len(), 1);
     }
 }

@@ -13,7 +13,7 @@ pub mod histogram;
 pub mod pack;
 pub mod sketch;
 
-pub use histogram::{HistRow, Histogram, bucket_of};
+pub use histogram::{HistRow, Histogram, Sample, bucket_of};
 use sketch::{RankIndex, Sketch};
 
 /// Samples kept exactly per recorder; past this a recorder moves to the sketch.
@@ -62,13 +62,17 @@ impl Recorder {
     /// Adds one timing. See the type docs for NaN, infinite and negative values.
     #[inline]
     pub fn record(&mut self, secs: f64) {
-        if !secs.is_finite() {
-            return;
+        if let Some(s) = Sample::of(secs) {
+            self.record_sample(s);
         }
-        // Also turns -0.0 into 0.0, so sorting by total order equals sorting by value.
-        let secs = if secs > 0.0 { secs } else { 0.0 };
+    }
+
+    /// Counts a sample whose bucket is known ([`Sample::of`]).
+    #[inline]
+    pub fn record_sample(&mut self, sample: Sample) {
+        let secs = sample.secs;
         self.n += 1;
-        self.hist.record(secs);
+        self.hist.record(sample);
         match &mut self.sketch {
             Some(s) => {
                 let d = secs - self.mean;
@@ -605,7 +609,7 @@ mod tests {
         let mut h = Histogram::new();
         let t = cpu_ns();
         for &v in &vals {
-            h.record(v);
+            h.record(Sample::of(v).unwrap());
         }
         let hist = per(t, n);
         let mut r = Recorder::new();
