@@ -98,8 +98,8 @@
 //! report -> engine health plan slo stats metric units
 //! shard  -> engine health llm plan report rng stats metric units wall
 //! html   -> report metric
-//! sweep  -> engine plan report slo metric units
 //! live   -> engine http1 plan report metric wall
+//! sweep  -> engine live plan report slo metric units
 //! compare -> engine metric plan rng shard slo stats units
 //! api    -> engine html http1 live llm plan report shard sweep slo metric units
 //! cli    -> api compare engine html http1 live llm mock plan report shard slo sweep stats metric units

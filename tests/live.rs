@@ -496,8 +496,8 @@ fn failed_pushes_are_counted_and_said_once() {
     );
 }
 
-/// A run started by the API pushes too, each point labelled with the run's id; a sweep refuses
-/// the field by name.
+/// A run started by the API pushes too, each point labelled with the run's id; so does a sweep,
+/// each phase's points labelled with the phase, the step and its rate.
 #[test]
 fn an_api_run_pushes_with_its_run_id() {
     let (collector, got) = receiver();
@@ -507,22 +507,81 @@ fn an_api_run_pushes_with_its_run_id() {
         "interval": 0.5, "otlp": format!("http://{collector}/v1/metrics")});
     let (status, report) = util::post_json(api.addr(), "/benchmark", &body.to_string());
     assert_eq!(status, 200, "{report}");
-    let got = got.lock().unwrap().clone();
-    assert!(!got.is_empty());
-    assert_eq!(report["otlp"]["pushes"], json!(got.len()));
-    let last = points(&got.last().unwrap().2);
+    let first = got.lock().unwrap().clone();
+    assert!(!first.is_empty());
+    assert_eq!(report["otlp"]["pushes"], json!(first.len()));
+    let last = points(&first.last().unwrap().2);
     assert_eq!(
         int(&last, "pacer.requests.sent"),
         report["total_requests"].as_u64().unwrap()
     );
     let id = attribute(&last["pacer.requests.sent"].1, "run_id").unwrap();
     assert_eq!(id.len(), 16, "{id}");
-    let body = json!({"url": format!("{}/", mock.url()), "rates": [10],
+    let before = first.len();
+    let body = json!({"url": format!("{}/", mock.url()), "rates": [10, 20],
+        "step_duration": 1, "pause": 0,
         "otlp": format!("http://{collector}/v1/metrics")});
     let (status, answer) = util::post_json(api.addr(), "/sweep", &body.to_string());
-    assert_eq!(status, 422, "{answer}");
-    assert!(answer.to_string().contains("otlp"), "{answer}");
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["otlp"]["failed"], 0, "{answer}");
+    let all = got.lock().unwrap()[before..].to_vec();
+    let pushed = all.len() as u64;
+    assert_eq!(answer["otlp"]["pushes"], json!(pushed), "{answer}");
+    // Each step's last push equals that step's report: its requests, at its rate.
+    for (k, rate) in [(1u64, 10.0), (2, 20.0)] {
+        let last = all
+            .iter()
+            .map(|b| points(&b.2))
+            .rfind(|p| {
+                attribute(&p["pacer.requests.sent"].1, "step").as_deref()
+                    == Some(k.to_string().as_str())
+            })
+            .unwrap_or_else(|| panic!("no push of step {k}: {answer}"));
+        let sent = &last["pacer.requests.sent"].1;
+        assert_eq!(attribute(sent, "phase").as_deref(), Some("step"));
+        assert_eq!(attribute(sent, "qps"), Some(rate.to_string()));
+        let report = &answer["steps"][(k - 1) as usize];
+        assert_eq!(
+            int(&last, "pacer.requests.sent"),
+            report["total_requests"].as_u64().unwrap(),
+            "step {k}"
+        );
+    }
     api.shutdown();
+}
+
+/// `pacer sweep --otlp`: every step is pushed, and the sweep's JSON counts the pushes.
+#[test]
+fn a_sweep_pushes_each_step() {
+    let (collector, got) = receiver();
+    let mock = util::mock_ok();
+    let o = util::pacer(&[
+        "sweep",
+        &format!("{}/", mock.url()),
+        "--rates",
+        "10,20",
+        "--step-duration",
+        "1s",
+        "--quiet",
+        "--json",
+        "--otlp",
+        &format!("http://{collector}/v1/metrics"),
+    ]);
+    assert!(o.status.success(), "{}", util::stderr(&o));
+    let sweep = util::json_of(&o);
+    let got = got.lock().unwrap().clone();
+    assert_eq!(
+        sweep["otlp"]["pushes"],
+        json!(got.len()),
+        "{}",
+        sweep["otlp"]
+    );
+    assert_eq!(sweep["otlp"]["failed"], 0);
+    let steps: std::collections::BTreeSet<String> = got
+        .iter()
+        .filter_map(|b| attribute(&points(&b.2)["pacer.requests.sent"].1, "step"))
+        .collect();
+    assert_eq!(steps, ["1".to_string(), "2".to_string()].into(), "{got:?}");
 }
 
 /// A streaming LLM run pushes time to first token's percentiles instead of response time's.

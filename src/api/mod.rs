@@ -662,13 +662,7 @@ fn sweep(state: &State, req: &Request, conn: &mut Conn) -> Reply {
         .and_then(|v| input::both(sweep_input(&v), flag(&v, "async")))
         .and_then(|(mut input, asked)| {
             realtime_allowed(state, &input.base)?;
-            if input.base.otlp.is_some() {
-                return Err(ApiError::invalid(
-                    vec![json!("body"), json!("otlp")],
-                    MSG_OTLP_SWEEP,
-                    "value_error",
-                ));
-            }
+            otlp_allowed(state, &input.base)?;
             data_files(state, &mut input.base)?;
             let limits = &state.cfg.limits;
             sweep::check(&input, limits)?;
@@ -735,10 +729,6 @@ fn accepted(run: &runs::Run) -> Reply {
     reply.headers.push(("Location", run.path()));
     reply
 }
-
-/// Why a sweep takes no `otlp`.
-pub const MSG_OTLP_SWEEP: &str = "otlp does not apply to a sweep: its steps are separate runs; \
-    GET /metrics shows the running step's figures";
 
 /// An `otlp` collector is a place the server sends to, like a target: with `--allow-target`,
 /// it must be allowed too (403 otherwise). Checked after the run's slot is taken, as the

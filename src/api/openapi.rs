@@ -615,7 +615,8 @@ fn run_fields(limits: &Limits, workers_default: Value, timeout_default: f64) -> 
                 GET /metrics) are pushed there as OTLP JSON every `interval` and once at the \
                 end, from a thread of their own; a failed push never fails the run, and the \
                 report's `otlp` says how the pushes went. With --allow-target the collector \
-                must be allowed too (403). Not for /sweep (422)."},
+                must be allowed too (403). A sweep pushes each of its runs, their points \
+                labelled phase, step and qps."},
         "async": {"type": "boolean", "nullable": true, "default": false,
             "description": "Answer 202 at once with the run's id, after the same checks (429 \
                 included), instead of the report when the run is over. Follow it at \

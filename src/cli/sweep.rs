@@ -59,13 +59,6 @@ pub fn input(base: Input, run: &RunArgs, flags: &SweepFlags) -> Result<SweepInpu
             "its steps are separate runs; --output keeps every step's full report",
         );
     }
-    if run.otlp.is_some() {
-        return refuse(
-            "--otlp",
-            "its steps are separate runs; pacer serve's GET /metrics shows a sweep's steps \
-             as they run (POST /sweep)",
-        );
-    }
     if run.shard.is_some() || run.start_at.is_some() || run.state.is_some() {
         return Err(err(
             exit::USAGE,
@@ -266,6 +259,11 @@ pub fn run(input: &SweepInput, out: &SweepOutput) -> Result<(), CliError> {
             return Err(err(exit::RUN_FAILED, e.to_string()));
         }
     };
+    if let Some((url, pushes)) = &s.otlp
+        && let Some(w) = pushes.warning(url)
+    {
+        eprintln!("pacer: warning: {w}");
+    }
     let json = s.to_json();
     if json_out {
         let _ = writeln!(std::io::stdout().lock(), "{}", pretty(&json));

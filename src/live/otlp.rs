@@ -76,6 +76,15 @@ impl Summary {
         }
     }
 
+    /// Adds another run's pushes (a sweep's steps go to one collector).
+    pub fn absorb(&mut self, other: Summary) {
+        self.pushes += other.pushes;
+        self.failed += other.failed;
+        if self.first_error.is_none() {
+            self.first_error = other.first_error;
+        }
+    }
+
     /// The one line to say when some pushes failed (None when all went through).
     pub fn warning(&self, url: &str) -> Option<String> {
         let e = self.first_error.as_deref()?;

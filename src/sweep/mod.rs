@@ -18,6 +18,7 @@
 
 pub mod table;
 
+use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,6 +26,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value, json};
 
 use crate::engine::{self, Controls, EngineError, OnTick, Progress, Stop};
+use crate::live::{self, otlp};
 use crate::plan::{Input, Limits, Plan, PlanError, Rate, defaults};
 use crate::report;
 pub use table::{Check, Knee, Row};
@@ -385,6 +387,18 @@ pub enum Phase {
 }
 
 impl Phase {
+    /// The phase as attributes of its pushed points (`--otlp`).
+    fn attributes(&self) -> Vec<(&'static str, String)> {
+        match self {
+            Phase::Probe => vec![("phase", "probe".into())],
+            Phase::Step { index, rate, .. } => vec![
+                ("phase", "step".into()),
+                ("step", index.to_string()),
+                ("qps", rate.to_string()),
+            ],
+        }
+    }
+
     pub fn to_json(&self) -> Value {
         match self {
             Phase::Probe => json!({"phase": "probe"}),
@@ -432,6 +446,8 @@ pub struct Sweep {
     pub rule: String,
     /// Steps skipped because their rate makes too few requests in a step to measure.
     pub skipped: Vec<f64>,
+    /// With `otlp`: the collector's URL as echoed and how the pushes of every phase went.
+    pub otlp: Option<(String, otlp::Summary)>,
 }
 
 /// Runs the probe (unless the rates are given) and every step on `addrs` (resolved once by the
@@ -452,7 +468,9 @@ pub fn run(
         stopped: None,
         rule,
         skipped: Vec::new(),
+        otlp: None,
     };
+    let pushed: RefCell<Option<(String, otlp::Summary)>> = RefCell::new(None);
     let once = |p: &Plan, phase: Phase| {
         let progress = Arc::new(Progress::new(p));
         (hooks.on_start)(&phase, &progress);
@@ -462,7 +480,25 @@ pub fn run(
             stop: Some(hooks.stop),
             requests: None,
         };
-        engine::run_resolved_with(p, addrs.clone(), controls)
+        // Each phase is a run of its own: its points carry the phase (and the step and its
+        // rate), so a collector tells the steps apart.
+        let push = otlp::Push::of(p, phase.attributes());
+        let (stats, summary) = otlp::pushing(
+            push.as_ref(),
+            &progress,
+            || engine::run_resolved_with(p, addrs.clone(), controls),
+            |r| {
+                r.as_ref()
+                    .ok()
+                    .map(|s| live::Figures::finished(p, s, &progress))
+            },
+        );
+        if let (Some(push), Some(summary)) = (push, summary) {
+            let mut all = pushed.borrow_mut();
+            let (_, total) = all.get_or_insert_with(|| (push.url(), otlp::Summary::default()));
+            total.absorb(summary);
+        }
+        stats
     };
     let rates = match (&plan.rates, &plan.probe) {
         (Rates::Given(r), _) => r.clone(),
@@ -475,11 +511,11 @@ pub fn run(
             sweep.probe = Some(measured);
             if stats.interrupted {
                 sweep.interrupted = true;
-                return Ok(finish(sweep));
+                return Ok(finish(sweep, pushed.take()));
             }
             if stats.successes == 0 {
                 sweep.stopped = Some(probe_failed(probe, &stats));
-                return Ok(finish(sweep));
+                return Ok(finish(sweep, pushed.take()));
             }
             SweepPlan::rates_of_peak(peak, *n)
         }
@@ -530,10 +566,11 @@ pub fn run(
             break;
         }
     }
-    Ok(finish(sweep))
+    Ok(finish(sweep, pushed.take()))
 }
 
-fn finish(mut sweep: Sweep) -> Sweep {
+fn finish(mut sweep: Sweep, pushed: Option<(String, otlp::Summary)>) -> Sweep {
+    sweep.otlp = pushed;
     sweep.knee = table::knee(&sweep.rows, sweep.probe.is_some());
     sweep
 }
@@ -595,6 +632,9 @@ impl Sweep {
         }
         if self.interrupted {
             m.insert("interrupted".into(), json!(true));
+        }
+        if let Some((url, pushes)) = &self.otlp {
+            m.insert("otlp".into(), pushes.to_json(url));
         }
         if let Some(why) = &self.stopped {
             m.insert("stopped".into(), json!(why));
