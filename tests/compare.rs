@@ -80,7 +80,15 @@ fn a_mock_one_millisecond_slower_is_real_and_the_same_setup_is_noise() {
     let iv = p50["interval"].as_array().unwrap();
     assert!(iv[0].as_f64().unwrap() > 0.0, "{p50}");
     assert!(p50["p_value"].as_f64().unwrap() < 0.05, "{p50}");
-    assert_eq!(p50["samples"][0], 400);
+    // Every answered request of the base run is a sample (400 were scheduled; a busy machine
+    // may leave some unsent, which have no response time).
+    let answered = std::fs::read_to_string(&a)
+        .unwrap()
+        .lines()
+        .filter(|l| !serde_json::from_str::<Value>(l).unwrap()["status"].is_null())
+        .count();
+    assert!(answered >= 100, "{answered} of 400 answered");
+    assert_eq!(p50["samples"][0], answered);
 
     let o = pacer(&["compare", &a1, &a2, "--json"]);
     assert!(o.status.success(), "{}", stderr(&o));
