@@ -36,7 +36,8 @@
 //!   in), kernel receive stamps on the run's clock are [`engine::clock`]'s, the Linux calls are
 //!   [`engine::sys`]'s. Also from each record: [`engine::timeline`] (the run per interval),
 //!   [`engine::live`] (lock-free rolling percentiles for the progress line) and [`engine::export`]
-//!   (every request as a JSON line, written off the lanes).
+//!   (every request as a JSON line, written off the lanes); [`engine::packed`] is the one
+//!   serialization of `RunStats` (a shard's state).
 //! - [`http1`]: request bytes; response head (httparse), chunked and body framing: incremental, no
 //!   allocation.
 //! - [`llm`]: the SSE framer, event classification (token / usage / error / done), payloads; and
@@ -52,7 +53,8 @@
 //!   [`wall::WallTimes`]), a leaf the plan, the engine and the shards all read.
 //! - [`metric`]: the timing families (name, scope, unit, note, which runs and requests), a leaf
 //!   every other module reads; `pacer metrics` prints them.
-//! - [`report`]: JSON and text, from the one list of timing families ([`metric::METRICS`]).
+//! - [`report`]: JSON and text, from the one list of timing families ([`metric::METRICS`]) and
+//!   what it reads of a plan, taken once ([`report::Settings`], which a shard's state carries).
 //!   [`api`]: the HTTP front (accept gate, requests, routes). [`cli`]: clap front. [`mock`]:
 //!   built-in targets, including every fault mode. [`rng`]: the one seedable generator.
 //! - [`html`]: the self-contained HTML page (inline SVG charts, no network) drawn from a report's

@@ -24,7 +24,6 @@ use serde_json::{Map, Value, json};
 use crate::engine::tokens::Mismatch;
 use crate::engine::{ErrorKey, RunStats, Timings, TokenSource, TokenSources};
 use crate::health;
-use crate::plan::{Arrival, BodyMode, Plan, Rate};
 use crate::slo::{self, Checked, Kind};
 use crate::stats::{Recorder, Summary};
 // The units live in a leaf module, so that modules below the report can use them; these names
@@ -32,6 +31,9 @@ use crate::stats::{Recorder, Summary};
 pub use crate::units::{human, secs_text};
 
 pub use crate::metric::Runs as Scope;
+pub use settings::{LlmSettings, Settings, StageSettings};
+
+mod settings;
 use crate::metric::{Id, Metric};
 
 /// One field of a timing family: its suffix role, as the original names them.
@@ -106,10 +108,10 @@ impl Stat {
 
 /// The timing families this run reports, in the text report's order.
 fn reported<'a>(
-    plan: &Plan,
+    setup: &Settings,
     t: &'a Timings,
 ) -> impl Iterator<Item = (&'static Metric, &'a Recorder)> {
-    let stream = plan.body_mode == BodyMode::Sse;
+    let stream = setup.stream;
     t.iter().filter_map(move |(timing, rec)| {
         let shown = match timing.runs {
             Scope::Every => true,
@@ -136,11 +138,11 @@ pub fn verdict(stats: &RunStats) -> Option<health::Health> {
 }
 
 /// The JSON report of a run.
-pub fn to_json(plan: &Plan, stats: &RunStats) -> Value {
+pub fn to_json(setup: &Settings, stats: &RunStats) -> Value {
     let t = &stats.timings;
     let mut m = Map::new();
-    m.insert("config".into(), Value::Object(plan.config.clone()));
-    measured(&mut m, plan, stats);
+    m.insert("config".into(), Value::Object(setup.config.clone()));
+    measured(&mut m, setup, stats);
     m.insert("connections_opened".into(), json!(stats.connections_opened));
     m.insert("scheduling".into(), json!(stats.scheduling.describe()));
     m.insert("timestamps".into(), json!(stats.timestamps.describe()));
@@ -150,7 +152,7 @@ pub fn to_json(plan: &Plan, stats: &RunStats) -> Value {
     if stats.interrupted {
         m.insert("interrupted".into(), json!(true));
     }
-    if plan.target.tls {
+    if setup.tls {
         m.insert(
             "tls_handshakes".into(),
             json!({"full": stats.tls_full, "resumed": stats.tls_resumed}),
@@ -161,17 +163,17 @@ pub fn to_json(plan: &Plan, stats: &RunStats) -> Value {
     }
     if !stats.stages.is_empty() {
         let stages: Vec<Value> = (0..stats.stages.len())
-            .map(|k| stage_json(plan, k, &stats.stages[k]))
+            .map(|k| stage_json(setup, k, &stats.stages[k]))
             .collect();
         m.insert("stages".into(), Value::Array(stages));
     }
     if !stats.targets.is_empty() {
-        m.insert("targets".into(), targets_json(plan, stats));
+        m.insert("targets".into(), targets_json(setup, stats));
     }
     // Last but for the histograms: thresholds read every field above.
-    if !plan.thresholds.is_empty() {
+    if !setup.thresholds.is_empty() {
         let so_far = Value::Object(m);
-        let checked: Vec<Value> = slo::evaluate(&plan.thresholds, &so_far)
+        let checked: Vec<Value> = slo::evaluate(&setup.thresholds, &so_far)
             .iter()
             .map(Checked::to_json)
             .collect();
@@ -181,14 +183,14 @@ pub fn to_json(plan: &Plan, stats: &RunStats) -> Value {
         };
         m.insert("thresholds".into(), Value::Array(checked));
     }
-    let histograms: Map<String, Value> = reported(plan, t)
+    let histograms: Map<String, Value> = reported(setup, t)
         .map(|(timing, rec)| (timing.name.to_string(), buckets(rec)))
         .collect();
     m.insert("histograms".into(), Value::Object(histograms));
     // Known for a run this process ran, and for a merge of shards' states that carry them
     // (`shard::merge`); not for statistics rebuilt without them.
     if stats.timeline.is_on() {
-        m.insert("timeline".into(), timeline(plan, stats));
+        m.insert("timeline".into(), timeline(setup, stats));
     }
     if stats.clock != crate::engine::Clock::default() {
         m.insert(
@@ -204,14 +206,14 @@ pub fn to_json(plan: &Plan, stats: &RunStats) -> Value {
 
 /// With `--targets`: per target (the plan's key, `METHOD URL` with query values hidden), the
 /// requests that ended, those that did not succeed, and the response time's p50 and p99.
-fn targets_json(plan: &Plan, stats: &RunStats) -> Value {
+fn targets_json(setup: &Settings, stats: &RunStats) -> Value {
     let rows: Vec<Value> = stats
         .targets
         .iter()
         .enumerate()
         .map(|(k, t)| {
             json!({
-                "target": plan.targets.get(k),
+                "target": setup.targets.get(k),
                 "count": t.total,
                 "errors": t.errors,
                 "response_time_p50": t.response_time.quantile(0.5),
@@ -223,7 +225,7 @@ fn targets_json(plan: &Plan, stats: &RunStats) -> Value {
 }
 
 /// The text report's table of targets (as [`targets_json`]).
-fn targets_text(plan: &Plan, stats: &RunStats) -> String {
+fn targets_text(setup: &Settings, stats: &RunStats) -> String {
     let mut out = String::new();
     let _ = writeln!(out);
     let _ = writeln!(out, "  targets:    count     errors        p50        p99");
@@ -235,7 +237,7 @@ fn targets_text(plan: &Plan, stats: &RunStats) -> String {
             t.errors,
             opt(t.response_time.quantile(0.5)),
             opt(t.response_time.quantile(0.99)),
-            plan.targets.get(k).map_or("?", String::as_str),
+            setup.targets.get(k).map_or("?", String::as_str),
         );
     }
     out
@@ -243,14 +245,14 @@ fn targets_text(plan: &Plan, stats: &RunStats) -> String {
 
 /// The counts and timings of a run, or of one of its stages, in the report's order: the
 /// original's fields first, then the extensions (goodput with objectives).
-fn measured(m: &mut Map<String, Value>, plan: &Plan, stats: &RunStats) {
+fn measured(m: &mut Map<String, Value>, setup: &Settings, stats: &RunStats) {
     let t = &stats.timings;
     let unsent = unsent(stats);
     let errors = stats.error_count() - unsent;
     m.insert("total_requests".into(), json!(stats.total_requests));
     m.insert("errors".into(), json!(errors));
-    for (timing, rec) in reported(plan, t).filter(|(timing, _)| timing.original) {
-        family(m, plan, timing.name, rec);
+    for (timing, rec) in reported(setup, t).filter(|(timing, _)| timing.original) {
+        family(m, setup, timing.name, rec);
     }
     if errors > 0 {
         let statuses: Vec<Value> = stats
@@ -278,7 +280,7 @@ fn measured(m: &mut Map<String, Value>, plan: &Plan, stats: &RunStats) {
     m.insert("error_counts".into(), Value::Object(counts));
     let secs = stats.elapsed.as_secs_f64();
     m.insert("elapsed".into(), json!(secs));
-    let achieved = achieved_qps(plan, stats);
+    let achieved = achieved_qps(setup, stats);
     m.insert("achieved_qps".into(), json!(achieved));
     if achieved.is_none() {
         m.insert("achieved_qps_note".into(), json!(ACHIEVED_NEEDS_TWO));
@@ -287,21 +289,21 @@ fn measured(m: &mut Map<String, Value>, plan: &Plan, stats: &RunStats) {
     let ran = stats.total_requests - unsent;
     let share = |n: u64| (ran > 0).then(|| n as f64 / ran as f64);
     m.insert("error_rate".into(), json!(share(errors)));
-    if !plan.goodput.is_empty() {
+    if !setup.goodput.is_empty() {
         // vLLM's goodput: requests that succeeded and met every objective, per second of the run.
-        let per_second = run_secs(plan, stats).map(|secs| stats.good_requests as f64 / secs);
+        let per_second = run_secs(setup, stats).map(|secs| stats.good_requests as f64 / secs);
         m.insert("goodput".into(), json!(per_second));
         m.insert("goodput_ratio".into(), json!(share(stats.good_requests)));
         m.insert("good_requests".into(), json!(stats.good_requests));
     }
-    for (timing, rec) in reported(plan, t).filter(|(timing, _)| !timing.original) {
-        family(m, plan, timing.name, rec);
+    for (timing, rec) in reported(setup, t).filter(|(timing, _)| !timing.original) {
+        family(m, setup, timing.name, rec);
     }
-    if plan.llm.is_some() {
+    if setup.llm.is_some() {
         m.insert("output_tokens".into(), json!(stats.output_tokens));
-        tokens(m, plan, stats);
+        tokens(m, setup, stats);
     }
-    if plan.body_mode == BodyMode::Sse {
+    if setup.stream {
         let mean = if stats.successes > 0 {
             Some(stats.output_tokens as f64 / stats.successes as f64)
         } else {
@@ -357,10 +359,11 @@ pub const ACHIEVED_NEEDS_TWO: &str =
 /// The achieved rate, or None for a fixed-rate run that sent fewer than two requests (a rate
 /// is sends over the span from the first to the last: one send has no span, and 0 would be a
 /// false figure).
-pub fn achieved_qps(plan: &Plan, stats: &RunStats) -> Option<f64> {
-    match plan.rate {
-        Rate::PerSecond(_) if stats.sent < 2 => None,
-        _ => Some(stats.achieved_qps),
+pub fn achieved_qps(setup: &Settings, stats: &RunStats) -> Option<f64> {
+    if setup.qps.is_some() && stats.sent < 2 {
+        None
+    } else {
+        Some(stats.achieved_qps)
     }
 }
 
@@ -368,9 +371,9 @@ pub fn achieved_qps(plan: &Plan, stats: &RunStats) -> Option<f64> {
 /// time when that is longer (the responses of the last sends came after it). Not the elapsed
 /// time alone: a run of N sends at rate R ends about (N−1)/R after its start, so a short run
 /// would count N over less than N/R and show more than it was asked.
-pub fn run_secs(plan: &Plan, stats: &RunStats) -> Option<f64> {
-    let scheduled = match plan.rate {
-        Rate::PerSecond(_) if plan.stages.is_empty() => plan.duration.as_secs_f64(),
+pub fn run_secs(setup: &Settings, stats: &RunStats) -> Option<f64> {
+    let scheduled = match setup.qps {
+        Some(_) if setup.stages.is_empty() => setup.duration,
         _ => 0.0,
     };
     let secs = stats.elapsed.as_secs_f64().max(scheduled);
@@ -390,33 +393,32 @@ fn coalesced_json(stats: &RunStats) -> Value {
 /// with a ramp the rate it starts from), when it starts (seconds into the run), the mean rate
 /// its schedule asked for, then its own counts and timings as [`measured`] gives them (its
 /// `elapsed` is its duration).
-fn stage_json(plan: &Plan, k: usize, stats: &RunStats) -> Value {
+fn stage_json(setup: &Settings, k: usize, stats: &RunStats) -> Value {
     let mut m = Map::new();
     m.insert("stage".into(), json!(k + 1));
-    let asked = plan.stages.get(k);
+    let asked = setup.stages.get(k);
     m.insert("qps".into(), json!(asked.map(|s| s.qps)));
     m.insert("duration".into(), json!(asked.map(|s| s.duration)));
-    let curve = plan.curve.as_ref();
-    if plan.ramp
-        && let Some((from, _)) = curve.and_then(|c| c.rates_of(k))
+    if setup.ramp
+        && let Some(a) = asked
     {
-        m.insert("from_qps".into(), json!(from));
+        m.insert("from_qps".into(), json!(a.from_qps));
     }
-    let start = curve.and_then(|c| c.span_of(k)).map(|(start, _)| start);
+    let start = asked.map(|a| a.start);
     m.insert("start".into(), json!(start));
     let secs = stats.elapsed.as_secs_f64();
     let intended = (secs > 0.0).then(|| stats.total_requests as f64 / secs);
     m.insert("intended_qps".into(), json!(intended));
-    measured(&mut m, plan, stats);
+    measured(&mut m, setup, stats);
     Value::Object(m)
 }
 
 /// The text report's stages: one row per stage with its rate, requests, achieved rate, errors
 /// and response-time p50/p99 (and goodput with objectives).
-fn stages_text(plan: &Plan, stats: &RunStats) -> String {
+fn stages_text(setup: &Settings, stats: &RunStats) -> String {
     let mut out = String::new();
     let _ = writeln!(out);
-    let goodput = !plan.goodput.is_empty();
+    let goodput = !setup.goodput.is_empty();
     let _ = writeln!(
         out,
         "  {:>5}  {:>18} {:>9} {:>9} {:>10} {:>8} {:>10} {:>10}{}",
@@ -431,10 +433,10 @@ fn stages_text(plan: &Plan, stats: &RunStats) -> String {
         if goodput { "    goodput" } else { "" }
     );
     for (k, st) in stats.stages.iter().enumerate() {
-        let (from, to) = plan
-            .curve
-            .as_ref()
-            .and_then(|c| c.rates_of(k))
+        let (from, to) = setup
+            .stages
+            .get(k)
+            .map(|a| (a.from_qps, a.to_qps))
             .unwrap_or_default();
         let rate = if from == to {
             format!("{to}")
@@ -483,7 +485,7 @@ pub fn failed_thresholds(report: &Value) -> Vec<&str> {
 }
 
 /// The text report's thresholds section: each with pass or FAIL and the value it read.
-fn thresholds_text(plan: &Plan, report: &Value) -> String {
+fn thresholds_text(setup: &Settings, report: &Value) -> String {
     let mut out = String::new();
     let Some(list) = report.get("thresholds").and_then(Value::as_array) else {
         return out;
@@ -501,7 +503,7 @@ fn thresholds_text(plan: &Plan, report: &Value) -> String {
         .map(|e| e.chars().count())
         .max()
         .unwrap_or(0);
-    for (c, t) in list.iter().zip(&plan.thresholds) {
+    for (c, t) in list.iter().zip(&setup.thresholds) {
         let verdict = if c["pass"] == Value::Bool(true) {
             "pass"
         } else {
@@ -550,7 +552,7 @@ fn input_counted(stats: &RunStats) -> u64 {
 }
 
 /// The token figures of an LLM run beyond `output_tokens` (see the module docs).
-fn tokens(m: &mut Map<String, Value>, plan: &Plan, stats: &RunStats) {
+fn tokens(m: &mut Map<String, Value>, setup: &Settings, stats: &RunStats) {
     m.insert(
         "output_tokens_source".into(),
         source_word(&stats.output_sources),
@@ -599,7 +601,7 @@ fn tokens(m: &mut Map<String, Value>, plan: &Plan, stats: &RunStats) {
     m.insert(
         "token_mismatch".into(),
         json!({"prompt": side(&said.prompt), "output": side(&said.output),
-               "prompt_overhead_tokens": prompt_overhead(plan), "note": MISMATCH_NOTE}),
+               "prompt_overhead_tokens": prompt_overhead(setup), "note": MISMATCH_NOTE}),
     );
     m.insert("token_mismatch_rate".into(), json!(said.mismatch_rate()));
     let cached = (said.cached_requests > 0).then_some(said.cached_tokens);
@@ -615,8 +617,8 @@ pub const MISMATCH_NOTE: &str = "server usage against pacer's tokenizer, where b
     prompt, give how many with --prompt-overhead-tokens";
 
 /// The prompt tokens a chat template is expected to add (`--prompt-overhead-tokens`).
-fn prompt_overhead(plan: &Plan) -> u64 {
-    plan.llm.as_ref().map_or(0, |l| l.prompt_overhead_tokens)
+fn prompt_overhead(setup: &Settings) -> u64 {
+    setup.llm.as_ref().map_or(0, |l| l.prompt_overhead_tokens)
 }
 
 /// Where the counts came from, in words: `from usage`, `from usage for 8, events for 2`.
@@ -637,9 +639,9 @@ fn source_text(s: &TokenSources) -> String {
 /// The report's `timeline`: one object per interval (`engine::timeline` says which interval each
 /// figure counts in); the time-to-first-token percentiles in streaming runs and the output tokens
 /// in LLM runs, as the run's own families.
-fn timeline(plan: &Plan, stats: &RunStats) -> Value {
-    let stream = plan.body_mode == BodyMode::Sse;
-    let llm = plan.llm.is_some();
+fn timeline(setup: &Settings, stats: &RunStats) -> Value {
+    let stream = setup.stream;
+    let llm = setup.llm.is_some();
     // The percentiles are bucket estimates (within 12.2%): four digits say all they know.
     let sig = |x: Option<f64>| x.map(|x| format!("{x:.3e}").parse::<f64>().unwrap_or(x));
     let rows = stats.timeline.entries(stats.elapsed).into_iter().map(|e| {
@@ -696,12 +698,12 @@ pub fn key_name(k: &ErrorKey) -> String {
 
 /// The fields of one timing family (see [`Stat::field`]), and any other percentile of it a
 /// threshold reads (`X_p95` for `X_p95<=...`), null under 2 samples like the others.
-fn family(m: &mut Map<String, Value>, plan: &Plan, name: &str, rec: &Recorder) {
+fn family(m: &mut Map<String, Value>, setup: &Settings, name: &str, rec: &Recorder) {
     let s = rec.summary();
     for stat in Stat::ALL {
         m.insert(stat.field(name), json!(stat.of(&s)));
     }
-    for (f, q, key) in slo::percentiles_needed(&plan.thresholds) {
+    for (f, q, key) in slo::percentiles_needed(&setup.thresholds) {
         if f == name && !m.contains_key(&key) {
             let v = if rec.count() >= 2 {
                 rec.quantile(q / 100.0)
@@ -720,22 +722,22 @@ fn opt(v: Option<f64>) -> String {
 /// The run's settings in words: the request line, then the rate, length and limits (and the LLM
 /// mode, TLS verification, real-time scheduling when they apply). The text report starts with it,
 /// and the command line prints it before the run starts.
-pub fn settings(plan: &Plan) -> String {
+pub fn settings(setup: &Settings) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "pacer: {} {}", method_of(plan), plan.url);
-    let duration = secs_text(plan.duration.as_secs_f64());
-    let pace = match plan.rate {
-        Rate::PerSecond(q) => {
-            let arrival = match plan.arrival {
-                Arrival::Constant => "evenly spaced".to_string(),
-                Arrival::Poisson { seed } => format!("Poisson arrivals, seed {seed}"),
+    let _ = writeln!(out, "pacer: {} {}", setup.method, setup.url);
+    let duration = secs_text(setup.duration);
+    let pace = match setup.qps {
+        Some(q) => {
+            let arrival = match setup.seed {
+                None => "evenly spaced".to_string(),
+                Some(seed) => format!("Poisson arrivals, seed {seed}"),
             };
-            let requests = plural(plan.count, "request");
-            if plan.stages.is_empty() {
+            let requests = plural(setup.count, "request");
+            if setup.stages.is_empty() {
                 format!("{q} req/s for {duration} ({requests}, {arrival})")
             } else {
-                let how = if plan.ramp { "ramped" } else { "stepped" };
-                let stages: Vec<String> = plan
+                let how = if setup.ramp { "ramped" } else { "stepped" };
+                let stages: Vec<String> = setup
                     .stages
                     .iter()
                     .map(|st| format!("{}:{}", st.qps, secs_text(st.duration)))
@@ -746,55 +748,43 @@ pub fn settings(plan: &Plan) -> String {
                 )
             }
         }
-        Rate::Max if plan.count > 0 => format!(
+        None if setup.count > 0 => format!(
             "as fast as responses come (closed loop), {}",
-            plural(plan.count, "request")
+            plural(setup.count, "request")
         ),
-        Rate::Max => format!("as fast as responses come (closed loop) for {duration}"),
+        None => format!("as fast as responses come (closed loop) for {duration}"),
     };
     let _ = writeln!(
         out,
         "  {pace}, up to {}, {}, timeout {}",
-        plural(plan.num_workers as u64, "connection"),
-        plural(plan.threads as u64, "thread"),
-        secs_text(plan.timeout.as_secs_f64())
+        plural(setup.num_workers as u64, "connection"),
+        plural(setup.threads as u64, "thread"),
+        secs_text(setup.timeout)
     );
-    if let Some(l) = &plan.llm {
-        let payload = plan.config.get("fireworks_payload");
-        let field = |k: &str| {
-            payload.and_then(|p| p.get(k)).map(|v| match v {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            })
-        };
-        let w = plan.workload.as_ref();
-        let max_tokens = match (w.and_then(|w| w.output_tokens), w) {
-            (Some(d), _) => format!("drawn from {d}"),
-            (None, Some(w)) if w.output_len_from_dataset => "from the data set's replies".into(),
-            _ => field("max_tokens").unwrap_or_else(|| "-".into()),
-        };
+    if let Some(l) = &setup.llm {
         let _ = writeln!(
             out,
-            "  {} {}, model {}, max_tokens {max_tokens}",
+            "  {} {}, model {}, max_tokens {}",
             if l.stream {
                 "streaming"
             } else {
                 "non-streaming"
             },
-            l.api.name(),
-            field("model").unwrap_or_else(|| "-".into()),
+            l.api,
+            l.model,
+            l.max_tokens,
         );
-        if let Some(w) = w {
-            out.push_str(&workload_line(w));
+        if let Some(line) = &l.prompts {
+            out.push_str(line);
         }
     }
-    if plan.insecure {
+    if setup.insecure {
         let _ = writeln!(
             out,
             "  WARNING: TLS certificate verification is disabled (--insecure)"
         );
     }
-    if plan.realtime {
+    if setup.realtime {
         let _ = writeln!(out, "  real-time scheduling asked for (SCHED_FIFO)");
     }
     out
@@ -850,15 +840,15 @@ fn same_because(shown: &str, dropped: &str) -> &'static str {
 /// The terminal report: the settings, a summary, a table of every timing with one line on what
 /// each spans, the error buckets and histograms (response time; time to first token when
 /// streaming). A family whose figures equal an earlier row's is said in one line, not a row.
-pub fn to_text(plan: &Plan, stats: &RunStats) -> String {
-    let mut out = settings(plan);
-    out.push_str(&to_text_body(plan, stats));
+pub fn to_text(setup: &Settings, stats: &RunStats) -> String {
+    let mut out = settings(setup);
+    out.push_str(&to_text_body(setup, stats));
     out
 }
 
 /// [`to_text`] without the settings at its head: for a screen that shows them just above (the
 /// command line printed them as the run started, to the same terminal).
-pub fn to_text_body(plan: &Plan, stats: &RunStats) -> String {
+pub fn to_text_body(setup: &Settings, stats: &RunStats) -> String {
     let mut out = String::new();
     let t = &stats.timings;
     let _ = writeln!(out);
@@ -868,7 +858,7 @@ pub fn to_text_body(plan: &Plan, stats: &RunStats) -> String {
     } else {
         String::new()
     };
-    let achieved = match achieved_qps(plan, stats) {
+    let achieved = match achieved_qps(setup, stats) {
         Some(q) => format!("{q:.1} req/s"),
         None => format!("n/a ({} sent: a rate needs 2 sends)", stats.sent),
     };
@@ -899,14 +889,14 @@ pub fn to_text_body(plan: &Plan, stats: &RunStats) -> String {
     for line in verdict(stats).iter().flat_map(health::Health::text_lines) {
         let _ = writeln!(out, "  {line}");
     }
-    if plan.target.tls {
+    if setup.tls {
         let _ = writeln!(
             out,
             "  TLS handshakes: {} full, {} resumed",
             stats.tls_full, stats.tls_resumed
         );
     }
-    if plan.llm.is_some() {
+    if setup.llm.is_some() {
         let secs = stats.elapsed.as_secs_f64().max(1e-9);
         let _ = writeln!(
             out,
@@ -915,7 +905,7 @@ pub fn to_text_body(plan: &Plan, stats: &RunStats) -> String {
             stats.output_tokens as f64 / secs,
             source_text(&stats.output_sources)
         );
-        if plan.body_mode == BodyMode::Sse && stats.token_gaps > 0 {
+        if setup.stream && stats.token_gaps > 0 {
             let (n, of) = (stats.token_gaps_coalesced, stats.token_gaps);
             let _ = writeln!(
                 out,
@@ -968,7 +958,7 @@ pub fn to_text_body(plan: &Plan, stats: &RunStats) -> String {
                 side(&said.prompt),
                 side(&said.output)
             );
-            let overhead = prompt_overhead(plan);
+            let overhead = prompt_overhead(setup);
             let why = if overhead > 0 {
                 format!("{overhead} prompt tokens per request expected from the chat template")
             } else {
@@ -979,9 +969,9 @@ pub fn to_text_body(plan: &Plan, stats: &RunStats) -> String {
             let _ = writeln!(out, "    (server minus pacer's tokenizer; {why})");
         }
     }
-    if !plan.goodput.is_empty() {
-        let secs = run_secs(plan, stats).unwrap_or(1e-9);
-        let objectives: Vec<&str> = plan.goodput.iter().map(|o| o.text.as_str()).collect();
+    if !setup.goodput.is_empty() {
+        let secs = run_secs(setup, stats).unwrap_or(1e-9);
+        let objectives: Vec<&str> = setup.goodput.iter().map(String::as_str).collect();
         let _ = writeln!(
             out,
             "  goodput {:.1} req/s: {} of {} requests ({:.1}%) succeeded and met {}",
@@ -993,12 +983,12 @@ pub fn to_text_body(plan: &Plan, stats: &RunStats) -> String {
         );
     }
     let _ = writeln!(out);
-    out.push_str(&table(plan, t));
+    out.push_str(&table(setup, t));
     if !stats.stages.is_empty() {
-        out.push_str(&stages_text(plan, stats));
+        out.push_str(&stages_text(setup, stats));
     }
     if !stats.targets.is_empty() {
-        out.push_str(&targets_text(plan, stats));
+        out.push_str(&targets_text(setup, stats));
     }
     if stats.errors.keys().any(|k| !is_unsent(k)) {
         let _ = writeln!(out);
@@ -1012,7 +1002,7 @@ pub fn to_text_body(plan: &Plan, stats: &RunStats) -> String {
         }
     }
     let mut hists = vec![("response time", &t[Id::ResponseTime])];
-    if plan.body_mode == BodyMode::Sse {
+    if setup.stream {
         hists.push(("time to first token", &t[Id::TimeToFirstToken]));
     }
     for (what, rec) in hists {
@@ -1028,23 +1018,23 @@ pub fn to_text_body(plan: &Plan, stats: &RunStats) -> String {
             out.push_str(&hist);
         }
     }
-    if !plan.thresholds.is_empty() {
-        out.push_str(&thresholds_text(plan, &to_json(plan, stats)));
+    if !setup.thresholds.is_empty() {
+        out.push_str(&thresholds_text(setup, &to_json(setup, stats)));
     }
     out
 }
 
 /// The timing table, then one line per row on what it spans, and one line per family left out
 /// because its figures equal a row's.
-fn table(plan: &Plan, t: &Timings) -> String {
+fn table(setup: &Settings, t: &Timings) -> String {
     let mut rows: Vec<(&Metric, Summary)> = Vec::new();
     let mut same: Vec<(&Metric, &Metric)> = Vec::new();
     // A closed loop sends each request when a connection frees: its intended time is its send
     // time, so the corrected families repeat the uncorrected ones and dispatch_delay is 0 (up
     // to the nanoseconds between two clock readings). Said once instead of as rows.
-    let closed = plan.rate == Rate::Max;
+    let closed = setup.closed_loop();
     let mut no_intended: Vec<&str> = Vec::new();
-    for (timing, rec) in reported(plan, t) {
+    for (timing, rec) in reported(setup, t) {
         if closed && (timing.name.starts_with("corrected_") || timing.name == "dispatch_delay") {
             no_intended.push(timing.name);
             continue;
@@ -1116,12 +1106,6 @@ fn table(plan: &Plan, t: &Timings) -> String {
     out
 }
 
-fn method_of(plan: &Plan) -> &str {
-    let req = plan.requests.first();
-    let end = req.iter().position(|&b| b == b' ').unwrap_or(0);
-    std::str::from_utf8(&req[..end]).unwrap_or("?")
-}
-
 /// Fewer log-scale rows than this, over samples that differ, draw equal-width rows instead.
 const FINER_BELOW: usize = 4;
 
@@ -1190,7 +1174,7 @@ fn human_to(secs: f64, step: f64) -> String {
 /// Why a finished run measured nothing about its target: None when any request got a response
 /// (a success or any HTTP status); else every error bucket with its reason, e.g. `connection
 /// refused by 127.0.0.1:1` or the resolver's message for a name that does not resolve.
-pub fn no_response(plan: &Plan, stats: &RunStats) -> Option<String> {
+pub fn no_response(setup: &Settings, stats: &RunStats) -> Option<String> {
     let responded = stats.successes > 0
         || stats.timings[Id::ResponseTime].count() > 0
         || stats
@@ -1205,7 +1189,7 @@ pub fn no_response(plan: &Plan, stats: &RunStats) -> Option<String> {
         .errors
         .iter()
         .map(|(k, &n)| {
-            let why = reason(plan, &key_name(k));
+            let why = reason(setup, &key_name(k));
             if n == total {
                 why
             } else {
@@ -1217,25 +1201,21 @@ pub fn no_response(plan: &Plan, stats: &RunStats) -> Option<String> {
 }
 
 /// One error bucket of a run without responses, said with the target's address.
-fn reason(plan: &Plan, name: &str) -> String {
-    let t = &plan.target;
-    let addr = if t.host.contains(':') {
-        format!("[{}]:{}", t.host, t.port)
+fn reason(setup: &Settings, name: &str) -> String {
+    let (host, port) = (&setup.host, setup.port);
+    let addr = if host.contains(':') {
+        format!("[{host}]:{port}")
     } else {
-        format!("{}:{}", t.host, t.port)
+        format!("{host}:{port}")
     };
     match name {
         "connection refused" => format!("connection refused by {addr}"),
         "timeout" => format!(
             "no answer from {addr} within the timeout ({})",
-            secs_text(plan.timeout.as_secs_f64())
+            secs_text(setup.timeout)
         ),
         n if n.starts_with("dns: ") => {
-            format!(
-                "cannot resolve {}: {}",
-                t.host,
-                resolver_says(&t.host, t.port)
-            )
+            format!("cannot resolve {}: {}", host, resolver_says(host, port))
         }
         n => format!("{n} ({addr})"),
     }
@@ -1258,11 +1238,11 @@ fn resolver_says(host: &str, port: u16) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::{Input, Limits};
+    use crate::plan::{Input, Limits, Plan, Rate};
 
-    fn plan() -> Plan {
+    fn plan() -> Settings {
         let input = Input::new("http://h:8081/", Rate::PerSecond(10.0), 1.0);
-        Plan::new(&input, &Limits::default()).unwrap()
+        Settings::of(&Plan::new(&input, &Limits::default()).unwrap())
     }
 
     /// A run of 10 responses, 10..=19 ms; headers at the same instants when `bodies_with_heads`.
@@ -1446,7 +1426,7 @@ mod tests {
         use crate::engine::{TokenSource, TokenSources};
         let mut input = Input::new("http://h/v1/completions", Rate::PerSecond(10.0), 1.0);
         input.llm = Some(crate::plan::LlmInput::example());
-        let plan = Plan::new(&input, &Limits::default()).unwrap();
+        let plan = Settings::of(&Plan::new(&input, &Limits::default()).unwrap());
         let sources = |pairs: &[(TokenSource, u64)]| {
             let mut s = TokenSources::default();
             for &(src, n) in pairs {
@@ -1496,7 +1476,7 @@ mod tests {
         let mut i = Input::new("http://h/", Rate::PerSecond(1.0), 1.0);
         i.num_workers = Some(1);
         i.threads = Some(1);
-        let text = settings(&Plan::new(&i, &Limits::default()).unwrap());
+        let text = settings(&Settings::of(&Plan::new(&i, &Limits::default()).unwrap()));
         assert!(
             text.contains(
                 "1 req/s for 1s (1 request, evenly spaced), up to 1 connection, 1 thread,"
@@ -1505,7 +1485,7 @@ mod tests {
         );
         i.num_workers = Some(2);
         i.duration = 2.0;
-        let text = settings(&Plan::new(&i, &Limits::default()).unwrap());
+        let text = settings(&Settings::of(&Plan::new(&i, &Limits::default()).unwrap()));
         assert!(
             text.contains("(2 requests, evenly spaced), up to 2 connections, 1 thread,"),
             "{text}"

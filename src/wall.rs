@@ -11,14 +11,20 @@ pub type UnixNanos = i64;
 
 const NS: i64 = 1_000_000_000;
 
-/// Where a run sits on the wall clock, and what the engine counted of its sends.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+/// Where a run sits on the wall clock, and what the engine counted of its sends. Written (in a
+/// shard's state) with each time's name ending `_unix_ns`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct WallTimes {
     /// The schedule's start: `--start-at`, or when the run was ready.
+    #[serde(rename = "start_unix_ns")]
     pub start: UnixNanos,
+    #[serde(rename = "ready_unix_ns")]
     pub ready: UnixNanos,
+    #[serde(rename = "end_unix_ns")]
     pub end: UnixNanos,
+    #[serde(rename = "first_dispatch_unix_ns")]
     pub first_dispatch: Option<UnixNanos>,
+    #[serde(rename = "last_dispatch_unix_ns")]
     pub last_dispatch: Option<UnixNanos>,
     /// Requests handed to a connection.
     pub dispatched: u64,

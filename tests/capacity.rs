@@ -481,7 +481,7 @@ fn streaming_goodput_and_corrected_first_token() {
     let (s, _) = run_within(&i, std::time::Duration::from_secs(60));
     assert_eq!((s.successes, s.good_requests), (10, 0));
     // The report carries the corrected families beside the others.
-    let r = pacer::report::to_json(&plan(&i), &s);
+    let r = pacer::report::to_json(&pacer::report::Settings::of(&plan(&i)), &s);
     for f in [
         "mean_corrected_time_to_first_token",
         "corrected_time_to_first_token_p99",

@@ -8,6 +8,7 @@ use pacer::engine::{self, Controls, Counts, Progress, Scheduling, Stop};
 use pacer::metric::Id;
 use pacer::mock::MockConfig;
 use pacer::plan::{Limits, Plan, Rate};
+use pacer::report::Settings;
 use util::*;
 
 #[test]
@@ -209,7 +210,7 @@ fn realtime_runs_paced_and_says_what_it_got() {
         Scheduling::RealtimeDenied(e) => assert!(!e.is_empty()),
         Scheduling::Normal => panic!("--realtime was asked for, the report says normal"),
     }
-    let r = pacer::report::to_json(&p, &s);
+    let r = pacer::report::to_json(&Settings::of(&p), &s);
     assert_eq!(r["scheduling"], serde_json::json!(s.scheduling.describe()));
 
     let normal = run(&input(&format!("{}/", m.url()), 200.0, 0.2));
@@ -464,14 +465,14 @@ fn a_stopped_run_counts_every_unsent_request_as_interrupted() {
     assert_eq!(m.counters().requests, s.successes);
     assert_eq!(s.timings[Id::DispatchDelay].count(), s.successes);
     assert_eq!((c.done, c.errors, c.sent), (2000, interrupted, s.successes));
-    let json = pacer::report::to_json(&p, &s);
+    let json = pacer::report::to_json(&Settings::of(&p), &s);
     assert_eq!(json["interrupted"], serde_json::json!(true));
     assert_eq!(json["total_requests"], serde_json::json!(2000));
     // A run that was not stopped says nothing about it.
     let whole = run(&input(&format!("{}/", m.url()), 50.0, 0.1));
     assert!(!whole.interrupted);
     assert!(
-        pacer::report::to_json(&p, &whole)
+        pacer::report::to_json(&Settings::of(&p), &whole)
             .get("interrupted")
             .is_none()
     );

@@ -741,7 +741,7 @@ fn a_real_run_renders_with_the_text_reports_units() {
     let input = util::input(&format!("{}/", server.url()), 100.0, 1.0);
     let plan = util::plan(&input);
     let stats = pacer::engine::run(&plan, None).unwrap();
-    let report = pacer::report::to_json(&plan, &stats);
+    let report = pacer::report::to_json(&pacer::report::Settings::of(&plan), &stats);
     server.shutdown();
     let dom = browse("real", &report);
     let cells: Vec<String> = [

@@ -129,7 +129,7 @@ fn chat_stream_over_tls_with_the_mock_ca() {
     assert_accounted(&s, 10);
     assert_eq!(s.successes, 10, "{:?}", s.errors);
     check_timings(&s, TIMEOUT);
-    let json = report::to_json(&p, &s);
+    let json = report::to_json(&report::Settings::of(&p), &s);
     assert!(json["mean_time_to_first_token"].as_f64().unwrap() >= TTFT);
     assert_eq!(json["output_tokens"], serde_json::json!(200));
     assert!(json["config"]["fireworks_payload"]["messages"].is_array());
@@ -232,7 +232,7 @@ fn insecure_skips_verification_and_says_so() {
     let p = plan(&i);
     let s = pacer::engine::run(&p, None).unwrap();
     assert_eq!(s.successes, 5, "{:?}", s.errors);
-    let json = report::to_json(&p, &s);
+    let json = report::to_json(&report::Settings::of(&p), &s);
     assert_eq!(json["config"]["insecure"], serde_json::json!(true));
 }
 
@@ -336,7 +336,7 @@ fn reasoning_content_and_tool_calls_have_their_own_first_token() {
     );
     assert_eq!(t[Id::CorrectedTimeToFirstReasoningToken].count(), 5);
     assert_eq!(t[Id::TimeToFirstToolCall].count(), 0);
-    let json = report::to_json(&p, &s);
+    let json = report::to_json(&report::Settings::of(&p), &s);
     assert_eq!(json["output_tokens"], 50);
     assert_eq!(json["reasoning_tokens"], 20);
     assert_eq!(json["mean_reasoning_tokens"], 4.0);
@@ -359,7 +359,7 @@ fn reasoning_content_and_tool_calls_have_their_own_first_token() {
         &t[Id::TimeToFirstContentToken],
         "the call after the answer's text",
     );
-    let json = report::to_json(&p, &s);
+    let json = report::to_json(&report::Settings::of(&p), &s);
     assert!(json["mean_time_to_first_tool_call"].as_f64().unwrap() >= 0.021);
     // Output tokens from usage: the call's deltas count.
     assert_eq!(json["output_tokens"], 50);
@@ -379,7 +379,7 @@ fn a_prompt_mostly_cached_is_reported_and_noted() {
     let p = plan(&i);
     let s = pacer::engine::run(&p, None).unwrap();
     assert_eq!(s.successes, 5, "{:?}", s.errors);
-    let json = report::to_json(&p, &s);
+    let json = report::to_json(&report::Settings::of(&p), &s);
     assert_eq!(json["cached_tokens"], 15);
     assert_eq!(json["cached_token_share"], 1.0);
     let notes = json["health"]["notes"].to_string();
@@ -391,7 +391,10 @@ fn a_prompt_mostly_cached_is_reported_and_noted() {
     let plain = llm_mock(false);
     let i = stream_input(&format!("{}/v1/completions", plain.url()), 10.0, 0.3);
     let p = plan(&i);
-    let json = report::to_json(&p, &pacer::engine::run(&p, None).unwrap());
+    let json = report::to_json(
+        &report::Settings::of(&p),
+        &pacer::engine::run(&p, None).unwrap(),
+    );
     assert_eq!(json["cached_tokens"], serde_json::Value::Null);
     assert!(!json["health"]["notes"].to_string().contains("prefix cache"));
 }

@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use pacer::metric::Id;
 use pacer::mock::{MockConfig, MockServer};
 use pacer::shard::ShardState;
 use pacer::shard::time::{format_rfc3339, now_unix_ns};
-use pacer::stats::pack::unpack_base64;
 use pacer::stats::percentile_linear;
 use serde_json::Value;
 
@@ -148,7 +148,7 @@ fn states_of(paths: &[PathBuf]) -> Vec<ShardState> {
 fn union_response_times(states: &[ShardState]) -> Vec<f64> {
     let mut all = Vec::new();
     for s in states {
-        let r = unpack_base64(&s.timings["response_time"]).unwrap();
+        let r = &s.stats.timings[Id::ResponseTime];
         all.extend_from_slice(r.exact_samples().expect("exact"));
     }
     all.sort_by(f64::total_cmp);
@@ -207,7 +207,7 @@ fn shards_merge_to_one_process_run() {
         let skew = merged["start_skew"].as_f64().unwrap();
         assert!((0.0..10.0).contains(&skew), "{what}: skew {skew}");
         // Each shard sent its own requests: j mod n = i, and shares that add up.
-        let mut shares: Vec<u64> = states.iter().map(|s| s.counts.total_requests).collect();
+        let mut shares: Vec<u64> = states.iter().map(|s| s.stats.total_requests).collect();
         shares.sort();
         assert_eq!(shares.iter().sum::<u64>(), 240);
         assert!(
@@ -276,8 +276,8 @@ fn a_late_shard_sends_everything_and_says_so() {
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("late"));
     let s = &states_of(&[state])[0];
-    assert!((s.start_late - late).abs() < 1e-9);
-    assert!(s.ready_unix_ns - s.start_unix_ns >= 3_000_000_000);
+    assert!((s.start_late() - late).abs() < 1e-9);
+    assert!(s.wall().ready - s.wall().start >= 3_000_000_000);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -329,13 +329,13 @@ fn merge_refusals_name_the_states() {
     let text = std::fs::read_to_string(&paths[1]).unwrap();
     std::fs::write(
         &newer,
-        text.replacen("\"pacer_state\":3", "\"pacer_state\":4", 1),
+        text.replacen("\"pacer_state\":4", "\"pacer_state\":5", 1),
     )
     .unwrap();
     let (code, msg) = merge(&[paths[0].clone(), newer]);
     assert_eq!(code, Some(2));
     assert!(
-        msg.contains("newer.json is a shard state of version 4"),
+        msg.contains("newer.json is a shard state of version 5"),
         "{msg}"
     );
     // Another --interval: the same plan, but its timeline cannot be added to the others'.
@@ -452,8 +452,8 @@ fn shards_merge_into_one_timeline_on_their_common_start() {
     assert_eq!(a["interval"], 0.5, "{a}");
     // The clock: the common start in Unix time; no monotonic reading (each machine has its own).
     let states = states_of(&paths);
-    let start = states[0].start_unix_ns;
-    assert!(states.iter().all(|s| s.start_unix_ns == start));
+    let start = states[0].wall().start;
+    assert!(states.iter().all(|s| s.wall().start == start));
     let clock = merged["clock"].as_object().unwrap();
     assert_eq!(clock.keys().collect::<Vec<_>>(), ["unix_start"]);
     // pacer prints the exact value; serde_json's default reader may land an ulp off it.
@@ -471,8 +471,8 @@ fn shards_merge_into_one_timeline_on_their_common_start() {
     // Shard 2's state as an older pacer wrote it (version 1 had no timeline).
     let text = std::fs::read_to_string(&paths[2]).unwrap();
     let mut v: Value = serde_json::from_str(&text).unwrap();
-    v.as_object_mut().unwrap().remove("timeline");
-    for version in [1, 2] {
+    v["stats"].as_object_mut().unwrap().remove("timeline");
+    for version in [1, 2, 3] {
         v["pacer_state"] = version.into();
         let old = dir.join("old.json");
         std::fs::write(&old, v.to_string()).unwrap();
@@ -488,7 +488,7 @@ fn shards_merge_into_one_timeline_on_their_common_start() {
         assert!(
             msg.contains(&format!(
                 "old.json is a shard state of version {version}, older than this pacer merges \
-                 (version 3 is needed): re-run the shards with this build"
+                 (version 4 is needed): re-run the shards with this build"
             )),
             "{msg}"
         );
@@ -567,7 +567,7 @@ fn a_staged_run_merges_its_stages() {
         // Each stage's response times: numpy's percentiles on the union of the shards' own.
         let mut all = Vec::new();
         for s in &states {
-            let r = unpack_base64(&s.stages[k].timings["response_time"]).unwrap();
+            let r = &s.stats.stages[k].timings[Id::ResponseTime];
             all.extend_from_slice(r.exact_samples().expect("exact"));
         }
         all.sort_by(f64::total_cmp);
@@ -666,20 +666,26 @@ fn merge_refuses_numbers_no_run_has_and_endless_input() {
     type Break = fn(&mut Value);
     let cases: [(Break, &str); 5] = [
         (
-            |s| s["plan"]["duration"] = 1e20.into(),
-            "plan.duration is 1e20",
+            |s| s["settings"]["duration"] = 1e20.into(),
+            "settings.duration is 1e20",
         ),
         (
-            |s| s["plan"]["timeout"] = 1e20.into(),
-            "plan.timeout is 1e20",
+            |s| s["settings"]["timeout"] = 1e20.into(),
+            "settings.timeout is 1e20",
         ),
         (
-            |s| s["counts"]["successes"] = 51.into(),
+            |s| s["stats"]["successes"] = 51.into(),
             "51 successes, 50 dispatched and 50 requests are not in order",
         ),
-        (|s| s["start_late"] = 1e308.into(), "start_late is 1e308"),
         (
-            |s| s["end_unix_ns"] = 0.into(),
+            |s| {
+                let ready = s["stats"]["wall"]["ready_unix_ns"].as_i64().unwrap();
+                s["stats"]["wall"]["start_unix_ns"] = (ready - 40_000_000_000_000_000).into();
+            },
+            "start_late is 40000000.0",
+        ),
+        (
+            |s| s["stats"]["wall"]["end_unix_ns"] = 0.into(),
             "it ends before it was ready",
         ),
     ];
@@ -697,7 +703,7 @@ fn merge_refuses_numbers_no_run_has_and_endless_input() {
     }
     let mut states = good.clone();
     for s in &mut states {
-        s["counts"]["bytes_received"] = u64::MAX.into();
+        s["stats"]["bytes_received"] = u64::MAX.into();
     }
     let (code, err) = merge_of(&dir, &states, None);
     assert_eq!(code, Some(2), "{err}");

@@ -870,7 +870,7 @@ fn admit(state: &State, target: &Target) -> Result<(Option<Vec<SocketAddr>>, Run
 /// The report a run request answers: with `start_late` when a `start_at` run began late, and
 /// with the run's mergeable state when the request asked for it (`"state": true`).
 fn answer(plan: &Plan, stats: &RunStats, with_state: bool) -> Value {
-    let mut report = report::to_json(plan, stats);
+    let mut report = report::to_json(&report::Settings::of(plan), stats);
     add_start_late(plan, stats, &mut report);
     if with_state && let Value::Object(m) = &mut report {
         let s = ShardState::of_run(plan, stats, &stats.wall);

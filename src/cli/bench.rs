@@ -327,8 +327,9 @@ fn run_once(input: &Input, out: &Output, keep: &mut Option<Value>) -> Result<(),
     let mut files = opened.into_iter();
     let mut next = || files.next().flatten();
     let (json_file, html_file, requests_file, state_file) = (next(), next(), next(), next());
+    let setup = report::Settings::of(&plan);
     if !out.quiet {
-        let mut banner = report::settings(&plan);
+        let mut banner = report::settings(&setup);
         if out.default_url {
             banner.push_str(&format!(
                 "  host {}: the default URL (no --url given), a billed API\n",
@@ -354,7 +355,7 @@ fn run_once(input: &Input, out: &Output, keep: &mut Option<Value>) -> Result<(),
             return Err(e);
         }
     };
-    let mut json = report::to_json(&plan, &stats);
+    let mut json = report::to_json(&setup, &stats);
     add_start_late(&plan, &stats, &mut json);
     if let Some((push, summary)) = &pushed {
         if let Some(w) = summary.warning(&push.url()) {
@@ -368,9 +369,9 @@ fn run_once(input: &Input, out: &Output, keep: &mut Option<Value>) -> Result<(),
         pretty(&json)
     } else if !out.quiet && same_place() {
         // The banner is just above in the same stream: say the settings once.
-        report::to_text_body(&plan, &stats)
+        report::to_text_body(&setup, &stats)
     } else {
-        report::to_text(&plan, &stats)
+        report::to_text(&setup, &stats)
     };
     if plan.start_at.is_some() && late > 0.0 {
         eprintln!(
@@ -426,7 +427,7 @@ fn run_once(input: &Input, out: &Output, keep: &mut Option<Value>) -> Result<(),
             "interrupted: the report covers the run until the signal",
         ));
     }
-    if let Some(why) = no_response(&plan, &stats) {
+    if let Some(why) = no_response(&setup, &stats) {
         return Err(err(exit::RUN_FAILED, why));
     }
     let failed = report::failed_thresholds(&json);
@@ -964,7 +965,7 @@ mod tests {
 
     #[test]
     fn a_run_without_responses_says_why() {
-        let p = plan(&bench_input(Rate::PerSecond(4.0), 1.0)).unwrap();
+        let p = report::Settings::of(&plan(&bench_input(Rate::PerSecond(4.0), 1.0)).unwrap());
         let name = |s: &str| ErrorKey::Name(s.into());
         let s = stats_with(&[(name("connection refused"), 4)]);
         assert_eq!(
@@ -987,7 +988,7 @@ mod tests {
 
         let mut i = bench_input(Rate::PerSecond(1.0), 1.0);
         i.url = "http://no-such-host.invalid:8080/".into();
-        let p = plan(&i).unwrap();
+        let p = report::Settings::of(&plan(&i).unwrap());
         let s = stats_with(&[(name("dns: no-such-host.invalid"), 1)]);
         assert_eq!(
             no_response(&p, &s).unwrap(),

@@ -29,6 +29,7 @@ pub mod lane;
 pub mod live;
 pub mod outcome;
 pub mod pacing;
+pub mod packed;
 pub mod sched;
 pub mod stats;
 pub mod sys;
@@ -65,13 +66,18 @@ pub enum ErrorKey {
     Name(String),
 }
 
-/// What a run measured, merged over its threads.
-#[derive(Clone, Debug, Default)]
+/// What a run measured, merged over its threads. Serialized ([`packed`]) as a shard's state
+/// carries it: what the run's report is computed from and what adds across shards; the rest
+/// (the achieved rate, the targets, the clocks, the export's summary) is the process's own.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct RunStats {
+    #[serde(with = "packed::timings")]
     pub timings: Timings,
     pub total_requests: u64,
     pub successes: u64,
+    #[serde(with = "packed::errors")]
     pub errors: BTreeMap<ErrorKey, u64>,
+    #[serde(with = "packed::secs")]
     pub elapsed: Duration,
     pub bytes_received: u64,
     pub connections_opened: u64,
@@ -89,11 +95,13 @@ pub struct RunStats {
     pub token_gaps_coalesced: u64,
     /// Requests sent per second over the span from the first send to the last (fixed rate), or
     /// completed per second of the duration (saturation, as wrk reports it).
+    #[serde(skip)]
     pub achieved_qps: f64,
     /// TLS handshakes done in full, and resumed from an earlier connection's session.
     pub tls_full: u64,
     pub tls_resumed: u64,
     /// How the engine threads were scheduled (`--realtime`, or its refusal).
+    #[serde(with = "packed::scheduling")]
     pub scheduling: Scheduling,
     /// The run was stopped early ([`Stop`]): requests not yet sent are `not sent: interrupted`.
     pub interrupted: bool,
@@ -106,19 +114,30 @@ pub struct RunStats {
     pub sent: u64,
     /// One per stage of a staged run (empty otherwise): the requests intended in that stage,
     /// with `elapsed` the stage's duration.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stages: Vec<RunStats>,
     /// What the run measured about the generator itself, for the report's `health` verdict
     /// (`crate::health::judge`); None for a run whose target did not resolve.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<HealthInput>,
     /// The requests placed in time, merged over the threads (see [`timeline`]).
+    #[serde(
+        default,
+        skip_serializing_if = "Timeline::is_off",
+        with = "packed::timeline"
+    )]
     pub timeline: Timeline,
     /// With `--targets`: per target, in the file's order (the plan's `targets` names them).
+    #[serde(skip)]
     pub targets: Vec<stats::TargetTally>,
     /// The run's start on the system's clocks.
+    #[serde(skip)]
     pub clock: Clock,
     /// How writing every request went, when asked for ([`Controls::requests`]).
+    #[serde(skip)]
     pub requests: Option<export::Summary>,
     /// Where receive times came from (kernel stamps or the clock), and the clocks' drift.
+    #[serde(skip)]
     pub timestamps: clock::StampReport,
 }
 

@@ -321,6 +321,11 @@ impl Timeline {
         self.t0.is_some() || self.rebuilt
     }
 
+    /// Not [`Timeline::is_on`].
+    pub fn is_off(&self) -> bool {
+        !self.is_on()
+    }
+
     /// The latest moment anything was placed at, in nanoseconds from the start.
     pub fn last_ns(&self) -> u64 {
         let placed = match (self.t0, self.latest) {

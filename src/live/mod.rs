@@ -170,7 +170,7 @@ impl Figures {
             responses: last.responses,
             errors: stats.error_count() - crate::report::unsent(stats),
             in_flight: 0,
-            rate: crate::report::achieved_qps(plan, stats),
+            rate: crate::report::achieved_qps(&crate::report::Settings::of(plan), stats),
             ..last
         }
     }

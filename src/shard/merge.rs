@@ -15,7 +15,8 @@
 //!
 //! Refused, in this order: no states; a state newer than this pacer reads; states of different
 //! plans (fingerprints); states split into different numbers of shards; duplicate or missing
-//! shards; timelines of different intervals; a timing family or timeline that does not unpack.
+//! shards; timelines of different intervals; a timeline that counts more than its state. (A
+//! timing family or timeline that does not unpack is refused when the state is read.)
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -24,19 +25,20 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::ShardIndex;
-use super::state::{Counts, PlanEcho, STATE_VERSION, ShardState, StageState, StateError};
-use super::timeline::{Alignment, TimelineFold, align};
-use crate::engine::{Clock, ErrorKey, RunStats};
+use super::state::{STATE_VERSION, ShardState, StateError};
+use super::timeline::{Alignment, TimelineFold, align, interval_ns};
+use crate::engine::{Clock, RunStats};
 use crate::health::HealthInput;
-use crate::stats::pack::{PackError, unpack_base64};
+use crate::report::Settings;
+use crate::stats::pack::PackError;
 use crate::stats::sketch::RANK_ERROR;
 use crate::wall::{UnixNanos, format_rfc3339, secs_between};
 
 /// The whole run, merged from its shards.
 #[derive(Clone, Debug)]
 pub struct Merged {
-    /// Shard 0's plan, with `config.shards` set and `threads` the total over the shards.
-    pub plan: PlanEcho,
+    /// Shard 0's settings, with `config.shards` set and `threads` the total over the shards.
+    pub settings: Settings,
     pub fingerprint: String,
     pub shards: u32,
     /// The run's statistics as one process would have handed them to the report: the shards'
@@ -64,52 +66,18 @@ fn sum(a: u64, b: u64, what: &str, source: &str) -> Result<u64, MergeError> {
     })
 }
 
-/// What one state measured of its run, or of one stage of it.
-struct Part<'a> {
-    counts: &'a Counts,
-    statuses: &'a BTreeMap<u16, u64>,
-    failures: &'a BTreeMap<String, u64>,
-    timings: &'a BTreeMap<String, String>,
-    first_dispatch: Option<UnixNanos>,
-    last_dispatch: Option<UnixNanos>,
-}
-
-impl<'a> Part<'a> {
-    fn of_run(s: &'a ShardState) -> Part<'a> {
-        Part {
-            counts: &s.counts,
-            statuses: &s.statuses,
-            failures: &s.failures,
-            timings: &s.timings,
-            first_dispatch: s.first_dispatch_unix_ns,
-            last_dispatch: s.last_dispatch_unix_ns,
-        }
-    }
-
-    fn of_stage(s: &'a StageState) -> Part<'a> {
-        Part {
-            counts: &s.counts,
-            statuses: &s.statuses,
-            failures: &s.failures,
-            timings: &s.timings,
-            first_dispatch: s.first_dispatch_unix_ns,
-            last_dispatch: s.last_dispatch_unix_ns,
-        }
-    }
-}
-
-/// Adds one state's `part` into `into` as the lanes' `+=` adds a thread's statistics, but
-/// checked: a count that would overflow, or make the run larger than a run can be, is refused
-/// naming `source`; so is a timing family that does not unpack (`label` says whose it is: the
-/// run's, or a stage's). Returns the part's errors.
-fn add_part(
+/// Adds one state's statistics (its run's, or one stage's) into `into` as the lanes' `+=` adds
+/// a thread's, but checked: a count that would overflow, or make the run larger than a run can
+/// be, is refused naming `source` (`label` says whose samples: the run's, or a stage's). Returns
+/// the part's errors.
+fn add_checked(
     into: &mut RunStats,
-    part: &Part<'_>,
+    part: RunStats,
     source: &str,
     label: &str,
 ) -> Result<u64, MergeError> {
     // The counts first: every other sum is bounded by them.
-    let c = part.counts;
+    let c = &part;
     into.total_requests = sum(
         into.total_requests,
         c.total_requests,
@@ -124,7 +92,7 @@ fn add_part(
         });
     }
     into.successes = sum(into.successes, c.successes, "successes", source)?;
-    into.sent = sum(into.sent, c.dispatched, "dispatched", source)?;
+    into.sent = sum(into.sent, c.sent, "dispatched", source)?;
     into.bytes_received = sum(
         into.bytes_received,
         c.bytes_received,
@@ -143,51 +111,31 @@ fn add_part(
     into.tls_resumed = sum(into.tls_resumed, c.tls_resumed, "tls_resumed", source)?;
     into.good_requests = sum(into.good_requests, c.good_requests, "good_requests", source)?;
     into.token_gaps = sum(into.token_gaps, c.token_gaps, "token_gaps", source)?;
-    // Each bounded by a count summed above (`ShardState::check`): the token sources by the
-    // successes, the coalesced gaps by the gaps.
+    // Each bounded by a count summed above (`ShardState::check`): the token sources and the
+    // servers' usage counts by the successes (its token sums saturate), the coalesced gaps by
+    // the gaps.
     into.output_sources += c.output_sources;
     into.input_sources += c.input_sources;
+    into.tokens += c.tokens;
     into.token_gaps_coalesced += c.token_gaps_coalesced;
     // The errors are the requests that did not succeed (`ShardState::check`), whose sum did
     // not overflow.
-    let mut errors = 0;
-    let keyed = (part
-        .statuses
-        .iter()
-        .map(|(&s, &n)| (ErrorKey::Status(s), n)))
-    .chain(
-        part.failures
-            .iter()
-            .map(|(f, &n)| (ErrorKey::Name(f.clone()), n)),
-    );
-    for (k, n) in keyed {
+    let errors = part.errors.values().sum();
+    let w = &mut into.wall;
+    w.first_dispatch = min(w.first_dispatch, part.wall.first_dispatch);
+    w.last_dispatch = max(w.last_dispatch, part.wall.last_dispatch);
+    for (k, n) in part.errors {
         *into.errors.entry(k).or_insert(0) += n;
-        errors += n;
     }
-    // One family unpacked at a time, folded in and dropped.
-    for (family, packed) in part.timings {
-        let label = format!("{label}{family}");
-        let r = unpack_base64(packed).map_err(|error| MergeError::Timing {
-            source: source.to_string(),
-            family: label.clone(),
-            error,
-        })?;
-        // Every name is a family's (`ShardState::check`).
-        let Some(m) = crate::metric::by_name(family) else {
-            continue;
-        };
-        let mine = &mut into.timings[m.id];
-        if mine.count().checked_add(r.count()).is_none() {
+    for ((m, mine), (_, theirs)) in into.timings.iter().zip(part.timings.iter()) {
+        if mine.count().checked_add(theirs.count()).is_none() {
             return Err(MergeError::Overflow {
                 source: source.to_string(),
-                what: format!("the samples of {label}"),
+                what: format!("the samples of {label}{}", m.name),
             });
         }
-        mine.merge(r);
     }
-    let w = &mut into.wall;
-    w.first_dispatch = min(w.first_dispatch, part.first_dispatch);
-    w.last_dispatch = max(w.last_dispatch, part.last_dispatch);
+    into.timings += part.timings;
     Ok(errors)
 }
 
@@ -243,11 +191,6 @@ pub enum MergeError {
         count: u32,
         duplicates: Vec<(ShardIndex, Vec<String>)>,
         missing: Vec<ShardIndex>,
-    },
-    Timing {
-        source: String,
-        family: String,
-        error: PackError,
     },
     /// Timeline intervals (nanoseconds) and the states that have each.
     DifferentIntervals(Vec<(u64, Vec<String>)>),
@@ -315,11 +258,6 @@ impl fmt::Display for MergeError {
                 }
                 write!(f, "cannot merge: {}", parts.join("; "))
             }
-            MergeError::Timing {
-                source,
-                family,
-                error,
-            } => write!(f, "{source}: {family}: {error}"),
             MergeError::DifferentIntervals(groups) => {
                 f.write_str(
                     "the states' timelines have different intervals (--interval must be the \
@@ -423,7 +361,10 @@ pub fn check(states: &[(String, ShardState)]) -> Result<(), MergeError> {
     }
     // The interval is no part of the plan's fingerprint (it decides nothing about what is
     // sent), but intervals of different lengths cannot be added.
-    let intervals = groups(states, |s| s.timeline.as_ref().map(|t| t.interval_ns));
+    let intervals = groups(states, |s| {
+        let t = &s.stats.timeline;
+        t.is_on().then(|| interval_ns(t))
+    });
     let intervals: Vec<(u64, Vec<String>)> = intervals
         .into_iter()
         .filter_map(|(ns, sources)| ns.map(|ns| (ns, sources)))
@@ -438,7 +379,7 @@ pub fn check(states: &[(String, ShardState)]) -> Result<(), MergeError> {
 /// the result does not depend on the order they were given in), each dropped once added. Holds
 /// the merged statistics and one line per shard, nothing that grows with the requests.
 pub struct Fold {
-    plan: PlanEcho,
+    settings: Settings,
     fingerprint: String,
     shards: u32,
     stats: RunStats,
@@ -460,14 +401,9 @@ impl Fold {
     /// A merge whose plan is `first`'s (the states were checked to share it), placing the
     /// shards' timelines as `alignment` ([`align`] of every state) says.
     pub fn new(first: &ShardState, alignment: Alignment) -> Fold {
-        let stages = first
-            .plan
-            .config
-            .get("stages")
-            .and_then(Value::as_array)
-            .map_or(0, Vec::len);
+        let stages = first.settings.stages.len();
         Fold {
-            plan: first.plan.clone(),
+            settings: first.settings.clone(),
             fingerprint: first.fingerprint.clone(),
             shards: first.shard.count(),
             stats: RunStats {
@@ -486,29 +422,46 @@ impl Fold {
         }
     }
 
-    /// Adds one shard; `source` names it if a timing family does not unpack.
+    /// Adds one shard; `source` names it if its numbers cannot be added.
     pub fn add(&mut self, source: &str, s: ShardState) -> Result<(), MergeError> {
-        let errors = add_part(&mut self.stats, &Part::of_run(&s), source, "")?;
-        if let (Alignment::Aligned { shifts, .. }, Some(t)) = (&self.alignment, &s.timeline) {
-            let shift = shifts.get(s.shard.index() as usize).copied().unwrap_or(0);
+        let ShardState {
+            shard,
+            settings,
+            mut stats,
+            ..
+        } = s;
+        let wall = stats.wall;
+        let start_late = wall.start_late();
+        let timeline = std::mem::take(&mut stats.timeline);
+        let stages = std::mem::take(&mut stats.stages);
+        let health = stats.health.take();
+        let scheduling = std::mem::take(&mut stats.scheduling);
+        let interrupted = stats.interrupted;
+        if let Alignment::Aligned { shifts, .. } = &self.alignment
+            && timeline.is_on()
+        {
+            let shift = shifts.get(shard.index() as usize).copied().unwrap_or(0);
             self.timeline
-                .add(t, shift, &s.counts)
+                .add(&timeline, shift, &stats)
                 .map_err(|error| MergeError::Timeline {
                     source: source.to_string(),
                     error,
                 })?;
         }
-        if self.stats.stages.len() == s.stages.len() {
-            for (k, (mine, theirs)) in self.stats.stages.iter_mut().zip(&s.stages).enumerate() {
+        let total_requests = stats.total_requests;
+        let errors = add_checked(&mut self.stats, stats, source, "")?;
+        if self.stats.stages.len() == stages.len() {
+            for (k, (mine, theirs)) in self.stats.stages.iter_mut().zip(stages).enumerate() {
                 let label = format!("stage {}: ", k + 1);
-                add_part(mine, &Part::of_stage(theirs), source, &label)?;
-                mine.elapsed = Duration::from_secs_f64(theirs.duration);
+                let elapsed = theirs.elapsed;
+                add_checked(mine, theirs, source, &label)?;
+                mine.elapsed = elapsed;
             }
         } else {
             // Stages of part of the run are not the run's.
             self.staged = false;
         }
-        self.health = match (self.states, self.health.take(), s.health) {
+        self.health = match (self.states, self.health.take(), health) {
             (0, _, h) => h,
             (_, Some(mut h), Some(o)) => {
                 h.add_shard(o);
@@ -518,33 +471,34 @@ impl Fold {
         };
         self.states += 1;
         // At most `MAX_THREADS` each (`ShardState::check`) over at most `MAX_SHARDS` shards.
-        self.threads += s.plan.threads;
-        self.stats.interrupted |= s.interrupted;
-        let scheduling = std::mem::take(&mut self.stats.scheduling);
-        self.stats.scheduling = scheduling.worst(super::report::scheduling_of(&s.scheduling));
-        self.start = min(self.start, Some(s.start_unix_ns));
-        self.end = max(self.end, Some(s.end_unix_ns));
+        self.threads += settings.threads;
+        self.stats.interrupted |= interrupted;
+        let worst = std::mem::take(&mut self.stats.scheduling);
+        self.stats.scheduling = worst.worst(scheduling);
+        self.start = min(self.start, Some(wall.start));
+        self.end = max(self.end, Some(wall.end));
         let line = ShardLine {
-            shard: s.shard,
-            start: format_rfc3339(s.start_unix_ns),
+            shard,
+            start: format_rfc3339(wall.start),
             start_offset: 0.0,
-            start_late: s.start_late,
-            elapsed: secs_between(s.start_unix_ns, s.end_unix_ns),
-            total_requests: s.counts.total_requests,
+            start_late,
+            elapsed: secs_between(wall.start, wall.end),
+            total_requests,
             errors,
         };
-        self.lines
-            .push((line, s.start_unix_ns.max(s.ready_unix_ns)));
+        self.lines.push((line, wall.start.max(wall.ready)));
         Ok(())
     }
 
     /// The merged run.
     pub fn finish(self) -> Merged {
-        let mut plan = self.plan;
-        plan.threads = self.threads;
-        plan.config.remove("shard");
-        plan.config.insert("threads".into(), json!(self.threads));
-        plan.config.insert("shards".into(), json!(self.shards));
+        let mut settings = self.settings;
+        settings.threads = self.threads;
+        settings.config.remove("shard");
+        settings
+            .config
+            .insert("threads".into(), json!(self.threads));
+        settings.config.insert("shards".into(), json!(self.shards));
         let earliest = self.lines.iter().map(|(_, t)| *t).min().unwrap_or(0);
         let latest = self.lines.iter().map(|(_, t)| *t).max().unwrap_or(0);
         let per_shard = self
@@ -559,12 +513,12 @@ impl Fold {
         let mut stats = self.stats;
         let elapsed = secs_between(start, end).max(0.0);
         stats.elapsed = Duration::from_secs_f64(elapsed);
-        stats.achieved_qps = achieved(plan.qps, &stats, elapsed);
+        stats.achieved_qps = achieved(settings.qps, &stats, elapsed);
         if !self.staged {
             stats.stages.clear();
         }
         for st in &mut stats.stages {
-            st.achieved_qps = achieved(plan.qps, st, st.elapsed.as_secs_f64());
+            st.achieved_qps = achieved(settings.qps, st, st.elapsed.as_secs_f64());
         }
         let sketched = std::iter::once(&stats)
             .chain(&stats.stages)
@@ -574,9 +528,9 @@ impl Fold {
             // The whole plan's mean interval between sends, not one shard's.
             h.send_interval = h
                 .send_interval
-                .and(plan.qps)
-                .filter(|_| plan.count > 0)
-                .map(|_| plan.duration / plan.count as f64);
+                .and(settings.qps)
+                .filter(|_| settings.count > 0)
+                .map(|_| settings.duration / settings.count as f64);
             h
         });
         if let Alignment::Aligned { interval_ns, .. } = &self.alignment {
@@ -589,7 +543,7 @@ impl Fold {
             unix_start: start as f64 / 1e9,
         };
         Merged {
-            plan,
+            settings,
             fingerprint: self.fingerprint,
             shards: self.shards,
             stats,
@@ -624,41 +578,49 @@ impl Merged {
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
-    use crate::engine::Timeline;
     use crate::engine::timeline::Interval;
+    use crate::engine::{ErrorKey, Timeline};
     use crate::metric::Id;
     use crate::plan::defaults::MAX_STATE_BYTES;
+    use crate::report::StageSettings;
     use crate::rng::SplitMix64;
-    use crate::shard::state::{CLOCK, STATE_VERSION, StageState, StateError};
-    use crate::shard::timeline::StateTimeline;
+    use crate::shard::state::{CLOCK, STATE_VERSION, StateError};
     use crate::stats::EXACT_LIMIT;
     use crate::stats::Recorder;
-    use crate::stats::pack::pack_base64;
     use crate::stats::percentile_linear;
+    use crate::wall::WallTimes;
     use serde_json::Map;
 
     const SEC: i64 = 1_000_000_000;
     const T0: i64 = 1_767_225_600 * SEC;
 
-    fn plan_echo(threads: usize) -> PlanEcho {
+    fn settings(threads: usize) -> Settings {
         let mut config = Map::new();
         config.insert("url".into(), json!("http://127.0.0.1:9/"));
         config.insert("threads".into(), json!(threads));
-        PlanEcho {
+        Settings {
             config,
             url: "http://127.0.0.1:9/".into(),
             method: "GET".into(),
             qps: Some(1000.0),
             duration: 10.0,
             count: 10_000,
+            seed: None,
             num_workers: 30,
             threads,
             timeout: 2.0,
-            seed: None,
             insecure: false,
             realtime: false,
-            body_mode: "plain".into(),
+            tls: false,
+            host: "127.0.0.1".into(),
+            port: 9,
+            stream: false,
+            stages: Vec::new(),
+            ramp: false,
             llm: None,
+            thresholds: Vec::new(),
+            goodput: Vec::new(),
+            targets: Vec::new(),
         }
     }
 
@@ -693,46 +655,24 @@ pub(super) mod tests {
     /// Shard `i` of `n` with `k` response times of its own seed, started `late_ms` after `T0`.
     pub(in crate::shard) fn state(i: u32, n: u32, k: usize, late_ms: i64) -> ShardState {
         let xs = shard_samples(i, k);
-        let mut timings = BTreeMap::new();
-        timings.insert("response_time".into(), pack_base64(&recorder(&xs)));
-        timings.insert("latency".into(), pack_base64(&recorder(&xs[..k / 2])));
-        let mut statuses = BTreeMap::new();
-        statuses.insert(400, u64::from(i) + 1);
-        let mut failures = BTreeMap::new();
-        failures.insert("timeout".to_string(), 2);
         let errors = u64::from(i) + 3;
-        ShardState {
-            pacer_state: STATE_VERSION,
-            pacer_version: "test".into(),
-            fingerprint: "f00d".into(),
-            shard: ShardIndex::new(i, n).unwrap(),
-            clock: CLOCK.into(),
-            start_unix_ns: T0,
-            ready_unix_ns: T0 + late_ms * 1_000_000 - 40_000_000,
-            end_unix_ns: T0 + 10 * SEC + i64::from(i) * 1_000_000,
-            start_late: (late_ms as f64 / 1000.0 - 0.04).max(0.0),
-            plan: plan_echo(2),
-            counts: Counts {
-                total_requests: k as u64 + errors,
-                successes: k as u64,
+        let mut stats = RunStats {
+            total_requests: k as u64 + errors,
+            successes: k as u64,
+            sent: k as u64 + errors - 2,
+            bytes_received: 100 * k as u64,
+            connections_opened: 5,
+            good_requests: k as u64 / 2,
+            token_gaps: 10 * k as u64,
+            token_gaps_coalesced: u64::from(i),
+            wall: WallTimes {
+                start: T0,
+                ready: T0 + late_ms * 1_000_000 - 40_000_000,
+                end: T0 + 10 * SEC + i64::from(i) * 1_000_000,
+                first_dispatch: Some(T0 + i64::from(i) * 1_000_000),
+                last_dispatch: Some(T0 + 9 * SEC + i64::from(i) * 1_000_000),
                 dispatched: k as u64 + errors - 2,
-                bytes_received: 100 * k as u64,
-                connections_opened: 5,
-                output_tokens: 0,
-                tls_full: 0,
-                tls_resumed: 0,
-                good_requests: k as u64 / 2,
-                token_gaps: 10 * k as u64,
-                token_gaps_coalesced: u64::from(i),
-                ..Counts::default()
             },
-            first_dispatch_unix_ns: Some(T0 + i64::from(i) * 1_000_000),
-            last_dispatch_unix_ns: Some(T0 + 9 * SEC + i64::from(i) * 1_000_000),
-            scheduling: "normal".into(),
-            interrupted: false,
-            statuses,
-            failures,
-            timings,
             health: Some(HealthInput {
                 threads: vec![crate::health::ThreadUsage {
                     cpu: 0.5 + f64::from(i),
@@ -746,8 +686,21 @@ pub(super) mod tests {
                 send_interval: Some(0.5),
                 num_workers: 10,
             }),
-            timeline: StateTimeline::of(&timeline(i, k)),
-            stages: Vec::new(),
+            timeline: timeline(i, k),
+            ..RunStats::default()
+        };
+        stats.timings[Id::ResponseTime] = recorder(&xs);
+        stats.timings[Id::Latency] = recorder(&xs[..k / 2]);
+        stats.errors.insert(ErrorKey::Status(400), u64::from(i) + 1);
+        stats.errors.insert(ErrorKey::Name("timeout".into()), 2);
+        ShardState {
+            pacer_state: STATE_VERSION,
+            pacer_version: "test".into(),
+            fingerprint: "f00d".into(),
+            shard: ShardIndex::new(i, n).unwrap(),
+            clock: CLOCK.into(),
+            settings: settings(2),
+            stats,
         }
     }
 
@@ -782,7 +735,7 @@ pub(super) mod tests {
     fn union(states: &[ShardState]) -> Vec<f64> {
         let mut all: Vec<f64> = states
             .iter()
-            .flat_map(|s| shard_samples(s.shard.index(), s.counts.successes as usize))
+            .flat_map(|s| shard_samples(s.shard.index(), s.stats.successes as usize))
             .collect();
         all.sort_by(f64::total_cmp);
         all
@@ -812,8 +765,7 @@ pub(super) mod tests {
         // also on time: no skew. Then make shard 1 late by 150 ms.
         assert_eq!(m.start_skew, 0.0);
         let mut late = states.clone();
-        late[1].ready_unix_ns = T0 + 150_000_000;
-        late[1].start_late = 0.15;
+        late[1].stats.wall.ready = T0 + 150_000_000;
         let m = merge(named(late)).unwrap();
         assert!((m.start_skew - 0.15).abs() < 1e-9, "{}", m.start_skew);
         assert_eq!(m.per_shard[1].start_offset, m.start_skew);
@@ -823,8 +775,8 @@ pub(super) mod tests {
         // Dispatches from T0 to T0 + 9.002 s.
         let dispatched = m.stats.sent as f64;
         assert!((m.stats.achieved_qps - (dispatched - 1.0) / 9.002).abs() < 1e-6);
-        assert_eq!(m.plan.config["shards"], json!(3));
-        assert_eq!(m.plan.config["threads"], json!(6));
+        assert_eq!(m.settings.config["shards"], json!(3));
+        assert_eq!(m.settings.config["threads"], json!(6));
         assert_eq!(m.percentile_rank_error, None);
         let fields: Map<String, Value> = m
             .shard_fields()
@@ -837,6 +789,19 @@ pub(super) mod tests {
         // Token gaps read together add up like every count (they judge the merged run's health).
         assert_eq!(m.stats.token_gaps, 30_000);
         assert_eq!(m.stats.token_gaps_coalesced, 3);
+        // What the servers' usage said adds too (before the state was the run's own statistics,
+        // the merge dropped it: every merged `token_mismatch` and `cached_tokens` was empty).
+        let mut said = states;
+        for (i, s) in said.iter_mut().enumerate() {
+            s.stats.tokens.checked = 10 + i as u64;
+            s.stats.tokens.cached_requests = 2;
+            s.stats.tokens.cached_tokens = 300;
+        }
+        let t = merge(named(said)).unwrap().stats.tokens;
+        assert_eq!(
+            (t.checked, t.cached_requests, t.cached_tokens),
+            (33, 6, 900)
+        );
     }
 
     /// The whole run is judged from every shard's threads and counts; the lateness is bounded by
@@ -855,7 +820,7 @@ pub(super) mod tests {
         // Shard 2 used 2.5 s of CPU in 10 s; none is past a rule.
         assert_eq!(crate::health::judge(h).verdict, crate::health::Verdict::Ok);
         let mut busy = states.clone();
-        if let Some(h) = busy[1].health.as_mut() {
+        if let Some(h) = busy[1].stats.health.as_mut() {
             h.threads[0].cpu = 9.5;
         }
         let h = merge(named(busy)).unwrap().stats.health.unwrap();
@@ -865,7 +830,7 @@ pub(super) mod tests {
              free its connections"
         );
         let mut old = states;
-        old[2].health = None;
+        old[2].stats.health = None;
         assert!(merge(named(old)).unwrap().stats.health.is_none());
     }
 
@@ -960,7 +925,7 @@ pub(super) mod tests {
 
         // A version-1 line, as the pacer before the timeline wrote it: refused, as is version 2.
         let mut v: Value = serde_json::from_str(&states[1].to_line()).unwrap();
-        v.as_object_mut().unwrap().remove("timeline");
+        v["stats"].as_object_mut().unwrap().remove("timeline");
         for version in [1, 2] {
             v["pacer_state"] = json!(version);
             let e = ShardState::parse(&v.to_string(), "old.json").unwrap_err();
@@ -968,7 +933,7 @@ pub(super) mod tests {
                 e.to_string(),
                 format!(
                     "old.json is a shard state of version {version}, older than this pacer \
-                     merges (version 3 is needed): re-run the shards with this build"
+                     merges (version 4 is needed): re-run the shards with this build"
                 )
             );
             let mut stale = states.clone();
@@ -983,7 +948,7 @@ pub(super) mod tests {
         }
         v["pacer_state"] = json!(STATE_VERSION);
         let old = ShardState::parse(&v.to_string(), "old.json").unwrap();
-        assert!(old.timeline.is_none());
+        assert!(old.stats.timeline.is_off());
         let mut mixed = named(states.clone());
         mixed[1] = ("old.json".into(), old);
         let m = merge(mixed).unwrap();
@@ -1002,36 +967,38 @@ pub(super) mod tests {
     fn stages_merge_like_the_run_and_need_every_state() {
         let staged = |i: u32| {
             let mut s = state(i, 2, 100, 0);
-            s.plan.config.insert(
-                "stages".into(),
-                json!([{"qps": 500, "duration": 5}, {"qps": 1500, "duration": 5}]),
-            );
-            s.stages = (0..2u32)
+            s.settings.stages = [(500.0, 0.0), (1500.0, 5.0)]
+                .map(|(qps, start)| StageSettings {
+                    qps,
+                    duration: 5.0,
+                    from_qps: qps,
+                    to_qps: qps,
+                    start,
+                })
+                .to_vec();
+            s.stats.stages = (0..2u32)
                 .map(|k| {
                     let xs = shard_samples(i * 10 + k, 40 + 10 * k as usize);
-                    let mut timings = BTreeMap::new();
-                    timings.insert("response_time".into(), pack_base64(&recorder(&xs)));
-                    let mut statuses = BTreeMap::new();
-                    statuses.insert(503, u64::from(k + 1));
-                    StageState {
-                        duration: 5.0,
-                        counts: Counts {
-                            total_requests: xs.len() as u64 + u64::from(k + 1),
-                            successes: xs.len() as u64,
-                            dispatched: xs.len() as u64 + u64::from(k + 1),
-                            ..Counts::default()
-                        },
+                    let mut st = RunStats {
+                        total_requests: xs.len() as u64 + u64::from(k + 1),
+                        successes: xs.len() as u64,
+                        sent: xs.len() as u64 + u64::from(k + 1),
+                        elapsed: Duration::from_secs(5),
                         // Shard i's sends in stage k: from 5k s + i ms to 5k + 4 s + i ms.
-                        first_dispatch_unix_ns: Some(
-                            T0 + i64::from(k) * 5 * SEC + i64::from(i) * 1_000_000,
-                        ),
-                        last_dispatch_unix_ns: Some(
-                            T0 + (i64::from(k) * 5 + 4) * SEC + i64::from(i) * 1_000_000,
-                        ),
-                        statuses,
-                        failures: BTreeMap::new(),
-                        timings,
-                    }
+                        wall: WallTimes {
+                            first_dispatch: Some(
+                                T0 + i64::from(k) * 5 * SEC + i64::from(i) * 1_000_000,
+                            ),
+                            last_dispatch: Some(
+                                T0 + (i64::from(k) * 5 + 4) * SEC + i64::from(i) * 1_000_000,
+                            ),
+                            ..WallTimes::default()
+                        },
+                        ..RunStats::default()
+                    };
+                    st.timings[Id::ResponseTime] = recorder(&xs);
+                    st.errors.insert(ErrorKey::Status(503), u64::from(k + 1));
+                    st
                 })
                 .collect();
             s
@@ -1059,7 +1026,7 @@ pub(super) mod tests {
             Some(percentile_linear(&union, 50.0))
         );
         let mut old = staged(1);
-        old.stages.clear();
+        old.stats.stages.clear();
         assert!(
             merge(named(vec![staged(0), old]))
                 .unwrap()
@@ -1067,14 +1034,14 @@ pub(super) mod tests {
                 .stages
                 .is_empty()
         );
-        let mut torn = staged(1);
-        torn.stages[1]
-            .timings
-            .insert("latency".into(), "AQ==".into());
-        let e = merge(named(vec![staged(0), torn])).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "shard-1.json: stage 2: latency: timing data ends too early"
+        // A stage's timing family that does not unpack: the state is refused when read.
+        let mut torn: Value = serde_json::from_str(&staged(1).to_line()).unwrap();
+        torn["stats"]["stages"][1]["timings"]["latency"] = json!("AQ==");
+        let e = ShardState::parse(&torn.to_string(), "shard-1.json").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("timing family latency: timing data ends too early"),
+            "{e}"
         );
     }
 
@@ -1140,9 +1107,12 @@ pub(super) mod tests {
         );
 
         let mut intervals = three();
-        if let Some(t) = intervals[2].timeline.as_mut() {
-            t.interval_ns = 500_000_000;
-        }
+        let t = &intervals[2].stats.timeline;
+        intervals[2].stats.timeline = Timeline::rebuilt(
+            Duration::from_millis(500),
+            t.intervals().to_vec(),
+            t.last_ns(),
+        );
         let e = merge(named(intervals)).unwrap_err();
         assert_eq!(
             e.to_string(),
@@ -1150,34 +1120,37 @@ pub(super) mod tests {
              every shard): 0.5 s: shard-2.json; 1 s: shard-0.json, shard-1.json;"
         );
 
-        let mut torn = three();
-        if let Some(t) = torn[1].timeline.as_mut() {
-            t.intervals = "AQ==".into();
+        // A timeline or a timing family that does not unpack: refused when read, by name.
+        let line: Value = serde_json::from_str(&three()[1].to_line()).unwrap();
+        for (field, key, says) in [
+            (
+                "timeline",
+                "intervals",
+                "timeline: timing data ends too early",
+            ),
+            (
+                "timings",
+                "latency",
+                "timing family latency: timing data ends too early",
+            ),
+        ] {
+            let mut v = line.clone();
+            v["stats"][field][key] = json!("AQ==");
+            let e = ShardState::parse(&v.to_string(), "shard-1.json").unwrap_err();
+            assert!(
+                matches!(&e, StateError::NotAState { source, why }
+                    if source == "shard-1.json" && why.contains(says)),
+                "{e:?}"
+            );
         }
-        assert_eq!(
-            merge(named(torn)).unwrap_err(),
-            MergeError::Timeline {
-                source: "shard-1.json".into(),
-                error: PackError::Truncated
-            }
-        );
-
-        let mut broken = three();
-        broken[0].timings.insert("latency".into(), "AQ==".into());
-        let e = merge(named(broken)).unwrap_err();
-        assert!(
-            matches!(&e, MergeError::Timing { source, family, error: PackError::Truncated }
-                if source == "shard-0.json" && family == "latency"),
-            "{e:?}"
-        );
     }
 
     #[test]
     fn states_round_trip_through_lines_and_logs() {
         let s = state(1, 2, 500, 0);
         let line = s.to_line();
-        assert!(line.starts_with("{\"pacer_state\":3,") && !line.contains('\n'));
-        assert_eq!(ShardState::parse(&line, "x").unwrap(), s);
+        assert!(line.starts_with("{\"pacer_state\":4,") && !line.contains('\n'));
+        assert_eq!(ShardState::parse(&line, "x").unwrap().to_line(), line);
 
         // `kubectl logs --prefix` of two pods, with their text reports around the states.
         let s0 = state(0, 2, 300, 0);
@@ -1188,7 +1161,10 @@ pub(super) mod tests {
         let got = ShardState::read_lines(log.as_bytes(), "stdin", MAX_STATE_BYTES).unwrap();
         assert_eq!(got.len(), 2);
         assert_eq!(got[0].0, "stdin line 3");
-        assert_eq!((&got[0].1, &got[1].1), (&s0, &s));
+        assert_eq!(
+            (got[0].1.to_line(), got[1].1.to_line()),
+            (s0.to_line(), line.clone())
+        );
         let e = ShardState::read_lines("nothing here\n".as_bytes(), "stdin", MAX_STATE_BYTES)
             .unwrap_err();
         assert_eq!(
@@ -1198,12 +1174,12 @@ pub(super) mod tests {
             }
         );
 
-        let newer = line.replacen("{\"pacer_state\":3,", "{\"pacer_state\":4,", 1);
+        let newer = line.replacen("{\"pacer_state\":4,", "{\"pacer_state\":5,", 1);
         assert_eq!(
             ShardState::parse(&newer, "b.json").unwrap_err(),
             StateError::NewerVersion {
                 source: "b.json".into(),
-                version: 4
+                version: 5
             }
         );
         // A newer state is refused by its version even when the rest is unreadable to us.
@@ -1225,14 +1201,18 @@ pub(super) mod tests {
         let one = dir.join("one.json");
         std::fs::write(&one, format!("{line}\n")).unwrap();
         assert_eq!(
-            ShardState::read_file(&one, MAX_STATE_BYTES).unwrap()[0].1,
-            s
+            ShardState::read_file(&one, MAX_STATE_BYTES).unwrap()[0]
+                .1
+                .to_line(),
+            line
         );
         let pretty = dir.join("pretty.json");
         std::fs::write(&pretty, serde_json::to_string_pretty(&s).unwrap()).unwrap();
         assert_eq!(
-            ShardState::read_file(&pretty, MAX_STATE_BYTES).unwrap()[0].1,
-            s
+            ShardState::read_file(&pretty, MAX_STATE_BYTES).unwrap()[0]
+                .1
+                .to_line(),
+            line
         );
         let log_file = dir.join("pods.log");
         std::fs::write(&log_file, &log).unwrap();
@@ -1254,77 +1234,88 @@ pub(super) mod tests {
         type Break = Box<dyn Fn(&mut ShardState)>;
         let cases: Vec<(&str, Break)> = vec![
             (
-                "plan.duration is 1e20",
-                Box::new(|s| s.plan.duration = 1e20),
-            ),
-            ("plan.timeout is 1e20", Box::new(|s| s.plan.timeout = 1e20)),
-            ("plan.timeout is -1.0", Box::new(|s| s.plan.timeout = -1.0)),
-            ("plan.qps is 1e300", Box::new(|s| s.plan.qps = Some(1e300))),
-            (
-                "successes ≤ dispatched ≤ requests",
-                Box::new(|s| s.counts.successes = s.counts.total_requests + 1),
+                "settings.duration is 1e20",
+                Box::new(|s| s.settings.duration = 1e20),
             ),
             (
+                "settings.timeout is 1e20",
+                Box::new(|s| s.settings.timeout = 1e20),
+            ),
+            (
+                "settings.timeout is -1.0",
+                Box::new(|s| s.settings.timeout = -1.0),
+            ),
+            (
+                "settings.qps is 1e300",
+                Box::new(|s| s.settings.qps = Some(1e300)),
+            ),
+            (
                 "successes ≤ dispatched ≤ requests",
-                Box::new(|s| s.counts.dispatched = s.counts.total_requests + 1),
+                Box::new(|s| s.stats.successes = s.stats.total_requests + 1),
+            ),
+            (
+                "successes ≤ dispatched ≤ requests",
+                Box::new(|s| s.stats.sent = s.stats.total_requests + 1),
             ),
             (
                 "good requests",
-                Box::new(|s| s.counts.good_requests = s.counts.successes + 1),
+                Box::new(|s| s.stats.good_requests = s.stats.successes + 1),
+            ),
+            (
+                "the servers' token usage counts more requests than the successes",
+                Box::new(|s| s.stats.tokens.checked = s.stats.successes + 1),
             ),
             (
                 "do not add up to the 4 requests that did not succeed",
                 Box::new(|s| {
-                    s.failures.insert("timeout".into(), u64::MAX);
+                    s.stats
+                        .errors
+                        .insert(ErrorKey::Name("timeout".into()), u64::MAX);
                 }),
             ),
-            ("start_late is 1e308", Box::new(|s| s.start_late = 1e308)),
             (
-                "start_late is 0.5 s, but the shard was ready 0 s",
-                Box::new(|s| s.start_late = 0.5),
+                "start_late is 40000000.0",
+                Box::new(|s| s.stats.wall.start = s.stats.wall.ready - 40_000_000 * SEC),
             ),
             (
                 "ends before it was ready",
-                Box::new(|s| s.end_unix_ns = s.ready_unix_ns - 1),
+                Box::new(|s| s.stats.wall.end = s.stats.wall.ready - 1),
             ),
             (
                 "not in order before the end",
-                Box::new(|s| s.last_dispatch_unix_ns = Some(T0 - SEC)),
+                Box::new(|s| s.stats.wall.last_dispatch = Some(T0 - SEC)),
             ),
             (
                 "not in order before the end",
-                Box::new(|s| s.first_dispatch_unix_ns = None),
+                Box::new(|s| s.stats.wall.first_dispatch = None),
             ),
             (
                 "more than a run may have",
                 Box::new(|s| {
-                    s.counts.total_requests = u64::MAX;
-                    s.counts.dispatched = u64::MAX;
-                    s.statuses.insert(400, u64::MAX - s.counts.successes - 2);
-                }),
-            ),
-            // Before: merged, and the family dropped from the report without a word.
-            (
-                "timings.nope is not a timing family",
-                Box::new(|s| {
-                    let packed = s.timings["response_time"].clone();
-                    s.timings.insert("nope".into(), packed);
+                    s.stats.total_requests = u64::MAX;
+                    s.stats.sent = u64::MAX;
+                    let n = u64::MAX - s.stats.successes - 2;
+                    s.stats.errors.insert(ErrorKey::Status(400), n);
                 }),
             ),
             (
                 "health.threads[0].cpu is -1.0",
                 Box::new(|s| {
-                    if let Some(h) = s.health.as_mut() {
+                    if let Some(h) = s.stats.health.as_mut() {
                         h.threads[0].cpu = -1.0;
                     }
                 }),
             ),
             (
-                "config.stages[0].duration is 1e20",
+                "settings.stages[0].duration is 1e20",
                 Box::new(|s| {
-                    s.plan
-                        .config
-                        .insert("stages".into(), json!([{"qps": 5, "duration": 1e20}]));
+                    s.settings.stages = vec![StageSettings {
+                        qps: 5.0,
+                        duration: 1e20,
+                        from_qps: 5.0,
+                        to_qps: 5.0,
+                        start: 0.0,
+                    }];
                 }),
             ),
         ];
@@ -1347,6 +1338,15 @@ pub(super) mod tests {
             let e = ShardState::parse(&states[1].to_line(), "s.json").unwrap_err();
             assert!(e.to_string().contains(says), "{says}: {e}");
         }
+        // Before: merged, and the family dropped from the report without a word.
+        let mut v: Value = serde_json::from_str(&state(1, 2, 4, 0).to_line()).unwrap();
+        v["stats"]["timings"]["nope"] = v["stats"]["timings"]["response_time"].clone();
+        let e = ShardState::parse(&v.to_string(), "s.json").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("nope is not a timing family (`pacer metrics` lists them)"),
+            "{e}"
+        );
     }
 
     /// Sums over shards are checked: two states each at the top of a count are refused, naming
@@ -1355,7 +1355,7 @@ pub(super) mod tests {
     fn sums_past_what_a_run_can_count_are_refused() {
         let mut states = vec![state(0, 2, 3, 0), state(1, 2, 4, 0)];
         for s in &mut states {
-            s.counts.bytes_received = u64::MAX;
+            s.stats.bytes_received = u64::MAX;
         }
         assert_eq!(
             merge(named(states)).unwrap_err().to_string(),
@@ -1366,10 +1366,10 @@ pub(super) mod tests {
         let big = |i: u32| {
             let mut s = state(i, 2, 3, 0);
             let n = 1u64 << 52;
-            s.counts.total_requests = n + 1;
-            s.counts.dispatched = n;
-            s.statuses.insert(400, n + 1 - 3 - 2);
-            if let Some(h) = s.health.as_mut() {
+            s.stats.total_requests = n + 1;
+            s.stats.sent = n;
+            s.stats.errors.insert(ErrorKey::Status(400), n + 1 - 3 - 2);
+            if let Some(h) = s.stats.health.as_mut() {
                 h.sent = n;
             }
             s
@@ -1384,7 +1384,7 @@ pub(super) mod tests {
         );
         // A timeline that counts more requests than its state is refused, not added.
         let mut lying = state(1, 2, 4, 0);
-        lying.timeline = StateTimeline::of(&timeline(1, 400));
+        lying.stats.timeline = timeline(1, 400);
         let e = merge(named(vec![state(0, 2, 3, 0), lying])).unwrap_err();
         assert!(
             matches!(&e, MergeError::Timeline { source, error: PackError::Inconsistent(_) }

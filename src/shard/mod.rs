@@ -8,7 +8,9 @@
 //! - [`fingerprint`]: a stable hash of what defines a plan's schedule and request, so states of
 //!   different plans are never merged. Computed here from a plan, when a state is written (the
 //!   plan does not know about shards' states).
-//! - [`state`]: the [`ShardState`] a shard writes (`--state`), versioned, one JSON line.
+//! - [`state`]: the [`ShardState`] a shard writes (`--state`), versioned, one JSON line: the
+//!   run's own statistics (`engine::packed`) and the report's settings (`report::Settings`),
+//!   under the version, the fingerprint and the shard index.
 //! - [`merge`](mod@merge): states in, one merged run out, or a refusal that names the problem.
 //! - [`sources`]: `pacer merge`'s inputs (files, directories, standard input) merged in two
 //!   passes, so memory stays flat.
@@ -17,8 +19,7 @@
 //!   `percentile_rank_error`).
 //! - [`time`]: `--start-at` times (unix seconds, RFC 3339) and their display: the leaf
 //!   [`crate::wall`], re-exported.
-//! - [`timeline`]: the run's timeline in a state, and the merge's placing of the shards'
-//!   timelines on one wall-clock grid.
+//! - [`timeline`]: the merge's placing of the shards' timelines on one wall-clock grid.
 //!
 //! Splitting the schedule and waiting for the start belong to the engine; the report's fields and
 //! layout belong to `crate::report`, which writes a merged run as it writes any.
@@ -39,7 +40,7 @@ pub use crate::wall as time;
 pub use crate::wall::WallTimes;
 pub use merge::{MergeError, Merged, ShardLine, merge};
 pub use sources::{LoadError, merge_sources};
-pub use state::{Counts, LlmEcho, PlanEcho, STATE_VERSION, ShardState, StageState, StateError};
+pub use state::{STATE_VERSION, ShardState, StateError};
 
 /// The plan's fingerprint: the first 128 bits of a SHA-256, in hex, over what decides which
 /// requests are sent when, what they are, and what counts as their failure: the URL, the rate,

@@ -1,239 +1,36 @@
-//! Between runs and states: what a shard's run becomes as a [`ShardState`], and what a
-//! [`Merged`] run becomes for the report (a [`Plan`] and [`RunStats`], so `report::to_json` and
-//! `report::to_text` write it exactly as they write one process's run, plus the fields only a
-//! merged run has).
+//! Between runs and states: what a shard's run becomes as a [`ShardState`] (its own statistics
+//! and the report's settings), and what a [`Merged`] run becomes for the report (the same
+//! `report::to_json` and `report::to_text` as one process's run, plus the fields only a merged
+//! run has).
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
 use serde_json::Value;
 
 use super::merge::Merged;
-use super::state::{CLOCK, Counts, LlmEcho, PlanEcho, STATE_VERSION, ShardState, StageState};
-use super::timeline::{Alignment, StateTimeline};
-use crate::engine::{ErrorKey, RunStats, Scheduling, Timings};
-use crate::llm::Api;
-use crate::plan::stages::Stage;
-use crate::plan::{Arrival, BodyMode, Input, Limits, LlmInput, Plan, Rate};
-use crate::report;
-use crate::stats::pack::pack_base64;
+use super::state::{CLOCK, STATE_VERSION, ShardState};
+use super::timeline::Alignment;
+use crate::engine::RunStats;
+use crate::plan::Plan;
+use crate::report::{self, Settings};
 use crate::wall::WallTimes;
 
-/// A state's words for how the threads were scheduled; [`scheduling_of`] reads them back.
-fn scheduling_word(s: &Scheduling) -> String {
-    match s {
-        Scheduling::Normal => "normal".into(),
-        Scheduling::Realtime => "realtime".into(),
-        Scheduling::RealtimeDenied(e) => format!("realtime refused: {e}"),
-    }
-}
-
-/// The scheduling a state's word names ([`scheduling_word`]'s inverse).
-pub(super) fn scheduling_of(word: &str) -> Scheduling {
-    match word {
-        "realtime" => Scheduling::Realtime,
-        w => match w.strip_prefix("realtime refused: ") {
-            Some(e) => Scheduling::RealtimeDenied(e.to_string()),
-            None => Scheduling::Normal,
-        },
-    }
-}
-
-impl PlanEcho {
-    /// What the merged report needs of `plan`.
-    pub fn of(plan: &Plan) -> PlanEcho {
-        let method = std::str::from_utf8(plan.requests.first())
-            .ok()
-            .and_then(|r| r.split(' ').next())
-            .unwrap_or("GET")
-            .to_string();
-        PlanEcho {
-            config: plan.config.clone(),
-            url: plan.url.clone(),
-            method,
-            qps: match plan.rate {
-                Rate::PerSecond(q) => Some(q),
-                Rate::Max => None,
-            },
-            duration: plan.duration.as_secs_f64(),
-            count: plan.count,
-            num_workers: plan.num_workers,
-            threads: plan.threads,
-            timeout: plan.timeout.as_secs_f64(),
-            seed: match plan.arrival {
-                Arrival::Poisson { seed } => Some(seed),
-                Arrival::Constant => None,
-            },
-            insecure: plan.insecure,
-            realtime: plan.realtime,
-            body_mode: match plan.body_mode {
-                BodyMode::Plain => "plain",
-                BodyMode::Sse => "sse",
-                BodyMode::WholeJson => "whole_json",
-            }
-            .into(),
-            llm: plan.llm.as_ref().map(|l| LlmEcho {
-                stream: l.stream,
-                api: l.api.name().into(),
-            }),
-        }
-    }
-
-    /// A plan the report can be written from: the run's settings as the shards echoed them (the
-    /// request itself is not rebuilt: the report only names its method).
-    pub fn to_plan(&self) -> Result<Plan, String> {
-        let rate = self.qps.map_or(Rate::Max, Rate::PerSecond);
-        let mut input = Input::new(self.url.clone(), rate, self.duration);
-        input.num_workers = Some(i64::try_from(self.num_workers).unwrap_or(i64::MAX));
-        input.timeout = Some(self.timeout);
-        input.method = Some(self.method.clone());
-        input.poisson = self.seed.is_some();
-        input.seed = self.seed;
-        input.insecure = self.insecure;
-        // What the shards' config echoed of stages, thresholds and goodput, so the merged report
-        // has the whole run's schedule, counts goodput and checks the thresholds.
-        let texts = |key: &str| -> Vec<String> {
-            self.config
-                .get(key)
-                .and_then(Value::as_array)
-                .map(|l| {
-                    l.iter()
-                        .filter_map(|t| t.as_str().map(String::from))
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-        input.thresholds = texts("thresholds");
-        input.goodput = texts("goodput");
-        if let Some(list) = self.config.get("stages").and_then(Value::as_array) {
-            let stages = list
-                .iter()
-                .map(|s| Stage {
-                    qps: s["qps"].as_f64().unwrap_or(0.0),
-                    duration: s["duration"].as_f64().unwrap_or(0.0),
-                })
-                .collect();
-            let ramp = self.config.get("ramp").and_then(Value::as_bool) == Some(true);
-            input.set_stages(stages, ramp);
-        }
-        input.llm = self.llm.as_ref().map(|l| LlmInput {
-            token: "-".into(),
-            model: "-".into(),
-            prompt: "-".into(),
-            max_tokens: 1,
-            stream: l.stream,
-            api: Api::from_name(&l.api).unwrap_or(Api::Completions),
-            payload: None,
-        });
-        // The command line's ceilings: what any shard's plan passed (a state past them is
-        // refused when read, `ShardState::check`).
-        let mut plan = Plan::new(&input, &Limits::command_line())
-            .map_err(|e| format!("the states' plan cannot be read back: {e}"))?;
-        plan.url = self.url.clone();
-        plan.config = self.config.clone();
-        plan.threads = self.threads;
-        plan.realtime = self.realtime;
-        plan.body_mode = match self.body_mode.as_str() {
-            "sse" => BodyMode::Sse,
-            "whole_json" => BodyMode::WholeJson,
-            _ => BodyMode::Plain,
-        };
-        Ok(plan)
-    }
-}
-
-/// A run's (or stage's) errors, split as a state keeps them: by HTTP status, and by name.
-fn split_errors(stats: &RunStats) -> (BTreeMap<u16, u64>, BTreeMap<String, u64>) {
-    let mut statuses = BTreeMap::new();
-    let mut failures = BTreeMap::new();
-    for (k, &n) in &stats.errors {
-        match k {
-            ErrorKey::Status(s) => {
-                statuses.insert(*s, n);
-            }
-            ErrorKey::Name(name) => {
-                failures.insert(name.clone(), n);
-            }
-        }
-    }
-    (statuses, failures)
-}
-
-/// Every non-empty timing family of `t`, packed.
-fn packed_timings(t: &Timings) -> BTreeMap<String, String> {
-    t.iter()
-        .map(|(m, r)| (m.name, r))
-        .filter(|(_, r)| r.count() > 0)
-        .map(|(name, r)| (name.to_string(), pack_base64(r)))
-        .collect()
-}
-
-impl Counts {
-    /// The counters of a run (or stage) that handed `dispatched` requests to a connection.
-    fn of(stats: &RunStats, dispatched: u64) -> Counts {
-        Counts {
-            total_requests: stats.total_requests,
-            successes: stats.successes,
-            dispatched,
-            bytes_received: stats.bytes_received,
-            connections_opened: stats.connections_opened,
-            output_tokens: stats.output_tokens,
-            output_sources: stats.output_sources,
-            input_tokens: stats.input_tokens,
-            input_sources: stats.input_sources,
-            tls_full: stats.tls_full,
-            tls_resumed: stats.tls_resumed,
-            good_requests: stats.good_requests,
-            token_gaps: stats.token_gaps,
-            token_gaps_coalesced: stats.token_gaps_coalesced,
-            tokens: stats.tokens,
-        }
-    }
-}
-
-impl StageState {
-    /// One stage of a shard's run (`stats` is its entry in the run's `stages`).
-    fn of(stats: &RunStats) -> StageState {
-        let (statuses, failures) = split_errors(stats);
-        StageState {
-            duration: stats.elapsed.as_secs_f64(),
-            counts: Counts::of(stats, stats.wall.dispatched),
-            first_dispatch_unix_ns: stats.wall.first_dispatch,
-            last_dispatch_unix_ns: stats.wall.last_dispatch,
-            statuses,
-            failures,
-            timings: packed_timings(&stats.timings),
-        }
-    }
-}
-
 impl ShardState {
-    /// The state of a shard's finished run.
+    /// The state of a shard's finished run: its statistics as the run made them, placed on the
+    /// wall clock by `times` (the run's own `stats.wall`, whose `dispatched` is its `sent`).
     pub fn of_run(plan: &Plan, stats: &RunStats, times: &WallTimes) -> ShardState {
-        let (statuses, failures) = split_errors(stats);
+        let mut stats = stats.clone();
+        stats.wall = *times;
+        stats.sent = times.dispatched;
         ShardState {
             pacer_state: STATE_VERSION,
             pacer_version: env!("CARGO_PKG_VERSION").into(),
             fingerprint: super::fingerprint(plan),
             shard: plan.shard,
             clock: CLOCK.into(),
-            start_unix_ns: times.start,
-            ready_unix_ns: times.ready,
-            end_unix_ns: times.end,
-            start_late: times.start_late(),
-            plan: PlanEcho::of(plan),
-            counts: Counts::of(stats, times.dispatched),
-            first_dispatch_unix_ns: times.first_dispatch,
-            last_dispatch_unix_ns: times.last_dispatch,
-            scheduling: scheduling_word(&stats.scheduling),
-            interrupted: stats.interrupted,
-            statuses,
-            failures,
-            timings: packed_timings(&stats.timings),
-            health: stats.health.clone(),
-            timeline: StateTimeline::of(&stats.timeline),
-            stages: stats.stages.iter().map(StageState::of).collect(),
+            settings: Settings::of(plan),
+            stats,
         }
     }
 }
@@ -256,10 +53,9 @@ impl Merged {
     /// earliest start's grid and its `clock` in Unix time only (each shard's monotonic clock is
     /// its machine's), then `shards`, `start_skew`, `fingerprint`, `timeline_alignment`, and
     /// `percentile_rank_error` when a sketch was read.
-    pub fn to_json(&self) -> Result<Value, String> {
-        let plan = self.plan.to_plan()?;
+    pub fn to_json(&self) -> Value {
         let stats = &self.stats;
-        let mut v = report::to_json(&plan, stats);
+        let mut v = report::to_json(&self.settings, stats);
         if let Value::Object(m) = &mut v {
             m.insert(
                 "clock".into(),
@@ -269,13 +65,12 @@ impl Merged {
                 m.insert(k.into(), field);
             }
         }
-        Ok(v)
+        v
     }
 
     /// The merged report's text: a run's text report, then a line per shard.
-    pub fn to_text(&self) -> Result<String, String> {
-        let plan = self.plan.to_plan()?;
-        let mut out = report::to_text(&plan, &self.stats);
+    pub fn to_text(&self) -> String {
+        let mut out = report::to_text(&self.settings, &self.stats);
         let _ = writeln!(out);
         let _ = writeln!(
             out,
@@ -329,14 +124,17 @@ impl Merged {
                 s.errors
             );
         }
-        Ok(out)
+        out
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::ErrorKey;
+    use crate::llm::Api;
     use crate::metric::Id;
+    use crate::plan::{Input, Limits, LlmInput, Rate};
     use crate::shard::{ShardIndex, merge};
     use crate::wall::UnixNanos;
 
@@ -347,13 +145,15 @@ mod tests {
         i
     }
 
+    /// A state's settings read back as the report shows them, with no token in them.
     #[test]
-    fn plans_read_back_as_the_report_shows_them() {
-        let mut poisson = input("http://127.0.0.1:9/x");
+    fn settings_read_back_as_the_report_shows_them() {
+        let mut poisson = input("http://127.0.0.1:9/x?key=secret-key");
         poisson.poisson = true;
         poisson.seed = Some(11);
         poisson.method = Some("POST".into());
         poisson.realtime = true;
+        poisson.thresholds = vec!["response_time_p99<=0.5".into()];
         let mut llm = input("https://127.0.0.1:9/v1/completions");
         llm.insecure = true;
         llm.llm = Some(LlmInput {
@@ -371,24 +171,35 @@ mod tests {
         }
         let mut max = input("http://127.0.0.1:9/");
         max.qps = Rate::Max;
-        for i in [input("http://127.0.0.1:9/"), poisson, llm, whole, max] {
+        let mut staged = input("http://127.0.0.1:9/");
+        staged.set_stages(
+            vec![
+                crate::plan::stages::Stage {
+                    qps: 10.0,
+                    duration: 1.0,
+                },
+                crate::plan::stages::Stage {
+                    qps: 30.0,
+                    duration: 2.0,
+                },
+            ],
+            true,
+        );
+        for i in [
+            input("http://127.0.0.1:9/"),
+            poisson,
+            llm,
+            whole,
+            max,
+            staged,
+        ] {
             let plan = Plan::new(&i, &Limits::default()).unwrap();
-            let back = PlanEcho::of(&plan).to_plan().unwrap();
-            assert_eq!(
-                report::settings(&back),
-                report::settings(&plan),
-                "{}",
-                i.url
-            );
-            assert_eq!(back.config, plan.config);
-            assert_eq!(back.body_mode, plan.body_mode);
-            assert_eq!(back.target.tls, plan.target.tls);
-            assert_eq!(back.llm.is_some(), plan.llm.is_some());
-            assert!(
-                !serde_json::to_string(&PlanEcho::of(&plan))
-                    .unwrap()
-                    .contains("secret")
-            );
+            let settings = Settings::of(&plan);
+            let line = serde_json::to_string(&settings).unwrap();
+            assert!(!line.contains("secret"), "{line}");
+            let back: Settings = serde_json::from_str(&line).unwrap();
+            assert_eq!(back, settings, "{}", i.url);
+            assert_eq!(report::settings(&back), report::settings(&settings));
         }
     }
 
@@ -428,16 +239,20 @@ mod tests {
             dispatched: 100,
         };
         let state = ShardState::of_run(&plan, &stats, &times);
-        assert_eq!(state.start_late, 0.0);
-        assert_eq!(state.statuses[&400], 2);
-        assert_eq!(state.failures["timeout"], 1);
-        // Empty families are left out; the merge reads them as empty.
-        assert_eq!(state.timings.len(), 4);
+        assert_eq!(state.start_late(), 0.0);
+        assert_eq!(state.stats.errors[&ErrorKey::Status(400)], 2);
         let line = state.to_line();
+        // Empty families are left out; the merge reads them as empty.
+        let v: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["stats"]["timings"].as_object().unwrap().len(), 4);
+        assert_eq!(
+            v["stats"]["errors"],
+            serde_json::json!([{"status": 400, "count": 2}, {"failure": "timeout", "count": 1}])
+        );
         let back = ShardState::parse(&line, "s").unwrap();
         let merged = merge(vec![("s".into(), back)]).unwrap();
-        let got = merged.to_json().unwrap();
-        let want = report::to_json(&plan, &stats);
+        let got = merged.to_json();
+        let want = report::to_json(&Settings::of(&plan), &stats);
         for (k, v) in want.as_object().unwrap() {
             match k.as_str() {
                 // Computed from the wall times rather than the engine's clock.
@@ -458,22 +273,11 @@ mod tests {
             serde_json::json!(crate::shard::fingerprint(&plan))
         );
         assert!(got.get("percentile_rank_error").is_none());
-        let text = merged.to_text().unwrap();
+        let text = merged.to_text();
         assert!(text.contains("merged from 1 shards"), "{text}");
         assert!(
             text.contains("requests 100   successes 97   errors 3"),
             "{text}"
         );
-    }
-
-    #[test]
-    fn scheduling_words_read_back() {
-        for s in [
-            Scheduling::Normal,
-            Scheduling::Realtime,
-            Scheduling::RealtimeDenied("EPERM".into()),
-        ] {
-            assert_eq!(scheduling_of(&scheduling_word(&s)), s);
-        }
     }
 }

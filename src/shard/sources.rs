@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use super::merge::{Fold, MergeError, Merged, check};
 use super::state::{ShardState, StateError};
 use super::timeline::align;
+use crate::engine::{RunStats, Timeline, Timings};
 
 /// Why `pacer merge` could not merge.
 #[derive(Debug)]
@@ -90,11 +91,7 @@ pub fn merge_sources(
         let mut states = ShardState::read_file(&path, max_state_bytes)?;
         if states.len() == 1 {
             let (source, mut s) = states.remove(0);
-            s.timings.clear();
-            s.stages.iter_mut().for_each(|st| st.timings.clear());
-            if let Some(t) = s.timeline.as_mut() {
-                t.intervals.clear();
-            }
+            lighten(&mut s.stats);
             held.push((source, s, Held::File(path)));
         } else {
             for (source, mut s) in states {
@@ -118,7 +115,7 @@ pub fn merge_sources(
                 let mut again = ShardState::read_file(&path, max_state_bytes)?;
                 match (again.len(), again.pop()) {
                     (1, Some((_, mut s))) => {
-                        if header(&mut s) != h {
+                        if header(&mut s).to_line() != h.to_line() {
                             return Err(LoadError::Changed { path });
                         }
                         s
@@ -135,28 +132,42 @@ pub fn merge_sources(
         .ok_or(LoadError::Merge(MergeError::NoStates))
 }
 
-/// A copy of a state without its timings (its stages' too) and packed timeline (what the check
-/// and the alignment read, a few hundred bytes), made without copying them.
+/// A copy of a state without its timing families (its stages' too) and its timeline's intervals
+/// (what the check and the alignment read, a few hundred bytes), made without copying them.
 fn header(s: &mut ShardState) -> ShardState {
-    let timings = std::mem::take(&mut s.timings);
+    let timings = std::mem::take(&mut s.stats.timings);
     let stages: Vec<_> = s
+        .stats
         .stages
         .iter_mut()
         .map(|st| std::mem::take(&mut st.timings))
         .collect();
-    let packed = s
-        .timeline
-        .as_mut()
-        .map(|t| std::mem::take(&mut t.intervals));
+    let light = outline(&s.stats.timeline);
+    let timeline = std::mem::replace(&mut s.stats.timeline, light);
     let h = s.clone();
-    s.timings = timings;
-    for (st, t) in s.stages.iter_mut().zip(stages) {
+    s.stats.timings = timings;
+    for (st, t) in s.stats.stages.iter_mut().zip(stages) {
         st.timings = t;
     }
-    if let (Some(t), Some(p)) = (s.timeline.as_mut(), packed) {
-        t.intervals = p;
-    }
+    s.stats.timeline = timeline;
     h
+}
+
+/// Drops what grows with the run from `stats`: the timing families (the stages' too) and the
+/// timeline's intervals.
+fn lighten(stats: &mut RunStats) {
+    stats.timings = Timings::default();
+    stats.stages.iter_mut().for_each(lighten);
+    stats.timeline = outline(&stats.timeline);
+}
+
+/// A timeline's interval and last moment, without its intervals (off if it was).
+fn outline(t: &Timeline) -> Timeline {
+    if t.is_on() {
+        Timeline::rebuilt(t.interval(), Vec::new(), t.last_ns())
+    } else {
+        Timeline::default()
+    }
 }
 
 /// The `*.json` files of a directory, by name.

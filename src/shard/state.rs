@@ -7,26 +7,26 @@
 //! Reading is where untrusted text becomes a state: the version is checked before anything else,
 //! so a newer layout is refused by name rather than misread.
 //!
-//! Versions: 2 added `timeline` (the run's intervals, [`super::timeline`]) and `stages` (a staged
-//! run's per-stage figures); 3 is the run's own statistics, every timing family by its
-//! [`crate::metric`] name. A state of an older version is refused by name
-//! ([`StateError::OlderVersion`]): its shards are re-run with this build, not merged half-read.
+//! Versions: 2 added `timeline` (the run's intervals) and `stages` (a staged run's per-stage
+//! figures); 3 named every timing family by its [`crate::metric`] name; 4 is the run's own
+//! statistics as `engine::packed` serializes a [`RunStats`] (no counts, error names or timings
+//! of the state's own), with the report's [`Settings`] in place of a plan echo. A state of an
+//! older version is refused by name ([`StateError::OlderVersion`]): its shards are re-run with
+//! this build, not merged half-read.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::io::{BufRead, Read};
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::ShardIndex;
-use super::timeline::StateTimeline;
-use crate::engine::{TokenCounts, TokenSources};
-use crate::health::HealthInput;
-use crate::wall::UnixNanos;
+use crate::engine::RunStats;
+use crate::report::Settings;
+use crate::wall::{UnixNanos, WallTimes};
 
 /// The layout this pacer writes, and the newest it reads.
-pub const STATE_VERSION: u32 = 3;
+pub const STATE_VERSION: u32 = 4;
 
 /// The key every state starts with; a line holding it is taken for a state.
 pub const STATE_KEY: &str = "pacer_state";
@@ -37,8 +37,9 @@ pub const CLOCK: &str = "wall clock (CLOCK_REALTIME) read once when the shard wa
 onto the monotonic clock that times every request; shards on different machines agree as well \
 as their clocks do";
 
-/// One shard's mergeable state.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// One shard's mergeable state: the run's own statistics and the report's settings, as one
+/// process's report is written from them, under what the merge checks.
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ShardState {
     /// The layout's version ([`STATE_VERSION`]); first, so a reader checks it before the rest.
     pub pacer_state: u32,
@@ -49,130 +50,26 @@ pub struct ShardState {
     pub shard: ShardIndex,
     /// See [`CLOCK`].
     pub clock: String,
-    /// When the shard's schedule starts (its request times count from here): `--start-at`, or
-    /// the moment it was ready when none was given.
-    pub start_unix_ns: UnixNanos,
-    /// When the shard was ready to send (its threads started, the target resolved).
-    pub ready_unix_ns: UnixNanos,
-    /// When its last request ended.
-    pub end_unix_ns: UnixNanos,
+    /// What the report reads of the plan ([`Settings::of`]).
+    pub settings: Settings,
+    /// The run's statistics as `engine::packed` writes them: counts, error buckets, every
+    /// timing family packed, the wall-clock times that place the shard in the run (`wall`:
+    /// the schedule's start, when the shard was ready, its end, its first and last send), each
+    /// stage's, the health inputs and the timeline.
+    pub stats: RunStats,
+}
+
+impl ShardState {
+    /// Where the shard sat on the wall clock.
+    pub fn wall(&self) -> &WallTimes {
+        &self.stats.wall
+    }
+
     /// Seconds the shard was ready after its start (0 when on time); its requests were still all
     /// sent, each timed from its intended time.
-    pub start_late: f64,
-    pub plan: PlanEcho,
-    pub counts: Counts,
-    pub first_dispatch_unix_ns: Option<UnixNanos>,
-    pub last_dispatch_unix_ns: Option<UnixNanos>,
-    /// How the worker threads were scheduled: `normal`, `realtime`, or `realtime refused: <why>`.
-    pub scheduling: String,
-    /// The shard was stopped before its end (its unsent requests are `not sent: interrupted`).
-    pub interrupted: bool,
-    /// Error responses by HTTP status.
-    pub statuses: BTreeMap<u16, u64>,
-    /// Other errors by name (`timeout`, `connection refused`, ...).
-    pub failures: BTreeMap<String, u64>,
-    /// Every timing family by its report name, packed ([`crate::stats::pack::pack_base64`]).
-    /// Kept packed until the merge folds it in, so a merge holds one family unpacked at a time.
-    pub timings: BTreeMap<String, String>,
-    /// What this shard's `health` verdict was drawn from, so the merge judges the whole run
-    /// (absent from states written before it).
-    #[serde(default)]
-    pub health: Option<HealthInput>,
-    /// The run over time, intervals from `start_unix_ns` (absent from a run that never
-    /// started).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timeline: Option<StateTimeline>,
-    /// A staged run's stages, in order, each with the requests intended in it (absent from a
-    /// run without stages).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub stages: Vec<StageState>,
-}
-
-/// What a shard measured of one stage: the requests intended in it, as its report's `stages`
-/// entry counts them, in mergeable form.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct StageState {
-    /// The stage's length in seconds (its `elapsed`; the same in every shard of a plan).
-    pub duration: f64,
-    pub counts: Counts,
-    pub first_dispatch_unix_ns: Option<UnixNanos>,
-    pub last_dispatch_unix_ns: Option<UnixNanos>,
-    pub statuses: BTreeMap<u16, u64>,
-    pub failures: BTreeMap<String, u64>,
-    /// Packed as [`ShardState::timings`].
-    pub timings: BTreeMap<String, String>,
-}
-
-/// What the merged report needs of the plan to be written like a run's report.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct PlanEcho {
-    /// The run's `config` as its report shows it.
-    pub config: Map<String, Value>,
-    pub url: String,
-    pub method: String,
-    /// Requests per second; `None` for saturation (`--qps max`).
-    pub qps: Option<f64>,
-    /// Seconds.
-    pub duration: f64,
-    /// Requests of the whole plan (all shards).
-    pub count: u64,
-    /// Connections of the whole plan (all shards).
-    pub num_workers: usize,
-    /// This shard's threads.
-    pub threads: usize,
-    /// Seconds.
-    pub timeout: f64,
-    /// The Poisson arrivals' seed; `None` for constant spacing.
-    pub seed: Option<u64>,
-    pub insecure: bool,
-    /// Real-time scheduling was asked for.
-    pub realtime: bool,
-    /// `plain`, `sse` or `whole_json`: how response bodies were read.
-    pub body_mode: String,
-    /// For LLM runs: whether the payload streamed, and the API (`completions` or `chat`).
-    pub llm: Option<LlmEcho>,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct LlmEcho {
-    pub stream: bool,
-    pub api: String,
-}
-
-/// The counters that add across shards.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Counts {
-    pub total_requests: u64,
-    pub successes: u64,
-    /// Requests handed to a connection.
-    pub dispatched: u64,
-    pub bytes_received: u64,
-    pub connections_opened: u64,
-    pub output_tokens: u64,
-    /// Where the successes' token counts came from, and their prompt tokens (absent in states
-    /// written before pacer counted them: read as zeros).
-    #[serde(default)]
-    pub output_sources: TokenSources,
-    #[serde(default)]
-    pub input_tokens: u64,
-    #[serde(default)]
-    pub input_sources: TokenSources,
-    pub tls_full: u64,
-    pub tls_resumed: u64,
-    /// Successes that met every goodput objective (0 without objectives; absent from states
-    /// written before goodput, which had none).
-    #[serde(default)]
-    pub good_requests: u64,
-    /// Gaps between successive token events of the successes, and those read together (one
-    /// chunk); absent from states written before pacer counted them: read as zeros.
-    #[serde(default)]
-    pub token_gaps: u64,
-    #[serde(default)]
-    pub token_gaps_coalesced: u64,
-    /// What the servers' usage said beside pacer's counts (absent from states written before
-    /// pacer compared them: read as zeros).
-    #[serde(default)]
-    pub tokens: TokenCounts,
+    pub fn start_late(&self) -> f64 {
+        self.stats.wall.start_late()
+    }
 }
 
 /// Why text is not a state this pacer can merge.
@@ -391,86 +288,71 @@ impl ShardState {
         use crate::plan::defaults::{
             CLI_MAX_DURATION, CLI_MAX_QPS, CLI_MAX_WORKERS, MAX_REQUESTS, MAX_THREADS,
         };
-        let p = &self.plan;
-        seconds("plan.duration", p.duration, CLI_MAX_DURATION)?;
-        seconds("plan.timeout", p.timeout, CLI_MAX_DURATION)?;
+        let p = &self.settings;
+        seconds("settings.duration", p.duration, CLI_MAX_DURATION)?;
+        seconds("settings.timeout", p.timeout, CLI_MAX_DURATION)?;
         if let Some(q) = p.qps
             && !(q.is_finite() && q > 0.0 && q <= CLI_MAX_QPS)
         {
             return Err(format!(
-                "plan.qps is {q:?}, not a rate above 0 and at most {CLI_MAX_QPS}"
+                "settings.qps is {q:?}, not a rate above 0 and at most {CLI_MAX_QPS}"
             ));
         }
         if p.count as f64 > MAX_REQUESTS {
             return Err(format!(
-                "plan.count is {}, more than a plan may schedule ({MAX_REQUESTS})",
+                "settings.count is {}, more than a plan may schedule ({MAX_REQUESTS})",
                 p.count
             ));
         }
         if p.num_workers > CLI_MAX_WORKERS || p.threads > MAX_THREADS {
             return Err(format!(
-                "plan.num_workers {} or plan.threads {} is past what a plan may have \
+                "settings.num_workers {} or settings.threads {} is past what a plan may have \
                  ({CLI_MAX_WORKERS}, {MAX_THREADS})",
                 p.num_workers, p.threads
             ));
         }
-        if let Some(list) = p.config.get("stages").and_then(Value::as_array) {
-            for (k, st) in list.iter().enumerate() {
-                let (q, d) = (st["qps"].as_f64(), st["duration"].as_f64());
-                if !q.is_some_and(|q| q.is_finite() && (0.0..=CLI_MAX_QPS).contains(&q)) {
-                    return Err(format!("config.stages[{k}].qps is not a rate"));
-                }
-                seconds(
-                    &format!("config.stages[{k}].duration"),
-                    d.unwrap_or(f64::NAN),
-                    CLI_MAX_DURATION,
-                )?;
+        for (k, st) in p.stages.iter().enumerate() {
+            let rate = |q: f64| q.is_finite() && (0.0..=CLI_MAX_QPS).contains(&q);
+            if !(rate(st.qps) && rate(st.from_qps) && rate(st.to_qps)) {
+                return Err(format!("settings.stages[{k}] has a rate that is not one"));
             }
+            seconds(
+                &format!("settings.stages[{k}].duration"),
+                st.duration,
+                CLI_MAX_DURATION,
+            )?;
+            seconds(
+                &format!("settings.stages[{k}].start"),
+                st.start,
+                CLI_MAX_DURATION,
+            )?;
         }
+        let stats = &self.stats;
+        let w = &stats.wall;
         // The late start is the distance from the start to the moment the shard was ready.
-        seconds("start_late", self.start_late, CLI_MAX_DURATION)?;
-        let late = crate::wall::secs_between(self.start_unix_ns, self.ready_unix_ns).max(0.0);
-        if (self.start_late - late).abs() > 1e-6 {
-            return Err(format!(
-                "start_late is {:?} s, but the shard was ready {late} s after its start",
-                self.start_late
-            ));
-        }
-        if self.end_unix_ns < self.ready_unix_ns {
+        seconds("start_late", w.start_late(), CLI_MAX_DURATION)?;
+        if w.end < w.ready {
             return Err("it ends before it was ready to start".into());
         }
-        dispatch_span(
-            "",
-            self.first_dispatch_unix_ns,
-            self.last_dispatch_unix_ns,
-            self.end_unix_ns,
-        )?;
-        counts("", &self.counts, &self.statuses, &self.failures)?;
-        families("timings", &self.timings)?;
-        if self.counts.total_requests as f64 > MAX_REQUESTS {
+        dispatch_span("", w.first_dispatch, w.last_dispatch, w.end)?;
+        counts("", stats)?;
+        if stats.total_requests as f64 > MAX_REQUESTS {
             return Err(format!(
-                "counts.total_requests is {}, more than a run may have ({MAX_REQUESTS})",
-                self.counts.total_requests
+                "stats.total_requests is {}, more than a run may have ({MAX_REQUESTS})",
+                stats.total_requests
             ));
         }
         let mut staged: u64 = 0;
-        for (k, st) in self.stages.iter().enumerate() {
+        for (k, st) in stats.stages.iter().enumerate() {
             let at = format!("stages[{k}].");
-            seconds(&format!("{at}duration"), st.duration, CLI_MAX_DURATION)?;
-            counts(&at, &st.counts, &st.statuses, &st.failures)?;
-            families(&format!("{at}timings"), &st.timings)?;
-            dispatch_span(
-                &at,
-                st.first_dispatch_unix_ns,
-                st.last_dispatch_unix_ns,
-                self.end_unix_ns,
-            )?;
+            counts(&at, st)?;
+            dispatch_span(&at, st.wall.first_dispatch, st.wall.last_dispatch, w.end)?;
             staged = staged
-                .checked_add(st.counts.total_requests)
-                .filter(|&n| n <= self.counts.total_requests)
+                .checked_add(st.total_requests)
+                .filter(|&n| n <= stats.total_requests)
                 .ok_or("the stages count more requests than the run")?;
         }
-        if let Some(h) = &self.health {
+        if let Some(h) = &stats.health {
             if h.threads.len() > MAX_THREADS {
                 return Err(format!("health has {} threads", h.threads.len()));
             }
@@ -484,7 +366,7 @@ impl ShardState {
             if let Some(x) = h.send_interval {
                 seconds("health.send_interval", x, f64::MAX)?;
             }
-            let total = self.counts.total_requests;
+            let total = stats.total_requests;
             if h.sent > total || h.not_sent > total || h.num_workers > CLI_MAX_WORKERS {
                 return Err(format!(
                     "health counts {} sent and {} not sent of {total} requests",
@@ -493,17 +375,6 @@ impl ShardState {
             }
         }
         Ok(())
-    }
-}
-
-/// Every timing family is named as [`crate::metric`] names them: one this pacer does not know
-/// would be dropped from the merged report without a word.
-fn families(at: &str, timings: &BTreeMap<String, String>) -> Result<(), String> {
-    match timings.keys().find(|k| crate::metric::by_name(k).is_none()) {
-        Some(k) => Err(format!(
-            "{at}.{k} is not a timing family (`pacer metrics` lists them)"
-        )),
-        None => Ok(()),
     }
 }
 
@@ -535,31 +406,26 @@ fn dispatch_span(
     }
 }
 
-/// A run's (or stage's) counts agree: successes ≤ dispatched ≤ requests, good requests among
-/// the successes, each token source counting successes, and the errors (by status and by name)
-/// exactly the requests that did not succeed.
-fn counts(
-    at: &str,
-    c: &Counts,
-    statuses: &BTreeMap<u16, u64>,
-    failures: &BTreeMap<String, u64>,
-) -> Result<(), String> {
-    if !(c.successes <= c.dispatched && c.dispatched <= c.total_requests) {
+/// A run's (or stage's) counts agree: successes ≤ sent ≤ requests, good requests among the
+/// successes, each token source and each request count of the servers' usage within the
+/// successes, and the error buckets exactly the requests that did not succeed.
+fn counts(at: &str, c: &RunStats) -> Result<(), String> {
+    if !(c.successes <= c.sent && c.sent <= c.total_requests) {
         return Err(format!(
-            "{at}counts: {} successes, {} dispatched and {} requests are not in order \
+            "{at}stats: {} successes, {} dispatched and {} requests are not in order \
              (successes ≤ dispatched ≤ requests)",
-            c.successes, c.dispatched, c.total_requests
+            c.successes, c.sent, c.total_requests
         ));
     }
     if c.good_requests > c.successes {
         return Err(format!(
-            "{at}counts: {} good requests of {} successes",
+            "{at}stats: {} good requests of {} successes",
             c.good_requests, c.successes
         ));
     }
     if c.token_gaps_coalesced > c.token_gaps {
         return Err(format!(
-            "{at}counts: {} token gaps read together of {} token gaps",
+            "{at}stats: {} token gaps read together of {} token gaps",
             c.token_gaps_coalesced, c.token_gaps
         ));
     }
@@ -569,17 +435,33 @@ fn counts(
             .try_fold(0u64, |sum, &src| sum.checked_add(s.get(src)));
         if counted.is_none_or(|n| n > c.successes) {
             return Err(format!(
-                "{at}counts: the {what} token sources count more than the successes"
+                "{at}stats: the {what} token sources count more than the successes"
             ));
         }
     }
-    let errors = statuses
+    let t = &c.tokens;
+    let per_success = [
+        t.reasoning_requests,
+        t.cached_requests,
+        t.checked,
+        t.mismatched,
+        t.prompt.compared,
+        t.prompt.requests,
+        t.output.compared,
+        t.output.requests,
+    ];
+    if per_success.iter().any(|&n| n > c.successes) {
+        return Err(format!(
+            "{at}stats: the servers' token usage counts more requests than the successes"
+        ));
+    }
+    let errors = c
+        .errors
         .values()
-        .chain(failures.values())
         .try_fold(0u64, |sum, &n| sum.checked_add(n));
     if errors != Some(c.total_requests - c.successes) {
         return Err(format!(
-            "{at}counts: the errors by status and name do not add up to the {} requests that \
+            "{at}stats: the errors by status and name do not add up to the {} requests that \
              did not succeed",
             c.total_requests - c.successes
         ));

@@ -288,7 +288,7 @@ fn put_diff(out: &mut Vec<u8>, x: f64, prev: &mut u64) {
 }
 
 /// Reads what the `put_` functions wrote, checking every length and value (also used by the
-/// shard state's timeline, `crate::shard::timeline`).
+/// packed timeline of a run's statistics, `crate::engine::packed`).
 pub(crate) struct Reader<'a> {
     bytes: &'a [u8],
     pos: usize,

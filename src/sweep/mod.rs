@@ -504,7 +504,7 @@ pub fn run(
         (Rates::Given(r), _) => r.clone(),
         (Rates::OfPeak(n), Some(probe)) => {
             let stats = once(probe, Phase::Probe)?;
-            let report = report::to_json(probe, &stats);
+            let report = report::to_json(&report::Settings::of(probe), &stats);
             let peak = stats.successes as f64 / stats.elapsed.as_secs_f64().max(1e-9);
             let measured = Probe { report, peak };
             (hooks.on_probe)(&measured);
@@ -550,7 +550,7 @@ pub fn run(
                 rate,
             },
         )?;
-        let report = report::to_json(&step, &stats);
+        let report = report::to_json(&report::Settings::of(&step), &stats);
         let row = Row::of(
             i + 1,
             rate,
@@ -578,7 +578,7 @@ fn finish(mut sweep: Sweep, pushed: Option<(String, otlp::Summary)>) -> Sweep {
 /// The probe got no successful response: why, in the words `bench` uses for a run without
 /// responses, or the errors it got instead.
 fn probe_failed(plan: &Plan, stats: &engine::RunStats) -> String {
-    if let Some(why) = report::no_response(plan, stats) {
+    if let Some(why) = report::no_response(&report::Settings::of(plan), stats) {
         return format!("the saturation probe failed: {why}");
     }
     let errors: Vec<String> = stats
