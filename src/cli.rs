@@ -22,7 +22,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::api::{self, AllowTarget, ApiConfig};
 use crate::llm::Api;
 use crate::mock::{Fault, MockConfig, MockServer};
-use crate::plan::{Input, Limits, LlmInput, Plan, Rate, WorkloadInput, defaults};
+use crate::plan::{Input, Limits, LlmInput, Plan, Rate, SessionInput, WorkloadInput, defaults};
 pub use bench::Output;
 pub use flags::{
     BenchArgs, DemoArgs, LlmArgs, RepeatArgs, RunArgs, SweepArgs, SweepFlags, SweepLlmArgs,
@@ -747,6 +747,12 @@ fn llm_input(a: &LlmArgs) -> Result<Input, CliError> {
         prefix_tokens: w.prefix_tokens,
         prefix_groups: w.prefix_groups,
         prompt_overhead_tokens: w.prompt_overhead_tokens,
+        sessions: w.sessions.then(|| SessionInput {
+            max_turns: w.max_turns,
+            think_time: w.think_time.unwrap_or_default(),
+            header: w.session_header.clone(),
+            history: w.history.unwrap_or_default(),
+        }),
     };
     Ok(input)
 }
