@@ -21,8 +21,8 @@ use std::net::ToSocketAddrs;
 
 use serde_json::{Map, Value, json};
 
-use crate::engine::tokens::Mismatch;
 use crate::engine::session::{SessionStats, TurnStats};
+use crate::engine::tokens::Mismatch;
 use crate::engine::{ErrorKey, RunStats, Timings, TokenSource, TokenSources};
 use crate::health;
 use crate::plan::{Arrival, BodyMode, Plan, Rate};
@@ -271,7 +271,9 @@ fn sessions_text(s: &SessionStats) -> String {
         s.started,
         s.finished,
         s.unfinished(),
-        s.turns.quantile(0.5).map_or("-".into(), |v| format!("{v:.0}")),
+        s.turns
+            .quantile(0.5)
+            .map_or("-".into(), |v| format!("{v:.0}")),
         opt(s.duration.quantile(0.5)),
         opt(s.duration.quantile(0.99)),
     );
@@ -869,6 +871,23 @@ pub fn settings(plan: &Plan) -> String {
     }
     if plan.realtime {
         let _ = writeln!(out, "  real-time scheduling asked for (SCHED_FIFO)");
+    }
+    if let Some(s) = &plan.sessions {
+        let _ = writeln!(
+            out,
+            "  sessions: {} conversations, at most {} turns each, think time {}, history from the {}{}",
+            s.conversations.len(),
+            s.conversations
+                .iter()
+                .map(|c| c.turns.len())
+                .max()
+                .unwrap_or(0),
+            s.think_time,
+            s.history.name(),
+            s.header
+                .as_ref()
+                .map_or(String::new(), |h| format!(", session id in {h}")),
+        );
     }
     out
 }
