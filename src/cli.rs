@@ -349,6 +349,10 @@ pub struct MockArgs {
     /// usage.prompt_tokens_details.cached_tokens.
     #[arg(long, default_value_t = 0)]
     pub cached_tokens: u32,
+    /// LLM routes: write one JSON line per request to FILE (its connection number, chat
+    /// messages, headers but Authorization), to see what a client sent [default: none]
+    #[arg(long, value_name = "FILE")]
+    pub log_requests: Option<PathBuf>,
     /// Serve HTTPS with a fresh self-signed CA.
     #[arg(long)]
     pub tls: bool,
@@ -829,6 +833,7 @@ fn mock(a: MockArgs) -> Result<(), CliError> {
         tool_call: a.tool_call,
         usage_skew: a.usage_skew,
         cached_tokens: a.cached_tokens,
+        log_requests: a.log_requests.clone(),
         tls: a.tls,
         fault: match &a.fault {
             Some(f) => Some(

@@ -209,22 +209,21 @@ struct Stream {
 }
 
 impl Stream {
-    /// One complete SSE event, seen in the read at `now`. With a tokenizer, the event's text is
-    /// counted and kept in `text`.
+    /// One complete SSE event, seen in the read at `now`. Its text is kept in `text` when given
+    /// (a tokenizer counts it, or a session needs the answer), and counted with a tokenizer.
     fn on_event(
         &mut self,
         data: &[u8],
         now: Instant,
         tokenizer: Option<&Tokenizer>,
-        keep_text: bool,
-        text: &mut String,
+        text: Option<&mut String>,
         gaps: &mut Vec<ChunkGap>,
         sink: &mut impl Sink,
     ) {
         self.events += 1;
-        let classified = match tokenizer {
-            None if !keep_text => classify(data).map(|e| (e, None)),
-            _ => classify_text(data).map(|(e, t)| (e, Some(t))),
+        let classified = match text {
+            None => classify(data).map(|e| (e, None)),
+            Some(_) => classify_text(data).map(|(e, t)| (e, Some(t))),
         };
         match classified {
             Ok((Event::Done, _)) => self.done = true,
@@ -298,7 +297,7 @@ impl Stream {
         c: &ChunkInfo,
         chunk_text: Option<&ChunkText>,
         tokenizer: Option<&Tokenizer>,
-        text: &mut String,
+        text: Option<&mut String>,
     ) -> u64 {
         let by_usage = c
             .completion_tokens
@@ -308,7 +307,7 @@ impl Stream {
             self.usage_seen = self.usage_seen.max(n);
         }
         let mut counted = 0;
-        if let Some(chunk_text) = chunk_text {
+        if let (Some(chunk_text), Some(text)) = (chunk_text, text) {
             for part in chunk_text.parts() {
                 text.push_str(part);
                 if let (Some(t), None) = (tokenizer, by_usage) {
@@ -698,7 +697,8 @@ impl Exchange {
             ..
         } = self;
         let tokenizer = tokenizer.as_deref();
-        let keep_text = *keep_text;
+        // The answer's text is kept for the tokenizer to count, or for a session's history.
+        let keep_text = *keep_text || tokenizer.is_some();
         let mut sse_error = None;
         let fed = body.feed(data, |chunk| {
             if *sse {
@@ -706,7 +706,8 @@ impl Exchange {
                     stream.first_byte = chunk.first().copied();
                 }
                 if let Err(e) = parser.feed(chunk, |event| {
-                    stream.on_event(event, now, tokenizer, keep_text, text, gaps, sink)
+                    let text = keep_text.then_some(&mut *text);
+                    stream.on_event(event, now, tokenizer, text, gaps, sink)
                 }) {
                     sse_error = Some(e);
                 }
