@@ -328,13 +328,7 @@ pub(super) fn build(
     } else {
         Order::sequential(entries.len())
     };
-    let template = BodyTemplate {
-        model: &l.model,
-        stream: llm.stream,
-        api: llm.api,
-        max_tokens: l.max_tokens,
-        overrides: shaped.overrides.as_ref(),
-    };
+    let template = body_template(l, llm, shaped);
     let bodies = Bodies::build(&entries, &template).map_err(|e| {
         let (field, name) = match &source {
             PromptSource::Inline => ("prompts", "inline prompts".to_string()),
@@ -409,6 +403,22 @@ pub(super) fn build(
     }))
 }
 
+/// What every body of an LLM run shares: the model, `stream`, the API, the default
+/// `max_tokens` and the payload overrides.
+fn body_template<'a>(
+    l: &'a super::LlmInput,
+    llm: &super::LlmPlan,
+    shaped: &'a Shaped,
+) -> BodyTemplate<'a> {
+    BodyTemplate {
+        model: &l.model,
+        stream: llm.stream,
+        api: llm.api,
+        max_tokens: l.max_tokens,
+        overrides: shaped.overrides.as_ref(),
+    }
+}
+
 /// A session run's workload: the data set's conversations, and what every turn's request
 /// shares. Sessions need the chat API (a turn sends the history as messages) and a data set.
 fn sessions(
@@ -478,13 +488,7 @@ fn sessions(
         sessions: Some(max_turns),
     };
     let d = Dataset::load(path, &options).map_err(|e| invalid("dataset", e.to_string()))?;
-    let template = BodyTemplate {
-        model: &l.model,
-        stream: llm.stream,
-        api: llm.api,
-        max_tokens: l.max_tokens,
-        overrides: shaped.overrides.as_ref(),
-    };
+    let template = body_template(l, llm, shaped);
     let probe = Entry {
         prompt: Prompt::Text("".into()),
         max_tokens: None,
