@@ -22,7 +22,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::api::{self, AllowTarget, ApiConfig};
 use crate::llm::Api;
 use crate::mock::{Fault, MockConfig, MockServer};
-use crate::plan::{Input, Limits, LlmInput, Plan, Rate, WorkloadInput, defaults};
+use crate::plan::{Input, Limits, LlmInput, Plan, Rate, SessionInput, WorkloadInput, defaults};
 pub use bench::Output;
 pub use flags::{
     BenchArgs, DemoArgs, LlmArgs, RepeatArgs, RunArgs, SweepArgs, SweepFlags, SweepLlmArgs,
@@ -349,6 +349,10 @@ pub struct MockArgs {
     /// usage.prompt_tokens_details.cached_tokens.
     #[arg(long, default_value_t = 0)]
     pub cached_tokens: u32,
+    /// LLM routes: write one JSON line per request to FILE (its connection number, chat
+    /// messages, headers but Authorization), to see what a client sent [default: none]
+    #[arg(long, value_name = "FILE")]
+    pub log_requests: Option<PathBuf>,
     /// Serve HTTPS with a fresh self-signed CA.
     #[arg(long)]
     pub tls: bool,
@@ -743,6 +747,12 @@ fn llm_input(a: &LlmArgs) -> Result<Input, CliError> {
         prefix_tokens: w.prefix_tokens,
         prefix_groups: w.prefix_groups,
         prompt_overhead_tokens: w.prompt_overhead_tokens,
+        sessions: w.sessions.then(|| SessionInput {
+            max_turns: w.max_turns,
+            think_time: w.think_time.unwrap_or_default(),
+            header: w.session_header.clone(),
+            history: w.history.unwrap_or_default(),
+        }),
     };
     Ok(input)
 }
@@ -819,6 +829,7 @@ fn mock(a: MockArgs) -> Result<(), CliError> {
         tool_call: a.tool_call,
         usage_skew: a.usage_skew,
         cached_tokens: a.cached_tokens,
+        log_requests: a.log_requests.clone(),
         tls: a.tls,
         fault: match &a.fault {
             Some(f) => Some(

@@ -21,6 +21,7 @@ use std::net::ToSocketAddrs;
 
 use serde_json::{Map, Value, json};
 
+use crate::engine::session::{SessionStats, TurnStats};
 use crate::engine::tokens::Mismatch;
 use crate::engine::{ErrorKey, RunStats, Timings, TokenSource, TokenSources};
 use crate::health;
@@ -170,6 +171,11 @@ pub fn to_json(setup: &Settings, stats: &RunStats) -> Value {
     if !stats.targets.is_empty() {
         m.insert("targets".into(), targets_json(setup, stats));
     }
+    if let Some(s) = &stats.sessions {
+        let (sessions, by_turn) = sessions_json(s);
+        m.insert("sessions".into(), sessions);
+        m.insert("by_turn".into(), by_turn);
+    }
     // Last but for the histograms: thresholds read every field above.
     if !setup.thresholds.is_empty() {
         let so_far = Value::Object(m);
@@ -222,6 +228,74 @@ fn targets_json(setup: &Settings, stats: &RunStats) -> Value {
         })
         .collect();
     Value::Array(rows)
+}
+
+/// A session run's `sessions` (started, finished, unfinished, turns and duration per session)
+/// and `by_turn` (per turn index: requests, time to first token, mean prompt tokens).
+fn sessions_json(s: &SessionStats) -> (Value, Value) {
+    let sessions = json!({
+        "started": s.started,
+        "finished": s.finished,
+        "unfinished": s.unfinished(),
+        "turns_p50": s.turns.quantile(0.5),
+        "duration_p50": s.duration.quantile(0.5),
+        "duration_p99": s.duration.quantile(0.99),
+    });
+    let by_turn: Vec<Value> = s
+        .by_turn
+        .iter()
+        .enumerate()
+        .map(|(k, t)| {
+            json!({
+                "turn": k + 1,
+                "requests": t.requests,
+                "time_to_first_token_p50": t.ttft.quantile(0.5),
+                "time_to_first_token_p90": t.ttft.quantile(0.9),
+                "time_to_first_token_p99": t.ttft.quantile(0.99),
+                "mean_prompt_tokens": mean_prompt_tokens(t),
+            })
+        })
+        .collect();
+    (sessions, Value::Array(by_turn))
+}
+
+fn mean_prompt_tokens(t: &TurnStats) -> Option<f64> {
+    (t.prompt_counted > 0).then(|| t.prompt_tokens as f64 / t.prompt_counted as f64)
+}
+
+/// The text report's sessions line and by-turn table (as [`sessions_json`]).
+fn sessions_text(s: &SessionStats) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "  sessions: {} started, {} finished, {} unfinished; turns p50 {}; duration p50 {}  p99 {}",
+        s.started,
+        s.finished,
+        s.unfinished(),
+        s.turns
+            .quantile(0.5)
+            .map_or("-".into(), |v| format!("{v:.0}")),
+        opt(s.duration.quantile(0.5)),
+        opt(s.duration.quantile(0.99)),
+    );
+    let _ = writeln!(
+        out,
+        "  by turn:   turn   requests   ttft p50   ttft p90   ttft p99   prompt tokens"
+    );
+    for (k, t) in s.by_turn.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "           {:>6} {:>10} {:>10} {:>10} {:>10} {:>15}",
+            k + 1,
+            t.requests,
+            opt(t.ttft.quantile(0.5)),
+            opt(t.ttft.quantile(0.9)),
+            opt(t.ttft.quantile(0.99)),
+            mean_prompt_tokens(t).map_or("-".into(), |v| format!("{v:.1}")),
+        );
+    }
+    out
 }
 
 /// The text report's table of targets (as [`targets_json`]).
@@ -321,26 +395,27 @@ fn measured(m: &mut Map<String, Value>, setup: &Settings, stats: &RunStats) {
     m.insert("bytes_received".into(), json!(stats.bytes_received));
 }
 
-/// The error name of a request the run never sent because it was stopped (the engine's
-/// `Failure::Interrupted`).
-fn unsent_name() -> String {
-    crate::engine::outcome::Failure::Interrupted.name("", 0, &[])
+/// The error names of requests the run never sent because it was stopped, or (a session's
+/// later turns) because its duration was over (the engine's `Failure::Interrupted` and
+/// `Failure::RunEnded`).
+fn unsent_names() -> [String; 2] {
+    use crate::engine::outcome::Failure;
+    [Failure::Interrupted, Failure::RunEnded].map(|f| f.name("", 0, &[]))
 }
 
-/// Whether an error bucket holds requests never sent because the run was stopped.
+/// Whether an error bucket holds requests never sent because the run was stopped or over.
 pub fn is_unsent(k: &ErrorKey) -> bool {
-    matches!(k, ErrorKey::Name(n) if *n == unsent_name())
+    matches!(k, ErrorKey::Name(n) if unsent_names().contains(n))
 }
 
 /// Requests a stopped run never sent (`unsent` in the report). The headline (`errors`,
 /// `error_rate`) covers the requests that ran; `total_requests` = `successes` + `errors` +
 /// `unsent` always.
 pub fn unsent(stats: &RunStats) -> u64 {
-    stats
-        .errors
-        .get(&ErrorKey::Name(unsent_name()))
-        .copied()
-        .unwrap_or(0)
+    unsent_names()
+        .into_iter()
+        .filter_map(|n| stats.errors.get(&ErrorKey::Name(n)).copied())
+        .sum()
 }
 
 /// `1 request`, `2 requests`: the one way the reports count things in words.
@@ -787,6 +862,23 @@ pub fn settings(setup: &Settings) -> String {
     if setup.realtime {
         let _ = writeln!(out, "  real-time scheduling asked for (SCHED_FIFO)");
     }
+    if let Some(s) = &plan.sessions {
+        let _ = writeln!(
+            out,
+            "  sessions: {} conversations, at most {} turns each, think time {}, history from the {}{}",
+            s.conversations.len(),
+            s.conversations
+                .iter()
+                .map(|c| c.turns.len())
+                .max()
+                .unwrap_or(0),
+            s.think_time,
+            s.history.name(),
+            s.header
+                .as_ref()
+                .map_or(String::new(), |h| format!(", session id in {h}")),
+        );
+    }
     out
 }
 
@@ -854,7 +946,12 @@ pub fn to_text_body(setup: &Settings, stats: &RunStats) -> String {
     let _ = writeln!(out);
     let unsent = unsent(stats);
     let unsent_text = if unsent > 0 {
-        format!("   unsent {unsent} (interrupted)")
+        let why = if stats.interrupted {
+            "interrupted"
+        } else {
+            "the run ended first"
+        };
+        format!("   unsent {unsent} ({why})")
     } else {
         String::new()
     };
@@ -989,6 +1086,9 @@ pub fn to_text_body(setup: &Settings, stats: &RunStats) -> String {
     }
     if !stats.targets.is_empty() {
         out.push_str(&targets_text(setup, stats));
+    }
+    if let Some(s) = &stats.sessions {
+        out.push_str(&sessions_text(s));
     }
     if stats.errors.keys().any(|k| !is_unsent(k)) {
         let _ = writeln!(out);

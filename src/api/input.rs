@@ -408,6 +408,7 @@ impl<'a> Fields<'a> {
             prefix_groups: None,
             // The command line's --prompt-overhead-tokens; not (yet) a field of the API.
             prompt_overhead_tokens: 0,
+            sessions: None,
         }
     }
 

@@ -504,11 +504,14 @@ pub fn plan(input: &Input) -> Result<Plan, CliError> {
     check(input).map_err(|m| err(exit::USAGE, m))?;
     let mut input = input.clone();
     // The command line allows many connections when asked, but its default stays the API's.
-    input.num_workers = Some(
-        input
-            .num_workers
-            .unwrap_or(default_num_workers(input.qps, defaults::MAX_WORKERS) as i64),
-    );
+    // A session run's default is the plan's own (sessions hold their connections).
+    if input.workload.sessions.is_none() {
+        input.num_workers = Some(
+            input
+                .num_workers
+                .unwrap_or(default_num_workers(input.qps, defaults::MAX_WORKERS) as i64),
+        );
+    }
     Plan::new(&input, &Limits::command_line()).map_err(|e| err(exit::USAGE, plan_error(&input, e)))
 }
 

@@ -14,7 +14,7 @@ use super::EXIT_CODES;
 use super::duration::parse_secs;
 use super::stages::{self, StageList};
 use crate::llm::{Api, LengthDist};
-use crate::plan::{Rate, defaults, parse_bool};
+use crate::plan::{History, Rate, ThinkTime, defaults, parse_bool};
 use crate::report::secs_text;
 use crate::shard::ShardIndex;
 use crate::shard::time::{UnixNanos, parse_time};
@@ -413,6 +413,34 @@ pub struct WorkloadArgs {
     /// usage.prompt_tokens over the --tokenizer's count, not a mismatch (token_mismatch)
     #[arg(long = "prompt-overhead-tokens", value_name = "N", default_value_t = 0, value_parser = parse_whole::<u64>)]
     pub prompt_overhead_tokens: u64,
+    /// Run the --dataset's conversations (ShareGPT multi-turn, or JSON lines of "turns") as
+    /// multi-turn sessions with --api chat: the rate starts sessions, each turn sends the history
+    /// so far on the session's own connection (docs/llm.md, "Sessions")
+    #[arg(long)]
+    pub sessions: bool,
+    /// At most N turns per session [default: every turn of the conversation]
+    #[arg(long = "max-turns", value_name = "N", requires = "sessions", value_parser = parse_whole::<u32>)]
+    pub max_turns: Option<u32>,
+    /// Time between a turn's answer and the next turn: DURATION, exp:MEAN or uniform:MIN:MAX
+    /// (e.g. 500ms, exp:500ms, uniform:200ms:800ms) [default: 0]
+    #[arg(long = "think-time", value_name = "TIME", requires = "sessions", value_parser = parse_think_time)]
+    pub think_time: Option<ThinkTime>,
+    /// A header sent with every turn, its value the session's id (e.g. X-Session-ID), so a
+    /// router can keep a session on one replica [default: none]
+    #[arg(long = "session-header", value_name = "NAME", requires = "sessions")]
+    pub session_header: Option<String>,
+    /// The assistant turns of the history: `server` (the answers the server streamed) or
+    /// `dataset` (the data set's answers) [default: server]
+    #[arg(long, value_name = "FROM", requires = "sessions", value_parser = parse_history)]
+    pub history: Option<History>,
+}
+
+fn parse_think_time(s: &str) -> Result<ThinkTime, String> {
+    ThinkTime::parse(s, parse_secs)
+}
+
+fn parse_history(s: &str) -> Result<History, String> {
+    History::from_name(s).ok_or_else(|| format!("{s:?}: expected server or dataset"))
 }
 
 /// What a sweep adds to the run flags (`pacer sweep`, `pacer sweep-llm`). Flattened after

@@ -178,6 +178,11 @@ impl Conn {
             .map(|ex| ex.completed(thread, &self.scratch))
     }
 
+    /// The answer text of the last response, when its exchange kept it ([`Scratch::text`]).
+    pub fn answer_text(&self) -> &str {
+        self.scratch.text()
+    }
+
     #[inline]
     fn exchange_mut(&mut self) -> Option<&mut Exchange> {
         match &mut self.state {

@@ -107,8 +107,11 @@ pub struct Scratch {
     kept: usize,
     sse: SseParser,
     copy: Vec<u8>,
-    /// The streamed text of a response, kept only when a tokenizer counts it.
+    /// The streamed text of a response, kept only when a tokenizer counts it or a session's
+    /// history needs it.
     text: String,
+    /// A whole (not streamed) body's answer text, kept likewise.
+    whole_text: String,
     /// The gaps before the content chunks of the response (after the first), in order.
     gaps: Vec<ChunkGap>,
 }
@@ -127,6 +130,7 @@ impl Scratch {
             sse: SseParser::new(),
             copy: Vec::new(),
             text: String::new(),
+            whole_text: String::new(),
             gaps: Vec::new(),
         }
     }
@@ -155,6 +159,16 @@ impl Scratch {
     /// The gaps before the content chunks of the last response (see [`Exchange::completed`]).
     pub fn gaps(&self) -> &[ChunkGap] {
         &self.gaps
+    }
+
+    /// The text of the last response's answer, when it was kept (a tokenizer counted it, or
+    /// [`Exchange::keeping_text`]): a stream's deltas, or a whole body's message.
+    pub fn text(&self) -> &str {
+        if self.text.is_empty() {
+            &self.whole_text
+        } else {
+            &self.text
+        }
     }
 
     /// The read buffer's size (for tests of the growth rule).
@@ -195,19 +209,19 @@ struct Stream {
 }
 
 impl Stream {
-    /// One complete SSE event, seen in the read at `now`. With a tokenizer, the event's text is
-    /// counted and kept in `text`.
+    /// One complete SSE event, seen in the read at `now`. Its text is kept in `text` when given
+    /// (a tokenizer counts it, or a session needs the answer), and counted with a tokenizer.
     fn on_event(
         &mut self,
         data: &[u8],
         now: Instant,
         tokenizer: Option<&Tokenizer>,
-        text: &mut String,
+        text: Option<&mut String>,
         gaps: &mut Vec<ChunkGap>,
         sink: &mut impl Sink,
     ) {
         self.events += 1;
-        let classified = match tokenizer {
+        let classified = match text {
             None => classify(data).map(|e| (e, None)),
             Some(_) => classify_text(data).map(|(e, t)| (e, Some(t))),
         };
@@ -283,7 +297,7 @@ impl Stream {
         c: &ChunkInfo,
         chunk_text: Option<&ChunkText>,
         tokenizer: Option<&Tokenizer>,
-        text: &mut String,
+        text: Option<&mut String>,
     ) -> u64 {
         let by_usage = c
             .completion_tokens
@@ -293,10 +307,10 @@ impl Stream {
             self.usage_seen = self.usage_seen.max(n);
         }
         let mut counted = 0;
-        if let (Some(t), Some(chunk_text)) = (tokenizer, chunk_text) {
+        if let (Some(chunk_text), Some(text)) = (chunk_text, text) {
             for part in chunk_text.parts() {
                 text.push_str(part);
-                if by_usage.is_none() {
+                if let (Some(t), None) = (tokenizer, by_usage) {
                     counted += t.count(part).unwrap_or(0) as u64;
                 }
             }
@@ -379,6 +393,9 @@ pub struct Exchange {
     prompt_tokens: Option<u32>,
     /// The run's tokenizer, when it counts streamed text.
     tokenizer: Option<Arc<Tokenizer>>,
+    /// Keep the answer's text in the scratch memory even without a tokenizer (a session's
+    /// history is the server's answer).
+    keep_text: bool,
 }
 
 impl Exchange {
@@ -414,7 +431,14 @@ impl Exchange {
             counted_output: None,
             prompt_tokens: None,
             tokenizer: None,
+            keep_text: false,
         }
+    }
+
+    /// Keeps the answer's text ([`Scratch::text`]) whether or not a tokenizer counts it.
+    pub fn keeping_text(mut self, keep: bool) -> Exchange {
+        self.keep_text = keep;
+        self
     }
 
     /// How this exchange counts tokens: `prompt_tokens`, the tokenizer's count of the prompt sent
@@ -632,6 +656,7 @@ impl Exchange {
                         BodyMode::WholeJson => {
                             self.copying = Copying::On;
                             mem.copy.clear();
+                            mem.whole_text.clear();
                         }
                     }
                     return Ok(Some(h.len));
@@ -668,9 +693,12 @@ impl Exchange {
             copying,
             stream,
             tokenizer,
+            keep_text,
             ..
         } = self;
         let tokenizer = tokenizer.as_deref();
+        // The answer's text is kept for the tokenizer to count, or for a session's history.
+        let keep_text = *keep_text || tokenizer.is_some();
         let mut sse_error = None;
         let fed = body.feed(data, |chunk| {
             if *sse {
@@ -678,6 +706,7 @@ impl Exchange {
                     stream.first_byte = chunk.first().copied();
                 }
                 if let Err(e) = parser.feed(chunk, |event| {
+                    let text = keep_text.then_some(&mut *text);
                     stream.on_event(event, now, tokenizer, text, gaps, sink)
                 }) {
                     sse_error = Some(e);
@@ -710,7 +739,7 @@ impl Exchange {
 
     /// The response ended at `end`: decide its outcome.
     #[inline(always)]
-    fn complete(&mut self, end: Instant, mem: &Scratch, sink: &mut impl Sink) {
+    fn complete(&mut self, end: Instant, mem: &mut Scratch, sink: &mut impl Sink) {
         self.phase = Phase::Done;
         self.end_at = Some(end);
         let status = self.status.unwrap_or(0);
@@ -742,14 +771,17 @@ impl Exchange {
                 BodyMode::WholeJson if self.copying == Copying::On => {
                     let tokenizer = self.tokenizer.as_deref();
                     let classified = match tokenizer {
-                        None => classify_body(&mem.copy).map(|e| (e, ChunkText::default())),
-                        Some(_) => classify_body_text(&mem.copy),
+                        None if !self.keep_text => {
+                            classify_body(&mem.copy).map(|e| (e, ChunkText::default()))
+                        }
+                        _ => classify_body_text(&mem.copy),
                     };
                     match classified {
                         Ok((Event::Error(msg), _)) => Outcome::Failed(sink.server_error(msg)),
                         Ok((Event::Chunk(c), text)) => {
                             let text: String = text.parts().collect();
                             self.counted_output = count_text(tokenizer, &text);
+                            mem.whole_text = text;
                             (self.output_tokens, self.output_source) =
                                 output_count(c.completion_tokens, self.counted_output, None);
                             self.usage_prompt = c.prompt_tokens;

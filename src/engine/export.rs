@@ -65,6 +65,9 @@ pub struct Format {
     /// With `--prefix-groups`: request `i`'s prefix group is `groups[i % len]`, written as
     /// `prefix_group`.
     pub groups: Option<Box<[u32]>>,
+    /// A session run (`--sessions`): each request's session and turn, written as `session`
+    /// and `turn`.
+    pub sessions: Option<std::sync::Arc<crate::plan::SessionPlan>>,
 }
 
 /// How the writing went.
@@ -326,6 +329,10 @@ pub fn line(out: &mut Vec<u8>, c: &Completed, f: &Format, messages: &[Box<str>])
             g[(c.index % g.len() as u64) as usize]
         );
     }
+    if let Some(s) = &f.sessions {
+        let (session, turn) = s.of_index(c.index);
+        let _ = write!(out, ",\"session\":{session},\"turn\":{turn}");
+    }
     out.extend_from_slice(b"}\n");
 }
 
@@ -342,6 +349,7 @@ mod tests {
             workers: 4,
             llm,
             groups: None,
+            sessions: None,
         }
     }
 

@@ -63,8 +63,10 @@ use super::conn::{Conn, MAX_READS_PER_EVENT, ReadResult, Transport, WriteResult}
 use super::dispatch::{Dispatch, Pending, Ticket};
 use super::exchange::{Close, Exchange, Step};
 use super::export::LaneExport;
+use super::outcome::Outcome;
 use super::outcome::{Completed, Failure};
 use super::pacing::Pacing;
+use super::session::LaneSessions;
 use super::stats::{LaneStats, Values};
 use super::sys::{self, Events};
 use super::usage::ThreadUsage;
@@ -148,6 +150,8 @@ pub struct Lane<'a> {
     /// Test hook (`PACER_TEST_HOLD_MS`), and the serial of the last request it held.
     hold: Option<Duration>,
     held: u64,
+    /// A session run's live sessions (`--sessions`); None otherwise.
+    sessions: Option<LaneSessions>,
 }
 
 impl<'a> Lane<'a> {
@@ -196,6 +200,10 @@ impl<'a> Lane<'a> {
             per_read: plan.body_mode == BodyMode::Sse,
             hold,
             held: 0,
+            sessions: plan
+                .sessions
+                .clone()
+                .map(|p| LaneSessions::new(p, sh.t0 + plan.duration, 0x5E55_1045 ^ thread as u64)),
         })
     }
 
@@ -261,6 +269,7 @@ impl<'a> Lane<'a> {
         if let Some(e) = self.export.as_mut() {
             e.flush(&self.stats.messages);
         }
+        self.stats.sessions = self.sessions.take().map(|s| s.stats);
         self.stats
     }
 
@@ -288,6 +297,10 @@ impl<'a> Lane<'a> {
                 now,
             ));
         }
+        let waiting = self.sessions.as_mut().map(LaneSessions::take_waiting);
+        for (index, intended) in waiting.into_iter().flatten() {
+            self.turns_not_sent(index, intended, Failure::Interrupted, now);
+        }
     }
 
     /// Moves due requests from the schedule into the FIFO queue, noting how late the thread took
@@ -302,7 +315,55 @@ impl<'a> Lane<'a> {
                     .lateness
                     .record(now.saturating_duration_since(intended).as_secs_f64());
             }
+            let index = match self.sessions.as_mut() {
+                // A session run's schedule starts sessions: the request is its first turn.
+                Some(s) => s.start(index, intended),
+                None => index,
+            };
             self.dispatch.due(index, intended);
+        }
+        if self.sessions.is_some() {
+            self.release_turns(now);
+        }
+    }
+
+    /// Sends the sessions' later turns whose think time is over, each on its session's own
+    /// connection when that is still open (else the next free one); a turn due past the run's
+    /// end is recorded as not sent, with the session's later turns.
+    fn release_turns(&mut self, now: Instant) {
+        while let Some(t) = self.sessions.as_mut().and_then(|s| s.due(now)) {
+            if t.past_end {
+                self.turns_not_sent(t.index, t.intended, Failure::RunEnded, now);
+                continue;
+            }
+            self.stats
+                .lateness
+                .record(now.saturating_duration_since(t.intended).as_secs_f64());
+            let p = Pending {
+                index: t.index,
+                intended: t.intended,
+                dispatch: None,
+            };
+            let owned = t.conn.filter(|&(key, id)| {
+                self.conns
+                    .get(key)
+                    .is_some_and(|c| c.id == id && c.is_idle())
+            });
+            match owned {
+                Some((key, _)) => self.dispatch_on(key, p),
+                None => self.dispatch.due(p.index, p.intended),
+            }
+        }
+    }
+
+    /// Turn `index` of a session, and the session's later turns, are not sent (`f`).
+    fn turns_not_sent(&mut self, index: u64, intended: Instant, f: Failure, now: Instant) {
+        let Some(s) = self.sessions.as_ref() else {
+            return;
+        };
+        let later: Vec<u64> = s.later_turns(index).collect();
+        for i in std::iter::once(index).chain(later) {
+            self.record(&Completed::unsent(i, intended, self.thread, f, now));
         }
     }
 
@@ -405,7 +466,11 @@ impl<'a> Lane<'a> {
             Some(d) => d,
             None => {
                 self.sent += 1;
-                Instant::now()
+                let now = Instant::now();
+                if let Some(s) = self.sessions.as_mut() {
+                    s.dispatched(p.index, now);
+                }
+                now
             }
         };
         self.dispatch.start(p, now)
@@ -413,6 +478,12 @@ impl<'a> Lane<'a> {
 
     fn exchange(&self, ticket: Ticket, conn: u64) -> Exchange {
         let plan = self.sh.plan;
+        if let Some(s) = &self.sessions {
+            // A turn's prompt is built on the lane: no count was made before the run.
+            return Exchange::new(ticket, conn, plan.body_mode, plan.method_is_head)
+                .counting(None, plan.tokenizer.clone())
+                .keeping_text(s.keeps_text());
+        }
         let prompt_tokens = plan.prompt_tokens_for(ticket.index);
         Exchange::new(ticket, conn, plan.body_mode, plan.method_is_head)
             .counting(prompt_tokens, plan.tokenizer.clone())
@@ -530,7 +601,11 @@ impl<'a> Lane<'a> {
                 return;
             }
         } else if self.conns[key].wants_write()
-            || (writable && self.conns[key].request_pending(|i| plan.request_for(i).len()))
+            || (writable
+                && self.conns[key].request_pending(|i| match &self.sessions {
+                    None => plan.request_for(i).len(),
+                    Some(s) => s.request(i).len(),
+                }))
         {
             // Edge-triggered readiness reports "writable" with every response that arrives;
             // only a request not yet all out (or TLS records waiting) needs the write call.
@@ -574,7 +649,11 @@ impl<'a> Lane<'a> {
 
     fn write(&mut self, key: usize) {
         let plan = self.sh.plan;
-        if let WriteResult::Failed(f) = self.conns[key].write(|index| plan.request_for(index)) {
+        let result = match &self.sessions {
+            None => self.conns[key].write(|index| plan.request_for(index)),
+            Some(s) => self.conns[key].write(|index| s.request(index)),
+        };
+        if let WriteResult::Failed(f) = result {
             self.fail(key, f);
         }
     }
@@ -717,12 +796,14 @@ impl<'a> Lane<'a> {
         // connection's scratch memory, before the connection takes its next request.
         let values = self.stats.record(&c, gaps);
         self.observe(&c, &values);
+        // A session that goes on keeps its connection for its next turn.
+        let owned = self.sessions.is_some() && self.session_completed(key, &c, &values, reuse);
         let conn = &mut self.conns[key];
         if let Some(t) = conn.release() {
             self.dispatch.end(t);
         }
         conn.served += 1;
-        if reuse {
+        if reuse && !owned {
             self.idle.push((key, conn.id));
         }
         if !reuse {
@@ -742,7 +823,54 @@ impl<'a> Lane<'a> {
     #[inline(always)]
     fn record(&mut self, c: &Completed) {
         let values = self.stats.record(c, &[]);
+        if self.sessions.is_some() {
+            self.session_failed(c, &values);
+        }
         self.observe(c, &values);
+    }
+
+    /// A session's turn got a complete response on connection `key`: its by-turn figures, and
+    /// on success the session's next turn (true: the session keeps the connection).
+    fn session_completed(
+        &mut self,
+        key: usize,
+        c: &Completed,
+        values: &Values,
+        reuse: bool,
+    ) -> bool {
+        let conn = &self.conns[key];
+        let Some(s) = self.sessions.as_mut() else {
+            return false;
+        };
+        let (_, turn) = s.of_index(c.index);
+        s.stats
+            .turn_ended(turn, values[Id::TimeToFirstToken as usize], c.input_tokens);
+        if c.outcome != Outcome::Success {
+            s.ended(c.index);
+            return false;
+        }
+        let end = c.end_at.unwrap_or(c.ended);
+        let id = reuse.then_some((key, conn.id));
+        s.answered(c.index, end, conn.answer_text(), id) && reuse
+    }
+
+    /// A session's turn ended without a response (failed, timed out, not sent): its by-turn
+    /// count, and its session ends; the connection it owned, idle, is free again.
+    fn session_failed(&mut self, c: &Completed, values: &Values) {
+        let Some(s) = self.sessions.as_mut() else {
+            return;
+        };
+        let (_, turn) = s.of_index(c.index);
+        s.stats
+            .turn_ended(turn, values[Id::TimeToFirstToken as usize], c.input_tokens);
+        if let Some((key, id)) = s.ended(c.index)
+            && self
+                .conns
+                .get(key)
+                .is_some_and(|conn| conn.id == id && conn.is_idle())
+        {
+            self.idle.push((key, id));
+        }
     }
 
     /// What else sees each ended request, with its values as the statistics computed them: the
@@ -778,7 +906,9 @@ impl<'a> Lane<'a> {
         match self.pacing {
             Pacing::Saturate { .. } if self.pacing.cut(now) => true,
             Pacing::Saturate { .. } | Pacing::Paced(_) => {
-                self.dispatch.quiet() && self.pacing.over(now)
+                self.dispatch.quiet()
+                    && self.pacing.over(now)
+                    && self.sessions.as_ref().is_none_or(LaneSessions::quiet)
             }
         }
     }
@@ -805,6 +935,10 @@ impl<'a> Lane<'a> {
         }
         while let Some((index, intended)) = self.pacing.take_rest() {
             self.record(&Completed::unsent(index, intended, self.thread, f, now));
+        }
+        let waiting = self.sessions.as_mut().map(LaneSessions::take_waiting);
+        for (index, intended) in waiting.into_iter().flatten() {
+            self.turns_not_sent(index, intended, f, now);
         }
     }
 
@@ -838,6 +972,15 @@ impl<'a> Lane<'a> {
                 wake::send_wake(self.pacing.upcoming(), self.budget).map(|t| (t, true))
             }
             _ => self.pacing.wake_at(queue_empty).map(|t| (t, false)),
+        };
+        let turns = self
+            .sessions
+            .as_ref()
+            .and_then(LaneSessions::next_due)
+            .map(|t| (t, true));
+        let sends = match (sends, turns) {
+            (Some(a), Some(b)) => Some(if b.0 < a.0 { b } else { a }),
+            (a, b) => a.or(b),
         };
         let other = self.dispatch.next_wake().map(|t| (t, false));
         match (sends, other) {

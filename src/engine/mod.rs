@@ -31,6 +31,7 @@ pub mod outcome;
 pub mod pacing;
 pub mod packed;
 pub mod sched;
+pub mod session;
 pub mod stats;
 pub mod sys;
 pub mod timeline;
@@ -139,6 +140,8 @@ pub struct RunStats {
     /// Where receive times came from (kernel stamps or the clock), and the clocks' drift.
     #[serde(skip)]
     pub timestamps: clock::StampReport,
+    /// A session run's sessions and figures by turn (`--sessions`).
+    pub sessions: Option<session::SessionStats>,
 }
 
 /// The run's start, `t0` (the zero of the timeline and of per-request times), on the clocks other
@@ -496,6 +499,7 @@ pub fn run_resolved_with(
                 workers: plan.num_workers,
                 llm: plan.llm.is_some(),
                 groups: plan.requests.groups_by_slot(),
+                sessions: plan.sessions.clone(),
             };
             std::thread::Builder::new()
                 .name("pacer-requests".into())
@@ -584,7 +588,11 @@ pub fn run_resolved_with(
             ..wall
         };
     }
-    let scheduled = plan.shard_requests();
+    let scheduled = match &plan.sessions {
+        // A session run's schedule starts sessions; each accounts for its turns.
+        Some(s) => s.requests_for(plan.shard_requests()),
+        None => plan.shard_requests(),
+    };
     stats.clock = clock;
     stats.requests = requests;
     // A closed loop drops what is in flight when stopped: only a schedule is all accounted for.
@@ -686,6 +694,7 @@ fn summarize(plan: &Plan, w: LaneStats, messages: &Messages, elapsed: Duration) 
         clock: Clock::default(),
         requests: None,
         timestamps: w.timestamps,
+        sessions: w.sessions,
     }
 }
 

@@ -22,6 +22,8 @@ pub enum Failure {
     NotSent,
     /// Still waiting to be sent when the run was stopped early.
     Interrupted,
+    /// A session's turn due when the run's duration was over (`--sessions`).
+    RunEnded,
     Tls(&'static str),
     Invalid(&'static str),
     Stream(&'static str),
@@ -46,6 +48,7 @@ impl Failure {
             Failure::Dns => format!("dns: {host}"),
             Failure::NotSent => format!("not sent: all {workers} workers busy"),
             Failure::Interrupted => "not sent: interrupted".into(),
+            Failure::RunEnded => "not sent: run ended".into(),
             Failure::Tls(reason) => format!("tls: {reason}"),
             Failure::Invalid(reason) => format!("invalid response: {reason}"),
             Failure::Stream(reason) => format!("stream error: {reason}"),

@@ -231,6 +231,8 @@ pub struct LaneStats {
     pub targets: Vec<TargetTally>,
     /// Which target request `i` went to: `target_slots[i % len]` (the plan's request table).
     target_slots: Box<[u32]>,
+    /// A session run's sessions (`--sessions`), put here by the lane at its end.
+    pub sessions: Option<super::session::SessionStats>,
 }
 
 /// One target's requests (`--targets`): how many ended, how many of those did not succeed,
@@ -422,6 +424,11 @@ impl LaneStats {
         }
         for (mine, theirs) in self.targets.iter_mut().zip(b.targets) {
             *mine += theirs;
+        }
+        match (&mut self.sessions, b.sessions) {
+            (Some(mine), Some(theirs)) => *mine += theirs,
+            (mine @ None, theirs) => *mine = theirs,
+            (Some(_), None) => {}
         }
     }
 }

@@ -11,7 +11,15 @@
 //!   becomes the entry's `max_tokens`, counted by the tokenizer when there is one, else
 //!   approximately ([`super::synth::approx_tokens`]).
 //!
+//! - `{"turns": ["...", ...]}` or `{"turns": [{"user": "...", "assistant": "..."}, ...]}`: a
+//!   conversation's user turns, with the data set's answers when given. The first is the prompt.
+//!
 //! Any shape may carry `"max_tokens": N` (a whole number from 1), which wins over a reply's length.
+//!
+//! **Sessions** ([`LoadOptions::sessions`]): every entry becomes a [`Conversation`] instead, kept
+//! in [`Dataset::conversations`]: ShareGPT's every human turn with the `gpt` turn that answers it,
+//! `turns` as given, `messages`' user messages with the assistant message after each, and a
+//! `prompt` as a conversation of one turn; at most the given number of turns each.
 //!
 //! A line that is not one of these shapes, or is not JSON, refuses the whole file before the run,
 //! with its line number; the message quotes at most a short excerpt of the line
@@ -21,7 +29,7 @@
 //! thousands. Unlike vLLM, no length filter is applied (vLLM drops prompts over 1024 tokens).
 //!
 //! Memory: the kept prompts (at most the file's size, less for ShareGPT, whose later turns are
-//! dropped while reading) plus one line's worth of parsing. The file's size is checked before
+//! dropped as each line is read unless the run is one of sessions) plus one line's worth of parsing. The file's size is checked before
 //! reading, against [`LoadOptions::max_bytes`].
 
 use std::cell::Cell;
@@ -88,10 +96,28 @@ pub struct Entry {
     pub line: usize,
 }
 
+/// One turn of a conversation: what the user says, and the data set's answer when it has one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionTurn {
+    pub user: Box<str>,
+    pub answer: Option<Box<str>>,
+}
+
+/// A conversation of a data set, run as a session (one request per turn).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Conversation {
+    /// At least one.
+    pub turns: Box<[SessionTurn]>,
+    /// The 1-based line it came from.
+    pub line: usize,
+}
+
 /// A loaded data set, in file order.
 #[derive(Clone, Debug)]
 pub struct Dataset {
     pub entries: Vec<Entry>,
+    /// With [`LoadOptions::sessions`]: the conversations (and no `entries`).
+    pub conversations: Vec<Conversation>,
     /// Well-formed ShareGPT conversations with nothing to send (see the module docs).
     pub skipped: usize,
     /// The file's path, or `inline` for [`Dataset::from_prompts`]; for messages and the report.
@@ -107,6 +133,8 @@ pub struct LoadOptions<'a> {
     pub output_len_from_dataset: bool,
     /// Counts reply lengths exactly when given.
     pub tokenizer: Option<&'a Tokenizer>,
+    /// Read conversations for a session run, at most this many turns each (`--max-turns`).
+    pub sessions: Option<u32>,
 }
 
 impl Default for LoadOptions<'_> {
@@ -115,6 +143,7 @@ impl Default for LoadOptions<'_> {
             max_bytes: DEFAULT_MAX_DATASET_BYTES,
             output_len_from_dataset: false,
             tokenizer: None,
+            sessions: None,
         }
     }
 }
@@ -213,6 +242,7 @@ impl Dataset {
         let mut loader = Loader {
             options,
             entries: Vec::new(),
+            conversations: Vec::new(),
             skipped: 0,
         };
         let parsed = match first {
@@ -257,6 +287,7 @@ impl Dataset {
         }
         Ok(Dataset {
             entries,
+            conversations: Vec::new(),
             skipped: 0,
             source,
         })
@@ -295,6 +326,7 @@ impl<R: Read> Read for Capped<R> {
 struct Loader<'o, 'a> {
     options: &'o LoadOptions<'a>,
     entries: Vec<Entry>,
+    conversations: Vec<Conversation>,
     skipped: usize,
 }
 
@@ -382,6 +414,21 @@ impl Loader<'_, '_> {
 
     /// Turns a parsed entry into a kept [`Entry`], or counts it as skipped; a reason on refusal.
     fn keep(&mut self, raw: RawEntry, line: usize) -> Result<(), String> {
+        if let Some(max_turns) = self.options.sessions {
+            return self.keep_conversation(raw, line, max_turns);
+        }
+        let raw = match raw.turns {
+            None => raw,
+            Some(turns) if raw.prompt.is_none() && raw.messages.is_none() => {
+                let turns = turns_of(turns)?;
+                RawEntry {
+                    conversations: Some(ShareGpt::from_turns(turns)),
+                    turns: None,
+                    ..raw
+                }
+            }
+            Some(_) => return Err(MORE_THAN_ONE.into()),
+        };
         let max_tokens = match raw.max_tokens {
             None => None,
             Some(n) if (1..=u32::MAX as u64).contains(&n) => Some(n as u32),
@@ -400,7 +447,8 @@ impl Loader<'_, '_> {
                 }
                 Prompt::Chat(messages.into_iter().map(Message::from).collect())
             }
-            (None, None, Some(ShareGpt { prompt, reply })) => {
+            (None, None, Some(conversation)) => {
+                let (prompt, reply) = conversation.first_exchange();
                 let Some(prompt) = prompt.filter(|p| !p.is_empty()) else {
                     self.skipped += 1;
                     return Ok(());
@@ -409,8 +457,8 @@ impl Loader<'_, '_> {
                 if self.options.output_len_from_dataset && max_tokens.is_none() {
                     let tokens = match (reply, self.options.tokenizer) {
                         (None, _) => 0,
-                        (Some(r), Some(t)) => t.count(&r).map_err(|e| e.to_string())?,
-                        (Some(r), None) => approx_tokens(&r),
+                        (Some(r), Some(t)) => t.count(r).map_err(|e| e.to_string())?,
+                        (Some(r), None) => approx_tokens(r),
                     };
                     if tokens == 0 {
                         self.skipped += 1;
@@ -426,11 +474,7 @@ impl Loader<'_, '_> {
                 return Ok(());
             }
             (None, None, None) => return Err(SHAPES.into()),
-            _ => {
-                return Err(
-                    "more than one of \"prompt\", \"messages\" and \"conversations\"".into(),
-                );
-            }
+            _ => return Err(MORE_THAN_ONE.into()),
         };
         self.entries.push(Entry {
             prompt,
@@ -440,7 +484,67 @@ impl Loader<'_, '_> {
         Ok(())
     }
 
+    /// A session run's entry: a [`Conversation`] of at most `max_turns` turns, or counted as
+    /// skipped when it has no user turn.
+    fn keep_conversation(
+        &mut self,
+        raw: RawEntry,
+        line: usize,
+        max_turns: u32,
+    ) -> Result<(), String> {
+        let mut turns = match (raw.prompt, raw.messages, raw.conversations, raw.turns) {
+            (Some(p), None, None, None) => {
+                if p.is_empty() {
+                    return Err("empty \"prompt\"".into());
+                }
+                vec![SessionTurn {
+                    user: p.into(),
+                    answer: None,
+                }]
+            }
+            (None, Some(messages), None, None) => {
+                if messages.is_empty() {
+                    return Err("empty \"messages\"".into());
+                }
+                pair_turns(messages.into_iter().map(|m| (m.role == "user", m.content)))
+            }
+            (None, None, Some(c), None) => pair_turns(
+                c.turns
+                    .into_iter()
+                    .filter(|(from, _)| from != "system")
+                    .map(|(from, value)| (is_human(&from), value)),
+            ),
+            (None, None, None, Some(turns)) => turns_of(turns)?,
+            (None, None, None, None) => return Err(SESSION_SHAPES.into()),
+            _ => return Err(MORE_THAN_ONE.into()),
+        };
+        turns.truncate(max_turns as usize);
+        if turns.is_empty() {
+            self.skipped += 1;
+            return Ok(());
+        }
+        self.conversations.push(Conversation {
+            turns: turns.into(),
+            line,
+        });
+        Ok(())
+    }
+
     fn finish(self, source: String) -> Result<Dataset, DatasetError> {
+        if self.options.sessions.is_some() {
+            if self.conversations.is_empty() {
+                return Err(DatasetError::Empty {
+                    source,
+                    skipped: self.skipped,
+                });
+            }
+            return Ok(Dataset {
+                entries: Vec::new(),
+                conversations: self.conversations,
+                skipped: self.skipped,
+                source,
+            });
+        }
         if self.entries.is_empty() {
             return Err(DatasetError::Empty {
                 source,
@@ -449,6 +553,7 @@ impl Loader<'_, '_> {
         }
         Ok(Dataset {
             entries: self.entries,
+            conversations: Vec::new(),
             skipped: self.skipped,
             source,
         })
@@ -566,7 +671,74 @@ struct RawEntry {
     #[serde(default)]
     conversations: Option<ShareGpt>,
     #[serde(default)]
+    turns: Option<Vec<RawTurn>>,
+    #[serde(default)]
     max_tokens: Option<u64>,
+}
+
+/// One of `"turns"`: the user's text, or the user's text with the data set's answer.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawTurn {
+    User(String),
+    Pair {
+        user: String,
+        #[serde(default)]
+        assistant: Option<String>,
+    },
+}
+
+const MORE_THAN_ONE: &str =
+    "more than one of \"prompt\", \"messages\", \"conversations\" and \"turns\"";
+
+/// What a session run accepts, said in errors.
+const SESSION_SHAPES: &str = "expected a JSON object with \"conversations\" (ShareGPT turns), \
+                              \"turns\" (user turns), \"messages\" (chat messages) or \"prompt\"";
+
+/// `"turns"` as session turns; refused when empty or when a turn's text is.
+fn turns_of(raw: Vec<RawTurn>) -> Result<Vec<SessionTurn>, String> {
+    if raw.is_empty() {
+        return Err("empty \"turns\"".into());
+    }
+    raw.into_iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let (user, answer) = match t {
+                RawTurn::User(u) => (u, None),
+                RawTurn::Pair { user, assistant } => (user, assistant),
+            };
+            if user.is_empty() {
+                return Err(format!("turn {}: empty user text", i + 1));
+            }
+            Ok(SessionTurn {
+                user: user.into(),
+                answer: answer.filter(|a| !a.is_empty()).map(Into::into),
+            })
+        })
+        .collect()
+}
+
+/// Turns from (is the user's, text) in order: each user text opens a turn, the first other
+/// text after it is its answer; texts before the first user text, and empty ones, are dropped.
+fn pair_turns(texts: impl Iterator<Item = (bool, String)>) -> Vec<SessionTurn> {
+    let mut turns: Vec<SessionTurn> = Vec::new();
+    let mut answered = true;
+    for (user, text) in texts {
+        if text.is_empty() {
+            continue;
+        }
+        if user {
+            turns.push(SessionTurn {
+                user: text.into(),
+                answer: None,
+            });
+            answered = false;
+        } else if !answered && let Some(last) = turns.last_mut() {
+            last.answer = Some(text.into());
+            answered = true;
+        }
+    }
+    turns
 }
 
 #[derive(Deserialize)]
@@ -584,10 +756,37 @@ impl From<RawMessage> for Message {
     }
 }
 
-/// A ShareGPT conversation, of which only the first human turn and the turn after it are kept.
+/// A ShareGPT conversation's turns, (`from`, `value`) in order; a line's conversation lives only
+/// while its line is read (a prompt run keeps the first exchange, a session run every turn).
 struct ShareGpt {
-    prompt: Option<String>,
-    reply: Option<String>,
+    turns: Vec<(String, String)>,
+}
+
+impl ShareGpt {
+    /// `"turns"` read as a conversation (answers as `gpt` turns).
+    fn from_turns(turns: Vec<SessionTurn>) -> ShareGpt {
+        let mut out = Vec::with_capacity(turns.len() * 2);
+        for t in turns {
+            out.push(("human".to_owned(), t.user.into()));
+            if let Some(a) = t.answer {
+                out.push(("gpt".to_owned(), a.into()));
+            }
+        }
+        ShareGpt { turns: out }
+    }
+
+    /// The first human turn, and the turn right after it when that is an answer.
+    fn first_exchange(&self) -> (Option<&str>, Option<&str>) {
+        let Some(at) = self.turns.iter().position(|(from, _)| is_human(from)) else {
+            return (None, None);
+        };
+        let reply = self
+            .turns
+            .get(at + 1)
+            .filter(|(from, _)| !is_human(from) && from != "system")
+            .map(|(_, v)| v.as_str());
+        (Some(self.turns[at].1.as_str()), reply)
+    }
 }
 
 #[derive(Deserialize)]
@@ -609,26 +808,11 @@ impl<'de> Deserialize<'de> for ShareGpt {
                 f.write_str("an array of {\"from\", \"value\"} turns")
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ShareGpt, A::Error> {
-                let mut out = ShareGpt {
-                    prompt: None,
-                    reply: None,
-                };
-                // Every turn is checked for shape; only two are kept.
-                let mut take_reply = false;
+                let mut turns = Vec::new();
                 while let Some(turn) = seq.next_element::<Turn>()? {
-                    if out.prompt.is_none() {
-                        if is_human(&turn.from) {
-                            out.prompt = Some(turn.value);
-                            take_reply = true;
-                        }
-                    } else if take_reply {
-                        take_reply = false;
-                        if !is_human(&turn.from) && turn.from != "system" {
-                            out.reply = Some(turn.value);
-                        }
-                    }
+                    turns.push((turn.from, turn.value));
                 }
-                Ok(out)
+                Ok(ShareGpt { turns })
             }
         }
         d.deserialize_seq(V)
@@ -695,5 +879,123 @@ impl Order {
     /// Never true: an order has at least one entry.
     pub fn is_empty(&self) -> bool {
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn file(name: &str, text: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("pacer-ds-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn sessions(max_turns: u32) -> LoadOptions<'static> {
+        LoadOptions {
+            sessions: Some(max_turns),
+            ..LoadOptions::default()
+        }
+    }
+
+    fn turns(c: &Conversation) -> Vec<(&str, Option<&str>)> {
+        c.turns
+            .iter()
+            .map(|t| (&*t.user, t.answer.as_deref()))
+            .collect()
+    }
+
+    #[test]
+    fn conversations_from_every_shape_capped_at_max_turns() {
+        let text = concat!(
+            r#"{"conversations": [{"from": "system", "value": "s"}, {"from": "human", "value": "a"}, {"from": "gpt", "value": "A"}, {"from": "human", "value": "b"}, {"from": "gpt", "value": "B"}, {"from": "human", "value": "c"}]}"#,
+            "\n",
+            r#"{"turns": ["x", "y"]}"#,
+            "\n\n",
+            r#"{"turns": [{"user": "p", "assistant": "P"}, {"user": "q"}]}"#,
+            "\n",
+            r#"{"messages": [{"role": "user", "content": "m"}, {"role": "assistant", "content": "M"}]}"#,
+            "\n",
+            r#"{"prompt": "one"}"#,
+            "\n",
+            r#"{"conversations": [{"from": "gpt", "value": "no human"}]}"#,
+            "\n",
+        );
+        let path = file("c.jsonl", text);
+        let d = Dataset::load(&path, &sessions(2)).unwrap();
+        assert!(d.entries.is_empty());
+        assert_eq!(d.skipped, 1, "the conversation without a human turn");
+        let got: Vec<_> = d.conversations.iter().map(turns).collect();
+        assert_eq!(
+            got,
+            vec![
+                vec![("a", Some("A")), ("b", Some("B"))],
+                vec![("x", None), ("y", None)],
+                vec![("p", Some("P")), ("q", None)],
+                vec![("m", Some("M"))],
+                vec![("one", None)],
+            ]
+        );
+        let lines: Vec<usize> = d.conversations.iter().map(|c| c.line).collect();
+        assert_eq!(lines, [1, 2, 4, 5, 6]);
+        // Every turn, uncapped; and a ShareGPT array.
+        let d = Dataset::load(&path, &sessions(8)).unwrap();
+        assert_eq!(d.conversations[0].turns.len(), 3);
+        let array = file(
+            "a.json",
+            r#"[{"conversations": [{"from": "human", "value": "h1"}, {"from": "gpt", "value": "g1"}, {"from": "human", "value": "h2"}]}]"#,
+        );
+        let d = Dataset::load(&array, &sessions(8)).unwrap();
+        assert_eq!(
+            turns(&d.conversations[0]),
+            [("h1", Some("g1")), ("h2", None)]
+        );
+        // Without sessions, a "turns" line is a prompt: its first turn.
+        let d = Dataset::load(&path, &LoadOptions::default()).unwrap();
+        assert_eq!(d.entries[1].prompt, Prompt::Text("x".into()));
+    }
+
+    #[test]
+    fn bad_conversation_lines_are_refused_with_path_and_line() {
+        for (text, line, says) in [
+            ("{\"turns\": []}\n", 1, "empty \"turns\""),
+            (
+                "{\"turns\": [\"a\"]}\n{\"turns\": [\"\"]}\n",
+                2,
+                "turn 1: empty user text",
+            ),
+            ("\n{\"turns\": [1]}\n", 2, "did not match any variant"),
+            ("{\"turns\": \"a\"}\n", 1, "invalid type"),
+            (
+                "{\"turns\": [\"a\"], \"prompt\": \"b\"}\n",
+                1,
+                "more than one of",
+            ),
+            ("{\"other\": 1}\n", 1, "\"turns\" (user turns)"),
+            ("[1, 2]\n", 1, "not JSON"),
+        ] {
+            let path = file("bad.jsonl", text);
+            let e = Dataset::load(&path, &sessions(4)).unwrap_err().to_string();
+            let at = format!("dataset {}: line {line}: ", path.display());
+            // "[1, 2]" is not an object: the array form refuses its element.
+            if says == "not JSON" {
+                assert!(
+                    e.contains(&format!("dataset {}: line 1", path.display())),
+                    "{e}"
+                );
+                continue;
+            }
+            assert!(e.starts_with(&at) && e.contains(says), "{text:?}: {e}");
+        }
+        let path = file("none.jsonl", "{\"conversations\": []}\n");
+        let e = Dataset::load(&path, &sessions(4)).unwrap_err().to_string();
+        assert!(
+            e.contains("no prompts") && e.contains("1 conversations skipped"),
+            "{e}"
+        );
     }
 }

@@ -22,8 +22,8 @@ pub mod tokenizer;
 
 pub use bodies::{Bodies, BodyError, BodyTemplate};
 pub use dataset::{
-    DEFAULT_MAX_DATASET_BYTES, Dataset, DatasetError, Entry, LoadOptions, Message, Order, Prompt,
-    draw_max_tokens,
+    Conversation, DEFAULT_MAX_DATASET_BYTES, Dataset, DatasetError, Entry, LoadOptions, Message,
+    Order, Prompt, SessionTurn, draw_max_tokens,
 };
 pub use event::{
     ChunkInfo, ChunkText, Event, EventError, classify, classify_body, classify_body_text,

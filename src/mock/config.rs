@@ -43,6 +43,9 @@ pub struct MockConfig {
     pub tls: bool,
     /// Apply this fault to every request, whatever the path.
     pub fault: Option<Fault>,
+    /// LLM routes: write one JSON line per request to this file (its connection, chat messages,
+    /// headers but `Authorization`), for tests of what a client sent.
+    pub log_requests: Option<std::path::PathBuf>,
 }
 
 impl Default for MockConfig {
@@ -61,6 +64,7 @@ impl Default for MockConfig {
             tool_call: false,
             usage_skew: 0,
             cached_tokens: 0,
+            log_requests: None,
             tls: false,
             fault: None,
         }

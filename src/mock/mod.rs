@@ -70,7 +70,14 @@ impl MockServer {
         let listener = TcpListener::bind(addr)?;
         let addr = listener.local_addr()?;
         let url = server_url(addr, cfg.tls);
-        let shared = Arc::new(Shared::new(cfg, tls));
+        let log = match &cfg.log_requests {
+            Some(path) => Some(std::sync::Mutex::new(std::fs::File::create(path)?)),
+            None => None,
+        };
+        let shared = Arc::new(Shared {
+            log,
+            ..Shared::new(cfg, tls)
+        });
         let accept_shared = Arc::clone(&shared);
         let accept = thread::Builder::new()
             .name("pacer-mock-accept".to_string())

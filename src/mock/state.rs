@@ -65,6 +65,10 @@ pub(super) struct Shared {
     pub(super) tls: Option<Arc<rustls::ServerConfig>>,
     /// Whether a connection thread is spinning to the last microseconds of a deadline.
     pub(super) spinner: AtomicBool,
+    /// `log_requests`' file, opened at start.
+    pub(super) log: Option<std::sync::Mutex<std::fs::File>>,
+    /// The next connection's number (from 1), for the log.
+    pub(super) conn_ids: AtomicU64,
 }
 
 impl Shared {
@@ -76,6 +80,8 @@ impl Shared {
             plain_ordinal: AtomicU64::new(0),
             tls,
             spinner: AtomicBool::new(false),
+            log: None,
+            conn_ids: AtomicU64::new(1),
         }
     }
 

@@ -100,6 +100,8 @@ pub(super) struct Request {
     pub(super) body: Vec<u8>,
     /// When the last byte of the request was read: the origin of every timed answer.
     pub(super) end: Instant,
+    /// Its headers, kept only when the mock logs requests (`log_requests`).
+    pub(super) headers: Vec<(String, String)>,
 }
 
 enum ReadEnd {
@@ -116,6 +118,8 @@ pub(super) struct Conn {
     buf: Vec<u8>,
     /// Scratch for building responses, reused across requests.
     pub(super) out: Vec<u8>,
+    /// The connection's number (from 1, in accept order).
+    pub(super) id: u64,
 }
 
 /// What answers a request: the routes. Its [`Next`] says how the connection goes on.
@@ -139,8 +143,12 @@ pub(super) fn serve(stream: TcpStream, shared: Arc<Shared>, handle: Handler) {
         },
         None => Transport::Plain(stream),
     };
+    let id = shared
+        .conn_ids
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut conn = Conn {
         io,
+        id,
         shared,
         buf: Vec::with_capacity(4096),
         out: Vec::with_capacity(4096),
@@ -207,6 +215,10 @@ impl Conn {
                 return Err(ReadEnd::Closed);
             }
         };
+        let headers = match self.shared.log {
+            Some(_) => header_list(&self.buf[..head.len]),
+            None => Vec::new(),
+        };
         self.buf.drain(..head.len);
         if head.content_length > MAX_BODY {
             return Err(ReadEnd::Malformed(413, "request body too large"));
@@ -229,6 +241,7 @@ impl Conn {
             keep_alive: head.keep_alive,
             body,
             end: Instant::now(),
+            headers,
         })
     }
 
@@ -442,6 +455,24 @@ struct Head {
     keep_alive: bool,
     content_length: usize,
     expect_continue: bool,
+}
+
+/// The headers of a complete head (names lower case), for the request log.
+fn header_list(head: &[u8]) -> Vec<(String, String)> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    if req.parse(head).is_err() {
+        return Vec::new();
+    }
+    req.headers
+        .iter()
+        .map(|h| {
+            (
+                h.name.to_ascii_lowercase(),
+                String::from_utf8_lossy(h.value).into_owned(),
+            )
+        })
+        .collect()
 }
 
 /// `Ok(None)`: the head is not complete yet.

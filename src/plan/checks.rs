@@ -132,6 +132,10 @@ pub(super) fn num_workers(input: &Input, limits: &Limits) -> Result<usize, PlanE
             }
             Ok(n)
         }
+        _ if input.workload.sessions.is_some() => {
+            let n = default_num_workers(input.qps, limits.max_workers);
+            Ok((n * defaults::SESSION_WORKERS_PER_QPS).min(limits.max_workers.max(1)))
+        }
         _ => Ok(default_num_workers(input.qps, limits.max_workers)),
     }
 }

@@ -15,6 +15,10 @@ pub const BENCH_DURATION: f64 = 5.0;
 /// With a rate, the default is `ceil(qps)`, at least 1 and at most `--max-workers` (the command
 /// line: at most [`MAX_WORKERS`]).
 pub const SATURATION_WORKERS: usize = 50;
+/// A session run's default `num_workers` per session started a second: a session keeps its
+/// connection for its whole life (every turn and think time), so the run needs about the
+/// sessions alive at once, the rate times a session's length; this allows 32 s sessions.
+pub const SESSION_WORKERS_PER_QPS: usize = 32;
 /// Most OS threads a run may ask for.
 pub const MAX_THREADS: usize = 1024;
 /// Requests per second one engine thread carries at a fixed rate, with a margin: a fixed-rate run

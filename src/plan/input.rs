@@ -196,6 +196,8 @@ pub struct WorkloadInput {
     /// The prompt tokens a chat template adds: the expected excess of the server's
     /// `usage.prompt_tokens` over the tokenizer's count (`engine::tokens`).
     pub prompt_overhead_tokens: u64,
+    /// Run the data set's conversations as multi-turn sessions (`--sessions`).
+    pub sessions: Option<super::session::SessionInput>,
 }
 
 impl WorkloadInput {
@@ -216,6 +218,7 @@ impl WorkloadInput {
             tokenizer,
             prefix_tokens,
             prefix_groups,
+            sessions,
         } = self;
         dataset.is_some()
             || prompts.is_some()
@@ -226,6 +229,7 @@ impl WorkloadInput {
             || tokenizer.is_some()
             || prefix_tokens.is_some_and(|p| p > 0)
             || prefix_groups.is_some()
+            || sessions.is_some()
     }
 
     /// Prompts that replace the single `prompt`: a data set, inline ones, or synthetic ones.

@@ -13,6 +13,7 @@
 //! - [`workload`]: an LLM run's prompts (data set, inline, synthetic), one request per distinct
 //!   body, which one each request sends, and the tokenizer's count of each prompt.
 //! - `config`: the effective inputs echoed as the report's `config`.
+//! - [`session`]: multi-turn sessions: think times, and each turn's request built from its history.
 //! - [`wake`]: how a paced lane wakes for its sends (batch budget, spin), chosen from the rate
 //!   and the arrival process.
 
@@ -21,6 +22,7 @@ mod config;
 pub mod defaults;
 mod input;
 mod request;
+pub mod session;
 pub mod shard_index;
 pub mod stages;
 mod target;
@@ -41,6 +43,7 @@ use crate::slo::goodput::Objective;
 use crate::wall::UnixNanos;
 pub use checks::{Limits, default_num_workers};
 pub use input::{Input, LlmInput, Rate, WorkloadInput, json_bool, parse_bool};
+pub use session::{History, SessionInput, SessionPlan, ThinkTime};
 pub use shard_index::ShardIndex;
 use stages::{RateCurve, Stage};
 pub use target::{Target, public_url};
@@ -165,6 +168,9 @@ pub struct Plan {
     /// Where the run's live figures are pushed (`--otlp`, an OTLP/HTTP collector); not part of
     /// the run itself, so neither echoed in `config` nor in a shard's fingerprint.
     pub otlp: Option<Target>,
+    /// A session run (`--sessions`): the schedule's requests start sessions, whose turns the
+    /// lanes build and send ([`session`]). None for every other run.
+    pub sessions: Option<Arc<SessionPlan>>,
 }
 
 impl Plan {
@@ -331,12 +337,12 @@ impl Draft<'_> {
             shaped.requests = targets::requests(input, &shaped, count, seed)?;
         }
         let workload = workload::build(input, &shaped, count, seed, &limits)?;
-        let (tokenizer, workload) = match workload {
+        let (tokenizer, workload, sessions) = match workload {
             Some(w) => {
                 shaped.requests = w.requests;
-                (w.tokenizer, Some(w.info))
+                (w.tokenizer, Some(w.info), w.sessions.map(Arc::new))
             }
-            None => (None, None),
+            None => (None, None, None),
         };
         let mut plan = Plan {
             // An LLM URL may have had its path rewritten for chat: echo where requests really go.
@@ -379,6 +385,7 @@ impl Draft<'_> {
             shard: input.shard,
             start_at: input.start_at,
             otlp,
+            sessions,
         };
         plan.config = config::echo(input, &plan, &shaped, timeout, &threads_reason);
         Ok(plan)

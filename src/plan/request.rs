@@ -92,7 +92,7 @@ fn merged_overrides(l: &LlmInput, ignore_eos: bool) -> Option<Map<String, Value>
 /// Every name an HTTP token and every value one [`is_field_value`] accepts: the rule the request
 /// writer relies on, so no control character reaches the wire. Errors name the header, never its
 /// value (it may be a credential).
-fn check_headers(headers: &[(String, String)]) -> Result<(), PlanError> {
+pub(super) fn check_headers(headers: &[(String, String)]) -> Result<(), PlanError> {
     for (name, value) in headers {
         if !is_token(name) {
             return Err(invalid("headers", format!("invalid header name {name:?}")));

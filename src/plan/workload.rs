@@ -198,6 +198,8 @@ impl WorkloadInfo {
 /// A run's workload, built.
 pub(super) struct Workload {
     pub requests: Requests,
+    /// A session run's conversations and turn requests (`--sessions`).
+    pub sessions: Option<super::session::SessionPlan>,
     pub tokenizer: Option<Arc<Tokenizer>>,
     pub info: WorkloadInfo,
 }
@@ -206,6 +208,7 @@ pub(super) struct Workload {
 const INPUT_LENGTHS: u64 = 1;
 const OUTPUT_LENGTHS: u64 = 2;
 const ORDER: u64 = 3;
+const SESSION_IDS: u64 = 4;
 
 /// The seed of one random choice of a run seeded `seed`.
 fn derive(seed: u64, purpose: u64) -> u64 {
@@ -263,12 +266,16 @@ pub(super) fn build(
         ));
     }
 
+    if let Some(s) = &w.sessions {
+        return sessions(input, shaped, s, tokenizer, max_bytes, seed).map(Some);
+    }
     // The entries, with the tokenizer's count of each when it made them (synthetic prompts).
     let (mut entries, skipped, source, made_counts) = if let Some(path) = &w.dataset {
         let options = LoadOptions {
             max_bytes,
             output_len_from_dataset: w.output_len_from_dataset,
             tokenizer: tok,
+            sessions: None,
         };
         let d = Dataset::load(path, &options).map_err(|e| invalid("dataset", e.to_string()))?;
         (
@@ -321,13 +328,7 @@ pub(super) fn build(
     } else {
         Order::sequential(entries.len())
     };
-    let template = BodyTemplate {
-        model: &l.model,
-        stream: llm.stream,
-        api: llm.api,
-        max_tokens: l.max_tokens,
-        overrides: shaped.overrides.as_ref(),
-    };
+    let template = body_template(l, llm, shaped);
     let bodies = Bodies::build(&entries, &template).map_err(|e| {
         let (field, name) = match &source {
             PromptSource::Inline => ("prompts", "inline prompts".to_string()),
@@ -396,9 +397,159 @@ pub(super) fn build(
             prompt_tokens,
             groups,
         },
+        sessions: None,
         tokenizer,
         info,
     }))
+}
+
+/// What every body of an LLM run shares: the model, `stream`, the API, the default
+/// `max_tokens` and the payload overrides.
+fn body_template<'a>(
+    l: &'a super::LlmInput,
+    llm: &super::LlmPlan,
+    shaped: &'a Shaped,
+) -> BodyTemplate<'a> {
+    BodyTemplate {
+        model: &l.model,
+        stream: llm.stream,
+        api: llm.api,
+        max_tokens: l.max_tokens,
+        overrides: shaped.overrides.as_ref(),
+    }
+}
+
+/// A session run's workload: the data set's conversations, and what every turn's request
+/// shares. Sessions need the chat API (a turn sends the history as messages) and a data set.
+fn sessions(
+    input: &Input,
+    shaped: &Shaped,
+    s: &super::session::SessionInput,
+    tokenizer: Option<Arc<Tokenizer>>,
+    max_bytes: u64,
+    seed: u64,
+) -> Result<Workload, PlanError> {
+    use super::session::{MAX_TURNS, SessionPlan, Turn};
+    let w = &input.workload;
+    let (Some(l), Some((llm, _))) = (&input.llm, &shaped.llm) else {
+        return Err(invalid("sessions", "sessions are LLM runs".into()));
+    };
+    if llm.api != crate::llm::Api::Chat {
+        return Err(invalid(
+            "sessions",
+            "sessions send each turn's history as chat messages: use the chat API (--api chat)"
+                .into(),
+        ));
+    }
+    let Some(path) = &w.dataset else {
+        return Err(invalid(
+            "sessions",
+            "sessions need a data set of conversations (--dataset)".into(),
+        ));
+    };
+    let refuse = |field: &'static str, why: &str| Err(invalid(field, why.into()));
+    if w.input_tokens.is_some() || w.output_tokens.is_some() || w.output_len_from_dataset {
+        return refuse(
+            "sessions",
+            "sessions take their turns from the data set: no input_tokens, output_tokens or \
+             output_len_from_dataset",
+        );
+    }
+    if w.shuffle {
+        return refuse("shuffle", "sessions play the conversations in file order");
+    }
+    if input.qps == super::Rate::Max {
+        return refuse(
+            "qps",
+            "sessions start at a rate: give a qps (an open loop of sessions)",
+        );
+    }
+    if input.shard.count() > 1 {
+        return refuse("shard", "sessions do not run split into shards yet");
+    }
+    let max_turns = match s.max_turns {
+        None => MAX_TURNS,
+        Some(n) if (1..=MAX_TURNS).contains(&n) => n,
+        Some(_) => {
+            return Err(invalid(
+                "max_turns",
+                format!("max_turns must be from 1 to {MAX_TURNS}"),
+            ));
+        }
+    };
+    if let Some(h) = &s.header {
+        super::request::check_headers(&[(h.clone(), "x".into())])
+            .map_err(|_| invalid("session_header", format!("{h:?} is not a header name")))?;
+    }
+    let options = LoadOptions {
+        max_bytes,
+        output_len_from_dataset: false,
+        tokenizer: tokenizer.as_deref(),
+        sessions: Some(max_turns),
+    };
+    let d = Dataset::load(path, &options).map_err(|e| invalid("dataset", e.to_string()))?;
+    let template = body_template(l, llm, shaped);
+    let probe = Entry {
+        prompt: Prompt::Text("".into()),
+        max_tokens: None,
+        line: 1,
+    };
+    let bodies = Bodies::build(std::slice::from_ref(&probe), &template)
+        .map_err(|e| invalid("dataset", e.to_string()))?;
+    let mut payload: Map<String, Value> = serde_json::from_slice(bodies.of(0)).unwrap_or_default();
+    payload.remove("messages");
+    let t = &shaped.target;
+    let plan = SessionPlan {
+        max_turns,
+        think_time: s.think_time,
+        header: s.header.clone(),
+        history: s.history,
+        method: shaped.method.clone(),
+        host: t.host_header.clone(),
+        path: t.path.clone(),
+        headers: shaped.headers.clone(),
+        payload,
+        run_tag: derive(seed, SESSION_IDS),
+        conversations: d.conversations,
+    };
+    let first = plan.conversation(0).turns[0].user.clone();
+    let request = plan.request(
+        0,
+        &[Turn {
+            user: first,
+            answer: None,
+        }],
+    );
+    let mut echo = plan.payload.clone();
+    echo.insert(
+        "messages".into(),
+        json!(format!(
+            "<{} conversations: dataset {}>",
+            plan.conversations.len(),
+            path.display()
+        )),
+    );
+    let info = WorkloadInfo {
+        source: PromptSource::Dataset(path.clone()),
+        entries: plan.conversations.len(),
+        skipped: d.skipped,
+        shuffled: false,
+        distinct_requests: 0,
+        input_tokens: None,
+        output_tokens: None,
+        output_len_from_dataset: false,
+        prefix_tokens: 0,
+        prefix_groups: 1,
+        tokenizer: w.tokenizer.clone(),
+        seed: None,
+        payload: echo,
+    };
+    Ok(Workload {
+        requests: Requests::single(request),
+        sessions: Some(plan),
+        tokenizer,
+        info,
+    })
 }
 
 /// The bytes of requests the workload of `input` will hold (one per distinct body), estimated

@@ -269,6 +269,9 @@ fn push_event(out: &mut Vec<u8>, data: &str) {
 
 /// Answers an LLM request, or rehearses an `sse-*` fault on it.
 pub(super) fn answer(conn: &mut Conn, req: &Request, api: Api, fault: Option<SseFault>) -> Next {
+    if conn.shared.log.is_some() {
+        log_request(conn, req);
+    }
     let ask = match (parse_ask(&req.body, api), fault) {
         (Ok(ask), _) => ask,
         // A fault rehearses the broken stream whatever the request says.
@@ -318,6 +321,31 @@ pub(super) fn answer(conn: &mut Conn, req: &Request, api: Api, fault: Option<Sse
         stream_answer(conn, req, &stamp, &ask, timing, usage, fault)
     } else {
         whole_answer(conn, req, &stamp, &ask, timing)
+    }
+}
+
+/// One line of the request log (`log_requests`): the connection, the chat messages' roles and
+/// contents (null for a body that is not JSON with messages), and the headers but
+/// `Authorization`.
+fn log_request(conn: &Conn, req: &Request) {
+    use std::io::Write as _;
+    let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+    let headers: serde_json::Map<String, Value> = req
+        .headers
+        .iter()
+        .filter(|(n, _)| n != "authorization")
+        .map(|(n, v)| (n.clone(), Value::String(v.clone())))
+        .collect();
+    let line = json!({
+        "conn": conn.id,
+        "path": req.path,
+        "messages": body.get("messages"),
+        "headers": headers,
+    });
+    if let Some(log) = &conn.shared.log
+        && let Ok(mut f) = log.lock()
+    {
+        let _ = writeln!(f, "{line}");
     }
 }
 
