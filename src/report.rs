@@ -862,22 +862,8 @@ pub fn settings(setup: &Settings) -> String {
     if setup.realtime {
         let _ = writeln!(out, "  real-time scheduling asked for (SCHED_FIFO)");
     }
-    if let Some(s) = &plan.sessions {
-        let _ = writeln!(
-            out,
-            "  sessions: {} conversations, at most {} turns each, think time {}, history from the {}{}",
-            s.conversations.len(),
-            s.conversations
-                .iter()
-                .map(|c| c.turns.len())
-                .max()
-                .unwrap_or(0),
-            s.think_time,
-            s.history.name(),
-            s.header
-                .as_ref()
-                .map_or(String::new(), |h| format!(", session id in {h}")),
-        );
+    if let Some(line) = &setup.sessions {
+        let _ = writeln!(out, "  {line}");
     }
     out
 }

@@ -140,7 +140,8 @@ pub struct RunStats {
     /// Where receive times came from (kernel stamps or the clock), and the clocks' drift.
     #[serde(skip)]
     pub timestamps: clock::StampReport,
-    /// A session run's sessions and figures by turn (`--sessions`).
+    /// A session run's sessions and figures by turn (`--sessions`; a session run has no shards).
+    #[serde(skip)]
     pub sessions: Option<session::SessionStats>,
 }
 

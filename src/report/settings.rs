@@ -60,6 +60,9 @@ pub struct Settings {
     /// With `--targets`: each target's report key, in the file's order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub targets: Vec<String>,
+    /// A session run's line (`--sessions`): conversations, turns, think time, history, header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sessions: Option<String>,
 }
 
 /// One stage: as asked (`qps`, `duration`), and as the schedule runs it (the rate it goes from
@@ -169,6 +172,22 @@ impl Settings {
             thresholds: plan.thresholds.clone(),
             goodput: plan.goodput.iter().map(|o| o.text.clone()).collect(),
             targets: plan.targets.clone(),
+            sessions: plan.sessions.as_ref().map(|s| {
+                format!(
+                    "sessions: {} conversations, at most {} turns each, think time {}, history from the {}{}",
+                    s.conversations.len(),
+                    s.conversations
+                        .iter()
+                        .map(|c| c.turns.len())
+                        .max()
+                        .unwrap_or(0),
+                    s.think_time,
+                    s.history.name(),
+                    s.header
+                        .as_ref()
+                        .map_or(String::new(), |h| format!(", session id in {h}")),
+                )
+            }),
         }
     }
 

@@ -621,6 +621,7 @@ pub(super) mod tests {
             thresholds: Vec::new(),
             goodput: Vec::new(),
             targets: Vec::new(),
+            sessions: None,
         }
     }
 
