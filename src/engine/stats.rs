@@ -446,7 +446,9 @@ pub fn request_values(c: &Completed) -> Values {
     let Some(d) = c.dispatch else {
         return v;
     };
-    let intended = offset(d, c.intended);
+    // The intended time is nearly always the earlier one: measured from it, the subtraction
+    // succeeds at the first try.
+    let intended = offset(c.intended, d).saturating_neg();
     v[Id::DispatchDelay as usize] = Sample::of(secs(intended, 0));
     // Only a complete response is timed (statuses and stream errors included); a transport
     // failure has no end to time.
