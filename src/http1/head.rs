@@ -546,8 +546,19 @@ mod tests {
         ];
         let seps: &[&[u8]] = &[b":", b": ", b":\t", b" :", b":  "];
         let ends: &[&[u8]] = &[b"\r\n", b"\r\n", b"\r\n", b"\r\n", b"\n", b"\r", b"\r\r\n"];
-        let mut rng = crate::rng::SplitMix64::new(9);
-        let pick = |rng: &mut crate::rng::SplitMix64, xs: &[&'static [u8]], common: usize| {
+        // A generator of its own: http1 is a leaf and imports nothing of the crate (SplitMix64).
+        struct Rng(u64);
+        impl Rng {
+            fn below(&mut self, n: usize) -> usize {
+                self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+                let mut z = self.0;
+                z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+                z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+                ((z ^ (z >> 31)) % n as u64) as usize
+            }
+        }
+        let mut rng = Rng(9);
+        let pick = |rng: &mut Rng, xs: &[&'static [u8]], common: usize| {
             // The first `common` entries are what servers send: most heads use only those.
             let n = if rng.below(5) == 0 { xs.len() } else { common };
             xs[rng.below(n)]
