@@ -382,17 +382,23 @@ impl Timeline {
 
     /// The interval holding `t`. Past [`MAX_INTERVALS`] (which the plan's checks keep a run
     /// within) the last one takes everything, so memory stays bounded whatever the clock says.
-    #[inline]
+    /// The check of the cached interval is inlined into `record` (four places a request, nearly
+    /// always the same interval); finding another interval is not.
+    #[inline(always)]
     fn at(&mut self, t0: Instant, t: Instant) -> &mut Interval {
         if self.latest.is_none_or(|l| t > l) {
             self.latest = Some(t);
         }
-        if let Some((lo, hi, k)) = self.hot
-            && lo <= t
-            && t < hi
-        {
-            return &mut self.intervals[k];
+        match self.hot {
+            Some((lo, hi, k)) if lo <= t && t < hi => &mut self.intervals[k],
+            _ => self.find(t0, t),
         }
+    }
+
+    /// The interval holding `t`, found and cached (see [`Timeline::at`]).
+    #[cold]
+    #[inline(never)]
+    fn find(&mut self, t0: Instant, t: Instant) -> &mut Interval {
         let ns = nanos(t.saturating_duration_since(t0));
         let k = usize::try_from(ns / self.interval_ns)
             .unwrap_or(usize::MAX)

@@ -57,6 +57,18 @@ pub struct Head {
 /// `101 Switching Protocols` is an error: pacer never asks to upgrade.
 pub fn parse_head(buf: &[u8], method_is_head: bool) -> Result<Option<Head>, ResponseError> {
     let window = &buf[..buf.len().min(MAX_HEAD_BYTES)];
+    if let Some(head) = parse_plain(window, method_is_head) {
+        return head.map(Some);
+    }
+    parse_with_httparse(buf, window, method_is_head)
+}
+
+/// [`parse_head`] by httparse alone: every head the plain scan leaves (see [`parse_plain`]).
+fn parse_with_httparse(
+    buf: &[u8],
+    window: &[u8],
+    method_is_head: bool,
+) -> Result<Option<Head>, ResponseError> {
     // Uninitialised storage: httparse only reads the slots it has written, and this skips
     // zeroing 4 KiB of headers per response.
     let mut storage = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
@@ -67,7 +79,20 @@ pub fn parse_head(buf: &[u8], method_is_head: bool) -> Result<Option<Head>, Resp
         &mut storage,
     );
     match parsed {
-        Ok(httparse::Status::Complete(len)) => interpret(&response, len, method_is_head).map(Some),
+        Ok(httparse::Status::Complete(len)) => {
+            let mut fields = Fields::default();
+            for h in response.headers.iter() {
+                fields.add(h.name.as_bytes(), h.value);
+            }
+            fields
+                .head(
+                    response.code,
+                    response.version == Some(0),
+                    len,
+                    method_is_head,
+                )
+                .map(Some)
+        }
         Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD_BYTES => {
             Err(ResponseError::HeadersTooLarge)
         }
@@ -90,6 +115,112 @@ pub fn parse_head(buf: &[u8], method_is_head: bool) -> Result<Option<Head>, Resp
             Err(ResponseError::BadHeader)
         }
         Err(_) => Err(ResponseError::MalformedStatusLine),
+    }
+}
+
+/// The heads servers send, read without httparse (which cost about 1,400 instructions a
+/// response, most of pacer's own per-request cost): `HTTP/1.1` or `HTTP/1.0`, one space, three
+/// digits, an optional reason of visible ASCII, spaces and tabs, then fields `token:value` whose
+/// values are visible ASCII, spaces and tabs, every line ended by CRLF. Such a head is one
+/// httparse reads the same way, field for field (the value trimmed of spaces and tabs at both
+/// ends, as httparse does), so the result is the same; `None` for anything else (an incomplete
+/// head, a bare LF, leading blank lines, obs-text, a folded line, a space before a colon, a
+/// control byte, more than [`MAX_HEADERS`] fields), which httparse then decides as before.
+/// `http1::head::tests::the_plain_scan_agrees_with_httparse` checks the agreement.
+#[inline]
+fn parse_plain(w: &[u8], method_is_head: bool) -> Option<Result<Head, ResponseError>> {
+    let http10 = match w.get(..9)? {
+        b"HTTP/1.1 " => false,
+        b"HTTP/1.0 " => true,
+        _ => return None,
+    };
+    let &[a, b, c] = w.get(9..12)? else {
+        return None;
+    };
+    if !(a.is_ascii_digit() && b.is_ascii_digit() && c.is_ascii_digit()) {
+        return None;
+    }
+    let code = u16::from(a - b'0') * 100 + u16::from(b - b'0') * 10 + u16::from(c - b'0');
+    let mut i = match *w.get(12)? {
+        b' ' => line_end(w, 13)?,
+        b'\r' if *w.get(13)? == b'\n' => 12,
+        _ => return None,
+    } + 2;
+    let mut fields = Fields::default();
+    let mut count = 0;
+    loop {
+        // The whole line checked at once: visible ASCII, spaces and tabs up to its CRLF.
+        let cr = line_end(w, i)?;
+        let line = w.get(i..cr)?;
+        let Some(&first) = line.first() else {
+            // The blank line: the head ends after it.
+            return Some(fields.head(Some(code), http10, cr + 2, method_is_head));
+        };
+        if !TOKEN[usize::from(first)] || count == MAX_HEADERS {
+            return None;
+        }
+        // The name runs to the first byte that is not a token byte, which must be the colon.
+        let colon = line.iter().position(|&b| !TOKEN[usize::from(b)])?;
+        let (name, value) = line.split_at(colon);
+        fields.add(name, trim_ows(value.strip_prefix(b":")?));
+        count += 1;
+        i = cr + 2;
+    }
+}
+
+/// httparse's header name bytes (RFC 9110 `tchar`).
+static TOKEN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
+            );
+        b += 1;
+    }
+    t
+};
+
+/// The index of the CR that ends the line at `w[i..]`, when CRLF ends it and every byte before
+/// is visible ASCII, a space or a tab; None otherwise (or when the line's end is not in `w`).
+/// Eight bytes at a time: the lowest byte flagged below is the first outside 0x20..=0x7E (a
+/// borrow or carry only ever starts at a byte that is itself flagged, and moves up).
+#[inline(always)]
+fn line_end(w: &[u8], mut i: usize) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    loop {
+        if let Some(&word) = w.get(i..).and_then(|r| r.first_chunk::<8>()) {
+            let x = u64::from_le_bytes(word);
+            let below_space = x.wrapping_sub(ONES * 0x20) & !x;
+            let special = (below_space | x.wrapping_add(ONES) | x) & HIGH;
+            if special == 0 {
+                i += 8;
+                continue;
+            }
+            i += (special.trailing_zeros() / 8) as usize;
+        }
+        match *w.get(i)? {
+            b'\r' => return (*w.get(i + 1)? == b'\n').then_some(i),
+            b'\t' | 0x20..=0x7e => i += 1,
+            _ => return None,
+        }
     }
 }
 
@@ -143,82 +274,127 @@ fn is_name(name: &[u8], lower: &[u8]) -> bool {
     at == n || word(name, n - 8) | CASE == word(lower, n - 8)
 }
 
-fn interpret(
-    response: &httparse::Response<'_, '_>,
-    len: usize,
-    method_is_head: bool,
-) -> Result<Head, ResponseError> {
-    let status = match response.code {
-        Some(code @ 100..=999) => code,
-        _ => return Err(ResponseError::MalformedStatusLine),
-    };
-    if status == 101 {
-        return Err(ResponseError::UnexpectedUpgrade);
-    }
-    let http10 = response.version == Some(0);
+/// What the fields of a head say about its framing and connection, gathered a field at a time.
+#[derive(Default)]
+struct Fields {
+    content_length: Option<u64>,
+    content_length_bad: bool,
+    te_seen: bool,
+    te_final_chunked: bool,
+    conn_close: bool,
+    conn_keep_alive: bool,
+    server_ttft: Option<f64>,
+}
 
-    let mut content_length: Option<u64> = None;
-    let mut content_length_bad = false;
-    let mut te_seen = false;
-    let mut te_final_chunked = false;
-    let mut conn_close = false;
-    let mut conn_keep_alive = false;
-    let mut server_ttft = None;
-    for header in response.headers.iter() {
-        let name = header.name.as_bytes();
-        if is_name(name, b"content-length") {
-            content_length_bad |= merge_content_length(header.value, &mut content_length).is_err();
-        } else if is_name(name, b"transfer-encoding") {
-            for coding in list_items(header.value) {
-                te_seen = true;
-                te_final_chunked = coding.eq_ignore_ascii_case(b"chunked");
+impl Fields {
+    /// One field. The names differ in length, so the length picks the one it may be; the usual
+    /// values (plain digits, a lone `keep-alive` or `close`) are read directly, to what the list
+    /// rules would make of them.
+    #[inline]
+    fn add(&mut self, name: &[u8], value: &[u8]) {
+        match name.len() {
+            14 if is_name(name, b"content-length") => {
+                // At most 19 digits: no overflow.
+                if !value.is_empty() && value.len() <= 19 && value.iter().all(u8::is_ascii_digit) {
+                    let n = value
+                        .iter()
+                        .fold(0u64, |n, &b| n * 10 + u64::from(b - b'0'));
+                    match self.content_length {
+                        Some(prev) if prev != n => self.content_length_bad = true,
+                        _ => self.content_length = Some(n),
+                    }
+                } else {
+                    self.content_length_bad |=
+                        merge_content_length(value, &mut self.content_length).is_err();
+                }
             }
-        } else if is_name(name, b"connection") {
-            for option in list_items(header.value) {
-                conn_close |= option.eq_ignore_ascii_case(b"close");
-                conn_keep_alive |= option.eq_ignore_ascii_case(b"keep-alive");
+            17 if is_name(name, b"transfer-encoding") => {
+                for coding in list_items(value) {
+                    self.te_seen = true;
+                    self.te_final_chunked = coding.eq_ignore_ascii_case(b"chunked");
+                }
             }
-        } else if is_name(name, SERVER_TTFT_HEADER.as_bytes()) {
-            server_ttft = std::str::from_utf8(header.value)
-                .ok()
-                .and_then(|v| v.trim().parse::<f64>().ok())
-                .filter(|v| v.is_finite() && *v >= 0.0);
+            10 if is_name(name, b"connection") => {
+                if value.eq_ignore_ascii_case(b"keep-alive") {
+                    self.conn_keep_alive = true;
+                } else if value.eq_ignore_ascii_case(b"close") {
+                    self.conn_close = true;
+                } else {
+                    for option in list_items(value) {
+                        self.conn_close |= option.eq_ignore_ascii_case(b"close");
+                        self.conn_keep_alive |= option.eq_ignore_ascii_case(b"keep-alive");
+                    }
+                }
+            }
+            n if n == SERVER_TTFT_HEADER.len() && is_name(name, SERVER_TTFT_HEADER.as_bytes()) => {
+                self.server_ttft = std::str::from_utf8(value)
+                    .ok()
+                    .and_then(|v| v.trim().parse::<f64>().ok())
+                    .filter(|v| v.is_finite() && *v >= 0.0);
+            }
+            _ => {}
         }
     }
 
-    let interim = status < 200;
-    let framing = if method_is_head || interim || status == 204 || status == 304 {
-        Framing::Empty
-    } else if te_seen {
-        if te_final_chunked {
-            Framing::Chunked
+    /// The head of status `code` (HTTP/1.0 if `http10`), `len` bytes long, with these fields.
+    fn head(
+        self,
+        code: Option<u16>,
+        http10: bool,
+        len: usize,
+        method_is_head: bool,
+    ) -> Result<Head, ResponseError> {
+        let status = match code {
+            Some(code @ 100..=999) => code,
+            _ => return Err(ResponseError::MalformedStatusLine),
+        };
+        if status == 101 {
+            return Err(ResponseError::UnexpectedUpgrade);
+        }
+        let Fields {
+            content_length,
+            content_length_bad,
+            te_seen,
+            te_final_chunked,
+            conn_close,
+            conn_keep_alive,
+            server_ttft,
+        } = self;
+
+        let interim = status < 200;
+        let framing = if method_is_head || interim || status == 204 || status == 304 {
+            Framing::Empty
+        } else if te_seen {
+            if te_final_chunked {
+                Framing::Chunked
+            } else {
+                Framing::Close
+            }
+        } else if content_length_bad {
+            return Err(ResponseError::BadContentLength);
+        } else if let Some(n) = content_length {
+            Framing::Length(n)
         } else {
             Framing::Close
-        }
-    } else if content_length_bad {
-        return Err(ResponseError::BadContentLength);
-    } else if let Some(n) = content_length {
-        Framing::Length(n)
-    } else {
-        Framing::Close
-    };
+        };
 
-    let faulty_framing = te_seen && (http10 || content_length.is_some() || content_length_bad);
-    let keep_alive = if http10 {
-        conn_keep_alive && !conn_close
-    } else {
-        !conn_close
-    } && framing != Framing::Close
-        && !faulty_framing;
+        let faulty_framing = te_seen && (http10 || content_length.is_some() || content_length_bad);
+        let keep_alive = if http10 {
+            conn_keep_alive && !conn_close
+        } else {
+            !conn_close
+        } && framing != Framing::Close
+            && !faulty_framing;
 
-    Ok(Head {
-        status,
-        len,
-        framing,
-        keep_alive,
-        interim,
-        server_ttft,
-    })
+        Ok(Head {
+            status,
+            len,
+            framing,
+            keep_alive,
+            interim,
+            server_ttft,
+        })
+    }
 }
 
 /// Folds one Content-Length field value (possibly a list, RFC 9110 §8.6) into `seen`; every value
@@ -302,6 +478,135 @@ mod tests {
             }
         }
     }
+    /// Heads of every kind, at every length read so far: where the plain scan answers, httparse
+    /// answers the same (status, length, framing, keep-alive, interim, server time); elsewhere
+    /// the answer is httparse's. The scan answers most of them (the heads servers send).
+    #[test]
+    fn the_plain_scan_agrees_with_httparse() {
+        let statuses: &[&[u8]] = &[
+            b"HTTP/1.1 200 OK",
+            b"HTTP/1.0 200 OK",
+            b"HTTP/1.1 204 No Content",
+            b"HTTP/1.1 304 Not Modified",
+            b"HTTP/1.1 200",
+            b"HTTP/1.1 200 ",
+            b"HTTP/1.1 100 Continue",
+            b"HTTP/1.1 101 Switching Protocols",
+            b"HTTP/1.1 099 Low",
+            b"HTTP/1.1 503 Service\tUnavailable",
+            b"HTTP/2.0 200 OK",
+            b"HTTP/1.1  200 OK",
+            b"HTTP/1.1 20 OK",
+            b"HTTP/1.1 2x0 OK",
+            b"HTTP/1.1 200 O\x80K",
+            b"HTTP/1.1 200 O\x01K",
+            b"\r\nHTTP/1.1 200 OK",
+            b"http/1.1 200 OK",
+        ];
+        let names: &[&[u8]] = &[
+            b"Content-Length",
+            b"content-length",
+            b"Transfer-Encoding",
+            b"Connection",
+            b"Server",
+            b"Date",
+            b"X-A-Rather-Long-Header-Name",
+            b"fireworks-server-time-to-first-token",
+            b"Bad Name",
+            b"Bad(Name",
+            b"",
+            b" Folded",
+            b"\tFolded",
+            b"X\x80",
+        ];
+        let values: &[&[u8]] = &[
+            b"13",
+            b" 13 ",
+            b"5, 5",
+            b"5,6",
+            b"x",
+            b"chunked",
+            b"gzip, chunked",
+            b"close",
+            b"keep-alive",
+            b"Keep-Alive, Upgrade",
+            b"",
+            b"   ",
+            b"nginx/1.24.0 (Ubuntu)",
+            b"Sun, 06 Dec 2026 04:48:08 GMT",
+            b"a\tb",
+            b"a\x7fb",
+            b"a\x80b",
+            b"\x01",
+            b"a\x00b",
+            b"0.125",
+            b"-1",
+            b"value with trailing whitespace \t \t",
+            b"a value long enough for several words at a time, 0123456789abcdef",
+        ];
+        let seps: &[&[u8]] = &[b":", b": ", b":\t", b" :", b":  "];
+        let ends: &[&[u8]] = &[b"\r\n", b"\r\n", b"\r\n", b"\r\n", b"\n", b"\r", b"\r\r\n"];
+        // A generator of its own: http1 is a leaf and imports nothing of the crate (SplitMix64).
+        struct Rng(u64);
+        impl Rng {
+            fn below(&mut self, n: usize) -> usize {
+                self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+                let mut z = self.0;
+                z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+                z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+                ((z ^ (z >> 31)) % n as u64) as usize
+            }
+        }
+        let mut rng = Rng(9);
+        let pick = |rng: &mut Rng, xs: &[&'static [u8]], common: usize| {
+            // The first `common` entries are what servers send: most heads use only those.
+            let n = if rng.below(5) == 0 { xs.len() } else { common };
+            xs[rng.below(n)]
+        };
+        let (mut whole, mut plain) = (0, 0);
+        for k in 0..3_000 {
+            let mut head = Vec::new();
+            head.extend_from_slice(pick(&mut rng, statuses, 5));
+            head.extend_from_slice(pick(&mut rng, ends, 4));
+            let fields = match k % 50 {
+                0 => 127 + rng.below(3),
+                _ => rng.below(7),
+            };
+            for _ in 0..fields {
+                head.extend_from_slice(pick(&mut rng, names, 8));
+                head.extend_from_slice(pick(&mut rng, seps, 3));
+                head.extend_from_slice(pick(&mut rng, values, 14));
+                head.extend_from_slice(pick(&mut rng, ends, 4));
+            }
+            if rng.below(8) != 0 {
+                head.extend_from_slice(pick(&mut rng, ends, 4));
+            }
+            head.extend_from_slice(&b"hello"[..rng.below(6)]);
+            let method_is_head = rng.below(4) == 0;
+            // Every length for short heads; a sample of them for long ones.
+            let step = if head.len() > 400 { 37 } else { 1 };
+            for len in (0..=head.len()).step_by(step).chain([head.len()]) {
+                let buf = &head[..len];
+                let window = &buf[..buf.len().min(MAX_HEAD_BYTES)];
+                let want = parse_with_httparse(buf, window, method_is_head);
+                assert_eq!(
+                    parse_head(buf, method_is_head),
+                    want,
+                    "{:?}",
+                    String::from_utf8_lossy(buf)
+                );
+                if len == head.len() {
+                    whole += 1;
+                    plain += usize::from(parse_plain(window, method_is_head).is_some());
+                }
+            }
+        }
+        assert!(
+            plain > whole / 4,
+            "{plain} of {whole} whole heads read by the plain scan"
+        );
+    }
+
     use ResponseError as E;
 
     /// (status, framing, keep_alive, interim) of a complete head.
