@@ -753,7 +753,18 @@ fn llm_input(a: &LlmArgs) -> Result<Input, CliError> {
             header: w.session_header.clone(),
             history: w.history.unwrap_or_default(),
         }),
+        trace: None,
     };
+    if let Some(path) = &w.trace {
+        let replay = crate::plan::trace::load(
+            path,
+            Some(w.replay_speed),
+            Some(w.block_tokens),
+            w.max_dataset_bytes,
+        )
+        .map_err(|e| err(exit::USAGE, e.to_string()))?;
+        input.set_trace(replay);
+    }
     Ok(input)
 }
 

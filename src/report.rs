@@ -808,7 +808,14 @@ pub fn settings(setup: &Settings) -> String {
                 Some(seed) => format!("Poisson arrivals, seed {seed}"),
             };
             let requests = plural(setup.count, "request");
-            if setup.stages.is_empty() {
+            if setup.trace {
+                let mean = setup.count as f64 / setup.duration.max(1e-9);
+                format!(
+                    "{requests} at the trace's times over {duration} (mean {:.1} req/s, \
+                     {q} at the busiest second)",
+                    mean
+                )
+            } else if setup.stages.is_empty() {
                 format!("{q} req/s for {duration} ({requests}, {arrival})")
             } else {
                 let how = if setup.ramp { "ramped" } else { "stepped" };
@@ -877,6 +884,7 @@ fn workload_line(w: &crate::plan::WorkloadInfo) -> String {
         PromptSource::Inline => "given inline".into(),
         PromptSource::Synthetic => "synthetic".into(),
         PromptSource::Prompt => "copies of --prompt".into(),
+        PromptSource::Trace(path) => format!("replayed from {}", path.display()),
     };
     let mut notes = vec![if w.shuffled { "shuffled" } else { "in order" }.to_string()];
     if w.skipped > 0 {
@@ -896,6 +904,21 @@ fn workload_line(w: &crate::plan::WorkloadInfo) -> String {
         if w.prefix_tokens > 0 {
             let _ = write!(out, " with a shared {}-token prefix", w.prefix_tokens);
         }
+    }
+    if let Some(r) = &w.replay {
+        let _ = write!(
+            out,
+            "; at {}x speed, {} shared blocks of {} tokens",
+            r.speed, r.blocks, r.block_tokens
+        );
+    }
+    if w.wire_bytes > w.held_bytes {
+        let _ = write!(
+            out,
+            "; {} held for {} of requests",
+            crate::plan::workload::bytes_text(w.held_bytes as u64),
+            crate::plan::workload::bytes_text(w.wire_bytes as u64)
+        );
     }
     let _ = writeln!(out, "; lengths {}", w.token_lengths());
     out

@@ -409,6 +409,8 @@ impl<'a> Fields<'a> {
             // The command line's --prompt-overhead-tokens; not (yet) a field of the API.
             prompt_overhead_tokens: 0,
             sessions: None,
+            // Not on the API yet: the command line's `--trace`.
+            trace: None,
         }
     }
 

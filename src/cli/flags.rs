@@ -433,6 +433,32 @@ pub struct WorkloadArgs {
     /// `dataset` (the data set's answers) [default: server]
     #[arg(long, value_name = "FROM", requires = "sessions", value_parser = parse_history)]
     pub history: Option<History>,
+    /// Replay a trace: JSON lines {"timestamp": ms, "input_length": n, "output_length": m,
+    /// "hash_ids": [..]} (Mooncake) or a CSV timestamp,input_tokens,output_tokens; requests go
+    /// out at its times, prompts share the blocks its hash_ids name [default: none]
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with_all = ["qps", "duration", "count", "stages", "arrival", "dataset", "input_tokens", "output_tokens", "shuffle", "sessions"],
+    )]
+    pub trace: Option<PathBuf>,
+    /// How much faster than recorded --trace is replayed (2: twice as fast)
+    #[arg(
+        long = "replay-speed",
+        value_name = "X",
+        default_value_t = crate::plan::defaults::REPLAY_SPEED,
+        requires = "trace",
+    )]
+    pub replay_speed: f64,
+    /// Tokens per hash_ids block of --trace
+    #[arg(
+        long = "block-tokens",
+        value_name = "N",
+        default_value_t = crate::plan::defaults::BLOCK_TOKENS,
+        value_parser = parse_whole::<u32>,
+        requires = "trace",
+    )]
+    pub block_tokens: u32,
 }
 
 fn parse_think_time(s: &str) -> Result<ThinkTime, String> {

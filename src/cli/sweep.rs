@@ -116,15 +116,7 @@ fn flagged(e: SweepError) -> String {
 fn settings(plan: &SweepPlan) -> String {
     let s = &plan.sample;
     let i = &plan.input;
-    let method = std::str::from_utf8(
-        s.requests
-            .first()
-            .split(|&b| b == b' ')
-            .next()
-            .unwrap_or(b"?"),
-    )
-    .unwrap_or("?")
-    .to_string();
+    let method = s.requests.method();
     let mut out = format!("pacer sweep: {method} {}\n", s.url);
     let step = secs_text(i.step_duration);
     let how = match &plan.rates {

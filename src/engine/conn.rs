@@ -19,7 +19,7 @@
 //! stamp of the socket read that brought the bytes; plaintext handed out later from records
 //! rustls already holds keeps the stamp of the read that carried them.
 
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, Read, Write};
 use std::time::Instant;
 
 use mio::net::TcpStream;
@@ -30,6 +30,10 @@ use super::exchange::{Close, Exchange, Scratch, Sink, Step};
 use super::outcome::{ChunkGap, Completed, Failure};
 use super::sys::{self, Io, RealtimeNs};
 use super::tls;
+use crate::http1::Segments;
+
+/// Segments handed to one vectored write; a request of more is written over several turns.
+const SEGMENTS_PER_WRITE: usize = 32;
 
 /// A single drain loop never reads more than this many times before yielding to other connections.
 pub const MAX_READS_PER_EVENT: usize = 16;
@@ -233,7 +237,7 @@ impl Conn {
 
     /// Writes what is left of the request in flight (`request(index)` gives its bytes), and any
     /// TLS records rustls wants out. Nothing before the connect completes.
-    pub fn write<'r>(&mut self, request: impl FnOnce(u64) -> &'r [u8]) -> WriteResult {
+    pub fn write<'r>(&mut self, request: impl FnOnce(u64) -> &'r Segments) -> WriteResult {
         let Conn {
             sock,
             transport,
@@ -366,9 +370,28 @@ impl Transport {
         }
     }
 
+    /// Writes what is left of `request` after its first `*written` bytes, advancing `written`.
+    #[inline]
+    fn write(
+        &mut self,
+        sock: &mut TcpStream,
+        request: &Segments,
+        written: &mut usize,
+    ) -> WriteResult {
+        match request {
+            Segments::One(bytes) => self.write_bytes(sock, bytes, written),
+            many => self.write_segments(sock, many, written),
+        }
+    }
+
     /// Writes `bytes[*written..]`, advancing `written`.
     #[inline]
-    fn write(&mut self, sock: &mut TcpStream, bytes: &[u8], written: &mut usize) -> WriteResult {
+    fn write_bytes(
+        &mut self,
+        sock: &mut TcpStream,
+        bytes: &[u8],
+        written: &mut usize,
+    ) -> WriteResult {
         match self {
             Transport::Plain => {
                 while *written < bytes.len() {
@@ -392,6 +415,46 @@ impl Transport {
                 }
                 match flush_tls(tls, sock) {
                     WriteResult::Done if *written < bytes.len() => WriteResult::WouldBlock,
+                    r => r,
+                }
+            }
+        }
+    }
+
+    /// The segmented form of [`Transport::write_bytes`]: each turn hands the segments left
+    /// (up to [`SEGMENTS_PER_WRITE`]) to one `sendmsg`, or to rustls's vectored write.
+    fn write_segments(
+        &mut self,
+        sock: &mut TcpStream,
+        request: &Segments,
+        written: &mut usize,
+    ) -> WriteResult {
+        let len = request.len();
+        let mut slices = [IoSlice::new(&[]); SEGMENTS_PER_WRITE];
+        match self {
+            Transport::Plain => {
+                while *written < len {
+                    let n = request.remaining(*written, &mut slices);
+                    match sys::send_vectored(&*sock, &slices[..n]) {
+                        Io::Done(0) => return WriteResult::Failed(Failure::Reset),
+                        Io::Done(n) => *written += n,
+                        Io::WouldBlock => return WriteResult::WouldBlock,
+                        Io::Failed(e) => return WriteResult::Failed(Failure::from_io(&e)),
+                    }
+                }
+                WriteResult::Done
+            }
+            Transport::Tls(tls) => {
+                while *written < len {
+                    let n = request.remaining(*written, &mut slices);
+                    match tls.writer().write_vectored(&slices[..n]) {
+                        Ok(0) => break, // its buffer is full: flush first
+                        Ok(n) => *written += n,
+                        Err(_) => return WriteResult::Failed(Failure::Tls("write failed")),
+                    }
+                }
+                match flush_tls(tls, sock) {
+                    WriteResult::Done if *written < len => WriteResult::WouldBlock,
                     r => r,
                 }
             }

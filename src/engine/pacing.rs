@@ -7,6 +7,7 @@
 //! however many threads and shards there are: every one generates the whole seeded sequence and
 //! keeps its own requests. Nothing here reads the clock: `now` is passed in.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::plan::stages::{RateCurve, UnitArrivals};
@@ -39,14 +40,10 @@ impl Pacing {
         let step = n * threads.max(1);
         // A fixed-rate plan always has its curve (a plain run is one stage); saturation has none.
         match &plan.curve {
-            Some(curve) => Pacing::Paced(Schedule::new(
-                t0,
-                curve.clone(),
-                plan.count,
-                plan.arrival,
-                first,
-                step,
-            )),
+            Some(curve) => Pacing::Paced(
+                Schedule::new(t0, curve.clone(), plan.count, plan.arrival, first, step)
+                    .with_times(plan.trace_times.clone()),
+            ),
             None => Pacing::Saturate {
                 end: t0 + plan.duration,
                 next: first,
@@ -158,6 +155,9 @@ pub struct Schedule {
     /// Seeded unit-rate arrivals, for Poisson; every thread replays the same global sequence and
     /// keeps its own indices.
     poisson: Option<UnitArrivals>,
+    /// A trace replay's send times (seconds from `t0`, request `i` at `[i]`): the schedule is
+    /// the trace, not the curve.
+    times: Option<Arc<[f64]>>,
 }
 
 impl Schedule {
@@ -182,7 +182,37 @@ impl Schedule {
             step: step.max(1),
             count,
             poisson,
+            times: None,
         }
+    }
+
+    /// The same schedule with request `i` due at `t0 + times[i]` seconds (a trace replay), and
+    /// no more requests than there are times.
+    pub fn with_times(mut self, times: Option<Arc<[f64]>>) -> Schedule {
+        if let Some(t) = &times {
+            self.count = self.count.min(t.len() as u64);
+        }
+        self.times = times;
+        self
+    }
+
+    /// Seconds from `t0` when request `i` is due.
+    #[inline]
+    fn offset(
+        curve: &RateCurve,
+        times: Option<&[f64]>,
+        poisson: Option<&mut UnitArrivals>,
+        i: u64,
+    ) -> f64 {
+        if let Some(t) = times {
+            // `count` is at most the times' length (`with_times`), and `i < count`.
+            return t.get(i as usize).copied().unwrap_or(0.0);
+        }
+        let due = match poisson {
+            None => i as f64,
+            Some(p) => p.nth(i),
+        };
+        curve.time_of(due)
     }
 
     /// The next request of this thread and its intended time, if any remain.
@@ -191,12 +221,13 @@ impl Schedule {
             return None;
         }
         // Request 0 is due at t0; request i where the rate's integral reaches i (or the i-th
-        // unit-rate arrival, so Poisson gaps follow the curve's rate).
-        let due = match &mut self.poisson {
-            None => self.next as f64,
-            Some(p) => p.nth(self.next),
-        };
-        let secs = self.curve.time_of(due);
+        // unit-rate arrival, so Poisson gaps follow the curve's rate), or at the trace's time.
+        let secs = Self::offset(
+            &self.curve,
+            self.times.as_deref(),
+            self.poisson.as_mut(),
+            self.next,
+        );
         Some((self.next, self.t0 + Duration::from_secs_f64(secs)))
     }
 
@@ -210,12 +241,9 @@ impl Schedule {
             if next >= self.count {
                 return None;
             }
-            let due = match &mut poisson {
-                None => next as f64,
-                Some(p) => p.nth(next),
-            };
+            let secs = Self::offset(&self.curve, self.times.as_deref(), poisson.as_mut(), next);
             next = next.saturating_add(self.step);
-            Some(self.t0 + Duration::from_secs_f64(self.curve.time_of(due)))
+            Some(self.t0 + Duration::from_secs_f64(secs))
         })
     }
 

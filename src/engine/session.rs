@@ -18,6 +18,7 @@ use std::ops::AddAssign;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::http1::Segments;
 use crate::plan::{History, SessionPlan, session::Turn};
 use crate::rng::SplitMix64;
 use crate::stats::{Recorder, Sample};
@@ -99,7 +100,7 @@ struct Live {
     /// The turns so far, the one in flight (or waiting) last, unanswered.
     history: Vec<Turn>,
     /// The request bytes of that turn.
-    request: Vec<u8>,
+    request: Segments,
     /// The connection it owns between turns (slab key, connection id), once a turn completed.
     conn: Option<(usize, u64)>,
     /// The first turn's dispatch (its intended time until it goes out).
@@ -128,6 +129,8 @@ pub struct LaneSessions {
     /// The run's end: a turn intended from here on is not sent.
     end: Instant,
     pub stats: SessionStats,
+    /// What a session no longer live sends: nothing (the lane never asks for it).
+    empty: Segments,
 }
 
 impl LaneSessions {
@@ -139,6 +142,7 @@ impl LaneSessions {
             rng: SplitMix64::new(seed),
             end,
             stats: SessionStats::default(),
+            empty: Segments::from(Vec::new()),
         }
     }
 
@@ -149,7 +153,7 @@ impl LaneSessions {
             user: first,
             answer: None,
         }];
-        let request = self.plan.request(session, &history);
+        let request = self.plan.request(session, &history).into();
         self.live.insert(
             session,
             Live {
@@ -167,9 +171,9 @@ impl LaneSessions {
     /// The bytes of the turn request `index` sends (empty for a session no longer live, which
     /// the lane never asks for).
     #[inline]
-    pub fn request(&self, index: u64) -> &[u8] {
+    pub fn request(&self, index: u64) -> &Segments {
         let (session, _) = self.plan.of_index(index);
-        self.live.get(&session).map_or(&[], |l| &l.request)
+        self.live.get(&session).map_or(&self.empty, |l| &l.request)
     }
 
     /// Turn 1 of a session went out at `at`: the session's duration counts from there.
@@ -226,7 +230,7 @@ impl LaneSessions {
             user: conversation.turns[turn as usize].user.clone(),
             answer: None,
         });
-        l.request = self.plan.request(session, &l.history);
+        l.request = self.plan.request(session, &l.history).into();
         l.conn = conn;
         let think = self.plan.think_time.draw(&mut self.rng);
         let intended = end + Duration::from_secs_f64(think);

@@ -72,6 +72,21 @@ pub fn send(sock: impl AsFd, buf: &[u8]) -> Io {
     }
 }
 
+/// Sends `bufs` in order with one `sendmsg` (a request in shared segments) without blocking
+/// and without `SIGPIPE`. `EINTR` is retried here.
+#[inline]
+pub fn send_vectored(sock: impl AsFd, bufs: &[io::IoSlice<'_>]) -> Io {
+    loop {
+        let mut control = rustix::net::SendAncillaryBuffer::default();
+        match rustix::net::sendmsg(&sock, bufs, &mut control, SendFlags::NOSIGNAL) {
+            Ok(n) => return Io::Done(n),
+            Err(Errno::WOULDBLOCK) => return Io::WouldBlock,
+            Err(Errno::INTR) => {}
+            Err(e) => return Io::Failed(e.into()),
+        }
+    }
+}
+
 /// Receives into `buf` without blocking. `EINTR` is retried here.
 #[inline]
 pub fn recv(sock: impl AsFd, buf: &mut [u8]) -> Io {

@@ -46,6 +46,7 @@ mod body;
 mod chunked;
 mod head;
 mod request;
+mod segments;
 
 pub use body::{Body, Fed};
 pub use chunked::{
@@ -55,7 +56,8 @@ pub use head::{
     Framing, Head, MAX_HEAD_BYTES, MAX_HEADERS, MAX_INTERIM_RESPONSES, SERVER_TTFT_HEADER,
     parse_head,
 };
-pub use request::{USER_AGENT, build_request, is_field_value, is_token};
+pub use request::{USER_AGENT, build_head, build_request, is_field_value, is_token};
+pub use segments::{Segment, Segments};
 
 use std::fmt;
 

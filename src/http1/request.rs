@@ -20,6 +20,20 @@ pub fn build_request(
     headers: &[(String, String)],
     body: &[u8],
 ) -> Vec<u8> {
+    let mut out = build_head(method, host_header, path_and_query, headers, body.len());
+    out.reserve_exact(body.len());
+    out.extend_from_slice(body);
+    out
+}
+
+/// The head [`build_request`] puts before a body of `body_len` bytes (the body sent in pieces).
+pub fn build_head(
+    method: &str,
+    host_header: &str,
+    path_and_query: &str,
+    headers: &[(String, String)],
+    body_len: usize,
+) -> Vec<u8> {
     let user_has = |name: &str| headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
     let path = if path_and_query.is_empty() {
         "/"
@@ -33,8 +47,7 @@ pub fn build_request(
             + headers
                 .iter()
                 .map(|(n, v)| n.len() + v.len() + 4)
-                .sum::<usize>()
-            + body.len(),
+                .sum::<usize>(),
     );
     out.extend_from_slice(method.as_bytes());
     out.push(b' ');
@@ -58,17 +71,16 @@ pub fn build_request(
     let method_has_body = ["POST", "PUT", "PATCH"]
         .iter()
         .any(|m| m.eq_ignore_ascii_case(method));
-    if (!body.is_empty() || method_has_body)
+    if (body_len > 0 || method_has_body)
         && !user_has("content-length")
         && !user_has("transfer-encoding")
     {
-        line("Content-Length", &body.len().to_string());
+        line("Content-Length", &body_len.to_string());
     }
     for (name, value) in headers {
         line(name, value);
     }
     out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(body);
     out
 }
 

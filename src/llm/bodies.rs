@@ -109,6 +109,39 @@ impl Bodies {
     }
 }
 
+/// `text` as it stands inside a JSON string, without the quotes. Escaping is per character, so
+/// the escaped pieces of a text, joined, are the escaped text.
+pub fn escape(text: &str) -> Vec<u8> {
+    // A string always serializes.
+    let mut quoted = serde_json::to_vec(text).unwrap_or_default();
+    quoted.pop();
+    quoted.remove(0);
+    quoted
+}
+
+/// Marks where the prompt goes in a [`frame`]'s body: a control character no prompt of ours
+/// or payload default holds.
+const PROMPT_MARK: &str = "\u{1}pacer prompt\u{1}";
+
+/// The body of a prompt of `max_tokens`, cut around the prompt's text: the bytes before it and
+/// after it, so a request is `before`, the escaped prompt in as many pieces as shared, `after`.
+/// None when the payload does not carry the prompt once as a string (an override replaced it).
+pub fn frame(max_tokens: i64, t: &BodyTemplate) -> Option<(Vec<u8>, Vec<u8>)> {
+    let entry = Entry {
+        prompt: Prompt::Text(PROMPT_MARK.into()),
+        max_tokens: None,
+        line: 0,
+    };
+    let bytes = body(&entry, max_tokens, t).ok()?;
+    let mark = escape(PROMPT_MARK);
+    let at = bytes.windows(mark.len()).position(|w| w == mark)?;
+    let rest = &bytes[at + mark.len()..];
+    if rest.windows(mark.len()).any(|w| w == mark) {
+        return None;
+    }
+    Some((bytes[..at].to_vec(), rest.to_vec()))
+}
+
 fn body(entry: &Entry, max_tokens: i64, t: &BodyTemplate) -> Result<Vec<u8>, BodyError> {
     let text = match &entry.prompt {
         Prompt::Text(text) => text,

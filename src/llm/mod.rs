@@ -19,6 +19,7 @@ pub mod payload;
 pub mod sse;
 pub mod synth;
 pub mod tokenizer;
+pub mod trace;
 
 pub use bodies::{Bodies, BodyError, BodyTemplate};
 pub use dataset::{
@@ -34,6 +35,7 @@ pub use payload::{Api, PayloadInput, build_payload};
 pub use sse::{MAX_EVENT_BYTES, SseError, SseParser};
 pub use synth::{SynthError, SynthPrompt, Synthesizer, approx_tokens};
 pub use tokenizer::{Tokenizer, TokenizerError};
+pub use trace::{BlockText, Trace, TraceEntry, TraceError};
 
 #[cfg(test)]
 mod tests {

@@ -355,7 +355,7 @@ fn prefix_text(words: &[&str], g: u64, n: usize) -> String {
 
 /// Where body `index` starts in a corpus of `len` pieces: steps of about 0.618 × `len` (coprime
 /// with it), so consecutive prompts start far apart and the first `len` prompts all differ.
-fn offset(index: u64, len: usize) -> usize {
+pub fn offset(index: u64, len: usize) -> usize {
     let len = len.max(1) as u64;
     let mut step = ((len as f64 * 0.618_034) as u64).max(1);
     while gcd(step, len) != 1 {

@@ -202,6 +202,18 @@ pub(super) fn stages(input: &Input, limits: &Limits) -> Result<(), PlanError> {
 /// The rate function of a fixed-rate run: the stages', or one stage at `qps` for `duration`;
 /// None in saturation.
 pub(super) fn curve(input: &Input) -> Result<Option<RateCurve>, PlanError> {
+    if let Some(r) = &input.workload.trace {
+        if input.stages.is_some() || input.qps == Rate::Max {
+            return Err(invalid(
+                "trace",
+                "a trace replay's schedule is the trace: no stages, no --qps max".into(),
+            ));
+        }
+        // The mean rate over the replay: what the schedule's curve reports; the sends follow
+        // the trace's own times (`Plan::trace_times`).
+        let d = r.duration();
+        return Ok(Some(RateCurve::constant(r.times.len() as f64 / d, d)));
+    }
     if let Some(list) = &input.stages {
         return Ok(Some(RateCurve::new(list, input.ramp)));
     }

@@ -137,3 +137,8 @@ pub const MAX_CA_CERT_BYTES: u64 = 4 << 20;
 /// The API builds workloads estimated above this one at a time (below, at once): a burst of
 /// requests then never holds several big builds, each briefly about twice its budget.
 pub const BUILD_ALONE_BYTES: u64 = 1 << 20;
+
+/// Tokens per `hash_ids` block of a replayed trace (`--block-tokens`), as in the Mooncake format.
+pub const BLOCK_TOKENS: u32 = 512;
+/// How much faster than recorded a trace is replayed (`--replay-speed`).
+pub const REPLAY_SPEED: f64 = 1.0;

@@ -5,6 +5,7 @@
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
@@ -198,6 +199,9 @@ pub struct WorkloadInput {
     pub prompt_overhead_tokens: u64,
     /// Run the data set's conversations as multi-turn sessions (`--sessions`).
     pub sessions: Option<super::session::SessionInput>,
+    /// A trace to replay (`--trace`, read by [`super::trace::load`] and set with
+    /// [`Input::set_trace`]): its times are the schedule, its lengths and blocks the prompts.
+    pub trace: Option<Arc<super::trace::Replay>>,
 }
 
 impl WorkloadInput {
@@ -219,8 +223,10 @@ impl WorkloadInput {
             prefix_tokens,
             prefix_groups,
             sessions,
+            trace,
         } = self;
-        dataset.is_some()
+        trace.is_some()
+            || dataset.is_some()
             || prompts.is_some()
             || *output_len_from_dataset
             || *shuffle
@@ -234,7 +240,10 @@ impl WorkloadInput {
 
     /// Prompts that replace the single `prompt`: a data set, inline ones, or synthetic ones.
     pub fn brings_prompts(&self) -> bool {
-        self.dataset.is_some() || self.prompts.is_some() || self.input_tokens.is_some()
+        self.dataset.is_some()
+            || self.prompts.is_some()
+            || self.input_tokens.is_some()
+            || self.trace.is_some()
     }
 }
 

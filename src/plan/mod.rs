@@ -27,6 +27,7 @@ pub mod shard_index;
 pub mod stages;
 mod target;
 pub mod targets;
+pub mod trace;
 pub mod wake;
 pub mod workload;
 
@@ -151,6 +152,9 @@ pub struct Plan {
     pub ramp: bool,
     /// The rate function of a fixed-rate run (a plain run is one stage); None in closed loop.
     pub curve: Option<RateCurve>,
+    /// A trace replay's send times, seconds from the start: request `i` is due at `[i]`
+    /// rather than where the curve puts it (the curve is then the trace's mean rate).
+    pub trace_times: Option<Arc<[f64]>>,
     /// Checked against the report at the end (`--threshold`).
     pub thresholds: Vec<Threshold>,
     /// Per-request goodput objectives (`--goodput`); empty: no goodput is reported.
@@ -194,9 +198,10 @@ impl Plan {
         let target = Target::parse(&input.url).map_err(|msg| invalid("url", msg))?;
         let num_workers = checks::num_workers(input, limits)?;
         let curve = checks::curve(input)?;
-        let count = match &curve {
-            Some(c) => c.count(),
-            None => checks::closed_loop_count(input)?,
+        let count = match (&curve, &input.workload.trace) {
+            (_, Some(r)) => r.times.len() as u64,
+            (Some(c), None) => c.count(),
+            (None, None) => checks::closed_loop_count(input)?,
         };
         checks::shard(input, num_workers, count)?;
         checks::start_at(input, limits, i128::from(crate::wall::now_unix_ns()))?;
@@ -255,7 +260,7 @@ impl Plan {
 
     /// The bytes of request `index` (O(1), no allocation: built before the run).
     #[inline]
-    pub fn request_for(&self, index: u64) -> &[u8] {
+    pub fn request_for(&self, index: u64) -> &crate::http1::Segments {
         self.requests.for_index(index)
     }
 
@@ -378,6 +383,7 @@ impl Draft<'_> {
             stages: input.stages.clone().unwrap_or_default(),
             ramp: input.ramp,
             curve,
+            trace_times: input.workload.trace.as_ref().map(|r| Arc::clone(&r.times)),
             thresholds,
             goodput,
             config: Map::new(),
@@ -543,6 +549,7 @@ mod tests {
         assert!(
             p.requests
                 .first()
+                .to_vec()
                 .starts_with(b"GET /x?api_key=s3cret&b=1 HTTP/1.1\r\n")
         );
     }

@@ -131,13 +131,16 @@ pub(super) fn requests(
             }
             None => input.body.clone().unwrap_or_default().into_bytes(),
         };
-        distinct.push(build_request(
-            &t.method,
-            &target.host_header,
-            &target.path,
-            &headers,
-            &body,
-        ));
+        distinct.push(
+            build_request(
+                &t.method,
+                &target.host_header,
+                &target.path,
+                &headers,
+                &body,
+            )
+            .into(),
+        );
     }
     let k = distinct.len();
     // Every index below k fits u32: a targets file within the budget has fewer lines.

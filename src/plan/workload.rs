@@ -15,6 +15,7 @@
 //! lengths, output lengths and the order do not shift each other, and the same seed, data set and
 //! flags send the same requests in the same order.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -26,18 +27,21 @@ use super::defaults;
 use super::input::{Input, WorkloadInput};
 use super::request::Shaped;
 use super::{PlanError, invalid};
-use crate::http1::build_request;
+use crate::http1::{Segment, Segments, build_head, build_request};
+use crate::llm::bodies::{escape, frame};
 use crate::llm::{
     Bodies, BodyTemplate, Dataset, Entry, LengthDist, LoadOptions, Order, Prompt, Synthesizer,
     Tokenizer, draw_max_tokens,
 };
 use crate::rng::SplitMix64;
 
-/// The request bytes of a run: one per distinct body, and which one request `i` sends. Debug
+/// The request bytes of a run: one per distinct body, and which one request `i` sends. A
+/// request is a few [`Segments`]: prompt text that several requests send (one prompt under
+/// drawn `max_tokens`, a shared prefix, a trace's blocks) is held once and pointed into. Debug
 /// prints only sizes: the bytes carry the bearer token.
 #[derive(Clone)]
 pub struct Requests {
-    distinct: Vec<Vec<u8>>,
+    distinct: Vec<Segments>,
     /// Request `i` sends `distinct[slot[i % slot.len()]]`: the order and the entry-to-body map
     /// folded into one lookup.
     slot: Box<[u32]>,
@@ -64,7 +68,7 @@ impl Requests {
     /// Every request the same.
     pub fn single(bytes: Vec<u8>) -> Requests {
         Requests {
-            distinct: vec![bytes],
+            distinct: vec![bytes.into()],
             slot: Box::new([0]),
             prompt_tokens: None,
             groups: None,
@@ -73,7 +77,7 @@ impl Requests {
 
     /// Requests that send `distinct[slot[i % slot.len()]]` (at least one of each, every slot
     /// in range: the caller's to ensure).
-    pub(super) fn spread(distinct: Vec<Vec<u8>>, slot: Box<[u32]>) -> Requests {
+    pub(super) fn spread(distinct: Vec<Segments>, slot: Box<[u32]>) -> Requests {
         debug_assert!(slot.iter().all(|&s| (s as usize) < distinct.len()));
         Requests {
             distinct,
@@ -81,6 +85,12 @@ impl Requests {
             prompt_tokens: None,
             groups: None,
         }
+    }
+
+    /// The tokenizer's count of each distinct request's prompt.
+    pub(super) fn set_prompt_tokens(&mut self, counts: Box<[Option<u32>]>) {
+        debug_assert_eq!(counts.len(), self.distinct.len());
+        self.prompt_tokens = Some(counts);
     }
 
     /// Which distinct request request `index` sends: O(1), no allocation.
@@ -96,7 +106,7 @@ impl Requests {
 
     /// The bytes of request `index`.
     #[inline]
-    pub fn for_index(&self, index: u64) -> &[u8] {
+    pub fn for_index(&self, index: u64) -> &Segments {
         &self.distinct[self.which(index)]
     }
 
@@ -113,13 +123,20 @@ impl Requests {
         Some(self.slot.iter().map(|&d| groups[d as usize]).collect())
     }
 
-    /// The first request's bytes (every request's method and path are the same).
-    pub fn first(&self) -> &[u8] {
+    /// The first request (every request's method and path are the same).
+    pub fn first(&self) -> &Segments {
         self.for_index(0)
     }
 
+    /// The method every request is sent with (the first word of the first request), or `?`.
+    pub fn method(&self) -> String {
+        let head = self.first().prefix(32);
+        let word = head.split(|&b| b == b' ').next().unwrap_or(b"?");
+        std::str::from_utf8(word).unwrap_or("?").to_string()
+    }
+
     /// The distinct requests.
-    pub fn distinct(&self) -> &[Vec<u8>] {
+    pub fn distinct(&self) -> &[Segments] {
         &self.distinct
     }
 
@@ -128,9 +145,30 @@ impl Requests {
         &self.slot
     }
 
-    /// Bytes held by the distinct requests.
+    /// Bytes held by the distinct requests: each request's own bytes, and each text they share
+    /// once however many requests point into it.
     pub fn total_bytes(&self) -> usize {
-        self.distinct.iter().map(Vec::len).sum()
+        let mut seen = std::collections::HashSet::new();
+        let mut total = 0;
+        for r in &self.distinct {
+            match r {
+                Segments::One(b) => total += b.len(),
+                Segments::Many { .. } => {
+                    for t in r.texts() {
+                        if seen.insert(Arc::as_ptr(t) as *const u8 as usize) {
+                            total += t.len();
+                        }
+                    }
+                }
+            }
+        }
+        total
+    }
+
+    /// Bytes on the wire if every distinct request were sent once: what the requests would
+    /// hold if each were copied whole.
+    pub fn wire_bytes(&self) -> usize {
+        self.distinct.iter().map(Segments::len).sum()
     }
 }
 
@@ -145,6 +183,8 @@ pub enum PromptSource {
     Synthetic,
     /// The one `prompt`.
     Prompt,
+    /// A replayed trace (`--trace`).
+    Trace(PathBuf),
 }
 
 impl PromptSource {
@@ -155,6 +195,7 @@ impl PromptSource {
             PromptSource::Inline => "inline",
             PromptSource::Synthetic => "synthetic",
             PromptSource::Prompt => "prompt",
+            PromptSource::Trace(_) => "trace",
         }
     }
 }
@@ -182,6 +223,20 @@ pub struct WorkloadInfo {
     /// The first request's payload, its prompt (or messages) replaced by a note: what every
     /// request shares, without a data set's text.
     pub payload: Map<String, Value>,
+    /// A trace replay's speed, block size and distinct blocks (`--trace`).
+    pub replay: Option<ReplayInfo>,
+    /// Bytes the requests hold (shared text once) and would hold copied whole.
+    pub held_bytes: usize,
+    pub wire_bytes: usize,
+}
+
+/// What the config echo says of a trace replay.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReplayInfo {
+    pub speed: f64,
+    pub block_tokens: u32,
+    /// Distinct `hash_ids` in the trace: blocks built once, shared by every request naming them.
+    pub blocks: usize,
 }
 
 impl WorkloadInfo {
@@ -254,6 +309,46 @@ pub(super) fn build(
         )),
     };
     let tok = tokenizer.as_deref();
+    if let Some(r) = &w.trace {
+        let template = body_template(l, llm, shaped);
+        let mut built = super::trace::build(
+            r,
+            shaped,
+            &template,
+            tokenizer,
+            |source, entries, blocks| WorkloadInfo {
+                source,
+                entries,
+                skipped: 0,
+                shuffled: false,
+                distinct_requests: entries,
+                input_tokens: None,
+                output_tokens: None,
+                output_len_from_dataset: false,
+                prefix_tokens: 0,
+                prefix_groups: 1,
+                tokenizer: w.tokenizer.clone(),
+                seed: None,
+                payload: Map::new(),
+                replay: Some(ReplayInfo {
+                    speed: r.speed,
+                    block_tokens: r.block_tokens,
+                    blocks,
+                }),
+                held_bytes: 0,
+                wire_bytes: 0,
+            },
+        )?;
+        let first = built.requests.first().to_vec();
+        let body = first
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map_or(&first[..0], |at| &first[at + 4..]);
+        built.info.payload = payload_echo(Some(body), &built.info.source, built.info.entries);
+        built.info.held_bytes = built.requests.total_bytes();
+        built.info.wire_bytes = built.requests.wire_bytes();
+        return Ok(Some(built));
+    }
     let prefix_tokens = w.prefix_tokens.unwrap_or(0);
     let prefix_groups = w.prefix_groups.unwrap_or(1);
     let seeded = w.shuffle || varies(w.input_tokens) || varies(w.output_tokens);
@@ -269,6 +364,8 @@ pub(super) fn build(
     if let Some(s) = &w.sessions {
         return sessions(input, shaped, s, tokenizer, max_bytes, seed).map(Some);
     }
+    // Texts every prompt of a group starts with (the synthetic prefixes), held once.
+    let mut prefixes: Vec<String> = Vec::new();
     // The entries, with the tokenizer's count of each when it made them (synthetic prompts).
     let (mut entries, skipped, source, made_counts) = if let Some(path) = &w.dataset {
         let options = LoadOptions {
@@ -294,6 +391,11 @@ pub(super) fn build(
         let (entries, counts) = synth
             .entries(n, lengths, derive(seed, INPUT_LENGTHS))
             .map_err(|e| invalid("input_tokens", e.to_string()))?;
+        if prefix_tokens > 0 {
+            prefixes = (0..synth.groups())
+                .map(|g| synth.prefix_of(g).to_string())
+                .collect();
+        }
         (entries, 0, PromptSource::Synthetic, tok.map(|_| counts))
     } else {
         // One prompt; as many entries as lengths to draw when output_tokens varies, all sharing
@@ -329,42 +431,62 @@ pub(super) fn build(
         Order::sequential(entries.len())
     };
     let template = body_template(l, llm, shaped);
-    let bodies = Bodies::build(&entries, &template).map_err(|e| {
-        let (field, name) = match &source {
-            PromptSource::Inline => ("prompts", "inline prompts".to_string()),
-            other => ("dataset", format!("dataset {}", source_text(other))),
-        };
-        invalid(field, format!("{name}: {e}"))
-    })?;
+    // One prompt under drawn max_tokens, or synthetic prompts with a shared prefix: the text
+    // they share is held once and each request points into it.
+    if source == PromptSource::Prompt && entries.len() > 1 {
+        prefixes = vec![l.prompt.clone()];
+    }
+    let shared = match prefixes.is_empty() {
+        true => None,
+        false => shared_requests(&entries, &prefixes, &template, shaped),
+    };
+    let (of_entry, built) = match shared {
+        Some((distinct, of_entry)) => (of_entry, Built::Segments(distinct)),
+        None => {
+            let bodies = Bodies::build(&entries, &template).map_err(|e| {
+                let (field, name) = match &source {
+                    PromptSource::Inline => ("prompts", "inline prompts".to_string()),
+                    other => ("dataset", format!("dataset {}", source_text(other))),
+                };
+                invalid(field, format!("{name}: {e}"))
+            })?;
+            let of_entry = (0..entries.len())
+                .map(|e| bodies.index_of(e) as u32)
+                .collect();
+            (of_entry, Built::Bodies(bodies.into_distinct()))
+        }
+    };
+    let distinct_count = built.len();
     let prompt_tokens = match tok {
         None => None,
         Some(t) => Some(prompt_counts(
             t,
             &entries,
             made_counts.as_deref(),
-            &bodies,
+            &of_entry,
+            distinct_count,
             &order,
             count,
         )?),
     };
     // Entry i is synthetic prompt i, of group i mod G (round robin).
     let groups = w.prefix_groups.map(|g| {
-        let mut by_body = vec![0u32; bodies.distinct().len()];
-        for e in 0..entries.len() {
-            by_body[bodies.index_of(e)] = (e as u64 % u64::from(g.max(1))) as u32;
+        let mut by_body = vec![0u32; distinct_count];
+        for (e, &d) in of_entry.iter().enumerate() {
+            by_body[d as usize] = (e as u64 % u64::from(g.max(1))) as u32;
         }
         by_body.into_boxed_slice()
     });
     let slot: Box<[u32]> = (0..entries.len() as u64)
-        .map(|i| bodies.index_of(order.entry_for(i)) as u32)
+        .map(|i| of_entry[order.entry_for(i)])
         .collect();
-    let payload = payload_echo(bodies.distinct().first(), &source, entries.len());
+    let payload = payload_echo(built.first_body().as_deref(), &source, entries.len());
     let info = WorkloadInfo {
         source,
         entries: entries.len(),
         skipped,
         shuffled: w.shuffle,
-        distinct_requests: bodies.distinct().len(),
+        distinct_requests: distinct_count,
         input_tokens: w.input_tokens,
         output_tokens: w.output_tokens,
         output_len_from_dataset: w.output_len_from_dataset,
@@ -373,30 +495,40 @@ pub(super) fn build(
         tokenizer: w.tokenizer.clone(),
         seed: seeded.then_some(seed),
         payload,
+        replay: None,
+        held_bytes: 0,
+        wire_bytes: 0,
     };
     // The prompts are in the bodies now; each body is dropped as its request is made.
     drop(entries);
     let t = &shaped.target;
-    let distinct = bodies
-        .into_distinct()
-        .into_iter()
-        .map(|body| {
-            build_request(
-                &shaped.method,
-                &t.host_header,
-                &t.path,
-                &shaped.headers,
-                &body,
-            )
-        })
-        .collect();
+    let distinct = match built {
+        Built::Segments(distinct) => distinct,
+        Built::Bodies(bodies) => bodies
+            .into_iter()
+            .map(|body| {
+                build_request(
+                    &shaped.method,
+                    &t.host_header,
+                    &t.path,
+                    &shaped.headers,
+                    &body,
+                )
+                .into()
+            })
+            .collect(),
+    };
+    let requests = Requests {
+        distinct,
+        slot,
+        prompt_tokens,
+        groups,
+    };
+    let mut info = info;
+    info.held_bytes = requests.total_bytes();
+    info.wire_bytes = requests.wire_bytes();
     Ok(Some(Workload {
-        requests: Requests {
-            distinct,
-            slot,
-            prompt_tokens,
-            groups,
-        },
+        requests,
         sessions: None,
         tokenizer,
         info,
@@ -543,6 +675,9 @@ fn sessions(
         tokenizer: w.tokenizer.clone(),
         seed: None,
         payload: echo,
+        replay: None,
+        held_bytes: 0,
+        wire_bytes: 0,
     };
     Ok(Workload {
         requests: Requests::single(request),
@@ -573,7 +708,12 @@ pub(super) fn budget(
     // The head and payload around a prompt: every distinct request has them.
     let overhead = single.saturating_sub(l.prompt.len() as u64);
     let n = synthetic_count(count) as u64;
-    if let Some(path) = &w.dataset {
+    if let Some(r) = &w.trace {
+        let bytes = super::trace::budget_bytes(r, overhead);
+        within(max, bytes, "trace", || {
+            format!("{} requests of the trace", r.trace.entries.len())
+        })
+    } else if let Some(path) = &w.dataset {
         // Lines unknown until read: the file's size now, the lines' overhead once loaded.
         let size = std::fs::metadata(path).map_or(0, |m| m.len());
         within(max, size, "dataset", || {
@@ -653,7 +793,7 @@ pub(super) fn within(
 }
 
 /// A byte count as people read it: `268435456` is `256 MiB`.
-pub(super) fn bytes_text(n: u64) -> String {
+pub fn bytes_text(n: u64) -> String {
     const UNITS: [(&str, u64); 3] = [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)];
     for (unit, size) in UNITS {
         if n >= size {
@@ -679,6 +819,27 @@ fn synthetic_count(count: u64) -> usize {
 
 /// The combinations that do not make sense, refused with the field that is out of place.
 fn check(w: &WorkloadInput) -> Result<(), PlanError> {
+    if w.trace.is_some() {
+        let other = [
+            ("dataset", w.dataset.is_some()),
+            ("prompts", w.prompts.is_some()),
+            ("input_tokens", w.input_tokens.is_some()),
+            ("output_tokens", w.output_tokens.is_some()),
+            ("shuffle", w.shuffle),
+            ("prefix_tokens", w.prefix_tokens.is_some_and(|p| p > 0)),
+            ("prefix_groups", w.prefix_groups.is_some()),
+            ("output_len_from_dataset", w.output_len_from_dataset),
+        ];
+        if let Some((field, _)) = other.iter().find(|(_, set)| *set) {
+            return Err(invalid(
+                field,
+                format!(
+                    "{field} does not apply to a trace replay: the trace gives each request's \
+                     prompt and output lengths"
+                ),
+            ));
+        }
+    }
     if w.dataset.is_some() && w.prompts.is_some() {
         return Err(invalid(
             "prompts",
@@ -757,7 +918,7 @@ fn max_dataset_bytes(w: &WorkloadInput, limits: &Limits) -> Result<u64, PlanErro
 
 fn source_text(source: &PromptSource) -> String {
     match source {
-        PromptSource::Dataset(path) => path.display().to_string(),
+        PromptSource::Dataset(path) | PromptSource::Trace(path) => path.display().to_string(),
         other => other.name().to_string(),
     }
 }
@@ -769,11 +930,12 @@ fn prompt_counts(
     tokenizer: &Tokenizer,
     entries: &[Entry],
     made: Option<&[u32]>,
-    bodies: &Bodies,
+    of_entry: &[u32],
+    distinct: usize,
     order: &Order,
     count: u64,
 ) -> Result<Box<[Option<u32>]>, PlanError> {
-    let mut counts: Vec<Option<u32>> = vec![None; bodies.distinct().len()];
+    let mut counts: Vec<Option<u32>> = vec![None; distinct];
     let used = if count == 0 || count >= entries.len() as u64 {
         entries.len() as u64
     } else {
@@ -781,7 +943,7 @@ fn prompt_counts(
     };
     for i in 0..used {
         let e = order.entry_for(i);
-        let slot = &mut counts[bodies.index_of(e)];
+        let slot = &mut counts[of_entry[e] as usize];
         if slot.is_some() {
             continue;
         }
@@ -802,13 +964,112 @@ fn prompt_counts(
     Ok(counts.into())
 }
 
+/// A body's bytes before and after its prompt ([`frame`]), shared by every request of one
+/// `max_tokens`.
+pub(super) type Frame = (Arc<[u8]>, Arc<[u8]>);
+
+/// The distinct requests of a workload, before they are counted and echoed.
+enum Built {
+    /// Whole bodies, each to become one request.
+    Bodies(Vec<Vec<u8>>),
+    /// Requests already made of shared segments.
+    Segments(Vec<Segments>),
+}
+
+impl Built {
+    fn len(&self) -> usize {
+        match self {
+            Built::Bodies(b) => b.len(),
+            Built::Segments(s) => s.len(),
+        }
+    }
+
+    /// The first request's body (for the config echo).
+    fn first_body(&self) -> Option<Vec<u8>> {
+        match self {
+            Built::Bodies(b) => b.first().cloned(),
+            Built::Segments(s) => {
+                let first = s.first()?.to_vec();
+                let at = first.windows(4).position(|w| w == b"\r\n\r\n")?;
+                Some(first[at + 4..].to_vec())
+            }
+        }
+    }
+}
+
+/// One request: its head, the frame's bytes before the prompt, the prompt's escaped `pieces`,
+/// the frame's bytes after it; `Content-Length` their sum.
+pub(super) fn framed_request(
+    shaped: &Shaped,
+    (before, after): &Frame,
+    pieces: Vec<Segment>,
+) -> Segments {
+    let t = &shaped.target;
+    let prompt: usize = pieces.iter().map(|p| p.bytes().len()).sum();
+    let len = before.len() + prompt + after.len();
+    let head = build_head(
+        &shaped.method,
+        &t.host_header,
+        &t.path,
+        &shaped.headers,
+        len,
+    );
+    let mut parts = Vec::with_capacity(pieces.len() + 3);
+    parts.push(Segment::owned(head));
+    parts.push(Segment::shared(before, 0..before.len()));
+    parts.extend(pieces);
+    parts.push(Segment::shared(after, 0..after.len()));
+    Segments::from_parts(parts)
+}
+
+/// The requests of text `entries` whose prompts start with a shared text (entry `e` with
+/// `texts[e % texts.len()]`: the one prompt, or synthetic prompt `e`'s group prefix), that text
+/// held once, escaped; one request per distinct (prompt, `max_tokens`), and which one each entry
+/// sends. None when the payload does not carry the prompt as one string (an override replaced
+/// it) or an entry is chat: the bodies are then built whole.
+fn shared_requests(
+    entries: &[Entry],
+    texts: &[String],
+    template: &BodyTemplate,
+    shaped: &Shaped,
+) -> Option<(Vec<Segments>, Vec<u32>)> {
+    let escaped: Vec<Arc<[u8]>> = texts.iter().map(|t| escape(t).into()).collect();
+    let mut frames: HashMap<i64, Option<Frame>> = HashMap::new();
+    let mut seen: HashMap<(&Prompt, i64), u32> = HashMap::with_capacity(entries.len());
+    let mut distinct = Vec::new();
+    let mut of_entry = Vec::with_capacity(entries.len());
+    for (e, entry) in entries.iter().enumerate() {
+        let Prompt::Text(text) = &entry.prompt else {
+            return None;
+        };
+        let max_tokens = entry.max_tokens.map_or(template.max_tokens, i64::from);
+        if let Some(&d) = seen.get(&(&entry.prompt, max_tokens)) {
+            of_entry.push(d);
+            continue;
+        }
+        let framed = frames
+            .entry(max_tokens)
+            .or_insert_with(|| frame(max_tokens, template).map(|(a, b)| (a.into(), b.into())));
+        let framed = framed.as_ref()?;
+        let g = e % texts.len();
+        let pieces = match text.strip_prefix(texts[g].as_str()) {
+            Some(rest) => vec![
+                Segment::shared(&escaped[g], 0..escaped[g].len()),
+                Segment::owned(escape(rest)),
+            ],
+            None => vec![Segment::owned(escape(text))],
+        };
+        let d = distinct.len() as u32;
+        distinct.push(framed_request(shaped, framed, pieces));
+        seen.insert((&entry.prompt, max_tokens), d);
+        of_entry.push(d);
+    }
+    Some((distinct, of_entry))
+}
+
 /// The payload the config echoes for a run of many prompts: the first body's, with its prompt
 /// (or messages) replaced by where the prompts come from.
-fn payload_echo(
-    first: Option<&Vec<u8>>,
-    source: &PromptSource,
-    entries: usize,
-) -> Map<String, Value> {
+fn payload_echo(first: Option<&[u8]>, source: &PromptSource, entries: usize) -> Map<String, Value> {
     let mut payload: Map<String, Value> = first
         .and_then(|b| serde_json::from_slice(b).ok())
         .unwrap_or_default();
@@ -877,7 +1138,7 @@ mod tests {
 
     /// The JSON payload of request `index`.
     fn body(p: &Plan, index: u64) -> Value {
-        let bytes = p.request_for(index);
+        let bytes = p.request_for(index).to_vec();
         let start = bytes.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
         serde_json::from_slice(&bytes[start..]).unwrap()
     }

@@ -44,6 +44,9 @@ pub struct Settings {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stages: Vec<StageSettings>,
     pub ramp: bool,
+    /// The requests went out at a replayed trace's times (`--trace`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub trace: bool,
     /// An LLM run's mode (absent otherwise).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub llm: Option<LlmSettings>,
@@ -96,11 +99,7 @@ pub struct LlmSettings {
 impl Settings {
     /// What the report reads of `plan`.
     pub fn of(plan: &Plan) -> Settings {
-        let first = plan.requests.first();
-        let end = first.iter().position(|&b| b == b' ').unwrap_or(0);
-        let method = std::str::from_utf8(&first[..end])
-            .unwrap_or("?")
-            .to_string();
+        let method = plan.requests.method();
         let stages = plan
             .stages
             .iter()
@@ -168,6 +167,7 @@ impl Settings {
             stream: plan.body_mode == BodyMode::Sse,
             stages,
             ramp: plan.ramp,
+            trace: plan.trace_times.is_some(),
             llm,
             thresholds: plan.thresholds.clone(),
             goodput: plan.goodput.iter().map(|o| o.text.clone()).collect(),

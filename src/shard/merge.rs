@@ -617,6 +617,7 @@ pub(super) mod tests {
             stream: false,
             stages: Vec::new(),
             ramp: false,
+            trace: false,
             llm: None,
             thresholds: Vec::new(),
             goodput: Vec::new(),

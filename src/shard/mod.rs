@@ -54,7 +54,7 @@ pub use state::{STATE_VERSION, ShardState, StateError};
 /// travels in states and reports, is no function of them. Other headers are hashed with the
 /// rest; SHA-256 does not reveal them.
 pub fn fingerprint(plan: &Plan) -> String {
-    let first = plan.requests.first();
+    let first = plan.requests.first().to_vec();
     let mut text = Vec::with_capacity(first.len() + 256);
     let rate = match plan.rate {
         Rate::PerSecond(q) => format!("{:016x}", q.to_bits()),
@@ -94,7 +94,7 @@ pub fn fingerprint(plan: &Plan) -> String {
         text.push(b'\n');
     }
     let add = |bytes: &[u8], text: &mut Vec<u8>| blank_credentials(bytes, text);
-    add(first, &mut text);
+    add(&first, &mut text);
     let mut hash = Context::new(&SHA256);
     hash.update(&text);
     // A run of many prompts: every distinct request, then which one each request sends. Hashed
@@ -113,7 +113,7 @@ pub fn fingerprint(plan: &Plan) -> String {
         for request in r.distinct() {
             text.clear();
             text.extend_from_slice(format!("{}\n", request.len()).as_bytes());
-            add(request, &mut text);
+            add(&request.to_vec(), &mut text);
             hash.update(&text);
         }
         for slot in r.slots() {

@@ -1,0 +1,292 @@
+//! A trace replay (`--trace`): the schedule is the trace's times, each request's prompt is
+//! made of the trace's blocks, shared exactly as its `hash_ids` say, and its `max_tokens` is the
+//! recorded output length. Reading the file is [`crate::llm::trace`]'s; this module turns it into
+//! the run's rate and length ([`Input::set_trace`]), its send times, and its requests.
+//!
+//! Requests: every block is a range of one corpus text ([`BlockText`]), so the run holds that
+//! text once, each request's own head and the bytes around its prompt ([`frame`], one per
+//! distinct output length), and a list of segments per request. Block `b` of an entry is
+//! `block_tokens` tokens by the rule of thumb (0.75 words a token), its last block cut to the
+//! rest of `input_length`. With `--tokenizer` the cut is moved word by word until the tokenizer
+//! counts `input_length` (special tokens included), and the count is recorded per request.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::path::Path;
+use std::sync::Arc;
+
+use super::request::Shaped;
+use super::workload::{Frame, PromptSource, Requests, Workload, WorkloadInfo, framed_request};
+use super::{Input, PlanError, Rate, defaults, invalid};
+use crate::http1::{Segment, Segments, build_request};
+use crate::llm::bodies::{escape, frame};
+use crate::llm::{
+    BlockText, Bodies, BodyTemplate, Entry, Prompt, Synthesizer, Tokenizer, Trace, TraceEntry,
+};
+
+/// A trace to replay, read, with how to replay it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Replay {
+    pub trace: Trace,
+    /// 2: twice as fast as recorded.
+    pub speed: f64,
+    pub block_tokens: u32,
+    /// Each entry's send time, seconds from the run's start (the speed applied).
+    pub times: Arc<[f64]>,
+}
+
+/// Reads the trace at `path` (at most `max_bytes`) for a replay at `speed` with blocks of
+/// `block_tokens`: refused naming the file and line, or the flag.
+pub fn load(
+    path: &Path,
+    speed: Option<f64>,
+    block_tokens: Option<u32>,
+    max_bytes: u64,
+) -> Result<Replay, PlanError> {
+    let speed = speed.unwrap_or(defaults::REPLAY_SPEED);
+    if !(speed.is_finite() && speed > 0.0) {
+        return Err(invalid(
+            "replay_speed",
+            format!("replay_speed must be a number above 0 (got {speed})"),
+        ));
+    }
+    let block_tokens = block_tokens.unwrap_or(defaults::BLOCK_TOKENS);
+    if block_tokens == 0 || block_tokens > crate::llm::lengths::MAX_TOKENS {
+        return Err(invalid(
+            "block_tokens",
+            format!(
+                "block_tokens must be from 1 to {}",
+                crate::llm::lengths::MAX_TOKENS
+            ),
+        ));
+    }
+    let trace = Trace::load(path, max_bytes).map_err(|e| invalid("trace", e.to_string()))?;
+    trace
+        .check_blocks(block_tokens)
+        .map_err(|e| invalid("trace", e.to_string()))?;
+    let times = trace.times(speed).into();
+    Ok(Replay {
+        trace,
+        speed,
+        block_tokens,
+        times,
+    })
+}
+
+impl Replay {
+    /// The run's length: until the last entry is due (at least a millisecond).
+    pub fn duration(&self) -> f64 {
+        self.times.last().copied().unwrap_or(0.0).max(1e-3)
+    }
+
+    /// The most requests due in any one second: the rate connections and threads are sized to.
+    pub fn peak_rate(&self) -> f64 {
+        let t = &self.times;
+        let mut peak = 0usize;
+        let mut from = 0;
+        for (to, &at) in t.iter().enumerate() {
+            while t[from] <= at - 1.0 {
+                from += 1;
+            }
+            peak = peak.max(to + 1 - from);
+        }
+        (peak as f64).max(t.len() as f64 / self.duration())
+    }
+}
+
+impl Input {
+    /// Replays `replay` instead of an arrival process: `qps` becomes its peak rate over a second
+    /// (what connections and threads are sized to, as the peak stage is for stages) and
+    /// `duration` the time its last entry is due; the count is its entries. The front has
+    /// already refused `qps`, `duration`, `count` and `stages` beside a trace.
+    pub fn set_trace(&mut self, replay: Replay) {
+        self.qps = Rate::PerSecond(replay.peak_rate());
+        self.duration = replay.duration();
+        self.workload.trace = Some(Arc::new(replay));
+    }
+}
+
+/// The memory a replay's requests hold, estimated before they are built: the corpus text once,
+/// and per entry its head and payload, a segment per block, and a prompt of its own when it has
+/// no blocks.
+pub(super) fn budget_bytes(r: &Replay, overhead: u64) -> u64 {
+    let per_token = crate::llm::synth::max_bytes_per_token();
+    r.trace
+        .entries
+        .iter()
+        .fold(crate::llm::synth::CORPUS.len() as u64 * 2, |sum, e| {
+            let own = if e.hash_ids.is_empty() {
+                (f64::from(e.input_length) * per_token).ceil() as u64
+            } else {
+                e.hash_ids.len() as u64 * 2 * std::mem::size_of::<Segment>() as u64
+            };
+            sum.saturating_add(overhead + own)
+        })
+}
+
+/// The requests of a replay: entry `i` is request `i`.
+pub(super) fn build(
+    r: &Replay,
+    shaped: &Shaped,
+    template: &BodyTemplate,
+    tokenizer: Option<Arc<Tokenizer>>,
+    info: impl FnOnce(PromptSource, usize, usize) -> WorkloadInfo,
+) -> Result<Workload, PlanError> {
+    let tok = tokenizer.as_deref();
+    let blocks = BlockText::new();
+    let synth = Synthesizer::new(tok, 0).map_err(|e| invalid("tokenizer", e.to_string()))?;
+    let mut dense: HashMap<u64, u64> = HashMap::new();
+    let mut frames: HashMap<i64, Option<Frame>> = HashMap::new();
+    let n = r.trace.entries.len();
+    let mut distinct = Vec::with_capacity(n);
+    let mut counts = Vec::with_capacity(if tok.is_some() { n } else { 0 });
+    for (i, e) in r.trace.entries.iter().enumerate() {
+        let at = |msg: String| {
+            invalid(
+                "trace",
+                format!("trace {}: line {}: {msg}", r.trace.path.display(), e.line),
+            )
+        };
+        let (pieces, count) = if e.hash_ids.is_empty() {
+            let p = synth
+                .prompt(i as u64, e.input_length as usize)
+                .map_err(|err| at(err.to_string()))?;
+            let count = p.tokens.min(u32::MAX as usize) as u32;
+            (vec![Segment::owned(escape(&p.text))], Some(count))
+        } else {
+            // Dense numbers in first-seen order: block j is the j-th distinct id.
+            let ids: Vec<u64> = e
+                .hash_ids
+                .iter()
+                .map(|id| {
+                    let next = dense.len() as u64;
+                    *dense.entry(*id).or_insert(next)
+                })
+                .collect();
+            blocks_of(&blocks, e, &ids, r.block_tokens, tok).map_err(at)?
+        };
+        if tok.is_some() {
+            counts.push(count);
+        }
+        let max_tokens = i64::from(e.output_length);
+        let framed = frames
+            .entry(max_tokens)
+            .or_insert_with(|| frame(max_tokens, template).map(|(a, b)| (a.into(), b.into())));
+        distinct.push(assemble(shaped, framed.as_ref(), pieces, e, template)?);
+    }
+    let slot: Box<[u32]> = (0..n as u32).collect();
+    let mut requests = Requests::spread(distinct, slot);
+    if tok.is_some() {
+        requests.set_prompt_tokens(counts.into());
+    }
+    let info = info(PromptSource::Trace(r.trace.path.clone()), n, dense.len());
+    Ok(Workload {
+        requests,
+        sessions: None,
+        tokenizer,
+        info,
+    })
+}
+
+/// An entry's prompt from its blocks: the escaped pieces and, with a tokenizer, its count.
+fn blocks_of(
+    blocks: &BlockText,
+    e: &TraceEntry,
+    ids: &[u64],
+    block_tokens: u32,
+    tok: Option<&Tokenizer>,
+) -> Result<(Vec<Segment>, Option<u32>), String> {
+    let k = ids.len();
+    let last_tokens = e.input_length - (k as u32 - 1) * block_tokens;
+    let full = BlockText::words_for(block_tokens);
+    let pieces_for = |last_words: usize| {
+        let mut pieces = Vec::new();
+        for (b, &j) in ids.iter().enumerate() {
+            let words = if b + 1 < k { full } else { last_words };
+            let (marker, ranges) = blocks.block(j, words);
+            if let Some(m) = marker {
+                pieces.push(Segment::owned(escape(&m)));
+            }
+            pieces.extend(
+                ranges
+                    .into_iter()
+                    .map(|r: Range<usize>| Segment::shared(blocks.text(), r)),
+            );
+        }
+        pieces
+    };
+    let approx = BlockText::words_for(last_tokens);
+    let Some(tok) = tok else {
+        return Ok((pieces_for(approx), None));
+    };
+    // The tokenizer's count with the last block cut after `w` words grows with `w`: find the
+    // most words whose count is at most input_length.
+    let count = |w: usize| -> Result<usize, String> {
+        let bytes = Segments::from_parts(pieces_for(w)).to_vec();
+        // The corpus and the markers need no escaping: the bytes are the text.
+        let text = String::from_utf8(bytes).map_err(|e| e.to_string())?;
+        tok.count_prompt(&text).map_err(|e| e.to_string())
+    };
+    let target = e.input_length as usize;
+    let (mut lo, mut hi) = (1usize, (last_tokens as usize).max(approx) + 1);
+    while count(hi)? <= target && hi < 64 * (last_tokens as usize + 1) {
+        hi *= 2;
+    }
+    if count(lo)? > target {
+        return Err(format!(
+            "input_length {target} is shorter than its blocks before the last ({} tokens with \
+             one word of the last)",
+            count(lo)?
+        ));
+    }
+    // Invariant: count(lo) <= target < count(hi).
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if count(mid)? <= target {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    let got = count(lo)?;
+    Ok((pieces_for(lo), Some(got.min(u32::MAX as usize) as u32)))
+}
+
+/// One request: its head, the frame's bytes before the prompt, the prompt's pieces, the frame's
+/// bytes after it; `Content-Length` their sum. Without a frame (an override replaced the prompt)
+/// the body is built whole from the prompt's text.
+fn assemble(
+    shaped: &Shaped,
+    framed: Option<&Frame>,
+    pieces: Vec<Segment>,
+    e: &TraceEntry,
+    template: &BodyTemplate,
+) -> Result<Segments, PlanError> {
+    let t = &shaped.target;
+    let Some(framed) = framed else {
+        let escaped = Segments::from_parts(pieces).to_vec();
+        let mut quoted = Vec::with_capacity(escaped.len() + 2);
+        quoted.push(b'"');
+        quoted.extend_from_slice(&escaped);
+        quoted.push(b'"');
+        let text: String = serde_json::from_slice(&quoted)
+            .map_err(|err| invalid("trace", format!("line {}: {err}", e.line)))?;
+        let entry = Entry {
+            prompt: Prompt::Text(text.into()),
+            max_tokens: Some(e.output_length),
+            line: e.line,
+        };
+        let bodies = Bodies::build(std::slice::from_ref(&entry), template)
+            .map_err(|err| invalid("trace", err.to_string()))?;
+        let body = bodies.of(0);
+        return Ok(build_request(
+            &shaped.method,
+            &t.host_header,
+            &t.path,
+            &shaped.headers,
+            body,
+        )
+        .into());
+    };
+    Ok(framed_request(shaped, framed, pieces))
+}
