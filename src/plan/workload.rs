@@ -738,9 +738,12 @@ pub(super) fn budget(
             Some(LengthDist::Uniform { min, max }) => n.min(u64::from(max.saturating_sub(min)) + 1),
             _ => n,
         };
-        let bytes = copies.saturating_mul(single);
+        // The prompt's text is held once ([`shared_requests`]); each copy holds its own head
+        // and payload around it, whose drawn `max_tokens` (up to 10 digits) and
+        // `Content-Length` (up to 20) may be longer than the single request's.
+        let bytes = single.saturating_add(copies.saturating_mul(overhead + 30));
         within(max, bytes, "output_tokens", || {
-            format!("{copies} copies of the prompt, one per drawn max_tokens")
+            format!("{copies} requests sharing the prompt, one per drawn max_tokens")
         })
     } else {
         within(max, single, "prompt", || "the prompt".into())
@@ -1196,15 +1199,39 @@ mod tests {
             min: 1,
             max: 1_000_000,
         });
+        // Shared, the copies' heads and payloads still count against the budget.
         assert_eq!(
-            budgeted(&i, 100 << 20)
+            budgeted(&i, 500_000)
                 .unwrap_err()
                 .to_string()
                 .split(':')
                 .next(),
             Some("output_tokens")
         );
-        // Copies of one prompt share its text: only the requests hold it.
+        // Copies of one prompt share its text: only the requests hold it. The attack
+        // (a 260 KB prompt, output_tokens uniform:1:1000000) held 749 MB copied; shared, a
+        // thousand requests hold the prompt once and their heads and payloads.
+        i.workload.output_tokens = Some(LengthDist::Uniform {
+            min: 1,
+            max: 1_000_000,
+        });
+        let d = Plan::check(&i, &Limits::default()).ok().unwrap();
+        let estimate = d.workload_bytes();
+        let p = d.build().unwrap();
+        let (held, wire) = (p.requests.total_bytes(), p.requests.wire_bytes());
+        assert!(
+            p.requests.distinct().len() > 900,
+            "{}",
+            p.requests.distinct().len()
+        );
+        assert!(
+            held < 2 << 20 && wire > 200 << 20,
+            "{held} held, {wire} on the wire"
+        );
+        assert!(
+            held as u64 <= estimate && estimate < 2 << 20,
+            "{held} vs {estimate}"
+        );
         i.workload.output_tokens = Some(LengthDist::Uniform { min: 1, max: 3 });
         let p = budgeted(&i, 100 << 20).unwrap();
         assert_eq!(p.requests.distinct().len(), 3);
@@ -1283,6 +1310,60 @@ mod tests {
             })
             .collect();
         assert!(orders.len() > 1, "seeds change the order");
+    }
+
+    /// A request that points into a shared prompt sends exactly the bytes of the request built
+    /// whole (head, `Content-Length`, the escaped prompt and the payload around it), whatever
+    /// the prompt holds that JSON escapes.
+    #[test]
+    fn shared_prompts_send_the_bytes_of_whole_requests() {
+        let prompt = "say \"hi\"\n\tto <ü> \\ \u{1} 🦀 ".repeat(50);
+        let mut i = input(10.0);
+        if let Some(l) = i.llm.as_mut() {
+            l.prompt = prompt.clone();
+        }
+        let d = Plan::check(&i, &Limits::default()).ok().unwrap();
+        let (Some(l), Some((llm, _))) = (&i.llm, &d.shaped.llm) else {
+            panic!("an LLM plan")
+        };
+        let template = body_template(l, llm, &d.shaped);
+        let entries: Vec<Entry> = [Some(1), Some(70), None, Some(70)]
+            .into_iter()
+            .map(|max_tokens| Entry {
+                prompt: Prompt::Text(prompt.as_str().into()),
+                max_tokens,
+                line: 1,
+            })
+            .collect();
+        let (shared, of_entry) = shared_requests(
+            &entries,
+            std::slice::from_ref(&prompt),
+            &template,
+            &d.shaped,
+        )
+        .unwrap();
+        let bodies = Bodies::build(&entries, &template).unwrap();
+        assert_eq!(of_entry, [0, 1, 2, 1]);
+        let t = &d.shaped.target;
+        for (e, &slot) in of_entry.iter().enumerate() {
+            let whole = build_request(
+                &d.shaped.method,
+                &t.host_header,
+                &t.path,
+                &d.shaped.headers,
+                &bodies.distinct()[bodies.index_of(e)],
+            );
+            let sent = shared[slot as usize].to_vec();
+            assert_eq!(
+                String::from_utf8_lossy(&sent),
+                String::from_utf8_lossy(&whole)
+            );
+            assert_eq!(shared[slot as usize].len(), whole.len());
+        }
+        // The prompt is held once by all three requests.
+        let requests = Requests::spread(shared, of_entry.into_boxed_slice());
+        let escaped = escape(&prompt).len();
+        assert_eq!(requests.total_bytes(), requests.wire_bytes() - 2 * escaped);
     }
 
     #[test]
