@@ -176,7 +176,7 @@ impl Conn {
 
     /// The record of the response the exchange in flight completed, with the gaps before its
     /// content chunks (see [`Exchange::completed`]); None when there is none.
-    #[inline]
+    #[inline(always)]
     pub fn completed(&self, thread: u32) -> Option<(Completed, &[ChunkGap])> {
         self.exchange()
             .map(|ex| ex.completed(thread, &self.scratch))
@@ -196,6 +196,7 @@ impl Conn {
     }
 
     /// An idle connection takes the next request.
+    #[inline(always)]
     pub fn carry(&mut self, ex: Exchange) {
         debug_assert!(self.is_idle(), "a connection carries one request at a time");
         self.state = State::Busy(ex);

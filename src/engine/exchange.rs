@@ -398,10 +398,34 @@ pub struct Exchange {
     keep_text: bool,
 }
 
+/// How an exchange counts tokens: `prompt_tokens`, the tokenizer's count of the prompt sent
+/// (made before the run), stands in for a server that reports no `usage.prompt_tokens`;
+/// `tokenizer` counts the streamed text and each chunk's tokens; `keep_text` keeps the answer's
+/// text ([`Scratch::text`]) whether or not a tokenizer counts it (a session's history).
+#[derive(Default)]
+pub struct Counting {
+    pub prompt_tokens: Option<u32>,
+    pub tokenizer: Option<Arc<Tokenizer>>,
+    pub keep_text: bool,
+}
+
 impl Exchange {
     /// The exchange of `ticket` on connection `conn`; `head_request`: the request is a HEAD, so
     /// the response has no body whatever its headers say.
     pub fn new(ticket: Ticket, conn: u64, mode: BodyMode, head_request: bool) -> Exchange {
+        Exchange::counted(ticket, conn, (mode, head_request), Counting::default())
+    }
+
+    /// [`Exchange::new`], counting tokens as `counting` says; built in one expression, so that
+    /// the engine writes it where the connection keeps it (no copy of the whole exchange per
+    /// request: issue 18's instructions per request).
+    #[inline(always)]
+    pub fn counted(
+        ticket: Ticket,
+        conn: u64,
+        (mode, head_request): (BodyMode, bool),
+        counting: Counting,
+    ) -> Exchange {
         Exchange {
             ticket,
             conn,
@@ -429,26 +453,16 @@ impl Exchange {
             usage_cached: None,
             usage_output: None,
             counted_output: None,
-            prompt_tokens: None,
-            tokenizer: None,
-            keep_text: false,
+            prompt_tokens: counting.prompt_tokens,
+            tokenizer: counting.tokenizer,
+            keep_text: counting.keep_text,
         }
     }
 
-    /// Keeps the answer's text ([`Scratch::text`]) whether or not a tokenizer counts it.
-    pub fn keeping_text(mut self, keep: bool) -> Exchange {
-        self.keep_text = keep;
-        self
-    }
-
-    /// How this exchange counts tokens: `prompt_tokens`, the tokenizer's count of the prompt sent
-    /// (made before the run), stands in for a server that reports no `usage.prompt_tokens`;
-    /// `tokenizer` counts the streamed text and each chunk's tokens.
-    pub fn counting(
-        mut self,
-        prompt_tokens: Option<u32>,
-        tokenizer: Option<Arc<Tokenizer>>,
-    ) -> Exchange {
+    /// How this exchange counts tokens (tests; the engine passes a [`Counting`] to
+    /// [`Exchange::counted`]).
+    #[cfg(test)]
+    fn counting(mut self, prompt_tokens: Option<u32>, tokenizer: Option<Arc<Tokenizer>>) -> Self {
         self.prompt_tokens = prompt_tokens;
         self.tokenizer = tokenizer;
         self
@@ -532,7 +546,7 @@ impl Exchange {
 
     /// The record of the response this exchange completed (after [`Step::Complete`]), with the
     /// gaps before its content chunks (`mem`: the scratch memory it was fed through).
-    #[inline]
+    #[inline(always)]
     pub fn completed<'m>(&self, thread: u32, mem: &'m Scratch) -> (Completed, &'m [ChunkGap]) {
         // A complete exchange always has its end; the dispatch stands in should that ever break.
         let ended = self.end_at.unwrap_or(self.ticket.dispatch);
@@ -546,7 +560,7 @@ impl Exchange {
         self.record(thread, Outcome::Failed(f), None, at)
     }
 
-    #[inline]
+    #[inline(always)]
     fn record(
         &self,
         thread: u32,

@@ -61,7 +61,7 @@ use std::os::fd::AsRawFd;
 use super::clock::{self, Source, StampClock, StampReport};
 use super::conn::{Conn, MAX_READS_PER_EVENT, ReadResult, Transport, WriteResult};
 use super::dispatch::{Dispatch, Pending, Ticket};
-use super::exchange::{Close, Exchange, Step};
+use super::exchange::{Close, Counting, Exchange, Step};
 use super::export::LaneExport;
 use super::outcome::Outcome;
 use super::outcome::{Completed, Failure};
@@ -476,24 +476,45 @@ impl<'a> Lane<'a> {
         self.dispatch.start(p, now)
     }
 
+    /// How the exchange of request `index` counts tokens.
+    #[inline(always)]
+    fn counting(&self, index: u64) -> Counting {
+        let plan = self.sh.plan;
+        match &self.sessions {
+            // A turn's prompt is built on the lane: no count was made before the run.
+            Some(s) => Counting {
+                prompt_tokens: None,
+                tokenizer: plan.tokenizer.clone(),
+                keep_text: s.keeps_text(),
+            },
+            None => Counting {
+                prompt_tokens: plan.prompt_tokens_for(index),
+                tokenizer: plan.tokenizer.clone(),
+                keep_text: false,
+            },
+        }
+    }
+
+    #[inline(always)]
     fn exchange(&self, ticket: Ticket, conn: u64) -> Exchange {
         let plan = self.sh.plan;
-        if let Some(s) = &self.sessions {
-            // A turn's prompt is built on the lane: no count was made before the run.
-            return Exchange::new(ticket, conn, plan.body_mode, plan.method_is_head)
-                .counting(None, plan.tokenizer.clone())
-                .keeping_text(s.keeps_text());
-        }
-        let prompt_tokens = plan.prompt_tokens_for(ticket.index);
-        Exchange::new(ticket, conn, plan.body_mode, plan.method_is_head)
-            .counting(prompt_tokens, plan.tokenizer.clone())
+        let counting = self.counting(ticket.index);
+        Exchange::counted(
+            ticket,
+            conn,
+            (plan.body_mode, plan.method_is_head),
+            counting,
+        )
     }
 
     fn dispatch_on(&mut self, key: usize, p: Pending) {
         let ticket = self.start(p);
         self.dispatch.track(key, &ticket);
-        let ex = self.exchange(ticket, self.conns[key].id);
-        self.conns[key].carry(ex);
+        let plan = self.sh.plan;
+        let counting = self.counting(ticket.index);
+        let conn = &mut self.conns[key];
+        let mode = (plan.body_mode, plan.method_is_head);
+        conn.carry(Exchange::counted(ticket, conn.id, mode, counting));
         self.write(key);
         self.rewatch(key);
     }
