@@ -592,9 +592,10 @@ fn run_fields(limits: &Limits, workers_default: Value, timeout_default: f64) -> 
         "goodput": {"type": "array", "nullable": true, "items": {"type": "string"},
             "example": ["time_to_first_token<=200ms,time_per_output_token<=50ms"],
             "description": "Per-request objectives, as vLLM's goodput: a request counts when it \
-                succeeded and met every one. Metrics: response_time, latency, \
-                time_to_first_byte, time_to_first_token, time_per_output_token, their \
-                corrected_ forms, dispatch_delay (ttft, tpot, e2el also); < or <= a time. The \
+                succeeded and met every one. Metrics: every timing family of scope request (`pacer \
+                metrics` lists them: response_time, time_to_first_token, \
+                time_to_first_content_token, their corrected_ forms, dispatch_delay...), and \
+                vLLM's ttft, tpot, e2el; < or <= a time. The \
                 report adds goodput (per second), goodput_ratio and good_requests."},
         "thresholds": {"type": "array", "nullable": true, "items": {"type": "string"},
             "example": ["response_time_p99<=200ms", "error_rate<=1%"],

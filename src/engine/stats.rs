@@ -302,9 +302,7 @@ impl LaneStats {
         let values = request_values(c);
         let good = c.outcome == Outcome::Success
             && !self.objectives.is_empty()
-            && goodput::met(&self.objectives, |m| {
-                values[m.id() as usize].map(|s| s.secs)
-            });
+            && goodput::met(&self.objectives, |m| values[m as usize].map(|s| s.secs));
         self.tally(c, &values, gaps, good);
         if !self.stage_starts.is_empty() {
             // The stage whose span holds the intended time (a 0 s stage starts where the next

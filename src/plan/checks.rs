@@ -270,7 +270,10 @@ pub(super) fn slo(
             ));
         }
     }
-    if let Some(o) = goodput.iter().find(|o| o.metric.needs_stream() && !stream) {
+    if let Some(o) = goodput
+        .iter()
+        .find(|o| slo::goodput::needs_stream(o.metric) && !stream)
+    {
         return Err(invalid(
             "goodput",
             format!(

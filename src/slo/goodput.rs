@@ -10,88 +10,59 @@
 
 use super::parse::Op;
 use super::{ExprError, Kind, Limit};
-use crate::metric::Id;
+use crate::metric::{self, Id, Runs, Scope};
 
-/// A timing one request has, that an objective may bound.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RequestMetric {
-    ResponseTime,
-    Latency,
-    TimeToFirstByte,
-    TimeToFirstToken,
-    TimePerOutputToken,
-    CorrectedResponseTime,
-    CorrectedTimeToFirstByte,
-    CorrectedTimeToFirstToken,
-    DispatchDelay,
-}
+/// vLLM's short names for the three families it bounds.
+const ALIASES: [(&str, Id); 3] = [
+    ("ttft", Id::TimeToFirstToken),
+    ("tpot", Id::TimePerOutputToken),
+    ("e2el", Id::ResponseTime),
+];
 
-/// Every per-request metric, by its report name (`crate::metric`), then vLLM's short names for
-/// the three it knows.
-const NAMES: [(&str, RequestMetric); 12] = {
-    use RequestMetric as M;
-    const fn by_name(m: M) -> (&'static str, M) {
-        (m.id().name(), m)
+/// The family an objective may bound by `name`: every family with one value per request
+/// ([`Scope::Request`], from [`crate::metric`]: a family added there is an objective at once),
+/// or one of vLLM's short names. A token or chunk family has no one value per request.
+fn family(name: &str) -> Result<Id, String> {
+    if let Some(&(_, id)) = ALIASES.iter().find(|(n, _)| *n == name) {
+        return Ok(id);
     }
-    [
-        by_name(M::ResponseTime),
-        by_name(M::Latency),
-        by_name(M::TimeToFirstByte),
-        by_name(M::TimeToFirstToken),
-        by_name(M::TimePerOutputToken),
-        by_name(M::CorrectedResponseTime),
-        by_name(M::CorrectedTimeToFirstByte),
-        by_name(M::CorrectedTimeToFirstToken),
-        by_name(M::DispatchDelay),
-        ("ttft", M::TimeToFirstToken),
-        ("tpot", M::TimePerOutputToken),
-        ("e2el", M::ResponseTime),
-    ]
-};
-
-impl RequestMetric {
-    /// The timing family it bounds.
-    pub const fn id(self) -> Id {
-        match self {
-            RequestMetric::ResponseTime => Id::ResponseTime,
-            RequestMetric::Latency => Id::Latency,
-            RequestMetric::TimeToFirstByte => Id::TimeToFirstByte,
-            RequestMetric::TimeToFirstToken => Id::TimeToFirstToken,
-            RequestMetric::TimePerOutputToken => Id::TimePerOutputToken,
-            RequestMetric::CorrectedResponseTime => Id::CorrectedResponseTime,
-            RequestMetric::CorrectedTimeToFirstByte => Id::CorrectedTimeToFirstByte,
-            RequestMetric::CorrectedTimeToFirstToken => Id::CorrectedTimeToFirstToken,
-            RequestMetric::DispatchDelay => Id::DispatchDelay,
+    match metric::by_name(name) {
+        Some(m) if m.scope == Scope::Request => Ok(m.id),
+        Some(m) => Err(format!(
+            "{name} is a per-{} family, not one value per request: thresholds take its \
+             percentiles",
+            m.scope.word()
+        )),
+        None => {
+            let hint = if name.contains("_p") || name.starts_with("mean_") {
+                " (goodput bounds each request's own timing, not a statistic: thresholds \
+                 take those)"
+            } else {
+                ""
+            };
+            Err(format!("unknown per-request metric {name:?}{hint}"))
         }
     }
+}
 
-    /// Its name in the report.
-    pub fn name(self) -> &'static str {
-        self.id().name()
-    }
+/// Measured on streaming LLM runs only.
+pub fn needs_stream(id: Id) -> bool {
+    id.metric().runs != Runs::Every
+}
 
-    /// Measured only on streaming LLM runs.
-    pub fn needs_stream(self) -> bool {
-        use RequestMetric as M;
-        matches!(
-            self,
-            M::TimeToFirstByte
-                | M::TimeToFirstToken
-                | M::TimePerOutputToken
-                | M::CorrectedTimeToFirstByte
-                | M::CorrectedTimeToFirstToken
-        )
-    }
-
-    /// Whether a request without this timing meets a bound on it (see the module docs).
-    fn missing_meets(self) -> bool {
-        self == RequestMetric::TimePerOutputToken
-    }
+/// Whether a request without this timing meets a bound on it (see the module docs).
+fn missing_meets(id: Id) -> bool {
+    id == Id::TimePerOutputToken
 }
 
 /// The goodput metrics in words, for error messages.
 pub fn objective_metrics() -> String {
-    let names: Vec<&str> = NAMES.iter().map(|(n, _)| *n).collect();
+    let names: Vec<&str> = metric::METRICS
+        .iter()
+        .filter(|m| m.scope == Scope::Request)
+        .map(|m| m.name)
+        .chain(ALIASES.iter().map(|(n, _)| *n))
+        .collect();
     format!(
         "{} (ttft, tpot and e2el are vLLM's names); each bounded with < or <= and a time",
         names.join(", ")
@@ -103,7 +74,7 @@ pub fn objective_metrics() -> String {
 pub struct Objective {
     /// As written (trimmed), echoed in the report's config.
     pub text: String,
-    pub metric: RequestMetric,
+    pub metric: Id,
     /// `<` when true, `<=` otherwise.
     pub strict: bool,
     pub limit: f64,
@@ -113,7 +84,7 @@ impl Objective {
     /// Whether a request whose timing is `value` meets this objective.
     pub fn holds(&self, value: Option<f64>) -> bool {
         match value {
-            None => self.metric.missing_meets(),
+            None => missing_meets(self.metric),
             Some(v) if self.strict => v < self.limit,
             Some(v) => v <= self.limit,
         }
@@ -123,18 +94,7 @@ impl Objective {
 /// Parses a `--goodput` list (or one entry of the API's `goodput`).
 pub fn parse_objectives(text: &str) -> Result<Vec<Objective>, ExprError> {
     super::items(text, objective_metrics, |raw, err| {
-        let Some(&(_, metric)) = NAMES.iter().find(|(n, _)| *n == raw.metric) else {
-            let hint = if raw.metric.contains("_p") || raw.metric.starts_with("mean_") {
-                " (goodput bounds each request's own timing, not a statistic: thresholds \
-                     take those)"
-            } else {
-                ""
-            };
-            return Err(err(
-                raw.metric_at,
-                format!("unknown per-request metric {:?}{hint}", raw.metric),
-            ));
-        };
+        let metric = family(raw.metric).map_err(|msg| err(raw.metric_at, msg))?;
         let strict = match raw.op {
             Op::Lt => true,
             Op::Le => false,
@@ -169,7 +129,7 @@ pub fn parse_all(texts: &[String]) -> Result<Vec<Objective>, ExprError> {
 
 /// Whether a successful request meets every objective; `value` gives its timing for a metric
 /// (None when it has none). The caller counts only successes.
-pub fn met(objectives: &[Objective], value: impl Fn(RequestMetric) -> Option<f64>) -> bool {
+pub fn met(objectives: &[Objective], value: impl Fn(Id) -> Option<f64>) -> bool {
     objectives.iter().all(|o| o.holds(value(o.metric)))
 }
 
@@ -183,19 +143,37 @@ mod tests {
         assert_eq!(o.len(), 2);
         assert_eq!(
             (o[0].metric, o[0].strict, o[0].limit),
-            (RequestMetric::TimeToFirstToken, false, 0.2)
+            (Id::TimeToFirstToken, false, 0.2)
         );
         assert_eq!(
             (o[1].metric, o[1].strict, o[1].limit),
-            (RequestMetric::TimePerOutputToken, true, 0.05)
+            (Id::TimePerOutputToken, true, 0.05)
         );
         assert_eq!(o[1].text, "time_per_output_token<50ms");
         let short = parse_objectives("ttft<=0.2,tpot<=50ms,e2el<=2s").unwrap();
-        assert_eq!(short[0].metric, RequestMetric::TimeToFirstToken);
-        assert_eq!(short[2].metric, RequestMetric::ResponseTime);
+        assert_eq!(short[0].metric, Id::TimeToFirstToken);
+        assert_eq!(short[2].metric, Id::ResponseTime);
         assert_eq!(short[2].metric.name(), "response_time");
-        assert!(RequestMetric::CorrectedTimeToFirstToken.needs_stream());
-        assert!(!RequestMetric::CorrectedResponseTime.needs_stream());
+        assert!(objective_metrics().contains("time_to_first_content_token, "));
+        assert!(needs_stream(Id::CorrectedTimeToFirstToken));
+        assert!(!needs_stream(Id::CorrectedResponseTime));
+        // Every per-request family of the metric model is an objective, the newest included.
+        let o = parse_objectives(
+            "time_to_first_content_token<=1s,corrected_time_to_first_tool_call<2s,\
+             server_time_to_first_token<=20ms",
+        )
+        .unwrap();
+        assert_eq!(
+            o.iter().map(|o| o.metric).collect::<Vec<_>>(),
+            [
+                Id::TimeToFirstContentToken,
+                Id::CorrectedTimeToFirstToolCall,
+                Id::ServerTimeToFirstToken
+            ]
+        );
+        assert!(o.iter().all(|o| needs_stream(o.metric)));
+        let e = parse_objectives("inter_token_latency<=5ms").unwrap_err();
+        assert!(e.msg.contains("a per-token family"), "{e}");
     }
 
     #[test]
@@ -203,9 +181,9 @@ mod tests {
         let o =
             parse_all(&["time_to_first_token<=200ms,time_per_output_token<=50ms".into()]).unwrap();
         let request = |ttft: Option<f64>, tpot: Option<f64>| {
-            move |m: RequestMetric| match m {
-                RequestMetric::TimeToFirstToken => ttft,
-                RequestMetric::TimePerOutputToken => tpot,
+            move |m: Id| match m {
+                Id::TimeToFirstToken => ttft,
+                Id::TimePerOutputToken => tpot,
                 _ => None,
             }
         };
