@@ -8,7 +8,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use pacer::llm::{Api, Bodies, BodyTemplate, Dataset, LoadOptions, Order, classify};
+use pacer::llm::{Api, Bodies, BodyTemplate, Dataset, LoadOptions, Order, PayloadStyle, classify};
 use pacer::plan::{Input, Limits, LlmInput, Plan, Rate};
 
 /// The trailing event of an OpenAI-style stream with `include_usage`.
@@ -49,6 +49,8 @@ fn lookup(c: &mut Criterion) {
             model: "m",
             stream: true,
             api: Api::Completions,
+            // The original's payload, as the figures measured before the styles were.
+            style: PayloadStyle::Fireworks,
             max_tokens: 16,
             overrides: None,
         },
@@ -86,6 +88,7 @@ fn llm_plan(dataset: Option<&std::path::Path>) -> Plan {
         max_tokens: 64,
         stream: true,
         api: Api::Completions,
+        payload_style: Some(PayloadStyle::Fireworks),
         payload: None,
     });
     if let Some(path) = dataset {

@@ -86,6 +86,10 @@ pub struct LlmSettings {
     pub stream: bool,
     /// `completions` or `chat`.
     pub api: String,
+    /// The default payload sent: `fireworks` or `openai` (`--payload-style`). A state written
+    /// before the styles were sent the original's.
+    #[serde(default = "fireworks_style")]
+    pub payload_style: String,
     pub model: String,
     /// `max_tokens` in words (a number, or where the lengths were drawn from).
     pub max_tokens: String,
@@ -136,6 +140,7 @@ impl Settings {
             LlmSettings {
                 stream: l.stream,
                 api: l.api.name().into(),
+                payload_style: l.payload_style.name().into(),
                 model: field("model").unwrap_or_else(|| "-".into()),
                 max_tokens,
                 prompts: w.map(super::workload_line),
@@ -195,6 +200,10 @@ impl Settings {
     pub fn closed_loop(&self) -> bool {
         self.qps.is_none()
     }
+}
+
+fn fireworks_style() -> String {
+    crate::plan::PayloadStyle::Fireworks.name().into()
 }
 
 /// Thresholds as their texts; read back through the parser that made them.
