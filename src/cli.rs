@@ -1102,6 +1102,31 @@ mod tests {
     }
 
     #[test]
+    fn payload_style_and_server_timings_take_their_names() {
+        use crate::llm::PayloadStyle;
+        let Command::Fireworks(f) = parse(&["llm"]) else {
+            panic!("not fireworks")
+        };
+        assert_eq!(f.payload_style, None, "by the host");
+        let Command::Fireworks(f) = parse(&["llm", "--payload-style", "openai"]) else {
+            panic!("not fireworks")
+        };
+        assert_eq!(f.payload_style, Some(PayloadStyle::OpenAi));
+        let e = Cli::try_parse_from(["pacer", "llm", "--payload-style", "vllm"]).unwrap_err();
+        assert_eq!(e.exit_code(), exit::USAGE);
+        let Command::Mock(m) = parse(&["mock"]) else {
+            panic!("not mock")
+        };
+        assert_eq!(m.server_timings, ServerTimings::Fireworks);
+        let Command::Mock(m) = parse(&["mock", "--server-timings", "llama"]) else {
+            panic!("not mock")
+        };
+        assert_eq!(m.server_timings, ServerTimings::Llama);
+        let e = Cli::try_parse_from(["pacer", "mock", "--server-timings", "x"]).unwrap_err();
+        assert_eq!(e.exit_code(), exit::USAGE);
+    }
+
+    #[test]
     fn the_url_is_positional_or_a_flag_never_both() {
         let Command::Fireworks(f) = parse(&["llm", "http://127.0.0.1:9/v1/completions"]) else {
             panic!("not fireworks")

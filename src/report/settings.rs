@@ -221,3 +221,17 @@ mod threshold_texts {
         crate::slo::parse_all(&texts).map_err(serde::de::Error::custom)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_state_from_before_the_payload_styles_sent_the_originals() {
+        let old = r#"{"stream":true,"api":"completions","model":"m","max_tokens":"25","prompt_overhead_tokens":0}"#;
+        let l: LlmSettings = serde_json::from_str(old).unwrap();
+        assert_eq!(l.payload_style, "fireworks");
+        let back: LlmSettings = serde_json::from_str(&serde_json::to_string(&l).unwrap()).unwrap();
+        assert_eq!(back, l);
+    }
+}
