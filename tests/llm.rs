@@ -474,6 +474,10 @@ fn llama_timings_give_the_servers_figures_and_what_lies_outside_them() {
     ] {
         assert!(text.contains(row), "{row}: {text}");
     }
+    assert!(
+        text.contains("its wait in the server's queue is not in it"),
+        "{text}"
+    );
 }
 
 #[test]
