@@ -1,18 +1,21 @@
 //! The workload's costs: what a request pays on the hot path to find its body (one `entry_for`
 //! and one `index_of` in the library; `Plan::request_for` as the engine calls it, over a
 //! 1,000-line data set shuffled and over one prompt), what the classify step pays for a usage
-//! event (now reading `prompt_tokens` too), and what loading a data set and building a plan from
+//! event (now reading `prompt_tokens` too, and llama.cpp's `timings` when sent), and what loading a data set and building a plan from
 //! it cost before a run.
 
 use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use pacer::llm::{Api, Bodies, BodyTemplate, Dataset, LoadOptions, Order, classify};
+use pacer::llm::{Api, Bodies, BodyTemplate, Dataset, LoadOptions, Order, PayloadStyle, classify};
 use pacer::plan::{Input, Limits, LlmInput, Plan, Rate};
 
 /// The trailing event of an OpenAI-style stream with `include_usage`.
 const USAGE_EVENT: &[u8] = br#"{"id":"cmpl-8f2c","object":"text_completion","created":1717000000,"model":"accounts/fireworks/models/llama-v3p1-8b-instruct","choices":[],"usage":{"prompt_tokens":512,"total_tokens":640,"completion_tokens":128}}"#;
+
+/// llama.cpp's last event: the usage with its `timings` (the server's own figures).
+const LLAMA_USAGE_EVENT: &[u8] = br#"{"choices":[],"created":1717000000,"id":"chatcmpl-Vd","model":"tiny","object":"chat.completion.chunk","usage":{"completion_tokens":128,"prompt_tokens":512,"total_tokens":640,"prompt_tokens_details":{"cached_tokens":500}},"timings":{"cache_n":500,"prompt_n":12,"prompt_ms":43.237,"prompt_per_token_ms":3.603,"prompt_per_second":277.5,"predicted_n":128,"predicted_ms":1238.74,"predicted_per_token_ms":9.677,"predicted_per_second":103.3}}"#;
 
 fn usage_event(c: &mut Criterion) {
     let mut g = c.benchmark_group("llm");
@@ -20,6 +23,12 @@ fn usage_event(c: &mut Criterion) {
     g.bench_function("classify_usage_event", |b| {
         b.iter(|| match classify(black_box(USAGE_EVENT)) {
             Ok(pacer::llm::Event::Chunk(info)) => black_box(info.completion_tokens),
+            _ => None,
+        })
+    });
+    g.bench_function("classify_llama_usage_event", |b| {
+        b.iter(|| match classify(black_box(LLAMA_USAGE_EVENT)) {
+            Ok(pacer::llm::Event::Chunk(info)) => black_box(info.server_ttft),
             _ => None,
         })
     });
@@ -49,6 +58,8 @@ fn lookup(c: &mut Criterion) {
             model: "m",
             stream: true,
             api: Api::Completions,
+            // The original's payload, as the figures measured before the styles were.
+            style: PayloadStyle::Fireworks,
             max_tokens: 16,
             overrides: None,
         },
@@ -86,6 +97,7 @@ fn llm_plan(dataset: Option<&std::path::Path>) -> Plan {
         max_tokens: 64,
         stream: true,
         api: Api::Completions,
+        payload_style: Some(PayloadStyle::Fireworks),
         payload: None,
     });
     if let Some(path) = dataset {

@@ -21,7 +21,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::api::{self, AllowTarget, ApiConfig};
 use crate::llm::Api;
-use crate::mock::{Fault, MockConfig, MockServer};
+use crate::mock::{Fault, MockConfig, MockServer, ServerTimings};
 use crate::plan::{Input, Limits, LlmInput, Plan, Rate, SessionInput, WorkloadInput, defaults};
 pub use bench::Output;
 pub use flags::{
@@ -349,8 +349,15 @@ pub struct MockArgs {
     /// usage.prompt_tokens_details.cached_tokens.
     #[arg(long, default_value_t = 0)]
     pub cached_tokens: u32,
+    /// LLM routes: how answers report the server's own timings: fireworks (its
+    /// fireworks-server-time-to-first-token header and perf_metrics), llama (llama.cpp's timings
+    /// object: prompt_ms = --ttft-ms, predicted_per_token_ms = --itl-ms, cache_n) or none.
+    #[arg(long, default_value = "fireworks", value_name = "STYLE",
+          value_parser = server_timings_parser())]
+    pub server_timings: ServerTimings,
     /// LLM routes: write one JSON line per request to FILE (its connection number, chat
-    /// messages, headers but Authorization), to see what a client sent [default: none]
+    /// messages, headers but Authorization, the body's keys), to see what a client sent
+    /// [default: none]
     #[arg(long, value_name = "FILE")]
     pub log_requests: Option<PathBuf>,
     /// Serve HTTPS with a fresh self-signed CA.
@@ -724,6 +731,7 @@ fn llm_input(a: &LlmArgs) -> Result<Input, CliError> {
         max_tokens: a.max_tokens,
         stream: a.stream,
         api: a.api,
+        payload_style: a.payload_style,
         payload,
     };
     let url = a
@@ -826,6 +834,14 @@ fn listen_error(addr: &str, e: &std::io::Error) -> String {
     format!("cannot listen on {addr}: {why}")
 }
 
+/// Lists the styles in `--help` and in the error for any other.
+fn server_timings_parser() -> impl clap::builder::TypedValueParser<Value = ServerTimings> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(ServerTimings::ALL.map(ServerTimings::name)).try_map(
+        |s: String| ServerTimings::from_name(&s).ok_or_else(|| format!("{s:?} is not a style")),
+    )
+}
+
 fn mock(a: MockArgs) -> Result<(), CliError> {
     let cfg = MockConfig {
         error_rate: if a.all_200 { 0.0 } else { a.error_rate },
@@ -840,6 +856,7 @@ fn mock(a: MockArgs) -> Result<(), CliError> {
         tool_call: a.tool_call,
         usage_skew: a.usage_skew,
         cached_tokens: a.cached_tokens,
+        server_timings: a.server_timings,
         log_requests: a.log_requests.clone(),
         tls: a.tls,
         fault: match &a.fault {
@@ -931,6 +948,7 @@ fn demo(a: DemoArgs) -> Result<(), CliError> {
         max_tokens: defaults::LLM_MAX_TOKENS,
         stream: defaults::LLM_STREAM,
         api: Api::Completions,
+        payload_style: None,
         payload: None,
     });
     bench::bench(&input, &Output::default())?;
@@ -1081,6 +1099,31 @@ mod tests {
             help.contains("--num-workers") && !help.contains("--num_workers"),
             "{help}"
         );
+    }
+
+    #[test]
+    fn payload_style_and_server_timings_take_their_names() {
+        use crate::llm::PayloadStyle;
+        let Command::Fireworks(f) = parse(&["llm"]) else {
+            panic!("not fireworks")
+        };
+        assert_eq!(f.payload_style, None, "by the host");
+        let Command::Fireworks(f) = parse(&["llm", "--payload-style", "openai"]) else {
+            panic!("not fireworks")
+        };
+        assert_eq!(f.payload_style, Some(PayloadStyle::OpenAi));
+        let e = Cli::try_parse_from(["pacer", "llm", "--payload-style", "vllm"]).unwrap_err();
+        assert_eq!(e.exit_code(), exit::USAGE);
+        let Command::Mock(m) = parse(&["mock"]) else {
+            panic!("not mock")
+        };
+        assert_eq!(m.server_timings, ServerTimings::Fireworks);
+        let Command::Mock(m) = parse(&["mock", "--server-timings", "llama"]) else {
+            panic!("not mock")
+        };
+        assert_eq!(m.server_timings, ServerTimings::Llama);
+        let e = Cli::try_parse_from(["pacer", "mock", "--server-timings", "x"]).unwrap_err();
+        assert_eq!(e.exit_code(), exit::USAGE);
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! out; the response families (response time, latency, first byte, corrected or not) every
 //! request that got a complete response, whatever its status (SPEC §2); every family of a
 //! streamed answer (first token, token and chunk gaps, time per output token, the server's own
-//! first token) successful requests only: a stream that failed has no first token to count
+//! figures) successful requests only: a stream that failed has no first token to count
 //! from, so it gives none of its token gaps either.
 
 use std::fmt::Write as _;
@@ -30,6 +30,8 @@ pub enum Id {
     InterChunkLatency,
     TimePerOutputToken,
     ServerTimeToFirstToken,
+    TtftOutsideServer,
+    ServerTimePerOutputToken,
     TimeToFirstReasoningToken,
     TimeToFirstContentToken,
     TimeToFirstToolCall,
@@ -40,7 +42,7 @@ pub enum Id {
 
 impl Id {
     /// Every family, in [`METRICS`]' order.
-    pub const ALL: [Id; 18] = [
+    pub const ALL: [Id; 20] = [
         Id::ResponseTime,
         Id::Latency,
         Id::CorrectedResponseTime,
@@ -53,6 +55,8 @@ impl Id {
         Id::InterChunkLatency,
         Id::TimePerOutputToken,
         Id::ServerTimeToFirstToken,
+        Id::TtftOutsideServer,
+        Id::ServerTimePerOutputToken,
         Id::TimeToFirstReasoningToken,
         Id::TimeToFirstContentToken,
         Id::TimeToFirstToolCall,
@@ -99,8 +103,9 @@ pub enum Runs {
     Every,
     /// Streaming LLM runs (SPEC §4).
     Stream,
-    /// Streaming LLM runs whose server reports the figure (Fireworks' header or `perf_metrics`),
-    /// or sends what it times (reasoning deltas, tool calls): absent from a run without samples.
+    /// Streaming LLM runs whose server reports the figure (llama.cpp's `timings`, vLLM's
+    /// `metrics`, Fireworks' header or `perf_metrics`), or sends what it times (reasoning deltas,
+    /// tool calls): absent from a run without samples.
     StreamWhenReported,
 }
 
@@ -197,7 +202,7 @@ const STREAM_SENT_SUCCESS: (Scope, Runs, Population) = (
 /// `original` ones first (`response_time`, `latency`, then `time_to_first_token`, as the original
 /// did), then the rest. `time_to_first_token` comes before `time_to_first_byte` so that, where
 /// the two are the same, the text report keeps the row LLM users look for.
-pub static METRICS: [Metric; 18] = [
+pub static METRICS: [Metric; 20] = [
     family(
         Id::ResponseTime,
         "response_time",
@@ -290,7 +295,23 @@ pub static METRICS: [Metric; 18] = [
         Id::ServerTimeToFirstToken,
         "server_time_to_first_token",
         "server_time_to_first_token",
-        "the server's own figure (its fireworks-server-time-to-first-token header or perf_metrics)",
+        "the server's own figure: llama.cpp's timings.prompt_ms or vLLM's metrics.time_to_first_token_ms (from when a slot took the request: its wait in the server's queue is not in it), else Fireworks' fireworks-server-time-to-first-token header or perf_metrics",
+        STREAM_SENT_SUCCESS,
+        false,
+    ),
+    family(
+        Id::TtftOutsideServer,
+        "ttft_outside_server",
+        "ttft_outside_server",
+        "per request: time_to_first_token - server_time_to_first_token (0 when the server's is larger): the server's queue, the network and the client",
+        STREAM_SENT_SUCCESS,
+        false,
+    ),
+    family(
+        Id::ServerTimePerOutputToken,
+        "server_time_per_output_token",
+        "server_time_per_output_token",
+        "the server's own decode time per output token: llama.cpp's timings.predicted_per_token_ms, vLLM's metrics.mean_itl_ms",
         STREAM_SENT_SUCCESS,
         false,
     ),
@@ -434,6 +455,8 @@ mod tests {
                     | Id::InterChunkLatency
                     | Id::TimePerOutputToken
                     | Id::ServerTimeToFirstToken
+                    | Id::TtftOutsideServer
+                    | Id::ServerTimePerOutputToken
                     | Id::TimeToFirstReasoningToken
                     | Id::TimeToFirstContentToken
                     | Id::TimeToFirstToolCall

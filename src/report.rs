@@ -846,7 +846,7 @@ pub fn settings(setup: &Settings) -> String {
     if let Some(l) = &setup.llm {
         let _ = writeln!(
             out,
-            "  {} {}, model {}, max_tokens {}",
+            "  {} {}, model {}, max_tokens {}, {} payload",
             if l.stream {
                 "streaming"
             } else {
@@ -855,6 +855,7 @@ pub fn settings(setup: &Settings) -> String {
             l.api,
             l.model,
             l.max_tokens,
+            l.payload_style,
         );
         if let Some(line) = &l.prompts {
             out.push_str(line);

@@ -398,3 +398,193 @@ fn a_prompt_mostly_cached_is_reported_and_noted() {
     assert_eq!(json["cached_tokens"], serde_json::Value::Null);
     assert!(!json["health"]["notes"].to_string().contains("prefix cache"));
 }
+
+#[test]
+fn llama_timings_give_the_servers_figures_and_what_lies_outside_them() {
+    // `pacer mock --server-timings llama`: timings.prompt_ms is the mock's ttft, and
+    // predicted_per_token_ms its itl, in the stream's last event.
+    let m = mock(MockConfig {
+        ttft: ms(TTFT * 1000.0),
+        itl: ms(ITL * 1000.0),
+        tokens: TOKENS as u32,
+        server_timings: pacer::mock::ServerTimings::Llama,
+        ..MockConfig::default()
+    });
+    let url = format!("{}/v1/completions", m.url());
+    let o = pacer(&[
+        "llm",
+        &url,
+        "--token",
+        "t",
+        "-q",
+        "10",
+        "-z",
+        "0.5",
+        "--timeout",
+        "10",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = json_of(&o);
+    let n = r["successes"].as_u64().unwrap_or(0);
+    assert_eq!(n, 5, "{r}");
+    let f = |k: &str| r[k].as_f64().unwrap_or_else(|| panic!("{k} missing: {r}"));
+    // The server's figures are what the mock sent, exactly, for every request.
+    for k in [
+        "server_time_to_first_token_p50",
+        "max_server_time_to_first_token",
+    ] {
+        assert_eq!(f(k), TTFT, "{k}");
+    }
+    for k in [
+        "server_time_per_output_token_p50",
+        "max_server_time_per_output_token",
+    ] {
+        assert_eq!(f(k), ITL, "{k}");
+    }
+    // What lies outside the server: the client's first token comes no earlier than the
+    // server's deadline, and the difference is per request, so the means subtract.
+    let ttft = f("mean_time_to_first_token");
+    assert!(ttft >= TTFT, "ttft {ttft}");
+    let outside = f("mean_ttft_outside_server");
+    assert!(
+        (outside - (ttft - TTFT)).abs() < 1e-9,
+        "outside {outside}, ttft {ttft}"
+    );
+    assert!(f("max_ttft_outside_server") < TIMEOUT);
+    // The text report lists them too, with the note that the server's figure excludes its queue.
+    let o = pacer(&[
+        "llm",
+        &url,
+        "--token",
+        "t",
+        "-q",
+        "10",
+        "-z",
+        "0.2",
+        "--timeout",
+        "10",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    for row in [
+        "server_time_to_first_token",
+        "ttft_outside_server",
+        "server_time_per_output_token",
+    ] {
+        assert!(text.contains(row), "{row}: {text}");
+    }
+    assert!(
+        text.contains("its wait in the server's queue is not in it"),
+        "{text}"
+    );
+}
+
+#[test]
+fn without_server_timings_the_server_families_are_absent() {
+    let m = mock(MockConfig {
+        ttft: ms(5.0),
+        itl: ms(1.0),
+        tokens: 3,
+        server_timings: pacer::mock::ServerTimings::None,
+        ..MockConfig::default()
+    });
+    let i = stream_input(&format!("{}/v1/completions", m.url()), 10.0, 0.3);
+    let p = plan(&i);
+    let s = pacer::engine::run(&p, None).unwrap();
+    assert_eq!(s.successes, 3, "{:?}", s.errors);
+    for id in [
+        Id::ServerTimeToFirstToken,
+        Id::TtftOutsideServer,
+        Id::ServerTimePerOutputToken,
+    ] {
+        assert_eq!(s.timings[id].count(), 0, "{}", id.name());
+    }
+    let json = report::to_json(&report::Settings::of(&p), &s);
+    assert!(json.get("mean_ttft_outside_server").is_none(), "{json}");
+}
+
+/// The body keys the mock logged for each request.
+fn logged_keys(log: &std::path::Path) -> Vec<Vec<String>> {
+    let text = std::fs::read_to_string(log).unwrap();
+    text.lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["keys"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|k| k.as_str().unwrap().to_string())
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn the_cli_sends_a_minimal_openai_payload_unless_asked_for_fireworks() {
+    let dir = TempDir::new("payload-style");
+    let run_with = |name: &str, extra: &[&str]| {
+        let log = dir.path(name);
+        let m = mock(MockConfig {
+            ttft: ms(2.0),
+            itl: ms(1.0),
+            tokens: 3,
+            log_requests: Some(log.clone()),
+            ..MockConfig::default()
+        });
+        let url = format!("{}/v1/completions", m.url());
+        let mut args = vec![
+            "llm", &url, "--token", "t", "-q", "10", "-z", "0.2", "--json",
+        ];
+        args.extend_from_slice(extra);
+        let o = pacer(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let r = json_of(&o);
+        drop(m);
+        (r, logged_keys(&log))
+    };
+    // A loopback server is not Fireworks: the minimal payload, and the report says so.
+    let (r, keys) = run_with("openai.jsonl", &[]);
+    assert_eq!(r["config"]["payload_style"], "openai");
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    for k in &keys {
+        assert_eq!(
+            k,
+            &["model", "prompt", "max_tokens", "stream", "stream_options"],
+            "{keys:?}"
+        );
+    }
+    assert_eq!(
+        r["config"]["fireworks_payload"]["stream_options"],
+        serde_json::json!({"include_usage": true})
+    );
+    // Asked for: the original's payload, key for key, and ignore_eos only when asked.
+    let (r, keys) = run_with(
+        "fireworks.jsonl",
+        &["--payload-style", "fireworks", "--ignore-eos"],
+    );
+    assert_eq!(r["config"]["payload_style"], "fireworks");
+    let want = [
+        "model",
+        "prompt",
+        "max_tokens",
+        "logprobs",
+        "echo",
+        "temperature",
+        "top_p",
+        "top_k",
+        "frequency_penalty",
+        "presence_penalty",
+        "n",
+        "stop",
+        "stream",
+        "context_length_exceeded_behavior",
+        "user",
+        "stream_options",
+        "ignore_eos",
+    ];
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    for k in &keys {
+        assert_eq!(k, &want, "{keys:?}");
+    }
+}

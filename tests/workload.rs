@@ -8,8 +8,8 @@ use std::str::FromStr;
 
 use pacer::llm::synth::CORPUS;
 use pacer::llm::{
-    Api, Bodies, BodyTemplate, Dataset, DatasetError, LengthDist, LoadOptions, Order, Prompt,
-    Synthesizer, Tokenizer, approx_tokens, draw_max_tokens,
+    Api, Bodies, BodyTemplate, Dataset, DatasetError, LengthDist, LoadOptions, Order, PayloadStyle,
+    Prompt, Synthesizer, Tokenizer, approx_tokens, draw_max_tokens,
 };
 use pacer::rng::SplitMix64;
 use serde_json::{Value, json};
@@ -708,6 +708,7 @@ fn a_cycled_dataset_builds_one_body_per_distinct_prompt() {
         model: "m",
         stream: true,
         api: Api::Completions,
+        style: PayloadStyle::Fireworks,
         max_tokens: 64,
         overrides: None,
     };
@@ -766,6 +767,7 @@ fn synthetic_workload_end_to_end() {
             model: "m",
             stream: true,
             api: Api::Chat,
+            style: PayloadStyle::Fireworks,
             max_tokens: 1,
             overrides: None,
         },

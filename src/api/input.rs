@@ -8,7 +8,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::llm::{Api, LengthDist};
+use crate::llm::{Api, LengthDist, PayloadStyle};
 use crate::plan::stages::Stage;
 use crate::plan::{Input, LlmInput, PlanError, Rate, WorkloadInput, defaults, json_bool};
 use crate::shard::ShardIndex;
@@ -183,6 +183,8 @@ fn fireworks_input_in(body: &Value, also: &[&'static str]) -> Result<Input, ApiE
         max_tokens: max_tokens.unwrap_or(defaults::LLM_MAX_TOKENS),
         stream: stream.unwrap_or(defaults::LLM_STREAM),
         api: api.unwrap_or(Api::Completions),
+        // The original's payload, whatever the URL: the endpoint is the original's.
+        payload_style: Some(PayloadStyle::Fireworks),
         payload: payload.cloned(),
     });
     input.workload = workload;

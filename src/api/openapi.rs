@@ -814,6 +814,10 @@ fn config_schema() -> Value {
                     "spin_max_us": {"type": "number", "description": "A thread that wakes for each send stops sleeping up to this many µs before a send and watches the clock, as long as the OS was recently late waking it (0: it sleeps to each send)."},
                     "why": {"type": "string", "description": "The reason for both, in words."}}},
             "api": {"type": "string", "enum": ["completions", "chat"]},
+            "payload_style": {"type": "string", "enum": ["fireworks", "openai"],
+                "description": "The default payload sent: the original's (fireworks; always, \
+                    through /fireworks_benchmark), or the minimal OpenAI one (the command line's \
+                    default for a host outside fireworks.ai)."},
             "stream": {"type": "boolean"},
             "ca_cert": {"type": "string"},
             "insecure": {"type": "boolean"},

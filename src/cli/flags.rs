@@ -13,7 +13,7 @@ use clap::{ArgAction, Args};
 use super::EXIT_CODES;
 use super::duration::parse_secs;
 use super::stages::{self, StageList};
-use crate::llm::{Api, LengthDist};
+use crate::llm::{Api, LengthDist, PayloadStyle};
 use crate::plan::{History, Rate, ThinkTime, defaults, parse_bool};
 use crate::report::secs_text;
 use crate::shard::ShardIndex;
@@ -338,6 +338,11 @@ pub struct LlmArgs {
     /// `completions`, or `chat` (/v1/chat/completions with one user message)
     #[arg(long, default_value = "completions", value_parser = api_parser())]
     pub api: Api,
+    /// The default payload: `fireworks` (the original's: logprobs, echo, a stop string, top_k,
+    /// user, ...) or `openai` (model, prompt or messages, max_tokens, stream, stream_options
+    /// only) [default: fireworks for a host under fireworks.ai, openai for any other]
+    #[arg(long, value_name = "STYLE", value_parser = payload_style_parser())]
+    pub payload_style: Option<PayloadStyle>,
     /// JSON object merged over the default payload; a `null` value removes the key
     /// [default: none]
     #[arg(long, value_name = "JSON")]
@@ -691,6 +696,13 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
 /// The API's boolean words ([`parse_bool`]), so a flag and a request field read alike.
 fn parse_bool_arg(s: &str) -> Result<bool, String> {
     parse_bool(s).ok_or_else(|| format!("{s:?} is not true or false"))
+}
+
+/// Lists the styles in `--help` and in the error for any other.
+fn payload_style_parser() -> impl TypedValueParser<Value = PayloadStyle> {
+    PossibleValuesParser::new(PayloadStyle::ALL.map(PayloadStyle::name)).try_map(|s: String| {
+        PayloadStyle::from_name(&s).ok_or_else(|| format!("{s:?} is not a payload style"))
+    })
 }
 
 /// Lists the names in `--help` and in the error for any other.

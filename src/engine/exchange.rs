@@ -200,6 +200,7 @@ struct Stream {
     /// usage with every chunk says how many tokens each one carried by its growth.
     usage_seen: u64,
     server_ttft: Option<f64>,
+    server_tpot: Option<f64>,
     done: bool,
     failure: Option<Failure>,
     /// Events seen, of any kind: none at the end means the body was not an event stream.
@@ -275,6 +276,9 @@ impl Stream {
                 }
                 if c.server_ttft.is_some() {
                     self.server_ttft = c.server_ttft;
+                }
+                if c.server_tpot.is_some() {
+                    self.server_tpot = c.server_tpot;
                 }
             }
             Ok((Event::Error(msg), _)) => {
@@ -625,6 +629,11 @@ impl Exchange {
             } else {
                 None
             },
+            server_tpot: if self.mode == BodyMode::Sse {
+                self.stream.server_tpot
+            } else {
+                None
+            },
             retried: t.retried,
             token_gaps: u32::try_from(self.stream.token_events.saturating_sub(1))
                 .unwrap_or(u32::MAX),
@@ -655,6 +664,7 @@ impl Exchange {
                     self.keep_alive = h.keep_alive;
                     self.head_at = Some(now);
                     self.stream.server_ttft = h.server_ttft;
+                    self.stream.server_tpot = None;
                     self.body.reset(h.framing);
                     mem.gaps.clear();
                     let ok = (200..300).contains(&h.status);

@@ -181,6 +181,8 @@ pub struct Completed {
     pub input_source: TokenSource,
     /// The server's own time to first token, seconds (streaming runs).
     pub server_ttft: Option<f64>,
+    /// The server's own decode time per output token, seconds (streaming runs).
+    pub server_tpot: Option<f64>,
     /// It was sent a second time after a stale keep-alive connection.
     pub retried: bool,
     /// Gaps between successive token events of the response (token events − 1, 0 without
@@ -222,6 +224,7 @@ impl Completed {
             input_tokens: None,
             input_source: TokenSource::None,
             server_ttft: None,
+            server_tpot: None,
             retried: false,
             token_gaps: 0,
             token_gaps_coalesced: 0,

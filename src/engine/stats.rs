@@ -497,6 +497,8 @@ pub fn request_values(c: &Completed) -> Values {
                 v[corrected as usize] = Sample::of(secs(intended, at));
             }
         }
+        let server_ttft = c.server_ttft.and_then(Sample::of);
+        v[Id::ServerTimeToFirstToken as usize] = server_ttft;
         if let Some(ft) = c.first_token_at {
             let ft = offset(d, ft);
             let ttft = secs(0, ft);
@@ -506,8 +508,12 @@ pub fn request_values(c: &Completed) -> Values {
                 v[Id::TimePerOutputToken as usize] =
                     Sample::of((response_time - ttft) / (c.output_tokens - 1) as f64);
             }
+            // What the server's own figure leaves out: its queue, the network, the client.
+            if let Some(server) = server_ttft {
+                v[Id::TtftOutsideServer as usize] = Sample::of(ttft - server.secs);
+            }
         }
-        v[Id::ServerTimeToFirstToken as usize] = c.server_ttft.and_then(Sample::of);
+        v[Id::ServerTimePerOutputToken as usize] = c.server_tpot.and_then(Sample::of);
     }
     v
 }
@@ -583,6 +589,7 @@ mod tests {
             input_tokens: None,
             input_source: TokenSource::None,
             server_ttft: None,
+            server_tpot: None,
             retried: false,
             token_gaps: 0,
             token_gaps_coalesced: 0,
@@ -632,6 +639,7 @@ mod tests {
                     v[corrected as usize] = Some(since(c.intended, at));
                 }
             }
+            let server = c.server_ttft.filter(|s| s.is_finite()).map(|s| s.max(0.0));
             if let Some(ft) = c.first_token_at {
                 let ttft = since(d, ft);
                 v[Id::TimeToFirstToken as usize] = Some(ttft);
@@ -640,8 +648,10 @@ mod tests {
                     v[Id::TimePerOutputToken as usize] =
                         Some((response_time - ttft) / (c.output_tokens - 1) as f64);
                 }
+                v[Id::TtftOutsideServer as usize] = server.map(|s| ttft - s);
             }
             v[Id::ServerTimeToFirstToken as usize] = c.server_ttft;
+            v[Id::ServerTimePerOutputToken as usize] = c.server_tpot;
         }
         v.map(|x| x.and_then(Sample::of))
     }
@@ -685,6 +695,11 @@ mod tests {
                 0 => Some(f64::NAN),
                 1 => Some(-0.5),
                 2 => Some(rng.next_f64()),
+                _ => None,
+            };
+            c.server_tpot = match rng.below(4) {
+                0 => Some(f64::INFINITY),
+                1 => Some(rng.next_f64() / 100.0),
                 _ => None,
             };
             let bits = |v: Values| v.map(|x| x.map(|s| (s.secs.to_bits(), s.bucket)));
@@ -751,6 +766,10 @@ mod tests {
         let tpot = t[Id::TimePerOutputToken].summary().mean.unwrap();
         assert!((tpot - 0.005).abs() < 1e-12, "{tpot}");
         assert_eq!(t[Id::ServerTimeToFirstToken].count(), 1);
+        // The client's 50 ms less the server's 40 ms.
+        let outside = t[Id::TtftOutsideServer].summary().mean.unwrap();
+        assert!((outside - 0.010).abs() < 1e-12, "{outside}");
+        assert_eq!(t[Id::ServerTimePerOutputToken].count(), 0, "none sent");
         assert_eq!(s.output_tokens, 11);
         // A stream error is timed as a response but gets no token timings.
         let mut failed = c;

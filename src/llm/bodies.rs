@@ -15,7 +15,7 @@ use std::fmt;
 use serde_json::{Map, Value, json};
 
 use super::dataset::{Entry, Prompt};
-use super::payload::{Api, PayloadInput, build_payload};
+use super::payload::{Api, PayloadInput, PayloadStyle, build_payload};
 
 /// What every body shares.
 #[derive(Clone, Copy, Debug)]
@@ -23,6 +23,8 @@ pub struct BodyTemplate<'a> {
     pub model: &'a str,
     pub stream: bool,
     pub api: Api,
+    /// Which default payload each body is.
+    pub style: PayloadStyle,
     /// `max_tokens` for entries without their own.
     pub max_tokens: i64,
     /// Merged over each payload, as for a single prompt.
@@ -156,6 +158,7 @@ fn body(entry: &Entry, max_tokens: i64, t: &BodyTemplate) -> Result<Vec<u8>, Bod
         max_tokens,
         stream: t.stream,
         api: t.api,
+        style: t.style,
         overrides: t.overrides,
     });
     if let Prompt::Chat(messages) = &entry.prompt {
@@ -190,6 +193,7 @@ mod tests {
             model: "m",
             stream: true,
             api,
+            style: PayloadStyle::Fireworks,
             max_tokens: 16,
             overrides: None,
         }
@@ -224,6 +228,7 @@ mod tests {
             max_tokens: 16,
             stream: true,
             api: Api::Completions,
+            style: PayloadStyle::Fireworks,
             overrides: None,
         });
         assert_eq!(bodies.of(1), serde_json::to_vec(&single).unwrap());

@@ -59,9 +59,13 @@ pub struct ChunkInfo {
     /// `usage.prompt_tokens_details.cached_tokens` when present: the prompt tokens the server
     /// took from its prefix cache rather than computed.
     pub cached_tokens: Option<u64>,
-    /// `perf_metrics["fireworks-server-time-to-first-token"]` in seconds, when present (a number or
-    /// a numeric string).
+    /// The server's own time to first token in seconds, when present (a number or a numeric
+    /// string): Fireworks' `perf_metrics["fireworks-server-time-to-first-token"]`, else
+    /// llama.cpp's `timings.prompt_ms`, else vLLM's `metrics.time_to_first_token_ms`.
     pub server_ttft: Option<f64>,
+    /// The server's own decode time per output token in seconds: llama.cpp's
+    /// `timings.predicted_per_token_ms`, else vLLM's `metrics.mean_itl_ms`.
+    pub server_tpot: Option<f64>,
 }
 
 /// Why an event could not be read.
@@ -175,6 +179,7 @@ fn classify_object<'a, T: TextField<'a>>(
     let reasoning = any(|d| d.reasoning_content.carries() || d.reasoning.carries());
     let tool_call = any(|d| d.tool_calls.0);
     let usage = raw.usage.as_ref();
+    let (timings, metrics) = (raw.timings.0, raw.metrics.0);
     let event = Event::Chunk(ChunkInfo {
         token: content || reasoning || tool_call,
         content,
@@ -187,8 +192,17 @@ fn classify_object<'a, T: TextField<'a>>(
         prompt_tokens: usage.and_then(|u| u.prompt_tokens.as_count()),
         cached_tokens: usage
             .and_then(|u| u.prompt_tokens_details.as_ref())
-            .and_then(|d| d.cached_tokens.as_count()),
-        server_ttft: raw.perf_metrics.and_then(|p| p.server_ttft.as_seconds()),
+            .and_then(|d| d.cached_tokens.as_count())
+            .or_else(|| timings.and_then(|t| t.cache_n.as_count())),
+        server_ttft: raw
+            .perf_metrics
+            .0
+            .and_then(|p| p.server_ttft.as_seconds())
+            .or_else(|| timings.and_then(|t| t.prompt_ms.as_millis()))
+            .or_else(|| metrics.and_then(|m| m.time_to_first_token_ms.as_millis())),
+        server_tpot: timings
+            .and_then(|t| t.predicted_per_token_ms.as_millis())
+            .or_else(|| metrics.and_then(|m| m.mean_itl_ms.as_millis())),
     });
     Ok((event, choice))
 }
@@ -209,8 +223,15 @@ struct Raw<T> {
     usage: Option<Usage>,
     #[serde(default)]
     error: Option<ErrorMessage>,
+    /// Fireworks' figures.
     #[serde(default)]
-    perf_metrics: Option<PerfMetrics>,
+    perf_metrics: Lenient<PerfMetrics>,
+    /// llama.cpp's figures (its last streamed event, or a whole answer).
+    #[serde(default)]
+    timings: Lenient<LlamaTimings>,
+    /// vLLM's figures (`--enable-per-request-metrics`: its usage event, or a whole answer).
+    #[serde(default)]
+    metrics: Lenient<VllmMetrics>,
 }
 
 #[derive(Deserialize, Default)]
@@ -327,6 +348,76 @@ impl<'de> Deserialize<'de> for NonEmptyArray {
 struct PerfMetrics {
     #[serde(default, rename = "fireworks-server-time-to-first-token")]
     server_ttft: Number,
+}
+
+/// llama.cpp's `timings` object: what its slot spent on the prompt (after taking the request
+/// from its queue) and per generated token, in milliseconds, and the prompt tokens it reused.
+#[derive(Deserialize, Clone, Copy)]
+struct LlamaTimings {
+    #[serde(default)]
+    prompt_ms: Number,
+    #[serde(default)]
+    predicted_per_token_ms: Number,
+    #[serde(default)]
+    cache_n: Number,
+}
+
+/// vLLM's per-request `metrics` object (milliseconds): the first token from the request's
+/// scheduling (its queue wait is `queue_time_ms`, not read), and the mean gap while decoding.
+#[derive(Deserialize, Clone, Copy)]
+struct VllmMetrics {
+    #[serde(default)]
+    time_to_first_token_ms: Number,
+    #[serde(default)]
+    mean_itl_ms: Number,
+}
+
+/// An object read as `T`, or nothing for any other JSON value (null, a number, an array): a
+/// server's own figures are extras, never a reason to refuse its event, and `metrics` or
+/// `timings` are common enough names that another server may mean something else by them.
+struct Lenient<T>(Option<T>);
+
+impl<T> Default for Lenient<T> {
+    fn default() -> Self {
+        Lenient(None)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Lenient<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = Lenient<T>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Lenient<T>, A::Error> {
+                T::deserialize(de::value::MapAccessDeserializer::new(map)).map(|t| Lenient(Some(t)))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Lenient<T>, A::Error> {
+                skip_seq(seq).map(|()| Lenient(None))
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<Lenient<T>, E> {
+                Ok(Lenient(None))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Lenient<T>, E> {
+                Ok(Lenient(None))
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Lenient<T>, E> {
+                Ok(Lenient(None))
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Lenient<T>, E> {
+                Ok(Lenient(None))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Lenient<T>, E> {
+                Ok(Lenient(None))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Lenient<T>, E> {
+                Ok(Lenient(None))
+            }
+        }
+        d.deserialize_any(V(PhantomData))
+    }
 }
 
 /// Drains the rest of a sequence without looking at it.
@@ -476,6 +567,11 @@ impl Number {
 
     fn as_seconds(self) -> Option<f64> {
         self.0.filter(|s| s.is_finite() && *s >= 0.0)
+    }
+
+    /// Milliseconds, as seconds.
+    fn as_millis(self) -> Option<f64> {
+        self.as_seconds().map(|ms| ms / 1000.0)
     }
 }
 
@@ -931,6 +1027,52 @@ mod tests {
         );
     }
 
+    fn server_figures(data: &str) -> (Option<f64>, Option<f64>, Option<u64>) {
+        match ok(data) {
+            Event::Chunk(c) => (c.server_ttft, c.server_tpot, c.cached_tokens),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn server_figures_from_llama_timings() {
+        // llama.cpp's last streamed event (its shape as the server sends it).
+        let data = r#"{"choices":[],"usage":{"completion_tokens":25,"prompt_tokens":68},"timings":{"cache_n":60,"prompt_n":8,"prompt_ms":43.25,"prompt_per_token_ms":5.4,"prompt_per_second":185.0,"predicted_n":25,"predicted_ms":238.74,"predicted_per_token_ms":9.5,"predicted_per_second":104.7}}"#;
+        assert_eq!(
+            server_figures(data),
+            (Some(0.04325), Some(0.0095), Some(60))
+        );
+        // usage's cached_tokens wins over cache_n.
+        let data = r#"{"choices":[],"usage":{"prompt_tokens_details":{"cached_tokens":7}},"timings":{"cache_n":60,"prompt_ms":"2"}}"#;
+        assert_eq!(server_figures(data), (Some(0.002), None, Some(7)));
+        // Fireworks' figure wins over llama.cpp's.
+        let data = r#"{"choices":[],"perf_metrics":{"fireworks-server-time-to-first-token":0.5},"timings":{"prompt_ms":2}}"#;
+        assert_eq!(server_figures(data), (Some(0.5), None, None));
+        // Nonsense figures are absent, and other shapes of the names are not errors.
+        for data in [
+            r#"{"choices":[],"timings":{"prompt_ms":-1,"predicted_per_token_ms":"inf","cache_n":1.5}}"#,
+            r#"{"choices":[],"timings":[1,2],"metrics":"fast","perf_metrics":7}"#,
+            r#"{"choices":[],"timings":null,"metrics":{"x":{"y":[]}},"perf_metrics":null}"#,
+        ] {
+            assert_eq!(server_figures(data), (None, None, None), "{data}");
+        }
+    }
+
+    #[test]
+    fn server_figures_from_vllm_metrics() {
+        let data = r#"{"choices":[],"usage":{"prompt_tokens":42,"completion_tokens":128},"metrics":{"time_to_first_token_ms":85.0,"generation_time_ms":1240.5,"queue_time_ms":12.3,"mean_itl_ms":9.0,"tokens_per_second":103.2}}"#;
+        assert_eq!(server_figures(data), (Some(0.085), Some(0.009), None));
+        // A single-token answer has no mean gap.
+        let data = r#"{"choices":[],"metrics":{"time_to_first_token_ms":85,"mean_itl_ms":null}}"#;
+        assert_eq!(server_figures(data), (Some(0.085), None, None));
+        // A whole answer carries them too.
+        let body =
+            br#"{"choices":[{"message":{"content":"Hi"}}],"metrics":{"time_to_first_token_ms":5}}"#;
+        match classify_body(body) {
+            Ok(Event::Chunk(c)) => assert_eq!(c.server_ttft, Some(0.005)),
+            other => panic!("{other:?}"),
+        }
+    }
     fn parts(t: &ChunkText) -> Vec<String> {
         t.parts().map(str::to_owned).collect()
     }

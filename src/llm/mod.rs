@@ -31,7 +31,7 @@ pub use event::{
     classify_text,
 };
 pub use lengths::{LengthDist, LengthError};
-pub use payload::{Api, PayloadInput, build_payload};
+pub use payload::{Api, PayloadInput, PayloadStyle, build_payload};
 pub use sse::{MAX_EVENT_BYTES, SseError, SseParser};
 pub use synth::{SynthError, SynthPrompt, Synthesizer, approx_tokens};
 pub use tokenizer::{Tokenizer, TokenizerError};

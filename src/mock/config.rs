@@ -39,6 +39,8 @@ pub struct MockConfig {
     /// LLM: prompt tokens said to come from a prefix cache
     /// (`usage.prompt_tokens_details.cached_tokens`, at most the prompt's; sent when above 0).
     pub cached_tokens: u32,
+    /// LLM: how a streamed answer reports the server's own timings (see [`ServerTimings`]).
+    pub server_timings: ServerTimings,
     /// Serve HTTPS with a certificate signed by a CA generated at start.
     pub tls: bool,
     /// Apply this fault to every request, whatever the path.
@@ -64,6 +66,7 @@ impl Default for MockConfig {
             tool_call: false,
             usage_skew: 0,
             cached_tokens: 0,
+            server_timings: ServerTimings::Fireworks,
             log_requests: None,
             tls: false,
             fault: None,
@@ -78,6 +81,44 @@ impl MockConfig {
     pub fn status_for(&self, ordinal: u64) -> u16 {
         let u = SplitMix64::new(self.seed ^ ordinal.wrapping_mul(0x9E37_79B9_7F4A_7C15)).next_f64();
         if u < self.error_rate { 400 } else { 200 }
+    }
+}
+
+/// How the mock's answers report the server's own timings, as one kind of server does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServerTimings {
+    /// Fireworks': a `fireworks-server-time-to-first-token` header (the configured `ttft`) and,
+    /// in the stream's last token event, `perf_metrics` with the time the first token really
+    /// left.
+    Fireworks,
+    /// llama.cpp's: a `timings` object in the stream's last event before `[DONE]` and in a
+    /// whole answer (`prompt_ms` is the configured `ttft`, `predicted_per_token_ms` the `itl`,
+    /// `cache_n` the cached tokens).
+    Llama,
+    /// None at all.
+    None,
+}
+
+impl ServerTimings {
+    /// Every style, in the order of the docs.
+    pub const ALL: [ServerTimings; 3] = [
+        ServerTimings::Fireworks,
+        ServerTimings::Llama,
+        ServerTimings::None,
+    ];
+
+    /// The name `--server-timings` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            ServerTimings::Fireworks => "fireworks",
+            ServerTimings::Llama => "llama",
+            ServerTimings::None => "none",
+        }
+    }
+
+    /// The inverse of [`ServerTimings::name`]; `None` for anything else.
+    pub fn from_name(name: &str) -> Option<ServerTimings> {
+        Self::ALL.into_iter().find(|s| s.name() == name)
     }
 }
 
@@ -209,6 +250,18 @@ mod tests {
         let err = "nope".parse::<Fault>().unwrap_err();
         assert_eq!(err, UnknownFault("nope".to_string()));
         assert!(err.to_string().contains("sse-no-done"));
+    }
+
+    #[test]
+    fn server_timings_names_round_trip() {
+        for st in ServerTimings::ALL {
+            assert_eq!(ServerTimings::from_name(st.name()), Some(st));
+        }
+        assert_eq!(ServerTimings::from_name("vllm"), None);
+        assert_eq!(
+            MockConfig::default().server_timings,
+            ServerTimings::Fireworks
+        );
     }
 
     #[test]

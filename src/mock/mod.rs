@@ -42,7 +42,7 @@ use std::sync::atomic::Ordering;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-pub use config::{Fault, MockConfig, UnknownFault};
+pub use config::{Fault, MockConfig, ServerTimings, UnknownFault};
 pub use state::Counters;
 use state::Shared;
 

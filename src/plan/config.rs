@@ -106,6 +106,7 @@ pub(super) fn echo(
     config.insert("interval".into(), number(plan.interval.as_secs_f64()));
     if let Some((l, _)) = llm {
         config.insert("api".into(), json!(l.api.name()));
+        config.insert("payload_style".into(), json!(l.payload_style.name()));
         config.insert("stream".into(), json!(l.stream));
         if input.workload.ignore_eos {
             config.insert("ignore_eos".into(), json!(true));

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 
 use super::ShardIndex;
 use super::stages::Stage;
-use crate::llm::{Api, LengthDist};
+use crate::llm::{Api, LengthDist, PayloadStyle};
 use crate::wall::UnixNanos;
 
 /// Requests per second, or closed-loop saturation.
@@ -257,6 +257,9 @@ pub struct LlmInput {
     /// Asked-for streaming; a `stream` in `payload` overrides it (see `Plan::new`).
     pub stream: bool,
     pub api: Api,
+    /// Which default payload to send; `None`: by the target's host
+    /// ([`PayloadStyle::for_host`]).
+    pub payload_style: Option<PayloadStyle>,
     pub payload: Option<Map<String, Value>>,
 }
 
@@ -272,6 +275,7 @@ impl LlmInput {
             max_tokens: 5,
             stream: true,
             api: Api::Completions,
+            payload_style: None,
             payload: None,
         }
     }
@@ -286,6 +290,7 @@ impl fmt::Debug for LlmInput {
             .field("max_tokens", &self.max_tokens)
             .field("stream", &self.stream)
             .field("api", &self.api)
+            .field("payload_style", &self.payload_style)
             .finish_non_exhaustive()
     }
 }

@@ -38,6 +38,8 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
+/// The payload styles, for the modules that read a plan (`report`) but not `llm`.
+pub use crate::llm::PayloadStyle;
 use crate::llm::{Api, Tokenizer};
 use crate::slo::Threshold;
 use crate::slo::goodput::Objective;
@@ -107,6 +109,8 @@ pub struct LlmPlan {
     /// The `stream` the payload finally carries (the `payload` override wins over the field).
     pub stream: bool,
     pub api: Api,
+    /// The default payload the requests carry.
+    pub payload_style: PayloadStyle,
     /// The prompt tokens a chat template is expected to add (`--prompt-overhead-tokens`).
     pub prompt_overhead_tokens: u64,
 }
@@ -464,6 +468,7 @@ mod tests {
             max_tokens: 25,
             stream: true,
             api: Api::Chat,
+            payload_style: None,
             payload: None,
         };
         i.llm = Some(l.clone());
@@ -592,6 +597,7 @@ mod tests {
             max_tokens: 3,
             stream: true,
             api: Api::Chat,
+            payload_style: Some(PayloadStyle::Fireworks),
             payload: json!({"top_k": null, "stream": "False"})
                 .as_object()
                 .cloned(),
@@ -606,7 +612,8 @@ mod tests {
                 r#""context_length_exceeded_behavior":"truncate","user":"<string>"},"#,
                 r#""url":"https://h/v1/chat/completions","qps":"max","duration":1,"#,
                 r#""num_workers":50,"timeout":2.0,"method":"POST","arrival":"constant","#,
-                r#""threads":2,"threads_reason":"as asked","interval":1,"api":"chat","stream":false,"#,
+                r#""threads":2,"threads_reason":"as asked","interval":1,"api":"chat","#,
+                r#""payload_style":"fireworks","stream":false,"#,
                 r#""insecure":true,"#,
                 r#""warning":"TLS certificate verification is DISABLED (insecure): the target's identity was not checked"}"#
             )

@@ -10,7 +10,7 @@ use super::input::{Input, LlmInput, json_bool};
 use super::workload::Requests;
 use super::{BodyMode, LlmPlan, PlanError, Target, invalid};
 use crate::http1::{build_request, is_field_value, is_token};
-use crate::llm::{Api, PayloadInput, build_payload};
+use crate::llm::{Api, PayloadInput, PayloadStyle, build_payload};
 
 /// The request of a run, ready for the engine and the `config` echo.
 pub(super) struct Shaped {
@@ -128,12 +128,16 @@ fn shape_llm(
         target.path = format!("{}/chat/completions", &target.path[..cut]);
     }
     let stream = final_stream(l)?;
+    let style = l
+        .payload_style
+        .unwrap_or_else(|| PayloadStyle::for_host(&target.host));
     let payload = build_payload(&PayloadInput {
         model: &l.model,
         prompt: &l.prompt,
         max_tokens: l.max_tokens,
         stream,
         api: l.api,
+        style,
         overrides,
     });
     let auth = format!("Bearer {}", l.token.trim());
@@ -153,6 +157,7 @@ fn shape_llm(
         LlmPlan {
             stream,
             api: l.api,
+            payload_style: style,
             prompt_overhead_tokens: 0,
         },
         payload,

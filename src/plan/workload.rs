@@ -546,6 +546,7 @@ fn body_template<'a>(
         model: &l.model,
         stream: llm.stream,
         api: llm.api,
+        style: llm.payload_style,
         max_tokens: l.max_tokens,
         overrides: shaped.overrides.as_ref(),
     }

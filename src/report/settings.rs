@@ -86,6 +86,10 @@ pub struct LlmSettings {
     pub stream: bool,
     /// `completions` or `chat`.
     pub api: String,
+    /// The default payload sent: `fireworks` or `openai` (`--payload-style`). A state written
+    /// before the styles were sent the original's.
+    #[serde(default = "fireworks_style")]
+    pub payload_style: String,
     pub model: String,
     /// `max_tokens` in words (a number, or where the lengths were drawn from).
     pub max_tokens: String,
@@ -136,6 +140,7 @@ impl Settings {
             LlmSettings {
                 stream: l.stream,
                 api: l.api.name().into(),
+                payload_style: l.payload_style.name().into(),
                 model: field("model").unwrap_or_else(|| "-".into()),
                 max_tokens,
                 prompts: w.map(super::workload_line),
@@ -197,6 +202,10 @@ impl Settings {
     }
 }
 
+fn fireworks_style() -> String {
+    crate::plan::PayloadStyle::Fireworks.name().into()
+}
+
 /// Thresholds as their texts; read back through the parser that made them.
 mod threshold_texts {
     use serde::{Deserialize, Deserializer, Serializer};
@@ -210,5 +219,19 @@ mod threshold_texts {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Threshold>, D::Error> {
         let texts = Vec::<String>::deserialize(d)?;
         crate::slo::parse_all(&texts).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_state_from_before_the_payload_styles_sent_the_originals() {
+        let old = r#"{"stream":true,"api":"completions","model":"m","max_tokens":"25","prompt_overhead_tokens":0}"#;
+        let l: LlmSettings = serde_json::from_str(old).unwrap();
+        assert_eq!(l.payload_style, "fireworks");
+        let back: LlmSettings = serde_json::from_str(&serde_json::to_string(&l).unwrap()).unwrap();
+        assert_eq!(back, l);
     }
 }

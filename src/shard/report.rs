@@ -163,6 +163,7 @@ mod tests {
             max_tokens: 7,
             stream: true,
             api: Api::Chat,
+            payload_style: None,
             payload: None,
         });
         let mut whole = llm.clone();

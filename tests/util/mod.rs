@@ -70,6 +70,8 @@ pub fn llm_input(url: &str, qps: f64, duration: f64) -> Input {
         max_tokens: 25,
         stream: true,
         api: pacer::llm::Api::Completions,
+        // By the host: the minimal OpenAI payload for the loopback mock.
+        payload_style: None,
         payload: None,
     });
     i

@@ -18,6 +18,9 @@
 //!   counted from the first batch. So the gap before an event, divided by its tokens, is `itl`
 //!   whatever K; with K = 1 event k leaves at `ttft + k × itl`.
 //!
+//! - the server's own timings, as `server_timings` says ([`ServerTimings`]): Fireworks' header
+//!   and `perf_metrics`, llama.cpp's `timings` object, or none.
+//!
 //! Every event is scheduled from one `Instant` (the request's end), so sleep overshoot never
 //! accumulates along a stream. A whole (non-streamed) answer is sent when the stream's last event
 //! would have been.
@@ -26,6 +29,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 
+use crate::mock::ServerTimings;
 use crate::mock::wire::{Conn, Next, Request, keep_or_close, write_head};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -315,6 +319,7 @@ pub(super) fn answer(conn: &mut Conn, req: &Request, api: Api, fault: Option<Sse
         kinds: Kinds::of(tokens, u64::from(cfg.reasoning_tokens), cfg.tool_call),
         skew: cfg.usage_skew,
         cached: u64::from(cfg.cached_tokens),
+        server: cfg.server_timings,
     };
     let usage = cfg.usage && ask.include_usage;
     if stream {
@@ -325,8 +330,8 @@ pub(super) fn answer(conn: &mut Conn, req: &Request, api: Api, fault: Option<Sse
 }
 
 /// One line of the request log (`log_requests`): the connection, the chat messages' roles and
-/// contents (null for a body that is not JSON with messages), and the headers but
-/// `Authorization`.
+/// contents (null for a body that is not JSON with messages), the headers but `Authorization`,
+/// and the body's keys in order (`keys`: which payload the client sent).
 fn log_request(conn: &Conn, req: &Request) {
     use std::io::Write as _;
     let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
@@ -336,11 +341,16 @@ fn log_request(conn: &Conn, req: &Request) {
         .filter(|(n, _)| n != "authorization")
         .map(|(n, v)| (n.clone(), Value::String(v.clone())))
         .collect();
+    let keys: Vec<&String> = body
+        .as_object()
+        .map(|o| o.keys().collect())
+        .unwrap_or_default();
     let line = json!({
         "conn": conn.id,
         "path": req.path,
         "messages": body.get("messages"),
         "headers": headers,
+        "keys": keys,
     });
     if let Some(log) = &conn.shared.log
         && let Ok(mut f) = log.lock()
@@ -362,9 +372,39 @@ struct Timing {
     skew: i64,
     /// Prompt tokens said to be cached (at most the prompt's).
     cached: u64,
+    /// How the server's own timings are reported.
+    server: ServerTimings,
 }
 
 impl Timing {
+    /// llama.cpp's `timings` object for an answer of `prompt` prompt tokens: the prompt took
+    /// `ttft` (the cached ones skipped), each generated token `itl`.
+    fn llama_timings(self, prompt: u64) -> Value {
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        let cache_n = self.cached.min(prompt);
+        let prompt_n = prompt - cache_n;
+        let (prompt_ms, per_token_ms) = (ms(self.ttft), ms(self.itl));
+        let per_second = |n: u64, ms: f64| {
+            if ms > 0.0 {
+                n as f64 * 1000.0 / ms
+            } else {
+                0.0
+            }
+        };
+        let predicted_ms = per_token_ms * self.tokens as f64;
+        json!({
+            "cache_n": cache_n,
+            "prompt_n": prompt_n,
+            "prompt_ms": prompt_ms,
+            "prompt_per_token_ms": if prompt_n > 0 { prompt_ms / prompt_n as f64 } else { 0.0 },
+            "prompt_per_second": per_second(prompt_n, prompt_ms),
+            "predicted_n": self.tokens,
+            "predicted_ms": predicted_ms,
+            "predicted_per_token_ms": per_token_ms,
+            "predicted_per_second": per_second(self.tokens, predicted_ms),
+        })
+    }
+
     fn usage(self, prompt: u64, sent: u64) -> Value {
         let mut usage = usage_of(prompt, sent, self.kinds.reasoning.min(sent), self.skew);
         if self.cached > 0 {
@@ -433,17 +473,23 @@ fn stream_answer(
     // As Fireworks does: the server's own time to first token, in seconds, so clients can tell
     // network and client time from server time. The mock's is the configured `ttft`.
     let server_ttft = format!("{:.6}", timing.ttft.as_secs_f64());
-    let extra = [
+    let fireworks = timing.server == ServerTimings::Fireworks;
+    let with_header = [
         ("Cache-Control", "no-cache"),
         ("fireworks-server-time-to-first-token", server_ttft.as_str()),
     ];
+    let extra = if fireworks {
+        &with_header[..]
+    } else {
+        &with_header[..1]
+    };
     write_head(
         &mut conn.out,
         200,
         "text/event-stream",
         None,
         req.keep_alive,
-        &extra,
+        extra,
     );
     if stamp.api == Api::Chat {
         let role = json!([{"index": 0, "delta": {"role": "assistant"}, "finish_reason": null}]);
@@ -503,13 +549,21 @@ fn stream_answer(
     conn.out.clear();
     let called = stamp.api == Api::Chat && timing.kinds.tool_from < timing.tokens;
     let mut stop = stamp.token("", Some(if called { "tool_calls" } else { "stop" }));
-    if let Some(t) = first_sent {
+    if let (Some(t), true) = (first_sent, fireworks) {
         stop["perf_metrics"] = json!({"fireworks-server-time-to-first-token": t.as_secs_f64()});
+    }
+    let llama = timing.server == ServerTimings::Llama;
+    // llama.cpp sends its timings in the stream's last event: the usage event when there is one.
+    if llama && !usage {
+        stop["timings"] = timing.llama_timings(ask.prompt_tokens);
     }
     push_event(&mut conn.out, &stop.to_string());
     if usage {
         let mut event = stamp.event(json!([]));
         event["usage"] = timing.usage(ask.prompt_tokens, timing.tokens);
+        if llama {
+            event["timings"] = timing.llama_timings(ask.prompt_tokens);
+        }
         push_event(&mut conn.out, &event.to_string());
     }
     if fault != Some(SseFault::NoDone) {
@@ -562,6 +616,10 @@ fn whole_answer(conn: &mut Conn, req: &Request, stamp: &Stamp, ask: &Ask, timing
         "choices": [choice],
         "usage": timing.usage(ask.prompt_tokens, timing.tokens),
     });
+    let mut body = body;
+    if timing.server == ServerTimings::Llama {
+        body["timings"] = timing.llama_timings(ask.prompt_tokens);
+    }
     let body = body.to_string();
     conn.answer_json(req, 200, body.as_bytes(), &[])
 }
