@@ -188,6 +188,10 @@ PY
         echo "$name" >"$WORK/name$i"
         i=$((i + 1))
     done
+    # The table's server columns come from /metrics deltas over each run. Once pacer's report
+    # reads llama.cpp's `timings` itself (issue 20, item 7: prompt_ms, predicted_per_token_ms,
+    # cache_n), "server prompt ms/req" and "server decode ms/req" have per-request counterparts
+    # (percentiles, and the queue as client TTFT minus prompt_ms) in pacer's own JSON report.
     # The server's own per-request figures, and its framing, from requests sent by hand.
     start_server
     "$VENV/bin/python" "$HERE/tools/llama_probe.py" "$PORT" "$tok" >"$WORK/probe.txt"

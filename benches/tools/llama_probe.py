@@ -161,7 +161,12 @@ def probe(api, stream, n=5, max_tokens=32):
             ttft = arrivals[-1][0] if arrivals else None
         sent = p.get("prompt") or p["messages"][0]["content"]
         rows.append((ttft, timings or {}, usage or {}, tokens_events, text, sent))
-        last = (raw, status, headers, body_at, body)
+        # The stream kept for its framing (and saved as a fixture): the first whose every token
+        # came in an event of its own. llama.cpp holds back a token that ends inside a UTF-8
+        # character and sends it with the next, which a random model's bytes often do.
+        whole = (usage or {}).get("completion_tokens") == tokens_events
+        if last is None or (whole and not last[5]):
+            last = (raw, status, headers, body_at, body, whole)
     return rows, last
 
 
@@ -195,7 +200,7 @@ def main():
     print()
     print("Framing of one stream of each kind:")
     for api in ("completions", "chat"):
-        raw, status, headers, body_at, body = frames[(api, True)]
+        raw, status, headers, body_at, body, _ = frames[(api, True)]
         chunks = dechunk(body)
         evs = events(body, headers)
         print(f"\n{api}: {status}")
