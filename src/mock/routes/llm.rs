@@ -11,6 +11,11 @@
 //!   `stream_options.include_usage` (and the config allows); whole answers always do. With
 //!   `stream_options.continuous_usage_stats` as well (vLLM's option), every content event also
 //!   carries the usage so far, its `completion_tokens` counting the tokens sent up to it;
+//! - framing, checked against llama.cpp's server (tests/mock_server.rs, on fixtures saved from
+//!   it): a chat stream opens with a role event (`delta: {"role": "assistant", "content": null}`),
+//!   the last content event is followed by one with an empty text or delta and the
+//!   `finish_reason` (`length` when max_tokens cut the answer, else `stop`), then the usage event
+//!   (`choices: []`) when asked for, then `data: [DONE]`. One event per HTTP chunk;
 //! - chunks: each streamed content event carries `tokens_per_chunk` tokens (K), the last one the
 //!   remainder. The first content event leaves `ttft` after the request's end; each later one
 //!   leaves `n × itl` after the one before, n the tokens it carries: the mock behaves like a
@@ -291,6 +296,12 @@ pub(super) fn answer(conn: &mut Conn, req: &Request, api: Api, fault: Option<Sse
     if let Some(cap) = ask.max_tokens {
         tokens = tokens.min(cap);
     }
+    // As llama.cpp and OpenAI say: "length" when max_tokens cut the answer short.
+    let finish = if tokens < u64::from(cfg.tokens) {
+        "length"
+    } else {
+        "stop"
+    };
     let stream = ask.stream || fault.is_some();
     let per_chunk = u64::from(cfg.tokens_per_chunk.max(1));
     if fault.is_some() {
@@ -320,6 +331,7 @@ pub(super) fn answer(conn: &mut Conn, req: &Request, api: Api, fault: Option<Sse
         skew: cfg.usage_skew,
         cached: u64::from(cfg.cached_tokens),
         server: cfg.server_timings,
+        finish,
     };
     let usage = cfg.usage && ask.include_usage;
     if stream {
@@ -374,6 +386,9 @@ struct Timing {
     cached: u64,
     /// How the server's own timings are reported.
     server: ServerTimings,
+    /// The finish reason of an answer without a tool call: `stop`, or `length` when the
+    /// request's max_tokens cut it short.
+    finish: &'static str,
 }
 
 impl Timing {
@@ -492,7 +507,9 @@ fn stream_answer(
         extra,
     );
     if stamp.api == Api::Chat {
-        let role = json!([{"index": 0, "delta": {"role": "assistant"}, "finish_reason": null}]);
+        // `content: null` beside the role, as llama.cpp's server sends it: a client must not
+        // take the role event for a token, nor choke on the null.
+        let role = json!([{"index": 0, "delta": {"role": "assistant", "content": null}, "finish_reason": null}]);
         push_event(&mut conn.out, &stamp.event(role).to_string());
     }
     conn.shared.counters.count_status(200);
@@ -548,7 +565,7 @@ fn stream_answer(
     }
     conn.out.clear();
     let called = stamp.api == Api::Chat && timing.kinds.tool_from < timing.tokens;
-    let mut stop = stamp.token("", Some(if called { "tool_calls" } else { "stop" }));
+    let mut stop = stamp.token("", Some(if called { "tool_calls" } else { timing.finish }));
     if let (Some(t), true) = (first_sent, fireworks) {
         stop["perf_metrics"] = json!({"fireworks-server-time-to-first-token": t.as_secs_f64()});
     }
@@ -588,14 +605,14 @@ fn whole_answer(conn: &mut Conn, req: &Request, stamp: &Stamp, ask: &Ask, timing
     let choice = match stamp.api {
         Api::Completions => {
             let text = text(0, timing.tokens);
-            json!({"text": text, "index": 0, "logprobs": null, "finish_reason": "stop"})
+            json!({"text": text, "index": 0, "logprobs": null, "finish_reason": timing.finish})
         }
         Api::Chat => {
             let mut message = json!({"role": "assistant", "content": text(k.reasoning, k.tool_from - k.reasoning)});
             if k.reasoning > 0 {
                 message["reasoning_content"] = json!(text(0, k.reasoning));
             }
-            let mut finish = "stop";
+            let mut finish = timing.finish;
             if k.tool_from < timing.tokens {
                 message["tool_calls"] = json!([{"id": "call_mock", "type": "function",
                     "function": {"name": "lookup", "arguments": "{\"q\":\"mock\"}"}}]);
