@@ -9,7 +9,10 @@
 #   model     tiny random Llama GGUF with a byte-level BPE tokenizer -> $CACHE/tiny-llama.gguf
 #   serve     starts llama-server on a free port (-np 4), prints the port, waits (Ctrl-C stops)
 #   run       serve + pacer llm runs (completions/chat, stream or not, --ignore-eos, sessions,
-#             prefix groups) + a table of pacer's figures next to the server's own (timings, usage)
+#             prefix groups, a queue, --payload-style fireworks against the default openai, one
+#             repeated --prompt) + tables of pacer's figures next to the server's own (pacer's
+#             reading of `timings` per request, /metrics totals, usage), the runs' health notes,
+#             and the probe's requests by hand (benches/tools/llama_probe.py)
 #   fixtures  serve + saves one streaming completions and one streaming chat answer, raw bytes
 #             as on the wire, to tests/fixtures/llama_cpp_{completions,chat}_stream.http
 # Environment: PACER (default target/release/pacer), PACER_LLAMA_CACHE (default
@@ -135,10 +138,13 @@ serve() {
     wait "$SERVER_PID"
 }
 
-# The Fireworks payload keys pacer sends by default that change what llama.cpp does (a `stop`
-# string holds tokens back, `logprobs` bloats every event): removed, for a plain OpenAI payload.
-# Once pacer has --payload-style openai, that flag does this.
-PLAIN='{"logprobs":null,"echo":null,"stop":null,"user":null,"top_k":null,"context_length_exceeded_behavior":null,"seed":7}'
+# A fixed seed, so reruns sample alike. The payload is otherwise pacer's default for a host that
+# is not Fireworks: the minimal OpenAI one (`--payload-style openai`); the Fireworks payload's
+# `stop` string and `logprobs` change what llama.cpp does, which the "fireworks payload" runs show.
+SEED='{"seed":7}'
+# One prompt sent by every request of the "one repeated --prompt" run (25 tokens): the server's
+# prompt cache then gives all but the last token of it to every request after a slot's first.
+REPEATED='Permission is hereby granted, free of charge, to any person obtaining a copy of this software'
 
 run() {
     build
@@ -155,9 +161,9 @@ with open(sys.argv[1], "w") as f:
         turns = [f"Tell me about {t}.", "Say more about that, with an example.", "Now sum it up."]
         f.write(json.dumps({"turns": turns}) + "\n")
 PY
-    local common=(--token none --model tiny --tokenizer "$tok" --payload "$PLAIN" --quiet --json
+    local common=(--token none --model tiny --tokenizer "$tok" --payload "$SEED" --quiet --json
         --timeout 30s)
-    # name | api | flags
+    # name | api | flags (shell words: quotes group, as on a command line)
     local -a runs=(
         "completions stream|completions|--stream true --ignore-eos --input-tokens 100 --max-tokens 64 -q 2 -n 20 -c 4"
         "completions whole|completions|--stream false --ignore-eos --input-tokens 100 --max-tokens 64 -q 2 -n 20 -c 4"
@@ -168,8 +174,12 @@ PY
         "prefix groups 2x150|completions|--stream true --ignore-eos --input-tokens 200 --prefix-tokens 150 --prefix-groups 2 --max-tokens 32 -q 2 -n 20 -c 4"
         "sessions 6x3 turns|chat|--api chat --sessions --dataset $WORK/sessions.jsonl --stream true --ignore-eos --max-tokens 32 -q 1 -n 6 -c 8"
         "queue: 8 at once, 4 slots|completions|--stream true --ignore-eos --input-tokens 100 --max-tokens 128 -q max -n 16 -c 8"
+        "completions stream, fireworks payload|completions|--payload-style fireworks --stream true --ignore-eos --input-tokens 100 --max-tokens 64 -q 2 -n 20 -c 4"
+        "chat stream, overhead 11, fireworks payload|chat|--payload-style fireworks --api chat --stream true --ignore-eos --input-tokens 100 --max-tokens 64 -q 2 -n 20 -c 4 --prompt-overhead-tokens 11"
+        "one repeated --prompt|completions|--prompt '$REPEATED' --stream true --ignore-eos --max-tokens 32 -q 2 -n 20 -c 4"
     )
     local i=0 spec name api flags path
+    local -a words
     # A fresh server for every run: pacer's synthetic prompts are the same from run to run, and
     # the server's prompt cache would otherwise serve a run from the one before.
     for spec in "${runs[@]}"; do
@@ -178,8 +188,8 @@ PY
         path=http://127.0.0.1:$PORT/v1/completions
         [ "$api" = chat ] && path=http://127.0.0.1:$PORT/v1/chat/completions
         curl -fs "http://127.0.0.1:$PORT/metrics" >"$WORK/m$i.before"
-        # shellcheck disable=SC2086 # flags are words on purpose
-        if ! nice -n 5 "$PACER" llm --url "$path" "${common[@]}" $flags \
+        eval "words=($flags)"
+        if ! nice -n 5 "$PACER" llm --url "$path" "${common[@]}" "${words[@]}" \
             --requests "$WORK/r$i.jsonl" >"$WORK/p$i.json" 2>"$WORK/p$i.err"; then
             echo "pacer failed on '$name':" >&2
             tail -n 5 "$WORK/p$i.err" >&2
@@ -188,10 +198,10 @@ PY
         echo "$name" >"$WORK/name$i"
         i=$((i + 1))
     done
-    # The table's server columns come from /metrics deltas over each run. Once pacer's report
-    # reads llama.cpp's `timings` itself (issue 20, item 7: prompt_ms, predicted_per_token_ms,
-    # cache_n), "server prompt ms/req" and "server decode ms/req" have per-request counterparts
-    # (percentiles, and the queue as client TTFT minus prompt_ms) in pacer's own JSON report.
+    # Two sources of the server's side: /metrics deltas over each run (totals: seconds and
+    # tokens), and pacer's own report, which reads llama.cpp's `timings` on every answer
+    # (server_time_to_first_token from prompt_ms, server_time_per_output_token from
+    # predicted_per_token_ms, ttft_outside_server = client TTFT - prompt_ms: the queue).
     # The server's own per-request figures, and its framing, from requests sent by hand.
     start_server
     "$VENV/bin/python" "$HERE/tools/llama_probe.py" "$PORT" "$tok" >"$WORK/probe.txt"
@@ -208,20 +218,49 @@ def metrics(path):
         out[k.split("{")[0]] = float(v)
     return out
 
-def ms(x):
-    return "-" if x is None else f"{x * 1e3:.1f}"
+def ms(x, digits=1):
+    return "-" if x is None else f"{x * 1e3:.{digits}f}"
 
-rows = []
+def table(head, rows):
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+    print()
+
+runs = []
 for j in range(n):
     name = open(f"{work}/name{j}").read().strip()
     try:
         r = json.load(open(f"{work}/p{j}.json"))
     except (OSError, ValueError):
-        rows.append((name, "pacer failed") + ("",) * 11)
-        continue
+        r = None
     a, b = metrics(f"{work}/m{j}.before"), metrics(f"{work}/m{j}.after")
-    d = lambda k: b.get(k, 0) - a.get(k, 0)
+    runs.append((name, r, lambda k, a=a, b=b: b.get(k, 0) - a.get(k, 0)))
+
+# Timings: pacer's client figures, then the server's per request as pacer read them from
+# `timings`, then the server's totals from /metrics per success.
+t_rows, c_rows, s_rows, notes = [], [], [], []
+for name, r, d in runs:
+    if r is None:
+        t_rows.append((name, "pacer failed") + ("",) * 9)
+        continue
     ok = r.get("successes") or 0
+    per = lambda k: ms(d(k) / ok) if ok else "-"
+    t_rows.append((
+        name, f"{ok}/{r.get('total_requests')}",
+        ms(r.get("time_to_first_token_p50")),
+        ms(r.get("server_time_to_first_token_p50")),
+        ms(r.get("ttft_outside_server_p50")),
+        per("llamacpp:prompt_seconds_total"),
+        ms(r.get("time_per_output_token_p50"), 3),
+        ms(r.get("server_time_per_output_token_p50"), 3),
+        per("llamacpp:tokens_predicted_seconds_total"),
+        ms(r.get("response_time_p50")),
+    ))
+    for t in r.get("by_turn") or []:
+        t_rows.append((f"  turn {t['turn']}", str(t["requests"]),
+                       ms(t.get("time_to_first_token_p50"))) + ("",) * 7)
     tm = r.get("token_mismatch") or {}
 
     def mism(side):
@@ -230,32 +269,59 @@ for j in range(n):
             return "-"
         return f"{x['requests']}/{x['compared']} ({x['mean_diff']:+.1f})"
 
-    rows.append((
-        name, f"{ok}/{r.get('total_requests')}",
-        ms(r.get("time_to_first_token_p50")),
-        ms(r.get("response_time_p50")),
-        ms(d("llamacpp:prompt_seconds_total") / ok) if ok else "-",
-        ms(d("llamacpp:tokens_predicted_seconds_total") / ok) if ok else "-",
+    health = r.get("health") or {}
+    cache_note = any("prefix cache" in x for x in health.get("notes") or [])
+    c_rows.append((
+        name,
         f"{r.get('input_tokens')} ({r.get('input_tokens_source')})",
         f"{int(d('llamacpp:prompt_tokens_total'))}",
         f"{r.get('output_tokens')} ({r.get('output_tokens_source')})",
         f"{int(d('llamacpp:tokens_predicted_total'))}",
         mism("prompt"), mism("output"),
         "-" if r.get("cached_token_share") is None else f"{r['cached_token_share']:.2f}",
+        "yes" if cache_note else "no",
     ))
     for t in r.get("by_turn") or []:
-        rows.append((f"  turn {t['turn']}", str(t["requests"]),
-                     ms(t.get("time_to_first_token_p50")), "", "", "",
-                     f"{t.get('mean_prompt_tokens'):.0f} per request", "", "", "", "", "", ""))
-head = ("run", "ok", "pacer TTFT p50 ms", "pacer response p50 ms", "server prompt ms/req",
-        "server decode ms/req", "pacer input tokens", "server prompt tokens evaluated",
-        "pacer output tokens", "server tokens predicted",
-        "prompt: tokenizer vs usage, mismatched/compared (mean usage-pacer)",
-        "output: same", "cached share (usage)")
-print("| " + " | ".join(head) + " |")
-print("|" + "---|" * len(head))
-for row in rows:
-    print("| " + " | ".join(row) + " |")
+        c_rows.append((f"  turn {t['turn']}", f"{t.get('mean_prompt_tokens'):.0f} per request")
+                      + ("",) * 7)
+    for x in health.get("notes") or []:
+        notes.append(f"- {name}: {x}")
+    # Streams: token gaps (usage: tokens - 1 per answer), the gaps between token events (one
+    # event may carry more than one token), and between reads that brought token events
+    # (inter_chunk_latency's samples: events read together are one chunk).
+    hist = r.get("histograms") or {}
+    gaps = r.get("token_gaps_coalesced") or {}
+    if r.get("time_to_first_token_p50") is not None and ok:
+        total = r.get("total_requests") or 0
+        s_rows.append((
+            name, (r.get("config") or {}).get("payload_style", "?"),
+            ms(r.get("time_to_first_token_p50")),
+            ms(r.get("server_time_to_first_token_p50")),
+            str((r.get("output_tokens") or 0) - ok),
+            str(gaps.get("of", "-")),
+            str(sum(x["count"] for x in hist.get("inter_chunk_latency") or [])),
+            f"{(r.get('bytes_received') or 0) / total:,.0f}" if total else "-",
+        ))
+
+print("Timings (ms, p50 over the run's successes; TPOT = time per output token)")
+print()
+table(("run", "ok", "pacer TTFT", "server TTFT (timings.prompt_ms, per request)",
+       "TTFT outside server (per request)", "server prompt (/metrics, per request)",
+       "pacer TPOT", "server TPOT (timings.predicted_per_token_ms)",
+       "server decode (/metrics, per request)", "pacer response"), t_rows)
+print("Token counts (per run)")
+print()
+table(("run", "pacer input tokens", "server prompt tokens evaluated (/metrics)",
+       "pacer output tokens", "server tokens predicted (/metrics)",
+       "prompt: tokenizer vs usage, mismatched/compared (mean usage-pacer)", "output: same",
+       "cached share (usage)", "prefix-cache note"), c_rows)
+print("Streams: token gaps, event gaps, chunk gaps (ms, counts over the run)")
+print()
+table(("run", "payload", "pacer TTFT p50", "server TTFT p50", "token gaps (usage)",
+       "event gaps", "chunk gaps (reads)", "bytes per response"), s_rows)
+print("Health notes")
+print()
+print("\n".join(notes) if notes else "(none)")
 print()
 print(open(f"{work}/probe.txt").read())
 PY

@@ -3,10 +3,11 @@
 For each of completions and chat, streamed and whole, sends a few requests over a plain socket
 (HTTP/1.1, one request per connection), times the first token event as a client sees it, and
 reads what the server says of itself: `timings` (prompt_ms, prompt_n, predicted_n, cache_n) and
-`usage`. Prints a table of those, then the framing of one stream of each kind: the HTTP head,
-the chunking, and each event's JSON keys. With --save DIR, writes one streamed completions answer
-and one streamed chat answer, raw bytes as they came off the socket, to
-DIR/llama_cpp_completions_stream.http and DIR/llama_cpp_chat_stream.http.
+`usage`. Prints a table of those, then what the Fireworks payload's `stop` string and `logprobs`
+do to llama.cpp's streams (`payload_styles`, not with --save), then the framing of one stream of
+each kind: the HTTP head, the chunking, and each event's JSON keys. With --save DIR, writes one
+streamed completions answer and one streamed chat answer, raw bytes as they came off the
+socket, to DIR/llama_cpp_completions_stream.http and DIR/llama_cpp_chat_stream.http.
 
 Usage: python llama_probe.py PORT TOKENIZER_JSON [--save DIR]
 """
@@ -95,6 +96,10 @@ def kind(ev, api):
         return "last"
     if api == "chat" and "role" in (c.get("delta") or {}) and not (c["delta"].get("content")):
         return "role"
+    if not (c.get("text") or (c.get("delta") or {}).get("content")):
+        # llama.cpp's event for a token it holds back (a stop string may start with it): the
+        # text comes with the next token's event. pacer counts no token here either.
+        return "empty"
     return "token"
 
 
@@ -170,6 +175,75 @@ def probe(api, stream, n=5, max_tokens=32):
     return rows, last
 
 
+def payload_styles(n=40, max_tokens=256):
+    """The Fireworks payload's `stop` string and `logprobs` against llama.cpp, one at a time.
+
+    Each of n prompts (with markup) is sent as a plain request and again with
+    `stop: "<string>"`, with `logprobs: 2, echo: true`, and with both, all with the Fireworks
+    payload's sampling (temperature 1, top_k 50, top_p 1), one seed and no prompt cache
+    (`cache_prompt: false`), so each variant samples the same tokens from the same cold start:
+    any difference in the events is the parameter's.
+    Prints, per variant: answers, tokens (usage), token events (text not empty), the empty
+    events llama.cpp sends for a held-back token, answers whose first text carried more than the
+    plain answer's first token (held back), client TTFT p50, bytes p50.
+    """
+    words = ["Note:", "Also,", "Here", "Now", "Then", "So", "Yes,", "Well,", "First,", "Last,"]
+    base = {"model": "tiny", "max_tokens": max_tokens, "stream": True, "ignore_eos": True,
+            "temperature": 1, "top_k": 50, "top_p": 1, "seed": 7, "cache_prompt": False,
+            "stream_options": {"include_usage": True}}
+    variants = [("plain (openai style)", {}), ("stop \"<string>\"", {"stop": "<string>"}),
+                ("logprobs 2, echo", {"logprobs": 2, "echo": True}),
+                ("fireworks: stop, logprobs 2, echo", {"stop": "<string>", "logprobs": 2,
+                                                      "echo": True})]
+    out = {name: [] for name, _ in variants}
+    for i in range(n):
+        # Markup in the prompt (as in many real prompts): this random model then samples `<`
+        # tokens more often, the ones a stop string starting with `<` holds back.
+        prompt = f"{words[i % len(words)]} {i} <a <b < c"
+        for name, extra in variants:
+            raw, arrivals = request("/v1/completions", dict(base, prompt=prompt, **extra))
+            _, headers, body_at, body = split(raw)
+            texts, usage, ttft, offset, empty = [], {}, None, body_at, 0
+            for e in events(body, headers):
+                where = raw.find(("data: " + e).encode(), offset)
+                end = where + len(e) + 6
+                offset = end
+                empty += kind(e, "completions") == "empty"
+                if kind(e, "completions") == "token":
+                    if ttft is None:
+                        ttft = next(t for t, n_ in arrivals if n_ >= end)
+                    texts.append(json.loads(e)["choices"][0].get("text") or "")
+                elif e != "[DONE]":
+                    usage = json.loads(e).get("usage") or usage
+            out[name].append((ttft, texts, usage.get("completion_tokens"), len(raw), empty))
+    plain = out[variants[0][0]]
+
+    def p50(xs):
+        xs = sorted(x for x in xs if x is not None)
+        return xs[len(xs) // 2] if xs else None
+
+    print(f"Payload styles: {n} streamed completions, {max_tokens} tokens, one at a time, each "
+          "prompt sent once per variant (same seed, no prompt cache):")
+    print()
+    print("| variant | answers | tokens (usage) | token events | tokens sent with the next "
+          "(tokens - events) | empty events (held) | same text as plain | first token held | "
+          "client TTFT p50 ms | bytes per answer p50 |")
+    print("|" + "---|" * 10)
+    for name, _ in variants:
+        rows = out[name]
+        tokens = sum(r[2] or 0 for r in rows)
+        evs = sum(len(r[1]) for r in rows)
+        same = sum("".join(r[1]) == "".join(q[1]) for r, q in zip(rows, plain))
+        held = sum(bool(r[1]) and bool(q[1]) and len(r[1][0]) > len(q[1][0])
+                   for r, q in zip(rows, plain))
+        print("| " + " | ".join([
+            name, str(len(rows)), str(tokens), str(evs), str(tokens - evs),
+            str(sum(r[4] for r in rows)), f"{same}/{len(rows)}",
+            str(held), fmt(p50(r[0] for r in rows), 1e3), f"{p50(r[3] for r in rows):,}",
+        ]) + " |")
+    print()
+
+
 def fmt(x, scale=1.0, nd=1):
     return "-" if x is None else f"{x * scale:.{nd}f}"
 
@@ -198,6 +272,8 @@ def main():
                     str(len(TOK.encode(text).ids)) if TOK else "-",
                 ]) + " |")
     print()
+    if not SAVE:
+        payload_styles()
     print("Framing of one stream of each kind:")
     for api in ("completions", "chat"):
         raw, status, headers, body_at, body, _ = frames[(api, True)]
