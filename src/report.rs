@@ -126,16 +126,18 @@ fn reported<'a>(
 /// The run's `health`, judged from what the engine measured (its threads, its lateness, the
 /// token gaps read together): the one place the report draws it, for the JSON and the text
 /// alike, for one process's run and a merged one. None when the run measured nothing of it.
-pub fn verdict(stats: &RunStats) -> Option<health::Health> {
+pub fn verdict(setup: &Settings, stats: &RunStats) -> Option<health::Health> {
     let h = stats.health.clone()?;
-    Some(
-        health::judge(h)
-            .with_token_gaps(stats.token_gaps, stats.token_gaps_coalesced)
-            .with_prompt_cache(
-                stats.tokens.cached_tokens,
-                stats.tokens.cached_of_prompt_tokens,
-            ),
-    )
+    let h = health::judge(h).with_token_gaps(stats.token_gaps, stats.token_gaps_coalesced);
+    // A run built to share prefixes (sessions, a trace's blocks, --prefix-tokens) means the
+    // cache hits it gets: its cached share is on the tokens line, not a warning.
+    Some(match setup.shares_prefixes() {
+        true => h,
+        false => h.with_prompt_cache(
+            stats.tokens.cached_tokens,
+            stats.tokens.cached_of_prompt_tokens,
+        ),
+    })
 }
 
 /// The JSON report of a run.
@@ -159,7 +161,7 @@ pub fn to_json(setup: &Settings, stats: &RunStats) -> Value {
             json!({"full": stats.tls_full, "resumed": stats.tls_resumed}),
         );
     }
-    if let Some(h) = verdict(stats) {
+    if let Some(h) = verdict(setup, stats) {
         m.insert("health".into(), h.to_json());
     }
     if !stats.stages.is_empty() {
@@ -993,7 +995,10 @@ pub fn to_text_body(setup: &Settings, stats: &RunStats) -> String {
             unsent
         );
     }
-    for line in verdict(stats).iter().flat_map(health::Health::text_lines) {
+    for line in verdict(setup, stats)
+        .iter()
+        .flat_map(health::Health::text_lines)
+    {
         let _ = writeln!(out, "  {line}");
     }
     if setup.tls {

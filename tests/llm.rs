@@ -387,6 +387,24 @@ fn a_prompt_mostly_cached_is_reported_and_noted() {
         notes.contains("prefix cache gave 15 of 15 prompt tokens"),
         "{notes}"
     );
+    // A run built to share prefixes (--prefix-tokens) means its cache hits: the share is
+    // reported, and no note warns about it.
+    let all_cached = mock(MockConfig {
+        ttft: ms(5.0),
+        itl: ms(1.0),
+        tokens: 3,
+        cached_tokens: 1000,
+        ..MockConfig::default()
+    });
+    let mut i = stream_input(&format!("{}/v1/completions", all_cached.url()), 10.0, 0.5);
+    i.workload.input_tokens = Some("8".parse().unwrap());
+    i.workload.prefix_tokens = Some(4);
+    let p = plan(&i);
+    let s = pacer::engine::run(&p, None).unwrap();
+    let json = report::to_json(&report::Settings::of(&p), &s);
+    assert_eq!(json["cached_token_share"], 1.0, "{json}");
+    let notes = json["health"]["notes"].to_string();
+    assert!(!notes.contains("prefix cache"), "{notes}");
     // Without the cache's figure: null, and no note.
     let plain = llm_mock(false);
     let i = stream_input(&format!("{}/v1/completions", plain.url()), 10.0, 0.3);

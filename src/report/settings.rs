@@ -101,6 +101,18 @@ pub struct LlmSettings {
 }
 
 impl Settings {
+    /// The run was built for its prompts to share prefixes (a session's history, a trace's
+    /// shared blocks, `--prefix-tokens`): a prefix cache's hits are what it measures.
+    pub fn shares_prefixes(&self) -> bool {
+        self.sessions.is_some()
+            || self.trace
+            || self
+                .config
+                .get("prefix_tokens")
+                .and_then(serde_json::Value::as_u64)
+                .is_some_and(|n| n > 0)
+    }
+
     /// What the report reads of `plan`.
     pub fn of(plan: &Plan) -> Settings {
         let method = plan.requests.method();
