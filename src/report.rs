@@ -396,11 +396,16 @@ fn measured(m: &mut Map<String, Value>, setup: &Settings, stats: &RunStats) {
 }
 
 /// The error names of requests the run never sent because it was stopped, or (a session's
-/// later turns) because its duration was over (the engine's `Failure::Interrupted` and
-/// `Failure::RunEnded`).
-fn unsent_names() -> [String; 2] {
+/// later turns) because its duration was over or a turn before failed (the engine's
+/// `Failure::Interrupted`, `Failure::RunEnded` and `Failure::SessionEnded`).
+fn unsent_names() -> [String; 3] {
     use crate::engine::outcome::Failure;
-    [Failure::Interrupted, Failure::RunEnded].map(|f| f.name("", 0, &[]))
+    [
+        Failure::Interrupted,
+        Failure::RunEnded,
+        Failure::SessionEnded,
+    ]
+    .map(|f| f.name("", 0, &[]))
 }
 
 /// Whether an error bucket holds requests never sent because the run was stopped or over.
@@ -810,10 +815,11 @@ pub fn settings(setup: &Settings) -> String {
             let requests = plural(setup.count, "request");
             if setup.trace {
                 let mean = setup.count as f64 / setup.duration.max(1e-9);
+                // `q` is what connections and threads are sized to: the most requests due in
+                // any one second, or the mean when that is higher (a trace under a second).
                 format!(
-                    "{requests} at the trace's times over {duration} (mean {:.1} req/s, \
-                     {q} at the busiest second)",
-                    mean
+                    "{requests} at the trace's times over {duration} (mean {mean:.1} req/s, \
+                     sized for {q:.1} req/s: its busiest second or its mean)"
                 )
             } else if setup.stages.is_empty() {
                 format!("{q} req/s for {duration} ({requests}, {arrival})")
@@ -955,12 +961,16 @@ pub fn to_text_body(setup: &Settings, stats: &RunStats) -> String {
     let _ = writeln!(out);
     let unsent = unsent(stats);
     let unsent_text = if unsent > 0 {
-        let why = if stats.interrupted {
-            "interrupted"
-        } else {
-            "the run ended first"
-        };
-        format!("   unsent {unsent} ({why})")
+        // Each bucket's count and name without its `not sent: `.
+        let why: Vec<String> = unsent_names()
+            .into_iter()
+            .filter_map(|n| {
+                let k = stats.errors.get(&ErrorKey::Name(n.clone())).copied()?;
+                let what = n.strip_prefix("not sent: ").unwrap_or(&n).to_owned();
+                Some(format!("{k} {what}"))
+            })
+            .collect();
+        format!("   unsent {unsent} ({})", why.join(", "))
     } else {
         String::new()
     };

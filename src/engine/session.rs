@@ -8,7 +8,8 @@
 //! latency. A turn due at or after the run's end is not sent ([`LaneSessions::due`] hands it
 //! back with `past_end`), and the lane records it and the session's later turns as unsent. A
 //! session ends finished when its last turn succeeds, unfinished when a turn fails or the run
-//! ends first.
+//! ends first; the turns after a failed one are recorded as `not sent: session ended`, so every
+//! turn of every started session is a request of the report.
 //!
 //! Nothing here is touched by a run without sessions: the lane holds `None`.
 
@@ -240,12 +241,14 @@ impl LaneSessions {
     }
 
     /// Turn request `index` ended without success (a failure, a status, not sent): its session
-    /// ends unfinished. The connection it owned, if any, for the lane to free.
-    pub fn ended(&mut self, index: u64) -> Option<(usize, u64)> {
+    /// ends unfinished. None when the session was no longer live (it ended before); else the
+    /// connection it owned, if any, for the lane to free. The lane then records the session's
+    /// later turns as not sent ([`LaneSessions::later_turns`]).
+    pub fn ended(&mut self, index: u64) -> Option<Option<(usize, u64)>> {
         let (session, _) = self.plan.of_index(index);
         let l = self.live.remove(&session)?;
         self.stats.turns.record(f64::from(l.answered));
-        l.conn
+        Some(l.conn)
     }
 
     /// The next waiting turn due by `now`, or intended past the run's end (never to be sent).

@@ -7,8 +7,10 @@
 //! text once, each request's own head and the bytes around its prompt ([`frame`], one per
 //! distinct output length), and a list of segments per request. Block `b` of an entry is
 //! `block_tokens` tokens by the rule of thumb (0.75 words a token), its last block cut to the
-//! rest of `input_length`. With `--tokenizer` the cut is moved word by word until the tokenizer
-//! counts `input_length` (special tokens included), and the count is recorded per request.
+//! rest of `input_length`. With `--tokenizer` a whole block is the most whole words the
+//! tokenizer counts at most `block_tokens` (exactly that at a word boundary), the same for an
+//! id wherever it is whole, and the last block's cut is moved word by word until the tokenizer
+//! counts `input_length` (special tokens included); the count is recorded per request.
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -136,6 +138,8 @@ pub(super) fn build(
     let blocks = BlockText::new();
     let synth = Synthesizer::new(tok, 0).map_err(|e| invalid("tokenizer", e.to_string()))?;
     let mut dense: HashMap<u64, u64> = HashMap::new();
+    // With a tokenizer: each block's words when it is whole (not an entry's last), by dense id.
+    let mut full_words: HashMap<u64, usize> = HashMap::new();
     let mut frames: HashMap<i64, Option<Frame>> = HashMap::new();
     let n = r.trace.entries.len();
     let mut distinct = Vec::with_capacity(n);
@@ -163,7 +167,7 @@ pub(super) fn build(
                     *dense.entry(*id).or_insert(next)
                 })
                 .collect();
-            blocks_of(&blocks, e, &ids, r.block_tokens, tok).map_err(at)?
+            blocks_of(&blocks, e, &ids, r.block_tokens, tok, &mut full_words).map_err(at)?
         };
         if tok.is_some() {
             counts.push(count);
@@ -188,21 +192,63 @@ pub(super) fn build(
     })
 }
 
+/// The words of block `j` when it is whole, with a tokenizer: the most whole words whose tokens
+/// are at most `block_tokens` (exactly that when a word boundary falls there, as it does for a
+/// tokenizer whose tokens are words), so the same id is the same tokens wherever it is whole.
+fn whole_block_words(
+    blocks: &BlockText,
+    j: u64,
+    block_tokens: u32,
+    tok: &Tokenizer,
+) -> Result<usize, String> {
+    // A word is at least a token: block_tokens + 1 words are more tokens than a block holds.
+    let words = block_tokens as usize + 1;
+    let (marker, ranges) = blocks.block(j, words);
+    let mut text = marker.clone().unwrap_or_default().into_bytes();
+    for r in ranges {
+        text.extend_from_slice(&blocks.text()[r]);
+    }
+    // The corpus and the markers need no escaping: the bytes are the text.
+    let text = String::from_utf8(text).map_err(|e| e.to_string())?;
+    // starts[w]: the tokens of the first w words (the marker is one word).
+    let starts = tok.word_starts(&text).map_err(|e| e.to_string())?;
+    let fit = starts.partition_point(|&s| s <= block_tokens as usize);
+    let marker_words = usize::from(marker.is_some());
+    Ok(fit.saturating_sub(1 + marker_words).max(1))
+}
+
 /// An entry's prompt from its blocks: the escaped pieces and, with a tokenizer, its count.
+/// `full_words` caches [`whole_block_words`] by dense id.
 fn blocks_of(
     blocks: &BlockText,
     e: &TraceEntry,
     ids: &[u64],
     block_tokens: u32,
     tok: Option<&Tokenizer>,
+    full_words: &mut HashMap<u64, usize>,
 ) -> Result<(Vec<Segment>, Option<u32>), String> {
     let k = ids.len();
     let last_tokens = e.input_length - (k as u32 - 1) * block_tokens;
-    let full = BlockText::words_for(block_tokens);
+    let approx_full = BlockText::words_for(block_tokens);
+    // Each whole block's words: by the rule of thumb, or the tokenizer's count.
+    let mut fulls = Vec::with_capacity(k - 1);
+    for &j in &ids[..k - 1] {
+        fulls.push(match tok {
+            None => approx_full,
+            Some(t) => match full_words.get(&j) {
+                Some(&w) => w,
+                None => {
+                    let w = whole_block_words(blocks, j, block_tokens, t)?;
+                    full_words.insert(j, w);
+                    w
+                }
+            },
+        });
+    }
     let pieces_for = |last_words: usize| {
         let mut pieces = Vec::new();
         for (b, &j) in ids.iter().enumerate() {
-            let words = if b + 1 < k { full } else { last_words };
+            let words = if b + 1 < k { fulls[b] } else { last_words };
             let (marker, ranges) = blocks.block(j, words);
             if let Some(m) = marker {
                 pieces.push(Segment::owned(escape(&m)));
