@@ -231,7 +231,8 @@ fn targets_json(setup: &Settings, stats: &RunStats) -> Value {
 }
 
 /// A session run's `sessions` (started, finished, unfinished, turns and duration per session)
-/// and `by_turn` (per turn index: requests, time to first token, mean prompt tokens).
+/// and `by_turn` (per turn index: requests, time to first token, dispatch delay, mean prompt
+/// tokens).
 fn sessions_json(s: &SessionStats) -> (Value, Value) {
     let sessions = json!({
         "started": s.started,
@@ -252,6 +253,8 @@ fn sessions_json(s: &SessionStats) -> (Value, Value) {
                 "time_to_first_token_p50": t.ttft.quantile(0.5),
                 "time_to_first_token_p90": t.ttft.quantile(0.9),
                 "time_to_first_token_p99": t.ttft.quantile(0.99),
+                "dispatch_delay_p50": t.dispatch_delay.quantile(0.5),
+                "dispatch_delay_p99": t.dispatch_delay.quantile(0.99),
                 "mean_prompt_tokens": mean_prompt_tokens(t),
             })
         })
@@ -281,17 +284,18 @@ fn sessions_text(s: &SessionStats) -> String {
     );
     let _ = writeln!(
         out,
-        "  by turn:   turn   requests   ttft p50   ttft p90   ttft p99   prompt tokens"
+        "  by turn:   turn   requests   ttft p50   ttft p90   ttft p99   dispatch p50   prompt tokens"
     );
     for (k, t) in s.by_turn.iter().enumerate() {
         let _ = writeln!(
             out,
-            "           {:>6} {:>10} {:>10} {:>10} {:>10} {:>15}",
+            "           {:>6} {:>10} {:>10} {:>10} {:>10} {:>14} {:>15}",
             k + 1,
             t.requests,
             opt(t.ttft.quantile(0.5)),
             opt(t.ttft.quantile(0.9)),
             opt(t.ttft.quantile(0.99)),
+            opt(t.dispatch_delay.quantile(0.5)),
             mean_prompt_tokens(t).map_or("-".into(), |v| format!("{v:.1}")),
         );
     }

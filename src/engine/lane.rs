@@ -883,8 +883,12 @@ impl<'a> Lane<'a> {
             return false;
         };
         let (_, turn) = s.of_index(c.index);
-        s.stats
-            .turn_ended(turn, values[Id::TimeToFirstToken as usize], c.input_tokens);
+        s.stats.turn_ended(
+            turn,
+            values[Id::TimeToFirstToken as usize],
+            values[Id::DispatchDelay as usize],
+            c.input_tokens,
+        );
         if c.outcome != Outcome::Success {
             // Its connection is the one this answer came on: `complete` frees it.
             if s.ended(c.index).is_some() {
@@ -904,8 +908,12 @@ impl<'a> Lane<'a> {
             return;
         };
         let (_, turn) = s.of_index(c.index);
-        s.stats
-            .turn_ended(turn, values[Id::TimeToFirstToken as usize], c.input_tokens);
+        s.stats.turn_ended(
+            turn,
+            values[Id::TimeToFirstToken as usize],
+            values[Id::DispatchDelay as usize],
+            c.input_tokens,
+        );
         if let Some(owned) = s.ended(c.index) {
             self.session_ended(c.index, owned, c.ended);
         }

@@ -25,11 +25,14 @@ use crate::rng::SplitMix64;
 use crate::stats::{Recorder, Sample};
 
 /// One turn index's figures (`by_turn`): requests that ended, time to first token of the
-/// successes, and the prompt tokens of those that had a count.
+/// successes, dispatch delay of those sent, and the prompt tokens of those that had a count.
 #[derive(Clone, Debug, Default)]
 pub struct TurnStats {
     pub requests: u64,
     pub ttft: Recorder,
+    /// Intended time to dispatch of the turns sent: a later turn's lateness after its think
+    /// time (with none, the lane's reaction to the answer before it).
+    pub dispatch_delay: Recorder,
     pub prompt_tokens: u64,
     pub prompt_counted: u64,
 }
@@ -63,12 +66,22 @@ impl SessionStats {
         &mut self.by_turn[k - 1]
     }
 
-    /// A turn's request ended: its time to first token when it had one, its prompt's tokens.
-    pub fn turn_ended(&mut self, turn: u32, ttft: Option<Sample>, prompt_tokens: Option<u64>) {
+    /// A turn's request ended: its time to first token and dispatch delay when it had them,
+    /// its prompt's tokens.
+    pub fn turn_ended(
+        &mut self,
+        turn: u32,
+        ttft: Option<Sample>,
+        dispatch_delay: Option<Sample>,
+        prompt_tokens: Option<u64>,
+    ) {
         let t = self.turn(turn);
         t.requests += 1;
         if let Some(s) = ttft {
             t.ttft.record_sample(s);
+        }
+        if let Some(s) = dispatch_delay {
+            t.dispatch_delay.record_sample(s);
         }
         if let Some(n) = prompt_tokens {
             t.prompt_tokens += n;
@@ -90,6 +103,7 @@ impl AddAssign for SessionStats {
         for (mine, theirs) in self.by_turn.iter_mut().zip(b.by_turn) {
             mine.requests += theirs.requests;
             mine.ttft.merge(theirs.ttft);
+            mine.dispatch_delay.merge(theirs.dispatch_delay);
             mine.prompt_tokens += theirs.prompt_tokens;
             mine.prompt_counted += theirs.prompt_counted;
         }
