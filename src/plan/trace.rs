@@ -267,16 +267,27 @@ fn blocks_of(
     };
     // The tokenizer's count with the last block cut after `w` words grows with `w`: find the
     // most words whose count is at most input_length.
-    let count = |w: usize| -> Result<usize, String> {
+    let text_of = |w: usize| -> Result<String, String> {
         let bytes = Segments::from_parts(pieces_for(w)).to_vec();
         // The corpus and the markers need no escaping: the bytes are the text.
-        let text = String::from_utf8(bytes).map_err(|e| e.to_string())?;
-        tok.count_prompt(&text).map_err(|e| e.to_string())
+        String::from_utf8(bytes).map_err(|e| e.to_string())
+    };
+    let count = |w: usize| -> Result<usize, String> {
+        tok.count_prompt(&text_of(w)?).map_err(|e| e.to_string())
     };
     let target = e.input_length as usize;
     let (mut lo, mut hi) = (1usize, (last_tokens as usize).max(approx) + 1);
     while count(hi)? <= target && hi < 64 * (last_tokens as usize + 1) {
         hi *= 2;
+    }
+    // The cut from one encoding: with the last block at `hi` words, the tokens of every
+    // shorter cut are where its next word starts (for a tokenizer whose words never merge
+    // across a space, as whitespace pre-tokenizers do). Taken when the count confirms it; the
+    // search below is for the other tokenizers.
+    if let Some(w) = cut_from_word_starts(tok, &text_of(hi)?, hi, target)?
+        && count(w)? == target
+    {
+        return Ok((pieces_for(w), Some(target.min(u32::MAX as usize) as u32)));
     }
     if count(lo)? > target {
         return Err(format!(
@@ -296,6 +307,27 @@ fn blocks_of(
     }
     let got = count(lo)?;
     Ok((pieces_for(lo), Some(got.min(u32::MAX as usize) as u32)))
+}
+
+/// The most words `w` (1 to `words` - 1) of the last block whose prompt the tokenizer would
+/// count at most `target` (special tokens included), read off `text`'s word starts, `text`
+/// being the prompt with the last block at `words` words; None when even one word is too many.
+fn cut_from_word_starts(
+    tok: &Tokenizer,
+    text: &str,
+    words: usize,
+    target: usize,
+) -> Result<Option<usize>, String> {
+    let starts = tok.word_starts(text).map_err(|e| e.to_string())?;
+    let Some(before) = starts.len().checked_sub(words) else {
+        return Ok(None);
+    };
+    let specials = tok.special_tokens();
+    // starts[before + w]: the tokens of every word before the last block and w of its words.
+    let fit = (1..words)
+        .take_while(|&w| starts[before + w] + specials <= target)
+        .last();
+    Ok(fit)
 }
 
 /// One request: its head, the frame's bytes before the prompt, the prompt's pieces, the frame's
