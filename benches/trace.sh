@@ -101,8 +101,8 @@ first = p.stderr.readline()
 built = time.monotonic() - t0
 rest = p.stderr.read()
 p.wait()
-if not first.startswith("pacer: "):
-    sys.exit(f"{name}: {first}{rest}")
+if p.returncode != 0 or not first.startswith("pacer: "):
+    sys.exit(f"{name}: exit {p.returncode}: {first}{rest}")
 tv = {}
 for line in open(f"{work}/time"):
     k, _, v = line.strip().rpartition(": ")

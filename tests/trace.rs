@@ -234,6 +234,44 @@ fn words_prefix(text: &str, words: usize) -> String {
 }
 
 #[test]
+fn blocks_past_the_corpus_keep_exact_lengths_with_a_tokenizer() {
+    // More distinct ids than the corpus has words: the later blocks are led by their round's
+    // marker ("1. "), one token of the block's. Blocks of one token: such a block is its
+    // marker alone, and so is the last block here (1 token past the whole ones).
+    let dir = TempDir::new("trace-rounds");
+    let words = CORPUS.split_whitespace().count() as u64;
+    let ids: Vec<u64> = (0..words + 3).collect();
+    let n = ids.len();
+    let trace = dir.file(
+        "t.jsonl",
+        &format!(
+            "{}\n",
+            json!({"timestamp": 0, "input_length": n, "output_length": 2, "hash_ids": ids})
+        ),
+    );
+    let tok = word_tokenizer(&dir);
+    let log = dir.path("mock.jsonl");
+    let m = logging_mock(&log);
+    let r = replay(
+        &m,
+        &[
+            "--trace",
+            &trace.to_string_lossy(),
+            "--block-tokens",
+            "1",
+            "--tokenizer",
+            &tok.to_string_lossy(),
+        ],
+    );
+    assert_eq!(r["successes"], 1, "{r}");
+    assert_eq!(r["input_tokens"], n, "{r}");
+    let got = received(&log);
+    let prompt: Vec<&str> = got[0].1.split_whitespace().collect();
+    assert_eq!(prompt.len(), n);
+    assert_eq!(prompt[n - 3..], ["1.", "1.", "1."], "marker-only blocks");
+}
+
+#[test]
 fn the_csv_form_replays_with_exact_lengths_and_names_its_lines() {
     let dir = TempDir::new("trace-csv");
     let trace = dir.file(

@@ -214,7 +214,8 @@ fn whole_block_words(
     let starts = tok.word_starts(&text).map_err(|e| e.to_string())?;
     let fit = starts.partition_point(|&s| s <= block_tokens as usize);
     let marker_words = usize::from(marker.is_some());
-    Ok(fit.saturating_sub(1 + marker_words).max(1))
+    // A block led by a marker may be the marker alone (a block of a token or two).
+    Ok(fit.saturating_sub(1 + marker_words).max(1 - marker_words))
 }
 
 /// An entry's prompt from its blocks: the escaped pieces and, with a tokenizer, its count.
@@ -276,7 +277,10 @@ fn blocks_of(
         tok.count_prompt(&text_of(w)?).map_err(|e| e.to_string())
     };
     let target = e.input_length as usize;
-    let (mut lo, mut hi) = (1usize, (last_tokens as usize).max(approx) + 1);
+    // A last block led by its round's marker may be the marker alone (no word of the corpus):
+    // its tokens then are the one the block had to have past the whole ones.
+    let least = usize::from(blocks.block(ids[k - 1], 1).0.is_none());
+    let (mut lo, mut hi) = (least, (last_tokens as usize).max(approx) + 1);
     while count(hi)? <= target && hi < 64 * (last_tokens as usize + 1) {
         hi *= 2;
     }
@@ -284,7 +288,7 @@ fn blocks_of(
     // shorter cut are where its next word starts (for a tokenizer whose words never merge
     // across a space, as whitespace pre-tokenizers do). Taken when the count confirms it; the
     // search below is for the other tokenizers.
-    if let Some(w) = cut_from_word_starts(tok, &text_of(hi)?, hi, target)?
+    if let Some(w) = cut_from_word_starts(tok, &text_of(hi)?, least, hi, target)?
         && count(w)? == target
     {
         return Ok((pieces_for(w), Some(target.min(u32::MAX as usize) as u32)));
@@ -292,7 +296,7 @@ fn blocks_of(
     if count(lo)? > target {
         return Err(format!(
             "input_length {target} is shorter than its blocks before the last ({} tokens with \
-             one word of the last)",
+             {lo} words of the last)",
             count(lo)?
         ));
     }
@@ -309,12 +313,14 @@ fn blocks_of(
     Ok((pieces_for(lo), Some(got.min(u32::MAX as usize) as u32)))
 }
 
-/// The most words `w` (1 to `words` - 1) of the last block whose prompt the tokenizer would
-/// count at most `target` (special tokens included), read off `text`'s word starts, `text`
-/// being the prompt with the last block at `words` words; None when even one word is too many.
+/// The most words `w` (`least` to `words` - 1) of the last block whose prompt the tokenizer
+/// would count at most `target` (special tokens included), read off `text`'s word starts,
+/// `text` being the prompt with the last block at `words` words; None when even `least` words
+/// are too many.
 fn cut_from_word_starts(
     tok: &Tokenizer,
     text: &str,
+    least: usize,
     words: usize,
     target: usize,
 ) -> Result<Option<usize>, String> {
@@ -324,7 +330,7 @@ fn cut_from_word_starts(
     };
     let specials = tok.special_tokens();
     // starts[before + w]: the tokens of every word before the last block and w of its words.
-    let fit = (1..words)
+    let fit = (least..words)
         .take_while(|&w| starts[before + w] + specials <= target)
         .last();
     Ok(fit)
