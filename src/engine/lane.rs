@@ -232,6 +232,13 @@ impl<'a> Lane<'a> {
             if self.finished(now) {
                 break;
             }
+            // The next session's first request is built now, between sends, not when it falls
+            // due (where building it would count in its dispatch delay).
+            if let Some(s) = self.sessions.as_mut()
+                && let Some(next) = self.pacing.next_index()
+            {
+                s.prepare(next);
+            }
             if now.duration_since(self.clock_checked) >= clock::RECHECK {
                 self.clock.recheck();
                 self.clock_checked = now;

@@ -146,6 +146,9 @@ pub struct LaneSessions {
     pub stats: SessionStats,
     /// What a session no longer live sends: nothing (the lane never asks for it).
     empty: Segments,
+    /// The next session's first request, built ahead ([`LaneSessions::prepare`]) so that
+    /// building it is not in its dispatch delay.
+    ready: Option<(u64, Segments)>,
 }
 
 impl LaneSessions {
@@ -158,7 +161,21 @@ impl LaneSessions {
             end,
             stats: SessionStats::default(),
             empty: Segments::from(Vec::new()),
+            ready: None,
         }
+    }
+
+    /// Builds session `session`'s first request ahead of its start (the lane calls this with
+    /// the schedule's next index while it waits); nothing when it is built already.
+    pub fn prepare(&mut self, session: u64) {
+        if self.ready.as_ref().is_some_and(|(s, _)| *s == session) {
+            return;
+        }
+        let history = [Turn {
+            user: self.plan.conversation(session).turns[0].user.clone(),
+            answer: None,
+        }];
+        self.ready = Some((session, self.plan.request(session, &history).into()));
     }
 
     /// Schedule arrival `session` fell due at `intended`: its first turn's request index.
@@ -168,7 +185,10 @@ impl LaneSessions {
             user: first,
             answer: None,
         }];
-        let request = self.plan.request(session, &history).into();
+        let request = match self.ready.take() {
+            Some((s, r)) if s == session => r,
+            _ => self.plan.request(session, &history).into(),
+        };
         self.live.insert(
             session,
             Live {
