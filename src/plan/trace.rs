@@ -281,17 +281,29 @@ fn blocks_of(
     // its tokens then are the one the block had to have past the whole ones.
     let least = usize::from(blocks.block(ids[k - 1], 1).0.is_none());
     let (mut lo, mut hi) = (least, (last_tokens as usize).max(approx) + 1);
-    while count(hi)? <= target && hi < 64 * (last_tokens as usize + 1) {
-        hi *= 2;
-    }
-    // The cut from one encoding: with the last block at `hi` words, the tokens of every
-    // shorter cut are where its next word starts (for a tokenizer whose words never merge
-    // across a space, as whitespace pre-tokenizers do). Taken when the count confirms it; the
-    // search below is for the other tokenizers.
-    if let Some(w) = cut_from_word_starts(tok, &text_of(hi)?, least, hi, target)?
+    let most = 64 * (last_tokens as usize + 1);
+    let specials = tok.special_tokens();
+    // The cut from one encoding: with the last block at `hi` words (more tokens than the
+    // target), the tokens of every shorter cut are where its next word starts (for a tokenizer
+    // whose words never merge across a space, as whitespace pre-tokenizers do). Taken when one
+    // count confirms it; the search below is for the other tokenizers.
+    let fast = loop {
+        let (starts, total) = tok
+            .word_starts_counted(&text_of(hi)?)
+            .map_err(|e| e.to_string())?;
+        if total + specials <= target && hi < most {
+            hi *= 2;
+            continue;
+        }
+        break cut_from_word_starts(&starts, specials, least, hi, target);
+    };
+    if let Some(w) = fast
         && count(w)? == target
     {
         return Ok((pieces_for(w), Some(target.min(u32::MAX as usize) as u32)));
+    }
+    while count(hi)? <= target && hi < most {
+        hi *= 2;
     }
     if count(lo)? > target {
         return Err(format!(
@@ -314,26 +326,20 @@ fn blocks_of(
 }
 
 /// The most words `w` (`least` to `words` - 1) of the last block whose prompt the tokenizer
-/// would count at most `target` (special tokens included), read off `text`'s word starts,
-/// `text` being the prompt with the last block at `words` words; None when even `least` words
-/// are too many.
+/// would count at most `target` (`specials` included), read off the word starts of the prompt
+/// with the last block at `words` words; None when even `least` words are too many.
 fn cut_from_word_starts(
-    tok: &Tokenizer,
-    text: &str,
+    starts: &[usize],
+    specials: usize,
     least: usize,
     words: usize,
     target: usize,
-) -> Result<Option<usize>, String> {
-    let starts = tok.word_starts(text).map_err(|e| e.to_string())?;
-    let Some(before) = starts.len().checked_sub(words) else {
-        return Ok(None);
-    };
-    let specials = tok.special_tokens();
+) -> Option<usize> {
+    let before = starts.len().checked_sub(words)?;
     // starts[before + w]: the tokens of every word before the last block and w of its words.
-    let fit = (least..words)
+    (least..words)
         .take_while(|&w| starts[before + w] + specials <= target)
-        .last();
-    Ok(fit)
+        .last()
 }
 
 /// One request: its head, the frame's bytes before the prompt, the prompt's pieces, the frame's
