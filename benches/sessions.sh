@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A session run beside a single-prompt run at the same request rate, against `pacer mock`:
-# dispatch delay (p50, p99, mean) and CPU per request (the report's health.cpu_per_request).
+# dispatch delay (p50, p99, mean; a session run's p50 by turn too) and CPU per request (the
+# report's health.cpu_per_request).
 # The session run starts SESSIONS_QPS sessions a second, each of 3 turns with 0 think time,
 # so it sends about 3 × SESSIONS_QPS requests a second; the single-prompt run sends that rate.
 # Each pair runs ROUNDS times, alternating, and prints one JSON line per run.
@@ -49,6 +50,11 @@ print(json.dumps({
     "dispatch_delay_p99_us": round(r["dispatch_delay_p99"] * 1e6, 1),
     "dispatch_delay_mean_us": round(r["mean_dispatch_delay"] * 1e6, 1),
     "cpu_per_request_us": None if h.get("cpu_per_request") is None else round(h["cpu_per_request"] * 1e6, 1),
+    # A session run's dispatch delay p50 by turn (turn 1 is scheduled; later turns follow
+    # their answer and think time).
+    "by_turn_dispatch_p50_us": [None if t.get("dispatch_delay_p50") is None
+                                else round(t["dispatch_delay_p50"] * 1e6, 1)
+                                for t in r.get("by_turn", [])] or None,
 }))
 PY
 }

@@ -233,7 +233,8 @@ fn targets_json(setup: &Settings, stats: &RunStats) -> Value {
 }
 
 /// A session run's `sessions` (started, finished, unfinished, turns and duration per session)
-/// and `by_turn` (per turn index: requests, time to first token, mean prompt tokens).
+/// and `by_turn` (per turn index: requests, time to first token, dispatch delay, mean prompt
+/// tokens).
 fn sessions_json(s: &SessionStats) -> (Value, Value) {
     let sessions = json!({
         "started": s.started,
@@ -254,6 +255,8 @@ fn sessions_json(s: &SessionStats) -> (Value, Value) {
                 "time_to_first_token_p50": t.ttft.quantile(0.5),
                 "time_to_first_token_p90": t.ttft.quantile(0.9),
                 "time_to_first_token_p99": t.ttft.quantile(0.99),
+                "dispatch_delay_p50": t.dispatch_delay.quantile(0.5),
+                "dispatch_delay_p99": t.dispatch_delay.quantile(0.99),
                 "mean_prompt_tokens": mean_prompt_tokens(t),
             })
         })
@@ -283,17 +286,18 @@ fn sessions_text(s: &SessionStats) -> String {
     );
     let _ = writeln!(
         out,
-        "  by turn:   turn   requests   ttft p50   ttft p90   ttft p99   prompt tokens"
+        "  by turn:   turn   requests   ttft p50   ttft p90   ttft p99   dispatch p50   prompt tokens"
     );
     for (k, t) in s.by_turn.iter().enumerate() {
         let _ = writeln!(
             out,
-            "           {:>6} {:>10} {:>10} {:>10} {:>10} {:>15}",
+            "           {:>6} {:>10} {:>10} {:>10} {:>10} {:>14} {:>15}",
             k + 1,
             t.requests,
             opt(t.ttft.quantile(0.5)),
             opt(t.ttft.quantile(0.9)),
             opt(t.ttft.quantile(0.99)),
+            opt(t.dispatch_delay.quantile(0.5)),
             mean_prompt_tokens(t).map_or("-".into(), |v| format!("{v:.1}")),
         );
     }
@@ -398,11 +402,16 @@ fn measured(m: &mut Map<String, Value>, setup: &Settings, stats: &RunStats) {
 }
 
 /// The error names of requests the run never sent because it was stopped, or (a session's
-/// later turns) because its duration was over (the engine's `Failure::Interrupted` and
-/// `Failure::RunEnded`).
-fn unsent_names() -> [String; 2] {
+/// later turns) because its duration was over or a turn before failed (the engine's
+/// `Failure::Interrupted`, `Failure::RunEnded` and `Failure::SessionEnded`).
+fn unsent_names() -> [String; 3] {
     use crate::engine::outcome::Failure;
-    [Failure::Interrupted, Failure::RunEnded].map(|f| f.name("", 0, &[]))
+    [
+        Failure::Interrupted,
+        Failure::RunEnded,
+        Failure::SessionEnded,
+    ]
+    .map(|f| f.name("", 0, &[]))
 }
 
 /// Whether an error bucket holds requests never sent because the run was stopped or over.
@@ -812,10 +821,11 @@ pub fn settings(setup: &Settings) -> String {
             let requests = plural(setup.count, "request");
             if setup.trace {
                 let mean = setup.count as f64 / setup.duration.max(1e-9);
+                // `q` is what connections and threads are sized to: the most requests due in
+                // any one second, or the mean when that is higher (a trace under a second).
                 format!(
-                    "{requests} at the trace's times over {duration} (mean {:.1} req/s, \
-                     {q} at the busiest second)",
-                    mean
+                    "{requests} at the trace's times over {duration} (mean {mean:.1} req/s, \
+                     sized for {q:.1} req/s: its busiest second or its mean)"
                 )
             } else if setup.stages.is_empty() {
                 format!("{q} req/s for {duration} ({requests}, {arrival})")
@@ -958,12 +968,16 @@ pub fn to_text_body(setup: &Settings, stats: &RunStats) -> String {
     let _ = writeln!(out);
     let unsent = unsent(stats);
     let unsent_text = if unsent > 0 {
-        let why = if stats.interrupted {
-            "interrupted"
-        } else {
-            "the run ended first"
-        };
-        format!("   unsent {unsent} ({why})")
+        // Each bucket's count and name without its `not sent: `.
+        let why: Vec<String> = unsent_names()
+            .into_iter()
+            .filter_map(|n| {
+                let k = stats.errors.get(&ErrorKey::Name(n.clone())).copied()?;
+                let what = n.strip_prefix("not sent: ").unwrap_or(&n).to_owned();
+                Some(format!("{k} {what}"))
+            })
+            .collect();
+        format!("   unsent {unsent} ({})", why.join(", "))
     } else {
         String::new()
     };

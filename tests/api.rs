@@ -2124,3 +2124,59 @@ fn bad_sweep_bodies() {
     assert_eq!(get(a, "/runs").body["runs"], json!([]));
     api.shutdown();
 }
+
+/// The command line's trace, session and prefix-group workloads are refused by the API on
+/// purpose, each field named with its flag (not as a misspelling of another field), on both
+/// run routes; `prefix_tokens`, which the API takes, is in its OpenAPI document.
+#[test]
+fn command_line_only_workloads_are_refused_by_name() {
+    let server = start(config());
+    let a = server.addr();
+    for (field, value, flag) in [
+        ("trace", json!("trace.jsonl"), "--trace"),
+        ("replay_speed", json!(2), "--replay-speed"),
+        ("block_tokens", json!(16), "--block-tokens"),
+        ("sessions", json!(true), "--sessions"),
+        ("think_time", json!("1s"), "--think-time"),
+        ("prefix_groups", json!(4), "--prefix-groups"),
+        (
+            "prompt_overhead_tokens",
+            json!(10),
+            "--prompt-overhead-tokens",
+        ),
+    ] {
+        for (path, mut body) in [
+            (
+                "/benchmark",
+                json!({"url": "http://127.0.0.1:9/", "qps": 1, "duration": 1}),
+            ),
+            ("/fireworks_benchmark", json!({"token": "t", "prompt": "p"})),
+        ] {
+            body[field] = value.clone();
+            let r = post(a, path, &body.to_string());
+            assert_eq!(r.status, 422, "{path} {field}: {}", r.raw);
+            let d = &r.body["detail"][0];
+            assert_eq!(d["loc"], json!(["body", field]), "{path}: {}", r.raw);
+            assert_eq!(d["type"], json!("extra_forbidden"));
+            let msg = d["msg"].as_str().unwrap();
+            assert!(
+                msg.contains(&format!("`pacer llm {flag}`")) && msg.contains("not the API's"),
+                "{path} {field}: {msg}"
+            );
+        }
+    }
+    let doc = get(a, "/openapi.json");
+    assert_eq!(doc.status, 200);
+    let text = doc.body.to_string();
+    assert!(text.contains("\"prefix_tokens\""));
+    for field in [
+        "\"trace\"",
+        "\"prefix_groups\"",
+        "\"prompt_overhead_tokens\"",
+    ] {
+        assert!(
+            !text.contains(field),
+            "{field} is not the API's: {text:.200}"
+        );
+    }
+}

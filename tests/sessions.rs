@@ -256,3 +256,78 @@ fn session_runs_refuse_what_they_cannot_do() {
         stderr(&o)
     );
 }
+
+#[test]
+fn turns_after_a_failed_one_are_counted_not_sent() {
+    // Nothing listens: every first turn is refused, and its session's later turns are never
+    // sent. Each is still a request of the report, in its own bucket.
+    let dir = TempDir::new("sessions-ended");
+    let data = dir.file("c.jsonl", "{\"turns\": [\"a\", \"b\", \"c\"]}\n");
+    let url = format!("http://127.0.0.1:{}/v1/chat/completions", closed_port());
+    let requests = dir.arg("requests.jsonl");
+    let o = pacer(&[
+        "llm",
+        &url,
+        "--api",
+        "chat",
+        "--token",
+        "t",
+        "--qps",
+        "4",
+        "--duration",
+        "1",
+        "--timeout",
+        "5",
+        "--sessions",
+        "--dataset",
+        &data.to_string_lossy(),
+        "--requests",
+        &requests,
+        "--json",
+    ]);
+    let r = json_of(&o);
+    assert_eq!(r["sessions"]["started"], 4, "{}", r["sessions"]);
+    assert_eq!(r["sessions"]["unfinished"], 4);
+    // 4 sessions × 3 turns: 4 refused, 8 never sent; the buckets add up.
+    assert_eq!(r["total_requests"], 12, "{r}");
+    assert_eq!(r["errors"], 4, "{}", r["error_counts"]);
+    assert_eq!(r["unsent"], 8, "{r}");
+    assert_eq!(r["successes"], 0);
+    for row in r["by_turn"].as_array().unwrap() {
+        assert_eq!(
+            row["requests"], 4,
+            "every session's turn ended somehow: {row}"
+        );
+    }
+    let rows = lines(std::path::Path::new(&requests));
+    assert_eq!(rows.len(), 12);
+    for row in &rows {
+        let want = if row["turn"] == 1 {
+            "connection refused"
+        } else {
+            "not sent: session ended"
+        };
+        assert_eq!(row["error"], want, "{row}");
+    }
+    // The text report names the bucket.
+    let o = pacer(&[
+        "llm",
+        &url,
+        "--api",
+        "chat",
+        "--token",
+        "t",
+        "--qps",
+        "4",
+        "--duration",
+        "1",
+        "--sessions",
+        "--dataset",
+        &data.to_string_lossy(),
+    ]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("errors 4   unsent 8 (8 session ended)"),
+        "{text}"
+    );
+}

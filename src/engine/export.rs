@@ -68,6 +68,9 @@ pub struct Format {
     /// A session run (`--sessions`): each request's session and turn, written as `session`
     /// and `turn`.
     pub sessions: Option<std::sync::Arc<crate::plan::SessionPlan>>,
+    /// A trace replay (`--trace`): request `i`'s line in the trace file, written as
+    /// `trace_line`.
+    pub trace_lines: Option<std::sync::Arc<[u32]>>,
 }
 
 /// How the writing went.
@@ -333,6 +336,13 @@ pub fn line(out: &mut Vec<u8>, c: &Completed, f: &Format, messages: &[Box<str>])
         let (session, turn) = s.of_index(c.index);
         let _ = write!(out, ",\"session\":{session},\"turn\":{turn}");
     }
+    if let Some(line) = f
+        .trace_lines
+        .as_deref()
+        .and_then(|l| l.get(usize::try_from(c.index).ok()?))
+    {
+        let _ = write!(out, ",\"trace_line\":{line}");
+    }
     out.extend_from_slice(b"}\n");
 }
 
@@ -350,6 +360,7 @@ mod tests {
             llm,
             groups: None,
             sessions: None,
+            trace_lines: None,
         }
     }
 

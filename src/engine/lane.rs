@@ -232,6 +232,13 @@ impl<'a> Lane<'a> {
             if self.finished(now) {
                 break;
             }
+            // The next session's first request is built now, between sends, not when it falls
+            // due (where building it would count in its dispatch delay).
+            if let Some(s) = self.sessions.as_mut()
+                && let Some(next) = self.pacing.next_index()
+            {
+                s.prepare(next);
+            }
             if now.duration_since(self.clock_checked) >= clock::RECHECK {
                 self.clock.recheck();
                 self.clock_checked = now;
@@ -358,12 +365,52 @@ impl<'a> Lane<'a> {
 
     /// Turn `index` of a session, and the session's later turns, are not sent (`f`).
     fn turns_not_sent(&mut self, index: u64, intended: Instant, f: Failure, now: Instant) {
-        let Some(s) = self.sessions.as_ref() else {
+        let Some(s) = self.sessions.as_mut() else {
             return;
         };
         let later: Vec<u64> = s.later_turns(index).collect();
+        // The session ends here, before its turns are recorded: recording a turn of a live
+        // session would end it again as `not sent: session ended`.
+        if let Some(owned) = s.ended(index) {
+            self.free_owned(owned);
+        }
         for i in std::iter::once(index).chain(later) {
             self.record(&Completed::unsent(i, intended, self.thread, f, now));
+        }
+    }
+
+    /// A session that failed at turn request `index` ended: the connection it owned, if idle, is
+    /// free again, and its later turns are recorded as not sent (`not sent: session ended`), so
+    /// every turn of a started session is a request of the report.
+    fn session_ended(&mut self, index: u64, owned: Option<(usize, u64)>, now: Instant) {
+        self.free_owned(owned);
+        let later: Vec<u64> = self
+            .sessions
+            .as_ref()
+            .map(|s| s.later_turns(index).collect())
+            .unwrap_or_default();
+        for i in later {
+            // Never scheduled: intended when the session ended. The session is no longer live,
+            // so recording these ends nothing more.
+            self.record(&Completed::unsent(
+                i,
+                now,
+                self.thread,
+                Failure::SessionEnded,
+                now,
+            ));
+        }
+    }
+
+    /// The connection an ended session owned, if it is idle, goes back to the free ones.
+    fn free_owned(&mut self, owned: Option<(usize, u64)>) {
+        if let Some((key, id)) = owned
+            && self
+                .conns
+                .get(key)
+                .is_some_and(|conn| conn.id == id && conn.is_idle())
+        {
+            self.idle.push((key, id));
         }
     }
 
@@ -864,10 +911,17 @@ impl<'a> Lane<'a> {
             return false;
         };
         let (_, turn) = s.of_index(c.index);
-        s.stats
-            .turn_ended(turn, values[Id::TimeToFirstToken as usize], c.input_tokens);
+        s.stats.turn_ended(
+            turn,
+            values[Id::TimeToFirstToken as usize],
+            values[Id::DispatchDelay as usize],
+            c.input_tokens,
+        );
         if c.outcome != Outcome::Success {
-            s.ended(c.index);
+            // Its connection is the one this answer came on: `complete` frees it.
+            if s.ended(c.index).is_some() {
+                self.session_ended(c.index, None, c.ended);
+            }
             return false;
         }
         let end = c.end_at.unwrap_or(c.ended);
@@ -876,21 +930,20 @@ impl<'a> Lane<'a> {
     }
 
     /// A session's turn ended without a response (failed, timed out, not sent): its by-turn
-    /// count, and its session ends; the connection it owned, idle, is free again.
+    /// count, and its session ends ([`Lane::session_ended`]).
     fn session_failed(&mut self, c: &Completed, values: &Values) {
         let Some(s) = self.sessions.as_mut() else {
             return;
         };
         let (_, turn) = s.of_index(c.index);
-        s.stats
-            .turn_ended(turn, values[Id::TimeToFirstToken as usize], c.input_tokens);
-        if let Some((key, id)) = s.ended(c.index)
-            && self
-                .conns
-                .get(key)
-                .is_some_and(|conn| conn.id == id && conn.is_idle())
-        {
-            self.idle.push((key, id));
+        s.stats.turn_ended(
+            turn,
+            values[Id::TimeToFirstToken as usize],
+            values[Id::DispatchDelay as usize],
+            c.input_tokens,
+        );
+        if let Some(owned) = s.ended(c.index) {
+            self.session_ended(c.index, owned, c.ended);
         }
     }
 

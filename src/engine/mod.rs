@@ -501,6 +501,7 @@ pub fn run_resolved_with(
                 llm: plan.llm.is_some(),
                 groups: plan.requests.groups_by_slot(),
                 sessions: plan.sessions.clone(),
+                trace_lines: plan.trace_lines.clone(),
             };
             std::thread::Builder::new()
                 .name("pacer-requests".into())

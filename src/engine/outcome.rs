@@ -24,6 +24,8 @@ pub enum Failure {
     Interrupted,
     /// A session's turn due when the run's duration was over (`--sessions`).
     RunEnded,
+    /// A session's turn after one that failed: the session ended there (`--sessions`).
+    SessionEnded,
     Tls(&'static str),
     Invalid(&'static str),
     Stream(&'static str),
@@ -49,6 +51,7 @@ impl Failure {
             Failure::NotSent => format!("not sent: all {workers} workers busy"),
             Failure::Interrupted => "not sent: interrupted".into(),
             Failure::RunEnded => "not sent: run ended".into(),
+            Failure::SessionEnded => "not sent: session ended".into(),
             Failure::Tls(reason) => format!("tls: {reason}"),
             Failure::Invalid(reason) => format!("invalid response: {reason}"),
             Failure::Stream(reason) => format!("stream error: {reason}"),
@@ -250,6 +253,7 @@ mod tests {
         assert_eq!(n(Failure::Dns), "dns: example.invalid");
         assert_eq!(n(Failure::NotSent), "not sent: all 5 workers busy");
         assert_eq!(n(Failure::Interrupted), "not sent: interrupted");
+        assert_eq!(n(Failure::SessionEnded), "not sent: session ended");
         assert_eq!(n(TLS_TRUNCATED), "tls: truncated");
         assert_eq!(
             n(Failure::Tls("invalid certificate: unknown issuer")),

@@ -96,6 +96,14 @@ impl Pacing {
         }
     }
 
+    /// The index of the next scheduled request, without moving past it (open loop only).
+    pub fn next_index(&mut self) -> Option<u64> {
+        match self {
+            Pacing::Paced(s) => s.peek().map(|(index, _)| index),
+            Pacing::Saturate { .. } => None,
+        }
+    }
+
     /// The intended times of the next sends, in order, without moving past them (the lane's
     /// lookahead for batching sends into one wake-up; empty in closed loop).
     pub fn upcoming(&self) -> impl Iterator<Item = Instant> + '_ {

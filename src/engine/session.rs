@@ -8,7 +8,8 @@
 //! latency. A turn due at or after the run's end is not sent ([`LaneSessions::due`] hands it
 //! back with `past_end`), and the lane records it and the session's later turns as unsent. A
 //! session ends finished when its last turn succeeds, unfinished when a turn fails or the run
-//! ends first.
+//! ends first; the turns after a failed one are recorded as `not sent: session ended`, so every
+//! turn of every started session is a request of the report.
 //!
 //! Nothing here is touched by a run without sessions: the lane holds `None`.
 
@@ -24,11 +25,14 @@ use crate::rng::SplitMix64;
 use crate::stats::{Recorder, Sample};
 
 /// One turn index's figures (`by_turn`): requests that ended, time to first token of the
-/// successes, and the prompt tokens of those that had a count.
+/// successes, dispatch delay of those sent, and the prompt tokens of those that had a count.
 #[derive(Clone, Debug, Default)]
 pub struct TurnStats {
     pub requests: u64,
     pub ttft: Recorder,
+    /// Intended time to dispatch of the turns sent: a later turn's lateness after its think
+    /// time (with none, the lane's reaction to the answer before it).
+    pub dispatch_delay: Recorder,
     pub prompt_tokens: u64,
     pub prompt_counted: u64,
 }
@@ -62,12 +66,22 @@ impl SessionStats {
         &mut self.by_turn[k - 1]
     }
 
-    /// A turn's request ended: its time to first token when it had one, its prompt's tokens.
-    pub fn turn_ended(&mut self, turn: u32, ttft: Option<Sample>, prompt_tokens: Option<u64>) {
+    /// A turn's request ended: its time to first token and dispatch delay when it had them,
+    /// its prompt's tokens.
+    pub fn turn_ended(
+        &mut self,
+        turn: u32,
+        ttft: Option<Sample>,
+        dispatch_delay: Option<Sample>,
+        prompt_tokens: Option<u64>,
+    ) {
         let t = self.turn(turn);
         t.requests += 1;
         if let Some(s) = ttft {
             t.ttft.record_sample(s);
+        }
+        if let Some(s) = dispatch_delay {
+            t.dispatch_delay.record_sample(s);
         }
         if let Some(n) = prompt_tokens {
             t.prompt_tokens += n;
@@ -89,6 +103,7 @@ impl AddAssign for SessionStats {
         for (mine, theirs) in self.by_turn.iter_mut().zip(b.by_turn) {
             mine.requests += theirs.requests;
             mine.ttft.merge(theirs.ttft);
+            mine.dispatch_delay.merge(theirs.dispatch_delay);
             mine.prompt_tokens += theirs.prompt_tokens;
             mine.prompt_counted += theirs.prompt_counted;
         }
@@ -131,6 +146,9 @@ pub struct LaneSessions {
     pub stats: SessionStats,
     /// What a session no longer live sends: nothing (the lane never asks for it).
     empty: Segments,
+    /// The next session's first request, built ahead ([`LaneSessions::prepare`]) so that
+    /// building it is not in its dispatch delay.
+    ready: Option<(u64, Segments)>,
 }
 
 impl LaneSessions {
@@ -143,7 +161,21 @@ impl LaneSessions {
             end,
             stats: SessionStats::default(),
             empty: Segments::from(Vec::new()),
+            ready: None,
         }
+    }
+
+    /// Builds session `session`'s first request ahead of its start (the lane calls this with
+    /// the schedule's next index while it waits); nothing when it is built already.
+    pub fn prepare(&mut self, session: u64) {
+        if self.ready.as_ref().is_some_and(|(s, _)| *s == session) {
+            return;
+        }
+        let history = [Turn {
+            user: self.plan.conversation(session).turns[0].user.clone(),
+            answer: None,
+        }];
+        self.ready = Some((session, self.plan.request(session, &history).into()));
     }
 
     /// Schedule arrival `session` fell due at `intended`: its first turn's request index.
@@ -153,7 +185,10 @@ impl LaneSessions {
             user: first,
             answer: None,
         }];
-        let request = self.plan.request(session, &history).into();
+        let request = match self.ready.take() {
+            Some((s, r)) if s == session => r,
+            _ => self.plan.request(session, &history).into(),
+        };
         self.live.insert(
             session,
             Live {
@@ -240,12 +275,14 @@ impl LaneSessions {
     }
 
     /// Turn request `index` ended without success (a failure, a status, not sent): its session
-    /// ends unfinished. The connection it owned, if any, for the lane to free.
-    pub fn ended(&mut self, index: u64) -> Option<(usize, u64)> {
+    /// ends unfinished. None when the session was no longer live (it ended before); else the
+    /// connection it owned, if any, for the lane to free. The lane then records the session's
+    /// later turns as not sent ([`LaneSessions::later_turns`]).
+    pub fn ended(&mut self, index: u64) -> Option<Option<(usize, u64)>> {
         let (session, _) = self.plan.of_index(index);
         let l = self.live.remove(&session)?;
         self.stats.turns.record(f64::from(l.answered));
-        l.conn
+        Some(l.conn)
     }
 
     /// The next waiting turn due by `now`, or intended past the run's end (never to be sent).

@@ -365,9 +365,9 @@ impl Timeline {
                 ended.successes += 1;
                 ended.output_tokens += c.output_tokens;
             }
-            Outcome::Failed(Failure::NotSent | Failure::Interrupted | Failure::RunEnded) => {
-                ended.not_sent += 1
-            }
+            Outcome::Failed(
+                Failure::NotSent | Failure::Interrupted | Failure::RunEnded | Failure::SessionEnded,
+            ) => ended.not_sent += 1,
             Outcome::Status(_) | Outcome::Failed(_) => ended.errors += 1,
         }
         if let (Some(end), Some(x)) = (c.end_at, values[Id::ResponseTime as usize]) {

@@ -132,6 +132,12 @@ impl Tokenizer {
     /// word (the first, and each one right after whitespace): where a cut can begin without
     /// gluing onto the text before it.
     pub fn word_starts(&self, text: &str) -> Result<Vec<usize>, TokenizerError> {
+        self.word_starts_counted(text).map(|(starts, _)| starts)
+    }
+
+    /// [`Tokenizer::word_starts`] and the number of `text`'s ids ([`Tokenizer::count`]), from
+    /// one encoding.
+    pub fn word_starts_counted(&self, text: &str) -> Result<(Vec<usize>, usize), TokenizerError> {
         let encoding = self.inner.encode(text, false).map_err(|e| self.error(e))?;
         let bytes = text.as_bytes();
         let blank = |at: usize| bytes.get(at).is_some_and(u8::is_ascii_whitespace);
@@ -145,7 +151,7 @@ impl Tokenizer {
             }
             last = Some(start);
         }
-        Ok(starts)
+        Ok((starts, encoding.len()))
     }
 
     /// Tokens in `text` alone, without special tokens: a streamed answer's worth.

@@ -159,6 +159,9 @@ pub struct Plan {
     /// A trace replay's send times, seconds from the start: request `i` is due at `[i]`
     /// rather than where the curve puts it (the curve is then the trace's mean rate).
     pub trace_times: Option<Arc<[f64]>>,
+    /// A trace replay's line numbers in its file: request `i` is the entry of line `[i]`
+    /// (the `--requests` rows' `trace_line`).
+    pub trace_lines: Option<Arc<[u32]>>,
     /// Checked against the report at the end (`--threshold`).
     pub thresholds: Vec<Threshold>,
     /// Per-request goodput objectives (`--goodput`); empty: no goodput is reported.
@@ -388,6 +391,13 @@ impl Draft<'_> {
             ramp: input.ramp,
             curve,
             trace_times: input.workload.trace.as_ref().map(|r| Arc::clone(&r.times)),
+            trace_lines: input.workload.trace.as_ref().map(|r| {
+                r.trace
+                    .entries
+                    .iter()
+                    .map(|e| u32::try_from(e.line).unwrap_or(u32::MAX))
+                    .collect()
+            }),
             thresholds,
             goodput,
             config: Map::new(),

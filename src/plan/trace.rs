@@ -7,8 +7,10 @@
 //! text once, each request's own head and the bytes around its prompt ([`frame`], one per
 //! distinct output length), and a list of segments per request. Block `b` of an entry is
 //! `block_tokens` tokens by the rule of thumb (0.75 words a token), its last block cut to the
-//! rest of `input_length`. With `--tokenizer` the cut is moved word by word until the tokenizer
-//! counts `input_length` (special tokens included), and the count is recorded per request.
+//! rest of `input_length`. With `--tokenizer` a whole block is the most whole words the
+//! tokenizer counts at most `block_tokens` (exactly that at a word boundary), the same for an
+//! id wherever it is whole, and the last block's cut is moved word by word until the tokenizer
+//! counts `input_length` (special tokens included); the count is recorded per request.
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -136,6 +138,8 @@ pub(super) fn build(
     let blocks = BlockText::new();
     let synth = Synthesizer::new(tok, 0).map_err(|e| invalid("tokenizer", e.to_string()))?;
     let mut dense: HashMap<u64, u64> = HashMap::new();
+    // With a tokenizer: each block's words when it is whole (not an entry's last), by dense id.
+    let mut full_words: HashMap<u64, usize> = HashMap::new();
     let mut frames: HashMap<i64, Option<Frame>> = HashMap::new();
     let n = r.trace.entries.len();
     let mut distinct = Vec::with_capacity(n);
@@ -163,7 +167,7 @@ pub(super) fn build(
                     *dense.entry(*id).or_insert(next)
                 })
                 .collect();
-            blocks_of(&blocks, e, &ids, r.block_tokens, tok).map_err(at)?
+            blocks_of(&blocks, e, &ids, r.block_tokens, tok, &mut full_words).map_err(at)?
         };
         if tok.is_some() {
             counts.push(count);
@@ -188,21 +192,64 @@ pub(super) fn build(
     })
 }
 
+/// The words of block `j` when it is whole, with a tokenizer: the most whole words whose tokens
+/// are at most `block_tokens` (exactly that when a word boundary falls there, as it does for a
+/// tokenizer whose tokens are words), so the same id is the same tokens wherever it is whole.
+fn whole_block_words(
+    blocks: &BlockText,
+    j: u64,
+    block_tokens: u32,
+    tok: &Tokenizer,
+) -> Result<usize, String> {
+    // A word is at least a token: block_tokens + 1 words are more tokens than a block holds.
+    let words = block_tokens as usize + 1;
+    let (marker, ranges) = blocks.block(j, words);
+    let mut text = marker.clone().unwrap_or_default().into_bytes();
+    for r in ranges {
+        text.extend_from_slice(&blocks.text()[r]);
+    }
+    // The corpus and the markers need no escaping: the bytes are the text.
+    let text = String::from_utf8(text).map_err(|e| e.to_string())?;
+    // starts[w]: the tokens of the first w words (the marker is one word).
+    let starts = tok.word_starts(&text).map_err(|e| e.to_string())?;
+    let fit = starts.partition_point(|&s| s <= block_tokens as usize);
+    let marker_words = usize::from(marker.is_some());
+    // A block led by a marker may be the marker alone (a block of a token or two).
+    Ok(fit.saturating_sub(1 + marker_words).max(1 - marker_words))
+}
+
 /// An entry's prompt from its blocks: the escaped pieces and, with a tokenizer, its count.
+/// `full_words` caches [`whole_block_words`] by dense id.
 fn blocks_of(
     blocks: &BlockText,
     e: &TraceEntry,
     ids: &[u64],
     block_tokens: u32,
     tok: Option<&Tokenizer>,
+    full_words: &mut HashMap<u64, usize>,
 ) -> Result<(Vec<Segment>, Option<u32>), String> {
     let k = ids.len();
     let last_tokens = e.input_length - (k as u32 - 1) * block_tokens;
-    let full = BlockText::words_for(block_tokens);
+    let approx_full = BlockText::words_for(block_tokens);
+    // Each whole block's words: by the rule of thumb, or the tokenizer's count.
+    let mut fulls = Vec::with_capacity(k - 1);
+    for &j in &ids[..k - 1] {
+        fulls.push(match tok {
+            None => approx_full,
+            Some(t) => match full_words.get(&j) {
+                Some(&w) => w,
+                None => {
+                    let w = whole_block_words(blocks, j, block_tokens, t)?;
+                    full_words.insert(j, w);
+                    w
+                }
+            },
+        });
+    }
     let pieces_for = |last_words: usize| {
         let mut pieces = Vec::new();
         for (b, &j) in ids.iter().enumerate() {
-            let words = if b + 1 < k { full } else { last_words };
+            let words = if b + 1 < k { fulls[b] } else { last_words };
             let (marker, ranges) = blocks.block(j, words);
             if let Some(m) = marker {
                 pieces.push(Segment::owned(escape(&m)));
@@ -221,21 +268,47 @@ fn blocks_of(
     };
     // The tokenizer's count with the last block cut after `w` words grows with `w`: find the
     // most words whose count is at most input_length.
-    let count = |w: usize| -> Result<usize, String> {
+    let text_of = |w: usize| -> Result<String, String> {
         let bytes = Segments::from_parts(pieces_for(w)).to_vec();
         // The corpus and the markers need no escaping: the bytes are the text.
-        let text = String::from_utf8(bytes).map_err(|e| e.to_string())?;
-        tok.count_prompt(&text).map_err(|e| e.to_string())
+        String::from_utf8(bytes).map_err(|e| e.to_string())
+    };
+    let count = |w: usize| -> Result<usize, String> {
+        tok.count_prompt(&text_of(w)?).map_err(|e| e.to_string())
     };
     let target = e.input_length as usize;
-    let (mut lo, mut hi) = (1usize, (last_tokens as usize).max(approx) + 1);
-    while count(hi)? <= target && hi < 64 * (last_tokens as usize + 1) {
+    // A last block led by its round's marker may be the marker alone (no word of the corpus):
+    // its tokens then are the one the block had to have past the whole ones.
+    let least = usize::from(blocks.block(ids[k - 1], 1).0.is_none());
+    let (mut lo, mut hi) = (least, (last_tokens as usize).max(approx) + 1);
+    let most = 64 * (last_tokens as usize + 1);
+    let specials = tok.special_tokens();
+    // The cut from one encoding: with the last block at `hi` words (more tokens than the
+    // target), the tokens of every shorter cut are where its next word starts (for a tokenizer
+    // whose words never merge across a space, as whitespace pre-tokenizers do). Taken when one
+    // count confirms it; the search below is for the other tokenizers.
+    let fast = loop {
+        let (starts, total) = tok
+            .word_starts_counted(&text_of(hi)?)
+            .map_err(|e| e.to_string())?;
+        if total + specials <= target && hi < most {
+            hi *= 2;
+            continue;
+        }
+        break cut_from_word_starts(&starts, specials, least, hi, target);
+    };
+    if let Some(w) = fast
+        && count(w)? == target
+    {
+        return Ok((pieces_for(w), Some(target.min(u32::MAX as usize) as u32)));
+    }
+    while count(hi)? <= target && hi < most {
         hi *= 2;
     }
     if count(lo)? > target {
         return Err(format!(
             "input_length {target} is shorter than its blocks before the last ({} tokens with \
-             one word of the last)",
+             {lo} words of the last)",
             count(lo)?
         ));
     }
@@ -250,6 +323,23 @@ fn blocks_of(
     }
     let got = count(lo)?;
     Ok((pieces_for(lo), Some(got.min(u32::MAX as usize) as u32)))
+}
+
+/// The most words `w` (`least` to `words` - 1) of the last block whose prompt the tokenizer
+/// would count at most `target` (`specials` included), read off the word starts of the prompt
+/// with the last block at `words` words; None when even `least` words are too many.
+fn cut_from_word_starts(
+    starts: &[usize],
+    specials: usize,
+    least: usize,
+    words: usize,
+    target: usize,
+) -> Option<usize> {
+    let before = starts.len().checked_sub(words)?;
+    // starts[before + w]: the tokens of every word before the last block and w of its words.
+    (least..words)
+        .take_while(|&w| starts[before + w] + specials <= target)
+        .last()
 }
 
 /// One request: its head, the frame's bytes before the prompt, the prompt's pieces, the frame's

@@ -341,9 +341,10 @@ pub(super) fn answer(conn: &mut Conn, req: &Request, api: Api, fault: Option<Sse
     }
 }
 
-/// One line of the request log (`log_requests`): the connection, the chat messages' roles and
-/// contents (null for a body that is not JSON with messages), the headers but `Authorization`,
-/// and the body's keys in order (`keys`: which payload the client sent).
+/// One line of the request log (`log_requests`): the connection, when it was read (Unix
+/// seconds), the completions prompt and the chat messages (null when the body has none), the
+/// headers but `Authorization`, and the body's keys in order (`keys`: which payload the client
+/// sent).
 fn log_request(conn: &Conn, req: &Request) {
     use std::io::Write as _;
     let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
@@ -357,9 +358,15 @@ fn log_request(conn: &Conn, req: &Request) {
         .as_object()
         .map(|o| o.keys().collect())
         .unwrap_or_default();
+    // When it was logged (read whole), Unix seconds: tests compare the gaps between requests.
+    let received = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
     let line = json!({
         "conn": conn.id,
         "path": req.path,
+        "received": received,
+        "prompt": body.get("prompt"),
         "messages": body.get("messages"),
         "headers": headers,
         "keys": keys,
