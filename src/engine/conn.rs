@@ -174,12 +174,19 @@ impl Conn {
         }
     }
 
-    /// The record of the response the exchange in flight completed, with the gaps before its
-    /// content chunks (see [`Exchange::completed`]); None when there is none.
+    /// The record of the response the exchange in flight completed (see
+    /// [`Exchange::completed`]); None when there is none. Its gaps are [`Conn::gaps`]: apart, so
+    /// that the record is built where the caller keeps it, not moved out of a pair.
     #[inline(always)]
-    pub fn completed(&self, thread: u32) -> Option<(Completed, &[ChunkGap])> {
+    pub fn completed(&self, thread: u32) -> Option<Completed> {
         self.exchange()
-            .map(|ex| ex.completed(thread, &self.scratch))
+            .map(|ex| ex.completed(thread, &self.scratch).0)
+    }
+
+    /// The gaps before the content chunks of the response last completed on this connection.
+    #[inline(always)]
+    pub fn gaps(&self) -> &[ChunkGap] {
+        self.scratch.gaps()
     }
 
     /// The answer text of the last response, when its exchange kept it ([`Scratch::text`]).

@@ -857,9 +857,10 @@ impl<'a> Lane<'a> {
     #[inline(always)]
     fn complete(&mut self, key: usize, reuse: bool) {
         let conn = &self.conns[key];
-        let Some((c, gaps)) = conn.completed(self.thread) else {
+        let Some(c) = conn.completed(self.thread) else {
             return;
         };
+        let gaps = conn.gaps();
         // The one request that carries token gaps: they go in with its record, from the
         // connection's scratch memory, before the connection takes its next request.
         let values = self.stats.record(&c, gaps);

@@ -58,6 +58,7 @@ impl Body {
     /// Returns how much of `input` belongs to the body and whether the body is complete. Bytes after
     /// a complete body are not consumed: they are the start of a pipelining server's next response
     /// (the engine, which never pipelines, treats them as an error).
+    #[inline]
     pub fn feed(
         &mut self,
         input: &[u8],
