@@ -173,6 +173,8 @@ fn an_llm_run_has_first_tokens_and_output_tokens_per_interval() {
         assert!(first - sent >= 0.005 - 1e-6, "{l}");
         // The mock reports when it sent its first token (perf_metrics), in seconds.
         assert!(l["server_ttft"].as_f64().is_some(), "{l}");
+        // Fireworks sends no time per output token of its own.
+        assert_eq!(l["server_tpot"], Value::Null, "{l}");
     }
     m.shutdown();
 }

@@ -263,6 +263,8 @@ struct Line {
     output_tokens: Option<u64>,
     #[serde(default)]
     server_ttft: Option<f64>,
+    #[serde(default)]
+    server_tpot: Option<f64>,
 }
 
 /// The error name of a request the report counts as unsent.
@@ -311,6 +313,7 @@ fn requests(path: &Path, first: &[u8], mut rest: impl BufRead) -> Result<Samples
             c.status = l.status;
             c.output_tokens = l.output_tokens.unwrap_or(0);
             c.server_ttft = l.server_ttft.filter(|x| x.is_finite());
+            c.server_tpot = l.server_tpot.filter(|x| x.is_finite());
             let status_error = |e: &str| l.status.is_some_and(|s| e == s.to_string());
             let complete = c.dispatch.is_some()
                 && l.status.is_some()

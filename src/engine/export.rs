@@ -318,11 +318,16 @@ pub fn line(out: &mut Vec<u8>, c: &Completed, f: &Format, messages: &[Box<str>])
             ",\"output_tokens\":{},\"server_ttft\":",
             c.output_tokens
         );
-        match c.server_ttft {
-            Some(s) if s.is_finite() => {
-                let _ = write!(out, "{s}");
+        for (i, figure) in [c.server_ttft, c.server_tpot].into_iter().enumerate() {
+            if i == 1 {
+                out.extend_from_slice(b",\"server_tpot\":");
             }
-            _ => out.extend_from_slice(b"null"),
+            match figure {
+                Some(s) if s.is_finite() => {
+                    let _ = write!(out, "{s}");
+                }
+                _ => out.extend_from_slice(b"null"),
+            }
         }
     }
     if let Some(g) = f.groups.as_deref().filter(|g| !g.is_empty()) {
@@ -414,6 +419,7 @@ mod tests {
         c.outcome = Outcome::Failed(Failure::StreamMessage(0));
         c.output_tokens = 0;
         c.server_ttft = Some(0.05);
+        c.server_tpot = Some(0.01);
         line(&mut out, &c, &f, &msgs);
         let never = Completed::unsent(9, t0, 0, Failure::NotSent, t0 + Duration::from_secs(2));
         line(&mut out, &never, &f, &msgs);
@@ -424,8 +430,12 @@ mod tests {
             "stream error: model \"x\" overloaded\n<retry>"
         );
         assert_eq!(
-            (v[1]["output_tokens"].clone(), v[1]["server_ttft"].clone()),
-            (json!(0), json!(0.05))
+            (
+                v[1]["output_tokens"].clone(),
+                v[1]["server_ttft"].clone(),
+                v[1]["server_tpot"].clone()
+            ),
+            (json!(0), json!(0.05), json!(0.01))
         );
         assert_eq!(v[2]["error"], "not sent: all 4 workers busy");
         assert_eq!(
@@ -437,6 +447,7 @@ mod tests {
             (Value::Null, Value::Null, json!(2.0))
         );
         assert_eq!(v[2]["server_ttft"], Value::Null);
+        assert_eq!(v[2]["server_tpot"], Value::Null);
     }
 
     #[test]
