@@ -418,8 +418,11 @@ fn json_carries_max_p999_and_histograms() {
     }
     assert_eq!(histogram_total(&r, "time_to_first_token"), 5);
     assert_eq!(histogram_total(&r, "time_per_output_token"), 5);
-    // 5 tokens per answer: 4 gaps each.
-    assert_eq!(histogram_total(&r, "inter_token_latency"), 20);
+    // 5 tokens per answer: 4 gaps each, less the tokens a loaded machine read together with
+    // the first one (they have no gap of their own; counted in token_gaps_coalesced).
+    let itl = histogram_total(&r, "inter_token_latency");
+    let coalesced = r["token_gaps_coalesced"]["count"].as_u64().unwrap_or(0);
+    assert!(itl <= 20 && itl + coalesced >= 20, "{itl} + {coalesced}");
 }
 
 #[test]

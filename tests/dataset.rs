@@ -248,7 +248,12 @@ fn check_chunked(s: &pacer::engine::RunStats, n: u64, tokens_counted: bool) {
     );
     let sum = |r: &pacer::stats::Recorder| r.summary().mean.unwrap() * r.count() as f64;
     if tokens_counted {
-        assert_eq!(t[Id::InterTokenLatency].count(), 7 * n);
+        // Less the tokens of events read together with the first one (no gap of their own).
+        let itl = t[Id::InterTokenLatency].count();
+        assert!(itl <= 7 * n, "{itl}");
+        if s.token_gaps_coalesced == 0 {
+            assert_eq!(itl, 7 * n);
+        }
     } else {
         // Nothing says a chunk carried more than one token: the families are the same.
         assert_eq!(

@@ -51,7 +51,14 @@ fn check_timings(s: &pacer::engine::RunStats, timeout: f64) {
     let n = s.successes;
     assert_eq!(s.output_tokens, TOKENS * n);
     assert_eq!(t[Id::TimeToFirstToken].count(), n);
-    assert_eq!(t[Id::InterTokenLatency].count(), (TOKENS - 1) * n);
+    // Every token after the first has a gap, but those a loaded machine read together with the
+    // first token (no gap of their own; counted in token_gaps_coalesced).
+    let itl = t[Id::InterTokenLatency].count();
+    assert!(
+        itl <= (TOKENS - 1) * n && itl + s.token_gaps_coalesced >= (TOKENS - 1) * n,
+        "{itl} + {}",
+        s.token_gaps_coalesced
+    );
     assert_eq!(t[Id::TimePerOutputToken].count(), n);
     // Dispatch < end of head <= first body byte <= first token <= last byte, for every request.
     assert_not_before(&t[Id::TimeToFirstByte], &t[Id::Latency], "ttfb vs latency");
