@@ -145,6 +145,30 @@ fn chat_stream_over_tls_with_the_mock_ca() {
     let _ = std::fs::remove_file(ca);
 }
 
+/// A request larger than rustls's 64 KiB plaintext buffer goes out in several rounds, whole
+/// (one copy) or in shared segments (one prompt under drawn max_tokens). Stopping after the first
+/// round waited for a writable edge a socket with room never sends: every such request timed
+/// out.
+#[test]
+fn requests_larger_than_the_tls_buffer_go_out_whole() {
+    let m = llm_mock(true);
+    let ca = write_ca(&m, "big");
+    for output_tokens in [None, Some("uniform:1:1000")] {
+        let mut i = stream_input(&format!("{}/v1/completions", m.url()), 10.0, 0.5);
+        i.ca_cert = Some(ca.to_string_lossy().into_owned());
+        if let Some(l) = i.llm.as_mut() {
+            l.prompt = "w ".repeat(100_000);
+        }
+        i.workload.output_tokens = output_tokens.map(|o| o.parse().unwrap());
+        let p = plan(&i);
+        assert!(p.requests.first().len() > 200_000);
+        let s = pacer::engine::run(&p, None).unwrap();
+        assert_accounted(&s, 5);
+        assert_eq!(s.successes, 5, "{output_tokens:?}: {:?}", s.errors);
+    }
+    let _ = std::fs::remove_file(ca);
+}
+
 #[test]
 fn chat_first_byte_is_the_role_event_not_the_first_token() {
     // The chat mock sends a role-only event with the head, the first token TTFT later: with a

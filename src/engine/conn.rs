@@ -412,20 +412,9 @@ impl Transport {
                 }
                 WriteResult::Done
             }
-            Transport::Tls(tls) => {
-                // rustls keeps plaintext written before the handshake ends and sends it after.
-                while *written < bytes.len() {
-                    match tls.writer().write(&bytes[*written..]) {
-                        Ok(0) => break, // its buffer is full: flush first
-                        Ok(n) => *written += n,
-                        Err(_) => return WriteResult::Failed(Failure::Tls("write failed")),
-                    }
-                }
-                match flush_tls(tls, sock) {
-                    WriteResult::Done if *written < bytes.len() => WriteResult::WouldBlock,
-                    r => r,
-                }
-            }
+            Transport::Tls(tls) => write_plaintext(tls, sock, bytes.len(), written, |w, at| {
+                w.write(&bytes[at..])
+            }),
         }
     }
 
@@ -452,20 +441,10 @@ impl Transport {
                 }
                 WriteResult::Done
             }
-            Transport::Tls(tls) => {
-                while *written < len {
-                    let n = request.remaining(*written, &mut slices);
-                    match tls.writer().write_vectored(&slices[..n]) {
-                        Ok(0) => break, // its buffer is full: flush first
-                        Ok(n) => *written += n,
-                        Err(_) => return WriteResult::Failed(Failure::Tls("write failed")),
-                    }
-                }
-                match flush_tls(tls, sock) {
-                    WriteResult::Done if *written < len => WriteResult::WouldBlock,
-                    r => r,
-                }
-            }
+            Transport::Tls(tls) => write_plaintext(tls, sock, len, written, |w, at| {
+                let n = request.remaining(at, &mut slices);
+                w.write_vectored(&slices[..n])
+            }),
         }
     }
 
@@ -603,6 +582,45 @@ impl Read for StampedSocket<'_> {
             }
             Io::WouldBlock => Err(io::ErrorKind::WouldBlock.into()),
             Io::Failed(e) => Err(e),
+        }
+    }
+}
+
+/// Hands the request's plaintext from `*written` on to rustls (`put` writes what is left from an
+/// offset) and its records to the socket, until all of it is out, the socket is full, or rustls
+/// takes nothing more (the handshake is not done: it keeps a buffer's worth until then).
+/// rustls's buffer is bounded (64 KiB), so a larger request goes in several rounds: stopping
+/// after the first one waited for a writable edge that a socket with room never sends, and a
+/// request of more than 64 KiB over TLS hung until its timeout.
+fn write_plaintext(
+    tls: &mut ClientConnection,
+    sock: &TcpStream,
+    len: usize,
+    written: &mut usize,
+    mut put: impl FnMut(&mut rustls::Writer<'_>, usize) -> io::Result<usize>,
+) -> WriteResult {
+    // A round that takes nothing may follow a flush that made room (its buffer was full when
+    // the last call stopped at a full socket); two in a row mean rustls waits for the handshake,
+    // whose progress wakes the connection. Every other round takes bytes, so this ends.
+    let mut idle_rounds = 0;
+    loop {
+        let before = *written;
+        while *written < len {
+            match put(&mut tls.writer(), *written) {
+                Ok(0) => break, // its buffer is full: flush first
+                Ok(n) => *written += n,
+                Err(_) => return WriteResult::Failed(Failure::Tls("write failed")),
+            }
+        }
+        idle_rounds = if *written == before {
+            idle_rounds + 1
+        } else {
+            0
+        };
+        match flush_tls(tls, sock) {
+            WriteResult::Done if *written < len && idle_rounds < 2 => {}
+            WriteResult::Done if *written < len => return WriteResult::WouldBlock,
+            r => return r,
         }
     }
 }
