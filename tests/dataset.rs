@@ -13,7 +13,6 @@ use std::process::Command;
 use pacer::api::{ApiConfig, ApiServer};
 use pacer::engine::TokenSource;
 use pacer::llm::Api;
-use pacer::llm::synth::CORPUS;
 use pacer::metric::Id;
 use pacer::mock::{MockConfig, MockServer};
 use serde_json::{Value, json};
@@ -34,25 +33,6 @@ fn llm_mock(tokens: u32, tokens_per_chunk: u32) -> MockServer {
 
 fn words(s: &str) -> u64 {
     s.split_whitespace().count() as u64
-}
-
-/// A word-level `tokenizer.json` that splits on whitespace only, over the corpus's words (so
-/// synthetic prompts decode and re-encode exactly): every text's token count is its word count,
-/// as the mock counts a prompt.
-fn word_tokenizer(dir: &TempDir) -> PathBuf {
-    let mut vocab = serde_json::Map::new();
-    vocab.insert("[UNK]".into(), json!(0));
-    for w in CORPUS.split_whitespace() {
-        let id = vocab.len();
-        vocab.entry(w.to_string()).or_insert(json!(id));
-    }
-    let t = json!({
-        "version": "1.0", "truncation": null, "padding": null, "added_tokens": [],
-        "normalizer": null, "pre_tokenizer": {"type": "WhitespaceSplit"},
-        "post_processor": null, "decoder": null,
-        "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "[UNK]"}
-    });
-    dir.file("tokenizer.json", &t.to_string())
 }
 
 /// `pacer llm URL --token ... -q QPS -z 1 --json` and `extra`; the report, after checking that

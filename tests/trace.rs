@@ -13,24 +13,6 @@ use pacer::mock::MockConfig;
 use serde_json::{Value, json};
 use util::*;
 
-/// A word-level `tokenizer.json` that splits on whitespace only, over the corpus's words: every
-/// text's token count is its word count, as the mock counts a prompt.
-fn word_tokenizer(dir: &TempDir) -> std::path::PathBuf {
-    let mut vocab = serde_json::Map::new();
-    vocab.insert("[UNK]".into(), json!(0));
-    for w in CORPUS.split_whitespace() {
-        let id = vocab.len();
-        vocab.entry(w.to_string()).or_insert(json!(id));
-    }
-    let t = json!({
-        "version": "1.0", "truncation": null, "padding": null, "added_tokens": [],
-        "normalizer": null, "pre_tokenizer": {"type": "WhitespaceSplit"},
-        "post_processor": null, "decoder": null,
-        "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "[UNK]"}
-    });
-    dir.file("tokenizer.json", &t.to_string())
-}
-
 fn lines(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path)
         .unwrap_or_default()

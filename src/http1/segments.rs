@@ -74,7 +74,8 @@ impl From<Vec<u8>> for Segments {
 }
 
 impl Segments {
-    /// The request of `parts` in order (empty ones dropped; one owned part is [`Segments::One`]).
+    /// The request of `parts` in order, empty ones dropped (a request of one owned run is
+    /// `Segments::from(Vec)`, [`Segments::One`]).
     pub fn from_parts(parts: Vec<Segment>) -> Segments {
         let parts: Vec<Segment> = parts.into_iter().filter(|s| !s.range.is_empty()).collect();
         let len = parts.iter().map(|s| s.range.len()).sum();

@@ -240,6 +240,39 @@ pub struct ReplayInfo {
 }
 
 impl WorkloadInfo {
+    /// A workload of `entries` from `source` that draws nothing and shares no prefix; the
+    /// kinds that do set their fields over it. Its sizes come from the requests once they are
+    /// built ([`WorkloadInfo::sized`]).
+    fn of(source: PromptSource, entries: usize, tokenizer: Option<PathBuf>) -> WorkloadInfo {
+        WorkloadInfo {
+            source,
+            entries,
+            skipped: 0,
+            shuffled: false,
+            distinct_requests: entries,
+            input_tokens: None,
+            output_tokens: None,
+            output_len_from_dataset: false,
+            prefix_tokens: 0,
+            prefix_groups: 1,
+            tokenizer,
+            seed: None,
+            payload: Map::new(),
+            replay: None,
+            held_bytes: 0,
+            wire_bytes: 0,
+        }
+    }
+
+    /// With the bytes `requests` hold (shared text once) and would hold copied whole.
+    fn sized(self, requests: &Requests) -> WorkloadInfo {
+        WorkloadInfo {
+            held_bytes: requests.total_bytes(),
+            wire_bytes: requests.wire_bytes(),
+            ..self
+        }
+    }
+
     /// Lengths counted by the model's tokenizer, or by the words-per-token rule of thumb.
     pub fn token_lengths(&self) -> &'static str {
         if self.tokenizer.is_some() {
@@ -317,26 +350,12 @@ pub(super) fn build(
             &template,
             tokenizer,
             |source, entries, blocks| WorkloadInfo {
-                source,
-                entries,
-                skipped: 0,
-                shuffled: false,
-                distinct_requests: entries,
-                input_tokens: None,
-                output_tokens: None,
-                output_len_from_dataset: false,
-                prefix_tokens: 0,
-                prefix_groups: 1,
-                tokenizer: w.tokenizer.clone(),
-                seed: None,
-                payload: Map::new(),
                 replay: Some(ReplayInfo {
                     speed: r.speed,
                     block_tokens: r.block_tokens,
                     blocks,
                 }),
-                held_bytes: 0,
-                wire_bytes: 0,
+                ..WorkloadInfo::of(source, entries, w.tokenizer.clone())
             },
         )?;
         let first = built.requests.first().to_vec();
@@ -345,8 +364,7 @@ pub(super) fn build(
             .position(|w| w == b"\r\n\r\n")
             .map_or(&first[..0], |at| &first[at + 4..]);
         built.info.payload = payload_echo(Some(body), &built.info.source, built.info.entries);
-        built.info.held_bytes = built.requests.total_bytes();
-        built.info.wire_bytes = built.requests.wire_bytes();
+        built.info = built.info.sized(&built.requests);
         return Ok(Some(built));
     }
     let prefix_tokens = w.prefix_tokens.unwrap_or(0);
@@ -482,8 +500,6 @@ pub(super) fn build(
         .collect();
     let payload = payload_echo(built.first_body().as_deref(), &source, entries.len());
     let info = WorkloadInfo {
-        source,
-        entries: entries.len(),
         skipped,
         shuffled: w.shuffle,
         distinct_requests: distinct_count,
@@ -492,12 +508,9 @@ pub(super) fn build(
         output_len_from_dataset: w.output_len_from_dataset,
         prefix_tokens,
         prefix_groups,
-        tokenizer: w.tokenizer.clone(),
         seed: seeded.then_some(seed),
         payload,
-        replay: None,
-        held_bytes: 0,
-        wire_bytes: 0,
+        ..WorkloadInfo::of(source, entries.len(), w.tokenizer.clone())
     };
     // The prompts are in the bodies now; each body is dropped as its request is made.
     drop(entries);
@@ -524,9 +537,7 @@ pub(super) fn build(
         prompt_tokens,
         groups,
     };
-    let mut info = info;
-    info.held_bytes = requests.total_bytes();
-    info.wire_bytes = requests.wire_bytes();
+    let info = info.sized(&requests);
     Ok(Some(Workload {
         requests,
         sessions: None,
@@ -662,23 +673,16 @@ fn sessions(
             path.display()
         )),
     );
+    // A session's turns are built on the lanes: none before the run, nothing held.
     let info = WorkloadInfo {
-        source: PromptSource::Dataset(path.clone()),
-        entries: plan.conversations.len(),
         skipped: d.skipped,
-        shuffled: false,
         distinct_requests: 0,
-        input_tokens: None,
-        output_tokens: None,
-        output_len_from_dataset: false,
-        prefix_tokens: 0,
-        prefix_groups: 1,
-        tokenizer: w.tokenizer.clone(),
-        seed: None,
         payload: echo,
-        replay: None,
-        held_bytes: 0,
-        wire_bytes: 0,
+        ..WorkloadInfo::of(
+            PromptSource::Dataset(path.clone()),
+            plan.conversations.len(),
+            w.tokenizer.clone(),
+        )
     };
     Ok(Workload {
         requests: Requests::single(request),

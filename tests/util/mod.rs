@@ -270,6 +270,25 @@ impl Drop for TempDir {
     }
 }
 
+/// A word-level `tokenizer.json` in `dir` that splits on whitespace only, over the synthetic
+/// corpus's words (so synthetic prompts decode and re-encode exactly): every text's token count
+/// is its word count, as the mock counts a prompt.
+pub fn word_tokenizer(dir: &TempDir) -> PathBuf {
+    let mut vocab = serde_json::Map::new();
+    vocab.insert("[UNK]".into(), serde_json::json!(0));
+    for w in pacer::llm::synth::CORPUS.split_whitespace() {
+        let id = vocab.len();
+        vocab.entry(w.to_string()).or_insert(serde_json::json!(id));
+    }
+    let t = serde_json::json!({
+        "version": "1.0", "truncation": null, "padding": null, "added_tokens": [],
+        "normalizer": null, "pre_tokenizer": {"type": "WhitespaceSplit"},
+        "post_processor": null, "decoder": null,
+        "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "[UNK]"}
+    });
+    dir.file("tokenizer.json", &t.to_string())
+}
+
 /// Where [`skip`] lists the tests that could not check what they are for on this machine; CI
 /// (`.ci/run`) prints the file after the suite, since a passing test's own output is hidden.
 pub fn skipped_list() -> PathBuf {
